@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Set up a fresh Debian 12 machine for spamdrill: the real programs it drills, then the
+# Python package with its test extras. Run as root (or with sudo). Starts no service:
+# spamdrill starts its own private copies.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PACKAGES=(
+  spamd spamc spamassassin        # the scanner, its client, the rules and SQL schemas
+  mariadb-server mariadb-client   # the per-user prefs / Bayes database
+  libdbd-mysql-perl               # spamd's SQL driver
+  maildrop                        # the MDA of the field report
+  nftables iproute2 util-linux    # namespaces, packet faults, unshare for a private resolv.conf
+  procps
+)
+
+if [ "$(id -u)" -ne 0 ]; then
+  echo "setup.sh: installing Debian packages needs root: run  sudo $0" >&2
+  exit 1
+fi
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+# --no-install-recommends: no razor/pyzor, which would talk to the outside world
+apt-get install -y -qq --no-install-recommends "${PACKAGES[@]}" >/dev/null
+# the packages may start their daemons where an init system runs: spamdrill needs none of
+# them, and a lab never touches them either way
+python3 -m pip install --quiet --disable-pip-version-check -e '.[test]'
+echo "setup.sh: ready. Try: spamdrill run"

@@ -1,0 +1,3 @@
+from spamdrill.cli import main
+
+main()

@@ -1,0 +1,79 @@
+"""Control of the lab DNS server: its zone, its per-name failure rules, and a real probe."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+from dnslib import DNSRecord
+
+from spamdrill.errors import SpamdrillError
+from spamdrill.lab.layout import Layout
+from spamdrill.proto.dns_policy import MODES, parse_rules
+
+DB_NAME = "db.lab.test"
+SPAMD_NAME = "spamd.lab.test"
+
+
+def write_zone(layout: Layout, hosts: dict[str, str], dnsbl_zones: tuple[str, ...]) -> None:
+    layout.dns_zone.write_text(json.dumps({"hosts": hosts, "dnsbl_zones": list(dnsbl_zones)}))
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def read_rules(layout: Layout) -> dict[str, dict[str, object]]:
+    try:
+        raw = json.loads(layout.dns_rules.read_text())
+    except FileNotFoundError:
+        return {}
+    return raw if isinstance(raw, dict) else {}
+
+
+def set_rule(layout: Layout, name: str, mode: str, delay: float = 0.0) -> None:
+    """Switch ``name`` (a host, a zone, or ``*``) to ``mode``; ``answer`` clears the rule."""
+    if mode not in MODES:
+        raise SpamdrillError(f"unknown DNS mode {mode!r}", "choose one of " + ", ".join(MODES))
+    if mode == "delay" and delay <= 0:
+        raise SpamdrillError("mode delay needs --delay SECONDS > 0")
+    rules = read_rules(layout)
+    key = name.rstrip(".").lower() if name != "*" else "*"
+    if mode == "answer":
+        rules.pop(key, None)
+    else:
+        rules[key] = {"mode": mode, "delay": delay}
+    parse_rules(rules)  # validate before the server sees it
+    _write_atomic(layout.dns_rules, json.dumps(rules, indent=1))
+
+
+def clear_rules(layout: Layout) -> None:
+    _write_atomic(layout.dns_rules, "{}")
+
+
+def server_argv(layout: Layout, host: str, port: int) -> list[str]:
+    return [
+        sys.executable, "-m", "spamdrill.lab.dns_server",
+        "--host", host, "--port", str(port),
+        "--zone", str(layout.dns_zone), "--rules", str(layout.dns_rules),
+        "--log", str(layout.dns_log),
+    ]
+
+
+def query(host: str, port: int, name: str, qtype: str = "A", tcp: bool = False,
+          timeout: float = 1.0) -> DNSRecord:
+    """Ask the lab server one question; raises OSError/TimeoutError when it does not answer."""
+    raw = DNSRecord.question(name, qtype).send(host, port, tcp=tcp, timeout=timeout)
+    return DNSRecord.parse(raw)
+
+
+def probe(host: str, port: int) -> bool:
+    try:
+        reply = query(host, port, DB_NAME, timeout=0.3)
+    except OSError:
+        return False
+    return bool(reply.rr)

@@ -1,0 +1,346 @@
+"""Bring a lab up, report its status, take it down. Orchestration only: each component's
+details live in its own module (mariadb, spamd, dns, maildrop)."""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import shutil
+import stat
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from spamdrill.errors import SpamdrillError
+from spamdrill.lab import dns, maildrop, mariadb, spamd
+from spamdrill.lab.config import LabConfig
+from spamdrill.lab.layout import Layout
+from spamdrill.lab.net import claim_port, free_loopback_53
+from spamdrill.lab.procs import (
+    Journal,
+    Proc,
+    is_alive,
+    kill_marked,
+    marked_pids,
+    session_members,
+    spawn,
+    stop,
+    wait_until,
+)
+from spamdrill.proto.spamd_log import describe_states, last_child_states
+
+# binary -> Debian package, checked before anything starts
+REQUIRED = {
+    "spamd": "spamd", "spamc": "spamc", "mariadbd": "mariadb-server",
+    "mariadb-install-db": "mariadb-server", "maildrop": "maildrop",
+    "maildirmake": "maildrop",
+}
+READY_TIMEOUT = 60.0
+STOP_ORDER = ("spamd", "dns", "mariadb")  # clients before the services they use
+LOOPBACK = "127.0.0.1"
+
+
+@dataclass
+class Component:
+    name: str
+    up: bool
+    pid: int | None
+    host: str | None
+    port: int | None
+    since: float | None = None
+    detail: str = ""
+
+    def public(self) -> dict[str, object]:
+        return {"name": self.name, "up": self.up, "pid": self.pid, "host": self.host,
+                "port": self.port, "uptime_s": round(time.time() - self.since, 1)
+                if self.up and self.since else None, "detail": self.detail}
+
+
+@dataclass
+class LabState:
+    """What ``lab.json`` holds: enough for any later process to find and drive the lab."""
+
+    run_dir: str
+    marker: str
+    started: float
+    spamd_host: str = LOOPBACK
+    spamd_port: int = 0
+    db_host: str = LOOPBACK
+    db_name: str = LOOPBACK
+    db_port: int = 0
+    dns_host: str = LOOPBACK
+    dns_port: int = 0
+    private_resolver: bool = False
+    users: dict[str, float] = field(default_factory=dict)
+    ready_s: dict[str, float] = field(default_factory=dict)
+    pids: dict[str, list[int | None]] = field(default_factory=dict)  # name -> [pid, ticks]
+
+    def save(self, layout: Layout) -> None:
+        layout.state.write_text(json.dumps(asdict(self), indent=1))
+
+    @classmethod
+    def load(cls, layout: Layout) -> LabState | None:
+        try:
+            return cls(**json.loads(layout.state.read_text()))
+        except (FileNotFoundError, json.JSONDecodeError, TypeError):
+            return None
+
+    @property
+    def layout(self) -> Layout:
+        return Layout(Path(self.run_dir))
+
+
+def preflight() -> None:
+    """One clear line for the first missing program, before anything is started."""
+    for binary, package in REQUIRED.items():
+        if shutil.which(binary) is None and not Path("/usr/sbin", binary).exists():
+            raise SpamdrillError(
+                f"{binary} not found (Debian package {package})",
+                "run: sudo scripts/setup.sh (or apt-get install " + package + ")",
+            )
+    if not (mariadb.SQL_DOC_DIR / "bayes_mysql.sql").exists():
+        raise SpamdrillError(f"{mariadb.SQL_DOC_DIR}/bayes_mysql.sql missing",
+                             "run: apt-get install spamassassin")
+
+
+def _path_env() -> dict[str, str]:
+    # mariadbd and spamd live in /usr/sbin, which an ordinary user's PATH may lack
+    path = os.environ.get("PATH", "/usr/bin:/bin")
+    return {"PATH": path + ":/usr/sbin:/sbin"} if "/usr/sbin" not in path else {}
+
+
+def _check_reachable(root: Path) -> None:
+    """As root, spamd and MariaDB drop privileges: every parent must be world-searchable."""
+    if os.geteuid() != 0:
+        return
+    for parent in [root, *root.parents]:
+        if not parent.stat().st_mode & stat.S_IXOTH:
+            raise SpamdrillError(
+                f"run directory {root} is not reachable by spamd's unprivileged user "
+                f"({parent} is mode {stat.S_IMODE(parent.stat().st_mode):o})",
+                "choose a --run-dir under /tmp",
+            )
+
+
+@contextlib.contextmanager
+def locked(layout: Layout) -> Iterator[None]:
+    """Only one spamdrill at a time may bring up or take down a given lab."""
+    layout.root.mkdir(parents=True, exist_ok=True)
+    with layout.lock.open("w") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise SpamdrillError(f"another spamdrill is working on the lab in {layout.root}",
+                                 "wait for it, or run spamdrill lab down") from None
+        yield
+
+
+def running(layout: Layout) -> list[Proc]:
+    return [p for p in Journal(layout.journal).started() if p.alive()]
+
+
+def lab_pids(run_dir: Path) -> set[int]:
+    """Every live process of the lab: the journaled leaders, their sessions, the marked."""
+    layout = Layout(run_dir.resolve())
+    pids: set[int] = set()
+    for ev in Journal(layout.journal).events():
+        pid, ticks = ev.get("pid"), ev.get("ticks")
+        if ev.get("event") == "start" and isinstance(pid, int) and isinstance(ticks, int):
+            pids.update(session_members(pid, ticks))
+    state = LabState.load(layout)
+    if state is not None:
+        pids.update(marked_pids(state.marker))
+    return pids
+
+
+Progress = Callable[[str], None]
+
+
+def up(run_dir: Path, config: LabConfig, progress: Progress = lambda _: None) -> LabState:
+    """Start every component, wait for real readiness, provision; all or nothing."""
+    layout = Layout(run_dir.resolve())
+    with locked(layout):
+        alive = running(layout)
+        if alive:
+            raise SpamdrillError(
+                f"a lab is already running in {layout.root} "
+                f"({', '.join(p.name for p in alive)})",
+                f"use it, or run: spamdrill lab down --run-dir {layout.root}",
+            )
+        preflight()
+        _teardown(layout)  # whatever a crashed earlier lab left here
+        _fresh(layout)
+        _check_reachable(layout.root)
+        try:
+            return _start_all(layout, config, progress)
+        except BaseException:
+            progress("start-up failed: stopping what was started")
+            _teardown(layout)
+            raise
+
+
+def _fresh(layout: Layout) -> None:
+    for child in layout.root.iterdir():
+        if child.name == layout.lock.name:
+            continue
+        if child.is_dir() and not child.is_symlink():
+            shutil.rmtree(child)
+        else:
+            child.unlink()
+    for d in (layout.db_dir, layout.spamd_dir, layout.dns_dir, layout.maildrop_dir,
+              layout.mail_dir):
+        d.mkdir(parents=True)
+    os.chmod(layout.root, 0o755)
+
+
+def _start_all(layout: Layout, config: LabConfig, progress: Progress) -> LabState:
+    journal = Journal(layout.journal)
+    root = os.geteuid() == 0
+    state = LabState(run_dir=str(layout.root), marker=uuid.uuid4().hex, started=time.time(),
+                     users=dict(config.users), private_resolver=root)
+    # ports first, so a taken one fails before anything runs
+    state.spamd_port = claim_port(LOOPBACK, config.spamd.port, "spamd")
+    state.db_port = claim_port(LOOPBACK, config.database.port, "MariaDB")
+    if root:
+        # libc needs port 53: a private 127.53.x.y of our own, used only by spamd's namespace
+        state.dns_host = free_loopback_53()
+        state.dns_port = 53
+        state.db_name = dns.DB_NAME
+    else:
+        state.dns_port = claim_port(LOOPBACK, config.dns.port, "lab DNS", udp=True)
+    state.save(layout)
+    env = _path_env()
+
+    def launch(name: str, argv: list[str], log: Path) -> Proc:
+        proc = spawn(name, argv, log=log, journal=journal, marker=state.marker, env=env)
+        state.pids[name] = [proc.pid, proc.ticks]
+        state.save(layout)
+        return proc
+
+    t0 = time.monotonic()
+    progress("lab DNS: starting")
+    dns.write_zone(layout, {dns.DB_NAME: LOOPBACK, dns.SPAMD_NAME: LOOPBACK},
+                   config.dns.zones)
+    dns.clear_rules(layout)
+    dns_proc = launch("dns", dns.server_argv(layout, state.dns_host, state.dns_port),
+                      layout.dns_out)
+
+    progress("MariaDB: creating the datadir")
+    mariadb.install_datadir(layout)
+    db_proc = launch("mariadb", mariadb.server_argv(layout, config, state.db_port),
+                     layout.db_log.with_suffix(".out"))
+
+    progress("spamd: writing its site config and starting")
+    spamd.write_site_config(layout, config, db_host=state.db_name, db_port=state.db_port,
+                            dns_host=state.dns_host, dns_port=state.dns_port)
+    spamd.chown_for_children(layout)
+    spamd_proc = launch(
+        "spamd", spamd.argv(layout, config, state.spamd_port,
+                            private_resolver=state.private_resolver), layout.spamd_out)
+
+    progress("maildrop: Maildirs and maildroprc")
+    maildrop.setup(layout, config, LOOPBACK, state.spamd_port)
+
+    state.ready_s["dns"] = wait_until(
+        dns_proc, lambda: dns.probe(state.dns_host, state.dns_port), READY_TIMEOUT,
+        "DNS query")
+    progress("lab DNS: answering")
+    state.ready_s["mariadb"] = wait_until(db_proc, lambda: mariadb.probe(layout),
+                                          READY_TIMEOUT, "SELECT 1")
+    mariadb.provision(layout, config)
+    progress("MariaDB: ready, SpamAssassin schema loaded")
+    state.ready_s["spamd"] = wait_until(
+        spamd_proc, lambda: spamd.ping(LOOPBACK, state.spamd_port), READY_TIMEOUT, "PING")
+    progress("spamd: PONG")
+    state.ready_s["all"] = time.monotonic() - t0
+    state.save(layout)
+    return state
+
+
+def status(run_dir: Path) -> tuple[LabState | None, list[Component]]:
+    layout = Layout(run_dir.resolve())
+    state = LabState.load(layout)
+    if state is None:
+        return None, []
+
+    def proc_up(name: str) -> tuple[bool, int | None]:
+        pid, ticks = state.pids.get(name) or [None, None]
+        return (pid is not None and is_alive(pid, ticks)), pid
+
+    comps: list[Component] = []
+    up_dns, pid = proc_up("dns")
+    comps.append(Component("dns", up_dns and dns.probe(state.dns_host, state.dns_port), pid,
+                           state.dns_host, state.dns_port, state.started,
+                           _dns_detail(layout)))
+    up_db, pid = proc_up("mariadb")
+    comps.append(Component("mariadb", up_db and mariadb.probe(layout), pid, LOOPBACK,
+                           state.db_port, state.started, f"spamd's DSN host: {state.db_name}"))
+    up_spamd, pid = proc_up("spamd")
+    comps.append(Component("spamd", up_spamd and spamd.ping(LOOPBACK, state.spamd_port), pid,
+                           LOOPBACK, state.spamd_port, state.started,
+                           _spamd_detail(layout)))
+    has_rc = layout.maildroprc.exists()
+    comps.append(Component("maildrop", has_rc and shutil.which("maildrop") is not None, None,
+                           None, None, state.started, str(layout.maildroprc)))
+    return state, comps
+
+
+def _spamd_detail(layout: Layout) -> str:
+    try:
+        text = layout.spamd_log.read_text(errors="replace")
+    except OSError:
+        return "no log yet"
+    states = last_child_states(text)
+    return f"children: {states} ({describe_states(states)})" if states else "no child states"
+
+
+def _dns_detail(layout: Layout) -> str:
+    rules = dns.read_rules(layout)
+    if not rules:
+        return "all names answer"
+    return "; ".join(f"{name}: {r.get('mode')}" for name, r in sorted(rules.items()))
+
+
+def _proc_of(event: dict[str, object]) -> Proc | None:
+    pid, ticks = event.get("pid"), event.get("ticks")
+    if event.get("event") != "start" or not isinstance(pid, int):
+        return None
+    return Proc(name=str(event.get("name")), pid=pid,
+                ticks=ticks if isinstance(ticks, int) else None,
+                log=Path(str(event.get("log", "/dev/null"))))
+
+
+def down(run_dir: Path) -> list[str]:
+    """Stop everything this lab started, even if the process that started it was killed."""
+    layout = Layout(run_dir.resolve())
+    if not layout.root.exists():
+        return []
+    with locked(layout):
+        return _teardown(layout)
+
+
+def _teardown(layout: Layout) -> list[str]:
+    journal = Journal(layout.journal)
+    # every start ever journaled, stopped or not: a leader that died on its own may have
+    # left children in its session
+    procs = [p for ev in journal.events() if (p := _proc_of(ev)) is not None]
+    order = {name: i for i, name in enumerate(STOP_ORDER)}
+    stopped = []
+    for proc in sorted(procs, key=lambda p: order.get(p.name, len(order))):
+        if proc.alive():
+            stopped.append(proc.name)
+            stop(proc, journal)
+        else:
+            stop(proc, None)  # kills what it left in its session, if anything
+    state = LabState.load(layout)
+    if state is not None:
+        leftovers = kill_marked(state.marker)
+        if leftovers:
+            stopped.append(f"{len(leftovers)} stray process(es)")
+        layout.state.unlink()
+    return stopped
+

@@ -1,0 +1,108 @@
+"""maildrop with a generated filter shaped like the field report's /etc/maildroprc.
+
+The report's global /etc/maildroprc is compiled into maildrop; the lab never writes /etc, so
+it runs maildrop in filter-file mode (``maildrop FILTER USER``, ``$1`` is the user) with the
+same logic: below a size limit, ``xfilter`` through spamc; spam to ``.Spam/``; log each step
+(to the lab's log file: these machines have no syslog).
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import shutil
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from spamdrill.errors import SpamdrillError
+from spamdrill.lab.config import LabConfig
+from spamdrill.lab.layout import Layout
+
+
+def spamc_command(config: LabConfig, host: str, port: int) -> list[str]:
+    """spamc as maildrop's xfilter runs it; ``-u`` is appended per user in the filter."""
+    spamc = shutil.which("spamc") or "/usr/bin/spamc"
+    return [spamc, "-d", host, "-p", str(port), *config.maildrop.spamc_args]
+
+
+def render_filter(layout: Layout, config: LabConfig, spamc: list[str]) -> str:
+    quoted = " ".join(shlex.quote(a) for a in spamc)
+    return f"""\
+# spamdrill lab maildroprc (generated): the field report's /etc/maildroprc, in filter mode
+LABUSER="$1"
+DEFAULT="{layout.mail_dir}/$LABUSER/Maildir"
+logfile "{layout.maildrop_log}"
+
+exception {{
+  if ( $SIZE < {config.maildrop.size_limit} )
+  {{
+    log "Checking for spam: $LABUSER"
+    xfilter "{quoted} -u $LABUSER"
+  }}
+  if (/^X-Spam-Flag: YES/)
+  {{
+    exception {{
+      log "Found spam: $LABUSER"
+      to "$DEFAULT/.Spam/"
+    }}
+  }}
+  else
+  {{
+    log "Delivering: $LABUSER $DEFAULT"
+  }}
+}}
+to "$DEFAULT/"
+"""
+
+
+def _maildirmake(*args: str) -> None:
+    try:
+        done = subprocess.run(["maildirmake", *args], capture_output=True, text=True, timeout=30)
+    except FileNotFoundError:
+        raise SpamdrillError("maildirmake not found (Debian package maildrop)",
+                             "run scripts/setup.sh") from None
+    if done.returncode != 0:
+        raise SpamdrillError(f"maildirmake {' '.join(args)} failed: {done.stderr.strip()}")
+
+
+def setup(layout: Layout, config: LabConfig, spamd_host: str, spamd_port: int) -> None:
+    """Maildirs with quotas (and a .Spam folder) for each lab user, and the filter file."""
+    layout.maildrop_dir.mkdir(parents=True, exist_ok=True)
+    for user in config.users:
+        maildir = layout.maildir(user)
+        maildir.parent.mkdir(parents=True, exist_ok=True)
+        if not maildir.exists():
+            _maildirmake(str(maildir))
+            _maildirmake("-f", "Spam", str(maildir))
+            _maildirmake("-q", config.maildrop.quota, str(maildir))
+    text = render_filter(layout, config, spamc_command(config, spamd_host, spamd_port))
+    layout.maildroprc.write_text(text)
+    # maildrop refuses a filter file that others can write
+    os.chmod(layout.maildroprc, 0o600)
+
+
+@dataclass(frozen=True)
+class Delivery:
+    status: int
+    stderr: str
+    seconds: float
+
+
+def deliver(layout: Layout, user: str, message: bytes, timeout: float = 600.0) -> Delivery:
+    """Run the real maildrop on one message, as Postfix's pipe(8) would."""
+    t0 = time.monotonic()
+    done = subprocess.run(
+        ["maildrop", str(layout.maildroprc), user],
+        input=message, capture_output=True, timeout=timeout,
+    )
+    return Delivery(done.returncode, done.stderr.decode(errors="replace"),
+                    time.monotonic() - t0)
+
+
+def count_messages(layout: Layout, user: str, folder: str = "") -> int:
+    """Messages in the user's inbox, or in ``.Spam`` etc. (both new/ and cur/)."""
+    base: Path = layout.maildir(user) / folder if folder else layout.maildir(user)
+    return sum(1 for sub in ("new", "cur") if (base / sub).is_dir()
+               for _ in (base / sub).iterdir())

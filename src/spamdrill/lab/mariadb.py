@@ -1,0 +1,118 @@
+"""A private MariaDB with SpamAssassin's SQL schema.
+
+Own datadir, socket and 127.0.0.1 port; ``--no-defaults`` so /etc/mysql is never read;
+``--skip-name-resolve`` so the server itself never asks a resolver. The schemas are the ones
+the installed spamassassin package ships (``/usr/share/doc/spamassassin/sql``).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+from pathlib import Path
+
+import pymysql
+
+from spamdrill.errors import SpamdrillError
+from spamdrill.lab.config import LabConfig
+from spamdrill.lab.layout import Layout
+
+SQL_DOC_DIR = Path("/usr/share/doc/spamassassin/sql")
+SCHEMAS = ("bayes_mysql.sql", "userpref_mysql.sql")
+SA_DB = "spamassassin"
+SA_USER = "spamass"
+
+
+def _run_as() -> list[str]:
+    # mariadbd refuses to run as root unless told which user to be
+    return ["--user=root"] if os.geteuid() == 0 else []
+
+
+def install_datadir(layout: Layout) -> None:
+    """Create the system tables (mariadb-install-db: ~0.6 s here)."""
+    layout.db_data.mkdir(parents=True, exist_ok=True)
+    argv = [
+        "mariadb-install-db", "--no-defaults", f"--datadir={layout.db_data}",
+        "--auth-root-authentication-method=normal", "--skip-test-db", *_run_as(),
+    ]
+    try:
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=120)
+    except FileNotFoundError:
+        raise SpamdrillError(
+            "mariadb-install-db not found (Debian package mariadb-server)",
+            "run scripts/setup.sh",
+        ) from None
+    if done.returncode != 0:
+        (layout.db_dir / "install-db.log").write_text(done.stdout + done.stderr)
+        last = (done.stderr.strip().splitlines() or ["no output"])[-1]
+        raise SpamdrillError(f"mariadb-install-db failed: {last}",
+                             f"see {layout.db_dir / 'install-db.log'}")
+
+
+def server_argv(layout: Layout, config: LabConfig, port: int) -> list[str]:
+    return [
+        "mariadbd", "--no-defaults", f"--datadir={layout.db_data}",
+        f"--socket={layout.db_socket}", f"--port={port}", "--bind-address=127.0.0.1",
+        f"--pid-file={layout.db_dir / 'mariadbd.pid'}", f"--log-error={layout.db_log}",
+        "--skip-name-resolve", "--skip-log-bin", "--innodb-buffer-pool-size=32M",
+        f"--max-connections={config.database.max_connections}",
+        *_run_as(),
+    ]
+
+
+def admin(layout: Layout, timeout: float = 2.0) -> pymysql.connections.Connection:
+    """A root connection over the lab's private socket."""
+    return pymysql.connect(unix_socket=str(layout.db_socket), user="root",
+                           connect_timeout=timeout, autocommit=True)
+
+
+def probe(layout: Layout) -> bool:
+    """``SELECT 1`` over the socket."""
+    if not layout.db_socket.exists():
+        return False
+    try:
+        with admin(layout, timeout=0.5) as conn, conn.cursor() as cur:
+            cur.execute("SELECT 1")
+            return cur.fetchone() == (1,)
+    except pymysql.MySQLError:
+        return False
+
+
+def schema_statements(sql: str) -> list[str]:
+    """Split a schema file into statements (no procedures in SpamAssassin's files)."""
+    sql = re.sub(r"^\s*--.*$", "", sql, flags=re.M)
+    return [s.strip() for s in sql.split(";") if s.strip()]
+
+
+def provision(layout: Layout, config: LabConfig) -> None:
+    """Create the SA database, its user, the schema and the lab users' ``required_score``."""
+    password = config.database.password
+    with admin(layout) as conn, conn.cursor() as cur:
+        cur.execute(f"CREATE DATABASE IF NOT EXISTS {SA_DB}")
+        for host in ("localhost", "127.0.0.1", "%"):
+            cur.execute("CREATE USER IF NOT EXISTS %s@%s IDENTIFIED BY %s",
+                        (SA_USER, host, password))
+            cur.execute(f"GRANT ALL ON {SA_DB}.* TO %s@%s", (SA_USER, host))
+        cur.execute(f"USE {SA_DB}")
+        for name in SCHEMAS:
+            path = SQL_DOC_DIR / name
+            try:
+                text = path.read_text()
+            except FileNotFoundError:
+                raise SpamdrillError(f"SpamAssassin SQL schema {path} missing",
+                                     "install the Debian package spamassassin") from None
+            for stmt in schema_statements(text):
+                cur.execute(stmt.replace("CREATE TABLE ", "CREATE TABLE IF NOT EXISTS ", 1))
+        for user, score in config.users.items():
+            cur.execute(
+                "INSERT INTO userpref (username, preference, value) VALUES (%s, %s, %s)",
+                (user, "required_score", f"{score:g}"),
+            )
+
+
+def bayes_token_count(layout: Layout) -> int:
+    with admin(layout) as conn, conn.cursor() as cur:
+        cur.execute(f"SELECT COUNT(*) FROM {SA_DB}.bayes_token")
+        row = cur.fetchone()
+    return int(row[0]) if row else 0

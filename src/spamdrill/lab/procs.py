@@ -1,0 +1,256 @@
+"""Supervised lab processes: start, journal, readiness, stop, and clean-up after a crash.
+
+Every process is started in its own session (so its process group is its pid and a whole
+tree can be signalled at once), with the lab's marker in its environment, and recorded in the
+run directory's journal *before* anything waits on it. ``lab down`` therefore finds what a
+SIGKILLed ``lab up`` left: first from the journal (pid plus kernel start time, so a recycled
+pid is never killed), then by scanning /proc for the marker, which also catches spamd's
+forked children.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import signal
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from spamdrill.errors import SpamdrillError
+
+MARKER = "SPAMDRILL_LAB"
+_ERROR_LINE = re.compile(r"unknown option|error|fail|can't|cannot|denied|invalid", re.I)
+
+
+def _stat(pid: int) -> list[str] | None:
+    """/proc/PID/stat fields after the command name, or None for a finished process."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    # the command name may hold spaces and parentheses: split after the last ')'
+    rest = stat.rsplit(")", 1)[1].split()
+    if rest[0] in ("Z", "X"):  # a zombie has finished; nobody reaped it yet
+        return None
+    return rest
+
+
+def start_ticks(pid: int) -> int | None:
+    """The process's start time in clock ticks since boot (field 22 of /proc/PID/stat)."""
+    rest = _stat(pid)
+    return int(rest[19]) if rest else None
+
+
+def session_members(sid: int, not_before: int) -> list[int]:
+    """Live processes in session ``sid`` that started no earlier than its leader did.
+
+    Every lab process leads its own session, and its children stay in it: spamd's children
+    rewrite their environment area when they set $0 to "spamd child", so the marker alone
+    cannot find them. The start-time bound keeps a recycled sid from matching.
+    """
+    out = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        rest = _stat(int(entry.name))
+        if rest and int(rest[3]) == sid and int(rest[19]) >= not_before:
+            out.append(int(entry.name))
+    return out
+
+
+def is_alive(pid: int, ticks: int | None) -> bool:
+    # no recorded start time means it had already exited when journaled: never signal a
+    # pid we cannot prove is ours
+    return ticks is not None and start_ticks(pid) == ticks
+
+
+@dataclass
+class Proc:
+    name: str
+    pid: int
+    ticks: int | None
+    log: Path
+    popen: subprocess.Popen[bytes] | None = None
+
+    def alive(self) -> bool:
+        if self.popen is not None and self.popen.poll() is not None:
+            return False
+        return is_alive(self.pid, self.ticks)
+
+    def log_tail(self, lines: int = 2) -> str:
+        """The telling part of the output: the first error-looking line, else the last lines.
+
+        spamd, for one, prints ``Unknown option: x`` and then its whole usage text.
+        """
+        try:
+            text = [ln.strip() for ln in self.log.read_text(errors="replace").splitlines()]
+        except OSError:
+            return ""
+        text = [ln for ln in text if ln]
+        for line in text:
+            if _ERROR_LINE.search(line):
+                return line
+        return " | ".join(text[-lines:])
+
+
+class Journal:
+    """Append-only JSON lines: what was started and stopped, so any later process can heal."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def record(self, **event: object) -> None:
+        event.setdefault("time", time.time())
+        with self.path.open("a") as fh:
+            fh.write(json.dumps(event) + "\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+
+    def events(self) -> list[dict[str, object]]:
+        try:
+            lines = self.path.read_text().splitlines()
+        except FileNotFoundError:
+            return []
+        out = []
+        for line in lines:
+            with contextlib.suppress(json.JSONDecodeError):  # a line cut by a crash
+                out.append(json.loads(line))
+        return out
+
+    def started(self) -> list[Proc]:
+        """Processes started and not recorded as stopped, in start order."""
+        procs: dict[int, Proc] = {}
+        for ev in self.events():
+            pid = ev.get("pid")
+            if not isinstance(pid, int):
+                continue
+            if ev.get("event") == "start":
+                ticks = ev.get("ticks")
+                procs[pid] = Proc(
+                    name=str(ev.get("name")),
+                    pid=pid,
+                    ticks=ticks if isinstance(ticks, int) else None,
+                    log=Path(str(ev.get("log", "/dev/null"))),
+                )
+            elif ev.get("event") == "stop":
+                procs.pop(pid, None)
+        return list(procs.values())
+
+
+def spawn(
+    name: str,
+    argv: list[str],
+    *,
+    log: Path,
+    journal: Journal,
+    marker: str,
+    env: dict[str, str] | None = None,
+    cwd: Path | None = None,
+) -> Proc:
+    """Start ``argv`` detached in its own session, output to ``log``, and journal it."""
+    full_env = {**os.environ, **(env or {}), MARKER: marker}
+    try:
+        with log.open("ab") as out:
+            popen = subprocess.Popen(
+                argv,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                env=full_env,
+                cwd=cwd,
+                start_new_session=True,
+            )
+    except FileNotFoundError:
+        raise SpamdrillError(
+            f"cannot start {name}: {argv[0]} not found", "run scripts/setup.sh"
+        ) from None
+    proc = Proc(name=name, pid=popen.pid, ticks=start_ticks(popen.pid), log=log, popen=popen)
+    journal.record(event="start", name=name, pid=proc.pid, ticks=proc.ticks, log=str(log),
+                   argv=argv)
+    return proc
+
+
+def wait_until(
+    proc: Proc, ready: Callable[[], bool], timeout: float, what: str
+) -> float:
+    """Poll a real probe until it succeeds; fail fast if the process dies.
+
+    Returns the seconds it took. Backs off from 20 ms to 200 ms between probes: this is a
+    readiness poll, not a sleep standing in for one.
+    """
+    t0 = time.monotonic()
+    pause = 0.02
+    while True:
+        if ready():
+            return time.monotonic() - t0
+        if not proc.alive():
+            raise SpamdrillError(
+                f"{proc.name} exited during start-up: {proc.log_tail() or 'no output'}",
+                f"see {proc.log}",
+            )
+        if time.monotonic() - t0 > timeout:
+            raise SpamdrillError(
+                f"{proc.name} not ready after {timeout:.0f} s ({what})", f"see {proc.log}"
+            )
+        time.sleep(pause)
+        pause = min(pause * 1.5, 0.2)
+
+
+def _signal_group(pid: int, sig: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pid, sig)
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.kill(pid, sig)
+
+
+def stop(proc: Proc, journal: Journal | None, grace: float = 10.0) -> None:
+    """SIGTERM the process group, wait up to ``grace`` s, then SIGKILL it."""
+    if proc.alive():
+        _signal_group(proc.pid, signal.SIGTERM)
+        deadline = time.monotonic() + grace
+        while proc.alive() and time.monotonic() < deadline:
+            if proc.popen is not None:
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    proc.popen.wait(0.05)
+            else:
+                time.sleep(0.05)
+        if proc.alive():
+            _signal_group(proc.pid, signal.SIGKILL)
+    if proc.ticks is not None:  # children the leader left behind
+        for pid in session_members(proc.pid, proc.ticks):
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, signal.SIGKILL)
+    if proc.popen is not None:
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.popen.wait(2)
+    if journal is not None:
+        journal.record(event="stop", name=proc.name, pid=proc.pid)
+
+
+def marked_pids(marker: str) -> Iterator[int]:
+    """Pids of live processes whose environment carries this lab's marker."""
+    needle = f"{MARKER}={marker}".encode()
+    me = os.getpid()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == me:
+            continue
+        try:
+            environ = (entry / "environ").read_bytes()
+        except OSError:
+            continue
+        if needle in environ.split(b"\0") and start_ticks(int(entry.name)) is not None:
+            yield int(entry.name)
+
+
+def kill_marked(marker: str) -> list[int]:
+    """SIGKILL every live process carrying the marker; returns their pids."""
+    pids = list(marked_pids(marker))
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(pid, signal.SIGKILL)
+    return pids

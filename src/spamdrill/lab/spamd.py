@@ -1,0 +1,137 @@
+"""A real spamd with its own site config: SQL user prefs, Bayes in SQL, the lab's DNS.
+
+``--siteconfigpath`` points at the lab's directory, so /etc/spamassassin is never read; the
+plugin list is written here (it normally comes from /etc/spamassassin/*.pre) without the
+plugins that open their own network connections (Razor2, Pyzor, DCC, SpamCop, DKIM, SPF,
+DMARC). ``dns_server`` sends SpamAssassin's own DNS queries to the lab server. As root, spamd
+also runs in a private mount namespace whose /etc/resolv.conf names the lab server, so the
+database host name in the DSN is resolved there too, as in the field report.
+"""
+
+from __future__ import annotations
+
+import os
+import pwd
+import socket
+from pathlib import Path
+
+from spamdrill.lab.config import LabConfig
+from spamdrill.lab.layout import Layout
+from spamdrill.proto.spamd_wire import ProtocolError, parse_reply, ping_request
+
+RULES_DIR = Path("/usr/share/spamassassin")
+
+PLUGINS = (
+    "Check", "HTTPSMismatch", "URIDetail", "Bayes", "BodyEval", "DNSEval", "HTMLEval",
+    "HeaderEval", "MIMEEval", "RelayEval", "URIEval", "WLBLEval", "VBounce", "ImageInfo",
+    "FreeMail", "AskDNS", "HashBL", "URIDNSBL", "AutoLearnThreshold", "WelcomeListSubject",
+    "MIMEHeader", "ReplaceTags",
+)
+
+UNPRIVILEGED_USERS = ("debian-spamd", "nobody")
+
+
+def child_user() -> str | None:
+    """The user spamd's children run as when the lab runs as root."""
+    if os.geteuid() != 0:
+        return None
+    for name in UNPRIVILEGED_USERS:
+        try:
+            pwd.getpwnam(name)
+            return name
+        except KeyError:
+            continue
+    return "nobody"
+
+
+def write_site_config(layout: Layout, config: LabConfig, *, db_host: str, db_port: int,
+                      dns_host: str, dns_port: int) -> None:
+    site = layout.spamd_site
+    site.mkdir(parents=True, exist_ok=True)
+    (site / "init.pre").write_text(
+        "# spamdrill lab: plugins (no plugin that talks to the network on its own)\n"
+        + "".join(f"loadplugin Mail::SpamAssassin::Plugin::{p}\n" for p in PLUGINS)
+    )
+    dsn = f"DBI:mysql:database=spamassassin;host={db_host};port={db_port}"
+    password = config.database.password
+    (site / "local.cf").write_text(f"""\
+# spamdrill lab site config (generated)
+required_score 5.0
+
+# DNS: only the lab's server, always considered available
+dns_server {dns_host}:{dns_port}
+dns_available yes
+
+# per-user preferences from SQL (spamd --sql-config)
+user_scores_dsn {dsn}
+user_scores_sql_username spamass
+user_scores_sql_password {password}
+
+# Bayes in SQL with autolearn
+bayes_store_module Mail::SpamAssassin::BayesStore::MySQL
+bayes_sql_dsn {dsn}
+bayes_sql_username spamass
+bayes_sql_password {password}
+use_bayes 1
+bayes_auto_learn 1
+bayes_auto_expire 0
+bayes_auto_learn_threshold_nonspam 3.0
+bayes_auto_learn_threshold_spam 12.0
+""")
+    layout.spamd_home.mkdir(parents=True, exist_ok=True)
+    layout.resolv_conf.write_text(f"nameserver {dns_host}\noptions timeout:1 attempts:1\n")
+
+
+def argv(layout: Layout, config: LabConfig, port: int, *, private_resolver: bool) -> list[str]:
+    cmd = [
+        "spamd",
+        f"--siteconfigpath={layout.spamd_site}",
+        f"--configpath={RULES_DIR}",
+        "--nouser-config", "--sql-config",
+        f"--listen=127.0.0.1:{port}",
+        "--allowed-ips=127.0.0.0/8",
+        f"--pidfile={layout.spamd_pid}",
+        f"--syslog={layout.spamd_log}",
+        f"--helper-home-dir={layout.spamd_home}",
+        *config.spamd.flags(),
+    ]
+    user = child_user()
+    if user is not None:
+        cmd.append(f"--username={user}")
+    if private_resolver:
+        # a private mount namespace: bind the lab's resolv.conf over /etc/resolv.conf for
+        # spamd alone; the machine's file is untouched
+        script = 'mount --bind "$0" /etc/resolv.conf && exec "$@"'
+        cmd = ["unshare", "--mount", "--propagation", "private", "sh", "-c", script,
+               str(layout.resolv_conf), *cmd]
+    return cmd
+
+
+def chown_for_children(layout: Layout) -> None:
+    """spamd drops to its user before it opens some files: let it write its own."""
+    user = child_user()
+    if user is None:
+        return
+    entry = pwd.getpwnam(user)
+    layout.spamd_log.touch()
+    for path in (layout.spamd_log, layout.spamd_home):
+        os.chown(path, entry.pw_uid, entry.pw_gid)
+
+
+def ping(host: str, port: int, timeout: float = 1.0) -> bool:
+    """A real SPAMC ``PING``; True on ``SPAMD/1.x 0 PONG``."""
+    try:
+        with socket.create_connection((host, port), timeout=timeout) as s:
+            s.sendall(ping_request())
+            data = b""
+            while True:
+                chunk = s.recv(256)
+                if not chunk:
+                    break
+                data += chunk
+                reply = parse_reply(data)
+                if reply is not None:
+                    return reply.ok and reply.message.strip() == "PONG"
+    except (OSError, ProtocolError):
+        return False
+    return False

@@ -1,0 +1,1 @@
+"""Sans-IO protocol and format code: bytes and text in, values out, no sockets or files."""

@@ -1,0 +1,89 @@
+"""Sans-IO cores: the SPAMD wire format, spamd's log, the DNS policy, the lab config."""
+
+from __future__ import annotations
+
+import pytest
+from dnslib import DNSRecord
+
+from spamdrill.errors import SpamdrillError
+from spamdrill.lab.config import from_dict
+from spamdrill.proto.dns_policy import Rule, Zone, decide, rule_for
+from spamdrill.proto.spamd_log import describe_states, last_child_states
+from spamdrill.proto.spamd_wire import ProtocolError, build_request, parse_reply, ping_request
+
+
+def test_ping_request_is_what_spamc_sends() -> None:
+    assert ping_request() == b"PING SPAMC/1.5\r\n\r\n"
+
+
+def test_request_with_body_has_content_length() -> None:
+    req = build_request("CHECK", {"User": "alice"}, b"abc")
+    assert req == b"CHECK SPAMC/1.5\r\nUser: alice\r\nContent-length: 3\r\n\r\nabc"
+
+
+def test_parse_pong_and_partial() -> None:
+    assert parse_reply(b"SPAMD/1.5 0 PO") is None
+    reply = parse_reply(b"SPAMD/1.5 0 PONG\r\n")
+    assert reply is not None and reply.ok and reply.message == "PONG"
+
+
+def test_parse_reply_with_headers_and_error_code() -> None:
+    reply = parse_reply(b"SPAMD/1.1 0 EX_OK\r\nSpam: True ; 1000.0 / 5.0\r\n\r\nbody")
+    assert reply is not None and reply.headers["spam"] == "True ; 1000.0 / 5.0"
+    assert reply.body == b"body"
+    bad = parse_reply(b"SPAMD/1.0 76 Bad header line: x\r\n")
+    assert bad is not None and not bad.ok and bad.code == 76
+
+
+@pytest.mark.parametrize("junk", [b"HTTP/1.1 200 OK\r\n", b"SPAMD/1.5 x y\r\n", b"x" * 600])
+def test_parse_reply_rejects_non_spamd(junk: bytes) -> None:
+    with pytest.raises(ProtocolError):
+        parse_reply(junk)
+
+
+def test_child_states_from_log() -> None:
+    log = ("... prefork: child states: S\n... prefork: child states: BI\n"
+           "... spamd: connection from localhost\n")
+    assert last_child_states(log) == "BI"
+    assert describe_states("BIIK") == "1 busy, 2 idle, 1 killed"
+    assert last_child_states("nothing here") is None
+
+
+ZONE = Zone(hosts={"db.lab.test": "127.0.0.1"}, dnsbl_zones=("zen.spamhaus.org",))
+
+
+def ask(name: str, rules: dict[str, Rule] | None = None, qtype: str = "A"):  # type: ignore[no-untyped-def]
+    return decide(DNSRecord.question(name, qtype).pack(), ZONE, rules or {})
+
+
+def test_dns_policy_answers_and_nxdomain() -> None:
+    d = ask("db.lab.test")
+    assert d.action == "answer" and d.reply is not None
+    assert [str(r.rdata) for r in DNSRecord.parse(d.reply).rr] == ["127.0.0.1"]
+    assert DNSRecord.parse(ask("www.example.com").reply).header.rcode == 3
+    listed = DNSRecord.parse(ask("2.0.0.127.zen.spamhaus.org").reply)
+    assert [str(r.rdata) for r in listed.rr] == ["127.0.0.2"]
+
+
+def test_dns_rules_match_exact_then_zone_then_star() -> None:
+    rules = {"zen.spamhaus.org": Rule("drop"), "*": Rule("servfail"),
+             "db.lab.test": Rule("delay", 2.0)}
+    assert rule_for("2.0.0.127.zen.spamhaus.org", rules).mode == "drop"
+    assert rule_for("db.lab.test", rules).mode == "delay"
+    assert rule_for("other.test", rules).mode == "servfail"
+    assert ask("2.0.0.127.zen.spamhaus.org", rules).reply is None
+    delayed = ask("db.lab.test", rules)
+    assert delayed.delay == 2.0 and delayed.reply is not None
+    assert ask("garbage", {}).action == "answer"
+    assert decide(b"\x00\x01", ZONE, {}).action == "garbage"
+
+
+def test_config_rejects_nonsense_and_builds_flags() -> None:
+    cfg = from_dict({"spamd": {"max_children": 1, "max-conn-per-child": 1}})
+    assert "--max-children=1" in cfg.spamd.flags()
+    assert "--max-conn-per-child=1" in cfg.spamd.flags()
+    for bad in ({"spamd": {"max_children": 0}}, {"spamd": {"max_children": True}},
+                {"users": {"a b": 1}}, {"spamd": {"extra_args": "x"}},
+                {"database": {"port": -1}}):
+        with pytest.raises(SpamdrillError):
+            from_dict(bad)
