@@ -32,6 +32,9 @@ def render_filter(layout: Layout, config: LabConfig, spamc: list[str]) -> str:
     return f"""\
 # spamdrill lab maildroprc (generated): the field report's /etc/maildroprc, in filter mode
 LABUSER="$1"
+# maildrop runs xfilter through $SHELL, taken from the passwd entry: for a system user
+# (nobody, debian-spamd) that is nologin, and every xfilter fails
+SHELL="/bin/sh"
 DEFAULT="{layout.mail_dir}/$LABUSER/Maildir"
 logfile "{layout.maildrop_log}"
 

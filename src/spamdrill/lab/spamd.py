@@ -31,10 +31,14 @@ PLUGINS = (
 UNPRIVILEGED_USERS = ("debian-spamd", "nobody")
 
 
-def child_user() -> str | None:
-    """The user spamd's children run as when the lab runs as root."""
+def child_user() -> str:
+    """The user spamd runs as: unprivileged when we are root, else ourselves.
+
+    spamd insists on ``-u`` with ``--sql-config`` even for an ordinary user ("cannot use
+    --sql-config without -u").
+    """
     if os.geteuid() != 0:
-        return None
+        return pwd.getpwuid(os.geteuid()).pw_name
     for name in UNPRIVILEGED_USERS:
         try:
             pwd.getpwnam(name)
@@ -95,9 +99,7 @@ def argv(layout: Layout, config: LabConfig, port: int, *, private_resolver: bool
         f"--helper-home-dir={layout.spamd_home}",
         *config.spamd.flags(),
     ]
-    user = child_user()
-    if user is not None:
-        cmd.append(f"--username={user}")
+    cmd.append(f"--username={child_user()}")
     if private_resolver:
         # a private mount namespace: bind the lab's resolv.conf over /etc/resolv.conf for
         # spamd alone; the machine's file is untouched
@@ -109,10 +111,9 @@ def argv(layout: Layout, config: LabConfig, port: int, *, private_resolver: bool
 
 def chown_for_children(layout: Layout) -> None:
     """spamd drops to its user before it opens some files: let it write its own."""
-    user = child_user()
-    if user is None:
+    if os.geteuid() != 0:
         return
-    entry = pwd.getpwnam(user)
+    entry = pwd.getpwnam(child_user())
     layout.spamd_log.touch()
     for path in (layout.spamd_log, layout.spamd_home):
         os.chown(path, entry.pw_uid, entry.pw_gid)
