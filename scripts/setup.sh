@@ -11,7 +11,8 @@ PACKAGES=(
   libdbd-mysql-perl               # spamd's SQL driver
   maildrop                        # the MDA of the field report
   nftables iproute2 util-linux    # namespaces, packet faults, unshare for a private resolv.conf
-  procps
+  procps time                    # GNU time: peak memory in the benchmarks
+  libstring-shellquote-perl       # the field report's Perl wrapper, as a benchmark baseline
 )
 
 if [ "$(id -u)" -ne 0 ]; then

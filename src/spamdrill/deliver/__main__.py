@@ -1,0 +1,3 @@
+from spamdrill.deliver.main import entry
+
+entry()
