@@ -7,7 +7,9 @@ exit status 1.
 from __future__ import annotations
 
 import json
+import os
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +25,8 @@ from spamdrill.lab import lab as lab_ops
 from spamdrill.lab.layout import Layout, default_run_dir
 from spamdrill.proto.dns_policy import MODES
 
-out = Console()
+# tables stay readable when output goes to a file or CI log (rich assumes 80 columns)
+out = Console(width=None if sys.stdout.isatty() else 150)
 err = Console(stderr=True)
 
 RUN_DIR = click.option(
@@ -50,8 +53,12 @@ def cli() -> None:
 
     \b
     Start here:
-      spamdrill run               bring a lab up, check mail flows, take it down
+      spamdrill list              the drills and the hypothesis each tests
+      spamdrill run               run them all (each in its own private lab)
+      spamdrill run spamc-timeouts --json out.json
+      spamdrill flood --count 500 spamc processes released at once
       spamdrill lab up            keep a lab running to explore by hand
+      spamdrill lab check         deliver test mail through it
       spamdrill lab status        what runs, where, and spamd's child states
       spamdrill lab down          stop it all (also after a crash)
     """
@@ -144,33 +151,197 @@ def lab_dns(run_dir: Path, name: str, mode: str, delay: float) -> None:
     out.print(f"{name}: {mode}" + (f" {delay:g} s" if mode == "delay" else ""))
 
 
-@cli.command("run")
+@lab.command("check")
 @RUN_DIR
-@CONFIG
-@click.option("--keep", is_flag=True, help="Leave the lab running afterwards.")
-def run(run_dir: Path, config_path: Path | None, keep: bool) -> None:
-    """Bring a lab up, check that mail flows through maildrop -> spamc -> spamd, take it down.
-
-    The fault drills build on this; for now it proves the lab works on this machine:
-    GTUBE must land in .Spam, a ham message in the inbox. Exit 1 if a check fails.
-    """
+def lab_check(run_dir: Path) -> None:
+    """Deliver test mail through the running lab: GTUBE must land in .Spam, ham in the inbox
+    (maildrop -> spamc -> spamd -> MariaDB). Exit 1 if a check fails."""
     from spamdrill.smoke import smoke_checks
 
-    config = lab_config.load(config_path)
-    state = lab_ops.up(run_dir, config, _progress)
-    try:
-        _progress(f"lab up in {state.ready_s['all']:.1f} s; delivering test mail")
-        checks = smoke_checks(state)
-    finally:
-        if not keep:
-            lab_ops.down(run_dir)
-    table = Table(title="spamdrill run: lab smoke drill")
+    state = lab_ops.LabState.load(Layout(run_dir.resolve()))
+    if state is None:
+        raise SpamdrillError(f"no lab in {run_dir}", "start one with: spamdrill lab up")
+    checks = smoke_checks(state)
+    table = Table(title="lab check: mail through the real chain")
     for col in ("check", "result", "detail"):
         table.add_column(col)
     for c in checks:
         table.add_row(c.name, "[green]pass[/green]" if c.ok else "[red]FAIL[/red]", c.detail)
     out.print(table)
     sys.exit(0 if all(c.ok for c in checks) else 1)
+
+
+def _default_results_dir() -> Path:
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "spamdrill"
+
+
+RESULTS = click.option(
+    "--results-dir", type=click.Path(path_type=Path), default=_default_results_dir,
+    show_default="$XDG_DATA_HOME/spamdrill", envvar="SPAMDRILL_RESULTS",
+    help="Where each run's history (JSONL) and the SQLite database of runs go.")
+SCALE = click.option(
+    "--scale", type=float, default=None,
+    help="Production seconds per drill second (default 33.3: spamc -t 100 runs as -t 3 "
+         "and maildrop's 300 s budget as 9 s). --scale 1 runs with production timings.")
+
+
+def _scale(scale: float | None) -> float:
+    from spamdrill.drills.scenario import DEFAULT_SCALE
+
+    if scale is None:
+        return DEFAULT_SCALE
+    if scale <= 0:
+        raise SpamdrillError("--scale must be positive (1 = production timings)")
+    return scale
+
+
+@cli.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Names and hypotheses as JSON.")
+@click.option("--scenario-dir", "scenario_dirs", multiple=True,
+              type=click.Path(path_type=Path), help="Extra scenario TOML files (repeatable).")
+def list_scenarios(as_json: bool, scenario_dirs: tuple[Path, ...]) -> None:
+    """The drills, each with the hypothesis it tests."""
+    from spamdrill.drills.scenario import load_all
+
+    scenarios = load_all(list(scenario_dirs))
+    if as_json:
+        click.echo(json.dumps({"scenarios": [s.public() for s in scenarios.values()]},
+                              indent=1))
+        return
+    table = Table(title="spamdrill scenarios")
+    table.add_column("scenario")
+    table.add_column("hypothesis")
+    for s in scenarios.values():
+        table.add_row(s.name, s.hypothesis)
+    out.print(table)
+
+
+@cli.command("run")
+@click.argument("scenarios", nargs=-1)
+@CONFIG
+@SCALE
+@RESULTS
+@click.option("--json", "json_path", type=click.Path(path_type=Path), default=None,
+              help="Write the full results (the documented JSON contract) to this file.")
+@click.option("--count", type=click.IntRange(1, 10000), default=None,
+              help="Override each scenario's message count (e.g. a smaller flood).")
+@click.option("--scenario-dir", "scenario_dirs", multiple=True,
+              type=click.Path(path_type=Path), help="Extra scenario TOML files (repeatable).")
+def run(scenarios: tuple[str, ...], config_path: Path | None, scale: float | None,
+        results_dir: Path, json_path: Path | None, count: int | None,
+        scenario_dirs: tuple[Path, ...]) -> None:
+    """Run drills (all of them without arguments) and report each message's fate.
+
+    Each scenario brings up its own private lab (real spamd, MariaDB, lab DNS), injects its
+    fault, fires real spamc processes, takes the lab down, and checks its invariants. The
+    table shows worst-case times against maildrop's budget (300 s, compressed by --scale).
+    Exit 1 if any check fails: for the delivery budget that means this failure mode
+    bounces mail in production.
+    """
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+
+    from spamdrill import history, report
+    from spamdrill.drills import runner
+    from spamdrill.drills.scenario import load_all
+
+    base = lab_config.load(config_path)
+    factor = _scale(scale)
+    known = load_all(list(scenario_dirs))
+    for name in scenarios:
+        if name not in known:
+            raise SpamdrillError(f"unknown scenario {name!r}",
+                                 "see: spamdrill list (known: " + ", ".join(known) + ")")
+    chosen = [known[n] for n in scenarios] if scenarios else list(known.values())
+    run_id = runner.new_run_id()
+    run_dir = results_dir / run_id
+    run_dir.mkdir(parents=True, exist_ok=True)
+    started = time.time()
+    results = []
+    with Progress("[progress.description]{task.description}", BarColumn(),
+                  MofNCompleteColumn(), TimeElapsedColumn(), console=err) as bars:
+        for sc in chosen:
+            task = bars.add_task(sc.name, total=None)
+
+            def tick(name: str, done: int, total: int, task: Any = task) -> None:
+                bars.update(task, description=name, completed=done, total=total)
+
+            for r in runner.run_scenario(sc, scale=factor, base=base, workdir=run_dir / "work",
+                                         progress=tick, count=count):
+                results.append(r)
+                r.history.to_jsonl(run_dir / "history.jsonl", r.name)
+    doc = report.document(run_id, started, factor, str(run_dir), results)
+    (run_dir / "report.json").write_text(json.dumps(doc, indent=1))
+    history.store(results_dir / "runs.sqlite", run_id, started,
+                  {k: v for k, v in doc.items() if k != "scenarios"},
+                  {r.name: r.history for r in results})
+    if json_path is not None:
+        json_path.write_text(json.dumps(doc, indent=1))
+    report.print_results(out, results)
+    out.print(f"history: {run_dir / 'history.jsonl'}; runs database: "
+              f"{results_dir / 'runs.sqlite'}", style="dim")
+    sys.exit(0 if all(r.verdict == "pass" for r in results) else 1)
+
+
+@cli.command("flood")
+@click.option("--count", type=click.IntRange(1, 10000), default=100, show_default=True,
+              help="Messages (bounded: at most 10,000).")
+@click.option("--target", default=None, metavar="HOST:PORT",
+              help="A spamd to flood. Default: a private lab brought up and down for this.")
+@click.option("--spamc-args", default="-t {t:100}", show_default=True,
+              help="spamc flags; {t:N} is N production seconds, scaled.")
+@click.option("--schedule", type=click.Choice(["burst", "rate", "staircase"]),
+              default="burst", show_default=True)
+@click.option("--rate", type=float, default=10.0, help="Messages per production second.")
+@click.option("--kinds", default="ham,spam", show_default=True,
+              help="Message kinds, cycled: ham, spam, multipart, encoded, large:BYTES, "
+                   "slow:SECONDS.")
+@click.option("--max-wait", type=float, default=900.0, show_default=True,
+              help="Production seconds to wait after the last release; then spamc is killed "
+                   "and the message counted lost.")
+@CONFIG
+@SCALE
+@RESULTS
+@click.option("--json", "json_path", type=click.Path(path_type=Path), default=None)
+def flood(count: int, target: str | None, spamc_args: str, schedule: str, rate: float,
+          kinds: str, max_wait: float, config_path: Path | None, scale: float | None,
+          results_dir: Path, json_path: Path | None) -> None:
+    """One ad-hoc load of real spamc processes, released together (or on a schedule).
+
+    Reports every message's fate like a drill. Without --target it floods a private lab;
+    a target is only ever what you name (use loopback unless you own the machine).
+    """
+    import shlex
+
+    from spamdrill import report
+    from spamdrill.drills import runner
+    from spamdrill.drills.scenario import parse
+
+    factor = _scale(scale)
+    raw: dict[str, Any] = {
+        "name": "flood-adhoc", "hypothesis": "ad-hoc flood: every message comes back",
+        "load": {"count": count, "kinds": kinds.split(","), "schedule": schedule,
+                 "rate": rate, "spamc_args": shlex.split(spamc_args), "max_wait": max_wait},
+        "checks": [{"kind": "nothing_lost"}, {"kind": "delivery_budget"}],
+    }
+    if target is not None:
+        host, _, port = target.rpartition(":")
+        if not host or not port.isdigit():
+            raise SpamdrillError(f"--target {target!r} is not HOST:PORT")
+        raw["lab"] = {"enabled": False}
+        raw["fault"] = {"kind": "target", "host": host, "port": int(port)}
+    sc = parse(raw, "command line")
+    run_id = runner.new_run_id()
+    run_dir = results_dir / run_id
+    run_dir.mkdir(parents=True, exist_ok=True)
+    started = time.time()
+    results = runner.run_scenario(sc, scale=factor, base=lab_config.load(config_path),
+                                  workdir=run_dir / "work")
+    doc = report.document(run_id, started, factor, str(run_dir), results)
+    if json_path is not None:
+        json_path.write_text(json.dumps(doc, indent=1))
+    report.print_results(out, results)
+    sys.exit(0 if all(r.verdict == "pass" for r in results) else 1)
 
 
 def main(argv: list[str] | None = None) -> Any:

@@ -261,6 +261,37 @@ def _start_all(layout: Layout, config: LabConfig, progress: Progress) -> LabStat
     return state
 
 
+def _spamd_proc(state: LabState) -> Proc | None:
+    pid, ticks = state.pids.get("spamd") or [None, None]
+    if pid is None:
+        return None
+    return Proc("spamd", pid, ticks, state.layout.spamd_out)
+
+
+def stop_spamd(state: LabState, sig_grace: float = 10.0) -> None:
+    """Stop spamd (SIGTERM to its process group; SIGKILL after ``sig_grace``)."""
+    proc = _spamd_proc(state)
+    if proc is not None:
+        stop(proc, Journal(state.layout.journal), grace=sig_grace)
+        state.pids.pop("spamd", None)
+        state.save(state.layout)
+
+
+def start_spamd(state: LabState, config: LabConfig, wait: bool = True) -> Proc:
+    """Start spamd again with ``config``'s flags; ``wait`` for its PONG or return at once
+    (a drill that sends mail while spamd comes up)."""
+    layout = state.layout
+    proc = spawn("spamd", spamd.argv(layout, config, state.spamd_port,
+                                     private_resolver=state.private_resolver),
+                 log=layout.spamd_out, journal=Journal(layout.journal), marker=state.marker,
+                 env=_path_env())
+    state.pids["spamd"] = [proc.pid, proc.ticks]
+    state.save(layout)
+    if wait:
+        wait_until(proc, lambda: spamd.ping(LOOPBACK, state.spamd_port), READY_TIMEOUT, "PING")
+    return proc
+
+
 def status(run_dir: Path) -> tuple[LabState | None, list[Component]]:
     layout = Layout(run_dir.resolve())
     state = LabState.load(layout)

@@ -30,6 +30,35 @@ PLUGINS = (
 
 UNPRIVILEGED_USERS = ("debian-spamd", "nobody")
 
+# A rule that really sleeps, so drills can make scans slow on demand (spamd's
+# --timeout-child, spamc's -t against a busy child). Harmless for any other message.
+SLEEP_PLUGIN = """\
+package SpamdrillSleep;
+use strict;
+use warnings;
+use Mail::SpamAssassin::Plugin;
+our @ISA = qw(Mail::SpamAssassin::Plugin);
+
+sub new {
+  my ($class, $mailsa) = @_;
+  my $self = $class->SUPER::new($mailsa);
+  bless($self, $class);
+  $self->register_eval_rule("spamdrill_sleep");
+  return $self;
+}
+
+sub spamdrill_sleep {
+  my ($self, $pms) = @_;
+  my $subject = $pms->get('Subject') || '';
+  if ($subject =~ /SPAMDRILL-SLEEP-(\\d+(?:\\.\\d+)?)/) {
+    select(undef, undef, undef, $1);
+  }
+  return 0;
+}
+
+1;
+"""
+
 
 def child_user() -> str:
     """The user spamd runs as: unprivileged when we are root, else ourselves.
@@ -52,9 +81,11 @@ def write_site_config(layout: Layout, config: LabConfig, *, db_host: str, db_por
                       dns_host: str, dns_port: int) -> None:
     site = layout.spamd_site
     site.mkdir(parents=True, exist_ok=True)
+    (site / "SpamdrillSleep.pm").write_text(SLEEP_PLUGIN)
     (site / "init.pre").write_text(
         "# spamdrill lab: plugins (no plugin that talks to the network on its own)\n"
         + "".join(f"loadplugin Mail::SpamAssassin::Plugin::{p}\n" for p in PLUGINS)
+        + f"loadplugin SpamdrillSleep {site / 'SpamdrillSleep.pm'}\n"
     )
     dsn = f"DBI:mysql:database=spamassassin;host={db_host};port={db_port}"
     password = config.database.password
@@ -81,6 +112,10 @@ bayes_auto_learn 1
 bayes_auto_expire 0
 bayes_auto_learn_threshold_nonspam 3.0
 bayes_auto_learn_threshold_spam 12.0
+
+# drills: a scan that really takes time (Subject: ... SPAMDRILL-SLEEP-<seconds>)
+header SPAMDRILL_SLEEP eval:spamdrill_sleep()
+score SPAMDRILL_SLEEP 0.001
 """)
     layout.spamd_home.mkdir(parents=True, exist_ok=True)
     layout.resolv_conf.write_text(f"nameserver {dns_host}\noptions timeout:1 attempts:1\n")

@@ -1,0 +1,111 @@
+"""Invariants over a history, sans-IO. Each check returns ok/detail and names the messages
+that broke it, so a failing drill points at evidence, not at a summary."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from itertools import pairwise
+from typing import Any
+
+from spamdrill.history import History, MessageRecord
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    name: str
+    ok: bool
+    detail: str
+    offenders: list[str] = field(default_factory=list)
+
+    def public(self) -> dict[str, Any]:
+        return {"name": self.name, "ok": self.ok, "detail": self.detail,
+                "offenders": self.offenders[:50]}
+
+
+def _ids(ms: list[MessageRecord]) -> list[str]:
+    return [m.id for m in ms]
+
+
+def nothing_lost(h: History) -> CheckResult:
+    bad = [m for m in h.messages if m.outcome in ("lost", "error")]
+    return CheckResult("nothing lost", not bad,
+                       f"{len(h.messages) - len(bad)}/{len(h.messages)} came back"
+                       + (f"; {len(bad)} lost or errored" if bad else ""), _ids(bad))
+
+
+def all_unscanned(h: History) -> CheckResult:
+    bad = [m for m in h.messages if m.outcome != "unscanned"]
+    return CheckResult("all came back unscanned (fail-open)", not bad,
+                       f"{len(h.messages) - len(bad)}/{len(h.messages)} unscanned", _ids(bad))
+
+
+def scanned_fraction(h: History, min: float = 0.0, max: float = 1.0) -> CheckResult:
+    scanned = [m for m in h.messages if m.outcome in ("spam", "ham")]
+    frac = len(scanned) / len(h.messages) if h.messages else 0.0
+    ok = min <= frac <= max
+    return CheckResult(f"scanned fraction in [{min:g}, {max:g}]", ok,
+                       f"{len(scanned)}/{len(h.messages)} scanned ({frac:.0%})",
+                       [] if ok else _ids([m for m in h.messages if m not in scanned]))
+
+
+def latency_bound(h: History, max_s: float) -> CheckResult:
+    bad = [m for m in h.messages if m.seconds is None or m.seconds > max_s]
+    worst = max((m.seconds or float("inf") for m in h.messages), default=0.0)
+    return CheckResult(f"every message back within {max_s:g} s", not bad,
+                       f"worst {worst:.2f} s", _ids(bad))
+
+
+def delivery_budget(h: History, budget_s: float) -> CheckResult:
+    """The check that matters most: maildrop kills a delivery after its global timeout."""
+    bad = [m for m in h.messages if m.seconds is None or m.seconds >= budget_s]
+    worst = max((m.seconds or float("inf") for m in h.messages), default=0.0)
+    return CheckResult(
+        f"within maildrop's budget ({budget_s:g} s)", not bad,
+        f"worst {worst:.2f} s" + (f"; {len(bad)} would bounce as 'Timeout quota exceeded.'"
+                                  if bad else ""), _ids(bad))
+
+
+def staircase(h: History, min_step_s: float = 0.0) -> CheckResult:
+    """Scanned messages finish one after another: every step between consecutive finishes
+    is positive (served by one child at a time)."""
+    scanned = sorted((m for m in h.messages if m.outcome in ("spam", "ham")
+                      and m.end_ns is not None), key=lambda m: m.end_ns or 0)
+    steps = [((b.end_ns or 0) - (a.end_ns or 0)) / 1e9 for a, b in pairwise(scanned)]
+    bad = [scanned[i + 1] for i, s in enumerate(steps) if s <= min_step_s]
+    ok = len(scanned) >= 2 and not bad
+    detail = (f"{len(scanned)} scanned, steps {min(steps):.2f} to {max(steps):.2f} s"
+              if steps else f"{len(scanned)} scanned: no staircase to see")
+    return CheckResult("staircase: each finishes a positive step after the previous", ok,
+                       detail, _ids(bad))
+
+
+def unscanned_near_timeout(h: History, timeout_s: float, tolerance_s: float) -> CheckResult:
+    """Messages that came back unscanned did so at about spamc's -t, not before or long
+    after."""
+    un = [m for m in h.messages if m.outcome == "unscanned"]
+    bad = [m for m in un if m.seconds is None or abs(m.seconds - timeout_s) > tolerance_s]
+    ok = bool(un) and not bad
+    return CheckResult(f"unscanned ones returned at -t ({timeout_s:g} ± {tolerance_s:g} s)",
+                       ok, f"{len(un)} unscanned" + (f", {len(bad)} outside" if bad else ""),
+                       _ids(bad))
+
+
+def spamd_log(_h: History, log_text: str, pattern: str, min: int = 1) -> CheckResult:
+    found = len(re.findall(pattern, log_text))
+    return CheckResult(f"spamd logged /{pattern}/ at least {min} time(s)", found >= min,
+                       f"{found} times")
+
+
+Check = Callable[..., CheckResult]
+CHECKS: dict[str, Check] = {
+    "nothing_lost": nothing_lost,
+    "all_unscanned": all_unscanned,
+    "scanned_fraction": scanned_fraction,
+    "latency_bound": latency_bound,
+    "delivery_budget": delivery_budget,
+    "staircase": staircase,
+    "unscanned_near_timeout": unscanned_near_timeout,
+    "spamd_log": spamd_log,
+}

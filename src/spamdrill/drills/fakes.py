@@ -1,0 +1,132 @@
+"""spamd stand-ins for what the real spamd cannot do on command: a full accept queue, an
+accepted connection that never answers, an answer dripped a byte at a time, a peer that
+never reads. Each listens on its own loopback port and stops cleanly (``close()``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import threading
+import time
+
+from spamdrill.proto.spamd_wire import build_request
+
+KINDS = ("refuse", "queue-full", "silent", "drip", "nonreader")
+
+
+class Fake:
+    """A misbehaving spamd on 127.0.0.1:``port``."""
+
+    def __init__(self, kind: str, drip_interval: float = 0.5) -> None:
+        if kind not in KINDS:
+            raise ValueError(f"unknown fake {kind!r} (known: {', '.join(KINDS)})")
+        self.kind = kind
+        self.drip_interval = drip_interval
+        self._stop = threading.Event()
+        self._conns: list[socket.socket] = []
+        self._threads: list[threading.Thread] = []
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if kind == "nonreader":  # inherited by accepted sockets: a writer fills it fast
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        self.sock.bind(("127.0.0.1", 0))
+        self.port: int = self.sock.getsockname()[1]
+        if kind == "refuse":
+            self.sock.close()  # the port stays unused: the kernel answers RST
+            return
+        self.sock.listen(0 if kind == "queue-full" else 128)
+        if kind == "queue-full":
+            self._fill_queue()
+        else:
+            self._spawn(self._accept_loop)
+
+    def _spawn(self, target: object, *args: object) -> None:
+        t = threading.Thread(target=target, args=args, daemon=True)  # type: ignore[arg-type]
+        t.start()
+        self._threads.append(t)
+
+    def _fill_queue(self) -> None:
+        """Connect until the (never accepted) queue is full and SYNs go unanswered."""
+        for _ in range(64):
+            c = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            c.settimeout(0.3)
+            try:
+                c.connect(("127.0.0.1", self.port))
+            except OSError:
+                c.close()
+                return
+            self._conns.append(c)
+        raise RuntimeError("the accept queue never filled")
+
+    def _accept_loop(self) -> None:
+        self.sock.settimeout(0.2)
+        while not self._stop.is_set():
+            try:
+                conn, _ = self.sock.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            self._conns.append(conn)
+            if self.kind == "drip":
+                self._spawn(self._drip, conn)
+            elif self.kind == "silent":
+                self._spawn(self._swallow, conn)
+            # nonreader: hold the connection, read nothing
+
+    def _swallow(self, conn: socket.socket) -> None:
+        conn.settimeout(0.2)
+        while not self._stop.is_set():
+            try:
+                if not conn.recv(65536):
+                    return
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+
+    def _drip(self, conn: socket.socket) -> None:
+        """Read the request, then answer a well-formed reply one byte at a time."""
+        data = b""
+        conn.settimeout(0.2)
+        while b"\r\n\r\n" not in data and not self._stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                chunk = conn.recv(65536)
+                if not chunk:
+                    return
+                data += chunk
+        body = b"Subject: dripped\r\n\r\nslowly\r\n"
+        reply = (b"SPAMD/1.1 0 EX_OK\r\nContent-length: " + str(len(body)).encode()
+                 + b"\r\nSpam: False ; 0.0 / 5.0\r\n\r\n" + body)
+        for byte in reply:
+            if self._stop.wait(self.drip_interval):
+                return
+            try:
+                conn.sendall(bytes([byte]))
+            except OSError:
+                return
+
+    def close(self) -> None:
+        self._stop.set()
+        for c in self._conns:
+            with contextlib.suppress(OSError):
+                c.close()
+        with contextlib.suppress(OSError):
+            self.sock.close()
+        for t in self._threads:
+            t.join(timeout=2)
+
+
+def probe_request() -> bytes:
+    return build_request("CHECK", {"User": "probe"}, b"Subject: x\r\n\r\nx\r\n")
+
+
+if __name__ == "__main__":  # a quick look by hand: python -m spamdrill.drills.fakes drip
+    import sys
+
+    fake = Fake(sys.argv[1])
+    print(fake.port, flush=True)
+    with contextlib.suppress(KeyboardInterrupt):
+        time.sleep(3600)
+    fake.close()

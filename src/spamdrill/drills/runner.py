@@ -1,0 +1,248 @@
+"""Run scenarios: set up -> load + nemesis -> heal -> drain -> check -> report.
+
+Each scenario (and each variant of it) gets its own fresh lab, so no drill inherits
+another's state, and everything it started is taken down in a ``finally``.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import statistics
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from spamdrill import corpus
+from spamdrill.checks import CHECKS, CheckResult
+from spamdrill.drills import fakes, nemesis
+from spamdrill.drills.scenario import (
+    MAILDROP_BUDGET_S,
+    Scenario,
+    Variant,
+    expand_args,
+    scaled_check_args,
+    scaled_spamd,
+)
+from spamdrill.errors import SpamdrillError
+from spamdrill.history import FaultEvent, History, MessageRecord
+from spamdrill.lab import lab as lab_ops
+from spamdrill.lab.config import LabConfig, SpamdSettings
+from spamdrill.lab.layout import default_run_dir
+from spamdrill.load import schedule, spamc
+
+UNCOMPRESSED = ("spamc's --retry-sleep (whole seconds, 1 s by default)", "scan time",
+                "process start-up")
+Progress = Callable[[str, int, int], None]
+
+
+@dataclass
+class ScenarioResult:
+    name: str
+    scenario: Scenario
+    scale: float
+    budget_s: float
+    history: History
+    checks: list[CheckResult]
+    findings: list[dict[str, Any]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def verdict(self) -> str:
+        return "pass" if all(c.ok for c in self.checks) else "fail"
+
+    def public(self) -> dict[str, Any]:
+        return {
+            "name": self.name, "hypothesis": self.scenario.hypothesis,
+            "stands_for": self.scenario.stands_for, "verdict": self.verdict,
+            "scale": round(self.scale, 4), "budget_s": round(self.budget_s, 3),
+            "does_not_compress": list(UNCOMPRESSED),
+            "checks": [c.public() for c in self.checks],
+            "findings": self.findings, "notes": self.notes,
+            "messages": [_message_doc(m) for m in self.history.messages],
+            "faults": [{"name": f.name, "start_ns": f.start_ns, "end_ns": f.end_ns,
+                        "detail": f.detail} for f in self.history.faults],
+        }
+
+
+def _message_doc(m: MessageRecord) -> dict[str, Any]:
+    return {"id": m.id, "kind": m.kind, "size": m.size, "case": m.case,
+            "start_ns": m.start_ns, "end_ns": m.end_ns, "outcome": m.outcome,
+            "exit_code": m.exit_code, "reason": m.reason, "score": m.score,
+            "spamc_args": m.spamc_args}
+
+
+def summarize(ms: list[MessageRecord]) -> dict[str, Any]:
+    times = sorted(m.seconds for m in ms if m.seconds is not None)
+
+    def pct(p: float) -> float | None:
+        return round(times[min(len(times) - 1, int(p * len(times)))], 3) if times else None
+
+    count = {o: sum(1 for m in ms if m.outcome == o)
+             for o in ("spam", "ham", "unscanned", "error", "lost")}
+    return {"messages": len(ms), "scanned": count["spam"] + count["ham"], **count,
+            "p50_s": round(statistics.median(times), 3) if times else None,
+            "p99_s": pct(0.99), "max_s": round(times[-1], 3) if times else None,
+            "reasons": sorted({m.reason for m in ms if m.reason})}
+
+
+def run_scenario(sc: Scenario, *, scale: float, base: LabConfig, workdir: Path,
+                 progress: Progress = lambda name, done, total: None,
+                 count: int | None = None) -> list[ScenarioResult]:
+    """Run one scenario (once per variant); ``count`` overrides the message count."""
+    variants: list[Variant | None] = list(sc.variants) or [None]
+    results = []
+    for v in variants:
+        name = f"{sc.name}/{v.name}" if v is not None else sc.name
+        spamd = {**sc.spamd, **(v.spamd if v is not None else {})}
+        results.append(_run_one(sc, name, spamd, scale=scale, base=base,
+                                workdir=workdir / name.replace("/", "_"),
+                                progress=progress, count=count))
+    return results
+
+
+def _lab_config(base: LabConfig, spamd: dict[str, Any], scale: float) -> LabConfig:
+    settings = scaled_spamd(spamd, scale)
+    try:
+        return replace(base, spamd=replace(base.spamd, **settings))
+    except TypeError as exc:
+        known = ", ".join(f for f in SpamdSettings.__dataclass_fields__)
+        raise SpamdrillError(f"bad spamd setting in scenario: {exc}", f"known: {known}") \
+            from None
+
+
+def _run_one(sc: Scenario, name: str, spamd: dict[str, Any], *, scale: float,
+             base: LabConfig, workdir: Path, progress: Progress,
+             count: int | None) -> ScenarioResult:
+    budget = MAILDROP_BUDGET_S / scale
+    config = _lab_config(base, spamd, scale)
+    n = count if count is not None else sc.count
+    history = History()
+    state: lab_ops.LabState | None = None
+    lab_dir = (default_run_dir().parent / "drills"
+               / f"{uuid.uuid4().hex[:8]}-{name.replace('/', '_')}")
+    fault: nemesis.Fault = nemesis.Fault()
+    listeners: list[fakes.Fake] = []
+    notes: list[str] = []
+    spamd_log = ""
+    try:
+        if sc.lab:
+            state = lab_ops.up(lab_dir, config)
+        jobs, listeners = _jobs(sc, n, scale, state)
+        fault = _fault(sc, scale, state, config)
+        fault.before_load()
+        total = len(jobs)
+        result = spamc.run(
+            jobs, workdir / "spamc", max_wait=sc.max_wait_s / scale,
+            actions=fault.actions(),
+            progress=lambda done, _t: progress(name, done, total))
+        history.messages = result.records
+        for action, ns, detail in result.actions:
+            history.faults.append(FaultEvent(f"action:{action}", ns, ns, detail))
+    finally:
+        fault.heal()
+        for f in listeners:
+            f.close()
+        if state is not None:
+            try:
+                spamd_log = state.layout.spamd_log.read_text(errors="replace")
+            except OSError:
+                spamd_log = ""
+            lab_ops.down(lab_dir)
+            shutil.rmtree(lab_dir, ignore_errors=True)
+    history.faults.extend(fault.events)
+    if isinstance(fault, nemesis.StallingClients):
+        notes.append("stalled clients closed by spamd after "
+                     + ", ".join(f"{s:.1f} s" for s in fault.closed_after)
+                     if fault.closed_after else "spamd never closed the stalled clients")
+    checks = [_check(c, history, scale, spamd_log) for c in sc.checks]
+    findings = [{"case": case or "all", **summarize(ms)}
+                for case, ms in sorted(history.by_case().items())]
+    return ScenarioResult(name, sc, scale, budget, history, checks, findings, notes)
+
+
+def _check(spec: dict[str, Any], history: History, scale: float,
+           spamd_log: str) -> CheckResult:
+    kind = spec["kind"]
+    args = scaled_check_args(spec, scale)
+    if kind == "delivery_budget":
+        args.setdefault("budget_s", MAILDROP_BUDGET_S / scale)
+    if kind == "spamd_log":
+        return CHECKS[kind](history, spamd_log, **args)
+    return CHECKS[kind](history, **args)
+
+
+def _jobs(sc: Scenario, n: int, scale: float, state: lab_ops.LabState | None,
+          ) -> tuple[list[tuple[corpus.Message, list[str], float, str]], list[fakes.Fake]]:
+    spamc_bin = shutil.which("spamc") or "/usr/bin/spamc"
+    seed = int.from_bytes(os.urandom(3), "big")  # unique across runs: Bayes never saw them
+    if sc.fault.get("kind") == "fakes":
+        return _fake_jobs(sc, scale, spamc_bin, seed)
+    offs = schedule.offsets(sc.schedule, n, rate=sc.rate * scale, step=sc.step,
+                            interval=sc.interval_s / scale)
+    msgs = corpus.mix(sc.kinds, n, seed=seed)
+    args = expand_args(sc.spamc_args, scale)
+    if sc.fault.get("kind") == "target":  # spamdrill flood --target: only what was named
+        base = [spamc_bin, "-l", "-d", str(sc.fault["host"]), "-p", str(sc.fault["port"])]
+        return [(m, [*base, *args], offs[i], "") for i, m in enumerate(msgs)], []
+    assert state is not None
+    users = list(state.users)
+    base = [spamc_bin, "-l", "-d", "127.0.0.1", "-p", str(state.spamd_port)]
+    return [(m, [*base, *args, "-u", users[i % len(users)]], offs[i], "")
+            for i, m in enumerate(msgs)], []
+
+
+def _fake_jobs(sc: Scenario, scale: float, spamc_bin: str, seed: int,
+               ) -> tuple[list[tuple[corpus.Message, list[str], float, str]], list[fakes.Fake]]:
+    drip = float(sc.fault.get("drip_interval", 15)) / scale
+    jobs: list[tuple[corpus.Message, list[str], float, str]] = []
+    listeners: list[fakes.Fake] = []
+    i = 0
+    try:
+        for block in sc.cases:
+            for kind in block["listeners"]:
+                for flags in block["flag_sets"]:
+                    fake = fakes.Fake(kind, drip_interval=drip)
+                    listeners.append(fake)
+                    args = expand_args(list(flags), scale)
+                    # a peer that does not read only shows with a message bigger than
+                    # the socket buffers; -s lets spamc send it
+                    extra, msg_kind = (["-s", "1000000"], "large:400000") \
+                        if kind == "nonreader" else ([], sc.kinds[0])
+                    for _ in range(int(block.get("count", 1))):
+                        msg = corpus.make(msg_kind, seed * 1000 + i)
+                        i += 1
+                        argv = [spamc_bin, "-l", "-d", "127.0.0.1", "-p", str(fake.port),
+                                *args, *extra]
+                        jobs.append((msg, argv, 0.0, f"{kind} {' '.join(args)}"))
+    except BaseException:
+        for f in listeners:
+            f.close()
+        raise
+    return jobs, listeners
+
+
+def _fault(sc: Scenario, scale: float, state: lab_ops.LabState | None,
+           config: LabConfig) -> nemesis.Fault:
+    kind = sc.fault.get("kind", "none")
+    at = float(sc.fault.get("at", 0)) / scale
+    if kind == "spamd-down":
+        return nemesis.SpamdDown(name=kind, state=state, config=config)
+    if kind == "spamd-stop":
+        return nemesis.SpamdStop(name=kind, state=state, config=config, at=at)
+    if kind == "spamd-start":
+        return nemesis.SpamdStart(name=kind, state=state, config=config, at=at)
+    if kind == "stalling-clients":
+        assert state is not None
+        return nemesis.StallingClients(name=kind, port=state.spamd_port,
+                                       count=int(sc.fault.get("count", 1)), at=at)
+    return nemesis.Fault()
+
+
+def new_run_id() -> str:
+    return time.strftime("%Y%m%d-%H%M%S") + "-" + uuid.uuid4().hex[:6]
+
+

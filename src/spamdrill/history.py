@@ -1,0 +1,88 @@
+"""The history of a drill: one record per message and one per fault, on one monotonic clock
+(ns), Jepsen-style; checks judge it afterwards. Stored as JSONL next to the run and in a
+SQLite database of all runs."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+
+@dataclass
+class MessageRecord:
+    id: str
+    kind: str
+    size: int
+    start_ns: int
+    end_ns: int | None
+    outcome: str  # spam | ham | unscanned | error | lost
+    exit_code: int | None
+    reason: str
+    spamc_args: list[str]
+    score: float | None = None
+    case: str = ""  # a sub-case of the scenario (a listener x flags combination, a variant)
+
+    @property
+    def seconds(self) -> float | None:
+        return None if self.end_ns is None else (self.end_ns - self.start_ns) / 1e9
+
+
+@dataclass
+class FaultEvent:
+    name: str
+    start_ns: int
+    end_ns: int | None = None
+    detail: str = ""
+
+
+@dataclass
+class History:
+    messages: list[MessageRecord] = field(default_factory=list)
+    faults: list[FaultEvent] = field(default_factory=list)
+
+    def by_case(self) -> dict[str, list[MessageRecord]]:
+        out: dict[str, list[MessageRecord]] = {}
+        for m in self.messages:
+            out.setdefault(m.case, []).append(m)
+        return out
+
+    def to_jsonl(self, path: Path, scenario: str) -> None:
+        with path.open("a") as fh:
+            for m in self.messages:
+                fh.write(json.dumps({"type": "message", "scenario": scenario, **asdict(m)})
+                         + "\n")
+            for f in self.faults:
+                fh.write(json.dumps({"type": "fault", "scenario": scenario, **asdict(f)})
+                         + "\n")
+
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS runs (run TEXT PRIMARY KEY, started REAL, doc TEXT);
+CREATE TABLE IF NOT EXISTS messages (run TEXT, scenario TEXT, case_name TEXT, id TEXT,
+  kind TEXT, size INTEGER, start_ns INTEGER, end_ns INTEGER, outcome TEXT,
+  exit_code INTEGER, reason TEXT, score REAL, spamc_args TEXT);
+CREATE TABLE IF NOT EXISTS faults (run TEXT, scenario TEXT, name TEXT, start_ns INTEGER,
+  end_ns INTEGER, detail TEXT);
+"""
+
+
+def store(db: Path, run: str, started: float, doc: dict[str, Any],
+          histories: dict[str, History]) -> None:
+    """Append one run to the SQLite database of runs."""
+    db.parent.mkdir(parents=True, exist_ok=True)
+    with sqlite3.connect(db) as conn:
+        conn.executescript(SCHEMA)
+        conn.execute("INSERT OR REPLACE INTO runs VALUES (?, ?, ?)",
+                     (run, started, json.dumps(doc)))
+        for scenario, h in histories.items():
+            conn.executemany(
+                "INSERT INTO messages VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                [(run, scenario, m.case, m.id, m.kind, m.size, m.start_ns, m.end_ns,
+                  m.outcome, m.exit_code, m.reason, m.score, json.dumps(m.spamc_args))
+                 for m in h.messages])
+            conn.executemany(
+                "INSERT INTO faults VALUES (?,?,?,?,?,?)",
+                [(run, scenario, f.name, f.start_ns, f.end_ns, f.detail) for f in h.faults])

@@ -1,0 +1,1 @@
+"""Load: many real spamc processes, released together or on a schedule."""

@@ -1,0 +1,148 @@
+"""Every shipped scenario runs here on the real spamc/spamd/MariaDB (scaled down where it
+must be), and its results are checked beyond its own verdict."""
+
+from __future__ import annotations
+
+import itertools
+import json
+from pathlib import Path
+
+import pytest
+from conftest import spamdrill
+
+from spamdrill.drills import runner
+from spamdrill.drills.scenario import DEFAULT_SCALE, load_all
+from spamdrill.lab.config import LabConfig
+
+SCENARIOS = load_all()
+
+
+def run(name: str, tmp_path: Path, scale: float = DEFAULT_SCALE,
+        count: int | None = None) -> list[runner.ScenarioResult]:
+    return runner.run_scenario(SCENARIOS[name], scale=scale, base=LabConfig(),
+                               workdir=tmp_path, count=count)
+
+
+def by_name(r: runner.ScenarioResult) -> dict[str, bool]:
+    return {c.name: c.ok for c in r.checks}
+
+
+def test_spamd_down_every_message_comes_back_unscanned(tmp_path: Path) -> None:
+    [r] = run("spamd-down", tmp_path)
+    assert r.verdict == "pass", r.checks
+    assert all(m.outcome == "unscanned" and m.reason == "refused" for m in r.history.messages)
+    # the retries, not -t, decide: two 1 s sleeps between three refused tries
+    assert all(1.5 < (m.seconds or 0) < 3 + 2 for m in r.history.messages)
+
+
+def test_staircase_orders_and_steps_are_positive(tmp_path: Path) -> None:
+    [r] = run("spamd-staircase", tmp_path)
+    assert r.verdict == "pass", r.checks
+    ends = sorted(m.end_ns or 0 for m in r.history.messages)
+    steps = [b - a for a, b in itertools.pairwise(ends)]
+    assert len(ends) == 12 and all(s > 0 for s in steps)
+    assert all(m.outcome in ("ham", "spam") for m in r.history.messages)
+
+
+def test_overload_late_ones_unscanned_at_t(tmp_path: Path) -> None:
+    [r] = run("spamd-overload", tmp_path)
+    assert r.verdict == "pass", r.checks
+    scanned = [m for m in r.history.messages if m.outcome in ("ham", "spam")]
+    late = [m for m in r.history.messages if m.outcome == "unscanned"]
+    assert scanned and late
+    # the ones that fell back did so after every scanned one had been served... at -t
+    assert min(m.seconds or 0 for m in late) > max(m.seconds or 0 for m in scanned) - 0.5
+
+
+def test_spamd_stopping_loses_nothing(tmp_path: Path) -> None:
+    [r] = run("spamd-stopping", tmp_path)
+    assert by_name(r)["nothing lost"], r.checks
+    outcomes = {m.outcome for m in r.history.messages}
+    assert "unscanned" in outcomes and outcomes & {"ham", "spam"}
+    names = [f.name for f in r.history.faults]
+    assert "spamd-stop" in names and all(f.end_ns for f in r.history.faults)
+
+
+def test_spamd_starting_loses_nothing_and_scans_once_up(tmp_path: Path) -> None:
+    [r] = run("spamd-starting", tmp_path)
+    assert r.verdict == "pass", r.checks
+    assert any(m.outcome in ("ham", "spam") for m in r.history.messages)
+
+
+def test_spamd_timeouts(tmp_path: Path) -> None:
+    [r] = run("spamd-timeouts", tmp_path)
+    assert r.verdict == "pass", r.checks
+    slow = [m for m in r.history.messages if m.kind.startswith("slow:")]
+    assert [m.outcome for m in slow] == ["unscanned"]
+    assert r.notes and "closed by spamd after" in r.notes[0]
+
+
+def test_spamc_timeouts_worst_cases(tmp_path: Path) -> None:
+    # scale 100: -t 1, budget 3 s, drip 0.15 s a byte -- the same shapes, sooner
+    [r] = run("spamc-timeouts", tmp_path, scale=100)
+    assert by_name(r)["nothing lost"] and by_name(r)["all came back unscanned (fail-open)"]
+    worst = {f["case"]: f["max_s"] for f in r.findings}
+    # a full accept queue costs tries x -t + sleeps (3 x 1 + 2 x 1): more than refusals
+    assert worst["queue-full -t 1"] > worst["refuse -t 1"]
+    assert 4 <= worst["queue-full -t 1"] < 8
+    assert worst["queue-full -t 1 --connect-retries 1"] < worst["queue-full -t 1"]
+    # a dripping spamd resets -t on every byte: far past -t and past the budget
+    assert worst["drip -t 1"] > 3 * 1 + 2
+    assert not by_name(r)["within maildrop's budget (3 s)"]
+
+
+def test_flood_both_variants_scaled_down(tmp_path: Path) -> None:
+    results = run("flood", tmp_path, count=300)
+    assert [r.name for r in results] == ["flood/max-children-1", "flood/max-children-50"]
+    for r in results:
+        assert by_name(r)["nothing lost"], r.checks
+        assert len(r.history.messages) == 300
+        assert len({m.id for m in r.history.messages}) == 300
+
+
+def test_cli_run_json_contract_and_exit_status(tmp_path: Path) -> None:
+    out = tmp_path / "out.json"
+    done = spamdrill("run", "spamd-down", "--json", str(out), "--results-dir",
+                     str(tmp_path / "res"))
+    assert done.returncode == 0, done.stdout + done.stderr
+    doc = json.loads(out.read_text())
+    assert set(doc) >= {"run", "scenarios"}
+    [sc] = doc["scenarios"]
+    assert set(sc) >= {"name", "hypothesis", "verdict", "scale", "checks", "messages",
+                       "faults"}
+    assert sc["verdict"] == "pass"
+    assert all(set(c) >= {"name", "ok", "detail"} for c in sc["checks"])
+    m = sc["messages"][0]
+    assert set(m) >= {"id", "start_ns", "end_ns", "outcome", "exit_code", "reason",
+                      "spamc_args"}
+    assert m["outcome"] in ("spam", "ham", "unscanned", "error", "lost")
+    assert (tmp_path / "res" / "runs.sqlite").exists()
+    history = tmp_path / "res" / doc["run"] / "history.jsonl"
+    assert len(history.read_text().splitlines()) >= 20
+
+
+def test_cli_list_and_bad_names() -> None:
+    listed = spamdrill("list", "--json")
+    names = {s["name"] for s in json.loads(listed.stdout)["scenarios"]}
+    assert {"spamd-down", "flood", "spamc-timeouts"} <= names
+    bad = spamdrill("run", "no-such-drill")
+    assert bad.returncode == 2 and bad.stderr.startswith("spamdrill: error: unknown scenario")
+    assert len(bad.stderr.strip().splitlines()) == 1
+
+
+def test_cli_failing_check_exits_1(tmp_path: Path) -> None:
+    scen = tmp_path / "scen"
+    scen.mkdir()
+    (scen / "strict.toml").write_text(
+        'name = "strict"\nhypothesis = "spamd answers within 0.01 s"\n'
+        '[load]\ncount = 3\n[[checks]]\nkind = "latency_bound"\nmax_s = 0.001\n')
+    done = spamdrill("run", "strict", "--scenario-dir", str(scen), "--results-dir",
+                     str(tmp_path / "res"))
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "FAIL" in done.stdout
+
+
+@pytest.mark.parametrize("target", ["nowhere", "host:port"])
+def test_flood_bad_target_is_one_line(target: str) -> None:
+    done = spamdrill("flood", "--target", target)
+    assert done.returncode == 2 and "is not HOST:PORT" in done.stderr
