@@ -53,17 +53,31 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=200)
     args = parser.parse_args()
     message = b"Subject: bench\n\n" + b"x" * 2000 + b"\n"
+    # an installed package has its bytecode compiled (pip does it); an editable checkout
+    # under PYTHONDONTWRITEBYTECODE would compile on every run and measure that instead
+    import compileall
+
+    import spamdrill
+
+    compileall.compile_dir(str(Path(spamdrill.__file__).parent), quiet=1)
     ours = [*console_script(), "--recipient=alice", "--sender=bob", "--", *MDA]
+    src = str(Path(spamdrill.__file__).parent.parent)
+    lean = [sys.executable, "-I", "-S", "-c",
+            f"import sys; sys.path.insert(0, {src!r}); "
+            "from spamdrill.deliver.main import entry; entry()",
+            "--recipient=alice", "--sender=bob", "--", *MDA]
     perl = ["perl", str(HERE / "baseline_wrapper.pl"), *MDA]
     floors = {"perl -e 1": ["perl", "-e", "1"],
               "python3 -I -c pass": [sys.executable, "-I", "-c", "pass"],
               "python3 -I -S -c pass": [sys.executable, "-I", "-S", "-c", "pass"]}
-    for argv in (ours, perl):  # warm caches
+    for argv in (ours, lean, perl):  # warm caches
         wall(argv, message)
-    times: dict[str, list[float]] = {"spamdrill-deliver": [], "perl baseline": []}
+    times: dict[str, list[float]] = {"spamdrill-deliver": [], "python -I -S launcher": [],
+                                     "perl baseline": []}
     floor_times: dict[str, list[float]] = {k: [] for k in floors}
     for _ in range(args.runs):
         times["spamdrill-deliver"].append(wall(ours, message))
+        times["python -I -S launcher"].append(wall(lean, message))
         times["perl baseline"].append(wall(perl, message))
     for name, argv in floors.items():
         floor_times[name] = [wall(argv, b"") for _ in range(max(20, args.runs // 5))]
@@ -79,6 +93,9 @@ def main() -> None:
     ratio = statistics.median(times["spamdrill-deliver"]) / statistics.median(
         times["perl baseline"])
     print(f"  ratio spamdrill-deliver / perl baseline: {ratio:.2f} (goal <= 1.0)")
+    lean_ratio = statistics.median(times["python -I -S launcher"]) / statistics.median(
+        times["perl baseline"])
+    print(f"  ratio with a site-less launcher (python3 -I -S): {lean_ratio:.2f}")
 
     print("peak RSS of the wrapper process against message size (GNU time):")
     tmp = Path(tempfile.mkdtemp(prefix="spamdrill-bench-"))

@@ -166,13 +166,17 @@ def test_every_lab_process_is_found(run_dir: Path) -> None:
     assert os.path.exists(state.run_dir)
 
 
-def test_run_brings_lab_up_checks_mail_and_takes_it_down(run_dir: Path) -> None:
-    done = spamdrill("run", "--run-dir", str(run_dir))
+def test_lab_check_delivers_mail_through_the_chain(run_dir: Path) -> None:
+    assert spamdrill("lab", "up", "--run-dir", str(run_dir)).returncode == 0
+    done = spamdrill("lab", "check", "--run-dir", str(run_dir))
     assert done.returncode == 0, done.stdout + done.stderr
     assert "spam delivered to alice/.Spam" in done.stdout
     assert "ham delivered to alice/INBOX" in done.stdout
     assert "FAIL" not in done.stdout
+    assert spamdrill("lab", "down", "--run-dir", str(run_dir)).returncode == 0
     assert lab_pids(run_dir) == []
+    missing = spamdrill("lab", "check", "--run-dir", str(run_dir))
+    assert missing.returncode == 2 and "no lab in" in one_error_line(missing.stderr)
 
 
 def test_lab_dns_command_switches_a_name(run_dir: Path) -> None:

@@ -60,8 +60,10 @@ def test_lab_works_as_an_ordinary_user(
         return subprocess.run([*argv, *args, "--run-dir", str(run_dir)], env=env,
                               capture_output=True, text=True, timeout=180)
 
-    run = cli("run", "--keep")
-    assert run.returncode == 0, run.stdout + run.stderr
+    up = cli("lab", "up")
+    assert up.returncode == 0, up.stdout + up.stderr
+    check = cli("lab", "check")
+    assert check.returncode == 0, check.stdout + check.stderr
     status = cli("lab", "status", "--json")
     assert status.returncode == 0, status.stderr
     comps = {c["name"]: c for c in json.loads(status.stdout)["components"]}
