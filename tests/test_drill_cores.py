@@ -143,3 +143,23 @@ def test_spamd_log_check() -> None:
     assert checks.spamd_log(hist(), "a\nspamd: timeout: (2 second timeout while trying "
                             "to CHECK)\n", "second timeout while trying to CHECK").ok
     assert not checks.spamd_log(hist(), "nothing", "timeout").ok
+
+
+def test_model_agrees_check_fails_on_disagreement() -> None:
+    def case(name: str, args: list[str], seconds: float) -> MessageRecord:
+        r = rec(0, "unscanned", 0, seconds)
+        r.case, r.spamc_args = name, args
+        return r
+
+    ok = hist(case("queue-full -t 3", ["-t", "3"], 11.02), case("refuse -t 3", ["-t", "3"], 2.0))
+    assert checks.model_agrees(ok).ok
+    wrong = hist(case("queue-full -t 3", ["-t", "3"], 3.0))
+    assert not checks.model_agrees(wrong).ok
+    assert "predicted 11 s, measured 3.00 s" in checks.model_agrees(wrong).detail
+    # unbounded is confirmed only by a time past what -t alone allows
+    assert not checks.model_agrees(hist(case("drip -t 3", ["-t", "3"], 3.1))).ok
+    assert checks.model_agrees(hist(case("drip -t 3", ["-t", "3"], 45.0))).ok
+    assert checks.model_agrees(hist(rec(1, "unscanned", 0, 2.0)), mode="spamd-refused").ok
+    assert not checks.model_agrees(hist(rec(1, "unscanned", 0, 0.1)),
+                                   mode="spamd-refused").ok
+    assert not checks.model_agrees(hist()).ok  # nothing compared is not agreement

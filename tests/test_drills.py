@@ -89,6 +89,8 @@ def test_spamc_timeouts_worst_cases(tmp_path: Path) -> None:
     # a dripping spamd resets -t on every byte: far past -t and past the budget
     assert worst["drip -t 1"] > 3 * 1 + 2
     assert not by_name(r)["within maildrop's budget (3 s)"]
+    # spamdrill budget's model predicted each case (issue: verification by drills)
+    assert by_name(r)["budget model agrees with the measurements"], r.checks
 
 
 def test_flood_both_variants_scaled_down(tmp_path: Path) -> None:

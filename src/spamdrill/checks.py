@@ -98,6 +98,33 @@ def spamd_log(_h: History, log_text: str, pattern: str, min: int = 1) -> CheckRe
                        f"{found} times")
 
 
+def model_agrees(h: History, mode: str | None = None) -> CheckResult:
+    """Each case's measured worst time against the budget model's prediction
+    (``spamdrill.budget``), for the flags its messages were sent with. ``mode``: the budget
+    mode the whole scenario stands for (else each case's listener says)."""
+    from spamdrill.budget import spamc as spamc_model
+    from spamdrill.budget.verify import UNBOUNDED, agrees, predict
+
+    lines, bad, seen = [], [], 0
+    for case, ms in sorted(h.by_case().items()):
+        listener = case.split(" ", 1)[0]
+        predicted = predict(listener, ms[0].spamc_args, mode)
+        measured = max((m.seconds for m in ms if m.seconds is not None), default=None)
+        if predicted is None or measured is None:
+            continue
+        seen += 1
+        bound = spamc_model.silent(spamc_model.parse_args(ms[0].spamc_args)) or 0.0
+        ok = agrees(predicted, measured, bound)
+        shown = "unbounded" if predicted == UNBOUNDED else f"{predicted:g} s"
+        if not ok:
+            bad += [m.id for m in ms]
+            lines.append(f"{case}: predicted {shown}, measured {measured:.2f} s")
+    detail = (f"{seen} cases agree with the model" if not lines
+              else "; ".join(lines))
+    return CheckResult("budget model agrees with the measurements", seen > 0 and not lines,
+                       detail, bad)
+
+
 Check = Callable[..., CheckResult]
 CHECKS: dict[str, Check] = {
     "nothing_lost": nothing_lost,
@@ -108,4 +135,5 @@ CHECKS: dict[str, Check] = {
     "staircase": staircase,
     "unscanned_near_timeout": unscanned_near_timeout,
     "spamd_log": spamd_log,
+    "model_agrees": model_agrees,
 }

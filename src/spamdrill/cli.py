@@ -57,6 +57,7 @@ def cli() -> None:
       spamdrill run               run them all (each in its own private lab)
       spamdrill run spamc-timeouts --json out.json
       spamdrill flood --count 500 spamc processes released at once
+      spamdrill budget --maildroprc /etc/maildroprc   worst cases, predicted
       spamdrill lab up            keep a lab running to explore by hand
       spamdrill lab check         deliver test mail through it
       spamdrill lab status        what runs, where, and spamd's child states
@@ -342,6 +343,80 @@ def flood(count: int, target: str | None, spamc_args: str, schedule: str, rate: 
         json_path.write_text(json.dumps(doc, indent=1))
     report.print_results(out, results)
     sys.exit(0 if all(r.verdict == "pass" for r in results) else 1)
+
+
+@cli.command("budget")
+@click.option("--maildroprc", type=click.Path(path_type=Path), default=None,
+              help="Your maildroprc: spamc's flags come from its xfilter line.")
+@click.option("--spamc-args", default=None,
+              help="spamc flags directly, for a quick what-if (after the maildroprc's).")
+@click.option("--spamc-conf", type=click.Path(path_type=Path), default=None,
+              help="spamc.conf (read before the command line, as spamc does).")
+@click.option("--spamd-args", default=None, help="spamd's flags, e.g. '--timeout-child=60'.")
+@click.option("--spamd-default", type=click.Path(path_type=Path), default=None,
+              help="Debian's /etc/default/spamd (its OPTIONS=).")
+@click.option("--sa-dir", type=click.Path(path_type=Path), default=None,
+              help="SpamAssassin site config dir (rbl_timeout, SQL DSNs).")
+@click.option("--postfix-dir", type=click.Path(path_type=Path), default=None,
+              help="Postfix config dir: main.cf time limits, master.cf's maildrop service.")
+@click.option("--deliver-config", type=click.Path(path_type=Path), default=None,
+              help="spamdrill-deliver's config (its deadline).")
+@click.option("--maildrop-timeout", type=click.FloatRange(min=1), default=None,
+              help="maildrop's compiled-in global timeout (Debian: 300 s).")
+@click.option("--wrapper", type=click.Choice(["none", "spamdrill-deliver", "bounce-on-75"]),
+              default=None, help="What runs maildrop, if master.cf is not given.")
+@click.option("--json", "as_json", is_flag=True,
+              help='{"limits": [...], "modes": [...]} (a contract; see docs/BUDGET.md).')
+def budget(maildroprc: Path | None, spamc_args: str | None, spamc_conf: Path | None,
+           spamd_args: str | None, spamd_default: Path | None, sa_dir: Path | None,
+           postfix_dir: Path | None, deliver_config: Path | None,
+           maildrop_timeout: float | None, wrapper: str | None, as_json: bool) -> None:
+    """Predict each failure mode's worst case from your configs, before mail bounces.
+
+    For each mode (spamd refusing, dropping SYNs, silent, dripping, overloaded; the
+    database unreachable or locked; DNS dead): each layer's worst case, which limit fires
+    first, and what Postfix then does (delivered, delivered unscanned, deferred, bounced).
+    A violation names the smallest change that fixes it. Values you do not give take each
+    program's own default. Exit 1 if any mode has a violation.
+
+    \b
+    spamdrill budget --spamc-args '-t 100'
+    spamdrill budget --maildroprc /etc/maildroprc --postfix-dir /etc/postfix
+    """
+    from spamdrill.budget import inputs, model
+
+    setup = inputs.gather(
+        maildroprc=maildroprc, spamc_args=spamc_args, spamc_conf=spamc_conf,
+        spamd_args=spamd_args, spamd_default=spamd_default, sa_dir=sa_dir,
+        postfix_dir=postfix_dir, deliver_config=deliver_config,
+        maildrop_timeout=maildrop_timeout, wrapper=wrapper)
+    results = model.evaluate(setup)
+    if as_json:
+        click.echo(json.dumps({"limits": model.limits(setup),
+                               "modes": [r.public() for r in results]}, indent=1))
+    else:
+        lim = Table(title="limits")
+        for col in ("layer", "seconds", "from"):
+            lim.add_column(col)
+        for row in model.limits(setup):
+            lim.add_row(row["layer"], "-" if row["seconds"] is None else f"{row['seconds']:g}",
+                        row["source"])
+        out.print(lim)
+        table = Table(title=f"worst case per failure mode (spamc {setup.spamc.render()}, "
+                            f"wrapper: {setup.wrapper})")
+        for col in ("mode", "spamc s", "spamd s", "worst s", "fires first", "outcome",
+                    "fix"):
+            table.add_column(col)
+        for r in results:
+            colour = {"bounced": "red", "deferred": "yellow"}.get(r.outcome, "green")
+            table.add_row(
+                r.mode, "unbounded" if r.spamc_s is None else f"{r.spamc_s:g}",
+                "-" if r.spamd_s is None else f"{r.spamd_s:g}",
+                "-" if r.worst_s is None else f"{r.worst_s:g}", r.fires_first,
+                f"[{colour}]{r.outcome}[/{colour}]",
+                "\n".join(f"{v.inner} > {v.outer}: {v.fix}" for v in r.violations))
+        out.print(table)
+    sys.exit(1 if any(r.violations for r in results) else 0)
 
 
 def main(argv: list[str] | None = None) -> Any:

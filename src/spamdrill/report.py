@@ -19,6 +19,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from spamdrill.budget.verify import UNBOUNDED, predict
 from spamdrill.drills.runner import ScenarioResult, summarize
 
 
@@ -44,13 +45,17 @@ def verdict_table(results: list[ScenarioResult]) -> Table:
 
 def case_table(r: ScenarioResult) -> Table:
     table = Table(title=f"{r.name}: worst case per combination (budget {r.budget_s:.3g} s)")
-    for col in ("case", "n", "outcome", "max s", "reason", "vs budget"):
+    for col in ("case", "n", "outcome", "predicted s", "max s", "reason", "vs budget"):
         table.add_column(col)
+    args = {m.case: m.spamc_args for m in r.history.messages}
     for f in sorted(r.findings, key=lambda f: -(f["max_s"] or 0)):
+        predicted = predict(f["case"].split(" ", 1)[0], args.get(f["case"], []))
         outcome = ", ".join(f"{f[o]} {o}" for o in ("spam", "ham", "unscanned", "error",
                                                      "lost") if f[o])
         crosses = f["max_s"] is None or f["max_s"] >= r.budget_s
-        table.add_row(f["case"], str(f["messages"]), outcome, _s(f["max_s"]),
+        shown = "-" if predicted is None else (
+            "unbounded" if predicted == UNBOUNDED else f"{predicted:.2f}")
+        table.add_row(f["case"], str(f["messages"]), outcome, shown, _s(f["max_s"]),
                       ", ".join(f["reasons"]),
                       "[red]CROSSES[/red]" if crosses else "within")
     return table

@@ -1,0 +1,227 @@
+"""The budget model, sans-IO: for each failure mode, each layer's worst case, which limit
+fires first, and what Postfix finally does with the mail.
+
+Layers, inside out, each from its source:
+
+- spamc: ``spamdrill.budget.spamc`` (libspamc.c).
+- spamd: ``--timeout-child`` (default 300 s) ends a child that takes too long; it answers
+  ``SPAMD/1.0 79 Timeout`` (seen on spamd 4.0.1), which spamc treats as a failure (unscanned).
+- maildrop: ``maildrop/globaltimer.C``: after the compiled-in global timeout (Debian: 300 s)
+  it writes ``maildrop: Timeout quota exceeded.`` and ``_exit(EX_TEMPFAIL)``; it does not kill
+  the running xfilter, so a spamc still waiting keeps maildrop's output pipe open.
+- the wrapper: ``spamdrill-deliver`` kills the MDA's process group at its deadline, and when
+  maildrop exits, and defers; the field report's first wrapper turned 75 into 100 (bounce).
+- Postfix pipe(8): ``pipe_command.c`` waits for the command's output to close; past
+  ``<transport>_time_limit`` (default ``command_time_limit``, 1000 s) it kills the process
+  group and **bounces** (5.3.0). Exit 75 defers.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from spamdrill.budget import spamc as spamc_model
+from spamdrill.budget.spamc import SpamcFlags
+
+MODES = ("spamd-refused", "spamd-accept-queue-full", "spamd-silent", "spamd-slow-drip",
+         "spamd-overloaded", "db-unreachable", "db-locked", "dns-dead")
+
+LINUX_TCP_CONNECT_S = 127.0  # net.ipv4.tcp_syn_retries = 6: 1+2+4+8+16+32+64 s
+INNODB_LOCK_WAIT_S = 50.0  # MariaDB innodb_lock_wait_timeout default
+LOCK_WAIT_S = 86400.0  # MariaDB lock_wait_timeout default (FLUSH TABLES WITH READ LOCK)
+RESOLV_TIMEOUT_S = 5.0  # resolv.conf(5): timeout 5, attempts 2
+RESOLV_ATTEMPTS = 2
+
+
+@dataclass(frozen=True)
+class Setup:
+    """Everything the model needs, each with where it came from."""
+
+    spamc: SpamcFlags = field(default_factory=SpamcFlags)
+    spamd_timeout_child: float = 300.0
+    spamd_timeout_tcp: float = 30.0
+    spamd_max_children: int = 5
+    rbl_timeout: float = 15.0
+    db_connect_timeout: float | None = None  # DSN mysql_connect_timeout; None = the OS's
+    db_host_is_name: bool = False
+    maildrop_timeout: float = 300.0
+    wrapper: str = "none"  # none | spamdrill-deliver | bounce-on-75
+    wrapper_deadline: float | None = None
+    postfix_time_limit: float = 1000.0
+    sources: dict[str, str] = field(default_factory=dict)
+
+    def source(self, key: str, default: str) -> str:
+        return self.sources.get(key, default)
+
+
+@dataclass
+class Violation:
+    inner: str
+    outer: str
+    fix: str
+
+    def public(self) -> dict[str, str]:
+        return {"inner": self.inner, "outer": self.outer, "fix": self.fix}
+
+
+@dataclass
+class ModeResult:
+    mode: str
+    spamc_s: float | None  # spamc's worst case (None: unbounded)
+    spamd_s: float | None  # how long spamd takes to answer in this mode (None: no answer)
+    worst_s: float | None  # delivery's worst wall time until Postfix gets a verdict
+    fires_first: str
+    outcome: str  # delivered | delivered unscanned | deferred | bounced
+    why: str
+    violations: list[Violation] = field(default_factory=list)
+
+    def public(self) -> dict[str, Any]:
+        return {"mode": self.mode, "worst_s": _r(self.worst_s), "spamc_s": _r(self.spamc_s),
+                "spamd_s": _r(self.spamd_s), "fires_first": self.fires_first,
+                "outcome": self.outcome, "why": self.why,
+                "violations": [v.public() for v in self.violations]}
+
+
+def _r(x: float | None) -> float | None:
+    return None if x is None else round(x, 3)
+
+
+def limits(s: Setup) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = [
+        {"layer": "spamc -t (per read)", "seconds": s.spamc.timeout or None,
+         "source": s.spamc.source},
+        {"layer": "spamc connect (per try)", "seconds": s.spamc.connect_wait or None,
+         "source": s.spamc.source},
+        {"layer": "spamd --timeout-child", "seconds": s.spamd_timeout_child,
+         "source": s.source("spamd", "spamd default")},
+        {"layer": "SpamAssassin rbl_timeout", "seconds": s.rbl_timeout,
+         "source": s.source("sa", "SpamAssassin default")},
+        {"layer": "maildrop global timeout", "seconds": s.maildrop_timeout,
+         "source": s.source("maildrop", "Debian maildrop 2.9.3 (compiled in)")},
+        {"layer": "Postfix time limit (bounces)", "seconds": s.postfix_time_limit,
+         "source": s.source("postfix", "Postfix default command_time_limit")},
+    ]
+    if s.wrapper == "spamdrill-deliver":
+        out.insert(5, {"layer": "spamdrill-deliver deadline (defers)",
+                       "seconds": s.wrapper_deadline or 600.0,
+                       "source": s.source("wrapper", "spamdrill-deliver default")})
+    return out
+
+
+def _spamd_answer(s: Setup, work_s: float | None) -> float | None:
+    """When spamd answers if the scan would take ``work_s``: --timeout-child caps it."""
+    if work_s is None or work_s >= s.spamd_timeout_child:
+        return s.spamd_timeout_child if s.spamd_timeout_child else None
+    return work_s
+
+
+def _spamc_given_answer(f: SpamcFlags, answer_s: float | None) -> float | None:
+    """spamc's worst case when spamd answers after ``answer_s`` (None: never)."""
+    bound = spamc_model.silent(f)
+    if answer_s is None:
+        return bound
+    if f.timeout and answer_s >= f.timeout:
+        return bound
+    return answer_s
+
+
+def evaluate(s: Setup) -> list[ModeResult]:
+    f = s.spamc
+    db_connect = s.db_connect_timeout or LINUX_TCP_CONNECT_S
+    dns_libc = RESOLV_TIMEOUT_S * RESOLV_ATTEMPTS if s.db_host_is_name else 0.0
+    cases: list[tuple[str, float | None, float | None, str]] = [
+        ("spamd-refused", spamc_model.refused(f), None,
+         "every connect refused at once: (retries-1) x retry-sleep"),
+        ("spamd-accept-queue-full", spamc_model.accept_queue_full(f), None,
+         "SYNs dropped: retries x connect timeout + (retries-1) x retry-sleep"),
+        ("spamd-silent", spamc_model.silent(f), None,
+         "accepted, never answers: filter-retries x -t + sleeps"),
+        ("spamd-slow-drip", spamc_model.slow_drip(f), None,
+         "-t bounds each read, not the answer: a byte every < -t seconds never ends"),
+    ]
+    overload = _spamd_answer(s, None)
+    cases.append(("spamd-overloaded", _spamc_given_answer(f, None), overload,
+                  "queued in the kernel's accept queue until a child is free: spamc waits "
+                  "for the first line, bounded by -t"))
+    db_work = 2 * db_connect  # user prefs, then Bayes: each connects
+    cases.append(("db-unreachable", _spamc_given_answer(f, _spamd_answer(s, db_work)),
+                  _spamd_answer(s, db_work),
+                  f"packets dropped: each SQL connect waits {db_connect:g} s (user prefs and "
+                  "Bayes), capped by --timeout-child"))
+    cases.append(("db-locked", _spamc_given_answer(f, _spamd_answer(s, LOCK_WAIT_S)),
+                  _spamd_answer(s, LOCK_WAIT_S),
+                  "a global read lock: Bayes updates wait lock_wait_timeout, capped by "
+                  "--timeout-child"))
+    dns_work = s.rbl_timeout + dns_libc
+    cases.append(("dns-dead", _spamc_given_answer(f, _spamd_answer(s, dns_work)),
+                  _spamd_answer(s, dns_work),
+                  f"DNSBL lookups give up after rbl_timeout ({s.rbl_timeout:g} s)"
+                  + (f", the DB host name after {dns_libc:g} s of libc retries"
+                     if dns_libc else "")))
+    return [_judge(s, mode, spamc_s, spamd_s, why) for mode, spamc_s, spamd_s, why in cases]
+
+
+def _judge(s: Setup, mode: str, spamc_s: float | None, spamd_s: float | None,
+           why: str) -> ModeResult:
+    scanned = (spamd_s is not None and spamc_s == spamd_s
+               and spamd_s < s.spamd_timeout_child and mode != "spamd-overloaded")
+    m, ctl = s.maildrop_timeout, s.postfix_time_limit
+    deadline = (s.wrapper_deadline or 600.0) if s.wrapper == "spamdrill-deliver" else None
+    violations: list[Violation] = []
+    spamc_txt = "unbounded" if spamc_s is None else f"{spamc_s:g} s"
+    if spamc_s is not None and spamc_s < m and (deadline is None or spamc_s < deadline):
+        outcome = "delivered" if scanned else "delivered unscanned"
+        return ModeResult(mode, spamc_s, spamd_s, spamc_s, "spamc" if not scanned else
+                          "none (spamd answered)", outcome, why)
+    if deadline is not None and deadline <= m:
+        fires, worst, outcome = "spamdrill-deliver deadline", deadline, "deferred"
+    else:
+        fires = "maildrop global timeout"
+        if spamc_s is None and deadline is not None:
+            # nothing in spamc bounds it, and the wrapper already turns it into a deferral
+            why += ("; no spamc flag bounds this: spamdrill-deliver defers it when maildrop "
+                    "gives up (find the slow spamd: spamdrill run spamc-timeouts)")
+        else:
+            violations.append(Violation(f"spamc worst case ({spamc_txt})",
+                                        f"maildrop global timeout ({m:g} s)", _fix(s, mode)))
+        if deadline is not None:  # the wrapper kills the hung spamc once maildrop exits
+            worst, outcome = m, "deferred"
+        elif spamc_s is None or spamc_s >= ctl:
+            worst, outcome = ctl, "bounced"
+            fires = "maildrop global timeout, then Postfix time limit"
+            violations.append(Violation(
+                f"spamc still running ({spamc_txt}) holds maildrop's output pipe open",
+                f"Postfix time limit ({ctl:g} s), which bounces",
+                "run maildrop under spamdrill-deliver (it kills what maildrop left behind "
+                "and defers)"))
+        else:
+            worst = spamc_s  # maildrop's exit 75 reaches Postfix when spamc lets go
+            outcome = "bounced" if s.wrapper == "bounce-on-75" else "deferred"
+            if outcome == "bounced":
+                violations.append(Violation("maildrop's EX_TEMPFAIL (75)",
+                                            "the wrapper's 75 -> 100 mapping",
+                                            "use spamdrill-deliver: it defers timeouts"))
+    return ModeResult(mode, spamc_s, spamd_s, worst, fires, outcome, why, violations)
+
+
+def _fix(s: Setup, mode: str) -> str:
+    """The smallest change that brings spamc back under maildrop's timeout."""
+    f, m = s.spamc, s.maildrop_timeout
+    if mode == "spamd-refused":
+        sleep_max = math.floor((m - 1) / max(1, f.connect_retries - 1))
+        return f"spamc --retry-sleep {sleep_max}"
+    if mode == "spamd-accept-queue-full" and f.connect_wait:
+        n_max = math.floor((m - 1 - (f.connect_retries - 1) * f.retry_sleep)
+                           / f.connect_retries)
+        if n_max >= 1:
+            return (f"spamc -n {n_max} (connect timeout; -t stays {f.timeout:g}), or "
+                    "--connect-retries 1")
+        return "spamc --connect-retries 1"
+    if mode == "spamd-slow-drip" or not f.timeout:
+        return ("no spamc flag bounds it: run maildrop under spamdrill-deliver, which kills "
+                "the spamc maildrop leaves behind and defers")
+    t_max = math.floor((m - 1 - (f.filter_retries - 1) * f.filter_retry_sleep)
+                       / f.filter_retries)
+    return f"spamc -t {max(1, t_max)}"

@@ -1,0 +1,40 @@
+"""Predictions the drills can check: spamc's worst case against each fake spamd, for the
+flags each message was sent with. Sans-IO."""
+
+from __future__ import annotations
+
+from spamdrill.budget import spamc as spamc_model
+
+# drill listener -> budget mode
+LISTENER_MODE = {"refuse": "spamd-refused", "queue-full": "spamd-accept-queue-full",
+                 "silent": "spamd-silent", "nonreader": "spamd-silent",
+                 "drip": "spamd-slow-drip"}
+UNBOUNDED = float("inf")
+
+
+def predict(listener: str, spamc_args: list[str], mode: str | None = None) -> float | None:
+    """Predicted worst seconds (inf: unbounded); None when the model has no prediction.
+    ``mode`` names the budget mode directly (a scenario without per-listener cases)."""
+    mode = mode or LISTENER_MODE.get(listener)
+    if mode == "spamd-overloaded":
+        mode = "spamd-silent"  # queued connections wait for the first line: -t bounds it
+    if mode is None or mode not in ("spamd-refused", "spamd-accept-queue-full",
+                                    "spamd-silent", "spamd-slow-drip"):
+        return None
+    f = spamc_model.parse_args(spamc_args, "drill")
+    value = {
+        "spamd-refused": spamc_model.refused,
+        "spamd-accept-queue-full": spamc_model.accept_queue_full,
+        "spamd-silent": spamc_model.silent,
+        "spamd-slow-drip": spamc_model.slow_drip,
+    }[mode](f)
+    return UNBOUNDED if value is None else value
+
+
+def agrees(predicted: float, measured: float, bound_if_unbounded: float,
+           abs_tol: float = 0.5, rel_tol: float = 0.1) -> bool:
+    """Within tolerance; for an unbounded prediction, the measurement must exceed what the
+    bounded reading of the flags (-t) would allow."""
+    if predicted == UNBOUNDED:
+        return measured > bound_if_unbounded + abs_tol
+    return abs(measured - predicted) <= abs_tol + rel_tol * predicted

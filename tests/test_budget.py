@@ -1,0 +1,185 @@
+"""The budget model (from libspamc.c, globaltimer.C, pipe_command.c), its config readers on
+real-shaped files, and the command line."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+from conftest import spamdrill
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from spamdrill.budget import inputs, model
+from spamdrill.budget import spamc as sm
+
+FIELD_REPORT_MAILDROPRC = """\
+exception {
+  if ( $SIZE < 250000 )
+  {
+    `logger -t maildrop -pmail.info "Checking for spam: $FR $TO"`
+    xfilter "/usr/bin/spamc -d spamd2-pn -t 100 -u $LOGNAME"
+  }
+  if (/^X-Spam-Flag: YES/)
+  {
+    exception {
+      `logger -t maildrop -pmail.info "Found spam: $FR $TO ($SUB)"`
+       to "$DEFAULT/.Spam/"
+    }
+  }
+}
+"""
+
+
+def modes(setup: model.Setup) -> dict[str, model.ModeResult]:
+    return {r.mode: r for r in model.evaluate(setup)}
+
+
+def test_spamc_arithmetic_from_libspamc() -> None:
+    f = sm.parse_args("-d spamd2-pn -t 100 -u $LOGNAME")
+    assert sm.refused(f) == 2  # 3 tries, 1 s between
+    assert sm.accept_queue_full(f) == 302  # the field report's "3x longer"
+    assert sm.silent(f) == 100
+    assert sm.slow_drip(f) is None
+    f2 = sm.parse_args(["-t5", "-n", "2", "--connect-retries=4", "--retry-sleep", "3",
+                        "--filter-retries", "2", "--filter-retry-sleep", "4"])
+    assert sm.accept_queue_full(f2) == 4 * 2 + 3 * 3
+    assert sm.silent(f2) == 2 * 5 + 4
+    assert sm.silent(sm.parse_args("-t 0")) is None  # 0 disables the timeout
+    assert sm.parse_args("--filter-retries 0").filter_retries == 1  # 0 means once
+    assert sm.parse_args("").timeout == 600  # spamc's default
+
+
+@pytest.mark.parametrize("bad", ["-t", "-t soon", "--connect-retries -2"])
+def test_spamc_bad_flags(bad: str) -> None:
+    with pytest.raises(Exception, match="spamc flag"):
+        sm.parse_args(bad)
+
+
+def test_field_report_setup_bounces_on_a_full_accept_queue() -> None:
+    setup = model.Setup(spamc=sm.parse_args(inputs.spamc_args_from_maildroprc(
+        FIELD_REPORT_MAILDROPRC) or []), wrapper="bounce-on-75")
+    r = modes(setup)
+    q = r["spamd-accept-queue-full"]
+    assert (q.worst_s, q.outcome, q.fires_first) == (302, "bounced",
+                                                     "maildrop global timeout")
+    assert "-n 99" in q.violations[0].fix
+    assert r["spamd-refused"].outcome == "delivered unscanned"
+    drip = r["spamd-slow-drip"]
+    assert drip.spamc_s is None and drip.outcome == "bounced" and drip.worst_s == 1000
+    assert drip.public()["worst_s"] == 1000 and drip.public()["spamc_s"] is None
+
+
+def test_spamdrill_deliver_turns_every_overrun_into_a_deferral() -> None:
+    setup = model.Setup(spamc=sm.parse_args("-t 100"), wrapper="spamdrill-deliver")
+    for r in model.evaluate(setup):
+        assert r.outcome != "bounced", r
+    assert modes(setup)["spamd-slow-drip"].outcome == "deferred"
+
+
+def test_plain_maildrop_defers_but_postfix_limit_bounces_a_hung_spamc() -> None:
+    r = modes(model.Setup(spamc=sm.parse_args("-t 100"), wrapper="none"))
+    assert r["spamd-accept-queue-full"].outcome == "deferred"
+    assert r["spamd-slow-drip"].outcome == "bounced"  # pipe held open until 1000 s
+
+
+@settings(max_examples=200, deadline=None)
+@given(t=st.integers(1, 400), retries=st.integers(1, 5), sleep=st.integers(0, 5),
+       fretries=st.integers(1, 3), maildrop=st.integers(60, 600))
+def test_every_suggested_spamc_fix_removes_its_violation(t: int, retries: int, sleep: int,
+                                                         fretries: int, maildrop: int) -> None:
+    base = model.Setup(spamc=sm.parse_args(
+        f"-t {t} --connect-retries {retries} --retry-sleep {sleep} --filter-retries "
+        f"{fretries}"), maildrop_timeout=maildrop, wrapper="spamdrill-deliver",
+        wrapper_deadline=maildrop + 100)
+    for r in model.evaluate(base):
+        for v in r.violations:
+            fix = v.fix.split(" (")[0].split(", or")[0]
+            if not fix.startswith("spamc "):
+                continue
+            # the fix's flags, given after the current ones, win (as on spamc's command line)
+            fixed = replace(base, spamc=sm.parse_args([*base_args(base), *fix.split()[1:]]))
+            after = modes(fixed)[r.mode]
+            assert not after.violations, (r.mode, v.fix, after)
+
+
+def base_args(setup: model.Setup) -> list[str]:
+    f = setup.spamc
+    return ["-t", str(f.timeout), "--connect-retries", str(f.connect_retries),
+            "--retry-sleep", str(f.retry_sleep), "--filter-retries", str(f.filter_retries)]
+
+
+def test_readers_on_real_shaped_files(tmp_path: Path) -> None:
+    assert inputs.spamc_args_from_maildroprc(FIELD_REPORT_MAILDROPRC) == \
+        ["-d", "spamd2-pn", "-t", "100", "-u", "$LOGNAME"]
+    assert inputs.spamc_args_from_maildroprc('# xfilter "spamc -t 1"\nto "x"') is None
+    assert inputs.spamc_conf_args("# spamc.conf\n-t 30\n--connect-retries 1 # once\n") == \
+        ["-t", "30", "--connect-retries", "1"]
+    assert inputs.sa_settings("rbl_timeout 30 5\nuser_scores_dsn DBI:mysql:sa;host=dbw-pn;"
+                              "mysql_connect_timeout=10\n") == \
+        {"rbl_timeout": 30.0, "db_host_is_name": True, "db_connect_timeout": 10.0}
+    assert inputs.sa_settings("bayes_sql_dsn DBI:mysql:sa;host=10.0.2.1\n") == \
+        {"db_host_is_name": False}
+    assert inputs.postconf_time("2m") == 120 and inputs.postconf_time("1000s") == 1000
+    master = ("smtp inet n - y - - smtpd\n"
+              "maildrop  unix  -       n       n       -       -       pipe\n"
+              "  flags=DRhu user=vmail argv=/usr/local/bin/maildrop_wrapper\n"
+              "  -d ${recipient}\n")
+    assert inputs.maildrop_service(master) == \
+        ("maildrop", ["/usr/local/bin/maildrop_wrapper", "-d", "${recipient}"])
+    assert inputs.wrapper_of(["/usr/bin/spamdrill-deliver", "--deadline=500", "--",
+                              "/usr/bin/maildrop"]) == ("spamdrill-deliver", 500.0)
+    assert inputs.wrapper_of(["/usr/bin/maildrop", "-d", "x"]) == ("none", None)
+    pf = tmp_path / "postfix"
+    pf.mkdir()
+    (pf / "main.cf").write_text("command_time_limit = 20m\nmaildrop_time_limit = 900s\n"
+                                "maildrop_destination_recipient_limit = 1\n")
+    (pf / "master.cf").write_text(master)
+    rc = tmp_path / "maildroprc"
+    rc.write_text(FIELD_REPORT_MAILDROPRC)
+    setup = inputs.gather(maildroprc=rc, postfix_dir=pf)
+    assert setup.postfix_time_limit == 900 and setup.wrapper == "bounce-on-75"
+    assert setup.spamc.timeout == 100 and "maildroprc" in setup.spamc.source
+
+
+def test_debian_default_spamd_file() -> None:
+    # the file Debian's spamd package installs, read as it is
+    path = Path("/etc/default/spamd")
+    options = inputs.spamd_options_from_default(path.read_text())
+    assert "--max-children" in options
+    assert inputs.spamd_flags(options)["max_children"] == 5
+    setup = inputs.gather(spamd_default=path, spamd_args=None)
+    assert setup.spamd_max_children == 5 and setup.spamd_timeout_child == 300
+
+
+def test_cli_budget_json_contract(tmp_path: Path) -> None:
+    rc = tmp_path / "maildroprc"
+    rc.write_text(FIELD_REPORT_MAILDROPRC)
+    done = spamdrill("budget", "--maildroprc", str(rc), "--json")
+    assert done.returncode == 1, done.stderr  # the field report's setup has violations
+    doc = json.loads(done.stdout)
+    assert {"layer", "seconds", "source"} <= set(doc["limits"][0])
+    names = {m["mode"] for m in doc["modes"]}
+    assert set(model.MODES) <= names
+    for m in doc["modes"]:
+        assert {"mode", "worst_s", "fires_first", "outcome", "violations"} <= set(m)
+        assert m["worst_s"] is None or isinstance(m["worst_s"], int | float)
+        for v in m["violations"]:
+            assert set(v) == {"inner", "outer", "fix"}
+    fixed = spamdrill("budget", "--maildroprc", str(rc), "--spamc-args", "-n 30",
+                      "--wrapper", "spamdrill-deliver", "--json")
+    assert fixed.returncode == 0, fixed.stdout
+    assert all(not m["violations"] for m in json.loads(fixed.stdout)["modes"])
+
+
+@pytest.mark.parametrize("args,expected", [
+    (["--maildroprc", "/nonexistent"], "/nonexistent not found"),
+    (["--spamc-args", "-t soon"], "is not a number"),
+    (["--spamd-args", "--timeout-child"], "needs a value"),
+])
+def test_cli_budget_bad_input(args: list[str], expected: str) -> None:
+    done = spamdrill("budget", *args)
+    assert done.returncode == 2 and expected in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1 and "Traceback" not in done.stderr
