@@ -74,7 +74,7 @@ def test_spamd_timeouts(tmp_path: Path) -> None:
     assert r.verdict == "pass", r.checks
     slow = [m for m in r.history.messages if m.kind.startswith("slow:")]
     assert [m.outcome for m in slow] == ["unscanned"]
-    assert r.notes and "closed by spamd after" in r.notes[0]
+    assert any("closed by spamd after" in n for n in r.notes), r.notes
 
 
 def test_spamc_timeouts_worst_cases(tmp_path: Path) -> None:

@@ -124,9 +124,14 @@ def _print_status(run_dir: Path) -> None:
 
 @lab.command("down")
 @RUN_DIR
-def lab_down(run_dir: Path) -> None:
-    """Stop every process of the lab, also those a crashed or killed spamdrill left."""
+@click.option("--all", "everything", is_flag=True,
+              help="Also every drill lab a killed 'spamdrill run' left behind.")
+def lab_down(run_dir: Path, everything: bool) -> None:
+    """Stop every process of the lab, also those a crashed or killed spamdrill left, and
+    heal every fault it injected (a frozen database, DNS rules, server settings)."""
     stopped = lab_ops.down(run_dir)
+    if everything:
+        stopped += lab_ops.down_all()
     out.print(f"stopped: {', '.join(stopped)}" if stopped else "nothing was running")
 
 
@@ -249,6 +254,8 @@ def run(scenarios: tuple[str, ...], config_path: Path | None, scale: float | Non
     base = lab_config.load(config_path)
     factor = _scale(scale)
     known = load_all(list(scenario_dirs))
+    for cleaned in lab_ops.down_all(only_orphans=True):
+        _progress(f"cleaned a lab an interrupted run left: {cleaned}")
     for name in scenarios:
         if name not in known:
             raise SpamdrillError(f"unknown scenario {name!r}",
@@ -420,13 +427,21 @@ def budget(maildroprc: Path | None, spamc_args: str | None, spamc_conf: Path | N
 
 
 def main(argv: list[str] | None = None) -> Any:
+    import signal
+
+    from spamdrill.lab.procs import interrupt_handler
+
+    # SIGTERM unwinds like Ctrl-C, so every drill heals its fault and takes its lab down;
+    # neither interrupts a clean-up already under way
+    signal.signal(signal.SIGTERM, interrupt_handler)
+    signal.signal(signal.SIGINT, interrupt_handler)
     try:
         return cli.main(args=argv, prog_name="spamdrill", standalone_mode=False)
     except SpamdrillError as exc:
         click.echo(f"spamdrill: error: {exc.one_line()}", err=True)
         sys.exit(2)
-    except click.exceptions.Abort:
-        click.echo("spamdrill: interrupted", err=True)
+    except (click.exceptions.Abort, KeyboardInterrupt):
+        click.echo("spamdrill: interrupted; faults healed and labs taken down", err=True)
         sys.exit(130)
     except click.ClickException as exc:
         exc.show()

@@ -9,14 +9,22 @@ listening.
 from __future__ import annotations
 
 import contextlib
+import os
+import signal
 import socket
 import threading
 import time
 from dataclasses import dataclass, field
+from typing import Any
+
+import pymysql
 
 from spamdrill.history import FaultEvent
+from spamdrill.lab import faults as lab_faults
 from spamdrill.lab import lab as lab_ops
+from spamdrill.lab import mariadb
 from spamdrill.lab.config import LabConfig
+from spamdrill.lab.procs import Journal
 from spamdrill.load.spamc import Action
 
 
@@ -145,4 +153,186 @@ class StallingClients(Fault):
         for s in self._socks:
             with contextlib.suppress(OSError):
                 s.close()
+        self._close_all()
+
+
+def _processlist(state: lab_ops.LabState) -> str:
+    """What the database shows: SpamAssassin's connections and what they wait for."""
+    try:
+        with mariadb.admin(state.layout, timeout=1) as conn, conn.cursor() as cur:
+            cur.execute("SELECT command, state, time, LEFT(info, 60) FROM "
+                        "information_schema.processlist WHERE user = %s", (mariadb.SA_USER,))
+            rows = cur.fetchall()
+    except pymysql.MySQLError as exc:
+        return f"process list unavailable: {exc.args[-1] if exc.args else exc}"
+    if not rows:
+        return "no SpamAssassin connections"
+    counts: dict[str, int] = {}
+    for command, st, _t, _info in rows:
+        key = f"{command}/{st or '-'}"
+        counts[key] = counts.get(key, 0) + 1
+    return ", ".join(f"{n}x {k}" for k, n in sorted(counts.items()))
+
+
+@dataclass
+class DbFault(Fault):
+    """Database faults: lowered max_connections, a global read lock, write locks on the
+    Bayes tables, connections killed mid-query, mariadbd frozen (SIGSTOP) or killed.
+
+    ``at``/``duration`` are drill seconds; a duration of 0 holds the fault to the end.
+    Every injection is journaled by ``spamdrill.lab.faults`` or held by a connection that
+    dies with this process, so nothing outlives a killed drill.
+    """
+
+    state: lab_ops.LabState | None = None
+    config: LabConfig | None = None
+    kind: str = "read-lock"
+    at: float = 0.0
+    duration: float = 0.0
+    max_connections: int = 5
+    snapshots: list[str] = field(default_factory=list)
+    _conn: Any = None
+    _fid: str = ""
+    _restore: list[tuple[str, str, object]] = field(default_factory=list)
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _killer: threading.Thread | None = None
+    _lifted: bool = False
+
+    KINDS = ("max-connections", "read-lock", "write-lock", "cut-mid-query", "frozen",
+             "down")
+
+    def actions(self) -> list[Action]:
+        acts = [Action(self.at, f"db-{self.kind}", self._inject),
+                Action(self.at + max(0.5, self.duration or 1.0) * 0.5, "db-processlist",
+                       self._snapshot)]
+        if self.duration:
+            acts.append(Action(self.at + self.duration, f"db-{self.kind}-lifted", self._lift))
+        return acts
+
+    def _snapshot(self) -> str:
+        assert self.state is not None
+        if self.kind in ("frozen", "down"):
+            return "(server not answering)"
+        shown = _processlist(self.state)
+        self.snapshots.append(shown)
+        return shown
+
+    def _inject(self) -> str:
+        st = self.state
+        assert st is not None
+        journal = Journal(st.layout.journal)
+        self._open(f"database {self.kind}")
+        if self.kind == "max-connections":
+            # MariaDB 10.11 will not set max_connections below 10 (the field report's 5
+            # becomes 10); the per-account max_user_connections limits SpamAssassin's
+            # one account to the number asked for
+            self._restore = [
+                ("max_connections", *lab_faults.set_db_global(
+                    journal, st.layout, "max_connections", self.max_connections)),
+                ("max_user_connections", *lab_faults.set_db_global(
+                    journal, st.layout, "max_user_connections", self.max_connections)),
+            ]
+            return (f"max_connections = {self.max_connections} (MariaDB keeps >= 10), "
+                    f"max_user_connections = {self.max_connections}")
+        if self.kind in ("read-lock", "write-lock"):
+            self._conn = mariadb.admin(st.layout)
+            with self._conn.cursor() as cur:
+                if self.kind == "read-lock":
+                    cur.execute("FLUSH TABLES WITH READ LOCK")
+                else:
+                    cur.execute("LOCK TABLES " + ", ".join(
+                        f"{mariadb.SA_DB}.{t} WRITE" for t in BAYES_TABLES))
+            return "lock held"
+        if self.kind == "cut-mid-query":
+            self._killer = threading.Thread(target=self._kill_loop, daemon=True)
+            self._killer.start()
+            return "killing SpamAssassin's connections mid-query"
+        pid, ticks = st.pids["mariadb"]
+        assert isinstance(pid, int)
+        if self.kind == "frozen":
+            self._fid = lab_faults.pause(journal, pid, ticks)
+            return f"mariadbd {pid} SIGSTOPped"
+        # down: killed outright; clients are refused until heal restarts it
+        os.killpg(pid, signal.SIGKILL)
+        return f"mariadbd {pid} killed"
+
+    def _kill_loop(self) -> None:
+        assert self.state is not None
+        killed = 0
+        with contextlib.suppress(pymysql.MySQLError), mariadb.admin(self.state.layout) as c:
+            while not self._stop.wait(0.02):
+                with c.cursor() as cur:
+                    cur.execute("SELECT id FROM information_schema.processlist WHERE user = %s"
+                                " AND command = 'Query'", (mariadb.SA_USER,))
+                    for (qid,) in cur.fetchall():
+                        with contextlib.suppress(pymysql.MySQLError):
+                            cur.execute(f"KILL CONNECTION {int(qid)}")
+                            killed += 1
+        self.snapshots.append(f"{killed} SpamAssassin connection(s) killed mid-query")
+
+    def _lift(self) -> str:
+        if self._lifted:
+            return "already lifted"
+        self._lifted = True
+        st = self.state
+        assert st is not None
+        journal = Journal(st.layout.journal)
+        self._stop.set()
+        if self._killer is not None:
+            self._killer.join(timeout=5)
+        if self._conn is not None:
+            with contextlib.suppress(pymysql.MySQLError):
+                self._conn.close()
+            self._conn = None
+        for name, fid, old in self._restore:
+            with contextlib.suppress(pymysql.MySQLError, OSError):
+                lab_faults.restore_db_global(journal, st.layout, fid, name, old)
+        if self.kind == "frozen" and self._fid:
+            pid, ticks = st.pids["mariadb"]
+            assert isinstance(pid, int)
+            lab_faults.resume(journal, self._fid, pid, ticks)
+        if self.kind == "down" and self.config is not None:
+            lab_ops.start_mariadb(st, self.config)
+        self._close_all()
+        return f"database {self.kind} lifted"
+
+    def heal(self) -> None:
+        if self.state is not None:
+            self._lift()
+
+
+BAYES_TABLES = ("bayes_token", "bayes_vars", "bayes_seen", "bayes_expire",
+                "bayes_global_vars", "userpref")
+
+
+@dataclass
+class DnsFault(Fault):
+    """The lab DNS switched per name: ``rules`` of (name, mode, delay drill s)."""
+
+    state: lab_ops.LabState | None = None
+    rules: list[tuple[str, str, float]] = field(default_factory=list)
+    at: float = 0.0
+    _fid: str = ""
+
+    def before_load(self) -> None:
+        if self.at <= 0:
+            self._apply()
+
+    def actions(self) -> list[Action]:
+        return [] if self.at <= 0 else [Action(self.at, "dns", lambda: self._apply())]
+
+    def _apply(self) -> str:
+        assert self.state is not None
+        self._fid = lab_faults.dns_rules(Journal(self.state.layout.journal),
+                                         self.state.layout, self.rules)
+        detail = ", ".join(f"{n}: {m}" + (f" {d:g}s" if m == "delay" else "")
+                           for n, m, d in self.rules)
+        self._open(f"DNS {detail}")
+        return detail
+
+    def heal(self) -> None:
+        if self.state is not None and self._fid:
+            lab_faults.clear_dns(Journal(self.state.layout.journal), self.state.layout,
+                                 self._fid)
+            self._fid = ""
         self._close_all()

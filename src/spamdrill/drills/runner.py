@@ -7,6 +7,7 @@ another's state, and everything it started is taken down in a ``finally``.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import statistics
 import time
@@ -32,6 +33,7 @@ from spamdrill.history import FaultEvent, History, MessageRecord
 from spamdrill.lab import lab as lab_ops
 from spamdrill.lab.config import LabConfig, SpamdSettings
 from spamdrill.lab.layout import default_run_dir
+from spamdrill.lab.procs import shielded
 from spamdrill.load import schedule, spamc
 
 UNCOMPRESSED = ("spamc's --retry-sleep (whole seconds, 1 s by default)", "scan time",
@@ -104,10 +106,12 @@ def run_scenario(sc: Scenario, *, scale: float, base: LabConfig, workdir: Path,
     return results
 
 
-def _lab_config(base: LabConfig, spamd: dict[str, Any], scale: float) -> LabConfig:
+def _lab_config(base: LabConfig, spamd: dict[str, Any], scale: float,
+                database: dict[str, Any] | None = None) -> LabConfig:
     settings = scaled_spamd(spamd, scale)
     try:
-        return replace(base, spamd=replace(base.spamd, **settings))
+        return replace(base, spamd=replace(base.spamd, **settings),
+                       database=replace(base.database, **(database or {})))
     except TypeError as exc:
         known = ", ".join(f for f in SpamdSettings.__dataclass_fields__)
         raise SpamdrillError(f"bad spamd setting in scenario: {exc}", f"known: {known}") \
@@ -118,7 +122,7 @@ def _run_one(sc: Scenario, name: str, spamd: dict[str, Any], *, scale: float,
              base: LabConfig, workdir: Path, progress: Progress,
              count: int | None) -> ScenarioResult:
     budget = MAILDROP_BUDGET_S / scale
-    config = _lab_config(base, spamd, scale)
+    config = _lab_config(base, spamd, scale, sc.database)
     n = count if count is not None else sc.count
     history = History()
     state: lab_ops.LabState | None = None
@@ -143,17 +147,21 @@ def _run_one(sc: Scenario, name: str, spamd: dict[str, Any], *, scale: float,
         for action, ns, detail in result.actions:
             history.faults.append(FaultEvent(f"action:{action}", ns, ns, detail))
     finally:
-        fault.heal()
-        for f in listeners:
-            f.close()
-        if state is not None:
-            try:
-                spamd_log = state.layout.spamd_log.read_text(errors="replace")
-            except OSError:
-                spamd_log = ""
-            lab_ops.down(lab_dir)
+        with shielded():  # a second Ctrl-C must not leave a fault or a lab behind
+            fault.heal()
+            for f in listeners:
+                f.close()
+            if state is not None:
+                try:
+                    spamd_log = state.layout.spamd_log.read_text(errors="replace")
+                except OSError:
+                    spamd_log = ""
+                lab_ops.down(lab_dir)
             shutil.rmtree(lab_dir, ignore_errors=True)
     history.faults.extend(fault.events)
+    if isinstance(fault, nemesis.DbFault):
+        notes += [f"database showed: {snap}" for snap in fault.snapshots]
+    notes += _spamd_said(spamd_log)
     if isinstance(fault, nemesis.StallingClients):
         notes.append("stalled clients closed by spamd after "
                      + ", ".join(f"{s:.1f} s" for s in fault.closed_after)
@@ -162,6 +170,22 @@ def _run_one(sc: Scenario, name: str, spamd: dict[str, Any], *, scale: float,
     findings = [{"case": case or "all", **summarize(ms)}
                 for case, ms in sorted(history.by_case().items())]
     return ScenarioResult(name, sc, scale, budget, history, checks, findings, notes)
+
+
+_SPAMD_TROUBLE = re.compile(
+    r"(SQL error[^\n]*|service unavailable[^\n]*|Too many connections|Lost connection[^\n]*|"
+    r"Can't connect[^\n]*|Unknown MySQL server host[^\n]*|lock wait[^\n]*|"
+    r"second timeout[^\n]*|server has gone away)")
+
+
+def _spamd_said(log: str, most: int = 5) -> list[str]:
+    """The distinct trouble spamd logged, as the field report quotes it."""
+    seen: dict[str, int] = {}
+    for m in _SPAMD_TROUBLE.finditer(log):
+        line = re.sub(r"\d+", "N", m.group(1)).strip()[:120]
+        seen[line] = seen.get(line, 0) + 1
+    return [f"spamd logged {n}x: {line}" for line, n in
+            sorted(seen.items(), key=lambda kv: -kv[1])[:most]]
 
 
 def _check(spec: dict[str, Any], history: History, scale: float,
@@ -235,6 +259,19 @@ def _fault(sc: Scenario, scale: float, state: lab_ops.LabState | None,
         return nemesis.SpamdStop(name=kind, state=state, config=config, at=at)
     if kind == "spamd-start":
         return nemesis.SpamdStart(name=kind, state=state, config=config, at=at)
+    if kind == "db":
+        db_kind = str(sc.fault.get("db", "read-lock"))
+        if db_kind not in nemesis.DbFault.KINDS:
+            raise SpamdrillError(f"scenario {sc.name}: unknown database fault {db_kind!r}",
+                                 "known: " + ", ".join(nemesis.DbFault.KINDS))
+        return nemesis.DbFault(name=f"db-{db_kind}", state=state, config=config,
+                               kind=db_kind, at=at,
+                               duration=float(sc.fault.get("duration", 0)) / scale,
+                               max_connections=int(sc.fault.get("max_connections", 5)))
+    if kind == "dns":
+        rules = [(str(r["name"]), str(r["mode"]), float(r.get("delay", 0)) / scale)
+                 for r in sc.fault.get("rules", [])]
+        return nemesis.DnsFault(name="dns", state=state, rules=rules, at=at)
     if kind == "stalling-clients":
         assert state is not None
         return nemesis.StallingClients(name=kind, port=state.spamd_port,

@@ -25,10 +25,10 @@ from spamdrill.errors import SpamdrillError
 DEFAULT_SCALE = 100 / 3
 MAILDROP_BUDGET_S = 300.0  # maildrop/globaltimer.C, Debian's --enable-global-timeout
 FAULTS = ("none", "spamd-down", "spamd-stop", "spamd-start", "fakes", "stalling-clients",
-          "target")
+          "target", "db", "dns")
 # check arguments in production seconds, scaled like everything else
 TIME_ARGS = {"max_s", "budget_s", "timeout_s", "tolerance_s"}
-SPAMD_TIME_KEYS = {"timeout_tcp", "timeout_child"}
+SPAMD_TIME_KEYS = {"timeout_tcp", "timeout_child", "rbl_timeout"}
 _PLACEHOLDER = re.compile(r"\{t:(\d+(?:\.\d+)?)\}")
 
 
@@ -55,6 +55,7 @@ class Scenario:
     stands_for: str
     lab: bool
     spamd: dict[str, Any]
+    database: dict[str, Any]
     count: int
     kinds: list[str]
     schedule: str
@@ -101,6 +102,7 @@ def parse(raw: dict[str, Any], source: str = "") -> Scenario:
         stands_for=raw.get("stands_for", ""),
         lab=bool(lab.get("enabled", True)),
         spamd=dict(lab.get("spamd", {})),
+        database=dict(lab.get("database", {})),
         count=int(load.get("count", 1)),
         kinds=list(load.get("kinds", ["ham"])),
         schedule=str(load.get("schedule", "burst")),

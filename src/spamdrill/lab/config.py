@@ -27,6 +27,7 @@ class SpamdSettings:
     max_conn_per_child: int = 200
     timeout_tcp: int = 30
     timeout_child: int = 300
+    rbl_timeout: int = 15  # SpamAssassin's DNSBL timeout (local.cf), not a spamd flag
     extra_args: tuple[str, ...] = ()
 
     def flags(self) -> list[str]:
@@ -48,6 +49,7 @@ class DatabaseSettings:
     port: int = 0
     max_connections: int = 151
     password: str = "spamdrill-lab"
+    by_ip: bool = False  # DSN names 127.0.0.1 even when the lab resolver could serve a name
 
 
 @dataclass(frozen=True)
@@ -94,6 +96,9 @@ def _section(cls: type[Any], name: str, raw: object) -> Any:
             if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
                 raise SpamdrillError(f"{name}.{key} must be a list of strings")
             value = tuple(value)
+        elif isinstance(default, bool):
+            if not isinstance(value, bool):
+                raise SpamdrillError(f"{name}.{key} must be true or false, got {value!r}")
         elif isinstance(value, bool) or not isinstance(value, type(default)):
             raise SpamdrillError(
                 f"{name}.{key} must be {type(default).__name__}, got {value!r}"

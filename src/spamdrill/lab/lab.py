@@ -16,17 +16,19 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from spamdrill.errors import SpamdrillError
-from spamdrill.lab import dns, maildrop, mariadb, spamd
+from spamdrill.lab import dns, faults, maildrop, mariadb, spamd
 from spamdrill.lab.config import LabConfig
 from spamdrill.lab.layout import Layout
 from spamdrill.lab.net import claim_port, free_loopback_53
 from spamdrill.lab.procs import (
+    MARKER,
     Journal,
     Proc,
     is_alive,
     kill_marked,
     marked_pids,
     session_members,
+    shielded,
     spawn,
     stop,
     wait_until,
@@ -75,6 +77,7 @@ class LabState:
     dns_host: str = LOOPBACK
     dns_port: int = 0
     private_resolver: bool = False
+    owner_pid: int = 0  # the spamdrill that brought it up (a drill's lab dies with it)
     users: dict[str, float] = field(default_factory=dict)
     ready_s: dict[str, float] = field(default_factory=dict)
     pids: dict[str, list[int | None]] = field(default_factory=dict)  # name -> [pid, ticks]
@@ -201,7 +204,7 @@ def _start_all(layout: Layout, config: LabConfig, progress: Progress) -> LabStat
     journal = Journal(layout.journal)
     root = os.geteuid() == 0
     state = LabState(run_dir=str(layout.root), marker=uuid.uuid4().hex, started=time.time(),
-                     users=dict(config.users), private_resolver=root)
+                     users=dict(config.users), private_resolver=root, owner_pid=os.getpid())
     # ports first, so a taken one fails before anything runs
     state.spamd_port = claim_port(LOOPBACK, config.spamd.port, "spamd")
     state.db_port = claim_port(LOOPBACK, config.database.port, "MariaDB")
@@ -209,7 +212,7 @@ def _start_all(layout: Layout, config: LabConfig, progress: Progress) -> LabStat
         # libc needs port 53: a private 127.53.x.y of our own, used only by spamd's namespace
         state.dns_host = free_loopback_53()
         state.dns_port = 53
-        state.db_name = dns.DB_NAME
+        state.db_name = LOOPBACK if config.database.by_ip else dns.DB_NAME
     else:
         state.dns_port = claim_port(LOOPBACK, config.dns.port, "lab DNS", udp=True)
     state.save(layout)
@@ -230,7 +233,7 @@ def _start_all(layout: Layout, config: LabConfig, progress: Progress) -> LabStat
                       layout.dns_out)
 
     progress("MariaDB: creating the datadir")
-    mariadb.install_datadir(layout)
+    mariadb.install_datadir(layout, env={**env, MARKER: state.marker})
     db_proc = launch("mariadb", mariadb.server_argv(layout, config, state.db_port),
                      layout.db_log.with_suffix(".out"))
 
@@ -292,6 +295,18 @@ def start_spamd(state: LabState, config: LabConfig, wait: bool = True) -> Proc:
     return proc
 
 
+def start_mariadb(state: LabState, config: LabConfig) -> Proc:
+    """Start the lab's MariaDB again on its datadir (after a drill killed it)."""
+    layout = state.layout
+    proc = spawn("mariadb", mariadb.server_argv(layout, config, state.db_port),
+                 log=layout.db_log.with_suffix(".out"), journal=Journal(layout.journal),
+                 marker=state.marker, env=_path_env())
+    state.pids["mariadb"] = [proc.pid, proc.ticks]
+    state.save(layout)
+    wait_until(proc, lambda: mariadb.probe(layout), READY_TIMEOUT, "SELECT 1")
+    return proc
+
+
 def status(run_dir: Path) -> tuple[LabState | None, list[Component]]:
     layout = Layout(run_dir.resolve())
     state = LabState.load(layout)
@@ -336,6 +351,33 @@ def _dns_detail(layout: Layout) -> str:
     return "; ".join(f"{name}: {r.get('mode')}" for name, r in sorted(rules.items()))
 
 
+def drill_labs_dir() -> Path:
+    from spamdrill.lab.layout import default_run_dir
+
+    return default_run_dir().parent / "drills"
+
+
+def down_all(base: Path | None = None, only_orphans: bool = False) -> list[str]:
+    """Take down every drill lab under ``base`` (default: this user's drill labs); with
+    ``only_orphans``, only those whose owning spamdrill is gone (killed mid-drill)."""
+    base = base or drill_labs_dir()
+    if not base.is_dir():
+        return []
+    done = []
+    for d in sorted(base.iterdir()):
+        if not d.is_dir():
+            continue
+        state = LabState.load(Layout(d))
+        if only_orphans and state is not None and state.owner_pid and \
+                Path(f"/proc/{state.owner_pid}").exists():
+            continue
+        stopped = down(d)
+        shutil.rmtree(d, ignore_errors=True)
+        if stopped:
+            done.append(f"{d.name}: {', '.join(stopped)}")
+    return done
+
+
 def _proc_of(event: dict[str, object]) -> Proc | None:
     pid, ticks = event.get("pid"), event.get("ticks")
     if event.get("event") != "start" or not isinstance(pid, int):
@@ -355,7 +397,13 @@ def down(run_dir: Path) -> list[str]:
 
 
 def _teardown(layout: Layout) -> list[str]:
+    with shielded():
+        return _teardown_now(layout)
+
+
+def _teardown_now(layout: Layout) -> list[str]:
     journal = Journal(layout.journal)
+    faults.heal_journaled(journal)  # a paused mariadbd would not even stop on SIGTERM
     # every start ever journaled, stopped or not: a leader that died on its own may have
     # left children in its session
     procs = [p for ev in journal.events() if (p := _proc_of(ev)) is not None]

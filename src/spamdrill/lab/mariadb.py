@@ -29,15 +29,17 @@ def _run_as() -> list[str]:
     return ["--user=root"] if os.geteuid() == 0 else []
 
 
-def install_datadir(layout: Layout) -> None:
-    """Create the system tables (mariadb-install-db: ~0.6 s here)."""
+def install_datadir(layout: Layout, env: dict[str, str] | None = None) -> None:
+    """Create the system tables (mariadb-install-db: ~0.6 s here). ``env`` carries the
+    lab's marker, so a killed ``lab up`` cannot leave the bootstrap server behind."""
     layout.db_data.mkdir(parents=True, exist_ok=True)
     argv = [
         "mariadb-install-db", "--no-defaults", f"--datadir={layout.db_data}",
         "--auth-root-authentication-method=normal", "--skip-test-db", *_run_as(),
     ]
     try:
-        done = subprocess.run(argv, capture_output=True, text=True, timeout=120)
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=120,
+                              env={**os.environ, **(env or {})})
     except FileNotFoundError:
         raise SpamdrillError(
             "mariadb-install-db not found (Debian package mariadb-server)",
@@ -57,14 +59,20 @@ def server_argv(layout: Layout, config: LabConfig, port: int) -> list[str]:
         f"--pid-file={layout.db_dir / 'mariadbd.pid'}", f"--log-error={layout.db_log}",
         "--skip-name-resolve", "--skip-log-bin", "--innodb-buffer-pool-size=32M",
         f"--max-connections={config.database.max_connections}",
+        # not 0 (unlimited): a server started with 0 refuses to change it at run time, and
+        # drills limit SpamAssassin's account with it
+        "--max-user-connections=100000",
         *_run_as(),
     ]
 
 
-def admin(layout: Layout, timeout: float = 2.0) -> pymysql.connections.Connection:
-    """A root connection over the lab's private socket."""
+def admin(layout: Layout, timeout: float = 2.0,
+          query_timeout: float = 30.0) -> pymysql.connections.Connection:
+    """A root connection over the lab's private socket. Reads are bounded too: a frozen
+    server accepts the connection (the kernel does) and never sends its greeting."""
     return pymysql.connect(unix_socket=str(layout.db_socket), user="root",
-                           connect_timeout=timeout, autocommit=True)
+                           connect_timeout=timeout, read_timeout=max(timeout, query_timeout),
+                           write_timeout=max(timeout, query_timeout), autocommit=True)
 
 
 def probe(layout: Layout) -> bool:
@@ -72,7 +80,7 @@ def probe(layout: Layout) -> bool:
     if not layout.db_socket.exists():
         return False
     try:
-        with admin(layout, timeout=0.5) as conn, conn.cursor() as cur:
+        with admin(layout, timeout=0.5, query_timeout=0.5) as conn, conn.cursor() as cur:
             cur.execute("SELECT 1")
             return cur.fetchone() == (1,)
     except pymysql.MySQLError:

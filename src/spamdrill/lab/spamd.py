@@ -96,6 +96,7 @@ required_score 5.0
 # DNS: only the lab's server, always considered available
 dns_server {dns_host}:{dns_port}
 dns_available yes
+rbl_timeout {config.spamd.rbl_timeout}
 
 # per-user preferences from SQL (spamd --sql-config)
 user_scores_dsn {dsn}

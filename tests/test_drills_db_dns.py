@@ -1,0 +1,66 @@
+"""Drills II scenarios on the real spamd/MariaDB/lab DNS: what came back, what the database
+showed, what spamd logged."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from test_drills import by_name, run
+
+from spamdrill.lab import lab as lab_ops
+
+
+def test_db_read_lock(tmp_path: Path) -> None:
+    [r] = run("db-read-lock", tmp_path)
+    assert r.verdict == "pass", r.checks
+    assert any("Waiting for" in n and "lock" in n for n in r.notes), r.notes
+
+
+def test_db_write_lock_blocks_every_scan(tmp_path: Path) -> None:
+    [r] = run("db-write-lock", tmp_path)
+    assert r.verdict == "pass", r.checks
+    assert any("metadata lock" in n for n in r.notes), r.notes
+
+
+def test_db_refused_fails_fast(tmp_path: Path) -> None:
+    [r] = run("db-refused", tmp_path)
+    assert r.verdict == "pass", r.checks
+    assert any("service unavailable" in n for n in r.notes), r.notes
+    assert max(m.seconds or 0 for m in r.history.messages) < 2  # far under -t (3 s)
+
+
+def test_db_cut_mid_query_loses_nothing(tmp_path: Path) -> None:
+    [r] = run("db-cut-mid-query", tmp_path)
+    assert r.verdict == "pass", r.checks
+
+
+def test_db_frozen_recovers(tmp_path: Path) -> None:
+    [r] = run("db-frozen", tmp_path)
+    assert r.verdict == "pass", r.checks
+    names = [f.name for f in r.history.faults]
+    assert "action:db-frozen-lifted" in names
+
+
+def test_db_max_connections_both_variants(tmp_path: Path) -> None:
+    results = run("db-max-connections", tmp_path, count=120)
+    assert len(results) == 2
+    for r in results:
+        assert by_name(r)["nothing lost"], r.checks
+
+
+def test_dns_scenarios(tmp_path: Path) -> None:
+    [dead] = run("dns-dead", tmp_path)
+    assert dead.verdict == "pass", dead.checks
+    [by_ip] = run("dns-dead-db-by-ip", tmp_path)
+    assert by_ip.verdict == "pass", by_ip.checks
+    # scanned, but only after SpamAssassin gave up on DNS (rbl_timeout 30 s -> 1 s)
+    assert min(m.seconds or 0 for m in by_ip.history.messages) > 0.8
+    [slow] = run("dnsbl-slow", tmp_path)
+    assert slow.verdict == "pass", slow.checks
+
+
+def test_no_drill_lab_is_left_behind(tmp_path: Path) -> None:
+    run("db-frozen", tmp_path)
+    base = lab_ops.drill_labs_dir()
+    leftovers = [d for d in base.iterdir()] if base.is_dir() else []
+    assert [d for d in leftovers if lab_ops.LabState.load(lab_ops.Layout(d))] == []
