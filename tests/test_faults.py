@@ -40,32 +40,23 @@ def fault(lab: LabState, kind: str, **kw: object) -> nemesis.DbFault:
     return f
 
 
-def test_read_lock_blocks_a_real_write(lab: LabState) -> None:
-    f = fault(lab, "read-lock")
+WRITE = "INSERT INTO userpref (username, preference, value) VALUES ('x', 'required_score', '1')"
+READ = "SELECT COUNT(*) FROM bayes_token"
+
+
+@pytest.mark.parametrize("kind,sql", [("read-lock", WRITE), ("write-lock", READ)],
+                         ids=["read-lock-blocks-a-write", "write-lock-blocks-a-read"])
+def test_lock_blocks_a_real_query(lab: LabState, kind: str, sql: str) -> None:
+    f = fault(lab, kind)
     try:
         with sa_conn(lab) as c, c.cursor() as cur:
             cur.execute("SET SESSION lock_wait_timeout = 1")
             with pytest.raises(pymysql.MySQLError):
-                cur.execute("INSERT INTO userpref (username, preference, value) "
-                            "VALUES ('x', 'required_score', '1')")
+                cur.execute(sql)
     finally:
         f.heal()
-    with sa_conn(lab) as c, c.cursor() as cur:  # healed: the write goes through
-        cur.execute("INSERT INTO userpref (username, preference, value) "
-                    "VALUES ('x', 'required_score', '1')")
-
-
-def test_write_lock_blocks_a_real_read(lab: LabState) -> None:
-    f = fault(lab, "write-lock")
-    try:
-        with sa_conn(lab) as c, c.cursor() as cur:
-            cur.execute("SET SESSION lock_wait_timeout = 1")
-            with pytest.raises(pymysql.MySQLError):
-                cur.execute("SELECT COUNT(*) FROM bayes_token")
-    finally:
-        f.heal()
-    with sa_conn(lab) as c, c.cursor() as cur:
-        cur.execute("SELECT COUNT(*) FROM bayes_token")
+    with sa_conn(lab) as c, c.cursor() as cur:  # healed: the same query goes through
+        cur.execute(sql)
 
 
 def test_max_connections_refuses_the_extra_client(lab: LabState) -> None:

@@ -105,7 +105,7 @@ def model_agrees(h: History, mode: str | None = None) -> CheckResult:
     from spamdrill.budget import spamc as spamc_model
     from spamdrill.budget.verify import UNBOUNDED, agrees, predict
 
-    lines, bad, seen = [], [], 0
+    lines, good, bad, seen = [], [], [], 0
     for case, ms in sorted(h.by_case().items()):
         listener = case.split(" ", 1)[0]
         predicted = predict(listener, ms[0].spamc_args, mode)
@@ -116,11 +116,15 @@ def model_agrees(h: History, mode: str | None = None) -> CheckResult:
         bound = spamc_model.silent(spamc_model.parse_args(ms[0].spamc_args)) or 0.0
         ok = agrees(predicted, measured, bound)
         shown = "unbounded" if predicted == UNBOUNDED else f"{predicted:g} s"
+        line = f"{case or mode}: predicted {shown}, measured {measured:.2f} s"
         if not ok:
             bad += [m.id for m in ms]
-            lines.append(f"{case}: predicted {shown}, measured {measured:.2f} s")
-    detail = (f"{seen} cases agree with the model" if not lines
-              else "; ".join(lines))
+            lines.append(line)
+        else:
+            good.append(line)
+    detail = (f"{seen} case(s) agree: " + "; ".join(good[:3]) + ("; ..." if len(good) > 3
+                                                                 else "")
+              if not lines else "; ".join(lines))
     return CheckResult("budget model agrees with the measurements", seen > 0 and not lines,
                        detail, bad)
 

@@ -71,6 +71,8 @@ def print_results(console: Console, results: list[ScenarioResult]) -> None:
             if not c.ok:
                 who = f" (e.g. {', '.join(c.offenders[:3])})" if c.offenders else ""
                 console.print(f"[red]✗[/red] {r.name}: {c.name}: {c.detail}{who}")
+            elif c.name.startswith("budget model") and len(r.findings) == 1:
+                console.print(f"  {r.name}: spamdrill budget {c.detail}")
         for note in r.notes:
             console.print(f"  {r.name}: {note}")
     console.print("Times are drill seconds; not compressed: spamc's whole-second retry "

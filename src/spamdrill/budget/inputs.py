@@ -22,7 +22,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from spamdrill.budget.model import Setup
-from spamdrill.budget.spamc import parse_args
+from spamdrill.budget.spamc import flag_number, parse_args
 from spamdrill.errors import SpamdrillError
 
 _XFILTER = re.compile(r"""\bxfilter\s+(?:"([^"]*)"|'([^']*)'|`([^`]*)`)""")
@@ -73,15 +73,7 @@ def spamd_flags(args: str) -> dict[str, float]:
     while i < len(argv):
         name, eq, value = argv[i].partition("=")
         if name in names:
-            if not eq:
-                i += 1
-                if i >= len(argv):
-                    raise SpamdrillError(f"spamd flag {name} needs a value")
-                value = argv[i]
-            try:
-                out[names[name]] = float(value)
-            except ValueError:
-                raise SpamdrillError(f"spamd flag {name} {value!r} is not a number") from None
+            out[names[name]], i = flag_number(argv, i, name, eq, value, "spamd")
         i += 1
     return out
 

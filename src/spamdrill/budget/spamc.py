@@ -70,6 +70,22 @@ _OTHER_VALUE_FLAGS = {"-d", "--dest", "-p", "--port", "-u", "--username", "-F", 
                       "--learntype", "-C", "--reporttype", "-K", "--ssl"}
 
 
+def flag_number(argv: list[str], i: int, name: str, eq: str, value: str,
+                what: str, where: str = "") -> tuple[float, int]:
+    """The number a flag takes, from ``--flag=N`` or the next word (as spamc's and spamd's
+    getopt read them); returns (number, index of the last word used)."""
+    if not eq:
+        i += 1
+        if i >= len(argv):
+            raise SpamdrillError(f"{what} flag {name} needs a value{where}")
+        value = argv[i]
+    try:
+        return float(value), i
+    except ValueError:
+        raise SpamdrillError(f"{what} flag {name} {value!r} is not a number{where}") \
+            from None
+
+
 def parse_args(args: list[str] | str, source: str = "command line") -> SpamcFlags:
     """spamc's flags (as spamc.c's ``read_args`` reads them: ``-t 5``, ``-t5``,
     ``--timeout=5``); unknown flags are ignored, values are checked."""
@@ -83,16 +99,7 @@ def parse_args(args: list[str] | str, source: str = "command line") -> SpamcFlag
         if key is None and len(arg) > 2 and arg[:2] in _VALUE_FLAGS and not arg.startswith("--"):
             key, value, eq = _VALUE_FLAGS[arg[:2]], arg[2:], "="
         if key is not None:
-            if not eq:
-                i += 1
-                if i >= len(argv):
-                    raise SpamdrillError(f"spamc flag {name} needs a value ({source})")
-                value = argv[i]
-            try:
-                number = float(value)
-            except ValueError:
-                raise SpamdrillError(f"spamc flag {name} {value!r} is not a number "
-                                     f"({source})") from None
+            number, i = flag_number(argv, i, name, eq, value, "spamc", f" ({source})")
             if number < 0:
                 raise SpamdrillError(f"spamc flag {name} must not be negative ({source})")
             values[key] = int(number) if key in ("connect_retries", "filter_retries",

@@ -16,8 +16,10 @@ def predict(listener: str, spamc_args: list[str], mode: str | None = None) -> fl
     """Predicted worst seconds (inf: unbounded); None when the model has no prediction.
     ``mode`` names the budget mode directly (a scenario without per-listener cases)."""
     mode = mode or LISTENER_MODE.get(listener)
-    if mode == "spamd-overloaded":
-        mode = "spamd-silent"  # queued connections wait for the first line: -t bounds it
+    if mode in ("spamd-overloaded", "db-locked"):
+        # spamd answers later than -t (queued for a child; a scan waiting on a lock held
+        # past --timeout-child): spamc sees silence, and -t bounds it (model.evaluate)
+        mode = "spamd-silent"
     if mode is None or mode not in ("spamd-refused", "spamd-accept-queue-full",
                                     "spamd-silent", "spamd-slow-drip"):
         return None
