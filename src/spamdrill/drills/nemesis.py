@@ -19,6 +19,7 @@ from typing import Any
 
 import pymysql
 
+from spamdrill.drills.proxy import FaultProxy, Shape
 from spamdrill.history import FaultEvent
 from spamdrill.lab import faults as lab_faults
 from spamdrill.lab import lab as lab_ops
@@ -339,4 +340,30 @@ class DnsFault(Fault):
             lab_faults.clear_dns(Journal(self.state.layout.journal), self.state.layout,
                                  self._fid)
             self._fid = ""
+        self._close_all()
+
+
+@dataclass
+class ProxyFault(Fault):
+    """The TCP fault proxy between spamc and spamd, shaped for the whole load."""
+
+    state: lab_ops.LabState | None = None
+    shape: Shape = field(default_factory=Shape)
+    proxy: FaultProxy | None = None
+
+    def start(self) -> int:
+        """Listen; spamc is pointed at the returned port instead of spamd's."""
+        assert self.state is not None
+        self.proxy = FaultProxy(("127.0.0.1", self.state.spamd_port), self.shape)
+        return self.proxy.port
+
+    def before_load(self) -> None:
+        sh = self.shape
+        self._open(f"proxy {sh.mode}: latency {sh.latency:g} s, rate {sh.rate:g} B/s, "
+                   f"slice {sh.slice} every {sh.interval:g} s, after {sh.after} B")
+
+    def heal(self) -> None:
+        if self.proxy is not None:
+            self.proxy.close()
+            self.proxy = None
         self._close_all()

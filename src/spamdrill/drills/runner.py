@@ -20,6 +20,8 @@ from typing import Any
 from spamdrill import corpus
 from spamdrill.checks import CHECKS, CheckResult
 from spamdrill.drills import fakes, nemesis
+from spamdrill.drills.proxy import MODES as PROXY_MODES
+from spamdrill.drills.proxy import Shape
 from spamdrill.drills.scenario import (
     MAILDROP_BUDGET_S,
     Scenario,
@@ -135,8 +137,9 @@ def _run_one(sc: Scenario, name: str, spamd: dict[str, Any], *, scale: float,
     try:
         if sc.lab:
             state = lab_ops.up(lab_dir, config)
-        jobs, listeners = _jobs(sc, n, scale, state)
         fault = _fault(sc, scale, state, config)
+        port = fault.start() if isinstance(fault, nemesis.ProxyFault) else None
+        jobs, listeners = _jobs(sc, n, scale, state, port)
         fault.before_load()
         total = len(jobs)
         result = spamc.run(
@@ -200,7 +203,9 @@ def _check(spec: dict[str, Any], history: History, scale: float,
 
 
 def _jobs(sc: Scenario, n: int, scale: float, state: lab_ops.LabState | None,
+          port: int | None = None,
           ) -> tuple[list[tuple[corpus.Message, list[str], float, str]], list[fakes.Fake]]:
+    """One job per message; ``port`` (a fault proxy's) replaces spamd's."""
     spamc_bin = shutil.which("spamc") or "/usr/bin/spamc"
     seed = int.from_bytes(os.urandom(3), "big")  # unique across runs: Bayes never saw them
     if sc.fault.get("kind") == "fakes":
@@ -214,7 +219,7 @@ def _jobs(sc: Scenario, n: int, scale: float, state: lab_ops.LabState | None,
         return [(m, [*base, *args], offs[i], "") for i, m in enumerate(msgs)], []
     assert state is not None
     users = list(state.users)
-    base = [spamc_bin, "-l", "-d", "127.0.0.1", "-p", str(state.spamd_port)]
+    base = [spamc_bin, "-l", "-d", "127.0.0.1", "-p", str(port or state.spamd_port)]
     return [(m, [*base, *args, "-u", users[i % len(users)]], offs[i], "")
             for i, m in enumerate(msgs)], []
 
@@ -272,6 +277,18 @@ def _fault(sc: Scenario, scale: float, state: lab_ops.LabState | None,
         rules = [(str(r["name"]), str(r["mode"]), float(r.get("delay", 0)) / scale)
                  for r in sc.fault.get("rules", [])]
         return nemesis.DnsFault(name="dns", state=state, rules=rules, at=at)
+    if kind == "proxy":
+        f = sc.fault
+        shape = Shape(mode=str(f.get("mode", "pass")),
+                      latency=float(f.get("latency", 0)) / scale,
+                      rate=float(f.get("rate", 0)) * scale,
+                      slice=int(f.get("slice", 1)),
+                      interval=float(f.get("interval", 0)) / scale,
+                      after=int(f.get("after", 0)))
+        if shape.mode not in PROXY_MODES:
+            raise SpamdrillError(f"scenario {sc.name}: unknown proxy mode {shape.mode!r}",
+                                 "known: " + ", ".join(PROXY_MODES))
+        return nemesis.ProxyFault(name=f"proxy-{shape.mode}", state=state, shape=shape)
     if kind == "stalling-clients":
         assert state is not None
         return nemesis.StallingClients(name=kind, port=state.spamd_port,
