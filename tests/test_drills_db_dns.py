@@ -64,3 +64,26 @@ def test_no_drill_lab_is_left_behind(tmp_path: Path) -> None:
     base = lab_ops.drill_labs_dir()
     leftovers = [d for d in base.iterdir()] if base.is_dir() else []
     assert [d for d in leftovers if lab_ops.LabState.load(lab_ops.Layout(d))] == []
+
+
+def test_db_unreachable_dropped_and_rejected(tmp_path: Path) -> None:
+    """The field report's two unfinished tests (root: nftables in the database's netns)."""
+    import os
+
+    import pytest
+
+    from spamdrill.errors import SpamdrillError
+
+    if os.geteuid() != 0:
+        with pytest.raises(SpamdrillError, match="needs root"):
+            run("db-dropped", tmp_path)
+        return
+    [dropped] = run("db-dropped", tmp_path)
+    assert dropped.verdict == "pass", dropped.checks
+    # dropped: spamd waits on TCP, spamc gives up at -t (3 s)
+    assert min(m.seconds or 0 for m in dropped.history.messages) > 2.5
+    [rejected] = run("db-rejected", tmp_path)
+    assert rejected.verdict == "pass", rejected.checks
+    # rejected: spamd fails at once
+    assert max(m.seconds or 0 for m in rejected.history.messages) < 1.5
+    assert any("Can't connect" in n for n in rejected.notes), rejected.notes

@@ -20,10 +20,11 @@ from typing import Any
 import pymysql
 
 from spamdrill.drills.proxy import FaultProxy, Shape
+from spamdrill.errors import SpamdrillError
 from spamdrill.history import FaultEvent
 from spamdrill.lab import faults as lab_faults
 from spamdrill.lab import lab as lab_ops
-from spamdrill.lab import mariadb
+from spamdrill.lab import mariadb, netns
 from spamdrill.lab.config import LabConfig
 from spamdrill.lab.procs import Journal
 from spamdrill.load.spamc import Action
@@ -195,12 +196,13 @@ class DbFault(Fault):
     _conn: Any = None
     _fid: str = ""
     _restore: list[tuple[str, str, object]] = field(default_factory=list)
+    _host: netns.Host | None = None
     _stop: threading.Event = field(default_factory=threading.Event)
     _killer: threading.Thread | None = None
     _lifted: bool = False
 
     KINDS = ("max-connections", "read-lock", "write-lock", "cut-mid-query", "frozen",
-             "down")
+             "down", "dropped", "rejected")
 
     def actions(self) -> list[Action]:
         acts = [Action(self.at, f"db-{self.kind}", self._inject),
@@ -212,8 +214,8 @@ class DbFault(Fault):
 
     def _snapshot(self) -> str:
         assert self.state is not None
-        if self.kind in ("frozen", "down"):
-            return "(server not answering)"
+        if self.kind in ("frozen", "down", "dropped", "rejected"):
+            return "(server not reachable)"
         shown = _processlist(self.state)
         self.snapshots.append(shown)
         return shown
@@ -248,6 +250,14 @@ class DbFault(Fault):
             self._killer = threading.Thread(target=self._kill_loop, daemon=True)
             self._killer.start()
             return "killing SpamAssassin's connections mid-query"
+        if self.kind in ("dropped", "rejected"):
+            if not st.db_netns:
+                raise SpamdrillError(f"db-{self.kind} needs the database on its own host",
+                                     "set [lab.database] netns = true (root only)")
+            self._host = netns.Host(*st.db_netns)
+            self._fid = lab_faults.packet_rule(journal, self._host, st.db_port,
+                                               "drop" if self.kind == "dropped" else "reject")
+            return f"nftables in {self._host.ns}: {self.kind} new connections to the database"
         pid, ticks = st.pids["mariadb"]
         assert isinstance(pid, int)
         if self.kind == "frozen":
@@ -292,6 +302,8 @@ class DbFault(Fault):
         for name, fid, old in self._restore:
             with contextlib.suppress(pymysql.MySQLError, OSError):
                 lab_faults.restore_db_global(journal, st.layout, fid, name, old)
+        if self.kind in ("dropped", "rejected") and self._fid and self._host is not None:
+            lab_faults.clear_packet_rule(journal, self._host, self._fid)
         if self.kind == "frozen" and self._fid:
             pid, ticks = st.pids["mariadb"]
             assert isinstance(pid, int)

@@ -49,7 +49,8 @@ class DatabaseSettings:
     port: int = 0
     max_connections: int = 151
     password: str = "spamdrill-lab"
-    by_ip: bool = False  # DSN names 127.0.0.1 even when the lab resolver could serve a name
+    by_ip: bool = False  # DSN names the IP even when the lab resolver could serve a name
+    netns: bool = False  # MariaDB on a host of its own (a network namespace; root only)
 
 
 @dataclass(frozen=True)

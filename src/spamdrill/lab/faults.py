@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pymysql
 
-from spamdrill.lab import dns, mariadb
+from spamdrill.lab import dns, mariadb, netns
 from spamdrill.lab.layout import Layout
 from spamdrill.lab.procs import Journal, is_alive
 
@@ -78,6 +78,18 @@ def clear_dns(journal: Journal, layout: Layout, fid: str) -> None:
     _healed(journal, fid)
 
 
+def packet_rule(journal: Journal, host: netns.Host, port: int, action: str) -> str:
+    """Drop or reject new TCP connections to ``port`` inside the host's namespace."""
+    fid = _record(journal, "nft", ns=host.ns, host_if=host.host_if)
+    netns.nft(host, netns.packet_rule(port, action))
+    return fid
+
+
+def clear_packet_rule(journal: Journal, host: netns.Host, fid: str) -> None:
+    netns.clear_rules(host)
+    _healed(journal, fid)
+
+
 def open_faults(journal: Journal) -> list[dict[str, object]]:
     healed = {e.get("id") for e in journal.events() if e.get("event") == "healed"}
     return [e for e in journal.events() if e.get("event") == "fault" and e.get("id")
@@ -101,6 +113,13 @@ def heal_journaled(journal: Journal) -> list[str]:
                     restore_db_global(journal, layout, fid, str(ev["name"]), ev["old"])
                 else:
                     _healed(journal, fid)  # the server is gone: nothing holds the setting
+            elif kind == "nft":
+                ns = str(ev["ns"])
+                if netns.exists(ns):
+                    clear_packet_rule(journal, netns.Host(ns, str(ev.get("host_if")), "", ""),
+                                      fid)
+                else:
+                    _healed(journal, fid)  # the namespace, and its rules, are gone
             elif kind == "dns-rules":
                 layout = Layout(Path(str(ev["layout"])))
                 clear_dns(journal, layout, fid)

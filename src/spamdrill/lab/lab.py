@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from spamdrill.errors import SpamdrillError
-from spamdrill.lab import dns, faults, maildrop, mariadb, spamd
+from spamdrill.lab import dns, faults, maildrop, mariadb, netns, spamd
 from spamdrill.lab.config import LabConfig
 from spamdrill.lab.layout import Layout
 from spamdrill.lab.net import claim_port, free_loopback_53
@@ -77,6 +77,7 @@ class LabState:
     dns_host: str = LOOPBACK
     dns_port: int = 0
     private_resolver: bool = False
+    db_netns: list[str] = field(default_factory=list)  # [ns, host_if, host_ip, ns_ip]
     owner_pid: int = 0  # the spamdrill that brought it up (a drill's lab dies with it)
     users: dict[str, float] = field(default_factory=dict)
     ready_s: dict[str, float] = field(default_factory=dict)
@@ -225,8 +226,22 @@ def _start_all(layout: Layout, config: LabConfig, progress: Progress) -> LabStat
         return proc
 
     t0 = time.monotonic()
+    db_argv = mariadb.server_argv(layout, config, state.db_port)
+    db_addr = LOOPBACK
+    if config.database.netns:
+        host = netns.plan(state.marker[:8])
+        journal.record(event="netns", ns=host.ns, host_if=host.host_if)  # before creating
+        progress(f"network namespace {host.ns}: the database host at {host.ns_ip}")
+        netns.create(host)
+        state.db_netns = [host.ns, host.host_if, host.host_ip, host.ns_ip]
+        db_addr = host.ns_ip
+        db_argv = host.exec([a.replace("--bind-address=127.0.0.1", f"--bind-address={db_addr}")
+                             for a in db_argv])
+        if state.db_name == LOOPBACK:
+            state.db_name = db_addr
+    state.db_host = db_addr
     progress("lab DNS: starting")
-    dns.write_zone(layout, {dns.DB_NAME: LOOPBACK, dns.SPAMD_NAME: LOOPBACK},
+    dns.write_zone(layout, {dns.DB_NAME: db_addr, dns.SPAMD_NAME: LOOPBACK},
                    config.dns.zones)
     dns.clear_rules(layout)
     dns_proc = launch("dns", dns.server_argv(layout, state.dns_host, state.dns_port),
@@ -234,8 +249,7 @@ def _start_all(layout: Layout, config: LabConfig, progress: Progress) -> LabStat
 
     progress("MariaDB: creating the datadir")
     mariadb.install_datadir(layout, env={**env, MARKER: state.marker})
-    db_proc = launch("mariadb", mariadb.server_argv(layout, config, state.db_port),
-                     layout.db_log.with_suffix(".out"))
+    db_proc = launch("mariadb", db_argv, layout.db_log.with_suffix(".out"))
 
     progress("spamd: writing its site config and starting")
     spamd.write_site_config(layout, config, db_host=state.db_name, db_port=state.db_port,
@@ -259,6 +273,9 @@ def _start_all(layout: Layout, config: LabConfig, progress: Progress) -> LabStat
     state.ready_s["spamd"] = wait_until(
         spamd_proc, lambda: spamd.ping(LOOPBACK, state.spamd_port), READY_TIMEOUT, "PING")
     progress("spamd: PONG")
+    if config.database.netns:  # spamd reaches it across the veth: prove that too
+        wait_until(db_proc, lambda: mariadb.tcp_probe(state.db_host, state.db_port),
+                   READY_TIMEOUT, f"TCP to {state.db_host}:{state.db_port}")
     state.ready_s["all"] = time.monotonic() - t0
     state.save(layout)
     return state
@@ -323,7 +340,7 @@ def status(run_dir: Path) -> tuple[LabState | None, list[Component]]:
                            state.dns_host, state.dns_port, state.started,
                            _dns_detail(layout)))
     up_db, pid = proc_up("mariadb")
-    comps.append(Component("mariadb", up_db and mariadb.probe(layout), pid, LOOPBACK,
+    comps.append(Component("mariadb", up_db and mariadb.probe(layout), pid, state.db_host,
                            state.db_port, state.started, f"spamd's DSN host: {state.db_name}"))
     up_spamd, pid = proc_up("spamd")
     comps.append(Component("spamd", up_spamd and spamd.ping(LOOPBACK, state.spamd_port), pid,
@@ -420,6 +437,11 @@ def _teardown_now(layout: Layout) -> list[str]:
         leftovers = kill_marked(state.marker)
         if leftovers:
             stopped.append(f"{len(leftovers)} stray process(es)")
+    for ev in journal.events():  # namespaces last: nothing runs in them any more
+        if ev.get("event") == "netns" and netns.exists(str(ev.get("ns"))):
+            netns.delete(str(ev["ns"]), str(ev.get("host_if")))
+            stopped.append(f"namespace {ev['ns']}")
+    if state is not None:
         layout.state.unlink()
     return stopped
 

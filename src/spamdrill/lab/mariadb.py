@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import re
+import socket
 import subprocess
 from pathlib import Path
 
@@ -84,6 +85,16 @@ def probe(layout: Layout) -> bool:
             cur.execute("SELECT 1")
             return cur.fetchone() == (1,)
     except pymysql.MySQLError:
+        return False
+
+
+def tcp_probe(host: str, port: int) -> bool:
+    """The server answers over TCP at host:port (its greeting arrives)."""
+    try:
+        with socket.create_connection((host, port), timeout=0.5) as s:
+            s.settimeout(0.5)
+            return bool(s.recv(64))
+    except OSError:
         return False
 
 
