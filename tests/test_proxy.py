@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import socket
 import threading
 import time
@@ -55,7 +56,11 @@ def roundtrip(port: int, size: int = 10000, timeout: float = 3) -> tuple[int, st
             got += d
     except TimeoutError:
         how = "timeout"
-    except ConnectionResetError:
+    except (ConnectionResetError, BrokenPipeError):
+        how = "reset"
+    except OSError as exc:  # shutdown() after the proxy's RST: not connected any more
+        if exc.errno != errno.ENOTCONN:
+            raise
         how = "reset"
     finally:
         c.close()
@@ -77,7 +82,11 @@ def test_proxy_shapes(echo: tuple[str, int], shape: Shape, expect: tuple[int, st
         size, how, seconds = roundtrip(proxy.port)
     finally:
         proxy.close()
-    assert (size, how) == expect
+    if shape.mode in ("reset", "close"):
+        # the 10 bytes let through may be echoed back before the cut reaches the client
+        assert how == expect[1] and size <= shape.after, (size, how)
+    else:
+        assert (size, how) == expect
     if shape.mode == "latency":
         assert seconds >= 0.3
     if shape.mode in ("bandwidth", "drip"):
