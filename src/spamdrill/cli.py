@@ -261,6 +261,14 @@ def run(scenarios: tuple[str, ...], config_path: Path | None, scale: float | Non
             raise SpamdrillError(f"unknown scenario {name!r}",
                                  "see: spamdrill list (known: " + ", ".join(known) + ")")
     chosen = [known[n] for n in scenarios] if scenarios else list(known.values())
+    if os.geteuid() != 0:
+        needing = [s.name for s in chosen if s.needs_root]
+        if scenarios and needing:
+            raise SpamdrillError(f"{', '.join(needing)} need(s) root (network namespaces, "
+                                 "nftables)", "run as root, or leave them out")
+        for name in needing:
+            _progress(f"{name}: needs root (network namespaces, nftables); skipped")
+        chosen = [s for s in chosen if not s.needs_root]
     run_id = runner.new_run_id()
     run_dir = results_dir / run_id
     run_dir.mkdir(parents=True, exist_ok=True)

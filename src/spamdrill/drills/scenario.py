@@ -70,6 +70,11 @@ class Scenario:
     cases: list[dict[str, Any]]  # for fault "fakes": listener x spamc args
     source: str = ""
 
+    @property
+    def needs_root(self) -> bool:
+        """Network namespaces and nftables (the database on a host of its own)."""
+        return bool(self.database.get("netns"))
+
     def public(self) -> dict[str, str]:
         return {"name": self.name, "hypothesis": self.hypothesis,
                 "stands_for": self.stands_for}
