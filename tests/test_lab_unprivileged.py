@@ -76,3 +76,10 @@ def test_lab_works_as_an_ordinary_user(
     assert "127.0.0.1" in comps["mariadb"]["detail"]
     down = cli("lab", "down")
     assert down.returncode == 0, down.stderr
+    if os.geteuid() == 0:  # we dropped to nobody: a root-only drill says so, in one line
+        root_only = subprocess.run([*argv, "run", "db-dropped", "--results-dir",
+                                    str(run_dir.parent / "res")], env=env,
+                                   capture_output=True, text=True, timeout=60)
+        assert root_only.returncode == 2, root_only.stdout + root_only.stderr
+        assert "need(s) root" in root_only.stderr
+        assert len(root_only.stderr.strip().splitlines()) == 1
