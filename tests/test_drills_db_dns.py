@@ -87,3 +87,22 @@ def test_db_unreachable_dropped_and_rejected(tmp_path: Path) -> None:
     # rejected: spamd fails at once
     assert max(m.seconds or 0 for m in rejected.history.messages) < 1.5
     assert any("Can't connect" in n for n in rejected.notes), rejected.notes
+
+
+def test_db_name_servfail_waits_but_nxdomain_fails_fast(tmp_path: Path) -> None:
+    import os
+
+    import pytest
+
+    from spamdrill.errors import SpamdrillError
+
+    if os.geteuid() != 0:  # the DSN names the database only as root: it says so
+        with pytest.raises(SpamdrillError, match="needs root"):
+            run("dns-db-servfail", tmp_path)
+        return
+    [servfail] = run("dns-db-servfail", tmp_path)
+    [nxdomain] = run("dns-db-nxdomain", tmp_path)
+    assert servfail.verdict == "pass" and nxdomain.verdict == "pass"
+    assert min(m.seconds or 0 for m in servfail.history.messages) > 2.5  # -t: 3 s
+    assert max(m.seconds or 0 for m in nxdomain.history.messages) < 1.5
+    assert any("Unknown server host" in n for n in nxdomain.notes), nxdomain.notes
