@@ -57,6 +57,8 @@ def test_dns_scenarios(tmp_path: Path) -> None:
     assert min(m.seconds or 0 for m in by_ip.history.messages) > 0.8
     [slow] = run("dnsbl-slow", tmp_path)
     assert slow.verdict == "pass", slow.checks
+    [secondary] = run("dns-secondary", tmp_path)
+    assert secondary.verdict == "pass", secondary.checks
 
 
 def test_no_drill_lab_is_left_behind(tmp_path: Path) -> None:

@@ -192,3 +192,25 @@ def test_lab_dns_command_switches_a_name(run_dir: Path) -> None:
     assert "db.lab.test: nxdomain" in detail["dns"]
     bad = spamdrill("lab", "dns", "--run-dir", str(run_dir), dns.DB_NAME, "delay")
     assert bad.returncode == 2 and "--delay" in one_error_line(bad.stderr)
+
+
+def test_secondary_dns_is_untouched_by_primary_rules(run_dir: Path) -> None:
+    from dataclasses import replace
+
+    import pytest
+
+    from spamdrill.lab import dns
+    from spamdrill.lab.config import LabConfig
+
+    config = LabConfig()
+    state = lab_ops.up(run_dir, replace(config, dns=replace(config.dns, secondary=True)))
+    host2, port2 = str(state.dns2[0]), int(state.dns2[1])
+    _, comps = lab_ops.status(run_dir)
+    assert {c.name: c.up for c in comps}["dns2"] is True
+    dns.set_rule(state.layout, "*", "drop")
+    with pytest.raises(OSError):
+        dns.query(state.dns_host, state.dns_port, dns.DB_NAME, timeout=0.5)
+    assert dns.query(host2, port2, dns.DB_NAME).rr
+    site = (state.layout.spamd_site / "local.cf").read_text()
+    assert f"dns_server {host2}:{port2}" in site  # spamd knows both, primary first
+    assert site.index(f"dns_server {state.dns_host}") < site.index(f"dns_server {host2}")

@@ -109,11 +109,13 @@ def run_scenario(sc: Scenario, *, scale: float, base: LabConfig, workdir: Path,
 
 
 def _lab_config(base: LabConfig, spamd: dict[str, Any], scale: float,
-                database: dict[str, Any] | None = None) -> LabConfig:
+                database: dict[str, Any] | None = None,
+                dns: dict[str, Any] | None = None) -> LabConfig:
     settings = scaled_spamd(spamd, scale)
     try:
         return replace(base, spamd=replace(base.spamd, **settings),
-                       database=replace(base.database, **(database or {})))
+                       database=replace(base.database, **(database or {})),
+                       dns=replace(base.dns, **(dns or {})))
     except TypeError as exc:
         known = ", ".join(f for f in SpamdSettings.__dataclass_fields__)
         raise SpamdrillError(f"bad spamd setting in scenario: {exc}", f"known: {known}") \
@@ -124,7 +126,7 @@ def _run_one(sc: Scenario, name: str, spamd: dict[str, Any], *, scale: float,
              base: LabConfig, workdir: Path, progress: Progress,
              count: int | None) -> ScenarioResult:
     budget = MAILDROP_BUDGET_S / scale
-    config = _lab_config(base, spamd, scale, sc.database)
+    config = _lab_config(base, spamd, scale, sc.database, sc.dns)
     n = count if count is not None else sc.count
     history = History()
     state: lab_ops.LabState | None = None

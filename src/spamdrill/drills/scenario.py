@@ -56,6 +56,7 @@ class Scenario:
     lab: bool
     spamd: dict[str, Any]
     database: dict[str, Any]
+    dns: dict[str, Any]
     count: int
     kinds: list[str]
     schedule: str
@@ -108,6 +109,7 @@ def parse(raw: dict[str, Any], source: str = "") -> Scenario:
         lab=bool(lab.get("enabled", True)),
         spamd=dict(lab.get("spamd", {})),
         database=dict(lab.get("database", {})),
+        dns=dict(lab.get("dns", {})),
         count=int(load.get("count", 1)),
         kinds=list(load.get("kinds", ["ham"])),
         schedule=str(load.get("schedule", "burst")),

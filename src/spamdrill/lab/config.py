@@ -56,6 +56,7 @@ class DatabaseSettings:
 @dataclass(frozen=True)
 class DnsSettings:
     port: int = 0
+    secondary: bool = False  # a second lab DNS server, listed after the first
     zones: tuple[str, ...] = ("zen.spamhaus.org", "bl.spamcop.net", "multi.uribl.com")
 
 

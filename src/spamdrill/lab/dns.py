@@ -55,12 +55,19 @@ def clear_rules(layout: Layout) -> None:
     _write_atomic(layout.dns_rules, "{}")
 
 
-def server_argv(layout: Layout, host: str, port: int) -> list[str]:
+def server_argv(layout: Layout, host: str, port: int, secondary: bool = False) -> list[str]:
+    """The primary takes the rules drills set (``rules.json``); a secondary has its own,
+    never touched, so "primary dead, secondary working" is one rule on the primary."""
+    rules = layout.dns_rules.with_name("rules-secondary.json") if secondary \
+        else layout.dns_rules
+    log = layout.dns_log.with_name("queries-secondary.jsonl") if secondary \
+        else layout.dns_log
+    if secondary:
+        rules.write_text("{}")
     return [
         sys.executable, "-m", "spamdrill.lab.dns_server",
         "--host", host, "--port", str(port),
-        "--zone", str(layout.dns_zone), "--rules", str(layout.dns_rules),
-        "--log", str(layout.dns_log),
+        "--zone", str(layout.dns_zone), "--rules", str(rules), "--log", str(log),
     ]
 
 

@@ -42,7 +42,7 @@ REQUIRED = {
     "maildirmake": "maildrop",
 }
 READY_TIMEOUT = 60.0
-STOP_ORDER = ("spamd", "dns", "mariadb")  # clients before the services they use
+STOP_ORDER = ("spamd", "dns", "dns2", "mariadb")  # clients before the services they use
 LOOPBACK = "127.0.0.1"
 
 
@@ -76,6 +76,7 @@ class LabState:
     db_port: int = 0
     dns_host: str = LOOPBACK
     dns_port: int = 0
+    dns2: list[str | int] = field(default_factory=list)  # [host, port] of a secondary
     private_resolver: bool = False
     db_netns: list[str] = field(default_factory=list)  # [ns, host_if, host_ip, ns_ip]
     owner_pid: int = 0  # the spamdrill that brought it up (a drill's lab dies with it)
@@ -216,6 +217,9 @@ def _start_all(layout: Layout, config: LabConfig, progress: Progress) -> LabStat
         state.db_name = LOOPBACK if config.database.by_ip else dns.DB_NAME
     else:
         state.dns_port = claim_port(LOOPBACK, config.dns.port, "lab DNS", udp=True)
+    if config.dns.secondary:
+        state.dns2 = [free_loopback_53(), 53] if root else \
+            [LOOPBACK, claim_port(LOOPBACK, 0, "lab DNS (secondary)", udp=True)]
     state.save(layout)
     env = _path_env()
 
@@ -244,6 +248,9 @@ def _start_all(layout: Layout, config: LabConfig, progress: Progress) -> LabStat
     dns.write_zone(layout, {dns.DB_NAME: db_addr, dns.SPAMD_NAME: LOOPBACK},
                    config.dns.zones)
     dns.clear_rules(layout)
+    dns2_proc = launch("dns2", dns.server_argv(layout, str(state.dns2[0]), int(state.dns2[1]),
+                                               secondary=True),
+                       layout.dns_out.with_name("server-secondary.out")) if state.dns2 else None
     dns_proc = launch("dns", dns.server_argv(layout, state.dns_host, state.dns_port),
                       layout.dns_out)
 
@@ -253,7 +260,9 @@ def _start_all(layout: Layout, config: LabConfig, progress: Progress) -> LabStat
 
     progress("spamd: writing its site config and starting")
     spamd.write_site_config(layout, config, db_host=state.db_name, db_port=state.db_port,
-                            dns_host=state.dns_host, dns_port=state.dns_port)
+                            dns_host=state.dns_host, dns_port=state.dns_port,
+                            secondary=(str(state.dns2[0]), int(state.dns2[1]))
+                            if state.dns2 else None)
     spamd.chown_for_children(layout)
     spamd_proc = launch(
         "spamd", spamd.argv(layout, config, state.spamd_port,
@@ -262,6 +271,9 @@ def _start_all(layout: Layout, config: LabConfig, progress: Progress) -> LabStat
     progress("maildrop: Maildirs and maildroprc")
     maildrop.setup(layout, config, LOOPBACK, state.spamd_port)
 
+    if dns2_proc is not None:
+        wait_until(dns2_proc, lambda: dns.probe(str(state.dns2[0]), int(state.dns2[1])),
+                   READY_TIMEOUT, "DNS query")
     state.ready_s["dns"] = wait_until(
         dns_proc, lambda: dns.probe(state.dns_host, state.dns_port), READY_TIMEOUT,
         "DNS query")
@@ -339,6 +351,11 @@ def status(run_dir: Path) -> tuple[LabState | None, list[Component]]:
     comps.append(Component("dns", up_dns and dns.probe(state.dns_host, state.dns_port), pid,
                            state.dns_host, state.dns_port, state.started,
                            _dns_detail(layout)))
+    if state.dns2:
+        up2, pid2 = proc_up("dns2")
+        host2, port2 = str(state.dns2[0]), int(state.dns2[1])
+        comps.append(Component("dns2", up2 and dns.probe(host2, port2), pid2, host2, port2,
+                               state.started, "secondary: drills never break it"))
     up_db, pid = proc_up("mariadb")
     comps.append(Component("mariadb", up_db and mariadb.probe(layout), pid, state.db_host,
                            state.db_port, state.started, f"spamd's DSN host: {state.db_name}"))

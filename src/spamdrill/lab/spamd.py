@@ -78,7 +78,8 @@ def child_user() -> str:
 
 
 def write_site_config(layout: Layout, config: LabConfig, *, db_host: str, db_port: int,
-                      dns_host: str, dns_port: int) -> None:
+                      dns_host: str, dns_port: int,
+                      secondary: tuple[str, int] | None = None) -> None:
     site = layout.spamd_site
     site.mkdir(parents=True, exist_ok=True)
     (site / "SpamdrillSleep.pm").write_text(SLEEP_PLUGIN)
@@ -95,6 +96,7 @@ required_score 5.0
 
 # DNS: only the lab's server, always considered available
 dns_server {dns_host}:{dns_port}
+{f"dns_server {secondary[0]}:{secondary[1]}" if secondary else ""}
 dns_available yes
 rbl_timeout {config.spamd.rbl_timeout}
 
@@ -119,7 +121,8 @@ header SPAMDRILL_SLEEP eval:spamdrill_sleep()
 score SPAMDRILL_SLEEP 0.001
 """)
     layout.spamd_home.mkdir(parents=True, exist_ok=True)
-    layout.resolv_conf.write_text(f"nameserver {dns_host}\noptions timeout:1 attempts:1\n")
+    servers = f"nameserver {dns_host}\n" + (f"nameserver {secondary[0]}\n" if secondary else "")
+    layout.resolv_conf.write_text(servers + "options timeout:1 attempts:1\n")
 
 
 def argv(layout: Layout, config: LabConfig, port: int, *, private_resolver: bool) -> list[str]:
