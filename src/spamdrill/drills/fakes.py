@@ -10,8 +10,6 @@ import socket
 import threading
 import time
 
-from spamdrill.proto.spamd_wire import build_request
-
 KINDS = ("refuse", "queue-full", "silent", "drip", "nonreader")
 
 
@@ -116,10 +114,6 @@ class Fake:
             self.sock.close()
         for t in self._threads:
             t.join(timeout=2)
-
-
-def probe_request() -> bytes:
-    return build_request("CHECK", {"User": "probe"}, b"Subject: x\r\n\r\nx\r\n")
 
 
 if __name__ == "__main__":  # a quick look by hand: python -m spamdrill.drills.fakes drip

@@ -221,16 +221,7 @@ def _start_all(layout: Layout, config: LabConfig, progress: Progress) -> LabStat
         state.dns2 = [free_loopback_53(), 53] if root else \
             [LOOPBACK, claim_port(LOOPBACK, 0, "lab DNS (secondary)", udp=True)]
     state.save(layout)
-    env = _path_env()
-
-    def launch(name: str, argv: list[str], log: Path) -> Proc:
-        proc = spawn(name, argv, log=log, journal=journal, marker=state.marker, env=env)
-        state.pids[name] = [proc.pid, proc.ticks]
-        state.save(layout)
-        return proc
-
     t0 = time.monotonic()
-    db_argv = mariadb.server_argv(layout, config, state.db_port)
     db_addr = LOOPBACK
     if config.database.netns:
         host = netns.plan(state.marker[:8])
@@ -239,8 +230,6 @@ def _start_all(layout: Layout, config: LabConfig, progress: Progress) -> LabStat
         netns.create(host)
         state.db_netns = [host.ns, host.host_if, host.host_ip, host.ns_ip]
         db_addr = host.ns_ip
-        db_argv = host.exec([a.replace("--bind-address=127.0.0.1", f"--bind-address={db_addr}")
-                             for a in db_argv])
         if state.db_name == LOOPBACK:
             state.db_name = db_addr
     state.db_host = db_addr
@@ -248,15 +237,16 @@ def _start_all(layout: Layout, config: LabConfig, progress: Progress) -> LabStat
     dns.write_zone(layout, {dns.DB_NAME: db_addr, dns.SPAMD_NAME: LOOPBACK},
                    config.dns.zones)
     dns.clear_rules(layout)
-    dns2_proc = launch("dns2", dns.server_argv(layout, str(state.dns2[0]), int(state.dns2[1]),
-                                               secondary=True),
-                       layout.dns_out.with_name("server-secondary.out")) if state.dns2 else None
-    dns_proc = launch("dns", dns.server_argv(layout, state.dns_host, state.dns_port),
-                      layout.dns_out)
+    dns2_proc = _launch(state, "dns2", dns.server_argv(
+        layout, str(state.dns2[0]), int(state.dns2[1]), secondary=True),
+        layout.dns_out.with_name("server-secondary.out")) if state.dns2 else None
+    dns_proc = _launch(state, "dns", dns.server_argv(layout, state.dns_host, state.dns_port),
+                       layout.dns_out)
 
     progress("MariaDB: creating the datadir")
-    mariadb.install_datadir(layout, env={**env, MARKER: state.marker})
-    db_proc = launch("mariadb", db_argv, layout.db_log.with_suffix(".out"))
+    mariadb.install_datadir(layout, env={**_path_env(), MARKER: state.marker})
+    db_proc = _launch(state, "mariadb", _db_argv(state, config),
+                      layout.db_log.with_suffix(".out"))
 
     progress("spamd: writing its site config and starting")
     spamd.write_site_config(layout, config, db_host=state.db_name, db_port=state.db_port,
@@ -264,7 +254,7 @@ def _start_all(layout: Layout, config: LabConfig, progress: Progress) -> LabStat
                             secondary=(str(state.dns2[0]), int(state.dns2[1]))
                             if state.dns2 else None)
     spamd.chown_for_children(layout)
-    spamd_proc = launch(
+    spamd_proc = _launch(state,
         "spamd", spamd.argv(layout, config, state.spamd_port,
                             private_resolver=state.private_resolver), layout.spamd_out)
 
@@ -309,16 +299,31 @@ def stop_spamd(state: LabState, sig_grace: float = 10.0) -> None:
         state.save(state.layout)
 
 
+def _launch(state: LabState, name: str, argv: list[str], log: Path) -> Proc:
+    """Start one lab process: journaled, marked, and its pid kept in lab.json."""
+    proc = spawn(name, argv, log=log, journal=Journal(state.layout.journal),
+                 marker=state.marker, env=_path_env())
+    state.pids[name] = [proc.pid, proc.ticks]
+    state.save(state.layout)
+    return proc
+
+
+def _db_argv(state: LabState, config: LabConfig) -> list[str]:
+    """mariadbd's command line, inside the database's namespace when it has one."""
+    argv = mariadb.server_argv(state.layout, config, state.db_port)
+    if not state.db_netns:
+        return argv
+    host = netns.Host(*state.db_netns)
+    return host.exec([a.replace("--bind-address=127.0.0.1", f"--bind-address={host.ns_ip}")
+                      for a in argv])
+
+
 def start_spamd(state: LabState, config: LabConfig, wait: bool = True) -> Proc:
     """Start spamd again with ``config``'s flags; ``wait`` for its PONG or return at once
     (a drill that sends mail while spamd comes up)."""
-    layout = state.layout
-    proc = spawn("spamd", spamd.argv(layout, config, state.spamd_port,
-                                     private_resolver=state.private_resolver),
-                 log=layout.spamd_out, journal=Journal(layout.journal), marker=state.marker,
-                 env=_path_env())
-    state.pids["spamd"] = [proc.pid, proc.ticks]
-    state.save(layout)
+    proc = _launch(state, "spamd", spamd.argv(state.layout, config, state.spamd_port,
+                                               private_resolver=state.private_resolver),
+                   state.layout.spamd_out)
     if wait:
         wait_until(proc, lambda: spamd.ping(LOOPBACK, state.spamd_port), READY_TIMEOUT, "PING")
     return proc
@@ -326,13 +331,9 @@ def start_spamd(state: LabState, config: LabConfig, wait: bool = True) -> Proc:
 
 def start_mariadb(state: LabState, config: LabConfig) -> Proc:
     """Start the lab's MariaDB again on its datadir (after a drill killed it)."""
-    layout = state.layout
-    proc = spawn("mariadb", mariadb.server_argv(layout, config, state.db_port),
-                 log=layout.db_log.with_suffix(".out"), journal=Journal(layout.journal),
-                 marker=state.marker, env=_path_env())
-    state.pids["mariadb"] = [proc.pid, proc.ticks]
-    state.save(layout)
-    wait_until(proc, lambda: mariadb.probe(layout), READY_TIMEOUT, "SELECT 1")
+    proc = _launch(state, "mariadb", _db_argv(state, config),
+                   state.layout.db_log.with_suffix(".out"))
+    wait_until(proc, lambda: mariadb.probe(state.layout), READY_TIMEOUT, "SELECT 1")
     return proc
 
 
