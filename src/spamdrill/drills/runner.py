@@ -34,7 +34,6 @@ from spamdrill.errors import SpamdrillError
 from spamdrill.history import FaultEvent, History, MessageRecord
 from spamdrill.lab import lab as lab_ops
 from spamdrill.lab.config import LabConfig, SpamdSettings
-from spamdrill.lab.layout import default_run_dir
 from spamdrill.lab.procs import shielded
 from spamdrill.load import schedule, spamc
 
@@ -130,8 +129,7 @@ def _run_one(sc: Scenario, name: str, spamd: dict[str, Any], *, scale: float,
     n = count if count is not None else sc.count
     history = History()
     state: lab_ops.LabState | None = None
-    lab_dir = (default_run_dir().parent / "drills"
-               / f"{uuid.uuid4().hex[:8]}-{name.replace('/', '_')}")
+    lab_dir = lab_ops.drill_labs_dir() / f"{uuid.uuid4().hex[:8]}-{name.replace('/', '_')}"
     fault: nemesis.Fault = nemesis.Fault()
     listeners: list[fakes.Fake] = []
     notes: list[str] = []

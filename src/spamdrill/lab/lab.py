@@ -18,13 +18,12 @@ from pathlib import Path
 from spamdrill.errors import SpamdrillError
 from spamdrill.lab import dns, faults, maildrop, mariadb, netns, spamd
 from spamdrill.lab.config import LabConfig
-from spamdrill.lab.layout import Layout
+from spamdrill.lab.layout import Layout, default_run_dir
 from spamdrill.lab.net import claim_port, free_loopback_53
 from spamdrill.lab.procs import (
     MARKER,
     Journal,
     Proc,
-    is_alive,
     kill_marked,
     marked_pids,
     session_members,
@@ -238,15 +237,12 @@ def _start_all(layout: Layout, config: LabConfig, progress: Progress) -> LabStat
                    config.dns.zones)
     dns.clear_rules(layout)
     dns2_proc = _launch(state, "dns2", dns.server_argv(
-        layout, str(state.dns2[0]), int(state.dns2[1]), secondary=True),
-        layout.dns_out.with_name("server-secondary.out")) if state.dns2 else None
-    dns_proc = _launch(state, "dns", dns.server_argv(layout, state.dns_host, state.dns_port),
-                       layout.dns_out)
+        layout, str(state.dns2[0]), int(state.dns2[1]), secondary=True)) if state.dns2 else None
+    dns_proc = _launch(state, "dns", dns.server_argv(layout, state.dns_host, state.dns_port))
 
     progress("MariaDB: creating the datadir")
     mariadb.install_datadir(layout, env={**_path_env(), MARKER: state.marker})
-    db_proc = _launch(state, "mariadb", _db_argv(state, config),
-                      layout.db_log.with_suffix(".out"))
+    db_proc = _launch(state, "mariadb", _db_argv(state, config))
 
     progress("spamd: writing its site config and starting")
     spamd.write_site_config(layout, config, db_host=state.db_name, db_port=state.db_port,
@@ -254,9 +250,8 @@ def _start_all(layout: Layout, config: LabConfig, progress: Progress) -> LabStat
                             secondary=(str(state.dns2[0]), int(state.dns2[1]))
                             if state.dns2 else None)
     spamd.chown_for_children(layout)
-    spamd_proc = _launch(state,
-        "spamd", spamd.argv(layout, config, state.spamd_port,
-                            private_resolver=state.private_resolver), layout.spamd_out)
+    spamd_proc = _launch(state, "spamd", spamd.argv(layout, config, state.spamd_port,
+                                                    private_resolver=state.private_resolver))
 
     progress("maildrop: Maildirs and maildroprc")
     maildrop.setup(layout, config, LOOPBACK, state.spamd_port)
@@ -283,25 +278,35 @@ def _start_all(layout: Layout, config: LabConfig, progress: Progress) -> LabStat
     return state
 
 
-def _spamd_proc(state: LabState) -> Proc | None:
-    pid, ticks = state.pids.get("spamd") or [None, None]
-    if pid is None:
+def _state_proc(state: LabState, name: str) -> Proc | None:
+    """The process lab.json records under ``name``, if any."""
+    pid, ticks = state.pids.get(name) or [None, None]
+    if not isinstance(pid, int):
         return None
-    return Proc("spamd", pid, ticks, state.layout.spamd_out)
+    return Proc(name, pid, ticks if isinstance(ticks, int) else None,
+                _output_log(state.layout, name))
+
+
+def _output_log(layout: Layout, name: str) -> Path:
+    """Where a lab process's stdout and stderr go."""
+    return {"spamd": layout.spamd_out, "mariadb": layout.db_log.with_suffix(".out"),
+            "dns": layout.dns_out,
+            "dns2": layout.dns_out.with_name("server-secondary.out")}[name]
 
 
 def stop_spamd(state: LabState, sig_grace: float = 10.0) -> None:
     """Stop spamd (SIGTERM to its process group; SIGKILL after ``sig_grace``)."""
-    proc = _spamd_proc(state)
+    proc = _state_proc(state, "spamd")
     if proc is not None:
         stop(proc, Journal(state.layout.journal), grace=sig_grace)
         state.pids.pop("spamd", None)
         state.save(state.layout)
 
 
-def _launch(state: LabState, name: str, argv: list[str], log: Path) -> Proc:
+def _launch(state: LabState, name: str, argv: list[str]) -> Proc:
     """Start one lab process: journaled, marked, and its pid kept in lab.json."""
-    proc = spawn(name, argv, log=log, journal=Journal(state.layout.journal),
+    layout = state.layout
+    proc = spawn(name, argv, log=_output_log(layout, name), journal=Journal(layout.journal),
                  marker=state.marker, env=_path_env())
     state.pids[name] = [proc.pid, proc.ticks]
     state.save(state.layout)
@@ -322,8 +327,7 @@ def start_spamd(state: LabState, config: LabConfig, wait: bool = True) -> Proc:
     """Start spamd again with ``config``'s flags; ``wait`` for its PONG or return at once
     (a drill that sends mail while spamd comes up)."""
     proc = _launch(state, "spamd", spamd.argv(state.layout, config, state.spamd_port,
-                                               private_resolver=state.private_resolver),
-                   state.layout.spamd_out)
+                                               private_resolver=state.private_resolver))
     if wait:
         wait_until(proc, lambda: spamd.ping(LOOPBACK, state.spamd_port), READY_TIMEOUT, "PING")
     return proc
@@ -331,8 +335,7 @@ def start_spamd(state: LabState, config: LabConfig, wait: bool = True) -> Proc:
 
 def start_mariadb(state: LabState, config: LabConfig) -> Proc:
     """Start the lab's MariaDB again on its datadir (after a drill killed it)."""
-    proc = _launch(state, "mariadb", _db_argv(state, config),
-                   state.layout.db_log.with_suffix(".out"))
+    proc = _launch(state, "mariadb", _db_argv(state, config))
     wait_until(proc, lambda: mariadb.probe(state.layout), READY_TIMEOUT, "SELECT 1")
     return proc
 
@@ -344,8 +347,8 @@ def status(run_dir: Path) -> tuple[LabState | None, list[Component]]:
         return None, []
 
     def proc_up(name: str) -> tuple[bool, int | None]:
-        pid, ticks = state.pids.get(name) or [None, None]
-        return (pid is not None and is_alive(pid, ticks)), pid
+        proc = _state_proc(state, name)
+        return (proc is not None and proc.alive()), proc.pid if proc else None
 
     comps: list[Component] = []
     up_dns, pid = proc_up("dns")
@@ -387,8 +390,7 @@ def _dns_detail(layout: Layout) -> str:
 
 
 def drill_labs_dir() -> Path:
-    from spamdrill.lab.layout import default_run_dir
-
+    """Where each drill's own lab lives (``down_all`` and the next run look there)."""
     return default_run_dir().parent / "drills"
 
 
