@@ -1,5 +1,7 @@
 """Reliability: interrupt `spamdrill run` at random moments (SIGINT, SIGTERM, SIGKILL) and
-check that nothing remains: no lab process, no frozen database, no drill lab directory.
+check that nothing remains: no lab process (the database proxy included), no frozen
+database, no drill lab directory, no network namespace (nor the nftables rules and veth
+links that live in them).
 
     python benchmarks/interrupt_run.py [--times 20] [--seed 1]
 
@@ -24,7 +26,9 @@ from pathlib import Path
 from spamdrill.lab import lab as lab_ops
 
 SCENARIOS = ["db-frozen", "db-read-lock", "db-write-lock", "dns-dead", "spamd-down",
-             "spamd-stopping", "db-refused"]
+             "spamd-stopping", "db-refused", "db-slow-link"]
+if os.geteuid() == 0:  # hosts in namespaces, nftables rules in them
+    SCENARIOS += ["db-dropped", "backlog-full"]
 SIGNALS = [signal.SIGINT, signal.SIGTERM, signal.SIGKILL]
 
 
@@ -44,6 +48,9 @@ def leftovers() -> list[str]:
             continue
         if base in cmd:
             found.append(f"pid {entry.name} ({stat}): {cmd[:80]}")
+    spaces = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+    found += [f"namespace left: {line.split()[0]}" for line in spaces.splitlines()
+              if line.startswith("spamdrill-")]
     d = Path(base)
     if d.is_dir():
         found += [f"lab left: {p.name}" for p in d.iterdir()

@@ -17,7 +17,7 @@ import pytest
 from spamdrill.drills import nemesis
 from spamdrill.lab import faults, mariadb
 from spamdrill.lab import lab as lab_ops
-from spamdrill.lab.config import LabConfig
+from spamdrill.lab.config import LabConfig, TopologySettings
 from spamdrill.lab.lab import LabState
 from spamdrill.lab.procs import Journal
 
@@ -177,12 +177,12 @@ def test_orphaned_drill_labs_are_cleaned(run_dir: Path) -> None:
 NFT_INJECT = """
 import sys, time
 from pathlib import Path
-from spamdrill.lab import faults, netns
+from spamdrill.lab import faults
 from spamdrill.lab.layout import Layout
 from spamdrill.lab.lab import LabState
 from spamdrill.lab.procs import Journal
 state = LabState.load(Layout(Path(sys.argv[1])))
-faults.packet_rule(Journal(state.layout.journal), netns.Host(*state.db_netns),
+faults.packet_rule(Journal(state.layout.journal), state.network.host("db").ns,
                    state.db_port, "drop")
 print("injected", flush=True)
 time.sleep(600)
@@ -207,21 +207,21 @@ def test_netns_database_host_and_packet_faults(run_dir: Path) -> None:
     from spamdrill.errors import SpamdrillError
     from spamdrill.lab import netns
 
-    config = LabConfig()
-    config = replace(config, database=replace(config.database, netns=True))
+    config = replace(LabConfig(), topology=TopologySettings(kind="hosts"))
     if os.geteuid() != 0:  # says so, clearly, instead of half-working
         with pytest.raises(SpamdrillError, match="needs root"):
             lab_ops.up(run_dir, config)
         return
     state = lab_ops.up(run_dir, config)
-    host = netns.Host(*state.db_netns)
-    assert state.db_host.startswith("198.1") and netns.exists(host.ns)
+    assert state.network is not None
+    host = state.network.host("db")
+    assert state.db_host == host.ip and host.ip.startswith("198.1") and netns.exists(host.ns)
     assert tcp(state.db_host, state.db_port) == "open"
     journal = Journal(state.layout.journal)
     for action, seen in (("drop", "dropped"), ("reject", "refused")):
-        fid = faults.packet_rule(journal, host, state.db_port, action)
+        fid = faults.packet_rule(journal, host.ns, state.db_port, action)
         assert tcp(state.db_host, state.db_port) == seen
-        faults.clear_packet_rule(journal, host, fid)
+        faults.clear_packet_rule(journal, host.ns, fid)
         assert tcp(state.db_host, state.db_port) == "open"
     # injected by a process that is then SIGKILLed: healed from the journal
     proc = subprocess.Popen([sys.executable, "-c", NFT_INJECT, str(run_dir)],

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from test_drills import run
 
-from spamdrill.drills.proxy import FaultProxy, Shape
+from spamdrill.lab.proxy import FaultProxy, Shape
 
 
 @pytest.fixture

@@ -98,6 +98,20 @@ def spamd_log(_h: History, log_text: str, pattern: str, min: int = 1) -> CheckRe
                        f"{found} times")
 
 
+def kernel_counter(_h: History, counters: dict[str, int], counter: str, min: int = 0,
+                   max: int | None = None) -> CheckResult:
+    """How much a TCP counter of spamd's host grew during the load (multi-host topology:
+    ``spamdrill.proto.netstat``), e.g. ``TcpExtListenOverflows`` for a full accept queue."""
+    if counter not in counters:
+        return CheckResult(f"kernel counter {counter}", False,
+                           "not measured (needs the hosts topology)" if not counters
+                           else "the kernel has no such counter")
+    got = counters[counter]
+    bound = f">= {min}" + (f" and <= {max}" if max is not None else "")
+    return CheckResult(f"spamd's host counted {counter} {bound}",
+                       got >= min and (max is None or got <= max), f"{got}")
+
+
 def model_agrees(h: History, mode: str | None = None) -> CheckResult:
     """Each case's measured worst time against the budget model's prediction
     (``spamdrill.budget``), for the flags its messages were sent with. ``mode``: the budget
@@ -140,4 +154,5 @@ CHECKS: dict[str, Check] = {
     "unscanned_near_timeout": unscanned_near_timeout,
     "spamd_log": spamd_log,
     "model_agrees": model_agrees,
+    "kernel_counter": kernel_counter,
 }

@@ -10,6 +10,7 @@ import json
 import os
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -77,13 +78,21 @@ def _progress(msg: str) -> None:
 @lab.command("up")
 @RUN_DIR
 @CONFIG
-def lab_up(run_dir: Path, config_path: Path | None) -> None:
+@click.option("--topology", type=click.Choice(lab_config.TOPOLOGIES), default=None,
+              help="loopback: all on 127.0.0.1 (default). hosts (root): client, spamd, "
+                   "database and DNS each in a network namespace of its own, on a bridge "
+                   "in 198.18.0.0/15, each with its own resolv.conf and somaxconn.")
+def lab_up(run_dir: Path, config_path: Path | None, topology: str | None) -> None:
     """Start MariaDB, the lab DNS, spamd and maildrop's config; wait until each answers.
 
     Readiness is a real probe: a DNS query, SELECT 1, spamd's PING. The lab keeps running
-    after this command returns; stop it with `spamdrill lab down`.
+    after this command returns; stop it with `spamdrill lab down`. With --topology hosts,
+    run a client by hand on the client host with
+    `ip netns exec spamdrill-<tag>-client spamc -d <spamd address>` (see `lab status`).
     """
     config = lab_config.load(config_path)
+    if topology is not None:
+        config = replace(config, topology=replace(config.topology, kind=topology))
     state = lab_ops.up(run_dir, config, _progress)
     out.print(f"lab up in [bold]{state.ready_s['all']:.1f} s[/bold]: {state.run_dir}")
     _print_status(run_dir)

@@ -19,14 +19,14 @@ from typing import Any
 
 import pymysql
 
-from spamdrill.drills.proxy import FaultProxy, Shape
 from spamdrill.errors import SpamdrillError
 from spamdrill.history import FaultEvent
 from spamdrill.lab import faults as lab_faults
 from spamdrill.lab import lab as lab_ops
-from spamdrill.lab import mariadb, netns
+from spamdrill.lab import mariadb
 from spamdrill.lab.config import LabConfig
 from spamdrill.lab.procs import Journal
+from spamdrill.lab.proxy import FaultProxy, Shape
 from spamdrill.load.spamc import Action
 
 
@@ -196,7 +196,7 @@ class DbFault(Fault):
     _conn: Any = None
     _fid: str = ""
     _restore: list[tuple[str, str, object]] = field(default_factory=list)
-    _host: netns.Host | None = None
+    _ns: str = ""
     _stop: threading.Event = field(default_factory=threading.Event)
     _killer: threading.Thread | None = None
     _lifted: bool = False
@@ -251,13 +251,14 @@ class DbFault(Fault):
             self._killer.start()
             return "killing SpamAssassin's connections mid-query"
         if self.kind in ("dropped", "rejected"):
-            if not st.db_netns:
+            net = st.network
+            if net is None:
                 raise SpamdrillError(f"db-{self.kind} needs the database on its own host",
-                                     "set [lab.database] netns = true (root only)")
-            self._host = netns.Host(*st.db_netns)
-            self._fid = lab_faults.packet_rule(journal, self._host, st.db_port,
+                                     "set [lab.topology] kind = \"hosts\" (root only)")
+            self._ns = net.host("db").ns
+            self._fid = lab_faults.packet_rule(journal, self._ns, st.db_port,
                                                "drop" if self.kind == "dropped" else "reject")
-            return f"nftables in {self._host.ns}: {self.kind} new connections to the database"
+            return f"nftables in {self._ns}: {self.kind} new connections to the database"
         pid, ticks = st.pids["mariadb"]
         assert isinstance(pid, int)
         if self.kind == "frozen":
@@ -302,8 +303,8 @@ class DbFault(Fault):
         for name, fid, old in self._restore:
             with contextlib.suppress(pymysql.MySQLError, OSError):
                 lab_faults.restore_db_global(journal, st.layout, fid, name, old)
-        if self.kind in ("dropped", "rejected") and self._fid and self._host is not None:
-            lab_faults.clear_packet_rule(journal, self._host, self._fid)
+        if self.kind in ("dropped", "rejected") and self._fid and self._ns:
+            lab_faults.clear_packet_rule(journal, self._ns, self._fid)
         if self.kind == "frozen" and self._fid:
             pid, ticks = st.pids["mariadb"]
             assert isinstance(pid, int)
@@ -355,27 +356,69 @@ class DnsFault(Fault):
         self._close_all()
 
 
+PROXY_LINKS = ("spamc-spamd", "spamd-db")
+
+
 @dataclass
 class ProxyFault(Fault):
-    """The TCP fault proxy between spamc and spamd, shaped for the whole load."""
+    """The TCP fault proxy on one link, shaped from ``at`` to the end of the load.
+
+    ``spamc-spamd``: a proxy in this process, which spamc is pointed at instead of spamd
+    (on the control link's address when the clients live on a host of their own).
+    ``spamd-db``: the lab's own proxy process, through which spamd's DSN always goes when
+    ``[lab.database] proxy = true``; its shape is switched through a journaled file.
+    """
 
     state: lab_ops.LabState | None = None
     shape: Shape = field(default_factory=Shape)
+    link: str = "spamc-spamd"
+    at: float = 0.0
     proxy: FaultProxy | None = None
+    _fid: str = ""
 
-    def start(self) -> int:
-        """Listen; spamc is pointed at the returned port instead of spamd's."""
-        assert self.state is not None
-        self.proxy = FaultProxy(("127.0.0.1", self.state.spamd_port), self.shape)
-        return self.proxy.port
+    def start(self) -> tuple[str, int] | None:
+        """Where spamc must connect instead of spamd, if this proxy sits in front of it."""
+        st = self.state
+        assert st is not None
+        if self.link == "spamd-db":
+            if not st.db_proxy_port:
+                raise SpamdrillError("a spamd-db proxy fault needs the lab's database proxy",
+                                     "set [lab.database] proxy = true in the scenario")
+            return None
+        net = st.network
+        here = net.ip("control") if net is not None else "127.0.0.1"
+        self.proxy = FaultProxy((st.spamd_host, st.spamd_port), listen=(here, 0))
+        return here, self.proxy.port
 
     def before_load(self) -> None:
+        if self.at <= 0:
+            self._apply()
+
+    def actions(self) -> list[Action]:
+        return [] if self.at <= 0 else [Action(self.at, f"proxy-{self.shape.mode}",
+                                               self._apply)]
+
+    def _apply(self) -> str:
+        st = self.state
+        assert st is not None
         sh = self.shape
-        self._open(f"proxy {sh.mode}: latency {sh.latency:g} s, rate {sh.rate:g} B/s, "
-                   f"slice {sh.slice} every {sh.interval:g} s, after {sh.after} B")
+        if self.proxy is not None:
+            self.proxy.set_shape(sh)
+        else:
+            self._fid = lab_faults.proxy_shape(Journal(st.layout.journal),
+                                               st.layout.db_proxy_shape, sh)
+        detail = (f"proxy {self.link} {sh.mode}: latency {sh.latency:g} s, rate "
+                  f"{sh.rate:g} B/s, slice {sh.slice} every {sh.interval:g} s, "
+                  f"after {sh.after} B")
+        self._open(detail)
+        return detail
 
     def heal(self) -> None:
         if self.proxy is not None:
             self.proxy.close()
             self.proxy = None
+        if self._fid and self.state is not None:
+            lab_faults.clear_proxy(Journal(self.state.layout.journal),
+                                   self.state.layout.db_proxy_shape, self._fid)
+            self._fid = ""
         self._close_all()

@@ -20,8 +20,6 @@ from typing import Any
 from spamdrill import corpus
 from spamdrill.checks import CHECKS, CheckResult
 from spamdrill.drills import fakes, nemesis
-from spamdrill.drills.proxy import MODES as PROXY_MODES
-from spamdrill.drills.proxy import Shape
 from spamdrill.drills.scenario import (
     MAILDROP_BUDGET_S,
     Scenario,
@@ -33,9 +31,13 @@ from spamdrill.drills.scenario import (
 from spamdrill.errors import SpamdrillError
 from spamdrill.history import FaultEvent, History, MessageRecord
 from spamdrill.lab import lab as lab_ops
+from spamdrill.lab import netns
 from spamdrill.lab.config import LabConfig, SpamdSettings
 from spamdrill.lab.procs import shielded
+from spamdrill.lab.proxy import MODES as PROXY_MODES
+from spamdrill.lab.proxy import Shape
 from spamdrill.load import schedule, spamc
+from spamdrill.proto import netstat
 
 UNCOMPRESSED = ("spamc's --retry-sleep (whole seconds, 1 s by default)", "scan time",
                 "process start-up")
@@ -101,31 +103,33 @@ def run_scenario(sc: Scenario, *, scale: float, base: LabConfig, workdir: Path,
     for v in variants:
         name = f"{sc.name}/{v.name}" if v is not None else sc.name
         spamd = {**sc.spamd, **(v.spamd if v is not None else {})}
-        results.append(_run_one(sc, name, spamd, scale=scale, base=base,
+        one = replace(sc, topology={**sc.topology, **v.topology},
+                      checks=[*sc.checks, *v.checks]) if v is not None else sc
+        results.append(_run_one(one, name, spamd, scale=scale, base=base,
                                 workdir=workdir / name.replace("/", "_"),
                                 progress=progress, count=count))
     return results
 
 
 def _lab_config(base: LabConfig, spamd: dict[str, Any], scale: float,
-                database: dict[str, Any] | None = None,
-                dns: dict[str, Any] | None = None) -> LabConfig:
+                sc: Scenario | None = None) -> LabConfig:
     settings = scaled_spamd(spamd, scale)
+    sections = {"database": sc.database, "dns": sc.dns, "topology": sc.topology} if sc \
+        else {}
     try:
         return replace(base, spamd=replace(base.spamd, **settings),
-                       database=replace(base.database, **(database or {})),
-                       dns=replace(base.dns, **(dns or {})))
+                       **{k: replace(getattr(base, k), **v) for k, v in sections.items()})
     except TypeError as exc:
         known = ", ".join(f for f in SpamdSettings.__dataclass_fields__)
-        raise SpamdrillError(f"bad spamd setting in scenario: {exc}", f"known: {known}") \
-            from None
+        raise SpamdrillError(f"bad lab setting in scenario: {exc}",
+                             f"spamd settings: {known}; see docs/CONFIG.md") from None
 
 
 def _run_one(sc: Scenario, name: str, spamd: dict[str, Any], *, scale: float,
              base: LabConfig, workdir: Path, progress: Progress,
              count: int | None) -> ScenarioResult:
     budget = MAILDROP_BUDGET_S / scale
-    config = _lab_config(base, spamd, scale, sc.database, sc.dns)
+    config = _lab_config(base, spamd, scale, sc)
     n = count if count is not None else sc.count
     history = History()
     state: lab_ops.LabState | None = None
@@ -134,19 +138,24 @@ def _run_one(sc: Scenario, name: str, spamd: dict[str, Any], *, scale: float,
     listeners: list[fakes.Fake] = []
     notes: list[str] = []
     spamd_log = ""
+    kernel: dict[str, int] = {}
     try:
         if sc.lab:
             state = lab_ops.up(lab_dir, config)
         fault = _fault(sc, scale, state, config)
-        port = fault.start() if isinstance(fault, nemesis.ProxyFault) else None
-        jobs, listeners = _jobs(sc, n, scale, state, port)
+        via = fault.start() if isinstance(fault, nemesis.ProxyFault) else None
+        jobs, listeners = _jobs(sc, n, scale, state, via)
         fault.before_load()
+        spamd_host = state.network.host("spamd") if state and state.network else None
+        before = netns.tcp_counters(spamd_host) if spamd_host else {}
         total = len(jobs)
         result = spamc.run(
             jobs, workdir / "spamc", max_wait=sc.max_wait_s / scale,
             actions=fault.actions(),
             progress=lambda done, _t: progress(name, done, total))
         history.messages = result.records
+        if spamd_host is not None:
+            kernel = netstat.delta(before, netns.tcp_counters(spamd_host))
         for action, ns, detail in result.actions:
             history.faults.append(FaultEvent(f"action:{action}", ns, ns, detail))
     finally:
@@ -165,11 +174,14 @@ def _run_one(sc: Scenario, name: str, spamd: dict[str, Any], *, scale: float,
     if isinstance(fault, nemesis.DbFault):
         notes += [f"database showed: {snap}" for snap in fault.snapshots]
     notes += _spamd_said(spamd_log)
+    if kernel:
+        notes.append("spamd's host counted: " + ", ".join(
+            f"{name.removeprefix('TcpExt')} {n}" for name, n in kernel.items()))
     if isinstance(fault, nemesis.StallingClients):
         notes.append("stalled clients closed by spamd after "
                      + ", ".join(f"{s:.1f} s" for s in fault.closed_after)
                      if fault.closed_after else "spamd never closed the stalled clients")
-    checks = [_check(c, history, scale, spamd_log) for c in sc.checks]
+    checks = [_check(c, history, scale, spamd_log, kernel) for c in sc.checks]
     findings = [{"case": case or "all", **summarize(ms)}
                 for case, ms in sorted(history.by_case().items())]
     return ScenarioResult(name, sc, scale, budget, history, checks, findings, notes)
@@ -192,20 +204,23 @@ def _spamd_said(log: str, most: int = 5) -> list[str]:
 
 
 def _check(spec: dict[str, Any], history: History, scale: float,
-           spamd_log: str) -> CheckResult:
+           spamd_log: str, kernel: dict[str, int]) -> CheckResult:
     kind = spec["kind"]
     args = scaled_check_args(spec, scale)
     if kind == "delivery_budget":
         args.setdefault("budget_s", MAILDROP_BUDGET_S / scale)
     if kind == "spamd_log":
         return CHECKS[kind](history, spamd_log, **args)
+    if kind == "kernel_counter":
+        return CHECKS[kind](history, kernel, **args)
     return CHECKS[kind](history, **args)
 
 
 def _jobs(sc: Scenario, n: int, scale: float, state: lab_ops.LabState | None,
-          port: int | None = None,
+          via: tuple[str, int] | None = None,
           ) -> tuple[list[tuple[corpus.Message, list[str], float, str]], list[fakes.Fake]]:
-    """One job per message; ``port`` (a fault proxy's) replaces spamd's."""
+    """One job per message, run where the lab's clients live; ``via`` (a fault proxy's
+    address) replaces spamd's."""
     spamc_bin = shutil.which("spamc") or "/usr/bin/spamc"
     seed = int.from_bytes(os.urandom(3), "big")  # unique across runs: Bayes never saw them
     if sc.fault.get("kind") == "fakes":
@@ -219,8 +234,9 @@ def _jobs(sc: Scenario, n: int, scale: float, state: lab_ops.LabState | None,
         return [(m, [*base, *args], offs[i], "") for i, m in enumerate(msgs)], []
     assert state is not None
     users = list(state.users)
-    base = [spamc_bin, "-l", "-d", "127.0.0.1", "-p", str(port or state.spamd_port)]
-    return [(m, [*base, *args, "-u", users[i % len(users)]], offs[i], "")
+    host, port = via or (state.spamd_host, state.spamd_port)
+    base = [spamc_bin, "-l", "-d", host, "-p", str(port)]
+    return [(m, state.client_argv([*base, *args, "-u", users[i % len(users)]]), offs[i], "")
             for i, m in enumerate(msgs)], []
 
 
@@ -288,10 +304,15 @@ def _fault(sc: Scenario, scale: float, state: lab_ops.LabState | None,
         if shape.mode not in PROXY_MODES:
             raise SpamdrillError(f"scenario {sc.name}: unknown proxy mode {shape.mode!r}",
                                  "known: " + ", ".join(PROXY_MODES))
-        return nemesis.ProxyFault(name=f"proxy-{shape.mode}", state=state, shape=shape)
+        link = str(f.get("link", "spamc-spamd"))
+        if link not in nemesis.PROXY_LINKS:
+            raise SpamdrillError(f"scenario {sc.name}: unknown proxy link {link!r}",
+                                 "known: " + ", ".join(nemesis.PROXY_LINKS))
+        return nemesis.ProxyFault(name=f"proxy-{link}-{shape.mode}", state=state,
+                                  shape=shape, link=link, at=at)
     if kind == "stalling-clients":
         assert state is not None
-        return nemesis.StallingClients(name=kind, port=state.spamd_port,
+        return nemesis.StallingClients(name=kind, host=state.spamd_host, port=state.spamd_port,
                                        count=int(sc.fault.get("count", 1)), at=at)
     return nemesis.Fault()
 

@@ -44,8 +44,12 @@ def expand_args(args: list[str], scale: float) -> list[str]:
 
 @dataclass(frozen=True)
 class Variant:
+    """One run of a scenario with some lab settings changed."""
+
     name: str
     spamd: dict[str, Any] = field(default_factory=dict)
+    topology: dict[str, Any] = field(default_factory=dict)
+    checks: list[dict[str, Any]] = field(default_factory=list)  # besides the scenario's
 
 
 @dataclass(frozen=True)
@@ -57,6 +61,7 @@ class Scenario:
     spamd: dict[str, Any]
     database: dict[str, Any]
     dns: dict[str, Any]
+    topology: dict[str, Any]
     count: int
     kinds: list[str]
     schedule: str
@@ -73,8 +78,8 @@ class Scenario:
 
     @property
     def needs_root(self) -> bool:
-        """Network namespaces and nftables (the database on a host of its own)."""
-        return bool(self.database.get("netns"))
+        """Network namespaces and nftables (the multi-host topology)."""
+        return self.topology.get("kind") == "hosts"
 
     def public(self) -> dict[str, str]:
         return {"name": self.name, "hypothesis": self.hypothesis,
@@ -89,6 +94,14 @@ def _req(raw: dict[str, Any], key: str, kind: type, where: str) -> Any:
     return raw[key]
 
 
+def _checks(checks: list[dict[str, Any]], where: str) -> list[dict[str, Any]]:
+    for c in checks:
+        if c.get("kind") not in CHECKS:
+            raise SpamdrillError(f"{where}: unknown check {c.get('kind')!r}",
+                                 "known: " + ", ".join(CHECKS))
+    return checks
+
+
 def parse(raw: dict[str, Any], source: str = "") -> Scenario:
     where = f"scenario {raw.get('name', source)!r}"
     load = raw.get("load", {})
@@ -96,11 +109,7 @@ def parse(raw: dict[str, Any], source: str = "") -> Scenario:
     if fault.get("kind", "none") not in FAULTS:
         raise SpamdrillError(f"{where}: unknown fault {fault.get('kind')!r}",
                              "known: " + ", ".join(FAULTS))
-    checks = raw.get("checks", [])
-    for c in checks:
-        if c.get("kind") not in CHECKS:
-            raise SpamdrillError(f"{where}: unknown check {c.get('kind')!r}",
-                                 "known: " + ", ".join(CHECKS))
+    checks = _checks(raw.get("checks", []), where)
     lab = raw.get("lab", {})
     return Scenario(
         name=_req(raw, "name", str, where),
@@ -110,6 +119,7 @@ def parse(raw: dict[str, Any], source: str = "") -> Scenario:
         spamd=dict(lab.get("spamd", {})),
         database=dict(lab.get("database", {})),
         dns=dict(lab.get("dns", {})),
+        topology=dict(lab.get("topology", {})),
         count=int(load.get("count", 1)),
         kinds=list(load.get("kinds", ["ham"])),
         schedule=str(load.get("schedule", "burst")),
@@ -120,7 +130,9 @@ def parse(raw: dict[str, Any], source: str = "") -> Scenario:
         max_wait_s=float(load.get("max_wait", 900)),
         fault=dict(fault),
         checks=list(checks),
-        variants=[Variant(str(v["name"]), dict(v.get("spamd", {})))
+        variants=[Variant(str(v["name"]), dict(v.get("spamd", {})),
+                          dict(v.get("topology", {})), _checks(list(v.get("checks", [])),
+                                                               where))
                   for v in raw.get("variants", [])],
         cases=list(raw.get("cases", [])),
         source=source,

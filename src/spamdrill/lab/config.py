@@ -50,7 +50,7 @@ class DatabaseSettings:
     max_connections: int = 151
     password: str = "spamdrill-lab"
     by_ip: bool = False  # DSN names the IP even when the lab resolver could serve a name
-    netns: bool = False  # MariaDB on a host of its own (a network namespace; root only)
+    proxy: bool = False  # spamd reaches MariaDB through the lab's TCP fault proxy
 
 
 @dataclass(frozen=True)
@@ -69,8 +69,28 @@ class MaildropSettings:
     quota: str = "10000000S"
 
 
+TOPOLOGIES = ("loopback", "hosts")
+
+
+@dataclass(frozen=True)
+class TopologySettings:
+    """``loopback``: everything on 127.0.0.1. ``hosts`` (root): client, spamd, database and
+    DNS each in a network namespace of its own (``spamdrill.lab.netns``). A somaxconn of 0
+    keeps the kernel's default in that host."""
+
+    kind: str = "loopback"
+    spamd_somaxconn: int = 0
+    client_somaxconn: int = 0
+    db_somaxconn: int = 0
+
+    @property
+    def hosts(self) -> bool:
+        return self.kind == "hosts"
+
+
 @dataclass(frozen=True)
 class LabConfig:
+    topology: TopologySettings = field(default_factory=TopologySettings)
     spamd: SpamdSettings = field(default_factory=SpamdSettings)
     database: DatabaseSettings = field(default_factory=DatabaseSettings)
     dns: DnsSettings = field(default_factory=DnsSettings)
@@ -114,6 +134,7 @@ def _section(cls: type[Any], name: str, raw: object) -> Any:
 def from_dict(raw: dict[str, Any]) -> LabConfig:
     """Validate a parsed TOML document into a LabConfig."""
     sections = {
+        "topology": TopologySettings,
         "spamd": SpamdSettings,
         "database": DatabaseSettings,
         "dns": DnsSettings,
@@ -141,6 +162,9 @@ def from_dict(raw: dict[str, Any]) -> LabConfig:
             raise SpamdrillError(
                 f"unknown section [{key}]", "known: " + ", ".join([*sections, "users"])
             )
+    if config.topology.kind not in TOPOLOGIES:
+        raise SpamdrillError(f"unknown topology.kind {config.topology.kind!r}",
+                             "known: " + ", ".join(TOPOLOGIES))
     spamd = config.spamd
     if spamd.max_children < 1 or spamd.max_conn_per_child < 1:
         raise SpamdrillError("spamd.max_children and spamd.max_conn_per_child must be >= 1")

@@ -84,3 +84,11 @@ def probe(host: str, port: int) -> bool:
     except OSError:
         return False
     return bool(reply.rr)
+
+
+def write_resolv_conf(path: Path, servers: list[str]) -> None:
+    """A host's resolv.conf naming only lab servers (libc needs port 53 on each).
+    ``timeout:1 attempts:1`` keeps a dead server's cost per lookup small and known."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(f"nameserver {s}\n" for s in servers)
+                    + "options timeout:1 attempts:1\n")

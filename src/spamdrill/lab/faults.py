@@ -3,7 +3,8 @@
 Each injection is written to the lab's journal *before* it takes effect, and its healing
 after; ``heal_journaled`` (run by ``lab down`` and before any teardown) undoes what a
 SIGKILLed drill left: a SIGSTOPped mariadbd gets SIGCONT, changed server variables are
-restored, DNS failure rules are cleared. Locks need no journal: they belong to a
+restored, DNS failure rules and nftables rules are cleared, the database proxy forwards
+untouched again. Locks need no journal: they belong to a
 connection, and MariaDB releases them when the holder dies.
 """
 
@@ -20,6 +21,9 @@ import pymysql
 from spamdrill.lab import dns, mariadb, netns
 from spamdrill.lab.layout import Layout
 from spamdrill.lab.procs import Journal, is_alive
+from spamdrill.lab.proxy import Shape, write_shape
+
+PROXY_APPLY_S = 2.0  # the proxy process polls its shape file every 50 ms
 
 
 def _record(journal: Journal, kind: str, **data: object) -> str:
@@ -78,15 +82,27 @@ def clear_dns(journal: Journal, layout: Layout, fid: str) -> None:
     _healed(journal, fid)
 
 
-def packet_rule(journal: Journal, host: netns.Host, port: int, action: str) -> str:
-    """Drop or reject new TCP connections to ``port`` inside the host's namespace."""
-    fid = _record(journal, "nft", ns=host.ns, host_if=host.host_if)
-    netns.nft(host, netns.packet_rule(port, action))
+def packet_rule(journal: Journal, ns: str, port: int, action: str) -> str:
+    """Drop or reject new TCP connections to ``port`` inside the namespace ``ns``."""
+    fid = _record(journal, "nft", ns=ns)
+    netns.nft(ns, netns.packet_rule(port, action))
     return fid
 
 
-def clear_packet_rule(journal: Journal, host: netns.Host, fid: str) -> None:
-    netns.clear_rules(host)
+def clear_packet_rule(journal: Journal, ns: str, fid: str) -> None:
+    netns.clear_rules(ns)
+    _healed(journal, fid)
+
+
+def proxy_shape(journal: Journal, path: Path, shape: Shape) -> str:
+    """Shape the lab's spamd-to-MariaDB proxy (its process follows ``path``)."""
+    fid = _record(journal, "proxy-shape", path=str(path))
+    write_shape(path, shape, wait=PROXY_APPLY_S)
+    return fid
+
+
+def clear_proxy(journal: Journal, path: Path, fid: str) -> None:
+    write_shape(path, Shape(), wait=PROXY_APPLY_S)
     _healed(journal, fid)
 
 
@@ -116,10 +132,11 @@ def heal_journaled(journal: Journal) -> list[str]:
             elif kind == "nft":
                 ns = str(ev["ns"])
                 if netns.exists(ns):
-                    clear_packet_rule(journal, netns.Host(ns, str(ev.get("host_if")), "", ""),
-                                      fid)
+                    clear_packet_rule(journal, ns, fid)
                 else:
                     _healed(journal, fid)  # the namespace, and its rules, are gone
+            elif kind == "proxy-shape":
+                clear_proxy(journal, Path(str(ev["path"])), fid)
             elif kind == "dns-rules":
                 layout = Layout(Path(str(ev["layout"])))
                 clear_dns(journal, layout, fid)

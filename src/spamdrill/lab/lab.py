@@ -9,6 +9,7 @@ import json
 import os
 import shutil
 import stat
+import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -32,6 +33,7 @@ from spamdrill.lab.procs import (
     stop,
     wait_until,
 )
+from spamdrill.lab.proxy import Shape, write_shape
 from spamdrill.proto.spamd_log import describe_states, last_child_states
 
 # binary -> Debian package, checked before anything starts
@@ -41,8 +43,12 @@ REQUIRED = {
     "maildirmake": "maildrop",
 }
 READY_TIMEOUT = 60.0
-STOP_ORDER = ("spamd", "dns", "dns2", "mariadb")  # clients before the services they use
+STOP_ORDER = ("spamd", "dbproxy", "dns", "dns2", "mariadb")  # clients before services
 LOOPBACK = "127.0.0.1"
+# which host of the multi-host topology each lab process runs on
+ROLE = {"spamd": "spamd", "mariadb": "db", "dbproxy": "db", "dns": "dns", "dns2": "dns"}
+# the well-known ports, free in a namespace of the lab's own
+HOST_PORTS = {"spamd": 783, "mariadb": 3306, "dbproxy": 3307}
 
 
 @dataclass
@@ -77,7 +83,8 @@ class LabState:
     dns_port: int = 0
     dns2: list[str | int] = field(default_factory=list)  # [host, port] of a secondary
     private_resolver: bool = False
-    db_netns: list[str] = field(default_factory=list)  # [ns, host_if, host_ip, ns_ip]
+    net: list[str] = field(default_factory=list)  # [tag, prefix] of the multi-host topology
+    db_proxy_port: int = 0  # where spamd's DSN points when the fault proxy is in between
     owner_pid: int = 0  # the spamdrill that brought it up (a drill's lab dies with it)
     users: dict[str, float] = field(default_factory=dict)
     ready_s: dict[str, float] = field(default_factory=dict)
@@ -96,6 +103,22 @@ class LabState:
     @property
     def layout(self) -> Layout:
         return Layout(Path(self.run_dir))
+
+    @property
+    def network(self) -> netns.Net | None:
+        """The multi-host topology, or None on loopback."""
+        return netns.Net(*self.net) if self.net else None
+
+    @property
+    def dsn_port(self) -> int:
+        return self.db_proxy_port or self.db_port
+
+    def client_argv(self, argv: list[str]) -> list[str]:
+        """``argv`` run where the lab's clients live: here, or on the client host."""
+        net = self.network
+        if net is None:
+            return argv
+        return net.host("client").exec(argv, self.layout.client_resolv_conf)
 
 
 def preflight() -> None:
@@ -202,38 +225,18 @@ def _fresh(layout: Layout) -> None:
 
 
 def _start_all(layout: Layout, config: LabConfig, progress: Progress) -> LabState:
-    journal = Journal(layout.journal)
     root = os.geteuid() == 0
     state = LabState(run_dir=str(layout.root), marker=uuid.uuid4().hex, started=time.time(),
                      users=dict(config.users), private_resolver=root, owner_pid=os.getpid())
-    # ports first, so a taken one fails before anything runs
-    state.spamd_port = claim_port(LOOPBACK, config.spamd.port, "spamd")
-    state.db_port = claim_port(LOOPBACK, config.database.port, "MariaDB")
-    if root:
-        # libc needs port 53: a private 127.53.x.y of our own, used only by spamd's namespace
-        state.dns_host = free_loopback_53()
-        state.dns_port = 53
-        state.db_name = LOOPBACK if config.database.by_ip else dns.DB_NAME
+    if config.topology.hosts:
+        _plan_hosts(state, config, progress)
     else:
-        state.dns_port = claim_port(LOOPBACK, config.dns.port, "lab DNS", udp=True)
-    if config.dns.secondary:
-        state.dns2 = [free_loopback_53(), 53] if root else \
-            [LOOPBACK, claim_port(LOOPBACK, 0, "lab DNS (secondary)", udp=True)]
+        _plan_loopback(state, config)
+    state.db_name = state.db_host if config.database.by_ip or not root else dns.DB_NAME
     state.save(layout)
     t0 = time.monotonic()
-    db_addr = LOOPBACK
-    if config.database.netns:
-        host = netns.plan(state.marker[:8])
-        journal.record(event="netns", ns=host.ns, host_if=host.host_if)  # before creating
-        progress(f"network namespace {host.ns}: the database host at {host.ns_ip}")
-        netns.create(host)
-        state.db_netns = [host.ns, host.host_if, host.host_ip, host.ns_ip]
-        db_addr = host.ns_ip
-        if state.db_name == LOOPBACK:
-            state.db_name = db_addr
-    state.db_host = db_addr
     progress("lab DNS: starting")
-    dns.write_zone(layout, {dns.DB_NAME: db_addr, dns.SPAMD_NAME: LOOPBACK},
+    dns.write_zone(layout, {dns.DB_NAME: state.db_host, dns.SPAMD_NAME: state.spamd_host},
                    config.dns.zones)
     dns.clear_rules(layout)
     dns2_proc = _launch(state, "dns2", dns.server_argv(
@@ -243,18 +246,30 @@ def _start_all(layout: Layout, config: LabConfig, progress: Progress) -> LabStat
     progress("MariaDB: creating the datadir")
     mariadb.install_datadir(layout, env={**_path_env(), MARKER: state.marker})
     db_proc = _launch(state, "mariadb", _db_argv(state, config))
+    proxy_proc = None
+    if state.db_proxy_port:
+        progress(f"fault proxy: spamd reaches MariaDB through port {state.db_proxy_port}")
+        write_shape(layout.db_proxy_shape, Shape())
+        proxy_proc = _launch(state, "dbproxy", [
+            sys.executable, "-m", "spamdrill.lab.proxy", state.db_host,
+            str(state.db_proxy_port), state.db_host, str(state.db_port),
+            str(layout.db_proxy_shape)])
 
     progress("spamd: writing its site config and starting")
-    spamd.write_site_config(layout, config, db_host=state.db_name, db_port=state.db_port,
+    servers = [state.dns_host, *([str(state.dns2[0])] if state.dns2 else [])]
+    spamd.write_site_config(layout, config, db_host=state.db_name, db_port=state.dsn_port,
                             dns_host=state.dns_host, dns_port=state.dns_port,
                             secondary=(str(state.dns2[0]), int(state.dns2[1]))
                             if state.dns2 else None)
+    if root:
+        dns.write_resolv_conf(layout.resolv_conf, servers)
+    if state.network is not None:
+        dns.write_resolv_conf(layout.client_resolv_conf, servers)
     spamd.chown_for_children(layout)
-    spamd_proc = _launch(state, "spamd", spamd.argv(layout, config, state.spamd_port,
-                                                    private_resolver=state.private_resolver))
+    spamd_proc = _launch(state, "spamd", _spamd_argv(state, config))
 
     progress("maildrop: Maildirs and maildroprc")
-    maildrop.setup(layout, config, LOOPBACK, state.spamd_port)
+    maildrop.setup(layout, config, state.spamd_host, state.spamd_port)
 
     if dns2_proc is not None:
         wait_until(dns2_proc, lambda: dns.probe(str(state.dns2[0]), int(state.dns2[1])),
@@ -267,15 +282,69 @@ def _start_all(layout: Layout, config: LabConfig, progress: Progress) -> LabStat
                                           READY_TIMEOUT, "SELECT 1")
     mariadb.provision(layout, config)
     progress("MariaDB: ready, SpamAssassin schema loaded")
+    if proxy_proc is not None:
+        wait_until(proxy_proc, lambda: mariadb.tcp_probe(state.db_host, state.db_proxy_port),
+                   READY_TIMEOUT, f"TCP to the proxy {state.db_host}:{state.db_proxy_port}")
     state.ready_s["spamd"] = wait_until(
-        spamd_proc, lambda: spamd.ping(LOOPBACK, state.spamd_port), READY_TIMEOUT, "PING")
+        spamd_proc, lambda: spamd.ping(state.spamd_host, state.spamd_port), READY_TIMEOUT,
+        "PING")
     progress("spamd: PONG")
-    if config.database.netns:  # spamd reaches it across the veth: prove that too
+    if state.network is not None:  # spamd reaches it across the bridge: prove that too
         wait_until(db_proc, lambda: mariadb.tcp_probe(state.db_host, state.db_port),
                    READY_TIMEOUT, f"TCP to {state.db_host}:{state.db_port}")
     state.ready_s["all"] = time.monotonic() - t0
     state.save(layout)
     return state
+
+
+def _plan_loopback(state: LabState, config: LabConfig) -> None:
+    """Everything on 127.0.0.1; ports claimed first, so a taken one fails before anything
+    runs."""
+    state.spamd_port = claim_port(LOOPBACK, config.spamd.port, "spamd")
+    state.db_port = claim_port(LOOPBACK, config.database.port, "MariaDB")
+    if config.database.proxy:
+        state.db_proxy_port = claim_port(LOOPBACK, 0, "the database proxy")
+    if state.private_resolver:
+        # libc needs port 53: a private 127.53.x.y of our own, used only by spamd's namespace
+        state.dns_host = free_loopback_53()
+        state.dns_port = 53
+    else:
+        state.dns_port = claim_port(LOOPBACK, config.dns.port, "lab DNS", udp=True)
+    if config.dns.secondary:
+        state.dns2 = [free_loopback_53(), 53] if state.private_resolver else \
+            [LOOPBACK, claim_port(LOOPBACK, 0, "lab DNS (secondary)", udp=True)]
+
+
+def _plan_hosts(state: LabState, config: LabConfig, progress: Progress) -> None:
+    """Client, spamd, database and DNS hosts in namespaces of their own (root only)."""
+    netns.require_root("topology.kind = hosts")
+    net = netns.plan(state.marker)
+    journal = Journal(state.layout.journal)
+    for ns in net.namespaces():  # journaled before they exist: lab down finds them all
+        journal.record(event="netns", ns=ns, host_if=net.control_if if ns == net.switch
+                       else "")
+    progress(f"hosts: {', '.join(f'{r} {net.ip(r)}' for r in netns.ROLES)} on {net.cidr}")
+    netns.create(net)
+    state.net = [net.tag, net.prefix]
+    topo = config.topology
+    for role, value in (("spamd", topo.spamd_somaxconn), ("client", topo.client_somaxconn),
+                        ("db", topo.db_somaxconn)):
+        if value:
+            netns.set_somaxconn(net.host(role), value)
+    state.spamd_host, state.db_host = net.ip("spamd"), net.ip("db")
+    state.spamd_port = config.spamd.port or HOST_PORTS["spamd"]
+    state.db_port = config.database.port or HOST_PORTS["mariadb"]
+    state.db_proxy_port = HOST_PORTS["dbproxy"] if config.database.proxy else 0
+    state.dns_host, state.dns_port = net.ip("dns"), 53
+    if config.dns.secondary:
+        state.dns2 = [net.ip("dns2"), 53]
+
+
+def _spamd_argv(state: LabState, config: LabConfig) -> list[str]:
+    net = state.network
+    allowed = "127.0.0.0/8" + (f",{net.cidr}" if net is not None else "")
+    return spamd.argv(state.layout, config, state.spamd_port, host=state.spamd_host,
+                      allowed=allowed)
 
 
 def _state_proc(state: LabState, name: str) -> Proc | None:
@@ -290,7 +359,7 @@ def _state_proc(state: LabState, name: str) -> Proc | None:
 def _output_log(layout: Layout, name: str) -> Path:
     """Where a lab process's stdout and stderr go."""
     return {"spamd": layout.spamd_out, "mariadb": layout.db_log.with_suffix(".out"),
-            "dns": layout.dns_out,
+            "dbproxy": layout.db_proxy_out, "dns": layout.dns_out,
             "dns2": layout.dns_out.with_name("server-secondary.out")}[name]
 
 
@@ -303,33 +372,39 @@ def stop_spamd(state: LabState, sig_grace: float = 10.0) -> None:
         state.save(state.layout)
 
 
+def _placed(state: LabState, name: str, argv: list[str]) -> list[str]:
+    """``argv`` on its host (multi-host topology); spamd, as root, with the lab's
+    resolv.conf in a private mount namespace, so the DSN's host name is resolved by the
+    lab DNS and the machine's file is untouched."""
+    resolv = state.layout.resolv_conf if name == "spamd" and state.private_resolver \
+        else None
+    net = state.network
+    if net is not None:
+        return net.host(ROLE[name]).exec(argv, resolv)
+    return netns.with_resolv(argv, resolv) if resolv is not None else argv
+
+
 def _launch(state: LabState, name: str, argv: list[str]) -> Proc:
-    """Start one lab process: journaled, marked, and its pid kept in lab.json."""
+    """Start one lab process: placed, journaled, marked, and its pid kept in lab.json."""
     layout = state.layout
-    proc = spawn(name, argv, log=_output_log(layout, name), journal=Journal(layout.journal),
-                 marker=state.marker, env=_path_env())
+    proc = spawn(name, _placed(state, name, argv), log=_output_log(layout, name),
+                 journal=Journal(layout.journal), marker=state.marker, env=_path_env())
     state.pids[name] = [proc.pid, proc.ticks]
     state.save(state.layout)
     return proc
 
 
 def _db_argv(state: LabState, config: LabConfig) -> list[str]:
-    """mariadbd's command line, inside the database's namespace when it has one."""
-    argv = mariadb.server_argv(state.layout, config, state.db_port)
-    if not state.db_netns:
-        return argv
-    host = netns.Host(*state.db_netns)
-    return host.exec([a.replace("--bind-address=127.0.0.1", f"--bind-address={host.ns_ip}")
-                      for a in argv])
+    return mariadb.server_argv(state.layout, config, state.db_port, bind=state.db_host)
 
 
 def start_spamd(state: LabState, config: LabConfig, wait: bool = True) -> Proc:
     """Start spamd again with ``config``'s flags; ``wait`` for its PONG or return at once
     (a drill that sends mail while spamd comes up)."""
-    proc = _launch(state, "spamd", spamd.argv(state.layout, config, state.spamd_port,
-                                               private_resolver=state.private_resolver))
+    proc = _launch(state, "spamd", _spamd_argv(state, config))
     if wait:
-        wait_until(proc, lambda: spamd.ping(LOOPBACK, state.spamd_port), READY_TIMEOUT, "PING")
+        wait_until(proc, lambda: spamd.ping(state.spamd_host, state.spamd_port),
+                   READY_TIMEOUT, "PING")
     return proc
 
 
@@ -351,6 +426,12 @@ def status(run_dir: Path) -> tuple[LabState | None, list[Component]]:
         return (proc is not None and proc.alive()), proc.pid if proc else None
 
     comps: list[Component] = []
+    net = state.network
+    if net is not None:
+        comps.append(Component(
+            "hosts", all(netns.exists(ns) for ns in net.namespaces()), None, net.cidr, None,
+            state.started, f"{net.cidr}: " + ", ".join(f"{r} {net.host(r).ns} {net.ip(r)}"
+                                     for r in netns.ROLES)))
     up_dns, pid = proc_up("dns")
     comps.append(Component("dns", up_dns and dns.probe(state.dns_host, state.dns_port), pid,
                            state.dns_host, state.dns_port, state.started,
@@ -364,8 +445,14 @@ def status(run_dir: Path) -> tuple[LabState | None, list[Component]]:
     comps.append(Component("mariadb", up_db and mariadb.probe(layout), pid, state.db_host,
                            state.db_port, state.started, f"spamd's DSN host: {state.db_name}"))
     up_spamd, pid = proc_up("spamd")
-    comps.append(Component("spamd", up_spamd and spamd.ping(LOOPBACK, state.spamd_port), pid,
-                           LOOPBACK, state.spamd_port, state.started,
+    if state.db_proxy_port:
+        up_px, pid_px = proc_up("dbproxy")
+        comps.append(Component("dbproxy", up_px and mariadb.tcp_probe(
+            state.db_host, state.db_proxy_port), pid_px, state.db_host, state.db_proxy_port,
+            state.started, "fault proxy between spamd and MariaDB"))
+    comps.append(Component("spamd", up_spamd and spamd.ping(state.spamd_host,
+                                                           state.spamd_port), pid,
+                           state.spamd_host, state.spamd_port, state.started,
                            _spamd_detail(layout)))
     has_rc = layout.maildroprc.exists()
     comps.append(Component("maildrop", has_rc and shutil.which("maildrop") is not None, None,
@@ -459,7 +546,7 @@ def _teardown_now(layout: Layout) -> list[str]:
             stopped.append(f"{len(leftovers)} stray process(es)")
     for ev in journal.events():  # namespaces last: nothing runs in them any more
         if ev.get("event") == "netns" and netns.exists(str(ev.get("ns"))):
-            netns.delete(str(ev["ns"]), str(ev.get("host_if")))
+            netns.delete(str(ev["ns"]), str(ev.get("host_if") or ""))
             stopped.append(f"namespace {ev['ns']}")
     if state is not None:
         layout.state.unlink()

@@ -46,6 +46,14 @@ class Layout:
     def db_log(self) -> Path:
         return self.db_dir / "mariadb.log"
 
+    @property
+    def db_proxy_shape(self) -> Path:
+        return self.db_dir / "proxy-shape.json"
+
+    @property
+    def db_proxy_out(self) -> Path:
+        return self.db_dir / "proxy.out"
+
     # spamd
     @property
     def spamd_dir(self) -> Path:
@@ -74,6 +82,10 @@ class Layout:
     @property
     def resolv_conf(self) -> Path:
         return self.spamd_dir / "resolv.conf"
+
+    @property
+    def client_resolv_conf(self) -> Path:
+        return self.root / "client" / "resolv.conf"
 
     # DNS
     @property

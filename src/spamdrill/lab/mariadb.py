@@ -1,7 +1,8 @@
 """A private MariaDB with SpamAssassin's SQL schema.
 
-Own datadir, socket and 127.0.0.1 port; ``--no-defaults`` so /etc/mysql is never read;
-``--skip-name-resolve`` so the server itself never asks a resolver. The schemas are the ones
+Own datadir, socket and port (127.0.0.1, or the database host's address); ``--no-defaults``
+so /etc/mysql is never read; ``--skip-name-resolve`` so the server itself never asks a
+resolver. The schemas are the ones
 the installed spamassassin package ships (``/usr/share/doc/spamassassin/sql``).
 """
 
@@ -53,10 +54,11 @@ def install_datadir(layout: Layout, env: dict[str, str] | None = None) -> None:
                              f"see {layout.db_dir / 'install-db.log'}")
 
 
-def server_argv(layout: Layout, config: LabConfig, port: int) -> list[str]:
+def server_argv(layout: Layout, config: LabConfig, port: int,
+                bind: str = "127.0.0.1") -> list[str]:
     return [
         "mariadbd", "--no-defaults", f"--datadir={layout.db_data}",
-        f"--socket={layout.db_socket}", f"--port={port}", "--bind-address=127.0.0.1",
+        f"--socket={layout.db_socket}", f"--port={port}", f"--bind-address={bind}",
         f"--pid-file={layout.db_dir / 'mariadbd.pid'}", f"--log-error={layout.db_log}",
         "--skip-name-resolve", "--skip-log-bin", "--innodb-buffer-pool-size=32M",
         f"--max-connections={config.database.max_connections}",

@@ -121,30 +121,24 @@ header SPAMDRILL_SLEEP eval:spamdrill_sleep()
 score SPAMDRILL_SLEEP 0.001
 """)
     layout.spamd_home.mkdir(parents=True, exist_ok=True)
-    servers = f"nameserver {dns_host}\n" + (f"nameserver {secondary[0]}\n" if secondary else "")
-    layout.resolv_conf.write_text(servers + "options timeout:1 attempts:1\n")
 
 
-def argv(layout: Layout, config: LabConfig, port: int, *, private_resolver: bool) -> list[str]:
+def argv(layout: Layout, config: LabConfig, port: int, *, host: str = "127.0.0.1",
+         allowed: str = "127.0.0.0/8") -> list[str]:
+    """spamd's command line; the caller places it in a host and gives it a resolv.conf."""
     cmd = [
         "spamd",
         f"--siteconfigpath={layout.spamd_site}",
         f"--configpath={RULES_DIR}",
         "--nouser-config", "--sql-config",
-        f"--listen=127.0.0.1:{port}",
-        "--allowed-ips=127.0.0.0/8",
+        f"--listen={host}:{port}",
+        f"--allowed-ips={allowed}",
         f"--pidfile={layout.spamd_pid}",
         f"--syslog={layout.spamd_log}",
         f"--helper-home-dir={layout.spamd_home}",
         *config.spamd.flags(),
     ]
     cmd.append(f"--username={child_user()}")
-    if private_resolver:
-        # a private mount namespace: bind the lab's resolv.conf over /etc/resolv.conf for
-        # spamd alone; the machine's file is untouched
-        script = 'mount --bind "$0" /etc/resolv.conf && exec "$@"'
-        cmd = ["unshare", "--mount", "--propagation", "private", "sh", "-c", script,
-               str(layout.resolv_conf), *cmd]
     return cmd
 
 
