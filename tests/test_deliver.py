@@ -182,3 +182,27 @@ def test_one_syslog_line_per_delivery(tmp_path: Path) -> None:
 def test_no_syslog_socket_still_delivers(tmp_path: Path) -> None:
     code, _, action = deliver(f"--syslog-socket={tmp_path / 'missing'}", "--", "/bin/true")
     assert (code, action) == (0, "delivered")
+
+
+def test_site_less_launcher_delivers_defers_and_logs(tmp_path: Path) -> None:
+    launcher = tmp_path / "spamdrill-deliver"
+    made = subprocess.run([*WRAPPER, "--make-launcher", str(launcher)], capture_output=True,
+                          text=True)
+    assert made.returncode == 0, made.stderr
+    assert launcher.read_text().splitlines()[0] == f"#!{sys.executable} -IS"
+    path = tmp_path / "log.sock"
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as server:
+        server.bind(str(path))
+        server.settimeout(10)
+        ok = subprocess.run([str(launcher), f"--syslog-socket={path}", "--recipient=al",
+                             *sh("cat > /dev/null")], input=b"m\n", capture_output=True)
+        assert ok.returncode == 0 and "outcome=deliver" in server.recv(65536).decode()
+    failed = subprocess.run([str(launcher), *sh("exit 1")], capture_output=True)
+    assert failed.returncode == 75 and failed.stdout.startswith(b"4.")
+    # never overwrites a file it did not write (pip's console script, say)
+    other = tmp_path / "other"
+    other.write_text("#!/bin/sh\n")
+    refused = subprocess.run([*WRAPPER, "--make-launcher", str(other)], capture_output=True,
+                             text=True)
+    assert refused.returncode == 1 and "not a spamdrill-deliver launcher" in refused.stderr
+    assert other.read_text() == "#!/bin/sh\n"

@@ -63,3 +63,44 @@ def explain(policy: Policy, status: str, text: str) -> int:
     print(f"  -> wrapper output: {message.decode(errors='replace').strip() or '(none)'}")
     print(f"  -> Postfix: {verdict.action} ({verdict.dsn})")
     return 0
+
+
+LAUNCHER_MARK = "# spamdrill-deliver launcher"
+
+
+def launcher_text(python: str, package_parent: str) -> str:
+    """A launcher that starts Python without ``site`` (``-I -S``): on a delivery path that
+    runs once per message, site's .pth processing can cost more than all of the wrapper's
+    own work (benchmarks/deliver_overhead.py). The wrapper needs only the standard library
+    and its own package, whose location is written in."""
+    # one word: the kernel hands everything after the interpreter over as one argument
+    return (f"#!{python} -IS\n{LAUNCHER_MARK} (written by spamdrill-deliver "
+            f"--make-launcher; write it again after moving the package)\n"
+            f"import sys\nsys.path.insert(0, {package_parent!r})\n"
+            "from spamdrill.deliver.main import entry\nentry()\n")
+
+
+def make_launcher(path: str) -> int:
+    import sys
+    from pathlib import Path
+
+    import spamdrill
+
+    target = Path(path)
+    if target.exists() and LAUNCHER_MARK not in target.read_text(errors="replace"):
+        print(f"spamdrill-deliver: {target} exists and is not a spamdrill-deliver launcher; "
+              "choose another path", file=sys.stderr)
+        return 1
+    parent = str(Path(spamdrill.__file__).resolve().parent.parent)
+    tmp = target.with_name(f".{target.name}.tmp")
+    try:
+        tmp.write_text(launcher_text(sys.executable, parent))
+        tmp.chmod(0o755)
+        tmp.replace(target)
+    except OSError as exc:
+        print(f"spamdrill-deliver: cannot write {target}: {exc.strerror}", file=sys.stderr)
+        return 1
+    print(f"wrote {target}: {sys.executable} -IS, package from {parent}\n"
+          f"master.cf: ... argv={target} --recipient=${{recipient}} --sender=${{sender}} "
+          "--queue-id=${queue_id} -- /usr/bin/maildrop -d ${recipient}")
+    return 0
