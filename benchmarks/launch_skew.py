@@ -69,11 +69,14 @@ class Holder:
         self.proc.communicate("")
 
 
-def spamdrill_load(count: int, tmp: Path) -> tuple[float, int, float]:
+def spamdrill_load(count: int, tmp: Path, floor: Path | None = None,
+                   ) -> tuple[float, int, float]:
+    """spamdrill's load of real spamc; with ``floor``, of the minimal client instead."""
     holder = Holder(count)
     msgs = corpus.mix(["ham"], count, seed=1)
-    argv = [shutil.which("spamc") or "spamc", "-l", "-d", "127.0.0.1", "-p",
-            str(holder.port), "-t", "30"]
+    argv = [str(floor), str(holder.port)] if floor is not None else \
+        [shutil.which("spamc") or "spamc", "-l", "-d", "127.0.0.1", "-p", str(holder.port),
+         "-t", "30"]
     result_box: list[spamc.LoadResult] = []
 
     def go() -> None:
@@ -102,15 +105,36 @@ def shell_loop(count: int, tmp: Path) -> tuple[float, int]:
     return skew, accepted
 
 
+def floor_client(tmp: Path) -> Path | None:
+    """Compile floor_client.c (the least any released client can do), if gcc is here."""
+    gcc = shutil.which("gcc")
+    if gcc is None:
+        return None
+    out = tmp / "floor_client"
+    subprocess.run([gcc, "-O2", "-o", str(out), str(Path(__file__).with_name(
+        "floor_client.c"))], check=True)
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--count", type=int, default=3000)
+    parser.add_argument("--floor", action="store_true",
+                        help="also release a minimal C client (read stdin, connect) the same "
+                             "way: the machine's floor for any one-process-per-message load")
     args = parser.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="spamdrill-skew-"))
     try:
         skew, n, rss = spamdrill_load(args.count, tmp)
         print(f"spamdrill load: {n}/{args.count} accepted, first-to-last accept "
               f"{skew:.1f} ms (goal <= 50 ms); runner peak RSS {rss:.0f} MB (goal <= 500)")
+        floor = floor_client(tmp) if args.floor else None
+        if args.floor and floor is None:
+            print("floor: gcc not found (apt-get install gcc), not measured")
+        if floor is not None:
+            fskew, fn, _ = spamdrill_load(args.count, tmp, floor)
+            print(f"floor (minimal C client, same release): {fn}/{args.count} accepted, "
+                  f"first-to-last accept {fskew:.1f} ms")
         skew2, n2 = shell_loop(args.count, tmp)
         print(f"field report's shell loop: {n2}/{args.count} accepted, first-to-last accept "
               f"{skew2:.1f} ms")
