@@ -14,6 +14,7 @@ import signal
 import socket
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -176,10 +177,177 @@ def _processlist(state: lab_ops.LabState) -> str:
     return ", ".join(f"{n}x {k}" for k, n in sorted(counts.items()))
 
 
+class _DbKind:
+    """One kind of database fault: what injects it and what lifts it. ``reachable``: the
+    server still answers the admin's process-list query while the fault holds."""
+
+    reachable = True
+
+    def inject(self, f: DbFault, st: lab_ops.LabState, journal: Journal) -> str:
+        raise NotImplementedError
+
+    def lift(self, f: DbFault, st: lab_ops.LabState, journal: Journal) -> None:
+        """Undo ``inject``; runs once, and only after ``inject`` was attempted."""
+
+
+class _MaxConnections(_DbKind):
+    """MariaDB 10.11 will not set max_connections below 10 (the field report's 5 becomes
+    10); the per-account max_user_connections limits SpamAssassin's one account to the
+    number asked for."""
+
+    def __init__(self) -> None:
+        self.restore: list[tuple[str, str, object]] = []
+
+    def inject(self, f: DbFault, st: lab_ops.LabState, journal: Journal) -> str:
+        for name in ("max_connections", "max_user_connections"):
+            self.restore.append((name, *lab_faults.set_db_global(
+                journal, st.layout, name, f.max_connections)))
+        return (f"max_connections = {f.max_connections} (MariaDB keeps >= 10), "
+                f"max_user_connections = {f.max_connections}")
+
+    def lift(self, f: DbFault, st: lab_ops.LabState, journal: Journal) -> None:
+        for name, fid, old in self.restore:
+            with contextlib.suppress(pymysql.MySQLError, OSError):
+                lab_faults.restore_db_global(journal, st.layout, fid, name, old)
+
+
+class _Lock(_DbKind):
+    """A lock held by a connection of this process (MariaDB drops it if we die)."""
+
+    def __init__(self, statement: str) -> None:
+        self.statement = statement
+        self.conn: Any = None
+
+    def inject(self, f: DbFault, st: lab_ops.LabState, journal: Journal) -> str:
+        self.conn = mariadb.admin(st.layout)
+        with self.conn.cursor() as cur:
+            cur.execute(self.statement)
+        return "lock held"
+
+    def lift(self, f: DbFault, st: lab_ops.LabState, journal: Journal) -> None:
+        if self.conn is not None:
+            with contextlib.suppress(pymysql.MySQLError):
+                self.conn.close()
+            self.conn = None
+
+
+class _CutMidQuery(_DbKind):
+    """Every connection of SpamAssassin's killed as soon as it shows, between queries or
+    inside one: its queries take milliseconds, so "mid-query" alone is rarely caught."""
+
+    def __init__(self) -> None:
+        self.stop = threading.Event()
+        self.thread: threading.Thread | None = None
+
+    def inject(self, f: DbFault, st: lab_ops.LabState, journal: Journal) -> str:
+        self.thread = threading.Thread(target=self._loop, args=(f, st), daemon=True)
+        self.thread.start()
+        return "killing SpamAssassin's connections mid-query"
+
+    def _loop(self, f: DbFault, st: lab_ops.LabState) -> None:
+        killed = mid_query = 0
+        with contextlib.suppress(pymysql.MySQLError), mariadb.admin(st.layout) as c:
+            while not self.stop.wait(0.01):
+                with c.cursor() as cur:
+                    cur.execute("SELECT id, command FROM information_schema.processlist "
+                                "WHERE user = %s", (mariadb.SA_USER,))
+                    for qid, command in cur.fetchall():
+                        with contextlib.suppress(pymysql.MySQLError):
+                            cur.execute(f"KILL CONNECTION {int(qid)}")
+                            killed += 1
+                            mid_query += command == "Query"
+        f.snapshots.append(f"{killed} SpamAssassin connection(s) killed, {mid_query} of "
+                           "them mid-query")
+
+    def lift(self, f: DbFault, st: lab_ops.LabState, journal: Journal) -> None:
+        self.stop.set()
+        if self.thread is not None:
+            self.thread.join(timeout=5)
+
+
+class _Packets(_DbKind):
+    """nftables on the database's host: new connections dropped or reset."""
+
+    reachable = False
+
+    def __init__(self, action: str) -> None:
+        self.action = action
+        self.ns = self.fid = ""
+
+    def inject(self, f: DbFault, st: lab_ops.LabState, journal: Journal) -> str:
+        net = st.network
+        if net is None:
+            raise SpamdrillError(f"db-{f.kind} needs the database on its own host",
+                                 'set [lab.topology] kind = "hosts" (root only)')
+        self.ns = net.host("db").ns
+        self.fid = lab_faults.packet_rule(journal, self.ns, st.db_port, self.action)
+        return f"nftables in {self.ns}: {f.kind} new connections to the database"
+
+    def lift(self, f: DbFault, st: lab_ops.LabState, journal: Journal) -> None:
+        if self.fid:
+            lab_faults.clear_packet_rule(journal, self.ns, self.fid)
+
+
+def _mariadbd(st: lab_ops.LabState) -> tuple[int, int | None]:
+    pid, ticks = st.pids["mariadb"]
+    assert isinstance(pid, int)
+    return pid, ticks if isinstance(ticks, int) else None
+
+
+class _Frozen(_DbKind):
+    """mariadbd SIGSTOPped: the kernel completes handshakes, nothing answers."""
+
+    reachable = False
+
+    def __init__(self) -> None:
+        self.fid = ""
+
+    def inject(self, f: DbFault, st: lab_ops.LabState, journal: Journal) -> str:
+        pid, ticks = _mariadbd(st)
+        self.fid = lab_faults.pause(journal, pid, ticks)
+        return f"mariadbd {pid} SIGSTOPped"
+
+    def lift(self, f: DbFault, st: lab_ops.LabState, journal: Journal) -> None:
+        if self.fid:
+            lab_faults.resume(journal, self.fid, *_mariadbd(st))
+
+
+class _Down(_DbKind):
+    """mariadbd killed outright; clients are refused until lift restarts it."""
+
+    reachable = False
+
+    def inject(self, f: DbFault, st: lab_ops.LabState, journal: Journal) -> str:
+        pid, _ = _mariadbd(st)
+        os.killpg(pid, signal.SIGKILL)
+        return f"mariadbd {pid} killed"
+
+    def lift(self, f: DbFault, st: lab_ops.LabState, journal: Journal) -> None:
+        if f.config is not None:
+            lab_ops.start_mariadb(st, f.config)
+
+
+def _bayes_write_lock() -> _DbKind:
+    return _Lock("LOCK TABLES " + ", ".join(f"{mariadb.SA_DB}.{t} WRITE"
+                                            for t in BAYES_TABLES))
+
+
+DB_KINDS: dict[str, Callable[[], _DbKind]] = {
+    "max-connections": _MaxConnections,
+    "read-lock": lambda: _Lock("FLUSH TABLES WITH READ LOCK"),
+    "write-lock": _bayes_write_lock,
+    "cut-mid-query": _CutMidQuery,
+    "frozen": _Frozen,
+    "down": _Down,
+    "dropped": lambda: _Packets("drop"),
+    "rejected": lambda: _Packets("reject"),
+}
+
+
 @dataclass
 class DbFault(Fault):
-    """Database faults: lowered max_connections, a global read lock, write locks on the
-    Bayes tables, connections killed mid-query, mariadbd frozen (SIGSTOP) or killed.
+    """A database fault (one of ``KINDS``, each a small class above) on the load's clock,
+    with the process list sampled while it holds.
 
     ``at``/``duration`` are drill seconds; a duration of 0 holds the fault to the end.
     Every injection is journaled by ``spamdrill.lab.faults`` or held by a connection that
@@ -193,16 +361,17 @@ class DbFault(Fault):
     duration: float = 0.0
     max_connections: int = 5
     snapshots: list[str] = field(default_factory=list)
-    _conn: Any = None
-    _fid: str = ""
-    _restore: list[tuple[str, str, object]] = field(default_factory=list)
-    _ns: str = ""
-    _stop: threading.Event = field(default_factory=threading.Event)
-    _killer: threading.Thread | None = None
+    _impl: _DbKind | None = None
+    _injected: bool = False
     _lifted: bool = False
 
-    KINDS = ("max-connections", "read-lock", "write-lock", "cut-mid-query", "frozen",
-             "down", "dropped", "rejected")
+    KINDS = tuple(DB_KINDS)
+
+    def __post_init__(self) -> None:
+        if self.kind not in DB_KINDS:
+            raise SpamdrillError(f"unknown database fault {self.kind!r}",
+                                 "known: " + ", ".join(DB_KINDS))
+        self._impl = DB_KINDS[self.kind]()
 
     def actions(self) -> list[Action]:
         acts = [Action(self.at, f"db-{self.kind}", self._inject),
@@ -213,104 +382,27 @@ class DbFault(Fault):
         return acts
 
     def _snapshot(self) -> str:
-        assert self.state is not None
-        if self.kind in ("frozen", "down", "dropped", "rejected"):
+        assert self.state is not None and self._impl is not None
+        if not self._impl.reachable:
             return "(server not reachable)"
         shown = _processlist(self.state)
         self.snapshots.append(shown)
         return shown
 
     def _inject(self) -> str:
-        st = self.state
-        assert st is not None
-        journal = Journal(st.layout.journal)
+        assert self.state is not None and self._impl is not None
         self._open(f"database {self.kind}")
-        if self.kind == "max-connections":
-            # MariaDB 10.11 will not set max_connections below 10 (the field report's 5
-            # becomes 10); the per-account max_user_connections limits SpamAssassin's
-            # one account to the number asked for
-            self._restore = [
-                ("max_connections", *lab_faults.set_db_global(
-                    journal, st.layout, "max_connections", self.max_connections)),
-                ("max_user_connections", *lab_faults.set_db_global(
-                    journal, st.layout, "max_user_connections", self.max_connections)),
-            ]
-            return (f"max_connections = {self.max_connections} (MariaDB keeps >= 10), "
-                    f"max_user_connections = {self.max_connections}")
-        if self.kind in ("read-lock", "write-lock"):
-            self._conn = mariadb.admin(st.layout)
-            with self._conn.cursor() as cur:
-                if self.kind == "read-lock":
-                    cur.execute("FLUSH TABLES WITH READ LOCK")
-                else:
-                    cur.execute("LOCK TABLES " + ", ".join(
-                        f"{mariadb.SA_DB}.{t} WRITE" for t in BAYES_TABLES))
-            return "lock held"
-        if self.kind == "cut-mid-query":
-            self._killer = threading.Thread(target=self._kill_loop, daemon=True)
-            self._killer.start()
-            return "killing SpamAssassin's connections mid-query"
-        if self.kind in ("dropped", "rejected"):
-            net = st.network
-            if net is None:
-                raise SpamdrillError(f"db-{self.kind} needs the database on its own host",
-                                     "set [lab.topology] kind = \"hosts\" (root only)")
-            self._ns = net.host("db").ns
-            self._fid = lab_faults.packet_rule(journal, self._ns, st.db_port,
-                                               "drop" if self.kind == "dropped" else "reject")
-            return f"nftables in {self._ns}: {self.kind} new connections to the database"
-        pid, ticks = st.pids["mariadb"]
-        assert isinstance(pid, int)
-        if self.kind == "frozen":
-            self._fid = lab_faults.pause(journal, pid, ticks)
-            return f"mariadbd {pid} SIGSTOPped"
-        # down: killed outright; clients are refused until heal restarts it
-        os.killpg(pid, signal.SIGKILL)
-        return f"mariadbd {pid} killed"
-
-    def _kill_loop(self) -> None:
-        assert self.state is not None
-        killed = mid_query = 0
-        with contextlib.suppress(pymysql.MySQLError), mariadb.admin(self.state.layout) as c:
-            while not self._stop.wait(0.01):
-                with c.cursor() as cur:
-                    # every connection of SpamAssassin's, between queries or inside one:
-                    # its queries take milliseconds, so "mid-query" alone is rarely caught
-                    cur.execute("SELECT id, command FROM information_schema.processlist "
-                                "WHERE user = %s", (mariadb.SA_USER,))
-                    for qid, command in cur.fetchall():
-                        with contextlib.suppress(pymysql.MySQLError):
-                            cur.execute(f"KILL CONNECTION {int(qid)}")
-                            killed += 1
-                            mid_query += command == "Query"
-        self.snapshots.append(f"{killed} SpamAssassin connection(s) killed, {mid_query} of "
-                              "them mid-query")
+        self._injected = True
+        return self._impl.inject(self, self.state, Journal(self.state.layout.journal))
 
     def _lift(self) -> str:
         if self._lifted:
             return "already lifted"
         self._lifted = True
         st = self.state
-        assert st is not None
-        journal = Journal(st.layout.journal)
-        self._stop.set()
-        if self._killer is not None:
-            self._killer.join(timeout=5)
-        if self._conn is not None:
-            with contextlib.suppress(pymysql.MySQLError):
-                self._conn.close()
-            self._conn = None
-        for name, fid, old in self._restore:
-            with contextlib.suppress(pymysql.MySQLError, OSError):
-                lab_faults.restore_db_global(journal, st.layout, fid, name, old)
-        if self.kind in ("dropped", "rejected") and self._fid and self._ns:
-            lab_faults.clear_packet_rule(journal, self._ns, self._fid)
-        if self.kind == "frozen" and self._fid:
-            pid, ticks = st.pids["mariadb"]
-            assert isinstance(pid, int)
-            lab_faults.resume(journal, self._fid, pid, ticks)
-        if self.kind == "down" and self.config is not None:
-            lab_ops.start_mariadb(st, self.config)
+        assert st is not None and self._impl is not None
+        if self._injected:
+            self._impl.lift(self, st, Journal(st.layout.journal))
         self._close_all()
         return f"database {self.kind} lifted"
 
