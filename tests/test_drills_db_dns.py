@@ -3,6 +3,7 @@ showed, what spamd logged."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from test_drills import by_name, run
@@ -14,6 +15,12 @@ def test_db_read_lock(tmp_path: Path) -> None:
     [r] = run("db-read-lock", tmp_path)
     assert r.verdict == "pass", r.checks
     assert any("Waiting for" in n and "lock" in n for n in r.notes), r.notes
+    # the field report's 23852 s: spamd's queries outlive their spamc (which gave up at
+    # -t, 3 s here); what bounds them is the server's lock_wait_timeout
+    [end] = [n for n in r.notes if "at the end of the fault" in n]
+    longest = int(re.search(r"longest (\d+) s", end).group(1))  # type: ignore[union-attr]
+    assert "Waiting for" in end and longest > 3, end
+    assert any("lock_wait_timeout" in f.detail for f in r.history.faults), r.history.faults
 
 
 def test_db_write_lock_blocks_every_scan(tmp_path: Path) -> None:

@@ -174,7 +174,9 @@ def _processlist(state: lab_ops.LabState) -> str:
     for command, st, _t, _info in rows:
         key = f"{command}/{st or '-'}"
         counts[key] = counts.get(key, 0) + 1
-    return ", ".join(f"{n}x {k}" for k, n in sorted(counts.items()))
+    longest = max(int(t or 0) for _c, _s, t, _i in rows)
+    return (", ".join(f"{n}x {k}" for k, n in sorted(counts.items()))
+            + f" (longest {longest} s)")
 
 
 class _DbKind:
@@ -221,8 +223,12 @@ class _Lock(_DbKind):
     def inject(self, f: DbFault, st: lab_ops.LabState, journal: Journal) -> str:
         self.conn = mariadb.admin(st.layout)
         with self.conn.cursor() as cur:
+            # what bounds a blocked query's wait (the field report asked which variable)
+            cur.execute("SELECT @@GLOBAL.lock_wait_timeout")
+            row = cur.fetchone()
             cur.execute(self.statement)
-        return "lock held"
+        wait = f"{row[0]} s" if row else "unknown"
+        return f"lock held; lock_wait_timeout = {wait} bounds a blocked query's wait"
 
     def lift(self, f: DbFault, st: lab_ops.LabState, journal: Journal) -> None:
         if self.conn is not None:
@@ -401,6 +407,9 @@ class DbFault(Fault):
         self._lifted = True
         st = self.state
         assert st is not None and self._impl is not None
+        if self._injected and self._impl.reachable:
+            # the queries still waiting when the fault ends outlived their spamc
+            self.snapshots.append(f"at the end of the fault: {_processlist(st)}")
         if self._injected:
             self._impl.lift(self, st, Journal(st.layout.journal))
         self._close_all()

@@ -38,6 +38,7 @@ from spamdrill.lab.proxy import MODES as PROXY_MODES
 from spamdrill.lab.proxy import Shape
 from spamdrill.load import schedule, spamc
 from spamdrill.proto import netstat
+from spamdrill.proto.spamd_log import describe_states, last_child_states
 
 UNCOMPRESSED = ("spamc's --retry-sleep (whole seconds, 1 s by default)", "scan time",
                 "process start-up")
@@ -174,6 +175,10 @@ def _run_one(sc: Scenario, name: str, spamd: dict[str, Any], *, scale: float,
     if isinstance(fault, nemesis.DbFault):
         notes += [f"database showed: {snap}" for snap in fault.snapshots]
     notes += _spamd_said(spamd_log)
+    states = last_child_states(spamd_log)
+    if states:
+        notes.append(f"spamd's children when last logged: {states} "
+                     f"({describe_states(states)})")
     if kernel:
         notes.append("spamd's host counted: " + ", ".join(
             f"{name.removeprefix('TcpExt')} {n}" for name, n in kernel.items()))
