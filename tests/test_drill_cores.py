@@ -3,6 +3,8 @@ scaling, and checks -- each check is fed a history that breaks it and must fail.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from spamdrill import checks, corpus
@@ -163,3 +165,12 @@ def test_model_agrees_check_fails_on_disagreement() -> None:
     assert not checks.model_agrees(hist(rec(1, "unscanned", 0, 0.1)),
                                    mode="spamd-refused").ok
     assert not checks.model_agrees(hist()).ok  # nothing compared is not agreement
+
+
+def test_scenario_reference_names_every_fault_and_check() -> None:
+    from spamdrill.checks import CHECKS
+    from spamdrill.drills.scenario import FAULTS
+
+    doc = (Path(__file__).parent.parent / "docs" / "SCENARIOS.md").read_text()
+    missing = [k for k in (*FAULTS, *CHECKS) if f"| `{k}` |" not in doc]
+    assert missing == [], f"docs/SCENARIOS.md lacks {missing}"

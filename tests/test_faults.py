@@ -218,7 +218,7 @@ def test_netns_database_host_and_packet_faults(run_dir: Path) -> None:
     assert state.db_host == host.ip and host.ip.startswith("198.1") and netns.exists(host.ns)
     assert tcp(state.db_host, state.db_port) == "open"
     journal = Journal(state.layout.journal)
-    for action, seen in (("drop", "dropped"), ("reject", "refused")):
+    for action, seen in (("drop", "dropped"), ("reset", "refused"), ("icmp", "refused")):
         fid = faults.packet_rule(journal, host.ns, state.db_port, action)
         assert tcp(state.db_host, state.db_port) == seen
         faults.clear_packet_rule(journal, host.ns, fid)

@@ -271,29 +271,6 @@ class _CutMidQuery(_DbKind):
             self.thread.join(timeout=5)
 
 
-class _Packets(_DbKind):
-    """nftables on the database's host: new connections dropped or reset."""
-
-    reachable = False
-
-    def __init__(self, action: str) -> None:
-        self.action = action
-        self.ns = self.fid = ""
-
-    def inject(self, f: DbFault, st: lab_ops.LabState, journal: Journal) -> str:
-        net = st.network
-        if net is None:
-            raise SpamdrillError(f"db-{f.kind} needs the database on its own host",
-                                 'set [lab.topology] kind = "hosts" (root only)')
-        self.ns = net.host("db").ns
-        self.fid = lab_faults.packet_rule(journal, self.ns, st.db_port, self.action)
-        return f"nftables in {self.ns}: {f.kind} new connections to the database"
-
-    def lift(self, f: DbFault, st: lab_ops.LabState, journal: Journal) -> None:
-        if self.fid:
-            lab_faults.clear_packet_rule(journal, self.ns, self.fid)
-
-
 def _mariadbd(st: lab_ops.LabState) -> tuple[int, int | None]:
     pid, ticks = st.pids["mariadb"]
     assert isinstance(pid, int)
@@ -345,8 +322,6 @@ DB_KINDS: dict[str, Callable[[], _DbKind]] = {
     "cut-mid-query": _CutMidQuery,
     "frozen": _Frozen,
     "down": _Down,
-    "dropped": lambda: _Packets("drop"),
-    "rejected": lambda: _Packets("reject"),
 }
 
 
@@ -418,6 +393,66 @@ class DbFault(Fault):
     def heal(self) -> None:
         if self.state is not None:
             self._lift()
+
+
+PACKET_HOSTS = ("spamd", "db")
+
+
+@dataclass
+class PacketFault(Fault):
+    """nftables on a host of the multi-host topology, for TCP to its service's port
+    (spamd's or MariaDB's): dropped, reset, or answered with ICMP port unreachable; new
+    connections only or established ones too. Journaled; the rules also die with the
+    namespace."""
+
+    state: lab_ops.LabState | None = None
+    host: str = "db"
+    action: str = "drop"
+    established: bool = False
+    at: float = 0.0
+    duration: float = 0.0
+    _ns: str = ""
+    _fid: str = ""
+
+    def before_load(self) -> None:
+        st = self.state
+        assert st is not None
+        net = st.network
+        if net is None:
+            raise SpamdrillError(f"packet faults need the {self.host} on a host of its own",
+                                 'set [lab.topology] kind = "hosts" (root only)')
+        self._ns = net.host(self.host).ns
+        if self.at <= 0:
+            self._inject()
+
+    def actions(self) -> list[Action]:
+        acts = [] if self.at <= 0 else [Action(self.at, f"packets-{self.action}",
+                                               self._inject)]
+        if self.duration:
+            acts.append(Action(self.at + self.duration, "packets-lifted", self._lift))
+        return acts
+
+    def _inject(self) -> str:
+        st = self.state
+        assert st is not None
+        port = st.spamd_port if self.host == "spamd" else st.db_port
+        self._fid = lab_faults.packet_rule(Journal(st.layout.journal), self._ns, port,
+                                           self.action, self.established)
+        which = "all" if self.established else "new"
+        detail = f"nftables in {self._ns}: {self.action} {which} connections to :{port}"
+        self._open(detail)
+        return detail
+
+    def _lift(self) -> str:
+        if self._fid and self.state is not None:
+            lab_faults.clear_packet_rule(Journal(self.state.layout.journal), self._ns,
+                                         self._fid)
+            self._fid = ""
+        self._close_all()
+        return "packet rule removed"
+
+    def heal(self) -> None:
+        self._lift()
 
 
 BAYES_TABLES = ("bayes_token", "bayes_vars", "bayes_seen", "bayes_expire",

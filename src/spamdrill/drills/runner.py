@@ -180,8 +180,9 @@ def _run_one(sc: Scenario, name: str, spamd: dict[str, Any], *, scale: float,
         notes.append(f"spamd's children when last logged: {states} "
                      f"({describe_states(states)})")
     if kernel:
-        notes.append("spamd's host counted: " + ", ".join(
-            f"{name.removeprefix('TcpExt')} {n}" for name, n in kernel.items()))
+        counted = [f"{name.removeprefix('TcpExt')} {n}" for name, n in kernel.items() if n]
+        notes.append("spamd's host counted: " + (", ".join(counted) if counted else
+                                                  "no overflow, SYN cookie, reset or ICMP"))
     if isinstance(fault, nemesis.StallingClients):
         notes.append("stalled clients closed by spamd after "
                      + ", ".join(f"{s:.1f} s" for s in fault.closed_after)
@@ -315,6 +316,17 @@ def _fault(sc: Scenario, scale: float, state: lab_ops.LabState | None,
                                  "known: " + ", ".join(nemesis.PROXY_LINKS))
         return nemesis.ProxyFault(name=f"proxy-{link}-{shape.mode}", state=state,
                                   shape=shape, link=link, at=at)
+    if kind == "packets":
+        f = sc.fault
+        host, action = str(f.get("host", "db")), str(f.get("action", "drop"))
+        if host not in nemesis.PACKET_HOSTS or action not in netns.PACKET_ACTIONS:
+            raise SpamdrillError(
+                f"scenario {sc.name}: bad packet fault host={host!r} action={action!r}",
+                f"host: {', '.join(nemesis.PACKET_HOSTS)}; action: "
+                f"{', '.join(netns.PACKET_ACTIONS)}")
+        return nemesis.PacketFault(name=f"packets-{host}-{action}", state=state, host=host,
+                                   action=action, established=bool(f.get("established")),
+                                   at=at, duration=float(f.get("duration", 0)) / scale)
     if kind == "stalling-clients":
         assert state is not None
         return nemesis.StallingClients(name=kind, host=state.spamd_host, port=state.spamd_port,

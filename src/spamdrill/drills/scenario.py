@@ -25,7 +25,7 @@ from spamdrill.errors import SpamdrillError
 DEFAULT_SCALE = 100 / 3
 MAILDROP_BUDGET_S = 300.0  # maildrop/globaltimer.C, Debian's --enable-global-timeout
 FAULTS = ("none", "spamd-down", "spamd-stop", "spamd-start", "fakes", "stalling-clients",
-          "target", "db", "dns", "proxy")
+          "target", "db", "dns", "proxy", "packets")
 # check arguments in production seconds, scaled like everything else
 TIME_ARGS = {"max_s", "budget_s", "timeout_s", "tolerance_s"}
 SPAMD_TIME_KEYS = {"timeout_tcp", "timeout_child", "rbl_timeout"}

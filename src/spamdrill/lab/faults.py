@@ -82,10 +82,11 @@ def clear_dns(journal: Journal, layout: Layout, fid: str) -> None:
     _healed(journal, fid)
 
 
-def packet_rule(journal: Journal, ns: str, port: int, action: str) -> str:
-    """Drop or reject new TCP connections to ``port`` inside the namespace ``ns``."""
+def packet_rule(journal: Journal, ns: str, port: int, action: str,
+                established_too: bool = False) -> str:
+    """Drop or reject TCP to ``port`` inside the namespace ``ns`` (``netns.packet_rule``)."""
     fid = _record(journal, "nft", ns=ns)
-    netns.nft(ns, netns.packet_rule(port, action))
+    netns.nft(ns, netns.packet_rule(port, action, established_too))
     return fid
 
 

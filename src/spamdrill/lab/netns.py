@@ -191,9 +191,15 @@ def nft(ns: str, script: str) -> None:
         raise SpamdrillError(f"nft in {ns} failed: {done.stderr.strip()}")
 
 
+PACKET_ACTIONS = {"drop": "drop", "reset": "reject with tcp reset",
+                  "icmp": "reject with icmpx type port-unreachable"}
+
+
 def packet_rule(port: int, action: str, established_too: bool = False) -> str:
-    """An nftables table dropping or rejecting TCP to ``port`` on the namespace's input."""
-    verdict = {"drop": "drop", "reject": "reject with tcp reset"}[action]
+    """An nftables table on the namespace's input for TCP to ``port``: ``drop`` (silence),
+    ``reset`` (a TCP RST) or ``icmp`` (ICMP port unreachable); new connections only, or
+    established ones too."""
+    verdict = PACKET_ACTIONS[action]
     match = "" if established_too else "ct state new "
     return (f"table inet spamdrill {{\n chain input {{\n  type filter hook input priority 0;"
             f"\n  tcp dport {port} {match}{verdict}\n }}\n}}\n")
