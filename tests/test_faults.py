@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -32,6 +33,15 @@ def sa_conn(lab: LabState, timeout: float = 2) -> pymysql.connections.Connection
 
 def state_letter(pid: int) -> str:
     return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+
+
+def settles_to(pid: int, letters: str, within: float = 5.0) -> str:
+    """The process's state once it is one of ``letters`` (or at the deadline): a signal
+    is acted on when the task next runs, so a state read at once can still be the old."""
+    deadline = time.monotonic() + within
+    while (letter := state_letter(pid)) not in letters and time.monotonic() < deadline:
+        time.sleep(0.005)
+    return letter
 
 
 def fault(lab: LabState, kind: str, **kw: object) -> nemesis.DbFault:
@@ -92,12 +102,12 @@ def test_frozen_database_hangs_then_recovers(lab: LabState) -> None:
     assert isinstance(pid, int)
     f = fault(lab, "frozen")
     try:
-        assert state_letter(pid) == "T"
+        assert settles_to(pid, "T") == "T"
         with pytest.raises(pymysql.MySQLError):
             sa_conn(lab, timeout=1)  # the kernel accepts, nobody greets
     finally:
         f.heal()
-    assert state_letter(pid) in "RS"
+    assert settles_to(pid, "RS") in "RS"
     with sa_conn(lab) as c, c.cursor() as cur:
         cur.execute("SELECT 1")
 
@@ -140,11 +150,11 @@ def test_faults_are_healed_after_sigkill_of_the_injector(run_dir: Path) -> None:
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     pid = state.pids["mariadb"][0]
-    assert isinstance(pid, int) and state_letter(pid) == "T"
+    assert isinstance(pid, int) and settles_to(pid, "T") == "T"
     assert json.loads(state.layout.dns_rules.read_text())
     healed = faults.heal_journaled(journal)  # what 'lab down' runs first
     assert sorted(healed) == ["db-global", "dns-rules", "pause"]
-    assert state_letter(pid) in "RS"
+    assert settles_to(pid, "RS") in "RS"
     assert json.loads(state.layout.dns_rules.read_text()) == {}
     with mariadb.admin(state.layout) as c, c.cursor() as cur:
         cur.execute("SELECT @@GLOBAL.max_connections")
@@ -223,6 +233,19 @@ def test_netns_database_host_and_packet_faults(run_dir: Path) -> None:
         assert tcp(state.db_host, state.db_port) == seen
         faults.clear_packet_rule(journal, host.ns, fid)
         assert tcp(state.db_host, state.db_port) == "open"
+    # established connections too: one opened before the rule gets no answer after it
+    for established, answered in ((False, True), (True, False)):
+        with socket.create_connection((state.db_host, state.db_port), timeout=2) as c:
+            assert c.recv(4096)  # the server's greeting
+            fid = faults.packet_rule(journal, host.ns, state.db_port, "drop", established)
+            c.sendall(b"\x01\x00\x00\x01\x0e")  # not a login: the server answers or closes
+            try:
+                c.recv(4096)
+                got = True
+            except TimeoutError:
+                got = False
+            faults.clear_packet_rule(journal, host.ns, fid)
+        assert got == answered, f"established_too={established}"
     # injected by a process that is then SIGKILLed: healed from the journal
     proc = subprocess.Popen([sys.executable, "-c", NFT_INJECT, str(run_dir)],
                             stdout=subprocess.PIPE, text=True)

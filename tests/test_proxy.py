@@ -70,6 +70,7 @@ def roundtrip(port: int, size: int = 10000, timeout: float = 3) -> tuple[int, st
 @pytest.mark.parametrize("shape,expect", [
     (Shape(), (10000, "eof")),
     (Shape("latency", latency=0.3), (10000, "eof")),
+    (Shape("latency", latency=0.3, jitter=0.1), (10000, "eof")),
     (Shape("bandwidth", rate=20000), (10000, "eof")),
     (Shape("drip", slice=1000, interval=0.05), (10000, "eof")),
     (Shape("reset", after=10), (0, "reset")),
@@ -88,9 +89,21 @@ def test_proxy_shapes(echo: tuple[str, int], shape: Shape, expect: tuple[int, st
     else:
         assert (size, how) == expect
     if shape.mode == "latency":
-        assert seconds >= 0.3
+        assert seconds >= shape.latency - shape.jitter
     if shape.mode in ("bandwidth", "drip"):
         assert seconds >= 0.45  # 10 kB at 20 kB/s; ten slices 50 ms apart
+
+
+def test_latency_jitter_stays_within_bounds() -> None:
+    import random
+
+    rng = random.Random(7)
+    shape = Shape("latency", latency=0.2, jitter=0.1)
+    delays = [shape.delay(rng) for _ in range(2000)]
+    assert all(0.1 <= d <= 0.3 for d in delays)
+    assert max(delays) - min(delays) > 0.15  # it does vary
+    # jitter larger than the latency: clipped at zero, never negative
+    assert min(Shape("latency", latency=0.05, jitter=0.5).delay(rng) for _ in range(200)) == 0
 
 
 def test_proxy_down_refuses(echo: tuple[str, int]) -> None:

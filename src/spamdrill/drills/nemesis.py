@@ -543,7 +543,8 @@ class ProxyFault(Fault):
         else:
             self._fid = lab_faults.proxy_shape(Journal(st.layout.journal),
                                                st.layout.db_proxy_shape, sh)
-        detail = (f"proxy {self.link} {sh.mode}: latency {sh.latency:g} s, rate "
+        detail = (f"proxy {self.link} {sh.mode}: latency {sh.latency:g} s "
+                  f"(jitter {sh.jitter:g} s), rate "
                   f"{sh.rate:g} B/s, slice {sh.slice} every {sh.interval:g} s, "
                   f"after {sh.after} B")
         self._open(detail)

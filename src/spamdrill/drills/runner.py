@@ -303,6 +303,7 @@ def _fault(sc: Scenario, scale: float, state: lab_ops.LabState | None,
         f = sc.fault
         shape = Shape(mode=str(f.get("mode", "pass")),
                       latency=float(f.get("latency", 0)) / scale,
+                      jitter=float(f.get("jitter", 0)) / scale,
                       rate=float(f.get("rate", 0)) * scale,
                       slice=int(f.get("slice", 1)),
                       interval=float(f.get("interval", 0)) / scale,

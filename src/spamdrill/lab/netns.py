@@ -200,7 +200,10 @@ def packet_rule(port: int, action: str, established_too: bool = False) -> str:
     ``reset`` (a TCP RST) or ``icmp`` (ICMP port unreachable); new connections only, or
     established ones too."""
     verdict = PACKET_ACTIONS[action]
-    match = "" if established_too else "ct state new "
+    # a new connection is a SYN without ACK: not "ct state new", which also matches the
+    # first packet conntrack sees of a connection opened before the rule existed (the
+    # namespace's conntrack starts with the first rule), and so silenced old ones too
+    match = "" if established_too else "tcp flags & (syn | ack) == syn "
     return (f"table inet spamdrill {{\n chain input {{\n  type filter hook input priority 0;"
             f"\n  tcp dport {port} {match}{verdict}\n }}\n}}\n")
 

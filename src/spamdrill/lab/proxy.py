@@ -4,7 +4,8 @@ a drill switches through a file) and shapes the traffic. Modes, switchable while
 connections are open:
 
 - ``pass``: forward untouched;
-- ``latency``: each chunk waits ``latency`` seconds (each direction);
+- ``latency``: each chunk waits ``latency`` seconds, give or take up to ``jitter`` (each
+  direction; chunks keep their order, as on one TCP connection);
 - ``bandwidth``: at most ``rate`` bytes per second each direction;
 - ``drip``: ``slice`` bytes at a time, ``interval`` seconds apart;
 - ``blackhole``: accept and read, never forward;
@@ -18,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import random
 import signal
 import socket
 import struct
@@ -34,10 +36,15 @@ MODES = ("pass", "latency", "bandwidth", "drip", "blackhole", "reset", "close", 
 class Shape:
     mode: str = "pass"
     latency: float = 0.0
+    jitter: float = 0.0
     rate: float = 0.0
     slice: int = 1
     interval: float = 0.0
     after: int = 0
+
+    def delay(self, rng: random.Random) -> float:
+        """One chunk's delay: ``latency`` give or take up to ``jitter``, never negative."""
+        return max(0.0, self.latency + rng.uniform(-self.jitter, self.jitter))
 
 
 class FaultProxy:
@@ -51,6 +58,7 @@ class FaultProxy:
         if self.shape.mode not in MODES:
             raise ValueError(f"unknown proxy mode {self.shape.mode!r} ({', '.join(MODES)})")
         self._stop = threading.Event()
+        self._rng = random.Random()
         self._socks: list[socket.socket] = []
         self._lock = threading.Lock()
         self.host = listen[0]
@@ -154,7 +162,7 @@ class FaultProxy:
                 return
             budget[0] -= len(data)
         if sh.mode == "latency":
-            time.sleep(sh.latency)
+            time.sleep(sh.delay(self._rng))
         if sh.mode == "bandwidth" and sh.rate > 0:
             for i in range(0, len(data), 1024):
                 piece = data[i:i + 1024]
