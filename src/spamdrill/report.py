@@ -76,7 +76,8 @@ def print_results(console: Console, results: list[ScenarioResult]) -> None:
         for note in r.notes:
             console.print(f"  {r.name}: {note}")
     console.print("Times are drill seconds; not compressed: spamc's whole-second retry "
-                  "sleeps, scan time, process start-up.", style="dim")
+                  "sleeps, scan time, process start-up, the kernel's TCP timers.",
+                  style="dim")
 
 
 def document(run_id: str, started: float, scale: float, results_dir: str,

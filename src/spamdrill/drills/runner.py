@@ -41,7 +41,8 @@ from spamdrill.proto import netstat
 from spamdrill.proto.spamd_log import describe_states, last_child_states
 
 UNCOMPRESSED = ("spamc's --retry-sleep (whole seconds, 1 s by default)", "scan time",
-                "process start-up")
+                "process start-up",
+                "the kernel's TCP timers (a dropped SYN is sent again after 1 s, then 3 s)")
 Progress = Callable[[str, int, int], None]
 
 
