@@ -83,3 +83,11 @@ def test_lab_works_as_an_ordinary_user(
         assert root_only.returncode == 2, root_only.stdout + root_only.stderr
         assert "need(s) root" in root_only.stderr
         assert len(root_only.stderr.strip().splitlines()) == 1
+        hosts = cli("lab", "up", "--topology", "hosts")
+        assert hosts.returncode == 2 and "needs root" in hosts.stderr, hosts.stderr
+        assert len(hosts.stderr.strip().splitlines()) == 1
+    # the fault proxy between spamd and MariaDB is a lab process: no root needed
+    slow = subprocess.run([*argv, "run", "db-slow-link", "--results-dir",
+                           str(run_dir.parent / "res")], env=env, capture_output=True,
+                          text=True, timeout=300)
+    assert slow.returncode == 0, slow.stdout + slow.stderr

@@ -199,6 +199,8 @@ def up(run_dir: Path, config: LabConfig, progress: Progress = lambda _: None) ->
                 f"use it, or run: spamdrill lab down --run-dir {layout.root}",
             )
         preflight()
+        if config.topology.hosts:  # before anything starts: one clear line
+            netns.require_root("topology.kind = hosts")
         _teardown(layout)  # whatever a crashed earlier lab left here
         _fresh(layout)
         _check_reachable(layout.root)
@@ -317,7 +319,6 @@ def _plan_loopback(state: LabState, config: LabConfig) -> None:
 
 def _plan_hosts(state: LabState, config: LabConfig, progress: Progress) -> None:
     """Client, spamd, database and DNS hosts in namespaces of their own (root only)."""
-    netns.require_root("topology.kind = hosts")
     net = netns.plan(state.marker)
     journal = Journal(state.layout.journal)
     for ns in net.namespaces():  # journaled before they exist: lab down finds them all
