@@ -183,3 +183,35 @@ def test_cli_budget_bad_input(args: list[str], expected: str) -> None:
     done = spamdrill("budget", *args)
     assert done.returncode == 2 and expected in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1 and "Traceback" not in done.stderr
+
+
+def test_resolver_cost_follows_glibc_and_mariadb_connector() -> None:
+    # glibc res_send.c: attempts x every server; server i waits (timeout << i) / servers
+    assert model.libc_dead_lookup_s(5, 2, 1) == 10
+    assert model.libc_dead_lookup_s(5, 2, 2) == 2 * (5 + 5)
+    assert model.libc_dead_lookup_s(5, 2, 3) == 2 * (5 + 10 // 3 + 20 // 3)
+    # Connector/C pvio_socket.c: sleeps of 1 us doubling until more than 30 whole seconds;
+    # with lookups that fail at once only the sleeps count: 2^25 us
+    assert model.connector_dns_wait_s(0.0) == pytest.approx(2**25 * 1e-6)
+    assert model.connector_dns_wait_s(0.0, 5) == pytest.approx(2**23 * 1e-6)
+    assert 40 <= model.connector_dns_wait_s(10.0) < 40.01  # lookups at 0, 10, 20, 30 s
+    assert 31 <= model.connector_dns_wait_s(1.0) <= 34  # 1 s lookups: the lab's resolver
+
+
+def test_resolv_conf_reader() -> None:
+    text = ("# comment\nnameserver 10.0.0.1\nnameserver 10.0.0.2\nsearch example.net\n"
+            "options rotate timeout:2 attempts:9\n")
+    assert inputs.resolv_conf(text) == {"resolv_servers": 2, "resolv_timeout": 2.0,
+                                        "resolv_attempts": 5}  # glibc caps attempts at 5
+    assert inputs.resolv_conf("") == {}
+
+
+def test_dns_modes_depend_on_how_the_dsn_names_the_database() -> None:
+    by_name = {r.mode: r for r in model.evaluate(model.Setup(db_host_is_name=True))}
+    by_ip = {r.mode: r for r in model.evaluate(model.Setup())}
+    # by name: spamd fails the message after Connector/C's loop (unscanned, never a scan)
+    assert by_name["dns-dead"].spamd_s == pytest.approx(model.connector_dns_wait_s(10.0))
+    assert by_name["dns-dead"].outcome == "delivered unscanned"
+    assert by_name["dns-db-servfail"].outcome == "delivered unscanned"
+    # by address: only the DNSBL lookups wait, until rbl_timeout, and the scan completes
+    assert by_ip["dns-dead"].spamd_s == 15 and by_ip["dns-dead"].outcome == "delivered"

@@ -383,6 +383,9 @@ def flood(count: int, target: str | None, spamc_args: str, schedule: str, rate: 
               help="SpamAssassin site config dir (rbl_timeout, SQL DSNs).")
 @click.option("--postfix-dir", type=click.Path(path_type=Path), default=None,
               help="Postfix config dir: main.cf time limits, master.cf's maildrop service.")
+@click.option("--resolv-conf", type=click.Path(path_type=Path), default=None,
+              help="spamd's resolv.conf (e.g. /etc/resolv.conf on the spamd host): what one "
+                   "lookup of the database's name costs when no server answers.")
 @click.option("--deliver-config", type=click.Path(path_type=Path), default=None,
               help="spamdrill-deliver's config (its deadline).")
 @click.option("--maildrop-timeout", type=click.FloatRange(min=1), default=None,
@@ -393,12 +396,13 @@ def flood(count: int, target: str | None, spamc_args: str, schedule: str, rate: 
               help='{"limits": [...], "modes": [...]} (a contract; see docs/BUDGET.md).')
 def budget(maildroprc: Path | None, spamc_args: str | None, spamc_conf: Path | None,
            spamd_args: str | None, spamd_default: Path | None, sa_dir: Path | None,
-           postfix_dir: Path | None, deliver_config: Path | None,
+           postfix_dir: Path | None, resolv_conf: Path | None, deliver_config: Path | None,
            maildrop_timeout: float | None, wrapper: str | None, as_json: bool) -> None:
     """Predict each failure mode's worst case from your configs, before mail bounces.
 
     For each mode (spamd refusing, dropping SYNs, silent, dripping, overloaded; the
-    database unreachable or locked; DNS dead): each layer's worst case, which limit fires
+    database unreachable or locked; DNS dead, or SERVFAIL for the database's name): each
+    layer's worst case, which limit fires
     first, and what Postfix then does (delivered, delivered unscanned, deferred, bounced).
     A violation names the smallest change that fixes it. Values you do not give take each
     program's own default. Exit 1 if any mode has a violation.
@@ -413,7 +417,7 @@ def budget(maildroprc: Path | None, spamc_args: str | None, spamc_conf: Path | N
         maildroprc=maildroprc, spamc_args=spamc_args, spamc_conf=spamc_conf,
         spamd_args=spamd_args, spamd_default=spamd_default, sa_dir=sa_dir,
         postfix_dir=postfix_dir, deliver_config=deliver_config,
-        maildrop_timeout=maildrop_timeout, wrapper=wrapper)
+        maildrop_timeout=maildrop_timeout, wrapper=wrapper, resolv=resolv_conf)
     results = model.evaluate(setup)
     if as_json:
         click.echo(json.dumps({"limits": model.limits(setup),

@@ -98,6 +98,31 @@ def sa_settings(text: str) -> dict[str, object]:
     return out
 
 
+def resolv_conf(text: str) -> dict[str, object]:
+    """resolv.conf(5): how many servers (glibc uses the first 3) and the timeout/attempts
+    options, for the model's cost of one lookup when no server answers."""
+    out: dict[str, object] = {}
+    servers = 0
+    for line in text.splitlines():
+        words = line.split("#", 1)[0].split(";", 1)[0].split()
+        if not words:
+            continue
+        if words[0] == "nameserver" and len(words) > 1:
+            servers += 1
+        elif words[0] == "options":
+            for opt in words[1:]:
+                name, _, value = opt.partition(":")
+                if name in ("timeout", "attempts") and value.isdigit():
+                    # glibc caps them: RES_MAXRETRANS 30, RES_MAXRETRY 5
+                    cap = 30 if name == "timeout" else 5
+                    out[f"resolv_{name}"] = min(int(value), cap)
+    if servers:
+        out["resolv_servers"] = min(servers, 3)
+    if "resolv_timeout" in out:
+        out["resolv_timeout"] = float(str(out["resolv_timeout"]))
+    return out
+
+
 def postconf_time(value: str) -> float:
     m = re.fullmatch(r"\s*(\d+)\s*([smhdw]?)\s*", value)
     if not m:
@@ -162,7 +187,8 @@ def gather(*, maildroprc: Path | None = None, spamc_args: str | None = None,
            spamc_conf: Path | None = None, spamd_args: str | None = None,
            spamd_default: Path | None = None, sa_dir: Path | None = None,
            postfix_dir: Path | None = None, deliver_config: Path | None = None,
-           maildrop_timeout: float | None = None, wrapper: str | None = None) -> Setup:
+           maildrop_timeout: float | None = None, wrapper: str | None = None,
+           resolv: Path | None = None) -> Setup:
     """Build a Setup from the files and flags given (thin I/O around the parsers above)."""
     setup = Setup()
     sources: dict[str, str] = {}
@@ -202,6 +228,9 @@ def gather(*, maildroprc: Path | None = None, spamc_args: str | None = None,
             settings.update(sa_settings(_read(cf)))
         setup = replace(setup, **settings)  # type: ignore[arg-type]
         sources["sa"] = str(sa_dir)
+    if resolv is not None:
+        setup = replace(setup, **resolv_conf(_read(resolv)))  # type: ignore[arg-type]
+        sources["resolv"] = str(resolv)
     if postfix_dir is not None:
         setup = _postfix(setup, postfix_dir, sources)
     if deliver_config is not None:

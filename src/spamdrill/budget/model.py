@@ -11,6 +11,10 @@ Layers, inside out, each from its source:
   the running xfilter, so a spamc still waiting keeps maildrop's output pipe open.
 - the wrapper: ``spamdrill-deliver`` kills the MDA's process group at its deadline, and when
   maildrop exits, and defers; the field report's first wrapper turned 75 into 100 (bounce).
+- the database's host name, when the resolver is dead or says SERVFAIL: glibc
+  (``resolv/res_send.c``) tries every server ``attempts`` times, and MariaDB Connector/C
+  (``plugins/pvio/pvio_socket.c``) calls getaddrinfo() again while it says EAI_AGAIN, for
+  the DSN's connect timeout or 30 s: spamd then fails the message (unscanned).
 - Postfix pipe(8): ``pipe_command.c`` waits for the command's output to close; past
   ``<transport>_time_limit`` (default ``command_time_limit``, 1000 s) it kills the process
   group and **bounces** (5.3.0). Exit 75 defers.
@@ -26,13 +30,44 @@ from spamdrill.budget import spamc as spamc_model
 from spamdrill.budget.spamc import SpamcFlags
 
 MODES = ("spamd-refused", "spamd-accept-queue-full", "spamd-silent", "spamd-slow-drip",
-         "spamd-overloaded", "db-unreachable", "db-locked", "dns-dead")
+         "spamd-overloaded", "db-unreachable", "db-locked", "dns-dead", "dns-db-servfail")
 
 LINUX_TCP_CONNECT_S = 127.0  # net.ipv4.tcp_syn_retries = 6: 1+2+4+8+16+32+64 s
 INNODB_LOCK_WAIT_S = 50.0  # MariaDB innodb_lock_wait_timeout default
 LOCK_WAIT_S = 86400.0  # MariaDB lock_wait_timeout default (FLUSH TABLES WITH READ LOCK)
 RESOLV_TIMEOUT_S = 5.0  # resolv.conf(5): timeout 5, attempts 2
 RESOLV_ATTEMPTS = 2
+CONNECTOR_DNS_TIMEOUT_S = 30  # MariaDB Connector/C pvio_socket.c DNS_TIMEOUT
+
+
+def libc_dead_lookup_s(timeout: float, attempts: int, servers: int) -> float:
+    """One lookup when no listed server answers. glibc ``res_send.c``: each of
+    ``attempts`` rounds asks every server in turn; ``send_dg()`` waits ``retrans << i``
+    seconds for server ``i``, divided by the server count for ``i > 0``, at least 1 s."""
+    n = max(1, servers)
+    per_round = 0
+    for i in range(n):
+        wait = int(timeout) << i
+        if i > 0:
+            wait //= n
+        per_round += max(1, wait)
+    return float(max(1, attempts) * per_round)
+
+
+def connector_dns_wait_s(lookup_s: float, connect_timeout: float = 0) -> float:
+    """How long MariaDB Connector/C keeps resolving a name that gives EAI_AGAIN (a dead
+    resolver or SERVFAIL). ``pvio_socket_connect()``: getaddrinfo() again and again,
+    sleeping 1 us doubling between calls, until ``time(NULL) - start > timeout`` (whole
+    seconds; the connect timeout, else ``DNS_TIMEOUT``, 30 s). Simulated exactly, with the
+    start at the top of a second (the worst case)."""
+    limit = connect_timeout or CONNECTOR_DNS_TIMEOUT_S
+    t, wait = 0.0, 1e-6
+    while True:
+        t += lookup_s
+        if math.floor(t) > limit:
+            return t
+        t += wait
+        wait *= 2
 
 
 @dataclass(frozen=True)
@@ -46,6 +81,9 @@ class Setup:
     rbl_timeout: float = 15.0
     db_connect_timeout: float | None = None  # DSN mysql_connect_timeout; None = the OS's
     db_host_is_name: bool = False
+    resolv_timeout: float = RESOLV_TIMEOUT_S  # resolv.conf options timeout:
+    resolv_attempts: int = RESOLV_ATTEMPTS  # options attempts:
+    resolv_servers: int = 1  # nameserver lines (glibc uses up to 3)
     maildrop_timeout: float = 300.0
     wrapper: str = "none"  # none | spamdrill-deliver | bounce-on-75
     wrapper_deadline: float | None = None
@@ -98,6 +136,10 @@ def limits(s: Setup) -> list[dict[str, Any]]:
          "source": s.source("spamd", "spamd default")},
         {"layer": "SpamAssassin rbl_timeout", "seconds": s.rbl_timeout,
          "source": s.source("sa", "SpamAssassin default")},
+        {"layer": "resolver, one lookup with no server answering",
+         "seconds": libc_dead_lookup_s(s.resolv_timeout, s.resolv_attempts,
+                                       s.resolv_servers),
+         "source": s.source("resolv", "glibc defaults (timeout 5, attempts 2)")},
         {"layer": "maildrop global timeout", "seconds": s.maildrop_timeout,
          "source": s.source("maildrop", "Debian maildrop 2.9.3 (compiled in)")},
         {"layer": "Postfix time limit (bounces)", "seconds": s.postfix_time_limit,
@@ -130,7 +172,6 @@ def _spamc_given_answer(f: SpamcFlags, answer_s: float | None) -> float | None:
 def evaluate(s: Setup) -> list[ModeResult]:
     f = s.spamc
     db_connect = s.db_connect_timeout or LINUX_TCP_CONNECT_S
-    dns_libc = RESOLV_TIMEOUT_S * RESOLV_ATTEMPTS if s.db_host_is_name else 0.0
     cases: list[tuple[str, float | None, float | None, str]] = [
         ("spamd-refused", spamc_model.refused(f), None,
          "every connect refused at once: (retries-1) x retry-sleep"),
@@ -154,18 +195,34 @@ def evaluate(s: Setup) -> list[ModeResult]:
                   _spamd_answer(s, LOCK_WAIT_S),
                   "a global read lock: Bayes updates wait lock_wait_timeout, capped by "
                   "--timeout-child"))
-    dns_work = s.rbl_timeout + dns_libc
-    cases.append(("dns-dead", _spamc_given_answer(f, _spamd_answer(s, dns_work)),
-                  _spamd_answer(s, dns_work),
-                  f"DNSBL lookups give up after rbl_timeout ({s.rbl_timeout:g} s)"
-                  + (f", the DB host name after {dns_libc:g} s of libc retries"
-                     if dns_libc else "")))
-    return [_judge(s, mode, spamc_s, spamd_s, why) for mode, spamc_s, spamd_s, why in cases]
+    if s.db_host_is_name:
+        lookup = libc_dead_lookup_s(s.resolv_timeout, s.resolv_attempts, s.resolv_servers)
+        limit = s.db_connect_timeout or CONNECTOR_DNS_TIMEOUT_S
+        for mode, each, what in (("dns-dead", lookup, f"each lookup waits {lookup:g} s"),
+                                 ("dns-db-servfail", 0.0, "each lookup fails at once")):
+            work = connector_dns_wait_s(each, s.db_connect_timeout or 0)
+            cases.append((mode, _spamc_given_answer(f, _spamd_answer(s, work)),
+                          _spamd_answer(s, work),
+                          f"the DSN names the database: {what}, and MariaDB Connector/C "
+                          f"asks again for {limit:g} s (EAI_AGAIN): spamd fails the message "
+                          f"after {work:.1f} s"))
+    else:
+        cases.append(("dns-dead", _spamc_given_answer(f, _spamd_answer(s, s.rbl_timeout)),
+                      _spamd_answer(s, s.rbl_timeout),
+                      f"DNSBL lookups give up after rbl_timeout ({s.rbl_timeout:g} s); the "
+                      "DSN names the database by address"))
+        cases.append(("dns-db-servfail", 0.0, 0.0, "the DSN names the database by address: "
+                      "no lookup of its name to fail"))
+    fails = {"db-unreachable", "dns-db-servfail"} | ({"dns-dead"} if s.db_host_is_name
+                                                     else set())
+    return [_judge(s, mode, spamc_s, spamd_s, why, mode in fails)
+            for mode, spamc_s, spamd_s, why in cases]
 
 
 def _judge(s: Setup, mode: str, spamc_s: float | None, spamd_s: float | None,
-           why: str) -> ModeResult:
-    scanned = (spamd_s is not None and spamc_s == spamd_s
+           why: str, spamd_fails: bool = False) -> ModeResult:
+    """``spamd_fails``: spamd's answer is an error (service unavailable), never a scan."""
+    scanned = (spamd_s is not None and spamc_s == spamd_s and not spamd_fails
                and spamd_s < s.spamd_timeout_child and mode != "spamd-overloaded")
     m, ctl = s.maildrop_timeout, s.postfix_time_limit
     deadline = (s.wrapper_deadline or 600.0) if s.wrapper == "spamdrill-deliver" else None
@@ -173,8 +230,9 @@ def _judge(s: Setup, mode: str, spamc_s: float | None, spamd_s: float | None,
     spamc_txt = "unbounded" if spamc_s is None else f"{spamc_s:g} s"
     if spamc_s is not None and spamc_s < m and (deadline is None or spamc_s < deadline):
         outcome = "delivered" if scanned else "delivered unscanned"
-        return ModeResult(mode, spamc_s, spamd_s, spamc_s, "spamc" if not scanned else
-                          "none (spamd answered)", outcome, why)
+        answered = spamd_s is not None and spamc_s == spamd_s  # a scan, or spamd's error
+        return ModeResult(mode, spamc_s, spamd_s, spamc_s, "none (spamd answered)"
+                          if answered else "spamc", outcome, why)
     if deadline is not None and deadline <= m:
         fires, worst, outcome = "spamdrill-deliver deadline", deadline, "deferred"
     else:
