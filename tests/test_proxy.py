@@ -122,10 +122,51 @@ def test_proxy_down_refuses(echo: tuple[str, int]) -> None:
         proxy.close()
 
 
-def test_net_slow_transfers_outlast_t_and_still_scan(tmp_path: Path) -> None:
+def test_bandwidth_takes_the_whole_message_at_once() -> None:
+    """As a sender's kernel does on a slow link: sendall() returns long before the link
+    has carried the data, so a client's read timer starts while the upload still runs."""
+    sink = socket.socket()
+    sink.bind(("127.0.0.1", 0))
+    sink.listen()
+    done = threading.Event()
+    got = [0]
+
+    def drain() -> None:
+        c, _ = sink.accept()
+        while d := c.recv(65536):
+            got[0] += len(d)
+        c.close()
+        done.set()
+
+    threading.Thread(target=drain, daemon=True).start()
+    proxy = FaultProxy(sink.getsockname(), Shape("bandwidth", rate=200_000))
+    try:
+        c = socket.create_connection(("127.0.0.1", proxy.port), timeout=10)
+        c.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 16384)  # the kernel holds little
+        t0 = time.monotonic()
+        c.sendall(b"x" * 1_000_000)
+        c.shutdown(socket.SHUT_WR)
+        sent = time.monotonic() - t0
+        assert done.wait(30)
+        carried = time.monotonic() - t0
+        c.close()
+    finally:
+        proxy.close()
+        sink.close()
+    assert got[0] == 1_000_000
+    assert carried >= 4  # 1 MB at 200 kB/s: the link really was slow
+    assert sent < carried / 4, (sent, carried)  # yet the sender was done long before
+
+
+def test_net_slow_upload_counts_against_t_download_does_not(tmp_path: Path) -> None:
     [r] = run("net-slow", tmp_path)
     assert r.verdict == "pass", r.checks
-    large = [m for m in r.history.messages if m.kind.startswith("large:")]
-    # -t is 3 s here: the large transfers took longer, and were scanned all the same
-    assert large and all((m.seconds or 0) > 3 and m.outcome in ("ham", "spam")
-                         for m in large)
+    small = [m for m in r.history.messages if m.kind == "large:30000"]
+    big = [m for m in r.history.messages if m.kind == "large:180000"]
+    # -t is 3 s here and the link carries 40 kB per drill second each way: 30 kB went up
+    # and came back (>= 1.5 s of link time) and was scanned; 180 kB needs 4.5 s to go up,
+    # so spamc's first read gave up at -t, before the upload could have finished
+    assert small and all(m.outcome in ("ham", "spam") and (m.seconds or 0) > 1.2
+                         for m in small)
+    assert big and all(m.outcome == "unscanned" and 2.5 < (m.seconds or 0) < 4.2
+                       for m in big)

@@ -41,13 +41,18 @@ def all_unscanned(h: History) -> CheckResult:
                        f"{len(h.messages) - len(bad)}/{len(h.messages)} unscanned", _ids(bad))
 
 
-def scanned_fraction(h: History, min: float = 0.0, max: float = 1.0) -> CheckResult:
-    scanned = [m for m in h.messages if m.outcome in ("spam", "ham")]
-    frac = len(scanned) / len(h.messages) if h.messages else 0.0
-    ok = min <= frac <= max
-    return CheckResult(f"scanned fraction in [{min:g}, {max:g}]", ok,
-                       f"{len(scanned)}/{len(h.messages)} scanned ({frac:.0%})",
-                       [] if ok else _ids([m for m in h.messages if m not in scanned]))
+def scanned_fraction(h: History, min: float = 0.0, max: float = 1.0,
+                     of: str = "") -> CheckResult:
+    """The scanned share of all messages, or of those whose corpus kind starts with ``of``
+    (``"large:180000"``): one drill can expect small messages scanned and big ones not."""
+    ms = [m for m in h.messages if m.kind.startswith(of)]
+    scanned = [m for m in ms if m.outcome in ("spam", "ham")]
+    frac = len(scanned) / len(ms) if ms else 0.0
+    ok = bool(ms) and min <= frac <= max
+    which = f" of {of}" if of else ""
+    return CheckResult(f"scanned fraction{which} in [{min:g}, {max:g}]", ok,
+                       f"{len(scanned)}/{len(ms)} scanned ({frac:.0%})",
+                       [] if ok else _ids([m for m in ms if m not in scanned]))
 
 
 def latency_bound(h: History, max_s: float) -> CheckResult:

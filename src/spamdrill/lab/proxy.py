@@ -47,6 +47,51 @@ class Shape:
         return max(0.0, self.latency + rng.uniform(-self.jitter, self.jitter))
 
 
+class _Held:
+    """What the proxy has read from one side and not yet sent on: bounded (``CAP``), so a
+    peer that never stops sending cannot grow it without limit."""
+
+    CAP = 8 << 20
+
+    def __init__(self) -> None:
+        self._buf = bytearray()
+        self._eof = False
+        self._dead = False
+        self._cond = threading.Condition()
+
+    def put(self, data: bytes) -> bool:
+        with self._cond:
+            while len(self._buf) >= self.CAP and not self._dead:
+                self._cond.wait(0.2)
+            if self._dead:
+                return False
+            self._buf += data
+            self._cond.notify_all()
+            return True
+
+    def take(self, most: int = 65536) -> bytes:
+        """Up to ``most`` bytes, waiting for some; b"" once the sender closed and all of it
+        went."""
+        with self._cond:
+            while not self._buf and not self._eof and not self._dead:
+                self._cond.wait(0.2)
+            data = bytes(self._buf[:most])
+            del self._buf[:most]
+            self._cond.notify_all()
+            return data
+
+    def close(self) -> None:
+        with self._cond:
+            self._eof = True
+            self._cond.notify_all()
+
+    def abandon(self) -> None:
+        with self._cond:
+            self._dead = True
+            self._buf.clear()
+            self._cond.notify_all()
+
+
 class FaultProxy:
     """Listens on ``listen`` (port 0: any free one, see ``port``) and forwards to
     ``target``, shaped by ``shape``, which may be replaced at any time."""
@@ -135,16 +180,37 @@ class FaultProxy:
                 pass
 
     def _pump(self, src: socket.socket, dst: socket.socket, budget: list[int]) -> None:
+        """Read ``src`` as fast as it sends and shape what goes to ``dst`` in another
+        thread. Taking the data at once is what a sender's kernel does on a slow link (its
+        send buffer autotunes up to ``tcp_wmem``'s 4 MiB): spamc's ``full_write`` returns
+        while the link still has the message to carry, so that time is drawn against
+        spamc's read timeout (``-t``), deterministically, not as buffers happen to grow."""
+        held = _Held()
+        threading.Thread(target=self._drain, args=(held, dst, budget, src),
+                         daemon=True).start()
         try:
             while not self._stop.is_set():
                 data = src.recv(65536)
+                if not data or not held.put(data):
+                    break
+        except OSError:
+            pass
+        held.close()
+
+    def _drain(self, held: _Held, dst: socket.socket, budget: list[int],
+               src: socket.socket) -> None:
+        try:
+            while not self._stop.is_set():
+                data = held.take()
                 if not data:
                     with contextlib.suppress(OSError):
                         dst.shutdown(socket.SHUT_WR)
                     return
                 self._send(data, dst, budget, src)
         except OSError:
-            return
+            pass
+        finally:
+            held.abandon()  # the reader stops at its next put, never waits on a dead link
 
     def _send(self, data: bytes, dst: socket.socket, budget: list[int],
               src: socket.socket) -> None:
