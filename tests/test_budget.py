@@ -157,7 +157,7 @@ def test_debian_default_spamd_file() -> None:
 def test_cli_budget_json_contract(tmp_path: Path) -> None:
     rc = tmp_path / "maildroprc"
     rc.write_text(FIELD_REPORT_MAILDROPRC)
-    done = spamdrill("budget", "--maildroprc", str(rc), "--json")
+    done = spamdrill("budget", "--maildroprc", str(rc), "--link-rate", "4000", "--json")
     assert done.returncode == 1, done.stderr  # the field report's setup has violations
     doc = json.loads(done.stdout)
     assert {"layer", "seconds", "source"} <= set(doc["limits"][0])
@@ -169,7 +169,7 @@ def test_cli_budget_json_contract(tmp_path: Path) -> None:
         for v in m["violations"]:
             assert set(v) == {"inner", "outer", "fix"}
     fixed = spamdrill("budget", "--maildroprc", str(rc), "--spamc-args", "-n 30",
-                      "--wrapper", "spamdrill-deliver", "--json")
+                      "--wrapper", "spamdrill-deliver", "--link-rate", "4000", "--json")
     assert fixed.returncode == 0, fixed.stdout
     assert all(not m["violations"] for m in json.loads(fixed.stdout)["modes"])
 
@@ -215,3 +215,29 @@ def test_dns_modes_depend_on_how_the_dsn_names_the_database() -> None:
     assert by_name["dns-db-servfail"].outcome == "delivered unscanned"
     # by address: only the DNSBL lookups wait, until rbl_timeout, and the scan completes
     assert by_ip["dns-dead"].spamd_s == 15 and by_ip["dns-dead"].outcome == "delivered"
+
+
+def test_slow_link_upload_counts_against_t() -> None:
+    t100 = sm.parse_args("-t 100")
+    # 1,200 B/s: up to 120 kB go up within -t and are scanned, taking 2 x -t at worst
+    link = sm.slow_link(t100, 1200)
+    assert link.largest_scanned == 120_000 and link.worst_scanned and link.worst_s == 200
+    # a fast link: every size up to -s (500 KB) is scanned, up and back
+    fast = sm.slow_link(t100, 100_000)
+    assert fast.largest_scanned is None and fast.worst_s == pytest.approx(2 * 512_000 / 1e5)
+    # filter retries re-send the message: failing open can outlast the largest scan
+    retry = sm.slow_link(sm.parse_args("-t 100 --filter-retries 3"), 1200)
+    assert not retry.worst_scanned and retry.worst_s == 3 * 100 + 2 * 1
+    # no -t: nothing gives up, every message is scanned however long it takes
+    assert sm.slow_link(sm.parse_args("-t 0"), 1200).worst_s == pytest.approx(
+        2 * 512_000 / 1200)
+
+
+def test_net_slow_mode_only_with_a_link_rate_and_its_fix_works() -> None:
+    assert "net-slow" not in modes(model.Setup())
+    slow = model.Setup(spamc=sm.parse_args("-t 200"), link_rate=1200)
+    bad = modes(slow)["net-slow"]
+    assert bad.worst_s == 400 and bad.violations and bad.outcome == "deferred"
+    t_fix = int(bad.violations[0].fix.split()[2])
+    good = modes(replace(slow, spamc=sm.parse_args(f"-t {t_fix}")))["net-slow"]
+    assert not good.violations and good.outcome == "delivered"

@@ -118,11 +118,11 @@ def test_scanned_fraction_and_latency() -> None:
     assert not checks.scanned_fraction(h, min=0.9).ok
     big = MessageRecord(id="b", kind="large:180000", size=180000, start_ns=0, end_ns=3,
                         outcome="unscanned", exit_code=0, reason="", spamc_args=[])
-    h = hist(rec(1, "ham", 0, 1), big)
-    assert checks.scanned_fraction(h, min=1, of="ham").ok
-    assert checks.scanned_fraction(h, max=0, of="large:").ok
-    assert checks.scanned_fraction(h, min=1, of="large:").offenders == ["b"]
-    assert not checks.scanned_fraction(h, of="multipart").ok  # no such messages: no evidence
+    mixed = hist(rec(1, "ham", 0, 1), big)
+    assert checks.scanned_fraction(mixed, min=1, of="ham").ok
+    assert checks.scanned_fraction(mixed, max=0, of="large:").ok
+    assert checks.scanned_fraction(mixed, min=1, of="large:").offenders == ["b"]
+    assert not checks.scanned_fraction(mixed, of="multipart").ok  # none: no evidence
     assert checks.latency_bound(h, max_s=3.5).ok
     assert checks.latency_bound(h, max_s=2).offenders == ["m2"]
 

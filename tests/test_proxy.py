@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from test_drills import run
 
+from spamdrill.budget.spamc import parse_args, slow_link
 from spamdrill.lab.proxy import FaultProxy, Shape
 
 
@@ -170,3 +171,6 @@ def test_net_slow_upload_counts_against_t_download_does_not(tmp_path: Path) -> N
                          for m in small)
     assert big and all(m.outcome == "unscanned" and 2.5 < (m.seconds or 0) < 4.2
                        for m in big)
+    # the budget model draws the line between them (spamdrill budget --link-rate 1200)
+    line = slow_link(parse_args(["-t", "100"]), 1200).largest_scanned
+    assert line is not None and 30_000 < line < 180_000

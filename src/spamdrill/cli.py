@@ -392,16 +392,22 @@ def flood(count: int, target: str | None, spamc_args: str, schedule: str, rate: 
               help="maildrop's compiled-in global timeout (Debian: 300 s).")
 @click.option("--wrapper", type=click.Choice(["none", "spamdrill-deliver", "bounce-on-75"]),
               default=None, help="What runs maildrop, if master.cf is not given.")
+@click.option("--link-rate", type=click.FloatRange(min=1), default=None,
+              metavar="BYTES_PER_S",
+              help="The link between spamc and spamd, in bytes per second each way (1200 "
+                   "is about 10 kbit/s): adds the net-slow mode.")
 @click.option("--json", "as_json", is_flag=True,
               help='{"limits": [...], "modes": [...]} (a contract; see docs/BUDGET.md).')
 def budget(maildroprc: Path | None, spamc_args: str | None, spamc_conf: Path | None,
            spamd_args: str | None, spamd_default: Path | None, sa_dir: Path | None,
            postfix_dir: Path | None, resolv_conf: Path | None, deliver_config: Path | None,
-           maildrop_timeout: float | None, wrapper: str | None, as_json: bool) -> None:
+           maildrop_timeout: float | None, wrapper: str | None, link_rate: float | None,
+           as_json: bool) -> None:
     """Predict each failure mode's worst case from your configs, before mail bounces.
 
     For each mode (spamd refusing, dropping SYNs, silent, dripping, overloaded; the
-    database unreachable or locked; DNS dead, or SERVFAIL for the database's name): each
+    database unreachable or locked; DNS dead, or SERVFAIL for the database's name; with
+    --link-rate, a slow link between spamc and spamd): each
     layer's worst case, which limit fires
     first, and what Postfix then does (delivered, delivered unscanned, deferred, bounced).
     A violation names the smallest change that fixes it. Values you do not give take each
@@ -417,7 +423,8 @@ def budget(maildroprc: Path | None, spamc_args: str | None, spamc_conf: Path | N
         maildroprc=maildroprc, spamc_args=spamc_args, spamc_conf=spamc_conf,
         spamd_args=spamd_args, spamd_default=spamd_default, sa_dir=sa_dir,
         postfix_dir=postfix_dir, deliver_config=deliver_config,
-        maildrop_timeout=maildrop_timeout, wrapper=wrapper, resolv=resolv_conf)
+        maildrop_timeout=maildrop_timeout, wrapper=wrapper, resolv=resolv_conf,
+        link_rate=link_rate)
     results = model.evaluate(setup)
     if as_json:
         click.echo(json.dumps({"limits": model.limits(setup),

@@ -188,7 +188,7 @@ def gather(*, maildroprc: Path | None = None, spamc_args: str | None = None,
            spamd_default: Path | None = None, sa_dir: Path | None = None,
            postfix_dir: Path | None = None, deliver_config: Path | None = None,
            maildrop_timeout: float | None = None, wrapper: str | None = None,
-           resolv: Path | None = None) -> Setup:
+           resolv: Path | None = None, link_rate: float | None = None) -> Setup:
     """Build a Setup from the files and flags given (thin I/O around the parsers above)."""
     setup = Setup()
     sources: dict[str, str] = {}
@@ -248,6 +248,8 @@ def gather(*, maildroprc: Path | None = None, spamc_args: str | None = None,
     if maildrop_timeout is not None:
         setup = replace(setup, maildrop_timeout=maildrop_timeout)
         sources["maildrop"] = "--maildrop-timeout"
+    if link_rate is not None:
+        setup = replace(setup, link_rate=link_rate)
     return replace(setup, sources=sources)
 
 

@@ -30,7 +30,8 @@ from spamdrill.budget import spamc as spamc_model
 from spamdrill.budget.spamc import SpamcFlags
 
 MODES = ("spamd-refused", "spamd-accept-queue-full", "spamd-silent", "spamd-slow-drip",
-         "spamd-overloaded", "db-unreachable", "db-locked", "dns-dead", "dns-db-servfail")
+         "spamd-overloaded", "db-unreachable", "db-locked", "dns-dead", "dns-db-servfail",
+         "net-slow")
 
 LINUX_TCP_CONNECT_S = 127.0  # net.ipv4.tcp_syn_retries = 6: 1+2+4+8+16+32+64 s
 INNODB_LOCK_WAIT_S = 50.0  # MariaDB innodb_lock_wait_timeout default
@@ -88,6 +89,7 @@ class Setup:
     wrapper: str = "none"  # none | spamdrill-deliver | bounce-on-75
     wrapper_deadline: float | None = None
     postfix_time_limit: float = 1000.0
+    link_rate: float | None = None  # bytes/s between spamc and spamd; None: not modelled
     sources: dict[str, str] = field(default_factory=dict)
 
     def source(self, key: str, default: str) -> str:
@@ -213,10 +215,26 @@ def evaluate(s: Setup) -> list[ModeResult]:
                       "DSN names the database by address"))
         cases.append(("dns-db-servfail", 0.0, 0.0, "the DSN names the database by address: "
                       "no lookup of its name to fail"))
+    if s.link_rate:
+        cases.append(_slow_link_case(f, s.link_rate))
     fails = {"db-unreachable", "dns-db-servfail"} | ({"dns-dead"} if s.db_host_is_name
                                                      else set())
     return [_judge(s, mode, spamc_s, spamd_s, why, mode in fails)
             for mode, spamc_s, spamd_s, why in cases]
+
+
+def _slow_link_case(f: SpamcFlags, rate: float) -> tuple[str, float | None,
+                                                          float | None, str]:
+    link = spamc_model.slow_link(f, rate)
+    if link.largest_scanned is None:
+        why = (f"every message up to -s ({f.max_size} bytes) goes up in "
+               f"{f.max_size / rate:.0f} s and comes back as slowly; scan time adds")
+    else:
+        why = (f"spamc's writes are unbounded and the kernel takes the message at once, so "
+               f"the upload counts against -t: up to {link.largest_scanned} bytes are "
+               f"scanned (the largest takes about 2 x -t), bigger ones come back unscanned")
+    answered = link.worst_s if link.worst_scanned else None
+    return ("net-slow", link.worst_s, answered, why)
 
 
 def _judge(s: Setup, mode: str, spamc_s: float | None, spamd_s: float | None,
@@ -277,6 +295,10 @@ def _fix(s: Setup, mode: str) -> str:
             return (f"spamc -n {n_max} (connect timeout; -t stays {f.timeout:g}), or "
                     "--connect-retries 1")
         return "spamc --connect-retries 1"
+    if mode == "net-slow" and f.timeout:
+        t_max = max(1, math.floor((m - 1) / 2))
+        return (f"spamc -t {t_max} (on this link a scanned message can take 2 x -t), or a "
+                "smaller -s, or a faster link")
     if mode == "spamd-slow-drip" or not f.timeout:
         return ("no spamc flag bounds it: run maildrop under spamdrill-deliver, which kills "
                 "the spamc maildrop leaves behind and defers")

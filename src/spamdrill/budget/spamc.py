@@ -139,3 +139,37 @@ def silent(f: SpamcFlags) -> float | None:
 def slow_drip(f: SpamcFlags) -> float | None:
     """-t bounds each read, not the answer: no bound."""
     return None
+
+
+KERNEL_SEND_BUFFER = 4 << 20  # net.ipv4.tcp_wmem's maximum: what send() may take at once
+
+
+@dataclass(frozen=True)
+class SlowLink:
+    """spamc over a link of ``rate`` bytes per second each way: the worst case over the
+    message sizes spamc sends (up to ``-s``), and the size above which it fails open."""
+
+    worst_s: float | None  # None: unbounded (no -t)
+    worst_scanned: bool  # the worst case is a message that was scanned
+    largest_scanned: int | None  # bytes; None: every size up to -s is scanned
+
+
+def slow_link(f: SpamcFlags, rate: float) -> SlowLink:
+    """``full_write()`` (spamc/utils.c) has no timeout and returns once the kernel holds
+    the message (up to ``KERNEL_SEND_BUFFER``), so the upload still on the link counts
+    against the first read's ``-t``; the answer (the whole message back, for PROCESS)
+    comes in reads that each get data, which ``-t`` does not bound. A message is scanned
+    if its upload ends before ``-t``: it then takes about twice its upload. A bigger one
+    fails open at ``-t`` per filter try. Scan time is not modelled: it only adds."""
+    size = f.max_size
+    held = min(size, KERNEL_SEND_BUFFER)
+    blocked = (size - held) / rate  # send() waits for what the kernel cannot hold
+    if not f.timeout or held / rate < f.timeout:
+        return SlowLink(2 * size / rate, True, None)
+    largest = int(f.timeout * rate)  # its upload ends just inside -t ...
+    scanned_s = 2 * largest / rate  # ... and its answer takes as long again: 2 x -t
+    failed_s = (f.filter_retries * (blocked + f.timeout)
+                + (f.filter_retries - 1) * f.filter_retry_sleep)
+    if scanned_s >= failed_s:
+        return SlowLink(scanned_s, True, largest)
+    return SlowLink(failed_s, False, largest)
