@@ -12,7 +12,7 @@ from conftest import spamdrill
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from spamdrill.budget import inputs, model
+from spamdrill.budget import icmp, inputs, model
 from spamdrill.budget import spamc as sm
 
 FIELD_REPORT_MAILDROPRC = """\
@@ -129,6 +129,9 @@ def test_readers_on_real_shaped_files(tmp_path: Path) -> None:
               "  -d ${recipient}\n")
     assert inputs.maildrop_service(master) == \
         ("maildrop", ["/usr/local/bin/maildrop_wrapper", "-d", "${recipient}"])
+    assert inputs.maildrop_entry(master.replace("n       -       -", "n       -       20"))\
+        == ("maildrop", ["/usr/local/bin/maildrop_wrapper", "-d", "${recipient}"], 20)
+    assert inputs.maildrop_entry(master)[2] is None  # type: ignore[index]
     assert inputs.wrapper_of(["/usr/bin/spamdrill-deliver", "--deadline=500", "--",
                               "/usr/bin/maildrop"]) == ("spamdrill-deliver", 500.0)
     assert inputs.wrapper_of(["/usr/bin/maildrop", "-d", "x"]) == ("none", None)
@@ -241,3 +244,55 @@ def test_net_slow_mode_only_with_a_link_rate_and_its_fix_works() -> None:
     t_fix = int(bad.violations[0].fix.split()[2])
     good = modes(replace(slow, spamc=sm.parse_args(f"-t {t_fix}")))["net-slow"]
     assert not good.violations and good.outcome == "delivered"
+
+
+def test_icmp_reject_simulation_follows_the_kernels_rate_limit() -> None:
+    t3 = sm.parse_args("-t 3")
+    # one spamc: every connect refused at once, as 'refused' (two 1 s sleeps) ...
+    assert icmp.simulate(1, t3).worst_s == sm.refused(t3) == 2
+    # ... unless the first ICMP comes back inside connect() (no delay between the hosts):
+    # each try then fails at the SYN sent again after 1 s
+    assert icmp.simulate(1, t3, soft_first=True).worst_s == 3 * 1 + 2
+    # the burst of 6 serves six at once; beyond it, SYNs go unanswered
+    six = icmp.simulate(6, t3)
+    assert six.sent >= 6 and six.limited > 0 and six.worst_s > sm.refused(t3)
+    # many at once: nearly everyone waits out every connect timeout, as if dropped
+    many = icmp.simulate(100, t3)
+    assert many.worst_s == sm.accept_queue_full(t3)
+    worst = [icmp.simulate(n, t3).worst_s for n in (1, 2, 4, 8, 16, 32)]
+    assert worst == sorted(worst)  # never better with more at once
+    # the kernel sends no more than its bucket allows: 6 at once, then one a second
+    assert many.sent <= 6 + many.worst_s
+    # SYN resends: doubling, or 5 at 1 s first (tcp_syn_linear_timeouts 4, as counted here)
+    assert icmp.syn_offsets(200) == [0, 1, 3, 7, 15, 31, 63]
+    assert icmp.syn_offsets(12, linear=4) == [0, 1, 2, 3, 4, 5, 7, 11]
+    # the lab's spamd-unreachable drill (8 at once, -t 3, veth): its kernel counted 16 ICMPs
+    # sent and 51 held back; the last four spamc gave up at 11 s
+    lab = icmp.simulate(8, t3, soft_first=True, syn_linear=4)
+    assert lab.sent == 16 and abs(lab.limited - 51) <= 3 and lab.ends[-3:] == [11, 11, 11]
+
+
+def test_kernel_syn_linear_timeouts_reader(tmp_path: Path) -> None:
+    f = tmp_path / "tcp_syn_linear_timeouts"
+    f.write_text("4\n")
+    assert inputs.kernel_syn_linear_timeouts(f) == 4
+    assert inputs.kernel_syn_linear_timeouts(tmp_path / "absent") == 0  # older kernels
+
+
+def test_spamd_rejected_mode_uses_the_maildrop_services_concurrency(tmp_path: Path) -> None:
+    t100 = sm.parse_args("-t 100")
+    burst = modes(model.Setup(spamc=t100))["spamd-rejected"]  # 100 at once: Postfix's default
+    assert burst.worst_s == 302 and burst.violations
+    assert "TCP reset" in burst.violations[0].fix
+    few = modes(model.Setup(spamc=t100, concurrency=1))["spamd-rejected"]
+    assert few.worst_s == 2 and not few.violations
+    pf = tmp_path / "pf"
+    pf.mkdir()
+    (pf / "main.cf").write_text("default_process_limit = 7\n")
+    (pf / "master.cf").write_text("maildrop unix - n n - - pipe\n"
+                                  "  flags=DRhu user=vmail argv=/usr/bin/maildrop -d x\n")
+    assert inputs.gather(postfix_dir=pf).concurrency == 7
+    (pf / "master.cf").write_text("maildrop unix - n n - 3 pipe\n"
+                                  "  flags=DRhu user=vmail argv=/usr/bin/maildrop -d x\n")
+    assert inputs.gather(postfix_dir=pf).concurrency == 3
+    assert inputs.gather(postfix_dir=pf, concurrency=9).concurrency == 9

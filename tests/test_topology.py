@@ -177,8 +177,12 @@ def test_spamd_port_dropped_or_rejected(tmp_path: Path) -> None:
     assert not checks["within maildrop's budget (9 s)"].ok
     assert all(m.outcome == "unscanned" and m.reason == "connect-timeout"
                for m in dropped.history.messages)
-    [icmp] = run("spamd-unreachable", tmp_path)
-    assert icmp.verdict == "pass", icmp.checks
-    # refused-like for the first few; the kernel's ICMP rate limit makes the rest slower
-    # than a refusal ever is (2 s: two 1 s sleeps)
-    assert max(m.seconds or 0 for m in icmp.history.messages) > 3
+    one, burst = run("spamd-unreachable", tmp_path)
+    assert one.verdict == "pass" and burst.verdict == "pass", (one.checks, burst.checks)
+    # one spamc: each connect's first ICMP is a soft error inside connect() on the lab's
+    # veth pairs, so each of 3 tries fails at the SYN sent again 1 s later (+ 2 x 1 s
+    # sleeps): longer than a refusal (2 s), shorter than 3 connect timeouts (11 s)
+    [alone] = one.history.messages
+    assert 4 < (alone.seconds or 0) < 8
+    # eight at once: the ICMP rate limit leaves some waiting out connect timeouts
+    assert max(m.seconds or 0 for m in burst.history.messages) > (alone.seconds or 0)

@@ -117,17 +117,19 @@ def kernel_counter(_h: History, counters: dict[str, int], counter: str, min: int
                        got >= min and (max is None or got <= max), f"{got}")
 
 
-def model_agrees(h: History, mode: str | None = None) -> CheckResult:
+def model_agrees(h: History, mode: str | None = None, syn_linear: int = 0) -> CheckResult:
     """Each case's measured worst time against the budget model's prediction
     (``spamdrill.budget``), for the flags its messages were sent with. ``mode``: the budget
-    mode the whole scenario stands for (else each case's listener says)."""
+    mode the whole scenario stands for (else each case's listener says); ``syn_linear``:
+    the kernel's ``tcp_syn_linear_timeouts``, which the runner reads."""
     from spamdrill.budget import spamc as spamc_model
     from spamdrill.budget.verify import UNBOUNDED, agrees, predict
 
     lines, good, bad, seen = [], [], [], 0
     for case, ms in sorted(h.by_case().items()):
         listener = case.split(" ", 1)[0]
-        predicted = predict(listener, ms[0].spamc_args, mode)
+        predicted = predict(listener, ms[0].spamc_args, mode, count=len(ms),
+                            syn_linear=syn_linear)
         measured = max((m.seconds for m in ms if m.seconds is not None), default=None)
         if predicted is None or measured is None:
             continue

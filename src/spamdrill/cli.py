@@ -396,16 +396,21 @@ def flood(count: int, target: str | None, spamc_args: str, schedule: str, rate: 
               metavar="BYTES_PER_S",
               help="The link between spamc and spamd, in bytes per second each way (1200 "
                    "is about 10 kbit/s): adds the net-slow mode.")
+@click.option("--concurrency", type=click.IntRange(min=1, max=10000), default=None,
+              metavar="N",
+              help="How many spamc start at once from one host (default: the maildrop "
+                   "service's maxproc in master.cf, else 100): spamd-rejected's burst.")
 @click.option("--json", "as_json", is_flag=True,
               help='{"limits": [...], "modes": [...]} (a contract; see docs/BUDGET.md).')
 def budget(maildroprc: Path | None, spamc_args: str | None, spamc_conf: Path | None,
            spamd_args: str | None, spamd_default: Path | None, sa_dir: Path | None,
            postfix_dir: Path | None, resolv_conf: Path | None, deliver_config: Path | None,
            maildrop_timeout: float | None, wrapper: str | None, link_rate: float | None,
-           as_json: bool) -> None:
+           concurrency: int | None, as_json: bool) -> None:
     """Predict each failure mode's worst case from your configs, before mail bounces.
 
-    For each mode (spamd refusing, dropping SYNs, silent, dripping, overloaded; the
+    For each mode (spamd refusing, dropping SYNs, rejecting with ICMP under a burst,
+    silent, dripping, overloaded; the
     database unreachable or locked; DNS dead, or SERVFAIL for the database's name; with
     --link-rate, a slow link between spamc and spamd): each
     layer's worst case, which limit fires
@@ -424,7 +429,7 @@ def budget(maildroprc: Path | None, spamc_args: str | None, spamc_conf: Path | N
         spamd_args=spamd_args, spamd_default=spamd_default, sa_dir=sa_dir,
         postfix_dir=postfix_dir, deliver_config=deliver_config,
         maildrop_timeout=maildrop_timeout, wrapper=wrapper, resolv=resolv_conf,
-        link_rate=link_rate)
+        link_rate=link_rate, concurrency=concurrency)
     results = model.evaluate(setup)
     if as_json:
         click.echo(json.dumps({"limits": model.limits(setup),

@@ -149,6 +149,13 @@ def main_cf(text: str) -> dict[str, str]:
 
 def maildrop_service(master_text: str) -> tuple[str, list[str]] | None:
     """(service name, argv) of the master.cf pipe service that runs maildrop."""
+    found = maildrop_entry(master_text)
+    return None if found is None else (found[0], found[1])
+
+
+def maildrop_entry(master_text: str) -> tuple[str, list[str], int | None] | None:
+    """(service name, argv, maxproc) of the master.cf pipe service that runs maildrop;
+    maxproc (column 7) is None for ``-`` (main.cf's ``default_process_limit``)."""
     entries: list[str] = []
     for raw in master_text.splitlines():
         if not raw.strip() or raw.lstrip().startswith("#"):
@@ -162,7 +169,8 @@ def maildrop_service(master_text: str) -> tuple[str, list[str]] | None:
         if len(fields) >= 8 and fields[7] == "pipe" and "maildrop" in entry:
             argv_at = entry.find("argv=")
             argv = shlex.split(entry[argv_at + 5:]) if argv_at >= 0 else []
-            return fields[0], argv
+            maxproc = int(fields[6]) if fields[6].isdigit() else None
+            return fields[0], argv, maxproc
     return None
 
 
@@ -183,14 +191,27 @@ def wrapper_of(argv: list[str]) -> tuple[str, float | None]:
     return "bounce-on-75", None
 
 
+SYN_LINEAR = Path("/proc/sys/net/ipv4/tcp_syn_linear_timeouts")
+
+
+def kernel_syn_linear_timeouts(path: Path = SYN_LINEAR) -> int:
+    """This machine's ``net.ipv4.tcp_syn_linear_timeouts``; 0 where the kernel has none
+    (before 6.x: every SYN resend waits twice as long as the one before)."""
+    try:
+        return int(path.read_text().strip())
+    except (OSError, ValueError):
+        return 0
+
+
 def gather(*, maildroprc: Path | None = None, spamc_args: str | None = None,
            spamc_conf: Path | None = None, spamd_args: str | None = None,
            spamd_default: Path | None = None, sa_dir: Path | None = None,
            postfix_dir: Path | None = None, deliver_config: Path | None = None,
            maildrop_timeout: float | None = None, wrapper: str | None = None,
-           resolv: Path | None = None, link_rate: float | None = None) -> Setup:
+           resolv: Path | None = None, link_rate: float | None = None,
+           concurrency: int | None = None) -> Setup:
     """Build a Setup from the files and flags given (thin I/O around the parsers above)."""
-    setup = Setup()
+    setup = Setup(syn_linear_timeouts=kernel_syn_linear_timeouts())
     sources: dict[str, str] = {}
     args: list[str] = []
     spamc_source = "spamc defaults"
@@ -250,6 +271,8 @@ def gather(*, maildroprc: Path | None = None, spamc_args: str | None = None,
         sources["maildrop"] = "--maildrop-timeout"
     if link_rate is not None:
         setup = replace(setup, link_rate=link_rate)
+    if concurrency is not None:
+        setup = replace(setup, concurrency=concurrency)
     return replace(setup, sources=sources)
 
 
@@ -258,11 +281,13 @@ def _postfix(setup: Setup, d: Path, sources: dict[str, str]) -> Setup:
     limit = postconf_time(params.get("command_time_limit", "1000s"))
     source = f"{d / 'main.cf'} command_time_limit" if "command_time_limit" in params \
         else "Postfix default command_time_limit"
+    concurrency = int(params.get("default_process_limit", "100"))
     master = d / "master.cf"
     if master.exists():
-        service = maildrop_service(_read(master))
+        service = maildrop_entry(_read(master))
         if service is not None:
-            name, argv = service
+            name, argv, maxproc = service
+            concurrency = maxproc or concurrency
             key = f"{name}_time_limit"
             if key in params:
                 limit, source = postconf_time(params[key]), f"{d / 'main.cf'} {key}"
@@ -270,7 +295,7 @@ def _postfix(setup: Setup, d: Path, sources: dict[str, str]) -> Setup:
             setup = replace(setup, wrapper=kind, wrapper_deadline=deadline)
             sources["wrapper"] = f"{master} ({name})"
     sources["postfix"] = source
-    return replace(setup, postfix_time_limit=limit)
+    return replace(setup, postfix_time_limit=limit, concurrency=concurrency)
 
 
 def _read(path: Path) -> str:

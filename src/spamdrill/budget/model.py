@@ -15,6 +15,7 @@ Layers, inside out, each from its source:
   (``resolv/res_send.c``) tries every server ``attempts`` times, and MariaDB Connector/C
   (``plugins/pvio/pvio_socket.c``) calls getaddrinfo() again while it says EAI_AGAIN, for
   the DSN's connect timeout or 30 s: spamd then fails the message (unscanned).
+- a firewall that rejects with ICMP: ``spamdrill.budget.icmp`` (the kernel's rate limit).
 - Postfix pipe(8): ``pipe_command.c`` waits for the command's output to close; past
   ``<transport>_time_limit`` (default ``command_time_limit``, 1000 s) it kills the process
   group and **bounces** (5.3.0). Exit 75 defers.
@@ -26,12 +27,13 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from spamdrill.budget import icmp
 from spamdrill.budget import spamc as spamc_model
 from spamdrill.budget.spamc import SpamcFlags
 
 MODES = ("spamd-refused", "spamd-accept-queue-full", "spamd-silent", "spamd-slow-drip",
          "spamd-overloaded", "db-unreachable", "db-locked", "dns-dead", "dns-db-servfail",
-         "net-slow")
+         "spamd-rejected", "net-slow")
 
 LINUX_TCP_CONNECT_S = 127.0  # net.ipv4.tcp_syn_retries = 6: 1+2+4+8+16+32+64 s
 INNODB_LOCK_WAIT_S = 50.0  # MariaDB innodb_lock_wait_timeout default
@@ -90,6 +92,9 @@ class Setup:
     wrapper_deadline: float | None = None
     postfix_time_limit: float = 1000.0
     link_rate: float | None = None  # bytes/s between spamc and spamd; None: not modelled
+    concurrency: int = 100  # spamc started at once from one host: the maildrop service's
+    #                         maxproc (master.cf), else default_process_limit
+    syn_linear_timeouts: int = 0  # net.ipv4.tcp_syn_linear_timeouts of spamc's host
     sources: dict[str, str] = field(default_factory=dict)
 
     def source(self, key: str, default: str) -> str:
@@ -184,6 +189,12 @@ def evaluate(s: Setup) -> list[ModeResult]:
         ("spamd-slow-drip", spamc_model.slow_drip(f), None,
          "-t bounds each read, not the answer: a byte every < -t seconds never ends"),
     ]
+    rejected = icmp.simulate(s.concurrency, f, syn_linear=s.syn_linear_timeouts)
+    cases.append(("spamd-rejected", rejected.worst_s, None,
+                  f"a firewall rejects with ICMP port unreachable: of {s.concurrency} spamc "
+                  f"at once from one host, the kernel answers 6 at once and then one a "
+                  f"second; the rest wait out connect timeouts ({rejected.sent} ICMPs, "
+                  f"{rejected.limited} SYNs unanswered)"))
     overload = _spamd_answer(s, None)
     cases.append(("spamd-overloaded", _spamc_given_answer(f, None), overload,
                   "queued in the kernel's accept queue until a child is free: spamc waits "
@@ -288,13 +299,15 @@ def _fix(s: Setup, mode: str) -> str:
     if mode == "spamd-refused":
         sleep_max = math.floor((m - 1) / max(1, f.connect_retries - 1))
         return f"spamc --retry-sleep {sleep_max}"
-    if mode == "spamd-accept-queue-full" and f.connect_wait:
+    if mode in ("spamd-accept-queue-full", "spamd-rejected") and f.connect_wait:
         n_max = math.floor((m - 1 - (f.connect_retries - 1) * f.retry_sleep)
                            / f.connect_retries)
+        firewall = (", or have the firewall reject with a TCP reset (not rate-limited)"
+                    if mode == "spamd-rejected" else "")
         if n_max >= 1:
             return (f"spamc -n {n_max} (connect timeout; -t stays {f.timeout:g}), or "
-                    "--connect-retries 1")
-        return "spamc --connect-retries 1"
+                    f"--connect-retries 1{firewall}")
+        return f"spamc --connect-retries 1{firewall}"
     if mode == "net-slow" and f.timeout:
         t_max = max(1, math.floor((m - 1) / 2))
         return (f"spamc -t {t_max} (on this link a scanned message can take 2 x -t), or a "

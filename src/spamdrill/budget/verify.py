@@ -3,6 +3,7 @@ flags each message was sent with. Sans-IO."""
 
 from __future__ import annotations
 
+from spamdrill.budget import icmp
 from spamdrill.budget import spamc as spamc_model
 
 # drill listener -> budget mode
@@ -12,10 +13,18 @@ LISTENER_MODE = {"refuse": "spamd-refused", "queue-full": "spamd-accept-queue-fu
 UNBOUNDED = float("inf")
 
 
-def predict(listener: str, spamc_args: list[str], mode: str | None = None) -> float | None:
+def predict(listener: str, spamc_args: list[str], mode: str | None = None,
+            count: int = 1, syn_linear: int = 0) -> float | None:
     """Predicted worst seconds (inf: unbounded); None when the model has no prediction.
-    ``mode`` names the budget mode directly (a scenario without per-listener cases)."""
+    ``mode`` names the budget mode directly (a scenario without per-listener cases);
+    ``count``: how many messages the drill started at once; ``syn_linear``: the drill's
+    kernel's ``tcp_syn_linear_timeouts``."""
     mode = mode or LISTENER_MODE.get(listener)
+    if mode == "spamd-rejected":
+        # the lab's hosts are veth pairs with no delay: the first ICMP of each connect
+        # comes back inside connect() and is only a soft error (spamdrill.budget.icmp)
+        flags = spamc_model.parse_args(spamc_args, "drill")
+        return icmp.simulate(count, flags, soft_first=True, syn_linear=syn_linear).worst_s
     if mode in ("spamd-overloaded", "db-locked"):
         # spamd answers later than -t (queued for a child; a scan waiting on a lock held
         # past --timeout-child): spamc sees silence, and -t bounds it (model.evaluate)

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from spamdrill import corpus
+from spamdrill.budget.inputs import kernel_syn_linear_timeouts
 from spamdrill.checks import CHECKS, CheckResult
 from spamdrill.drills import fakes, nemesis
 from spamdrill.drills.scenario import (
@@ -106,7 +107,8 @@ def run_scenario(sc: Scenario, *, scale: float, base: LabConfig, workdir: Path,
         name = f"{sc.name}/{v.name}" if v is not None else sc.name
         spamd = {**sc.spamd, **(v.spamd if v is not None else {})}
         one = replace(sc, topology={**sc.topology, **v.topology},
-                      checks=[*sc.checks, *v.checks]) if v is not None else sc
+                      checks=[*sc.checks, *v.checks],
+                      count=v.count or sc.count) if v is not None else sc
         results.append(_run_one(one, name, spamd, scale=scale, base=base,
                                 workdir=workdir / name.replace("/", "_"),
                                 progress=progress, count=count))
@@ -220,6 +222,8 @@ def _check(spec: dict[str, Any], history: History, scale: float,
         return CHECKS[kind](history, spamd_log, **args)
     if kind == "kernel_counter":
         return CHECKS[kind](history, kernel, **args)
+    if kind == "model_agrees":
+        args.setdefault("syn_linear", kernel_syn_linear_timeouts())
     return CHECKS[kind](history, **args)
 
 

@@ -50,6 +50,7 @@ class Variant:
     spamd: dict[str, Any] = field(default_factory=dict)
     topology: dict[str, Any] = field(default_factory=dict)
     checks: list[dict[str, Any]] = field(default_factory=list)  # besides the scenario's
+    count: int | None = None  # messages, if not the scenario's
 
 
 @dataclass(frozen=True)
@@ -132,7 +133,8 @@ def parse(raw: dict[str, Any], source: str = "") -> Scenario:
         checks=list(checks),
         variants=[Variant(str(v["name"]), dict(v.get("spamd", {})),
                           dict(v.get("topology", {})), _checks(list(v.get("checks", [])),
-                                                               where))
+                                                               where),
+                          int(v["count"]) if "count" in v else None)
                   for v in raw.get("variants", [])],
         cases=list(raw.get("cases", [])),
         source=source,

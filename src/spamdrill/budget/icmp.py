@@ -1,0 +1,112 @@
+"""spamc against a firewall that rejects with ICMP port unreachable, sans-IO: a simulation
+of many spamc connecting at once from one host, from the kernel's and spamc's sources.
+
+- ICMP errors are rate-limited per destination host (``net/ipv4/icmp.c``
+  ``icmpv4_xrlim_allow`` → ``net/ipv4/inetpeer.c`` ``inet_peer_xrlim_allow``): a token
+  bucket of ``XRLIM_BURST_FACTOR`` (6) x ``net.ipv4.icmp_ratelimit`` (1000 ms), one
+  ``icmp_ratelimit`` per ICMP: a burst of 6, then one a second. A SYN that gets none is
+  simply unanswered (``IcmpOutRateLimitHost``).
+- An unanswered SYN is sent again after ``TCP_TIMEOUT_INIT`` (1 s), doubling each time
+  (``net/ipv4/tcp_timer.c`` ``tcp_retransmit_timer``); kernels with
+  ``net.ipv4.tcp_syn_linear_timeouts`` (6.x; 4 on this machine's 6.18) first resend that
+  many + 1 times at 1 s: SYNs at 0, 1, 2, 3, 4, 5, 7, 11 s (counted with an nft rule).
+  ``net.ipv4.tcp_syn_retries`` (6) gives up after the exponential schedule's 127 s.
+- ``net/ipv4/tcp_ipv4.c`` ``tcp_v4_err``: port unreachable in SYN_SENT ends the connect
+  with ECONNREFUSED, unless the socket is owned by the user at that moment, when it is only
+  a soft error. That happens when the ICMP comes back inside the connect() call itself:
+  with no delay between the hosts (veth pairs, as in the lab) the first ICMP of every
+  connect is lost that way and the connect fails at the SYN sent again a second later
+  (``soft_first``; measured: one spamc took 5.05 s, 6 ICMPs, not 2 s).
+- spamc (``libspamc.c``): each of ``--connect-retries`` tries waits up to the connect
+  timeout, ``--retry-sleep`` between failed tries (``spamdrill.budget.spamc``).
+
+Simultaneous starts are the worst case; ties are served in start order.
+"""
+
+from __future__ import annotations
+
+import heapq
+from dataclasses import dataclass
+
+from spamdrill.budget.spamc import SpamcFlags
+
+XRLIM_BURST_FACTOR = 6
+ICMP_RATELIMIT_S = 1.0  # net.ipv4.icmp_ratelimit, 1000 ms
+TCP_TIMEOUT_INIT_S = 1.0
+TCP_SYN_RETRIES = 6
+KERNEL_GIVES_UP_S = sum(TCP_TIMEOUT_INIT_S * 2**i for i in range(TCP_SYN_RETRIES + 1))
+
+
+@dataclass(frozen=True)
+class Rejected:
+    ends: list[float]  # when each spamc gave up (unscanned), in order
+    sent: int  # ICMPs the spamd host sent
+    limited: int  # SYNs it left unanswered (IcmpOutRateLimitHost)
+
+    @property
+    def worst_s(self) -> float:
+        return max(self.ends, default=0.0)
+
+
+def syn_offsets(wait: float, linear: int = 0) -> list[float]:
+    """When a connect sends its SYNs, from its start, within ``wait``; ``linear``:
+    ``net.ipv4.tcp_syn_linear_timeouts``."""
+    offsets, rto, t, sent = [], TCP_TIMEOUT_INIT_S, 0.0, 0
+    while t < min(wait, KERNEL_GIVES_UP_S):
+        offsets.append(t)
+        sent += 1
+        if sent > linear + 1:
+            rto *= 2
+        t += rto
+    return offsets
+
+
+def simulate(n: int, f: SpamcFlags, soft_first: bool = False, syn_linear: int = 0,
+             ratelimit_s: float = ICMP_RATELIMIT_S) -> Rejected:
+    """``n`` spamc started together from one host, every SYN to spamd's port rejected."""
+    wait = min(f.connect_wait, KERNEL_GIVES_UP_S) if f.connect_wait else KERNEL_GIVES_UP_S
+    offsets = syn_offsets(wait, syn_linear)
+    cap = XRLIM_BURST_FACTOR * ratelimit_s
+    tokens, last = cap, 0.0
+    tries, ends = [1] * n, [0.0] * n
+    done = [False] * n
+    # events: (time, order, client, try, syn index; -1 = the try's connect timeout)
+    events: list[tuple[float, int, int, int, int]] = []
+    order = 0
+
+    def push(t: float, c: int, k: int, i: int) -> None:
+        nonlocal order
+        heapq.heappush(events, (t, order, c, k, i))
+        order += 1
+
+    def start(c: int, t: float) -> None:
+        for i, off in enumerate(offsets):
+            push(t + off, c, tries[c], i)
+        push(t + wait, c, tries[c], -1)
+
+    def fail(c: int, t: float) -> None:
+        if tries[c] < f.connect_retries:
+            tries[c] += 1
+            start(c, t + f.retry_sleep)
+        else:
+            done[c], ends[c] = True, t
+
+    for c in range(n):
+        start(c, 0.0)
+    sent = limited = 0
+    while events:
+        t, _, c, k, i = heapq.heappop(events)
+        if done[c] or k != tries[c]:
+            continue  # that try already ended
+        if i < 0:
+            fail(c, t)
+            continue
+        tokens, last = min(cap, tokens + (t - last)), t
+        if tokens < ratelimit_s:
+            limited += 1
+            continue
+        tokens -= ratelimit_s
+        sent += 1
+        if not (soft_first and i == 0):
+            fail(c, t)
+    return Rejected(sorted(ends), sent, limited)
