@@ -94,6 +94,26 @@ def test_spamc_timeouts_worst_cases(tmp_path: Path) -> None:
     assert model.ok, model.detail
 
 
+def test_refusing_fake_holds_its_port() -> None:
+    """A refusing fake answers resets and keeps its port from every other listener: the
+    drill once met a silent fake on a refuse port (bind(0) gave the freed port again)."""
+    import socket
+
+    from spamdrill.drills.fakes import Fake
+
+    fake = Fake("refuse")
+    try:
+        with pytest.raises(ConnectionRefusedError):
+            socket.create_connection(("127.0.0.1", fake.port), timeout=2).close()
+        other = socket.socket()
+        other.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        with pytest.raises(OSError):
+            other.bind(("127.0.0.1", fake.port))
+        other.close()
+    finally:
+        fake.close()
+
+
 def test_flood_both_variants_scaled_down(tmp_path: Path) -> None:
     results = run("flood", tmp_path, count=300)
     assert [r.name for r in results] == ["flood/max-children-1", "flood/max-children-50"]

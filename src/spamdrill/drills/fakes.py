@@ -25,13 +25,16 @@ class Fake:
         self._conns: list[socket.socket] = []
         self._threads: list[threading.Thread] = []
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if kind != "refuse":
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         if kind == "nonreader":  # inherited by accepted sockets: a writer fills it fast
             self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
         self.sock.bind(("127.0.0.1", 0))
         self.port: int = self.sock.getsockname()[1]
         if kind == "refuse":
-            self.sock.close()  # the port stays unused: the kernel answers RST
+            # bound, never listening: the kernel answers every SYN with a reset, and no
+            # other socket can take the port while this one holds it (closing it here let
+            # a later fake's bind(0) get the same port: spamc then met a silent listener)
             return
         self.sock.listen(0 if kind == "queue-full" else 128)
         if kind == "queue-full":
