@@ -26,9 +26,9 @@ from pathlib import Path
 from spamdrill.lab import lab as lab_ops
 
 SCENARIOS = ["db-frozen", "db-read-lock", "db-write-lock", "dns-dead", "spamd-down",
-             "spamd-stopping", "db-refused", "db-slow-link"]
+             "spamd-stopping", "db-refused", "db-slow-link", "net-slow"]
 if os.geteuid() == 0:  # hosts in namespaces, nftables rules in them
-    SCENARIOS += ["db-dropped", "backlog-full"]
+    SCENARIOS += ["db-dropped", "backlog-full", "spamd-unreachable"]
 SIGNALS = [signal.SIGINT, signal.SIGTERM, signal.SIGKILL]
 
 
