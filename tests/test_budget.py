@@ -127,11 +127,10 @@ def test_readers_on_real_shaped_files(tmp_path: Path) -> None:
               "maildrop  unix  -       n       n       -       -       pipe\n"
               "  flags=DRhu user=vmail argv=/usr/local/bin/maildrop_wrapper\n"
               "  -d ${recipient}\n")
-    assert inputs.maildrop_service(master) == \
-        ("maildrop", ["/usr/local/bin/maildrop_wrapper", "-d", "${recipient}"])
+    assert inputs.maildrop_entry(master) == \
+        ("maildrop", ["/usr/local/bin/maildrop_wrapper", "-d", "${recipient}"], None)
     assert inputs.maildrop_entry(master.replace("n       -       -", "n       -       20"))\
         == ("maildrop", ["/usr/local/bin/maildrop_wrapper", "-d", "${recipient}"], 20)
-    assert inputs.maildrop_entry(master)[2] is None  # type: ignore[index]
     assert inputs.wrapper_of(["/usr/bin/spamdrill-deliver", "--deadline=500", "--",
                               "/usr/bin/maildrop"]) == ("spamdrill-deliver", 500.0)
     assert inputs.wrapper_of(["/usr/bin/maildrop", "-d", "x"]) == ("none", None)

@@ -410,13 +410,12 @@ def budget(maildroprc: Path | None, spamc_args: str | None, spamc_conf: Path | N
     """Predict each failure mode's worst case from your configs, before mail bounces.
 
     For each mode (spamd refusing, dropping SYNs, rejecting with ICMP under a burst,
-    silent, dripping, overloaded; the
-    database unreachable or locked; DNS dead, or SERVFAIL for the database's name; with
-    --link-rate, a slow link between spamc and spamd): each
-    layer's worst case, which limit fires
-    first, and what Postfix then does (delivered, delivered unscanned, deferred, bounced).
-    A violation names the smallest change that fixes it. Values you do not give take each
-    program's own default. Exit 1 if any mode has a violation.
+    silent, dripping, overloaded; the database unreachable or locked; DNS dead, or
+    SERVFAIL for the database's name; with --link-rate, a slow link between spamc and
+    spamd): each layer's worst case, which limit fires first, and what Postfix then does
+    (delivered, delivered unscanned, deferred, bounced). A violation names the smallest
+    change that fixes it. Values you do not give take each program's own default. Exit 1
+    if any mode has a violation.
 
     \b
     spamdrill budget --spamc-args '-t 100'

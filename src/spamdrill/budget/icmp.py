@@ -65,7 +65,7 @@ def syn_offsets(wait: float, linear: int = 0) -> list[float]:
 def simulate(n: int, f: SpamcFlags, soft_first: bool = False, syn_linear: int = 0,
              ratelimit_s: float = ICMP_RATELIMIT_S) -> Rejected:
     """``n`` spamc started together from one host, every SYN to spamd's port rejected."""
-    wait = min(f.connect_wait, KERNEL_GIVES_UP_S) if f.connect_wait else KERNEL_GIVES_UP_S
+    wait = min(f.connect_wait or KERNEL_GIVES_UP_S, KERNEL_GIVES_UP_S)
     offsets = syn_offsets(wait, syn_linear)
     cap = XRLIM_BURST_FACTOR * ratelimit_s
     tokens, last = cap, 0.0

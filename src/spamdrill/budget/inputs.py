@@ -112,14 +112,13 @@ def resolv_conf(text: str) -> dict[str, object]:
         elif words[0] == "options":
             for opt in words[1:]:
                 name, _, value = opt.partition(":")
-                if name in ("timeout", "attempts") and value.isdigit():
-                    # glibc caps them: RES_MAXRETRANS 30, RES_MAXRETRY 5
-                    cap = 30 if name == "timeout" else 5
-                    out[f"resolv_{name}"] = min(int(value), cap)
+                # glibc caps them: RES_MAXRETRANS 30, RES_MAXRETRY 5
+                if name == "timeout" and value.isdigit():
+                    out["resolv_timeout"] = float(min(int(value), 30))
+                elif name == "attempts" and value.isdigit():
+                    out["resolv_attempts"] = min(int(value), 5)
     if servers:
         out["resolv_servers"] = min(servers, 3)
-    if "resolv_timeout" in out:
-        out["resolv_timeout"] = float(str(out["resolv_timeout"]))
     return out
 
 
@@ -145,12 +144,6 @@ def main_cf(text: str) -> dict[str, str]:
             current = name.strip()
             params[current] = value.strip()
     return params
-
-
-def maildrop_service(master_text: str) -> tuple[str, list[str]] | None:
-    """(service name, argv) of the master.cf pipe service that runs maildrop."""
-    found = maildrop_entry(master_text)
-    return None if found is None else (found[0], found[1])
 
 
 def maildrop_entry(master_text: str) -> tuple[str, list[str], int | None] | None:

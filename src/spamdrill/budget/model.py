@@ -193,9 +193,9 @@ def evaluate(s: Setup) -> list[ModeResult]:
     rejected = icmp.simulate(s.concurrency, f, syn_linear=s.syn_linear_timeouts)
     cases.append(("spamd-rejected", rejected.worst_s, None,
                   f"a firewall rejects with ICMP port unreachable: of {s.concurrency} spamc "
-                  f"at once from one host, the kernel answers 6 at once and then one a "
-                  f"second; the rest wait out connect timeouts ({rejected.sent} ICMPs, "
-                  f"{rejected.limited} SYNs unanswered)"))
+                  f"at once from one host, the kernel answers {icmp.XRLIM_BURST_FACTOR} at "
+                  f"once and then one a second; the rest wait out connect timeouts "
+                  f"({rejected.sent} ICMPs, {rejected.limited} SYNs unanswered)"))
     overload = _spamd_answer(s, None)
     cases.append(("spamd-overloaded", _spamc_given_answer(f, None), overload,
                   "queued in the kernel's accept queue until a child is free: spamc waits "

@@ -105,21 +105,19 @@ def run_scenario(sc: Scenario, *, scale: float, base: LabConfig, workdir: Path,
     results = []
     for v in variants:
         name = f"{sc.name}/{v.name}" if v is not None else sc.name
-        spamd = {**sc.spamd, **(v.spamd if v is not None else {})}
-        one = replace(sc, topology={**sc.topology, **v.topology},
+        one = replace(sc, spamd={**sc.spamd, **v.spamd},
+                      topology={**sc.topology, **v.topology},
                       checks=[*sc.checks, *v.checks],
                       count=v.count or sc.count) if v is not None else sc
-        results.append(_run_one(one, name, spamd, scale=scale, base=base,
+        results.append(_run_one(one, name, scale=scale, base=base,
                                 workdir=workdir / name.replace("/", "_"),
                                 progress=progress, count=count))
     return results
 
 
-def _lab_config(base: LabConfig, spamd: dict[str, Any], scale: float,
-                sc: Scenario | None = None) -> LabConfig:
-    settings = scaled_spamd(spamd, scale)
-    sections = {"database": sc.database, "dns": sc.dns, "topology": sc.topology} if sc \
-        else {}
+def _lab_config(base: LabConfig, sc: Scenario, scale: float) -> LabConfig:
+    settings = scaled_spamd(sc.spamd, scale)
+    sections = {"database": sc.database, "dns": sc.dns, "topology": sc.topology}
     try:
         return replace(base, spamd=replace(base.spamd, **settings),
                        **{k: replace(getattr(base, k), **v) for k, v in sections.items()})
@@ -129,11 +127,10 @@ def _lab_config(base: LabConfig, spamd: dict[str, Any], scale: float,
                              f"spamd settings: {known}; see docs/CONFIG.md") from None
 
 
-def _run_one(sc: Scenario, name: str, spamd: dict[str, Any], *, scale: float,
-             base: LabConfig, workdir: Path, progress: Progress,
-             count: int | None) -> ScenarioResult:
+def _run_one(sc: Scenario, name: str, *, scale: float, base: LabConfig, workdir: Path,
+             progress: Progress, count: int | None) -> ScenarioResult:
     budget = MAILDROP_BUDGET_S / scale
-    config = _lab_config(base, spamd, scale, sc)
+    config = _lab_config(base, sc, scale)
     n = count if count is not None else sc.count
     history = History()
     state: lab_ops.LabState | None = None
