@@ -28,15 +28,14 @@ def _s(x: float | None) -> str:
 
 
 def verdict_table(results: list[ScenarioResult]) -> Table:
-    scale = results[0].scale if results else 1.0
-    table = Table(title=f"spamdrill run (scale {scale:.3g}: 1 drill second stands for "
-                        f"{scale:.3g} production seconds)")
-    for col in ("scenario", "messages", "scanned", "unscanned", "lost", "p50 s", "p99 s",
-                "max s", "budget s", "verdict"):
+    table = Table(title="spamdrill run (scale: production seconds per drill second; 1 = "
+                        "production timings)")
+    for col in ("scenario", "scale", "messages", "scanned", "unscanned", "lost", "p50 s",
+                "p99 s", "max s", "budget s", "verdict"):
         table.add_column(col, justify="left" if col == "scenario" else "right")
     for r in results:
         s = summarize(r.history.messages)
-        table.add_row(r.name, str(s["messages"]), str(s["scanned"]), str(s["unscanned"]),
+        table.add_row(r.name, f"{r.scale:.3g}", str(s["messages"]), str(s["scanned"]), str(s["unscanned"]),
                       str(s["lost"] + s["error"]), _s(s["p50_s"]), _s(s["p99_s"]),
                       _s(s["max_s"]), f"{r.budget_s:.3g}",
                       "[green]pass[/green]" if r.verdict == "pass" else "[red]FAIL[/red]")

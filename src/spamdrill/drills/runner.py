@@ -102,6 +102,7 @@ def run_scenario(sc: Scenario, *, scale: float, base: LabConfig, workdir: Path,
                  count: int | None = None) -> list[ScenarioResult]:
     """Run one scenario (once per variant); ``count`` overrides the message count."""
     variants: list[Variant | None] = list(sc.variants) or [None]
+    scale = sc.effective_scale(scale)
     results = []
     for v in variants:
         name = f"{sc.name}/{v.name}" if v is not None else sc.name

@@ -76,6 +76,14 @@ class Scenario:
     variants: list[Variant]
     cases: list[dict[str, Any]]  # for fault "fakes": listener x spamc args
     source: str = ""
+    # False: the outcome is a count of scans that fit in a timeout, so the drill runs at
+    # production timings (scan time does not compress: a compressed -t answers another
+    # question). ``timing_why`` says what the scenario keeps instead.
+    compress: bool = True
+    timing_why: str = ""
+
+    def effective_scale(self, scale: float) -> float:
+        return scale if self.compress else 1.0
 
     @property
     def needs_root(self) -> bool:
@@ -112,6 +120,7 @@ def parse(raw: dict[str, Any], source: str = "") -> Scenario:
                              "known: " + ", ".join(FAULTS))
     checks = _checks(raw.get("checks", []), where)
     lab = raw.get("lab", {})
+    timing = raw.get("timing", {})
     return Scenario(
         name=_req(raw, "name", str, where),
         hypothesis=_req(raw, "hypothesis", str, where),
@@ -138,6 +147,8 @@ def parse(raw: dict[str, Any], source: str = "") -> Scenario:
                   for v in raw.get("variants", [])],
         cases=list(raw.get("cases", [])),
         source=source,
+        compress=bool(timing.get("compress", True)),
+        timing_why=str(timing.get("why", "")),
     )
 
 
