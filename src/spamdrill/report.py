@@ -35,7 +35,8 @@ def verdict_table(results: list[ScenarioResult]) -> Table:
         table.add_column(col, justify="left" if col == "scenario" else "right")
     for r in results:
         s = summarize(r.history.messages)
-        table.add_row(r.name, f"{r.scale:.3g}", str(s["messages"]), str(s["scanned"]), str(s["unscanned"]),
+        table.add_row(r.name, f"{r.scale:.3g}", str(s["messages"]), str(s["scanned"]),
+                      str(s["unscanned"]),
                       str(s["lost"] + s["error"]), _s(s["p50_s"]), _s(s["p99_s"]),
                       _s(s["max_s"]), f"{r.budget_s:.3g}",
                       "[green]pass[/green]" if r.verdict == "pass" else "[red]FAIL[/red]")
