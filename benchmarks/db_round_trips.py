@@ -26,13 +26,13 @@ from spamdrill import corpus
 from spamdrill.lab import faults
 from spamdrill.lab import lab as lab_ops
 from spamdrill.lab.config import LabConfig
-from spamdrill.lab.procs import Journal
-from spamdrill.lab.proxy import Shape
+from spamdrill.lab.state import LabState
+from spamdrill.lab.toxics import mode_shape
 
 
-def scan_seconds(state: lab_ops.LabState, kind: str, seed: int) -> float:
+def scan_seconds(state: LabState, kind: str, seed: int) -> float:
     msg = corpus.make(kind, seed)
-    argv = state.client_argv(["spamc", "-d", state.spamd_host, "-p", str(state.spamd_port),
+    argv = state.client_argv(["spamc", "-d", state.spamd.host, "-p", str(state.spamd.port),
                               "-t", "600", "-u", "alice"])
     t0 = time.monotonic()
     done = subprocess.run(argv, input=msg.data, capture_output=True, timeout=900)
@@ -55,10 +55,8 @@ def main() -> None:
     rows = []
     try:
         state = lab_ops.up(base / "lab", config)
-        journal = Journal(state.layout.journal)
         for latency in [0.0, *args.latency]:
-            fid = faults.proxy_shape(journal, state.layout.db_proxy_shape,
-                                     Shape("latency", latency=latency))
+            shaped = faults.proxy_shape(state.journal, mode_shape("latency", latency=latency))
             for kind in ("ham", "spam"):
                 times = []
                 for _ in range(args.messages):
@@ -67,7 +65,7 @@ def main() -> None:
                 rows.append({"latency_s": latency, "kind": kind,
                              "median_scan_s": round(statistics.median(times), 3),
                              "max_scan_s": round(max(times), 3)})
-            faults.clear_proxy(journal, state.layout.db_proxy_shape, fid)
+            shaped.heal()
     finally:
         lab_ops.down(base / "lab")
         shutil.rmtree(base, ignore_errors=True)

@@ -30,7 +30,7 @@ from spamdrill.lab.config import LabConfig
 
 def scan_s(state: lab_ops.LabState) -> tuple[float, bool]:
     msg = corpus.make("ham", int.from_bytes(os.urandom(3), "big"))
-    argv = ["spamc", "-d", state.spamd_host, "-p", str(state.spamd_port), "-t", "600",
+    argv = ["spamc", "-d", state.spamd.host, "-p", str(state.spamd.port), "-t", "600",
             "-u", "alice"]
     t0 = time.monotonic()
     done = subprocess.run(argv, input=msg.data, capture_output=True, timeout=900)

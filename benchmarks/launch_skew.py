@@ -80,7 +80,7 @@ def spamdrill_load(count: int, tmp: Path, floor: Path | None = None,
     result_box: list[spamc.LoadResult] = []
 
     def go() -> None:
-        result_box.append(spamc.run([(m, argv, 0.0, "") for m in msgs], tmp / "load",
+        result_box.append(spamc.run([spamc.Job(m, argv, argv[1:]) for m in msgs], tmp / "load",
                                     max_wait=60))
 
     t = threading.Thread(target=go)

@@ -48,3 +48,16 @@ def lab() -> Iterator[lab_ops.LabState]:
     finally:
         lab_ops.down(path)
         shutil.rmtree(path.parent, ignore_errors=True)
+
+
+TIERS = ("unit", "lab")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Every test is in exactly one tier (``unit``: no lab programs; ``lab``: real ones),
+    so ``pytest -m unit`` is the fast tier and nothing slips into it unmarked."""
+    bad = [item.nodeid for item in items
+           if sum(1 for t in TIERS if item.get_closest_marker(t)) != 1]
+    if bad:
+        raise pytest.UsageError("tests without exactly one tier marker (unit or lab): "
+                                + ", ".join(bad[:10]))

@@ -15,6 +15,8 @@ from hypothesis import strategies as st
 from spamdrill.budget import icmp, inputs, model
 from spamdrill.budget import spamc as sm
 
+pytestmark = pytest.mark.unit
+
 FIELD_REPORT_MAILDROPRC = """\
 exception {
   if ( $SIZE < 250000 )

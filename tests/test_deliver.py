@@ -14,6 +14,8 @@ import pytest
 
 from spamdrill.proto.postfix_pipe import judge
 
+pytestmark = pytest.mark.lab
+
 WRAPPER = [sys.executable, "-m", "spamdrill.deliver"]
 
 

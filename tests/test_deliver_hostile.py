@@ -9,8 +9,11 @@ import sys
 import tempfile
 from pathlib import Path
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
+pytestmark = pytest.mark.lab
 
 WRAPPER = [sys.executable, "-m", "spamdrill.deliver"]
 CANARY = Path(tempfile.gettempdir()) / "spamdrill-pwned"

@@ -6,10 +6,14 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
+
 from spamdrill import corpus
 from spamdrill.lab import maildrop
 from spamdrill.lab.lab import LabState
 from spamdrill.proto.postfix_pipe import judge
+
+pytestmark = pytest.mark.lab
 
 WRAPPER = [sys.executable, "-m", "spamdrill.deliver"]
 

@@ -1,25 +1,28 @@
-"""Sans-IO cores of the drills: corpus, schedules, spamc outcome classification, scenario
-scaling, and checks -- each check is fed a history that breaks it and must fail."""
+"""Sans-IO cores of the drills: corpus, schedules, spamc outcome classification, time
+compression, scenario validation, findings, exit status, and checks -- each check is fed
+evidence that breaks it and must fail."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from spamdrill import checks, corpus
-from spamdrill.drills.scenario import (
-    DEFAULT_SCALE,
-    expand_args,
-    load_all,
-    parse,
-    scale_seconds,
-    scaled_check_args,
-)
+from spamdrill.checks import CHECKS, judge_safely
+from spamdrill.drills.findings import Budgets, judge
+from spamdrill.drills.nemesis import FAULT_KINDS
+from spamdrill.drills.scenario import DEFAULT_SCALE, load_all, parse
+from spamdrill.drills.timing import bad_placeholders, expand_args, scale_seconds
 from spamdrill.errors import SpamdrillError
-from spamdrill.history import History, MessageRecord
+from spamdrill.evidence import Calibration, Evidence, FaultReport
+from spamdrill.history import FaultWindow, History, MessageRecord
 from spamdrill.load.schedule import offsets
 from spamdrill.proto.spamc_result import classify
+from spamdrill.vocab import Fate, Finding, Layer
+
+pytestmark = pytest.mark.unit
 
 
 def test_corpus_is_deterministic_and_unique() -> None:
@@ -72,112 +75,259 @@ def test_scaling() -> None:
     assert scale_seconds(100, 1) == 100
     assert expand_args(["-t", "{t:100}", "-n", "{t:30}"], DEFAULT_SCALE) == \
         ["-t", "3", "-n", "1"]
-    assert scaled_check_args({"kind": "delivery_budget", "budget_s": 300}, 100) == \
-        {"budget_s": 3.0}
+    assert bad_placeholders(["-t", "{t:100}", "{x:3}", "{t:}"]) == ["{x:3}", "{t:}"]
+    scaled = checks.DeliveryBudget(budget_s=300).scaled(100)
+    assert isinstance(scaled, checks.DeliveryBudget) and scaled.budget_s == 3.0
+    assert checks.DeliveryBudget().scaled(100) == checks.DeliveryBudget()
 
 
-def test_shipped_scenarios_parse_and_bad_ones_are_refused() -> None:
+def test_shipped_scenarios_parse() -> None:
     scs = load_all()
     for name in ("spamd-down", "spamd-stopping", "spamd-starting", "spamd-staircase",
                  "spamd-overload", "flood", "spamd-timeouts", "spamc-timeouts"):
         assert scs[name].hypothesis
-    with pytest.raises(SpamdrillError, match="unknown check"):
-        parse({"name": "x", "hypothesis": "h", "checks": [{"kind": "vibes"}]})
-    with pytest.raises(SpamdrillError, match="unknown fault"):
-        parse({"name": "x", "hypothesis": "h", "fault": {"kind": "meteor"}})
-    with pytest.raises(SpamdrillError, match="missing 'hypothesis'"):
+    # the drills whose outcome is a count of scans that fit in -t run uncompressed
+    for name in ("flood", "spamd-overload", "spamd-staircase", "backlog-full",
+                 "spamd-stopping", "spamd-starting"):
+        assert not scs[name].timing.compress and scs[name].timing.why, name
+
+
+BASE: dict[str, Any] = {"name": "x", "hypothesis": "h"}
+BAD = [
+    ({"checks": [{"kind": "vibes"}]}, "checks[0].kind", "known checks: nothing_lost"),
+    ({"fault": {"kind": "meteor"}}, "$.fault.kind", "known fault kinds: spamd-down"),
+    ({"load": {"count": "many"}}, "$.load.count", "Expected `int`"),
+    ({"load": {"count": 0}}, "$.load.count", ">= 1"),
+    ({"load": {"kinds": ["hamm"]}}, "$.load", "unknown message kind 'hamm' (known: ham"),
+    ({"load": {"spamc_args": ["-t", "{x:100}"]}}, "$.load", "not a placeholder"),
+    ({"load": {"fill": 2}}, "bad.toml", "load.fill needs [timing] calibrate = true"),
+    ({"lab": {"spamd": {"max_childs": 1}}}, "$.lab", "unknown setting spamd.max_childs"),
+    ({"lab": {"spamd": {"max_children": "one"}}}, "$.lab", "must be int"),
+    ({"lab": {"nonsense": {}}}, "$.lab", "unknown field `nonsense`"),
+    ({"checks": [{"kind": "scanned_fraction", "min": 2}]}, "checks[0].min", "<= 1"),
+    ({"checks": [{"kind": "latency_bound"}]}, "checks[0]", "missing required field"),
+    ({"checks": [{"kind": "spamd_log", "pattern": "("}]}, "checks[0]", "not a regular"),
+    ({"fault": {"kind": "proxy", "mode": "wobble"}}, "$.fault", "unknown proxy mode"),
+    ({"fault": {"kind": "proxy"}}, "$.fault", "either 'mode' or 'toxics'"),
+    ({"fault": {"kind": "proxy", "toxics": {"upstream": [{"type": "x"}]}}},
+     "upstream[0].type", "Invalid value"),
+    ({"fault": {"kind": "packets"}}, "bad.toml", "needs [lab.topology] kind"),
+    ({"fault": {"kind": "dns", "rules": [{"name": "*", "mode": "sulk"}]}},
+     "rules[0]", "unknown DNS mode"),
+    ({"fault": {"kind": "spamd-down", "times": 3}}, "$.fault", "needs 'every'"),
+    ({"fault": {"kind": "db-max-connections", "max_connections": 0}},
+     "max_connections", ">= 1"),
+    ({"target": {"kind": "fakes", "cases": [{"listeners": ["grumpy"], "flag_sets": []}]}},
+     "listeners[0]", "known: refuse, queue-full, silent, drip, nonreader"),
+    ({"load": {"schedule": "zigzag"}}, "$.load.schedule", "known: burst, rate, staircase"),
+    ({"name": "Has Spaces"}, "bad.toml", "lower-case letters"),
+]
+
+
+@pytest.mark.parametrize("extra,where,what", BAD, ids=[b[1] + ":" + b[2][:20] for b in BAD])
+def test_bad_scenarios_are_one_line_errors(extra: dict[str, Any], where: str,
+                                           what: str) -> None:
+    with pytest.raises(SpamdrillError) as err:
+        parse({**BASE, **extra}, "bad.toml")
+    line = err.value.one_line()
+    assert "\n" not in line and line.startswith("bad.toml: ")
+    assert where in line and what in line, line
+
+
+def test_missing_hypothesis() -> None:
+    with pytest.raises(SpamdrillError, match="missing required field `hypothesis`"):
         parse({"name": "x"})
 
 
-def rec(i: int, outcome: str, start: float, end: float | None) -> MessageRecord:
-    return MessageRecord(id=f"m{i}", kind="ham", size=1, start_ns=int(start * 1e9),
+def rec(i: int, outcome: str, start: float, end: float | None, **kw: Any) -> MessageRecord:
+    return MessageRecord(id=f"m{i}", kind=kw.pop("kind", "ham"), size=1,
+                         start_ns=int(start * 1e9),
                          end_ns=None if end is None else int(end * 1e9), outcome=outcome,
-                         exit_code=0, reason="", spamc_args=[])
+                         exit_code=0, reason="", spamc_args=kw.pop("args", ["-t", "15"]),
+                         **kw)
 
 
-def hist(*records: MessageRecord) -> History:
-    return History(messages=list(records))
+def ev(*records: MessageRecord, **kw: Any) -> Evidence:
+    return Evidence(History(messages=list(records), faults=kw.pop("faults", [])),
+                    kw.pop("scale", 1.0), kw.pop("budget_s", 9.0), **kw)
 
 
 def test_nothing_lost() -> None:
-    assert checks.nothing_lost(hist(rec(1, "ham", 0, 1), rec(2, "unscanned", 0, 2))).ok
-    bad = checks.nothing_lost(hist(rec(1, "ham", 0, 1), rec(2, "lost", 0, None)))
-    assert not bad.ok and bad.offenders == ["m2"]
-    assert not checks.nothing_lost(hist(rec(3, "error", 0, 1))).ok
+    assert checks.NothingLost().judge(ev(rec(1, "ham", 0, 1), rec(2, "unscanned", 0, 2))).ok
+    bad = checks.NothingLost().judge(ev(rec(1, "ham", 0, 1), rec(2, "lost", 0, None)))
+    assert bad.status == "fail" and bad.offenders == ["m2"]
+    assert not checks.NothingLost().judge(ev(rec(3, "error", 0, 1))).ok
 
 
 def test_all_unscanned() -> None:
-    assert checks.all_unscanned(hist(rec(1, "unscanned", 0, 2))).ok
-    assert checks.all_unscanned(hist(rec(1, "unscanned", 0, 2),
-                                     rec(2, "spam", 0, 1))).offenders == ["m2"]
+    assert checks.AllUnscanned().judge(ev(rec(1, "unscanned", 0, 2))).ok
+    assert checks.AllUnscanned().judge(ev(rec(1, "unscanned", 0, 2),
+                                          rec(2, "spam", 0, 1))).offenders == ["m2"]
+    assert not checks.AllUnscanned().judge(ev()).ok  # nothing seen is not a pass
 
 
 def test_scanned_fraction_and_latency() -> None:
-    h = hist(rec(1, "ham", 0, 1), rec(2, "unscanned", 0, 3))
-    assert checks.scanned_fraction(h, min=0.5, max=0.5).ok
-    assert not checks.scanned_fraction(h, min=0.9).ok
-    big = MessageRecord(id="b", kind="large:180000", size=180000, start_ns=0, end_ns=3,
-                        outcome="unscanned", exit_code=0, reason="", spamc_args=[])
-    mixed = hist(rec(1, "ham", 0, 1), big)
-    assert checks.scanned_fraction(mixed, min=1, of="ham").ok
-    assert checks.scanned_fraction(mixed, max=0, of="large:").ok
-    assert checks.scanned_fraction(mixed, min=1, of="large:").offenders == ["b"]
-    assert not checks.scanned_fraction(mixed, of="multipart").ok  # none: no evidence
-    assert checks.latency_bound(h, max_s=3.5).ok
-    assert checks.latency_bound(h, max_s=2).offenders == ["m2"]
+    h = (rec(1, "ham", 0, 1), rec(2, "unscanned", 0, 3))
+    assert checks.ScannedFraction(min=0.5, max=0.5).judge(ev(*h)).ok
+    assert not checks.ScannedFraction(min=0.9).judge(ev(*h)).ok
+    big = rec(3, "unscanned", 0, 3, kind="large:180000")
+    mixed = (rec(1, "ham", 0, 1), big)
+    assert checks.ScannedFraction(min=1, of="ham").judge(ev(*mixed)).ok
+    assert checks.ScannedFraction(max=0, of="large:").judge(ev(*mixed)).ok
+    assert checks.ScannedFraction(min=1, of="large:").judge(ev(*mixed)).offenders == ["m3"]
+    assert not checks.ScannedFraction(of="multipart").judge(ev(*mixed)).ok  # no evidence
+    assert checks.LatencyBound(max_s=3.5).judge(ev(*h)).ok
+    assert checks.LatencyBound(max_s=2).judge(ev(*h)).offenders == ["m2"]
 
 
 def test_delivery_budget() -> None:
-    assert checks.delivery_budget(hist(rec(1, "unscanned", 0, 8.9)), budget_s=9).ok
-    over = checks.delivery_budget(hist(rec(1, "unscanned", 0, 11.0)), budget_s=9)
-    assert not over.ok and "would bounce" in over.detail
-    assert not checks.delivery_budget(hist(rec(1, "lost", 0, None)), budget_s=9).ok
+    assert checks.DeliveryBudget().judge(ev(rec(1, "unscanned", 0, 8.9))).ok
+    over = checks.DeliveryBudget().judge(ev(rec(1, "unscanned", 0, 11.0)))
+    assert not over.ok and "past it" in over.detail
+    assert not checks.DeliveryBudget().judge(ev(rec(1, "lost", 0, None))).ok
+    assert not checks.DeliveryBudget(budget_s=5).judge(ev(rec(1, "ham", 0, 6))).ok
 
 
 def test_staircase() -> None:
-    good = hist(*(rec(i, "ham", 0, 0.1 * (i + 1)) for i in range(5)))
-    assert checks.staircase(good).ok
-    tied = hist(rec(1, "ham", 0, 1), rec(2, "ham", 0, 1), rec(3, "ham", 0, 2))
-    assert not checks.staircase(tied).ok
-    assert not checks.staircase(hist(rec(1, "ham", 0, 1))).ok  # nothing to see
+    good = ev(*(rec(i, "ham", 0, 0.1 * (i + 1)) for i in range(5)))
+    assert checks.Staircase().judge(good).ok
+    tied = ev(rec(1, "ham", 0, 1), rec(2, "ham", 0, 1), rec(3, "ham", 0, 2))
+    assert not checks.Staircase().judge(tied).ok
+    assert not checks.Staircase().judge(ev(rec(1, "ham", 0, 1))).ok  # nothing to see
 
 
 def test_unscanned_near_timeout() -> None:
-    assert checks.unscanned_near_timeout(hist(rec(1, "unscanned", 0, 3.1)), 3, 0.5).ok
-    assert not checks.unscanned_near_timeout(hist(rec(1, "unscanned", 0, 1)), 3, 0.5).ok
-    assert not checks.unscanned_near_timeout(hist(rec(1, "ham", 0, 1)), 3, 0.5).ok
+    near = checks.UnscannedNearTimeout(timeout_s=3, tolerance_s=0.5)
+    assert near.judge(ev(rec(1, "unscanned", 0, 3.1))).ok
+    assert not near.judge(ev(rec(1, "unscanned", 0, 1))).ok
+    assert not near.judge(ev(rec(1, "ham", 0, 1))).ok
 
 
-def test_spamd_log_check() -> None:
-    assert checks.spamd_log(hist(), "a\nspamd: timeout: (2 second timeout while trying "
-                            "to CHECK)\n", "second timeout while trying to CHECK").ok
-    assert not checks.spamd_log(hist(), "nothing", "timeout").ok
+def test_spamd_log_and_kernel_counter() -> None:
+    log = "a\nspamd: timeout: (2 second timeout while trying to CHECK)\n"
+    assert checks.SpamdLog(pattern="second timeout while trying to CHECK").judge(
+        ev(spamd_log=log)).ok
+    assert not checks.SpamdLog(pattern="CHECK", min=2).judge(ev(spamd_log=log)).ok
+    k = checks.KernelCounter(counter="TcpExtListenOverflows", min=1)
+    assert k.judge(ev(kernel={"TcpExtListenOverflows": 3})).ok
+    assert k.judge(ev(kernel={"TcpExtListenOverflows": 0})).status == "fail"
+    assert checks.KernelCounter(counter="TcpExtListenOverflows", max=0).judge(
+        ev(kernel={"TcpExtListenOverflows": 2})).status == "fail"
+    assert k.judge(ev()).status == "error"  # not measured: the drill cannot say
+    assert k.judge(ev(kernel={})).status == "error"
 
 
-def test_model_agrees_check_fails_on_disagreement() -> None:
+def test_model_agrees_fails_on_disagreement() -> None:
     def case(name: str, args: list[str], seconds: float) -> MessageRecord:
-        r = rec(0, "unscanned", 0, seconds)
-        r.case, r.spamc_args = name, args
-        return r
+        return rec(0, "unscanned", 0, seconds, args=args, case=name, peer=name.split()[0])
 
-    ok = hist(case("queue-full -t 3", ["-t", "3"], 11.02), case("refuse -t 3", ["-t", "3"], 2.0))
-    assert checks.model_agrees(ok).ok
-    wrong = hist(case("queue-full -t 3", ["-t", "3"], 3.0))
-    assert not checks.model_agrees(wrong).ok
-    assert "predicted 11 s, measured 3.00 s" in checks.model_agrees(wrong).detail
+    agree = checks.ModelAgrees()
+    ok = ev(case("queue-full -t 3", ["-t", "3"], 11.02), case("refuse -t 3", ["-t", "3"], 2.0))
+    assert agree.judge(ok).ok
+    wrong = ev(case("queue-full -t 3", ["-t", "3"], 3.0))
+    assert not agree.judge(wrong).ok
+    assert "predicted 11 s, measured 3.00 s" in agree.judge(wrong).detail
     # unbounded is confirmed only by a time past what -t alone allows
-    assert not checks.model_agrees(hist(case("drip -t 3", ["-t", "3"], 3.1))).ok
-    assert checks.model_agrees(hist(case("drip -t 3", ["-t", "3"], 45.0))).ok
-    assert checks.model_agrees(hist(rec(1, "unscanned", 0, 2.0)), mode="spamd-refused").ok
-    assert not checks.model_agrees(hist(rec(1, "unscanned", 0, 0.1)),
-                                   mode="spamd-refused").ok
-    assert not checks.model_agrees(hist()).ok  # nothing compared is not agreement
+    assert not agree.judge(ev(case("drip -t 3", ["-t", "3"], 3.1))).ok
+    assert agree.judge(ev(case("drip -t 3", ["-t", "3"], 45.0))).ok
+    refused = checks.ModelAgrees(mode="spamd-refused")  # type: ignore[arg-type]
+    assert refused.judge(ev(rec(1, "unscanned", 0, 2.0, args=["-t", "3"]))).ok
+    assert not refused.judge(ev(rec(1, "unscanned", 0, 0.1, args=["-t", "3"]))).ok
+    assert not agree.judge(ev()).ok  # nothing compared is not agreement
 
 
-def test_scenario_reference_names_every_fault_and_check() -> None:
-    from spamdrill.checks import CHECKS
-    from spamdrill.drills.scenario import FAULTS
+CAL = Calibration(scan_s=0.3, samples=(0.3,) * 5, cores=2)
 
+
+def test_fits_capacity_is_calibrated() -> None:
+    fits = checks.FitsCapacity()  # margin 2: -t 15 / (0.3 s x 2) = 25 must be scanned
+    twelve = [rec(i, "ham", 0, 0.3 * (i + 1)) for i in range(12)]
+    assert fits.judge(ev(*twelve, calibration=CAL, children=1)).ok
+    cut = [*twelve[:10], rec(10, "unscanned", 0, 15), rec(11, "unscanned", 0, 15)]
+    assert fits.judge(ev(*cut, calibration=CAL, children=1)).status == "fail"
+    # on a machine four times slower the same 10 of 12 is what one child can do
+    slow = Calibration(scan_s=1.2, samples=(1.2,), cores=2)
+    assert fits.judge(ev(*cut, calibration=slow, children=1)).ok
+    # far more than the children could scan on these cores: some must come back unscanned
+    many = [rec(i, "ham", 0, 1) for i in range(300)]
+    assert fits.judge(ev(*many, calibration=CAL, children=50)).status == "fail"
+    assert fits.judge(ev(*twelve)).status == "error"  # no calibration: cannot say
+
+
+def test_split_by_fault_and_scanned_after_mark() -> None:
+    window = FaultWindow("spamd-down", int(5e9), None, "")
+    before, after = rec(1, "ham", 1, 2), rec(2, "unscanned", 9, 11)
+    split = checks.SplitByFault(grace_s=2)
+    assert split.judge(ev(before, after, faults=[window])).ok
+    assert not split.judge(ev(before, rec(3, "ham", 9, 10), faults=[window])).ok
+    assert split.judge(ev(before, rec(4, "ham", 6, 7), after, faults=[window])).ok  # grace
+    assert split.judge(ev(before, after)).status == "error"  # no fault window
+    mark = checks.ScannedAfterMark(mark="spamd-answered")
+    marks = {"spamd-answered": int(5e9)}
+    assert mark.judge(ev(rec(1, "unscanned", 0, 2), rec(2, "ham", 6, 7), marks=marks)).ok
+    assert not mark.judge(ev(rec(1, "ham", 0, 2), rec(2, "unscanned", 6, 8),
+                             marks=marks)).ok
+    assert not mark.judge(ev(rec(2, "ham", 6, 7), marks=marks)).ok  # never met the fault
+    assert mark.judge(ev(rec(2, "ham", 6, 7))).status == "error"
+
+
+def test_a_crashing_check_is_an_error_never_a_pass() -> None:
+    class Broken(checks.NothingLost, tag="broken", frozen=True):
+        def judge(self, ev: Evidence) -> checks.CheckResult:
+            raise ZeroDivisionError("boom")
+
+    result = judge_safely(Broken(), ev(rec(1, "ham", 0, 1)))
+    assert result.status == "error" and "boom" in result.detail
+
+
+B = Budgets(maildrop_s=9, postfix_s=30, wrapper="bounce-on-75", deadline_s=18)
+
+
+@pytest.mark.parametrize("worst,unscanned,failed,budgets,fate,layer", [
+    (1.0, False, False, B, Fate.DELIVERED, None),
+    (3.0, True, False, B, Fate.DELIVERED_UNSCANNED, Layer.SPAMC),
+    (11.0, True, False, B, Fate.BOUNCED, Layer.MAILDROP),
+    (11.0, True, False, Budgets(9, 30, "none", 18), Fate.DEFERRED, Layer.MAILDROP),
+    (20.0, True, False, Budgets(9, 30, "spamdrill-deliver", 18), Fate.DEFERRED,
+     Layer.WRAPPER),
+    (45.0, True, False, B, Fate.BOUNCED, Layer.POSTFIX),
+    (45.0, True, False, Budgets(9, 30, "none", 18), Fate.BOUNCED, Layer.POSTFIX),
+    (None, False, False, B, Fate.LOST, Layer.SPAMC),
+    (0.5, False, True, B, Fate.BOUNCED, Layer.MAILDROP),
+])
+def test_findings_follow_the_layers(worst: float | None, unscanned: bool, failed: bool,
+                                    budgets: Budgets, fate: Fate, layer: Layer | None) -> None:
+    got, fired, why = judge(worst, unscanned, failed, budgets)
+    assert (got, fired) == (fate, layer) and why
+
+
+def test_findings_and_verdicts_decide_the_exit_status() -> None:
+    from spamdrill.drills.runner import ScenarioResult
+    from spamdrill.drills.scenario import parse as parse_scenario
+    from spamdrill.report import exit_status
+
+    sc = parse_scenario(BASE)
+
+    def result(ok: bool = True, took: bool = True, finding: Fate = Fate.DELIVERED,
+               ) -> ScenarioResult:
+        from spamdrill.drills.findings import FindingRow
+
+        row = FindingRow("", None, finding.finding, finding, None, 1.0, 1, 1, 0, 0, "")
+        check = checks.CheckResult("c", "pass" if ok else "fail", "")
+        return ScenarioResult("x", sc, 1.0, 300.0, History(), [check], [row], [],
+                              (FaultReport("f", took, ""),))
+
+    assert exit_status([result()]) == 0
+    assert exit_status([result(finding=Fate.DELIVERED_UNSCANNED)]) == 0
+    assert exit_status([result(), result(finding=Fate.BOUNCED)]) == 1
+    assert exit_status([result(ok=False), result(finding=Fate.BOUNCED)]) == 3
+    untaken = result(took=False)
+    assert untaken.verdict == "error" and exit_status([untaken]) == 3
+    assert Finding.worst([Finding.WITHIN, Finding.BOUNCES, Finding.DEFERS]) == Finding.BOUNCES
+
+
+def test_scenario_reference_names_every_fault_target_and_check() -> None:
     doc = (Path(__file__).parent.parent / "docs" / "SCENARIOS.md").read_text()
-    missing = [k for k in (*FAULTS, *CHECKS) if f"| `{k}` |" not in doc]
+    missing = [k for k in (*FAULT_KINDS, *CHECKS, "lab", "fakes", "address")
+               if f"| `{k}` |" not in doc]
     assert missing == [], f"docs/SCENARIOS.md lacks {missing}"

@@ -13,10 +13,12 @@ from spamdrill.lab import dns, maildrop, mariadb
 from spamdrill.lab.lab import LabState
 from spamdrill.smoke import smoke_checks
 
+pytestmark = pytest.mark.lab
+
 
 def spamc(state: LabState, user: str, message: bytes) -> str:
     done = subprocess.run(
-        ["spamc", "-d", "127.0.0.1", "-p", str(state.spamd_port), "-u", user, "-t", "60"],
+        ["spamc", "-d", "127.0.0.1", "-p", str(state.spamd.port), "-u", user, "-t", "60"],
         input=message, capture_output=True, timeout=90, check=True,
     )
     return done.stdout.decode(errors="replace")
@@ -86,15 +88,15 @@ def rules_cleared(lab: LabState):  # type: ignore[no-untyped-def]
 
 @pytest.mark.parametrize("tcp", [False, True], ids=["udp", "tcp"])
 def test_dns_answers_lab_names(lab: LabState, tcp: bool) -> None:
-    reply = dns.query(lab.dns_host, lab.dns_port, dns.DB_NAME, tcp=tcp)
+    reply = dns.query(lab.dns.host, lab.dns.port, dns.DB_NAME, tcp=tcp)
     assert [str(rr.rdata) for rr in reply.rr] == ["127.0.0.1"]
 
 
 @pytest.mark.parametrize("tcp", [False, True], ids=["udp", "tcp"])
 def test_dns_dnsbl_test_point_is_listed(lab: LabState, tcp: bool) -> None:
-    listed = dns.query(lab.dns_host, lab.dns_port, "2.0.0.127.zen.spamhaus.org", tcp=tcp)
+    listed = dns.query(lab.dns.host, lab.dns.port, "2.0.0.127.zen.spamhaus.org", tcp=tcp)
     assert [str(rr.rdata) for rr in listed.rr] == ["127.0.0.2"]
-    clean = dns.query(lab.dns_host, lab.dns_port, "1.0.0.127.zen.spamhaus.org", tcp=tcp)
+    clean = dns.query(lab.dns.host, lab.dns.port, "1.0.0.127.zen.spamhaus.org", tcp=tcp)
     assert clean.header.rcode == 3 and not clean.rr  # NXDOMAIN
 
 
@@ -103,31 +105,31 @@ def test_dns_dnsbl_test_point_is_listed(lab: LabState, tcp: bool) -> None:
 def test_dns_error_modes(lab: LabState, rules_cleared: None, mode: str, rcode: int,
                          tcp: bool) -> None:
     dns.set_rule(lab.layout, dns.DB_NAME, mode)
-    reply = dns.query(lab.dns_host, lab.dns_port, dns.DB_NAME, tcp=tcp)
+    reply = dns.query(lab.dns.host, lab.dns.port, dns.DB_NAME, tcp=tcp)
     assert reply.header.rcode == rcode and not reply.rr
     # other names are untouched
-    assert dns.query(lab.dns_host, lab.dns_port, dns.SPAMD_NAME, tcp=tcp).rr
+    assert dns.query(lab.dns.host, lab.dns.port, dns.SPAMD_NAME, tcp=tcp).rr
 
 
 @pytest.mark.parametrize("tcp", [False, True], ids=["udp", "tcp"])
 def test_dns_drop_never_answers(lab: LabState, rules_cleared: None, tcp: bool) -> None:
     dns.set_rule(lab.layout, dns.DB_NAME, "drop")
     with pytest.raises(OSError):  # socket.timeout is an OSError
-        dns.query(lab.dns_host, lab.dns_port, dns.DB_NAME, tcp=tcp, timeout=0.5)
+        dns.query(lab.dns.host, lab.dns.port, dns.DB_NAME, tcp=tcp, timeout=0.5)
     dns.set_rule(lab.layout, dns.DB_NAME, "answer")
-    assert dns.query(lab.dns_host, lab.dns_port, dns.DB_NAME, tcp=tcp).rr
+    assert dns.query(lab.dns.host, lab.dns.port, dns.DB_NAME, tcp=tcp).rr
 
 
 @pytest.mark.parametrize("tcp", [False, True], ids=["udp", "tcp"])
 def test_dns_delay_answers_late(lab: LabState, rules_cleared: None, tcp: bool) -> None:
     dns.set_rule(lab.layout, "zen.spamhaus.org", "delay", delay=0.6)
     t0 = time.monotonic()
-    reply = dns.query(lab.dns_host, lab.dns_port, "2.0.0.127.zen.spamhaus.org", tcp=tcp,
+    reply = dns.query(lab.dns.host, lab.dns.port, "2.0.0.127.zen.spamhaus.org", tcp=tcp,
                       timeout=5)
     elapsed = time.monotonic() - t0
     assert reply.rr
     assert elapsed >= 0.6  # never early; how late is a benchmark's business
     # a name outside the zone is not delayed
     t0 = time.monotonic()
-    dns.query(lab.dns_host, lab.dns_port, dns.DB_NAME, tcp=tcp, timeout=5)
+    dns.query(lab.dns.host, lab.dns.port, dns.DB_NAME, tcp=tcp, timeout=5)
     assert time.monotonic() - t0 < 0.6

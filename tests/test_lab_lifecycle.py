@@ -11,11 +11,15 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 from conftest import spamdrill
 
 from spamdrill.lab import lab as lab_ops
+from spamdrill.lab.journal import Journal
 from spamdrill.lab.net import tcp_open
 from spamdrill.lab.procs import MARKER, marked_pids
+
+pytestmark = pytest.mark.lab
 
 
 def lab_pids(run_dir: Path) -> list[int]:
@@ -74,7 +78,7 @@ def test_down_cleans_after_sigkill_of_lab_up(run_dir: Path) -> None:
     deadline = time.monotonic() + 60
     journal = run_dir / "journal.jsonl"
     while time.monotonic() < deadline:
-        if journal.exists() and '"name": "spamd"' in journal.read_text():
+        if any(r.name == "spamd" for r in Journal(journal).starts()):
             break
         time.sleep(0.01)
     else:
@@ -110,8 +114,7 @@ def test_broken_spamd_flag_is_one_line_and_leaves_nothing(run_dir: Path,
     assert up.returncode == 2
     line = one_error_line(up.stderr)
     assert "spamd exited during start-up" in line and "no-such-flag" in line
-    started = [json.loads(x) for x in (run_dir / "journal.jsonl").read_text().splitlines()]
-    markers = {e.get("pid") for e in started if e.get("event") == "start"}
+    markers = {r.pid for r in Journal(run_dir / "journal.jsonl").starts()}
     assert markers  # it did start things, and must have stopped each
     for pid in markers:
         assert not Path(f"/proc/{pid}/cmdline").exists() or \
@@ -157,7 +160,8 @@ def test_every_lab_process_is_found(run_dir: Path) -> None:
     marked = set(marked_pids(state.marker))
     names = {Path(f"/proc/{p}/comm").read_text().strip() for p in marked}
     assert {"mariadbd", "spamd"} <= {n.split()[0] for n in names}, names
-    for name, (pid, _ticks) in state.pids.items():
+    for name, ref in state.pids.items():
+        pid = ref.pid
         assert pid in marked, name
         environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
         assert f"{MARKER}={state.marker}".encode() in environ
@@ -186,7 +190,7 @@ def test_lab_dns_command_switches_a_name(run_dir: Path) -> None:
     state = lab_ops.up(run_dir, LabConfig())
     switched = spamdrill("lab", "dns", "--run-dir", str(run_dir), dns.DB_NAME, "nxdomain")
     assert switched.returncode == 0, switched.stderr
-    assert dns.query(state.dns_host, state.dns_port, dns.DB_NAME).header.rcode == 3
+    assert dns.query(state.dns.host, state.dns.port, dns.DB_NAME).header.rcode == 3
     status = spamdrill("lab", "status", "--run-dir", str(run_dir), "--json")
     detail = {c["name"]: c["detail"] for c in json.loads(status.stdout)["components"]}
     assert "db.lab.test: nxdomain" in detail["dns"]
@@ -197,20 +201,19 @@ def test_lab_dns_command_switches_a_name(run_dir: Path) -> None:
 def test_secondary_dns_is_untouched_by_primary_rules(run_dir: Path) -> None:
     from dataclasses import replace
 
-    import pytest
-
     from spamdrill.lab import dns
     from spamdrill.lab.config import LabConfig
 
     config = LabConfig()
     state = lab_ops.up(run_dir, replace(config, dns=replace(config.dns, secondary=True)))
-    host2, port2 = str(state.dns2[0]), int(state.dns2[1])
+    assert state.dns2 is not None
+    host2, port2 = state.dns2.host, state.dns2.port
     _, comps = lab_ops.status(run_dir)
     assert {c.name: c.up for c in comps}["dns2"] is True
     dns.set_rule(state.layout, "*", "drop")
     with pytest.raises(OSError):
-        dns.query(state.dns_host, state.dns_port, dns.DB_NAME, timeout=0.5)
+        dns.query(state.dns.host, state.dns.port, dns.DB_NAME, timeout=0.5)
     assert dns.query(host2, port2, dns.DB_NAME).rr
     site = (state.layout.spamd_site / "local.cf").read_text()
     assert f"dns_server {host2}:{port2}" in site  # spamd knows both, primary first
-    assert site.index(f"dns_server {state.dns_host}") < site.index(f"dns_server {host2}")
+    assert site.index(f"dns_server {state.dns.host}") < site.index(f"dns_server {host2}")

@@ -18,8 +18,10 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.lab
+
 NOBODY = 65534
-PACKAGES = ("spamdrill", "click", "rich", "dnslib", "pymysql", "markdown_it", "mdurl",
+PACKAGES = ("spamdrill", "click", "rich", "dnslib", "pymysql", "msgspec", "markdown_it", "mdurl",
             "pygments")
 
 

@@ -11,6 +11,8 @@ from spamdrill.proto.dns_policy import Rule, Zone, decide, rule_for
 from spamdrill.proto.spamd_log import describe_states, last_child_states
 from spamdrill.proto.spamd_wire import ProtocolError, build_request, parse_reply, ping_request
 
+pytestmark = pytest.mark.unit
+
 
 def test_ping_request_is_what_spamc_sends() -> None:
     assert ping_request() == b"PING SPAMC/1.5\r\n\r\n"

@@ -1,165 +1,354 @@
-"""Invariants over a history, sans-IO. Each check returns ok/detail and names the messages
-that broke it, so a failing drill points at evidence, not at a summary."""
+"""Invariants over a drill's evidence, sans-IO, Jepsen's checker shape: every check is a typed
+spec (its arguments validated when the scenario is parsed) with one method, ``judge``, that
+takes the same ``Evidence`` and returns a result naming the messages that broke it.
+``judge_safely`` turns a check that raises into ``error``, never a crash and never a pass
+(Jepsen's ``check-safe``). A new check is one class here, added to ``CHECK_TYPES``.
+
+Time arguments are production seconds, listed in each class's ``TIME_FIELDS`` and scaled
+for the drill in one place (``scaled``).
+"""
 
 from __future__ import annotations
 
+import math
 import re
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from itertools import pairwise
-from typing import Any
+from typing import Annotated, Any, ClassVar, Literal
 
-from spamdrill.history import History, MessageRecord
+import msgspec
+
+from spamdrill.evidence import Evidence
+from spamdrill.history import MessageRecord
+from spamdrill.vocab import Mode
+
+Status = Literal["pass", "fail", "error"]
 
 
 @dataclass(frozen=True)
 class CheckResult:
     name: str
-    ok: bool
+    status: Status
     detail: str
     offenders: list[str] = field(default_factory=list)
 
+    @property
+    def ok(self) -> bool:
+        return self.status == "pass"
+
     def public(self) -> dict[str, Any]:
-        return {"name": self.name, "ok": self.ok, "detail": self.detail,
-                "offenders": self.offenders[:50]}
+        return {"name": self.name, "status": self.status, "ok": self.ok,
+                "detail": self.detail, "offenders": self.offenders[:50]}
+
+
+def _result(name: str, ok: bool, detail: str, offenders: list[str] | None = None,
+            ) -> CheckResult:
+    return CheckResult(name, "pass" if ok else "fail", detail, offenders or [])
 
 
 def _ids(ms: list[MessageRecord]) -> list[str]:
     return [m.id for m in ms]
 
 
-def nothing_lost(h: History) -> CheckResult:
-    bad = [m for m in h.messages if m.outcome in ("lost", "error")]
-    return CheckResult("nothing lost", not bad,
-                       f"{len(h.messages) - len(bad)}/{len(h.messages)} came back"
+Fraction = Annotated[float, msgspec.Meta(ge=0, le=1)]
+Seconds = Annotated[float, msgspec.Meta(ge=0)]
+Count = Annotated[int, msgspec.Meta(ge=0)]
+
+
+class Check(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True,
+            tag_field="kind"):
+    """Base of every check: ``judge`` the evidence."""
+
+    TIME_FIELDS: ClassVar[tuple[str, ...]] = ()
+
+    @property
+    def kind(self) -> str:
+        return str(type(self).__struct_config__.tag)
+
+    def judge(self, ev: Evidence) -> CheckResult:
+        raise NotImplementedError
+
+    def scaled(self, scale: float) -> Check:
+        """This check with its production-second arguments turned into drill seconds."""
+        changes = {f: getattr(self, f) / scale for f in self.TIME_FIELDS
+                   if getattr(self, f) is not None}
+        return msgspec.structs.replace(self, **changes)
+
+
+def judge_safely(check: Check, ev: Evidence) -> CheckResult:
+    """A check that raises is ``error``: the drill cannot say, which is not a pass."""
+    try:
+        return check.judge(ev)
+    except Exception as exc:  # any crash of a checker is an error result
+        return CheckResult(check.kind, "error", f"the check crashed: {exc!r}")
+
+
+class NothingLost(Check, tag="nothing_lost", frozen=True):
+    def judge(self, ev: Evidence) -> CheckResult:
+        ms = ev.history.messages
+        bad = [m for m in ms if m.outcome in ("lost", "error")]
+        return _result("nothing lost", not bad, f"{len(ms) - len(bad)}/{len(ms)} came back"
                        + (f"; {len(bad)} lost or errored" if bad else ""), _ids(bad))
 
 
-def all_unscanned(h: History) -> CheckResult:
-    bad = [m for m in h.messages if m.outcome != "unscanned"]
-    return CheckResult("all came back unscanned (fail-open)", not bad,
-                       f"{len(h.messages) - len(bad)}/{len(h.messages)} unscanned", _ids(bad))
+class AllUnscanned(Check, tag="all_unscanned", frozen=True):
+    def judge(self, ev: Evidence) -> CheckResult:
+        ms = ev.history.messages
+        bad = [m for m in ms if m.outcome != "unscanned"]
+        return _result("all came back unscanned (fail-open)", bool(ms) and not bad,
+                       f"{len(ms) - len(bad)}/{len(ms)} unscanned", _ids(bad))
 
 
-def scanned_fraction(h: History, min: float = 0.0, max: float = 1.0,
-                     of: str = "") -> CheckResult:
+class ScannedFraction(Check, tag="scanned_fraction", frozen=True):
     """The scanned share of all messages, or of those whose corpus kind starts with ``of``
     (``"large:180000"``): one drill can expect small messages scanned and big ones not."""
-    ms = [m for m in h.messages if m.kind.startswith(of)]
-    scanned = [m for m in ms if m.outcome in ("spam", "ham")]
-    frac = len(scanned) / len(ms) if ms else 0.0
-    ok = bool(ms) and min <= frac <= max
-    which = f" of {of}" if of else ""
-    return CheckResult(f"scanned fraction{which} in [{min:g}, {max:g}]", ok,
+
+    min: Fraction = 0.0
+    max: Fraction = 1.0
+    of: str = ""
+
+    def judge(self, ev: Evidence) -> CheckResult:
+        ms = [m for m in ev.history.messages if m.kind.startswith(self.of)]
+        scanned = [m for m in ms if m.scanned]
+        frac = len(scanned) / len(ms) if ms else 0.0
+        ok = bool(ms) and self.min <= frac <= self.max
+        which = f" of {self.of}" if self.of else ""
+        return _result(f"scanned fraction{which} in [{self.min:g}, {self.max:g}]", ok,
                        f"{len(scanned)}/{len(ms)} scanned ({frac:.0%})",
-                       [] if ok else _ids([m for m in ms if m not in scanned]))
+                       [] if ok else _ids([m for m in ms if not m.scanned]))
 
 
-def latency_bound(h: History, max_s: float) -> CheckResult:
-    bad = [m for m in h.messages if m.seconds is None or m.seconds > max_s]
-    worst = max((m.seconds or float("inf") for m in h.messages), default=0.0)
-    return CheckResult(f"every message back within {max_s:g} s", not bad,
-                       f"worst {worst:.2f} s", _ids(bad))
+def _worst(ms: list[MessageRecord]) -> float:
+    return max((m.seconds if m.seconds is not None else math.inf for m in ms), default=0.0)
 
 
-def delivery_budget(h: History, budget_s: float) -> CheckResult:
-    """The check that matters most: maildrop kills a delivery after its global timeout."""
-    bad = [m for m in h.messages if m.seconds is None or m.seconds >= budget_s]
-    worst = max((m.seconds or float("inf") for m in h.messages), default=0.0)
-    return CheckResult(
-        f"within maildrop's budget ({budget_s:g} s)", not bad,
-        f"worst {worst:.2f} s" + (f"; {len(bad)} would bounce as 'Timeout quota exceeded.'"
-                                  if bad else ""), _ids(bad))
+class LatencyBound(Check, tag="latency_bound", frozen=True):
+    TIME_FIELDS = ("max_s",)
+    max_s: Seconds
+
+    def judge(self, ev: Evidence) -> CheckResult:
+        ms = ev.history.messages
+        bad = [m for m in ms if m.seconds is None or m.seconds > self.max_s]
+        return _result(f"every message back within {self.max_s:g} s", not bad,
+                       f"worst {_worst(ms):.2f} s", _ids(bad))
 
 
-def staircase(h: History, min_step_s: float = 0.0) -> CheckResult:
+class DeliveryBudget(Check, tag="delivery_budget", frozen=True):
+    """A hypothesis that spamc returns within maildrop's global timeout (default: the
+    drill's budget). Whether crossing it bounces is a finding, not this check's business."""
+
+    TIME_FIELDS = ("budget_s",)
+    budget_s: Seconds | None = None
+
+    def judge(self, ev: Evidence) -> CheckResult:
+        budget = self.budget_s if self.budget_s is not None else ev.budget_s
+        ms = ev.history.messages
+        bad = [m for m in ms if m.seconds is None or m.seconds >= budget]
+        return _result(f"within maildrop's budget ({budget:g} s)", not bad,
+                       f"worst {_worst(ms):.2f} s"
+                       + (f"; {len(bad)} past it" if bad else ""), _ids(bad))
+
+
+def _scanned_by_end(ev: Evidence) -> list[MessageRecord]:
+    return sorted((m for m in ev.history.messages if m.scanned and m.end_ns is not None),
+                  key=lambda m: m.end_ns or 0)
+
+
+class Staircase(Check, tag="staircase", frozen=True):
     """Scanned messages finish one after another: every step between consecutive finishes
     is positive (served by one child at a time)."""
-    scanned = sorted((m for m in h.messages if m.outcome in ("spam", "ham")
-                      and m.end_ns is not None), key=lambda m: m.end_ns or 0)
-    steps = [((b.end_ns or 0) - (a.end_ns or 0)) / 1e9 for a, b in pairwise(scanned)]
-    bad = [scanned[i + 1] for i, s in enumerate(steps) if s <= min_step_s]
-    ok = len(scanned) >= 2 and not bad
-    detail = (f"{len(scanned)} scanned, steps {min(steps):.2f} to {max(steps):.2f} s"
-              if steps else f"{len(scanned)} scanned: no staircase to see")
-    return CheckResult("staircase: each finishes a positive step after the previous", ok,
-                       detail, _ids(bad))
+
+    TIME_FIELDS = ("min_step_s",)
+    min_step_s: Seconds = 0.0
+
+    def judge(self, ev: Evidence) -> CheckResult:
+        scanned = _scanned_by_end(ev)
+        steps = [((b.end_ns or 0) - (a.end_ns or 0)) / 1e9 for a, b in pairwise(scanned)]
+        bad = [scanned[i + 1] for i, s in enumerate(steps) if s <= self.min_step_s]
+        detail = (f"{len(scanned)} scanned, steps {min(steps):.2f} to {max(steps):.2f} s"
+                  if steps else f"{len(scanned)} scanned: no staircase to see")
+        return _result("staircase: each finishes a positive step after the previous",
+                       len(scanned) >= 2 and not bad, detail, _ids(bad))
 
 
-def unscanned_near_timeout(h: History, timeout_s: float, tolerance_s: float) -> CheckResult:
+class UnscannedNearTimeout(Check, tag="unscanned_near_timeout", frozen=True):
     """Messages that came back unscanned did so at about spamc's -t, not before or long
     after."""
-    un = [m for m in h.messages if m.outcome == "unscanned"]
-    bad = [m for m in un if m.seconds is None or abs(m.seconds - timeout_s) > tolerance_s]
-    ok = bool(un) and not bad
-    return CheckResult(f"unscanned ones returned at -t ({timeout_s:g} ± {tolerance_s:g} s)",
-                       ok, f"{len(un)} unscanned" + (f", {len(bad)} outside" if bad else ""),
-                       _ids(bad))
+
+    TIME_FIELDS = ("timeout_s", "tolerance_s")
+    timeout_s: Seconds
+    tolerance_s: Seconds
+
+    def judge(self, ev: Evidence) -> CheckResult:
+        un = [m for m in ev.history.messages if m.outcome == "unscanned"]
+        bad = [m for m in un if m.seconds is None
+               or abs(m.seconds - self.timeout_s) > self.tolerance_s]
+        return _result(
+            f"unscanned ones returned at -t ({self.timeout_s:g} ± {self.tolerance_s:g} s)",
+            bool(un) and not bad, f"{len(un)} unscanned"
+            + (f", {len(bad)} outside" if bad else ""), _ids(bad))
 
 
-def spamd_log(_h: History, log_text: str, pattern: str, min: int = 1) -> CheckResult:
-    found = len(re.findall(pattern, log_text))
-    return CheckResult(f"spamd logged /{pattern}/ at least {min} time(s)", found >= min,
-                       f"{found} times")
+class SpamdLog(Check, tag="spamd_log", frozen=True):
+    pattern: str
+    min: Count = 1
+
+    def __post_init__(self) -> None:
+        try:
+            re.compile(self.pattern)
+        except re.error as exc:
+            raise ValueError(f"pattern {self.pattern!r} is not a regular expression: {exc}"
+                             ) from None
+
+    def judge(self, ev: Evidence) -> CheckResult:
+        found = len(re.findall(self.pattern, ev.spamd_log))
+        return _result(f"spamd logged /{self.pattern}/ at least {self.min} time(s)",
+                       found >= self.min, f"{found} times")
 
 
-def kernel_counter(_h: History, counters: dict[str, int], counter: str, min: int = 0,
-                   max: int | None = None) -> CheckResult:
-    """How much a TCP counter of spamd's host grew during the load (multi-host topology:
+class KernelCounter(Check, tag="kernel_counter", frozen=True):
+    """How much a TCP counter of spamd's host grew during the load (hosts topology:
     ``spamdrill.proto.netstat``), e.g. ``TcpExtListenOverflows`` for a full accept queue."""
-    if counter not in counters:
-        return CheckResult(f"kernel counter {counter}", False,
-                           "not measured (needs the hosts topology)" if not counters
-                           else "the kernel has no such counter")
-    got = counters[counter]
-    bound = f">= {min}" + (f" and <= {max}" if max is not None else "")
-    return CheckResult(f"spamd's host counted {counter} {bound}",
-                       got >= min and (max is None or got <= max), f"{got}")
+
+    counter: str
+    min: Count = 0
+    max: Count | None = None
+
+    def judge(self, ev: Evidence) -> CheckResult:
+        if ev.kernel is None:
+            return CheckResult(f"kernel counter {self.counter}", "error",
+                               "not measured: needs the hosts topology")
+        if self.counter not in ev.kernel:
+            return CheckResult(f"kernel counter {self.counter}", "error",
+                               "the kernel has no such counter")
+        got = ev.kernel[self.counter]
+        bound = f">= {self.min}" + (f" and <= {self.max}" if self.max is not None else "")
+        return _result(f"spamd's host counted {self.counter} {bound}",
+                       got >= self.min and (self.max is None or got <= self.max), f"{got}")
 
 
-def model_agrees(h: History, mode: str | None = None, syn_linear: int = 0) -> CheckResult:
+class ModelAgrees(Check, tag="model_agrees", frozen=True):
     """Each case's measured worst time against the budget model's prediction
     (``spamdrill.budget``), for the flags its messages were sent with. ``mode``: the budget
-    mode the whole scenario stands for (else each case's listener says); ``syn_linear``:
-    the kernel's ``tcp_syn_linear_timeouts``, which the runner reads."""
-    from spamdrill.budget import spamc as spamc_model
-    from spamdrill.budget.verify import UNBOUNDED, agrees, predict
+    mode the whole scenario stands for (else each case's peer, a fake, says)."""
 
-    lines, good, bad, seen = [], [], [], 0
-    for case, ms in sorted(h.by_case().items()):
-        listener = case.split(" ", 1)[0]
-        predicted = predict(listener, ms[0].spamc_args, mode, count=len(ms),
-                            syn_linear=syn_linear)
-        measured = max((m.seconds for m in ms if m.seconds is not None), default=None)
-        if predicted is None or measured is None:
-            continue
-        seen += 1
-        bound = spamc_model.silent(spamc_model.parse_args(ms[0].spamc_args)) or 0.0
-        ok = agrees(predicted, measured, bound)
-        shown = "unbounded" if predicted == UNBOUNDED else f"{predicted:g} s"
-        line = f"{case or mode}: predicted {shown}, measured {measured:.2f} s"
-        if not ok:
-            bad += [m.id for m in ms]
-            lines.append(line)
-        else:
-            good.append(line)
-    detail = (f"{seen} case(s) agree: " + "; ".join(good[:3]) + ("; ..." if len(good) > 3
-                                                                 else "")
-              if not lines else "; ".join(lines))
-    return CheckResult("budget model agrees with the measurements", seen > 0 and not lines,
+    mode: Mode | None = None
+
+    def judge(self, ev: Evidence) -> CheckResult:
+        from spamdrill.budget import spamc as spamc_model
+        from spamdrill.budget.verify import UNBOUNDED, agrees, predict
+
+        lines, good, bad, seen = [], [], [], 0
+        for case, ms in sorted(ev.history.by_case().items()):
+            predicted = predict(ms[0].peer, ms[0].spamc_args, self.mode, count=len(ms),
+                                syn_linear=ev.syn_linear)
+            measured = max((m.seconds for m in ms if m.seconds is not None), default=None)
+            if predicted is None or measured is None:
+                continue
+            seen += 1
+            bound = spamc_model.silent(spamc_model.parse_args(ms[0].spamc_args)) or 0.0
+            shown = "unbounded" if predicted == UNBOUNDED else f"{predicted:g} s"
+            line = f"{case or self.mode}: predicted {shown}, measured {measured:.2f} s"
+            if agrees(predicted, measured, bound):
+                good.append(line)
+            else:
+                bad += _ids(ms)
+                lines.append(line)
+        detail = (f"{seen} case(s) agree: " + "; ".join(good[:3])
+                  + ("; ..." if len(good) > 3 else "") if not lines else "; ".join(lines))
+        return _result("budget model agrees with the measurements", seen > 0 and not lines,
                        detail, bad)
 
 
-Check = Callable[..., CheckResult]
-CHECKS: dict[str, Check] = {
-    "nothing_lost": nothing_lost,
-    "all_unscanned": all_unscanned,
-    "scanned_fraction": scanned_fraction,
-    "latency_bound": latency_bound,
-    "delivery_budget": delivery_budget,
-    "staircase": staircase,
-    "unscanned_near_timeout": unscanned_near_timeout,
-    "spamd_log": spamd_log,
-    "model_agrees": model_agrees,
-    "kernel_counter": kernel_counter,
-}
+def _spamc_timeout(ms: list[MessageRecord]) -> float:
+    from spamdrill.budget import spamc as spamc_model
+
+    return spamc_model.parse_args(ms[0].spamc_args).timeout
+
+
+class FitsCapacity(Check, tag="fits_capacity", frozen=True):
+    """Calibrated from this machine's measured scan time ``s``: of N messages at once, at
+    least ``floor(t / (s x margin))`` are scanned within spamc's -t ``t`` (one child at a
+    time, the slowest way spamd can serve them); and when N is more than the most the
+    lab's children could scan on this machine's cores (``min(children, cores) x t / s x
+    margin``), some come back unscanned. Bounds that move with the machine, margins
+    stated, instead of constants that held on one machine only."""
+
+    margin: Annotated[float, msgspec.Meta(ge=1)] = 2.0
+
+    def judge(self, ev: Evidence) -> CheckResult:
+        name = f"scans fit this machine's capacity (margin {self.margin:g}x)"
+        cal, ms = ev.calibration, ev.history.messages
+        if cal is None:
+            return CheckResult(name, "error", "no scan time measured: the scenario needs "
+                               "[timing] calibrate = true")
+        t = _spamc_timeout(ms) if ms else 0.0
+        low = min(len(ms), math.floor(t / (cal.scan_s * self.margin)))
+        parallel = min(ev.children, cal.cores)
+        high = parallel * t / cal.scan_s * self.margin
+        scanned = [m for m in ms if m.scanned]
+        unscanned = [m for m in ms if not m.scanned]
+        need_unscanned = len(ms) > high
+        ok = len(scanned) >= low and (not need_unscanned or bool(unscanned))
+        detail = (f"{len(scanned)}/{len(ms)} scanned; expected at least {low} (-t {t:g} s, "
+                  f"scan {cal.scan_s:.3f} s)" + (f" and some unscanned (at most "
+                                                 f"{high:.0f} fit)" if need_unscanned else ""))
+        return _result(name, ok, detail, [] if ok else _ids(unscanned or scanned))
+
+
+class SplitByFault(Check, tag="split_by_fault", frozen=True):
+    """The fault divides the messages: some released before it took effect are scanned,
+    and every one released after it (plus ``grace_s``, production seconds) comes back
+    unscanned. Judged against the fault's own recorded window, so it holds on any machine
+    however fast it scans."""
+
+    TIME_FIELDS = ("grace_s",)
+    grace_s: Seconds = 0.0
+
+    def judge(self, ev: Evidence) -> CheckResult:
+        name = "messages sent after the fault come back unscanned, earlier ones scanned"
+        if not ev.history.faults:
+            return CheckResult(name, "error", "no fault window recorded")
+        start = min(f.start_ns for f in ev.history.faults)
+        cut = start + int(self.grace_s * 1e9)
+        before = [m for m in ev.history.messages if m.start_ns < start]
+        after = [m for m in ev.history.messages if m.start_ns >= cut]
+        bad = [m for m in after if m.outcome != "unscanned"]
+        scanned_before = sum(1 for m in before if m.scanned)
+        return _result(name, scanned_before > 0 and bool(after) and not bad,
+                       f"{scanned_before}/{len(before)} before scanned; "
+                       f"{len(after) - len(bad)}/{len(after)} after unscanned", _ids(bad))
+
+
+class ScannedAfterMark(Check, tag="scanned_after_mark", frozen=True):
+    """Every message released after an instant a fault recorded (``spamd-answered``: spamd
+    answered PING again) is scanned, and some were released before it (the drill met the
+    fault at all): the line falls where the lab really changed, however long that took on
+    this machine. Those before may go either way (refused, or waiting for it)."""
+
+    mark: str
+    TIME_FIELDS = ("grace_s",)
+    grace_s: Seconds = 0.0
+
+    def judge(self, ev: Evidence) -> CheckResult:
+        name = f"scanned once {self.mark}"
+        if self.mark not in ev.marks:
+            return CheckResult(name, "error", f"no fault recorded {self.mark!r}")
+        cut = ev.marks[self.mark] + int(self.grace_s * 1e9)
+        after = [m for m in ev.history.messages if m.start_ns >= cut]
+        before = [m for m in ev.history.messages if m.start_ns < ev.marks[self.mark]]
+        bad = [m for m in after if not m.scanned]
+        missed = sum(1 for m in before if not m.scanned)
+        return _result(name, bool(after) and bool(before) and not bad,
+                       f"{len(after) - len(bad)}/{len(after)} after scanned; {missed}/"
+                       f"{len(before)} before not", _ids(bad))
+
+
+AnyCheck = (NothingLost | AllUnscanned | ScannedFraction | LatencyBound | DeliveryBudget
+            | Staircase | UnscannedNearTimeout | SpamdLog | KernelCounter | ModelAgrees
+            | FitsCapacity | SplitByFault | ScannedAfterMark)
+CHECK_TYPES: tuple[type[Check], ...] = (
+    NothingLost, AllUnscanned, ScannedFraction, LatencyBound, DeliveryBudget, Staircase,
+    UnscannedNearTimeout, SpamdLog, KernelCounter, ModelAgrees, FitsCapacity, SplitByFault,
+    ScannedAfterMark)
+CHECKS: dict[str, type[Check]] = {str(c.__struct_config__.tag): c for c in CHECK_TYPES}

@@ -124,6 +124,22 @@ def slow(seed: int, seconds: float, to: str = "alice@lab.test") -> bytes:
                                  "notes ".encode(), 1)
 
 
+def check_kind(kind: str) -> None:
+    """ValueError unless ``kind`` names a message this corpus can make."""
+    name, _, arg = kind.partition(":")
+    if name in KINDS and not arg:
+        return
+    if name in ("large", "slow") and arg:
+        try:
+            value = float(arg) if name == "slow" else int(arg)
+        except ValueError:
+            value = -1
+        if value >= 0:
+            return
+    raise ValueError(f"unknown message kind {kind!r} "
+                     f"(known: {', '.join(KINDS)}, large:BYTES, slow:SECONDS)")
+
+
 def make(kind: str, seed: int, to: str = "alice@lab.test") -> Message:
     """One message of ``kind`` (one of KINDS, ``large:N`` bytes, or ``slow:S`` seconds)."""
     makers = {"ham": ham, "spam": gtube, "multipart": multipart, "encoded": encoded}

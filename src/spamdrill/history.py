@@ -1,6 +1,6 @@
-"""The history of a drill: one record per message and one per fault, on one monotonic clock
-(ns), Jepsen-style; checks judge it afterwards. Stored as JSONL next to the run and in a
-SQLite database of all runs."""
+"""The history of a drill: one record per message and one per fault window, on one monotonic
+clock (ns), Jepsen-style; checks judge it afterwards. Stored as JSONL next to the run and in
+a SQLite database of all runs."""
 
 from __future__ import annotations
 
@@ -23,15 +23,23 @@ class MessageRecord:
     reason: str
     spamc_args: list[str]
     score: float | None = None
-    case: str = ""  # a sub-case of the scenario (a listener x flags combination, a variant)
+    case: str = ""  # the sub-case it belongs to (a listener and its flags), for the report
+    peer: str = "spamd"  # what spamc talked to: the lab's spamd, or a fake's kind
 
     @property
     def seconds(self) -> float | None:
         return None if self.end_ns is None else (self.end_ns - self.start_ns) / 1e9
 
+    @property
+    def scanned(self) -> bool:
+        return self.outcome in ("spam", "ham")
+
 
 @dataclass
-class FaultEvent:
+class FaultWindow:
+    """One fault in effect: from its injection to its lift (``end_ns`` None: never lifted
+    during the load, healed after it)."""
+
     name: str
     start_ns: int
     end_ns: int | None = None
@@ -41,7 +49,7 @@ class FaultEvent:
 @dataclass
 class History:
     messages: list[MessageRecord] = field(default_factory=list)
-    faults: list[FaultEvent] = field(default_factory=list)
+    faults: list[FaultWindow] = field(default_factory=list)
 
     def by_case(self) -> dict[str, list[MessageRecord]]:
         out: dict[str, list[MessageRecord]] = {}

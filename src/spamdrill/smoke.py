@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from spamdrill import corpus
 from spamdrill.lab import maildrop
-from spamdrill.lab.lab import LabState
+from spamdrill.lab.state import LabState
 
 
 @dataclass(frozen=True)

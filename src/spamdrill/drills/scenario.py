@@ -1,164 +1,218 @@
-"""Scenarios as data (TOML), sans-IO: parsing, validation, and time compression.
+"""Scenarios as data (TOML), typed and validated when parsed, sans-IO apart from
+``load_all``: every fault kind, target, check and lab section has its own spec type, so a
+typo is one line naming the file, the key and what is allowed, before any lab starts
+(h11's events, which validate on construction). ``spamdrill list`` parses every scenario.
 
-Scenarios state their timings in *production* seconds (what the field report ran:
-``spamc -t 100``, maildrop's 300 s). A drill runs them compressed by ``scale``
-(production seconds per drill second; default 100/3, so ``-t 100`` runs as ``-t 3`` and the
-300 s budget as 9 s). Whole-second values are rounded and never below 1 s, and some things
-do not compress at all: spamc's ``--retry-sleep`` (whole seconds), scan time, process
-start-up. Every result states its scale.
-
-Placeholders in spamc args: ``{t:100}`` becomes the scaled value of 100 s.
+A scenario runs once, or once per variant (``Drill``: the scenario with one variant's lab
+settings, checks and count applied).
 """
 
 from __future__ import annotations
 
 import re
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
-from spamdrill.checks import CHECKS
+import msgspec
+
+from spamdrill import corpus
+from spamdrill.checks import CHECKS, Check, NothingLost
+from spamdrill.checks import AnyCheck as AnyCheck
+from spamdrill.drills.nemesis import FAULT_KINDS, AnyFaultSpec
+from spamdrill.drills.targets import AnyTarget, LabTarget
+from spamdrill.drills.timing import DEFAULT_SCALE, bad_placeholders
 from spamdrill.errors import SpamdrillError
+from spamdrill.lab import config as lab_config
+from spamdrill.vocab import Mode
 
-DEFAULT_SCALE = 100 / 3
-MAILDROP_BUDGET_S = 300.0  # maildrop/globaltimer.C, Debian's --enable-global-timeout
-FAULTS = ("none", "spamd-down", "spamd-stop", "spamd-start", "fakes", "stalling-clients",
-          "target", "db", "dns", "proxy", "packets")
-# check arguments in production seconds, scaled like everything else
-TIME_ARGS = {"max_s", "budget_s", "timeout_s", "tolerance_s"}
-SPAMD_TIME_KEYS = {"timeout_tcp", "timeout_child", "rbl_timeout"}
-_PLACEHOLDER = re.compile(r"\{t:(\d+(?:\.\d+)?)\}")
+__all__ = ["DEFAULT_SCALE", "Drill", "Scenario", "builtin_dir", "load_all", "parse"]
+
+Seconds = Annotated[float, msgspec.Meta(gt=0)]
 
 
-def scale_seconds(production_s: float, scale: float) -> int:
-    """A whole-second flag value at this scale (spamc and spamd take integers), >= 1."""
-    return max(1, round(production_s / scale))
+class Timing(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """``compress = false``: the outcome is a count of scans that fit in a timeout, and
+    scan time does not compress, so the drill runs at production timings (with short
+    production timeouts, as the field report's own tests did). ``calibrate``: this
+    machine's scan time is measured first; counts (``load.fill``) and some checks'
+    bounds derive from it. ``why`` says what the scenario keeps, for the report."""
+
+    compress: bool = True
+    calibrate: bool = False
+    why: str = ""
 
 
-def expand_args(args: list[str], scale: float) -> list[str]:
-    return [_PLACEHOLDER.sub(lambda m: str(scale_seconds(float(m.group(1)), scale)), a)
-            for a in args]
+class Load(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """``count`` messages, or, calibrated, ``fill`` times as many as one spamd child scans
+    within spamc's -t on this machine."""
+
+    count: Annotated[int, msgspec.Meta(ge=1, le=10000)] = 1
+    fill: Annotated[float, msgspec.Meta(gt=0, le=100)] | None = None
+    kinds: tuple[str, ...] = ("ham",)
+    schedule: Literal["burst", "rate", "staircase"] = "burst"
+    rate: Seconds = 10.0  # messages per production second
+    step: Annotated[int, msgspec.Meta(ge=1)] = 1
+    interval: Annotated[float, msgspec.Meta(ge=0)] = 1.0
+    spamc_args: tuple[str, ...] = ("-t", "{t:100}")
+    max_wait: Seconds = 900.0
+
+    def __post_init__(self) -> None:
+        for kind in self.kinds:
+            corpus.check_kind(kind)
+        if not self.kinds:
+            raise ValueError("kinds must name at least one message kind")
+        bad = bad_placeholders(self.spamc_args)
+        if bad:
+            raise ValueError(f"spamc_args: {bad[0]!r} is not a placeholder ({{t:SECONDS}})")
 
 
-@dataclass(frozen=True)
-class Variant:
-    """One run of a scenario with some lab settings changed."""
+Section = dict[str, Any]
 
+
+def _check_sections(sections: dict[str, Section]) -> None:
+    """Through the lab config's own validation; as ValueError, so the path is named."""
+    for name, raw in sections.items():
+        try:
+            lab_config.check_overrides(name, raw)
+        except SpamdrillError as exc:
+            raise ValueError(exc.one_line()) from None
+
+
+class Lab(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """Lab settings this scenario changes, checked as a lab config's are."""
+
+    spamd: Section = {}
+    database: Section = {}
+    dns: Section = {}
+    topology: Section = {}
+    maildrop: Section = {}
+    delivery: Section = {}
+
+    def __post_init__(self) -> None:
+        _check_sections({n: getattr(self, n) for n in lab_config.SECTIONS})
+
+    def sections(self) -> dict[str, Section]:
+        return {n: getattr(self, n) for n in lab_config.SECTIONS}
+
+
+class Variant(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     name: str
-    spamd: dict[str, Any] = field(default_factory=dict)
-    topology: dict[str, Any] = field(default_factory=dict)
-    checks: list[dict[str, Any]] = field(default_factory=list)  # besides the scenario's
-    count: int | None = None  # messages, if not the scenario's
+    spamd: Section = {}
+    topology: Section = {}
+    database: Section = {}
+    dns: Section = {}
+    checks: tuple[AnyCheck, ...] = ()
+    count: Annotated[int, msgspec.Meta(ge=1, le=10000)] | None = None
+
+    def __post_init__(self) -> None:
+        _check_sections({n: getattr(self, n) for n in ("spamd", "topology", "database",
+                                                       "dns")})
 
 
-@dataclass(frozen=True)
-class Scenario:
+class Scenario(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     name: str
     hypothesis: str
-    stands_for: str
-    lab: bool
-    spamd: dict[str, Any]
-    database: dict[str, Any]
-    dns: dict[str, Any]
-    topology: dict[str, Any]
-    count: int
-    kinds: list[str]
-    schedule: str
-    rate: float
-    step: int
-    interval_s: float
-    spamc_args: list[str]
-    max_wait_s: float
-    fault: dict[str, Any]
-    checks: list[dict[str, Any]]
-    variants: list[Variant]
-    cases: list[dict[str, Any]]  # for fault "fakes": listener x spamc args
+    stands_for: str = ""
+    mode: Mode | None = None  # the failure mode it stands for, if not its fault's
+    timing: Timing = Timing()
+    lab: Lab = Lab()
+    load: Load = Load()
+    target: AnyTarget = LabTarget()
+    fault: AnyFaultSpec | None = None
+    checks: tuple[AnyCheck, ...] = (NothingLost(),)
+    variants: tuple[Variant, ...] = ()
     source: str = ""
-    # False: the outcome is a count of scans that fit in a timeout, so the drill runs at
-    # production timings (scan time does not compress: a compressed -t answers another
-    # question). ``timing_why`` says what the scenario keeps instead.
-    compress: bool = True
-    timing_why: str = ""
 
-    def effective_scale(self, scale: float) -> float:
-        return scale if self.compress else 1.0
+    def __post_init__(self) -> None:
+        if not re.fullmatch(r"[a-z0-9][a-z0-9-]*", self.name):
+            raise ValueError(f"name {self.name!r}: lower-case letters, digits and '-'")
+        if self.load.fill is not None and not self.timing.calibrate:
+            raise ValueError("load.fill needs [timing] calibrate = true")
+        if self.fault is not None and self.fault.needs_hosts and \
+                self.lab.topology.get("kind") != "hosts":
+            raise ValueError(f"fault {self.fault.kind!r} needs [lab.topology] kind = "
+                             '"hosts"')
 
     @property
     def needs_root(self) -> bool:
         """Network namespaces and nftables (the multi-host topology)."""
-        return self.topology.get("kind") == "hosts"
+        return self.lab.topology.get("kind") == "hosts"
+
+    @property
+    def needs_lab(self) -> bool:
+        return self.target.needs_lab or self.fault is not None
+
+    def failure_mode(self) -> Mode | None:
+        return self.mode or (self.fault.failure_mode() if self.fault else None)
 
     def public(self) -> dict[str, str]:
         return {"name": self.name, "hypothesis": self.hypothesis,
                 "stands_for": self.stands_for}
 
+    def drills(self) -> list[Drill]:
+        if not self.variants:
+            return [Drill(self.name, self, self.lab.sections(), self.checks, None)]
+        out = []
+        for v in self.variants:
+            sections = self.lab.sections()
+            for part in ("spamd", "topology", "database", "dns"):
+                sections[part] = {**sections[part], **getattr(v, part)}
+            out.append(Drill(f"{self.name}/{v.name}", self, sections,
+                             (*self.checks, *v.checks), v.count))
+        return out
 
-def _req(raw: dict[str, Any], key: str, kind: type, where: str) -> Any:
-    if key not in raw:
-        raise SpamdrillError(f"{where}: missing '{key}'")
-    if not isinstance(raw[key], kind):
-        raise SpamdrillError(f"{where}: '{key}' must be {kind.__name__}")
-    return raw[key]
+
+@dataclass(frozen=True)
+class Drill:
+    """One run: a scenario with one variant's settings applied."""
+
+    name: str
+    scenario: Scenario
+    lab: dict[str, Section]
+    checks: tuple[Check, ...]
+    count: int | None
+
+    @property
+    def needs_root(self) -> bool:
+        return self.lab["topology"].get("kind") == "hosts"
 
 
-def _checks(checks: list[dict[str, Any]], where: str) -> list[dict[str, Any]]:
-    for c in checks:
-        if c.get("kind") not in CHECKS:
-            raise SpamdrillError(f"{where}: unknown check {c.get('kind')!r}",
-                                 "known: " + ", ".join(CHECKS))
-    return checks
+_DECODER = msgspec.convert
+
+
+# the allowed values of enumerated keys, by the key's name, for the error's hint
+_ALLOWED: dict[str, tuple[str, ...]] = {
+    "listeners": ("refuse", "queue-full", "silent", "drip", "nonreader"),
+    "schedule": ("burst", "rate", "staircase"), "host": ("spamd", "db"),
+    "action": ("drop", "reset", "icmp"), "link": ("spamc-spamd", "spamd-db"),
+    "how": ("close", "reset"), "mode": tuple(m.value for m in Mode),
+}
+
+
+def _hint(message: str) -> str:
+    key = re.search(r"\.(\w+)(?:\[\d+\])?`$", message)
+    if "Invalid enum value" in message and key and key.group(1) in _ALLOWED:
+        return "known: " + ", ".join(_ALLOWED[key.group(1)])
+    if re.search(r"`\$\.fault\.kind`", message):
+        return "known fault kinds: " + ", ".join(FAULT_KINDS)
+    if re.search(r"checks\[\d+\]\.kind`", message):
+        return "known checks: " + ", ".join(CHECKS)
+    if "`$.target.kind`" in message:
+        return "known targets: lab, fakes, address"
+    return "see docs/SCENARIOS.md"
 
 
 def parse(raw: dict[str, Any], source: str = "") -> Scenario:
-    where = f"scenario {raw.get('name', source)!r}"
-    load = raw.get("load", {})
-    fault = raw.get("fault", {"kind": "none"})
-    if fault.get("kind", "none") not in FAULTS:
-        raise SpamdrillError(f"{where}: unknown fault {fault.get('kind')!r}",
-                             "known: " + ", ".join(FAULTS))
-    checks = _checks(raw.get("checks", []), where)
-    lab = raw.get("lab", {})
-    timing = raw.get("timing", {})
-    return Scenario(
-        name=_req(raw, "name", str, where),
-        hypothesis=_req(raw, "hypothesis", str, where),
-        stands_for=raw.get("stands_for", ""),
-        lab=bool(lab.get("enabled", True)),
-        spamd=dict(lab.get("spamd", {})),
-        database=dict(lab.get("database", {})),
-        dns=dict(lab.get("dns", {})),
-        topology=dict(lab.get("topology", {})),
-        count=int(load.get("count", 1)),
-        kinds=list(load.get("kinds", ["ham"])),
-        schedule=str(load.get("schedule", "burst")),
-        rate=float(load.get("rate", 10.0)),
-        step=int(load.get("step", 1)),
-        interval_s=float(load.get("interval", 1.0)),
-        spamc_args=list(load.get("spamc_args", ["-t", "{t:100}"])),
-        max_wait_s=float(load.get("max_wait", 900)),
-        fault=dict(fault),
-        checks=list(checks),
-        variants=[Variant(str(v["name"]), dict(v.get("spamd", {})),
-                          dict(v.get("topology", {})), _checks(list(v.get("checks", [])),
-                                                               where),
-                          int(v["count"]) if "count" in v else None)
-                  for v in raw.get("variants", [])],
-        cases=list(raw.get("cases", [])),
-        source=source,
-        compress=bool(timing.get("compress", True)),
-        timing_why=str(timing.get("why", "")),
-    )
-
-
-def scaled_spamd(settings: dict[str, Any], scale: float) -> dict[str, Any]:
-    return {k: scale_seconds(v, scale) if k in SPAMD_TIME_KEYS else v
-            for k, v in settings.items()}
-
-
-def scaled_check_args(check: dict[str, Any], scale: float) -> dict[str, Any]:
-    return {k: (v / scale if k in TIME_ARGS else v) for k, v in check.items() if k != "kind"}
+    """A validated scenario, or one ``SpamdrillError`` naming the key and what is allowed."""
+    where = source or f"scenario {raw.get('name', '?')!r}"
+    try:
+        sc = _DECODER(raw, Scenario)
+    except msgspec.ValidationError as exc:
+        raise SpamdrillError(f"{where}: {exc}", _hint(str(exc))) from None
+    return msgspec.structs.replace(sc, source=source)
 
 
 def builtin_dir() -> Path:
@@ -174,7 +228,7 @@ def load_all(extra_dirs: list[Path] | None = None) -> dict[str, Scenario]:
         for path in sorted(d.glob("*.toml")):
             try:
                 raw = tomllib.loads(path.read_text())
-            except tomllib.TOMLDecodeError as exc:
+            except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
                 raise SpamdrillError(f"{path}: not valid TOML: {exc}") from None
             sc = parse(raw, str(path))
             out[sc.name] = sc

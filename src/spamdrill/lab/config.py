@@ -69,6 +69,21 @@ class MaildropSettings:
     quota: str = "10000000S"
 
 
+WRAPPERS = ("bounce-on-75", "spamdrill-deliver", "none")
+
+
+@dataclass(frozen=True)
+class DeliverySettings:
+    """What runs maildrop and what Postfix does with its exit: the findings judge each
+    failure mode by it. The default is the field report's wrapper, which turned
+    maildrop's 75 into 100 (a bounce); ``spamdrill-deliver`` defers at its ``deadline``;
+    ``none`` is maildrop under pipe(8) directly (75 defers)."""
+
+    wrapper: str = "bounce-on-75"
+    deadline: float = 600.0  # spamdrill-deliver's, production seconds
+    postfix_time_limit: float = 1000.0  # command_time_limit, production seconds
+
+
 TOPOLOGIES = ("loopback", "hosts")
 
 
@@ -95,51 +110,90 @@ class LabConfig:
     database: DatabaseSettings = field(default_factory=DatabaseSettings)
     dns: DnsSettings = field(default_factory=DnsSettings)
     maildrop: MaildropSettings = field(default_factory=MaildropSettings)
+    delivery: DeliverySettings = field(default_factory=DeliverySettings)
     # lab user -> required_score stored in SQL userpref
     users: dict[str, float] = field(
         default_factory=lambda: {"alice": 5.0, "bob": 3.0, "carol": 8.0}
     )
 
 
-def _section(cls: type[Any], name: str, raw: object) -> Any:
+def _value(name: str, key: str, default: object, value: object) -> object:
+    """``value`` checked against the type of the setting's ``default`` (an int is a valid
+    float; a list of strings a valid tuple), never negative."""
+    if isinstance(default, tuple):
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise SpamdrillError(f"{name}.{key} must be a list of strings")
+        return tuple(value)
+    if isinstance(default, bool):
+        if not isinstance(value, bool):
+            raise SpamdrillError(f"{name}.{key} must be true or false, got {value!r}")
+        return value
+    if isinstance(default, float) and isinstance(value, int) and not isinstance(value, bool):
+        value = float(value)
+    if isinstance(value, bool) or not isinstance(value, type(default)):
+        raise SpamdrillError(f"{name}.{key} must be {type(default).__name__}, got {value!r}")
+    if isinstance(value, int | float) and value < 0:
+        raise SpamdrillError(f"{name}.{key} must not be negative, got {value}")
+    return value
+
+
+def _validated(cls: type[Any], name: str, raw: object) -> dict[str, Any]:
+    """The settings of ``raw`` for section ``name``, each checked against the field's type;
+    defaults left out."""
     if not isinstance(raw, dict):
         raise SpamdrillError(f"[{name}] must be a table", "see docs/CONFIG.md")
-    known = {f.name: f for f in fields(cls)}
+    known = {f.name for f in fields(cls)}
+    defaults = cls()
     values: dict[str, Any] = {}
     for key, value in raw.items():
         attr = key.replace("-", "_")
         if attr not in known:
-            raise SpamdrillError(
-                f"unknown setting {name}.{key}",
-                "known: " + ", ".join(sorted(known)),
-            )
-        default = getattr(cls(), attr)
-        if isinstance(default, tuple):
-            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-                raise SpamdrillError(f"{name}.{key} must be a list of strings")
-            value = tuple(value)
-        elif isinstance(default, bool):
-            if not isinstance(value, bool):
-                raise SpamdrillError(f"{name}.{key} must be true or false, got {value!r}")
-        elif isinstance(value, bool) or not isinstance(value, type(default)):
-            raise SpamdrillError(
-                f"{name}.{key} must be {type(default).__name__}, got {value!r}"
-            )
-        if isinstance(value, int) and value < 0:
-            raise SpamdrillError(f"{name}.{key} must not be negative, got {value}")
-        values[attr] = value
-    return cls(**values)
+            raise SpamdrillError(f"unknown setting {name}.{key}",
+                                 "known: " + ", ".join(sorted(known)))
+        values[attr] = _value(name, key, getattr(defaults, attr), value)
+    return values
+
+
+def _section(cls: type[Any], name: str, raw: object) -> Any:
+    return _check(cls(**_validated(cls, name, raw)))
+
+
+def _check(settings: Any) -> Any:
+    """Rules across a section's fields."""
+    if isinstance(settings, TopologySettings) and settings.kind not in TOPOLOGIES:
+        raise SpamdrillError(f"unknown topology.kind {settings.kind!r}",
+                             "known: " + ", ".join(TOPOLOGIES))
+    if isinstance(settings, DeliverySettings) and settings.wrapper not in WRAPPERS:
+        raise SpamdrillError(f"unknown delivery.wrapper {settings.wrapper!r}",
+                             "known: " + ", ".join(WRAPPERS))
+    if isinstance(settings, SpamdSettings) and (settings.max_children < 1
+                                                or settings.max_conn_per_child < 1):
+        raise SpamdrillError("spamd.max_children and spamd.max_conn_per_child must be >= 1")
+    return settings
+
+
+SECTIONS: dict[str, type[Any]] = {}
+
+
+def check_overrides(name: str, raw: object) -> dict[str, Any]:
+    """Part of a section (a scenario's ``[lab.spamd]``), validated exactly as a lab
+    config's own section is."""
+    if name not in SECTIONS:
+        raise SpamdrillError(f"unknown lab section [{name}]", "known: " + ", ".join(SECTIONS))
+    values = _validated(SECTIONS[name], name, raw)
+    _check(SECTIONS[name](**values))
+    return values
+
+
+def with_overrides(config: LabConfig, overrides: dict[str, dict[str, Any]]) -> LabConfig:
+    """``config`` with each section's validated overrides applied."""
+    return replace(config, **{name: _check(replace(getattr(config, name), **values))
+                              for name, values in overrides.items() if values})
 
 
 def from_dict(raw: dict[str, Any]) -> LabConfig:
     """Validate a parsed TOML document into a LabConfig."""
-    sections = {
-        "topology": TopologySettings,
-        "spamd": SpamdSettings,
-        "database": DatabaseSettings,
-        "dns": DnsSettings,
-        "maildrop": MaildropSettings,
-    }
+    sections = SECTIONS
     config = LabConfig()
     for key, value in raw.items():
         if key == "users":
@@ -162,13 +216,11 @@ def from_dict(raw: dict[str, Any]) -> LabConfig:
             raise SpamdrillError(
                 f"unknown section [{key}]", "known: " + ", ".join([*sections, "users"])
             )
-    if config.topology.kind not in TOPOLOGIES:
-        raise SpamdrillError(f"unknown topology.kind {config.topology.kind!r}",
-                             "known: " + ", ".join(TOPOLOGIES))
-    spamd = config.spamd
-    if spamd.max_children < 1 or spamd.max_conn_per_child < 1:
-        raise SpamdrillError("spamd.max_children and spamd.max_conn_per_child must be >= 1")
     return config
+
+
+SECTIONS.update(topology=TopologySettings, spamd=SpamdSettings, database=DatabaseSettings,
+                dns=DnsSettings, maildrop=MaildropSettings, delivery=DeliverySettings)
 
 
 def load(path: Path | None) -> LabConfig:

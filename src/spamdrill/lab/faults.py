@@ -4,8 +4,11 @@ Each injection is written to the lab's journal *before* it takes effect, and its
 after; ``heal_journaled`` (run by ``lab down`` and before any teardown) undoes what a
 SIGKILLed drill left: a SIGSTOPped mariadbd gets SIGCONT, changed server variables are
 restored, DNS failure rules and nftables rules are cleared, the database proxy forwards
-untouched again. Locks need no journal: they belong to a
+untouched again, a stopped spamd is started again. Locks need no journal: they belong to a
 connection, and MariaDB releases them when the holder dies.
+
+Every injection returns an ``Injected`` whose ``heal()`` undoes it exactly once; the same
+healing code serves ``heal_journaled``, so a heal after a crash is the heal a drill runs.
 """
 
 from __future__ import annotations
@@ -14,136 +17,139 @@ import contextlib
 import os
 import signal
 import uuid
-from pathlib import Path
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Literal
 
 import pymysql
 
 from spamdrill.lab import dns, mariadb, netns
+from spamdrill.lab.journal import (
+    AnyFault,
+    DbGlobal,
+    DbVariable,
+    DnsRules,
+    FaultRecord,
+    HealedRecord,
+    Journal,
+    Nft,
+    Pause,
+    ProxyShape,
+    Stopped,
+)
 from spamdrill.lab.layout import Layout
-from spamdrill.lab.procs import Journal, is_alive
+from spamdrill.lab.procs import is_alive
 from spamdrill.lab.proxy import Shape, write_shape
 
 PROXY_APPLY_S = 2.0  # the proxy process polls its shape file every 50 ms
+Restart = Callable[[str], None]  # starts a lab process again by name
 
 
-def _record(journal: Journal, kind: str, **data: object) -> str:
+@dataclass
+class Injected:
+    """A journaled fault in effect."""
+
+    journal: Journal
+    id: str
+    fault: AnyFault
+    healed: bool = False
+
+    def heal(self, restart: Restart | None = None) -> None:
+        """Undo the fault (once; later calls do nothing) and journal that it healed."""
+        if self.healed:
+            return
+        _undo(self.journal, self.fault, restart)
+        self.journal.record(HealedRecord(id=self.id))
+        self.healed = True
+
+
+def _inject(journal: Journal, fault: AnyFault) -> Injected:
     fid = uuid.uuid4().hex[:10]
-    journal.record(event="fault", id=fid, kind=kind, **data)
-    return fid
+    journal.record(FaultRecord(id=fid, fault=fault))
+    return Injected(journal, fid, fault)
 
 
-def _healed(journal: Journal, fid: str) -> None:
-    journal.record(event="healed", id=fid)
+def _layout(journal: Journal) -> Layout:
+    return Layout(journal.root)
 
 
-def pause(journal: Journal, pid: int, ticks: int | None) -> str:
+def _undo(journal: Journal, fault: AnyFault, restart: Restart | None) -> None:
+    if isinstance(fault, Pause):
+        if is_alive(fault.pid, fault.ticks):
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(fault.pid, signal.SIGCONT)
+    elif isinstance(fault, DbGlobal):
+        layout = _layout(journal)
+        if mariadb.probe(layout):  # else the server is gone, and the setting with it
+            with mariadb.admin(layout) as conn, conn.cursor() as cur:
+                cur.execute(f"SET GLOBAL {fault.name} = %s", (fault.old,))
+    elif isinstance(fault, DnsRules):
+        dns.clear_rules(_layout(journal))
+    elif isinstance(fault, Nft):
+        if netns.exists(fault.ns):  # else the namespace, and its rules, are gone
+            netns.clear_rules(fault.ns)
+    elif isinstance(fault, ProxyShape):
+        write_shape(_layout(journal).db_proxy_shape, Shape(), wait=PROXY_APPLY_S)
+    elif isinstance(fault, Stopped) and restart is not None:
+        restart(fault.name)
+
+
+def pause(journal: Journal, pid: int, ticks: int | None) -> Injected:
     """SIGSTOP a process group (mariadbd frozen: connections hang, nothing answers)."""
-    fid = _record(journal, "pause", pid=pid, ticks=ticks)
+    done = _inject(journal, Pause(pid=pid, ticks=ticks))
     with contextlib.suppress(ProcessLookupError):
         os.killpg(pid, signal.SIGSTOP)
-    return fid
+    return done
 
 
-def resume(journal: Journal, fid: str, pid: int, ticks: int | None) -> None:
-    if is_alive(pid, ticks):
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(pid, signal.SIGCONT)
-    _healed(journal, fid)
-
-
-def set_db_global(journal: Journal, layout: Layout, name: str,
-                  value: int) -> tuple[str, object]:
-    """``SET GLOBAL name = value``, journaling the old value first; returns (id, old)."""
+def set_db_global(journal: Journal, name: DbVariable, value: int) -> Injected:
+    """``SET GLOBAL name = value``, journaling the old value first."""
+    layout = _layout(journal)
     with mariadb.admin(layout) as conn, conn.cursor() as cur:
         cur.execute(f"SELECT @@GLOBAL.{name}")
         row = cur.fetchone()
-        old = row[0] if row else None
-        fid = _record(journal, "db-global", layout=str(layout.root), name=name, old=old)
+        done = _inject(journal, DbGlobal(name=name, old=int(row[0]) if row else 0))
         cur.execute(f"SET GLOBAL {name} = %s", (value,))
-    return fid, old
+    return done
 
 
-def restore_db_global(journal: Journal, layout: Layout, fid: str, name: str,
-                      old: object) -> None:
-    with mariadb.admin(layout) as conn, conn.cursor() as cur:
-        cur.execute(f"SET GLOBAL {name} = %s", (old,))
-    _healed(journal, fid)
-
-
-def dns_rules(journal: Journal, layout: Layout, rules: list[tuple[str, str, float]]) -> str:
-    fid = _record(journal, "dns-rules", layout=str(layout.root))
+def dns_rules(journal: Journal, rules: list[tuple[str, str, float]]) -> Injected:
+    done = _inject(journal, DnsRules())
     for name, mode, delay in rules:
-        dns.set_rule(layout, name, mode, delay)
-    return fid
-
-
-def clear_dns(journal: Journal, layout: Layout, fid: str) -> None:
-    dns.clear_rules(layout)
-    _healed(journal, fid)
+        dns.set_rule(_layout(journal), name, mode, delay)
+    return done
 
 
 def packet_rule(journal: Journal, ns: str, port: int, action: str,
-                established_too: bool = False) -> str:
+                established_too: bool = False) -> Injected:
     """Drop or reject TCP to ``port`` inside the namespace ``ns`` (``netns.packet_rule``)."""
-    fid = _record(journal, "nft", ns=ns)
+    done = _inject(journal, Nft(ns=ns))
     netns.nft(ns, netns.packet_rule(port, action, established_too))
-    return fid
+    return done
 
 
-def clear_packet_rule(journal: Journal, ns: str, fid: str) -> None:
-    netns.clear_rules(ns)
-    _healed(journal, fid)
+def proxy_shape(journal: Journal, shape: Shape) -> Injected:
+    """Shape the lab's spamd-to-MariaDB proxy (its process follows a file)."""
+    done = _inject(journal, ProxyShape())
+    write_shape(_layout(journal).db_proxy_shape, shape, wait=PROXY_APPLY_S)
+    return done
 
 
-def proxy_shape(journal: Journal, path: Path, shape: Shape) -> str:
-    """Shape the lab's spamd-to-MariaDB proxy (its process follows ``path``)."""
-    fid = _record(journal, "proxy-shape", path=str(path))
-    write_shape(path, shape, wait=PROXY_APPLY_S)
-    return fid
+def stopped(journal: Journal, name: Literal["spamd", "mariadb"]) -> Injected:
+    """Journal that a lab process is being stopped as a fault (the caller stops it); a
+    heal after a crash starts it again."""
+    return _inject(journal, Stopped(name=name))
 
 
-def clear_proxy(journal: Journal, path: Path, fid: str) -> None:
-    write_shape(path, Shape(), wait=PROXY_APPLY_S)
-    _healed(journal, fid)
-
-
-def open_faults(journal: Journal) -> list[dict[str, object]]:
-    healed = {e.get("id") for e in journal.events() if e.get("event") == "healed"}
-    return [e for e in journal.events() if e.get("event") == "fault" and e.get("id")
-            not in healed]
-
-
-def heal_journaled(journal: Journal) -> list[str]:
-    """Undo every fault the journal shows as not healed; returns what was healed."""
+def heal_journaled(journal: Journal, restart: Restart | None = None) -> list[str]:
+    """Undo every fault the journal shows as not healed; returns what was healed. A paused
+    server first: every other heal may need it to answer."""
     done = []
-    # a paused server first: every other heal may need it to answer
-    for ev in sorted(open_faults(journal), key=lambda e: e.get("kind") != "pause"):
-        fid, kind = str(ev["id"]), ev.get("kind")
+    for rec in sorted(journal.open_faults(), key=lambda r: not isinstance(r.fault, Pause)):
         try:
-            if kind == "pause":
-                pid, ticks = ev.get("pid"), ev.get("ticks")
-                if isinstance(pid, int):
-                    resume(journal, fid, pid, ticks if isinstance(ticks, int) else None)
-            elif kind == "db-global":
-                layout = Layout(Path(str(ev["layout"])))
-                if mariadb.probe(layout):
-                    restore_db_global(journal, layout, fid, str(ev["name"]), ev["old"])
-                else:
-                    _healed(journal, fid)  # the server is gone: nothing holds the setting
-            elif kind == "nft":
-                ns = str(ev["ns"])
-                if netns.exists(ns):
-                    clear_packet_rule(journal, ns, fid)
-                else:
-                    _healed(journal, fid)  # the namespace, and its rules, are gone
-            elif kind == "proxy-shape":
-                clear_proxy(journal, Path(str(ev["path"])), fid)
-            elif kind == "dns-rules":
-                layout = Layout(Path(str(ev["layout"])))
-                clear_dns(journal, layout, fid)
-            else:
-                _healed(journal, fid)
+            Injected(journal, rec.id, rec.fault).heal(restart)
         except (OSError, pymysql.MySQLError):
             continue
-        done.append(str(kind))
+        done.append(str(rec.fault.__struct_config__.tag))
     return done
+

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import json
 import os
 import shutil
 import stat
@@ -13,17 +12,17 @@ import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from spamdrill.errors import SpamdrillError
 from spamdrill.lab import dns, faults, maildrop, mariadb, netns, spamd
 from spamdrill.lab.config import LabConfig
+from spamdrill.lab.journal import Journal, NetnsRecord
 from spamdrill.lab.layout import Layout, default_run_dir
 from spamdrill.lab.net import claim_port, free_loopback_53
 from spamdrill.lab.procs import (
     MARKER,
-    Journal,
     Proc,
     kill_marked,
     marked_pids,
@@ -34,6 +33,7 @@ from spamdrill.lab.procs import (
     wait_until,
 )
 from spamdrill.lab.proxy import Shape, write_shape
+from spamdrill.lab.state import LOOPBACK, Endpoint, LabState, NetRef, ProcRef
 from spamdrill.proto.spamd_log import describe_states, last_child_states
 
 # binary -> Debian package, checked before anything starts
@@ -44,7 +44,6 @@ REQUIRED = {
 }
 READY_TIMEOUT = 60.0
 STOP_ORDER = ("spamd", "dbproxy", "dns", "dns2", "mariadb")  # clients before services
-LOOPBACK = "127.0.0.1"
 # which host of the multi-host topology each lab process runs on
 ROLE = {"spamd": "spamd", "mariadb": "db", "dbproxy": "db", "dns": "dns", "dns2": "dns"}
 # the well-known ports, free in a namespace of the lab's own
@@ -65,60 +64,6 @@ class Component:
         return {"name": self.name, "up": self.up, "pid": self.pid, "host": self.host,
                 "port": self.port, "uptime_s": round(time.time() - self.since, 1)
                 if self.up and self.since else None, "detail": self.detail}
-
-
-@dataclass
-class LabState:
-    """What ``lab.json`` holds: enough for any later process to find and drive the lab."""
-
-    run_dir: str
-    marker: str
-    started: float
-    spamd_host: str = LOOPBACK
-    spamd_port: int = 0
-    db_host: str = LOOPBACK
-    db_name: str = LOOPBACK
-    db_port: int = 0
-    dns_host: str = LOOPBACK
-    dns_port: int = 0
-    dns2: list[str | int] = field(default_factory=list)  # [host, port] of a secondary
-    private_resolver: bool = False
-    net: list[str] = field(default_factory=list)  # [tag, prefix] of the multi-host topology
-    db_proxy_port: int = 0  # where spamd's DSN points when the fault proxy is in between
-    owner_pid: int = 0  # the spamdrill that brought it up (a drill's lab dies with it)
-    users: dict[str, float] = field(default_factory=dict)
-    ready_s: dict[str, float] = field(default_factory=dict)
-    pids: dict[str, list[int | None]] = field(default_factory=dict)  # name -> [pid, ticks]
-
-    def save(self, layout: Layout) -> None:
-        layout.state.write_text(json.dumps(asdict(self), indent=1))
-
-    @classmethod
-    def load(cls, layout: Layout) -> LabState | None:
-        try:
-            return cls(**json.loads(layout.state.read_text()))
-        except (FileNotFoundError, json.JSONDecodeError, TypeError):
-            return None
-
-    @property
-    def layout(self) -> Layout:
-        return Layout(Path(self.run_dir))
-
-    @property
-    def network(self) -> netns.Net | None:
-        """The multi-host topology, or None on loopback."""
-        return netns.Net(*self.net) if self.net else None
-
-    @property
-    def dsn_port(self) -> int:
-        return self.db_proxy_port or self.db_port
-
-    def client_argv(self, argv: list[str]) -> list[str]:
-        """``argv`` run where the lab's clients live: here, or on the client host."""
-        net = self.network
-        if net is None:
-            return argv
-        return net.host("client").exec(argv, self.layout.client_resolv_conf)
 
 
 def preflight() -> None:
@@ -167,17 +112,16 @@ def locked(layout: Layout) -> Iterator[None]:
 
 
 def running(layout: Layout) -> list[Proc]:
-    return [p for p in Journal(layout.journal).started() if p.alive()]
+    return [p for r in Journal(layout.journal).running() if (p := Proc.of(r)).alive()]
 
 
 def lab_pids(run_dir: Path) -> set[int]:
     """Every live process of the lab: the journaled leaders, their sessions, the marked."""
     layout = Layout(run_dir.resolve())
     pids: set[int] = set()
-    for ev in Journal(layout.journal).events():
-        pid, ticks = ev.get("pid"), ev.get("ticks")
-        if ev.get("event") == "start" and isinstance(pid, int) and isinstance(ticks, int):
-            pids.update(session_members(pid, ticks))
+    for r in Journal(layout.journal).starts():
+        if r.ticks is not None:
+            pids.update(session_members(r.pid, r.ticks))
     state = LabState.load(layout)
     if state is not None:
         pids.update(marked_pids(state.marker))
@@ -230,131 +174,146 @@ def _start_all(layout: Layout, config: LabConfig, progress: Progress) -> LabStat
     root = os.geteuid() == 0
     state = LabState(run_dir=str(layout.root), marker=uuid.uuid4().hex, started=time.time(),
                      users=dict(config.users), private_resolver=root, owner_pid=os.getpid())
+    state.save()  # the marker first: a teardown after a crash needs it
     if config.topology.hosts:
         _plan_hosts(state, config, progress)
     else:
         _plan_loopback(state, config)
-    state.db_name = state.db_host if config.database.by_ip or not root else dns.DB_NAME
-    state.save(layout)
+    state.db_name = state.db.host if config.database.by_ip or not root else dns.DB_NAME
+    state.save()
     t0 = time.monotonic()
+    procs = _launch_all(state, config, progress)
+    progress("maildrop: Maildirs and maildroprc")
+    maildrop.setup(layout, config, state.spamd.host, state.spamd.port)
+    _await_all(state, config, procs, progress)
+    state.ready_s["all"] = time.monotonic() - t0
+    state.save()
+    return state
+
+
+def _launch_all(state: LabState, config: LabConfig, progress: Progress) -> dict[str, Proc]:
+    """Every lab process started, none awaited yet: they come up side by side."""
+    layout = state.layout
     progress("lab DNS: starting")
-    dns.write_zone(layout, {dns.DB_NAME: state.db_host, dns.SPAMD_NAME: state.spamd_host},
+    dns.write_zone(layout, {dns.DB_NAME: state.db.host, dns.SPAMD_NAME: state.spamd.host},
                    config.dns.zones)
     dns.clear_rules(layout)
-    dns2_proc = _launch(state, "dns2", dns.server_argv(
-        layout, str(state.dns2[0]), int(state.dns2[1]), secondary=True)) if state.dns2 else None
-    dns_proc = _launch(state, "dns", dns.server_argv(layout, state.dns_host, state.dns_port))
-
+    procs: dict[str, Proc] = {}
+    if state.dns2 is not None:
+        procs["dns2"] = _launch(state, "dns2", dns.server_argv(
+            layout, state.dns2.host, state.dns2.port, secondary=True))
+    procs["dns"] = _launch(state, "dns", dns.server_argv(layout, state.dns.host,
+                                                         state.dns.port))
     progress("MariaDB: creating the datadir")
     mariadb.install_datadir(layout, env={**_path_env(), MARKER: state.marker})
-    db_proc = _launch(state, "mariadb", _db_argv(state, config))
-    proxy_proc = None
-    if state.db_proxy_port:
-        progress(f"fault proxy: spamd reaches MariaDB through port {state.db_proxy_port}")
+    procs["mariadb"] = _launch(state, "mariadb", _db_argv(state, config))
+    if state.db_proxy is not None:
+        progress(f"fault proxy: spamd reaches MariaDB through {state.db_proxy}")
         write_shape(layout.db_proxy_shape, Shape())
-        proxy_proc = _launch(state, "dbproxy", [
-            sys.executable, "-m", "spamdrill.lab.proxy", state.db_host,
-            str(state.db_proxy_port), state.db_host, str(state.db_port),
+        procs["dbproxy"] = _launch(state, "dbproxy", [
+            sys.executable, "-m", "spamdrill.lab.proxy", state.db_proxy.host,
+            str(state.db_proxy.port), state.db.host, str(state.db.port),
             str(layout.db_proxy_shape)])
-
     progress("spamd: writing its site config and starting")
-    servers = [state.dns_host, *([str(state.dns2[0])] if state.dns2 else [])]
-    spamd.write_site_config(layout, config, db_host=state.db_name, db_port=state.dsn_port,
-                            dns_host=state.dns_host, dns_port=state.dns_port,
-                            secondary=(str(state.dns2[0]), int(state.dns2[1]))
+    servers = [state.dns.host, *([state.dns2.host] if state.dns2 else [])]
+    spamd.write_site_config(layout, config, db_host=state.db_name, db_port=state.dsn.port,
+                            dns_host=state.dns.host, dns_port=state.dns.port,
+                            secondary=(state.dns2.host, state.dns2.port)
                             if state.dns2 else None)
-    if root:
+    if state.private_resolver:
         dns.write_resolv_conf(layout.resolv_conf, servers)
     if state.network is not None:
         dns.write_resolv_conf(layout.client_resolv_conf, servers)
     spamd.chown_for_children(layout)
-    spamd_proc = _launch(state, "spamd", _spamd_argv(state, config))
+    procs["spamd"] = _launch(state, "spamd", _spamd_argv(state, config))
+    return procs
 
-    progress("maildrop: Maildirs and maildroprc")
-    maildrop.setup(layout, config, state.spamd_host, state.spamd_port)
 
-    if dns2_proc is not None:
-        wait_until(dns2_proc, lambda: dns.probe(str(state.dns2[0]), int(state.dns2[1])),
-                   READY_TIMEOUT, "DNS query")
+def _await_all(state: LabState, config: LabConfig, procs: dict[str, Proc],
+               progress: Progress) -> None:
+    """Wait for each process's real probe, in the order they depend on each other."""
+    layout = state.layout
+    if state.dns2 is not None:
+        dns2 = state.dns2
+        wait_until(procs["dns2"], lambda: dns.probe(dns2.host, dns2.port), READY_TIMEOUT,
+                   "DNS query")
     state.ready_s["dns"] = wait_until(
-        dns_proc, lambda: dns.probe(state.dns_host, state.dns_port), READY_TIMEOUT,
+        procs["dns"], lambda: dns.probe(state.dns.host, state.dns.port), READY_TIMEOUT,
         "DNS query")
     progress("lab DNS: answering")
-    state.ready_s["mariadb"] = wait_until(db_proc, lambda: mariadb.probe(layout),
+    state.ready_s["mariadb"] = wait_until(procs["mariadb"], lambda: mariadb.probe(layout),
                                           READY_TIMEOUT, "SELECT 1")
     mariadb.provision(layout, config)
     progress("MariaDB: ready, SpamAssassin schema loaded")
-    if proxy_proc is not None:
-        wait_until(proxy_proc, lambda: mariadb.tcp_probe(state.db_host, state.db_proxy_port),
-                   READY_TIMEOUT, f"TCP to the proxy {state.db_host}:{state.db_proxy_port}")
+    if state.db_proxy is not None:
+        px = state.db_proxy
+        wait_until(procs["dbproxy"], lambda: mariadb.tcp_probe(px.host, px.port),
+                   READY_TIMEOUT, f"TCP to the proxy {px}")
     state.ready_s["spamd"] = wait_until(
-        spamd_proc, lambda: spamd.ping(state.spamd_host, state.spamd_port), READY_TIMEOUT,
-        "PING")
+        procs["spamd"], lambda: spamd.ping(state.spamd.host, state.spamd.port),
+        READY_TIMEOUT, "PING")
     progress("spamd: PONG")
     if state.network is not None:  # spamd reaches it across the bridge: prove that too
-        wait_until(db_proc, lambda: mariadb.tcp_probe(state.db_host, state.db_port),
-                   READY_TIMEOUT, f"TCP to {state.db_host}:{state.db_port}")
-    state.ready_s["all"] = time.monotonic() - t0
-    state.save(layout)
-    return state
+        wait_until(procs["mariadb"], lambda: mariadb.tcp_probe(state.db.host, state.db.port),
+                   READY_TIMEOUT, f"TCP to {state.db}")
 
 
 def _plan_loopback(state: LabState, config: LabConfig) -> None:
     """Everything on 127.0.0.1; ports claimed first, so a taken one fails before anything
     runs."""
-    state.spamd_port = claim_port(LOOPBACK, config.spamd.port, "spamd")
-    state.db_port = claim_port(LOOPBACK, config.database.port, "MariaDB")
+    state.spamd = Endpoint(LOOPBACK, claim_port(LOOPBACK, config.spamd.port, "spamd"))
+    state.db = Endpoint(LOOPBACK, claim_port(LOOPBACK, config.database.port, "MariaDB"))
     if config.database.proxy:
-        state.db_proxy_port = claim_port(LOOPBACK, 0, "the database proxy")
+        state.db_proxy = Endpoint(LOOPBACK, claim_port(LOOPBACK, 0, "the database proxy"))
     if state.private_resolver:
         # libc needs port 53: a private 127.53.x.y of our own, used only by spamd's namespace
-        state.dns_host = free_loopback_53()
-        state.dns_port = 53
+        state.dns = Endpoint(free_loopback_53(), 53)
     else:
-        state.dns_port = claim_port(LOOPBACK, config.dns.port, "lab DNS", udp=True)
+        state.dns = Endpoint(LOOPBACK, claim_port(LOOPBACK, config.dns.port, "lab DNS",
+                                                  udp=True))
     if config.dns.secondary:
-        state.dns2 = [free_loopback_53(), 53] if state.private_resolver else \
-            [LOOPBACK, claim_port(LOOPBACK, 0, "lab DNS (secondary)", udp=True)]
+        state.dns2 = Endpoint(free_loopback_53(), 53) if state.private_resolver else \
+            Endpoint(LOOPBACK, claim_port(LOOPBACK, 0, "lab DNS (secondary)", udp=True))
 
 
 def _plan_hosts(state: LabState, config: LabConfig, progress: Progress) -> None:
     """Client, spamd, database and DNS hosts in namespaces of their own (root only)."""
     net = netns.plan(state.marker)
-    journal = Journal(state.layout.journal)
+    state.net = NetRef(net.tag, net.prefix)
+    state.save()  # the tag that the journal's namespace records must carry
+    journal = state.journal
     for ns in net.namespaces():  # journaled before they exist: lab down finds them all
-        journal.record(event="netns", ns=ns, host_if=net.control_if if ns == net.switch
-                       else "")
+        journal.record(NetnsRecord(ns=ns, host_if=net.control_if if ns == net.switch
+                                   else ""))
     progress(f"hosts: {', '.join(f'{r} {net.ip(r)}' for r in netns.ROLES)} on {net.cidr}")
     netns.create(net)
-    state.net = [net.tag, net.prefix]
     topo = config.topology
     for role, value in (("spamd", topo.spamd_somaxconn), ("client", topo.client_somaxconn),
                         ("db", topo.db_somaxconn)):
         if value:
             netns.set_somaxconn(net.host(role), value)
-    state.spamd_host, state.db_host = net.ip("spamd"), net.ip("db")
-    state.spamd_port = config.spamd.port or HOST_PORTS["spamd"]
-    state.db_port = config.database.port or HOST_PORTS["mariadb"]
-    state.db_proxy_port = HOST_PORTS["dbproxy"] if config.database.proxy else 0
-    state.dns_host, state.dns_port = net.ip("dns"), 53
+    state.spamd = Endpoint(net.ip("spamd"), config.spamd.port or HOST_PORTS["spamd"])
+    state.db = Endpoint(net.ip("db"), config.database.port or HOST_PORTS["mariadb"])
+    if config.database.proxy:
+        state.db_proxy = Endpoint(net.ip("db"), HOST_PORTS["dbproxy"])
+    state.dns = Endpoint(net.ip("dns"), 53)
     if config.dns.secondary:
-        state.dns2 = [net.ip("dns2"), 53]
+        state.dns2 = Endpoint(net.ip("dns2"), 53)
 
 
 def _spamd_argv(state: LabState, config: LabConfig) -> list[str]:
     net = state.network
     allowed = "127.0.0.0/8" + (f",{net.cidr}" if net is not None else "")
-    return spamd.argv(state.layout, config, state.spamd_port, host=state.spamd_host,
+    return spamd.argv(state.layout, config, state.spamd.port, host=state.spamd.host,
                       allowed=allowed)
 
 
 def _state_proc(state: LabState, name: str) -> Proc | None:
     """The process lab.json records under ``name``, if any."""
-    pid, ticks = state.pids.get(name) or [None, None]
-    if not isinstance(pid, int):
+    ref = state.pids.get(name)
+    if ref is None:
         return None
-    return Proc(name, pid, ticks if isinstance(ticks, int) else None,
-                _output_log(state.layout, name))
+    return Proc(name, ref.pid, ref.ticks, _output_log(state.layout, name))
 
 
 def _output_log(layout: Layout, name: str) -> Path:
@@ -368,9 +327,9 @@ def stop_spamd(state: LabState, sig_grace: float = 10.0) -> None:
     """Stop spamd (SIGTERM to its process group; SIGKILL after ``sig_grace``)."""
     proc = _state_proc(state, "spamd")
     if proc is not None:
-        stop(proc, Journal(state.layout.journal), grace=sig_grace)
+        stop(proc, state.journal, grace=sig_grace)
         state.pids.pop("spamd", None)
-        state.save(state.layout)
+        state.save()
 
 
 def _placed(state: LabState, name: str, argv: list[str]) -> list[str]:
@@ -386,34 +345,53 @@ def _placed(state: LabState, name: str, argv: list[str]) -> list[str]:
 
 
 def _launch(state: LabState, name: str, argv: list[str]) -> Proc:
-    """Start one lab process: placed, journaled, marked, and its pid kept in lab.json."""
-    layout = state.layout
-    proc = spawn(name, _placed(state, name, argv), log=_output_log(layout, name),
-                 journal=Journal(layout.journal), marker=state.marker, env=_path_env())
-    state.pids[name] = [proc.pid, proc.ticks]
-    state.save(state.layout)
+    """Start one lab process: placed, journaled, marked, and its pid and argv kept in
+    lab.json (so a heal can start it again)."""
+    proc = spawn(name, _placed(state, name, argv), log=_output_log(state.layout, name),
+                 journal=state.journal, marker=state.marker, env=_path_env())
+    state.pids[name] = ProcRef(proc.pid, proc.ticks)
+    state.argv[name] = argv
+    state.save()
     return proc
 
 
 def _db_argv(state: LabState, config: LabConfig) -> list[str]:
-    return mariadb.server_argv(state.layout, config, state.db_port, bind=state.db_host)
+    return mariadb.server_argv(state.layout, config, state.db.port, bind=state.db.host)
 
 
-def start_spamd(state: LabState, config: LabConfig, wait: bool = True) -> Proc:
-    """Start spamd again with ``config``'s flags; ``wait`` for its PONG or return at once
-    (a drill that sends mail while spamd comes up)."""
-    proc = _launch(state, "spamd", _spamd_argv(state, config))
+def start_spamd(state: LabState, config: LabConfig | None = None, wait: bool = True) -> Proc:
+    """Start spamd again, with ``config``'s flags or as it was started before; ``wait``
+    for its PONG or return at once (a drill that sends mail while spamd comes up)."""
+    argv = _spamd_argv(state, config) if config is not None else state.argv["spamd"]
+    proc = _launch(state, "spamd", argv)
     if wait:
-        wait_until(proc, lambda: spamd.ping(state.spamd_host, state.spamd_port),
+        wait_until(proc, lambda: spamd.ping(state.spamd.host, state.spamd.port),
                    READY_TIMEOUT, "PING")
     return proc
 
 
-def start_mariadb(state: LabState, config: LabConfig) -> Proc:
+def start_mariadb(state: LabState) -> Proc:
     """Start the lab's MariaDB again on its datadir (after a drill killed it)."""
-    proc = _launch(state, "mariadb", _db_argv(state, config))
+    proc = _launch(state, "mariadb", state.argv["mariadb"])
     wait_until(proc, lambda: mariadb.probe(state.layout), READY_TIMEOUT, "SELECT 1")
     return proc
+
+
+def heal(run_dir: Path) -> list[str]:
+    """Undo every fault the lab's journal shows as still in effect (also one a killed
+    spamdrill left), starting again what a fault stopped."""
+    layout = Layout(run_dir.resolve())
+    state = LabState.load(layout)
+    if state is None:
+        return []
+
+    def restart(name: str) -> None:
+        if name == "spamd" and not spamd.ping(state.spamd.host, state.spamd.port):
+            start_spamd(state, wait=True)
+        if name == "mariadb" and not mariadb.probe(state.layout):
+            start_mariadb(state)
+
+    return faults.heal_journaled(state.journal, restart)
 
 
 def status(run_dir: Path) -> tuple[LabState | None, list[Component]]:
@@ -432,29 +410,23 @@ def status(run_dir: Path) -> tuple[LabState | None, list[Component]]:
         comps.append(Component(
             "hosts", all(netns.exists(ns) for ns in net.namespaces()), None, net.cidr, None,
             state.started, f"{net.cidr}: " + ", ".join(f"{r} {net.host(r).ns} {net.ip(r)}"
-                                     for r in netns.ROLES)))
-    up_dns, pid = proc_up("dns")
-    comps.append(Component("dns", up_dns and dns.probe(state.dns_host, state.dns_port), pid,
-                           state.dns_host, state.dns_port, state.started,
-                           _dns_detail(layout)))
-    if state.dns2:
-        up2, pid2 = proc_up("dns2")
-        host2, port2 = str(state.dns2[0]), int(state.dns2[1])
-        comps.append(Component("dns2", up2 and dns.probe(host2, port2), pid2, host2, port2,
-                               state.started, "secondary: drills never break it"))
-    up_db, pid = proc_up("mariadb")
-    comps.append(Component("mariadb", up_db and mariadb.probe(layout), pid, state.db_host,
-                           state.db_port, state.started, f"spamd's DSN host: {state.db_name}"))
-    up_spamd, pid = proc_up("spamd")
-    if state.db_proxy_port:
-        up_px, pid_px = proc_up("dbproxy")
-        comps.append(Component("dbproxy", up_px and mariadb.tcp_probe(
-            state.db_host, state.db_proxy_port), pid_px, state.db_host, state.db_proxy_port,
-            state.started, "fault proxy between spamd and MariaDB"))
-    comps.append(Component("spamd", up_spamd and spamd.ping(state.spamd_host,
-                                                           state.spamd_port), pid,
-                           state.spamd_host, state.spamd_port, state.started,
-                           _spamd_detail(layout)))
+                                                       for r in netns.ROLES)))
+    services: list[tuple[str, Endpoint | None, Callable[[Endpoint], bool], str]] = [
+        ("dns", state.dns, lambda e: dns.probe(e.host, e.port), _dns_detail(layout)),
+        ("dns2", state.dns2, lambda e: dns.probe(e.host, e.port),
+         "secondary: drills never break it"),
+        ("mariadb", state.db, lambda e: mariadb.probe(layout),
+         f"spamd's DSN host: {state.db_name}"),
+        ("dbproxy", state.db_proxy, lambda e: mariadb.tcp_probe(e.host, e.port),
+         "fault proxy between spamd and MariaDB"),
+        ("spamd", state.spamd, lambda e: spamd.ping(e.host, e.port), _spamd_detail(layout)),
+    ]
+    for name, ep, probe, detail in services:
+        if ep is None:
+            continue
+        alive, pid = proc_up(name)
+        comps.append(Component(name, alive and probe(ep), pid, ep.host, ep.port,
+                               state.started, detail))
     has_rc = layout.maildroprc.exists()
     comps.append(Component("maildrop", has_rc and shutil.which("maildrop") is not None, None,
                            None, None, state.started, str(layout.maildroprc)))
@@ -490,7 +462,7 @@ def down_all(base: Path | None = None, only_orphans: bool = False) -> list[str]:
         return []
     done = []
     for d in sorted(base.iterdir()):
-        if not d.is_dir():
+        if not d.is_dir() or d.is_symlink():
             continue
         state = LabState.load(Layout(d))
         if only_orphans and state is not None and state.owner_pid and \
@@ -501,15 +473,6 @@ def down_all(base: Path | None = None, only_orphans: bool = False) -> list[str]:
         if stopped:
             done.append(f"{d.name}: {', '.join(stopped)}")
     return done
-
-
-def _proc_of(event: dict[str, object]) -> Proc | None:
-    pid, ticks = event.get("pid"), event.get("ticks")
-    if event.get("event") != "start" or not isinstance(pid, int):
-        return None
-    return Proc(name=str(event.get("name")), pid=pid,
-                ticks=ticks if isinstance(ticks, int) else None,
-                log=Path(str(event.get("log", "/dev/null"))))
 
 
 def down(run_dir: Path) -> list[str]:
@@ -527,11 +490,13 @@ def _teardown(layout: Layout) -> list[str]:
 
 
 def _teardown_now(layout: Layout) -> list[str]:
-    journal = Journal(layout.journal)
+    state = LabState.load(layout)
+    # without lab.json the journal's namespace records cannot be told ours: none is trusted
+    journal = state.journal if state is not None else Journal(layout.journal)
     faults.heal_journaled(journal)  # a paused mariadbd would not even stop on SIGTERM
     # every start ever journaled, stopped or not: a leader that died on its own may have
     # left children in its session
-    procs = [p for ev in journal.events() if (p := _proc_of(ev)) is not None]
+    procs = [Proc.of(r) for r in journal.starts()]
     order = {name: i for i, name in enumerate(STOP_ORDER)}
     stopped = []
     for proc in sorted(procs, key=lambda p: order.get(p.name, len(order))):
@@ -540,16 +505,14 @@ def _teardown_now(layout: Layout) -> list[str]:
             stop(proc, journal)
         else:
             stop(proc, None)  # kills what it left in its session, if anything
-    state = LabState.load(layout)
     if state is not None:
         leftovers = kill_marked(state.marker)
         if leftovers:
             stopped.append(f"{len(leftovers)} stray process(es)")
-    for ev in journal.events():  # namespaces last: nothing runs in them any more
-        if ev.get("event") == "netns" and netns.exists(str(ev.get("ns"))):
-            netns.delete(str(ev["ns"]), str(ev.get("host_if") or ""))
-            stopped.append(f"namespace {ev['ns']}")
+    for rec in journal.namespaces():  # namespaces last: nothing runs in them any more
+        if netns.exists(rec.ns):
+            netns.delete(rec.ns, rec.host_if)
+            stopped.append(f"namespace {rec.ns}")
     if state is not None:
         layout.state.unlink()
     return stopped
-

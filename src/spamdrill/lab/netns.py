@@ -19,6 +19,7 @@ from __future__ import annotations
 import ipaddress
 import os
 import random
+import re
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -205,7 +206,18 @@ def packet_rule(port: int, action: str, established_too: bool = False) -> str:
     # namespace's conntrack starts with the first rule), and so silenced old ones too
     match = "" if established_too else "tcp flags & (syn | ack) == syn "
     return (f"table inet spamdrill {{\n chain input {{\n  type filter hook input priority 0;"
-            f"\n  tcp dport {port} {match}{verdict}\n }}\n}}\n")
+            f"\n  tcp dport {port} {match}counter {verdict}\n }}\n}}\n")
+
+
+def rule_packets(ns: str) -> int | None:
+    """Packets the lab's rule in ``ns`` matched so far (its nftables counter): the
+    evidence that a packet fault took effect. None without the table."""
+    done = subprocess.run(["ip", "netns", "exec", ns, "nft", "list", "table", "inet",
+                           "spamdrill"], capture_output=True, text=True, timeout=30)
+    if done.returncode != 0:
+        return None
+    found = re.search(r"counter packets (\d+)", done.stdout)
+    return int(found.group(1)) if found else None
 
 
 def clear_rules(ns: str) -> None:

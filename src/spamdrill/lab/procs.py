@@ -11,7 +11,6 @@ forked children.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import re
 import signal
@@ -22,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from spamdrill.errors import SpamdrillError
+from spamdrill.lab.journal import Journal, StartRecord, StopRecord
 
 MARKER = "SPAMDRILL_LAB"
 _ERROR_LINE = re.compile(r"unknown option|error|fail|can't|cannot|denied|invalid", re.I)
@@ -46,13 +46,20 @@ def start_ticks(pid: int) -> int | None:
     return int(rest[19]) if rest else None
 
 
-def session_members(sid: int, not_before: int) -> list[int]:
-    """Live processes in session ``sid`` that started no earlier than its leader did.
+def session_members(sid: int, leader_ticks: int) -> list[int]:
+    """Live processes of the session our process ``sid`` (started at ``leader_ticks``) led.
 
     Every lab process leads its own session, and its children stay in it: spamd's children
     rewrite their environment area when they set $0 to "spamd child", so the marker alone
-    cannot find them. The start-time bound keeps a recycled sid from matching.
+    cannot find them. If a process with pid ``sid`` lives but started at another time, the
+    pid was recycled and that process leads a session of its own: setsid() refuses while
+    any process of the old session's group remains (POSIX), so none of ours is left, and
+    nothing is killed. Members must also have started no earlier than our leader.
     """
+    now = start_ticks(sid)
+    if now is not None and now != leader_ticks:
+        return []
+    not_before = leader_ticks
     out = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
@@ -61,6 +68,15 @@ def session_members(sid: int, not_before: int) -> list[int]:
         if rest and int(rest[3]) == sid and int(rest[19]) >= not_before:
             out.append(int(entry.name))
     return out
+
+
+def proc_state(pid: int, ticks: int | None) -> str:
+    """The kernel's state letter for our process (``T``: stopped by a signal), or "" when
+    it is gone or the pid is not ours any more."""
+    if ticks is None or start_ticks(pid) != ticks:
+        return ""
+    rest = _stat(pid)
+    return rest[0] if rest else ""
 
 
 def is_alive(pid: int, ticks: int | None) -> bool:
@@ -76,6 +92,11 @@ class Proc:
     ticks: int | None
     log: Path
     popen: subprocess.Popen[bytes] | None = None
+
+    @classmethod
+    def of(cls, rec: StartRecord) -> Proc:
+        """The process a journal's start record describes."""
+        return cls(rec.name, rec.pid, rec.ticks, Path(rec.log))
 
     def alive(self) -> bool:
         if self.popen is not None and self.popen.poll() is not None:
@@ -96,50 +117,6 @@ class Proc:
             if _ERROR_LINE.search(line):
                 return line
         return " | ".join(text[-lines:])
-
-
-class Journal:
-    """Append-only JSON lines: what was started and stopped, so any later process can heal."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-
-    def record(self, **event: object) -> None:
-        event.setdefault("time", time.time())
-        with self.path.open("a") as fh:
-            fh.write(json.dumps(event) + "\n")
-            fh.flush()
-            os.fsync(fh.fileno())
-
-    def events(self) -> list[dict[str, object]]:
-        try:
-            lines = self.path.read_text().splitlines()
-        except FileNotFoundError:
-            return []
-        out = []
-        for line in lines:
-            with contextlib.suppress(json.JSONDecodeError):  # a line cut by a crash
-                out.append(json.loads(line))
-        return out
-
-    def started(self) -> list[Proc]:
-        """Processes started and not recorded as stopped, in start order."""
-        procs: dict[int, Proc] = {}
-        for ev in self.events():
-            pid = ev.get("pid")
-            if not isinstance(pid, int):
-                continue
-            if ev.get("event") == "start":
-                ticks = ev.get("ticks")
-                procs[pid] = Proc(
-                    name=str(ev.get("name")),
-                    pid=pid,
-                    ticks=ticks if isinstance(ticks, int) else None,
-                    log=Path(str(ev.get("log", "/dev/null"))),
-                )
-            elif ev.get("event") == "stop":
-                procs.pop(pid, None)
-        return list(procs.values())
 
 
 _SHIELD = {"depth": 0, "pending": 0}
@@ -198,8 +175,8 @@ def spawn(
             f"cannot start {name}: {argv[0]} not found", "run scripts/setup.sh"
         ) from None
     proc = Proc(name=name, pid=popen.pid, ticks=start_ticks(popen.pid), log=log, popen=popen)
-    journal.record(event="start", name=name, pid=proc.pid, ticks=proc.ticks, log=str(log),
-                   argv=argv)
+    journal.record(StartRecord(name=name, pid=proc.pid, ticks=proc.ticks, log=str(log),
+                               argv=argv))
     return proc
 
 
@@ -257,7 +234,7 @@ def stop(proc: Proc, journal: Journal | None, grace: float = 10.0) -> None:
         with contextlib.suppress(subprocess.TimeoutExpired):
             proc.popen.wait(2)
     if journal is not None:
-        journal.record(event="stop", name=proc.name, pid=proc.pid)
+        journal.record(StopRecord(name=proc.name, pid=proc.pid))
 
 
 def marked_pids(marker: str) -> Iterator[int]:

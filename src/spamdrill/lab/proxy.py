@@ -1,17 +1,15 @@
-"""A TCP fault proxy (Toxiproxy's ideas): sits between spamc and spamd (in the runner) or
-between spamd and MariaDB (a lab process, ``python -m spamdrill.lab.proxy``, whose shape
-a drill switches through a file) and shapes the traffic. Modes, switchable while
-connections are open:
+"""A TCP fault proxy (Toxiproxy's shape): sits between spamc and spamd (in the runner) or
+between spamd and MariaDB (a lab process, ``python -m spamdrill.lab.proxy``, whose shape a
+drill switches through a file) and passes each direction through its chain of toxics
+(``spamdrill.lab.toxics``), switchable while connections are open. It counts what it did
+(connections, refusals, bytes per direction, chunks shaped): the evidence that a fault on
+the link took effect.
 
-- ``pass``: forward untouched;
-- ``latency``: each chunk waits ``latency`` seconds, give or take up to ``jitter`` (each
-  direction; chunks keep their order, as on one TCP connection);
-- ``bandwidth``: at most ``rate`` bytes per second each direction;
-- ``drip``: ``slice`` bytes at a time, ``interval`` seconds apart;
-- ``blackhole``: accept and read, never forward;
-- ``reset``: forward ``after`` bytes, then reset the connection (RST);
-- ``close``: forward ``after`` bytes, then close it cleanly;
-- ``down``: stop listening (new connections are refused) until the mode changes again.
+It reads what a peer sends as fast as the peer sends it, and shapes what it passes on in
+another thread: taking data at once is what a sender's kernel does on a slow link (its send
+buffer autotunes up to ``tcp_wmem``'s 4 MiB), so spamc's ``full_write`` returns while the
+link still carries the message and that time is drawn against spamc's read timeout,
+deterministically, not as buffers happen to grow.
 """
 
 from __future__ import annotations
@@ -19,32 +17,38 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import random
 import signal
 import socket
 import struct
 import sys
 import threading
-import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-MODES = ("pass", "latency", "bandwidth", "drip", "blackhole", "reset", "close", "down")
+from spamdrill.lab.toxics import (
+    CLOSE,
+    MODES,
+    PASS,
+    RESET,
+    AnyToxic,
+    LinkState,
+    Shape,
+    mode_shape,
+    run_chain,
+)
+
+__all__ = ["MODES", "FaultProxy", "Shape", "mode_shape", "read_shape", "write_shape"]
 
 
 @dataclass
-class Shape:
-    mode: str = "pass"
-    latency: float = 0.0
-    jitter: float = 0.0
-    rate: float = 0.0
-    slice: int = 1
-    interval: float = 0.0
-    after: int = 0
+class Counters:
+    """What the proxy did since it started."""
 
-    def delay(self, rng: random.Random) -> float:
-        """One chunk's delay: ``latency`` give or take up to ``jitter``, never negative."""
-        return max(0.0, self.latency + rng.uniform(-self.jitter, self.jitter))
+    connections: int = 0
+    down_spells: int = 0  # times the proxy stopped listening (a disabled shape)
+    upstream_bytes: int = 0
+    downstream_bytes: int = 0
+    shaped_chunks: int = 0  # chunks that went through at least one toxic
 
 
 class _Held:
@@ -92,6 +96,14 @@ class _Held:
             self._cond.notify_all()
 
 
+def _end(src: socket.socket, dst: socket.socket, how: str) -> None:
+    for s in (src, dst):
+        with contextlib.suppress(OSError):
+            if how == RESET:  # SO_LINGER 0: close sends RST
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            s.close()
+
+
 class FaultProxy:
     """Listens on ``listen`` (port 0: any free one, see ``port``) and forwards to
     ``target``, shaped by ``shape``, which may be replaced at any time."""
@@ -100,10 +112,8 @@ class FaultProxy:
                  listen: tuple[str, int] = ("127.0.0.1", 0)) -> None:
         self.target = target
         self.shape = shape or Shape()
-        if self.shape.mode not in MODES:
-            raise ValueError(f"unknown proxy mode {self.shape.mode!r} ({', '.join(MODES)})")
+        self.counters = Counters()
         self._stop = threading.Event()
-        self._rng = random.Random()
         self._socks: list[socket.socket] = []
         self._lock = threading.Lock()
         self.host = listen[0]
@@ -120,11 +130,14 @@ class FaultProxy:
         return sock
 
     def set_shape(self, shape: Shape) -> None:
-        """Switch shapes; ``down`` refuses new connections before this returns (shutdown()
-        takes a listening socket out of the kernel's table at once and wakes accept())."""
+        """Switch shapes; a disabled proxy refuses new connections before this returns
+        (shutdown() takes a listening socket out of the kernel's table at once and wakes
+        accept())."""
+        if self.shape.enabled and not shape.enabled:
+            self.counters.down_spells += 1
         self.shape = shape
         listener = self.listener
-        if shape.mode == "down" and listener is not None:
+        if not shape.enabled and listener is not None:
             with contextlib.suppress(OSError):
                 listener.shutdown(socket.SHUT_RDWR)
 
@@ -132,61 +145,56 @@ class FaultProxy:
         with self._lock:
             self._socks.append(s)
 
-    def _accept(self) -> None:
-        while not self._stop.is_set():
-            if self.shape.mode == "down":
-                if self.listener is not None:
-                    with contextlib.suppress(OSError):
-                        self.listener.close()
-                    self.listener = None
-                self._stop.wait(0.05)
-                continue
-            if self.listener is None:  # back from down: the same port again
-                try:
-                    self.listener = self._listen(self.port)
-                except OSError:
-                    self._stop.wait(0.05)
-                    continue
-            try:
-                client, _ = self.listener.accept()
-            except TimeoutError:
-                continue
-            except OSError:  # shut down for "down": listen again once the mode allows
-                if self._stop.is_set():
-                    return
+    def _listener_for_now(self) -> socket.socket | None:
+        """The listening socket if the shape accepts connections (re-opened on the same
+        port after being down), else None."""
+        if not self.shape.enabled:
+            if self.listener is not None:
                 with contextlib.suppress(OSError):
                     self.listener.close()
                 self.listener = None
-                continue
-            self._track(client)
-            if self.shape.mode == "blackhole":
-                threading.Thread(target=self._swallow, args=(client,), daemon=True).start()
+            return None
+        if self.listener is None:
+            with contextlib.suppress(OSError):
+                self.listener = self._listen(self.port)
+        return self.listener
+
+    def _accept(self) -> None:
+        while not self._stop.is_set():
+            listener = self._listener_for_now()
+            if listener is None:
+                self._stop.wait(0.05)
                 continue
             try:
-                server = socket.create_connection(self.target, timeout=5)
-            except OSError:
-                client.close()
+                client, _ = listener.accept()
+            except TimeoutError:
                 continue
-            server.settimeout(None)
-            self._track(server)
-            budget = [self.shape.after]
-            for a, b in ((client, server), (server, client)):
-                threading.Thread(target=self._pump, args=(a, b, budget),
-                                 daemon=True).start()
+            except OSError:  # shut down to go down: listen again once the shape allows
+                if self._stop.is_set():
+                    return
+                with contextlib.suppress(OSError):
+                    listener.close()
+                self.listener = None
+                continue
+            self._track(client)
+            self.counters.connections += 1
+            self._connect(client)
 
-    def _swallow(self, s: socket.socket) -> None:
-        with contextlib.suppress(OSError):
-            while not self._stop.is_set() and s.recv(65536):
-                pass
+    def _connect(self, client: socket.socket) -> None:
+        try:
+            server = socket.create_connection(self.target, timeout=5)
+        except OSError:
+            client.close()
+            return
+        server.settimeout(None)
+        self._track(server)
+        for a, b, way in ((client, server, "upstream"), (server, client, "downstream")):
+            threading.Thread(target=self._pump, args=(a, b, way), daemon=True).start()
 
-    def _pump(self, src: socket.socket, dst: socket.socket, budget: list[int]) -> None:
-        """Read ``src`` as fast as it sends and shape what goes to ``dst`` in another
-        thread. Taking the data at once is what a sender's kernel does on a slow link (its
-        send buffer autotunes up to ``tcp_wmem``'s 4 MiB): spamc's ``full_write`` returns
-        while the link still has the message to carry, so that time is drawn against
-        spamc's read timeout (``-t``), deterministically, not as buffers happen to grow."""
+    def _pump(self, src: socket.socket, dst: socket.socket, way: str) -> None:
+        """Read ``src`` as fast as it sends; ``_drain`` shapes what goes to ``dst``."""
         held = _Held()
-        threading.Thread(target=self._drain, args=(held, dst, budget, src),
+        threading.Thread(target=self._drain, args=(held, src, dst, way),
                          daemon=True).start()
         try:
             while not self._stop.is_set():
@@ -197,50 +205,40 @@ class FaultProxy:
             pass
         held.close()
 
-    def _drain(self, held: _Held, dst: socket.socket, budget: list[int],
-               src: socket.socket) -> None:
+    def _chain(self, way: str) -> tuple[AnyToxic, ...]:
+        return self.shape.upstream if way == "upstream" else self.shape.downstream
+
+    def _drain(self, held: _Held, src: socket.socket, dst: socket.socket, way: str) -> None:
+        states: dict[int, LinkState] = {}
         try:
             while not self._stop.is_set():
                 data = held.take()
                 if not data:
-                    with contextlib.suppress(OSError):
-                        dst.shutdown(socket.SHUT_WR)
+                    if not any(t.holds_eof for t in self._chain(way)):
+                        with contextlib.suppress(OSError):
+                            dst.shutdown(socket.SHUT_WR)
                     return
-                self._send(data, dst, budget, src)
+                chain = self._chain(way)
+                # one state per toxic, kept while that toxic stays in the chain
+                link = [states.setdefault(id(t), LinkState()) for t in chain]
+                if chain:  # counted as it enters: a delayed chunk is shaped already
+                    self.counters.shaped_chunks += 1
+                verdict = run_chain(chain, link, data, lambda d: self._send(dst, d, way))
+                if verdict in (CLOSE, RESET):
+                    _end(src, dst, verdict)
+                    return
+                assert verdict == PASS
         except OSError:
             pass
         finally:
             held.abandon()  # the reader stops at its next put, never waits on a dead link
 
-    def _send(self, data: bytes, dst: socket.socket, budget: list[int],
-              src: socket.socket) -> None:
-        sh = self.shape
-        if sh.mode in ("reset", "close"):
-            allowed = max(0, budget[0])
-            if len(data) >= allowed:
-                dst.sendall(data[:allowed])
-                budget[0] = 0
-                for s in (src, dst):
-                    if sh.mode == "reset":  # SO_LINGER 0: close sends RST
-                        s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
-                                     struct.pack("ii", 1, 0))
-                    s.close()
-                return
-            budget[0] -= len(data)
-        if sh.mode == "latency":
-            time.sleep(sh.delay(self._rng))
-        if sh.mode == "bandwidth" and sh.rate > 0:
-            for i in range(0, len(data), 1024):
-                piece = data[i:i + 1024]
-                dst.sendall(piece)
-                time.sleep(len(piece) / sh.rate)
-            return
-        if sh.mode == "drip":
-            for i in range(0, len(data), max(1, sh.slice)):
-                dst.sendall(data[i:i + max(1, sh.slice)])
-                time.sleep(sh.interval)
-            return
+    def _send(self, dst: socket.socket, data: bytes, way: str) -> None:
         dst.sendall(data)
+        if way == "upstream":
+            self.counters.upstream_bytes += len(data)
+        else:
+            self.counters.downstream_bytes += len(data)
 
     def close(self) -> None:
         self._stop.set()
@@ -257,14 +255,19 @@ def _applied(path: Path) -> Path:
     return path.with_suffix(".applied")
 
 
+def counters_path(path: Path) -> Path:
+    """Where a proxy process keeps its counters, next to its shape file."""
+    return path.with_suffix(".counters")
+
+
 def write_shape(path: Path, shape: Shape, wait: float = 0.0) -> bool:
     """Switch a proxy process's shape (atomically: it never reads half a file); with
     ``wait``, until the process says it applied it. False if it did not within ``wait``
     (no proxy running: nothing to shape)."""
-    if shape.mode not in MODES:
-        raise ValueError(f"unknown proxy mode {shape.mode!r} ({', '.join(MODES)})")
+    import time
+
     tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(asdict(shape)))
+    tmp.write_bytes(shape.encode())
     os.replace(tmp, path)
     stamp = str(path.stat().st_mtime_ns)
     deadline = time.monotonic() + wait
@@ -278,23 +281,31 @@ def write_shape(path: Path, shape: Shape, wait: float = 0.0) -> bool:
 
 def read_shape(path: Path) -> Shape:
     try:
-        shape = Shape(**json.loads(path.read_text()))
-    except (OSError, ValueError, TypeError):
+        return Shape.decode(path.read_bytes())
+    except (OSError, ValueError):
         return Shape()  # no file, or a bad one: forward untouched
-    return shape if shape.mode in MODES else Shape()
+
+
+def read_counters(path: Path) -> Counters | None:
+    try:
+        return Counters(**json.loads(counters_path(path).read_text()))
+    except (OSError, ValueError, TypeError):
+        return None
 
 
 def main(argv: list[str]) -> int:
     """``LISTEN_HOST LISTEN_PORT TARGET_HOST TARGET_PORT SHAPE_FILE``: serve until SIGTERM,
-    following the shape file (polled every 50 ms: faults switch within a tick)."""
+    following the shape file (polled every 50 ms: faults switch within a tick) and keeping
+    its counters beside it."""
     lhost, lport, thost, tport, shape_file = argv
     path = Path(shape_file)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
-    proxy = FaultProxy((thost, int(tport)), read_shape(path), listen=(lhost, int(lport)))
+    proxy = FaultProxy((thost, int(tport)), listen=(lhost, int(lport)))
+    proxy.set_shape(read_shape(path))
     print(f"proxy {lhost}:{proxy.port} -> {thost}:{tport}", flush=True)
-    seen = 0
+    seen, shown = 0, ""
     while not stop.wait(0.05):
         with contextlib.suppress(OSError):
             mtime = path.stat().st_mtime_ns
@@ -302,6 +313,12 @@ def main(argv: list[str]) -> int:
                 seen = mtime
                 proxy.set_shape(read_shape(path))
                 _applied(path).write_text(str(mtime))  # write_shape(wait=...) sees it
+            now = json.dumps(asdict(proxy.counters))
+            if now != shown:
+                shown = now
+                tmp = counters_path(path).with_suffix(".ctmp")
+                tmp.write_text(now)
+                os.replace(tmp, counters_path(path))
     proxy.close()
     return 0
 

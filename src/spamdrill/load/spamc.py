@@ -21,21 +21,12 @@ import signal
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from spamdrill.corpus import Message
 from spamdrill.history import MessageRecord
 from spamdrill.proto.spamc_result import classify
-
-
-@dataclass
-class Action:
-    """A nemesis step run on the load's clock: ``at`` seconds after the first release."""
-
-    at: float
-    name: str
-    run: Callable[[], str]  # returns a detail for the history
 
 
 @dataclass
@@ -48,17 +39,30 @@ class _Flight:
     err: Path
     offset: float
     case: str
-    argv: list[str]
+    spamc_args: list[str]
+    peer: str
     start_ns: int = 0
     end_ns: int | None = None
     status: int | None = None
     killed: bool = False
 
 
+@dataclass(frozen=True)
+class Job:
+    """One message for one spamc: what to run, when to release it (seconds after the
+    first release), and the case and peer it counts for."""
+
+    message: Message
+    argv: list[str]  # the whole command (maybe wrapped to run on the client host)
+    spamc_args: list[str]  # spamc's own flags, for the record and the model
+    offset: float = 0.0
+    case: str = ""
+    peer: str = "spamd"
+
+
 @dataclass
 class LoadResult:
     records: list[MessageRecord]
-    actions: list[tuple[str, int, str]] = field(default_factory=list)  # name, ns, detail
     released_ns: tuple[int, int] = (0, 0)  # first and last release
 
 
@@ -69,22 +73,23 @@ def raise_fd_limit(needed: int) -> None:
 
 
 def run(
-    jobs: list[tuple[Message, list[str], float, str]],
+    jobs: list[Job],
     workdir: Path,
     *,
     max_wait: float,
-    actions: list[Action] | None = None,
+    started: Callable[[float], None] = lambda t0: None,
     progress: Callable[[int, int], None] = lambda done, total: None,
 ) -> LoadResult:
-    """Run one spamc per job ``(message, argv, release offset s, case)``; bounded by
-    ``max_wait`` seconds after the last release, after which survivors are killed (lost)."""
+    """Run one spamc per job; bounded by ``max_wait`` seconds after the last release, after
+    which survivors are killed (lost). ``started`` hears the monotonic time of the first
+    release: the clock a nemesis runs its schedule on."""
     workdir.mkdir(parents=True, exist_ok=True)
     raise_fd_limit(2 * len(jobs) + 256)
     flights: list[_Flight] = []
     try:
-        for i, (msg, argv, offset, case) in enumerate(jobs):
-            flights.append(_spawn(i, msg, argv, offset, case, workdir))
-        return _drive(flights, actions or [], max_wait, progress)
+        for i, job in enumerate(jobs):
+            flights.append(_spawn(i, job, workdir))
+        return _drive(flights, max_wait, started, progress)
     finally:
         for f in flights:  # whatever happened, nothing of ours keeps running
             if f.end_ns is None:
@@ -98,8 +103,8 @@ def run(
                         os.close(fd)
 
 
-def _spawn(i: int, msg: Message, argv: list[str], offset: float, case: str,
-           workdir: Path) -> _Flight:
+def _spawn(i: int, job: Job, workdir: Path) -> _Flight:
+    msg, argv = job.message, job.argv
     rd, wr = os.pipe()
     out, err = workdir / f"{i}.out", workdir / f"{i}.err"
     flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC
@@ -115,7 +120,8 @@ def _spawn(i: int, msg: Message, argv: list[str], offset: float, case: str,
     # spamc may already have given up on its input (a usage error): its status will say
     with contextlib.suppress(BrokenPipeError):
         _write_all(wr, msg.data)
-    return _Flight(msg, pid, wr, pidfd, out, err, offset, case, argv)
+    return _Flight(msg, pid, wr, pidfd, out, err, job.offset, job.case, job.spamc_args,
+                   job.peer)
 
 
 def _write_all(fd: int, data: bytes) -> None:
@@ -124,69 +130,75 @@ def _write_all(fd: int, data: bytes) -> None:
         view = view[os.write(fd, view):]
 
 
-def _drive(flights: list[_Flight], actions: list[Action], max_wait: float,
-           progress: Callable[[int, int], None]) -> LoadResult:
-    by_fd = {f.pidfd: f for f in flights}
-    ep = select.epoll()
-    for f in flights:
-        ep.register(f.pidfd, select.EPOLLIN)
-    done = 0
-    lock = threading.Lock()
-    stop = threading.Event()
+class _Reaper:
+    """Watches every spamc's pidfd in one epoll set and stamps each exit as it happens."""
 
-    def reap() -> None:
-        nonlocal done
-        while not stop.is_set():
-            for fd, _ in ep.poll(0.05):
-                f = by_fd.get(fd)
+    def __init__(self, flights: list[_Flight], progress: Callable[[int, int], None]) -> None:
+        self.flights = flights
+        self.by_fd = {f.pidfd: f for f in flights}
+        self.ep = select.epoll()
+        for f in flights:
+            self.ep.register(f.pidfd, select.EPOLLIN)
+        self.done = 0
+        self.progress = progress
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, name="spamc-reaper", daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        while not self.stop.is_set():
+            for fd, _ in self.ep.poll(0.05):
+                f = self.by_fd.get(fd)
                 if f is None or f.end_ns is not None:
                     continue
                 f.end_ns = time.monotonic_ns()
                 f.status = os.waitpid(f.pid, 0)[1]
-                ep.unregister(fd)
-                with lock:
-                    done += 1
-                progress(done, len(flights))
+                self.ep.unregister(fd)
+                self.done += 1
+                self.progress(self.done, len(self.flights))
 
-    reaper = threading.Thread(target=reap, name="spamc-reaper", daemon=True)
-    reaper.start()
-    result = LoadResult(records=[])
+    def wait(self, deadline: float) -> None:
+        while self.done < len(self.flights) and time.monotonic() < deadline:
+            time.sleep(0.02)
+
+    def close(self) -> None:
+        self.stop.set()
+        self.thread.join()
+        self.ep.close()
+
+
+def _release(flights: list[_Flight], started: Callable[[float], None]) -> tuple[int, int]:
+    """Close each spamc's stdin at its offset; returns the first and last release (ns)."""
     order = sorted(flights, key=lambda f: f.offset)
-    pending = sorted(actions, key=lambda a: a.at)
     t0 = time.monotonic()
     first_ns = time.monotonic_ns()
+    started(t0)
     with _unpreempted():
         for f in order:
-            while pending and pending[0].at <= f.offset:
-                _act(pending.pop(0), t0, result)
             _sleep_until(t0 + f.offset)
             f.start_ns = time.monotonic_ns()
             assert f.stdin is not None
             os.close(f.stdin)  # the release: spamc now has its whole message and connects
             f.stdin = None
-    last_ns = time.monotonic_ns()
-    result.released_ns = (first_ns, last_ns)
-    deadline = time.monotonic() + max_wait
-    while pending or done < len(flights):
-        if pending and time.monotonic() - t0 >= pending[0].at:
-            _act(pending.pop(0), t0, result)
-            continue
-        if time.monotonic() >= deadline:
-            break
-        next_at = t0 + pending[0].at if pending else deadline
-        time.sleep(max(0.0, min(0.05, next_at - time.monotonic())))
-    for f in flights:  # past the bound: these never came back
-        if f.end_ns is None:
-            f.killed = True
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(f.pid, signal.SIGKILL)
-    while done < len(flights) and time.monotonic() < deadline + 5:
-        time.sleep(0.01)
-    stop.set()
-    reaper.join()
-    ep.close()
-    result.records = [_record(f) for f in flights]
-    return result
+    return first_ns, time.monotonic_ns()
+
+
+def _drive(flights: list[_Flight], max_wait: float, started: Callable[[float], None],
+           progress: Callable[[int, int], None]) -> LoadResult:
+    reaper = _Reaper(flights, progress)
+    try:
+        released = _release(flights, started)
+        deadline = time.monotonic() + max_wait
+        reaper.wait(deadline)
+        for f in flights:  # past the bound: these never came back
+            if f.end_ns is None:
+                f.killed = True
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(f.pid, signal.SIGKILL)
+        reaper.wait(deadline + 5)
+    finally:
+        reaper.close()
+    return LoadResult([_record(f) for f in flights], released)
 
 
 @contextlib.contextmanager
@@ -206,13 +218,6 @@ def _unpreempted() -> Iterator[None]:
         yield
     finally:
         os.sched_setscheduler(0, old[0], old[1])
-
-
-def _act(action: Action, t0: float, result: LoadResult) -> None:
-    _sleep_until(t0 + action.at)
-    ns = time.monotonic_ns()
-    detail = action.run()
-    result.actions.append((action.name, ns, detail))
 
 
 def _sleep_until(t: float) -> None:
@@ -237,4 +242,4 @@ def _record(f: _Flight) -> MessageRecord:
     return MessageRecord(
         id=f.msg.id, kind=f.msg.kind, size=len(f.msg.data), start_ns=f.start_ns,
         end_ns=None if f.killed else f.end_ns, outcome=verdict.outcome, exit_code=exit_code,
-        reason=reason, spamc_args=f.argv[1:], score=verdict.score, case=f.case)
+        reason=reason, spamc_args=f.spamc_args, score=verdict.score, case=f.case, peer=f.peer)

@@ -1,25 +1,36 @@
-"""The nemesis: faults injected during a drill, each with inject and heal, recorded as
-events in the history (Jepsen's word for it). One module per family: ``spamd`` (down,
-stopping, starting, stalling clients), ``database`` (limits, locks, killed connections,
-frozen or killed server), ``network`` (packets, DNS answers, the TCP fault proxy).
+"""The nemesis: faults injected during a drill, each a spec (validated with its scenario)
+and a ``Fault`` that injects, lifts, and shows evidence that it took effect (Jepsen's word
+for it). One module per family: ``spamd`` (down, stalling clients), ``database`` (limits,
+locks, killed connections, frozen or killed server), ``network`` (packets, DNS answers,
+the TCP fault proxy). A new fault is a spec and a fault class in its family's module, and
+its spec in ``AnyFaultSpec``.
 
-Injection runs on the load's clock (``load.spamc.Action``) and never blocks the release of
-messages: slow work (spamd's SIGTERM shutdown) happens in a thread. ``heal()`` always runs
-(the runner calls it in a ``finally``), so a drill never leaves a fault behind.
+Faults never decide when they act: ``spamdrill.drills.schedule`` runs them on the load's
+clock, in a thread of their own, so a slow injection (spamd's SIGTERM shutdown) never
+delays the release of messages; and it always lifts and tears them down, so a drill never
+leaves a fault behind.
 """
 
-
-from spamdrill.drills.nemesis.base import Fault
-from spamdrill.drills.nemesis.database import BAYES_TABLES, DB_KINDS, DbFault
-from spamdrill.drills.nemesis.network import (
-    PACKET_HOSTS,
-    PROXY_LINKS,
-    DnsFault,
-    PacketFault,
-    ProxyFault,
+from spamdrill.drills.nemesis.base import Fault, FaultSpec, Schedule
+from spamdrill.drills.nemesis.database import (
+    BAYES_TABLES,
+    CutMidQuerySpec,
+    DownSpec,
+    FrozenSpec,
+    LockSpec,
+    MaxConnectionsSpec,
+    WriteLockSpec,
 )
-from spamdrill.drills.nemesis.spamd import SpamdDown, SpamdStart, SpamdStop, StallingClients
+from spamdrill.drills.nemesis.network import DnsSpec, PacketsSpec, ProxySpec
+from spamdrill.drills.nemesis.spamd import SpamdDownSpec, StallingClientsSpec
 
-__all__ = ["BAYES_TABLES", "DB_KINDS", "PACKET_HOSTS", "PROXY_LINKS", "DbFault", "DnsFault",
-           "Fault", "PacketFault", "ProxyFault", "SpamdDown", "SpamdStart", "SpamdStop",
-           "StallingClients"]
+AnyFaultSpec = (SpamdDownSpec | StallingClientsSpec | MaxConnectionsSpec | LockSpec
+                | WriteLockSpec | CutMidQuerySpec | FrozenSpec | DownSpec | DnsSpec
+                | PacketsSpec | ProxySpec)
+FAULT_SPECS: tuple[type[FaultSpec], ...] = (
+    SpamdDownSpec, StallingClientsSpec, MaxConnectionsSpec, LockSpec, WriteLockSpec,
+    CutMidQuerySpec, FrozenSpec, DownSpec, DnsSpec, PacketsSpec, ProxySpec)
+FAULT_KINDS: tuple[str, ...] = tuple(str(s.__struct_config__.tag) for s in FAULT_SPECS)
+
+__all__ = ["BAYES_TABLES", "FAULT_KINDS", "FAULT_SPECS", "AnyFaultSpec", "Fault",
+           "FaultSpec", "Schedule"]

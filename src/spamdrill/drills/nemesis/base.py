@@ -1,38 +1,125 @@
-"""The fault every nemesis builds on: events in the history, set-up before the load,
-actions on the load's clock, a heal that always runs."""
+"""What every fault is: a spec (typed, validated when its scenario is parsed) that builds a
+``Fault``, and the fault itself, which only injects and lifts (Jepsen's nemesis,
+``jepsen/nemesis.clj``); when it does so is the schedule's business
+(``spamdrill.drills.schedule``, Jepsen's generator). Each fault also says whether it took
+effect, with what showed it (``evidence``): a drill whose fault left no trace is an
+``error``, never a pass.
+"""
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from typing import Annotated
 
-from spamdrill.history import FaultEvent
-from spamdrill.load.spamc import Action
+import msgspec
+
+from spamdrill.drills.control import LabControl
+from spamdrill.evidence import FaultReport
+from spamdrill.vocab import Mode
+
+Seconds = Annotated[float, msgspec.Meta(ge=0)]
 
 
-@dataclass
+class Schedule(msgspec.Struct, frozen=True):
+    """When, in drill seconds from the first release: injected at ``at`` (0: before the
+    first message, so it holds for every one), lifted ``duration`` later (None: held to
+    the end of the load; 0: lifted as the load starts), again every ``every`` seconds,
+    ``times`` times in all."""
+
+    at: float = 0.0
+    duration: float | None = None
+    every: float | None = None
+    times: int = 1
+
+    def windows(self) -> list[tuple[float, float | None]]:
+        """(inject, lift) drill seconds of each time the fault holds."""
+        step = self.every or 0.0
+        return [(self.at + i * step, None if self.duration is None
+                 else self.at + i * step + self.duration) for i in range(self.times)]
+
+
+class FaultSpec(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True,
+                tag_field="kind"):
+    """Base of every fault spec: the schedule fields, in production seconds."""
+
+    at: Seconds = 0.0
+    duration: Seconds | None = None
+    every: Annotated[float, msgspec.Meta(gt=0)] | None = None
+    times: Annotated[int, msgspec.Meta(ge=1)] = 1
+
+    def __post_init__(self) -> None:
+        if self.times > 1 and self.every is None:
+            raise ValueError("a fault repeated (times > 1) needs 'every'")
+        if self.every is not None and self.duration is not None and \
+                self.duration >= self.every:
+            raise ValueError("'duration' must be shorter than 'every'")
+
+    @property
+    def kind(self) -> str:
+        return str(type(self).__struct_config__.tag)
+
+    def schedule(self, scale: float) -> Schedule:
+        return Schedule(self.at / scale, None if self.duration is None
+                        else self.duration / scale,
+                        None if self.every is None else self.every / scale, self.times)
+
+    def failure_mode(self) -> Mode | None:
+        """The failure mode this fault stands for, where one fits."""
+        return None
+
+    def build(self, scale: float) -> Fault:
+        raise NotImplementedError
+
+    @property
+    def needs_hosts(self) -> bool:
+        """Needs the multi-host topology (network namespaces, nftables: root)."""
+        return False
+
+
+def until(cond: Callable[[], bool], within: float) -> bool:
+    """Poll ``cond`` every 20 ms until it holds or ``within`` seconds pass: a signal is
+    acted on when its target next runs, so the effect of a kill is not there at once."""
+    deadline = time.monotonic() + within
+    while not cond():
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.02)
+    return True
+
+
 class Fault:
-    """Base: no fault."""
+    """Base: inject, lift (idempotent), observe while it holds, evidence afterwards."""
 
-    name: str = "none"
-    events: list[FaultEvent] = field(default_factory=list)
+    name = "none"
 
-    def before_load(self) -> None:
-        """Set-up that must hold before the first message is released."""
+    def setup(self, ctl: LabControl) -> None:
+        """Before the load; nothing in effect yet (a proxy starts passing traffic)."""
 
-    def actions(self) -> list[Action]:
+    def inject(self, ctl: LabControl) -> str:
+        raise NotImplementedError
+
+    def lift(self, ctl: LabControl) -> str:
+        """Undo ``inject``; lifting what is not in effect does nothing."""
+        raise NotImplementedError
+
+    def observe(self, ctl: LabControl) -> None:
+        """Look at the lab while the fault holds (for ``evidence``)."""
+
+    def evidence(self, ctl: LabControl) -> FaultReport:
+        raise NotImplementedError
+
+    def teardown(self, ctl: LabControl) -> None:
+        """Release what ``setup`` took; idempotent."""
+
+    def notes(self) -> list[str]:
+        """What the fault saw that a report should quote."""
         return []
 
-    def heal(self) -> None:
-        """Undo everything; idempotent."""
+    def marks(self) -> dict[str, int]:
+        """Instants the fault saw (monotonic ns) that checks may judge against."""
+        return {}
 
-    def _open(self, detail: str) -> FaultEvent:
-        ev = FaultEvent(self.name, time.monotonic_ns(), None, detail)
-        self.events.append(ev)
-        return ev
+    def report(self, took_effect: bool, detail: str) -> FaultReport:
+        return FaultReport(self.name, took_effect, detail)
 
-    def _close_all(self) -> None:
-        now = time.monotonic_ns()
-        for ev in self.events:
-            if ev.end_ns is None:
-                ev.end_ns = now

@@ -1,34 +1,32 @@
-"""Faults of the database server: limits, locks, killed connections, a frozen or killed
-mariadbd; each kind a small class, and the process list sampled while it holds."""
+"""Faults of the database server, one kind each: limits, locks, killed connections, a
+frozen or killed mariadbd. Each samples what the server shows while it holds (the process
+list) and keeps that as its evidence."""
 
 from __future__ import annotations
 
 import contextlib
-import os
-import signal
 import threading
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any
+from typing import Annotated, Any
 
+import msgspec
 import pymysql
 
-from spamdrill.drills.nemesis.base import Fault
-from spamdrill.errors import SpamdrillError
-from spamdrill.lab import faults as lab_faults
-from spamdrill.lab import lab as lab_ops
-from spamdrill.lab import mariadb
-from spamdrill.lab.config import LabConfig
-from spamdrill.lab.procs import Journal
-from spamdrill.load.spamc import Action
+from spamdrill.drills.control import LabControl, Undo
+from spamdrill.drills.nemesis.base import Fault, FaultSpec, until
+from spamdrill.evidence import FaultReport
+from spamdrill.lab.mariadb import SA_DB, SA_USER
+from spamdrill.vocab import Mode
+
+BAYES_TABLES = ("bayes_token", "bayes_vars", "bayes_seen", "bayes_expire",
+                "bayes_global_vars", "userpref")
 
 
-def _processlist(state: lab_ops.LabState) -> str:
+def processlist(ctl: LabControl) -> str:
     """What the database shows: SpamAssassin's connections and what they wait for."""
     try:
-        with mariadb.admin(state.layout, timeout=1) as conn, conn.cursor() as cur:
+        with ctl.db_admin() as conn, conn.cursor() as cur:
             cur.execute("SELECT command, state, time, LEFT(info, 60) FROM "
-                        "information_schema.processlist WHERE user = %s", (mariadb.SA_USER,))
+                        "information_schema.processlist WHERE user = %s", (SA_USER,))
             rows = cur.fetchall()
     except pymysql.MySQLError as exc:
         return f"process list unavailable: {exc.args[-1] if exc.args else exc}"
@@ -43,49 +41,93 @@ def _processlist(state: lab_ops.LabState) -> str:
             + f" (longest {longest} s)")
 
 
-class _DbKind:
-    """One kind of database fault: what injects it and what lifts it. ``reachable``: the
-    server still answers the admin's process-list query while the fault holds."""
+class DbFault(Fault):
+    """Base of the database faults: keeps the process-list samples."""
 
-    reachable = True
+    def __init__(self) -> None:
+        self.snapshots: list[str] = []
+        self.injected = False
 
-    def inject(self, f: DbFault, st: lab_ops.LabState, journal: Journal) -> str:
-        raise NotImplementedError
-
-    def lift(self, f: DbFault, st: lab_ops.LabState, journal: Journal) -> None:
-        """Undo ``inject``; runs once, and only after ``inject`` was attempted."""
+    def notes(self) -> list[str]:
+        return [f"database showed: {s}" for s in self.snapshots]
 
 
-class _MaxConnections(_DbKind):
+class MaxConnectionsSpec(FaultSpec, tag="db-max-connections", frozen=True):
     """MariaDB 10.11 will not set max_connections below 10 (the field report's 5 becomes
     10); the per-account max_user_connections limits SpamAssassin's one account to the
     number asked for."""
 
-    def __init__(self) -> None:
-        self.restore: list[tuple[str, str, object]] = []
+    max_connections: Annotated[int, msgspec.Meta(ge=1)] = 5
 
-    def inject(self, f: DbFault, st: lab_ops.LabState, journal: Journal) -> str:
-        for name in ("max_connections", "max_user_connections"):
-            self.restore.append((name, *lab_faults.set_db_global(
-                journal, st.layout, name, f.max_connections)))
-        return (f"max_connections = {f.max_connections} (MariaDB keeps >= 10), "
-                f"max_user_connections = {f.max_connections}")
+    def failure_mode(self) -> Mode:
+        return Mode.DB_TOO_MANY_CONNECTIONS
 
-    def lift(self, f: DbFault, st: lab_ops.LabState, journal: Journal) -> None:
-        for name, fid, old in self.restore:
+    def build(self, scale: float) -> Fault:
+        return MaxConnections(self.max_connections)
+
+
+class MaxConnections(DbFault):
+    name = "db-max-connections"
+
+    def __init__(self, limit: int) -> None:
+        super().__init__()
+        self.limit = limit
+        self._undo: list[Undo] = []
+        self._seen: int | None = None
+
+    def inject(self, ctl: LabControl) -> str:
+        for var in ("max_connections", "max_user_connections"):
+            self._undo.append(ctl.set_db_variable(var, self.limit))
+        self._seen = ctl.db_variable("max_user_connections")
+        return (f"max_connections = {self.limit} (MariaDB keeps >= 10), "
+                f"max_user_connections = {self.limit}")
+
+    def lift(self, ctl: LabControl) -> str:
+        undo, self._undo = self._undo, []
+        for u in reversed(undo):
             with contextlib.suppress(pymysql.MySQLError, OSError):
-                lab_faults.restore_db_global(journal, st.layout, fid, name, old)
+                u.heal()
+        return "limits restored" if undo else "not in effect"
+
+    def evidence(self, ctl: LabControl) -> FaultReport:
+        refusals = ctl.spamd_log().count("max_user_connections")
+        return self.report(self._seen == self.limit,
+                           f"the server read back max_user_connections = {self._seen}; "
+                           f"spamd logged {refusals} refusal(s) for it")
 
 
-class _Lock(_DbKind):
+class LockSpec(FaultSpec, tag="db-read-lock", frozen=True):
+    """``FLUSH TABLES WITH READ LOCK`` held by a connection of the drill's own."""
+
+    def failure_mode(self) -> Mode:
+        return Mode.DB_LOCKED
+
+    def build(self, scale: float) -> Fault:
+        return Lock("db-read-lock", "FLUSH TABLES WITH READ LOCK")
+
+
+class WriteLockSpec(FaultSpec, tag="db-write-lock", frozen=True):
+    """``LOCK TABLES … WRITE`` on the Bayes and user-pref tables: readers block too."""
+
+    def failure_mode(self) -> Mode:
+        return Mode.DB_LOCKED
+
+    def build(self, scale: float) -> Fault:
+        return Lock("db-write-lock", "LOCK TABLES " + ", ".join(
+            f"{SA_DB}.{t} WRITE" for t in BAYES_TABLES))
+
+
+class Lock(DbFault):
     """A lock held by a connection of this process (MariaDB drops it if we die)."""
 
-    def __init__(self, statement: str) -> None:
+    def __init__(self, name: str, statement: str) -> None:
+        super().__init__()
+        self.name = name
         self.statement = statement
         self.conn: Any = None
 
-    def inject(self, f: DbFault, st: lab_ops.LabState, journal: Journal) -> str:
-        self.conn = mariadb.admin(st.layout)
+    def inject(self, ctl: LabControl) -> str:
+        self.conn = ctl.db_admin()
         with self.conn.cursor() as cur:
             # what bounds a blocked query's wait (the field report asked which variable)
             cur.execute("SELECT @@GLOBAL.lock_wait_timeout")
@@ -94,171 +136,158 @@ class _Lock(_DbKind):
         wait = f"{row[0]} s" if row else "unknown"
         return f"lock held; lock_wait_timeout = {wait} bounds a blocked query's wait"
 
-    def lift(self, f: DbFault, st: lab_ops.LabState, journal: Journal) -> None:
+    def observe(self, ctl: LabControl) -> None:
         if self.conn is not None:
-            with contextlib.suppress(pymysql.MySQLError):
-                self.conn.close()
-            self.conn = None
+            self.snapshots.append(processlist(ctl))
+
+    def lift(self, ctl: LabControl) -> str:
+        if self.conn is None:
+            return "not held"
+        # the queries still waiting when the fault ends outlived their spamc
+        self.snapshots.append(f"at the end of the fault: {processlist(ctl)}")
+        with contextlib.suppress(pymysql.MySQLError):
+            self.conn.close()
+        self.conn = None
+        return "lock released"
+
+    def evidence(self, ctl: LabControl) -> FaultReport:
+        waiting = [s for s in self.snapshots if "Waiting for" in s]
+        return self.report(bool(waiting), waiting[0] if waiting else
+                           "no SpamAssassin query was seen waiting on the lock: "
+                           + ("; ".join(self.snapshots) or "never sampled"))
 
 
-class _CutMidQuery(_DbKind):
-    """Every connection of SpamAssassin's killed as soon as it shows, between queries or
-    inside one: its queries take milliseconds, so "mid-query" alone is rarely caught."""
+class CutMidQuerySpec(FaultSpec, tag="db-cut-mid-query", frozen=True):
+    """Every connection of SpamAssassin's killed as soon as it shows."""
+
+    def failure_mode(self) -> Mode:
+        return Mode.DB_REFUSED
+
+    def build(self, scale: float) -> Fault:
+        return CutMidQuery()
+
+
+class CutMidQuery(DbFault):
+    """Kills SpamAssassin's connections between queries or inside one: its queries take
+    milliseconds, so "mid-query" alone is rarely caught."""
+
+    name = "db-cut-mid-query"
 
     def __init__(self) -> None:
-        self.stop = threading.Event()
-        self.thread: threading.Thread | None = None
+        super().__init__()
+        self.killed = self.mid_query = 0
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
 
-    def inject(self, f: DbFault, st: lab_ops.LabState, journal: Journal) -> str:
-        self.thread = threading.Thread(target=self._loop, args=(f, st), daemon=True)
-        self.thread.start()
+    def inject(self, ctl: LabControl) -> str:
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._loop, args=(ctl,), daemon=True)
+        self._thread.start()
         return "killing SpamAssassin's connections mid-query"
 
-    def _loop(self, f: DbFault, st: lab_ops.LabState) -> None:
-        killed = mid_query = 0
-        with contextlib.suppress(pymysql.MySQLError), mariadb.admin(st.layout) as c:
-            while not self.stop.wait(0.01):
+    def _loop(self, ctl: LabControl) -> None:
+        with contextlib.suppress(pymysql.MySQLError), ctl.db_admin() as c:
+            while True:  # one pass at least, however soon the lift comes
                 with c.cursor() as cur:
                     cur.execute("SELECT id, command FROM information_schema.processlist "
-                                "WHERE user = %s", (mariadb.SA_USER,))
+                                "WHERE user = %s", (SA_USER,))
                     for qid, command in cur.fetchall():
                         with contextlib.suppress(pymysql.MySQLError):
                             cur.execute(f"KILL CONNECTION {int(qid)}")
-                            killed += 1
-                            mid_query += command == "Query"
-        f.snapshots.append(f"{killed} SpamAssassin connection(s) killed, {mid_query} of "
-                           "them mid-query")
+                            self.killed += 1
+                            self.mid_query += command == "Query"
+                if self._stop.wait(0.01):
+                    return
 
-    def lift(self, f: DbFault, st: lab_ops.LabState, journal: Journal) -> None:
-        self.stop.set()
-        if self.thread is not None:
-            self.thread.join(timeout=5)
+    def lift(self, ctl: LabControl) -> str:
+        if self._thread is None:
+            return "not running"
+        self._stop.set()
+        self._thread.join(timeout=5)
+        self._thread = None
+        self.snapshots.append(f"{self.killed} SpamAssassin connection(s) killed, "
+                              f"{self.mid_query} of them mid-query")
+        return "stopped killing connections"
+
+    def evidence(self, ctl: LabControl) -> FaultReport:
+        return self.report(self.killed > 0, f"{self.killed} connection(s) killed, "
+                           f"{self.mid_query} mid-query")
 
 
-def _mariadbd(st: lab_ops.LabState) -> tuple[int, int | None]:
-    pid, ticks = st.pids["mariadb"]
-    assert isinstance(pid, int)
-    return pid, ticks if isinstance(ticks, int) else None
-
-
-class _Frozen(_DbKind):
+class FrozenSpec(FaultSpec, tag="db-frozen", frozen=True):
     """mariadbd SIGSTOPped: the kernel completes handshakes, nothing answers."""
 
-    reachable = False
+    def failure_mode(self) -> Mode:
+        return Mode.DB_UNREACHABLE
+
+    def build(self, scale: float) -> Fault:
+        return Frozen()
+
+
+class Frozen(DbFault):
+    name = "db-frozen"
 
     def __init__(self) -> None:
-        self.fid = ""
+        super().__init__()
+        self._undo: Undo | None = None
+        self.states: list[str] = []
 
-    def inject(self, f: DbFault, st: lab_ops.LabState, journal: Journal) -> str:
-        pid, ticks = _mariadbd(st)
-        self.fid = lab_faults.pause(journal, pid, ticks)
-        return f"mariadbd {pid} SIGSTOPped"
+    def inject(self, ctl: LabControl) -> str:
+        self._undo = ctl.pause_db()
+        return "mariadbd SIGSTOPped"
 
-    def lift(self, f: DbFault, st: lab_ops.LabState, journal: Journal) -> None:
-        if self.fid:
-            lab_faults.resume(journal, self.fid, *_mariadbd(st))
+    def observe(self, ctl: LabControl) -> None:
+        if self._undo is not None:
+            self.states.append(ctl.db_process_state())
 
+    def lift(self, ctl: LabControl) -> str:
+        if self._undo is None:
+            return "not frozen"
+        self.states.append(ctl.db_process_state())  # still stopped up to this moment
+        self._undo.heal()
+        self._undo = None
+        return "mariadbd continued (SIGCONT)"
 
-class _Down(_DbKind):
-    """mariadbd killed outright; clients are refused until lift restarts it."""
-
-    reachable = False
-
-    def inject(self, f: DbFault, st: lab_ops.LabState, journal: Journal) -> str:
-        pid, _ = _mariadbd(st)
-        os.killpg(pid, signal.SIGKILL)
-        return f"mariadbd {pid} killed"
-
-    def lift(self, f: DbFault, st: lab_ops.LabState, journal: Journal) -> None:
-        if f.config is not None:
-            lab_ops.start_mariadb(st, f.config)
-
-
-def _bayes_write_lock() -> _DbKind:
-    return _Lock("LOCK TABLES " + ", ".join(f"{mariadb.SA_DB}.{t} WRITE"
-                                            for t in BAYES_TABLES))
+    def evidence(self, ctl: LabControl) -> FaultReport:
+        stopped = self.states.count("T")
+        return self.report(stopped > 0, f"mariadbd seen stopped (state T) {stopped} of "
+                           f"{len(self.states)} time(s) looked")
 
 
-DB_KINDS: dict[str, Callable[[], _DbKind]] = {
-    "max-connections": _MaxConnections,
-    "read-lock": lambda: _Lock("FLUSH TABLES WITH READ LOCK"),
-    "write-lock": _bayes_write_lock,
-    "cut-mid-query": _CutMidQuery,
-    "frozen": _Frozen,
-    "down": _Down,
-}
+class DownSpec(FaultSpec, tag="db-down", frozen=True):
+    """mariadbd killed outright; clients are refused until the lift starts it again."""
+
+    def failure_mode(self) -> Mode:
+        return Mode.DB_REFUSED
+
+    def build(self, scale: float) -> Fault:
+        return Down()
 
 
-@dataclass
-class DbFault(Fault):
-    """A database fault (one of ``KINDS``, each a small class above) on the load's clock,
-    with the process list sampled while it holds.
+class Down(DbFault):
+    name = "db-down"
+    REFUSED_WITHIN = 5.0  # seconds for a SIGKILLed mariadbd's port to refuse
 
-    ``at``/``duration`` are drill seconds; a duration of 0 holds the fault to the end.
-    Every injection is journaled by ``spamdrill.lab.faults`` or held by a connection that
-    dies with this process, so nothing outlives a killed drill.
-    """
+    def __init__(self) -> None:
+        super().__init__()
+        self.refused: list[bool] = []
+        self._undo: Undo | None = None
 
-    state: lab_ops.LabState | None = None
-    config: LabConfig | None = None
-    kind: str = "read-lock"
-    at: float = 0.0
-    duration: float = 0.0
-    max_connections: int = 5
-    snapshots: list[str] = field(default_factory=list)
-    _impl: _DbKind | None = None
-    _injected: bool = False
-    _lifted: bool = False
+    def inject(self, ctl: LabControl) -> str:
+        self._undo = ctl.kill_db()
+        ep = ctl.db_endpoint()
+        self.refused.append(until(lambda: not ctl.accepts(ep), self.REFUSED_WITHIN))
+        return "mariadbd killed"
 
-    KINDS = tuple(DB_KINDS)
+    def lift(self, ctl: LabControl) -> str:
+        if self._undo is None:
+            return "not down"
+        self._undo.heal()
+        self._undo = None
+        ctl.start_db()
+        return "mariadbd started again"
 
-    def __post_init__(self) -> None:
-        if self.kind not in DB_KINDS:
-            raise SpamdrillError(f"unknown database fault {self.kind!r}",
-                                 "known: " + ", ".join(DB_KINDS))
-        self._impl = DB_KINDS[self.kind]()
-
-    def actions(self) -> list[Action]:
-        acts = [Action(self.at, f"db-{self.kind}", self._inject),
-                Action(self.at + max(0.5, self.duration or 1.0) * 0.5, "db-processlist",
-                       self._snapshot)]
-        if self.duration:
-            acts.append(Action(self.at + self.duration, f"db-{self.kind}-lifted", self._lift))
-        return acts
-
-    def _snapshot(self) -> str:
-        assert self.state is not None and self._impl is not None
-        if not self._impl.reachable:
-            return "(server not reachable)"
-        shown = _processlist(self.state)
-        self.snapshots.append(shown)
-        return shown
-
-    def _inject(self) -> str:
-        assert self.state is not None and self._impl is not None
-        self._open(f"database {self.kind}")
-        self._injected = True
-        return self._impl.inject(self, self.state, Journal(self.state.layout.journal))
-
-    def _lift(self) -> str:
-        if self._lifted:
-            return "already lifted"
-        self._lifted = True
-        st = self.state
-        assert st is not None and self._impl is not None
-        if self._injected and self._impl.reachable:
-            # the queries still waiting when the fault ends outlived their spamc
-            self.snapshots.append(f"at the end of the fault: {_processlist(st)}")
-        if self._injected:
-            self._impl.lift(self, st, Journal(st.layout.journal))
-        self._close_all()
-        return f"database {self.kind} lifted"
-
-    def heal(self) -> None:
-        if self.state is not None:
-            self._lift()
-
-
-
-BAYES_TABLES = ("bayes_token", "bayes_vars", "bayes_seen", "bayes_expire",
-                "bayes_global_vars", "userpref")
+    def evidence(self, ctl: LabControl) -> FaultReport:
+        return self.report(any(self.refused), "the database's port refused connections "
+                           "once mariadbd was killed" if any(self.refused)
+                           else "the database's port still accepted connections")

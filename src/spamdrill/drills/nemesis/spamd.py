@@ -1,5 +1,6 @@
-"""Faults of spamd itself: down, stopped or starting during a load, and clients that
-stall mid-request and hold its children."""
+"""Faults of spamd itself: stopped (before or during a load, and started again on lift,
+not awaited: a drill sends mail while it comes up), and clients that stall mid-request and
+hold its children."""
 
 from __future__ import annotations
 
@@ -7,99 +8,112 @@ import contextlib
 import socket
 import threading
 import time
-from dataclasses import dataclass, field
+from typing import Annotated
 
-from spamdrill.drills.nemesis.base import Fault
-from spamdrill.lab import lab as lab_ops
-from spamdrill.lab.config import LabConfig
-from spamdrill.load.spamc import Action
+import msgspec
+
+from spamdrill.drills.control import LabControl, Undo
+from spamdrill.drills.nemesis.base import Fault, FaultSpec
+from spamdrill.evidence import FaultReport
+from spamdrill.vocab import Mode
 
 
-@dataclass
+class SpamdDownSpec(FaultSpec, tag="spamd-down", frozen=True):
+    """spamd stopped (SIGTERM, as an init script does) at ``at``; started again on lift."""
+
+    def failure_mode(self) -> Mode:
+        return Mode.SPAMD_REFUSED
+
+    def build(self, scale: float) -> Fault:
+        return SpamdDown()
+
+
 class SpamdDown(Fault):
-    """spamd not running for the whole load."""
+    name = "spamd-down"
+    WATCH_S = 120.0  # how long a lift watches for spamd's PONG
 
-    state: lab_ops.LabState | None = None
-    config: LabConfig | None = None
+    def __init__(self) -> None:
+        self._undo: Undo | None = None
+        self._refused_while_down = False
+        self._back = False
+        self._answered_ns: int | None = None
+        self._stop = threading.Event()
+        self._watcher: threading.Thread | None = None
 
-    def before_load(self) -> None:
-        assert self.state is not None
-        lab_ops.stop_spamd(self.state)
-        self._open("spamd stopped before the load")
+    def inject(self, ctl: LabControl) -> str:
+        self._undo = ctl.stop_spamd()
+        self._refused_while_down = not ctl.accepts(ctl.spamd_endpoint())
+        return "spamd stopped (SIGTERM)"
 
-    def heal(self) -> None:
-        if self.state is not None and self.config is not None and \
-                "spamd" not in self.state.pids:
-            lab_ops.start_spamd(self.state, self.config, wait=True)
-        self._close_all()
+    def lift(self, ctl: LabControl) -> str:
+        if self._undo is None:
+            return "not stopped"
+        self._undo.heal()
+        self._undo = None
+        ctl.start_spamd()
+        self._back = True
+        self._watcher = threading.Thread(target=self._watch, args=(ctl,), daemon=True)
+        self._watcher.start()
+        return "spamd starting again"
 
+    def _watch(self, ctl: LabControl) -> None:
+        """When spamd answers PING again: the instant a drill's messages start to meet a
+        working spamd."""
+        deadline = time.monotonic() + self.WATCH_S
+        while not self._stop.is_set() and time.monotonic() < deadline:
+            if ctl.spamd_answers():
+                self._answered_ns = time.monotonic_ns()
+                return
+            self._stop.wait(0.05)
 
-@dataclass
-class SpamdStop(SpamdDown):
-    """SIGTERM to spamd ``at`` seconds into the load (shutdown in a thread)."""
+    def marks(self) -> dict[str, int]:
+        return {} if self._answered_ns is None else {"spamd-answered": self._answered_ns}
 
-    at: float = 0.0
-    _thread: threading.Thread | None = None
+    def teardown(self, ctl: LabControl) -> None:
+        self._stop.set()
+        if self._watcher is not None:
+            self._watcher.join(timeout=5)
 
-    def before_load(self) -> None:
-        pass
-
-    def actions(self) -> list[Action]:
-        def inject() -> str:
-            assert self.state is not None
-            self._open("SIGTERM to spamd during the load")
-            state = self.state
-            self._thread = threading.Thread(target=lab_ops.stop_spamd, args=(state,),
-                                            daemon=True)
-            self._thread.start()
-            return "SIGTERM sent"
-        return [Action(self.at, "spamd-stop", inject)]
-
-    def heal(self) -> None:
-        if self._thread is not None:
-            self._thread.join(timeout=30)
-        super().heal()
-
-
-@dataclass
-class SpamdStart(SpamdDown):
-    """spamd stopped before the load and started (not awaited) ``at`` seconds into it."""
-
-    at: float = 0.0
-
-    def actions(self) -> list[Action]:
-        def inject() -> str:
-            assert self.state is not None and self.config is not None
-            lab_ops.start_spamd(self.state, self.config, wait=False)
-            self._close_all()
-            self._open("spamd starting during the load")
-            return "spamd started"
-        return [Action(self.at, "spamd-start", inject)]
+    def evidence(self, ctl: LabControl) -> FaultReport:
+        if not self._refused_while_down:
+            return self.report(False, "spamd's port still accepted connections after the "
+                               "stop" if self._undo is not None or self._back
+                               else "spamd was never stopped")
+        return self.report(True, "spamd's port refused connections once it was stopped"
+                           + ("; started again when the fault was lifted" if self._back else ""))
 
 
-@dataclass
+class StallingClientsSpec(FaultSpec, tag="stalling-clients", frozen=True):
+    """``count`` clients that connect to spamd and send half a request."""
+
+    count: Annotated[int, msgspec.Meta(ge=1, le=100)] = 1
+
+    def build(self, scale: float) -> Fault:
+        return StallingClients(self.count)
+
+
 class StallingClients(Fault):
-    """Clients that connect to spamd and stall mid-request, holding a child until spamd's
-    --timeout-tcp gives up on them. Records how long spamd took to close each."""
+    """Clients that stall mid-request, holding a child until spamd gives up on them;
+    records how long spamd took to close each."""
 
-    host: str = "127.0.0.1"
-    port: int = 0
-    count: int = 1
-    at: float = 0.0
-    closed_after: list[float] = field(default_factory=list)
-    _socks: list[socket.socket] = field(default_factory=list)
+    name = "stalling-clients"
 
-    def actions(self) -> list[Action]:
-        def inject() -> str:
-            for _ in range(self.count):
-                s = socket.create_connection((self.host, self.port), timeout=5)
-                s.sendall(b"CHECK SPAMC/1.5\r\n")  # ...and nothing more
-                self._socks.append(s)
-                threading.Thread(target=self._watch, args=(s, time.monotonic()),
-                                 daemon=True).start()
-            self._open(f"{self.count} client(s) stalled mid-request")
-            return f"{self.count} stalled"
-        return [Action(self.at, "stalling-clients", inject)]
+    def __init__(self, count: int) -> None:
+        self.count = count
+        self.opened = 0
+        self.closed_after: list[float] = []
+        self._socks: list[socket.socket] = []
+
+    def inject(self, ctl: LabControl) -> str:
+        ep = ctl.spamd_endpoint()
+        for _ in range(self.count):
+            s = socket.create_connection((ep.host, ep.port), timeout=5)
+            s.sendall(b"CHECK SPAMC/1.5\r\n")  # ...and nothing more
+            self._socks.append(s)
+            self.opened += 1
+            threading.Thread(target=self._watch, args=(s, time.monotonic()),
+                             daemon=True).start()
+        return f"{self.count} client(s) stalled mid-request"
 
     def _watch(self, s: socket.socket, t0: float) -> None:
         s.settimeout(None)
@@ -108,8 +122,20 @@ class StallingClients(Fault):
                 pass
             self.closed_after.append(time.monotonic() - t0)
 
-    def heal(self) -> None:
-        for s in self._socks:
+    def lift(self, ctl: LabControl) -> str:
+        socks, self._socks = self._socks, []
+        for s in socks:
             with contextlib.suppress(OSError):
                 s.close()
-        self._close_all()
+        return f"{len(socks)} stalled client(s) closed" if socks else "none open"
+
+    def evidence(self, ctl: LabControl) -> FaultReport:
+        return self.report(self.opened >= self.count,
+                           f"{self.opened} connection(s) opened and held mid-request; "
+                           + (f"spamd closed {len(self.closed_after)} of them"
+                              if self.closed_after else "spamd closed none during the load"))
+
+    def notes(self) -> list[str]:
+        return [("stalled clients closed by spamd after "
+                 + ", ".join(f"{s:.1f} s" for s in self.closed_after))
+                if self.closed_after else "spamd never closed the stalled clients"]

@@ -1,0 +1,101 @@
+"""Findings, sans-IO: what the system under test does in each failure mode a drill
+measured, against its budgets, in the words of ``spamdrill.vocab`` (a separate question
+from whether the drill's hypothesis held).
+
+The layers are the budget model's (``spamdrill.budget.model``), fed with what the drill
+measured instead of what the model predicts: maildrop's global timer fires at its budget
+and exits 75 (``maildrop/globaltimer.C``), which the wrapper defers or, like the field
+report's, turns into a bounce; a spamc still running holds maildrop's output open, and
+Postfix's pipe(8) bounces what outlives its time limit (``pipe_command.c``);
+spamdrill-deliver defers at its deadline. A message spamc never returned is lost.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from spamdrill.history import MessageRecord
+from spamdrill.vocab import Fate, Finding, Layer, Mode
+
+LISTENER_MODE = {"refuse": Mode.SPAMD_REFUSED, "queue-full": Mode.SPAMD_ACCEPT_QUEUE_FULL,
+                 "silent": Mode.SPAMD_SILENT, "nonreader": Mode.SPAMD_SILENT,
+                 "drip": Mode.SPAMD_SLOW_DRIP}
+
+
+@dataclass(frozen=True)
+class Budgets:
+    """Each layer's limit in drill seconds, and the wrapper that decides on maildrop's 75."""
+
+    maildrop_s: float
+    postfix_s: float
+    wrapper: str  # bounce-on-75 | spamdrill-deliver | none
+    deadline_s: float
+
+
+@dataclass(frozen=True)
+class FindingRow:
+    case: str
+    mode: Mode | None
+    finding: Finding
+    fate: Fate
+    fires_first: Layer | None
+    worst_s: float | None
+    messages: int
+    scanned: int
+    unscanned: int
+    lost: int
+    why: str
+
+    def public(self) -> dict[str, Any]:
+        return {"case": self.case or "all", "mode": self.mode, "finding": self.finding,
+                "fate": self.fate, "fires_first": self.fires_first,
+                "worst_s": None if self.worst_s is None else round(self.worst_s, 3),
+                "messages": self.messages, "scanned": self.scanned,
+                "unscanned": self.unscanned, "lost": self.lost, "why": self.why,
+                "crosses_budget": self.finding.crosses_budget}
+
+
+def _maildrop_gave_up(b: Budgets) -> tuple[Fate, Layer, str]:
+    if b.wrapper == "bounce-on-75":
+        return Fate.BOUNCED, Layer.MAILDROP, ("maildrop's timer fired (exit 75) and the "
+                                              "wrapper turned it into a bounce")
+    return Fate.DEFERRED, Layer.MAILDROP, "maildrop's timer fired (exit 75): Postfix defers"
+
+
+def judge(worst_s: float | None, any_unscanned: bool, failed: bool,
+          b: Budgets) -> tuple[Fate, Layer | None, str]:
+    """The worst fate of a case from its worst spamc time (None: never returned),
+    whether any message came back unscanned, and whether spamc failed outright (an
+    error status: maildrop's xfilter fails, as at its timer)."""
+    if worst_s is None:
+        return Fate.LOST, Layer.SPAMC, "spamc never returned"
+    if b.wrapper == "spamdrill-deliver" and worst_s >= b.deadline_s:
+        return Fate.DEFERRED, Layer.WRAPPER, "spamdrill-deliver's deadline: it defers"
+    if worst_s >= b.postfix_s:
+        return Fate.BOUNCED, Layer.POSTFIX, ("a spamc still running held maildrop's output "
+                                             "past Postfix's time limit, which bounces")
+    if worst_s >= b.maildrop_s or failed:
+        return _maildrop_gave_up(b)
+    if any_unscanned:
+        return Fate.DELIVERED_UNSCANNED, Layer.SPAMC, "spamc failed open within the budget"
+    return Fate.DELIVERED, None, "scanned within the budget"
+
+
+def case_finding(case: str, ms: list[MessageRecord], mode: Mode | None,
+                 b: Budgets) -> FindingRow:
+    times = [m.seconds for m in ms]
+    lost = sum(1 for m in ms if m.outcome == "lost")
+    worst = None if lost or not ms or None in times else max(t or 0.0 for t in times)
+    unscanned = sum(1 for m in ms if m.outcome == "unscanned")
+    failed = any(m.outcome == "error" for m in ms)
+    fate, layer, why = judge(worst, unscanned > 0, failed, b)
+    peer_mode = LISTENER_MODE.get(ms[0].peer) if ms else None
+    return FindingRow(case, peer_mode or mode, fate.finding, fate, layer,
+                      None if lost else max((t for t in times if t is not None), default=None),
+                      len(ms), sum(1 for m in ms if m.scanned), unscanned, lost, why)
+
+
+def findings(by_case: dict[str, list[MessageRecord]], mode: Mode | None,
+             b: Budgets) -> list[FindingRow]:
+    return [case_finding(case, ms, mode, b) for case, ms in sorted(by_case.items())]

@@ -1,0 +1,48 @@
+"""Time compression, sans-IO. Scenarios state their timings in *production* seconds (what
+the field report ran: ``spamc -t 100``, maildrop's 300 s). A drill runs them compressed by
+``scale`` (production seconds per drill second; default 100/3, so ``-t 100`` runs as ``-t 3``
+and the 300 s budget as 9 s). Whole-second values are rounded and never below 1 s.
+
+What does not compress (``UNCOMPRESSED``) changes what a compressed drill means wherever it
+matters: a drill whose outcome is a count of scans that fit in a timeout runs at production
+timings instead (``[timing] compress = false``), because 33x compression would mean 33x
+fewer scans fit. Every result states its scale and why.
+
+Placeholders in spamc args: ``{t:100}`` becomes the scaled value of 100 s.
+"""
+
+from __future__ import annotations
+
+import re
+
+DEFAULT_SCALE = 100 / 3
+MAILDROP_BUDGET_S = 300.0  # maildrop/globaltimer.C, Debian's --enable-global-timeout
+POSTFIX_TIME_LIMIT_S = 1000.0  # Postfix's command_time_limit default
+DELIVER_DEADLINE_S = 600.0  # spamdrill-deliver's default deadline
+UNCOMPRESSED = ("spamc's --retry-sleep (whole seconds, 1 s by default)", "scan time",
+                "process start-up",
+                "the kernel's TCP timers (a dropped SYN is sent again after 1 s, then 3 s)")
+SPAMD_TIME_KEYS = frozenset({"timeout_tcp", "timeout_child", "rbl_timeout"})
+_PLACEHOLDER = re.compile(r"\{t:(\d+(?:\.\d+)?)\}")
+_ANY_BRACE = re.compile(r"\{[^}]*\}")
+
+
+def scale_seconds(production_s: float, scale: float) -> int:
+    """A whole-second flag value at this scale (spamc and spamd take integers), >= 1."""
+    return max(1, round(production_s / scale))
+
+
+def expand_args(args: list[str], scale: float) -> list[str]:
+    return [_PLACEHOLDER.sub(lambda m: str(scale_seconds(float(m.group(1)), scale)), a)
+            for a in args]
+
+
+def bad_placeholders(args: list[str] | tuple[str, ...]) -> list[str]:
+    """Brace expressions that are not ``{t:N}``: a typo would reach spamc verbatim."""
+    return [m.group(0) for a in args for m in _ANY_BRACE.finditer(a)
+            if not _PLACEHOLDER.fullmatch(m.group(0))]
+
+
+def scaled_spamd(settings: dict[str, object], scale: float) -> dict[str, object]:
+    return {k: scale_seconds(float(v), scale)  # type: ignore[arg-type]
+            if k in SPAMD_TIME_KEYS else v for k, v in settings.items()}

@@ -1,0 +1,102 @@
+"""What ``lab.json`` holds: enough for any later process to find and drive a lab. Typed
+and decoded in one place (msgspec validates it on the way in), so no caller re-casts a
+list into a host and a port."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from pathlib import Path
+
+import msgspec
+
+from spamdrill.lab import netns
+from spamdrill.lab.journal import Journal
+from spamdrill.lab.layout import Layout
+
+LOOPBACK = "127.0.0.1"
+
+
+class Endpoint(msgspec.Struct, frozen=True):
+    host: str
+    port: int
+
+    def __str__(self) -> str:
+        return f"{self.host}:{self.port}"
+
+
+class ProcRef(msgspec.Struct, frozen=True):
+    """A lab process: pid and kernel start time (a recycled pid never matches)."""
+
+    pid: int
+    ticks: int | None
+
+
+class NetRef(msgspec.Struct, frozen=True):
+    tag: str
+    prefix: str
+
+    def net(self) -> netns.Net:
+        return netns.Net(self.tag, self.prefix)
+
+
+class LabState(msgspec.Struct, kw_only=True):
+    run_dir: str
+    marker: str
+    started: float
+    spamd: Endpoint = Endpoint(LOOPBACK, 0)
+    db: Endpoint = Endpoint(LOOPBACK, 0)
+    db_name: str = LOOPBACK  # the host spamd's DSN names: an address, or a name
+    dns: Endpoint = Endpoint(LOOPBACK, 0)
+    dns2: Endpoint | None = None  # a secondary lab DNS, listed after the first
+    db_proxy: Endpoint | None = None  # where spamd's DSN points with the fault proxy
+    private_resolver: bool = False
+    net: NetRef | None = None  # the multi-host topology
+    owner_pid: int = 0  # the spamdrill that brought it up (a drill's lab dies with it)
+    users: dict[str, float] = {}
+    ready_s: dict[str, float] = {}
+    pids: dict[str, ProcRef] = {}
+    argv: dict[str, list[str]] = {}  # how each process was started, to start it again
+
+    def save(self, layout: Layout | None = None) -> None:
+        path = (layout or self.layout).state
+        tmp = path.with_suffix(".tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(msgspec.json.encode(self))
+        os.replace(tmp, path)
+
+    @classmethod
+    def load(cls, layout: Layout) -> LabState | None:
+        with contextlib.suppress(OSError, msgspec.ValidationError, msgspec.DecodeError):
+            fd = os.open(layout.state, os.O_RDONLY | os.O_NOFOLLOW)
+            with os.fdopen(fd, "rb") as fh:
+                state = msgspec.json.decode(fh.read(), type=cls)
+            if Path(state.run_dir).resolve() == layout.root.resolve():
+                return state
+        return None
+
+    @property
+    def layout(self) -> Layout:
+        return Layout(Path(self.run_dir))
+
+    @property
+    def journal(self) -> Journal:
+        return Journal(self.layout.journal, tag=self.marker[:6])
+
+    @property
+    def network(self) -> netns.Net | None:
+        """The multi-host topology, or None on loopback."""
+        return self.net.net() if self.net is not None else None
+
+    @property
+    def dsn(self) -> Endpoint:
+        """Where spamd's DSN points: MariaDB, or the fault proxy in front of it."""
+        return self.db_proxy or self.db
+
+    def client_argv(self, argv: list[str]) -> list[str]:
+        """``argv`` run where the lab's clients live: here, or on the client host."""
+        net = self.network
+        if net is None:
+            return argv
+        return net.host("client").exec(argv, self.layout.client_resolv_conf)

@@ -1,0 +1,164 @@
+"""The nemesis without a lab: every fault's inject / lift / lift-again against a recording
+lab-control fake, the schedule's timeline, and the runner of that timeline. (The same
+faults against the real lab, and healed after SIGKILL: test_faults.py.)"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import msgspec
+import pytest
+
+from spamdrill.drills.control import RecordingLab
+from spamdrill.drills.nemesis import FAULT_KINDS, FAULT_SPECS, AnyFaultSpec, Schedule
+from spamdrill.drills.schedule import Nemesis, timeline
+from spamdrill.lab.proxy import Counters
+
+pytestmark = pytest.mark.unit
+
+# one example of every fault kind; what the recording lab must see; what it must answer
+# for the fault to count as having taken effect
+EXAMPLES: dict[str, tuple[dict[str, Any], list[str], dict[str, Any]]] = {
+    "spamd-down": ({}, ["stop spamd", "heal stop spamd", "start spamd"],
+                   {"accepts": False}),
+    "stalling-clients": ({"count": 1}, [], {}),
+    "db-max-connections": ({"max_connections": 2},
+                           ["set max_connections 2", "set max_user_connections 2",
+                            "heal set max_user_connections 2", "heal set max_connections 2"],
+                           {"max_user_connections": 2}),
+    "db-read-lock": ({}, ["db admin", "sql SELECT", "sql FLUSH", "db close"],
+                     {"rows": {"SELECT": [("Query", "Waiting for backup lock", 2, "x")]}}),
+    "db-write-lock": ({}, ["db admin", "sql SELECT", "sql LOCK", "db close"],
+                      {"rows": {"SELECT": [("Query", "Waiting for table metadata lock",
+                                            1, "x")]}}),
+    "db-cut-mid-query": ({}, ["db admin", "sql SELECT", "sql KILL", "db close"],
+                         {"rows": {"SELECT": [(41, "Query")]}}),
+    "db-frozen": ({}, ["pause db", "heal pause db"], {"db_process_state": "T"}),
+    "db-down": ({}, ["kill db", "heal kill db", "start db"], {"accepts": False}),
+    "dns": ({"rules": [{"name": "*", "mode": "drop"}]}, ["dns * drop", "heal dns * drop"],
+            {"dns_actions": {"drop": 3, "answer": 1}}),
+    "packets": ({"host": "db", "action": "drop"},
+                ["packets db drop", "heal packets db drop"], {"packet_count": 7}),
+    "proxy": ({"link": "spamd-db", "mode": "latency", "latency": 10},
+              ["shape db link upstream: latency", "heal shape db link"],
+              {"db_link_counters": Counters(connections=1, shaped_chunks=4)}),
+}
+
+
+def spec(kind: str, extra: dict[str, Any]) -> Any:
+    return msgspec.convert({"kind": kind, **extra}, AnyFaultSpec)
+
+
+def test_every_fault_kind_has_an_example() -> None:
+    assert sorted(EXAMPLES) == sorted(FAULT_KINDS)
+    assert len(FAULT_SPECS) == len(FAULT_KINDS)
+
+
+@pytest.mark.parametrize("kind", sorted(set(EXAMPLES) - {"stalling-clients"}))
+def test_inject_lift_and_lift_again(kind: str) -> None:
+    extra, expected, answers = EXAMPLES[kind]
+    lab = RecordingLab(answers=answers)
+    fault = spec(kind, extra).build(1.0)
+    fault.setup(lab)
+    fault.inject(lab)
+    fault.observe(lab)
+    fault.lift(lab)
+    calls = list(lab.calls)
+    again = fault.lift(lab)  # idempotent: nothing more happens
+    assert lab.calls == calls, f"lifting twice acted again: {again}"
+    for want in expected:  # in this order, other calls (queries) in between
+        assert any(c.startswith(want) for c in calls), (want, calls)
+    positions = [next(i for i, c in enumerate(calls) if c.startswith(w)) for w in expected]
+    assert positions == sorted(positions), calls
+    assert fault.evidence(lab).took_effect, fault.evidence(lab)
+    fault.teardown(lab)
+    fault.teardown(lab)
+
+
+@pytest.mark.parametrize("kind,silent", [
+    ("spamd-down", {"accepts": True}),
+    ("db-max-connections", {"max_user_connections": 100000}),
+    ("db-read-lock", {"rows": {"SELECT": [("Sleep", "", 0, None)]}}),
+    ("db-frozen", {"db_process_state": "S"}),
+    ("db-down", {"accepts": True}),
+    ("dns", {"dns_actions": {"answer": 5}}),
+    ("packets", {"packet_count": 0}),
+    ("proxy", {"db_link_counters": Counters(connections=1)}),
+])
+def test_a_fault_that_left_no_trace_says_so(kind: str, silent: dict[str, Any],
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """The verdicts issue: a fault silently not applied (an nft rule on the wrong port, a
+    lock on another table) must not count as having happened."""
+    from spamdrill.drills.nemesis.database import Down
+
+    monkeypatch.setattr(Down, "REFUSED_WITHIN", 0.1)
+    extra, _, _ = EXAMPLES[kind]
+    lab = RecordingLab(answers=silent)
+    fault = spec(kind, extra).build(1.0)
+    fault.setup(lab)
+    fault.inject(lab)
+    fault.observe(lab)
+    fault.lift(lab)
+    report = fault.evidence(lab)
+    assert not report.took_effect and report.detail, report
+
+
+def test_spamc_spamd_proxy_reroutes_the_clients_and_shapes_both_ways() -> None:
+    lab = RecordingLab()
+    fault = spec("proxy", {"mode": "bandwidth", "rate": 1200}).build(100 / 3)
+    fault.setup(lab)
+    fault.inject(lab)
+    fault.lift(lab)
+    fault.teardown(lab)
+    assert lab.calls[0] == "proxy before spamd"
+    assert "upstream: bandwidth (rate 40000, piece 1024)" in lab.calls[1]
+    assert "downstream" in lab.calls[1] and lab.calls[2] == "proxy shape pass"
+    assert lab.calls[-1] == "proxy close"
+    assert fault.evidence(lab).took_effect
+
+
+def test_timeline() -> None:
+    steps = timeline(Schedule(at=1.0, duration=2.0))
+    assert [(s.at, s.action) for s in steps] == [(1.0, "inject"), (1.5, "observe"),
+                                                 (2.5, "observe"), (3.0, "lift")]
+    repeated = timeline(Schedule(at=0, duration=0.2, every=1.0, times=3))
+    assert [s.at for s in repeated if s.action == "inject"] == [0.0, 1.0, 2.0]
+    assert [s.at for s in repeated if s.action == "lift"] == [0.2, 1.2, 2.2]
+    held = timeline(Schedule(), horizon=3)
+    assert held[0].action == "inject" and all(s.action != "lift" for s in held)
+    assert timeline(Schedule(at=0, duration=0))[:2] == [timeline(Schedule())[0],
+                                                        timeline(Schedule(duration=0))[1]]
+
+
+def test_schedule_scales_with_the_drill() -> None:
+    s = spec("db-frozen", {"at": 100, "duration": 400, "every": 500, "times": 2})
+    assert s.schedule(100) == Schedule(1.0, 4.0, 5.0, 2)
+
+
+def test_nemesis_runs_the_timeline_and_always_heals() -> None:
+    lab = RecordingLab(answers={"db_process_state": "T"})
+    nemesis = Nemesis(spec("db-frozen", {}).build(1.0), Schedule(at=0.0, duration=0.05), lab)
+    nemesis.before_load()  # injected before the first message
+    assert lab.calls == ["pause db"] and len(nemesis.windows) == 1
+    nemesis.start(time.monotonic())
+    deadline = time.monotonic() + 5
+    while nemesis.windows[0].end_ns is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    nemesis.heal()
+    nemesis.heal()
+    assert lab.calls.count("heal pause db") == 1
+    assert nemesis.windows[0].end_ns is not None
+    assert nemesis.evidence().took_effect
+
+
+def test_a_failed_injection_is_evidence_of_nothing() -> None:
+    class Failing(RecordingLab):
+        def pause_db(self) -> Any:
+            raise OSError("no such process")
+
+    nemesis = Nemesis(spec("db-frozen", {}).build(1.0), Schedule(), Failing())
+    nemesis.before_load()
+    nemesis.heal()
+    report = nemesis.evidence()
+    assert not report.took_effect and "no such process" in report.detail
