@@ -211,6 +211,11 @@ class Paths:
         return self.root / "bin"
 
     @property
+    def lib(self) -> Path:
+        """A copy of the spamdrill package for spamdrill-deliver under pipe(8)."""
+        return self.root / "lib"
+
+    @property
     def filter_file(self) -> Path:
         """The lab's maildroprc, as the pipe user's own copy (see ``grant_mail``)."""
         return self.root / "maildroprc"
@@ -396,22 +401,6 @@ def grant_mail(layout: Layout, user: str = PIPE_USER, paths: Paths | None = None
         for name in files:
             os.chown(os.path.join(dirpath, name), uid, gid)
     return paths.filter_file
-
-
-def install_wrapper(run_dir: Path, source: Path) -> Path:
-    """Copy a wrapper under test to ``RUN/postfix/bin/`` (mode 0755), where pipe(8)'s
-    unprivileged user can run it wherever the original lives (/root, a home directory),
-    as a postmaster installs one in /usr/local/bin; returns the copy's path."""
-    if not source.is_file():
-        raise SpamdrillError(f"wrapper {source} is not a file")
-    paths = Paths.of(run_dir)
-    paths.bin.mkdir(parents=True, exist_ok=True)
-    os.chmod(paths.root, 0o755)
-    os.chmod(paths.bin, 0o755)
-    target = paths.bin / source.name
-    shutil.copyfile(source, target)
-    os.chmod(target, 0o755)
-    return target
 
 
 def _write_cold(path: Path, text: str) -> None:
