@@ -24,9 +24,8 @@ from conftest import new_run_dir
 from spamdrill import corpus
 from spamdrill.fates import Outcome
 from spamdrill.lab import lab as lab_ops
-from spamdrill.lab import outcomes
+from spamdrill.lab import outcomes, wrappers
 from spamdrill.lab import postfix as pf
-from spamdrill.lab import wrappers
 from spamdrill.lab.config import LabConfig
 from spamdrill.lab.layout import Layout
 from spamdrill.lab.procs import Journal, marked_pids, session_members
