@@ -465,6 +465,7 @@ def up(run_dir: Path, settings: Settings, *, marker: str,
     _write_config(paths, settings, port)
     progress(f"Postfix: queue in {paths.queue}")
     _create_queue(paths)
+    progress("Postfix: starting master")
     journal = Journal(Layout(run_dir.resolve()).journal)
     own = uuid.uuid4().hex
     proc = spawn(NAME, place([str(daemon_directory() / "master"), "-c", str(paths.conf)]),
