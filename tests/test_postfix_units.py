@@ -68,21 +68,21 @@ def test_transport_forms() -> None:
     assert "--queue-id=${queue_id}" in deliver.argv
 
 
-@pytest.mark.parametrize("kw", [{"name": "Bad Name"}, {"domain": "x y"},
+@pytest.mark.parametrize("kw", [{"name": "Bad Name"}, {"name": "virtual"}, {"domain": "x y"},
                                 {"argv": ("/bin/a b",)}, {"argv": ()}])
 def test_bad_transports_are_refused(kw: dict[str, object]) -> None:
     base: dict[str, object] = {"name": "maildrop", "argv": ("/bin/true",)}
-    with pytest.raises(ValueError):
+    with pytest.raises(pf.ConfigError):
         pf.Transport(**{**base, **kw})  # type: ignore[arg-type]
 
 
 def test_bad_settings_are_refused() -> None:
     t = pf.Transport("maildrop", ("/bin/true",))
-    with pytest.raises(ValueError):
+    with pytest.raises(pf.ConfigError):
         pf.Settings(transports=(t, pf.Transport("maildrop", ("/bin/true",), "b.test")))
-    with pytest.raises(ValueError):
+    with pytest.raises(pf.ConfigError):
         pf.Settings(transports=(t,), minimal_backoff=5, maximal_backoff=2)
-    with pytest.raises(ValueError):
+    with pytest.raises(pf.ConfigError):
         pf.Settings(transports=(pf.Transport("x", ("/bin/true",), pf.SENDER_DOMAIN),))
 
 

@@ -82,7 +82,16 @@ _INSTALL_PARAMS = ("command_directory", "daemon_directory", "data_directory",
                    "sample_directory", "sendmail_path", "setgid_group", "shlib_directory",
                    "meta_directory")
 _TRANSPORT_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,30}$")
+# the services of master.cf a transport's name must not replace
+_RESERVED = frozenset(("smtpd", "pickup", "cleanup", "qmgr", "rewrite", "bounce", "defer",
+                       "trace", "verify", "flush", "proxymap", "showq", "error", "retry",
+                       "discard", "virtual", "anvil", "scache", "postlog", "local", "smtp",
+                       "relay", "lmtp", "pipe"))
 _DOMAIN = re.compile(r"^[a-z0-9]([a-z0-9.-]*[a-z0-9])?$")
+
+
+class ConfigError(SpamdrillError, ValueError):
+    """A transport or setting Postfix could not be given (one line for the CLI)."""
 
 
 @dataclass(frozen=True)
@@ -98,17 +107,17 @@ class Transport:
     time_limit: int = 1000
 
     def __post_init__(self) -> None:
-        if not _TRANSPORT_NAME.match(self.name):
-            raise ValueError(f"transport name {self.name!r}: lower-case letters, digits, "
-                             "- and _ only")
+        if not _TRANSPORT_NAME.match(self.name) or self.name in _RESERVED:
+            raise ConfigError(f"transport name {self.name!r}: lower-case letters, digits, "
+                              "- and _ only, and not a Postfix service's name")
         if not _DOMAIN.match(self.domain):
-            raise ValueError(f"transport domain {self.domain!r} is not a domain name")
+            raise ConfigError(f"transport domain {self.domain!r} is not a domain name")
         if not self.argv:
-            raise ValueError(f"transport {self.name}: empty argv")
+            raise ConfigError(f"transport {self.name}: empty argv")
         for arg in self.argv:
             # master.cf would need { } quoting; no lab path or macro has whitespace
             if not arg or any(c.isspace() for c in arg) or arg[0] in "{}":
-                raise ValueError(f"transport {self.name}: argument {arg!r} is empty, holds "
+                raise ConfigError(f"transport {self.name}: argument {arg!r} is empty, holds "
                                  "whitespace or starts with a brace")
 
 
@@ -129,15 +138,15 @@ class Settings:
 
     def __post_init__(self) -> None:
         if not self.transports:
-            raise ValueError("Postfix needs at least one transport")
+            raise ConfigError("Postfix needs at least one transport")
         names = [t.name for t in self.transports]
         domains = [t.domain for t in self.transports]
         if len(set(names)) != len(names) or len(set(domains)) != len(domains):
-            raise ValueError("transport names and domains must be unique")
+            raise ConfigError("transport names and domains must be unique")
         if SENDER_DOMAIN in domains:
-            raise ValueError(f"{SENDER_DOMAIN} is the senders' domain, not a transport's")
+            raise ConfigError(f"{SENDER_DOMAIN} is the senders' domain, not a transport's")
         if not (self.queue_run_delay > 0 and 0 < self.minimal_backoff <= self.maximal_backoff):
-            raise ValueError("queue timers: 0 < minimal_backoff <= maximal_backoff")
+            raise ConfigError("queue timers: 0 < minimal_backoff <= maximal_backoff")
 
 
 def maildrop_transport(filter_file: Path, *, wrapper: tuple[str, ...] = (),
