@@ -25,6 +25,7 @@ includes the wait at the barrier; it is not shown.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import pwd
 import re
@@ -40,6 +41,7 @@ from spamdrill.lab import lab as lab_ops
 from spamdrill.lab import outcomes, wrappers
 from spamdrill.lab import postfix as pf
 from spamdrill.lab.config import LabConfig
+from spamdrill.lab.procs import session_members
 from spamdrill.load.smtp import Job, inject
 from spamdrill.proto import postfix_log
 
@@ -75,6 +77,26 @@ def scan_seconds(state: lab_ops.LabState, since: int) -> list[float]:
     return [float(m[1]) for m in SCAN.finditer(text)]
 
 
+def machine_busy() -> tuple[int, int]:
+    """(busy, total) clock ticks of all CPUs since boot, from /proc/stat."""
+    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = fields[3] + fields[4]  # idle + iowait
+    return sum(fields) - idle, sum(fields)
+
+
+def cpu_s(state: lab_ops.LabState, name: str) -> float:
+    """CPU seconds a lab process has used: the leader, its session (spamd's children), and
+    the children it reaped."""
+    pid, ticks = state.pids[name]
+    assert isinstance(pid, int) and isinstance(ticks, int)
+    total = 0
+    for member in session_members(pid, ticks):
+        with contextlib.suppress(OSError):
+            rest = Path(f"/proc/{member}/stat").read_text().rsplit(")", 1)[1].split()
+            total += sum(int(x) for x in rest[11:15])  # utime stime cutime cstime
+    return total / os.sysconf("SC_CLK_TCK")
+
+
 def burst(state: lab_ops.LabState, transport: pf.Transport, count: int, seed: int,
           label: str) -> None:
     run = Path(state.run_dir)
@@ -83,17 +105,26 @@ def burst(state: lab_ops.LabState, transport: pf.Transport, count: int, seed: in
     msgs = [corpus.make("spam" if i % 4 == 3 else "ham", seed * 10_000 + i) for i in
             range(count)]
     log_from = state.layout.spamd_log.stat().st_size
+    cpu0 = {n: cpu_s(state, n) for n in ("spamd", "mariadb")}
+    busy0 = machine_busy()
     sent, released = inject(pf_state.address, pf_state.port,
                             [Job(m, "alice@lab.test") for m in msgs])
     accepted = (max(s.end_ns for s in sent) - released) / 1e9
     pf.wait_drained(pf_state.paths, 600)
     wall = (time.monotonic_ns() - released) / 1e9
+    cpu = {n: cpu_s(state, n) - v for n, v in cpu0.items()}
+    busy1 = machine_busy()
+    machine = (busy1[0] - busy0[0]) / max(1, busy1[1] - busy0[1])
     results = outcomes.read(run, state.layout.mail_dir, sent)
     fates = {o.fate.value if o.fate else "not accepted" for o in results}
     ds = delays(run, sent)
     scans = scan_seconds(state, log_from)
     busy = (f"; spamd: {len(scans)} scans, median {statistics.median(scans):.1f} s, "
-            f"children busy {sum(scans) / wall / 5:.0%} of {wall:.1f} s x 5"
+            f"children busy {sum(scans) / wall / 5:.0%} of {wall:.1f} s x 5; CPU: spamd "
+            f"{cpu['spamd']:.1f} s, MariaDB {cpu['mariadb']:.1f} s, the machine (all "
+            f"processes, {os.cpu_count()} cores) {machine:.0%} busy; spamd "
+            f"{cpu['spamd'] / len(scans):.2f} CPU-s per scan: at most "
+            f"{(os.cpu_count() or 1) * len(scans) / cpu['spamd']:.1f} msg/s on these cores"
             if scans else "")
     print(f"  {label:32s} {count / wall:6.1f} msg/s  (all {count} accepted "
           f"{accepted:.2f} s after the release, delivered after {wall:.2f} s; fates "
@@ -161,8 +192,10 @@ def wrapper_share(state: lab_ops.LabState, rounds: int) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--count", type=int, default=100)
-    parser.add_argument("--rounds", type=int, default=20)
+    parser.add_argument("--rounds", type=int, default=30)
     args = parser.parse_args()
+    if args.rounds < 2 or args.count < 1:
+        parser.error("--rounds must be at least 2 and --count at least 1")
     base = Path(tempfile.mkdtemp(prefix="spamdrill-bench-", dir="/tmp"))
     base.chmod(0o755)
     run = base / "lab"

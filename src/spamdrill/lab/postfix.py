@@ -117,8 +117,8 @@ class Transport:
         for arg in self.argv:
             # master.cf would need { } quoting; no lab path or macro has whitespace
             if not arg or any(c.isspace() for c in arg) or arg[0] in "{}":
-                raise ConfigError(f"transport {self.name}: argument {arg!r} is empty, holds "
-                                 "whitespace or starts with a brace")
+                raise ConfigError(f"transport {self.name}: argument {arg!r} is empty, "
+                                  "holds whitespace or starts with a brace")
 
 
 @dataclass(frozen=True)
