@@ -12,7 +12,9 @@ PACKAGES=(
   maildrop                        # the MDA of the field report
   nftables iproute2 util-linux    # namespaces, packet faults, unshare for a private resolv.conf
   procps time                    # GNU time: peak memory in the benchmarks
-  libstring-shellquote-perl       # the field report's Perl wrapper, as a benchmark baseline
+  libstring-shellquote-perl       # the field report's Perl wrappers (baseline, end-to-end drills)
+  postfix                         # the MTA of the end-to-end drills: private instances only
+  python3                         # a Python pipe(8)'s unprivileged user can run (spamdrill-deliver)
 )
 
 if [ "$(id -u)" -ne 0 ]; then
@@ -20,6 +22,9 @@ if [ "$(id -u)" -ne 0 ]; then
   exit 1
 fi
 export DEBIAN_FRONTEND=noninteractive
+# Postfix without a configuration: no /etc/postfix/main.cf, no system instance started;
+# spamdrill runs private instances with their own config directories
+echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections
 apt-get update -qq
 # --no-install-recommends: no razor/pyzor, which would talk to the outside world
 apt-get install -y -qq --no-install-recommends "${PACKAGES[@]}" >/dev/null

@@ -237,9 +237,10 @@ def stop(proc: Proc, journal: Journal | None, grace: float = 10.0) -> None:
         journal.record(StopRecord(name=proc.name, pid=proc.pid))
 
 
-def marked_pids(marker: str) -> Iterator[int]:
-    """Pids of live processes whose environment carries this lab's marker."""
-    needle = f"{MARKER}={marker}".encode()
+def marked_pids(marker: str, var: str = MARKER) -> Iterator[int]:
+    """Pids of live processes whose environment carries this lab's marker (``var``: a
+    marker of one component, e.g. the private Postfix's, beside the lab's)."""
+    needle = f"{var}={marker}".encode()
     me = os.getpid()
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit() or int(entry.name) == me:
@@ -252,9 +253,9 @@ def marked_pids(marker: str) -> Iterator[int]:
             yield int(entry.name)
 
 
-def kill_marked(marker: str) -> list[int]:
+def kill_marked(marker: str, var: str = MARKER) -> list[int]:
     """SIGKILL every live process carrying the marker; returns their pids."""
-    pids = list(marked_pids(marker))
+    pids = list(marked_pids(marker, var))
     for pid in pids:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.kill(pid, signal.SIGKILL)
