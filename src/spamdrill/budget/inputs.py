@@ -57,12 +57,17 @@ def setup_for(system: System, f: Filter, what_if: WhatIf = WhatIf()) -> Setup:
         wrapper_assumption=system.wrapper.assumption,
         wrapper_deadline=system.deliver_deadline.value if system.deliver_deadline else None)
     setup = _database(system, setup, sources)
-    for key in ("resolv_timeout", "resolv_servers", "resolv_attempts"):
-        if key in system.resolv:
-            value = system.resolv[key]
-            setup = replace(setup, **{key: value.value if key == "resolv_timeout"
-                                      else int(value.value)})
-            sources["resolv"] = value.source
+    r = system.resolv
+    if r:
+        setup = replace(
+            setup,
+            resolv_timeout=r["resolv_timeout"].value if "resolv_timeout" in r
+            else setup.resolv_timeout,
+            resolv_attempts=int(r["resolv_attempts"].value) if "resolv_attempts" in r
+            else setup.resolv_attempts,
+            resolv_servers=int(r["resolv_servers"].value) if "resolv_servers" in r
+            else setup.resolv_servers)
+        sources["resolv"] = ", ".join(sorted({v.source for v in r.values()}))
     if system.deliver_deadline is not None:
         sources["wrapper"] = system.deliver_deadline.source
     return _what_if(setup, what_if, sources)

@@ -101,10 +101,10 @@ class _Parser:
             if t.kind == "word" and t.text == "else":
                 pending, i = "else", i + 1
                 continue
-            if t.kind == "word" and t.text == "exception":
-                if i + 1 < len(toks) and toks[i + 1].kind == "{":
-                    i = self.block(toks, i + 2, exc + 1, conds)
-                    continue
+            if t.kind == "word" and t.text == "exception" and i + 1 < len(toks) \
+                    and toks[i + 1].kind == "{":
+                i = self.block(toks, i + 2, exc + 1, conds)
+                continue
             i = self.statement(toks, i, exc, conds)
         return i
 

@@ -201,9 +201,10 @@ def _conditional(name: str, rest: str, table: dict[str, str], where: str,
         chosen = when_set if value else when_empty
     elif rest[0] == "?":
         chosen = when_set if value else ""
-    else:
-        chosen = rest[1:] if not value else value
-        return expand(chosen, table, where, depth + 1) if not value else value
+    else:  # ${name:text}: the text when name is empty
+        if value:
+            return value
+        chosen = rest[1:]
     return expand(chosen, table, where, depth + 1)
 
 
@@ -307,7 +308,9 @@ def parse_master_cf(text: str, path: str) -> list[MasterEntry]:
                       f"{len(fields)}: {line.strip()[:60]!r}",
                       "service type private unpriv chroot wakeup maxproc command")
         args, options = _options(fields[8:], at(path, n))
-        entries.append(MasterEntry(*fields[:8], tuple(args), n, path, options))  # type: ignore[arg-type]
+        entries.append(MasterEntry(fields[0], fields[1], fields[2], fields[3], fields[4],
+                                   fields[5], fields[6], fields[7], tuple(args), n, path,
+                                   options))
     return entries
 
 

@@ -13,8 +13,11 @@ from pathlib import Path
 
 from spamdrill.errors import SpamdrillError
 from spamdrill.system import maildroprc as mrc
-from spamdrill.system import net, postfix, sa, spamd, wrapper
+from spamdrill.system import net, postfix
+from spamdrill.system import sa as sa_conf
 from spamdrill.system import spamc as spamc_reader
+from spamdrill.system import spamd as spamd_conf
+from spamdrill.system import wrapper as wrapper_conf
 from spamdrill.system.values import Sourced
 
 UNITS = ("etc/systemd/system/spamd.service", "lib/systemd/system/spamd.service",
@@ -50,23 +53,26 @@ class System:
     root: Path
     filters: list[Filter] = field(default_factory=list)
     maildroprc: mrc.Maildroprc | None = None
-    spamd: spamd.SpamdCommand = field(default_factory=spamd.SpamdCommand)
-    sa: sa.SaConfig = field(default_factory=sa.SaConfig)
-    user_dsn: sa.Dsn | None = None
-    bayes_dsn: sa.Dsn | None = None
+    spamd: spamd_conf.SpamdCommand = field(default_factory=spamd_conf.SpamdCommand)
+    sa: sa_conf.SaConfig = field(default_factory=sa_conf.SaConfig)
+    user_dsn: sa_conf.Dsn | None = None
+    bayes_dsn: sa_conf.Dsn | None = None
     resolv: dict[str, Sourced[float]] = field(default_factory=dict)
     hosts: set[str] = field(default_factory=set)
     main_cf: postfix.MainCf | None = None
     service: postfix.MasterEntry | None = None
-    time_limit: Sourced[float] = Sourced(1000.0, "default of Postfix 3.7 (command_time_limit)")
-    concurrency: Sourced[int] = Sourced(100, "default of Postfix 3.7 (default_process_limit)")
-    wrapper: wrapper.Wrapper = field(default_factory=lambda: wrapper.Wrapper("none", "", True))
+    time_limit: Sourced[float] = field(default_factory=lambda: Sourced(
+        1000.0, "default of Postfix 3.7 (command_time_limit)"))
+    concurrency: Sourced[int] = field(default_factory=lambda: Sourced(
+        100, "default of Postfix 3.7 (default_process_limit)"))
+    wrapper: wrapper_conf.Wrapper = field(
+        default_factory=lambda: wrapper_conf.Wrapper("none", "", True))
     wrapper_source: str = "no Postfix maildrop service found"
     deliver_deadline: Sourced[float] | None = None
     notes: list[str] = field(default_factory=list)
 
     @property
-    def db_dsn(self) -> sa.Dsn | None:
+    def db_dsn(self) -> sa_conf.Dsn | None:
         """The DSN spamd connects to on every scan: user prefs (with --sql-config), else
         SQL Bayes."""
         return self.user_dsn or self.bayes_dsn
@@ -138,7 +144,7 @@ def _postfix(s: System, d: Path) -> None:
             s.concurrency = dpl
     argv = service.pipe_argv()
     text = _text(_in_root(s, argv[0])) if argv and argv[0].startswith("/") else None
-    s.wrapper = wrapper.recognise(argv, text)
+    s.wrapper = wrapper_conf.recognise(argv, text)
     s.wrapper_source = f"{service.where} ({service.service}: argv={' '.join(argv[:1])})"
 
 
@@ -167,20 +173,20 @@ def _maildrop_service(s: System, cf: postfix.MainCf,
 def _spamd(s: System, o: Overrides) -> None:
     if o.spamd_args is not None:
         words = [(w, "--spamd-args") for w in _split(o.spamd_args, "--spamd-args")]
-        s.spamd = spamd.parse_options(words, "--spamd-args")
+        s.spamd = spamd_conf.parse_options(words, "--spamd-args")
         return
     default_path = o.spamd_default or s.root / "etc/default/spamd"
     default_text = _text(default_path) if o.spamd_default is None else \
         _required(default_path)
-    env = spamd.shell_assignments(default_text, str(default_path)) if default_text else {}
+    env = spamd_conf.shell_assignments(default_text, str(default_path)) if default_text else {}
     unit = _unit(s)
     if unit is not None and unit.exec_start is not None and o.spamd_default is None:
         env = {**env, **unit.environment}
-        words = spamd.exec_words(unit.exec_start.value, env, unit.exec_start.source)[1:]
-        s.spamd = spamd.parse_options(words, unit.exec_start.source)
+        words = spamd_conf.exec_words(unit.exec_start.value, env, unit.exec_start.source)[1:]
+        s.spamd = spamd_conf.parse_options(words, unit.exec_start.source)
     elif "OPTIONS" in env:
         opts = env["OPTIONS"]
-        s.spamd = spamd.parse_options([(w, opts.source) for w in opts.value.split()],
+        s.spamd = spamd_conf.parse_options([(w, opts.source) for w in opts.value.split()],
                                       opts.source)
     else:
         s.notes.append("spamd: no systemd unit and no /etc/default/spamd OPTIONS: its "
@@ -188,12 +194,12 @@ def _spamd(s: System, o: Overrides) -> None:
     s.notes += s.spamd.notes
 
 
-def _unit(s: System) -> spamd.Unit | None:
-    unit: spamd.Unit | None = None
+def _unit(s: System) -> spamd_conf.Unit | None:
+    unit: spamd_conf.Unit | None = None
     for rel in UNITS:
         text = _text(s.root / rel)
         if text is not None:
-            unit = spamd.parse_unit(text, str(s.root / rel))
+            unit = spamd_conf.parse_unit(text, str(s.root / rel))
             break
     if unit is None:
         return None
@@ -201,14 +207,14 @@ def _unit(s: System) -> spamd.Unit | None:
         d = s.root / rel
         if d.is_dir():
             for f in sorted(d.glob("*.conf")):
-                spamd.parse_unit(_required(f), str(f), unit)
+                spamd_conf.parse_unit(_required(f), str(f), unit)
     for path, optional in unit.environment_files:
         text = _text(_in_root(s, path))
         if text is None and not optional:
             raise SpamdrillError(f"{path} (EnvironmentFile of spamd.service) not found "
                                  "under the root: systemd would not start spamd")
         if text is not None:
-            unit.environment = {**spamd.shell_assignments(text, str(_in_root(s, path))),
+            unit.environment = {**spamd_conf.shell_assignments(text, str(_in_root(s, path))),
                                 **unit.environment}
     return unit
 
@@ -228,11 +234,11 @@ def _sa(s: System, d: Path) -> None:
 
     for pattern in ("*.pre", "*.cf"):
         for f in sorted(d.glob(pattern)):
-            sa.read_lines(s.sa, _required(f), str(f), read)
+            sa_conf.read_lines(s.sa, _required(f), str(f), read)
     for opt in ("pre", "cf"):
         lines = s.spamd.text(opt)
         if lines:
-            sa.read_lines(s.sa, lines.value, f"spamd --{opt} ({lines.source})", read)
+            sa_conf.read_lines(s.sa, lines.value, f"spamd --{opt} ({lines.source})", read)
     s.notes += s.sa.notes
     s.bayes_dsn = s.sa.dsn("bayes_sql_dsn") if s.sa.bayes_sql else None
     user = s.sa.dsn("user_scores_dsn")
@@ -329,7 +335,7 @@ def _deliver(s: System, path: Path | None) -> None:
         raise SpamdrillError(f"{path or where}: {exc}") from None
     s.deliver_deadline = Sourced(loaded.deadline, where)
     if s.wrapper.kind != "spamdrill-deliver":
-        s.wrapper = wrapper.Wrapper("spamdrill-deliver", str(path), True)
+        s.wrapper = wrapper_conf.Wrapper("spamdrill-deliver", str(path), True)
         s.wrapper_source = str(path)
 
 

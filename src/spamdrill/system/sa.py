@@ -68,7 +68,7 @@ def parse_dsn(text: str, where: str) -> Dsn:
     parts = rest.split(":")
     if len(parts) > 3:
         raise bad(where, f"{text!r}: too many ':' fields", "DBI:mysql:NAME:HOST:PORT")
-    database, host, port = (parts + ["", ""])[:3]
+    database, host, port = [*parts, "", ""][:3]
     if "@" in database:  # DBI:mysql:db@host:port
         database, host = database.split("@", 1)
     return Dsn(driver, database, host, _port(port, where), None, None, where)

@@ -139,6 +139,7 @@ class _State:
         self.modes: list[str] = []
         self.stopped = False
         self.ssl_cert = self.ssl_key = False
+        self.ssl_where = defaults_source
 
     def flag(self, words: list[Word], i: int) -> int:
         """Read the flag at ``i``; returns the index of the next word."""
@@ -148,6 +149,7 @@ class _State:
             if name not in LONG:
                 raise _usage(where, word, "option not found")
             code, arg = LONG[name]
+            word = "--" + name
             value: str | None = inline if eq else None
             i += 1
             if value is None and arg != "none" and i < len(words) \
@@ -202,6 +204,8 @@ class _State:
             if value not in allowed:
                 raise bad(where, f"spamc flag {word} {value!r} is not one of "
                           f"{', '.join(allowed)} (spamc exits 64)")
+        if code in ("ssl-cert", "ssl-key"):
+            self.ssl_where = where
         self.ssl_cert |= code == "ssl-cert"
         self.ssl_key |= code == "ssl-key"
         if code == "F":
@@ -234,12 +238,12 @@ class _State:
             self.set("unavail_tempfail", True, where)
 
     def set(self, key: str, value: object, where: str) -> None:
-        self.flags = replace(self.flags, **{key: value})
+        self.flags = replace(self.flags, **{key: value})  # type: ignore[arg-type]
         self.sources[key] = where
 
     def result(self) -> SpamcCommand:
         if self.ssl_cert != self.ssl_key:
-            raise bad(self.flags.source, "spamc: '--ssl-cert and --ssl-key must be used "
+            raise bad(self.ssl_where, "spamc: '--ssl-cert and --ssl-key must be used "
                       "together' (spamc exits 64)")
         flags = self.flags
         if not flags.safe_fallback and len(flags.hosts) > 1:
