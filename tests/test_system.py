@@ -183,10 +183,12 @@ def test_minus_x_outcome_depends_on_exception_and_wrapper() -> None:
      "${mydomain?$mydomain}", "example.org"),
     ("myorigin = ${nosuch?yes}x\n", "myorigin", "${nosuch?yes}x", "x"),
     ("myorigin = ${nosuch:fallback}\n", "myorigin", "${nosuch:fallback}", "fallback"),
+    ("mydomain = e\nmyorigin = ${mydomain:fallback}\n", "myorigin", "${mydomain:fallback}",
+     ""),
     ("mydomain = e\nmyorigin = ${mydomain?{set}:{unset}}\n", "myorigin",
      "${mydomain?{set}:{unset}}", "set"),
     ("myorigin = a$$b\n", "myorigin", "a$$b", "a$b"),
-    ("myorigin = a\n  b\n", "myorigin", "a  b", "a  b"),  # continuation keeps its blanks
+    ("myorigin = a\n  b\n", "myorigin", "a b", "a b"),  # joined with one space
     ("myorigin = a\n  # comment\n b\n", "myorigin", "a b", "a b"),
     ("myorigin = 1\nmyorigin = 2\n", "myorigin", "2", "2"),
     ("myorigin = $nosuch\n", "myorigin", "$nosuch", ""),

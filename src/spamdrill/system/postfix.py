@@ -5,12 +5,12 @@ From Postfix 3.7's sources and manuals (``util/readlline.c``, ``util/mac_expand.
 ``postconf -c DIR -h``/``-hx``/``-M`` on the same files (tests/test_system_postfix.py):
 
 - a logical line starts with non-whitespace; a line starting with whitespace continues it
-  (the newline is dropped, the whitespace kept); empty lines, whitespace-only lines and
+  (joined with one space, as ``postconf -h`` shows); empty lines, whitespace-only lines and
   lines whose first non-whitespace character is ``#`` are skipped, also between a line and
   its continuation; ``name = value``, surrounding whitespace stripped; a later definition
   of a name wins.
 - values expand ``$name``, ``${name}``, ``$(name)``, ``${name?text}`` (text when name is
-  non-empty), ``${name:text}`` (text when empty), ``${name?{t}:{f}}``, and ``$$``; an
+  non-empty, else nothing), ``${name:text}`` (text when empty, else nothing), ``${name?{t}:{f}}``, and ``$$``; an
   undefined name expands to nothing; expansion is recursive.
 - time values are a number and an optional unit s, m, h, d or w (``conv_time``).
 - master.cf: service, type, private, unpriv, chroot, wakeup, maxproc, command and its
@@ -18,7 +18,8 @@ From Postfix 3.7's sources and manuals (``util/readlline.c``, ``util/mac_expand.
   service; pipe(8)'s ``argv=`` takes the rest of the line, split on whitespace (no shell
   quoting; ``{ ... }`` groups words with spaces).
 
-Defaults are Postfix 3.7's (``postconf -d``) for the parameters spamdrill uses.
+Defaults are Postfix 3.7's (``postconf -d``) for the parameters spamdrill uses; any
+other name that main.cf does not set expands to nothing, as an undefined one does.
 """
 
 from __future__ import annotations
@@ -42,6 +43,8 @@ DEFAULTS = {
     "mailbox_command": "",
     "transport_maps": "",
     "maillog_file": "",
+    "mail_name": "Postfix",
+    "mail_version": "3.7.11",
 }
 # per-transport parameters and the parameter they default to
 TRANSPORT_DEFAULTS = {
@@ -127,7 +130,7 @@ def logical_lines(text: str) -> list[tuple[int, str]]:
         if not stripped or stripped.startswith("#"):
             continue
         if line[0].isspace() and out:
-            out[-1] = (out[-1][0], out[-1][1] + line)
+            out[-1] = (out[-1][0], out[-1][1].rstrip() + " " + line.strip())
         elif line[0].isspace():
             continue  # postconf ignores a continuation with nothing to continue
         else:
@@ -201,10 +204,8 @@ def _conditional(name: str, rest: str, table: dict[str, str], where: str,
         chosen = when_set if value else when_empty
     elif rest[0] == "?":
         chosen = when_set if value else ""
-    else:  # ${name:text}: the text when name is empty
-        if value:
-            return value
-        chosen = rest[1:]
+    else:  # ${name:text}: the text when name is empty, else nothing (mac_expand.c)
+        chosen = "" if value else rest[1:]
     return expand(chosen, table, where, depth + 1)
 
 

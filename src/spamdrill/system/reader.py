@@ -323,7 +323,8 @@ def _deliver(s: System, path: Path | None) -> None:
             raw = tomllib.loads(_required(path))
         except tomllib.TOMLDecodeError as exc:
             raise SpamdrillError(f"{path} is not valid TOML: {exc}") from None
-        where = str(path)
+        where = f"{path} (deadline)" if "deadline" in raw else \
+            f"{path} (no deadline: spamdrill-deliver's default)"
     deadline_flag = next((a.split("=", 1)[1] for a in argv if a.startswith("--deadline=")),
                          None)
     if deadline_flag is not None:
