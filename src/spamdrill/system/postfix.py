@@ -18,14 +18,17 @@ From Postfix 3.7's sources and manuals (``util/readlline.c``, ``util/mac_expand.
   service; pipe(8)'s ``argv=`` takes the rest of the line, split on whitespace (no shell
   quoting; ``{ ... }`` groups words with spaces).
 
-Defaults are Postfix 3.7's (``postconf -d``) for the parameters spamdrill uses; any
-other name that main.cf does not set expands to nothing, as an undefined one does.
+Defaults are Postfix 3.7.11's (``postconf -d``, shipped in ``data/``) less the host's own
+(``myhostname``, ``mydomain``...): those, and names Postfix does not know, expand to
+nothing when main.cf does not set them.
 """
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from spamdrill.system.values import Sourced, at, bad
 
@@ -69,6 +72,9 @@ class MainCf:
             return Sourced(value, at(self.path, line))
         if name in DEFAULTS:
             return Sourced(DEFAULTS[name], f"default of {VERSION}")
+        shipped = all_defaults().get(name)
+        if shipped is not None:
+            return Sourced(shipped, f"default of {VERSION}")
         for key, default in TRANSPORT_DEFAULTS.items():
             if name.endswith("_" + key) and name[: -len(key) - 1] in self.services:
                 return Sourced(default, f"default of {VERSION}")
@@ -120,6 +126,19 @@ class _Lookup(dict[str, str]):
         if raw is None:
             raise KeyError(name)
         return raw.value
+
+
+@functools.cache
+def all_defaults() -> dict[str, str]:
+    """Every default ``postconf -d`` printed for Postfix 3.7.11 on Debian 12 (a shipped
+    table, less the host-dependent ones: myhostname, mydomain, mynetworks...)."""
+    text = (Path(__file__).parent / "data" / "postfix-3.7-defaults.txt").read_text()
+    out = {}
+    for line in text.splitlines():
+        name, eq, value = line.partition(" =")
+        if eq and not line.startswith("#"):
+            out[name] = value.strip()
+    return out
 
 
 def logical_lines(text: str) -> list[tuple[int, str]]:
