@@ -10,6 +10,7 @@ PACKAGES=(
   mariadb-server mariadb-client   # the per-user prefs / Bayes database
   libdbd-mysql-perl               # spamd's SQL driver
   maildrop                        # the MDA of the field report
+  postfix                         # postconf: the reference for spamdrill's main.cf reader
   nftables iproute2 util-linux    # namespaces, packet faults, unshare for a private resolv.conf
   procps time                    # GNU time: peak memory in the benchmarks
   libstring-shellquote-perl       # the field report's Perl wrapper, as a benchmark baseline
@@ -20,6 +21,8 @@ if [ "$(id -u)" -ne 0 ]; then
   exit 1
 fi
 export DEBIAN_FRONTEND=noninteractive
+# postfix: install its files only (no configuration, so no main.cf and no service set up)
+echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections
 apt-get update -qq
 # --no-install-recommends: no razor/pyzor, which would talk to the outside world
 apt-get install -y -qq --no-install-recommends "${PACKAGES[@]}" >/dev/null

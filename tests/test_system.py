@@ -235,7 +235,7 @@ def test_master_cf_entries_options_and_pipe_argv() -> None:
     cf = postfix.parse_main_cf("", "/m", ("x",))
     limit = cf.time("x_time_limit", opt.options)
     assert limit is not None and limit.value == 300 and "-o x_time_limit" in limit.source
-    with pytest.raises(SpamdrillError, match="/ms:1: a master.cf entry has 8 fields"):
+    with pytest.raises(SpamdrillError, match=r"/ms:1: a master\.cf entry has 8 fields"):
         postfix.parse_master_cf("maildrop unix - n n pipe\n", "/ms")
 
 

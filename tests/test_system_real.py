@@ -17,6 +17,7 @@ import pytest
 from conftest import spamdrill
 
 from spamdrill.budget import model
+from spamdrill.errors import SpamdrillError
 from spamdrill.system import postfix, reader
 from spamdrill.system import spamc as sc
 
@@ -158,7 +159,7 @@ def test_spamc_host_list_skips_the_sleep_after_a_refusal(listeners: dict[str, in
 @pytest.mark.parametrize("args", ["--connect-retry 1", "-q", "-t", "-t5", "-t -5",
                                   "--timeout", "-L maybe", "-s 300000000"])
 def test_flags_we_reject_are_rejected_by_spamc(args: str) -> None:
-    with pytest.raises(Exception):
+    with pytest.raises(SpamdrillError):
         sc.parse([(w, "t") for w in args.split()])
     assert run_spamc(["-d", "127.0.0.1", "-p", "1", *args.split()])[0] == 64
 

@@ -10,7 +10,8 @@ From Postfix 3.7's sources and manuals (``util/readlline.c``, ``util/mac_expand.
   its continuation; ``name = value``, surrounding whitespace stripped; a later definition
   of a name wins.
 - values expand ``$name``, ``${name}``, ``$(name)``, ``${name?text}`` (text when name is
-  non-empty, else nothing), ``${name:text}`` (text when empty, else nothing), ``${name?{t}:{f}}``, and ``$$``; an
+  non-empty, else nothing), ``${name:text}`` (text when empty, else nothing),
+  ``${name?{t}:{f}}``, and ``$$``; an
   undefined name expands to nothing; expansion is recursive.
 - time values are a number and an optional unit s, m, h, d or w (``conv_time``).
 - master.cf: service, type, private, unpriv, chroot, wakeup, maxproc, command and its
