@@ -225,27 +225,30 @@ def _tokens(text: str, path: str) -> list[_Tok]:
         elif ch in "{}":
             out.append(_Tok(ch, ch, where))
             i += 1
-        elif ch in "\"'`":
-            end = _string_end(text, i, path, line)
-            body = text[i + 1:end]
-            kind = {"\"": "dq", "'": "sq", "`": "bq"}[ch]
-            out.append(_Tok(kind, body, where))
-            line += body.count("\n")
-            i = end + 1
-        elif ch == "(":
-            end = _paren_end(text, i, path, line)
-            out.append(_Tok("cond", text[i + 1:end], where))
-            line += text[i:end].count("\n")
-            i = end + 1
+        elif ch in "\"'`(":
+            tok, i = _quoted(text, i, path, line)
+            out.append(tok)
+            line += tok.text.count("\n")
         else:
-            j = i
-            while j < len(text) and not text[j].isspace() and text[j] not in ";{}\"'`#(":
-                j += 1
-            if j == i:
-                j += 1
+            j = _word_end(text, i)
             out.append(_Tok("word", text[i:j], where))
             i = j
     return out
+
+
+def _quoted(text: str, i: int, path: str, line: int) -> tuple[_Tok, int]:
+    """A string or a ``( condition )`` at ``i``; returns it and the index after it."""
+    ch = text[i]
+    end = _paren_end(text, i, path, line) if ch == "(" else _string_end(text, i, path, line)
+    kind = {"\"": "dq", "'": "sq", "`": "bq", "(": "cond"}[ch]
+    return _Tok(kind, text[i + 1:end], at(path, line)), end + 1
+
+
+def _word_end(text: str, i: int) -> int:
+    j = i
+    while j < len(text) and not text[j].isspace() and text[j] not in ";{}\"'`#(":
+        j += 1
+    return j if j > i else j + 1
 
 
 def _string_end(text: str, i: int, path: str, line: int) -> int:
