@@ -22,10 +22,11 @@ import time
 from pathlib import Path
 
 from spamdrill import corpus
-from spamdrill.budget import inputs, model
+from spamdrill.budget import model
 from spamdrill.lab import dns
 from spamdrill.lab import lab as lab_ops
 from spamdrill.lab.config import LabConfig
+from spamdrill.system import net
 
 
 def scan_s(state: lab_ops.LabState) -> tuple[float, bool]:
@@ -45,10 +46,11 @@ def main() -> None:
     rows = []
     try:
         state = lab_ops.up(base / "lab", LabConfig())
-        resolv = inputs.resolv_conf(state.layout.resolv_conf.read_text())
-        lookup = model.libc_dead_lookup_s(float(str(resolv["resolv_timeout"])),
-                                          int(str(resolv["resolv_attempts"])),
-                                          int(str(resolv["resolv_servers"])))
+        path = state.layout.resolv_conf
+        resolv = net.resolv_conf(path.read_text(), str(path))
+        lookup = model.libc_dead_lookup_s(resolv["resolv_timeout"].value,
+                                          int(resolv["resolv_attempts"].value),
+                                          int(resolv["resolv_servers"].value))
         for mode, each in (("drop", lookup), ("servfail", 0.0)):
             dns.set_rule(state.layout, dns.DB_NAME, mode)
             took, scanned = scan_s(state)

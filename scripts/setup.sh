@@ -13,7 +13,8 @@ PACKAGES=(
   nftables iproute2 util-linux    # namespaces, packet faults, unshare for a private resolv.conf
   procps time                    # GNU time: peak memory in the benchmarks
   libstring-shellquote-perl       # the field report's Perl wrappers (baseline, end-to-end drills)
-  postfix                         # the MTA of the end-to-end drills: private instances only
+  postfix                         # the end-to-end drills' MTA (private instances only), and
+                                  # postconf, the reference for the main.cf reader
   python3                         # a Python pipe(8)'s unprivileged user can run (spamdrill-deliver)
 )
 

@@ -14,6 +14,8 @@ from hypothesis import strategies as st
 
 from spamdrill.budget import icmp, inputs, model
 from spamdrill.budget import spamc as sm
+from spamdrill.system import maildroprc
+from spamdrill.system import spamc as spamc_reader
 
 pytestmark = pytest.mark.unit
 
@@ -40,12 +42,13 @@ def modes(setup: model.Setup) -> dict[str, model.ModeResult]:
 
 
 def test_spamc_arithmetic_from_libspamc() -> None:
-    f = sm.parse_args("-d spamd2-pn -t 100 -u $LOGNAME")
+    f = sm.parse_args("-d spamd2-pn -t 100 -u someone")
     assert sm.refused(f) == 2  # 3 tries, 1 s between
     assert sm.accept_queue_full(f) == 302  # the field report's "3x longer"
     assert sm.silent(f) == 100
     assert sm.slow_drip(f) is None
-    f2 = sm.parse_args(["-t5", "-n", "2", "--connect-retries=4", "--retry-sleep", "3",
+    f2 = sm.parse_args(["-d", "127.0.0.1", "-t", "5", "-n", "2", "--connect-retries=4",
+                        "--retry-sleep", "3",
                         "--filter-retries", "2", "--filter-retry-sleep", "4"])
     assert sm.accept_queue_full(f2) == 4 * 2 + 3 * 3
     assert sm.silent(f2) == 2 * 5 + 4
@@ -54,15 +57,19 @@ def test_spamc_arithmetic_from_libspamc() -> None:
     assert sm.parse_args("").timeout == 600  # spamc's default
 
 
-@pytest.mark.parametrize("bad", ["-t", "-t soon", "--connect-retries -2"])
+@pytest.mark.parametrize("bad", ["-t", "-t soon", "--connect-retries=-2"])
 def test_spamc_bad_flags(bad: str) -> None:
     with pytest.raises(Exception, match="spamc flag"):
         sm.parse_args(bad)
 
 
+def field_report_spamc() -> sm.SpamcFlags:
+    rc = maildroprc.parse(FIELD_REPORT_MAILDROPRC, "/etc/maildroprc")
+    return spamc_reader.parse(rc.spamc_filters[0].spamc or []).flags
+
+
 def test_field_report_setup_bounces_on_a_full_accept_queue() -> None:
-    setup = model.Setup(spamc=sm.parse_args(inputs.spamc_args_from_maildroprc(
-        FIELD_REPORT_MAILDROPRC) or []), wrapper="bounce-on-75")
+    setup = model.Setup(spamc=field_report_spamc(), wrapper="bounce-on-75")
     r = modes(setup)
     q = r["spamd-accept-queue-full"]
     assert (q.worst_s, q.outcome, q.fires_first) == (302, "bounced",
@@ -82,7 +89,7 @@ def test_spamdrill_deliver_turns_every_overrun_into_a_deferral() -> None:
 
 
 def test_plain_maildrop_defers_but_postfix_limit_bounces_a_hung_spamc() -> None:
-    r = modes(model.Setup(spamc=sm.parse_args("-t 100"), wrapper="none"))
+    r = modes(model.Setup(spamc=sm.parse_args("-d 10.0.0.1 -t 100"), wrapper="none"))
     assert r["spamd-accept-queue-full"].outcome == "deferred"
     assert r["spamd-slow-drip"].outcome == "bounced"  # pipe held open until 1000 s
 
@@ -93,7 +100,8 @@ def test_plain_maildrop_defers_but_postfix_limit_bounces_a_hung_spamc() -> None:
 def test_every_suggested_spamc_fix_removes_its_violation(t: int, retries: int, sleep: int,
                                                          fretries: int, maildrop: int) -> None:
     base = model.Setup(spamc=sm.parse_args(
-        f"-t {t} --connect-retries {retries} --retry-sleep {sleep} --filter-retries "
+        f"-d 10.0.0.1 -t {t} --connect-retries {retries} --retry-sleep {sleep} "
+        "--filter-retries "
         f"{fretries}"), maildrop_timeout=maildrop, wrapper="spamdrill-deliver",
         wrapper_deadline=maildrop + 100)
     for r in model.evaluate(base):
@@ -109,59 +117,45 @@ def test_every_suggested_spamc_fix_removes_its_violation(t: int, retries: int, s
 
 def base_args(setup: model.Setup) -> list[str]:
     f = setup.spamc
-    return ["-t", str(f.timeout), "--connect-retries", str(f.connect_retries),
-            "--retry-sleep", str(f.retry_sleep), "--filter-retries", str(f.filter_retries)]
+    return ["-d", "10.0.0.1", "-t", str(int(f.timeout)), "--connect-retries",
+            str(f.connect_retries),
+            "--retry-sleep", str(int(f.retry_sleep)), "--filter-retries",
+            str(f.filter_retries)]
 
 
-def test_readers_on_real_shaped_files(tmp_path: Path) -> None:
-    assert inputs.spamc_args_from_maildroprc(FIELD_REPORT_MAILDROPRC) == \
-        ["-d", "spamd2-pn", "-t", "100", "-u", "$LOGNAME"]
-    assert inputs.spamc_args_from_maildroprc('# xfilter "spamc -t 1"\nto "x"') is None
-    assert inputs.spamc_conf_args("# spamc.conf\n-t 30\n--connect-retries 1 # once\n") == \
-        ["-t", "30", "--connect-retries", "1"]
-    assert inputs.sa_settings("rbl_timeout 30 5\nuser_scores_dsn DBI:mysql:sa;host=dbw-pn;"
-                              "mysql_connect_timeout=10\n") == \
-        {"rbl_timeout": 30.0, "db_host_is_name": True, "db_connect_timeout": 10.0}
-    assert inputs.sa_settings("bayes_sql_dsn DBI:mysql:sa;host=10.0.2.1\n") == \
-        {"db_host_is_name": False}
-    assert inputs.postconf_time("2m") == 120 and inputs.postconf_time("1000s") == 1000
-    master = ("smtp inet n - y - - smtpd\n"
-              "maildrop  unix  -       n       n       -       -       pipe\n"
-              "  flags=DRhu user=vmail argv=/usr/local/bin/maildrop_wrapper\n"
-              "  -d ${recipient}\n")
-    assert inputs.maildrop_entry(master) == \
-        ("maildrop", ["/usr/local/bin/maildrop_wrapper", "-d", "${recipient}"], None)
-    assert inputs.maildrop_entry(master.replace("n       -       -", "n       -       20"))\
-        == ("maildrop", ["/usr/local/bin/maildrop_wrapper", "-d", "${recipient}"], 20)
-    assert inputs.wrapper_of(["/usr/bin/spamdrill-deliver", "--deadline=500", "--",
-                              "/usr/bin/maildrop"]) == ("spamdrill-deliver", 500.0)
-    assert inputs.wrapper_of(["/usr/bin/maildrop", "-d", "x"]) == ("none", None)
+def test_budget_flags_replace_single_files(tmp_path: Path) -> None:
     pf = tmp_path / "postfix"
     pf.mkdir()
     (pf / "main.cf").write_text("command_time_limit = 20m\nmaildrop_time_limit = 900s\n"
                                 "maildrop_destination_recipient_limit = 1\n")
-    (pf / "master.cf").write_text(master)
+    (pf / "master.cf").write_text(
+        "smtp inet n - y - - smtpd\n"
+        "maildrop  unix  -       n       n       -       -       pipe\n"
+        "  flags=DRhu user=vmail argv=/usr/local/bin/maildrop_wrapper\n"
+        "  -d ${recipient}\n")
     rc = tmp_path / "maildroprc"
     rc.write_text(FIELD_REPORT_MAILDROPRC)
-    setup = inputs.gather(maildroprc=rc, postfix_dir=pf)
+    empty = tmp_path / "root"
+    empty.mkdir()
+    setup = inputs.gather(etc=empty, maildroprc=rc, postfix_dir=pf)
     assert setup.postfix_time_limit == 900 and setup.wrapper == "bounce-on-75"
+    assert setup.wrapper_assumption  # the wrapper's file is not under the root
     assert setup.spamc.timeout == 100 and "maildroprc" in setup.spamc.source
+    assert setup.xfilter_in_exception
 
 
-def test_debian_default_spamd_file() -> None:
+def test_debian_default_spamd_file(tmp_path: Path) -> None:
     # the file Debian's spamd package installs, read as it is
-    path = Path("/etc/default/spamd")
-    options = inputs.spamd_options_from_default(path.read_text())
-    assert "--max-children" in options
-    assert inputs.spamd_flags(options)["max_children"] == 5
-    setup = inputs.gather(spamd_default=path, spamd_args=None)
+    setup = inputs.gather(etc=tmp_path, spamd_default=Path("/etc/default/spamd"))
     assert setup.spamd_max_children == 5 and setup.spamd_timeout_child == 300
+    assert setup.sources["spamd"] == "default of spamd 4.0.1"
 
 
 def test_cli_budget_json_contract(tmp_path: Path) -> None:
     rc = tmp_path / "maildroprc"
     rc.write_text(FIELD_REPORT_MAILDROPRC)
-    done = spamdrill("budget", "--maildroprc", str(rc), "--link-rate", "4000", "--json")
+    done = spamdrill("budget", "--etc", str(tmp_path), "--maildroprc", str(rc),
+                     "--link-rate", "4000", "--json")
     assert done.returncode == 1, done.stderr  # the field report's setup has violations
     doc = json.loads(done.stdout)
     assert {"layer", "seconds", "source"} <= set(doc["limits"][0])
@@ -172,7 +166,8 @@ def test_cli_budget_json_contract(tmp_path: Path) -> None:
         assert m["worst_s"] is None or isinstance(m["worst_s"], int | float)
         for v in m["violations"]:
             assert set(v) == {"inner", "outer", "fix"}
-    fixed = spamdrill("budget", "--maildroprc", str(rc), "--spamc-args", "-n 30",
+    fixed = spamdrill("budget", "--etc", str(tmp_path), "--maildroprc", str(rc),
+                      "--spamc-args", "-n 30",
                       "--wrapper", "spamdrill-deliver", "--link-rate", "4000", "--json")
     assert fixed.returncode == 0, fixed.stdout
     assert all(not m["violations"] for m in json.loads(fixed.stdout)["modes"])
@@ -180,11 +175,13 @@ def test_cli_budget_json_contract(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("args,expected", [
     (["--maildroprc", "/nonexistent"], "/nonexistent not found"),
-    (["--spamc-args", "-t soon"], "is not a number"),
-    (["--spamd-args", "--timeout-child"], "needs a value"),
+    (["--spamc-args", "-t soon"], "is not a whole number"),
+    (["--spamc-args", "-t 100 --connect-retry 1"], "--connect-retry: option not found"),
+    (["--spamd-args", "--timeout-child"], "requires an argument"),
+    (["--etc", "/nonexistent"], "--etc /nonexistent: no such directory"),
 ])
-def test_cli_budget_bad_input(args: list[str], expected: str) -> None:
-    done = spamdrill("budget", *args)
+def test_cli_budget_bad_input(args: list[str], expected: str, tmp_path: Path) -> None:
+    done = spamdrill("budget", "--etc", str(tmp_path), *args)
     assert done.returncode == 2 and expected in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1 and "Traceback" not in done.stderr
 
@@ -200,14 +197,6 @@ def test_resolver_cost_follows_glibc_and_mariadb_connector() -> None:
     assert model.connector_dns_wait_s(0.0, 5) == pytest.approx(2**23 * 1e-6)
     assert 40 <= model.connector_dns_wait_s(10.0) < 40.01  # lookups at 0, 10, 20, 30 s
     assert 31 <= model.connector_dns_wait_s(1.0) <= 34  # 1 s lookups: the lab's resolver
-
-
-def test_resolv_conf_reader() -> None:
-    text = ("# comment\nnameserver 10.0.0.1\nnameserver 10.0.0.2\nsearch example.net\n"
-            "options rotate timeout:2 attempts:9\n")
-    assert inputs.resolv_conf(text) == {"resolv_servers": 2, "resolv_timeout": 2.0,
-                                        "resolv_attempts": 5}  # glibc caps attempts at 5
-    assert inputs.resolv_conf("") == {}
 
 
 def test_dns_modes_depend_on_how_the_dsn_names_the_database() -> None:
@@ -248,7 +237,7 @@ def test_net_slow_mode_only_with_a_link_rate_and_its_fix_works() -> None:
 
 
 def test_icmp_reject_simulation_follows_the_kernels_rate_limit() -> None:
-    t3 = sm.parse_args("-t 3")
+    t3 = sm.parse_args("-d 127.0.0.1 -t 3")
     # one spamc: every connect refused at once, as 'refused' (two 1 s sleeps) ...
     assert icmp.simulate(1, t3).worst_s == sm.refused(t3) == 2
     # ... unless the first ICMP comes back inside connect() (no delay between the hosts):
@@ -281,7 +270,7 @@ def test_kernel_syn_linear_timeouts_reader(tmp_path: Path) -> None:
 
 
 def test_spamd_rejected_mode_uses_the_maildrop_services_concurrency(tmp_path: Path) -> None:
-    t100 = sm.parse_args("-t 100")
+    t100 = sm.parse_args("-d 10.0.0.1 -t 100")
     burst = modes(model.Setup(spamc=t100))["spamd-rejected"]  # 100 at once: Postfix's default
     assert burst.worst_s == 302 and burst.violations
     assert "TCP reset" in burst.violations[0].fix
@@ -292,8 +281,8 @@ def test_spamd_rejected_mode_uses_the_maildrop_services_concurrency(tmp_path: Pa
     (pf / "main.cf").write_text("default_process_limit = 7\n")
     (pf / "master.cf").write_text("maildrop unix - n n - - pipe\n"
                                   "  flags=DRhu user=vmail argv=/usr/bin/maildrop -d x\n")
-    assert inputs.gather(postfix_dir=pf).concurrency == 7
+    assert inputs.gather(etc=tmp_path, postfix_dir=pf).concurrency == 7
     (pf / "master.cf").write_text("maildrop unix - n n - 3 pipe\n"
                                   "  flags=DRhu user=vmail argv=/usr/bin/maildrop -d x\n")
-    assert inputs.gather(postfix_dir=pf).concurrency == 3
-    assert inputs.gather(postfix_dir=pf, concurrency=9).concurrency == 9
+    assert inputs.gather(etc=tmp_path, postfix_dir=pf).concurrency == 3
+    assert inputs.gather(etc=tmp_path, postfix_dir=pf, concurrency=9).concurrency == 9

@@ -428,15 +428,20 @@ def flood(count: int, target: str | None, owned: bool, spamc_args: str, schedule
 
 
 @cli.command("budget")
+@click.option("--etc", type=click.Path(path_type=Path), default=Path("/"),
+              show_default=True, metavar="DIR",
+              help="The root of the system to read: DIR/etc/postfix, DIR/etc/maildroprc, "
+                   "DIR/etc/default/spamd, the spamd unit, DIR/etc/spamassassin, "
+                   "DIR/etc/resolv.conf (a copy of a production host's files works).")
 @click.option("--maildroprc", type=click.Path(path_type=Path), default=None,
-              help="Your maildroprc: spamc's flags come from its xfilter line.")
+              help="Your maildroprc instead of DIR/etc/maildroprc.")
 @click.option("--spamc-args", default=None,
-              help="spamc flags directly, for a quick what-if (after the maildroprc's).")
+              help="spamc flags for a what-if, after the xfilter's.")
 @click.option("--spamc-conf", type=click.Path(path_type=Path), default=None,
-              help="spamc.conf (read before the command line, as spamc does).")
+              help="spamc.conf instead of DIR/etc/spamassassin/spamc.conf.")
 @click.option("--spamd-args", default=None, help="spamd's flags, e.g. '--timeout-child=60'.")
 @click.option("--spamd-default", type=click.Path(path_type=Path), default=None,
-              help="Debian's /etc/default/spamd (its OPTIONS=).")
+              help="Debian's /etc/default/spamd (its OPTIONS=), instead of the unit's.")
 @click.option("--sa-dir", type=click.Path(path_type=Path), default=None,
               help="SpamAssassin site config dir (rbl_timeout, SQL DSNs).")
 @click.option("--postfix-dir", type=click.Path(path_type=Path), default=None,
@@ -449,7 +454,7 @@ def flood(count: int, target: str | None, owned: bool, spamc_args: str, schedule
 @click.option("--maildrop-timeout", type=click.FloatRange(min=1), default=None,
               help="maildrop's compiled-in global timeout (Debian: 300 s).")
 @click.option("--wrapper", type=click.Choice(["none", "spamdrill-deliver", "bounce-on-75"]),
-              default=None, help="What runs maildrop, if master.cf is not given.")
+              default=None, help="What runs maildrop, instead of master.cf's.")
 @click.option("--link-rate", type=click.FloatRange(min=1), default=None,
               metavar="BYTES_PER_S",
               help="The link between spamc and spamd, in bytes per second each way (1200 "
@@ -459,61 +464,109 @@ def flood(count: int, target: str | None, owned: bool, spamc_args: str, schedule
               help="How many spamc start at once from one host (default: the maildrop "
                    "service's maxproc in master.cf, else 100): spamd-rejected's burst.")
 @click.option("--json", "as_json", is_flag=True,
-              help='{"limits": [...], "modes": [...]} (a contract; see docs/BUDGET.md).')
-def budget(maildroprc: Path | None, spamc_args: str | None, spamc_conf: Path | None,
-           spamd_args: str | None, spamd_default: Path | None, sa_dir: Path | None,
-           postfix_dir: Path | None, resolv_conf: Path | None, deliver_config: Path | None,
-           maildrop_timeout: float | None, wrapper: str | None, link_rate: float | None,
-           concurrency: int | None, as_json: bool) -> None:
-    """Predict each failure mode's worst case from your configs, before mail bounces.
+              help='{"limits": [...], "modes": [...], "xfilters": [...], "notes": [...]} '
+                   "(a contract; see docs/BUDGET.md).")
+def budget(etc: Path, maildroprc: Path | None, spamc_args: str | None,
+           spamc_conf: Path | None, spamd_args: str | None, spamd_default: Path | None,
+           sa_dir: Path | None, postfix_dir: Path | None, resolv_conf: Path | None,
+           deliver_config: Path | None, maildrop_timeout: float | None, wrapper: str | None,
+           link_rate: float | None, concurrency: int | None, as_json: bool) -> None:
+    """Predict each failure mode's worst case from a system's configs, before mail bounces.
 
-    For each mode (spamd refusing, dropping SYNs, rejecting with ICMP under a burst,
-    silent, dripping, overloaded; the database unreachable or locked; DNS dead, or
-    SERVFAIL for the database's name; with --link-rate, a slow link between spamc and
-    spamd): each layer's worst case, which limit fires first, and what Postfix then does
-    (delivered, delivered unscanned, deferred, bounced). A violation names the smallest
-    change that fixes it. Values you do not give take each program's own default. Exit 1
-    if any mode has a violation.
+    Reads the system under --etc (default /): Postfix, maildrop (every xfilter that runs
+    spamc, each analysed), spamc and spamc.conf, spamd's unit and /etc/default/spamd,
+    SpamAssassin's site config and DSNs, the wrapper in master.cf, the resolver. For each
+    mode (spamd refusing, dropping SYNs, rejecting with ICMP under a burst, silent,
+    dripping, overloaded; the database unreachable or locked; DNS dead, or SERVFAIL for
+    the database's name; with --link-rate, a slow link): each layer's worst case, which
+    limit fires first, and what Postfix then does (delivered, delivered unscanned,
+    deferred, bounced). A violation names the smallest change that fixes it. Exit 1 if
+    any mode has a violation.
 
     \b
-    spamdrill budget --spamc-args '-t 100'
-    spamdrill budget --maildroprc /etc/maildroprc --postfix-dir /etc/postfix
+    spamdrill budget --etc examples/field-report
+    spamdrill budget --etc / --spamc-args '-n 30'
     """
     from spamdrill.budget import inputs, model
+    from spamdrill.system import reader
 
-    setup = inputs.gather(
-        maildroprc=maildroprc, spamc_args=spamc_args, spamc_conf=spamc_conf,
-        spamd_args=spamd_args, spamd_default=spamd_default, sa_dir=sa_dir,
-        postfix_dir=postfix_dir, deliver_config=deliver_config,
-        maildrop_timeout=maildrop_timeout, wrapper=wrapper, resolv=resolv_conf,
-        link_rate=link_rate, concurrency=concurrency)
+    system = reader.read(etc, reader.Overrides(
+        maildroprc, spamc_args, spamc_conf, spamd_args, spamd_default, sa_dir, postfix_dir,
+        resolv_conf, deliver_config))
+    setups = inputs.setups(system, inputs.WhatIf(maildrop_timeout, wrapper, link_rate,
+                                                 concurrency))
+    chosen = inputs.limiting(setups)
+    setup = setups[chosen]
     results = model.evaluate(setup)
+    notes = _budget_notes(system, chosen)
     if as_json:
         click.echo(json.dumps({"limits": model.limits(setup),
-                               "modes": [r.public() for r in results]}, indent=1))
+                               "modes": [r.public() for r in results],
+                               "xfilters": _xfilters_json(system, setups, chosen),
+                               "notes": notes}, indent=1))
     else:
-        lim = Table(title="limits")
-        for col in ("layer", "seconds", "from"):
-            lim.add_column(col)
-        for row in model.limits(setup):
-            lim.add_row(row["layer"], "-" if row["seconds"] is None else f"{row['seconds']:g}",
-                        row["source"])
-        out.print(lim)
-        table = Table(title=f"worst case per failure mode (spamc {setup.spamc.render()}, "
-                            f"wrapper: {setup.wrapper})")
-        for col in ("mode", "spamc s", "spamd s", "worst s", "fires first", "outcome",
-                    "fix"):
-            table.add_column(col)
-        for r in results:
-            colour = {"bounced": "red", "deferred": "yellow"}.get(r.outcome, "green")
-            table.add_row(
-                r.mode, "unbounded" if r.spamc_s is None else f"{r.spamc_s:g}",
-                "-" if r.spamd_s is None else f"{r.spamd_s:g}",
-                "-" if r.worst_s is None else f"{r.worst_s:g}", r.fires_first,
-                f"[{colour}]{r.outcome}[/{colour}]",
-                "\n".join(f"{v.inner} > {v.outer}: {v.fix}" for v in r.violations))
-        out.print(table)
+        _print_budget(system, setups, chosen, results, notes)
     sys.exit(1 if any(r.violations for r in results) else 0)
+
+
+def _budget_notes(system: Any, chosen: int) -> list[str]:
+    notes = list(system.notes)
+    for f in system.filters:
+        notes += list(f.spamc.notes) + list(f.spamc.modes)
+    notes += list(system.wrapper.findings)
+    if system.wrapper.assumption:
+        notes.append(system.wrapper.assumption)
+    return list(dict.fromkeys(notes))
+
+
+def _xfilters_json(system: Any, setups: list[Any], chosen: int) -> list[dict[str, Any]]:
+    from spamdrill.budget import model
+
+    out = []
+    for i, (f, setup) in enumerate(zip(system.filters, setups, strict=True)):
+        x = f.xfilter
+        out.append({"where": x.where if x else "--spamc-args",
+                    "spamc": setup.spamc.render(),
+                    "size_limit": x.size_limit if x else None,
+                    "in_exception": x.in_exception if x else False,
+                    "limits": i == chosen,
+                    "outcomes": sorted({r.outcome for r in model.evaluate(setup)})})
+    return out
+
+
+def _print_budget(system: Any, setups: list[Any], chosen: int, results: list[Any],
+                  notes: list[str]) -> None:
+    from spamdrill.budget import model
+
+    setup = setups[chosen]
+    lim = Table(title="limits")
+    for col in ("layer", "seconds", "from"):
+        lim.add_column(col)
+    for row in model.limits(setup):
+        lim.add_row(row["layer"], "-" if row["seconds"] is None else f"{row['seconds']:g}",
+                    row["source"])
+    out.print(lim)
+    if len(setups) > 1:
+        for row in _xfilters_json(system, setups, chosen):
+            mark = "limits" if row["limits"] else "      "
+            out.print(f"{mark} xfilter {row['where']}: spamc {row['spamc']} -> "
+                      f"{', '.join(row['outcomes'])}")
+    table = Table(title=f"worst case per failure mode (spamc {setup.spamc.render()}, "
+                        f"wrapper: {setup.wrapper})")
+    for col in ("mode", "spamc s", "spamd s", "worst s", "fires first", "outcome", "fix"):
+        table.add_column(col)
+    for r in results:
+        colour = {"bounced": "red", "deferred": "yellow"}.get(r.outcome, "green")
+        fix = [f"{v.inner} > {v.outer}: {v.fix}" for v in r.violations]
+        fix += [f"(assumed: {a})" for a in r.assumptions]
+        table.add_row(
+            r.mode, "unbounded" if r.spamc_s is None else f"{r.spamc_s:g}",
+            "-" if r.spamd_s is None else f"{r.spamd_s:g}",
+            "-" if r.worst_s is None else f"{r.worst_s:g}", r.fires_first,
+            f"[{colour}]{r.outcome}[/{colour}]", "\n".join(fix))
+    out.print(table)
+    for note in notes:
+        out.print(f"note: {note}", highlight=False)
 
 
 def main(argv: list[str] | None = None) -> Any:

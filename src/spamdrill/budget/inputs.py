@@ -1,190 +1,19 @@
-"""Reading the real configs into a budget ``Setup``. Parsers take text (sans-IO); ``gather``
-does the file I/O. Anything missing takes the program's own default.
-
-- maildroprc: the ``xfilter "…spamc …"`` line gives spamc's flags (the field report's
-  ``xfilter "/usr/bin/spamc -d spamd2-pn -t 100 -u $LOGNAME"``).
-- spamc.conf: flags, one or more per line, read before the command line (spamc.c
-  ``combine_args``).
-- spamd: its command line, or ``OPTIONS="…"`` in Debian's /etc/default/spamd.
-- SpamAssassin cf files: ``rbl_timeout``, the SQL DSNs (a host name, and
-  ``mysql_connect_timeout``).
-- Postfix: ``command_time_limit`` and ``<transport>_time_limit`` in main.cf (postconf time
-  units s m h d w); the pipe service in master.cf that runs maildrop, and what wraps it.
-- spamdrill-deliver's own config (``deadline``).
-"""
+"""A budget ``Setup`` per spamc xfilter, from a system's configuration as
+``spamdrill.system.reader`` reads it (one root, ``--etc``; single files replaced by the
+older flags). Each value keeps its source for the limits table."""
 
 from __future__ import annotations
 
-import re
-import shlex
-import tomllib
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
-from spamdrill.budget.model import Setup
-from spamdrill.budget.spamc import flag_number, parse_args
-from spamdrill.errors import SpamdrillError
-
-_XFILTER = re.compile(r"""\bxfilter\s+(?:"([^"]*)"|'([^']*)'|`([^`]*)`)""")
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-
-
-def spamc_args_from_maildroprc(text: str) -> list[str] | None:
-    """spamc's arguments from the first xfilter that runs spamc (comments skipped)."""
-    for line in text.splitlines():
-        if line.strip().startswith("#"):
-            continue
-        m = _XFILTER.search(line)
-        if not m:
-            continue
-        command = next(g for g in m.groups() if g is not None)
-        try:
-            argv = shlex.split(command)
-        except ValueError:
-            continue
-        for i, word in enumerate(argv):
-            if word.rsplit("/", 1)[-1] == "spamc":
-                return argv[i + 1:]
-    return None
-
-
-def spamc_conf_args(text: str) -> list[str]:
-    args: list[str] = []
-    for line in text.splitlines():
-        line = line.split("#", 1)[0].strip()
-        if line:
-            args += shlex.split(line)
-    return args
-
-
-def spamd_options_from_default(text: str) -> str:
-    """``OPTIONS="…"`` from /etc/default/spamd (Debian)."""
-    m = re.search(r"""^\s*OPTIONS\s*=\s*(["'])(.*?)\1""", text, re.M)
-    return m.group(2) if m else ""
-
-
-def spamd_flags(args: str) -> dict[str, float]:
-    """The spamd flags the model uses (long and short spellings, ``=`` or a space)."""
-    names = {"--timeout-child": "timeout_child", "--timeout-tcp": "timeout_tcp",
-             "--max-children": "max_children", "-m": "max_children"}
-    argv = shlex.split(args)
-    out: dict[str, float] = {}
-    i = 0
-    while i < len(argv):
-        name, eq, value = argv[i].partition("=")
-        if name in names:
-            out[names[name]], i = flag_number(argv, i, name, eq, value, "spamd")
-        i += 1
-    return out
-
-
-def sa_settings(text: str) -> dict[str, object]:
-    out: dict[str, object] = {}
-    for line in text.splitlines():
-        words = line.split("#", 1)[0].split()
-        if not words:
-            continue
-        if words[0] == "rbl_timeout" and len(words) > 1:
-            out["rbl_timeout"] = float(words[1])
-        elif words[0] in ("user_scores_dsn", "bayes_sql_dsn") and len(words) > 1:
-            dsn = words[1]
-            host = re.search(r"host=([^;]+)", dsn)
-            if host:
-                out["db_host_is_name"] = not re.fullmatch(r"[\d.]+|\[?[0-9a-fA-F:]+\]?",
-                                                          host.group(1))
-            ct = re.search(r"mysql_connect_timeout=(\d+)", dsn)
-            if ct:
-                out["db_connect_timeout"] = float(ct.group(1))
-    return out
-
-
-def resolv_conf(text: str) -> dict[str, object]:
-    """resolv.conf(5): how many servers (glibc uses the first 3) and the timeout/attempts
-    options, for the model's cost of one lookup when no server answers."""
-    out: dict[str, object] = {}
-    servers = 0
-    for line in text.splitlines():
-        words = line.split("#", 1)[0].split(";", 1)[0].split()
-        if not words:
-            continue
-        if words[0] == "nameserver" and len(words) > 1:
-            servers += 1
-        elif words[0] == "options":
-            for opt in words[1:]:
-                name, _, value = opt.partition(":")
-                # glibc caps them: RES_MAXRETRANS 30, RES_MAXRETRY 5
-                if name == "timeout" and value.isdigit():
-                    out["resolv_timeout"] = float(min(int(value), 30))
-                elif name == "attempts" and value.isdigit():
-                    out["resolv_attempts"] = min(int(value), 5)
-    if servers:
-        out["resolv_servers"] = min(servers, 3)
-    return out
-
-
-def postconf_time(value: str) -> float:
-    m = re.fullmatch(r"\s*(\d+)\s*([smhdw]?)\s*", value)
-    if not m:
-        raise SpamdrillError(f"not a Postfix time value: {value!r}")
-    return float(m.group(1)) * _UNITS[m.group(2) or "s"]
-
-
-def main_cf(text: str) -> dict[str, str]:
-    """main.cf parameters (continuation lines joined)."""
-    params: dict[str, str] = {}
-    current = None
-    for raw in text.splitlines():
-        if not raw.strip() or raw.lstrip().startswith("#"):
-            continue
-        if raw[0].isspace() and current:
-            params[current] += " " + raw.strip()
-            continue
-        name, eq, value = raw.partition("=")
-        if eq:
-            current = name.strip()
-            params[current] = value.strip()
-    return params
-
-
-def maildrop_entry(master_text: str) -> tuple[str, list[str], int | None] | None:
-    """(service name, argv, maxproc) of the master.cf pipe service that runs maildrop;
-    maxproc (column 7) is None for ``-`` (main.cf's ``default_process_limit``)."""
-    entries: list[str] = []
-    for raw in master_text.splitlines():
-        if not raw.strip() or raw.lstrip().startswith("#"):
-            continue
-        if raw[0].isspace() and entries:
-            entries[-1] += " " + raw.strip()
-        else:
-            entries.append(raw.strip())
-    for entry in entries:
-        fields = entry.split()
-        if len(fields) >= 8 and fields[7] == "pipe" and "maildrop" in entry:
-            argv_at = entry.find("argv=")
-            argv = shlex.split(entry[argv_at + 5:]) if argv_at >= 0 else []
-            maxproc = int(fields[6]) if fields[6].isdigit() else None
-            return fields[0], argv, maxproc
-    return None
-
-
-def wrapper_of(argv: list[str]) -> tuple[str, float | None]:
-    """What runs maildrop: spamdrill-deliver (and its --deadline), maildrop itself, or an
-    unknown wrapper (assumed to turn 75 into a bounce, as the field report's did)."""
-    if not argv:
-        return "none", None
-    prog = argv[0].rsplit("/", 1)[-1]
-    if prog == "spamdrill-deliver":
-        deadline = None
-        for a in argv[1:]:
-            if a.startswith("--deadline="):
-                deadline = float(a.split("=", 1)[1])
-        return "spamdrill-deliver", deadline
-    if prog == "maildrop":
-        return "none", None
-    return "bounce-on-75", None
-
+from spamdrill.budget.model import Setup, evaluate
+from spamdrill.system import net
+from spamdrill.system.reader import Filter, Overrides, System, read
+from spamdrill.vocab import Fate, Finding
 
 SYN_LINEAR = Path("/proc/sys/net/ipv4/tcp_syn_linear_timeouts")
+MAILDROP_TIMEOUT_SOURCE = "default of Debian's maildrop 2.9.3 (compiled in)"
 
 
 def kernel_syn_linear_timeouts(path: Path = SYN_LINEAR) -> int:
@@ -196,105 +25,115 @@ def kernel_syn_linear_timeouts(path: Path = SYN_LINEAR) -> int:
         return 0
 
 
-def gather(*, maildroprc: Path | None = None, spamc_args: str | None = None,
-           spamc_conf: Path | None = None, spamd_args: str | None = None,
-           spamd_default: Path | None = None, sa_dir: Path | None = None,
-           postfix_dir: Path | None = None, deliver_config: Path | None = None,
-           maildrop_timeout: float | None = None, wrapper: str | None = None,
-           resolv: Path | None = None, link_rate: float | None = None,
-           concurrency: int | None = None) -> Setup:
-    """Build a Setup from the files and flags given (thin I/O around the parsers above)."""
-    setup = Setup(syn_linear_timeouts=kernel_syn_linear_timeouts())
-    sources: dict[str, str] = {}
-    args: list[str] = []
-    spamc_source = "spamc defaults"
-    if spamc_conf is not None:
-        args += spamc_conf_args(_read(spamc_conf))
-        spamc_source = str(spamc_conf)
-    if maildroprc is not None:
-        found = spamc_args_from_maildroprc(_read(maildroprc))
-        if found is None:
-            raise SpamdrillError(f"{maildroprc}: no xfilter line runs spamc",
-                                 "give the flags with --spamc-args")
-        args += found
-        spamc_source = f"{maildroprc} (xfilter)"
-    if spamc_args is not None:
-        args += shlex.split(spamc_args)
-        spamc_source = "--spamc-args"
-    setup = replace(setup, spamc=parse_args(args, spamc_source))
-    spamd_text = spamd_args
-    if spamd_text is None and spamd_default is not None:
-        spamd_text = spamd_options_from_default(_read(spamd_default))
-        sources["spamd"] = str(spamd_default)
-    if spamd_text is not None:
-        flags = spamd_flags(spamd_text)
-        sources.setdefault("spamd", "--spamd-args")
-        setup = replace(setup,
-                        spamd_timeout_child=flags.get("timeout_child", setup.spamd_timeout_child),
-                        spamd_timeout_tcp=flags.get("timeout_tcp", setup.spamd_timeout_tcp),
-                        spamd_max_children=int(flags.get("max_children",
-                                                         setup.spamd_max_children)))
-    if sa_dir is not None:
-        if not sa_dir.is_dir():
-            raise SpamdrillError(f"SpamAssassin config directory {sa_dir} not found")
-        settings: dict[str, object] = {}
-        for cf in sorted(sa_dir.glob("*.cf")):
-            settings.update(sa_settings(_read(cf)))
-        setup = replace(setup, **settings)  # type: ignore[arg-type]
-        sources["sa"] = str(sa_dir)
-    if resolv is not None:
-        setup = replace(setup, **resolv_conf(_read(resolv)))  # type: ignore[arg-type]
-        sources["resolv"] = str(resolv)
-    if postfix_dir is not None:
-        setup = _postfix(setup, postfix_dir, sources)
-    if deliver_config is not None:
-        try:
-            raw = tomllib.loads(_read(deliver_config))
-        except tomllib.TOMLDecodeError as exc:
-            raise SpamdrillError(f"{deliver_config}: not valid TOML: {exc}") from None
-        if "deadline" in raw:
-            setup = replace(setup, wrapper="spamdrill-deliver",
-                            wrapper_deadline=float(raw["deadline"]))
-            sources["wrapper"] = str(deliver_config)
-    if wrapper is not None:
-        setup = replace(setup, wrapper=wrapper)
-        sources.setdefault("wrapper", "--wrapper")
-    if maildrop_timeout is not None:
-        setup = replace(setup, maildrop_timeout=maildrop_timeout)
+@dataclass(frozen=True)
+class WhatIf:
+    """Values given on the command line instead of read from the system."""
+
+    maildrop_timeout: float | None = None
+    wrapper: str | None = None
+    link_rate: float | None = None
+    concurrency: int | None = None
+
+
+def setup_for(system: System, f: Filter, what_if: WhatIf = WhatIf()) -> Setup:
+    """The budget model's inputs for one xfilter of this system."""
+    spamd = system.spamd
+    child, tcp, children = (spamd.number("timeout-child"), spamd.number("timeout-tcp"),
+                            spamd.number("max-children"))
+    rbl = system.sa.rbl_timeout()
+    sources = {"spamd": child.source, "sa": rbl.source,
+               "postfix": system.time_limit.source, "wrapper": system.wrapper_source,
+               "maildrop": MAILDROP_TIMEOUT_SOURCE}
+    setup = Setup(
+        spamc=f.spamc.flags, spamd_timeout_child=float(child.value),
+        spamd_timeout_tcp=float(tcp.value), spamd_max_children=children.value,
+        rbl_timeout=rbl.value, postfix_time_limit=system.time_limit.value,
+        concurrency=system.concurrency.value,
+        syn_linear_timeouts=kernel_syn_linear_timeouts(),
+        xfilter_in_exception=f.xfilter.in_exception if f.xfilter else False,
+        spamd_names_by_dns=_spamd_names_by_dns(system, f),
+        wrapper=system.wrapper.model_kind,
+        wrapper_defers_timeout=system.wrapper.timeout_defers,
+        wrapper_assumption=system.wrapper.assumption,
+        wrapper_deadline=system.deliver_deadline.value if system.deliver_deadline else None)
+    setup = _database(system, setup, sources)
+    r = system.resolv
+    if r:
+        setup = replace(
+            setup,
+            resolv_timeout=r["resolv_timeout"].value if "resolv_timeout" in r
+            else setup.resolv_timeout,
+            resolv_attempts=int(r["resolv_attempts"].value) if "resolv_attempts" in r
+            else setup.resolv_attempts,
+            resolv_servers=int(r["resolv_servers"].value) if "resolv_servers" in r
+            else setup.resolv_servers)
+        sources["resolv"] = ", ".join(sorted({v.source for v in r.values()}))
+    if system.deliver_deadline is not None:
+        sources["wrapper"] = system.deliver_deadline.source
+    return _what_if(setup, what_if, sources)
+
+
+def _database(system: System, setup: Setup, sources: dict[str, str]) -> Setup:
+    dsn = system.db_dsn
+    if dsn is None:
+        return setup
+    by_name = dsn.kind == "name" and net.needs_dns(dsn.host, system.hosts)
+    sources["db"] = dsn.source
+    return replace(setup, db_host_is_name=by_name, db_connect_timeout=dsn.connect_timeout)
+
+
+def _spamd_names_by_dns(system: System, f: Filter) -> int:
+    flags = f.spamc.flags
+    if flags.unix_socket is not None:
+        return 0
+    hosts = flags.hosts[:flags.tried_hosts]
+    return sum(1 for h in hosts if net.needs_dns(h, system.hosts))
+
+
+def _what_if(setup: Setup, w: WhatIf, sources: dict[str, str]) -> Setup:
+    if w.wrapper is not None:
+        setup = replace(setup, wrapper=w.wrapper, wrapper_assumption="",
+                        wrapper_defers_timeout=w.wrapper != "bounce-on-75")
+        sources["wrapper"] = "--wrapper"
+    if w.maildrop_timeout is not None:
+        setup = replace(setup, maildrop_timeout=w.maildrop_timeout)
         sources["maildrop"] = "--maildrop-timeout"
-    if link_rate is not None:
-        setup = replace(setup, link_rate=link_rate)
-    if concurrency is not None:
-        setup = replace(setup, concurrency=concurrency)
+    if w.link_rate is not None:
+        setup = replace(setup, link_rate=w.link_rate)
+    if w.concurrency is not None:
+        setup = replace(setup, concurrency=w.concurrency)
     return replace(setup, sources=sources)
 
 
-def _postfix(setup: Setup, d: Path, sources: dict[str, str]) -> Setup:
-    params = main_cf(_read(d / "main.cf"))
-    limit = postconf_time(params.get("command_time_limit", "1000s"))
-    source = f"{d / 'main.cf'} command_time_limit" if "command_time_limit" in params \
-        else "Postfix default command_time_limit"
-    concurrency = int(params.get("default_process_limit", "100"))
-    master = d / "master.cf"
-    if master.exists():
-        service = maildrop_entry(_read(master))
-        if service is not None:
-            name, argv, maxproc = service
-            concurrency = maxproc or concurrency
-            key = f"{name}_time_limit"
-            if key in params:
-                limit, source = postconf_time(params[key]), f"{d / 'main.cf'} {key}"
-            kind, deadline = wrapper_of(argv)
-            setup = replace(setup, wrapper=kind, wrapper_deadline=deadline)
-            sources["wrapper"] = f"{master} ({name})"
-    sources["postfix"] = source
-    return replace(setup, postfix_time_limit=limit, concurrency=concurrency)
+def setups(system: System, what_if: WhatIf = WhatIf()) -> list[Setup]:
+    return [setup_for(system, f, what_if) for f in system.filters]
 
 
-def _read(path: Path) -> str:
-    try:
-        return path.read_text(errors="replace")
-    except FileNotFoundError:
-        raise SpamdrillError(f"{path} not found") from None
-    except OSError as exc:
-        raise SpamdrillError(f"cannot read {path}: {exc.strerror}") from None
+def limiting(all_setups: list[Setup]) -> int:
+    """The index of the xfilter that limits: the worst finding, then the longest worst
+    case."""
+    order = list(Finding)
+
+    def key(setup: Setup) -> tuple[int, float]:
+        results = evaluate(setup)
+        worst = Finding.worst([Fate(r.outcome).finding for r in results])
+        longest = max((r.worst_s if r.worst_s is not None else float("inf"))
+                      for r in results)
+        return order.index(worst), longest
+
+    keys = [key(s) for s in all_setups]
+    return keys.index(max(keys))
+
+
+def gather(*, etc: Path = Path("/"), maildroprc: Path | None = None,
+           spamc_args: str | None = None, spamc_conf: Path | None = None,
+           spamd_args: str | None = None, spamd_default: Path | None = None,
+           sa_dir: Path | None = None, postfix_dir: Path | None = None,
+           deliver_config: Path | None = None, maildrop_timeout: float | None = None,
+           wrapper: str | None = None, resolv: Path | None = None,
+           link_rate: float | None = None, concurrency: int | None = None) -> Setup:
+    """The limiting xfilter's Setup (the older single-Setup interface)."""
+    system = read(etc, Overrides(maildroprc, spamc_args, spamc_conf, spamd_args,
+                                 spamd_default, sa_dir, postfix_dir, resolv, deliver_config))
+    all_setups = setups(system, WhatIf(maildrop_timeout, wrapper, link_rate, concurrency))
+    return all_setups[limiting(all_setups)]

@@ -35,7 +35,7 @@ MODES = ("spamd-refused", "spamd-accept-queue-full", "spamd-silent", "spamd-slow
          "spamd-overloaded", "db-unreachable", "db-locked", "dns-dead", "dns-db-servfail",
          "spamd-rejected", "net-slow")
 
-LINUX_TCP_CONNECT_S = 127.0  # net.ipv4.tcp_syn_retries = 6: 1+2+4+8+16+32+64 s (133.3 s
+LINUX_TCP_CONNECT_S = spamc_model.KERNEL_CONNECT_S  # tcp_syn_retries 6: 1+2+...+64 s (133.3 s
 #                              measured on a 6.18 kernel with tcp_syn_linear_timeouts 4)
 INNODB_LOCK_WAIT_S = 50.0  # MariaDB innodb_lock_wait_timeout default
 LOCK_WAIT_S = 86400.0  # MariaDB lock_wait_timeout default (FLUSH TABLES WITH READ LOCK)
@@ -96,6 +96,14 @@ class Setup:
     concurrency: int = 100  # spamc started at once from one host: the maildrop service's
     #                         maxproc (master.cf), else default_process_limit
     syn_linear_timeouts: int = 0  # net.ipv4.tcp_syn_linear_timeouts of spamc's host
+    # maildrop catches a failed xfilter inside ``exception { }`` and goes on (delivers
+    # unscanned); outside one it exits 75, "Unable to filter message." (measured, 2.9.3)
+    xfilter_in_exception: bool = False
+    spamd_names_by_dns: int = 0  # -d names spamc must ask DNS for (not in /etc/hosts)
+    # what the model assumed about the wrapper, said in every row it decides
+    wrapper_assumption: str = ""
+    # the wrapper tells maildrop's "Timeout quota exceeded." from other 75s and defers it
+    wrapper_defers_timeout: bool = False
     sources: dict[str, str] = field(default_factory=dict)
 
     def source(self, key: str, default: str) -> str:
@@ -122,12 +130,14 @@ class ModeResult:
     outcome: str  # delivered | delivered unscanned | deferred | bounced
     why: str
     violations: list[Violation] = field(default_factory=list)
+    assumptions: list[str] = field(default_factory=list)
 
     def public(self) -> dict[str, Any]:
         return {"mode": self.mode, "worst_s": _r(self.worst_s), "spamc_s": _r(self.spamc_s),
                 "spamd_s": _r(self.spamd_s), "fires_first": self.fires_first,
                 "outcome": self.outcome, "why": self.why,
-                "violations": [v.public() for v in self.violations]}
+                "violations": [v.public() for v in self.violations],
+                "assumptions": list(self.assumptions)}
 
 
 def _r(x: float | None) -> float | None:
@@ -137,9 +147,10 @@ def _r(x: float | None) -> float | None:
 def limits(s: Setup) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = [
         {"layer": "spamc -t (per read)", "seconds": s.spamc.timeout or None,
-         "source": s.spamc.source},
-        {"layer": "spamc connect (per try)", "seconds": s.spamc.connect_wait or None,
-         "source": s.spamc.source},
+         "source": s.spamc.origin("timeout")},
+        {"layer": "spamc connect (per address and try)", "seconds": s.spamc.connect_wait,
+         "source": s.spamc.origin("connect_timeout") if s.spamc.connect_timeout
+         else "the kernel's TCP connect timeout (spamc sets no alarm without -t or -n)"},
         {"layer": "spamd --timeout-child", "seconds": s.spamd_timeout_child,
          "source": s.source("spamd", "spamd default")},
         {"layer": "SpamAssassin rbl_timeout", "seconds": s.rbl_timeout,
@@ -180,11 +191,14 @@ def _spamc_given_answer(f: SpamcFlags, answer_s: float | None) -> float | None:
 def evaluate(s: Setup) -> list[ModeResult]:
     f = s.spamc
     db_connect = s.db_connect_timeout or LINUX_TCP_CONNECT_S
+    calls, sleeps = spamc_model.connect_failures(f, refused=False)
     cases: list[tuple[str, float | None, float | None, str]] = [
         ("spamd-refused", spamc_model.refused(f), None,
-         "every connect refused at once: (retries-1) x retry-sleep"),
+         f"every connect refused at once: {spamc_model.connect_failures(f, True)[1]} "
+         f"retry sleep(s) of {f.retry_sleep:g} s"),
         ("spamd-accept-queue-full", spamc_model.accept_queue_full(f), None,
-         "SYNs dropped: retries x connect timeout + (retries-1) x retry-sleep"),
+         f"SYNs dropped: {calls} connect() calls ({f.tries} tries x "
+         f"{f.addresses_per_try} address(es)) x {f.connect_wait:g} s + {sleeps} sleep(s)"),
         ("spamd-silent", spamc_model.silent(f), None,
          "accepted, never answers: filter-retries x -t + sleeps"),
         ("spamd-slow-drip", spamc_model.slow_drip(f), None,
@@ -227,12 +241,30 @@ def evaluate(s: Setup) -> list[ModeResult]:
                       "DSN names the database by address"))
         cases.append(("dns-db-servfail", 0.0, 0.0, "the DSN names the database by address: "
                       "no lookup of its name to fail"))
+    if s.spamd_names_by_dns:
+        cases = [_spamc_lookups(s, c) if c[0] == "dns-dead" else c for c in cases]
     if s.link_rate:
         cases.append(_slow_link_case(f, s.link_rate))
     fails = {"db-unreachable", "dns-db-servfail"} | ({"dns-dead"} if s.db_host_is_name
                                                      else set())
     return [_judge(s, mode, spamc_s, spamd_s, why, mode in fails)
             for mode, spamc_s, spamd_s, why in cases]
+
+
+def _spamc_lookups(s: Setup, case: tuple[str, float | None, float | None, str]
+                   ) -> tuple[str, float | None, float | None, str]:
+    """spamc resolves every -d name before it connects (``transport_setup``): with the
+    resolver dead each name costs a whole dead lookup; if none resolves, spamc fails with
+    EX_TEMPFAIL and never reaches spamd."""
+    lookup = libc_dead_lookup_s(s.resolv_timeout, s.resolv_attempts, s.resolv_servers)
+    wait = s.spamd_names_by_dns * lookup
+    mode, spamc_s, spamd_s, why = case
+    if s.spamd_names_by_dns >= len(s.spamc.hosts):
+        return (mode, wait, None, f"spamc resolves spamd's name(s) first: "
+                f"{s.spamd_names_by_dns} x {lookup:g} s, then gives up (EX_TEMPFAIL) "
+                "without reaching spamd")
+    return (mode, None if spamc_s is None else spamc_s + wait, spamd_s,
+            f"{why}; spamc first waits {wait:g} s for the -d name(s) DNS must answer")
 
 
 def _slow_link_case(f: SpamcFlags, rate: float) -> tuple[str, float | None,
@@ -259,10 +291,11 @@ def _judge(s: Setup, mode: str, spamc_s: float | None, spamd_s: float | None,
     violations: list[Violation] = []
     spamc_txt = "unbounded" if spamc_s is None else f"{spamc_s:g} s"
     if spamc_s is not None and spamc_s < m and (deadline is None or spamc_s < deadline):
-        outcome = "delivered" if scanned else "delivered unscanned"
         answered = spamd_s is not None and spamc_s == spamd_s  # a scan, or spamd's error
-        return ModeResult(mode, spamc_s, spamd_s, spamc_s, "none (spamd answered)"
-                          if answered else "spamc", outcome, why)
+        fires = "none (spamd answered)" if answered else "spamc"
+        if scanned:
+            return ModeResult(mode, spamc_s, spamd_s, spamc_s, fires, "delivered", why)
+        return _failed_scan(s, mode, spamc_s, spamd_s, fires, why)
     if deadline is not None and deadline <= m:
         fires, worst, outcome = "spamdrill-deliver deadline", deadline, "deferred"
     else:
@@ -286,23 +319,57 @@ def _judge(s: Setup, mode: str, spamc_s: float | None, spamd_s: float | None,
                 "and defers)"))
         else:
             worst = spamc_s  # maildrop's exit 75 reaches Postfix when spamc lets go
-            outcome = "bounced" if s.wrapper == "bounce-on-75" else "deferred"
+            outcome = "bounced" if s.wrapper == "bounce-on-75" and \
+                not s.wrapper_defers_timeout else "deferred"
             if outcome == "bounced":
                 violations.append(Violation("maildrop's EX_TEMPFAIL (75)",
                                             "the wrapper's 75 -> 100 mapping",
                                             "use spamdrill-deliver: it defers timeouts"))
-    return ModeResult(mode, spamc_s, spamd_s, worst, fires, outcome, why, violations)
+    return ModeResult(mode, spamc_s, spamd_s, worst, fires, outcome, why, violations,
+                      _assumed(s, outcome))
+
+
+def _assumed(s: Setup, outcome: str) -> list[str]:
+    """The wrapper assumption, in each row whose outcome it decides."""
+    if s.wrapper_assumption and outcome in ("bounced", "deferred"):
+        return [s.wrapper_assumption]
+    return []
+
+
+def _failed_scan(s: Setup, mode: str, spamc_s: float, spamd_s: float | None, fires: str,
+                 why: str) -> ModeResult:
+    """spamc gave up (or spamd failed the message) before maildrop's timeout. With its
+    safe fallback spamc prints the message unchanged and exits 0: delivered unscanned.
+    With ``-x`` it prints nothing and exits non-zero (69, 70, 74; 75 with -X): maildrop's
+    xfilter fails, and maildrop exits 75 ("Unable to filter message.") unless the xfilter
+    sits in an ``exception { }`` block, which catches it and delivers unscanned. maildrop
+    looks only at zero or not, so -X changes nothing under maildrop."""
+    if s.spamc.safe_fallback or s.xfilter_in_exception:
+        if not s.spamc.safe_fallback:
+            why += "; -x: the xfilter fails inside exception { }, which maildrop catches"
+        return ModeResult(mode, spamc_s, spamd_s, spamc_s, fires, "delivered unscanned", why)
+    why += ("; -x: spamc prints nothing and exits non-zero, maildrop exits 75 'Unable to "
+            "filter message.'")
+    if s.wrapper == "bounce-on-75":
+        return ModeResult(mode, spamc_s, spamd_s, spamc_s, fires, "bounced", why, [
+            Violation("spamc -x failure: maildrop's EX_TEMPFAIL (75)",
+                      "the wrapper's 75 -> 100 mapping",
+                      "use spamdrill-deliver (it defers), or drop -x")],
+            _assumed(s, "bounced"))
+    return ModeResult(mode, spamc_s, spamd_s, spamc_s, fires, "deferred", why, [],
+                      _assumed(s, "deferred"))
 
 
 def _fix(s: Setup, mode: str) -> str:
     """The smallest change that brings spamc back under maildrop's timeout."""
     f, m = s.spamc, s.maildrop_timeout
     if mode == "spamd-refused":
-        sleep_max = math.floor((m - 1) / max(1, f.connect_retries - 1))
+        sleeps = spamc_model.connect_failures(f, refused=True)[1]
+        sleep_max = math.floor((m - 1) / max(1, sleeps))
         return f"spamc --retry-sleep {sleep_max}"
-    if mode in ("spamd-accept-queue-full", "spamd-rejected") and f.connect_wait:
-        n_max = math.floor((m - 1 - (f.connect_retries - 1) * f.retry_sleep)
-                           / f.connect_retries)
+    if mode in ("spamd-accept-queue-full", "spamd-rejected"):
+        calls, sleeps = spamc_model.connect_failures(f, refused=False)
+        n_max = math.floor((m - 1 - sleeps * f.retry_sleep) / calls)
         firewall = (", or have the firewall reject with a TCP reset (not rate-limited)"
                     if mode == "spamd-rejected" else "")
         if n_max >= 1:

@@ -26,27 +26,63 @@ DEFAULT_CONNECT_RETRIES = 3
 DEFAULT_RETRY_SLEEP = 1
 DEFAULT_FILTER_RETRIES = 1
 DEFAULT_FILTER_RETRY_SLEEP = 1
+KERNEL_CONNECT_S = 127.0  # no alarm: connect() gives up after tcp_syn_retries (6) resends
 
 
 @dataclass(frozen=True)
 class SpamcFlags:
     timeout: float = DEFAULT_TIMEOUT  # -t; 0 = none
-    connect_timeout: float | None = None  # -n; None = -t
+    # -n; None = as -t; 0 = no alarm (spamc.c: no -t and no -n), the kernel's connect timeout
+    connect_timeout: float | None = None
     connect_retries: int = DEFAULT_CONNECT_RETRIES
     retry_sleep: float = DEFAULT_RETRY_SLEEP
     filter_retries: int = DEFAULT_FILTER_RETRIES
     filter_retry_sleep: float = DEFAULT_FILTER_RETRY_SLEEP
     max_size: int = 500 * 1024  # -s
     safe_fallback: bool = True  # -x turns it off: failures are errors, not unscanned mail
+    unavail_tempfail: bool = False  # -X after -x: exit 75 instead of 69 for "unavailable"
+    hosts: tuple[str, ...] = ()  # -d a,b; () = localhost (getaddrinfo(NULL): ::1, 127.0.0.1)
+    unix_socket: str | None = None  # -U
+    port: int = 783
+    family: int = 0  # -4 / -6; 0 = both
+    randomize: bool = False  # -H
     source: str = "spamc defaults"
+    origins: tuple[tuple[str, str], ...] = ()  # (field, where it was set)
 
     @property
     def connect_wait(self) -> float:
-        return self.connect_timeout if self.connect_timeout else self.timeout
+        """One connect()'s longest wait: the alarm of -n/-t, else the kernel's."""
+        if self.connect_timeout is None:
+            return self.timeout or KERNEL_CONNECT_S
+        return self.connect_timeout or KERNEL_CONNECT_S
+
+    @property
+    def tried_hosts(self) -> int:
+        """Hosts in the connect loop: -x cuts a list to its first (transport_setup)."""
+        if self.unix_socket is not None:
+            return 1
+        n = max(1, len(self.hosts))
+        return n if self.safe_fallback else 1
+
+    @property
+    def tries(self) -> int:
+        """Connect tries: one for a UNIX socket (_try_to_connect_unix has no loop)."""
+        return 1 if self.unix_socket is not None else self.connect_retries
+
+    @property
+    def addresses_per_try(self) -> int:
+        """Addresses connect() is called on in one try. localhost (no -d) is ::1 and
+        127.0.0.1 unless -4/-6; a name is assumed to resolve to one address."""
+        if self.unix_socket is None and not self.hosts and not self.family:
+            return 2
+        return 1
+
+    def origin(self, key: str) -> str:
+        return dict(self.origins).get(key, self.source)
 
     def render(self) -> str:
         parts = [f"-t {self.timeout:g}"]
-        if self.connect_timeout:
+        if self.connect_timeout and self.connect_timeout != self.timeout:
             parts.append(f"-n {self.connect_timeout:g}")
         if self.connect_retries != DEFAULT_CONNECT_RETRIES:
             parts.append(f"--connect-retries {self.connect_retries}")
@@ -54,26 +90,17 @@ class SpamcFlags:
             parts.append(f"--retry-sleep {self.retry_sleep:g}")
         if self.filter_retries != DEFAULT_FILTER_RETRIES:
             parts.append(f"--filter-retries {self.filter_retries}")
+        if len(self.hosts) > 1:
+            parts.append(f"-d {','.join(self.hosts)}")
+        if not self.safe_fallback:
+            parts.append("-x -X" if self.unavail_tempfail else "-x")
         return " ".join(parts)
-
-
-_VALUE_FLAGS = {
-    "-t": "timeout", "--timeout": "timeout",
-    "-n": "connect_timeout", "--connect-timeout": "connect_timeout",
-    "--connect-retries": "connect_retries", "--retry-sleep": "retry_sleep",
-    "--filter-retries": "filter_retries", "--filter-retry-sleep": "filter_retry_sleep",
-    "-s": "max_size", "--max-size": "max_size",
-}
-# flags that take a value we do not model (skip the value)
-_OTHER_VALUE_FLAGS = {"-d", "--dest", "-p", "--port", "-u", "--username", "-F", "--config",
-                      "-U", "--socket", "-H", "--randomize", "-e", "--pipe-to", "-L",
-                      "--learntype", "-C", "--reporttype", "-K", "--ssl"}
 
 
 def flag_number(argv: list[str], i: int, name: str, eq: str, value: str,
                 what: str, where: str = "") -> tuple[float, int]:
-    """The number a flag takes, from ``--flag=N`` or the next word (as spamc's and spamd's
-    getopt read them); returns (number, index of the last word used)."""
+    """The number a flag takes, from ``--flag=N`` or the next word; returns (number,
+    index of the last word used)."""
     if not eq:
         i += 1
         if i >= len(argv):
@@ -87,46 +114,37 @@ def flag_number(argv: list[str], i: int, name: str, eq: str, value: str,
 
 
 def parse_args(args: list[str] | str, source: str = "command line") -> SpamcFlags:
-    """spamc's flags (as spamc.c's ``read_args`` reads them: ``-t 5``, ``-t5``,
-    ``--timeout=5``); unknown flags are ignored, values are checked."""
+    """spamc's flags, read as spamc 4.0.1 reads them (``spamdrill.system.spamc``):
+    unknown or malformed flags are errors naming the flag."""
+    from spamdrill.system import spamc as reader
+
     argv = shlex.split(args) if isinstance(args, str) else list(args)
-    values: dict[str, object] = {"source": source}
-    i = 0
-    while i < len(argv):
-        arg = argv[i]
-        name, eq, value = arg.partition("=")
-        key = _VALUE_FLAGS.get(name)
-        if key is None and len(arg) > 2 and arg[:2] in _VALUE_FLAGS and not arg.startswith("--"):
-            key, value, eq = _VALUE_FLAGS[arg[:2]], arg[2:], "="
-        if key is not None:
-            number, i = flag_number(argv, i, name, eq, value, "spamc", f" ({source})")
-            if number < 0:
-                raise SpamdrillError(f"spamc flag {name} must not be negative ({source})")
-            values[key] = int(number) if key in ("connect_retries", "filter_retries",
-                                                 "max_size") else number
-        elif name in _OTHER_VALUE_FLAGS and not eq:
-            i += 1
-        elif arg in ("-x", "--no-safe-fallback"):
-            values["safe_fallback"] = False
-        i += 1
-    flags = SpamcFlags(**values)  # type: ignore[arg-type]
-    if flags.connect_retries < 1:
-        flags = SpamcFlags(**{**flags.__dict__, "connect_retries": 1})
-    if flags.filter_retries < 1:
-        flags = SpamcFlags(**{**flags.__dict__, "filter_retries": 1})
-    return flags
+    return reader.parse([(w, source) for w in argv], defaults_source=source).flags
+
+
+def connect_failures(f: SpamcFlags, refused: bool) -> tuple[int, int]:
+    """(connect() calls, retry sleeps) when every connect fails, from
+    ``_try_to_connect_tcp``: try ``i`` goes to host ``i % nhosts`` and calls connect()
+    on each of its addresses; it sleeps after every try but the last, except after a
+    refusal while untried hosts remain ("innocent")."""
+    tries = f.tries
+    calls = tries * f.addresses_per_try
+    if f.unix_socket is not None:
+        return calls, 0
+    sleeps = sum(1 for i in range(tries - 1) if not (refused and i + 1 < f.tried_hosts))
+    return calls, sleeps
 
 
 def refused(f: SpamcFlags) -> float:
-    """Every try refused at once: only the sleeps between tries."""
-    return (f.connect_retries - 1) * f.retry_sleep
+    """Every try refused at once: only the sleeps between tries (none after a refusal
+    while another host of a ``-d a,b`` list is still untried)."""
+    return connect_failures(f, refused=True)[1] * f.retry_sleep
 
 
-def accept_queue_full(f: SpamcFlags) -> float | None:
-    """SYNs dropped: every try waits the whole connect timeout."""
-    if not f.connect_wait:
-        return None
-    return f.connect_retries * f.connect_wait + (f.connect_retries - 1) * f.retry_sleep
+def accept_queue_full(f: SpamcFlags) -> float:
+    """SYNs dropped: every connect() waits the whole connect timeout."""
+    calls, sleeps = connect_failures(f, refused=False)
+    return calls * f.connect_wait + sleeps * f.retry_sleep
 
 
 def silent(f: SpamcFlags) -> float | None:

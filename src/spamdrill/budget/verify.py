@@ -23,7 +23,7 @@ def predict(listener: str, spamc_args: list[str], mode: str | None = None,
     if mode == "spamd-rejected":
         # the lab's hosts are veth pairs with no delay: the first ICMP of each connect
         # comes back inside connect() and is only a soft error (spamdrill.budget.icmp)
-        flags = spamc_model.parse_args(spamc_args, "drill")
+        flags = spamc_model.parse_args(["-d", "127.0.0.1", *spamc_args], "drill")
         return icmp.simulate(count, flags, soft_first=True, syn_linear=syn_linear).worst_s
     if mode in ("spamd-overloaded", "db-locked"):
         # spamd answers later than -t (queued for a child; a scan waiting on a lock held
@@ -32,7 +32,8 @@ def predict(listener: str, spamc_args: list[str], mode: str | None = None,
     if mode is None or mode not in ("spamd-refused", "spamd-accept-queue-full",
                                     "spamd-silent", "spamd-slow-drip"):
         return None
-    f = spamc_model.parse_args(spamc_args, "drill")
+    # the drill's spamc is given one address (-d HOST -p PORT) after these flags
+    f = spamc_model.parse_args(["-d", "127.0.0.1", *spamc_args], "drill")
     value = {
         "spamd-refused": spamc_model.refused,
         "spamd-accept-queue-full": spamc_model.accept_queue_full,

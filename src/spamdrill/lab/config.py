@@ -51,6 +51,9 @@ class DatabaseSettings:
     password: str = "spamdrill-lab"
     by_ip: bool = False  # DSN names the IP even when the lab resolver could serve a name
     proxy: bool = False  # spamd reaches MariaDB through the lab's TCP fault proxy
+    user_prefs: bool = True  # per-user preferences from SQL (spamd --sql-config)
+    bayes_sql: bool = True  # Bayes in SQL (bayes_store_module ...::MySQL or ::SQL)
+    connect_timeout: int = 0  # the DSNs' mysql_connect_timeout; 0: none
 
 
 @dataclass(frozen=True)
@@ -67,6 +70,7 @@ class MaildropSettings:
     size_limit: int = 250000
     spamc_args: tuple[str, ...] = ("-t", "100")
     quota: str = "10000000S"
+    in_exception: bool = True  # the xfilter sits inside exception { } (catches -x failures)
 
 
 WRAPPERS = ("bounce-on-75", "spamdrill-deliver", "none")
@@ -80,6 +84,7 @@ class DeliverySettings:
     ``none`` is maildrop under pipe(8) directly (75 defers)."""
 
     wrapper: str = "bounce-on-75"
+    wrapper_argv: tuple[str, ...] = ()  # the system's wrapper command, from master.cf
     deadline: float = 600.0  # spamdrill-deliver's, production seconds
     postfix_time_limit: float = 1000.0  # command_time_limit, production seconds
 

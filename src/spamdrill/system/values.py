@@ -1,0 +1,29 @@
+"""A value and where it came from: ``file:line``, a flag, or a program's own default."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Generic, TypeVar
+
+from spamdrill.errors import SpamdrillError
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Sourced(Generic[T]):
+    value: T
+    source: str
+
+
+def at(path: str, line: int) -> str:
+    return f"{path}:{line}"
+
+
+def default_of(program: str) -> str:
+    return f"default of {program}"
+
+
+def bad(where: str, what: str, allowed: str = "") -> SpamdrillError:
+    """One line naming the file and line, what is wrong, and what is allowed."""
+    return SpamdrillError(f"{where}: {what}", allowed)
