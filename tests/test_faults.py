@@ -277,3 +277,41 @@ def test_packet_actions_and_established_connections(run_dir: Path) -> None:
         assert got == answered, f"established_too={established}"
     lab_ops.down(run_dir)
     assert not netns.exists(host.ns)
+
+
+def test_a_drill_whose_fault_missed_is_an_error_not_a_result(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The verdicts issue: a lock taken on another table leaves spamd's queries alone; the
+    drill then proves nothing, and says so (verdict error, exit status 3)."""
+    from test_drills import run
+
+    from spamdrill.drills.nemesis import database
+
+    monkeypatch.setattr(database.LockSpec, "build", lambda self, scale: database.Lock(
+        "db-read-lock", "LOCK TABLES mysql.db WRITE"))  # a table spamd never reads
+    [r] = run("db-read-lock", tmp_path)
+    assert r.verdict == "error", (r.checks, r.faults)
+    assert not r.faults[0].took_effect and "no SpamAssassin query" in r.faults[0].detail
+
+
+@pytest.mark.root
+def test_an_nft_rule_on_the_wrong_port_is_an_error(tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    from test_drills import run
+
+    from spamdrill.drills import runner
+
+    if not ROOT:
+        with pytest.raises(SpamdrillError, match="needs root"):
+            run("db-dropped", tmp_path)
+        return
+
+    class WrongPort(RealLab):
+        def packet_rule(self, role: str, action: str, established: bool) -> Any:
+            return faults.packet_rule(self.journal, self._ns(role), self.state.db.port + 1,
+                                      action, established)
+
+    monkeypatch.setattr(runner, "RealLab", WrongPort)
+    [r] = run("db-dropped", tmp_path)
+    assert r.verdict == "error", (r.checks, r.faults)
+    assert r.faults[0].detail == "the rule matched 0 packet(s)"

@@ -20,81 +20,19 @@ import shlex
 from dataclasses import dataclass
 
 from spamdrill.errors import SpamdrillError
+from spamdrill.system import spamc as reader
+from spamdrill.system.spamc import (
+    DEFAULT_CONNECT_RETRIES,
+    DEFAULT_FILTER_RETRIES,
+    DEFAULT_FILTER_RETRY_SLEEP,
+    DEFAULT_RETRY_SLEEP,
+    DEFAULT_TIMEOUT,
+    KERNEL_CONNECT_S,
+    SpamcFlags,
+)
 
-DEFAULT_TIMEOUT = 600
-DEFAULT_CONNECT_RETRIES = 3
-DEFAULT_RETRY_SLEEP = 1
-DEFAULT_FILTER_RETRIES = 1
-DEFAULT_FILTER_RETRY_SLEEP = 1
-KERNEL_CONNECT_S = 127.0  # no alarm: connect() gives up after tcp_syn_retries (6) resends
-
-
-@dataclass(frozen=True)
-class SpamcFlags:
-    timeout: float = DEFAULT_TIMEOUT  # -t; 0 = none
-    # -n; None = as -t; 0 = no alarm (spamc.c: no -t and no -n), the kernel's connect timeout
-    connect_timeout: float | None = None
-    connect_retries: int = DEFAULT_CONNECT_RETRIES
-    retry_sleep: float = DEFAULT_RETRY_SLEEP
-    filter_retries: int = DEFAULT_FILTER_RETRIES
-    filter_retry_sleep: float = DEFAULT_FILTER_RETRY_SLEEP
-    max_size: int = 500 * 1024  # -s
-    safe_fallback: bool = True  # -x turns it off: failures are errors, not unscanned mail
-    unavail_tempfail: bool = False  # -X after -x: exit 75 instead of 69 for "unavailable"
-    hosts: tuple[str, ...] = ()  # -d a,b; () = localhost (getaddrinfo(NULL): ::1, 127.0.0.1)
-    unix_socket: str | None = None  # -U
-    port: int = 783
-    family: int = 0  # -4 / -6; 0 = both
-    randomize: bool = False  # -H
-    source: str = "spamc defaults"
-    origins: tuple[tuple[str, str], ...] = ()  # (field, where it was set)
-
-    @property
-    def connect_wait(self) -> float:
-        """One connect()'s longest wait: the alarm of -n/-t, else the kernel's."""
-        if self.connect_timeout is None:
-            return self.timeout or KERNEL_CONNECT_S
-        return self.connect_timeout or KERNEL_CONNECT_S
-
-    @property
-    def tried_hosts(self) -> int:
-        """Hosts in the connect loop: -x cuts a list to its first (transport_setup)."""
-        if self.unix_socket is not None:
-            return 1
-        n = max(1, len(self.hosts))
-        return n if self.safe_fallback else 1
-
-    @property
-    def tries(self) -> int:
-        """Connect tries: one for a UNIX socket (_try_to_connect_unix has no loop)."""
-        return 1 if self.unix_socket is not None else self.connect_retries
-
-    @property
-    def addresses_per_try(self) -> int:
-        """Addresses connect() is called on in one try. localhost (no -d) is ::1 and
-        127.0.0.1 unless -4/-6; a name is assumed to resolve to one address."""
-        if self.unix_socket is None and not self.hosts and not self.family:
-            return 2
-        return 1
-
-    def origin(self, key: str) -> str:
-        return dict(self.origins).get(key, self.source)
-
-    def render(self) -> str:
-        parts = [f"-t {self.timeout:g}"]
-        if self.connect_timeout and self.connect_timeout != self.timeout:
-            parts.append(f"-n {self.connect_timeout:g}")
-        if self.connect_retries != DEFAULT_CONNECT_RETRIES:
-            parts.append(f"--connect-retries {self.connect_retries}")
-        if self.retry_sleep != DEFAULT_RETRY_SLEEP:
-            parts.append(f"--retry-sleep {self.retry_sleep:g}")
-        if self.filter_retries != DEFAULT_FILTER_RETRIES:
-            parts.append(f"--filter-retries {self.filter_retries}")
-        if len(self.hosts) > 1:
-            parts.append(f"-d {','.join(self.hosts)}")
-        if not self.safe_fallback:
-            parts.append("-x -X" if self.unavail_tempfail else "-x")
-        return " ".join(parts)
+__all__ = ["DEFAULT_CONNECT_RETRIES", "DEFAULT_FILTER_RETRIES", "DEFAULT_FILTER_RETRY_SLEEP",
+           "DEFAULT_RETRY_SLEEP", "DEFAULT_TIMEOUT", "KERNEL_CONNECT_S", "SpamcFlags"]
 
 
 def flag_number(argv: list[str], i: int, name: str, eq: str, value: str,
@@ -116,8 +54,6 @@ def flag_number(argv: list[str], i: int, name: str, eq: str, value: str,
 def parse_args(args: list[str] | str, source: str = "command line") -> SpamcFlags:
     """spamc's flags, read as spamc 4.0.1 reads them (``spamdrill.system.spamc``):
     unknown or malformed flags are errors naming the flag."""
-    from spamdrill.system import spamc as reader
-
     argv = shlex.split(args) if isinstance(args, str) else list(args)
     return reader.parse([(w, source) for w in argv], defaults_source=source).flags
 

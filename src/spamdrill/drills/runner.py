@@ -26,16 +26,7 @@ from spamdrill.drills.control import RealLab
 from spamdrill.drills.findings import Budgets, FindingRow, findings
 from spamdrill.drills.scenario import Drill, Scenario
 from spamdrill.drills.schedule import Nemesis
-from spamdrill.drills.targets import (
-    AddressTarget,
-    FakesTarget,
-    LoadPlan,
-    Prepared,
-    address_jobs,
-    fake_jobs,
-    lab_jobs,
-    plan_offsets,
-)
+from spamdrill.drills.targets import LoadPlan, Prepared, plan_offsets
 from spamdrill.drills.timing import MAILDROP_BUDGET_S, UNCOMPRESSED, expand_args, scaled_spamd
 from spamdrill.errors import SpamdrillError
 from spamdrill.evidence import Calibration, Evidence, FaultReport
@@ -212,7 +203,7 @@ def _execute(drill: Drill, scale: float, config: LabConfig, workdir: Path,
             if nemesis is not None:
                 nemesis.before_load()
             plan = _plan(drill, scale, count, run.calibration)
-            prepared = _prepare(drill, plan, scale, ctl, state)
+            prepared = sc.target.prepare(plan, scale, ctl)
             host = state.network.host("spamd") if state and state.network else None
             before = netns.tcp_counters(host) if host else {}
             total = len(prepared.jobs)
@@ -248,18 +239,6 @@ def _plan(drill: Drill, scale: float, count: int | None,
     offsets = plan_offsets(load.schedule, n, load.rate * scale, load.step,
                            load.interval / scale)
     return LoadPlan(n, load.kinds, offsets, args)
-
-
-def _prepare(drill: Drill, plan: LoadPlan, scale: float, ctl: RealLab | None,
-             state: LabState | None) -> Prepared:
-    target = drill.scenario.target
-    if isinstance(target, FakesTarget):
-        return fake_jobs(target, plan.kinds[0], scale)
-    if isinstance(target, AddressTarget):
-        return address_jobs(plan, target)
-    assert ctl is not None and state is not None
-    ep = ctl.client_endpoint()
-    return lab_jobs(plan, (ep.host, ep.port), list(state.users), state.client_argv)
 
 
 _SPAMD_TROUBLE = re.compile(

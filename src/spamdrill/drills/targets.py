@@ -14,46 +14,13 @@ import msgspec
 
 from spamdrill import corpus
 from spamdrill.drills import fakes
+from spamdrill.drills.control import RealLab
 from spamdrill.drills.timing import expand_args
+from spamdrill.errors import SpamdrillError
 from spamdrill.load import schedule
 from spamdrill.load.spamc import Job
 
 Listener = Literal["refuse", "queue-full", "silent", "drip", "nonreader"]
-
-
-class LabTarget(msgspec.Struct, frozen=True, forbid_unknown_fields=True, tag_field="kind",
-                tag="lab"):
-    """The lab's spamd: where its clients connect (``LabControl.client_endpoint``)."""
-
-    needs_lab: bool = True
-
-
-class FakeCase(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    listeners: tuple[Listener, ...]
-    flag_sets: tuple[tuple[str, ...], ...]
-    count: Annotated[int, msgspec.Meta(ge=1, le=100)] = 1
-
-
-class FakesTarget(msgspec.Struct, frozen=True, forbid_unknown_fields=True, tag_field="kind",
-                  tag="fakes"):
-    """Every listener x every flag set, ``count`` messages each, all at once; each fake
-    on its own loopback port. ``drip_interval``: production seconds per dripped byte."""
-
-    cases: tuple[FakeCase, ...]
-    drip_interval: Annotated[float, msgspec.Meta(gt=0)] = 15.0
-    needs_lab: bool = False
-
-
-class AddressTarget(msgspec.Struct, frozen=True, forbid_unknown_fields=True,
-                    tag_field="kind", tag="address"):
-    """A spamd the user names (``spamdrill flood --target``): only what was named."""
-
-    host: str
-    port: Annotated[int, msgspec.Meta(ge=1, le=65535)]
-    needs_lab: bool = False
-
-
-AnyTarget = LabTarget | FakesTarget | AddressTarget
 
 
 @dataclass(frozen=True)
@@ -76,6 +43,53 @@ class Prepared:
     def close(self) -> None:
         for c in self.closers:
             c()
+
+
+class LabTarget(msgspec.Struct, frozen=True, forbid_unknown_fields=True, tag_field="kind",
+                tag="lab"):
+    """The lab's spamd: where its clients connect (``LabControl.client_endpoint``)."""
+
+    needs_lab: bool = True
+
+    def prepare(self, plan: LoadPlan, scale: float, lab: RealLab | None) -> Prepared:
+        if lab is None:
+            raise SpamdrillError("the lab target needs a lab")
+        ep, state = lab.client_endpoint(), lab.state
+        return lab_jobs(plan, (ep.host, ep.port), list(state.users), state.client_argv)
+
+
+class FakeCase(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    listeners: tuple[Listener, ...]
+    flag_sets: tuple[tuple[str, ...], ...]
+    count: Annotated[int, msgspec.Meta(ge=1, le=100)] = 1
+
+
+class FakesTarget(msgspec.Struct, frozen=True, forbid_unknown_fields=True, tag_field="kind",
+                  tag="fakes"):
+    """Every listener x every flag set, ``count`` messages each, all at once; each fake
+    on its own loopback port. ``drip_interval``: production seconds per dripped byte."""
+
+    cases: tuple[FakeCase, ...]
+    drip_interval: Annotated[float, msgspec.Meta(gt=0)] = 15.0
+    needs_lab: bool = False
+
+    def prepare(self, plan: LoadPlan, scale: float, lab: RealLab | None) -> Prepared:
+        return fake_jobs(self, plan.kinds[0], scale)
+
+
+class AddressTarget(msgspec.Struct, frozen=True, forbid_unknown_fields=True,
+                    tag_field="kind", tag="address"):
+    """A spamd the user names (``spamdrill flood --target``): only what was named."""
+
+    host: str
+    port: Annotated[int, msgspec.Meta(ge=1, le=65535)]
+    needs_lab: bool = False
+
+    def prepare(self, plan: LoadPlan, scale: float, lab: RealLab | None) -> Prepared:
+        return address_jobs(plan, self)
+
+
+AnyTarget = LabTarget | FakesTarget | AddressTarget
 
 
 def spamc_binary() -> str:
