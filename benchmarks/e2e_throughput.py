@@ -46,7 +46,8 @@ from spamdrill.load.smtp import Job, inject
 from spamdrill.proto import postfix_log
 
 HERE = Path(__file__).resolve().parent
-PERL_WRAPPER = HERE.parent / "tests" / "data" / "wrappers" / "maildrop_wrapper_final.pl"
+PERL_WRAPPER = HERE.parent / "src" / "spamdrill" / "drills" / "wrappers" / \
+    "maildrop_wrapper_final.pl"
 SCAN = re.compile(r"spamd: (?:clean message|identified spam) .* in ([\d.]+) seconds")
 
 

@@ -37,7 +37,8 @@ from spamdrill.vocab import Fate
 ROOT = os.geteuid() == 0
 pytestmark = [pytest.mark.root, pytest.mark.lab,
               pytest.mark.skipif(not ROOT, reason="a private Postfix needs root")]
-WRAPPERS = Path(__file__).parent / "data" / "wrappers"
+WRAPPERS = Path(__file__).parent.parent / "src" / "spamdrill" / "drills" / "wrappers"
+TEST_WRAPPERS = Path(__file__).parent / "data" / "wrappers"
 DRAIN = 60.0
 
 
@@ -64,7 +65,8 @@ def start(lab: lab_ops.LabState, *wrapper: str, name: str = "maildrop") -> pf.St
 
 
 def installed(lab: lab_ops.LabState, name: str) -> str:
-    return str(wrappers.install_wrapper(Path(lab.run_dir), WRAPPERS / name))
+    source = TEST_WRAPPERS / name if (TEST_WRAPPERS / name).exists() else WRAPPERS / name
+    return str(wrappers.install_wrapper(Path(lab.run_dir), source))
 
 
 def send(state: pf.State, kinds: list[str], user: str, seed: int) -> list[Outcome]:

@@ -10,6 +10,7 @@ for the drill in one place (``scaled``).
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import re
 from dataclasses import dataclass, field
@@ -19,7 +20,7 @@ from typing import Annotated, Any, ClassVar, Literal
 import msgspec
 
 from spamdrill.evidence import Evidence
-from spamdrill.history import MessageRecord
+from spamdrill.history import History, MessageRecord
 from spamdrill.vocab import Mode
 
 Status = Literal["pass", "fail", "error"]
@@ -57,9 +58,11 @@ Count = Annotated[int, msgspec.Meta(ge=0)]
 
 class Check(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True,
             tag_field="kind"):
-    """Base of every check: ``judge`` the evidence."""
+    """Base of every check: ``judge`` the evidence. ``case``: judge only the messages of
+    that case (a wrapper end to end, a listener and its flags), as if they were all."""
 
     TIME_FIELDS: ClassVar[tuple[str, ...]] = ()
+    case: str = ""
 
     @property
     def kind(self) -> str:
@@ -78,7 +81,15 @@ class Check(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tru
 def judge_safely(check: Check, ev: Evidence) -> CheckResult:
     """A check that raises is ``error``: the drill cannot say, which is not a pass."""
     try:
-        return check.judge(ev)
+        if not check.case:
+            return check.judge(ev)
+        h = ev.history
+        mine = History([m for m in h.messages if m.case == check.case], h.faults)
+        if not mine.messages:
+            return CheckResult(f"{check.kind} ({check.case})", "error",
+                               f"no message of case {check.case!r}")
+        result = check.judge(dataclasses.replace(ev, history=mine))
+        return dataclasses.replace(result, name=f"{result.name} ({check.case})")
     except Exception as exc:  # any crash of a checker is an error result
         return CheckResult(check.kind, "error", f"the check crashed: {exc!r}")
 
@@ -344,11 +355,95 @@ class ScannedAfterMark(Check, tag="scanned_after_mark", frozen=True):
                        f"{len(before)} before not", _ids(bad))
 
 
+class NothingDuplicated(Check, tag="nothing_duplicated", frozen=True):
+    """End to end: no message delivered twice (a wrapper that retries what was
+    delivered, a Postfix retry after a delivery it was not told of)."""
+
+    def judge(self, ev: Evidence) -> CheckResult:
+        ms = ev.history.messages
+        bad = [m for m in ms if m.outcome == "duplicated"]
+        return _result("nothing duplicated", bool(ms) and not bad,
+                       f"{len(bad)} of {len(ms)} delivered more than once", _ids(bad))
+
+
+class NoBounce(Check, tag="no_bounce", frozen=True):
+    """End to end: nothing bounced because of a transient fault. ``allowed``: DSN status
+    prefixes that are right to bounce here (``"5.2.2"``: a mailbox over quota)."""
+
+    allowed: tuple[str, ...] = ()
+
+    def judge(self, ev: Evidence) -> CheckResult:
+        ms = ev.history.messages
+        bad = [m for m in ms if m.outcome == "bounced"
+               and not any(m.dsn.startswith(a) for a in self.allowed)]
+        shown = "; ".join(sorted({f"{m.dsn}: {m.reason[:80]}" for m in bad})[:2])
+        return _result("nothing bounced for a transient failure" + (
+            f" (allowed: {', '.join(self.allowed)})" if self.allowed else ""),
+            bool(ms) and not bad, f"{len(bad)} of {len(ms)} bounced" + (
+                f": {shown}" if shown else ""), _ids(bad))
+
+
+class BouncesSayWhy(Check, tag="bounces_say_why", frozen=True):
+    """End to end: every bounce happened (``min``) and its DSN carries the status and a
+    text that names its cause (``pattern``, a regular expression), so the sender knows
+    why."""
+
+    pattern: str
+    status: str = ""  # a DSN status prefix each bounce must carry, e.g. "5.2.2"
+    min: Count = 1
+
+    def __post_init__(self) -> None:
+        try:
+            re.compile(self.pattern)
+        except re.error as exc:
+            raise ValueError(f"pattern {self.pattern!r} is not a regular expression: {exc}"
+                             ) from None
+
+    def judge(self, ev: Evidence) -> CheckResult:
+        bounced = [m for m in ev.history.messages if m.outcome == "bounced"]
+        bad = [m for m in bounced if not m.dsn.startswith(self.status)
+               or not re.search(self.pattern, m.reason)]
+        return _result(f"bounces carry {self.status or 'a status'} and say /{self.pattern}/",
+                       len(bounced) >= self.min and not bad,
+                       f"{len(bounced)} bounced, {len(bad)} without the cause" + (
+                           f" (e.g. {bad[0].dsn}: {bad[0].reason[:100]})" if bad else ""),
+                       _ids(bad))
+
+
+class DeferredThenDelivered(Check, tag="deferred_then_delivered", frozen=True):
+    """End to end: every message Postfix deferred during the fault was delivered, exactly
+    once, after the fault healed; and some were deferred (``min``)."""
+
+    min: Count = 1
+
+    def judge(self, ev: Evidence) -> CheckResult:
+        deferred = [m for m in ev.history.messages if m.deferrals > 0]
+        bad = [m for m in deferred if m.fate not in ("delivered", "delivered unscanned")]
+        return _result("every deferred message was delivered once the fault healed",
+                       len(deferred) >= self.min and not bad,
+                       f"{len(deferred)} deferred, {len(deferred) - len(bad)} then delivered"
+                       + (f"; {bad[0].id}: {bad[0].fate} ({bad[0].reason[:80]})" if bad
+                          else ""), _ids(bad))
+
+
+class DeliveredIntact(Check, tag="delivered_intact", frozen=True):
+    """End to end: every delivered copy holds the message as it was sent (body intact,
+    headers added by spamd aside)."""
+
+    def judge(self, ev: Evidence) -> CheckResult:
+        delivered = [m for m in ev.history.messages if m.intact is not None]
+        bad = [m for m in delivered if not m.intact]
+        return _result("every delivered message intact", bool(delivered) and not bad,
+                       f"{len(delivered) - len(bad)}/{len(delivered)} intact", _ids(bad))
+
+
 AnyCheck = (NothingLost | AllUnscanned | ScannedFraction | LatencyBound | DeliveryBudget
             | Staircase | UnscannedNearTimeout | SpamdLog | KernelCounter | ModelAgrees
-            | FitsCapacity | SplitByFault | ScannedAfterMark)
+            | FitsCapacity | SplitByFault | ScannedAfterMark | NothingDuplicated | NoBounce
+            | BouncesSayWhy | DeferredThenDelivered | DeliveredIntact)
 CHECK_TYPES: tuple[type[Check], ...] = (
     NothingLost, AllUnscanned, ScannedFraction, LatencyBound, DeliveryBudget, Staircase,
     UnscannedNearTimeout, SpamdLog, KernelCounter, ModelAgrees, FitsCapacity, SplitByFault,
-    ScannedAfterMark)
+    ScannedAfterMark, NothingDuplicated, NoBounce, BouncesSayWhy, DeferredThenDelivered,
+    DeliveredIntact)
 CHECKS: dict[str, type[Check]] = {str(c.__struct_config__.tag): c for c in CHECK_TYPES}

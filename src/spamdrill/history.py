@@ -23,8 +23,14 @@ class MessageRecord:
     reason: str
     spamc_args: list[str]
     score: float | None = None
-    case: str = ""  # the sub-case it belongs to (a listener and its flags), for the report
-    peer: str = "spamd"  # what spamc talked to: the lab's spamd, or a fake's kind
+    case: str = ""  # the sub-case it belongs to (a listener and its flags; a wrapper)
+    peer: str = "spamd"  # what spamc talked to: the lab's spamd, a fake's kind; "postfix"
+    # end to end (through Postfix): its vocab.Fate, the DSN status of its last verdict,
+    # how often Postfix deferred it, whether a delivered copy was intact
+    fate: str = ""
+    dsn: str = ""
+    deferrals: int = 0
+    intact: bool | None = None
 
     @property
     def seconds(self) -> float | None:

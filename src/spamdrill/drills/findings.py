@@ -82,8 +82,45 @@ def judge(worst_s: float | None, any_unscanned: bool, failed: bool,
     return Fate.DELIVERED, None, "scanned within the budget"
 
 
+def _measured_fate(m: MessageRecord) -> Fate:
+    """End to end the real Postfix decided: a message deferred during the fault and
+    delivered after it counts as deferred (what this failure mode does to mail)."""
+    fate = Fate(m.fate)
+    if m.deferrals and fate in (Fate.DELIVERED, Fate.DELIVERED_UNSCANNED):
+        return Fate.DEFERRED
+    return fate
+
+
+_FATE_WHY = {
+    Fate.DELIVERED: "delivered and scanned",
+    Fate.DELIVERED_UNSCANNED: "delivered, unscanned (spamc failed open)",
+    Fate.DEFERRED: "Postfix deferred it (and retried once the fault healed)",
+    Fate.BOUNCED: "Postfix bounced it to the sender",
+    Fate.LOST: "accepted, then found nowhere",
+    Fate.DUPLICATED: "delivered more than once",
+}
+
+
+def end_to_end(case: str, ms: list[MessageRecord], mode: Mode | None) -> FindingRow:
+    """A case whose messages went through Postfix: each one's fate was read from the
+    real system, so the worst of them is the finding, with the DSN of a bounce."""
+    fates = [_measured_fate(m) for m in ms if m.fate]
+    worst = max(fates, key=lambda f: list(Finding).index(f.finding))
+    example = next((m for m in ms if m.fate and _measured_fate(m) == worst), None)
+    why = _FATE_WHY[worst] + (f": {example.dsn} {example.reason[:120]}"
+                              if example is not None and worst == Fate.BOUNCED else "")
+    times = [m.seconds for m in ms if m.seconds is not None]
+    return FindingRow(case, mode, worst.finding, worst, None,
+                      max(times) if times else None, len(ms),
+                      sum(1 for m in ms if m.scanned),
+                      sum(1 for m in ms if m.outcome == "unscanned"),
+                      sum(1 for m in ms if m.outcome == "lost"), why)
+
+
 def case_finding(case: str, ms: list[MessageRecord], mode: Mode | None,
                  b: Budgets) -> FindingRow:
+    if any(m.fate for m in ms):
+        return end_to_end(case, ms, mode)
     times = [m.seconds for m in ms]
     lost = sum(1 for m in ms if m.outcome == "lost")
     worst = None if lost or not ms or None in times else max(t or 0.0 for t in times)

@@ -26,7 +26,7 @@ from spamdrill.drills.control import RealLab
 from spamdrill.drills.findings import Budgets, FindingRow, findings
 from spamdrill.drills.scenario import Drill, Scenario
 from spamdrill.drills.schedule import Nemesis
-from spamdrill.drills.targets import LoadPlan, Prepared, plan_offsets
+from spamdrill.drills.targets import Load, LoadPlan, plan_offsets
 from spamdrill.drills.timing import MAILDROP_BUDGET_S, UNCOMPRESSED, expand_args, scaled_spamd
 from spamdrill.errors import SpamdrillError
 from spamdrill.evidence import Calibration, Evidence, FaultReport
@@ -37,7 +37,6 @@ from spamdrill.lab import netns
 from spamdrill.lab.config import LabConfig
 from spamdrill.lab.procs import shielded
 from spamdrill.lab.state import LabState
-from spamdrill.load import spamc
 from spamdrill.proto import netstat
 from spamdrill.proto.spamd_log import describe_states, last_child_states
 from spamdrill.vocab import Finding, Verdict
@@ -118,10 +117,13 @@ def summarize(ms: list[MessageRecord]) -> dict[str, Any]:
 
 def run_scenario(sc: Scenario, *, scale: float, base: LabConfig, workdir: Path,
                  progress: Progress = lambda name, done, total: None,
-                 count: int | None = None) -> list[ScenarioResult]:
-    """Run one scenario (once per variant); ``count`` overrides the message count."""
+                 count: int | None = None, wrappers: tuple[Path, ...] = (),
+                 ) -> list[ScenarioResult]:
+    """Run one scenario (once per variant); ``count`` overrides the message count;
+    ``wrappers``: end to end, wrappers under test besides the scenario's own."""
     return [run_drill(d, scale=scale, base=base, workdir=workdir / d.name.replace("/", "_"),
-                      progress=progress, count=count) for d in sc.drills()]
+                      progress=progress, count=count, wrappers=wrappers)
+            for d in sc.drills()]
 
 
 def _lab_config(base: LabConfig, drill: Drill, scale: float) -> LabConfig:
@@ -152,13 +154,17 @@ class _Run:
 
 def run_drill(drill: Drill, *, scale: float, base: LabConfig, workdir: Path,
               progress: Progress = lambda name, done, total: None,
-              count: int | None = None) -> ScenarioResult:
+              count: int | None = None, wrappers: tuple[Path, ...] = ()) -> ScenarioResult:
     sc = drill.scenario
     scale = scale if sc.timing.compress else 1.0
     config = _lab_config(base, drill, scale)
     run = _Run()
+
+    def plan_of(cal: Calibration | None) -> LoadPlan:
+        return _plan(drill, scale, count, wrappers, cal)
+
     try:
-        _execute(drill, scale, config, workdir, count, run, progress)
+        _execute(drill, scale, config, workdir, plan_of, run, progress)
     except (SpamdrillError, OSError) as exc:
         run.error = str(exc)
     ev = Evidence(run.history, scale, MAILDROP_BUDGET_S / scale, run.spamd_log, run.kernel,
@@ -189,8 +195,8 @@ def _lab(drill: Drill, config: LabConfig, run: _Run) -> Iterator[LabState | None
             shutil.rmtree(lab_dir, ignore_errors=True)
 
 
-def _execute(drill: Drill, scale: float, config: LabConfig, workdir: Path,
-             count: int | None, run: _Run, progress: Progress) -> None:
+def _execute(drill: Drill, scale: float, config: LabConfig, workdir: Path, plan_of: PlanOf,
+             run: _Run, progress: Progress) -> None:
     sc = drill.scenario
     with _lab(drill, config, run) as state:
         ctl = RealLab(state) if state is not None else None
@@ -198,39 +204,40 @@ def _execute(drill: Drill, scale: float, config: LabConfig, workdir: Path,
             run.calibration = calibrate.measure(state)
         nemesis = Nemesis(sc.fault.build(scale), sc.fault.schedule(scale), ctl) \
             if sc.fault is not None and ctl is not None else None
-        prepared: Prepared | None = None
+        load: Load | None = None
         try:
             if nemesis is not None:
                 nemesis.before_load()
-            plan = _plan(drill, scale, count, run.calibration)
-            prepared = sc.target.prepare(plan, scale, ctl)
+            plan = plan_of(run.calibration)
+            load = sc.target.prepare(plan, scale, ctl)
             host = state.network.host("spamd") if state and state.network else None
             before = netns.tcp_counters(host) if host else {}
-            total = len(prepared.jobs)
-            result = spamc.run(prepared.jobs, workdir / "spamc", max_wait=plan_wait(sc, scale),
-                               started=nemesis.start if nemesis else lambda t0: None,
-                               progress=lambda done, _t: progress(drill.name, done, total))
-            run.history.messages = result.records
+            load.run(workdir, nemesis.start if nemesis else lambda t0: None,
+                     lambda done, total: progress(drill.name, done, total))
             if host is not None:
                 run.kernel = netstat.delta(before, netns.tcp_counters(host))
         finally:
             with shielded():  # heal before the lab goes: nothing is left injected
                 if nemesis is not None:
-                    nemesis.heal()
-                    run.faults = (nemesis.evidence(),)
-                    run.history.faults = nemesis.windows
-                    run.notes += nemesis.fault.notes()
-                    run.marks = nemesis.fault.marks()
-                    nemesis.teardown()
-                if prepared is not None:
-                    prepared.close()
+                    _heal(nemesis, run)
+                if load is not None:
+                    run.history.messages = load.records()  # after the heal: end to end,
+                    load.close()                           # deferred mail goes on
 
 
-def plan_wait(sc: Scenario, scale: float) -> float:
-    return sc.load.max_wait / scale
+def _heal(nemesis: Nemesis, run: _Run) -> None:
+    nemesis.heal()
+    run.faults = (nemesis.evidence(),)
+    run.history.faults = nemesis.windows
+    run.notes += nemesis.fault.notes()
+    run.marks = nemesis.fault.marks()
+    nemesis.teardown()
 
 
-def _plan(drill: Drill, scale: float, count: int | None,
+PlanOf = Callable[[Calibration | None], LoadPlan]
+
+
+def _plan(drill: Drill, scale: float, count: int | None, wrappers: tuple[Path, ...],
           cal: Calibration | None) -> LoadPlan:
     load = drill.scenario.load
     args = expand_args(list(load.spamc_args), scale)
@@ -238,7 +245,7 @@ def _plan(drill: Drill, scale: float, count: int | None,
                                  if load.fill is not None and cal is not None else load.count)
     offsets = plan_offsets(load.schedule, n, load.rate * scale, load.step,
                            load.interval / scale)
-    return LoadPlan(n, load.kinds, offsets, args)
+    return LoadPlan(n, load.kinds, offsets, args, load.max_wait / scale, wrappers)
 
 
 _SPAMD_TROUBLE = re.compile(

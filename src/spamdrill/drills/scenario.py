@@ -21,8 +21,9 @@ import msgspec
 from spamdrill import corpus
 from spamdrill.checks import CHECKS, Check, NothingLost
 from spamdrill.checks import AnyCheck as AnyCheck
+from spamdrill.drills.e2e import PostfixTarget
 from spamdrill.drills.nemesis import FAULT_KINDS, AnyFaultSpec
-from spamdrill.drills.targets import AnyTarget, LabTarget
+from spamdrill.drills.targets import AddressTarget, FakesTarget, LabTarget
 from spamdrill.drills.timing import DEFAULT_SCALE, bad_placeholders
 from spamdrill.errors import SpamdrillError
 from spamdrill.lab import config as lab_config
@@ -31,6 +32,7 @@ from spamdrill.vocab import Mode
 __all__ = ["DEFAULT_SCALE", "Drill", "Scenario", "builtin_dir", "load_all", "parse"]
 
 Seconds = Annotated[float, msgspec.Meta(gt=0)]
+AnyTarget = LabTarget | FakesTarget | AddressTarget | PostfixTarget
 
 
 class Timing(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -124,6 +126,7 @@ class Scenario(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     fault: AnyFaultSpec | None = None
     checks: tuple[AnyCheck, ...] = (NothingLost(),)
     variants: tuple[Variant, ...] = ()
+    long: bool = False  # runs for minutes at production timings: only with --long
     source: str = ""
 
     def __post_init__(self) -> None:
@@ -138,8 +141,9 @@ class Scenario(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
     @property
     def needs_root(self) -> bool:
-        """Network namespaces and nftables (the multi-host topology)."""
-        return self.lab.topology.get("kind") == "hosts"
+        """Network namespaces and nftables (the multi-host topology); a private Postfix."""
+        return self.lab.topology.get("kind") == "hosts" or \
+            isinstance(self.target, PostfixTarget)
 
     @property
     def needs_lab(self) -> bool:
@@ -177,7 +181,7 @@ class Drill:
 
     @property
     def needs_root(self) -> bool:
-        return self.lab["topology"].get("kind") == "hosts"
+        return self.lab["topology"].get("kind") == "hosts" or self.scenario.needs_root
 
 
 _DECODER = msgspec.convert
@@ -201,7 +205,7 @@ def _hint(message: str) -> str:
     if re.search(r"checks\[\d+\]\.kind`", message):
         return "known checks: " + ", ".join(CHECKS)
     if "`$.target.kind`" in message:
-        return "known targets: lab, fakes, address"
+        return "known targets: lab, fakes, address, postfix"
     return "see docs/SCENARIOS.md"
 
 

@@ -1,6 +1,7 @@
-"""What a drill's spamc processes talk to, apart from what breaks it: the lab's spamd (or
-whatever a fault put in front of it), protocol-level fakes that misbehave on command, or a
-spamd the user names. A target only turns the load into jobs; faults are the nemesis'."""
+"""What a drill's messages go to, apart from what breaks it: the lab's spamd (or whatever a
+fault put in front of it), protocol-level fakes that misbehave on command, a spamd the user
+names, or (``spamdrill.drills.e2e``) the lab's own Postfix. A target turns the plan into a
+``Load`` that runs and then says what became of every message; faults are the nemesis'."""
 
 from __future__ import annotations
 
@@ -8,7 +9,8 @@ import os
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Annotated, Literal
+from pathlib import Path
+from typing import Annotated, Literal, Protocol
 
 import msgspec
 
@@ -17,7 +19,9 @@ from spamdrill.drills import fakes
 from spamdrill.drills.control import RealLab
 from spamdrill.drills.timing import expand_args
 from spamdrill.errors import SpamdrillError
+from spamdrill.history import MessageRecord
 from spamdrill.load import schedule
+from spamdrill.load import spamc as spamc_load
 from spamdrill.load.spamc import Job
 
 Listener = Literal["refuse", "queue-full", "silent", "drip", "nonreader"]
@@ -31,18 +35,44 @@ class LoadPlan:
     kinds: tuple[str, ...]
     offsets: list[float]
     spamc_args: list[str]
+    max_wait: float = 900.0  # drill seconds after the last release
+    wrappers: tuple[Path, ...] = ()  # end to end: wrappers under test besides the target's
+
+
+Started = Callable[[float], None]
+Tick = Callable[[int, int], None]
+
+
+class Load(Protocol):
+    """A load ready to go: ``run`` sends every message (``started`` hears the release's
+    monotonic time: the nemesis' clock); ``records``, called once the fault is healed,
+    says what became of each; ``close`` releases what the load holds."""
+
+    def run(self, workdir: Path, started: Started, progress: Tick) -> None: ...
+    def records(self) -> list[MessageRecord]: ...
+    def close(self) -> None: ...
 
 
 @dataclass
-class Prepared:
-    """Jobs ready to run, and what must be closed after them."""
+class SpamcLoad:
+    """Real spamc processes (``spamdrill.load.spamc``): their fate is known when each exits."""
 
     jobs: list[Job]
+    max_wait: float = 900.0
     closers: list[Callable[[], None]] = field(default_factory=list)
+    _records: list[MessageRecord] = field(default_factory=list)
+
+    def run(self, workdir: Path, started: Started, progress: Tick) -> None:
+        self._records = spamc_load.run(self.jobs, workdir / "spamc", max_wait=self.max_wait,
+                                       started=started, progress=progress).records
+
+    def records(self) -> list[MessageRecord]:
+        return self._records
 
     def close(self) -> None:
         for c in self.closers:
             c()
+
 
 
 class LabTarget(msgspec.Struct, frozen=True, forbid_unknown_fields=True, tag_field="kind",
@@ -51,7 +81,7 @@ class LabTarget(msgspec.Struct, frozen=True, forbid_unknown_fields=True, tag_fie
 
     needs_lab: bool = True
 
-    def prepare(self, plan: LoadPlan, scale: float, lab: RealLab | None) -> Prepared:
+    def prepare(self, plan: LoadPlan, scale: float, lab: RealLab | None) -> Load:
         if lab is None:
             raise SpamdrillError("the lab target needs a lab")
         ep, state = lab.client_endpoint(), lab.state
@@ -73,8 +103,8 @@ class FakesTarget(msgspec.Struct, frozen=True, forbid_unknown_fields=True, tag_f
     drip_interval: Annotated[float, msgspec.Meta(gt=0)] = 15.0
     needs_lab: bool = False
 
-    def prepare(self, plan: LoadPlan, scale: float, lab: RealLab | None) -> Prepared:
-        return fake_jobs(self, plan.kinds[0], scale)
+    def prepare(self, plan: LoadPlan, scale: float, lab: RealLab | None) -> Load:
+        return fake_jobs(self, plan, scale)
 
 
 class AddressTarget(msgspec.Struct, frozen=True, forbid_unknown_fields=True,
@@ -85,7 +115,7 @@ class AddressTarget(msgspec.Struct, frozen=True, forbid_unknown_fields=True,
     port: Annotated[int, msgspec.Meta(ge=1, le=65535)]
     needs_lab: bool = False
 
-    def prepare(self, plan: LoadPlan, scale: float, lab: RealLab | None) -> Prepared:
+    def prepare(self, plan: LoadPlan, scale: float, lab: RealLab | None) -> Load:
         return address_jobs(plan, self)
 
 
@@ -102,7 +132,7 @@ def new_seed() -> int:
 
 
 def lab_jobs(plan: LoadPlan, endpoint: tuple[str, int], users: list[str],
-             client_argv: Callable[[list[str]], list[str]]) -> Prepared:
+             client_argv: Callable[[list[str]], list[str]]) -> SpamcLoad:
     msgs = corpus.mix(list(plan.kinds), plan.count, seed=new_seed())
     host, port = endpoint
     jobs = []
@@ -110,21 +140,21 @@ def lab_jobs(plan: LoadPlan, endpoint: tuple[str, int], users: list[str],
         flags = [*plan.spamc_args, "-u", users[i % len(users)]]
         argv = client_argv([spamc_binary(), "-l", "-d", host, "-p", str(port), *flags])
         jobs.append(Job(m, argv, flags, plan.offsets[i]))
-    return Prepared(jobs)
+    return SpamcLoad(jobs, plan.max_wait)
 
 
-def address_jobs(plan: LoadPlan, target: AddressTarget) -> Prepared:
+def address_jobs(plan: LoadPlan, target: AddressTarget) -> SpamcLoad:
     msgs = corpus.mix(list(plan.kinds), plan.count, seed=new_seed())
     base = [spamc_binary(), "-l", "-d", target.host, "-p", str(target.port)]
-    return Prepared([Job(m, [*base, *plan.spamc_args], list(plan.spamc_args), plan.offsets[i])
-                     for i, m in enumerate(msgs)])
+    return SpamcLoad([Job(m, [*base, *plan.spamc_args], list(plan.spamc_args),
+                          plan.offsets[i]) for i, m in enumerate(msgs)], plan.max_wait)
 
 
-def fake_jobs(target: FakesTarget, kind: str, scale: float) -> Prepared:
+def fake_jobs(target: FakesTarget, plan: LoadPlan, scale: float) -> SpamcLoad:
     """One fake per listener and flag set; a peer that does not read only shows with a
     message bigger than the socket buffers, so it gets one (and ``-s`` to send it)."""
-    seed, i = new_seed(), 0
-    out = Prepared([])
+    seed, i, kind = new_seed(), 0, plan.kinds[0]
+    out = SpamcLoad([], plan.max_wait)
     try:
         for block in target.cases:
             for listener in block.listeners:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from spamdrill.errors import SpamdrillError
-from spamdrill.lab import dns, faults, maildrop, mariadb, netns, spamd
+from spamdrill.lab import dns, faults, maildrop, mariadb, netns, postfix, spamd
 from spamdrill.lab.config import LabConfig
 from spamdrill.lab.journal import Journal, NetnsRecord
 from spamdrill.lab.layout import Layout, default_run_dir
@@ -43,7 +43,8 @@ REQUIRED = {
     "maildirmake": "maildrop",
 }
 READY_TIMEOUT = 60.0
-STOP_ORDER = ("spamd", "dbproxy", "dns", "dns2", "mariadb")  # clients before services
+# clients before services: Postfix (its pipe commands run maildrop and spamc) first
+STOP_ORDER = ("postfix", "spamd", "dbproxy", "dns", "dns2", "mariadb")
 # which host of the multi-host topology each lab process runs on
 ROLE = {"spamd": "spamd", "mariadb": "db", "dbproxy": "db", "dns": "dns", "dns2": "dns"}
 # the well-known ports, free in a namespace of the lab's own
@@ -427,6 +428,10 @@ def status(run_dir: Path) -> tuple[LabState | None, list[Component]]:
         alive, pid = proc_up(name)
         comps.append(Component(name, alive and probe(ep), pid, ep.host, ep.port,
                                state.started, detail))
+    pf, greets = postfix.status(layout.root)
+    if pf is not None:
+        comps.append(Component("postfix", greets, pf.pid, pf.address, pf.port, state.started,
+                               f"private Postfix, {len(pf.transports)} transport(s)"))
     has_rc = layout.maildroprc.exists()
     comps.append(Component("maildrop", has_rc and shutil.which("maildrop") is not None, None,
                            None, None, state.started, str(layout.maildroprc)))
@@ -494,11 +499,12 @@ def _teardown_now(layout: Layout) -> list[str]:
     # without lab.json the journal's namespace records cannot be told ours: none is trusted
     journal = state.journal if state is not None else Journal(layout.journal)
     faults.heal_journaled(journal)  # a paused mariadbd would not even stop on SIGTERM
+    # Postfix first, with its pipe commands (sessions of their own) and its queue
+    stopped = postfix.down(layout.root)
     # every start ever journaled, stopped or not: a leader that died on its own may have
     # left children in its session
     procs = [Proc.of(r) for r in journal.starts()]
     order = {name: i for i, name in enumerate(STOP_ORDER)}
-    stopped = []
     for proc in sorted(procs, key=lambda p: order.get(p.name, len(order))):
         if proc.alive():
             stopped.append(proc.name)

@@ -28,7 +28,20 @@ def spamc_command(config: LabConfig, host: str, port: int) -> list[str]:
 
 
 def render_filter(layout: Layout, config: LabConfig, spamc: list[str]) -> str:
+    """The field report's maildroprc: its xfilter inside ``exception { }`` (a failing
+    filter is caught and the mail delivered as it is), or, with ``in_exception = false``,
+    before it: then a failing xfilter (spamc -x) fails the delivery, and maildrop exits
+    75 (EX_TEMPFAIL) for Postfix to try again."""
     quoted = " ".join(shlex.quote(a) for a in spamc)
+    scan = f"""\
+  if ( $SIZE < {config.maildrop.size_limit} )
+  {{
+    log "Checking for spam: $LABUSER"
+    xfilter "{quoted} -u $LABUSER"
+  }}
+"""
+    inside, outside = (scan, "") if config.maildrop.in_exception else \
+        ("", scan.replace("\n  ", "\n").removeprefix("  "))
     return f"""\
 # spamdrill lab maildroprc (generated): the field report's /etc/maildroprc, in filter mode
 LABUSER="$1"
@@ -37,14 +50,9 @@ LABUSER="$1"
 SHELL="/bin/sh"
 DEFAULT="{layout.mail_dir}/$LABUSER/Maildir"
 logfile "{layout.maildrop_log}"
-
+{outside}
 exception {{
-  if ( $SIZE < {config.maildrop.size_limit} )
-  {{
-    log "Checking for spam: $LABUSER"
-    xfilter "{quoted} -u $LABUSER"
-  }}
-  if (/^X-Spam-Flag: YES/)
+{inside}  if (/^X-Spam-Flag: YES/)
   {{
     exception {{
       log "Found spam: $LABUSER"

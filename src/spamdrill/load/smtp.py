@@ -21,6 +21,7 @@ import re
 import smtplib
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from spamdrill.corpus import Message
@@ -124,15 +125,18 @@ def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
-def inject(host: str, port: int, jobs: list[Job], *, timeout: float = 60.0
+def inject(host: str, port: int, jobs: list[Job], *, timeout: float = 60.0,
+           started: Callable[[float], None] = lambda t0: None,
            ) -> tuple[list[Injected], int]:
     """Send every job on its own connection, all released together; returns each
     message's result (in job order) and the release time (``time.monotonic_ns``).
+    ``started`` hears the release's monotonic time, before any connection goes on (a
+    nemesis runs its schedule on that clock).
 
     A connection that fails before the barrier does not hold the others back: its result
     keeps the error, and it has no queue id."""
     flights = [_Flight(j) for j in jobs]
-    barrier = threading.Barrier(len(flights) + 1)
+    barrier = threading.Barrier(len(flights) + 1, action=lambda: started(time.monotonic()))
 
     def fly(f: _Flight) -> None:
         f.prepare(host, port, timeout)

@@ -1,0 +1,194 @@
+"""End to end: messages go over SMTP into the lab's own Postfix, whose pipe(8) runs each
+wrapper under test, which runs maildrop, which runs spamc; what became of every message is
+read back from the real system once the queue drains (``spamdrill.lab.outcomes``). This is
+where a transient failure becomes a deferral, a bounce or a loss, and the real Postfix
+decides which.
+
+Each wrapper gets its own pipe(8) transport and recipient domain in the one Postfix, so the
+wrappers run side by side on the same fault; ``spamdrill-deliver`` is always among them.
+Wrappers named in a scenario are the field report's versions shipped with spamdrill
+(``drills/wrappers/``); ``spamdrill run --wrapper PATH`` adds the postmaster's own.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Annotated
+
+import msgspec
+
+from spamdrill import corpus
+from spamdrill.drills.control import RealLab
+from spamdrill.drills.targets import LoadPlan, Started, Tick, new_seed
+from spamdrill.errors import SpamdrillError
+from spamdrill.fates import Injected, Outcome
+from spamdrill.history import MessageRecord
+from spamdrill.lab import outcomes, postfix, wrappers
+from spamdrill.lab.state import LabState
+from spamdrill.load import smtp
+from spamdrill.vocab import Fate
+
+DELIVER = "spamdrill-deliver"
+SETTLED_POLL_S = 0.2
+
+
+def shipped_wrappers() -> Path:
+    return Path(str(resources.files("spamdrill.drills") / "wrappers"))
+
+
+def wrapper_source(name: str) -> Path:
+    """A shipped wrapper by its file name, or a path the postmaster gave."""
+    shipped = shipped_wrappers() / name
+    if "/" not in name and shipped.is_file():
+        return shipped
+    path = Path(name)
+    if not path.is_file():
+        known = ", ".join(sorted(p.name for p in shipped_wrappers().iterdir()))
+        raise SpamdrillError(f"wrapper {name!r} is neither shipped nor a file",
+                             f"shipped: {known}; or give a path")
+    return path
+
+
+class PostfixTarget(msgspec.Struct, frozen=True, forbid_unknown_fields=True,
+                    tag_field="kind", tag="postfix"):
+    """The lab's Postfix (root). ``wrappers``: what runs maildrop, side by side
+    (``spamdrill-deliver`` is always one of them); ``deliver_flags``: spamdrill-deliver's
+    own flags (``--over-quota=bounce``); ``settle``: production seconds to wait, once the
+    fault is healed, for Postfix to deliver what it deferred."""
+
+    wrappers: tuple[str, ...] = (DELIVER,)
+    deliver_flags: tuple[str, ...] = ()
+    settle: Annotated[float, msgspec.Meta(gt=0)] = 120.0
+    needs_lab: bool = True
+
+    def __post_init__(self) -> None:
+        for name in self.wrappers:
+            if name != DELIVER:
+                try:
+                    wrapper_source(name)
+                except SpamdrillError as exc:
+                    raise ValueError(exc.one_line()) from None
+        for flag in self.deliver_flags:
+            if not flag.startswith("--") or "=" not in flag or any(c.isspace() for c in flag):
+                raise ValueError(f"deliver_flags: {flag!r} is not --option=value")
+
+    def prepare(self, plan: LoadPlan, scale: float, lab: RealLab | None) -> SmtpLoad:
+        if lab is None:
+            raise SpamdrillError("the postfix target needs a lab")
+        return SmtpLoad(lab.state, plan, self, self.settle / scale)
+
+
+def _transports(state: LabState, target: PostfixTarget, extra: tuple[Path, ...],
+                ) -> list[postfix.Transport]:
+    """One transport per wrapper, each with its own recipient domain."""
+    run = Path(state.run_dir)
+    filt = postfix.grant_mail(state.layout)
+    out = []
+    names = [*target.wrappers, *(str(p) for p in extra)]
+    if DELIVER not in names:
+        names.insert(0, DELIVER)
+    for i, name in enumerate(dict.fromkeys(names)):
+        label = f"w{i}"
+        domain = f"{label}.lab.test"
+        if name == DELIVER:
+            d = wrappers.install_deliver(run)
+            out.append(postfix.maildrop_transport(filt, name=label, domain=domain, wrapper=(
+                str(d.launcher), "--recipient=${recipient}", "--sender=${sender}",
+                "--queue-id=${queue_id}", *target.deliver_flags, "--")))
+        else:
+            path = wrappers.install_wrapper(run, wrapper_source(name))
+            out.append(postfix.maildrop_transport(filt, name=label, domain=domain,
+                                                  wrapper=(str(path),)))
+    return out
+
+
+def _case(t: postfix.Transport) -> str:
+    """A transport's wrapper, as the report names it."""
+    first = Path(t.argv[0]).name
+    return DELIVER if first.startswith(DELIVER) else first
+
+
+@dataclass
+class SmtpLoad:
+    """The plan's messages into the lab's Postfix, each transport getting all of them."""
+
+    state: LabState
+    plan: LoadPlan
+    target: PostfixTarget
+    settle_s: float
+    sent: list[Injected] = field(default_factory=list)
+    kinds: dict[str, str] = field(default_factory=dict)  # corpus id -> kind
+    cases: dict[str, str] = field(default_factory=dict)  # corpus id -> wrapper
+    ps: postfix.State | None = None
+
+    def run(self, workdir: Path, started: Started, progress: Tick) -> None:
+        transports = _transports(self.state, self.target, self.plan.wrappers)
+        self.ps = postfix.up(Path(self.state.run_dir), postfix.Settings(
+            transports=tuple(transports)), marker=self.state.marker)
+        jobs = self._jobs(transports)
+        self.sent, _ = smtp.inject(self.ps.address, self.ps.port, jobs, started=started)
+        accepted = [s for s in self.sent if s.queue_id]
+        self._wait_settled(len(accepted), progress)
+
+    def _jobs(self, transports: list[postfix.Transport]) -> list[smtp.Job]:
+        users, seed, jobs = list(self.state.users), new_seed(), []
+        for t in transports:
+            for i in range(self.plan.count):
+                to = f"{users[i % len(users)]}@{t.domain}"
+                m = corpus.make(self.plan.kinds[i % len(self.plan.kinds)], seed, to=to)
+                seed += 1
+                self.kinds[m.id], self.cases[m.id] = m.kind, _case(t)
+                jobs.append(smtp.Job(m, to))
+        return jobs
+
+    def _wait_settled(self, accepted: int, progress: Tick) -> None:
+        """Until Postfix has given every message a first verdict: nothing in its incoming
+        or active queue (only deferred mail, waiting for its retry), bounded by the plan's
+        ``max_wait``."""
+        assert self.ps is not None
+        deadline = time.monotonic() + self.plan.max_wait
+        while time.monotonic() < deadline:
+            queue = postfix.wait_queue(self.ps.paths, lambda q: True, 30, "queue")
+            busy = [e for e in queue if e.queue_name != "deferred"]
+            progress(accepted - len(busy), accepted)
+            if not busy:
+                return
+            time.sleep(SETTLED_POLL_S)
+
+    def records(self) -> list[MessageRecord]:
+        """The fault is healed: Postfix retries what it deferred, the queue drains (or
+        ``settle`` runs out), and each message's fate is read from the real system."""
+        if self.ps is None:
+            return []
+        postfix.flush(self.ps.paths)
+        with contextlib.suppress(SpamdrillError):  # still queued: deferred, saying why
+            postfix.wait_drained(self.ps.paths, self.settle_s)
+        found = outcomes.read(Path(self.state.run_dir), self.state.layout.mail_dir, self.sent)
+        return [self._record(s, o) for s, o in zip(self.sent, found, strict=True)]
+
+    def _record(self, s: Injected, o: Outcome) -> MessageRecord:
+        word = _OUTCOME.get(o.fate, "error") if o.fate is not None else "error"
+        if o.fate == Fate.DELIVERED and ".Spam" in o.folders:
+            word = "spam"
+        seconds = o.seconds
+        end = s.start_ns + int(seconds * 1e9) if seconds is not None else s.end_ns or None
+        last = o.log[-1] if o.log else None
+        return MessageRecord(
+            id=s.id, kind=self.kinds.get(s.id, ""), size=len(s.data), start_ns=s.start_ns,
+            end_ns=None if o.fate == Fate.LOST else end, outcome=word, exit_code=None,
+            reason=o.reason, spamc_args=list(self.plan.spamc_args), case=self.cases[s.id],
+            peer="postfix", fate=o.fate.value if o.fate else "",
+            dsn=o.dsn_status or (last.dsn if last else ""),
+            deferrals=sum(1 for d in o.log if d.status == "deferred"), intact=o.intact)
+
+    def close(self) -> None:
+        postfix.down(Path(self.state.run_dir))
+
+
+_OUTCOME = {Fate.DELIVERED: "ham", Fate.DELIVERED_UNSCANNED: "unscanned",
+            Fate.DEFERRED: "deferred", Fate.BOUNCED: "bounced", Fate.LOST: "lost",
+            Fate.DUPLICATED: "duplicated"}
