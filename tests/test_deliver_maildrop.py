@@ -6,12 +6,16 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
+
 from spamdrill import corpus
 from spamdrill.lab import maildrop
 from spamdrill.lab.lab import LabState
 from spamdrill.proto.postfix_pipe import judge
 
 WRAPPER = [sys.executable, "-m", "spamdrill.deliver"]
+
+pytestmark = pytest.mark.lab  # the real wrapper, stand-in or real MDAs
 
 
 def deliver(lab: LabState, user: str, message: bytes, *mda: str) -> tuple[int, bytes, str]:
@@ -51,3 +55,13 @@ def test_unknown_user_bounces_511(lab: LabState) -> None:
                                 "maildrop", "-d", "nosuchuser-spamdrill")
     assert action == "bounced" and out.startswith(b"5.1.1 "), out
     assert b"Invalid user specified" in out
+
+
+def test_real_maildrop_reads_the_whole_message(lab: LabState) -> None:
+    """Exit 0 counts only with the input read to its end: the real maildrop does, also for a
+    message far larger than a pipe holds (and than spamc scans)."""
+    inbox = maildrop.count_messages(lab.layout, "carol")
+    big = corpus.ham(74) + (b"x" * 1000 + b"\r\n") * 1000
+    code, out, action = deliver(lab, "carol", big)
+    assert (code, action) == (0, "delivered"), out
+    assert maildrop.count_messages(lab.layout, "carol") == inbox + 1
