@@ -17,6 +17,7 @@ from __future__ import annotations
 
 TYPE_CHECKING = False  # not typing.TYPE_CHECKING: importing typing costs ~2 ms per delivery
 if TYPE_CHECKING:
+    import os
     import re
     from typing import Any, Literal
 
@@ -26,6 +27,16 @@ EX_TEMPFAIL = 75
 EX_NOUSER = 67
 EX_UNAVAILABLE = 69
 EX_CANTCREAT = 73
+EX_OSERR = 71
+# the statuses pipe(8) defers (sys_exits.c: 4.3.0): a rule bouncing one must say so
+TRANSIENT_STATUSES = frozenset({EX_OSERR, EX_TEMPFAIL})
+
+MAX_DEADLINE = 86400.0  # finite and bounded: poll() and timers need a real number
+MAX_CONFIG_BYTES = 1 << 20
+MAX_PATTERN = 512  # a regex source; deep nesting and huge repeats stay out of re's way
+MAX_NAME = 64
+MAX_REASON = 200
+RULE_TEXT = 4096  # rules see at most this much of the MDA's output (what Postfix keeps)
 
 
 class MdaResult:
@@ -35,17 +46,21 @@ class MdaResult:
     which alone costs more than the rest of a delivery's Python start-up.
     """
 
-    __slots__ = ("exec_error", "exit_status", "interrupted", "output", "signal", "timed_out")
+    __slots__ = ("exec_error", "exit_status", "input_left", "interrupted", "leftovers",
+                 "output", "signal", "timed_out")
 
     def __init__(self, exit_status: int | None = None, signal: int | None = None,
                  exec_error: str | None = None, timed_out: bool = False,
-                 interrupted: int | None = None, output: bytes = b"") -> None:
+                 interrupted: int | None = None, output: bytes = b"",
+                 input_left: bool = False, leftovers: bool = False) -> None:
         self.exit_status = exit_status
         self.signal = signal
         self.exec_error = exec_error
         self.timed_out = timed_out
         self.interrupted = interrupted  # a signal the wrapper itself received
         self.output = output
+        self.input_left = input_left  # the MDA ended with part of the message unread
+        self.leftovers = leftovers  # its group still had members, killed after it exited
 
 
 class Outcome:
@@ -73,7 +88,8 @@ class Rule:
     """A row of the policy table: which results it matches and what they become.
 
     ``output`` is a regular expression source, compiled on first use: ``re`` is only
-    imported when an MDA failed.
+    imported when an MDA failed. Matching can backtrack without end on a careless pattern;
+    the caller bounds it with a timer (``run.within``), and the text it sees is bounded.
     """
 
     __slots__ = ("_compiled", "action", "dsn", "name", "output", "reason", "statuses")
@@ -91,8 +107,11 @@ class Rule:
     def pattern(self) -> re.Pattern[bytes] | None:
         if self.output is not None and self._compiled is None:
             import re
+            import warnings
 
-            self._compiled = re.compile(self.output.encode(), re.I)
+            with warnings.catch_warnings():  # a FutureWarning on stderr would reach Postfix
+                warnings.simplefilter("ignore")
+                self._compiled = re.compile(self.output.encode(), re.I)
         return self._compiled
 
     def matches(self, result: MdaResult) -> bool:
@@ -101,7 +120,7 @@ class Rule:
         if self.statuses and result.exit_status not in self.statuses:
             return False
         pattern = self.pattern()
-        return pattern is None or bool(pattern.search(result.output))
+        return pattern is None or bool(pattern.search(result.output[:RULE_TEXT]))
 
 
 def default_rules(over_quota: Action = "defer") -> list[Rule]:
@@ -120,6 +139,26 @@ def default_rules(over_quota: Action = "defer") -> list[Rule]:
     ]
 
 
+def _defer(dsn: str, reason: str, rule: str) -> Outcome:
+    return Outcome("defer", EX_TEMPFAIL, dsn, reason, rule)
+
+
+def usage_error(text: str) -> Outcome:
+    """Under Postfix a usage error must not bounce (exit 2 would): the mail waits while
+    the admin fixes master.cf."""
+    return _defer("4.3.5", f"spamdrill-deliver usage error: {text}, will retry", "usage")
+
+
+def config_error(text: str) -> Outcome:
+    return _defer("4.3.5", f"spamdrill-deliver config error: {text}, will retry", "config")
+
+
+def internal_error(text: str) -> Outcome:
+    """The last resort: whatever went wrong inside the wrapper defers (4.3.0)."""
+    return _defer("4.3.0", f"spamdrill-deliver internal error: {text}, will retry",
+                  "internal")
+
+
 class Policy:
     __slots__ = ("deadline", "rules")
 
@@ -127,34 +166,47 @@ class Policy:
         self.rules = default_rules() if rules is None else rules
         self.deadline = deadline  # well below Postfix's command_time_limit default (1000 s)
 
+    def out_of_time(self, result: MdaResult) -> Outcome:
+        """The rules could not finish within the deadline: a failure, so defer."""
+        return _defer("4.4.7", f"MDA failed with status {result.exit_status} and its "
+                      f"output could not be classified within {self.deadline:g} s, "
+                      "will retry", "deadline")
+
     def classify(self, result: MdaResult) -> Outcome:
         if result.timed_out:
-            return Outcome("defer", EX_TEMPFAIL, "4.4.7",
-                           f"delivery took longer than {self.deadline:g} s, will retry",
-                           "deadline")
+            return _defer("4.4.7", f"delivery took longer than {self.deadline:g} s, "
+                          "will retry", "deadline")
         if result.interrupted is not None:
-            return Outcome("defer", EX_TEMPFAIL, "4.3.0",
-                           f"delivery interrupted by signal {result.interrupted}, will retry",
-                           "interrupted")
+            return _defer("4.3.0", f"delivery interrupted by signal {result.interrupted}, "
+                          "will retry", "interrupted")
         if result.exec_error is not None:
-            return Outcome("defer", EX_TEMPFAIL, "4.3.5",
-                           f"cannot run the MDA ({result.exec_error}), will retry", "exec-error")
+            return _defer("4.3.5", f"cannot run the MDA ({result.exec_error}), will retry",
+                          "exec-error")
         if result.signal is not None:
-            return Outcome("defer", EX_TEMPFAIL, "4.3.0",
-                           f"MDA killed by signal {result.signal}, will retry", "signal")
+            return _defer("4.3.0", f"MDA killed by signal {result.signal}, will retry",
+                          "signal")
         if result.exit_status == 0:
-            return Outcome("deliver", 0, "2.0.0", "delivered", "success")
+            return self._success(result)
         for rule in self.rules:
             if rule.matches(result):
                 code = EX_TEMPFAIL if rule.action == "defer" else (
                     EX_NOUSER if rule.dsn == "5.1.1" else EX_UNAVAILABLE)
                 return Outcome(rule.action, code, rule.dsn, rule.reason, rule.name)
-        return Outcome("defer", EX_TEMPFAIL, "4.3.0",
-                       f"MDA failed with status {result.exit_status}, will retry", "unknown")
+        return _defer("4.3.0", f"MDA failed with status {result.exit_status}, will retry",
+                      "unknown")
+
+    @staticmethod
+    def _success(result: MdaResult) -> Outcome:
+        """Exit 0 is a delivery only if the MDA read the whole message: pipe(8) itself
+        takes exit 0 with its writes cut short (EPIPE) as delivered (pipe_command.c)."""
+        if result.input_left:
+            return _defer("4.3.0", "MDA exited 0 but did not read the whole message, "
+                          "will retry", "input-left")
+        return Outcome("deliver", 0, "2.0.0", "delivered", "success")
 
 
 class PolicyError(ValueError):
-    """The wrapper's config file is wrong."""
+    """The wrapper's config file (or a command-line setting) is wrong. One line."""
 
 
 def _dsn_ok(dsn: str) -> bool:
@@ -163,43 +215,162 @@ def _dsn_ok(dsn: str) -> bool:
             and all(p.isdigit() and 1 <= len(p) <= 3 for p in parts[1:]))
 
 
+def _show(value: object) -> str:
+    """A value for an error message: short, one line (a 400-digit int stays readable)."""
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) > 10**15:
+        return "a number that large"
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())[:300]
+
+
+def read_config(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """The policy file's table. Opened without blocking (a FIFO would wait for a writer
+    forever), only a regular file, at most 1 MiB, strict UTF-8, TOML."""
+    import os
+    import stat
+
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError as exc:
+        raise PolicyError(f"cannot read {path}: {exc.strerror}") from None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise PolicyError(f"{path} is not a regular file")
+        data = b""
+        while chunk := os.read(fd, MAX_CONFIG_BYTES + 1 - len(data)):
+            data += chunk
+    except OSError as exc:
+        raise PolicyError(f"cannot read {path}: {exc.strerror}") from None
+    finally:
+        os.close(fd)
+    if len(data) > MAX_CONFIG_BYTES:
+        raise PolicyError(f"{path} is larger than {MAX_CONFIG_BYTES} bytes")
+    import tomllib  # only when there is a file to read
+
+    try:
+        return tomllib.loads(data.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise PolicyError(f"{path} is not UTF-8 (byte {exc.start})") from None
+    except RecursionError:
+        raise PolicyError(f"{path}: arrays or tables nested too deeply") from None
+    except ValueError as exc:  # TOMLDecodeError, and ints past Python's digit limit
+        raise PolicyError(f"{path} is not valid TOML: {_one_line(str(exc))}") from None
+
+
+def load_policy(path: str | os.PathLike[str] | None,
+                overrides: dict[str, Any] | None = None) -> Policy:
+    """The one validator: the delivery path, ``--check-config`` and ``spamdrill budget
+    --deliver-config`` all call this. ``path`` None means the built-in policy;
+    ``overrides`` (the command line's ``deadline``, ``over_quota``) replace the file's
+    settings, after the file has been found valid on its own. Raises PolicyError."""
+    raw = read_config(path) if path is not None else {}
+    if overrides:
+        from_dict(raw)
+        raw = {**raw, **overrides}
+    return from_dict(raw)
+
+
+def deadline_of(value: object) -> float:
+    if (isinstance(value, bool) or not isinstance(value, int | float)
+            or not 0 < value <= MAX_DEADLINE):  # NaN fails every comparison
+        raise PolicyError(f"deadline must be seconds above 0 and at most {MAX_DEADLINE:g} "
+                          f"(keep it below Postfix's time limit), not {_show(value)}")
+    return float(value)
+
+
+KNOWN = ("deadline", "over_quota", "rule")
+RULE_KEYS = ("action", "bounce_transient", "dsn", "name", "output", "reason", "status")
+
+
 def from_dict(raw: dict[str, Any]) -> Policy:
     """Build a policy from the config file's table. Extra rules come before the defaults.
 
     ``deliver`` is not an action a rule may choose: only a real exit 0 is a delivery.
     """
-    known = {"over_quota", "deadline", "rule"}
-    unknown = set(raw) - known
+    if not isinstance(raw, dict):
+        raise PolicyError("the policy must be a table")
+    unknown = sorted(str(k)[:40] for k in set(raw) - set(KNOWN))
     if unknown:
-        raise PolicyError(f"unknown setting(s): {', '.join(sorted(unknown))} "
-                          f"(known: {', '.join(sorted(known))})")
+        raise PolicyError(f"unknown setting(s): {', '.join(unknown[:5])} "
+                          f"(known: {', '.join(KNOWN)})")
     over_quota = raw.get("over_quota", "defer")
     if over_quota not in ("defer", "bounce"):
-        raise PolicyError("over_quota must be 'defer' or 'bounce'")
-    deadline = raw.get("deadline", 600)
-    if isinstance(deadline, bool) or not isinstance(deadline, int | float) or deadline <= 0:
-        raise PolicyError("deadline must be a positive number of seconds")
-    rules = []
-    for i, r in enumerate(raw.get("rule", [])):
-        where = f"rule {i + 1}"
-        if not isinstance(r, dict):
-            raise PolicyError(f"{where}: must be a table")
-        action, dsn = r.get("action"), str(r.get("dsn", ""))
-        if action not in ("defer", "bounce"):
-            raise PolicyError(f"{where}: action must be 'defer' or 'bounce'")
-        if not _dsn_ok(dsn) or (dsn[0] == "4") != (action == "defer"):
-            raise PolicyError(f"{where}: dsn must be 4.x.y for defer, 5.x.y for bounce")
-        statuses = r.get("status", [])
-        if not isinstance(statuses, list) or not all(
-                isinstance(s, int) and 1 <= s <= 255 for s in statuses):
-            raise PolicyError(f"{where}: status must be a list of exit codes 1-255")
-        rule = Rule(str(r.get("name", where)), action, dsn, str(r.get("reason", "")) or dsn,
-                    frozenset(statuses), str(r["output"]) if "output" in r else None)
-        import re
+        raise PolicyError(f"over_quota must be 'defer' or 'bounce', not {_show(over_quota)}")
+    deadline = deadline_of(raw.get("deadline", 600))
+    tables = raw.get("rule", [])
+    if not isinstance(tables, list):
+        raise PolicyError("rule must be an array of tables: write each as [[rule]]")
+    rules = [_rule(f"rule {i + 1}", r) for i, r in enumerate(tables)]
+    return Policy(rules=rules + default_rules(over_quota), deadline=deadline)
 
-        try:
-            rule.pattern()
-        except re.error as exc:
-            raise PolicyError(f"{where}: bad output regex: {exc}") from None
-        rules.append(rule)
-    return Policy(rules=rules + default_rules(over_quota), deadline=float(deadline))
+
+def _rule(where: str, r: object) -> Rule:
+    if not isinstance(r, dict):
+        raise PolicyError(f"{where}: must be a table ([[rule]])")
+    unknown = sorted(str(k)[:40] for k in set(r) - set(RULE_KEYS))
+    if unknown:
+        raise PolicyError(f"{where}: unknown key(s) {', '.join(unknown[:5])} "
+                          f"(known: {', '.join(RULE_KEYS)})")
+    action, dsn = r.get("action"), r.get("dsn", "")
+    if action not in ("defer", "bounce"):
+        raise PolicyError(f"{where}: action must be 'defer' or 'bounce'")
+    if not isinstance(dsn, str) or not _dsn_ok(dsn) or (dsn[0] == "4") != (action == "defer"):
+        raise PolicyError(f"{where}: dsn must be a string, 4.x.y for defer, 5.x.y for bounce")
+    statuses = _statuses(where, r.get("status", []))
+    _transient_ok(where, action, statuses, r.get("bounce_transient", False))
+    rule = Rule(_text(where, "name", r.get("name", where), MAX_NAME), action, dsn,
+                _text(where, "reason", r.get("reason", ""), MAX_REASON) or dsn, statuses,
+                _pattern_source(where, r.get("output")))
+    _compile(where, rule)
+    return rule
+
+
+def _statuses(where: str, value: object) -> frozenset[int]:
+    # bool is an int in Python: status = [true] would silently mean status 1
+    if not isinstance(value, list) or not all(
+            type(s) is int and 1 <= s <= 255 for s in value):
+        raise PolicyError(f"{where}: status must be a list of exit codes 1-255")
+    return frozenset(value)
+
+
+def _transient_ok(where: str, action: str, statuses: frozenset[int], mark: object) -> None:
+    if not isinstance(mark, bool):
+        raise PolicyError(f"{where}: bounce_transient must be true or false")
+    if action != "bounce" or mark:
+        return
+    hit = sorted(statuses & TRANSIENT_STATUSES) if statuses else sorted(TRANSIENT_STATUSES)
+    if hit:
+        which = "any status, " if not statuses else ""
+        raise PolicyError(
+            f"{where}: bounces {which}{'/'.join(map(str, hit))}, which mean 'try again' "
+            "(maildrop's timeout is 75); name other statuses, or set "
+            "bounce_transient = true if you mean it")
+
+
+def _text(where: str, key: str, value: object, limit: int) -> str:
+    if not isinstance(value, str) or len(value) > limit or not value.isprintable():
+        raise PolicyError(f"{where}: {key} must be one line of text, at most {limit} "
+                          "characters")
+    return value
+
+
+def _pattern_source(where: str, value: object) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str) or len(value) > MAX_PATTERN:
+        raise PolicyError(f"{where}: output must be a regex of at most {MAX_PATTERN} "
+                          "characters")
+    return value
+
+
+def _compile(where: str, rule: Rule) -> None:
+    import re
+
+    try:
+        rule.pattern()
+    except (re.error, OverflowError, RecursionError, ValueError, MemoryError) as exc:
+        raise PolicyError(f"{where}: bad output regex: {_one_line(str(exc))}") from None
