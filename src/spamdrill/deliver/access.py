@@ -32,7 +32,7 @@ import spamdrill
 PIPE_PATH = "/usr/bin:/bin"  # _PATH_DEFPATH, which pipe(8) always sets
 EXPORTED = ("TZ", "MAIL_CONFIG", "LANG")  # Postfix's default export_environment
 # what a delivery imports of the package
-PACKAGE_FILES = ("__init__.py", "deliver/__init__.py", "deliver/main.py",
+PACKAGE_FILES = ("__init__.py", "deliver/__init__.py", "deliver/main.py", "deliver/config.py",
                  "deliver/policy.py", "deliver/run.py", "deliver/syslog.py")
 
 

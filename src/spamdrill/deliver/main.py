@@ -21,7 +21,6 @@ from spamdrill.deliver.policy import (
     Policy,
     PolicyError,
     config_error,
-    deadline_of,
     internal_error,
     load_policy,
     usage_error,
@@ -194,7 +193,7 @@ def policy_for(args: Args) -> Policy:
             seconds = float(text)
         except ValueError:
             raise PolicyError(f"--deadline must be seconds, not {text[:40]!r}") from None
-        overrides["deadline"] = deadline_of(seconds)
+        overrides["deadline"] = seconds
     return load_policy(path, overrides)
 
 
