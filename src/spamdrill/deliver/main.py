@@ -10,7 +10,7 @@ paths writes its syslog line.
 
 from __future__ import annotations
 
-import os
+import posix as os  # not ``os``: ~2.4 ms of every delivery under python -S (run.py)
 import sys
 import time
 
@@ -177,7 +177,11 @@ def config_path(args: Args) -> str | None:
         if not args.get("--config"):
             raise PolicyError("--config needs a file name")
         return args.get("--config")
-    return DEFAULT_CONFIG if os.path.exists(DEFAULT_CONFIG) else None
+    try:
+        os.stat(DEFAULT_CONFIG)
+    except OSError:
+        return None
+    return DEFAULT_CONFIG
 
 
 def policy_for(args: Args) -> Policy:
@@ -236,7 +240,8 @@ def _message_waiting() -> bool:
     import stat
 
     try:
-        if not (stat.S_ISFIFO(mode := os.fstat(0).st_mode) or stat.S_ISSOCK(mode)):
+        mode = os.fstat(0).st_mode
+        if not (stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode)):
             return False
         import fcntl
         import select
