@@ -130,6 +130,7 @@ def test_output_is_capped_for_postfix() -> None:
 @pytest.mark.parametrize("args", [["--bogus"], ["--deadline=soon", "--", "/bin/true"],
                                   ["--over-quota=ignore", "--", "/bin/true"], [],
                                   ["--config=/nonexistent.toml", "--", "/bin/true"],
+                                  ["--config=/nonexistent/a\nb.toml", "--", "/bin/true"],
                                   ["--explain"]])
 def test_usage_and_config_errors_defer_never_bounce(args: list[str]) -> None:
     code, out, action = deliver(*args)

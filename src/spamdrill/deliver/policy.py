@@ -78,7 +78,7 @@ class Outcome:
         """What Postfix will read: the code and our reason first, then the MDA's words."""
         if self.action == "deliver":
             return b""
-        head = f"{self.dsn} {self.reason}"
+        head = " ".join(f"{self.dsn} {self.reason}".split())  # a path may hold a newline
         words = " ".join(mda_output.decode("utf-8", "replace").split())
         data = (f"{head}: {words}" if words else head).encode("utf-8", "replace")
         return data[: limit - 1] + b"\n"
