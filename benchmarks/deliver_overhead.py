@@ -3,10 +3,12 @@ wrapper, in the same run; and its peak memory against message size.
 
     python benchmarks/deliver_overhead.py [--runs 200]
 
-Both wrap the same trivial MDA (``/bin/cat > /dev/null``), get the same 2 KB message on
-stdin and log to the same (absent) syslog socket. Runs are interleaved so drift hits both
-alike. Reports the median and p90 wall time per delivery, the ratio (goal <= 1.0), and the
+All wrap the same trivial MDA (``/bin/cat > /dev/null``), get the same 2 KB message on
+stdin and log to the same (absent) syslog socket. Runs are interleaved so drift hits all
+alike. Reports the median and p90 wall time per delivery, the ratios (goal <= 1.0), and the
 interpreter floors (``perl -e 1``, ``python3 -I -c pass``) that no wrapper code can beat.
+Launchers: one naming this Python, and, where /usr/bin/python3 is another Python 3.11+
+(Debian's), one naming it, as ``--make-launcher --python=/usr/bin/python3`` writes.
 """
 
 from __future__ import annotations
@@ -48,6 +50,71 @@ def console_script() -> list[str]:
     return [str(script)] if script.exists() else [sys.executable, "-m", "spamdrill.deliver"]
 
 
+def launcher(path: Path, python: str | None = None) -> list[str]:
+    """Write a launcher (stdin from /dev/null: given a message on stdin, the admin modes
+    defer as a delivery would); its argv for one delivery."""
+    subprocess.run([*console_script(), "--make-launcher", str(path),
+                    *([f"--python={python}"] if python else [])], check=True,
+                   stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
+    return [str(path), "--recipient=alice", "--sender=bob", "--", *MDA]
+
+
+def system_python() -> str | None:
+    """/usr/bin/python3 if it is another Python than this one, and 3.11 or later."""
+    path = "/usr/bin/python3"
+    if not Path(path).exists() or Path(path).resolve() == Path(sys.executable).resolve():
+        return None
+    done = subprocess.run([path, "-c", "import sys; print(sys.version_info >= (3, 11))"],
+                          capture_output=True, text=True)
+    return path if done.stdout.strip() == "True" else None
+
+
+def per_delivery(runs: int, wrappers: dict[str, list[str]],
+                 floors: dict[str, list[str]], message: bytes) -> None:
+    for argv in wrappers.values():  # warm caches
+        wall(argv, message)
+    times: dict[str, list[float]] = {name: [] for name in wrappers}
+    for _ in range(runs):
+        for name, argv in wrappers.items():
+            times[name].append(wall(argv, message))
+    floor_times = {name: [wall(argv, b"") for _ in range(max(20, runs // 5))]
+                   for name, argv in floors.items()}
+
+    def row(name: str, xs: list[float]) -> str:
+        xs = sorted(xs)
+        return (f"{name:36s} median {statistics.median(xs) * 1000:7.1f} ms   "
+                f"p90 {xs[int(len(xs) * 0.9)] * 1000:7.1f} ms   (n={len(xs)})")
+
+    print(f"per delivery, trivial MDA, {runs} interleaved runs each "
+          f"({wrappers['spamdrill-deliver'][0]}):")
+    for name, xs in {**times, **floor_times}.items():
+        print("  " + row(name, xs))
+    perl = statistics.median(times["perl baseline"])
+    for name, xs in times.items():
+        if name != "perl baseline":
+            print(f"  ratio {name} / perl baseline: {statistics.median(xs) / perl:.2f} "
+                  "(goal <= 1.0)")
+
+
+def peak_memory(wrappers: dict[str, list[str]]) -> None:
+    print("peak RSS of the wrapper process against message size (GNU time):")
+    tmp = Path(tempfile.mkdtemp(prefix="spamdrill-bench-"))
+    try:
+        for mib in (1, 10, 100):
+            path = tmp / f"{mib}.eml"
+            with path.open("wb") as fh:
+                fh.write(b"Subject: big\n\n")
+                line = b"x" * 1023 + b"\n"
+                for _ in range(mib * 1024):
+                    fh.write(line)
+            print(f"  {mib:4d} MiB message: " + ", ".join(
+                f"{name} {peak_rss_kib(wrappers[name], path) / 1024:6.1f} MiB"
+                for name in ("spamdrill-deliver", "--make-launcher launcher",
+                             "perl baseline")))
+    finally:
+        shutil.rmtree(tmp)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--runs", type=int, default=200)
@@ -60,61 +127,24 @@ def main() -> None:
     import spamdrill
 
     compileall.compile_dir(str(Path(spamdrill.__file__).parent), quiet=1)
-    ours = [*console_script(), "--recipient=alice", "--sender=bob", "--", *MDA]
-    # the site-less launcher, written by the wrapper itself as a postmaster would
-    launcher = Path(tempfile.mkdtemp(prefix="spamdrill-bench-")) / "spamdrill-deliver"
-    subprocess.run([*console_script(), "--make-launcher", str(launcher)], check=True,
-                   stdout=subprocess.DEVNULL)
-    lean = [str(launcher), "--recipient=alice", "--sender=bob", "--", *MDA]
-    perl = ["perl", str(HERE / "baseline_wrapper.pl"), *MDA]
+    # the site-less launchers, written by the wrapper itself as a postmaster would
+    tmp = Path(tempfile.mkdtemp(prefix="spamdrill-bench-"))
+    wrappers = {"spamdrill-deliver": [*console_script(), "--recipient=alice", "--sender=bob",
+                                      "--", *MDA],
+                "--make-launcher launcher": launcher(tmp / "this-python")}
     floors = {"perl -e 1": ["perl", "-e", "1"],
               "python3 -I -c pass": [sys.executable, "-I", "-c", "pass"],
               "python3 -I -S -c pass": [sys.executable, "-I", "-S", "-c", "pass"]}
-    for argv in (ours, lean, perl):  # warm caches
-        wall(argv, message)
-    times: dict[str, list[float]] = {"spamdrill-deliver": [], "--make-launcher launcher": [],
-                                     "perl baseline": []}
-    floor_times: dict[str, list[float]] = {k: [] for k in floors}
-    for _ in range(args.runs):
-        times["spamdrill-deliver"].append(wall(ours, message))
-        times["--make-launcher launcher"].append(wall(lean, message))
-        times["perl baseline"].append(wall(perl, message))
-    for name, argv in floors.items():
-        floor_times[name] = [wall(argv, b"") for _ in range(max(20, args.runs // 5))]
-
-    def row(name: str, xs: list[float]) -> str:
-        xs = sorted(xs)
-        return (f"{name:22s} median {statistics.median(xs) * 1000:7.1f} ms   "
-                f"p90 {xs[int(len(xs) * 0.9)] * 1000:7.1f} ms   (n={len(xs)})")
-
-    print(f"per delivery, trivial MDA, {args.runs} interleaved runs each ({ours[0]}):")
-    for name, xs in {**times, **floor_times}.items():
-        print("  " + row(name, xs))
-    ratio = statistics.median(times["spamdrill-deliver"]) / statistics.median(
-        times["perl baseline"])
-    print(f"  ratio spamdrill-deliver / perl baseline: {ratio:.2f} (goal <= 1.0)")
-    lean_ratio = statistics.median(times["--make-launcher launcher"]) / statistics.median(
-        times["perl baseline"])
-    print(f"  ratio with the site-less launcher (--make-launcher, python3 -IS): "
-          f"{lean_ratio:.2f} (goal <= 1.0)")
-
-    print("peak RSS of the wrapper process against message size (GNU time):")
-    tmp = Path(tempfile.mkdtemp(prefix="spamdrill-bench-"))
+    system = system_python()
+    if system is not None:  # Debian's own Python, as the README's --python= suggests
+        wrappers[f"launcher, --python={system}"] = launcher(tmp / "system", system)
+        floors[f"{system} -I -S -c pass"] = [system, "-I", "-S", "-c", "pass"]
+    wrappers["perl baseline"] = ["perl", str(HERE / "baseline_wrapper.pl"), *MDA]
     try:
-        for mib in (1, 10, 100):
-            path = tmp / f"{mib}.eml"
-            with path.open("wb") as fh:
-                fh.write(b"Subject: big\n\n")
-                line = b"x" * 1023 + b"\n"
-                for _ in range(mib * 1024):
-                    fh.write(line)
-            print(f"  {mib:4d} MiB message: spamdrill-deliver "
-                  f"{peak_rss_kib(ours, path) / 1024:6.1f} MiB, launcher "
-                  f"{peak_rss_kib(lean, path) / 1024:6.1f} MiB, perl baseline "
-                  f"{peak_rss_kib(perl, path) / 1024:6.1f} MiB")
+        per_delivery(args.runs, wrappers, floors, message)
+        peak_memory(wrappers)
     finally:
         shutil.rmtree(tmp)
-        shutil.rmtree(launcher.parent)
 
 
 if __name__ == "__main__":

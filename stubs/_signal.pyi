@@ -9,3 +9,9 @@ from signal import SIGPIPE as SIGPIPE
 from signal import SIGTERM as SIGTERM
 from signal import SIGXFSZ as SIGXFSZ
 from signal import signal as signal
+from signal import ITIMER_REAL as ITIMER_REAL
+from signal import SIG_BLOCK as SIG_BLOCK
+from signal import SIG_SETMASK as SIG_SETMASK
+from signal import SIGALRM as SIGALRM
+from signal import pthread_sigmask as pthread_sigmask
+from signal import setitimer as setitimer

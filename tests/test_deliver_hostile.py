@@ -16,6 +16,8 @@ from hypothesis import strategies as st
 pytestmark = pytest.mark.lab
 
 WRAPPER = [sys.executable, "-m", "spamdrill.deliver"]
+
+pytestmark = pytest.mark.lab  # the real wrapper, stand-in or real MDAs
 CANARY = Path(tempfile.gettempdir()) / "spamdrill-pwned"
 
 # pieces a shell would act on, mixed with arbitrary bytes (no NUL: argv cannot hold one)
@@ -32,8 +34,8 @@ hostile = st.lists(st.one_of(st.sampled_from(SHELLISH),
 def test_hostile_addresses_reach_the_mda_verbatim(recipient: bytes, sender: bytes) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "argv"
-        # the stand-in MDA records its argv, NUL-separated, and nothing else
-        mda = [b"/bin/sh", b"-c", b'printf "%s\\0" "$@" > "$0"', bytes(out),
+        # the stand-in MDA records its argv, NUL-separated, and reads the message
+        mda = [b"/bin/sh", b"-c", b'printf "%s\\0" "$@" > "$0"; cat >/dev/null', bytes(out),
                b"-f", sender, b"-d", recipient]
         done = subprocess.run(
             [*map(os.fsencode, WRAPPER), b"--recipient=" + recipient, b"--sender=" + sender,

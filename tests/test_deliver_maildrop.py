@@ -17,6 +17,8 @@ pytestmark = pytest.mark.lab
 
 WRAPPER = [sys.executable, "-m", "spamdrill.deliver"]
 
+pytestmark = pytest.mark.lab  # the real wrapper, stand-in or real MDAs
+
 
 def deliver(lab: LabState, user: str, message: bytes, *mda: str) -> tuple[int, bytes, str]:
     argv = list(mda) or ["maildrop", str(lab.layout.maildroprc), user]
@@ -55,3 +57,13 @@ def test_unknown_user_bounces_511(lab: LabState) -> None:
                                 "maildrop", "-d", "nosuchuser-spamdrill")
     assert action == "bounced" and out.startswith(b"5.1.1 "), out
     assert b"Invalid user specified" in out
+
+
+def test_real_maildrop_reads_the_whole_message(lab: LabState) -> None:
+    """Exit 0 counts only with the input read to its end: the real maildrop does, also for a
+    message far larger than a pipe holds (and than spamc scans)."""
+    inbox = maildrop.count_messages(lab.layout, "carol")
+    big = corpus.ham(74) + (b"x" * 1000 + b"\r\n") * 1000
+    code, out, action = deliver(lab, "carol", big)
+    assert (code, action) == (0, "delivered"), out
+    assert maildrop.count_messages(lab.layout, "carol") == inbox + 1

@@ -1,16 +1,23 @@
-"""The admin's views: ``--check-config`` and ``--explain``. Not on the delivery path."""
+"""The admin's views: ``--check-config`` (optionally as the pipe user), ``--explain`` and
+``--make-launcher``. Not on the delivery path."""
 
 from __future__ import annotations
 
 import os
 import shutil
 import signal
+import sys
+from pathlib import Path
 
-from spamdrill.deliver.policy import MdaResult, Policy
+from spamdrill.deliver import access
+from spamdrill.deliver.main import Args, config_path, policy_for
+from spamdrill.deliver.policy import MdaResult, Policy, PolicyError
 from spamdrill.proto.postfix_pipe import judge
 
 
 def check_config(policy: Policy, mda: list[str]) -> int:
+    """Print the policy; check the MDA as a delivery would find it (``posix_spawnp``
+    searches this PATH)."""
     print(f"deadline: {policy.deadline:g} s (keep below Postfix's command_time_limit, "
           "default 1000 s, which bounces)")
     print("rules, first match wins (anything unmatched defers 4.3.0):")
@@ -20,13 +27,58 @@ def check_config(policy: Policy, mda: list[str]) -> int:
         print(f"  {rule.name}: status {statuses}{pattern} -> {rule.action} {rule.dsn} "
               f"({rule.reason})")
     if mda:
-        path = shutil.which(mda[0])
+        path = shutil.which(mda[0]) if mda[0].strip() else None
         if path is None or not os.access(path, os.X_OK):
             print(f"spamdrill-deliver: config error: MDA {mda[0]!r} is not an executable "
-                  "program")
+                  "program", file=sys.stderr)
             return 1
         print(f"MDA: {path} {' '.join(mda[1:])}")
-    print("config OK")
+    return 0
+
+
+def admin(args: Args) -> int:
+    """``--make-launcher``, ``--explain``, ``--check-config``: exit 1 on any problem, each
+    said in one line on stderr (these run in a terminal, not under Postfix)."""
+    if args.make_launcher:
+        return make_launcher(args)
+    try:
+        policy = policy_for(args)
+    except PolicyError as exc:
+        print(f"spamdrill-deliver: config error: {exc}", file=sys.stderr)
+        return 1
+    if args.explain:
+        return explain(policy, *args.explain)
+    code = check_config(policy, args.mda)
+    if code == 0 and "--user" in args.values:
+        code = _check_as_user(args, access.program_of(sys.argv[0]))
+    if code == 0:
+        print("config OK")
+    return code
+
+
+def _passed_on(args: Args) -> list[str]:
+    return [f"{name}={args.values[name]}" for name in ("--config", "--deadline",
+                                                        "--over-quota") if name in args.values]
+
+
+def _check_as_user(args: Args, program: list[str], shown: str | None = None) -> int:
+    """Run the as-user checks; print what fails (``shown`` stands for program[0])."""
+    name = args.get("--user")
+    try:
+        user, found = access.check(name, program, args.mda, config_path(args),
+                                   _passed_on(args))
+    except access.AccessError as exc:
+        print(f"spamdrill-deliver: {exc}", file=sys.stderr)
+        return 1
+    for problem in found:
+        text = problem if shown is None else problem.replace(program[0], shown)
+        print(f"spamdrill-deliver: as {user.name}: {text}", file=sys.stderr)
+    if found:
+        return 1
+    checked = ["its Python", "the package"] + (["the config"] if config_path(args) else []) \
+        + (["the MDA"] if args.mda else [])
+    print(f"as {user.name}: {' '.join(program) if shown is None else shown} runs, and "
+          f"{', '.join(checked)} can be run and read")
     return 0
 
 
@@ -72,35 +124,64 @@ def launcher_text(python: str, package_parent: str) -> str:
     """A launcher that starts Python without ``site`` (``-I -S``): on a delivery path that
     runs once per message, site's .pth processing can cost more than all of the wrapper's
     own work (benchmarks/deliver_overhead.py). The wrapper needs only the standard library
-    and its own package, whose location is written in."""
+    and its own package, whose location is written in. A package it cannot load (moved,
+    unreadable to the pipe user) defers: the traceback's exit 1 would bounce."""
     # one word: the kernel hands everything after the interpreter over as one argument
     return (f"#!{python} -IS\n{LAUNCHER_MARK} (written by spamdrill-deliver "
             f"--make-launcher; write it again after moving the package)\n"
             f"import sys\nsys.path.insert(0, {package_parent!r})\n"
-            "from spamdrill.deliver.main import entry\nentry()\n")
+            "try:\n"
+            "    from spamdrill.deliver.main import entry\n"
+            "except BaseException as exc:\n"
+            "    sys.stdout.write('4.3.5 spamdrill-deliver cannot load its package from %s "
+            "(%s: %s), will retry\\n' % (sys.path[0], type(exc).__name__, "
+            "' '.join(str(exc).split())))\n"
+            "    sys.exit(75)\n"
+            "entry()\n")
 
 
-def make_launcher(path: str) -> int:
-    import sys
-    from pathlib import Path
-
+def make_launcher(args: Args) -> int:
+    """Write the launcher next to its place, check it (as ``--user`` if given), then move
+    it in: a launcher the pipe user cannot run never reaches the path master.cf names."""
+    target = Path(args.make_launcher)
+    python = os.path.abspath(args.get("--python") or sys.executable)
+    refusal = _launcher_refusal(target, python)
+    if refusal:
+        print(f"spamdrill-deliver: {refusal}", file=sys.stderr)
+        return 1
     import spamdrill
 
-    target = Path(path)
-    if target.exists() and LAUNCHER_MARK not in target.read_text(errors="replace"):
-        print(f"spamdrill-deliver: {target} exists and is not a spamdrill-deliver launcher; "
-              "choose another path", file=sys.stderr)
-        return 1
     parent = str(Path(spamdrill.__file__).resolve().parent.parent)
     tmp = target.with_name(f".{target.name}.tmp")
     try:
-        tmp.write_text(launcher_text(sys.executable, parent))
+        tmp.write_text(launcher_text(python, parent))
         tmp.chmod(0o755)
+        if "--user" in args.values and _check_as_user(args, [str(tmp)], str(target)):
+            print(f"spamdrill-deliver: {target} not written: name a Python the pipe user "
+                  "can run with --python= (e.g. /usr/bin/python3), and keep the package "
+                  "where that user can read it", file=sys.stderr)
+            return 1
         tmp.replace(target)
     except OSError as exc:
         print(f"spamdrill-deliver: cannot write {target}: {exc.strerror}", file=sys.stderr)
         return 1
-    print(f"wrote {target}: {sys.executable} -IS, package from {parent}\n"
+    finally:
+        tmp.unlink(missing_ok=True)
+    print(f"wrote {target}: {python} -IS, package from {parent}\n"
           f"master.cf: ... argv={target} --recipient=${{recipient}} --sender=${{sender}} "
           "--queue-id=${queue_id} -- /usr/bin/maildrop -d ${recipient}")
     return 0
+
+
+def _launcher_refusal(target: Path, python: str) -> str | None:
+    if not os.access(python, os.X_OK) or os.path.isdir(python):
+        return f"--python {python} is not an executable program"
+    if not target.exists() and not target.is_symlink():
+        return None
+    try:
+        ours = LAUNCHER_MARK in target.read_text(errors="replace")
+    except OSError:
+        ours = False
+    # never overwrite a file it did not write (pip's console script, say)
+    return None if ours else (f"{target} exists and is not a spamdrill-deliver launcher; "
+                              "choose another path")

@@ -2,16 +2,29 @@
 
 Under Postfix every exit status means something to the sender, so even the wrapper's own
 usage and config errors defer (exit 75 with a 4.3.5 reason) instead of bouncing: the mail
-waits in the queue while the admin fixes master.cf.
+waits in the queue while the admin fixes master.cf. Whatever else goes wrong inside the
+wrapper reaches ``entry``'s last resort: the MDA's group is killed, 4.3.0, exit 75 (an
+uncaught exception would exit 1, which pipe(8) bounces as 5.3.0). Every one of these
+paths writes its syslog line.
 """
 
 from __future__ import annotations
 
-import os
+import posix as os  # not ``os``: ~2.4 ms of every delivery under python -S (run.py)
 import sys
 import time
 
-from spamdrill.deliver.policy import EX_TEMPFAIL, MdaResult, Policy, PolicyError, from_dict
+from spamdrill.deliver.policy import (
+    EX_TEMPFAIL,
+    MdaResult,
+    Outcome,
+    Policy,
+    PolicyError,
+    config_error,
+    internal_error,
+    load_policy,
+    usage_error,
+)
 
 DEFAULT_CONFIG = "/etc/spamdrill/deliver.toml"
 
@@ -39,9 +52,9 @@ USAGE = """\
 usage: spamdrill-deliver [--recipient=ADDR] [--sender=ADDR] [--queue-id=ID]
                          [--config=FILE] [--deadline=SECONDS] [--over-quota=defer|bounce]
                          [--syslog-socket=PATH] -- MDA [ARG...]
-       spamdrill-deliver --check-config [--config=FILE] [-- MDA ARG...]
+       spamdrill-deliver --check-config [--user=USER] [--config=FILE] [-- MDA ARG...]
        spamdrill-deliver --explain STATUS TEXT [--config=FILE]
-       spamdrill-deliver --make-launcher PATH
+       spamdrill-deliver --make-launcher PATH [--python=PYTHON] [--user=USER] [-- MDA]
 
 Run an MDA (maildrop) for Postfix's pipe(8) and turn its result into deliver, defer or
 bounce without ever losing mail: only a real success exits 0, and nothing transient
@@ -50,20 +63,30 @@ bounces. The MDA is run from its argv (no shell), with the message passed throug
 options:
   --recipient=, --sender=, --queue-id=   for the log line (${recipient} ${sender} ${queue_id})
   --config=FILE         policy file (TOML; default /etc/spamdrill/deliver.toml if present)
-  --deadline=SECONDS    kill the MDA's process group and defer after this long (default 600;
-                        keep below Postfix's time limit, which bounces)
+  --deadline=SECONDS    kill the MDA's process group and defer after this long (default 600,
+                        at most 86400; keep below Postfix's time limit, which bounces)
   --over-quota=ACTION   defer (4.2.2, default) or bounce (5.2.2) a full mailbox
   --syslog-socket=PATH  where the one log line per delivery goes (default /dev/log)
-  --check-config        validate the config and the MDA command, print the policy
+  --check-config        validate the config and the MDA command (exactly as a delivery
+                        would), print the policy
+  --user=USER           with --check-config or --make-launcher: check as USER (master.cf's
+                        user=) that this program, its Python, the package, the config and
+                        the MDA can be run and read (needs root to switch to USER)
   --explain STATUS TEXT what an MDA STATUS (0-255, signal:N, timeout, exec-error) with
                         output TEXT becomes, and what Postfix then does
   --make-launcher PATH  write a launcher that starts Python without site (python -I -S)
                         and use PATH in master.cf: about half the cost per delivery of
                         this console script (benchmarks/deliver_overhead.py)
+  --python=PYTHON       with --make-launcher: the Python it names (default: this one)
 """
 
 VALUE_OPTIONS = ("--recipient", "--sender", "--queue-id", "--config", "--deadline",
-                 "--over-quota", "--syslog-socket")
+                 "--over-quota", "--syslog-socket", "--user", "--python")
+
+# syslog field lengths: an address is at most 256 octets (RFC 5321 4.5.3.1.3)
+QUEUE_ID_CHARS = 64
+ADDRESS_CHARS = 256
+REASON_CHARS = 400
 
 
 class UsageError(Exception):
@@ -86,44 +109,60 @@ class Args:
     def get(self, name: str, default: str = "") -> str:
         return self.values.get(name, default)
 
+    def admin_mode(self) -> str:
+        """The admin option given, if any: these print and exit, never run the MDA."""
+        for name, given in (("--help", self.help), ("--make-launcher", self.make_launcher),
+                            ("--explain", self.explain), ("--check-config",
+                                                          self.check_config)):
+            if given:
+                return name
+        return ""
 
-def parse_args(argv: list[str]) -> Args:
-    args = Args()
+
+def parse_args(argv: list[str], args: Args | None = None) -> Args:
+    """Fill ``args`` (what was read before a usage error stays there, for the log line)."""
+    args = Args() if args is None else args
     i = 0
     while i < len(argv):
         arg = argv[i]
         if arg == "--":
             args.mda = argv[i + 1 :]
             break
-        name, eq, value = arg.partition("=")
-        if arg in ("-h", "--help"):
-            args.help = True
-        elif arg == "--check-config":
-            args.check_config = True
-        elif arg == "--explain":
-            if len(argv) - i < 3:
-                raise UsageError("--explain needs STATUS and TEXT")
-            args.explain = (argv[i + 1], argv[i + 2])
-            i += 2
-        elif arg == "--make-launcher":
-            if len(argv) - i < 2:
-                raise UsageError("--make-launcher needs a PATH")
-            args.make_launcher = argv[i + 1]
-            i += 1
-        elif name in VALUE_OPTIONS:
-            if not eq:
-                if i + 1 >= len(argv):
-                    raise UsageError(f"{name} needs a value")
-                i += 1
-                value = argv[i]
-            args.values[name] = value
-        elif arg.startswith("-"):
-            raise UsageError(f"unknown option {name}")
-        else:  # the MDA's argv, without '--'
+        if not arg.startswith("-"):  # the MDA's argv, without '--'
             args.mda = argv[i:]
             break
-        i += 1
+        i = _option(argv, i, args) + 1
     return args
+
+
+def _option(argv: list[str], i: int, args: Args) -> int:
+    """Read the option at ``argv[i]``; return the index of its last word."""
+    arg = argv[i]
+    name, eq, value = arg.partition("=")
+    if arg in ("-h", "--help"):
+        args.help = True
+    elif arg == "--check-config":
+        args.check_config = True
+    elif arg == "--explain":
+        if len(argv) - i < 3:
+            raise UsageError("--explain needs STATUS and TEXT")
+        args.explain = (argv[i + 1], argv[i + 2])
+        return i + 2
+    elif arg == "--make-launcher":
+        if len(argv) - i < 2:
+            raise UsageError("--make-launcher needs a PATH")
+        args.make_launcher = argv[i + 1]
+        return i + 1
+    elif name in VALUE_OPTIONS:
+        if not eq:
+            if i + 1 >= len(argv):
+                raise UsageError(f"{name} needs a value")
+            i += 1
+            value = argv[i]
+        args.values[name] = value
+    else:
+        raise UsageError(f"unknown option {name[:40]}")
+    return i
 
 
 def _emit(data: bytes) -> None:
@@ -133,94 +172,167 @@ def _emit(data: bytes) -> None:
         return
 
 
-def load_policy(args: Args) -> Policy:
-    path = args.get("--config") or (DEFAULT_CONFIG if os.path.exists(DEFAULT_CONFIG)
-                                     else None)
-    raw: dict[str, object] = {}
-    if path is not None:
-        import tomllib  # only when there is a file to read
+def config_path(args: Args) -> str | None:
+    if "--config" in args.values:
+        if not args.get("--config"):
+            raise PolicyError("--config needs a file name")
+        return args.get("--config")
+    try:
+        os.stat(DEFAULT_CONFIG)
+    except OSError:
+        return None
+    return DEFAULT_CONFIG
 
-        try:
-            with open(path, "rb") as fh:
-                raw = tomllib.load(fh)
-        except OSError as exc:
-            raise PolicyError(f"cannot read {path}: {exc.strerror}") from None
-        except tomllib.TOMLDecodeError as exc:
-            raise PolicyError(f"{path} is not valid TOML: {exc}") from None
+
+def policy_for(args: Args) -> Policy:
+    """The policy a delivery with these arguments runs under; ``--check-config`` calls
+    exactly this, so it refuses exactly what a delivery would."""
+    path = config_path(args)
+    overrides: dict[str, object] = {}
     if "--over-quota" in args.values:
-        raw["over_quota"] = args.get("--over-quota")
+        overrides["over_quota"] = args.get("--over-quota")
     if "--deadline" in args.values:
+        text = args.get("--deadline")
         try:
-            raw["deadline"] = float(args.get("--deadline"))
+            seconds = float(text)
         except ValueError:
-            raise PolicyError(
-                f"--deadline must be seconds, not {args.get('--deadline')!r}") from None
-    return from_dict(raw)
+            raise PolicyError(f"--deadline must be seconds, not {text[:40]!r}") from None
+        overrides["deadline"] = seconds
+    return load_policy(path, overrides)
 
 
-def main(argv: list[str] | None = None) -> int:
+_CURRENT: list[Args] = []  # the delivery's arguments, for the last resort's log line
+
+
+def main(argv: list[str] | None = None, start: float | None = None) -> int:
+    start = time.monotonic() if start is None else start
+    args = Args()
+    _CURRENT[:] = [args]
     try:
-        args = parse_args(sys.argv[1:] if argv is None else argv)
+        parse_args(sys.argv[1:] if argv is None else argv, args)
     except UsageError as exc:
-        # a usage error under Postfix must not bounce (exit 2 would): defer
-        _emit(f"4.3.5 spamdrill-deliver usage error: {exc}, will retry\n".encode())
-        return EX_TEMPFAIL
-    if args.help:
-        sys.stdout.write(USAGE + "\n" + EPILOG)
-        return 0
-    if args.make_launcher:
-        from spamdrill.deliver.admin import make_launcher
+        return _refuse(args, usage_error(str(exc)), start)
+    mode = args.admin_mode()
+    if mode:
+        if _message_waiting():
+            return _refuse(args, usage_error(f"{mode} given to a delivery (a message is "
+                                             "waiting on stdin)"), start)
+        if args.help:
+            sys.stdout.write(USAGE + "\n" + EPILOG)
+            return 0
+        from spamdrill.deliver.admin import admin
 
-        return make_launcher(args.make_launcher)
+        return admin(args)
     try:
-        policy = load_policy(args)
+        policy = policy_for(args)
     except PolicyError as exc:
-        if args.check_config or args.explain:
-            print(f"spamdrill-deliver: config error: {exc}", file=sys.stderr)
-            return 1
-        _emit(f"4.3.5 spamdrill-deliver config error: {exc}, will retry\n".encode())
-        return EX_TEMPFAIL
-    if args.explain:
-        from spamdrill.deliver.admin import explain
+        return _refuse(args, config_error(str(exc)), start)
+    if not args.mda:
+        return _refuse(args, usage_error("no MDA command after '--'"), start)
+    return _deliver(args, policy, start)
 
-        return explain(policy, *args.explain)
-    mda = args.mda
-    if args.check_config:
-        from spamdrill.deliver.admin import check_config
 
-        return check_config(policy, mda)
-    if not mda:
-        _emit(b"4.3.5 spamdrill-deliver: no MDA command after '--', will retry\n")
-        return EX_TEMPFAIL
+def _message_waiting() -> bool:
+    """Is this a delivery? pipe(8) writes the message into our stdin pipe at once. The
+    admin modes exit 0, which Postfix would take as delivered: in a master.cf line they
+    must defer instead. A terminal, /dev/null, or an empty pipe (ssh, a script) is not a
+    delivery."""
+    import stat
 
-    from spamdrill.deliver import syslog
-    from spamdrill.deliver.run import run_mda
+    try:
+        mode = os.fstat(0).st_mode
+        if not (stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode)):
+            return False
+        import fcntl
+        import select
+        import termios
 
-    t0 = time.monotonic()
-    result = run_mda(mda, policy.deadline)
-    outcome = policy.classify(result)
-    _emit(outcome.message(result.output))
-    syslog.send(_log_line(args, result, outcome.action, outcome.dsn, outcome.rule,
-                          time.monotonic() - t0), args.get("--syslog-socket", "/dev/log"))
+        poller = select.poll()
+        poller.register(0, select.POLLIN)
+        poller.poll(100)  # a moment for the writer to begin
+        waiting = fcntl.ioctl(0, termios.FIONREAD, b"\0" * 4)
+        return int.from_bytes(waiting, sys.byteorder) > 0
+    except OSError:
+        return False
+
+
+def _refuse(args: Args, outcome: Outcome, start: float) -> int:
+    """The wrapper cannot run the MDA at all: say why to Postfix and to syslog."""
+    _emit(outcome.message(b""))
+    _log(args, "not-run", outcome, start)
     return outcome.exit_code
 
 
-def _log_line(args: Args, result: MdaResult, action: str, dsn: str, rule: str,
-              seconds: float) -> str:
-    if result.exit_status is not None:
-        mda = f"status={result.exit_status}"
-    elif result.signal is not None:
-        mda = f"signal={result.signal}"
-    elif result.timed_out:
-        mda = "deadline"
-    elif result.interrupted is not None:
-        mda = f"interrupted={result.interrupted}"
+def _deliver(args: Args, policy: Policy, start: float) -> int:
+    from spamdrill.deliver import run
+
+    end = start + policy.deadline
+    result = run.run_mda(args.mda, end)
+    if result.exit_status in (None, 0):  # no rule runs: nothing to bound
+        outcome = policy.classify(result)
     else:
-        mda = "exec-error"
-    return (f"{args.get('--queue-id') or '-'}: to=<{args.get('--recipient')}> "
-            f"from=<{args.get('--sender')}> mda {mda} "
-            f"outcome={action} dsn={dsn} rule={rule} delay={seconds:.3f}s")
+        try:
+            outcome = run.within(end - time.monotonic(), policy.classify, result)
+        except run.TimeUp:
+            outcome = policy.out_of_time(result)
+    _emit(outcome.message(result.output))
+    _log(args, _mda_field(result), outcome, start,
+         " killed-leftovers" if result.leftovers else "")
+    return outcome.exit_code
+
+
+def _mda_field(result: MdaResult) -> str:
+    if result.exit_status is not None:
+        return f"status={result.exit_status}"
+    if result.signal is not None:
+        return f"signal={result.signal}"
+    if result.timed_out:
+        return "deadline"
+    if result.interrupted is not None:
+        return f"interrupted={result.interrupted}"
+    return "exec-error"
+
+
+def _log(args: Args, mda: str, outcome: Outcome, start: float, extra: str = "") -> None:
+    from spamdrill.deliver import syslog
+
+    f = syslog.field
+    line = (f"{f(args.get('--queue-id') or '-', QUEUE_ID_CHARS)}: "
+            f"to=<{f(args.get('--recipient'), ADDRESS_CHARS)}> "
+            f"from=<{f(args.get('--sender'), ADDRESS_CHARS)}> mda {mda} "
+            f"outcome={outcome.action} dsn={outcome.dsn} rule={outcome.rule} "
+            f"delay={time.monotonic() - start:.3f}s{extra} "
+            f'reason="{f(outcome.reason, REASON_CHARS)}"')
+    syslog.send(line, args.get("--syslog-socket") or "/dev/log")
+
+
+def _last_resort(exc: BaseException, start: float) -> int:
+    """Anything the wrapper did not foresee: kill the MDA's group if it was started (it
+    could deliver after Postfix was told to retry), defer with a reason, log. Each step
+    guarded: this must reach ``return``."""
+    run = sys.modules.get("spamdrill.deliver.run")
+    try:
+        if run is not None:
+            run.kill_started()
+    except BaseException:  # nothing else is left to try
+        pass
+    try:
+        text = f"{type(exc).__name__}: {exc}"[:300]
+    except BaseException:  # an exception whose str() fails too
+        text = type(exc).__name__
+    outcome = internal_error(text)
+    try:
+        _emit(outcome.message(b""))
+        _log(_CURRENT[0] if _CURRENT else Args(), "unknown", outcome, start)
+    except BaseException:  # the exit status is what counts
+        pass
+    return EX_TEMPFAIL
 
 
 def entry() -> None:
-    sys.exit(main())
+    start = time.monotonic()
+    try:
+        code = main(None, start)
+    except BaseException as exc:  # the last resort: never exit 1, which bounces
+        code = _last_resort(exc, start)
+    sys.exit(code)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 TYPE_CHECKING = False  # not typing.TYPE_CHECKING: importing typing costs ~2 ms per delivery
 if TYPE_CHECKING:
+    import os
     import re
     from typing import Any, Literal
 
@@ -26,6 +27,16 @@ EX_TEMPFAIL = 75
 EX_NOUSER = 67
 EX_UNAVAILABLE = 69
 EX_CANTCREAT = 73
+EX_OSERR = 71
+# the statuses pipe(8) defers (sys_exits.c: 4.3.0): a rule bouncing one must say so
+TRANSIENT_STATUSES = frozenset({EX_OSERR, EX_TEMPFAIL})
+
+MAX_DEADLINE = 86400.0  # finite and bounded: poll() and timers need a real number
+MAX_CONFIG_BYTES = 1 << 20
+MAX_PATTERN = 512  # a regex source; deep nesting and huge repeats stay out of re's way
+MAX_NAME = 64
+MAX_REASON = 200
+RULE_TEXT = 4096  # rules see at most this much of the MDA's output (what Postfix keeps)
 
 
 class MdaResult:
@@ -35,17 +46,21 @@ class MdaResult:
     which alone costs more than the rest of a delivery's Python start-up.
     """
 
-    __slots__ = ("exec_error", "exit_status", "interrupted", "output", "signal", "timed_out")
+    __slots__ = ("exec_error", "exit_status", "input_left", "interrupted", "leftovers",
+                 "output", "signal", "timed_out")
 
     def __init__(self, exit_status: int | None = None, signal: int | None = None,
                  exec_error: str | None = None, timed_out: bool = False,
-                 interrupted: int | None = None, output: bytes = b"") -> None:
+                 interrupted: int | None = None, output: bytes = b"",
+                 input_left: bool = False, leftovers: bool = False) -> None:
         self.exit_status = exit_status
         self.signal = signal
         self.exec_error = exec_error
         self.timed_out = timed_out
         self.interrupted = interrupted  # a signal the wrapper itself received
         self.output = output
+        self.input_left = input_left  # the MDA ended with part of the message unread
+        self.leftovers = leftovers  # its group still had members, killed after it exited
 
 
 class Outcome:
@@ -63,7 +78,7 @@ class Outcome:
         """What Postfix will read: the code and our reason first, then the MDA's words."""
         if self.action == "deliver":
             return b""
-        head = f"{self.dsn} {self.reason}"
+        head = " ".join(f"{self.dsn} {self.reason}".split())  # a path may hold a newline
         words = " ".join(mda_output.decode("utf-8", "replace").split())
         data = (f"{head}: {words}" if words else head).encode("utf-8", "replace")
         return data[: limit - 1] + b"\n"
@@ -73,7 +88,8 @@ class Rule:
     """A row of the policy table: which results it matches and what they become.
 
     ``output`` is a regular expression source, compiled on first use: ``re`` is only
-    imported when an MDA failed.
+    imported when an MDA failed. Matching can backtrack without end on a careless pattern;
+    the caller bounds it with a timer (``run.within``), and the text it sees is bounded.
     """
 
     __slots__ = ("_compiled", "action", "dsn", "name", "output", "reason", "statuses")
@@ -91,8 +107,11 @@ class Rule:
     def pattern(self) -> re.Pattern[bytes] | None:
         if self.output is not None and self._compiled is None:
             import re
+            import warnings
 
-            self._compiled = re.compile(self.output.encode(), re.I)
+            with warnings.catch_warnings():  # a FutureWarning on stderr would reach Postfix
+                warnings.simplefilter("ignore")
+                self._compiled = re.compile(self.output.encode(), re.I)
         return self._compiled
 
     def matches(self, result: MdaResult) -> bool:
@@ -101,7 +120,7 @@ class Rule:
         if self.statuses and result.exit_status not in self.statuses:
             return False
         pattern = self.pattern()
-        return pattern is None or bool(pattern.search(result.output))
+        return pattern is None or bool(pattern.search(result.output[:RULE_TEXT]))
 
 
 def default_rules(over_quota: Action = "defer") -> list[Rule]:
@@ -120,6 +139,26 @@ def default_rules(over_quota: Action = "defer") -> list[Rule]:
     ]
 
 
+def _defer(dsn: str, reason: str, rule: str) -> Outcome:
+    return Outcome("defer", EX_TEMPFAIL, dsn, reason, rule)
+
+
+def usage_error(text: str) -> Outcome:
+    """Under Postfix a usage error must not bounce (exit 2 would): the mail waits while
+    the admin fixes master.cf."""
+    return _defer("4.3.5", f"spamdrill-deliver usage error: {text}, will retry", "usage")
+
+
+def config_error(text: str) -> Outcome:
+    return _defer("4.3.5", f"spamdrill-deliver config error: {text}, will retry", "config")
+
+
+def internal_error(text: str) -> Outcome:
+    """The last resort: whatever went wrong inside the wrapper defers (4.3.0)."""
+    return _defer("4.3.0", f"spamdrill-deliver internal error: {text}, will retry",
+                  "internal")
+
+
 class Policy:
     __slots__ = ("deadline", "rules")
 
@@ -127,79 +166,66 @@ class Policy:
         self.rules = default_rules() if rules is None else rules
         self.deadline = deadline  # well below Postfix's command_time_limit default (1000 s)
 
+    def out_of_time(self, result: MdaResult) -> Outcome:
+        """The rules could not finish within the deadline: a failure, so defer."""
+        return _defer("4.4.7", f"MDA failed with status {result.exit_status} and its "
+                      f"output could not be classified within {self.deadline:g} s, "
+                      "will retry", "deadline")
+
     def classify(self, result: MdaResult) -> Outcome:
         if result.timed_out:
-            return Outcome("defer", EX_TEMPFAIL, "4.4.7",
-                           f"delivery took longer than {self.deadline:g} s, will retry",
-                           "deadline")
+            return _defer("4.4.7", f"delivery took longer than {self.deadline:g} s, "
+                          "will retry", "deadline")
         if result.interrupted is not None:
-            return Outcome("defer", EX_TEMPFAIL, "4.3.0",
-                           f"delivery interrupted by signal {result.interrupted}, will retry",
-                           "interrupted")
+            return _defer("4.3.0", f"delivery interrupted by signal {result.interrupted}, "
+                          "will retry", "interrupted")
         if result.exec_error is not None:
-            return Outcome("defer", EX_TEMPFAIL, "4.3.5",
-                           f"cannot run the MDA ({result.exec_error}), will retry", "exec-error")
+            return _defer("4.3.5", f"cannot run the MDA ({result.exec_error}), will retry",
+                          "exec-error")
         if result.signal is not None:
-            return Outcome("defer", EX_TEMPFAIL, "4.3.0",
-                           f"MDA killed by signal {result.signal}, will retry", "signal")
+            return _defer("4.3.0", f"MDA killed by signal {result.signal}, will retry",
+                          "signal")
         if result.exit_status == 0:
-            return Outcome("deliver", 0, "2.0.0", "delivered", "success")
+            return self._success(result)
         for rule in self.rules:
             if rule.matches(result):
                 code = EX_TEMPFAIL if rule.action == "defer" else (
                     EX_NOUSER if rule.dsn == "5.1.1" else EX_UNAVAILABLE)
                 return Outcome(rule.action, code, rule.dsn, rule.reason, rule.name)
-        return Outcome("defer", EX_TEMPFAIL, "4.3.0",
-                       f"MDA failed with status {result.exit_status}, will retry", "unknown")
+        return _defer("4.3.0", f"MDA failed with status {result.exit_status}, will retry",
+                      "unknown")
+
+    @staticmethod
+    def _success(result: MdaResult) -> Outcome:
+        """Exit 0 is a delivery only if the MDA read the whole message: pipe(8) itself
+        takes exit 0 with its writes cut short (EPIPE) as delivered (pipe_command.c)."""
+        if result.input_left:
+            return _defer("4.3.0", "MDA exited 0 but did not read the whole message, "
+                          "will retry", "input-left")
+        return Outcome("deliver", 0, "2.0.0", "delivered", "success")
 
 
 class PolicyError(ValueError):
-    """The wrapper's config file is wrong."""
+    """The wrapper's config file (or a command-line setting) is wrong. One line."""
 
 
-def _dsn_ok(dsn: str) -> bool:
-    parts = dsn.split(".")
-    return (len(parts) == 3 and parts[0] in ("4", "5")
-            and all(p.isdigit() and 1 <= len(p) <= 3 for p in parts[1:]))
+def load_policy(path: str | os.PathLike[str] | None,
+                overrides: dict[str, Any] | None = None) -> Policy:
+    """The one validator: the delivery path, ``--check-config`` and ``spamdrill budget
+    --deliver-config`` all call this. ``path`` None means the built-in policy;
+    ``overrides`` (the command line's ``deadline``, ``over_quota``) replace the file's
+    settings, after the file has been found valid on its own. Raises PolicyError, whose
+    text is one line. The checks live in ``config``, imported only when there is
+    something to check: a delivery without a file or overrides does not load them."""
+    if path is None and not overrides:
+        return Policy()
+    from spamdrill.deliver import config
+
+    return config.load(path, overrides)
 
 
 def from_dict(raw: dict[str, Any]) -> Policy:
-    """Build a policy from the config file's table. Extra rules come before the defaults.
+    """Build a policy from the config file's table (validated; raises PolicyError)."""
+    from spamdrill.deliver import config
 
-    ``deliver`` is not an action a rule may choose: only a real exit 0 is a delivery.
-    """
-    known = {"over_quota", "deadline", "rule"}
-    unknown = set(raw) - known
-    if unknown:
-        raise PolicyError(f"unknown setting(s): {', '.join(sorted(unknown))} "
-                          f"(known: {', '.join(sorted(known))})")
-    over_quota = raw.get("over_quota", "defer")
-    if over_quota not in ("defer", "bounce"):
-        raise PolicyError("over_quota must be 'defer' or 'bounce'")
-    deadline = raw.get("deadline", 600)
-    if isinstance(deadline, bool) or not isinstance(deadline, int | float) or deadline <= 0:
-        raise PolicyError("deadline must be a positive number of seconds")
-    rules = []
-    for i, r in enumerate(raw.get("rule", [])):
-        where = f"rule {i + 1}"
-        if not isinstance(r, dict):
-            raise PolicyError(f"{where}: must be a table")
-        action, dsn = r.get("action"), str(r.get("dsn", ""))
-        if action not in ("defer", "bounce"):
-            raise PolicyError(f"{where}: action must be 'defer' or 'bounce'")
-        if not _dsn_ok(dsn) or (dsn[0] == "4") != (action == "defer"):
-            raise PolicyError(f"{where}: dsn must be 4.x.y for defer, 5.x.y for bounce")
-        statuses = r.get("status", [])
-        if not isinstance(statuses, list) or not all(
-                isinstance(s, int) and 1 <= s <= 255 for s in statuses):
-            raise PolicyError(f"{where}: status must be a list of exit codes 1-255")
-        rule = Rule(str(r.get("name", where)), action, dsn, str(r.get("reason", "")) or dsn,
-                    frozenset(statuses), str(r["output"]) if "output" in r else None)
-        import re
-
-        try:
-            rule.pattern()
-        except re.error as exc:
-            raise PolicyError(f"{where}: bad output regex: {exc}") from None
-        rules.append(rule)
-    return Policy(rules=rules + default_rules(over_quota), deadline=float(deadline))
+    return config.from_dict(raw)
