@@ -210,9 +210,9 @@ def test_unknown_wrapper_assumption_is_in_every_row_it_decides(tmp_path: Path) -
 
 @pytest.mark.parametrize("setup,message", [
     ({"usr/local/bin/x": None, "etc/spamdrill/deliver.toml": 'deadline = "ten"\n'},
-     "deadline must be a positive number of seconds"),
+     "deadline must be seconds above 0"),
     ({"etc/spamdrill/deliver.toml": "deadline = -5\n"},
-     "deadline must be a positive number of seconds"),
+     "deadline must be seconds above 0"),
     ({"etc/spamdrill/deliver.toml": "deadline = \n"}, "is not valid TOML"),
     ({"etc/maildroprc": 'xfilter "/usr/bin/spamc -t 100 --connect-retry 1"\n'},
      "etc/maildroprc:1: spamc flag --connect-retry: option not found"),
@@ -241,7 +241,7 @@ def test_deliver_config_flag_goes_through_the_wrappers_own_loader(tmp_path: Path
     bad = tmp_path / "deliver.toml"
     bad.write_text('deadline = "ten"\n')
     done = spamdrill("budget", "--etc", str(EXAMPLES / "fixed"), "--deliver-config", str(bad))
-    assert done.returncode == 2 and "deadline must be a positive number" in done.stderr
+    assert done.returncode == 2 and "deadline must be seconds above 0" in done.stderr
     good = tmp_path / "good.toml"
     good.write_text("deadline = 250\n")
     system = reader.read(EXAMPLES / "field-report", reader.Overrides(deliver_config=good))

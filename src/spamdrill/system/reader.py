@@ -7,6 +7,7 @@ Each file can be replaced by one given on the command line (``Overrides``), as
 
 from __future__ import annotations
 
+import re
 import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -314,24 +315,19 @@ def _deliver(s: System, path: Path | None) -> None:
         path = _in_root(s, named) if named else s.root / DEFAULT_DELIVER_CONFIG
         if not path.exists():
             path = None
-    raw: dict[str, object] = {}
     where = "default of spamdrill-deliver"
-    if path is not None:
-        import tomllib
-
-        try:
-            raw = tomllib.loads(_required(path))
-        except tomllib.TOMLDecodeError as exc:
-            raise SpamdrillError(f"{path} is not valid TOML: {exc}") from None
-        where = f"{path} (deadline)" if "deadline" in raw else \
+    if path is not None:  # missing or unreadable: the reader's own one line
+        sets = re.search(r"(?m)^\s*deadline\s*=", _required(path)) is not None
+        where = f"{path} (deadline)" if sets else \
             f"{path} (no deadline: spamdrill-deliver's default)"
+    overrides: dict[str, object] = {}
     deadline_flag = next((a.split("=", 1)[1] for a in argv if a.startswith("--deadline=")),
                          None)
     if deadline_flag is not None:
-        raw["deadline"] = _float(deadline_flag)
+        overrides["deadline"] = _float(deadline_flag)
         where = f"{s.wrapper_source} (--deadline)"
-    try:
-        loaded = policy.from_dict(raw)
+    try:  # the very validation spamdrill-deliver applies to its own file and flags
+        loaded = policy.load_policy(path, overrides or None)
     except policy.PolicyError as exc:
         raise SpamdrillError(f"{path or where}: {exc}") from None
     s.deliver_deadline = Sourced(loaded.deadline, where)
