@@ -331,3 +331,15 @@ def test_scenario_reference_names_every_fault_target_and_check() -> None:
     missing = [k for k in (*FAULT_KINDS, *CHECKS, "lab", "fakes", "address")
                if f"| `{k}` |" not in doc]
     assert missing == [], f"docs/SCENARIOS.md lacks {missing}"
+
+
+def test_maildir_quota_arithmetic() -> None:
+    from spamdrill.lab import maildir
+
+    text = "10000000S\n1200 1\n800 1\n"
+    assert maildir.usage(text) == (2000, 10_000_000)
+    assert maildir.quota_bytes("5000S,100C") == 5000 and maildir.quota_bytes("100C") is None
+    filled = text + "10000000 1\n"
+    assert maildir.usage(filled)[0] >= 10_000_000
+    assert maildir.without_line(filled, "10000000 1") == text
+    assert maildir.without_line(text, "10000000 1") == text  # not filled: unchanged

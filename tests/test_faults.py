@@ -25,7 +25,7 @@ from spamdrill import corpus
 from spamdrill.drills.control import RealLab
 from spamdrill.drills.nemesis import FAULT_KINDS, AnyFaultSpec
 from spamdrill.errors import SpamdrillError
-from spamdrill.lab import dns, faults, mariadb, netns, spamd
+from spamdrill.lab import dns, faults, maildir, mariadb, netns, spamd
 from spamdrill.lab import lab as lab_ops
 from spamdrill.lab.config import LabConfig, TopologySettings
 from spamdrill.lab.state import LabState
@@ -44,12 +44,21 @@ def eventually(cond: Callable[[], bool], within: float = 30.0) -> bool:
     return True
 
 
+def under_quota(state: LabState) -> bool:
+    for user in state.users:
+        held, limit = maildir.usage((state.layout.maildir(user) / "maildirsize").read_text())
+        if limit is not None and held >= limit:
+            return False
+    return True
+
+
 def healthy(state: LabState) -> bool:
-    """Every component answers its own probe, and the journal holds no open fault."""
+    """Every component answers its own probe, every Maildir takes mail, and the journal
+    holds no open fault."""
     return (spamd.ping(state.spamd.host, state.spamd.port) and mariadb.probe(state.layout)
             and dns.probe(state.dns.host, state.dns.port)
             and mariadb.tcp_probe(state.dsn.host, state.dsn.port)
-            and not state.journal.open_faults())
+            and under_quota(state) and not state.journal.open_faults())
 
 
 def config_for(kind: str, extra: dict[str, Any]) -> LabConfig:

@@ -21,7 +21,7 @@ import msgspec
 
 from spamdrill.evidence import Evidence
 from spamdrill.history import History, MessageRecord
-from spamdrill.vocab import Mode
+from spamdrill.vocab import Fate, Mode
 
 Status = Literal["pass", "fail", "error"]
 
@@ -426,6 +426,22 @@ class DeferredThenDelivered(Check, tag="deferred_then_delivered", frozen=True):
                           else ""), _ids(bad))
 
 
+class FateIs(Check, tag="fate_is", frozen=True):
+    """End to end: every message ended in one of ``fates`` (``vocab.Fate`` words: a
+    wrapper's failure shown for what it is, e.g. ``["lost"]`` for one that exits 0)."""
+
+    fates: tuple[Fate, ...]
+
+    def judge(self, ev: Evidence) -> CheckResult:
+        ms = ev.history.messages
+        allowed = {f.value for f in self.fates}
+        bad = [m for m in ms if m.fate not in allowed]
+        seen = ", ".join(f"{n} {f or 'no fate'}" for f, n in sorted(
+            {m.fate: sum(1 for x in ms if x.fate == m.fate) for m in ms}.items()))
+        return _result(f"every message {' or '.join(sorted(allowed))}", bool(ms) and not bad,
+                       seen, _ids(bad))
+
+
 class DeliveredIntact(Check, tag="delivered_intact", frozen=True):
     """End to end: every delivered copy holds the message as it was sent (body intact,
     headers added by spamd aside)."""
@@ -440,10 +456,10 @@ class DeliveredIntact(Check, tag="delivered_intact", frozen=True):
 AnyCheck = (NothingLost | AllUnscanned | ScannedFraction | LatencyBound | DeliveryBudget
             | Staircase | UnscannedNearTimeout | SpamdLog | KernelCounter | ModelAgrees
             | FitsCapacity | SplitByFault | ScannedAfterMark | NothingDuplicated | NoBounce
-            | BouncesSayWhy | DeferredThenDelivered | DeliveredIntact)
+            | BouncesSayWhy | DeferredThenDelivered | DeliveredIntact | FateIs)
 CHECK_TYPES: tuple[type[Check], ...] = (
     NothingLost, AllUnscanned, ScannedFraction, LatencyBound, DeliveryBudget, Staircase,
     UnscannedNearTimeout, SpamdLog, KernelCounter, ModelAgrees, FitsCapacity, SplitByFault,
     ScannedAfterMark, NothingDuplicated, NoBounce, BouncesSayWhy, DeferredThenDelivered,
-    DeliveredIntact)
+    DeliveredIntact, FateIs)
 CHECKS: dict[str, type[Check]] = {str(c.__struct_config__.tag): c for c in CHECK_TYPES}

@@ -244,9 +244,16 @@ def list_scenarios(as_json: bool, scenario_dirs: tuple[Path, ...]) -> None:
               help="Override each scenario's message count (e.g. a smaller flood).")
 @click.option("--scenario-dir", "scenario_dirs", multiple=True,
               type=click.Path(path_type=Path), help="Extra scenario TOML files (repeatable).")
+@click.option("--wrapper", "wrappers", multiple=True,
+              type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="End to end: your delivery wrapper (the program master.cf runs instead of "
+                   "maildrop), run side by side with spamdrill-deliver (repeatable).")
+@click.option("--long", "long_", is_flag=True,
+              help="Also the drills that run for minutes at production timings (the field "
+                   "report's exact bounce: maildrop's 300 s timer).")
 def run(scenarios: tuple[str, ...], config_path: Path | None, scale: float | None,
         results_dir: Path, json_path: Path | None, count: int | None,
-        scenario_dirs: tuple[Path, ...]) -> None:
+        scenario_dirs: tuple[Path, ...], wrappers: tuple[Path, ...], long_: bool) -> None:
     """Run drills (all of them without arguments) and report each message's fate.
 
     Each drill brings up its own private lab (real spamd, MariaDB, lab DNS), injects its
@@ -266,6 +273,11 @@ def run(scenarios: tuple[str, ...], config_path: Path | None, scale: float | Non
       3  a hypothesis refuted, or a drill in error: the drill, not your system
 
     When stdout is not a terminal, one line per drill is printed as it finishes.
+
+    \b
+    End to end (the e2e-* drills, root): mail goes over SMTP into a private Postfix
+    whose pipe(8) runs each wrapper under test; the report puts them side by side:
+      spamdrill run e2e-spamd-outage --wrapper /usr/local/bin/maildrop_wrapper
     """
     from spamdrill import history, report
     from spamdrill.drills import runner
@@ -279,14 +291,14 @@ def run(scenarios: tuple[str, ...], config_path: Path | None, scale: float | Non
             raise SpamdrillError(f"unknown scenario {name!r}",
                                  "see: spamdrill list (known: " + ", ".join(known) + ")")
     chosen = _runnable([known[n] for n in scenarios] if scenarios else list(known.values()),
-                       explicit=bool(scenarios))
+                       explicit=bool(scenarios), long_=long_)
     for cleaned in lab_ops.down_all(only_orphans=True):
         _progress(f"cleaned a lab an interrupted run left: {cleaned}")
     run_id = runner.new_run_id()
     run_dir = results_dir / run_id
     run_dir.mkdir(parents=True, exist_ok=True)
     started = time.time()
-    results = _run_all(chosen, factor, base, run_dir, count)
+    results = _run_all(chosen, factor, base, run_dir, count, wrappers)
     doc = report.document(run_id, started, str(run_dir), results)
     (run_dir / "report.json").write_text(json.dumps(doc, indent=1))
     history.store(results_dir / "runs.sqlite", run_id, started,
@@ -300,21 +312,29 @@ def run(scenarios: tuple[str, ...], config_path: Path | None, scale: float | Non
     sys.exit(report.exit_status(results))
 
 
-def _runnable(chosen: list[Any], explicit: bool) -> list[Any]:
-    """Scenarios that need root are refused by name, and skipped, saying so, in a full run."""
+def _runnable(chosen: list[Any], explicit: bool, long_: bool) -> list[Any]:
+    """Scenarios that need root, or --long, are refused by name, and skipped, saying so,
+    in a full run."""
+    lengthy = [s.name for s in chosen if s.long and not long_]
+    if explicit and lengthy:
+        raise SpamdrillError(f"{', '.join(lengthy)} run(s) for minutes at production "
+                             "timings", "add --long")
+    for name in lengthy:
+        _progress(f"{name}: minutes at production timings; skipped (add --long)")
+    chosen = [s for s in chosen if long_ or not s.long]
     if os.geteuid() == 0:
         return chosen
     needing = [s.name for s in chosen if s.needs_root]
     if explicit and needing:
         raise SpamdrillError(f"{', '.join(needing)} need(s) root (network namespaces, "
-                             "nftables)", "run as root, or leave them out")
+                             "nftables, a private Postfix)", "run as root, or leave them out")
     for name in needing:
-        _progress(f"{name}: needs root (network namespaces, nftables); skipped")
+        _progress(f"{name}: needs root (network namespaces, nftables, Postfix); skipped")
     return [s for s in chosen if not s.needs_root]
 
 
 def _run_all(chosen: list[Any], factor: float, base: Any, run_dir: Path,
-             count: int | None) -> list[Any]:
+             count: int | None, wrappers: tuple[Path, ...] = ()) -> list[Any]:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 
     from spamdrill import report
@@ -334,7 +354,7 @@ def _run_all(chosen: list[Any], factor: float, base: Any, run_dir: Path,
 
                 r = runner.run_drill(drill, scale=factor, base=base,
                                      workdir=run_dir / "work" / drill.name.replace("/", "_"),
-                                     progress=tick, count=count)
+                                     progress=tick, count=count, wrappers=wrappers)
                 results.append(r)
                 r.history.to_jsonl(run_dir / "history.jsonl", r.name)
                 if streaming:

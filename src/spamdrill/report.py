@@ -102,6 +102,30 @@ def case_table(r: ScenarioResult) -> Table:
     return table
 
 
+def wrapper_table(r: ScenarioResult) -> Table:
+    """End to end: each wrapper side by side, every message's fate as Postfix decided."""
+    table = Table(title=f"{r.name}: what each wrapper made of it (read from Postfix, "
+                        "the Maildirs and the bounces)")
+    for col in ("wrapper", "n", "delivered", "unscanned", "deferred first", "bounced",
+                "lost", "duplicated", "finding", "a bounce said"):
+        table.add_column(col, justify="left" if col in ("wrapper", "finding",
+                                                       "a bounce said") else "right")
+    rows = {f.case: f for f in r.findings}
+    for case, ms in sorted(r.history.by_case().items()):
+        count = {f: sum(1 for m in ms if m.fate == f) for f in
+                 ("delivered", "delivered unscanned", "bounced", "lost", "duplicated")}
+        bounce = next((m for m in ms if m.fate == "bounced"), None)
+        finding = rows[case].finding if case in rows else Finding.WITHIN
+        style = _finding_style(finding)
+        table.add_row(case, str(len(ms)), str(count["delivered"]),
+                      str(count["delivered unscanned"]),
+                      str(sum(1 for m in ms if m.deferrals)), str(count["bounced"]),
+                      str(count["lost"]), str(count["duplicated"]),
+                      f"[{style}]{finding}[/{style}]",
+                      f"{bounce.dsn} {bounce.reason[:70]}" if bounce else "")
+    return table
+
+
 def _explain(console: Console, r: ScenarioResult) -> None:
     for fr in r.faults:
         mark = "[green]✓[/green]" if fr.took_effect else "[magenta]?[/magenta]"
@@ -126,7 +150,9 @@ def _explain(console: Console, r: ScenarioResult) -> None:
 
 def print_results(console: Console, results: list[ScenarioResult]) -> None:
     for r in results:
-        if len(r.findings) > 1:
+        if any(m.peer == "postfix" for m in r.history.messages):
+            console.print(wrapper_table(r))
+        elif len(r.findings) > 1:
             console.print(case_table(r))
     console.print(verdict_table(results))
     for r in results:

@@ -123,6 +123,11 @@ class Mode(StrEnum):
     def info(self) -> ModeInfo:
         return MODE_INFO[self]
 
+    @property
+    def permanent(self) -> bool:
+        """A failure no retry mends: bouncing it (5.x.x, saying why) is right."""
+        return self in (Mode.OVER_QUOTA, Mode.UNKNOWN_USER)
+
 
 MODE_INFO: dict[Mode, ModeInfo] = {
     Mode.SPAMD_REFUSED: ModeInfo(Layer.SPAMC, "spamd not listening: every connect refused"),

@@ -75,6 +75,9 @@ class LabControl(Protocol):
     def dns_actions_since(self, mark: int) -> dict[str, int]: ...
     def packet_rule(self, role: str, action: str, established: bool) -> Undo: ...
     def packet_count(self, role: str) -> int | None: ...
+    # the recipients' mailboxes
+    def fill_quota(self, user: str) -> Undo: ...
+    def quota_usage(self, user: str) -> tuple[int, int | None]: ...
     # any endpoint
     def accepts(self, ep: Endpoint) -> bool: ...
 
@@ -241,6 +244,18 @@ class RealLab:
 
         return netns.rule_packets(self._ns(role))
 
+    def fill_quota(self, user: str) -> Undo:
+        return lab_faults.fill_quota(self.journal, user)
+
+    def quota_usage(self, user: str) -> tuple[int, int | None]:
+        from spamdrill.lab import maildir
+
+        try:
+            return maildir.usage((self.state.layout.maildir(user) / "maildirsize")
+                                 .read_text())
+        except OSError:
+            return 0, None
+
     def accepts(self, ep: Endpoint) -> bool:
         return _accepts(ep)
 
@@ -356,6 +371,13 @@ class RecordingLab:
     def packet_count(self, role: str) -> int | None:
         value = self.answers.get("packet_count")
         return int(value) if value is not None else None
+
+    def fill_quota(self, user: str) -> Undo:
+        return self._undo(f"fill quota {user}")
+
+    def quota_usage(self, user: str) -> tuple[int, int | None]:
+        held, limit = self.answers.get("quota_usage", (0, None))
+        return int(held), limit
 
     def accepts(self, ep: Endpoint) -> bool:
         return bool(self.answers.get("accepts", True))

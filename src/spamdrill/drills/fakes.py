@@ -16,7 +16,8 @@ KINDS = ("refuse", "queue-full", "silent", "drip", "nonreader")
 class Fake:
     """A misbehaving spamd on 127.0.0.1:``port``."""
 
-    def __init__(self, kind: str, drip_interval: float = 0.5) -> None:
+    def __init__(self, kind: str, drip_interval: float = 0.5, host: str = "127.0.0.1",
+                 port: int = 0) -> None:
         if kind not in KINDS:
             raise ValueError(f"unknown fake {kind!r} (known: {', '.join(KINDS)})")
         self.kind = kind
@@ -29,7 +30,8 @@ class Fake:
             self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         if kind == "nonreader":  # inherited by accepted sockets: a writer fills it fast
             self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-        self.sock.bind(("127.0.0.1", 0))
+        self.host = host
+        self.sock.bind((host, port))
         self.port: int = self.sock.getsockname()[1]
         if kind == "refuse":
             # bound, never listening: the kernel answers every SYN with a reset, and no
@@ -53,12 +55,18 @@ class Fake:
             c = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
             c.settimeout(0.3)
             try:
-                c.connect(("127.0.0.1", self.port))
+                c.connect((self.host, self.port))
             except OSError:
                 c.close()
                 return
             self._conns.append(c)
+        self.close()
         raise RuntimeError("the accept queue never filled")
+
+    @property
+    def held(self) -> int:
+        """Connections this fake holds (for queue-full: the ones filling its queue)."""
+        return len(self._conns)
 
     def _accept_loop(self) -> None:
         self.sock.settimeout(0.2)

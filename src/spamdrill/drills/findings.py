@@ -107,10 +107,17 @@ def end_to_end(case: str, ms: list[MessageRecord], mode: Mode | None) -> Finding
     fates = [_measured_fate(m) for m in ms if m.fate]
     worst = max(fates, key=lambda f: list(Finding).index(f.finding))
     example = next((m for m in ms if m.fate and _measured_fate(m) == worst), None)
-    why = _FATE_WHY[worst] + (f": {example.dsn} {example.reason[:120]}"
-                              if example is not None and worst == Fate.BOUNCED else "")
+    why = _FATE_WHY[worst]
+    if example is not None and worst == Fate.BOUNCED:
+        why += f": {example.dsn} {example.reason[:120]}"
+    elif example is not None and worst in (Fate.LOST, Fate.DUPLICATED):
+        why += f": {example.reason[:160]}"
+    finding = worst.finding
+    if worst == Fate.BOUNCED and mode is not None and mode.permanent and \
+            all(m.dsn.startswith("5.") for m in ms if m.fate == Fate.BOUNCED):
+        finding, why = Finding.WITHIN, f"{why} (a permanent failure: bouncing is right)"
     times = [m.seconds for m in ms if m.seconds is not None]
-    return FindingRow(case, mode, worst.finding, worst, None,
+    return FindingRow(case, mode, finding, worst, None,
                       max(times) if times else None, len(ms),
                       sum(1 for m in ms if m.scanned),
                       sum(1 for m in ms if m.outcome == "unscanned"),

@@ -19,11 +19,11 @@ import signal
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import pymysql
 
-from spamdrill.lab import dns, mariadb, netns
+from spamdrill.lab import dns, maildir, mariadb, netns
 from spamdrill.lab.journal import (
     AnyFault,
     DbGlobal,
@@ -35,6 +35,7 @@ from spamdrill.lab.journal import (
     Nft,
     Pause,
     ProxyShape,
+    QuotaFilled,
     Stopped,
 )
 from spamdrill.lab.layout import Layout
@@ -73,25 +74,50 @@ def _layout(journal: Journal) -> Layout:
     return Layout(journal.root)
 
 
-def _undo(journal: Journal, fault: AnyFault, restart: Restart | None) -> None:
-    if isinstance(fault, Pause):
-        if is_alive(fault.pid, fault.ticks):
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(fault.pid, signal.SIGCONT)
-    elif isinstance(fault, DbGlobal):
-        layout = _layout(journal)
-        if mariadb.probe(layout):  # else the server is gone, and the setting with it
-            with mariadb.admin(layout) as conn, conn.cursor() as cur:
-                cur.execute(f"SET GLOBAL {fault.name} = %s", (fault.old,))
-    elif isinstance(fault, DnsRules):
-        dns.clear_rules(_layout(journal))
-    elif isinstance(fault, Nft):
-        if netns.exists(fault.ns):  # else the namespace, and its rules, are gone
-            netns.clear_rules(fault.ns)
-    elif isinstance(fault, ProxyShape):
-        write_shape(_layout(journal).db_proxy_shape, Shape(), wait=PROXY_APPLY_S)
-    elif isinstance(fault, Stopped) and restart is not None:
+def _resume(journal: Journal, fault: Pause, restart: Restart | None) -> None:
+    if is_alive(fault.pid, fault.ticks):
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(fault.pid, signal.SIGCONT)
+
+
+def _restore(journal: Journal, fault: DbGlobal, restart: Restart | None) -> None:
+    layout = _layout(journal)
+    if mariadb.probe(layout):  # else the server is gone, and the setting with it
+        with mariadb.admin(layout) as conn, conn.cursor() as cur:
+            cur.execute(f"SET GLOBAL {fault.name} = %s", (fault.old,))
+
+
+def _answer(journal: Journal, fault: DnsRules, restart: Restart | None) -> None:
+    dns.clear_rules(_layout(journal))
+
+
+def _unfilter(journal: Journal, fault: Nft, restart: Restart | None) -> None:
+    if netns.exists(fault.ns):  # else the namespace, and its rules, are gone
+        netns.clear_rules(fault.ns)
+
+
+def _pass(journal: Journal, fault: ProxyShape, restart: Restart | None) -> None:
+    write_shape(_layout(journal).db_proxy_shape, Shape(), wait=PROXY_APPLY_S)
+
+
+def _start(journal: Journal, fault: Stopped, restart: Restart | None) -> None:
+    if restart is not None:
         restart(fault.name)
+
+
+def _empty(journal: Journal, fault: QuotaFilled, restart: Restart | None) -> None:
+    maildir.unfill_quota(_layout(journal).maildir(fault.user))
+
+
+# how each kind of journaled fault is undone: one table for a drill's heal and a crash's
+_UNDO: dict[type[Any], Callable[[Journal, Any, Restart | None], None]] = {
+    Pause: _resume, DbGlobal: _restore, DnsRules: _answer, Nft: _unfilter,
+    ProxyShape: _pass, Stopped: _start, QuotaFilled: _empty,
+}
+
+
+def _undo(journal: Journal, fault: AnyFault, restart: Restart | None) -> None:
+    _UNDO[type(fault)](journal, fault, restart)
 
 
 def pause(journal: Journal, pid: int, ticks: int | None) -> Injected:
@@ -139,6 +165,13 @@ def stopped(journal: Journal, name: Literal["spamd", "mariadb"]) -> Injected:
     """Journal that a lab process is being stopped as a fault (the caller stops it); a
     heal after a crash starts it again."""
     return _inject(journal, Stopped(name=name))
+
+
+def fill_quota(journal: Journal, user: str) -> Injected:
+    """Fill a lab user's Maildir to its quota: the next delivery to it is over quota."""
+    done = _inject(journal, QuotaFilled(user=user))
+    maildir.fill_quota(_layout(journal).maildir(user))
+    return done
 
 
 def heal_journaled(journal: Journal, restart: Restart | None = None) -> list[str]:

@@ -81,7 +81,13 @@ class Stopped(_Fault, tag="stopped", frozen=True):
     name: Literal["spamd", "mariadb"]
 
 
-AnyFault = Pause | DbGlobal | DnsRules | Nft | ProxyShape | Stopped
+class QuotaFilled(_Fault, tag="quota-filled", frozen=True):
+    """A lab user's Maildir filled to its quota (a filler file and a maildirsize line)."""
+
+    user: Annotated[str, msgspec.Meta(pattern="^[A-Za-z0-9]+$")]
+
+
+AnyFault = Pause | DbGlobal | DnsRules | Nft | ProxyShape | Stopped | QuotaFilled
 
 
 class FaultRecord(_Record, tag="fault", frozen=True):

@@ -2,8 +2,8 @@
 and a ``Fault`` that injects, lifts, and shows evidence that it took effect (Jepsen's word
 for it). One module per family: ``spamd`` (down, stalling clients), ``database`` (limits,
 locks, killed connections, frozen or killed server), ``network`` (packets, DNS answers,
-the TCP fault proxy). A new fault is a spec and a fault class in its family's module, and
-its spec in ``AnyFaultSpec``.
+the TCP fault proxy), ``mailbox`` (a Maildir over quota). A new fault is a spec and a
+fault class in its family's module, and its spec in ``AnyFaultSpec``.
 
 Faults never decide when they act: ``spamdrill.drills.schedule`` runs them on the load's
 clock, in a thread of their own, so a slow injection (spamd's SIGTERM shutdown) never
@@ -21,15 +21,21 @@ from spamdrill.drills.nemesis.database import (
     MaxConnectionsSpec,
     WriteLockSpec,
 )
+from spamdrill.drills.nemesis.mailbox import OverQuotaSpec
 from spamdrill.drills.nemesis.network import DnsSpec, PacketsSpec, ProxySpec
-from spamdrill.drills.nemesis.spamd import SpamdDownSpec, StallingClientsSpec
+from spamdrill.drills.nemesis.spamd import (
+    SpamdDownSpec,
+    SpamdQueueFullSpec,
+    StallingClientsSpec,
+)
 
 AnyFaultSpec = (SpamdDownSpec | StallingClientsSpec | MaxConnectionsSpec | LockSpec
                 | WriteLockSpec | CutMidQuerySpec | FrozenSpec | DownSpec | DnsSpec
-                | PacketsSpec | ProxySpec)
+                | PacketsSpec | ProxySpec | OverQuotaSpec | SpamdQueueFullSpec)
 FAULT_SPECS: tuple[type[FaultSpec], ...] = (
     SpamdDownSpec, StallingClientsSpec, MaxConnectionsSpec, LockSpec, WriteLockSpec,
-    CutMidQuerySpec, FrozenSpec, DownSpec, DnsSpec, PacketsSpec, ProxySpec)
+    CutMidQuerySpec, FrozenSpec, DownSpec, DnsSpec, PacketsSpec, ProxySpec, OverQuotaSpec,
+    SpamdQueueFullSpec)
 FAULT_KINDS: tuple[str, ...] = tuple(str(s.__struct_config__.tag) for s in FAULT_SPECS)
 
 __all__ = ["BAYES_TABLES", "FAULT_KINDS", "FAULT_SPECS", "AnyFaultSpec", "Fault",

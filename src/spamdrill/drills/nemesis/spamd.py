@@ -12,6 +12,7 @@ from typing import Annotated
 
 import msgspec
 
+from spamdrill.drills import fakes
 from spamdrill.drills.control import LabControl, Undo
 from spamdrill.drills.nemesis.base import Fault, FaultSpec
 from spamdrill.evidence import FaultReport
@@ -81,6 +82,53 @@ class SpamdDown(Fault):
                                else "spamd was never stopped")
         return self.report(True, "spamd's port refused connections once it was stopped"
                            + ("; started again when the fault was lifted" if self._back else ""))
+
+
+class SpamdQueueFullSpec(FaultSpec, tag="spamd-queue-full", frozen=True):
+    """spamd stopped and its port held by a listener whose accept queue is full: every
+    SYN goes unanswered, so each of spamc's connect tries waits out its connect timeout
+    (the field report's "3x -t"). Loopback topology. spamd starts again on lift."""
+
+    def failure_mode(self) -> Mode:
+        return Mode.SPAMD_ACCEPT_QUEUE_FULL
+
+    def build(self, scale: float) -> Fault:
+        return SpamdQueueFull()
+
+
+class SpamdQueueFull(Fault):
+    name = "spamd-queue-full"
+
+    def __init__(self) -> None:
+        self._undo: Undo | None = None
+        self._fake: fakes.Fake | None = None
+        self.filled = 0
+        self.probe_waited = False
+
+    def inject(self, ctl: LabControl) -> str:
+        ep = ctl.spamd_endpoint()
+        self._undo = ctl.stop_spamd()
+        self._fake = fakes.Fake("queue-full", host=ep.host, port=ep.port)
+        self.filled = self._fake.held
+        self.probe_waited = not ctl.accepts(ep)  # a SYN nobody answers: connect times out
+        return f"spamd's port {ep} held with a full accept queue ({self.filled} queued)"
+
+    def lift(self, ctl: LabControl) -> str:
+        if self._undo is None:
+            return "not held"
+        if self._fake is not None:
+            self._fake.close()
+            self._fake = None
+        self._undo.heal()
+        self._undo = None
+        ctl.start_spamd()
+        return "spamd starting again"
+
+    def evidence(self, ctl: LabControl) -> FaultReport:
+        return self.report(self.filled > 0 and self.probe_waited,
+                           f"{self.filled} connection(s) filled the queue; a probe's "
+                           + ("connect went unanswered" if self.probe_waited
+                              else "connect was answered"))
 
 
 class StallingClientsSpec(FaultSpec, tag="stalling-clients", frozen=True):

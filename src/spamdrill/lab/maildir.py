@@ -1,0 +1,81 @@
+"""A Maildir++ quota, filled and emptied on purpose (sans-IO where it reckons).
+
+maildrop reads a Maildir's quota from ``maildirsize`` (Courier's Maildir++: the first line
+is the quota, e.g. ``10000000S``; each further line ``bytes count`` adds up what the Maildir
+holds) and refuses a delivery that would pass it ("maildir over quota"). Filling it takes
+both a file of that size (maildrop recounts the files when ``maildirsize`` grows old or
+large) and a line saying so; emptying it takes both away again, leaving every other line.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+FILLER = "spamdrill-quota-filler"
+_QUOTA = re.compile(r"(\d+)S")
+
+
+def quota_bytes(first_line: str) -> int | None:
+    """The byte quota of ``maildirsize``'s first line (``10000000S,100C``), if any."""
+    for part in first_line.strip().split(","):
+        m = _QUOTA.fullmatch(part)
+        if m:
+            return int(m.group(1))
+    return None
+
+
+def usage(text: str) -> tuple[int, int | None]:
+    """(bytes held, byte quota) from ``maildirsize``'s text."""
+    lines = text.splitlines()
+    limit = quota_bytes(lines[0]) if lines else None
+    held = 0
+    for line in lines[1:]:
+        words = line.split()
+        if words and words[0].lstrip("-").isdigit():
+            held += int(words[0])
+    return held, limit
+
+
+def without_line(text: str, line: str) -> str:
+    """``text`` less the first line equal to ``line``."""
+    lines = text.splitlines(keepends=True)
+    for i, have in enumerate(lines):
+        if have.rstrip("\n") == line:
+            del lines[i]
+            break
+    return "".join(lines)
+
+
+def _filler_line(limit: int) -> str:
+    return f"{limit} 1"
+
+
+def fill_quota(maildir: Path) -> None:
+    """Fill ``maildir`` to its quota: a filler file of the quota's size in ``cur/`` and
+    the matching ``maildirsize`` line (owner kept, so the pipe user can still write it)."""
+    size_file = maildir / "maildirsize"
+    _held, limit = usage(size_file.read_text())
+    if limit is None:
+        raise ValueError(f"{size_file} sets no byte quota")
+    st = size_file.stat()
+    filler = maildir / "cur" / FILLER
+    with filler.open("wb") as fh:
+        fh.truncate(limit)  # sparse: counts as its size, costs no disk
+    os.chown(filler, st.st_uid, st.st_gid)
+    with size_file.open("a") as fh:
+        fh.write(_filler_line(limit) + "\n")
+
+
+def unfill_quota(maildir: Path) -> None:
+    """Undo ``fill_quota`` (nothing to do if it was not filled)."""
+    size_file = maildir / "maildirsize"
+    (maildir / "cur" / FILLER).unlink(missing_ok=True)
+    try:
+        text = size_file.read_text()
+    except FileNotFoundError:
+        return
+    _held, limit = usage(text)
+    if limit is not None:
+        size_file.write_text(without_line(text, _filler_line(limit)))
