@@ -47,6 +47,10 @@ def test_delivered_and_scanned_through_every_wrapper(tmp_path: Path) -> None:
     assert {m.case for m in r.history.messages} == {
         "spamdrill-deliver", "maildrop_wrapper.bash", "maildrop_wrapper_final.pl"}
     assert all(m.fate == "delivered" and m.intact for m in r.history.messages)
+    # each message's story joined: Postfix's queue id and delays, spamd's own verdict
+    assert all(m.queue_id and m.delays.count("/") == 3 for m in r.history.messages)
+    assert all(("identified spam" if m.kind == "spam" else "clean message") in m.spamd
+               for m in r.history.messages)
     spam = [m for m in r.history.messages if m.kind == "spam"]
     assert spam and all(m.outcome == "spam" for m in spam)  # found in .Spam
     assert r.finding == "within"

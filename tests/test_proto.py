@@ -89,3 +89,27 @@ def test_config_rejects_nonsense_and_builds_flags() -> None:
                 {"database": {"port": -1}}):
         with pytest.raises(SpamdrillError):
             from_dict(bad)
+
+
+def test_spamd_verdicts_by_message_id_in_both_log_forms() -> None:
+    from spamdrill.proto.spamd_log import verdicts_by_message_id
+
+    own_file = (  # spamd -s FILE, as the lab runs it (lines copied from a lab run)
+        "Sun Nov 29 16:43:41 2026 [29490] info: spamd: processing message <gtube-1@x> for "
+        "alice:104\n"
+        "Sun Nov 29 16:43:41 2026 [29491] info: spamd: processing message <ham-1@x> for "
+        "alice:104\n"
+        "Sun Nov 29 16:43:41 2026 [29490] info: spamd: identified spam (1000.0/5.0) for "
+        "alice:104 in 0.3 seconds, 506 bytes.\n"
+        "Sun Nov 29 16:43:42 2026 [29491] info: spamd: clean message (0.0/5.0) for "
+        "alice:104 in 0.5 seconds, 827 bytes.\n")
+    assert verdicts_by_message_id(own_file) == {
+        "<gtube-1@x>": "identified spam (1000.0/5.0) for alice:104 in 0.3 seconds",
+        "<ham-1@x>": "clean message (0.0/5.0) for alice:104 in 0.5 seconds"}
+    syslog = ("Sep 28 09:25:48 spamd3 spamd[9643]: spamd: processing message "
+              "<GTUBE1.1010101@example.net> for micah:65534\n"
+              "Sep 28 09:25:49 spamd3 spamd[9643]: spamd: identified spam (1003.6/8.0) for "
+              "micah:65534 in 1.1 seconds, 799 bytes.\n")  # the field report's own lines
+    assert verdicts_by_message_id(syslog) == {
+        "<GTUBE1.1010101@example.net>":
+            "identified spam (1003.6/8.0) for micah:65534 in 1.1 seconds"}

@@ -31,6 +31,11 @@ class MessageRecord:
     dsn: str = ""
     deferrals: int = 0
     intact: bool | None = None
+    # the joins of its story: Postfix's queue id and delays=a/b/c/d of its last attempt,
+    # and spamd's own verdict on it (by Message-ID)
+    queue_id: str = ""
+    delays: str = ""
+    spamd: str = ""
 
     @property
     def seconds(self) -> float | None:

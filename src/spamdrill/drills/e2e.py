@@ -30,6 +30,8 @@ from spamdrill.history import MessageRecord
 from spamdrill.lab import outcomes, postfix, wrappers
 from spamdrill.lab.state import LabState
 from spamdrill.load import smtp
+from spamdrill.proto import spamd_log
+from spamdrill.proto.postfix_log import Delivery
 from spamdrill.vocab import Fate
 
 DELIVER = "spamdrill-deliver"
@@ -168,9 +170,15 @@ class SmtpLoad:
         with contextlib.suppress(SpamdrillError):  # still queued: deferred, saying why
             postfix.wait_drained(self.ps.paths, self.settle_s)
         found = outcomes.read(Path(self.state.run_dir), self.state.layout.mail_dir, self.sent)
-        return [self._record(s, o) for s, o in zip(self.sent, found, strict=True)]
+        try:
+            said = spamd_log.verdicts_by_message_id(
+                self.state.layout.spamd_log.read_text(errors="replace"))
+        except OSError:
+            said = {}
+        return [self._record(s, o, said.get(s.message_id or "", ""))
+                for s, o in zip(self.sent, found, strict=True)]
 
-    def _record(self, s: Injected, o: Outcome) -> MessageRecord:
+    def _record(self, s: Injected, o: Outcome, spamd: str) -> MessageRecord:
         word = _OUTCOME.get(o.fate, "error") if o.fate is not None else "error"
         if o.fate == Fate.DELIVERED and ".Spam" in o.folders:
             word = "spam"
@@ -183,10 +191,18 @@ class SmtpLoad:
             reason=o.reason, spamc_args=list(self.plan.spamc_args), case=self.cases[s.id],
             peer="postfix", fate=o.fate.value if o.fate else "",
             dsn=o.dsn_status or (last.dsn if last else ""),
-            deferrals=sum(1 for d in o.log if d.status == "deferred"), intact=o.intact)
+            deferrals=sum(1 for d in o.log if d.status == "deferred"), intact=o.intact,
+            queue_id=s.queue_id or "", spamd=spamd, delays=_delays(last))
 
     def close(self) -> None:
         postfix.down(Path(self.state.run_dir))
+
+
+def _delays(d: Delivery | None) -> str:
+    if d is None or d.delays is None:
+        return ""
+    x = d.delays
+    return f"{x.before_qmgr:g}/{x.in_qmgr:g}/{x.connect:g}/{x.transmission:g}"
 
 
 _OUTCOME = {Fate.DELIVERED: "ham", Fate.DELIVERED_UNSCANNED: "unscanned",

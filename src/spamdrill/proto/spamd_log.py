@@ -10,6 +10,13 @@ from __future__ import annotations
 import re
 
 _STATES = re.compile(r"prefork: child states: ([A-Z]*)")
+# spamd.raw: "processing message <MID> for USER:UID" then, from the same child,
+# "identified spam (SCORE/REQ) for USER:UID in N seconds, M bytes." or "clean message ...";
+# the child's pid is "spamd[PID]:" in syslog and "[PID] info:" in spamd's own log file
+_PID = r"(?:spamd\[(\d+)\]:|\[(\d+)\] \w+:) spamd: "
+_PROCESSING = re.compile(_PID + r"processing message (<[^>]*>)")
+_RESULT = re.compile(_PID + r"((?:identified spam|clean message) "
+                     r"\([-\d.]+/[-\d.]+\) for \S+ in [\d.]+ seconds)")
 
 STATE_NAMES = {"B": "busy", "I": "idle", "K": "killed", "S": "starting"}
 
@@ -27,3 +34,20 @@ def describe_states(states: str) -> str:
         name = STATE_NAMES.get(letter, letter)
         counts[name] = counts.get(name, 0) + 1
     return ", ".join(f"{n} {name}" for name, n in sorted(counts.items())) or "no children"
+
+
+def verdicts_by_message_id(log_text: str) -> dict[str, str]:
+    """spamd's verdict on each message, by Message-ID: the child that logged "processing
+    message <id>" logs its "identified spam (...) in N seconds" or "clean message ..." next
+    (one message at a time per child). What it logged last for an id wins."""
+    pending: dict[str, str] = {}  # child pid -> message id
+    out: dict[str, str] = {}
+    for line in log_text.splitlines():
+        m = _PROCESSING.search(line)
+        if m:
+            pending[m.group(1) or m.group(2)] = m.group(3)
+            continue
+        r = _RESULT.search(line)
+        if r and (r.group(1) or r.group(2)) in pending:
+            out[pending.pop(r.group(1) or r.group(2))] = r.group(3)
+    return out
