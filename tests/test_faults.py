@@ -145,7 +145,7 @@ def test_the_conformance_suite_covers_every_fault() -> None:
 def sa_conn(lab: LabState, timeout: float = 2) -> pymysql.connections.Connection:
     """A connection as SpamAssassin's SQL user, over TCP, like spamd's."""
     return pymysql.connect(host="127.0.0.1", port=lab.db.port, user=mariadb.SA_USER,
-                           password=LabConfig().database.password, database=mariadb.SA_DB,
+                           password=mariadb.secrets_of(lab.layout).sa, database=mariadb.SA_DB,
                            connect_timeout=timeout, read_timeout=timeout,
                            write_timeout=timeout, autocommit=True)
 

@@ -363,24 +363,12 @@ def _run_all(chosen: list[Any], factor: float, base: Any, run_dir: Path,
     return results
 
 
-LOOPBACK_NAMES = ("localhost", "ip6-localhost")
-
-
 def _own_target(host: str, owned: bool) -> None:
-    """A load goes to loopback unless the user says they own the target: a flood of up to
-    10,000 spamc is an attack on anyone else's spamd. Names other than localhost are not
-    resolved here (the machine's resolver is never asked): they need the flag."""
-    import ipaddress
+    from spamdrill.drills.targets import off_loopback
 
-    if owned or host in LOOPBACK_NAMES:
-        return
-    try:
-        if ipaddress.ip_address(host).is_loopback:
-            return
-    except ValueError:
-        pass
-    raise SpamdrillError(f"--target {host} is not on loopback",
-                         "flood only a spamd you own: add --i-own-this-target")
+    if off_loopback(host) and not owned:
+        raise SpamdrillError(f"--target {host} is not on loopback",
+                             "flood only a spamd you own: add --i-own-this-target")
 
 
 @cli.command("flood")
@@ -432,7 +420,8 @@ def flood(count: int, target: str | None, owned: bool, spamc_args: str, schedule
         if not host or not port.isdigit():
             raise SpamdrillError(f"--target {target!r} is not HOST:PORT")
         _own_target(host, owned)
-        raw["target"] = {"kind": "address", "host": host, "port": int(port)}
+        raw["target"] = {"kind": "address", "host": host, "port": int(port),
+                         "i_own_this_target": owned}
     sc = parse(raw, "command line")
     run_id = runner.new_run_id()
     run_dir = results_dir / run_id

@@ -107,13 +107,37 @@ class FakesTarget(msgspec.Struct, frozen=True, forbid_unknown_fields=True, tag_f
         return fake_jobs(self, plan, scale)
 
 
+LOOPBACK_NAMES = ("localhost", "ip6-localhost")
+
+
+def off_loopback(host: str) -> bool:
+    """A load goes to loopback unless the user says they own the target: a flood of up to
+    10,000 spamc is an attack on anyone else's spamd. Names other than localhost are not
+    resolved here (the machine's resolver is never asked): they count as off loopback."""
+    import ipaddress
+
+    if host in LOOPBACK_NAMES:
+        return False
+    try:
+        return not ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return True
+
+
 class AddressTarget(msgspec.Struct, frozen=True, forbid_unknown_fields=True,
                     tag_field="kind", tag="address"):
-    """A spamd the user names (``spamdrill flood --target``): only what was named."""
+    """A spamd the user names (``spamdrill flood --target``): only what was named, and only
+    on loopback unless ``i_own_this_target``."""
 
     host: str
     port: Annotated[int, msgspec.Meta(ge=1, le=65535)]
+    i_own_this_target: bool = False
     needs_lab: bool = False
+
+    def __post_init__(self) -> None:
+        if off_loopback(self.host) and not self.i_own_this_target:
+            raise ValueError(f"target {self.host} is not on loopback: flood only a spamd "
+                             "you own (i_own_this_target = true)")
 
     def prepare(self, plan: LoadPlan, scale: float, lab: RealLab | None) -> Load:
         return address_jobs(plan, self)

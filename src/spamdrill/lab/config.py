@@ -48,7 +48,7 @@ class SpamdSettings:
 class DatabaseSettings:
     port: int = 0
     max_connections: int = 151
-    password: str = "spamdrill-lab"
+    password: str = ""  # SpamAssassin's SQL password; empty: random per lab
     by_ip: bool = False  # DSN names the IP even when the lab resolver could serve a name
     proxy: bool = False  # spamd reaches MariaDB through the lab's TCP fault proxy
     user_prefs: bool = True  # per-user preferences from SQL (spamd --sql-config)

@@ -19,11 +19,12 @@ from spamdrill.errors import SpamdrillError
 from spamdrill.lab import dns, faults, maildrop, mariadb, netns, postfix, spamd
 from spamdrill.lab.config import LabConfig
 from spamdrill.lab.journal import Journal, NetnsRecord
-from spamdrill.lab.layout import Layout, default_run_dir
+from spamdrill.lab.layout import Layout, default_run_dir, secure_dir
 from spamdrill.lab.net import claim_port, free_loopback_53
 from spamdrill.lab.procs import (
     MARKER,
     Proc,
+    carries,
     kill_marked,
     marked_pids,
     session_members,
@@ -101,9 +102,16 @@ def _check_reachable(root: Path) -> None:
 
 @contextlib.contextmanager
 def locked(layout: Layout) -> Iterator[None]:
-    """Only one spamdrill at a time may bring up or take down a given lab."""
-    layout.root.mkdir(parents=True, exist_ok=True)
-    with layout.lock.open("w") as fh:
+    """Only one spamdrill at a time may bring up or take down a given lab. The run
+    directory is checked first (``secure_dir``), and the lock opened without following a
+    symlink or truncating anything."""
+    secure_dir(layout.root)
+    try:
+        fd = os.open(layout.lock, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+    except OSError as exc:
+        raise SpamdrillError(f"{layout.lock} cannot be the lab's lock: {exc.strerror}",
+                             "remove it (a symlink there is not spamdrill's)") from None
+    with os.fdopen(fd) as fh:
         try:
             fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -134,7 +142,7 @@ Progress = Callable[[str], None]
 
 def up(run_dir: Path, config: LabConfig, progress: Progress = lambda _: None) -> LabState:
     """Start every component, wait for real readiness, provision; all or nothing."""
-    layout = Layout(run_dir.resolve())
+    layout = Layout(secure_dir(run_dir).resolve())
     with locked(layout):
         alive = running(layout)
         if alive:
@@ -207,6 +215,7 @@ def _launch_all(state: LabState, config: LabConfig, progress: Progress) -> dict[
                                                          state.dns.port))
     progress("MariaDB: creating the datadir")
     mariadb.install_datadir(layout, env={**_path_env(), MARKER: state.marker})
+    mariadb.write_init_file(layout, mariadb.secrets_of(layout, config.database.password).admin)
     procs["mariadb"] = _launch(state, "mariadb", _db_argv(state, config))
     if state.db_proxy is not None:
         progress(f"fault proxy: spamd reaches MariaDB through {state.db_proxy}")
@@ -456,7 +465,7 @@ def _dns_detail(layout: Layout) -> str:
 
 def drill_labs_dir() -> Path:
     """Where each drill's own lab lives (``down_all`` and the next run look there)."""
-    return default_run_dir().parent / "drills"
+    return secure_dir(default_run_dir().parent / "drills")
 
 
 def down_all(base: Path | None = None, only_orphans: bool = False) -> list[str]:
@@ -482,9 +491,9 @@ def down_all(base: Path | None = None, only_orphans: bool = False) -> list[str]:
 
 def down(run_dir: Path) -> list[str]:
     """Stop everything this lab started, even if the process that started it was killed."""
-    layout = Layout(run_dir.resolve())
-    if not layout.root.exists():
+    if not run_dir.exists() and not run_dir.is_symlink():
         return []
+    layout = Layout(secure_dir(run_dir).resolve())
     with locked(layout):
         return _teardown(layout)
 
@@ -505,11 +514,12 @@ def _teardown_now(layout: Layout) -> list[str]:
     # left children in its session
     procs = [Proc.of(r) for r in journal.starts()]
     order = {name: i for i, name in enumerate(STOP_ORDER)}
+    marker = state.marker if state is not None else None
     for proc in sorted(procs, key=lambda p: order.get(p.name, len(order))):
-        if proc.alive():
+        if proc.alive() and marker is not None and carries(proc.pid, marker):
             stopped.append(proc.name)
             stop(proc, journal)
-        else:
+        elif not proc.alive():
             stop(proc, None)  # kills what it left in its session, if anything
     if state is not None:
         leftovers = kill_marked(state.marker)
@@ -521,4 +531,6 @@ def _teardown_now(layout: Layout) -> list[str]:
             stopped.append(f"namespace {rec.ns}")
     if state is not None:
         layout.state.unlink()
+    # a clean teardown leaves no journal: nothing in it may steer a later one
+    layout.journal.unlink(missing_ok=True)
     return stopped

@@ -63,7 +63,7 @@ def fill_quota(maildir: Path) -> None:
     filler = maildir / "cur" / FILLER
     with filler.open("wb") as fh:
         fh.truncate(limit)  # sparse: counts as its size, costs no disk
-    os.chown(filler, st.st_uid, st.st_gid)
+    os.chown(filler, st.st_uid, st.st_gid, follow_symlinks=False)
     with size_file.open("a") as fh:
         fh.write(_filler_line(limit) + "\n")
 

@@ -4,14 +4,26 @@ Own datadir, socket and port (127.0.0.1, or the database host's address); ``--no
 so /etc/mysql is never read; ``--skip-name-resolve`` so the server itself never asks a
 resolver. The schemas are the ones
 the installed spamassassin package ships (``/usr/share/doc/spamassassin/sql``).
+
+Locked down, because a lab runs as root on mail hosts: as root, mariadbd runs as the
+``mysql`` user, never as root; its directory (socket included) is private to it (0700);
+an ``--init-file``, run before the server takes any connection, drops every root account
+but ``root@localhost`` (install-db makes passwordless ones for 127.0.0.1 and ::1, reachable
+by any local user over TCP) and gives that one a password; that password and
+SpamAssassin's are random per lab, kept in the run directory (0600), never in a world-
+readable file.
 """
 
 from __future__ import annotations
 
+import json
 import os
+import pwd
 import re
+import secrets
 import socket
 import subprocess
+from dataclasses import dataclass
 from pathlib import Path
 
 import pymysql
@@ -26,15 +38,72 @@ SA_DB = "spamassassin"
 SA_USER = "spamass"
 
 
+SERVER_USER = "mysql"  # Debian's mariadb-server package makes it
+
+
 def _run_as() -> list[str]:
-    # mariadbd refuses to run as root unless told which user to be
-    return ["--user=root"] if os.geteuid() == 0 else []
+    # as root, mariadbd runs as the package's own unprivileged user
+    return [f"--user={SERVER_USER}"] if os.geteuid() == 0 else []
+
+
+@dataclass(frozen=True)
+class Secrets:
+    admin: str  # root@localhost, over the private socket
+    sa: str  # SpamAssassin's account (spamd's DSN)
+
+
+def secrets_of(layout: Layout, sa_password: str = "") -> Secrets:
+    """The lab's database passwords: made once per lab (random, unless the lab config
+    sets SpamAssassin's), then read back. The file is the run directory's, mode 0600,
+    never followed through a symlink."""
+    path = layout.db_secrets
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+        with os.fdopen(fd) as fh:
+            raw = json.load(fh)
+        return Secrets(str(raw["admin"]), str(raw["sa"]))
+    except FileNotFoundError:
+        pass
+    made = Secrets(secrets.token_urlsafe(18), sa_password or secrets.token_urlsafe(18))
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        json.dump({"admin": made.admin, "sa": made.sa}, fh)
+    return made
+
+
+def private_dir(layout: Layout) -> None:
+    """The server's directory (datadir, socket, logs) for its user alone."""
+    layout.db_dir.mkdir(parents=True, exist_ok=True)
+    os.chmod(layout.db_dir, 0o700)
+    if os.geteuid() == 0:
+        entry = pwd.getpwnam(SERVER_USER)
+        os.chown(layout.db_dir, entry.pw_uid, entry.pw_gid, follow_symlinks=False)
+
+
+def write_init_file(layout: Layout, admin_password: str) -> None:
+    """SQL the server runs at every start, before any connection: no root account but
+    root@localhost, and that one with the lab's password (idempotent)."""
+    sql = ("DELETE FROM mysql.global_priv WHERE User = 'root' AND Host <> 'localhost';\n"
+           "DELETE FROM mysql.global_priv WHERE User = '';\n"
+           "FLUSH PRIVILEGES;\n"
+           f"ALTER USER root@localhost IDENTIFIED BY '{admin_password}';\n")
+    path = layout.db_dir / "init.sql"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(sql)
+    if os.geteuid() == 0:
+        entry = pwd.getpwnam(SERVER_USER)
+        os.chown(path, entry.pw_uid, entry.pw_gid, follow_symlinks=False)
 
 
 def install_datadir(layout: Layout, env: dict[str, str] | None = None) -> None:
     """Create the system tables (mariadb-install-db: ~0.6 s here). ``env`` carries the
     lab's marker, so a killed ``lab up`` cannot leave the bootstrap server behind."""
+    private_dir(layout)
     layout.db_data.mkdir(parents=True, exist_ok=True)
+    if os.geteuid() == 0:
+        entry = pwd.getpwnam(SERVER_USER)
+        os.chown(layout.db_data, entry.pw_uid, entry.pw_gid, follow_symlinks=False)
     argv = [
         "mariadb-install-db", "--no-defaults", f"--datadir={layout.db_data}",
         "--auth-root-authentication-method=normal", "--skip-test-db", *_run_as(),
@@ -65,6 +134,7 @@ def server_argv(layout: Layout, config: LabConfig, port: int,
         # not 0 (unlimited): a server started with 0 refuses to change it at run time, and
         # drills limit SpamAssassin's account with it
         "--max-user-connections=100000",
+        f"--init-file={layout.db_dir / 'init.sql'}",
         *_run_as(),
     ]
 
@@ -74,7 +144,8 @@ def admin(layout: Layout, timeout: float = 2.0,
     """A root connection over the lab's private socket. Reads are bounded too: a frozen
     server accepts the connection (the kernel does) and never sends its greeting."""
     return pymysql.connect(unix_socket=str(layout.db_socket), user="root",
-                           connect_timeout=timeout, read_timeout=max(timeout, query_timeout),
+                           password=secrets_of(layout).admin, connect_timeout=timeout,
+                           read_timeout=max(timeout, query_timeout),
                            write_timeout=max(timeout, query_timeout), autocommit=True)
 
 
@@ -108,7 +179,7 @@ def schema_statements(sql: str) -> list[str]:
 
 def provision(layout: Layout, config: LabConfig) -> None:
     """Create the SA database, its user, the schema and the lab users' ``required_score``."""
-    password = config.database.password
+    password = secrets_of(layout).sa
     with admin(layout) as conn, conn.cursor() as cur:
         cur.execute(f"CREATE DATABASE IF NOT EXISTS {SA_DB}")
         for host in ("localhost", "127.0.0.1", "%"):

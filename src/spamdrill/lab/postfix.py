@@ -402,13 +402,13 @@ def grant_mail(layout: Layout, user: str = PIPE_USER, paths: Paths | None = None
     paths.root.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(layout.maildroprc, paths.filter_file)
     os.chmod(paths.filter_file, 0o600)
-    os.chown(paths.filter_file, uid, gid)
+    os.chown(paths.filter_file, uid, gid, follow_symlinks=False)
     layout.maildrop_log.touch()
-    os.chown(layout.maildrop_log, uid, gid)
+    os.chown(layout.maildrop_log, uid, gid, follow_symlinks=False)
     for dirpath, _dirs, files in os.walk(layout.mail_dir):
-        os.chown(dirpath, uid, gid)
+        os.chown(dirpath, uid, gid, follow_symlinks=False)
         for name in files:
-            os.chown(os.path.join(dirpath, name), uid, gid)
+            os.chown(os.path.join(dirpath, name), uid, gid, follow_symlinks=False)
     return paths.filter_file
 
 
@@ -434,9 +434,9 @@ def _write_config(paths: Paths, settings: Settings, port: int) -> None:
         subprocess.run(["maildirmake", str(paths.sender_maildir)], check=True,
                        capture_output=True, timeout=30)
     for dirpath, _dirs, files in os.walk(paths.senders):
-        os.chown(dirpath, uid, gid)
+        os.chown(dirpath, uid, gid, follow_symlinks=False)
         for name in files:
-            os.chown(os.path.join(dirpath, name), uid, gid)
+            os.chown(os.path.join(dirpath, name), uid, gid, follow_symlinks=False)
 
 
 def _create_queue(paths: Paths) -> None:

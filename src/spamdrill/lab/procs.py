@@ -237,6 +237,16 @@ def stop(proc: Proc, journal: Journal | None, grace: float = 10.0) -> None:
         journal.record(StopRecord(name=proc.name, pid=proc.pid))
 
 
+def carries(pid: int, marker: str, var: str = MARKER) -> bool:
+    """Whether the live process ``pid`` has this lab's marker in its environment: a
+    journal's pid is only ever signalled when the process is provably the lab's."""
+    try:
+        environ = Path(f"/proc/{pid}/environ").read_bytes()
+    except OSError:
+        return False
+    return f"{var}={marker}".encode() in environ.split(b"\0")
+
+
 def marked_pids(marker: str, var: str = MARKER) -> Iterator[int]:
     """Pids of live processes whose environment carries this lab's marker (``var``: a
     marker of one component, e.g. the private Postfix's, beside the lab's)."""

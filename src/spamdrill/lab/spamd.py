@@ -15,6 +15,7 @@ import pwd
 import socket
 from pathlib import Path
 
+from spamdrill.lab import mariadb
 from spamdrill.lab.config import LabConfig
 from spamdrill.lab.layout import Layout
 from spamdrill.proto.spamd_wire import ProtocolError, parse_reply, ping_request
@@ -89,8 +90,8 @@ def write_site_config(layout: Layout, config: LabConfig, *, db_host: str, db_por
         + f"loadplugin SpamdrillSleep {site / 'SpamdrillSleep.pm'}\n"
     )
     dsn = f"DBI:mysql:database=spamassassin;host={db_host};port={db_port}"
-    password = config.database.password
-    (site / "local.cf").write_text(f"""\
+    password = mariadb.secrets_of(layout, config.database.password).sa
+    _write_private(site / "local.cf", f"""\
 # spamdrill lab site config (generated)
 required_score 5.0
 
@@ -123,6 +124,17 @@ score SPAMDRILL_SLEEP 0.001
     layout.spamd_home.mkdir(parents=True, exist_ok=True)
 
 
+def _write_private(path: Path, text: str) -> None:
+    """local.cf holds the database password: 0640 to spamd's group as root (its
+    children run as that user), else 0600; never written through a symlink."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(text)
+    if os.geteuid() == 0:
+        os.chown(path, 0, pwd.getpwnam(child_user()).pw_gid, follow_symlinks=False)
+        os.chmod(path, 0o640)
+
+
 def argv(layout: Layout, config: LabConfig, port: int, *, host: str = "127.0.0.1",
          allowed: str = "127.0.0.0/8") -> list[str]:
     """spamd's command line; the caller places it in a host and gives it a resolv.conf."""
@@ -149,7 +161,7 @@ def chown_for_children(layout: Layout) -> None:
     entry = pwd.getpwnam(child_user())
     layout.spamd_log.touch()
     for path in (layout.spamd_log, layout.spamd_home):
-        os.chown(path, entry.pw_uid, entry.pw_gid)
+        os.chown(path, entry.pw_uid, entry.pw_gid, follow_symlinks=False)
 
 
 def ping(host: str, port: int, timeout: float = 1.0) -> bool:
