@@ -21,11 +21,19 @@ from rich.table import Table
 from spamdrill import __version__
 from spamdrill.errors import SpamdrillError
 from spamdrill.lab import config as lab_config
-from spamdrill.lab import dns
-from spamdrill.lab import lab as lab_ops
 from spamdrill.lab.layout import Layout, default_run_dir
 from spamdrill.lab.state import LabState
 from spamdrill.proto.dns_policy import MODES
+
+
+def _lab() -> Any:
+    """The lab's orchestration, imported when a command needs it: it pulls in the
+    database driver and every component, which ``spamdrill budget`` and ``list`` do not
+    need at start-up."""
+    from spamdrill.lab import lab
+
+    return lab
+
 
 # tables stay readable when output goes to a file or CI log (rich assumes 80 columns)
 out = Console(width=None if sys.stdout.isatty() else 150)
@@ -94,7 +102,7 @@ def lab_up(run_dir: Path, config_path: Path | None, topology: str | None) -> Non
     config = lab_config.load(config_path)
     if topology is not None:
         config = replace(config, topology=replace(config.topology, kind=topology))
-    state = lab_ops.up(run_dir, config, _progress)
+    state = _lab().up(run_dir, config, _progress)
     out.print(f"lab up in [bold]{state.ready_s['all']:.1f} s[/bold]: {state.run_dir}")
     _print_status(run_dir)
 
@@ -107,7 +115,7 @@ def lab_status(run_dir: Path, as_json: bool) -> None:
 
     Exit status 0 when every component is up, 1 otherwise.
     """
-    state, comps = lab_ops.status(run_dir)
+    state, comps = _lab().status(run_dir)
     if as_json:
         doc = {"run_dir": str(run_dir.resolve()), "components": [c.public() for c in comps]}
         click.echo(json.dumps(doc, indent=1))
@@ -119,7 +127,7 @@ def lab_status(run_dir: Path, as_json: bool) -> None:
 
 
 def _print_status(run_dir: Path) -> None:
-    _, comps = lab_ops.status(run_dir)
+    _, comps = _lab().status(run_dir)
     table = Table(title=f"lab {run_dir}")
     for col in ("component", "state", "pid", "address", "up for", "detail"):
         table.add_column(col)
@@ -139,9 +147,9 @@ def _print_status(run_dir: Path) -> None:
 def lab_down(run_dir: Path, everything: bool) -> None:
     """Stop every process of the lab, also those a crashed or killed spamdrill left, and
     heal every fault it injected (a frozen database, DNS rules, server settings)."""
-    stopped = lab_ops.down(run_dir)
+    stopped = _lab().down(run_dir)
     if everything:
-        stopped += lab_ops.down_all()
+        stopped += _lab().down_all()
     out.print(f"stopped: {', '.join(stopped)}" if stopped else "nothing was running")
 
 
@@ -163,6 +171,8 @@ def lab_dns(run_dir: Path, name: str, mode: str, delay: float) -> None:
     layout = Layout(run_dir.resolve())
     if LabState.load(layout) is None:
         raise SpamdrillError(f"no lab in {run_dir}", "start one with: spamdrill lab up")
+    from spamdrill.lab import dns
+
     dns.set_rule(layout, name, mode, delay)
     out.print(f"{name}: {mode}" + (f" {delay:g} s" if mode == "delay" else ""))
 
@@ -292,7 +302,7 @@ def run(scenarios: tuple[str, ...], config_path: Path | None, scale: float | Non
                                  "see: spamdrill list (known: " + ", ".join(known) + ")")
     chosen = _runnable([known[n] for n in scenarios] if scenarios else list(known.values()),
                        explicit=bool(scenarios), long_=long_)
-    for cleaned in lab_ops.down_all(only_orphans=True):
+    for cleaned in _lab().down_all(only_orphans=True):
         _progress(f"cleaned a lab an interrupted run left: {cleaned}")
     run_id = runner.new_run_id()
     run_dir = results_dir / run_id
