@@ -343,3 +343,13 @@ def test_maildir_quota_arithmetic() -> None:
     assert maildir.usage(filled)[0] >= 10_000_000
     assert maildir.without_line(filled, "10000000 1") == text
     assert maildir.without_line(text, "10000000 1") == text  # not filled: unchanged
+
+
+def test_a_systems_spamc_flags_become_scalable() -> None:
+    from spamdrill.drills.timing import as_placeholders
+
+    assert as_placeholders(["-t", "100", "-n", "30", "--retry-sleep", "1", "-x"]) == \
+        ["-t", "{t:100}", "-n", "{t:30}", "--retry-sleep", "1", "-x"]
+    assert as_placeholders(["--timeout=100", "-s", "500000"]) == \
+        ["--timeout={t:100}", "-s", "500000"]
+    assert expand_args(as_placeholders(["-t", "100"]), DEFAULT_SCALE) == ["-t", "3"]

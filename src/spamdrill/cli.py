@@ -84,14 +84,39 @@ def _progress(msg: str) -> None:
     err.print(f"[dim]…[/dim] {msg}")
 
 
+ETC = click.option(
+    "--etc", type=click.Path(file_okay=False, path_type=Path), default=None, metavar="DIR",
+    help="Shape the lab like the system whose files are under DIR (/ for this host, or a "
+         "copy of a production host's /etc): its spamd flags, its maildroprc's spamc "
+         "flags, its SQL settings, quotas and wrapper. What a lab cannot reproduce is "
+         "listed.")
+
+
+def _base_config(config_path: Path | None, etc: Path | None) -> tuple[Any, Any]:
+    """The lab config: the file's, shaped like the system under ``etc`` when given."""
+    base = lab_config.load(config_path)
+    if etc is None:
+        return base, None
+    from spamdrill.system.lab_of import lab_of
+
+    shaped = lab_of(etc, base)
+    _progress(f"lab shaped like {etc}: spamd {' '.join(shaped.config.spamd.flags()[:2])} "
+              f"..., spamc {shaped.spamc}, wrapper {shaped.config.delivery.wrapper}")
+    for gap in shaped.not_reproduced:
+        _progress(f"not reproduced: {gap}")
+    return shaped.config, shaped
+
+
 @lab.command("up")
 @RUN_DIR
 @CONFIG
+@ETC
 @click.option("--topology", type=click.Choice(lab_config.TOPOLOGIES), default=None,
               help="loopback: all on 127.0.0.1 (default). hosts (root): client, spamd, "
                    "database and DNS each in a network namespace of its own, on a bridge "
                    "in 198.18.0.0/15, each with its own resolv.conf and somaxconn.")
-def lab_up(run_dir: Path, config_path: Path | None, topology: str | None) -> None:
+def lab_up(run_dir: Path, config_path: Path | None, etc: Path | None,
+           topology: str | None) -> None:
     """Start MariaDB, the lab DNS, spamd and maildrop's config; wait until each answers.
 
     Readiness is a real probe: a DNS query, SELECT 1, spamd's PING. The lab keeps running
@@ -99,7 +124,7 @@ def lab_up(run_dir: Path, config_path: Path | None, topology: str | None) -> Non
     run a client by hand on the client host with
     `ip netns exec spamdrill-<tag>-client spamc -d <spamd address>` (see `lab status`).
     """
-    config = lab_config.load(config_path)
+    config, _ = _base_config(config_path, etc)
     if topology is not None:
         config = replace(config, topology=replace(config.topology, kind=topology))
     state = _lab().up(run_dir, config, _progress)
@@ -261,9 +286,11 @@ def list_scenarios(as_json: bool, scenario_dirs: tuple[Path, ...]) -> None:
 @click.option("--long", "long_", is_flag=True,
               help="Also the drills that run for minutes at production timings (the field "
                    "report's exact bounce: maildrop's 300 s timer).")
+@ETC
 def run(scenarios: tuple[str, ...], config_path: Path | None, scale: float | None,
         results_dir: Path, json_path: Path | None, count: int | None,
-        scenario_dirs: tuple[Path, ...], wrappers: tuple[Path, ...], long_: bool) -> None:
+        scenario_dirs: tuple[Path, ...], wrappers: tuple[Path, ...], long_: bool,
+        etc: Path | None) -> None:
     """Run drills (all of them without arguments) and report each message's fate.
 
     Each drill brings up its own private lab (real spamd, MariaDB, lab DNS), injects its
@@ -293,7 +320,7 @@ def run(scenarios: tuple[str, ...], config_path: Path | None, scale: float | Non
     from spamdrill.drills import runner
     from spamdrill.drills.scenario import load_all
 
-    base = lab_config.load(config_path)
+    base, shaped = _base_config(config_path, etc)
     factor = _scale(scale)
     known = load_all(list(scenario_dirs))
     for name in scenarios:
@@ -308,7 +335,8 @@ def run(scenarios: tuple[str, ...], config_path: Path | None, scale: float | Non
     run_dir = results_dir / run_id
     run_dir.mkdir(parents=True, exist_ok=True)
     started = time.time()
-    results = _run_all(chosen, factor, base, run_dir, count, wrappers)
+    results = _run_all(chosen, factor, base, run_dir, count, wrappers,
+                       shaped.config.maildrop.spamc_args if shaped is not None else None)
     doc = report.document(run_id, started, str(run_dir), results)
     (run_dir / "report.json").write_text(json.dumps(doc, indent=1))
     history.store(results_dir / "runs.sqlite", run_id, started,
@@ -317,6 +345,8 @@ def run(scenarios: tuple[str, ...], config_path: Path | None, scale: float | Non
     if json_path is not None:
         json_path.write_text(json.dumps(doc, indent=1))
     report.print_results(out, results)
+    if shaped is not None:
+        out.print(report.predicted_vs_measured(results, shaped.predicted, str(etc)))
     out.print(f"history: {run_dir / 'history.jsonl'}; runs database: "
               f"{results_dir / 'runs.sqlite'}", style="dim")
     sys.exit(report.exit_status(results))
@@ -344,7 +374,8 @@ def _runnable(chosen: list[Any], explicit: bool, long_: bool) -> list[Any]:
 
 
 def _run_all(chosen: list[Any], factor: float, base: Any, run_dir: Path,
-             count: int | None, wrappers: tuple[Path, ...] = ()) -> list[Any]:
+             count: int | None, wrappers: tuple[Path, ...] = (),
+             system_spamc: tuple[str, ...] | None = None) -> list[Any]:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 
     from spamdrill import report
@@ -364,7 +395,8 @@ def _run_all(chosen: list[Any], factor: float, base: Any, run_dir: Path,
 
                 r = runner.run_drill(drill, scale=factor, base=base,
                                      workdir=run_dir / "work" / drill.name.replace("/", "_"),
-                                     progress=tick, count=count, wrappers=wrappers)
+                                     progress=tick, count=count, wrappers=wrappers,
+                                     system_spamc=system_spamc)
                 results.append(r)
                 r.history.to_jsonl(run_dir / "history.jsonl", r.name)
                 if streaming:

@@ -163,6 +163,27 @@ def print_results(console: Console, results: list[ScenarioResult]) -> None:
                   style="dim")
 
 
+def predicted_vs_measured(results: list[ScenarioResult], predicted: dict[str, Any],
+                          system: str) -> Table:
+    """``run --etc``: for each failure mode a drill measured, the budget's prediction from
+    the system's configs beside it (the drill's seconds times its scale: production
+    seconds, less what does not compress)."""
+    table = Table(title=f"{system}: the budget's prediction beside the drills' measurement")
+    for col in ("failure mode", "drill", "predicted s", "predicted outcome",
+                "measured s (x scale)", "finding"):
+        table.add_column(col)
+    for r in results:
+        mode = r.scenario.failure_mode()
+        p = predicted.get(str(mode)) if mode is not None else None
+        if p is None:
+            continue
+        shown = "unbounded" if p.worst_s is None else f"{p.worst_s:g}"
+        worst = "-" if r.worst_s is None else f"{r.worst_s * r.scale:.1f} ({r.worst_s:.2f} x "
+        worst += f"{r.scale:.3g})" if r.worst_s is not None else ""
+        table.add_row(str(mode), r.name, shown, p.outcome, worst, str(r.finding))
+    return table
+
+
 def document(run_id: str, started: float, results_dir: str,
              results: list[ScenarioResult]) -> dict[str, Any]:
     return {"version": VERSION, "run": run_id, "started": started,

@@ -24,10 +24,16 @@ from spamdrill.checks import CheckResult, judge_safely
 from spamdrill.drills import calibrate
 from spamdrill.drills.control import RealLab
 from spamdrill.drills.findings import Budgets, FindingRow, findings
-from spamdrill.drills.scenario import Drill, Scenario
+from spamdrill.drills.scenario import Drill, LoadSpec, Scenario
 from spamdrill.drills.schedule import Nemesis
 from spamdrill.drills.targets import Load, LoadPlan, plan_offsets
-from spamdrill.drills.timing import MAILDROP_BUDGET_S, UNCOMPRESSED, expand_args, scaled_spamd
+from spamdrill.drills.timing import (
+    MAILDROP_BUDGET_S,
+    UNCOMPRESSED,
+    as_placeholders,
+    expand_args,
+    scaled_spamd,
+)
 from spamdrill.errors import SpamdrillError
 from spamdrill.evidence import Calibration, Evidence, FaultReport
 from spamdrill.history import History, MessageRecord
@@ -118,12 +124,14 @@ def summarize(ms: list[MessageRecord]) -> dict[str, Any]:
 def run_scenario(sc: Scenario, *, scale: float, base: LabConfig, workdir: Path,
                  progress: Progress = lambda name, done, total: None,
                  count: int | None = None, wrappers: tuple[Path, ...] = (),
-                 ) -> list[ScenarioResult]:
+                 system_spamc: tuple[str, ...] | None = None) -> list[ScenarioResult]:
     """Run one scenario (once per variant); ``count`` overrides the message count;
-    ``wrappers``: end to end, wrappers under test besides the scenario's own."""
+    ``wrappers``: end to end, wrappers under test besides the scenario's own;
+    ``system_spamc``: a system's own spamc flags (``--etc``), for the drills that use the
+    default ones."""
     return [run_drill(d, scale=scale, base=base, workdir=workdir / d.name.replace("/", "_"),
-                      progress=progress, count=count, wrappers=wrappers)
-            for d in sc.drills()]
+                      progress=progress, count=count, wrappers=wrappers,
+                      system_spamc=system_spamc) for d in sc.drills()]
 
 
 def _lab_config(base: LabConfig, drill: Drill, scale: float) -> LabConfig:
@@ -154,14 +162,18 @@ class _Run:
 
 def run_drill(drill: Drill, *, scale: float, base: LabConfig, workdir: Path,
               progress: Progress = lambda name, done, total: None,
-              count: int | None = None, wrappers: tuple[Path, ...] = ()) -> ScenarioResult:
+              count: int | None = None, wrappers: tuple[Path, ...] = (),
+              system_spamc: tuple[str, ...] | None = None) -> ScenarioResult:
     sc = drill.scenario
     scale = scale if sc.timing.compress else 1.0
     config = _lab_config(base, drill, scale)
     run = _Run()
+    flags = list(sc.load.spamc_args)
+    if system_spamc is not None and sc.load.spamc_args == LoadSpec().spamc_args:
+        flags = as_placeholders(system_spamc)  # the system's, where the drill has no own
 
     def plan_of(cal: Calibration | None) -> LoadPlan:
-        return _plan(drill, scale, count, wrappers, cal)
+        return _plan(drill, scale, count, wrappers, flags, cal)
 
     try:
         _execute(drill, scale, config, workdir, plan_of, run, progress)
@@ -238,9 +250,9 @@ PlanOf = Callable[[Calibration | None], LoadPlan]
 
 
 def _plan(drill: Drill, scale: float, count: int | None, wrappers: tuple[Path, ...],
-          cal: Calibration | None) -> LoadPlan:
+          flags: list[str], cal: Calibration | None) -> LoadPlan:
     load = drill.scenario.load
-    args = expand_args(list(load.spamc_args), scale)
+    args = expand_args(flags, scale)
     n = count or drill.count or (calibrate.fill_count(load.fill, args, cal)
                                  if load.fill is not None and cal is not None else load.count)
     offsets = plan_offsets(load.schedule, n, load.rate * scale, load.step,

@@ -47,7 +47,7 @@ class Timing(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     why: str = ""
 
 
-class Load(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+class LoadSpec(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """``count`` messages, or, calibrated, ``fill`` times as many as one spamd child scans
     within spamc's -t on this machine."""
 
@@ -121,7 +121,7 @@ class Scenario(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     mode: Mode | None = None  # the failure mode it stands for, if not its fault's
     timing: Timing = Timing()
     lab: Lab = Lab()
-    load: Load = Load()
+    load: LoadSpec = LoadSpec()
     target: AnyTarget = LabTarget()
     fault: AnyFaultSpec | None = None
     checks: tuple[AnyCheck, ...] = (NothingLost(),)

@@ -46,3 +46,24 @@ def bad_placeholders(args: list[str] | tuple[str, ...]) -> list[str]:
 def scaled_spamd(settings: dict[str, object], scale: float) -> dict[str, object]:
     return {k: scale_seconds(float(v), scale)  # type: ignore[arg-type]
             if k in SPAMD_TIME_KEYS else v for k, v in settings.items()}
+
+
+_TIMED_FLAGS = {"-t", "--timeout", "-n", "--connect-timeout"}
+
+
+def as_placeholders(args: list[str] | tuple[str, ...]) -> list[str]:
+    """A system's own spamc flags made scalable: the values of -t and -n (production
+    seconds) become ``{t:N}``; the rest stays as it is (``--retry-sleep`` is whole
+    seconds spamc sleeps, which do not compress)."""
+    out: list[str] = []
+    timed = False
+    for a in args:
+        name, eq, value = a.partition("=")
+        if eq and name in _TIMED_FLAGS and value.isdigit():
+            out.append(f"{name}={{t:{value}}}")
+        elif timed and a.isdigit():
+            out.append(f"{{t:{a}}}")
+        else:
+            out.append(a)
+        timed = a in _TIMED_FLAGS
+    return out
