@@ -49,7 +49,10 @@ class DbFault(Fault):
         self.injected = False
 
     def notes(self) -> list[str]:
-        return [f"database showed: {s}" for s in self.snapshots]
+        """What the database showed, first and last (it is sampled every second)."""
+        shown = self.snapshots if len(self.snapshots) <= 3 else \
+            [self.snapshots[0], "...", *self.snapshots[-2:]]
+        return [f"database showed: {s}" for s in shown if s != "..."]
 
 
 class MaxConnectionsSpec(FaultSpec, tag="db-max-connections", frozen=True):
