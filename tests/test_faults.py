@@ -24,6 +24,7 @@ from test_nemesis import EXAMPLES
 from spamdrill import corpus
 from spamdrill.drills.control import RealLab
 from spamdrill.drills.nemesis import FAULT_KINDS, AnyFaultSpec
+from spamdrill.drills.nemesis.base import until
 from spamdrill.errors import SpamdrillError
 from spamdrill.lab import dns, faults, maildir, mariadb, netns, spamd
 from spamdrill.lab import lab as lab_ops
@@ -36,12 +37,7 @@ ROOT = os.geteuid() == 0
 
 def eventually(cond: Callable[[], bool], within: float = 30.0) -> bool:
     """Poll a condition with a deadline: a healed lab comes back in its own time."""
-    deadline = time.monotonic() + within
-    while not cond():
-        if time.monotonic() >= deadline:
-            return False
-        time.sleep(0.05)
-    return True
+    return until(cond, within)
 
 
 def under_quota(state: LabState) -> bool:

@@ -47,6 +47,14 @@ def _result(name: str, ok: bool, detail: str, offenders: list[str] | None = None
     return CheckResult(name, "pass" if ok else "fail", detail, offenders or [])
 
 
+def _regex(pattern: str) -> None:
+    """A check's pattern must compile: said when the scenario is read, not mid-drill."""
+    try:
+        re.compile(pattern)
+    except re.error as exc:
+        raise ValueError(f"pattern {pattern!r} is not a regular expression: {exc}") from None
+
+
 def _ids(ms: list[MessageRecord]) -> list[str]:
     return [m.id for m in ms]
 
@@ -205,11 +213,7 @@ class SpamdLog(Check, tag="spamd_log", frozen=True):
     min: Count = 1
 
     def __post_init__(self) -> None:
-        try:
-            re.compile(self.pattern)
-        except re.error as exc:
-            raise ValueError(f"pattern {self.pattern!r} is not a regular expression: {exc}"
-                             ) from None
+        _regex(self.pattern)
 
     def judge(self, ev: Evidence) -> CheckResult:
         found = len(re.findall(self.pattern, ev.spamd_log))
@@ -393,11 +397,7 @@ class BouncesSayWhy(Check, tag="bounces_say_why", frozen=True):
     min: Count = 1
 
     def __post_init__(self) -> None:
-        try:
-            re.compile(self.pattern)
-        except re.error as exc:
-            raise ValueError(f"pattern {self.pattern!r} is not a regular expression: {exc}"
-                             ) from None
+        _regex(self.pattern)
 
     def judge(self, ev: Evidence) -> CheckResult:
         bounced = [m for m in ev.history.messages if m.outcome == "bounced"]
