@@ -265,17 +265,28 @@ _OUTPUT_OPTIONS = (
 )
 
 
+def _write(path: Path, data: str | bytes) -> None:
+    """An output file; a path that cannot be written is a one-line error."""
+    try:
+        if isinstance(data, bytes):
+            path.write_bytes(data)
+        else:
+            path.write_text(data)
+    except OSError as exc:
+        raise SpamdrillError(f"cannot write {path}: {exc.strerror}") from None
+
+
 def _write_outputs(run: Any, outputs: tuple[Path | None, Path | None, Path | None]) -> None:
     html, junit, csv_dir = outputs
     if html is not None:
         from spamdrill.render import html as html_report
 
-        html.write_text(html_report.run_page(run))
+        _write(html, html_report.run_page(run))
         _progress(f"HTML report: {html}")
     if junit is not None:
         from spamdrill.render import junit as junit_report
 
-        junit.write_bytes(junit_report.render(run))
+        _write(junit, junit_report.render(run))
     if csv_dir is not None:
         from spamdrill.render import csvout
 
@@ -503,7 +514,7 @@ def _budget_html(setup: Any, results: list[Any], notes: list[str]) -> None:
     if path is not None:
         from spamdrill.render import budget_html
 
-        path.write_text(budget_html.page(setup, results, notes))
+        _write(path, budget_html.page(setup, results, notes))
         _progress(f"HTML budget: {path}")
 
 
@@ -755,7 +766,7 @@ def compare_cmd(run_a: str, run_b: str, results_dir: Path, html: Path | None,
     if html is not None:
         from spamdrill.render import html as html_report
 
-        html.write_text(html_report.compare_page(a, b, diff))
+        _write(html, html_report.compare_page(a, b, diff))
         _progress(f"HTML comparison: {html}")
 
 
