@@ -272,6 +272,7 @@ def test_thousands_of_messages_get_a_density_view() -> None:
     sc = run.scenarios[0]
     assert len(sc.messages) == 3000 > plots.LINES_MAX
     assert "density view" in plots.timeline(sc).title.text
+    assert "how many in each cell" in plots.latency(sc).title.text
     small = load("field").scenarios[0]
     assert "release to return" in plots.timeline(small).title.text
 
