@@ -10,9 +10,10 @@ the fault window stretched with it). It is written to a file and reported as a u
     spamdrill report big.json --html big.html --junit big.xml --csv big-csv/
 
 a new interpreter each time (start-up and imports included). Opening: Debian's chromium,
-headless, from navigation until every Bokeh document is idle (all plots drawn), with the
-same flags as the tests (tests/browser.py); the first open is also the check that nothing
-was requested and nothing complained.
+headless, from navigation until the first screen's plots are drawn (plots are drawn as
+they near the screen), and until every plot is drawn, scrolling to each in turn; same
+flags as the tests (tests/browser.py). The first open is also the check that nothing was
+requested and nothing complained.
 
     PYTHONPATH=src python3 benchmarks/report_10k.py [--messages 10000] [--runs 3]
 """
@@ -65,15 +66,19 @@ def main() -> None:
         assert not first.console_errors and not first.page_errors, first
         assert not first.network, first.network
         assert all(s["drawn"] == s["expected"] for s in first.sections), first.sections
-        opens = [first.load_s] + [open_report(page).load_s for _ in range(args.runs - 1)]
+        more = [open_report(page) for _ in range(args.runs - 1)]
+        opens = [first.load_s] + [o.load_s for o in more]
+        alls = [first.all_s] + [o.all_s for o in more]
         size = page.stat().st_size
     print(f"messages: {args.messages}")
     print(f"generate (spamdrill report --html, wall): median {statistics.median(gen):.2f} s, "
           f"max {max(gen):.2f} s (goal <= 10 s)")
     print(f"generate HTML + JUnit + CSV: {everything:.2f} s")
     print(f"size: {size / 1e6:.2f} MB (goal <= 5 MB)")
-    print(f"open in chromium until every plot is drawn: median {statistics.median(opens):.2f} s,"
-          f" min {min(opens):.2f} s, max {max(opens):.2f} s (goal <= 3 s)")
+    print(f"open in chromium, first screen drawn: median {statistics.median(opens):.2f} s, "
+          f"min {min(opens):.2f} s, max {max(opens):.2f} s (goal <= 3 s)")
+    print(f"... and every plot drawn, scrolling to each: median {statistics.median(alls):.2f} s, "
+          f"max {max(alls):.2f} s")
     print(f"plots drawn: {sum(s['drawn'] for s in first.sections)}; console errors: 0; "
           f"requests: 0; load average: {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores")
 

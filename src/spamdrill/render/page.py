@@ -1,5 +1,6 @@
 """One self-contained HTML page: the plots' JavaScript inline (Bokeh's core bundle, no
-CDN), a small stylesheet, and HTML written here with every value escaped through ``e``.
+CDN), each plot drawn when it nears the screen, a small stylesheet, and HTML written here
+with every value escaped through ``e``.
 
 The pages are a few fixed sections of tables and plots, so they are plain functions
 rather than a template engine's files: one place escapes, and mypy sees every value.
@@ -8,11 +9,11 @@ rather than a template engine's files: one place escapes, and mypy sees every va
 from __future__ import annotations
 
 import html
+import json
 from collections.abc import Iterable
 from typing import Any
 
-from bokeh.document import Document
-from bokeh.embed import components
+from bokeh.embed import json_item
 from bokeh.resources import Resources
 
 STYLE = """
@@ -54,26 +55,44 @@ def table(head: Iterable[str], rows: Iterable[Iterable[str]], raw: bool = False)
             + "</table>")
 
 
-def _components(plots: dict[str, Any]) -> tuple[str, dict[str, str]]:
-    """Bokeh's ``components`` for all plots of a page, put in one document at once:
-    adding roots one by one recomputes the document's models every time (quadratic in
-    plots; seconds for a page of twenty)."""
-    doc = Document()
-    with doc.models.freeze():
-        for p in plots.values():
-            doc.add_root(p)
-    script, divs = components(plots)
-    return script, dict(divs)
+# Plots are drawn as they come near the screen: a whole suite's report holds over a
+# hundred, and drawing them all at once kept chromium busy for most of a minute. Each plot's
+# Bokeh document waits as JSON (``json_item``) until an IntersectionObserver sees its
+# place, which holds the plot's height meanwhile; ``spamdrillDrawAll()`` draws the rest.
+LAZY_JS = """(function () {
+  const draw = (el) => {
+    if (el.dataset.drawn) return;
+    el.dataset.drawn = "1";
+    const data = document.getElementById("plot-data-" + el.dataset.plot).textContent;
+    Bokeh.embed.embed_item(JSON.parse(data), el.id);
+  };
+  const seen = new IntersectionObserver((entries) => {
+    for (const entry of entries)
+      if (entry.isIntersecting) { seen.unobserve(entry.target); draw(entry.target); }
+  }, {rootMargin: "800px 0px"});
+  const plots = document.querySelectorAll("div.plot[data-plot]");
+  plots.forEach((el) => seen.observe(el));
+  window.spamdrillDrawAll = () => plots.forEach(draw);
+})();"""
+
+
+def _plot_div(key: str, plot: Any) -> str:
+    """The plot's place (its height held) and its document as JSON, ``</`` escaped so no
+    string in it can end the script element."""
+    data = json.dumps(json_item(plot)).replace("</", "<\\/")
+    height = int(getattr(plot, "height", 0) or 300)
+    return (f'<div class="plot" data-plot="{e(key)}" id="plot-{e(key)}" '
+            f'style="min-height:{height}px"></div>'
+            f'<script type="application/json" id="plot-data-{e(key)}">{data}</script>')
 
 
 def document(title: str, body: list[str], plots: dict[str, Any]) -> str:
-    """The page: ``body`` holds ``<!--plot:KEY-->`` where each plot's div goes."""
-    script, divs = _components(plots) if plots else ("", {})
+    """The page: ``body`` holds ``<!--plot:KEY-->`` where each plot goes."""
     text = "\n".join(body)
-    for key, div in divs.items():
-        text = text.replace(f"<!--plot:{key}-->", f'<div class="plot" data-plot="{e(key)}">'
-                            f"{div}</div>")
+    for key, plot in plots.items():
+        text = text.replace(f"<!--plot:{key}-->", _plot_div(key, plot))
     js = Resources(mode="inline", components=["bokeh"]).render_js() if plots else ""
+    lazy = f"<script>{LAZY_JS}</script>" if plots else ""
     return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
             f"<title>{e(title)}</title><style>{STYLE}</style>{js}</head>"
-            f"<body>{text}{script}</body></html>\n")
+            f"<body>{text}{lazy}</body></html>\n")
