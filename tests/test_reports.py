@@ -397,7 +397,7 @@ def test_a_real_run_and_flood_are_recorded_and_reported(tmp_path: Path) -> None:
     closed = _closed_port()
     flood = spamdrill("flood", "--count", "3", "--target", f"127.0.0.1:{closed}",
                       "--spamc-args", "-t {t:100}", "--results-dir", str(results),
-                      timeout=120)
+                      "--junit", str(out / "flood.xml"), timeout=120)
     assert flood.returncode == 0, flood.stdout + flood.stderr
     runs = history.list_runs(results / "runs.sqlite")
     assert [r["kind"] for r in runs] == ["flood", "run"]
@@ -408,7 +408,8 @@ def test_a_real_run_and_flood_are_recorded_and_reported(tmp_path: Path) -> None:
     assert Path(next(x for x in sc.logs if x.name == "spamd").path).is_file()
     assert "spamd" in sc.lab_argv and run.environment["versions"]["spamd"] != "not installed"
     assert run.config["scenarios"] == ["spamd-down"] and run.config["count"] == 4
-    _schema().validate(str(out / "junit.xml"))  # type: ignore[attr-defined]
+    for xml in ("junit.xml", "flood.xml"):
+        _schema().validate(str(out / xml))  # type: ignore[attr-defined]
     with (out / "csv" / "messages.csv").open() as fh:
         assert len(list(csv.DictReader(fh))) == 4
     assert 'data-scenario="spamd-down"' in (out / "run.html").read_text()
