@@ -428,3 +428,19 @@ def _closed_port() -> int:
     with socket.socket() as s:  # bound, never listening: connects are refused
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+@pytest.mark.unit
+def test_lab_logs_are_kept_even_where_they_cannot_be_copied(tmp_path: Path) -> None:
+    from spamdrill.drills import lablogs
+
+    lab_dir = tmp_path / "lab"
+    (lab_dir / "spamd").mkdir(parents=True)
+    (lab_dir / "spamd" / "spamd.log").write_text("info: ok\nerror: child timed out\n")
+    kept = lablogs.keep(lab_dir, tmp_path / "run" / "logs")
+    assert [(k.name, k.lines) for k in kept] == [("spamd", ["error: child timed out"])]
+    assert Path(kept[0].path).read_text().endswith("timed out\n")
+    blocked = tmp_path / "file"
+    blocked.write_text("")  # a file where the directory should go
+    (again,) = lablogs.keep(lab_dir, blocked / "logs")
+    assert again.path == str(lab_dir / "spamd" / "spamd.log")

@@ -32,15 +32,20 @@ def _tail(path: Path, limit: int = KEEP_BYTES) -> str:
 
 
 def keep(lab_dir: Path, into: Path) -> list[Excerpt]:
-    """Copy each existing log's tail to ``into/<name>.log``; excerpts of those present."""
+    """Copy each existing log's tail to ``into/<name>.log``; excerpts of those present.
+    Never raises for a file (it runs in the clean-up that must still take the lab down):
+    a log that cannot be read is left out, one that cannot be copied keeps its lab path."""
     kept = []
     for name, path in sources(lab_dir).items():
         try:
             text = _tail(path)
         except OSError:
             continue
-        into.mkdir(parents=True, exist_ok=True)
         saved = into / f"{name}.log"
-        saved.write_text(text)
+        try:
+            into.mkdir(parents=True, exist_ok=True)
+            saved.write_text(text)
+        except OSError:
+            saved = path
         kept.append(excerpt(name, str(saved), text))
     return kept
