@@ -16,6 +16,7 @@ PACKAGES=(
   postfix                         # the end-to-end drills' MTA (private instances only), and
                                   # postconf, the reference for the main.cf reader
   python3                         # a Python pipe(8)'s unprivileged user can run (spamdrill-deliver)
+  chromium                        # the HTML report's tests and benchmark open it headless
 )
 
 if [ "$(id -u)" -ne 0 ]; then
@@ -32,4 +33,16 @@ apt-get install -y -qq --no-install-recommends "${PACKAGES[@]}" >/dev/null
 # the packages may start their daemons where an init system runs: spamdrill needs none of
 # them, and a lab never touches them either way
 python3 -m pip install --quiet --disable-pip-version-check -e '.[test]'
+# The JUnit schema the tests validate against: Jenkins xUnit's junit-10.xsd, the dialect
+# pytest's own JUnit output follows, as pytest ships it in its source distribution
+# (testing/example_scripts/junit-10.xsd). Fetched, not kept in this repository.
+XSD=tests/data/junit-10.xsd
+if [ ! -s "$XSD" ]; then
+  tmp=$(mktemp -d)
+  python3 -m pip download --quiet --disable-pip-version-check --no-deps --no-binary :all: \
+    -d "$tmp" "pytest==$(python3 -c 'import pytest; print(pytest.__version__)')"
+  tar -xzf "$tmp"/pytest-*.tar.gz -C "$tmp" --wildcards '*/testing/example_scripts/junit-10.xsd'
+  cp "$tmp"/pytest-*/testing/example_scripts/junit-10.xsd "$XSD"
+  rm -rf "$tmp"
+fi
 echo "setup.sh: ready. Try: spamdrill run"

@@ -268,7 +268,97 @@ def list_scenarios(as_json: bool, scenario_dirs: tuple[Path, ...]) -> None:
     out.print(table)
 
 
+OUTPUTS = "spamdrill.outputs"
+
+
+def _report_outputs(f: Any) -> Any:
+    """--html, --junit and --csv for a command that makes a run: the options are taken off
+    the command's arguments and kept in its context, where ``_record`` finds them, so the
+    command's own signature does not change."""
+    import functools
+
+    @functools.wraps(f)
+    def wrapper(*args: Any, html: Path | None = None, junit: Path | None = None,
+                csv_dir: Path | None = None, **kwargs: Any) -> Any:
+        click.get_current_context().meta[OUTPUTS] = (html, junit, csv_dir)
+        return f(*args, **kwargs)
+
+    for opt in reversed(_OUTPUT_OPTIONS):
+        wrapper = opt(wrapper)
+    return wrapper
+
+
+_OUTPUT_OPTIONS = (
+    click.option("--html", type=click.Path(path_type=Path), default=None,
+                 help="Write the report as one self-contained HTML file (plots inline, "
+                      "opens with no network)."),
+    click.option("--junit", type=click.Path(path_type=Path), default=None,
+                 help="Write JUnit XML: a test suite per scenario, a test case per check, "
+                      "findings as properties."),
+    click.option("--csv", "csv_dir", type=click.Path(path_type=Path), default=None,
+                 help="Write messages.csv, faults.csv and checks.csv into this directory."),
+)
+
+
+def _write(path: Path, data: str | bytes) -> None:
+    """An output file; a path that cannot be written is a one-line error."""
+    try:
+        if isinstance(data, bytes):
+            path.write_bytes(data)
+        else:
+            path.write_text(data)
+    except OSError as exc:
+        raise SpamdrillError(f"cannot write {path}: {exc.strerror}") from None
+
+
+def _write_outputs(run: Any, outputs: tuple[Path | None, Path | None, Path | None]) -> None:
+    html, junit, csv_dir = outputs
+    if html is not None:
+        from spamdrill.render import html as html_report
+
+        _write(html, html_report.run_page(run))
+        _progress(f"HTML report: {html}")
+    if junit is not None:
+        from spamdrill.render import junit as junit_report
+
+        _write(junit, junit_report.render(run))
+    if csv_dir is not None:
+        from spamdrill.render import csvout
+
+        csvout.write(run, csv_dir)
+
+
+def _record(results_dir: Path, run_id: str, started: float, results: list[Any], kind: str,
+            json_path: Path | None) -> Any:
+    """Keep a finished run (``run`` or ``flood``): its document in its directory, its line in
+    the runs database, and whatever outputs were asked for; returns the run's model, which
+    every view renders."""
+    from spamdrill import environment, history, report, runmodel
+
+    ctx = click.get_current_context()
+    run_dir = results_dir / run_id
+    doc = report.document(run_id, started, str(run_dir), results)
+    doc["kind"] = kind
+    doc["config"] = {k: [str(x) for x in v] if isinstance(v, tuple) else
+                     (str(v) if isinstance(v, Path) else v) for k, v in ctx.params.items()
+                     if k not in ("html", "junit", "csv_dir", "json_path", "results_dir")}
+    doc["environment"] = environment.collect()
+    text = json.dumps(doc, indent=1)
+    (run_dir / "report.json").write_text(text)
+    if kind != "run":  # run writes its history drill by drill (_run_all)
+        for r in results:
+            r.history.to_jsonl(run_dir / "history.jsonl", r.name)
+    model = runmodel.from_document(doc)
+    history.store(results_dir / "runs.sqlite", run_id, started, runmodel.index_entry(model),
+                  {r.name: r.history for r in results})
+    if json_path is not None:
+        json_path.write_text(text)
+    _write_outputs(model, ctx.meta.get(OUTPUTS, (None, None, None)))
+    return model
+
+
 @cli.command("run")
+@_report_outputs
 @click.argument("scenarios", nargs=-1)
 @CONFIG
 @SCALE
@@ -316,7 +406,7 @@ def run(scenarios: tuple[str, ...], config_path: Path | None, scale: float | Non
     whose pipe(8) runs each wrapper under test; the report puts them side by side:
       spamdrill run e2e-spamd-outage --wrapper /usr/local/bin/maildrop_wrapper
     """
-    from spamdrill import history, report
+    from spamdrill import report
     from spamdrill.drills import runner
     from spamdrill.drills.scenario import load_all
 
@@ -337,14 +427,7 @@ def run(scenarios: tuple[str, ...], config_path: Path | None, scale: float | Non
     started = time.time()
     results = _run_all(chosen, factor, base, run_dir, count, wrappers,
                        shaped.config.maildrop.spamc_args if shaped is not None else None)
-    doc = report.document(run_id, started, str(run_dir), results)
-    (run_dir / "report.json").write_text(json.dumps(doc, indent=1))
-    history.store(results_dir / "runs.sqlite", run_id, started,
-                  {k: v for k, v in doc.items() if k != "scenarios"},
-                  {r.name: r.history for r in results})
-    if json_path is not None:
-        json_path.write_text(json.dumps(doc, indent=1))
-    report.print_results(out, results)
+    report.print_run(out, _record(results_dir, run_id, started, results, "run", json_path))
     if shaped is not None:
         out.print(report.predicted_vs_measured(results, shaped.predicted, str(etc)))
     out.print(f"history: {run_dir / 'history.jsonl'}; runs database: "
@@ -414,6 +497,7 @@ def _own_target(host: str, owned: bool) -> None:
 
 
 @cli.command("flood")
+@_report_outputs
 @click.option("--count", type=click.IntRange(1, 10000), default=100, show_default=True,
               help="Messages (bounded: at most 10,000).")
 @click.option("--target", default=None, metavar="HOST:PORT",
@@ -471,14 +555,41 @@ def flood(count: int, target: str | None, owned: bool, spamc_args: str, schedule
     started = time.time()
     results = runner.run_scenario(sc, scale=factor, base=lab_config.load(config_path),
                                   workdir=run_dir / "work")
-    doc = report.document(run_id, started, str(run_dir), results)
-    if json_path is not None:
-        json_path.write_text(json.dumps(doc, indent=1))
-    report.print_results(out, results)
+    report.print_run(out, _record(results_dir, run_id, started, results, "flood", json_path))
     sys.exit(report.exit_status(results))
 
 
+def _budget_html(setup: Any, results: list[Any], notes: list[str]) -> None:
+    """``spamdrill budget --html FILE``: each mode's waterfall against the layers' limits."""
+    path = click.get_current_context().meta.get(BUDGET_HTML)
+    if path is not None:
+        from spamdrill.render import budget_html
+
+        _write(path, budget_html.page(setup, results, notes))
+        _progress(f"HTML budget: {path}")
+
+
+BUDGET_HTML = "spamdrill.budget_html"
+
+
+def _budget_html_option(f: Any) -> Any:
+    """--html for ``budget``, kept in the context like ``_report_outputs``."""
+    import functools
+
+    @functools.wraps(f)
+    def wrapper(*args: Any, html: Path | None = None, **kwargs: Any) -> Any:
+        click.get_current_context().meta[BUDGET_HTML] = html
+        return f(*args, **kwargs)
+
+    return click.option(
+        "--html", type=click.Path(path_type=Path), default=None,
+        help="Write each failure mode's waterfall (connect tries, retry sleeps, read "
+             "waits, scan) against each layer's limit, as one self-contained HTML file.",
+    )(wrapper)
+
+
 @cli.command("budget")
+@_budget_html_option
 @click.option("--etc", type=click.Path(path_type=Path), default=Path("/"),
               show_default=True, metavar="DIR",
               help="The root of the system to read: DIR/etc/postfix, DIR/etc/maildroprc, "
@@ -550,6 +661,7 @@ def budget(etc: Path, maildroprc: Path | None, spamc_args: str | None,
     setup = setups[chosen]
     results = model.evaluate(setup)
     notes = _budget_notes(system, chosen)
+    _budget_html(setup, results, notes)
     if as_json:
         click.echo(json.dumps({"limits": model.limits(setup),
                                "modes": [r.public() for r in results],
@@ -618,6 +730,95 @@ def _print_budget(system: Any, setups: list[Any], chosen: int, results: list[Any
     out.print(table)
     for note in notes:
         out.print(f"note: {note}", highlight=False)
+
+
+def _load_run(results_dir: Path, ref: str) -> Any:
+    from spamdrill import history, runmodel
+
+    path = history.locate(results_dir, ref)
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise SpamdrillError(f"cannot read {path}: {exc.strerror}") from None
+    return runmodel.decode(data, str(path))
+
+
+@cli.command("report")
+@click.argument("run_ref", metavar="RUN")
+@RESULTS
+@click.option("--html", type=click.Path(path_type=Path), default=None,
+              help="Write the deep view: one self-contained HTML file, plots inline.")
+@click.option("--junit", type=click.Path(path_type=Path), default=None,
+              help="Write JUnit XML (a test suite per scenario, a test case per check).")
+@click.option("--csv", "csv_dir", type=click.Path(path_type=Path), default=None,
+              help="Write messages.csv, faults.csv and checks.csv into this directory.")
+def report_cmd(run_ref: str, results_dir: Path, html: Path | None, junit: Path | None,
+               csv_dir: Path | None) -> None:
+    """Show a recorded run again, and write its HTML, JUnit or CSV.
+
+    RUN is a run id (see spamdrill history), a run directory, or a report.json. Without
+    an output option it prints the quick view `spamdrill run` printed.
+
+    \b
+    spamdrill report 20250101-120000-abcdef --html run.html
+    spamdrill report ./results.json --junit junit.xml --csv csv/
+    """
+    from spamdrill import report
+
+    run = _load_run(results_dir, run_ref)
+    if html is None and junit is None and csv_dir is None:
+        report.print_run(out, run)
+        return
+    _write_outputs(run, (html, junit, csv_dir))
+
+
+@cli.command("history")
+@RESULTS
+@click.option("--json", "as_json", is_flag=True, help="The runs as JSON (newest first).")
+@click.option("--limit", type=click.IntRange(min=1), default=50, show_default=True)
+def history_cmd(results_dir: Path, as_json: bool, limit: int) -> None:
+    """The recorded runs (spamdrill run and flood), newest first: id, date, scenarios with
+    their verdicts, and how each was run."""
+    from spamdrill import history
+    from spamdrill.render import compare
+
+    runs = history.list_runs(results_dir / "runs.sqlite")[:limit]
+    if as_json:
+        click.echo(json.dumps({"runs": runs}, indent=1))
+    elif not runs:
+        out.print(f"no runs recorded in {results_dir} (record one with: spamdrill run)")
+    else:
+        out.print(compare.history_table(runs))
+
+
+@cli.command("compare")
+@click.argument("run_a", metavar="RUN_A")
+@click.argument("run_b", metavar="RUN_B")
+@RESULTS
+@click.option("--html", type=click.Path(path_type=Path), default=None,
+              help="Also write the comparison as one self-contained HTML file.")
+@click.option("--json", "as_json", is_flag=True, help="The differences as JSON.")
+def compare_cmd(run_a: str, run_b: str, results_dir: Path, html: Path | None,
+                as_json: bool) -> None:
+    """What changed per scenario from RUN_A to RUN_B: outcomes, p50/p99/max, verdict,
+    findings. Each RUN is a run id, a run directory or a report.json.
+
+    \b
+    spamdrill compare before.json after.json --html change.html
+    """
+    from spamdrill.render import compare
+
+    a, b = _load_run(results_dir, run_a), _load_run(results_dir, run_b)
+    diff = compare.compare(a, b)
+    if as_json:
+        click.echo(json.dumps(diff.public(), indent=1))
+    else:
+        compare.print_compare(out, diff)
+    if html is not None:
+        from spamdrill.render import html as html_report
+
+        _write(html, html_report.compare_page(a, b, diff))
+        _progress(f"HTML comparison: {html}")
 
 
 def main(argv: list[str] | None = None) -> Any:

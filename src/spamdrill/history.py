@@ -10,6 +10,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from spamdrill.errors import SpamdrillError
+
 
 @dataclass
 class MessageRecord:
@@ -105,3 +107,44 @@ def store(db: Path, run: str, started: float, doc: dict[str, Any],
             conn.executemany(
                 "INSERT INTO faults VALUES (?,?,?,?,?,?)",
                 [(run, scenario, f.name, f.start_ns, f.end_ns, f.detail) for f in h.faults])
+
+
+def list_runs(db: Path) -> list[dict[str, Any]]:
+    """Every run the database holds, newest first: what ``store`` kept of each (the run's
+    index entry, ``spamdrill.runmodel.index_entry``; runs recorded before the entry had
+    scenarios show without them)."""
+    if not db.exists():
+        return []
+    try:
+        with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
+            rows = conn.execute("SELECT run, started, doc FROM runs ORDER BY started DESC")
+            return [{"run": run, "started": started, **_doc(doc)} for run, started, doc in rows]
+    except sqlite3.Error as exc:
+        raise SpamdrillError(f"{db} is not a spamdrill runs database: {exc}") from None
+
+
+def _doc(text: str) -> dict[str, Any]:
+    try:
+        doc = json.loads(text)
+    except (TypeError, ValueError):
+        return {}
+    return doc if isinstance(doc, dict) else {}
+
+
+def locate(results_dir: Path, ref: str) -> Path:
+    """A run's document from what a user names: a report.json, a run directory, or a run
+    id (under ``results_dir``, or wherever the runs database says it ran)."""
+    path = Path(ref)
+    if path.is_file():
+        return path
+    if path.is_dir() and (path / "report.json").is_file():
+        return path / "report.json"
+    if "/" not in ref and (results_dir / ref / "report.json").is_file():
+        return results_dir / ref / "report.json"
+    for entry in list_runs(results_dir / "runs.sqlite"):
+        if entry["run"] == ref and entry.get("results_dir"):
+            found = Path(entry["results_dir"]) / "report.json"
+            if found.is_file():
+                return found
+    raise SpamdrillError(f"no run {ref!r}: not a report.json, a run directory, or a run id "
+                         f"under {results_dir}", "list runs with: spamdrill history")

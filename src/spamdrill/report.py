@@ -26,7 +26,22 @@ JSON (``spamdrill run --json FILE``), ``"version": 2``::
                    "scanned", "unscanned", "lost", "why", "crosses_budget"}],
      "notes", "messages": [{"id", "kind", "size", "case", "peer", "start_ns", "end_ns",
                             "outcome", "exit_code", "reason", "score", "spamc_args"}],
-     "faults": [{"name", "start_ns", "end_ns", "detail"}]}]}
+     "faults": [{"name", "start_ns", "end_ns", "detail"}],
+     "logs": [{"name", "path", "total_lines", "lines", "counts", "last"}],
+     "lab_argv": {process: argv}}],
+   "kind": "run"|"flood", "config": {"scale", "count", "lab_config", "scenario_dirs",
+                                     "argv"},
+   "environment": {"versions": {"spamd", "spamc", "mariadb", "maildrop", "postfix"},
+                   "kernel", "tcp_syn_linear_timeouts", "cores", "python", "spamdrill",
+                   "euid"}}
+
+``logs``: excerpts of the lab's logs (``spamdrill.logexcerpt``), the whole tails kept at
+``path`` in the run directory; ``lab_argv``: how each lab process was started (its flags).
+``kind``, ``config``, ``environment``, ``logs`` and ``lab_argv`` came after the first
+version-2 documents; readers treat them as optional (``spamdrill.runmodel``).
+
+Every view (this terminal summary, ``spamdrill.render``'s HTML, JUnit and CSV, history and
+compare) renders the one model of a run, ``spamdrill.runmodel``, decoded from this document.
 """
 
 from __future__ import annotations
@@ -36,8 +51,9 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from spamdrill.budget.verify import UNBOUNDED, predict
-from spamdrill.drills.runner import ScenarioResult, summarize
+from spamdrill import runmodel
+from spamdrill.drills.runner import ScenarioResult
+from spamdrill.runmodel import Scenario, shown_s
 from spamdrill.vocab import Finding, Verdict
 
 VERSION = 2
@@ -48,8 +64,10 @@ def _s(x: float | None) -> str:
     return "-" if x is None else f"{x:.2f}"
 
 
-def _finding_style(f: Finding) -> str:
-    return "red" if f.crosses_budget else ("yellow" if f != Finding.WITHIN else "green")
+def _finding_style(f: str) -> str:
+    finding = Finding(f)
+    return "red" if finding.crosses_budget else (
+        "yellow" if finding != Finding.WITHIN else "green")
 
 
 def exit_status(results: list[ScenarioResult]) -> int:
@@ -67,55 +85,53 @@ def line(r: ScenarioResult) -> str:
             f"{r.scale:.3g}), finding: {r.finding}" + (f"; error: {r.error}" if r.error else ""))
 
 
-def verdict_table(results: list[ScenarioResult]) -> Table:
+def verdict_table(scenarios: list[Scenario]) -> Table:
     table = Table(title="spamdrill run (scale: production seconds per drill second; 1 = "
                         "production timings)")
     for col in ("scenario", "scale", "messages", "scanned", "unscanned", "lost", "p50 s",
                 "max s", "budget s", "finding", "verdict"):
         table.add_column(col, justify="left" if col in ("scenario", "finding") else "right")
-    for r in results:
-        s = summarize(r.history.messages)
-        vs, fs = VERDICT_STYLE[r.verdict], _finding_style(r.finding)
-        table.add_row(r.name, f"{r.scale:.3g}", str(s["messages"]), str(s["scanned"]),
-                      str(s["unscanned"]), str(s["lost"] + s["error"]), _s(s["p50_s"]),
-                      _s(s["max_s"]), f"{r.budget_s:.3g}", f"[{fs}]{r.finding}[/{fs}]",
-                      f"[{vs}]{r.verdict}[/{vs}]")
+    for sc in scenarios:
+        s = sc.summary
+        vs, fs = VERDICT_STYLE[Verdict(sc.verdict)], _finding_style(sc.finding)
+        table.add_row(sc.name, f"{sc.scale:.3g}", str(s.messages), str(s.scanned),
+                      str(s.count("unscanned")), str(s.count("lost") + s.count("error")),
+                      _s(s.p50_s), _s(s.max_s), f"{sc.budget_s:.3g}",
+                      f"[{fs}]{sc.finding}[/{fs}]", f"[{vs}]{sc.verdict}[/{vs}]")
     return table
 
 
-def case_table(r: ScenarioResult) -> Table:
-    table = Table(title=f"{r.name}: worst case per combination (budget {r.budget_s:.3g} s)")
+def case_table(sc: Scenario) -> Table:
+    table = Table(title=f"{sc.name}: worst case per combination (budget {sc.budget_s:.3g} s)")
     for col in ("case", "n", "outcome", "predicted s", "max s", "reason", "finding"):
         table.add_column(col)
-    by_case = r.history.by_case()
-    for f in sorted(r.findings, key=lambda f: -(f.worst_s or 0)):
-        ms = by_case.get(f.case, [])
-        predicted = predict(ms[0].peer, ms[0].spamc_args) if ms else None
-        s = summarize(ms)
-        outcome = ", ".join(f"{s[o]} {o}" for o in ("spam", "ham", "unscanned", "error",
-                                                     "lost") if s[o])
-        shown = "-" if predicted is None else (
-            "unbounded" if predicted == UNBOUNDED else f"{predicted:.2f}")
-        style = _finding_style(f.finding)
-        table.add_row(f.case, str(f.messages), outcome, shown, _s(f.worst_s),
-                      ", ".join(s["reasons"]), f"[{style}]{f.finding}[/{style}]")
+    for case in sorted(sc.cases, key=lambda c: -(c.summary.max_s or 0)):
+        s = case.summary
+        outcome = ", ".join(f"{s.count(o)} {o}" for o in runmodel.OUTCOMES if s.count(o))
+        finding = case.finding.finding if case.finding else Finding.WITHIN
+        style = _finding_style(finding)
+        table.add_row(case.name, str(s.messages), outcome, shown_s(case.predicted_s),
+                      _s(s.max_s), ", ".join(s.reasons), f"[{style}]{finding}[/{style}]")
     return table
 
 
-def wrapper_table(r: ScenarioResult) -> Table:
+def wrapper_table(sc: Scenario) -> Table:
     """End to end: each wrapper side by side, every message's fate as Postfix decided."""
-    table = Table(title=f"{r.name}: what each wrapper made of it (read from Postfix, "
+    table = Table(title=f"{sc.name}: what each wrapper made of it (read from Postfix, "
                         "the Maildirs and the bounces)")
     for col in ("wrapper", "n", "delivered", "unscanned", "deferred first", "bounced",
                 "lost", "duplicated", "finding", "a bounce said"):
         table.add_column(col, justify="left" if col in ("wrapper", "finding",
                                                        "a bounce said") else "right")
-    rows = {f.case: f for f in r.findings}
-    for case, ms in sorted(r.history.by_case().items()):
+    rows = {f.case: f for f in sc.findings}
+    cases: dict[str, list[runmodel.Message]] = {}
+    for m in sc.messages:
+        cases.setdefault(m.case, []).append(m)
+    for case, ms in sorted(cases.items()):
         count = {f: sum(1 for m in ms if m.fate == f) for f in
                  ("delivered", "delivered unscanned", "bounced", "lost", "duplicated")}
         bounce = next((m for m in ms if m.fate == "bounced"), None)
-        finding = rows[case].finding if case in rows else Finding.WITHIN
+        finding = Finding(rows[case].finding) if case in rows else Finding.WITHIN
         style = _finding_style(finding)
         table.add_row(case, str(len(ms)), str(count["delivered"]),
                       str(count["delivered unscanned"]),
@@ -126,37 +142,38 @@ def wrapper_table(r: ScenarioResult) -> Table:
     return table
 
 
-def _explain(console: Console, r: ScenarioResult) -> None:
-    for fr in r.faults:
+def _explain(console: Console, sc: Scenario) -> None:
+    for fr in sc.fault_evidence:
         mark = "[green]✓[/green]" if fr.took_effect else "[magenta]?[/magenta]"
-        console.print(f"{mark} {r.name}: fault {fr.name}: {fr.detail}")
-    for c in r.checks:
+        console.print(f"{mark} {sc.name}: fault {fr.fault}: {fr.detail}")
+    for c in sc.checks:
         if not c.ok:
             who = f" (e.g. {', '.join(c.offenders[:3])})" if c.offenders else ""
             colour = "red" if c.status == "fail" else "magenta"
-            console.print(f"[{colour}]✗[/{colour}] {r.name}: {c.name}: {c.detail}{who}")
-        elif c.name.startswith("budget model") and len(r.findings) == 1:
-            console.print(f"  {r.name}: spamdrill budget {c.detail}")
-    for f in r.findings:
-        if f.finding.crosses_budget:
-            console.print(f"[red]![/red] {r.name}: {f.case or 'all'} {f.finding}: {f.why}")
-    if r.error:
-        console.print(f"[magenta]✗[/magenta] {r.name}: could not run: {r.error}")
-    if not r.scenario.timing.compress:
-        console.print(f"  {r.name}: production timings: {r.scenario.timing.why}")
-    for note in r.notes:
-        console.print(f"  {r.name}: {note}")
+            console.print(f"[{colour}]✗[/{colour}] {sc.name}: {c.name}: {c.detail}{who}")
+        elif c.name.startswith("budget model") and len(sc.findings) == 1:
+            console.print(f"  {sc.name}: spamdrill budget {c.detail}")
+    for f in sc.findings:
+        if f.crosses_budget:
+            console.print(f"[red]![/red] {sc.name}: {f.case} {f.finding}: {f.why}")
+    if sc.error:
+        console.print(f"[magenta]✗[/magenta] {sc.name}: could not run: {sc.error}")
+    if not sc.timing.compressed:
+        console.print(f"  {sc.name}: production timings: {sc.timing.why}")
+    for note in sc.notes:
+        console.print(f"  {sc.name}: {note}")
 
 
-def print_results(console: Console, results: list[ScenarioResult]) -> None:
-    for r in results:
-        if any(m.peer == "postfix" for m in r.history.messages):
-            console.print(wrapper_table(r))
-        elif len(r.findings) > 1:
-            console.print(case_table(r))
-    console.print(verdict_table(results))
-    for r in results:
-        _explain(console, r)
+def print_run(console: Console, run: runmodel.Run) -> None:
+    """The quick view of a run, from its model."""
+    for sc in run.scenarios:
+        if any(m.peer == "postfix" for m in sc.messages):
+            console.print(wrapper_table(sc))
+        elif len(sc.findings) > 1:
+            console.print(case_table(sc))
+    console.print(verdict_table(run.scenarios))
+    for sc in run.scenarios:
+        _explain(console, sc)
     console.print("Times are drill seconds; not compressed: spamc's whole-second retry "
                   "sleeps, scan time, process start-up, the kernel's TCP timers. Verdict: "
                   "did the hypothesis hold; finding: what the system does in that mode.",
@@ -182,6 +199,12 @@ def predicted_vs_measured(results: list[ScenarioResult], predicted: dict[str, An
         worst += f"{r.scale:.3g})" if r.worst_s is not None else ""
         table.add_row(str(mode), r.name, shown, p.outcome, worst, str(r.finding))
     return table
+
+
+def print_results(console: Console, results: list[ScenarioResult]) -> None:
+    """The quick view of results still in memory: rendered from the same model as every
+    other view (their document, decoded)."""
+    print_run(console, runmodel.from_document(document("", 0.0, "", results)))
 
 
 def document(run_id: str, started: float, results_dir: str,

@@ -19,9 +19,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import msgspec
+
 from spamdrill.budget.inputs import kernel_syn_linear_timeouts
 from spamdrill.checks import CheckResult, judge_safely
-from spamdrill.drills import calibrate
+from spamdrill.drills import calibrate, lablogs
 from spamdrill.drills.control import RealLab
 from spamdrill.drills.findings import Budgets, FindingRow, findings
 from spamdrill.drills.scenario import Drill, LoadSpec, Scenario
@@ -41,8 +43,10 @@ from spamdrill.lab import config as lab_config
 from spamdrill.lab import lab as lab_ops
 from spamdrill.lab import netns
 from spamdrill.lab.config import LabConfig
+from spamdrill.lab.layout import Layout
 from spamdrill.lab.procs import shielded
 from spamdrill.lab.state import LabState
+from spamdrill.logexcerpt import Excerpt
 from spamdrill.proto import netstat
 from spamdrill.proto.spamd_log import describe_states, last_child_states
 from spamdrill.vocab import Finding, Verdict
@@ -63,6 +67,8 @@ class ScenarioResult:
     faults: tuple[FaultReport, ...] = ()
     calibration: Calibration | None = None
     error: str = ""
+    logs: list[Excerpt] = field(default_factory=list)  # the lab's logs, kept in the run
+    lab_argv: dict[str, list[str]] = field(default_factory=dict)  # how each ran (flags)
 
     @property
     def verdict(self) -> Verdict:
@@ -97,6 +103,7 @@ class ScenarioResult:
             "messages": [_message_doc(m) for m in self.history.messages],
             "faults": [{"name": f.name, "start_ns": f.start_ns, "end_ns": f.end_ns,
                         "detail": f.detail} for f in self.history.faults],
+            "logs": [msgspec.to_builtins(x) for x in self.logs], "lab_argv": self.lab_argv,
         }
 
 
@@ -104,7 +111,9 @@ def _message_doc(m: MessageRecord) -> dict[str, Any]:
     return {"id": m.id, "kind": m.kind, "size": m.size, "case": m.case, "peer": m.peer,
             "start_ns": m.start_ns, "end_ns": m.end_ns, "outcome": m.outcome,
             "exit_code": m.exit_code, "reason": m.reason, "score": m.score,
-            "spamc_args": m.spamc_args}
+            "spamc_args": m.spamc_args, "fate": m.fate, "dsn": m.dsn,
+            "deferrals": m.deferrals, "intact": m.intact, "queue_id": m.queue_id,
+            "delays": m.delays, "spamd": m.spamd}
 
 
 def summarize(ms: list[MessageRecord]) -> dict[str, Any]:
@@ -154,6 +163,8 @@ class _Run:
     calibration: Calibration | None = None
     kernel: dict[str, int] | None = None
     spamd_log: str = ""
+    logs: list[Excerpt] = field(default_factory=list)
+    lab_argv: dict[str, list[str]] = field(default_factory=dict)
     faults: tuple[FaultReport, ...] = ()
     marks: dict[str, int] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
@@ -185,11 +196,13 @@ def run_drill(drill: Drill, *, scale: float, base: LabConfig, workdir: Path,
     checks = [judge_safely(c.scaled(scale), ev) for c in drill.checks]
     rows = findings(run.history.by_case(), sc.failure_mode(), _budgets(config, scale))
     return ScenarioResult(drill.name, sc, scale, MAILDROP_BUDGET_S / scale, run.history,
-                          checks, rows, _notes(run), run.faults, run.calibration, run.error)
+                          checks, rows, _notes(run), run.faults, run.calibration, run.error,
+                          run.logs, run.lab_argv)
 
 
 @contextmanager
-def _lab(drill: Drill, config: LabConfig, run: _Run) -> Iterator[LabState | None]:
+def _lab(drill: Drill, config: LabConfig, run: _Run,
+         workdir: Path) -> Iterator[LabState | None]:
     """A fresh lab for this drill (none if it needs none), always taken down."""
     if not drill.scenario.needs_lab:
         yield None
@@ -203,6 +216,9 @@ def _lab(drill: Drill, config: LabConfig, run: _Run) -> Iterator[LabState | None
                 run.spamd_log = Path(lab_dir, "spamd", "spamd.log").read_text(errors="replace")
             except OSError:
                 run.spamd_log = ""
+            run.logs = lablogs.keep(lab_dir, workdir / "logs")
+            state = LabState.load(Layout(lab_dir))
+            run.lab_argv = dict(state.argv) if state is not None else {}
             lab_ops.down(lab_dir)
             shutil.rmtree(lab_dir, ignore_errors=True)
 
@@ -210,7 +226,7 @@ def _lab(drill: Drill, config: LabConfig, run: _Run) -> Iterator[LabState | None
 def _execute(drill: Drill, scale: float, config: LabConfig, workdir: Path, plan_of: PlanOf,
              run: _Run, progress: Progress) -> None:
     sc = drill.scenario
-    with _lab(drill, config, run) as state:
+    with _lab(drill, config, run, workdir) as state:
         ctl = RealLab(state) if state is not None else None
         if state is not None and sc.timing.calibrate:
             run.calibration = calibrate.measure(state)

@@ -1,0 +1,292 @@
+"""One model of a run, sans-IO: the run document (``spamdrill.report``, ``"version": 2``)
+decoded into typed values, with what every view derives from it (each case's summary,
+the budget's prediction, the messages that broke a check, the time axis). The terminal
+summary, the HTML report, JUnit, CSV, the history and ``compare`` all read this model,
+so a number means the same in each of them.
+
+Decoding validates (msgspec): a file that is not a run document is a one-line error, not
+a traceback in a renderer. Fields added after version 2 was first written (``kind``,
+``config``, ``environment``, ``logs``, ``lab_argv``) have defaults, so older documents
+still open.
+"""
+
+from __future__ import annotations
+
+import statistics
+from functools import cached_property
+from typing import Any
+
+import msgspec
+
+from spamdrill.budget import spamc as spamc_model
+from spamdrill.budget.verify import UNBOUNDED, predict
+from spamdrill.errors import SpamdrillError
+from spamdrill.logexcerpt import Excerpt
+
+OUTCOMES = ("spam", "ham", "unscanned", "error", "lost")
+
+
+class Message(msgspec.Struct, frozen=True, kw_only=True):
+    id: str
+    kind: str
+    size: int
+    case: str
+    peer: str
+    start_ns: int
+    end_ns: int | None
+    outcome: str
+    exit_code: int | None
+    reason: str
+    score: float | None
+    spamc_args: list[str]
+    # end to end (through Postfix): what became of it, and its story's joins
+    fate: str = ""
+    dsn: str = ""
+    deferrals: int = 0
+    intact: bool | None = None
+    queue_id: str = ""
+    delays: str = ""
+    spamd: str = ""
+
+    @property
+    def seconds(self) -> float | None:
+        return None if self.end_ns is None else (self.end_ns - self.start_ns) / 1e9
+
+    @property
+    def scanned(self) -> bool:
+        return self.outcome in ("spam", "ham")
+
+
+class FaultWindow(msgspec.Struct, frozen=True, kw_only=True):
+    name: str
+    start_ns: int
+    end_ns: int | None
+    detail: str
+
+
+class Check(msgspec.Struct, frozen=True, kw_only=True):
+    name: str
+    status: str  # pass | fail | error
+    ok: bool
+    detail: str
+    offenders: list[str]
+
+
+class FaultEvidence(msgspec.Struct, frozen=True, kw_only=True):
+    fault: str
+    took_effect: bool
+    detail: str
+
+
+class FindingRow(msgspec.Struct, frozen=True, kw_only=True):
+    case: str
+    mode: str | None
+    finding: str
+    fate: str
+    fires_first: str | None
+    worst_s: float | None
+    messages: int
+    scanned: int
+    unscanned: int
+    lost: int
+    why: str
+    crosses_budget: bool
+
+
+class Calibration(msgspec.Struct, frozen=True, kw_only=True):
+    scan_s: float
+    samples: list[float]
+    cores: int
+
+
+class Timing(msgspec.Struct, frozen=True, kw_only=True):
+    compressed: bool
+    why: str
+    does_not_compress: list[str]
+    calibration: Calibration | None
+
+
+class Summary(msgspec.Struct, frozen=True, kw_only=True):
+    """Counts per outcome and the latency percentiles (drill seconds) of some messages."""
+
+    messages: int
+    counts: dict[str, int]
+    p50_s: float | None
+    p99_s: float | None
+    max_s: float | None
+    reasons: list[str]
+
+    @property
+    def scanned(self) -> int:
+        return self.counts["spam"] + self.counts["ham"]
+
+    def count(self, outcome: str) -> int:
+        return self.counts.get(outcome, 0)
+
+
+def summarize(ms: list[Message]) -> Summary:
+    """The same percentiles as the drills' (``runner.summarize``): p99 is the sample at
+    rank floor(0.99 n), the median the statistical one."""
+    times = sorted(s for m in ms if (s := m.seconds) is not None)
+
+    def pct(p: float) -> float | None:
+        return round(times[min(len(times) - 1, int(p * len(times)))], 3) if times else None
+
+    counts = dict.fromkeys(OUTCOMES, 0)
+    for m in ms:
+        counts[m.outcome] = counts.get(m.outcome, 0) + 1
+    return Summary(messages=len(ms), counts=counts,
+                   p50_s=round(statistics.median(times), 3) if times else None,
+                   p99_s=pct(0.99), max_s=round(times[-1], 3) if times else None,
+                   reasons=sorted({m.reason for m in ms if m.reason}))
+
+
+class Case(msgspec.Struct, frozen=True, kw_only=True):
+    """One combination a drill measured (a listener and its flags), with the budget's
+    prediction for it (``spamdrill.budget.verify``; None: the model has none)."""
+
+    name: str
+    finding: FindingRow | None
+    summary: Summary
+    predicted_s: float | None  # inf: unbounded
+    spamc_args: list[str]
+
+
+class Scenario(msgspec.Struct, frozen=True, kw_only=True, dict=True):
+    name: str
+    hypothesis: str
+    stands_for: str
+    verdict: str
+    finding: str
+    error: str
+    scale: float
+    budget_s: float
+    timing: Timing
+    checks: list[Check]
+    fault_evidence: list[FaultEvidence]
+    findings: list[FindingRow]
+    notes: list[str]
+    messages: list[Message]
+    faults: list[FaultWindow]
+    logs: list[Excerpt] = []
+    lab_argv: dict[str, list[str]] = {}
+
+    @cached_property
+    def summary(self) -> Summary:
+        return summarize(self.messages)
+
+    @cached_property
+    def t0_ns(self) -> int:
+        """The time axis' zero: the first release (or fault, if one came first)."""
+        starts = [m.start_ns for m in self.messages] + [f.start_ns for f in self.faults]
+        return min(starts, default=0)
+
+    @cached_property
+    def end_ns(self) -> int:
+        ends = [m.end_ns or m.start_ns for m in self.messages] + \
+               [f.end_ns or f.start_ns for f in self.faults]
+        return max(ends, default=self.t0_ns)
+
+    def rel_s(self, ns: int | None) -> float | None:
+        return None if ns is None else (ns - self.t0_ns) / 1e9
+
+    @cached_property
+    def by_id(self) -> dict[str, Message]:
+        return {m.id: m for m in self.messages}
+
+    def offenders(self, check: Check) -> list[Message]:
+        """The messages a check names, in the order it names them."""
+        return [self.by_id[i] for i in check.offenders if i in self.by_id]
+
+    @cached_property
+    def spamc_timeouts(self) -> list[float]:
+        """Each distinct ``-t`` the messages were sent with (drill seconds; 0: none)."""
+        seen = {tuple(m.spamc_args) for m in self.messages}
+        return sorted({_timeout(list(a)) for a in seen} - {0.0})
+
+    @cached_property
+    def cases(self) -> list[Case]:
+        groups: dict[str, list[Message]] = {}
+        for m in self.messages:
+            groups.setdefault(m.case, []).append(m)
+        rows = {f.case: f for f in self.findings}
+        out = []
+        for name, ms in sorted(groups.items()):
+            row = rows.get(name or "all")
+            mode = row.mode if row is not None else None
+            out.append(Case(name=name or "all", finding=row, summary=summarize(ms),
+                            predicted_s=_predicted(ms, mode), spamc_args=ms[0].spamc_args))
+        return out
+
+    @cached_property
+    def model_check(self) -> Check | None:
+        """The ``model_agrees`` check, if the drill has one."""
+        return next((c for c in self.checks if c.name.startswith("budget model")), None)
+
+
+def _timeout(args: list[str]) -> float:
+    try:
+        return float(spamc_model.parse_args(args).timeout)
+    except SpamdrillError:
+        return 0.0
+
+
+def _predicted(ms: list[Message], mode: str | None) -> float | None:
+    try:
+        return predict(ms[0].peer, ms[0].spamc_args, mode, count=len(ms))
+    except SpamdrillError:
+        return None
+
+
+class Run(msgspec.Struct, frozen=True, kw_only=True):
+    version: int
+    run: str
+    started: float
+    results_dir: str
+    exit_status: int
+    scenarios: list[Scenario]
+    kind: str = "run"  # run | flood
+    config: dict[str, Any] = {}
+    environment: dict[str, Any] = {}
+
+    def scenario(self, name: str) -> Scenario | None:
+        return next((s for s in self.scenarios if s.name == name), None)
+
+
+def decode(data: bytes | str, source: str = "run document") -> Run:
+    """A run document (report.json) as the model; a bad one is a one-line error."""
+    try:
+        run = msgspec.json.decode(data, type=Run)
+    except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+        raise SpamdrillError(f"{source} is not a spamdrill run document: {exc}",
+                             "give a report.json that spamdrill run wrote") from None
+    if run.version != 2:
+        raise SpamdrillError(f"{source} is run document version {run.version}; this "
+                             "spamdrill reads version 2")
+    return run
+
+
+def from_document(doc: dict[str, Any]) -> Run:
+    """The model of a document still in memory (``report.document``)."""
+    return decode(msgspec.json.encode(doc))
+
+
+def index_entry(run: Run) -> dict[str, Any]:
+    """What the runs database keeps of a run for ``spamdrill history``: the run's own
+    fields and one line per scenario (its verdict, finding and summary)."""
+    return {"version": run.version, "run": run.run, "started": run.started,
+            "results_dir": run.results_dir, "exit_status": run.exit_status,
+            "kind": run.kind, "config": run.config,
+            "scenarios": [{"name": s.name, "verdict": s.verdict, "finding": s.finding,
+                           "messages": s.summary.messages, "scanned": s.summary.scanned,
+                           "unscanned": s.summary.count("unscanned"),
+                           "lost": s.summary.count("lost") + s.summary.count("error"),
+                           "p50_s": s.summary.p50_s, "p99_s": s.summary.p99_s,
+                           "max_s": s.summary.max_s} for s in run.scenarios]}
+
+
+def shown_s(x: float | None) -> str:
+    """Seconds as every view prints them: ``-`` for none, ``unbounded`` for inf."""
+    if x is None:
+        return "-"
+    return "unbounded" if x == UNBOUNDED else f"{x:.2f}"
