@@ -48,3 +48,12 @@ def lab() -> Iterator[lab_ops.LabState]:
     finally:
         lab_ops.down(path)
         shutil.rmtree(path.parent, ignore_errors=True)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """``needs_e2e`` tests run the Postfix end-to-end drills, which are not in the tree
+    yet: skipped, by this marker alone, until they are."""
+    skip = pytest.mark.skip(reason="needs the Postfix end-to-end drills (marker needs_e2e)")
+    for item in items:
+        if "needs_e2e" in item.keywords:
+            item.add_marker(skip)
