@@ -45,18 +45,19 @@ class Debug:
     rules_run: int = 0
 
 
-def _child_of(entries: list[Entry], mid: str) -> str:
-    for e in entries:
+def _ours(entries: list[Entry], mid: str) -> tuple[str, list[Entry]]:
+    """The child that scanned ``mid``, and its lines from that scan on."""
+    for i, e in enumerate(entries):
         if e.msg.startswith(("spamd: processing message", "spamd: checking message")) \
                 and (not mid or mid in e.msg):
-            return e.pid
-    return ""
+            return e.pid, [x for x in entries[i:] if x.pid == e.pid]
+    return "", []
 
 
 def read_debug(entries: list[Entry], mid: str) -> Debug:
     """The scan of ``mid`` in these entries of spamd's log (sans-IO)."""
-    out = Debug(child=_child_of(entries, mid))
-    mine = [e for e in entries if e.pid == out.child] if out.child else []
+    child, mine = _ours(entries, mid)
+    out = Debug(child=child)
     pending: tuple[str, str, float] | None = None
     durations: dict[tuple[str, str], float] = {}
     for e in mine:
@@ -69,23 +70,27 @@ def read_debug(entries: list[Entry], mid: str) -> Debug:
             out.rules_run += 1
             pending = (m.group("name"), m.group("type"), e.ts)
             continue
-        _other(out, e.msg)
+        if _other(out, e.msg):
+            break  # the timing report closes this scan's lines
     out.rules = sorted(((n, k, s) for (n, k), s in durations.items() if s > 0),
                        key=lambda r: -r[2])
     return out
 
 
-def _other(out: Debug, msg: str) -> None:
+def _other(out: Debug, msg: str) -> bool:
+    """Read a timing report (True: the scan's last line) or the result line."""
     m = _TIMING.search(msg)
     if m is not None:
         out.timing_ms = float(m.group("total"))
         out.phases = sorted(((p.group("name").strip(), float(p.group("ms")))
                              for p in _PHASE.finditer(m.group("phases"))),
                             key=lambda p: -p[1])
-    elif msg.startswith("spamd: result: "):
+        return True
+    if msg.startswith("spamd: result: "):
         found = re.search(r"scantime=([\d.]+)", msg)
         if found is not None:
             out.scan_s = float(found.group(1))
+    return False
 
 
 def message_id(data: bytes) -> str:
@@ -138,14 +143,13 @@ def _log_entries(path: Path, offset: int) -> list[Entry]:
 
 
 def _wait_for_result(path: Path, offset: int, mid: str, timeout: float) -> list[Entry]:
-    """spamd logs its result line after it answered: wait for it (a real check, bounded)."""
+    """spamd logs its result after it answered, and the timing report after it closed the
+    connection: wait for the report (a real check, bounded)."""
     deadline = time.monotonic() + timeout
     while True:
         entries = _log_entries(path, offset)
-        child = _child_of(entries, mid)
-        if child and any(e.pid == child and e.msg.startswith(("spamd: result:",
-                                                               "dbg: timing: total"))
-                         for e in entries):
+        _, mine = _ours(entries, mid)
+        if any(e.msg.startswith("dbg: timing: total") for e in mine):
             return entries
         if time.monotonic() > deadline:
             return entries
