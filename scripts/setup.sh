@@ -13,6 +13,7 @@ PACKAGES=(
   nftables iproute2 util-linux    # namespaces, packet faults, unshare for a private resolv.conf
   procps time                    # GNU time: peak memory in the benchmarks
   libstring-shellquote-perl       # the field report's Perl wrapper, as a benchmark baseline
+  postfix                         # a private instance for the log fixtures (never configured)
 )
 
 if [ "$(id -u)" -ne 0 ]; then
@@ -20,6 +21,9 @@ if [ "$(id -u)" -ne 0 ]; then
   exit 1
 fi
 export DEBIAN_FRONTEND=noninteractive
+# Postfix's package must not configure (and start) the machine's own instance: spamdrill
+# runs private ones from their own config directories
+echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections
 apt-get update -qq
 # --no-install-recommends: no razor/pyzor, which would talk to the outside world
 apt-get install -y -qq --no-install-recommends "${PACKAGES[@]}" >/dev/null

@@ -50,8 +50,9 @@ def ran_long(scan: Scan, slow_scan: float) -> bool:
 class Suspect:
     scan: Scan
     running: float  # seconds it had been running when the episode's first failure came
+    followed: int = 0  # deliveries of the episode that failed after it started
 
-    def public(self, followed: int) -> dict[str, object]:
+    def public(self) -> dict[str, object]:
         s = self.scan
         attempt = s.attempt
         msg = attempt.message if attempt is not None else None
@@ -64,7 +65,7 @@ class Suspect:
             "scan_started": s.start, "scan_s": round(s.duration, 2),
             "finished": s.finished, "time_limit": s.time_limit,
             "running_at_first_failure_s": round(self.running, 2),
-            "followed": followed,
+            "followed": self.followed,
         }
 
 
@@ -78,8 +79,8 @@ class Episode:
     fates: Counter[str] = field(default_factory=Counter)
     modes: Counter[str] = field(default_factory=Counter)
     suspects: dict[int, Suspect] = field(default_factory=dict)  # id(scan) -> suspect
-    events: list[float] = field(default_factory=list)  # when each delivery failed
     sample: list[str] = field(default_factory=list)  # first queue ids affected
+    early: list[float] = field(default_factory=list)  # when its first deliveries failed
 
     def ranked(self, top: int) -> list[Suspect]:
         return sorted(self.suspects.values(),
@@ -91,8 +92,7 @@ class Episode:
             "deliveries": self.deliveries, "slow_scans": self.slow_scans,
             "fates": dict(self.fates), "modes": dict(self.modes.most_common()),
             "queue_ids": self.sample,
-            "started_by": [s.public(sum(1 for t in self.events if t >= s.scan.start))
-                           for s in self.ranked(top)],
+            "started_by": [s.public() for s in self.ranked(top)],
         }
 
 
@@ -147,13 +147,20 @@ class Episodes:
             ep.deliveries += 1
             ep.fates[diag.fate.value] += 1
             ep.modes.update(m.value for m in diag.modes)
-            ep.events.append(item.end)
             if len(ep.sample) < 10:
                 ep.sample.append(item.message.key[1])
+            failed: float | None = item.end
         else:
             ep.slow_scans += 1
+            failed = None
+        if failed is not None:  # what followed each suspect found so far
+            for suspect in ep.suspects.values():
+                if failed >= suspect.scan.start:
+                    suspect.followed += 1
         if ep.deliveries + ep.slow_scans <= self.probe:
-            self._suspects(ep, ts)
+            if failed is not None:
+                ep.early.append(failed)
+            self._suspects(ep, ts)  # a new suspect counts the early failures itself
 
     def _suspects(self, ep: Episode, ts: float) -> None:
         """Scans that started before the first failure and were still running at it, or
@@ -166,7 +173,8 @@ class Episodes:
             running = first - scan.start if end >= first - 1.0 else 0.0
             if running >= 1.0 or (ran_long(scan, self.slow_scan)
                                   and end >= first - self.gap):
-                ep.suspects[id(scan)] = Suspect(scan, running)
+                ep.suspects[id(scan)] = Suspect(scan, running, sum(
+                    1 for t in ep.early if t >= scan.start))
 
     def _close(self) -> None:
         ep, self.current = self.current, None

@@ -53,7 +53,7 @@ class Settings:
     horizon: float = 1800.0  # how long a scan or a timed line is kept for joining
     skew: float = 2.0  # clock difference allowed between the Postfix and spamd hosts
     gap: float = 1.0  # spamd quiet for longer than this is a gap in its log
-    max_open: int = 100_000  # Postfix messages open at once (beyond: the oldest is closed)
+    max_open: int = 50_000  # Postfix messages open at once (beyond: the oldest is closed)
     max_scans: int = 200_000  # scans kept for joining at once
 
 
@@ -171,6 +171,19 @@ class Attempt:
     def recipient(self) -> str:
         return self.delivery.to
 
+    def release(self) -> None:
+        """Diagnosed: let go of what was joined to it (its message may stay queued for
+        days, and keeps this attempt); once its message has left the queue, the message
+        lets go of it too, so neither waits for the cycle collector."""
+        self.scans, self.warnings, self.wrappers = [], [], []
+        self.maildrop, self.spamc, self.spamd = [], [], _NO_CONTEXT
+        msg = self.message
+        if msg.removed is not None and self in msg.attempts:
+            msg.attempts.remove(self)
+
+
+_NO_CONTEXT = SpamdContext()
+
 
 def _mentions(ev: MaildropEvent, users: tuple[str, ...]) -> bool:
     if ev.kind in ("file", "error"):
@@ -211,7 +224,10 @@ class SpamdHosts:
         if last is None or ev.ts > last:
             self.last[host] = ev.ts
         if ev.kind in ("started", "stopped"):
-            self.updown.setdefault(host, []).append((ev.ts, ev.kind == "started", ev.line))
+            changes = self.updown.setdefault(host, [])
+            changes.append((ev.ts, ev.kind == "started", ev.line))
+            if len(changes) > 64:  # the latest are what the joins ask about
+                del changes[:32]
         elif ev.kind == "max-children":
             self.max_children.add(ev.ts, ev.line)
         elif ev.kind == "child-states":
@@ -238,8 +254,10 @@ class SpamdHosts:
         return ctx
 
     def _down_at(self, host: str, ts: float) -> Line | None:
-        before = [e for e in self.updown.get(host, []) if e[0] <= ts]
-        return before[-1][2] if before and not before[-1][1] else None
+        for when, started, line in reversed(self.updown.get(host, ())):
+            if when <= ts:
+                return None if started else line
+        return None
 
     def _silent(self, host: str, start: float, end: float,
                 now: float) -> tuple[float, float] | None:
@@ -268,7 +286,9 @@ class Joiner:
         self.s = settings or Settings()
         self.now = 0.0
         self.messages: OrderedDict[Key, Message] = OrderedDict()
-        self.children: dict[tuple[str, str], Scan] = {}
+        # open scans by spamd child, least recently active first; and by Message-ID
+        self.children: OrderedDict[tuple[str, str], Scan] = OrderedDict()
+        self.open_mids: dict[str, Scan] = {}
         self.by_mid: dict[str, list[Scan]] = {}
         self.by_user: dict[str, list[Scan]] = {}
         self.kept: deque[Scan] = deque()
@@ -301,15 +321,16 @@ class Joiner:
         if pending and pending[0].end + self.s.late_window < now:
             while pending and pending[0].end + self.s.late_window < now:
                 self.ready.append(self._associate(pending.popleft()))
-        if now >= self.next_trim:  # once a second of log time is enough
+        if now >= self.next_trim:  # windows are minutes long: every 10 s is enough
             self._trim()
-            self.next_trim = now + 1.0
+            self.next_trim = now + 10.0
 
     def finish(self) -> None:
         """End of input: every open scan closes; every pending attempt is ready."""
         for scan in list(self.children.values()):
             self._file(scan)
         self.children.clear()
+        self.open_mids.clear()
         while self.pending:
             self.ready.append(self._associate(self.pending.popleft()))
 
@@ -381,17 +402,24 @@ class Joiner:
         if ev.kind == "connection" or (ev.kind == "processing" and scan is None):
             if scan is not None:
                 self._file(scan)
+                del self.children[child]
             scan = self.children[child] = Scan(ev.host, ev.pid, ev.ts, [])
-        if scan is None:
+        elif scan is None:
             return
+        else:
+            self.children.move_to_end(child)
         scan.lines.append(ev.line)
         scan.last = ev.ts
         _SCAN_STEPS.get(ev.kind, _scan_other)(scan, ev)
+        if ev.kind == "processing":
+            self.open_mids[scan.mid] = scan
         if ev.kind in _SCAN_ENDS:
             del self.children[child]
             self._file(scan)
 
     def _file(self, scan: Scan) -> None:
+        if self.open_mids.get(scan.mid) is scan:
+            del self.open_mids[scan.mid]
         if not scan.useful:
             return
         self.scans_seen += 1
@@ -413,10 +441,14 @@ class Joiner:
         oldest = self.now - self.s.horizon
         while self.kept and (self.kept[0].start < oldest or len(self.kept) > self.s.max_scans):
             self._forget(self.kept.popleft())
-        for child, scan in list(self.children.items()):
-            if scan.start < oldest:  # a child that never finished (killed): give up on it
-                del self.children[child]
-                self._file(scan)
+        stale = self.now - self.s.late_window
+        children = self.children
+        while children:  # children quiet that long ended (killed, or a PING): file them
+            child, scan = next(iter(children.items()))
+            if max(scan.last, scan.start) >= stale:
+                break
+            del children[child]
+            self._file(scan)
         self.by_start.drop_before(oldest)
         for index in (self.maildrop, self.spamc, self.timed_wrappers):
             index.drop_before(oldest)
@@ -511,7 +543,9 @@ class Joiner:
         if not mid:
             return []
         found = [s for s in self.by_mid.get(mid, ()) if not s.claimed and a <= s.start <= b]
-        found += [s for s in self._open_scans() if s.mid == mid and a <= s.start <= b]
+        running = self.open_mids.get(mid)
+        if running is not None and a <= running.start <= b:
+            found.append(running)
         return found
 
     def _scans_by_user(self, attempt: Attempt, a: float, b: float) -> list[Scan]:

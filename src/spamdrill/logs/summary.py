@@ -114,8 +114,9 @@ class Analysis:
     def _attempt(self, attempt: Attempt) -> None:
         diag = diagnose(attempt, self.o.thresholds)
         self.count.attempt(attempt, diag)
-        if filter_trouble(diag):
+        if diag.problem and filter_trouble(diag):
             self.episodes.attempt(attempt, diag)
+        attempt.release()
 
     def _scan(self, scan: Scan) -> None:
         self.count.scans += 1
@@ -153,17 +154,20 @@ class Counts:
         self.attempts += 1
         self.fates[diag.fate.value] += 1
         self.scanned[diag.scanned] += 1
-        self.modes.update(m.value for m in diag.modes)
-        if diag.cause is not None:
-            self.causes[diag.cause.value] += 1
-        self.slow += diag.slow
-        hour = self.hours.setdefault(int(attempt.end // 3600 * 3600), Counter())
+        hour = self.hours.get(int(attempt.end // 3600))
+        if hour is None:
+            hour = self.hours[int(attempt.end // 3600)] = Counter()
         hour[diag.fate.value] += 1
-        hour["slow"] += diag.slow
-        hour.update(f"mode:{m.value}" for m in diag.modes)
         self._bucket(attempt)
-        for name in self._lists_for(diag):
-            self._keep(name, attempt, diag)
+        if diag.modes or diag.slow or diag.problem:  # the common delivery stops here
+            self.modes.update(m.value for m in diag.modes)
+            if diag.cause is not None:
+                self.causes[diag.cause.value] += 1
+            self.slow += diag.slow
+            hour["slow"] += diag.slow
+            hour.update(f"mode:{m.value}" for m in diag.modes)
+            for name in self._lists_for(diag):
+                self._keep(name, attempt, diag)
 
     def _lists_for(self, diag: Diagnosis) -> list[str]:
         names = []
@@ -286,7 +290,7 @@ class Counts:
         out = []
         for hour in sorted(self.hours):
             c = self.hours[hour]
-            out.append({"hour": self.iso(hour),
+            out.append({"hour": self.iso(hour * 3600),
                         **{f.value: c[f.value] for f in Fate if c[f.value]},
                         "slow": c["slow"],
                         "modes": {k[5:]: v for k, v in c.items() if k.startswith("mode:")}})
