@@ -246,6 +246,32 @@ def test_year_rollover_and_wrong_years() -> None:
     assert clock("Mar 1 00:00:00") is not None  # months later, forward: a quiet host
 
 
+def test_rfc5424_structured_data_and_bom() -> None:
+    parse = formats.Rfc5424Parser()
+    line = ('<22>1 2026-11-29T15:58:40.5+01:00 mx1 postfix/qmgr 7 - '
+            '[meta x="a\\]b" y="c\\"d"][origin ip="127.0.0.1"] \ufeffABC123: removed')
+    entry = parse(line)
+    assert isinstance(entry, Entry)
+    assert (entry.host, entry.prog, entry.pid, entry.msg) == ("mx1", "postfix/qmgr", "7",
+                                                              "ABC123: removed")
+    assert entry.ts == 1795967920.5 - 3600
+    assert isinstance(parse(line[:60]), Skip)
+
+
+def test_empty_and_nul_lines(tmp_path: Path) -> None:
+    empty = tmp_path / "empty.log"
+    empty.write_bytes(b"")
+    lines = (DATA / "mail.log").read_bytes().splitlines(keepends=True)[:120]
+    nul = tmp_path / "nul.log"
+    i = next(n for n, ln in enumerate(lines) if b"client=" in ln)
+    nul.write_bytes(b"".join(lines[:i]) + lines[i].replace(b"client=", b"cli\x00nt=")
+                    + b"".join(lines[i + 1:]))
+    doc = doc_of(empty, nul)
+    assert doc["inputs"][0]["format"] == "empty" and doc["inputs"][0]["lines"] == 0
+    assert doc["inputs"][1]["skipped"] == {"garbled": 1}
+    assert doc["inputs"][1]["entries"] == len(lines) - 1
+
+
 def test_journal_message_as_bytes() -> None:
     line = json.dumps({"__REALTIME_TIMESTAMP": "1795967920000000", "_HOSTNAME": "mx1",
                        "SYSLOG_IDENTIFIER": "postfix/pipe", "_PID": "7",

@@ -167,7 +167,9 @@ class Reader:
         """What is not one plain envelope: a maildrop record's entries, or a skip."""
         if type(got) is list:
             return got
-        if isinstance(got, Skip):
+        if type(got) is Entry:  # an envelope around NUL bytes
+            self.skip(inp, no, line, GARBLED)
+        elif isinstance(got, Skip):
             self.skip(inp, no, line, GARBLED if formats.garbled(line) else got.reason)
         return []
 
