@@ -221,6 +221,9 @@ class Reader:
                 for entry in self._other(inp, no, line, got):
                     sink(entry, idx, no, entry.msg)
                     count += 1
+                    last = entry.ts
+                    if first is None:
+                        first = last
         except (OSError, EOFError, gzip.BadGzipFile) as exc:
             self.skip(inp, no + 1, "", f"unreadable ({exc})")
         finally:

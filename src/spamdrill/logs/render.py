@@ -36,7 +36,7 @@ def inputs(out: Console, doc: dict[str, Any]) -> None:
 def totals(out: Console, doc: dict[str, Any]) -> None:
     t = doc["totals"]
     fates = ", ".join(f"{n} {f}" for f, n in sorted(t["fates"].items())) or "none"
-    scanned = ", ".join(f"{n} {s}" for s, n in sorted(t["scanned"].items()))
+    scanned = ", ".join(f"{n} {s}" for s, n in sorted(t["scanned"].items())) or "-"
     out.print(f"[bold]{t['deliveries']} delivery attempts[/bold]: {fates}; "
               f"{t['slow']} slow (>= {doc['settings']['slow_s']:g} s). Filter: {scanned}. "
               f"spamd scans: {t['scans']} ({t['slow_scans']} slow or failed).")

@@ -35,9 +35,8 @@ def analyze(paths: list[str], filters: Filters, options: Options,
     analysis = Analysis(options)
     with _fewer_collections():
         reader.run(analysis.feed)
-    for line, reason in reader.examples:
-        if len(analysis.examples) < 20:
-            analysis.examples.append((line, reason))
+    examples = sorted(analysis.examples + reader.examples, key=lambda e: (e[0].src, e[0].no))
+    analysis.examples[:] = examples[:20]
     analysis.inputs = [_input(inp.public(), analysis) for inp in reader.inputs]
     doc = analysis.document()
     doc["skipped"]["total"] += sum(sum(i.skipped.values()) for i in reader.inputs)
