@@ -10,7 +10,8 @@ since before the cascade comes first), then by their length. Each names its Mess
 size, sender, recipient, spamd child, scan time, and what followed.
 
 Memory stays bounded: an episode keeps counts, the suspects of its first ``probe`` events
-only, and at most ``keep`` episodes are kept (the largest, by deliveries affected).
+only (its ``top`` suspects once it closes), and at most ``keep`` episodes are kept (the
+largest, by deliveries affected) with the count of all.
 """
 
 from __future__ import annotations
@@ -104,10 +105,11 @@ class Episodes:
     closed episodes."""
 
     def __init__(self, lookup: Lookup, *, gap: float, slow_scan: float, delay: float,
-                 lookback: float = 600.0, probe: int = 5, keep: int = 1000) -> None:
+                 lookback: float = 600.0, probe: int = 5, keep: int = 200,
+                 top: int = 5) -> None:
         self.lookup = lookup
         self.gap, self.slow_scan, self.delay = gap, slow_scan, delay
-        self.lookback, self.probe, self.keep = lookback, probe, keep
+        self.lookback, self.probe, self.keep, self.top = lookback, probe, keep, top
         self.heap: list[tuple[float, int, Attempt | Scan, Diagnosis | None]] = []
         self.counter = itertools.count()
         self.current: Episode | None = None
@@ -181,6 +183,7 @@ class Episodes:
         if ep is None:
             return
         self.blamed = set(ep.suspects)
+        ep.suspects = {id(s.scan): s for s in ep.ranked(self.top)}  # keep what is shown
         self.total += 1
         self.closed.append(ep)
         if len(self.closed) > 2 * self.keep:

@@ -3,7 +3,7 @@ events in time order, with memory bounded whatever the log's length.
 
 - A ``Message`` is one Postfix queue file (host, queue id): arrival, Message-ID, sender,
   size. It lives until qmgr logs ``removed`` (or, for a log without those lines, until
-  ``max_open`` younger messages push it out).
+  ``max_open`` younger messages push it out, or it has been idle for ``idle`` seconds).
 - An ``Attempt`` is one delivery line (one recipient, one try): it started when the
   command started (the line's time minus ``delays``' last field, pipe(8)'s run time) and
   ended at the line. It is diagnosed ``late_window`` seconds after it ended, since spamd
@@ -54,6 +54,8 @@ class Settings:
     skew: float = 2.0  # clock difference allowed between the Postfix and spamd hosts
     gap: float = 1.0  # spamd quiet for longer than this is a gap in its log
     max_open: int = 50_000  # Postfix messages open at once (beyond: the oldest is closed)
+    idle: float = 5 * 86400.0  # a message not seen for this long has left the queue
+    # (Postfix's maximal_queue_lifetime; its "removed" line is not in the inputs)
     max_scans: int = 200_000  # scans kept for joining at once
 
 
@@ -128,6 +130,7 @@ class Scan:
 class Message:
     key: Key
     first: float
+    last: float = 0.0  # its latest line
     lines: list[Line] = field(default_factory=list)
     client: str = ""
     mid: str = ""
@@ -303,7 +306,7 @@ class Joiner:
         self.spamc = TimeIndex[SpamcEvent]()
         self.spamd = SpamdHosts(self.s)
         self.scans_seen = 0
-        self.evicted = 0  # messages closed by max_open, not by "removed"
+        self.evicted = 0  # messages closed by max_open or idle, not by "removed"
         self.ready: list[Attempt] = []  # attempts to diagnose: the caller takes them
         # an attempt that needs nothing more than its scans (delivered in time, scanned)
         self.plain: Callable[[Attempt], bool] | None = None
@@ -348,6 +351,7 @@ class Joiner:
                 self.evicted += 1
         else:
             self.messages.move_to_end(key)
+        msg.last = ts
         return msg
 
     def _arrived(self, ev: Arrived) -> None:
@@ -441,6 +445,14 @@ class Joiner:
         oldest = self.now - self.s.horizon
         while self.kept and (self.kept[0].start < oldest or len(self.kept) > self.s.max_scans):
             self._forget(self.kept.popleft())
+        idle = self.now - self.s.idle
+        messages = self.messages
+        while messages:  # least recently seen first
+            key, msg = next(iter(messages.items()))
+            if msg.last >= idle:
+                break
+            del messages[key]
+            self.evicted += 1
         stale = self.now - self.s.late_window
         children = self.children
         while children:  # children quiet that long ended (killed, or a PING): file them

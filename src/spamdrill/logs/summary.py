@@ -75,7 +75,7 @@ class Analysis:
         self.joiner.plain = lambda attempt: plain(attempt, th)
         self.episodes = Episodes(self.joiner.scans_between, gap=self.o.episode_gap,
                                  slow_scan=self.o.thresholds.slow_scan,
-                                 delay=self.o.settings.late_window + 1)
+                                 delay=self.o.settings.late_window + 1, top=self.o.top)
         self.parsers: dict[str, Parser | None] = {}
         self.count = Counts(self.o)
         self.truncated: Counter[tuple[int, str]] = Counter()  # (input, reason): known lines
