@@ -162,6 +162,7 @@ class Attempt:
     start: float
     end: float
     number: int  # 1 for the first try of this recipient
+    plain: bool = False  # delivered in time and scanned: nothing more was joined
     warnings: list[AgentWarning] = field(default_factory=list)
     scans: list[Scan] = field(default_factory=list)
     joined_by: str = ""  # "message-id" or "user and time"
@@ -505,6 +506,7 @@ class Joiner:
             scan.claimed = True
             scan.attempt = attempt
         if self.plain is not None and self.plain(attempt):
+            attempt.plain = True
             return attempt  # delivered in time, and scanned: nothing more to look at
         self._context(attempt, a, b)
         return attempt

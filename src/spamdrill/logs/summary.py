@@ -16,7 +16,16 @@ from datetime import datetime, tzinfo
 from typing import Any
 
 from spamdrill.logs import maildrop, postfix, spamd
-from spamdrill.logs.diagnose import LATE, UNSCANNED, Diagnosis, Thresholds, diagnose, plain
+from spamdrill.logs.diagnose import (
+    LATE,
+    NOT_FILTERED,
+    SCANNED,
+    UNSCANNED,
+    Diagnosis,
+    Thresholds,
+    diagnose,
+    plain,
+)
 from spamdrill.logs.episodes import Episode, Episodes, filter_trouble, scan_trouble
 from spamdrill.logs.events import Event, Line, line
 from spamdrill.logs.formats import Entry, Skip
@@ -112,6 +121,11 @@ class Analysis:
             self.examples.append((line, reason))
 
     def _attempt(self, attempt: Attempt) -> None:
+        if attempt.plain and not attempt.wrappers:  # most mail: counted, nothing to say
+            self.count.plain(attempt, SCANNED if attempt.delivery.agent in
+                             self.o.thresholds.filtered else NOT_FILTERED)
+            attempt.release()
+            return
         diag = diagnose(attempt, self.o.thresholds)
         self.count.attempt(attempt, diag)
         if diag.problem and filter_trouble(diag):
@@ -149,6 +163,17 @@ class Counts:
     buckets: dict[int, list[float]] = field(default_factory=dict)
     lists: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     listed: Counter[str] = field(default_factory=Counter)
+
+    def plain(self, attempt: Attempt, scanned: str) -> None:
+        """A delivery in time, scanned: only counted (``diagnose`` says the same)."""
+        self.attempts += 1
+        self.fates["delivered"] += 1
+        self.scanned[scanned] += 1
+        hour = self.hours.get(int(attempt.end // 3600))
+        if hour is None:
+            hour = self.hours[int(attempt.end // 3600)] = Counter()
+        hour["delivered"] += 1
+        self._bucket(attempt)
 
     def attempt(self, attempt: Attempt, diag: Diagnosis) -> None:
         self.attempts += 1
