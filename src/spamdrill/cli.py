@@ -821,6 +821,144 @@ def compare_cmd(run_a: str, run_b: str, results_dir: Path, html: Path | None,
         _progress(f"HTML comparison: {html}")
 
 
+@cli.command("logs")
+@click.argument("files", nargs=-1, required=True)
+@click.option("--since", default=None, metavar="WHEN",
+              help="Only lines from then on (ISO 8601: 2026-11-29 or '2026-11-29 15:55').")
+@click.option("--until", default=None, metavar="WHEN", help="Only lines until then.")
+@click.option("--host", "hosts", multiple=True,
+              help="Only lines from this host (repeatable: name the spamd host too). Files "
+                   "without host names (spamd's, maildrop's own) always pass.")
+@click.option("--format", "fmt", default=None, type=click.Choice(
+    ["classic", "iso", "rfc5424", "journal-json", "spamd-file", "maildrop-file"]),
+              help="The files' format (default: sniffed per file).")
+@click.option("--tz", default=None, metavar="ZONE",
+              help="Zone of time stamps that carry none (classic syslog, spamd's and "
+                   "maildrop's files): UTC, +01:00, Europe/Berlin. Default: this machine's.")
+@click.option("--year", type=click.IntRange(1970, 9999), default=None,
+              help="Year of classic syslog lines (default: from each file's date).")
+@click.option("--slow", type=click.FloatRange(min=0), default=60.0, show_default=True,
+              help="Seconds of pipe(8) run time from which a delivery is slow.")
+@click.option("--slow-scan", type=click.FloatRange(min=0), default=30.0, show_default=True,
+              help="Seconds from which a spamd scan is slow.")
+@click.option("--episode-gap", type=click.FloatRange(min=0), default=300.0,
+              show_default=True, help="Quiet seconds that end an episode of trouble.")
+@click.option("--late-window", type=click.FloatRange(min=0), default=330.0,
+              show_default=True,
+              help="How long after a delivery spamd may still log its scan (spamc gave up "
+                   "first); about spamd's --timeout-child.")
+@click.option("--size-limit", type=click.IntRange(min=0), default=250000, show_default=True,
+              help="Messages this big skip spamc (your maildroprc's $SIZE test).")
+@click.option("--bucket", type=click.FloatRange(min=1), default=3600.0, show_default=True,
+              help="Seconds per point of the stage-delay series (--json's plot data).")
+@click.option("--limit", type=click.IntRange(min=1), default=200, show_default=True,
+              help="Deliveries kept in full per list (counts are always complete).")
+@click.option("--anonymize", is_flag=True,
+              help="Hash addresses, Message-IDs, user names and client IPs in the output.")
+@click.option("--json", "json_path", default=None, metavar="PATH",
+              help="Write the document (contract: docs/LOGS.md) to PATH; '-' for stdout "
+                   "(then no terminal summary).")
+def logs_command(files: tuple[str, ...], since: str | None, until: str | None,
+                 hosts: tuple[str, ...], fmt: str | None, tz: str | None, year: int | None,
+                 slow: float, slow_scan: float, episode_gap: float, late_window: float,
+                 size_limit: int, bucket: float, limit: int, anonymize: bool,
+                 json_path: str | None) -> None:
+    """What happened to your mail: Postfix, maildrop and spamd logs joined per message.
+
+    Reads FILES (plain, rotated .1, .gz; classic syslog, RFC 5424, journalctl -o json or
+    -o short-iso, spamd's and maildrop's own log files; '-' for stdin), joins each
+    delivery attempt to its spamd scan (by Message-ID, else by user and time), and
+    explains every bounce, deferral, slow or unscanned delivery in the failure modes
+    `spamdrill budget` uses, with the lines that show it. For each episode of slow scans
+    or timeouts it names the scans that were running when it began: the message to pull
+    from the queue and replay (spamdrill replay FILE).
+
+    \b
+    spamdrill logs /var/log/mail.log /var/log/mail.log.1 /var/log/mail.log.2.gz
+    journalctl -o json -u postfix -u spamd --since yesterday | spamdrill logs -
+    spamdrill logs --since '2026-11-29 02:00' --anonymize --json report.json mail.log
+    """
+    from spamdrill.logs import render
+    from spamdrill.logs.diagnose import Thresholds
+    from spamdrill.logs.formats import zone
+    from spamdrill.logs.join import Settings
+    from spamdrill.logs.reader import Filters
+    from spamdrill.logs.run import analyze, parse_when
+    from spamdrill.logs.summary import Options
+
+    try:
+        zone_info = zone(tz)
+    except (ValueError, KeyError):
+        raise SpamdrillError(f"unknown zone {tz!r}", "e.g. UTC, +01:00, Europe/Berlin") \
+            from None
+    filters = Filters(parse_when(since, zone_info, "--since"),
+                      parse_when(until, zone_info, "--until"), frozenset(hosts), year,
+                      zone_info, fmt)
+    horizon = max(1800.0, 2 * late_window + 600)
+    options = Options(Thresholds(slow=slow, slow_scan=slow_scan, size_limit=size_limit),
+                      Settings(late_window=late_window, horizon=horizon), episode_gap,
+                      bucket, limit, tz=zone_info)
+    doc = analyze(list(files), filters, options, anonymized=anonymize)
+    if json_path == "-":
+        click.echo(json.dumps(doc, indent=1))
+        return
+    if json_path is not None:
+        Path(json_path).write_text(json.dumps(doc, indent=1))
+    render.render(out, doc)
+
+
+@cli.command("replay")
+@click.argument("file")
+@click.option("--user", default="alice", show_default=True,
+              help="spamc -u: whose SQL preferences spamd loads (a lab user).")
+@click.option("--spamc-args", default="-t 600", show_default=True,
+              help="spamc's other flags.")
+@click.option("--timeout", type=click.FloatRange(min=1), default=900.0, show_default=True,
+              help="Seconds to wait for spamc before giving up.")
+@CONFIG
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def replay_command(file: str, user: str, spamc_args: str, timeout: float,
+                   config_path: Path | None, as_json: bool) -> None:
+    """Run one message (FILE, '-' for stdin) through a private lab's real spamd, timed,
+    with SpamAssassin's debug output read for the rules that took the time.
+
+    The message `spamdrill logs` names as the start of an episode: pull it from the
+    queue (postcat -bh -q QUEUE_ID) or the mailbox and replay it here. A lab is brought
+    up for it (its spamd with --debug=rules-all,timing) and taken down afterwards.
+    """
+    import shlex
+
+    from spamdrill.logs.replay import replay
+
+    try:
+        data = sys.stdin.buffer.read() if file == "-" else Path(file).read_bytes()
+    except OSError as exc:
+        raise SpamdrillError(f"cannot read {file}: {exc.strerror}") from None
+    if not data.strip():
+        raise SpamdrillError(f"{file} is empty", "give a message file (headers and body)")
+    result = replay(file, data, user=user, spamc_args=shlex.split(spamc_args),
+                    config=lab_config.load(config_path), timeout=timeout, progress=_progress)
+    doc = result.public()
+    if as_json:
+        click.echo(json.dumps(doc, indent=1))
+        return
+    out.print(f"[bold]{doc['message_id'] or file}[/bold] ({doc['size']} B, user "
+              f"{doc['user']}): {doc['outcome']} in [bold]{doc['seconds']:.2f} s[/bold]"
+              + (f", score {doc['score']:g}/{doc['required']:g}" if doc['score'] is not None
+                 else "") + (f"; spamd's scan {doc['spamd_scan_s']:g} s"
+                             if doc['spamd_scan_s'] is not None else ""))
+    if doc["phases"]:
+        out.print("timing: " + ", ".join(f"{p['phase']} {p['ms']:g} ms"
+                                         for p in doc["phases"][:6]))
+    table = Table(title=f"slowest rules ({doc['rules_run']} run; the log's stamps are "
+                        "whole seconds)")
+    for col in ("rule", "type", "seconds"):
+        table.add_column(col)
+    for r in doc["slow_rules"][:10]:
+        table.add_row(r["rule"], r["type"], f"{r['seconds']:g}")
+    out.print(table if doc["slow_rules"] else "no rule took a second or more")
+
+
 def main(argv: list[str] | None = None) -> Any:
     import signal
 

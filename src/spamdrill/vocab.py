@@ -103,6 +103,7 @@ class Mode(StrEnum):
     SPAMD_SLOW_DRIP = "spamd-slow-drip"
     SPAMD_OVERLOADED = "spamd-overloaded"
     SPAMD_CHILD_TIMEOUT = "spamd-child-timeout"
+    SPAMD_SLOW_SCAN = "spamd-slow-scan"
     DB_UNREACHABLE = "db-unreachable"
     DB_REFUSED = "db-refused"
     DB_LOCKED = "db-locked"
@@ -143,6 +144,9 @@ MODE_INFO: dict[Mode, ModeInfo] = {
     Mode.SPAMD_OVERLOADED: ModeInfo(Layer.SPAMD, "every child busy: connections queue until "
                                     "one is free (--max-children)"),
     Mode.SPAMD_CHILD_TIMEOUT: ModeInfo(Layer.SPAMD, "a scan ran past --timeout-child"),
+    Mode.SPAMD_SLOW_SCAN: ModeInfo(Layer.SPAMD, "one scan itself took long (a message's "
+                                   "rules, DNSBL or database waits): what starts a "
+                                   "cascade behind it"),
     Mode.DB_UNREACHABLE: ModeInfo(Layer.DATABASE, "packets to the database dropped: each SQL "
                                   "connect waits on TCP"),
     Mode.DB_REFUSED: ModeInfo(Layer.DATABASE, "the database refuses or resets connections"),

@@ -1,0 +1,635 @@
+"""The join, sans-IO: Postfix queue ids -> delivery attempts -> spamd scans, in one pass over
+events in time order, with memory bounded whatever the log's length.
+
+- A ``Message`` is one Postfix queue file (host, queue id): arrival, Message-ID, sender,
+  size. It lives until qmgr logs ``removed`` (or, for a log without those lines, until
+  ``max_open`` younger messages push it out, or it has been idle for ``idle`` seconds).
+- An ``Attempt`` is one delivery line (one recipient, one try): it started when the
+  command started (the line's time minus ``delays``' last field, pipe(8)'s run time) and
+  ended at the line. It is diagnosed ``late_window`` seconds after it ended, since spamd
+  may finish a scan after spamc gave up (the field report's "scanned late").
+- A ``Scan`` is one spamd child's work on one connection, from ``connection from`` to its
+  ``result:`` (or its error), keyed by the child's pid.
+
+Scans join attempts by Message-ID when spamd logged one, else by spamc's user (``-u``, the
+recipient's local part or address) and time -- spamd fails some scans before it reads the
+message (a user-prefs SQL error), and logs no Message-ID for those. Other lines join by
+time and recipient: the maildroprc's own lines, spamc's syslog lines; spamdrill-deliver's
+by queue id.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections import OrderedDict, deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
+
+from spamdrill.logs.events import (
+    AgentWarning,
+    Arrived,
+    Delivery,
+    Event,
+    Expired,
+    Key,
+    Line,
+    MaildropEvent,
+    MessageId,
+    Notice,
+    Queued,
+    Removed,
+    SpamcEvent,
+    SpamdEvent,
+    WrapperEvent,
+)
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Settings:
+    late_window: float = 330.0  # how long after a delivery its late scan may still end
+    horizon: float = 1800.0  # how long a scan or a timed line is kept for joining
+    skew: float = 2.0  # clock difference allowed between the Postfix and spamd hosts
+    gap: float = 1.0  # spamd quiet for longer than this is a gap in its log
+    max_open: int = 50_000  # Postfix messages open at once (beyond: the oldest is closed)
+    idle: float = 5 * 86400.0  # a message not seen for this long has left the queue
+    # (Postfix's maximal_queue_lifetime; its "removed" line is not in the inputs)
+    max_scans: int = 200_000  # scans kept for joining at once
+
+
+class TimeIndex(Generic[T]):
+    """Items appended in time order; a window's items by bisection; old ones dropped."""
+
+    def __init__(self) -> None:
+        self.ts: list[float] = []
+        self.items: list[T] = []
+        self.lo = 0
+
+    def add(self, ts: float, item: T) -> None:
+        if self.ts and ts < self.ts[-1]:  # merged inputs may step back within a second
+            i = bisect.bisect_right(self.ts, ts, self.lo)
+            self.ts.insert(i, ts)
+            self.items.insert(i, item)
+            return
+        self.ts.append(ts)
+        self.items.append(item)
+
+    def window(self, a: float, b: float) -> list[T]:
+        i = bisect.bisect_left(self.ts, a, self.lo)
+        j = bisect.bisect_right(self.ts, b, i)
+        return self.items[i:j]
+
+    def last_before(self, ts: float) -> tuple[float, T] | None:
+        i = bisect.bisect_right(self.ts, ts, self.lo)
+        return (self.ts[i - 1], self.items[i - 1]) if i > self.lo else None
+
+    def drop_before(self, ts: float) -> None:
+        self.lo = bisect.bisect_left(self.ts, ts, self.lo)
+        if self.lo > 4096 and self.lo * 2 > len(self.ts):
+            del self.ts[:self.lo]
+            del self.items[:self.lo]
+            self.lo = 0
+
+    def __len__(self) -> int:
+        return len(self.ts) - self.lo
+
+
+@dataclass(slots=True, eq=False)
+class Scan:
+    host: str
+    pid: str
+    start: float
+    lines: list[Line]
+    end: float | None = None
+    last: float = 0.0
+    mid: str = ""
+    user: str = ""
+    seconds: float | None = None  # spamd's own figure
+    size: int | None = None
+    spam: bool | None = None
+    tests: tuple[str, ...] = ()
+    time_limit: bool = False
+    errors: list[SpamdEvent] = field(default_factory=list)
+    finished: bool = False  # a verdict was logged
+    claimed: bool = False
+    attempt: Attempt | None = None  # the delivery it was joined to
+
+    @property
+    def duration(self) -> float:
+        return (self.end if self.end is not None else self.last) - self.start
+
+    @property
+    def useful(self) -> bool:
+        """A scan of a message, or one that failed (not a PING)."""
+        return bool(self.mid or self.errors or self.finished or self.user)
+
+
+@dataclass(slots=True, eq=False)
+class Message:
+    key: Key
+    first: float
+    last: float = 0.0  # its latest line
+    lines: list[Line] = field(default_factory=list)
+    client: str = ""
+    mid: str = ""
+    sender: str | None = None
+    size: int | None = None
+    notices: list[Notice] = field(default_factory=list)
+    attempts: list[Attempt] = field(default_factory=list)
+    removed: float | None = None
+    expired: bool = False
+
+
+@dataclass(slots=True, eq=False)
+class SpamdContext:
+    """What spamd's log said around one attempt, from every spamd host seen."""
+
+    seen: bool = False  # any spamd line at all in the inputs
+    covered: bool = False  # spamd lines before the attempt and after it
+    down: list[Line] = field(default_factory=list)  # the server was stopped, not restarted
+    silent: tuple[float, float] | None = None  # spamd logged nothing over the attempt
+    max_children: list[Line] = field(default_factory=list)
+    busy: list[Scan] = field(default_factory=list)  # scans holding children as it began
+    all_busy: Line | None = None  # the last "child states" before it: no idle child
+
+
+@dataclass(slots=True, eq=False)
+class Attempt:
+    message: Message
+    delivery: Delivery
+    start: float
+    end: float
+    number: int  # 1 for the first try of this recipient
+    plain: bool = False  # delivered in time and scanned: nothing more was joined
+    warnings: list[AgentWarning] = field(default_factory=list)
+    scans: list[Scan] = field(default_factory=list)
+    joined_by: str = ""  # "message-id" or "user and time"
+    wrappers: list[WrapperEvent] = field(default_factory=list)
+    maildrop: list[MaildropEvent] = field(default_factory=list)
+    spamc: list[SpamcEvent] = field(default_factory=list)
+    spamd: SpamdContext = field(default_factory=SpamdContext)
+
+    @property
+    def recipient(self) -> str:
+        return self.delivery.to
+
+    def release(self) -> None:
+        """Diagnosed: let go of what was joined to it (its message may stay queued for
+        days, and keeps this attempt); once its message has left the queue, the message
+        lets go of it too, so neither waits for the cycle collector."""
+        self.scans, self.warnings, self.wrappers = [], [], []
+        self.maildrop, self.spamc, self.spamd = [], [], _NO_CONTEXT
+        msg = self.message
+        if msg.removed is not None and self in msg.attempts:
+            msg.attempts.remove(self)
+
+
+_NO_CONTEXT = SpamdContext()
+
+
+def _mentions(ev: MaildropEvent, users: tuple[str, ...]) -> bool:
+    if ev.kind in ("file", "error"):
+        path = ev.path.lower()
+        return any(f"/{u}/" in path for u in users)
+    said = [w.lower() for w in ev.words]
+    return any(u in said for u in users)
+
+
+def _users(address: str) -> tuple[str, ...]:
+    """What spamc's ``-u`` may have been for a recipient: its local part or the address."""
+    address = address.lower()
+    local = address.split("@", 1)[0]
+    return (local, address) if local != address else (local,)
+
+
+class SpamdHosts:
+    """Per spamd host: when its log starts and ends, its gaps, its stops and starts, and
+    its ``--max-children`` lines."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.first: dict[str, float] = {}
+        self.last: dict[str, float] = {}
+        self.gaps: dict[str, TimeIndex[float]] = {}  # keyed by the gap's start: its end
+        self.updown: dict[str, list[tuple[float, bool, Line]]] = {}
+        self.max_children = TimeIndex[Line]()
+        self.states = TimeIndex[tuple[str, Line]]()  # prefork child states
+
+    def saw(self, ev: SpamdEvent) -> None:
+        host = ev.host
+        last = self.last.get(host)
+        if last is None:
+            self.first[host] = ev.ts
+            self.gaps[host] = TimeIndex()
+        elif ev.ts - last > self.settings.gap:
+            self.gaps[host].add(last, ev.ts)
+        if last is None or ev.ts > last:
+            self.last[host] = ev.ts
+        if ev.kind in ("started", "stopped"):
+            changes = self.updown.setdefault(host, [])
+            changes.append((ev.ts, ev.kind == "started", ev.line))
+            if len(changes) > 64:  # the latest are what the joins ask about
+                del changes[:32]
+        elif ev.kind == "max-children":
+            self.max_children.add(ev.ts, ev.line)
+        elif ev.kind == "child-states":
+            self.states.add(ev.ts, (ev.text, ev.line))
+
+    def context(self, start: float, end: float, now: float) -> SpamdContext:
+        ctx = SpamdContext(seen=bool(self.last))
+        if not ctx.seen:
+            return ctx
+        hosts = list(self.last)
+        ctx.covered = any(self.first[h] <= start and self.last[h] >= end for h in hosts)
+        downs = [self._down_at(h, end) for h in hosts]  # stopped before it ended
+        if all(d is not None for d in downs):
+            ctx.down = [d for d in downs if d is not None]
+        silent = [self._silent(h, start, end, now) for h in hosts]
+        if all(s is not None for s in silent):
+            ctx.silent = min(s for s in silent if s is not None)
+        skew = self.settings.skew
+        ctx.max_children = self.max_children.window(start - skew, end)[:3]
+        last = self.states.last_before(start + skew)
+        if last is not None and last[0] > start - self.settings.horizon / 4 and \
+                last[1][0] and "I" not in last[1][0]:
+            ctx.all_busy = last[1][1]
+        return ctx
+
+    def _down_at(self, host: str, ts: float) -> Line | None:
+        for when, started, line in reversed(self.updown.get(host, ())):
+            if when <= ts:
+                return None if started else line
+        return None
+
+    def _silent(self, host: str, start: float, end: float,
+                now: float) -> tuple[float, float] | None:
+        """The gap in this host's log that covers [start, end], if any."""
+        gaps = self.gaps[host]
+        found = gaps.last_before(start + self.settings.skew)
+        if found is not None and found[1] >= end - self.settings.skew:
+            return found[0], found[1]
+        last = self.last[host]
+        if last <= start + self.settings.skew and now >= end:
+            return last, now  # nothing logged since
+        return None
+
+    def trim(self, before: float) -> None:
+        for gaps in self.gaps.values():
+            gaps.drop_before(before)
+        self.max_children.drop_before(before)
+        self.states.drop_before(before)
+
+
+class Joiner:
+    """Feed events in time order; get back attempts ready to diagnose, each with its scans
+    and the lines around it."""
+
+    def __init__(self, settings: Settings | None = None) -> None:
+        self.s = settings or Settings()
+        self.now = 0.0
+        self.messages: OrderedDict[Key, Message] = OrderedDict()
+        # open scans by spamd child, least recently active first; and by Message-ID
+        self.children: OrderedDict[tuple[str, str], Scan] = OrderedDict()
+        self.open_mids: dict[str, Scan] = {}
+        self.by_mid: dict[str, list[Scan]] = {}
+        self.by_user: dict[str, list[Scan]] = {}
+        self.kept: deque[Scan] = deque()
+        self.by_start = TimeIndex[Scan]()
+        self.on_scan: Callable[[Scan], None] | None = None  # each scan, once filed
+        self.pending: deque[Attempt] = deque()
+        self.warnings: dict[tuple[str, str, str], list[AgentWarning]] = {}
+        self.wrappers: dict[str, list[WrapperEvent]] = {}  # queue id -> spamdrill-deliver
+        self.wrapper_order: deque[tuple[float, str]] = deque()
+        self.timed_wrappers = TimeIndex[WrapperEvent]()
+        self.maildrop = TimeIndex[MaildropEvent]()
+        self.spamc = TimeIndex[SpamcEvent]()
+        self.spamd = SpamdHosts(self.s)
+        self.scans_seen = 0
+        self.evicted = 0  # messages closed by max_open or idle, not by "removed"
+        self.ready: list[Attempt] = []  # attempts to diagnose: the caller takes them
+        # an attempt that needs nothing more than its scans (delivered in time, scanned)
+        self.plain: Callable[[Attempt], bool] | None = None
+        self.next_trim = 0.0
+
+    # -- feeding ----------------------------------------------------------------------
+
+    def feed(self, ev: Event) -> None:
+        """One event; attempts whose late window has passed go to ``ready``."""
+        now = self.now
+        if ev.ts > now:
+            self.now = now = ev.ts
+        _HANDLERS[type(ev)](self, ev)
+        pending = self.pending
+        if pending and pending[0].end + self.s.late_window < now:
+            while pending and pending[0].end + self.s.late_window < now:
+                self.ready.append(self._associate(pending.popleft()))
+        if now >= self.next_trim:  # windows are minutes long: every 10 s is enough
+            self._trim()
+            self.next_trim = now + 10.0
+
+    def finish(self) -> None:
+        """End of input: every open scan closes; every pending attempt is ready."""
+        for scan in list(self.children.values()):
+            self._file(scan)
+        self.children.clear()
+        self.open_mids.clear()
+        while self.pending:
+            self.ready.append(self._associate(self.pending.popleft()))
+
+    def open_messages(self) -> list[Message]:
+        return list(self.messages.values())
+
+    # -- Postfix --------------------------------------------------------------------------
+
+    def message(self, key: Key, ts: float) -> Message:
+        msg = self.messages.get(key)
+        if msg is None:
+            msg = self.messages[key] = Message(key, ts)
+            if len(self.messages) > self.s.max_open:
+                self.messages.popitem(last=False)
+                self.evicted += 1
+        else:
+            self.messages.move_to_end(key)
+        msg.last = ts
+        return msg
+
+    def _arrived(self, ev: Arrived) -> None:
+        msg = self.message(ev.key, ev.ts)
+        msg.client = ev.client
+        msg.lines.append(ev.line)
+
+    def _message_id(self, ev: MessageId) -> None:
+        msg = self.message(ev.key, ev.ts)
+        msg.mid = ev.mid
+        msg.lines.append(ev.line)
+
+    def _queued(self, ev: Queued) -> None:
+        msg = self.message(ev.key, ev.ts)
+        if msg.sender is None:
+            msg.lines.append(ev.line)
+        msg.sender, msg.size = ev.sender, ev.size
+
+    def _delivery(self, ev: Delivery) -> None:
+        msg = self.message(ev.key, ev.ts)
+        number = 1 + sum(1 for a in msg.attempts if a.delivery.to == ev.to)
+        attempt = Attempt(msg, ev, ev.ts - ev.delays[3], ev.ts, number)
+        attempt.warnings = self.warnings.pop((ev.key[0], ev.agent, ev.pid), [])
+        msg.attempts.append(attempt)
+        if len(msg.attempts) > 50:  # a message retried for days: keep the recent tries
+            del msg.attempts[:10]
+        self.pending.append(attempt)
+
+    def _notice(self, ev: Notice) -> None:
+        self.message(ev.key, ev.ts).notices.append(ev)
+
+    def _removed(self, ev: Removed) -> None:
+        msg = self.messages.pop(ev.key, None)
+        if msg is not None:
+            msg.removed = ev.ts
+
+    def _expired(self, ev: Expired) -> None:
+        self.message(ev.key, ev.ts).expired = True
+
+    def _warning(self, ev: AgentWarning) -> None:
+        found = self.warnings.setdefault((ev.host, ev.agent, ev.pid), [])
+        found.append(ev)
+        if len(found) > 5 or len(self.warnings) > 10_000:
+            self.warnings.clear()  # agents that warn without delivering: not ours to keep
+
+    # -- spamd ------------------------------------------------------------------------------
+
+    def _spamd(self, ev: SpamdEvent) -> None:
+        self.spamd.saw(ev)
+        child = (ev.host, ev.pid)
+        scan = self.children.get(child)
+        if ev.kind == "connection" or (ev.kind == "processing" and scan is None):
+            if scan is not None:
+                self._file(scan)
+                del self.children[child]
+            scan = self.children[child] = Scan(ev.host, ev.pid, ev.ts, [])
+        elif scan is None:
+            return
+        else:
+            self.children.move_to_end(child)
+        scan.lines.append(ev.line)
+        scan.last = ev.ts
+        _SCAN_STEPS.get(ev.kind, _scan_other)(scan, ev)
+        if ev.kind == "processing":
+            self.open_mids[scan.mid] = scan
+        if ev.kind in _SCAN_ENDS:
+            del self.children[child]
+            self._file(scan)
+
+    def _file(self, scan: Scan) -> None:
+        if self.open_mids.get(scan.mid) is scan:
+            del self.open_mids[scan.mid]
+        if not scan.useful:
+            return
+        self.scans_seen += 1
+        if scan.mid and scan.mid != "(unknown)":
+            self.by_mid.setdefault(scan.mid, []).append(scan)
+        if scan.user:
+            self.by_user.setdefault(scan.user.lower(), []).append(scan)
+        self.kept.append(scan)
+        self.by_start.add(scan.start, scan)
+        if self.on_scan is not None:
+            self.on_scan(scan)
+
+    def scans_between(self, a: float, b: float) -> list[Scan]:
+        """Scans (filed or still running) that started between ``a`` and ``b``."""
+        return self.by_start.window(a, b) + [s for s in self._open_scans()
+                                             if a <= s.start <= b]
+
+    def _trim(self) -> None:
+        oldest = self.now - self.s.horizon
+        while self.kept and (self.kept[0].start < oldest or len(self.kept) > self.s.max_scans):
+            self._forget(self.kept.popleft())
+        idle = self.now - self.s.idle
+        messages = self.messages
+        while messages:  # least recently seen first
+            key, msg = next(iter(messages.items()))
+            if msg.last >= idle:
+                break
+            del messages[key]
+            self.evicted += 1
+        stale = self.now - self.s.late_window
+        children = self.children
+        while children:  # children quiet that long ended (killed, or a PING): file them
+            child, scan = next(iter(children.items()))
+            if max(scan.last, scan.start) >= stale:
+                break
+            del children[child]
+            self._file(scan)
+        self.by_start.drop_before(oldest)
+        for index in (self.maildrop, self.spamc, self.timed_wrappers):
+            index.drop_before(oldest)
+        self.spamd.trim(oldest)
+        while self.wrapper_order and self.wrapper_order[0][0] < oldest:
+            self.wrappers.pop(self.wrapper_order.popleft()[1], None)
+
+    def _forget(self, scan: Scan) -> None:
+        for index, name in ((self.by_mid, scan.mid), (self.by_user, scan.user.lower())):
+            scans = index.get(name)
+            if scans is not None:
+                if scan in scans:
+                    scans.remove(scan)
+                if not scans:
+                    del index[name]
+
+    # -- the rest ---------------------------------------------------------------------------
+
+    def _maildrop(self, ev: MaildropEvent) -> None:
+        self.maildrop.add(ev.ts, ev)
+
+    def _spamc(self, ev: SpamcEvent) -> None:
+        self.spamc.add(ev.ts, ev)
+
+    def _wrapper(self, ev: WrapperEvent) -> None:
+        if ev.qid:
+            self.wrappers.setdefault(ev.qid, []).append(ev)
+            self.wrapper_order.append((ev.ts, ev.qid))
+        else:
+            self.timed_wrappers.add(ev.ts, ev)
+
+    # -- association ------------------------------------------------------------------------
+
+    def _associate(self, attempt: Attempt) -> Attempt:
+        skew = self.s.skew
+        a, b = attempt.start - skew, self._upper(attempt)
+        attempt.scans = self._scans_by_mid(attempt, a, b)
+        attempt.joined_by = "message-id" if attempt.scans else ""
+        attempt.wrappers = [w for w in self.wrappers.get(attempt.message.key[1], ())
+                            if w.to == attempt.recipient]
+        for scan in attempt.scans:
+            scan.claimed = True
+            scan.attempt = attempt
+        if self.plain is not None and self.plain(attempt):
+            attempt.plain = True
+            return attempt  # delivered in time, and scanned: nothing more to look at
+        self._context(attempt, a, b)
+        return attempt
+
+    def _context(self, attempt: Attempt, a: float, b: float) -> None:
+        """Everything else around an attempt in trouble: scans by user and time, the
+        maildroprc's and spamc's lines, wrappers by time, what spamd's log says."""
+        skew = self.s.skew
+        if not attempt.scans:
+            attempt.scans = self._scans_by_user(attempt, a, b)
+            attempt.joined_by = "user and time" if attempt.scans else ""
+            for scan in attempt.scans:
+                scan.claimed = True
+                scan.attempt = attempt
+        users = _users(attempt.recipient)
+        attempt.maildrop = [m for m in self.maildrop.window(a, attempt.end + skew)
+                            if _mentions(m, users)]
+        attempt.spamc = [e for e in self.spamc.window(a, attempt.end + skew)
+                         if e.host == attempt.message.key[0]]
+        attempt.wrappers += self.timed_wrappers.window(a, attempt.end + skew)
+        attempt.spamd = self.spamd.context(attempt.start, attempt.end, self.now)
+        attempt.spamd.busy = self._busy(attempt)
+        if attempt.spamd.busy:
+            attempt.spamd.silent = None  # quiet because its children were busy scanning
+
+    def _busy(self, attempt: Attempt) -> list[Scan]:
+        """Scans already running when this delivery's spamc connected, still running a
+        moment later: they held spamd's children."""
+        t = attempt.start + self.s.skew
+        running = [s for s in self.scans_between(t - self.s.late_window, t)
+                   if s not in attempt.scans
+                   and (s.end if s.end is not None else self.now) > t]
+        return sorted(running, key=lambda s: s.start)[:3]
+
+    def _upper(self, attempt: Attempt) -> float:
+        """Scans of this try start before the next try of the same recipient starts."""
+        upper = attempt.end + self.s.late_window
+        for later in attempt.message.attempts:
+            if later.delivery.to == attempt.recipient and later.number > attempt.number:
+                return min(upper, later.start - self.s.skew)
+        return upper
+
+    def _open_scans(self) -> list[Scan]:
+        return [s for s in self.children.values() if s.useful]
+
+    def _scans_by_mid(self, attempt: Attempt, a: float, b: float) -> list[Scan]:
+        mid = attempt.message.mid
+        if not mid:
+            return []
+        found = [s for s in self.by_mid.get(mid, ()) if not s.claimed and a <= s.start <= b]
+        running = self.open_mids.get(mid)
+        if running is not None and a <= running.start <= b:
+            found.append(running)
+        return found
+
+    def _scans_by_user(self, attempt: Attempt, a: float, b: float) -> list[Scan]:
+        found: list[Scan] = []
+        for user in _users(attempt.recipient):
+            found += [s for s in self.by_user.get(user, ())
+                      if not s.claimed and a <= s.start <= b
+                      and (not s.mid or s.mid == "(unknown)"
+                           or (s.mid != attempt.message.mid and not attempt.message.mid))]
+            found += [s for s in self._open_scans() if s.user.lower() == user and not s.mid
+                      and a <= s.start <= b]
+        return found[:1]  # by time alone, only the first is this attempt's
+
+
+def _scan_processing(scan: Scan, ev: SpamdEvent) -> None:
+    scan.mid, scan.user = ev.mid, ev.user
+
+
+def _scan_verdict(scan: Scan, ev: SpamdEvent) -> None:
+    scan.seconds, scan.size, scan.spam, scan.end = ev.seconds, ev.size, ev.spam, ev.ts
+    scan.user = scan.user or ev.user
+    scan.finished = True
+
+
+def _scan_result(scan: Scan, ev: SpamdEvent) -> None:
+    _scan_verdict(scan, ev)
+    scan.mid = scan.mid or ev.mid
+    scan.tests = ev.tests
+    if "TIME_LIMIT_EXCEEDED" in ev.tests:
+        scan.time_limit = True
+
+
+def _scan_time_limit(scan: Scan, ev: SpamdEvent) -> None:
+    scan.time_limit = True
+
+
+def _scan_error(scan: Scan, ev: SpamdEvent) -> None:
+    scan.errors.append(ev)
+    scan.end = ev.ts
+    if ev.user and not scan.user:
+        scan.user = ev.user
+
+
+def _scan_other(scan: Scan, ev: SpamdEvent) -> None:
+    return None
+
+
+_SCAN_STEPS = {
+    "processing": _scan_processing,
+    "verdict": _scan_verdict,
+    "result": _scan_result,
+    "time-limit": _scan_time_limit,
+    "timeout": _scan_error,
+    "unavailable": _scan_error,
+    "protocol": _scan_error,
+    "sql-error": _scan_error,
+}
+_SCAN_ENDS = frozenset({"result", "timeout", "unavailable", "protocol"})
+
+_HANDLERS: dict[type, Any] = {
+    Arrived: Joiner._arrived,
+    MessageId: Joiner._message_id,
+    Queued: Joiner._queued,
+    Delivery: Joiner._delivery,
+    Notice: Joiner._notice,
+    Removed: Joiner._removed,
+    Expired: Joiner._expired,
+    AgentWarning: Joiner._warning,
+    SpamdEvent: Joiner._spamd,
+    MaildropEvent: Joiner._maildrop,
+    SpamcEvent: Joiner._spamc,
+    WrapperEvent: Joiner._wrapper,
+}

@@ -1,0 +1,139 @@
+"""The terminal summary of a ``spamdrill logs`` document (rich), read only from the
+document, so what the terminal shows is what ``--json`` holds."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+FATE_COLOURS = {"bounced": "red", "deferred": "yellow", "delivered unscanned": "magenta"}
+
+
+def _hhmmss(iso: str | None) -> str:
+    return iso[11:19] if iso else "-"
+
+
+def inputs(out: Console, doc: dict[str, Any]) -> None:
+    table = Table(title="inputs")
+    for col in ("#", "file", "format", "lines", "read", "skipped", "from", "to"):
+        table.add_column(col)
+    for i in doc["inputs"]:
+        skipped = ", ".join(f"{n} {why}" for why, n in i["skipped"].items()) or "-"
+        table.add_row(str(i["input"]), i["path"], i["format"], str(i["lines"]),
+                      str(i["entries"]), skipped, i["first"] or "-", i["last"] or "-")
+    out.print(table)
+    skipped = doc["skipped"]
+    if skipped["total"]:
+        first = skipped["examples"][0] if skipped["examples"] else None
+        where = f" (first: input {first['input']} line {first['line']}, {first['reason']})" \
+            if first else ""
+        out.print(f"[yellow]note:[/yellow] {skipped['total']} line(s) could not be read and "
+                  f"were skipped{where}; see \"skipped\" in --json")
+
+
+def totals(out: Console, doc: dict[str, Any]) -> None:
+    t = doc["totals"]
+    fates = ", ".join(f"{n} {f}" for f, n in sorted(t["fates"].items())) or "none"
+    scanned = ", ".join(f"{n} {s}" for s, n in sorted(t["scanned"].items())) or "-"
+    out.print(f"[bold]{t['deliveries']} delivery attempts[/bold]: {fates}; "
+              f"{t['slow']} slow (>= {doc['settings']['slow_s']:g} s). Filter: {scanned}. "
+              f"spamd scans: {t['scans']} ({t['slow_scans']} slow or failed).")
+
+
+def modes(out: Console, doc: dict[str, Any]) -> None:
+    if not doc["modes"]:
+        out.print("no failure mode found")
+        return
+    table = Table(title="failure modes (a delivery counts under each mode of its chain)")
+    for col in ("mode", "layer", "deliveries", "root cause of", "means"):
+        table.add_column(col)
+    for m in doc["modes"]:
+        table.add_row(m["mode"], m["layer"], str(m["deliveries"]), str(m["root_cause"]),
+                      m["means"])
+    out.print(table)
+
+
+def per_hour(out: Console, doc: dict[str, Any]) -> None:
+    rows = doc["per_hour"]
+    if len(rows) < 2:
+        return
+    table = Table(title="per hour")
+    for col in ("hour", "delivered", "unscanned", "deferred", "bounced", "slow", "modes"):
+        table.add_column(col)
+    for r in rows:
+        top = ", ".join(f"{m} {n}" for m, n in sorted(r["modes"].items(),
+                                                      key=lambda kv: -kv[1])[:3])
+        table.add_row(r["hour"], str(r.get("delivered", 0)),
+                      str(r.get("delivered unscanned", 0)), str(r.get("deferred", 0)),
+                      str(r.get("bounced", 0)), str(r["slow"]), top)
+    out.print(table)
+
+
+def episodes(out: Console, doc: dict[str, Any], top: int = 10) -> None:
+    eps = sorted(doc["episodes"], key=lambda e: -(e["deliveries"] + e["slow_scans"]))[:top]
+    if not eps:
+        return
+    table = Table(title=f"episodes of filter trouble ({doc['episodes_total']}), and the "
+                        "scans running when each began")
+    for col in ("from", "to", "deliveries", "modes", "started by (ranked)"):
+        table.add_column(col)
+    for e in sorted(eps, key=lambda e: e["start"]):
+        suspects = "\n".join(
+            f"{i}. {s['queue_id'] or '?'} {s['message_id'] or '(no Message-ID)'} "
+            f"{s['size'] or '?'} B "
+            f"{s['sender'] or '?'} -> {s['recipient'] or s['spamd_user'] or '?'}; "
+            f"child {s['spamd_child']}, scan {s['scan_s']:g} s"
+            f"{' (time limit)' if s['time_limit'] else ''}, running "
+            f"{s['running_at_first_failure_s']:g} s at the first failure; "
+            f"{s['followed']} deliveries followed"
+            for i, s in enumerate(e["started_by"][:3], 1)) or "-"
+        table.add_row(e["start"], _hhmmss(e["end"]), str(e["deliveries"]),
+                      ", ".join(list(e["modes"])[:4]), suspects)
+    out.print(table)
+
+
+def deliveries(out: Console, doc: dict[str, Any], top: int = 25) -> None:
+    rows = doc["deliveries"][:top]
+    if not rows:
+        return
+    table = Table(title=f"deliveries in trouble ({doc['deliveries_total']}; the first "
+                        f"{len(rows)})")
+    for col in ("time", "queue id", "to", "fate", "filter", "s", "modes", "why"):
+        table.add_column(col)
+    for r in rows:
+        colour = FATE_COLOURS.get(r["fate"], "green")
+        table.add_row(_hhmmss(r["time"]), r["queue_id"], r["to"],
+                      f"[{colour}]{r['fate']}[/{colour}]", r["scanned"],
+                      f"{r['delays']['transmission']:g}", "\n".join(r["modes"]) or "?",
+                      r["notes"][0] if r["notes"] else r["text"][:80])
+    out.print(table)
+
+
+def lists(out: Console, doc: dict[str, Any]) -> None:
+    bounced = doc["wrapper_bounced"]
+    if bounced:
+        out.print(f"[red]{doc['wrapper_bounced_total']} bounced by a wrapper that Postfix "
+                  f"would have retried:[/red] " + ", ".join(
+                      f"{r['queue_id']} ({r['to']})" for r in bounced[:10]))
+    for name, label in (("unscanned", "delivered unscanned"),
+                        ("scanned_late", "scanned after delivery (spamc had given up)")):
+        if doc[f"{name}_total"]:
+            out.print(f"{doc[f'{name}_total']} {label}: " + ", ".join(
+                r["queue_id"] for r in doc[name][:10]))
+    for r in doc["unexplained"][:5]:
+        out.print(f"[yellow]unexplained:[/yellow] {r['queue_id']} {r['to']} {r['fate']} "
+                  f"({r['text'][:80]})")
+        for ev in r.get("evidence", [])[:6]:
+            out.print(f"    [dim]{ev['input']}:{ev['line']}[/dim] {ev['text']}")
+
+
+def render(out: Console, doc: dict[str, Any]) -> None:
+    inputs(out, doc)
+    totals(out, doc)
+    modes(out, doc)
+    per_hour(out, doc)
+    episodes(out, doc)
+    deliveries(out, doc)
+    lists(out, doc)

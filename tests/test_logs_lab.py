@@ -1,0 +1,94 @@
+"""``spamdrill replay`` on a real lab, and the end-to-end test of ``spamdrill logs`` on what a
+Postfix drill leaves (waiting for the end-to-end drills: marker ``needs_e2e``)."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import spamdrill
+
+from spamdrill import corpus
+
+pytestmark = pytest.mark.lab
+
+
+def test_replay_names_the_slow_rule(tmp_path: Path) -> None:
+    message = tmp_path / "slow.eml"
+    message.write_bytes(corpus.slow(4242, 2.0))
+    done = spamdrill("replay", str(message), "--json", timeout=240,
+                     env={"TMPDIR": "/tmp"})
+    assert done.returncode == 0, done.stderr
+    doc = json.loads(done.stdout)
+    assert doc["outcome"] == "ham" and doc["seconds"] >= 2.0
+    assert doc["message_id"].startswith("<ham-4242-")
+    assert doc["spamd_scan_s"] is not None and doc["spamd_scan_s"] >= 2.0
+    assert doc["rules_run"] > 100  # every rule was logged (rules-all)
+    top = doc["slow_rules"][0]
+    assert top["rule"] == "SPAMDRILL_SLEEP" and top["seconds"] >= 1.0
+    assert all(r["seconds"] <= top["seconds"] for r in doc["slow_rules"])
+    assert doc["timing_ms"] is not None and doc["timing_ms"] >= 2000
+
+
+def test_replay_of_a_missing_file_is_one_line() -> None:
+    done = spamdrill("replay", "/nonexistent/message.eml", timeout=60)
+    assert done.returncode == 2 and "cannot read" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+# -- end to end: a drill through a private Postfix, then its logs ------------------------
+
+def _e2e_drill(scenario: str, tmp_path: Path) -> tuple[list[Path], dict[str, Any]]:
+    """Run one Postfix end-to-end drill; return the log files it left (Postfix's
+    ``maillog_file``, spamd's and maildrop's logs) and its results document. To be wired
+    to the end-to-end drills (Drills III) when they land."""
+    done = spamdrill("run", scenario, "--results-dir", str(tmp_path), "--json",
+                     str(tmp_path / "run.json"), timeout=900)
+    assert done.returncode in (0, 1), done.stderr
+    logs = sorted(p for p in tmp_path.rglob("*") if p.name in (
+        "maillog", "postfix.log", "spamd.log", "maildrop.log", "syslog.log"))
+    return logs, json.loads((tmp_path / "run.json").read_text())
+
+
+# drill -> the mode its fault must be named by, for the messages it affected
+E2E_FAULTS = {
+    "e2e-spamd-down": "spamd-refused",
+    "e2e-db-refused": "db-refused",
+    "e2e-dns-dead": "dns-dead",
+    "e2e-maildrop-timeout": "maildrop-timeout",
+    "e2e-wrapper-bounce": "wrapper-bounced-transient",
+}
+
+
+@pytest.mark.needs_e2e
+@pytest.mark.root
+@pytest.mark.parametrize("scenario,mode", sorted(E2E_FAULTS.items()))
+def test_e2e_drill_logs_name_the_injected_fault(tmp_path: Path, scenario: str,
+                                                mode: str) -> None:
+    logs, _ = _e2e_drill(scenario, tmp_path)
+    assert logs, "the drill left no logs"
+    done = spamdrill("logs", "--json", "-", "--slow", "1", "--slow-scan", "1",
+                     *map(str, logs), timeout=300)
+    assert done.returncode == 0, done.stderr
+    doc = json.loads(done.stdout)
+    affected = [r for r in doc["deliveries"] if r["fate"] != "delivered"]
+    assert affected, "the drill's fault affected no delivery"
+    assert all(mode in r["modes"] for r in affected), [r["modes"] for r in affected]
+
+
+@pytest.mark.needs_e2e
+@pytest.mark.root
+def test_e2e_slow_first_message_starts_the_episode(tmp_path: Path) -> None:
+    """A drill whose first message is made slow (the lab's sleeping rule) names that
+    message as the start of the episode."""
+    logs, results = _e2e_drill("e2e-slow-first", tmp_path)
+    done = spamdrill("logs", "--json", "-", "--slow", "1", "--slow-scan", "1",
+                     *map(str, logs), timeout=300, env={"TZ": os.environ.get("TZ", "UTC")})
+    assert done.returncode == 0, done.stderr
+    doc = json.loads(done.stdout)
+    first = results["scenarios"][0]["messages"][0]["message_id"]
+    episode = max(doc["episodes"], key=lambda e: e["deliveries"])
+    assert episode["started_by"][0]["message_id"].strip("<>") == first.strip("<>")
