@@ -38,6 +38,15 @@ class Message:
     kind: str
     data: bytes
 
+    @property
+    def message_id(self) -> str:
+        """Its Message-ID header, ``<...>``: how spamd's and Postfix's logs name it."""
+        head = self.data.split(b"\r\n\r\n", 1)[0]
+        for line in head.split(b"\r\n"):
+            if line[:11].lower() == b"message-id:":
+                return line[11:].strip().decode(errors="replace")
+        return ""
+
 
 def _headers(msg_id: str, subject: str, sender: str, to: str,
              content_type: str = "text/plain; charset=us-ascii") -> str:

@@ -38,6 +38,7 @@ class MessageRecord:
     queue_id: str = ""
     delays: str = ""
     spamd: str = ""
+    message_id: str = ""  # its Message-ID header: how every log names it
 
     @property
     def seconds(self) -> float | None:

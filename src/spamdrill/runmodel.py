@@ -47,6 +47,7 @@ class Message(msgspec.Struct, frozen=True, kw_only=True):
     queue_id: str = ""
     delays: str = ""
     spamd: str = ""
+    message_id: str = ""
 
     @property
     def seconds(self) -> float | None:

@@ -131,12 +131,12 @@ class SmtpLoad:
         transports = _transports(self.state, self.target, self.plan.wrappers)
         self.ps = postfix.up(Path(self.state.run_dir), postfix.Settings(
             transports=tuple(transports)), marker=self.state.marker)
-        jobs = self._jobs(transports)
-        self.sent, _ = smtp.inject(self.ps.address, self.ps.port, jobs, started=started)
+        self.sent = self._inject(self._jobs(transports), started)
         accepted = [s for s in self.sent if s.queue_id]
         self._wait_settled(len(accepted), progress)
 
-    def _jobs(self, transports: list[postfix.Transport]) -> list[smtp.Job]:
+    def _jobs(self, transports: list[postfix.Transport]) -> list[tuple[float, smtp.Job]]:
+        """Each transport gets the plan's messages, each at its release offset."""
         users, seed, jobs = list(self.state.users), new_seed(), []
         for t in transports:
             for i in range(self.plan.count):
@@ -144,8 +144,31 @@ class SmtpLoad:
                 m = corpus.make(self.plan.kinds[i % len(self.plan.kinds)], seed, to=to)
                 seed += 1
                 self.kinds[m.id], self.cases[m.id] = m.kind, _case(t)
-                jobs.append(smtp.Job(m, to))
+                jobs.append((self.plan.offsets[i], smtp.Job(m, to)))
         return jobs
+
+    def _inject(self, jobs: list[tuple[float, smtp.Job]], started: Started,
+                ) -> list[Injected]:
+        """All at once through one barrier, or wave by wave at their offsets (the first
+        wave's release is the nemesis' clock)."""
+        assert self.ps is not None
+        waves: dict[float, list[smtp.Job]] = {}
+        for offset, job in jobs:
+            waves.setdefault(offset, []).append(job)
+        sent: list[Injected] = []
+        t0: list[float] = []
+
+        def first(t: float) -> None:
+            t0.append(t)
+            started(t)
+
+        for offset in sorted(waves):
+            if t0:
+                time.sleep(max(0.0, t0[0] + offset - time.monotonic()))  # the schedule
+            wave, _ = smtp.inject(self.ps.address, self.ps.port, waves[offset],
+                                  started=lambda t: None if t0 else first(t))
+            sent += wave
+        return sent
 
     def _wait_settled(self, accepted: int, progress: Tick) -> None:
         """Until Postfix has given every message a first verdict: nothing in its incoming
@@ -167,16 +190,27 @@ class SmtpLoad:
         if self.ps is None:
             return []
         postfix.flush(self.ps.paths)
+        deadline = time.monotonic() + self.settle_s
         with contextlib.suppress(SpamdrillError):  # still queued: deferred, saying why
             postfix.wait_drained(self.ps.paths, self.settle_s)
         found = outcomes.read(Path(self.state.run_dir), self.state.layout.mail_dir, self.sent)
-        try:
-            said = spamd_log.verdicts_by_message_id(
-                self.state.layout.spamd_log.read_text(errors="replace"))
-        except OSError:
-            said = {}
+        said = spamd_log.verdicts_by_message_id(self._spamd_finished(deadline))
         return [self._record(s, o, said.get(s.message_id or "", ""))
                 for s, o in zip(self.sent, found, strict=True)]
+
+    def _spamd_finished(self, deadline: float) -> str:
+        """spamd's log once it has logged a verdict on every message it began (a scan
+        spamc gave up on goes on, and its verdict is the join's evidence), or at the
+        ``settle`` deadline."""
+        ours = {s.message_id for s in self.sent if s.message_id}
+        while True:
+            try:
+                text = self.state.layout.spamd_log.read_text(errors="replace")
+            except OSError:
+                return ""
+            if not spamd_log.unfinished(text) & ours or time.monotonic() >= deadline:
+                return text
+            time.sleep(SETTLED_POLL_S)
 
     def _record(self, s: Injected, o: Outcome, spamd: str) -> MessageRecord:
         word = _OUTCOME.get(o.fate, "error") if o.fate is not None else "error"
@@ -192,7 +226,8 @@ class SmtpLoad:
             peer="postfix", fate=o.fate.value if o.fate else "",
             dsn=o.dsn_status or (last.dsn if last else ""),
             deferrals=sum(1 for d in o.log if d.status == "deferred"), intact=o.intact,
-            queue_id=s.queue_id or "", spamd=spamd, delays=_delays(last))
+            queue_id=s.queue_id or "", spamd=spamd, delays=_delays(last),
+            message_id=s.message_id or "")
 
     def close(self) -> None:
         postfix.down(Path(self.state.run_dir))

@@ -113,7 +113,7 @@ def _message_doc(m: MessageRecord) -> dict[str, Any]:
             "exit_code": m.exit_code, "reason": m.reason, "score": m.score,
             "spamc_args": m.spamc_args, "fate": m.fate, "dsn": m.dsn,
             "deferrals": m.deferrals, "intact": m.intact, "queue_id": m.queue_id,
-            "delays": m.delays, "spamd": m.spamd}
+            "delays": m.delays, "spamd": m.spamd, "message_id": m.message_id}
 
 
 def summarize(ms: list[MessageRecord]) -> dict[str, Any]:

@@ -242,4 +242,5 @@ def _record(f: _Flight) -> MessageRecord:
     return MessageRecord(
         id=f.msg.id, kind=f.msg.kind, size=len(f.msg.data), start_ns=f.start_ns,
         end_ns=None if f.killed else f.end_ns, outcome=verdict.outcome, exit_code=exit_code,
-        reason=reason, spamc_args=f.spamc_args, score=verdict.score, case=f.case, peer=f.peer)
+        reason=reason, spamc_args=f.spamc_args, score=verdict.score, case=f.case, peer=f.peer,
+        message_id=f.msg.message_id)

@@ -51,3 +51,9 @@ def verdicts_by_message_id(log_text: str) -> dict[str, str]:
         if r and (r.group(1) or r.group(2)) in pending:
             out[pending.pop(r.group(1) or r.group(2))] = r.group(3)
     return out
+
+
+def unfinished(log_text: str) -> set[str]:
+    """Message-IDs spamd began to scan and has not yet logged a verdict for."""
+    started = {m.group(3) for m in _PROCESSING.finditer(log_text)}
+    return started - set(verdicts_by_message_id(log_text))
