@@ -31,5 +31,6 @@ apt-get update -qq
 apt-get install -y -qq --no-install-recommends "${PACKAGES[@]}" >/dev/null
 # the packages may start their daemons where an init system runs: spamdrill needs none of
 # them, and a lab never touches them either way
-python3 -m pip install --quiet --disable-pip-version-check -e '.[test]'
+# dist: Locust's master and workers, for floods from several processes or machines
+python3 -m pip install --quiet --disable-pip-version-check -e '.[test,dist]'
 echo "setup.sh: ready. Try: spamdrill run"

@@ -26,7 +26,7 @@ from spamdrill.drills.control import RealLab
 from spamdrill.drills.findings import Budgets, FindingRow, findings
 from spamdrill.drills.scenario import Drill, Scenario
 from spamdrill.drills.schedule import Nemesis
-from spamdrill.drills.targets import LoadPlan, Prepared, plan_offsets
+from spamdrill.drills.targets import AnyTarget, LoadPlan, plan_offsets
 from spamdrill.drills.timing import MAILDROP_BUDGET_S, UNCOMPRESSED, expand_args, scaled_spamd
 from spamdrill.errors import SpamdrillError
 from spamdrill.evidence import Calibration, Evidence, FaultReport
@@ -97,7 +97,7 @@ class ScenarioResult:
 
 def _message_doc(m: MessageRecord) -> dict[str, Any]:
     return {"id": m.id, "kind": m.kind, "size": m.size, "case": m.case, "peer": m.peer,
-            "start_ns": m.start_ns, "end_ns": m.end_ns, "outcome": m.outcome,
+            "worker": m.worker, "start_ns": m.start_ns, "end_ns": m.end_ns, "outcome": m.outcome,
             "exit_code": m.exit_code, "reason": m.reason, "score": m.score,
             "spamc_args": m.spamc_args}
 
@@ -118,10 +118,12 @@ def summarize(ms: list[MessageRecord]) -> dict[str, Any]:
 
 def run_scenario(sc: Scenario, *, scale: float, base: LabConfig, workdir: Path,
                  progress: Progress = lambda name, done, total: None,
-                 count: int | None = None) -> list[ScenarioResult]:
-    """Run one scenario (once per variant); ``count`` overrides the message count."""
+                 count: int | None = None, loader: Loader | None = None,
+                 ) -> list[ScenarioResult]:
+    """Run one scenario (once per variant); ``count`` overrides the message count;
+    ``loader`` runs the load (default: this machine's, ``local_load``)."""
     return [run_drill(d, scale=scale, base=base, workdir=workdir / d.name.replace("/", "_"),
-                      progress=progress, count=count) for d in sc.drills()]
+                      progress=progress, count=count, loader=loader) for d in sc.drills()]
 
 
 def _lab_config(base: LabConfig, drill: Drill, scale: float) -> LabConfig:
@@ -152,13 +154,13 @@ class _Run:
 
 def run_drill(drill: Drill, *, scale: float, base: LabConfig, workdir: Path,
               progress: Progress = lambda name, done, total: None,
-              count: int | None = None) -> ScenarioResult:
+              count: int | None = None, loader: Loader | None = None) -> ScenarioResult:
     sc = drill.scenario
     scale = scale if sc.timing.compress else 1.0
     config = _lab_config(base, drill, scale)
     run = _Run()
     try:
-        _execute(drill, scale, config, workdir, count, run, progress)
+        _execute(drill, scale, config, workdir, count, run, progress, loader or local_load)
     except (SpamdrillError, OSError) as exc:
         run.error = str(exc)
     ev = Evidence(run.history, scale, MAILDROP_BUDGET_S / scale, run.spamd_log, run.kernel,
@@ -190,7 +192,7 @@ def _lab(drill: Drill, config: LabConfig, run: _Run) -> Iterator[LabState | None
 
 
 def _execute(drill: Drill, scale: float, config: LabConfig, workdir: Path,
-             count: int | None, run: _Run, progress: Progress) -> None:
+             count: int | None, run: _Run, progress: Progress, loader: Loader) -> None:
     sc = drill.scenario
     with _lab(drill, config, run) as state:
         ctl = RealLab(state) if state is not None else None
@@ -198,19 +200,18 @@ def _execute(drill: Drill, scale: float, config: LabConfig, workdir: Path,
             run.calibration = calibrate.measure(state)
         nemesis = Nemesis(sc.fault.build(scale), sc.fault.schedule(scale), ctl) \
             if sc.fault is not None and ctl is not None else None
-        prepared: Prepared | None = None
         try:
             if nemesis is not None:
                 nemesis.before_load()
             plan = _plan(drill, scale, count, run.calibration)
-            prepared = sc.target.prepare(plan, scale, ctl)
             host = state.network.host("spamd") if state and state.network else None
             before = netns.tcp_counters(host) if host else {}
-            total = len(prepared.jobs)
-            result = spamc.run(prepared.jobs, workdir / "spamc", max_wait=plan_wait(sc, scale),
-                               started=nemesis.start if nemesis else lambda t0: None,
-                               progress=lambda done, _t: progress(drill.name, done, total))
+            result = loader(LoadRequest(
+                plan, sc.target, ctl, scale, workdir, plan_wait(sc, scale),
+                nemesis.start if nemesis else lambda t0: None,
+                lambda done, total: progress(drill.name, done, total)))
             run.history.messages = result.records
+            run.notes += result.notes
             if host is not None:
                 run.kernel = netstat.delta(before, netns.tcp_counters(host))
         finally:
@@ -222,8 +223,33 @@ def _execute(drill: Drill, scale: float, config: LabConfig, workdir: Path,
                     run.notes += nemesis.fault.notes()
                     run.marks = nemesis.fault.marks()
                     nemesis.teardown()
-                if prepared is not None:
-                    prepared.close()
+
+
+@dataclass(frozen=True)
+class LoadRequest:
+    """What a load needs: the plan, what spamc talks to, and the runner's hooks."""
+
+    plan: LoadPlan
+    target: AnyTarget
+    lab: RealLab | None
+    scale: float
+    workdir: Path
+    max_wait: float
+    started: Callable[[float], None]
+    progress: Callable[[int, int], None]
+
+
+Loader = Callable[[LoadRequest], spamc.LoadResult]
+
+
+def local_load(req: LoadRequest) -> spamc.LoadResult:
+    """spamc processes of this machine, released by this process (``load.spamc``)."""
+    prepared = req.target.prepare(req.plan, req.scale, req.lab)
+    try:
+        return spamc.run(prepared.jobs, req.workdir / "spamc", max_wait=req.max_wait,
+                         started=req.started, progress=req.progress)
+    finally:
+        prepared.close()
 
 
 def plan_wait(sc: Scenario, scale: float) -> float:
