@@ -175,16 +175,17 @@ class Master:
             self.runner.send_message(m.PLAN, msgspec.to_builtins(share), cid)
 
     def died(self, cid: str) -> str:
-        """Why and when, relative to the release."""
+        """Which worker, and when: between its last sign of life and Locust's verdict,
+        in seconds from the release."""
         name = self.names[cid]
-        now = time.time_ns()
-        last = self.heard.get(cid)
         if not self.release_real:
             return f"worker {name} died before the release"
-        heard = "" if last is None else \
-            f", last heard {(last * 1e9 - self.release_real) / 1e9:+.1f} s"
-        return (f"worker {name} died {(now - self.release_real) / 1e9:+.1f} s after the "
-                f"release (Locust: no heartbeat{heard})")
+        now = (time.time_ns() - self.release_real) / 1e9
+        last = self.heard.get(cid)
+        since = "" if last is None else \
+            f"between {(last * 1e9 - self.release_real) / 1e9:+.1f} s and "
+        return (f"worker {name} died {since}{now:+.1f} s after the release (its last "
+                "heartbeat; then Locust set it missing)")
 
     def watch(self, ids: list[str]) -> None:
         for cid in ids:
