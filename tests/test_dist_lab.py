@@ -105,7 +105,7 @@ def test_a_worker_killed_mid_run_loses_its_messages_and_the_run_completes(
     assert len(dead) == 1, {w: collections.Counter(m["outcome"] for m in ms)
                             for w, ms in by_worker.items()}
     assert all("died" in str(m["reason"]) for m in by_worker[dead[0]])
-    alive = [ms for w, ms in by_worker.items() if w != dead[0]][0]
+    alive = next(ms for w, ms in by_worker.items() if w != dead[0])
     assert not [m for m in alive if m["outcome"] == "lost"]
     assert f"worker {dead[0]} died between" in " ".join(out.split())
     assert "100 of its 100 messages lost" in " ".join(out.split())
