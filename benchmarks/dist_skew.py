@@ -2,6 +2,7 @@
 and the C floor; the master's memory with 30,000 records.
 
     python benchmarks/dist_skew.py [--count 3000] [--workers 1 2 4] [--memory 30000]
+                                   [--alone 1500 750]
 
 Skew, as ``launch_skew.py`` measures it: listeners on loopback (its ``Holder``, SCHED_FIFO
 as root) accept and hold every connection and timestamp each accept. For W workers there
@@ -10,7 +11,8 @@ are W listeners, one per worker (``launch.Options.targets``), so each worker's o
 last accept over all W, on the machine's one monotonic clock. Also, from the master's
 result: each worker's release after the master's chosen instant (goal: <= 5 ms added),
 its clock offset, and its own release spread. In the same run: the local load and the
-minimal C client (``floor_client.c``) released by the same loader.
+minimal C client (``floor_client.c``) released by the same loader. ``--alone C``: one
+worker with C spamc against the local load with C (what each of W machines would send).
 
 Memory (``--memory N``): the Locust master's peak RSS (its own ``ru_maxrss``) with N
 records gathered from N / 10,000 workers. The workers here are fakes that answer the plan
@@ -151,6 +153,9 @@ def main() -> None:
                         help="records for the master's memory (0: skip)")
     parser.add_argument("--no-baselines", action="store_true",
                         help="skip the local load and the C floor")
+    parser.add_argument("--alone", type=int, nargs="*", default=[],
+                        help="counts for one worker alone against the local load of the "
+                             "same count (what one machine of several sends), e.g. 1500 750")
     args = parser.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="spamdrill-dist-bench-"))
     try:
@@ -170,6 +175,12 @@ def main() -> None:
                   f"[{', '.join(f'{x:+.3f}' for x in r['offset_ms'])}] ms (rtt "
                   f"[{', '.join(f'{x:.2f}' for x in r['rtt_ms'])}]); stdin-close spread "
                   f"[{_fmt(r['release_ms'])}] ms; master RSS {r['rss_mb']:.0f} MB")
+        for c in args.alone:
+            skew, n, _ = launch_skew.spamdrill_load(c, tmp)
+            r = distributed(c, 1, tmp)
+            print(f"{c} alone: local load skew {skew:.1f} ms ({n} accepted); one worker "
+                  f"{r['skew_ms']:.1f} ms ({r['accepted']} accepted), released "
+                  f"{r['late_ms'][0]:.2f} ms after the master's instant")
         if args.memory:
             r = master_memory(args.memory, tmp)
             print(f"master with {r['records']} records from {r['workers']} (fake) workers: "
