@@ -366,8 +366,9 @@ def _own_target(host: str, owned: bool) -> None:
 @cli.command("flood")
 @click.option("--count", type=click.IntRange(1, 100_000), default=100, show_default=True,
               help="Messages (bounded: at most 10,000 per machine that sends them).")
-@click.option("--target", default=None, metavar="HOST:PORT",
-              help="A spamd to flood. Default: a private lab brought up and down for this.")
+@click.option("--target", "targets", multiple=True, metavar="HOST:PORT",
+              help="A spamd to flood. Default: a private lab brought up and down for this. "
+                   "With workers, repeat it for a pool: worker k floods the k-th (cycled).")
 @click.option("--i-own-this-target", "owned", is_flag=True,
               help="Allow a --target that is not on loopback (you own that spamd). A "
                    "--worker needs it too, on its own command line.")
@@ -407,7 +408,7 @@ def _own_target(host: str, owned: bool) -> None:
 @SCALE
 @RESULTS
 @click.option("--json", "json_path", type=click.Path(path_type=Path), default=None)
-def flood(count: int, target: str | None, owned: bool, spamc_args: str, schedule: str,
+def flood(count: int, targets: tuple[str, ...], owned: bool, spamc_args: str, schedule: str,
           rate: float, kinds: str, max_wait: float, local_workers: int | None,
           as_master: bool, expect_workers: int, master_bind_host: str, master_port: int,
           as_worker: bool, master_host: str | None, csv_prefix: str | None,
@@ -443,18 +444,16 @@ def flood(count: int, target: str | None, owned: bool, spamc_args: str, schedule
                  "rate": rate, "spamc_args": flags, "max_wait": max_wait},
         "checks": [{"kind": "nothing_lost"}, {"kind": "delivery_budget"}],
     }
-    if target is not None:
-        host, _, port = target.rpartition(":")
-        if not host or not port.isdigit():
-            raise SpamdrillError(f"--target {target!r} is not HOST:PORT")
-        _own_target(host, owned)
-        raw["target"] = {"kind": "address", "host": host, "port": int(port)}
+    pool = _flood_targets(targets, owned)
+    if pool:
+        raw["target"] = {"kind": "address", "host": pool[0][0], "port": pool[0][1]}
     sc = parse(raw, "command line")
     run_id = runner.new_run_id()
     run_dir = results_dir / run_id
     run_dir.mkdir(parents=True, exist_ok=True)
-    loader = _flood_loader(count, local_workers, as_master, expect_workers, master_bind_host,
-                           master_port, owned, csv_prefix or str(run_dir / "locust"), web_ui)
+    loader = _flood_loader(count, pool, local_workers, as_master, expect_workers,
+                           master_bind_host, master_port, owned,
+                           csv_prefix or str(run_dir / "locust"), web_ui)
     started = time.time()
     results = runner.run_scenario(sc, scale=factor, base=lab_config.load(config_path),
                                   workdir=run_dir / "work", count=count, loader=loader)
@@ -477,6 +476,18 @@ def _flood_flags(flags: list[str], scale: float) -> None:
         check_flags(expand_args(flags, scale))
 
 
+def _flood_targets(targets: tuple[str, ...], owned: bool) -> list[tuple[str, int]]:
+    """Each --target as (host, port), each under the loopback rule."""
+    pool = []
+    for target in targets:
+        host, _, port = target.rpartition(":")
+        if not host or not port.isdigit():
+            raise SpamdrillError(f"--target {target!r} is not HOST:PORT")
+        _own_target(host, owned)
+        pool.append((host, int(port)))
+    return pool
+
+
 def _flood_worker(master_host: str | None, master_port: int, owned: bool) -> None:
     """This process becomes a Locust worker (a fresh interpreter: Locust patches it)."""
     from spamdrill.dist import require_locust
@@ -492,26 +503,30 @@ def _flood_worker(master_host: str | None, master_port: int, owned: bool) -> Non
     os.execve(sys.executable, argv, child_env())
 
 
-def _flood_loader(count: int, local_workers: int | None, as_master: bool,
-                  expect_workers: int, bind_host: str, port: int, owned: bool,
-                  csv_prefix: str, web_ui: str | None) -> Any:
+def _flood_loader(count: int, pool: list[tuple[str, int]], local_workers: int | None,
+                  as_master: bool, expect_workers: int, bind_host: str, port: int,
+                  owned: bool, csv_prefix: str, web_ui: str | None) -> Any:
     """None for this machine's own load; else the load on Locust's master and workers."""
     if local_workers is None and not as_master:
         if count > 10_000:
             raise SpamdrillError(f"--count {count}: at most 10,000 from one machine",
                                  "spread it: --workers N, or --master with workers")
+        if len(pool) > 1:
+            raise SpamdrillError("several --target need workers (--workers or --master)")
         return None
     if local_workers is not None and as_master:
         raise SpamdrillError("--workers starts local workers; --master waits for others",
                              "use one of them")
     from spamdrill.dist import launch
+    from spamdrill.dist.plan import Target
 
+    many = tuple(Target("address", h, p) for h, p in pool) if len(pool) > 1 else ()
     if local_workers is not None:
         opts = launch.Options(local_workers, local_workers, owned=owned,
-                              csv_prefix=csv_prefix, web=web_ui or "")
+                              csv_prefix=csv_prefix, web=web_ui or "", targets=many)
     else:
         opts = launch.Options(expect_workers, 0, bind_host, port, owned, csv_prefix,
-                              web_ui or "")
+                              web_ui or "", targets=many)
     return launch.loader(opts, _progress)
 
 
