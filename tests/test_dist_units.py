@@ -10,6 +10,7 @@ from pathlib import Path
 
 import msgspec
 import pytest
+from conftest import spamdrill
 
 from spamdrill import history
 from spamdrill.dist import clock, plan, tally
@@ -252,3 +253,19 @@ def test_runs_database_keeps_the_worker_and_upgrades_an_old_one(tmp_path: Path) 
     h = History([r])
     h.to_jsonl(tmp_path / "h.jsonl", "flood")
     assert json.loads((tmp_path / "h.jsonl").read_text())["worker"] == "w1@b"
+
+
+@pytest.mark.parametrize("args, says", [
+    (["--target", "127.0.0.1:1", "--target", "127.0.0.1:2"], "several --target need workers"),
+    (["--spamc-args", "-d 10.1.1.1"], "may not choose the spamd (-d)"),
+    (["--spamc-args", "-t 3 -e /bin/sh"], "-e (run a command)"),
+    (["--worker"], "--worker needs --master-host"),
+    (["--count", "20000"], "at most 10,000 from one machine"),
+    (["--workers", "2", "--master"], "use one of them"),
+    (["--workers", "2", "--target", "10.0.0.5:783"], "not on loopback"),
+])
+def test_flood_bad_input_is_one_line(args: list[str], says: str, tmp_path: Path) -> None:
+    r = spamdrill("flood", *args, "--results-dir", str(tmp_path), timeout=60)
+    assert r.returncode == 2
+    assert says in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert not list(tmp_path.iterdir())  # refused before anything was kept or started

@@ -450,10 +450,10 @@ def flood(count: int, targets: tuple[str, ...], owned: bool, spamc_args: str, sc
     sc = parse(raw, "command line")
     run_id = runner.new_run_id()
     run_dir = results_dir / run_id
-    run_dir.mkdir(parents=True, exist_ok=True)
     loader = _flood_loader(count, pool, local_workers, as_master, expect_workers,
                            master_bind_host, master_port, owned,
                            csv_prefix or str(run_dir / "locust"), web_ui)
+    run_dir.mkdir(parents=True, exist_ok=True)
     started = time.time()
     results = runner.run_scenario(sc, scale=factor, base=lab_config.load(config_path),
                                   workdir=run_dir / "work", count=count, loader=loader)

@@ -144,7 +144,10 @@ def check_flags(args: Iterable[str]) -> None:
         raise SpamdrillError("spamc flags may not name a config file (-F): it can name "
                              "another spamd", "give the flags themselves")
     parsed = spamc_flags.parse([(w, "spamc flags") for w in words])
-    named = [key for key in ("hosts", "port", "unix_socket") if key in parsed.sources]
+    f = parsed.flags
+    named = [flag for flag, said in (("-d", "hosts" in parsed.sources),
+                                     ("-p", "port" in parsed.sources),
+                                     ("-U", f.unix_socket is not None)) if said]
     if named:
         raise SpamdrillError(f"spamc flags may not choose the spamd ({', '.join(named)}): "
                              "the target does", "use --target HOST:PORT")
