@@ -100,9 +100,16 @@ class Worker:
         return False
 
     def close(self) -> None:
+        """SIGTERM, not SIGKILL: the shot kills its spamc *before* their stdin closes --
+        a spamc whose stdin closes sends its message, so a shot killed outright would
+        release what it held."""
         if self.shot is not None and self.shot.poll() is None:
-            self.shot.kill()  # its spamc die with it (the shot's clean-up)
-            self.shot.wait()
+            self.shot.terminate()
+            try:
+                self.shot.wait(30)
+            except subprocess.TimeoutExpired:
+                self.shot.kill()
+                self.shot.wait()
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
