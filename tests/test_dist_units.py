@@ -269,3 +269,17 @@ def test_flood_bad_input_is_one_line(args: list[str], says: str, tmp_path: Path)
     assert r.returncode == 2
     assert says in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
     assert not list(tmp_path.iterdir())  # refused before anything was kept or started
+
+
+def test_without_locust_the_command_says_what_to_install(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    import importlib.util
+
+    from spamdrill import dist
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "locust" else real(name, *a))
+    with pytest.raises(SpamdrillError) as exc:
+        dist.require_locust()
+    assert "spamdrill[dist]" in exc.value.one_line()
