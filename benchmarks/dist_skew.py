@@ -142,7 +142,7 @@ def master_memory(count: int, tmp: Path) -> dict[str, Any]:
 
 
 def _fmt(xs: list[float]) -> str:
-    return ", ".join(f"{x:.1f}" for x in xs)
+    return ", ".join(f"{x:.1f}" if x >= 0.1 else f"{x:.2f}" for x in xs)
 
 
 def main() -> None:
@@ -156,6 +156,7 @@ def main() -> None:
     parser.add_argument("--alone", type=int, nargs="*", default=[],
                         help="counts for one worker alone against the local load of the "
                              "same count (what one machine of several sends), e.g. 1500 750")
+    parser.add_argument("--repeat", type=int, default=3, help="runs of each --alone count")
     args = parser.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="spamdrill-dist-bench-"))
     try:
@@ -176,11 +177,16 @@ def main() -> None:
                   f"[{', '.join(f'{x:.2f}' for x in r['rtt_ms'])}]); stdin-close spread "
                   f"[{_fmt(r['release_ms'])}] ms; master RSS {r['rss_mb']:.0f} MB")
         for c in args.alone:
-            skew, n, _ = launch_skew.spamdrill_load(c, tmp)
-            r = distributed(c, 1, tmp)
-            print(f"{c} alone: local load skew {skew:.1f} ms ({n} accepted); one worker "
-                  f"{r['skew_ms']:.1f} ms ({r['accepted']} accepted), released "
-                  f"{r['late_ms'][0]:.2f} ms after the master's instant")
+            local, alone, late = [], [], []
+            for _ in range(args.repeat):  # interleaved: this machine's noise is ~+/-30 ms
+                local.append(launch_skew.spamdrill_load(c, tmp)[0])
+                r = distributed(c, 1, tmp)
+                alone.append(r["skew_ms"])
+                late.append(r["late_ms"][0])
+            print(f"{c} alone, {args.repeat} interleaved runs: local load skew [{_fmt(local)}] "
+                  f"ms (median {statistics.median(local):.1f}); one worker [{_fmt(alone)}] ms "
+                  f"(median {statistics.median(alone):.1f}), released [{_fmt(late)}] ms after "
+                  "the master's instant")
         if args.memory:
             r = master_memory(args.memory, tmp)
             print(f"master with {r['records']} records from {r['workers']} (fake) workers: "
