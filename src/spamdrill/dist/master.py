@@ -33,7 +33,8 @@ from spamdrill.dist import clock, plan, tally
 from spamdrill.dist import messages as m
 
 PINGS = 8
-POLL_S = 0.05
+READY_POLL_S = 0.01  # the release follows the last worker's ready closely
+RUN_POLL_S = 0.25  # while spamc run, the master wakes rarely: it shares their CPU
 
 
 class Spec(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -136,7 +137,7 @@ class Master:
             ids = [cid for cid in self.runner.clients if self.alive(cid)]
             if len(ids) >= self.spec.expect_workers:
                 return sorted(ids, key=self.runner.get_worker_index)[:self.spec.expect_workers]
-            self.gevent.sleep(POLL_S)
+            self.gevent.sleep(READY_POLL_S)
         raise Failed(f"{len(self.runner.clients)} of {self.spec.expect_workers} workers "
                      f"connected within {self.spec.wait_workers_s:g} s")
 
@@ -195,7 +196,7 @@ class Master:
                 self.tally.die(name, why)
                 emit("died", worker=name, why=why)
 
-    def wait_until(self, ids: list[str], done: Any, seconds: float) -> None:
+    def wait_until(self, ids: list[str], done: Any, seconds: float, poll_s: float) -> None:
         deadline = time.monotonic() + seconds
         last_progress = 0.0
         while time.monotonic() < deadline and not done():
@@ -204,7 +205,7 @@ class Master:
                 last_progress = time.monotonic()
                 emit("progress", done=self.runner.stats.total.num_requests,
                      total=len(self.spec.offsets))
-            self.gevent.sleep(POLL_S)
+            self.gevent.sleep(poll_s)
         self.watch(ids)
 
     def release(self, ids: list[str]) -> int:
@@ -225,10 +226,10 @@ class Master:
         self.send_plans(ids)
         self.wait_until(ids, lambda: all(
             c in self.pairs for c in ids if self.names[c] in self.tally.pending()),
-            self.spec.ready_s)
+            self.spec.ready_s, READY_POLL_S)
         release_mono = self.release(ids)
         span = max(self.spec.offsets, default=0.0) + self.spec.max_wait + 60
-        self.wait_until(ids, lambda: not self.tally.pending(), span)
+        self.wait_until(ids, lambda: not self.tally.pending(), span, RUN_POLL_S)
         return self.result(release_mono)
 
     def result(self, release_mono: int) -> dict[str, Any]:
