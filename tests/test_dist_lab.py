@@ -5,6 +5,7 @@ messages lost, the run completed."""
 from __future__ import annotations
 
 import collections
+import itertools
 import json
 import os
 import shutil
@@ -109,3 +110,21 @@ def test_a_worker_killed_mid_run_loses_its_messages_and_the_run_completes(
     assert not [m for m in alive if m["outcome"] == "lost"]
     assert f"worker {dead[0]} died between" in " ".join(out.split())
     assert "100 of its 100 messages lost" in " ".join(out.split())
+
+
+def test_a_rate_over_two_workers_keeps_its_shape_on_one_clock(results: Path) -> None:
+    """20 a second from two workers: alternate messages, each worker's stamps moved onto
+    the master's clock, spaced as the schedule says (generous bounds: a loaded machine)."""
+    proc = _spamdrill("flood", "--workers", "2", "--count", "40", "--schedule", "rate",
+                      "--rate", "20", "--scale", "1", "--results-dir", str(results),
+                      stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    _, err = proc.communicate(timeout=240)
+    assert proc.returncode in (0, 1), err
+    messages = sorted((m for m in _history(results) if m["type"] == "message"),
+                      key=lambda m: int(str(m["start_ns"])))
+    assert len(messages) == 40
+    workers = [m["worker"] for m in messages]
+    assert all(a != b for a, b in itertools.pairwise(workers))  # round robin, in time
+    gaps = [(int(str(b["start_ns"])) - int(str(a["start_ns"]))) / 1e6
+            for a, b in itertools.pairwise(messages)]
+    assert all(40 < g < 60 for g in gaps), gaps
