@@ -128,3 +128,27 @@ def test_a_rate_over_two_workers_keeps_its_shape_on_one_clock(results: Path) -> 
     gaps = [(int(str(b["start_ns"])) - int(str(a["start_ns"]))) / 1e6
             for a, b in itertools.pairwise(messages)]
     assert all(40 < g < 60 for g in gaps), gaps
+
+
+@pytest.mark.parametrize("target, args, says", [
+    ({"kind": "address", "host": "10.0.0.5", "port": 783}, [], "is not on loopback"),
+    ({"kind": "address", "host": "127.0.0.1", "port": 783}, ["-e", "/bin/sh"],
+     "-e (run a command)"),
+    ({"kind": "address", "host": "127.0.0.1", "port": 783}, ["-d", "10.0.0.5"],
+     "may not choose the spamd (-d)"),
+    ({"kind": "lab", "host": "198.18.0.2", "port": 783, "netns": "spamdrill-zzzz-client"},
+     [], "no network namespace spamdrill-zzzz-client"),
+])
+def test_a_worker_shot_refuses_what_its_rules_forbid(target: dict[str, object],
+                                                      args: list[str], says: str) -> None:
+    """Whatever a master sends: the shot says why, one line, and starts no spamc. It runs
+    in a network namespace of its own with no route out, so even a broken rule could not
+    reach the address."""
+    share = {"run": "t", "seed": 1, "kinds": ["ham"], "indices": [0, 1], "offsets": [0, 0],
+             "spamc_args": ["-t", "3", *args], "target": target, "max_wait": 5.0}
+    r = subprocess.run(["unshare", "-rn", sys.executable, "-m", "spamdrill.dist.shot"],
+                       input=json.dumps(share) + "\n", capture_output=True, text=True,
+                       env=_env(), timeout=60)
+    assert r.returncode == 2, r.stderr
+    (line,) = r.stdout.splitlines()
+    assert says in json.loads(line)["error"]
