@@ -4,7 +4,8 @@ A ``MasterRunner`` (``Environment.create_master_runner(bind_host, port)``) finds
 as Locust finds them (their ``client_ready``; ``runner.clients``), and is told a worker is
 gone as Locust tells it: by ``quit``, or when its heartbeat has been missing for
 ``HEARTBEAT_LIVENESS`` seconds and ``heartbeat_worker`` sets it ``missing``
-(``locust/runners.py``). Locust's statistics, fed by the workers' reports, go to CSV files
+(``locust/runners.py``, 2.47). Port 0 binds a free port (``rpc/zmqrpc.py``:
+``bind_to_random_port``), which ``--workers N`` uses. Locust's statistics, fed by the workers' reports, go to CSV files
 (``stats.StatsCSVFileWriter``, as ``locust --headless --csv`` writes them) and, if asked,
 to its web UI (``Environment.create_web_ui``).
 

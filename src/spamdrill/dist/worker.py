@@ -5,7 +5,9 @@ its work arrives as custom messages), in a process of its own as Locust's docs a
 workers ("Using Locust as a library": every worker needs a separate Python process). It
 connects to the master (``client_ready``, retried for five minutes by Locust), beats its
 heartbeat every second, and answers spamdrill's messages (``dist.messages``): clock pings
-at once, a plan by starting a shot (``dist.shot``, unpatched) and relaying between the two.
+at once, a plan by starting a shot (``dist.shot``, unpatched) and relaying between the two
+(registered ``concurrent=True``: Locust runs a listener in its receiving greenlet, so one
+that lasts the whole load would hold up heartbeats -- ``docs/running-distributed.rst``).
 Each spamc that exits becomes a Locust request (type ``spamc``, named by its target, failed
 when spamc's exit status is not 0) so the master's statistics -- its web UI, its CSV --
 move while the load runs. It serves one master and exits when the master quits.
