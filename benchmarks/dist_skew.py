@@ -118,6 +118,7 @@ def release(environment, msg, **_):
 runner.register_message(m.PING, pong)
 runner.register_message(m.PLAN, on_plan)
 runner.register_message(m.RELEASE, release)
+runner.send_message(m.HELLO, {})
 runner.greenlet.join()
 """
 

@@ -77,9 +77,11 @@ class Master:
         self.pairs: dict[str, clock.Pair] = {}
         self.releases: dict[str, clock.WorkerRelease] = {}
         self.heard: dict[str, float] = {}
+        self.greeted: set[str] = set()
+        self.answered: dict[str, int] = {}  # the latest ping each worker answered
         self.tally = tally.Tally()
         self.release_real = 0
-        for kind, handler in ((m.PONG, self.on_pong), (m.READY, self.on_ready),
+        for kind, handler in ((m.HELLO, self.on_hello), (m.PONG, self.on_pong), (m.READY, self.on_ready),
                               (m.RECORDS, self.on_records), (m.DONE, self.on_done),
                               (m.FAILED, self.on_failed)):
             runner.register_message(kind, handler)
@@ -89,11 +91,15 @@ class Master:
     def on_heartbeat(self, client_id: str, timestamp: float, **_: Any) -> None:
         self.heard[client_id] = timestamp
 
+    def on_hello(self, environment: Any, msg: Any, **_: Any) -> None:
+        self.greeted.add(msg.node_id)
+
     def on_pong(self, environment: Any, msg: Any, **_: Any) -> None:
         now = time.time_ns()
         d = msg.data
         self.samples.setdefault(msg.node_id, []).append(
             clock.Sample(d["sent_ns"], d["peer_ns"], now))
+        self.answered[msg.node_id] = max(self.answered.get(msg.node_id, -1), d["seq"])
         self.hosts[msg.node_id] = (d["host"], d["machine"])
 
     def on_ready(self, environment: Any, msg: Any, **_: Any) -> None:
@@ -135,7 +141,8 @@ class Master:
     def wait_workers(self) -> list[str]:
         deadline = time.monotonic() + self.spec.wait_workers_s
         while time.monotonic() < deadline:
-            ids = [cid for cid in self.runner.clients if self.alive(cid)]
+            ids = [cid for cid in self.runner.clients if self.alive(cid) and
+                   cid in self.greeted]
             if len(ids) >= self.spec.expect_workers:
                 return sorted(ids, key=self.runner.get_worker_index)[:self.spec.expect_workers]
             self.gevent.sleep(READY_POLL_S)
@@ -143,13 +150,14 @@ class Master:
                      f"connected within {self.spec.wait_workers_s:g} s")
 
     def sync(self, ids: list[str]) -> None:
-        """Ping every worker, one ping at a time each, and name it."""
+        """Ping every worker, one ping at a time each (a lost ping costs one second, not
+        the run), and name it."""
         for seq in range(PINGS):
             for cid in ids:
                 self.runner.send_message(m.PING, {"seq": seq, "sent_ns": time.time_ns()}, cid)
-            deadline = time.monotonic() + 5
+            deadline = time.monotonic() + 1
             while time.monotonic() < deadline and \
-                    any(len(self.samples.get(cid, [])) <= seq for cid in ids):
+                    any(self.answered.get(cid, -1) < seq for cid in ids):
                 self.gevent.sleep(0.002)
         for cid in ids:
             if not self.samples.get(cid):

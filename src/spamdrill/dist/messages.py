@@ -1,6 +1,9 @@
 """The custom message types spamdrill's master and workers exchange over Locust's channel
 (``runner.register_message`` / ``runner.send_message``), in the order of a run:
 
+- ``HELLO`` worker -> master once its listeners are registered (Locust connects a worker
+  while it is created, before it can register any: a message sent before then is dropped
+  as "Unknown message type"), so the master counts only workers that said hello;
 - ``PING`` master -> worker ``{"seq", "sent_ns"}``; ``PONG`` back ``{"seq", "sent_ns",
   "peer_ns", "host", "machine"}``: the worker's wall clock (``clock.estimate``), its host
   name (the records' worker name) and machine id (the lab target needs workers on the
@@ -17,6 +20,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+HELLO = "spamdrill_hello"
 PING = "spamdrill_ping"
 PONG = "spamdrill_pong"
 PLAN = "spamdrill_plan"

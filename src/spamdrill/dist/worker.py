@@ -48,6 +48,7 @@ class Worker:
         runner.register_message(m.PING, self.on_ping)
         runner.register_message(m.PLAN, self.on_plan, concurrent=True)
         runner.register_message(m.RELEASE, self.on_release)
+        self.send(m.HELLO, {})
 
     def send(self, kind: str, data: dict[str, Any]) -> None:
         self.runner.send_message(kind, data)
