@@ -126,6 +126,10 @@ class Session:
 
     def start_workers(self, port: int) -> None:
         self.say(f"Locust master listening on {self.opts.bind_host}:{port}")
+        cores = os.cpu_count() or 1
+        if self.opts.local_workers > cores:
+            self.say(f"{self.opts.local_workers} workers on {cores} cores: some release "
+                     "late, waiting for a core (benchmarks/README.md, dist_skew.py)")
         for _ in range(self.opts.local_workers):
             self.procs.append(subprocess.Popen(worker_argv(port, self.opts.owned),
                                                env=child_env()))
