@@ -45,7 +45,8 @@ while len(times) < n and time.monotonic() < end:
         except BlockingIOError:
             break
         times.append(time.monotonic_ns()); conns.append(c)
-print(len(times), (max(times) - min(times)) / 1e6 if times else -1, flush=True)
+print(len(times), (max(times) - min(times)) / 1e6 if times else -1,
+      min(times, default=0), max(times, default=0), flush=True)
 sys.stdin.read()  # hold every connection until told
 """
 
@@ -61,8 +62,11 @@ class Holder:
         self.port = int(self.proc.stdout.readline())
 
     def result(self) -> tuple[int, float]:
+        """Connections accepted, and first-to-last accept in ms (also kept: the first and
+        last accept on the machine's monotonic clock, ``first_ns``/``last_ns``)."""
         assert self.proc.stdout is not None
-        accepted, skew = self.proc.stdout.readline().split()
+        accepted, skew, first, last = self.proc.stdout.readline().split()
+        self.first_ns, self.last_ns = int(first), int(last)
         return int(accepted), float(skew)
 
     def stop(self) -> None:

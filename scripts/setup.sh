@@ -32,7 +32,8 @@ apt-get update -qq
 apt-get install -y -qq --no-install-recommends "${PACKAGES[@]}" >/dev/null
 # the packages may start their daemons where an init system runs: spamdrill needs none of
 # them, and a lab never touches them either way
-python3 -m pip install --quiet --disable-pip-version-check -e '.[test]'
+# dist: Locust's master and workers, for floods from several processes or machines
+python3 -m pip install --quiet --disable-pip-version-check -e '.[test,dist]'
 # The JUnit schema the tests validate against: Jenkins xUnit's junit-10.xsd, the dialect
 # pytest's own JUnit output follows, as pytest ships it in its source distribution
 # (testing/example_scripts/junit-10.xsd). Fetched, not kept in this repository.

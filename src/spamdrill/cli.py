@@ -498,14 +498,17 @@ def _own_target(host: str, owned: bool) -> None:
 
 @cli.command("flood")
 @_report_outputs
-@click.option("--count", type=click.IntRange(1, 10000), default=100, show_default=True,
-              help="Messages (bounded: at most 10,000).")
-@click.option("--target", default=None, metavar="HOST:PORT",
-              help="A spamd to flood. Default: a private lab brought up and down for this.")
+@click.option("--count", type=click.IntRange(1, 100_000), default=100, show_default=True,
+              help="Messages (bounded: at most 10,000 per machine that sends them).")
+@click.option("--target", "targets", multiple=True, metavar="HOST:PORT",
+              help="A spamd to flood. Default: a private lab brought up and down for this. "
+                   "With workers, repeat it for a pool: worker k floods the k-th (cycled).")
 @click.option("--i-own-this-target", "owned", is_flag=True,
-              help="Allow a --target that is not on loopback (you own that spamd).")
+              help="Allow a --target that is not on loopback (you own that spamd). A "
+                   "--worker needs it too, on its own command line.")
 @click.option("--spamc-args", default="-t {t:100}", show_default=True,
-              help="spamc flags; {t:N} is N production seconds, scaled.")
+              help="spamc flags; {t:N} is N production seconds, scaled. Not -d, -p, -U, -F "
+                   "or -e: the target is --target.")
 @click.option("--schedule", type=click.Choice(["burst", "rate", "staircase"]),
               default="burst", show_default=True)
 @click.option("--rate", type=float, default=10.0, help="Messages per production second.")
@@ -515,18 +518,48 @@ def _own_target(host: str, owned: bool) -> None:
 @click.option("--max-wait", type=float, default=900.0, show_default=True,
               help="Production seconds to wait after the last release; then spamc is killed "
                    "and the message counted lost.")
+@click.option("--workers", "local_workers", type=click.IntRange(1, 64), default=None,
+              help="Send the load from N Locust worker processes on this machine, released "
+                   "together by a Locust master.")
+@click.option("--master", "as_master", is_flag=True,
+              help="Be the Locust master of workers started on other machines with "
+                   "`spamdrill flood --worker --master-host THIS-HOST`.")
+@click.option("--expect-workers", type=click.IntRange(1, 1000), default=1, show_default=True,
+              help="With --master: workers to wait for (60 s) before the load starts.")
+@click.option("--master-bind-host", default="*", show_default=True,
+              help="With --master: the interface workers connect to (Locust's default).")
+@click.option("--master-port", type=click.IntRange(1, 65535), default=5557,
+              show_default=True, help="The Locust master's port (--master, --worker).")
+@click.option("--worker", "as_worker", is_flag=True,
+              help="Be a Locust worker: run the real spamc a master sends, until it quits.")
+@click.option("--master-host", default=None, help="With --worker: the master's address.")
+@click.option("--locust-csv", "csv_prefix", default=None, metavar="PREFIX",
+              help="Locust's live statistics as CSV (PREFIX_stats.csv, "
+                   "PREFIX_stats_history.csv, ...; default: locust_* in the run's directory).")
+@click.option("--web-ui", default=None, metavar="HOST:PORT",
+              help="Also Locust's web UI on the master, e.g. 127.0.0.1:8089.")
 @CONFIG
 @SCALE
 @RESULTS
 @click.option("--json", "json_path", type=click.Path(path_type=Path), default=None)
-def flood(count: int, target: str | None, owned: bool, spamc_args: str, schedule: str,
-          rate: float, kinds: str, max_wait: float, config_path: Path | None,
-          scale: float | None, results_dir: Path, json_path: Path | None) -> None:
+def flood(count: int, targets: tuple[str, ...], owned: bool, spamc_args: str, schedule: str,
+          rate: float, kinds: str, max_wait: float, local_workers: int | None,
+          as_master: bool, expect_workers: int, master_bind_host: str, master_port: int,
+          as_worker: bool, master_host: str | None, csv_prefix: str | None,
+          web_ui: str | None, config_path: Path | None, scale: float | None,
+          results_dir: Path, json_path: Path | None) -> None:
     """One ad-hoc load of real spamc processes, released together (or on a schedule).
 
-    Reports every message's fate like a drill. Without --target it floods a private lab;
-    a target is only ever what you name, and only on loopback unless you pass
+    Reports every message's fate like a drill, and keeps the run (history.jsonl and the
+    runs database, as `spamdrill run` does). Without --target it floods a private lab; a
+    target is only ever what you name, and only on loopback unless you pass
     --i-own-this-target. Exit status as for `spamdrill run`.
+
+    \b
+    Beyond one process (Locust's master and workers; pip install 'spamdrill[dist]'):
+      spamdrill flood --workers 4 --count 3000          N local worker processes
+      spamdrill flood --master --expect-workers 3 --target 10.0.0.5:783 --i-own-this-target
+      spamdrill flood --worker --master-host 10.0.0.1 --i-own-this-target   on each client
     """
     import shlex
 
@@ -534,29 +567,98 @@ def flood(count: int, target: str | None, owned: bool, spamc_args: str, schedule
     from spamdrill.drills import runner
     from spamdrill.drills.scenario import parse
 
+    if as_worker:
+        _flood_worker(master_host, master_port, owned)
     factor = _scale(scale)
+    flags = shlex.split(spamc_args)
+    _flood_flags(flags, factor)
     raw: dict[str, Any] = {
         "name": "flood-adhoc", "hypothesis": "ad-hoc flood: every message comes back",
-        "load": {"count": count, "kinds": kinds.split(","), "schedule": schedule,
-                 "rate": rate, "spamc_args": shlex.split(spamc_args), "max_wait": max_wait},
+        "load": {"count": min(count, 10_000), "kinds": kinds.split(","), "schedule": schedule,
+                 "rate": rate, "spamc_args": flags, "max_wait": max_wait},
         "checks": [{"kind": "nothing_lost"}, {"kind": "delivery_budget"}],
     }
-    if target is not None:
-        host, _, port = target.rpartition(":")
-        if not host or not port.isdigit():
-            raise SpamdrillError(f"--target {target!r} is not HOST:PORT")
-        _own_target(host, owned)
-        raw["target"] = {"kind": "address", "host": host, "port": int(port),
+    pool = _flood_targets(targets, owned)
+    if pool:
+        raw["target"] = {"kind": "address", "host": pool[0][0], "port": pool[0][1],
                          "i_own_this_target": owned}
     sc = parse(raw, "command line")
     run_id = runner.new_run_id()
     run_dir = results_dir / run_id
+    loader = _flood_loader(count, pool, local_workers, as_master, expect_workers,
+                           master_bind_host, master_port, owned,
+                           csv_prefix or str(run_dir / "locust"), web_ui)
     run_dir.mkdir(parents=True, exist_ok=True)
     started = time.time()
     results = runner.run_scenario(sc, scale=factor, base=lab_config.load(config_path),
-                                  workdir=run_dir / "work")
+                                  workdir=run_dir / "work", count=count, loader=loader)
     report.print_run(out, _record(results_dir, run_id, started, results, "flood", json_path))
+    out.print(f"history: {run_dir / 'history.jsonl'}; runs database: "
+              f"{results_dir / 'runs.sqlite'}", style="dim")
     sys.exit(report.exit_status(results))
+
+
+def _flood_flags(flags: list[str], scale: float) -> None:
+    """spamc flags never choose the spamd nor run a command: the target rule stands."""
+    from spamdrill.dist.plan import check_flags
+    from spamdrill.drills.timing import bad_placeholders, expand_args
+
+    if not bad_placeholders(flags):  # else the scenario's own check names the placeholder
+        check_flags(expand_args(flags, scale))
+
+
+def _flood_targets(targets: tuple[str, ...], owned: bool) -> list[tuple[str, int]]:
+    """Each --target as (host, port), each under the loopback rule."""
+    pool = []
+    for target in targets:
+        host, _, port = target.rpartition(":")
+        if not host or not port.isdigit():
+            raise SpamdrillError(f"--target {target!r} is not HOST:PORT")
+        _own_target(host, owned)
+        pool.append((host, int(port)))
+    return pool
+
+
+def _flood_worker(master_host: str | None, master_port: int, owned: bool) -> None:
+    """This process becomes a Locust worker (a fresh interpreter: Locust patches it)."""
+    from spamdrill.dist import require_locust
+    from spamdrill.dist.launch import child_env
+
+    if not master_host:
+        raise SpamdrillError("--worker needs --master-host HOST (where the master runs)")
+    require_locust()
+    argv = [sys.executable, "-m", "spamdrill.dist.worker", "--master-host", master_host,
+            "--master-port", str(master_port), *(["--i-own-this-target"] if owned else [])]
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execve(sys.executable, argv, child_env())
+
+
+def _flood_loader(count: int, pool: list[tuple[str, int]], local_workers: int | None,
+                  as_master: bool, expect_workers: int, bind_host: str, port: int,
+                  owned: bool, csv_prefix: str, web_ui: str | None) -> Any:
+    """None for this machine's own load; else the load on Locust's master and workers."""
+    if local_workers is None and not as_master:
+        if count > 10_000:
+            raise SpamdrillError(f"--count {count}: at most 10,000 from one machine",
+                                 "spread it: --workers N, or --master with workers")
+        if len(pool) > 1:
+            raise SpamdrillError("several --target need workers (--workers or --master)")
+        return None
+    if local_workers is not None and as_master:
+        raise SpamdrillError("--workers starts local workers; --master waits for others",
+                             "use one of them")
+    from spamdrill.dist import launch
+    from spamdrill.dist.plan import Target
+
+    many = tuple(Target("address", h, p) for h, p in pool) if len(pool) > 1 else ()
+    if local_workers is not None:
+        opts = launch.Options(local_workers, local_workers, owned=owned,
+                              csv_prefix=csv_prefix, web=web_ui or "", targets=many)
+    else:
+        opts = launch.Options(expect_workers, 0, bind_host, port, owned, csv_prefix,
+                              web_ui or "", targets=many)
+    return launch.loader(opts, _progress)
 
 
 def _budget_html(setup: Any, results: list[Any], notes: list[str]) -> None:

@@ -39,6 +39,7 @@ class MessageRecord:
     delays: str = ""
     spamd: str = ""
     message_id: str = ""  # its Message-ID header: how every log names it
+    worker: str = ""  # the load's worker that ran spamc ("" for this process's own load)
 
     @property
     def seconds(self) -> float | None:
@@ -85,10 +86,21 @@ SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (run TEXT PRIMARY KEY, started REAL, doc TEXT);
 CREATE TABLE IF NOT EXISTS messages (run TEXT, scenario TEXT, case_name TEXT, id TEXT,
   kind TEXT, size INTEGER, start_ns INTEGER, end_ns INTEGER, outcome TEXT,
-  exit_code INTEGER, reason TEXT, score REAL, spamc_args TEXT);
+  exit_code INTEGER, reason TEXT, score REAL, spamc_args TEXT, worker TEXT NOT NULL DEFAULT '');
 CREATE TABLE IF NOT EXISTS faults (run TEXT, scenario TEXT, name TEXT, start_ns INTEGER,
   end_ns INTEGER, detail TEXT);
 """
+
+
+MESSAGE_COLUMNS = ("run", "scenario", "case_name", "id", "kind", "size", "start_ns", "end_ns",
+                   "outcome", "exit_code", "reason", "score", "spamc_args", "worker")
+
+
+def _migrate(conn: sqlite3.Connection) -> None:
+    """A database written before messages had a worker gets the column (empty for them)."""
+    have = {row[1] for row in conn.execute("PRAGMA table_info(messages)")}
+    if "worker" not in have:
+        conn.execute("ALTER TABLE messages ADD COLUMN worker TEXT NOT NULL DEFAULT ''")
 
 
 def store(db: Path, run: str, started: float, doc: dict[str, Any],
@@ -97,14 +109,17 @@ def store(db: Path, run: str, started: float, doc: dict[str, Any],
     db.parent.mkdir(parents=True, exist_ok=True)
     with sqlite3.connect(db) as conn:
         conn.executescript(SCHEMA)
+        _migrate(conn)
         conn.execute("INSERT OR REPLACE INTO runs VALUES (?, ?, ?)",
                      (run, started, json.dumps(doc)))
+        insert = (f"INSERT INTO messages ({', '.join(MESSAGE_COLUMNS)}) VALUES "
+                  f"({', '.join('?' * len(MESSAGE_COLUMNS))})")
         for scenario, h in histories.items():
             conn.executemany(
-                "INSERT INTO messages VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                insert,
                 [(run, scenario, m.case, m.id, m.kind, m.size, m.start_ns, m.end_ns,
-                  m.outcome, m.exit_code, m.reason, m.score, json.dumps(m.spamc_args))
-                 for m in h.messages])
+                  m.outcome, m.exit_code, m.reason, m.score, json.dumps(m.spamc_args),
+                  m.worker) for m in h.messages])
             conn.executemany(
                 "INSERT INTO faults VALUES (?,?,?,?,?,?)",
                 [(run, scenario, f.name, f.start_ns, f.end_ns, f.detail) for f in h.faults])

@@ -24,7 +24,7 @@ JSON (``spamdrill run --json FILE``), ``"version": 2``::
      "fault_evidence": [{"fault", "took_effect", "detail"}],
      "findings": [{"case", "mode", "finding", "fate", "fires_first", "worst_s", "messages",
                    "scanned", "unscanned", "lost", "why", "crosses_budget"}],
-     "notes", "messages": [{"id", "kind", "size", "case", "peer", "start_ns", "end_ns",
+     "notes", "messages": [{"id", "kind", "size", "case", "peer", "worker", "start_ns", "end_ns",
                             "outcome", "exit_code", "reason", "score", "spamc_args",
                             "message_id"; end to end also "fate", "dsn", "deferrals",
                             "intact", "queue_id", "delays", "spamd"}],

@@ -229,6 +229,9 @@ class SmtpLoad:
             queue_id=s.queue_id or "", spamd=spamd, delays=_delays(last),
             message_id=s.message_id or "")
 
+    def notes(self) -> list[str]:
+        return []
+
     def close(self) -> None:
         postfix.down(Path(self.state.run_dir))
 

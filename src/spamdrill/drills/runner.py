@@ -26,7 +26,7 @@ from spamdrill.checks import CheckResult, judge_safely
 from spamdrill.drills import calibrate, lablogs
 from spamdrill.drills.control import RealLab
 from spamdrill.drills.findings import Budgets, FindingRow, findings
-from spamdrill.drills.scenario import Drill, LoadSpec, Scenario
+from spamdrill.drills.scenario import AnyTarget, Drill, LoadSpec, Scenario
 from spamdrill.drills.schedule import Nemesis
 from spamdrill.drills.targets import Load, LoadPlan, plan_offsets
 from spamdrill.drills.timing import (
@@ -46,6 +46,7 @@ from spamdrill.lab.config import LabConfig
 from spamdrill.lab.layout import Layout
 from spamdrill.lab.procs import shielded
 from spamdrill.lab.state import LabState
+from spamdrill.load import spamc
 from spamdrill.logexcerpt import Excerpt
 from spamdrill.proto import netstat
 from spamdrill.proto.spamd_log import describe_states, last_child_states
@@ -109,7 +110,7 @@ class ScenarioResult:
 
 def _message_doc(m: MessageRecord) -> dict[str, Any]:
     return {"id": m.id, "kind": m.kind, "size": m.size, "case": m.case, "peer": m.peer,
-            "start_ns": m.start_ns, "end_ns": m.end_ns, "outcome": m.outcome,
+            "worker": m.worker, "start_ns": m.start_ns, "end_ns": m.end_ns, "outcome": m.outcome,
             "exit_code": m.exit_code, "reason": m.reason, "score": m.score,
             "spamc_args": m.spamc_args, "fate": m.fate, "dsn": m.dsn,
             "deferrals": m.deferrals, "intact": m.intact, "queue_id": m.queue_id,
@@ -133,14 +134,16 @@ def summarize(ms: list[MessageRecord]) -> dict[str, Any]:
 def run_scenario(sc: Scenario, *, scale: float, base: LabConfig, workdir: Path,
                  progress: Progress = lambda name, done, total: None,
                  count: int | None = None, wrappers: tuple[Path, ...] = (),
-                 system_spamc: tuple[str, ...] | None = None) -> list[ScenarioResult]:
+                 system_spamc: tuple[str, ...] | None = None,
+                 loader: Loader | None = None) -> list[ScenarioResult]:
     """Run one scenario (once per variant); ``count`` overrides the message count;
     ``wrappers``: end to end, wrappers under test besides the scenario's own;
     ``system_spamc``: a system's own spamc flags (``--etc``), for the drills that use the
-    default ones."""
+    default ones; ``loader``: the load run elsewhere (Locust's workers), else the target's
+    own."""
     return [run_drill(d, scale=scale, base=base, workdir=workdir / d.name.replace("/", "_"),
                       progress=progress, count=count, wrappers=wrappers,
-                      system_spamc=system_spamc) for d in sc.drills()]
+                      system_spamc=system_spamc, loader=loader) for d in sc.drills()]
 
 
 def _lab_config(base: LabConfig, drill: Drill, scale: float) -> LabConfig:
@@ -174,7 +177,8 @@ class _Run:
 def run_drill(drill: Drill, *, scale: float, base: LabConfig, workdir: Path,
               progress: Progress = lambda name, done, total: None,
               count: int | None = None, wrappers: tuple[Path, ...] = (),
-              system_spamc: tuple[str, ...] | None = None) -> ScenarioResult:
+              system_spamc: tuple[str, ...] | None = None,
+              loader: Loader | None = None) -> ScenarioResult:
     sc = drill.scenario
     scale = scale if sc.timing.compress else 1.0
     config = _lab_config(base, drill, scale)
@@ -187,7 +191,7 @@ def run_drill(drill: Drill, *, scale: float, base: LabConfig, workdir: Path,
         return _plan(drill, scale, count, wrappers, flags, cal)
 
     try:
-        _execute(drill, scale, config, workdir, plan_of, run, progress)
+        _execute(drill, scale, config, workdir, plan_of, run, progress, loader)
     except (SpamdrillError, OSError) as exc:
         run.error = str(exc)
     ev = Evidence(run.history, scale, MAILDROP_BUDGET_S / scale, run.spamd_log, run.kernel,
@@ -224,7 +228,7 @@ def _lab(drill: Drill, config: LabConfig, run: _Run,
 
 
 def _execute(drill: Drill, scale: float, config: LabConfig, workdir: Path, plan_of: PlanOf,
-             run: _Run, progress: Progress) -> None:
+             run: _Run, progress: Progress, loader: Loader | None) -> None:
     sc = drill.scenario
     with _lab(drill, config, run, workdir) as state:
         ctl = RealLab(state) if state is not None else None
@@ -237,7 +241,8 @@ def _execute(drill: Drill, scale: float, config: LabConfig, workdir: Path, plan_
             if nemesis is not None:
                 nemesis.before_load()
             plan = plan_of(run.calibration)
-            load = sc.target.prepare(plan, scale, ctl)
+            load = sc.target.prepare(plan, scale, ctl) if loader is None else \
+                Delegated(loader, plan, sc.target, ctl, scale)
             host = state.network.host("spamd") if state and state.network else None
             before = netns.tcp_counters(host) if host else {}
             load.run(workdir, nemesis.start if nemesis else lambda t0: None,
@@ -250,7 +255,8 @@ def _execute(drill: Drill, scale: float, config: LabConfig, workdir: Path, plan_
                     _heal(nemesis, run)
                 if load is not None:
                     run.history.messages = load.records()  # after the heal: end to end,
-                    load.close()                           # deferred mail goes on
+                    run.notes += load.notes()              # deferred mail goes on
+                    load.close()
 
 
 def _heal(nemesis: Nemesis, run: _Run) -> None:
@@ -263,6 +269,51 @@ def _heal(nemesis: Nemesis, run: _Run) -> None:
 
 
 PlanOf = Callable[[Calibration | None], LoadPlan]
+
+
+@dataclass(frozen=True)
+class LoadRequest:
+    """What a load run elsewhere needs: the plan, what spamc talks to, the runner's hooks
+    (``spamdrill.dist``: Locust's master and workers)."""
+
+    plan: LoadPlan
+    target: AnyTarget
+    lab: RealLab | None
+    scale: float
+    workdir: Path
+    max_wait: float
+    started: Callable[[float], None]
+    progress: Callable[[int, int], None]
+
+
+Loader = Callable[[LoadRequest], spamc.LoadResult]
+
+
+@dataclass
+class Delegated:
+    """A ``Load`` a ``Loader`` runs (the distributed flood); its records come back when
+    it is done."""
+
+    loader: Loader
+    plan: LoadPlan
+    target: AnyTarget
+    lab: RealLab | None
+    scale: float
+    result: spamc.LoadResult | None = None
+
+    def run(self, workdir: Path, started: Callable[[float], None],
+            progress: Callable[[int, int], None]) -> None:
+        self.result = self.loader(LoadRequest(self.plan, self.target, self.lab, self.scale,
+                                              workdir, self.plan.max_wait, started, progress))
+
+    def records(self) -> list[MessageRecord]:
+        return self.result.records if self.result is not None else []
+
+    def notes(self) -> list[str]:
+        return self.result.notes if self.result is not None else []
+
+    def close(self) -> None:
+        """Nothing held here: the loader took its workers down."""
 
 
 def _plan(drill: Drill, scale: float, count: int | None, wrappers: tuple[Path, ...],

@@ -50,6 +50,7 @@ class Load(Protocol):
 
     def run(self, workdir: Path, started: Started, progress: Tick) -> None: ...
     def records(self) -> list[MessageRecord]: ...
+    def notes(self) -> list[str]: ...
     def close(self) -> None: ...
 
 
@@ -68,6 +69,9 @@ class SpamcLoad:
 
     def records(self) -> list[MessageRecord]:
         return self._records
+
+    def notes(self) -> list[str]:
+        return []
 
     def close(self) -> None:
         for c in self.closers:
