@@ -17,8 +17,6 @@ from spamdrill.budget import spamc as sm
 from spamdrill.system import maildroprc
 from spamdrill.system import spamc as spamc_reader
 
-pytestmark = pytest.mark.unit
-
 FIELD_REPORT_MAILDROPRC = """\
 exception {
   if ( $SIZE < 250000 )
@@ -41,6 +39,7 @@ def modes(setup: model.Setup) -> dict[str, model.ModeResult]:
     return {r.mode: r for r in model.evaluate(setup)}
 
 
+@pytest.mark.unit
 def test_spamc_arithmetic_from_libspamc() -> None:
     f = sm.parse_args("-d spamd2-pn -t 100 -u someone")
     assert sm.refused(f) == 2  # 3 tries, 1 s between
@@ -57,6 +56,7 @@ def test_spamc_arithmetic_from_libspamc() -> None:
     assert sm.parse_args("").timeout == 600  # spamc's default
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize("bad", ["-t", "-t soon", "--connect-retries=-2"])
 def test_spamc_bad_flags(bad: str) -> None:
     with pytest.raises(Exception, match="spamc flag"):
@@ -68,6 +68,7 @@ def field_report_spamc() -> sm.SpamcFlags:
     return spamc_reader.parse(rc.spamc_filters[0].spamc or []).flags
 
 
+@pytest.mark.unit
 def test_field_report_setup_bounces_on_a_full_accept_queue() -> None:
     setup = model.Setup(spamc=field_report_spamc(), wrapper="bounce-on-75")
     r = modes(setup)
@@ -81,6 +82,7 @@ def test_field_report_setup_bounces_on_a_full_accept_queue() -> None:
     assert drip.public()["worst_s"] == 1000 and drip.public()["spamc_s"] is None
 
 
+@pytest.mark.unit
 def test_spamdrill_deliver_turns_every_overrun_into_a_deferral() -> None:
     setup = model.Setup(spamc=sm.parse_args("-t 100"), wrapper="spamdrill-deliver")
     for r in model.evaluate(setup):
@@ -88,12 +90,14 @@ def test_spamdrill_deliver_turns_every_overrun_into_a_deferral() -> None:
     assert modes(setup)["spamd-slow-drip"].outcome == "deferred"
 
 
+@pytest.mark.unit
 def test_plain_maildrop_defers_but_postfix_limit_bounces_a_hung_spamc() -> None:
     r = modes(model.Setup(spamc=sm.parse_args("-d 10.0.0.1 -t 100"), wrapper="none"))
     assert r["spamd-accept-queue-full"].outcome == "deferred"
     assert r["spamd-slow-drip"].outcome == "bounced"  # pipe held open until 1000 s
 
 
+@pytest.mark.unit
 @settings(max_examples=200, deadline=None)
 @given(t=st.integers(1, 400), retries=st.integers(1, 5), sleep=st.integers(0, 5),
        fretries=st.integers(1, 3), maildrop=st.integers(60, 600))
@@ -123,6 +127,7 @@ def base_args(setup: model.Setup) -> list[str]:
             str(f.filter_retries)]
 
 
+@pytest.mark.unit
 def test_budget_flags_replace_single_files(tmp_path: Path) -> None:
     pf = tmp_path / "postfix"
     pf.mkdir()
@@ -144,6 +149,7 @@ def test_budget_flags_replace_single_files(tmp_path: Path) -> None:
     assert setup.xfilter_in_exception
 
 
+@pytest.mark.unit
 def test_debian_default_spamd_file(tmp_path: Path) -> None:
     # the file Debian's spamd package installs, read as it is
     setup = inputs.gather(etc=tmp_path, spamd_default=Path("/etc/default/spamd"))
@@ -151,6 +157,7 @@ def test_debian_default_spamd_file(tmp_path: Path) -> None:
     assert setup.sources["spamd"] == "default of spamd 4.0.1"
 
 
+@pytest.mark.lab
 def test_cli_budget_json_contract(tmp_path: Path) -> None:
     rc = tmp_path / "maildroprc"
     rc.write_text(FIELD_REPORT_MAILDROPRC)
@@ -180,12 +187,14 @@ def test_cli_budget_json_contract(tmp_path: Path) -> None:
     (["--spamd-args", "--timeout-child"], "requires an argument"),
     (["--etc", "/nonexistent"], "--etc /nonexistent: no such directory"),
 ])
+@pytest.mark.lab
 def test_cli_budget_bad_input(args: list[str], expected: str, tmp_path: Path) -> None:
     done = spamdrill("budget", "--etc", str(tmp_path), *args)
     assert done.returncode == 2 and expected in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1 and "Traceback" not in done.stderr
 
 
+@pytest.mark.unit
 def test_resolver_cost_follows_glibc_and_mariadb_connector() -> None:
     # glibc res_send.c: attempts x every server; server i waits (timeout << i) / servers
     assert model.libc_dead_lookup_s(5, 2, 1) == 10
@@ -199,6 +208,7 @@ def test_resolver_cost_follows_glibc_and_mariadb_connector() -> None:
     assert 31 <= model.connector_dns_wait_s(1.0) <= 34  # 1 s lookups: the lab's resolver
 
 
+@pytest.mark.unit
 def test_dns_modes_depend_on_how_the_dsn_names_the_database() -> None:
     by_name = {r.mode: r for r in model.evaluate(model.Setup(db_host_is_name=True))}
     by_ip = {r.mode: r for r in model.evaluate(model.Setup())}
@@ -210,6 +220,7 @@ def test_dns_modes_depend_on_how_the_dsn_names_the_database() -> None:
     assert by_ip["dns-dead"].spamd_s == 15 and by_ip["dns-dead"].outcome == "delivered"
 
 
+@pytest.mark.unit
 def test_slow_link_upload_counts_against_t() -> None:
     t100 = sm.parse_args("-t 100")
     # 1,200 B/s: up to 120 kB go up within -t and are scanned, taking 2 x -t at worst
@@ -226,6 +237,7 @@ def test_slow_link_upload_counts_against_t() -> None:
         2 * 512_000 / 1200)
 
 
+@pytest.mark.unit
 def test_net_slow_mode_only_with_a_link_rate_and_its_fix_works() -> None:
     assert "net-slow" not in modes(model.Setup())
     slow = model.Setup(spamc=sm.parse_args("-t 200"), link_rate=1200)
@@ -236,6 +248,7 @@ def test_net_slow_mode_only_with_a_link_rate_and_its_fix_works() -> None:
     assert not good.violations and good.outcome == "delivered"
 
 
+@pytest.mark.unit
 def test_icmp_reject_simulation_follows_the_kernels_rate_limit() -> None:
     t3 = sm.parse_args("-d 127.0.0.1 -t 3")
     # one spamc: every connect refused at once, as 'refused' (two 1 s sleeps) ...
@@ -262,6 +275,7 @@ def test_icmp_reject_simulation_follows_the_kernels_rate_limit() -> None:
     assert lab.sent == 16 and abs(lab.limited - 51) <= 3 and lab.ends[-3:] == [11, 11, 11]
 
 
+@pytest.mark.unit
 def test_kernel_syn_linear_timeouts_reader(tmp_path: Path) -> None:
     f = tmp_path / "tcp_syn_linear_timeouts"
     f.write_text("4\n")
@@ -269,6 +283,7 @@ def test_kernel_syn_linear_timeouts_reader(tmp_path: Path) -> None:
     assert inputs.kernel_syn_linear_timeouts(tmp_path / "absent") == 0  # older kernels
 
 
+@pytest.mark.unit
 def test_spamd_rejected_mode_uses_the_maildrop_services_concurrency(tmp_path: Path) -> None:
     t100 = sm.parse_args("-d 10.0.0.1 -t 100")
     burst = modes(model.Setup(spamc=t100))["spamd-rejected"]  # 100 at once: Postfix's default

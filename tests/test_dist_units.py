@@ -17,8 +17,6 @@ from spamdrill.dist import clock, plan, tally
 from spamdrill.errors import SpamdrillError
 from spamdrill.history import History, MessageRecord
 
-pytestmark = pytest.mark.unit
-
 MS = clock.MS
 LAB = plan.Target("lab", "127.0.0.1", 7830, ("alice", "bob", "carol"))
 
@@ -30,6 +28,7 @@ def _share(indices: tuple[int, ...] = (0, 2, 4), target: plan.Target = LAB) -> p
 
 # -- who sends what
 
+@pytest.mark.unit
 def test_split_is_round_robin_and_covers_every_message_once() -> None:
     parts = plan.split(10, 3)
     assert parts == [[0, 3, 6, 9], [1, 4, 7], [2, 5, 8]]
@@ -39,6 +38,7 @@ def test_split_is_round_robin_and_covers_every_message_once() -> None:
         plan.split(5, 0)
 
 
+@pytest.mark.unit
 def test_shares_keep_each_message_offset_and_spread_targets_over_workers() -> None:
     offsets = [i * 0.5 for i in range(6)]
     a, b = plan.Target("address", "127.0.0.1", 1), plan.Target("address", "127.0.0.1", 2)
@@ -48,6 +48,7 @@ def test_shares_keep_each_message_offset_and_spread_targets_over_workers() -> No
     assert [s.target.port for s in shares] == [1, 2, 1]
 
 
+@pytest.mark.unit
 def test_message_ids_are_the_corpus_own_and_unique_across_workers() -> None:
     shares = plan.shares("r", 9, ("ham", "spam", "large:3000"), [0.0] * 30, (), [LAB], 5.0, 4)
     ids = [mid for s in shares for mid in plan.message_ids(s)]
@@ -56,6 +57,7 @@ def test_message_ids_are_the_corpus_own_and_unique_across_workers() -> None:
         assert {plan.message(s, i).id for i in s.indices} == set(plan.message_ids(s))
 
 
+@pytest.mark.unit
 def test_jobs_are_spamc_commands_built_by_the_worker() -> None:
     share = _share()
     jobs = plan.jobs(share, "/usr/bin/spamc", lambda argv: ["wrap", *argv])
@@ -67,6 +69,7 @@ def test_jobs_are_spamc_commands_built_by_the_worker() -> None:
     assert [j.message.kind for j in jobs] == ["ham", "ham", "ham"]
 
 
+@pytest.mark.unit
 def test_share_is_validated_when_it_arrives() -> None:
     raw = msgspec.to_builtins(_share())
     assert msgspec.convert(raw, plan.Share) == _share()
@@ -84,6 +87,7 @@ def test_share_is_validated_when_it_arrives() -> None:
     plan.Target("address", "localhost", 783), plan.Target("lab", "127.0.0.5", 783),
     plan.Target("lab", "198.18.3.2", 783, netns="spamdrill-ab12cd-client"),
 ])
+@pytest.mark.unit
 def test_loopback_and_the_lab_own_hosts_need_no_ownership(target: plan.Target) -> None:
     plan.check_target(target, owned=False)
 
@@ -93,6 +97,7 @@ def test_loopback_and_the_lab_own_hosts_need_no_ownership(target: plan.Target) -
     (plan.Target("address", "spamd.example.net", 783), "--i-own-this-target"),
     (plan.Target("lab", "10.0.0.5", 783), "--i-own-this-target"),
 ])
+@pytest.mark.unit
 def test_anything_else_needs_the_worker_operator_word(target: plan.Target, needs: str) -> None:
     with pytest.raises(SpamdrillError) as exc:
         plan.check_target(target, owned=False)
@@ -105,12 +110,14 @@ def test_anything_else_needs_the_worker_operator_word(target: plan.Target, needs
     plan.Target("lab", "198.18.3.2", 783, netns="someone-elses-netns"),
     plan.Target("lab", "198.18.3.2", 783, netns="spamdrill-ab12cd-spamd"),
 ])
+@pytest.mark.unit
 def test_a_lab_client_host_is_only_a_lab_client_host(target: plan.Target) -> None:
     for owned in (False, True):
         with pytest.raises(SpamdrillError):
             plan.check_target(target, owned=owned)
 
 
+@pytest.mark.unit
 def test_spamc_flags_change_behaviour_never_the_target() -> None:
     plan.check_flags(["-t", "3", "-x", "--connect-retries", "1", "-s", "1000000"])
     for flags in (["-d", "10.0.0.5"], ["--dest=10.0.0.5"], ["-p", "25"], ["-U", "/s"],
@@ -120,6 +127,7 @@ def test_spamc_flags_change_behaviour_never_the_target() -> None:
             plan.check_flags(flags)
 
 
+@pytest.mark.unit
 def test_lost_records_name_and_size_the_message_and_start_at_its_release() -> None:
     share = _share()
     rs = plan.lost(share, [2, 4], "w1@b", "worker w1@b died", release_ns=10_000_000_000)
@@ -132,6 +140,7 @@ def test_lost_records_name_and_size_the_message_and_start_at_its_release() -> No
 
 # -- clocks
 
+@pytest.mark.unit
 def test_offset_from_symmetric_legs_is_exact() -> None:
     # the worker's clock is 5 ms ahead; each leg takes 0.4 ms
     s = clock.Sample(sent_ns=1_000 * MS, peer_ns=1_005 * MS + 400_000,
@@ -142,6 +151,7 @@ def test_offset_from_symmetric_legs_is_exact() -> None:
     assert est.to_master(est.to_worker(123_456_789)) == 123_456_789
 
 
+@pytest.mark.unit
 def test_the_shortest_round_trip_wins_and_bad_samples_are_ignored() -> None:
     slow = clock.Sample(0, 9 * MS, 10 * MS)  # asymmetric: 9 ms out, 1 ms back
     fast = clock.Sample(20 * MS, 20 * MS + 500_000, 21 * MS)
@@ -151,6 +161,7 @@ def test_the_shortest_round_trip_wins_and_bad_samples_are_ignored() -> None:
         clock.estimate([backwards])
 
 
+@pytest.mark.unit
 def test_release_is_far_enough_ahead_for_the_slowest_worker() -> None:
     fast = clock.Offset(0, MS)
     assert clock.release_at(0, [fast]) == 100 * MS  # the minimum lead
@@ -159,6 +170,7 @@ def test_release_is_far_enough_ahead_for_the_slowest_worker() -> None:
     assert clock.release_at(7, []) == 7 + 100 * MS
 
 
+@pytest.mark.unit
 def test_a_worker_monotonic_stamp_lands_on_the_master_monotonic_clock() -> None:
     worker = clock.Pair(mono_ns=50 * MS, real_ns=10_000 * MS)  # its wall clock: mono + 9950
     master = clock.Pair(mono_ns=700 * MS, real_ns=9_998 * MS)  # wall: mono + 9298 ms
@@ -168,6 +180,7 @@ def test_a_worker_monotonic_stamp_lands_on_the_master_monotonic_clock() -> None:
     assert master.to_mono(master.to_real(123)) == 123
 
 
+@pytest.mark.unit
 def test_release_lateness_own_spread_and_clock_skew() -> None:
     a = clock.WorkerRelease("w0@a", 1_002 * MS, 1_010 * MS, clock.Offset(-MS, MS))
     b = clock.WorkerRelease("w1@b", 1_000 * MS + 300_000, 1_004 * MS, clock.Offset(2 * MS, MS))
@@ -188,6 +201,7 @@ def _record(share: plan.Share, i: int, start: int = 5, end: int | None = 9) -> M
                          plan.flags_for(share, i), score=-1.5)
 
 
+@pytest.mark.unit
 def test_records_cross_the_wire_unchanged_and_wrong_types_are_refused() -> None:
     r = replace(_record(_share(), 0), worker="w0@a")
     raw = json.loads(json.dumps(tally.to_wire(r)))
@@ -197,6 +211,7 @@ def test_records_cross_the_wire_unchanged_and_wrong_types_are_refused() -> None:
     assert [len(c) for c in tally.chunks(list(range(1234)), 500)] == [500, 500, 234]
 
 
+@pytest.mark.unit
 def test_every_message_once_with_its_worker_and_the_master_clock() -> None:
     a, b = _share((0, 2, 4)), _share((1, 3))
     t = tally.Tally()
@@ -222,6 +237,7 @@ def test_every_message_once_with_its_worker_and_the_master_clock() -> None:
     assert any("1 records of messages no worker was given and 1 repeated" in n for n in notes)
 
 
+@pytest.mark.unit
 def test_a_finished_worker_missing_records_are_lost_not_dropped() -> None:
     a = _share((0, 1))
     t = tally.Tally()
@@ -236,6 +252,7 @@ def test_a_finished_worker_missing_records_are_lost_not_dropped() -> None:
     assert {r.reason for r in t2.records(0)} == {"worker w0@a did not finish in time"}
 
 
+@pytest.mark.unit
 def test_runs_database_keeps_the_worker_and_upgrades_an_old_one(tmp_path: Path) -> None:
     db = tmp_path / "runs.sqlite"
     with sqlite3.connect(db) as conn:  # a database from before messages had a worker
@@ -264,6 +281,7 @@ def test_runs_database_keeps_the_worker_and_upgrades_an_old_one(tmp_path: Path) 
     (["--workers", "2", "--master"], "use one of them"),
     (["--workers", "2", "--target", "10.0.0.5:783"], "not on loopback"),
 ])
+@pytest.mark.lab
 def test_flood_bad_input_is_one_line(args: list[str], says: str, tmp_path: Path) -> None:
     r = spamdrill("flood", *args, "--results-dir", str(tmp_path), timeout=60)
     assert r.returncode == 2
@@ -271,6 +289,7 @@ def test_flood_bad_input_is_one_line(args: list[str], says: str, tmp_path: Path)
     assert not list(tmp_path.iterdir())  # refused before anything was kept or started
 
 
+@pytest.mark.unit
 def test_without_locust_the_command_says_what_to_install(
         monkeypatch: pytest.MonkeyPatch) -> None:
     import importlib.util

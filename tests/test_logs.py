@@ -23,8 +23,6 @@ from spamdrill.logs.reader import Filters
 from spamdrill.logs.run import analyze
 from spamdrill.logs.summary import Options
 
-pytestmark = pytest.mark.unit
-
 DATA = Path(__file__).parent / "data" / "logs"
 RAW = DATA / "raw"
 MANIFEST: dict[str, list[dict[str, str]]] = json.loads((RAW / "manifest.json").read_text())
@@ -58,6 +56,7 @@ def merged() -> dict[str, Any]:
 
 # -- each fault, named ---------------------------------------------------------------------
 
+@pytest.mark.unit
 def test_normal_mail_is_not_in_trouble(merged: dict[str, Any]) -> None:
     recs = records(merged)
     for m in MANIFEST["normal"]:
@@ -65,6 +64,7 @@ def test_normal_mail_is_not_in_trouble(merged: dict[str, Any]) -> None:
     assert merged["totals"]["scanned"]["scanned"] >= len(MANIFEST["normal"])
 
 
+@pytest.mark.unit
 def test_slow_first_message_starts_its_episode(merged: dict[str, Any]) -> None:
     tries = first_try(merged, "slow-first")
     (slow_msg, slow_rec), rest = tries[0], tries[1:]
@@ -80,12 +80,14 @@ def test_slow_first_message_starts_its_episode(merged: dict[str, Any]) -> None:
     assert culprit["followed"] >= len(rest)
 
 
+@pytest.mark.unit
 def test_scan_past_its_time_limit(merged: dict[str, Any]) -> None:
     [(_, rec)] = first_try(merged, "child-timeout")
     assert "spamd-child-timeout" in rec["modes"]
     assert rec["scans"][0]["time_limit"] and rec["scans"][0]["joined_by"] == "message-id"
 
 
+@pytest.mark.unit
 def test_maildrop_timeout_per_transport(merged: dict[str, Any]) -> None:
     expect = {"maildrop": ("deferred", "maildrop-timeout"),
               "wrapped": ("bounced", "wrapper-bounced-transient"),
@@ -100,6 +102,7 @@ def test_maildrop_timeout_per_transport(merged: dict[str, Any]) -> None:
     assert wrapped[0]["queue_id"] in bounced
 
 
+@pytest.mark.unit
 def test_dead_dns_for_the_database(merged: dict[str, Any]) -> None:
     tries = first_try(merged, "dns-dead")
     assert all("dns-dead" in rec["modes"] for _, rec in tries), tries
@@ -107,6 +110,7 @@ def test_dead_dns_for_the_database(merged: dict[str, Any]) -> None:
     assert any(rec["modes"][:2] == ["spamd-overloaded", "dns-dead"] for _, rec in tries)
 
 
+@pytest.mark.unit
 def test_quota_and_unknown_user(merged: dict[str, Any]) -> None:
     for m, rec in first_try(merged, "quota-and-users"):
         if m["transport"] == "nouser":
@@ -118,6 +122,7 @@ def test_quota_and_unknown_user(merged: dict[str, Any]) -> None:
             assert (rec["fate"], rec["modes"][0]) == ("deferred", "over-quota")
 
 
+@pytest.mark.unit
 def test_database_down_then_spamd_down(merged: dict[str, Any]) -> None:
     for _, rec in first_try(merged, "db-down"):
         assert rec["modes"] == ["db-refused"] and rec["scanned"] == "unscanned"
@@ -129,6 +134,7 @@ def test_database_down_then_spamd_down(merged: dict[str, Any]) -> None:
     assert retried and all("spamd-refused" in r["modes"] for r in retried)
 
 
+@pytest.mark.unit
 def test_every_problem_has_evidence_and_an_explanation(merged: dict[str, Any]) -> None:
     assert merged["deliveries_total"] == len(merged["deliveries"]) > 10
     for rec in merged["deliveries"]:
@@ -145,6 +151,7 @@ def _essence(doc: dict[str, Any]) -> list[tuple[Any, ...]]:
                   for r in doc["deliveries"])
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize("name", FORMATS[1:])
 def test_each_format_gives_the_same_diagnosis(merged: dict[str, Any], name: str) -> None:
     doc = doc_of(DATA / name)
@@ -155,6 +162,7 @@ def test_each_format_gives_the_same_diagnosis(merged: dict[str, Any], name: str)
         [e["started_by"][:1] for e in merged["episodes"]]
 
 
+@pytest.mark.unit
 def test_raw_files_read_together_match_the_merged_log(merged: dict[str, Any]) -> None:
     doc = doc_of(RAW / "postfix.log", RAW / "spamd.log", RAW / "syslog.log",
                  RAW / "maildrop.log")
@@ -164,6 +172,7 @@ def test_raw_files_read_together_match_the_merged_log(merged: dict[str, Any]) ->
     assert _essence(doc) == _essence(merged)
 
 
+@pytest.mark.unit
 def test_rotated_and_gzipped_files(tmp_path: Path, merged: dict[str, Any]) -> None:
     lines = (DATA / "mail.log").read_bytes().splitlines(keepends=True)
     half = len(lines) // 2
@@ -176,6 +185,7 @@ def test_rotated_and_gzipped_files(tmp_path: Path, merged: dict[str, Any]) -> No
     assert sum(i["lines"] for i in doc["inputs"]) == len(lines)
 
 
+@pytest.mark.unit
 def test_stdin_and_json_to_stdout() -> None:
     done = subprocess.run(
         [sys.executable, "-m", "spamdrill", "logs", "--tz", "UTC", "--year", "2026",
@@ -188,6 +198,7 @@ def test_stdin_and_json_to_stdout() -> None:
     assert doc["totals"]["deliveries"] > 30
 
 
+@pytest.mark.unit
 def test_terminal_summary_names_modes_and_suspects() -> None:
     done = subprocess.run(
         [sys.executable, "-m", "spamdrill", "logs", "--tz", "UTC", "--year", "2026",
@@ -202,6 +213,7 @@ def test_terminal_summary_names_modes_and_suspects() -> None:
 
 # -- filters ----------------------------------------------------------------------------
 
+@pytest.mark.unit
 def test_since_and_until(merged: dict[str, Any]) -> None:
     recs = sorted(merged["deliveries"], key=lambda r: r["time"])
     middle = recs[len(recs) // 2]["time"]
@@ -213,6 +225,7 @@ def test_since_and_until(merged: dict[str, Any]) -> None:
         merged["totals"]["deliveries"]
 
 
+@pytest.mark.unit
 def test_host_filter_leaves_out_spamd(merged: dict[str, Any]) -> None:
     doc = doc_of(DATA / "mail.log", hosts=frozenset({"mx1"}))
     assert doc["totals"]["scans"] == 0
@@ -222,6 +235,7 @@ def test_host_filter_leaves_out_spamd(merged: dict[str, Any]) -> None:
 
 # -- bad input ------------------------------------------------------------------------------
 
+@pytest.mark.unit
 def test_malformed_lines_are_counted_and_skipped() -> None:
     expected = [line.split(" ", 1) for line in
                 (DATA / "malformed.expected").read_text().splitlines()]
@@ -236,6 +250,7 @@ def test_malformed_lines_are_counted_and_skipped() -> None:
     assert seen == {(int(n), reason) for n, reason in expected}
 
 
+@pytest.mark.unit
 def test_year_rollover_and_wrong_years() -> None:
     clock = YearClock(2025, UTC)
     dec, jan = clock("Dec 31 23:59:58"), clock("Jan 1 00:00:03")
@@ -246,6 +261,7 @@ def test_year_rollover_and_wrong_years() -> None:
     assert clock("Mar 1 00:00:00") is not None  # months later, forward: a quiet host
 
 
+@pytest.mark.unit
 def test_rfc5424_structured_data_and_bom() -> None:
     parse = formats.Rfc5424Parser()
     line = ('<22>1 2026-11-29T15:58:40.5+01:00 mx1 postfix/qmgr 7 - '
@@ -258,6 +274,7 @@ def test_rfc5424_structured_data_and_bom() -> None:
     assert isinstance(parse(line[:60]), Skip)
 
 
+@pytest.mark.unit
 def test_empty_and_nul_lines(tmp_path: Path) -> None:
     empty = tmp_path / "empty.log"
     empty.write_bytes(b"")
@@ -272,6 +289,7 @@ def test_empty_and_nul_lines(tmp_path: Path) -> None:
     assert doc["inputs"][1]["entries"] == len(lines) - 1
 
 
+@pytest.mark.unit
 def test_journal_message_as_bytes() -> None:
     line = json.dumps({"__REALTIME_TIMESTAMP": "1795967920000000", "_HOSTNAME": "mx1",
                        "SYSLOG_IDENTIFIER": "postfix/pipe", "_PID": "7",
@@ -292,6 +310,7 @@ def _cli(*args: str) -> subprocess.CompletedProcess[str]:
     (["--tz", "Mars/Olympus", str(DATA / "mail.log")], "unknown zone"),
     (["-", "-"], "stdin"),
 ])
+@pytest.mark.unit
 def test_bad_input_is_one_line(args: list[str], message: str) -> None:
     done = _cli(*args)
     assert done.returncode == 2
@@ -299,6 +318,7 @@ def test_bad_input_is_one_line(args: list[str], message: str) -> None:
     assert len(done.stderr.strip().splitlines()) == 1
 
 
+@pytest.mark.unit
 def test_a_file_that_is_not_a_log(tmp_path: Path) -> None:
     junk = tmp_path / "junk.bin"
     junk.write_bytes(bytes(range(256)) * 50)
@@ -311,6 +331,7 @@ def test_a_file_that_is_not_a_log(tmp_path: Path) -> None:
 
 # -- privacy and the contract --------------------------------------------------------------
 
+@pytest.mark.unit
 def test_anonymize_hashes_people_consistently() -> None:
     doc = analyze([str(DATA / "mail.log")], Filters(year=2026, tz=UTC), options(),
                   anonymized=True)
@@ -328,6 +349,7 @@ def test_anonymize_hashes_people_consistently() -> None:
     assert "spamd-overloaded" in text and "postfix/pipe" in text  # the words stay
 
 
+@pytest.mark.unit
 def test_json_contract_shape(merged: dict[str, Any]) -> None:
     assert merged["schema"] == "spamdrill.logs/1"
     for key in ("settings", "inputs", "totals", "modes", "per_hour", "episodes",

@@ -91,6 +91,7 @@ def test_model_cases_predictions_and_offenders() -> None:
     (b'{"version": 3, "run": "x", "started": 0, "results_dir": "", "exit_status": 0, '
      b'"scenarios": []}', "version 3"),
 ])
+@pytest.mark.unit
 def test_model_refuses_what_is_not_a_run(data: bytes, says: str) -> None:
     with pytest.raises(SpamdrillError) as exc:
         runmodel.decode(data, "x.json")
@@ -206,7 +207,7 @@ def test_compare_shows_the_fix() -> None:
     assert not same.changed
 
 
-@pytest.mark.unit
+@pytest.mark.lab
 def test_compare_and_history_on_recorded_runs(tmp_path: Path) -> None:
     a, b = _recorded(tmp_path, "before", "after")
     listed = spamdrill("history", "--results-dir", str(tmp_path), "--json")
@@ -227,7 +228,7 @@ def test_compare_and_history_on_recorded_runs(tmp_path: Path) -> None:
     assert as_json["scenarios"][0]["changed"] is True
 
 
-@pytest.mark.unit
+@pytest.mark.lab
 @pytest.mark.parametrize("ref", ["no-such-run", "/nonexistent/report.json"])
 def test_unknown_run_is_one_line(tmp_path: Path, ref: str) -> None:
     done = spamdrill("report", ref, "--results-dir", str(tmp_path))
@@ -235,7 +236,7 @@ def test_unknown_run_is_one_line(tmp_path: Path, ref: str) -> None:
     assert done.stderr.count("\n") == 1 and "no run" in done.stderr
 
 
-@pytest.mark.unit
+@pytest.mark.lab
 def test_a_file_that_is_not_a_run_is_one_line(tmp_path: Path) -> None:
     bad = tmp_path / "x.json"
     bad.write_text("[1, 2]")
@@ -246,7 +247,7 @@ def test_a_file_that_is_not_a_run_is_one_line(tmp_path: Path) -> None:
 
 # --- HTML, without and with a browser --------------------------------------------------------
 
-@pytest.mark.unit
+@pytest.mark.lab
 def test_html_holds_every_scenario_and_what_it_found() -> None:
     run = load("field")
     page = html.run_page(run)
@@ -377,6 +378,7 @@ def test_log_excerpt_keeps_each_trouble_once_with_its_count() -> None:
     ("mail_version = 3.7.11", "3.7.11"),
     ("", None),
 ])
+@pytest.mark.unit
 def test_version_banners(banner: str, version: str | None) -> None:
     assert parse_version(banner) == version
 
