@@ -132,6 +132,25 @@ def test_refusing_fake_holds_its_port() -> None:
         fake.close()
 
 
+@pytest.mark.parametrize("flags", [[], ["-x"]])
+def test_a_success_with_no_message_makes_spamc_print_nothing(flags: list[str]) -> None:
+    """The e2e-xfilter-empty drill's premise, on the real spamc: a success with an empty
+    message is printed as nothing, exit 0, also with -x (which fails on other errors)."""
+    import subprocess
+
+    from spamdrill import corpus
+    from spamdrill.drills.fakes import Fake
+
+    fake = Fake("empty")
+    try:
+        done = subprocess.run(["spamc", "-d", "127.0.0.1", "-p", str(fake.port), "-t", "10",
+                               *flags], input=corpus.ham(1), capture_output=True, timeout=60)
+        assert (done.returncode, done.stdout) == (0, b""), done
+        assert fake.answered == 1
+    finally:
+        fake.close()
+
+
 def test_flood_both_variants_smaller(tmp_path: Path) -> None:
     results = run("flood", tmp_path, count=300)
     assert [r.name for r in results] == ["flood/max-children-1", "flood/max-children-50"]

@@ -86,6 +86,39 @@ def test_over_quota_bounces_with_5_2_2_and_a_reason(tmp_path: Path) -> None:
     assert r.finding == "within"  # a permanent failure: bouncing it is right
 
 
+def test_unknown_user_bounces_5_1_1_and_the_bash_wrapper_loses_it(tmp_path: Path) -> None:
+    if needs_root("e2e-unknown-user"):
+        return
+    [r] = run("e2e-unknown-user", tmp_path)
+    assert confirmed(r), (r.checks, r.faults)
+    [bounced] = by_case(r, "spamdrill-deliver")
+    assert bounced.fate == "bounced" and bounced.dsn == "5.1.1"
+    assert "Invalid user specified" in bounced.reason
+    # maildrop's 67 fell out of the bash wrapper's `if` as 0: Postfix logged it sent
+    [lost] = by_case(r, "maildrop_wrapper.bash")
+    assert lost.fate == "lost" and "status=sent" in lost.reason
+    findings = {f.case: f.finding for f in r.findings}
+    assert findings["spamdrill-deliver"] == "within"  # permanent: the bounce is right
+    assert findings["maildrop_wrapper.bash"] == "loses mail"
+
+
+def test_an_xfilter_that_returns_nothing_loses_mail_unless_the_maildroprc_checks(
+        tmp_path: Path) -> None:
+    if needs_root("e2e-xfilter-empty"):
+        return
+    [bare] = run("e2e-xfilter-empty", tmp_path / "bare")
+    assert confirmed(bare), (bare.checks, bare.faults)
+    # maildrop exits 0 for an empty message: every wrapper, spamdrill-deliver too
+    assert bare.history.messages and all(m.fate == "lost" for m in bare.history.messages)
+    assert {f.finding for f in bare.findings} == {"loses mail"}
+    [guarded] = run("e2e-xfilter-empty-guarded", tmp_path / "guarded")
+    assert confirmed(guarded), (guarded.checks, guarded.faults)
+    deliver = by_case(guarded, "spamdrill-deliver")
+    assert deliver and all(m.deferrals >= 1 and m.fate == "delivered" and m.scanned
+                           for m in deliver)
+    assert all(m.fate == "bounced" for m in by_case(guarded, "maildrop_wrapper.bash"))
+
+
 def leftovers(run_dir: Path, marker: str, port: int) -> list[str]:
     left = []
     if list(marked_pids(marker)):

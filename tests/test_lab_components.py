@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import time
+from pathlib import Path
 
 import pytest
 
@@ -133,3 +134,34 @@ def test_dns_delay_answers_late(lab: LabState, rules_cleared: None, tcp: bool) -
     t0 = time.monotonic()
     dns.query(lab.dns.host, lab.dns.port, dns.DB_NAME, tcp=tcp, timeout=5)
     assert time.monotonic() - t0 < 0.6
+
+
+@pytest.mark.parametrize("guard", [False, True])
+def test_maildrop_drops_an_empty_filtered_message_unless_the_filter_checks(
+        lab: LabState, tmp_path: Path, guard: bool) -> None:
+    """maildrop delivers nothing for an empty message and still exits 0 (its
+    formatmbox.C: "Empty message, do not deliver."); the lab's empty_guard defers it."""
+    from dataclasses import replace
+
+    from spamdrill.drills.fakes import Fake
+    from spamdrill.lab.config import LabConfig
+
+    config = LabConfig()
+    config = replace(config, maildrop=replace(config.maildrop, empty_guard=guard))
+    fake = Fake("empty")
+    try:
+        rc = tmp_path / "maildroprc"
+        rc.write_text(maildrop.render_filter(lab.layout, config, maildrop.spamc_command(
+            config, "127.0.0.1", fake.port)))
+        rc.chmod(0o600)
+        before = maildrop.count_messages(lab.layout, "alice")
+        done = subprocess.run(["maildrop", str(rc), "alice"], input=corpus.ham(7),
+                              capture_output=True, timeout=120)
+        assert fake.answered == 1
+        assert maildrop.count_messages(lab.layout, "alice") == before  # nothing delivered
+        if guard:
+            assert done.returncode == 75 and b"empty message" in done.stdout, done
+        else:
+            assert done.returncode == 0, done  # and yet "delivered"
+    finally:
+        fake.close()

@@ -43,6 +43,8 @@ EXAMPLES: dict[str, tuple[dict[str, Any], list[str], dict[str, Any]]] = {
     "over-quota": ({"user": "carol"}, ["fill quota carol", "heal fill quota carol"],
                    {"quota_usage": (10_000_000, 10_000_000)}),
     "spamd-queue-full": ({}, [], {}),
+    "spamd-answers-empty": ({}, [], {}),
+    "unknown-user": ({"user": "mallory"}, ["look up mallory"], {"user_known": False}),
     "proxy": ({"link": "spamd-db", "mode": "latency", "latency": 10},
               ["shape db link upstream: latency", "heal shape db link"],
               {"db_link_counters": Counters(connections=1, shaped_chunks=4)}),
@@ -58,10 +60,10 @@ def test_every_fault_kind_has_an_example() -> None:
     assert len(FAULT_SPECS) == len(FAULT_KINDS)
 
 
-# these two open real sockets (a stalled client, a full accept queue on spamd's port):
-# the conformance suite runs them against the lab
-@pytest.mark.parametrize("kind", sorted(set(EXAMPLES) - {"stalling-clients",
-                                                          "spamd-queue-full"}))
+# these open real sockets (a stalled client, a stand-in on spamd's port): the
+# conformance suite runs them against the lab
+@pytest.mark.parametrize("kind", sorted(set(EXAMPLES) - {
+    "stalling-clients", "spamd-queue-full", "spamd-answers-empty"}))
 def test_inject_lift_and_lift_again(kind: str) -> None:
     extra, expected, answers = EXAMPLES[kind]
     lab = RecordingLab(answers=answers)
@@ -92,6 +94,7 @@ def test_inject_lift_and_lift_again(kind: str) -> None:
     ("packets", {"packet_count": 0}),
     ("proxy", {"db_link_counters": Counters(connections=1)}),
     ("over-quota", {"quota_usage": (100, 10_000_000)}),
+    ("unknown-user", {"user_known": True}),
 ])
 def test_a_fault_that_left_no_trace_says_so(kind: str, silent: dict[str, Any],
                                             monkeypatch: pytest.MonkeyPatch) -> None:

@@ -9,7 +9,14 @@ from spamdrill.errors import SpamdrillError
 from spamdrill.lab.config import from_dict
 from spamdrill.proto.dns_policy import Rule, Zone, decide, rule_for
 from spamdrill.proto.spamd_log import describe_states, last_child_states
-from spamdrill.proto.spamd_wire import ProtocolError, build_request, parse_reply, ping_request
+from spamdrill.proto.spamd_wire import (
+    ProtocolError,
+    build_reply,
+    build_request,
+    parse_reply,
+    ping_request,
+    request_complete,
+)
 
 pytestmark = pytest.mark.unit
 
@@ -27,6 +34,24 @@ def test_parse_pong_and_partial() -> None:
     assert parse_reply(b"SPAMD/1.5 0 PO") is None
     reply = parse_reply(b"SPAMD/1.5 0 PONG\r\n")
     assert reply is not None and reply.ok and reply.message == "PONG"
+
+
+def test_a_request_is_complete_with_its_whole_body() -> None:
+    req = build_request("PROCESS", {"User": "alice"}, b"Subject: x\r\n\r\nhello\r\n")
+    assert request_complete(req)
+    assert not request_complete(req[:-1])
+    assert request_complete(req[:-1], body=False)  # the headers are in
+    assert not request_complete(req[:10], body=False)
+    assert request_complete(ping_request())
+
+
+def test_a_built_reply_parses_back_and_states_an_empty_length() -> None:
+    data = build_reply(0, "EX_OK", {"Spam": "False ; 0.0 / 5.0"})
+    reply = parse_reply(data)
+    assert reply is not None and reply.ok and reply.body == b""
+    assert reply.headers == {"content-length": "0", "spam": "False ; 0.0 / 5.0"}
+    error = parse_reply(build_reply(76, "Bad header", body=b"x"))
+    assert error is not None and not error.ok and error.body == b"x"
 
 
 def test_parse_reply_with_headers_and_error_code() -> None:

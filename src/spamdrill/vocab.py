@@ -119,6 +119,7 @@ class Mode(StrEnum):
     OVER_QUOTA = "over-quota"
     UNKNOWN_USER = "unknown-user"
     FILTER_FAILED = "filter-failed"
+    FILTER_EMPTY = "filter-empty"
 
     @property
     def info(self) -> ModeInfo:
@@ -167,6 +168,8 @@ MODE_INFO: dict[Mode, ModeInfo] = {
                                       "time limit, which bounces"),
     Mode.OVER_QUOTA: ModeInfo(Layer.MAILDROP, "the recipient's Maildir is over quota"),
     Mode.UNKNOWN_USER: ModeInfo(Layer.MAILDROP, "no such recipient"),
-    Mode.FILTER_FAILED: ModeInfo(Layer.MAILDROP, "the xfilter command failed or returned "
-                                 "nothing"),
+    Mode.FILTER_FAILED: ModeInfo(Layer.MAILDROP, "the xfilter command failed: 'Unable to "
+                                 "filter message.', exit 75"),
+    Mode.FILTER_EMPTY: ModeInfo(Layer.MAILDROP, "the xfilter printed nothing and exited 0: "
+                                "maildrop delivers nothing and exits 0"),
 }

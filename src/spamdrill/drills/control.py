@@ -78,6 +78,7 @@ class LabControl(Protocol):
     # the recipients' mailboxes
     def fill_quota(self, user: str) -> Undo: ...
     def quota_usage(self, user: str) -> tuple[int, int | None]: ...
+    def user_known(self, user: str) -> bool: ...  # to maildrop -d: a passwd entry
     # any endpoint
     def accepts(self, ep: Endpoint) -> bool: ...
 
@@ -256,6 +257,17 @@ class RealLab:
         except OSError:
             return 0, None
 
+    def user_known(self, user: str) -> bool:
+        """maildrop -d asks courier-authlib (no daemon here: it says so and goes on),
+        then the passwd database (getpwnam)."""
+        import pwd
+
+        try:
+            pwd.getpwnam(user)
+        except KeyError:
+            return False
+        return True
+
     def accepts(self, ep: Endpoint) -> bool:
         return _accepts(ep)
 
@@ -378,6 +390,10 @@ class RecordingLab:
     def quota_usage(self, user: str) -> tuple[int, int | None]:
         held, limit = self.answers.get("quota_usage", (0, None))
         return int(held), limit
+
+    def user_known(self, user: str) -> bool:
+        self.calls.append(f"look up {user}")
+        return bool(self.answers.get("user_known", False))
 
     def accepts(self, ep: Endpoint) -> bool:
         return bool(self.answers.get("accepts", True))

@@ -17,7 +17,7 @@ import time
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 import msgspec
 
@@ -59,11 +59,17 @@ class PostfixTarget(msgspec.Struct, frozen=True, forbid_unknown_fields=True,
                     tag_field="kind", tag="postfix"):
     """The lab's Postfix (root). ``wrappers``: what runs maildrop, side by side
     (``spamdrill-deliver`` is always one of them); ``deliver_flags``: spamdrill-deliver's
-    own flags (``--over-quota=bounce``); ``settle``: production seconds to wait, once the
-    fault is healed, for Postfix to deliver what it deferred."""
+    own flags (``--over-quota=bounce``); ``to``: the recipients' local parts (the lab's
+    users unless given); ``maildrop``: ``filter`` (the lab's maildroprc, ``maildrop
+    FILTER USER``) or ``lookup`` (``maildrop -d USER`` as production runs it: maildrop
+    looks the user up in the machine's passwd, where the lab creates no one, so this is
+    for unknown-user drills); ``settle``: production seconds to wait, once the fault is
+    healed, for Postfix to deliver what it deferred."""
 
     wrappers: tuple[str, ...] = (DELIVER,)
     deliver_flags: tuple[str, ...] = ()
+    to: tuple[Annotated[str, msgspec.Meta(pattern=r"^[a-z0-9][a-z0-9._-]{0,63}$")], ...] = ()
+    maildrop: Literal["filter", "lookup"] = "filter"
     settle: Annotated[float, msgspec.Meta(gt=0)] = 120.0
     needs_lab: bool = True
 
@@ -89,6 +95,7 @@ def _transports(state: LabState, target: PostfixTarget, extra: tuple[Path, ...],
     """One transport per wrapper, each with its own recipient domain."""
     run = Path(state.run_dir)
     filt = postfix.grant_mail(state.layout)
+    lookup = target.maildrop == "lookup"
     out = []
     names = [*target.wrappers, *(str(p) for p in extra)]
     if DELIVER not in names:
@@ -100,11 +107,11 @@ def _transports(state: LabState, target: PostfixTarget, extra: tuple[Path, ...],
             d = wrappers.install_deliver(run)
             out.append(postfix.maildrop_transport(filt, name=label, domain=domain, wrapper=(
                 str(d.launcher), "--recipient=${recipient}", "--sender=${sender}",
-                "--queue-id=${queue_id}", *target.deliver_flags, "--")))
+                "--queue-id=${queue_id}", *target.deliver_flags, "--"), lookup=lookup))
         else:
             path = wrappers.install_wrapper(run, wrapper_source(name))
             out.append(postfix.maildrop_transport(filt, name=label, domain=domain,
-                                                  wrapper=(str(path),)))
+                                                  wrapper=(str(path),), lookup=lookup))
     return out
 
 
@@ -137,7 +144,7 @@ class SmtpLoad:
 
     def _jobs(self, transports: list[postfix.Transport]) -> list[tuple[float, smtp.Job]]:
         """Each transport gets the plan's messages, each at its release offset."""
-        users, seed, jobs = list(self.state.users), new_seed(), []
+        users, seed, jobs = list(self.target.to or self.state.users), new_seed(), []
         for t in transports:
             for i in range(self.plan.count):
                 to = f"{users[i % len(users)]}@{t.domain}"

@@ -1,6 +1,7 @@
 """spamd stand-ins for what the real spamd cannot do on command: a full accept queue, an
 accepted connection that never answers, an answer dripped a byte at a time, a peer that
-never reads. Each listens on its own loopback port and stops cleanly (``close()``).
+never reads, a well-formed success with an empty message. Each listens on its own port and
+stops cleanly (``close()``).
 """
 
 from __future__ import annotations
@@ -10,7 +11,14 @@ import socket
 import threading
 import time
 
-KINDS = ("refuse", "queue-full", "silent", "drip", "nonreader")
+from spamdrill.proto import spamd_wire
+
+KINDS = ("refuse", "queue-full", "silent", "drip", "nonreader", "empty")
+
+SCORE = {"Spam": "False ; 0.0 / 5.0"}
+# a success with no message: spamc 4.0.1 prints nothing and exits 0, with -x too
+# (measured), and maildrop's xfilter takes the nothing as the message
+EMPTY_REPLY = spamd_wire.build_reply(0, "EX_OK", SCORE)
 
 
 class Fake:
@@ -25,6 +33,8 @@ class Fake:
         self._stop = threading.Event()
         self._conns: list[socket.socket] = []
         self._threads: list[threading.Thread] = []
+        self.answered = 0  # requests read whole and answered (``empty``)
+        self._count = threading.Lock()
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         if kind != "refuse":
             self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -82,6 +92,8 @@ class Fake:
                 self._spawn(self._drip, conn)
             elif self.kind == "silent":
                 self._spawn(self._swallow, conn)
+            elif self.kind == "empty":
+                self._spawn(self._answer_empty, conn)
             # nonreader: hold the connection, read nothing
 
     def _swallow(self, conn: socket.socket) -> None:
@@ -95,19 +107,41 @@ class Fake:
             except OSError:
                 return
 
-    def _drip(self, conn: socket.socket) -> None:
-        """Read the request, then answer a well-formed reply one byte at a time."""
+    def _read_request(self, conn: socket.socket, whole: bool = False) -> bool:
+        """Until the request's headers (with ``whole``, and its body) are in."""
         data = b""
         conn.settimeout(0.2)
-        while b"\r\n\r\n" not in data and not self._stop.is_set():
-            with contextlib.suppress(TimeoutError):
+        while not spamd_wire.request_complete(data, body=whole):
+            if self._stop.is_set():
+                return False
+            try:
                 chunk = conn.recv(65536)
-                if not chunk:
-                    return
-                data += chunk
-        body = b"Subject: dripped\r\n\r\nslowly\r\n"
-        reply = (b"SPAMD/1.1 0 EX_OK\r\nContent-length: " + str(len(body)).encode()
-                 + b"\r\nSpam: False ; 0.0 / 5.0\r\n\r\n" + body)
+            except TimeoutError:
+                continue
+            except OSError:
+                return False
+            if not chunk:
+                return False
+            data += chunk
+        return True
+
+    def _answer_empty(self, conn: socket.socket) -> None:
+        if not self._read_request(conn, whole=True):
+            return
+        try:
+            conn.sendall(EMPTY_REPLY)
+            conn.shutdown(socket.SHUT_WR)
+        except OSError:
+            return
+        with self._count:
+            self.answered += 1
+
+    def _drip(self, conn: socket.socket) -> None:
+        """Read the request, then answer a well-formed reply one byte at a time."""
+        if not self._read_request(conn):
+            return
+        reply = spamd_wire.build_reply(0, "EX_OK", SCORE,
+                                       b"Subject: dripped\r\n\r\nslowly\r\n")
         for byte in reply:
             if self._stop.wait(self.drip_interval):
                 return

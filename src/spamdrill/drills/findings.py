@@ -110,8 +110,8 @@ def end_to_end(case: str, ms: list[MessageRecord], mode: Mode | None) -> Finding
     why = _FATE_WHY[worst]
     if example is not None and worst == Fate.BOUNCED:
         why += f": {example.dsn} {example.reason[:120]}"
-    elif example is not None and worst in (Fate.LOST, Fate.DUPLICATED):
-        why += f": {example.reason[:160]}"
+    elif example is not None and worst in (Fate.LOST, Fate.DUPLICATED) and example.reason:
+        why = example.reason[:200]  # it says the fate itself, and what Postfix logged
     finding = worst.finding
     if worst == Fate.BOUNCED and mode is not None and mode.permanent and \
             all(m.dsn.startswith("5.") for m in ms if m.fate == Fate.BOUNCED):

@@ -71,6 +71,9 @@ class MaildropSettings:
     spamc_args: tuple[str, ...] = ("-t", "100")
     quota: str = "10000000S"
     in_exception: bool = True  # the xfilter sits inside exception { } (catches -x failures)
+    # after the xfilter, a message it left empty defers (75) instead of being "delivered":
+    # maildrop delivers nothing for an empty message and exits 0 (deliver.C, formatmbox.C)
+    empty_guard: bool = False
 
 
 WRAPPERS = ("bounce-on-75", "spamdrill-deliver", "none")

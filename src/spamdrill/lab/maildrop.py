@@ -27,18 +27,34 @@ def spamc_command(config: LabConfig, host: str, port: int) -> list[str]:
     return [spamc, "-d", host, "-p", str(port), *config.maildrop.spamc_args]
 
 
+# maildrop delivers nothing for an empty message and exits 0 ("Empty message, do not
+# deliver.": FormatMbox::HasMsg in maildrop's formatmbox.C, checked first in deliver.C), so
+# an xfilter that prints nothing and exits 0 (spamc, given a success with no message)
+# loses the mail with every wrapper. $SIZE is the filtered message's size: defer instead.
+EMPTY_GUARD = """\
+    if ( $SIZE == 0 )
+    {
+      log "Empty after the spam filter: $LABUSER (deferred)"
+      echo "the spam filter returned an empty message; try again later"
+      EXITCODE=75
+      exit
+    }
+"""
+
+
 def render_filter(layout: Layout, config: LabConfig, spamc: list[str]) -> str:
     """The field report's maildroprc: its xfilter inside ``exception { }`` (a failing
     filter is caught and the mail delivered as it is), or, with ``in_exception = false``,
     before it: then a failing xfilter (spamc -x) fails the delivery, and maildrop exits
-    75 (EX_TEMPFAIL) for Postfix to try again."""
+    75 (EX_TEMPFAIL) for Postfix to try again. With ``empty_guard``, an xfilter that
+    leaves the message empty defers it (75) rather than let maildrop drop it."""
     quoted = " ".join(shlex.quote(a) for a in spamc)
     scan = f"""\
   if ( $SIZE < {config.maildrop.size_limit} )
   {{
     log "Checking for spam: $LABUSER"
     xfilter "{quoted} -u $LABUSER"
-  }}
+{EMPTY_GUARD if config.maildrop.empty_guard else ""}  }}
 """
     inside, outside = (scan, "") if config.maildrop.in_exception else \
         ("", scan.replace("\n  ", "\n").removeprefix("  "))

@@ -151,12 +151,15 @@ class Settings:
 
 def maildrop_transport(filter_file: Path, *, wrapper: tuple[str, ...] = (),
                        name: str = "maildrop", domain: str = RECIPIENT_DOMAIN,
-                       maildrop: str = "/usr/bin/maildrop") -> Transport:
-    """maildrop in filter-file mode (``maildrop FILTER USER``, as the lab runs it): run
-    directly without a ``wrapper``; a wrapper whose argv ends in ``--`` (spamdrill-deliver)
-    is given maildrop's whole command; any other (the field report's, which call
+                       maildrop: str = "/usr/bin/maildrop", lookup: bool = False,
+                       ) -> Transport:
+    """maildrop in filter-file mode (``maildrop FILTER USER``, as the lab runs it), or with
+    ``lookup`` as production's master.cf runs it (``maildrop -d USER``: maildrop looks the
+    recipient up itself, and answers 67 for one it does not know). Run directly without a
+    ``wrapper``; a wrapper whose argv ends in ``--`` (spamdrill-deliver) is given
+    maildrop's whole command; any other (the field report's, which call
     /usr/bin/maildrop themselves) is given maildrop's arguments."""
-    mda: tuple[str, ...] = (str(filter_file), "${user}")
+    mda: tuple[str, ...] = ("-d", "${user}") if lookup else (str(filter_file), "${user}")
     if not wrapper or wrapper[-1] == "--":
         mda = (maildrop, *mda)
     return Transport(name, (*wrapper, *mda), domain)

@@ -29,6 +29,30 @@ def ping_request() -> bytes:
     return build_request("PING")
 
 
+def request_complete(data: bytes, *, body: bool = True) -> bool:
+    """Whether ``data`` holds a whole request: its header block, and with ``body`` the
+    ``Content-length`` bytes after it (spamc writes all of it before it reads a byte)."""
+    head, sep, rest = data.partition(b"\r\n\r\n")
+    if not sep:
+        return False
+    if not body:
+        return True
+    for line in head.split(b"\r\n")[1:]:
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"content-length" and value.strip().isdigit():
+            return len(rest) >= int(value)
+    return True
+
+
+def build_reply(code: int, message: str, headers: dict[str, str] | None = None,
+                body: bytes = b"", version: str = "1.1") -> bytes:
+    """Encode one reply as spamd writes it: a status line, ``Content-length`` (always,
+    also for an empty body), the other headers, a blank line, the body."""
+    lines = [f"SPAMD/{version} {code} {message}", f"Content-length: {len(body)}"]
+    lines += [f"{name}: {value}" for name, value in (headers or {}).items()]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("ascii") + body
+
+
 class ProtocolError(ValueError):
     """The peer sent something that is not a SPAMD reply."""
 

@@ -1,9 +1,10 @@
 """The nemesis: faults injected during a drill, each a spec (validated with its scenario)
 and a ``Fault`` that injects, lifts, and shows evidence that it took effect (Jepsen's word
-for it). One module per family: ``spamd`` (down, stalling clients), ``database`` (limits,
-locks, killed connections, frozen or killed server), ``network`` (packets, DNS answers,
-the TCP fault proxy), ``mailbox`` (a Maildir over quota). A new fault is a spec and a
-fault class in its family's module, and its spec in ``AnyFaultSpec``.
+for it). One module per family: ``spamd`` (down, stalling clients, replaced by a
+misbehaving stand-in), ``database`` (limits, locks, killed connections, frozen or killed
+server), ``network`` (packets, DNS answers, the TCP fault proxy), ``mailbox`` (a Maildir
+over quota, an unknown recipient). A new fault is a spec and a fault class in its
+family's module, and its spec in ``AnyFaultSpec``.
 
 Faults never decide when they act: ``spamdrill.drills.schedule`` runs them on the load's
 clock, in a thread of their own, so a slow injection (spamd's SIGTERM shutdown) never
@@ -21,9 +22,10 @@ from spamdrill.drills.nemesis.database import (
     MaxConnectionsSpec,
     WriteLockSpec,
 )
-from spamdrill.drills.nemesis.mailbox import OverQuotaSpec
+from spamdrill.drills.nemesis.mailbox import OverQuotaSpec, UnknownUserSpec
 from spamdrill.drills.nemesis.network import DnsSpec, PacketsSpec, ProxySpec
 from spamdrill.drills.nemesis.spamd import (
+    SpamdAnswersEmptySpec,
     SpamdDownSpec,
     SpamdQueueFullSpec,
     StallingClientsSpec,
@@ -31,11 +33,12 @@ from spamdrill.drills.nemesis.spamd import (
 
 AnyFaultSpec = (SpamdDownSpec | StallingClientsSpec | MaxConnectionsSpec | LockSpec
                 | WriteLockSpec | CutMidQuerySpec | FrozenSpec | DownSpec | DnsSpec
-                | PacketsSpec | ProxySpec | OverQuotaSpec | SpamdQueueFullSpec)
+                | PacketsSpec | ProxySpec | OverQuotaSpec | SpamdQueueFullSpec
+                | SpamdAnswersEmptySpec | UnknownUserSpec)
 FAULT_SPECS: tuple[type[FaultSpec], ...] = (
     SpamdDownSpec, StallingClientsSpec, MaxConnectionsSpec, LockSpec, WriteLockSpec,
     CutMidQuerySpec, FrozenSpec, DownSpec, DnsSpec, PacketsSpec, ProxySpec, OverQuotaSpec,
-    SpamdQueueFullSpec)
+    SpamdQueueFullSpec, SpamdAnswersEmptySpec, UnknownUserSpec)
 FAULT_KINDS: tuple[str, ...] = tuple(str(s.__struct_config__.tag) for s in FAULT_SPECS)
 
 __all__ = ["BAYES_TABLES", "FAULT_KINDS", "FAULT_SPECS", "AnyFaultSpec", "Fault",

@@ -96,27 +96,49 @@ class SpamdQueueFullSpec(FaultSpec, tag="spamd-queue-full", frozen=True):
         return SpamdQueueFull()
 
 
-class SpamdQueueFull(Fault):
-    name = "spamd-queue-full"
+class SpamdAnswersEmptySpec(FaultSpec, tag="spamd-answers-empty", frozen=True):
+    """spamd stopped and its port held by a stand-in that answers every request with a
+    well-formed success and no message (what a broken proxy or a truncating middlebox
+    in front of spamd could send): spamc prints nothing and exits 0, and maildrop's
+    xfilter takes the nothing for the message. Loopback topology. spamd starts again on
+    lift."""
+
+    def failure_mode(self) -> Mode:
+        return Mode.FILTER_EMPTY
+
+    def build(self, scale: float) -> Fault:
+        return SpamdAnswersEmpty()
+
+
+class SpamdReplaced(Fault):
+    """spamd stopped and its host:port taken by a protocol-level stand-in
+    (``spamdrill.drills.fakes``) of ``kind``; spamd started again on lift."""
+
+    kind = ""
+    doing = ""  # what the stand-in does, for the timeline
 
     def __init__(self) -> None:
         self._undo: Undo | None = None
         self._fake: fakes.Fake | None = None
-        self.filled = 0
-        self.probe_waited = False
 
     def inject(self, ctl: LabControl) -> str:
         ep = ctl.spamd_endpoint()
         self._undo = ctl.stop_spamd()
-        self._fake = fakes.Fake("queue-full", host=ep.host, port=ep.port)
-        self.filled = self._fake.held
-        self.probe_waited = not ctl.accepts(ep)  # a SYN nobody answers: connect times out
-        return f"spamd's port {ep} held with a full accept queue ({self.filled} queued)"
+        self._fake = fakes.Fake(self.kind, host=ep.host, port=ep.port)
+        self.took(ctl, self._fake)
+        return f"spamd's port {ep} held by a stand-in: {self.doing}"
+
+    def took(self, ctl: LabControl, fake: fakes.Fake) -> None:
+        """At injection: what shows that the stand-in does what it should."""
+
+    def closing(self, fake: fakes.Fake) -> None:
+        """At lift: what the stand-in counted, before it goes."""
 
     def lift(self, ctl: LabControl) -> str:
         if self._undo is None:
             return "not held"
         if self._fake is not None:
+            self.closing(self._fake)
             self._fake.close()
             self._fake = None
         self._undo.heal()
@@ -124,11 +146,49 @@ class SpamdQueueFull(Fault):
         ctl.start_spamd()
         return "spamd starting again"
 
+    def teardown(self, ctl: LabControl) -> None:
+        if self._fake is not None:  # never lifted: the schedule lifts first, but be sure
+            self._fake.close()
+            self._fake = None
+
+
+class SpamdQueueFull(SpamdReplaced):
+    name = "spamd-queue-full"
+    kind = "queue-full"
+    doing = "a full accept queue"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.filled = 0
+        self.probe_waited = False
+
+    def took(self, ctl: LabControl, fake: fakes.Fake) -> None:
+        self.filled = fake.held
+        self.probe_waited = not ctl.accepts(ctl.spamd_endpoint())  # a SYN nobody answers
+
     def evidence(self, ctl: LabControl) -> FaultReport:
         return self.report(self.filled > 0 and self.probe_waited,
                            f"{self.filled} connection(s) filled the queue; a probe's "
                            + ("connect went unanswered" if self.probe_waited
                               else "connect was answered"))
+
+
+class SpamdAnswersEmpty(SpamdReplaced):
+    name = "spamd-answers-empty"
+    kind = "empty"
+    doing = "every request answered EX_OK with an empty message"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.answered = 0
+
+    def closing(self, fake: fakes.Fake) -> None:
+        self.answered = fake.answered
+
+    def evidence(self, ctl: LabControl) -> FaultReport:
+        return self.report(self.answered > 0,
+                           f"the stand-in answered {self.answered} request(s) with an empty "
+                           "message" + ("" if self.answered else ": no spamc reached it"))
 
 
 class StallingClientsSpec(FaultSpec, tag="stalling-clients", frozen=True):
