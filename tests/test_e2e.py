@@ -119,6 +119,32 @@ def test_an_xfilter_that_returns_nothing_loses_mail_unless_the_maildroprc_checks
     assert all(m.fate == "bounced" for m in by_case(guarded, "maildrop_wrapper.bash"))
 
 
+# the Drills I and II faults seen end to end: spamdrill-deliver neither bounces nor loses,
+# and the finding is what spamc's fallback makes of the fault
+TRANSIENT = {
+    "e2e-spamd-down": "delivers unscanned",
+    "e2e-spamd-stopping": "delivers unscanned",
+    "e2e-spamd-overloaded": "delivers unscanned",
+    "e2e-db-refused": "delivers unscanned",
+    "e2e-db-locked": "delivers unscanned",
+    "e2e-db-dropped": "delivers unscanned",
+    "e2e-dns-dead": "delivers unscanned",
+}
+
+
+@pytest.mark.parametrize("name", sorted(TRANSIENT))
+def test_a_transient_fault_end_to_end_neither_bounces_nor_loses(name: str,
+                                                                tmp_path: Path) -> None:
+    if needs_root(name):
+        return
+    [r] = run(name, tmp_path)
+    assert confirmed(r), (r.checks, r.faults)
+    deliver = by_case(r, "spamdrill-deliver")
+    assert deliver and all(m.fate in ("delivered", "delivered unscanned") and m.intact
+                           for m in deliver), [(m.fate, m.reason) for m in deliver]
+    assert r.finding == TRANSIENT[name], r.findings
+
+
 def leftovers(run_dir: Path, marker: str, port: int) -> list[str]:
     left = []
     if list(marked_pids(marker)):
