@@ -69,6 +69,31 @@ def test_two_local_workers_give_one_history_every_message_once(results: Path) ->
     assert sorted(n for _, n in rows) == [150, 150]
 
 
+@pytest.mark.root
+def test_in_the_hosts_topology_each_local_worker_sends_from_its_own_client_host(
+        results: Path) -> None:
+    if os.geteuid() != 0:
+        proc = _spamdrill("flood", "--workers", "2", "--topology", "hosts", "--results-dir",
+                          str(results), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        _, err = proc.communicate(timeout=60)
+        assert proc.returncode == 2 and "needs root" in err, err
+        return
+    proc = _spamdrill("flood", "--workers", "2", "--topology", "hosts", "--count", "60",
+                      "--spamc-args", "-t 30", "--scale", "1", "--results-dir", str(results),
+                      stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    _, err = proc.communicate(timeout=240)
+    assert proc.returncode in (0, 1), err
+    messages = [m for m in _history(results) if m["type"] == "message"]
+    assert len({m["id"] for m in messages}) == 60
+    (run,) = [p for p in results.iterdir() if p.is_dir()]
+    (log,) = run.rglob("spamd.log")
+    # spamd saw its clients come from two hosts: .10 (client) and .11 (client2)
+    peers = collections.Counter(
+        line.rsplit("[", 1)[1].split("]")[0].rsplit(".", 1)[1]
+        for line in log.read_text().splitlines() if "connection from" in line and "[" in line)
+    assert peers["10"] > 0 and peers["11"] > 0, peers
+
+
 def test_a_worker_killed_mid_run_loses_its_messages_and_the_run_completes(
         results: Path) -> None:
     port = free_port()

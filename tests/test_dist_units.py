@@ -86,6 +86,7 @@ def test_share_is_validated_when_it_arrives() -> None:
     plan.Target("address", "127.0.0.1", 783), plan.Target("address", "::1", 783),
     plan.Target("address", "localhost", 783), plan.Target("lab", "127.0.0.5", 783),
     plan.Target("lab", "198.18.3.2", 783, netns="spamdrill-ab12cd-client"),
+    plan.Target("lab", "198.18.3.2", 783, netns="spamdrill-ab12cd-client8"),
 ])
 @pytest.mark.unit
 def test_loopback_and_the_lab_own_hosts_need_no_ownership(target: plan.Target) -> None:
@@ -109,6 +110,7 @@ def test_anything_else_needs_the_worker_operator_word(target: plan.Target, needs
     plan.Target("lab", "10.0.0.5", 783, netns="spamdrill-ab12cd-client"),
     plan.Target("lab", "198.18.3.2", 783, netns="someone-elses-netns"),
     plan.Target("lab", "198.18.3.2", 783, netns="spamdrill-ab12cd-spamd"),
+    plan.Target("lab", "198.18.3.2", 783, netns="spamdrill-ab12cd-client9"),
 ])
 @pytest.mark.unit
 def test_a_lab_client_host_is_only_a_lab_client_host(target: plan.Target) -> None:
@@ -302,3 +304,27 @@ def test_without_locust_the_command_says_what_to_install(
     with pytest.raises(SpamdrillError) as exc:
         dist.require_locust()
     assert "spamdrill[dist]" in exc.value.one_line()
+
+
+@pytest.mark.unit
+def test_more_client_hosts_have_addresses_of_their_own_below_spamds() -> None:
+    from spamdrill.lab import netns
+
+    net = netns.Net("ab12cd", "198.18.3", clients=3)
+    assert net.roles[:3] == ("client", "client2", "client3")
+    ips = [net.ip(r) for r in net.roles]
+    assert len(set(ips)) == len(ips)
+    assert [net.ip(r) for r in netns.client_roles(netns.MAX_CLIENTS)][-1] == "198.18.3.17"
+    assert all(plan.LAB_CLIENT_NS.fullmatch(net.host(r).ns)
+               for r in netns.client_roles(netns.MAX_CLIENTS))
+    assert len(net.namespaces()) == 1 + 3 + 3  # the switch, three clients, spamd db dns
+
+
+@pytest.mark.unit
+def test_client_hosts_are_one_to_eight() -> None:
+    from spamdrill.lab.config import check_overrides
+
+    assert check_overrides("topology", {"clients": 8})["clients"] == 8
+    for bad in (0, 9):
+        with pytest.raises(SpamdrillError, match=r"topology\.clients"):
+            check_overrides("topology", {"clients": bad})

@@ -107,14 +107,24 @@ def _base_config(config_path: Path | None, etc: Path | None) -> tuple[Any, Any]:
     return shaped.config, shaped
 
 
+TOPOLOGY = click.option(
+    "--topology", type=click.Choice(lab_config.TOPOLOGIES), default=None,
+    help="loopback: all on 127.0.0.1 (default). hosts (root): client, spamd, database and "
+         "DNS each in a network namespace of its own, on a bridge in 198.18.0.0/15, each "
+         "with its own resolv.conf and somaxconn.")
+
+
+def _with_topology(config: Any, topology: str | None) -> Any:
+    if topology is None:
+        return config
+    return replace(config, topology=replace(config.topology, kind=topology))
+
+
 @lab.command("up")
 @RUN_DIR
 @CONFIG
 @ETC
-@click.option("--topology", type=click.Choice(lab_config.TOPOLOGIES), default=None,
-              help="loopback: all on 127.0.0.1 (default). hosts (root): client, spamd, "
-                   "database and DNS each in a network namespace of its own, on a bridge "
-                   "in 198.18.0.0/15, each with its own resolv.conf and somaxconn.")
+@TOPOLOGY
 def lab_up(run_dir: Path, config_path: Path | None, etc: Path | None,
            topology: str | None) -> None:
     """Start MariaDB, the lab DNS, spamd and maildrop's config; wait until each answers.
@@ -125,9 +135,7 @@ def lab_up(run_dir: Path, config_path: Path | None, etc: Path | None,
     `ip netns exec spamdrill-<tag>-client spamc -d <spamd address>` (see `lab status`).
     """
     config, _ = _base_config(config_path, etc)
-    if topology is not None:
-        config = replace(config, topology=replace(config.topology, kind=topology))
-    state = _lab().up(run_dir, config, _progress)
+    state = _lab().up(run_dir, _with_topology(config, topology), _progress)
     out.print(f"lab up in [bold]{state.ready_s['all']:.1f} s[/bold]: {state.run_dir}")
     _print_status(run_dir)
 
@@ -539,6 +547,7 @@ def _own_target(host: str, owned: bool) -> None:
 @click.option("--web-ui", default=None, metavar="HOST:PORT",
               help="Also Locust's web UI on the master, e.g. 127.0.0.1:8089.")
 @CONFIG
+@TOPOLOGY
 @SCALE
 @RESULTS
 @click.option("--json", "json_path", type=click.Path(path_type=Path), default=None)
@@ -546,8 +555,8 @@ def flood(count: int, targets: tuple[str, ...], owned: bool, spamc_args: str, sc
           rate: float, kinds: str, max_wait: float, local_workers: int | None,
           as_master: bool, expect_workers: int, master_bind_host: str, master_port: int,
           as_worker: bool, master_host: str | None, csv_prefix: str | None,
-          web_ui: str | None, config_path: Path | None, scale: float | None,
-          results_dir: Path, json_path: Path | None) -> None:
+          web_ui: str | None, config_path: Path | None, topology: str | None,
+          scale: float | None, results_dir: Path, json_path: Path | None) -> None:
     """One ad-hoc load of real spamc processes, released together (or on a schedule).
 
     Reports every message's fate like a drill, and keeps the run (history.jsonl and the
@@ -558,6 +567,7 @@ def flood(count: int, targets: tuple[str, ...], owned: bool, spamc_args: str, sc
     \b
     Beyond one process (Locust's master and workers; pip install 'spamdrill[dist]'):
       spamdrill flood --workers 4 --count 3000          N local worker processes
+      spamdrill flood --workers 4 --topology hosts     each on a client host of its own (root)
       spamdrill flood --master --expect-workers 3 --target 10.0.0.5:783 --i-own-this-target
       spamdrill flood --worker --master-host 10.0.0.1 --i-own-this-target   on each client
     """
@@ -590,7 +600,10 @@ def flood(count: int, targets: tuple[str, ...], owned: bool, spamc_args: str, sc
                            csv_prefix or str(run_dir / "locust"), web_ui)
     run_dir.mkdir(parents=True, exist_ok=True)
     started = time.time()
-    results = runner.run_scenario(sc, scale=factor, base=lab_config.load(config_path),
+    base = _with_topology(lab_config.load(config_path), topology)
+    if local_workers and base.topology.hosts:  # each local worker on a client host of its own
+        base = replace(base, topology=replace(base.topology, clients=min(local_workers, 8)))
+    results = runner.run_scenario(sc, scale=factor, base=base,
                                   workdir=run_dir / "work", count=count, loader=loader)
     report.print_run(out, _record(results_dir, run_id, started, results, "flood", json_path))
     out.print(f"history: {run_dir / 'history.jsonl'}; runs database: "

@@ -25,6 +25,7 @@ from spamdrill.dist.plan import MAX_PER_WORKER, Target
 from spamdrill.drills.runner import Loader, LoadRequest
 from spamdrill.drills.targets import AddressTarget, new_seed
 from spamdrill.errors import SpamdrillError
+from spamdrill.lab import netns
 from spamdrill.load.spamc import LoadResult
 
 
@@ -51,13 +52,18 @@ def child_env() -> dict[str, str]:
     return {**os.environ, "PYTHONPATH": src + (os.pathsep + path if path else "")}
 
 
-def target_of(req: LoadRequest) -> Target:
+def targets_of(req: LoadRequest) -> tuple[Target, ...]:
+    """The lab (from each of its client hosts in the hosts topology: worker k on the
+    k-th, cycled), or the named spamd."""
     if req.lab is not None:
         ep, state = req.lab.client_endpoint(), req.lab.state
-        ns = state.network.host("client").ns if state.network is not None else None
-        return Target("lab", ep.host, ep.port, tuple(state.users), ns)
+        net = state.network
+        if net is None:
+            return (Target("lab", ep.host, ep.port, tuple(state.users)),)
+        return tuple(Target("lab", ep.host, ep.port, tuple(state.users), net.host(r).ns)
+                     for r in netns.client_roles(net.clients))
     if isinstance(req.target, AddressTarget):
-        return Target("address", req.target.host, req.target.port)
+        return (Target("address", req.target.host, req.target.port),)
     raise SpamdrillError("a distributed flood goes to the lab or to --target HOST:PORT")
 
 
@@ -66,7 +72,7 @@ def spec_for(req: LoadRequest, opts: Options, run: str) -> Spec:
     if len(plan.offsets) > MAX_PER_WORKER * opts.expect_workers:
         raise SpamdrillError(f"{len(plan.offsets)} messages over {opts.expect_workers} "
                              f"workers is more than {MAX_PER_WORKER} per worker")
-    targets = opts.targets or (target_of(req),)
+    targets = opts.targets or targets_of(req)
     return Spec(run, new_seed(), plan.kinds, tuple(plan.offsets), tuple(plan.spamc_args),
                 targets, req.max_wait, opts.expect_workers, opts.bind_host, opts.port,
                 same_machine=targets[0].kind == "lab", csv_prefix=opts.csv_prefix,

@@ -33,7 +33,7 @@ from spamdrill.system import spamc as spamc_flags
 from spamdrill.vocab import Fate
 
 LAB_NET = ipaddress.ip_network("198.18.0.0/15")
-LAB_CLIENT_NS = re.compile(r"spamdrill-[0-9a-z]+-client")
+LAB_CLIENT_NS = re.compile(r"spamdrill-[0-9a-z]+-client[2-8]?")
 MAX_PER_WORKER = 10_000  # the local load's own bound, per machine
 
 

@@ -99,9 +99,11 @@ TOPOLOGIES = ("loopback", "hosts")
 class TopologySettings:
     """``loopback``: everything on 127.0.0.1. ``hosts`` (root): client, spamd, database and
     DNS each in a network namespace of its own (``spamdrill.lab.netns``). A somaxconn of 0
-    keeps the kernel's default in that host."""
+    keeps the kernel's default in that host. ``clients``: client hosts (up to 8; a
+    distributed flood gives each local worker its own)."""
 
     kind: str = "loopback"
+    clients: int = 1
     spamd_somaxconn: int = 0
     client_somaxconn: int = 0
     db_somaxconn: int = 0
@@ -171,6 +173,8 @@ def _check(settings: Any) -> Any:
     if isinstance(settings, TopologySettings) and settings.kind not in TOPOLOGIES:
         raise SpamdrillError(f"unknown topology.kind {settings.kind!r}",
                              "known: " + ", ".join(TOPOLOGIES))
+    if isinstance(settings, TopologySettings) and not 1 <= settings.clients <= 8:
+        raise SpamdrillError(f"topology.clients = {settings.clients}: from 1 to 8")
     if isinstance(settings, DeliverySettings) and settings.wrapper not in WRAPPERS:
         raise SpamdrillError(f"unknown delivery.wrapper {settings.wrapper!r}",
                              "known: " + ", ".join(WRAPPERS))

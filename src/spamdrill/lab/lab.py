@@ -288,19 +288,20 @@ def _plan_loopback(state: LabState, config: LabConfig) -> None:
 
 def _plan_hosts(state: LabState, config: LabConfig, progress: Progress) -> None:
     """Client, spamd, database and DNS hosts in namespaces of their own (root only)."""
-    net = netns.plan(state.marker)
-    state.net = NetRef(net.tag, net.prefix)
+    net = netns.plan(state.marker, config.topology.clients)
+    state.net = NetRef(net.tag, net.prefix, net.clients)
     state.save()  # the tag that the journal's namespace records must carry
     journal = state.journal
     for ns in net.namespaces():  # journaled before they exist: lab down finds them all
         journal.record(NetnsRecord(ns=ns, host_if=net.control_if if ns == net.switch
                                    else ""))
-    progress(f"hosts: {', '.join(f'{r} {net.ip(r)}' for r in netns.ROLES)} on {net.cidr}")
+    progress(f"hosts: {', '.join(f'{r} {net.ip(r)}' for r in net.roles)} on {net.cidr}")
     netns.create(net)
     topo = config.topology
-    for role, value in (("spamd", topo.spamd_somaxconn), ("client", topo.client_somaxconn),
-                        ("db", topo.db_somaxconn)):
-        if value:
+    for roles, value in ((("spamd",), topo.spamd_somaxconn),
+                         (netns.client_roles(net.clients), topo.client_somaxconn),
+                         (("db",), topo.db_somaxconn)):
+        for role in roles if value else ():
             netns.set_somaxconn(net.host(role), value)
     state.spamd = Endpoint(net.ip("spamd"), config.spamd.port or HOST_PORTS["spamd"])
     state.db = Endpoint(net.ip("db"), config.database.port or HOST_PORTS["mariadb"])
@@ -420,7 +421,7 @@ def status(run_dir: Path) -> tuple[LabState | None, list[Component]]:
         comps.append(Component(
             "hosts", all(netns.exists(ns) for ns in net.namespaces()), None, net.cidr, None,
             state.started, f"{net.cidr}: " + ", ".join(f"{r} {net.host(r).ns} {net.ip(r)}"
-                                                       for r in netns.ROLES)))
+                                                       for r in net.roles)))
     services: list[tuple[str, Endpoint | None, Callable[[Endpoint], bool], str]] = [
         ("dns", state.dns, lambda e: dns.probe(e.host, e.port), _dns_detail(layout)),
         ("dns2", state.dns2, lambda e: dns.probe(e.host, e.port),

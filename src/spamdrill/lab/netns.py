@@ -1,6 +1,7 @@
 """The multi-host lab: the field report's hosts as network namespaces of the lab's own.
 
-Client (cormorant), spamd (heron), database (loon) and the lab DNS each get a namespace
+Client (cormorant; more client hosts for a distributed load), spamd (heron), database
+(loon) and the lab DNS each get a namespace
 with one ``eth0`` on a bridge that lives in a further "switch" namespace, so hosts talk at
 layer 2 and nothing is routed or forwarded by the machine. One veth pair joins the switch
 to this namespace (the control link), so the runner can still reach every host. Addresses
@@ -29,8 +30,15 @@ from spamdrill.proto import netstat
 
 RANGE = ipaddress.ip_network("198.18.0.0/15")
 ROLES = ("client", "spamd", "db", "dns")
+MAX_CLIENTS = 8  # client, client2 .. client8: 198.18.x.10-17
 # last octet of each address in the lab's /24; dns2 is a second address of the DNS host
-OCTET = {"control": 1, "client": 10, "spamd": 20, "db": 30, "dns": 53, "dns2": 54}
+OCTET = {"control": 1, "client": 10, "spamd": 20, "db": 30, "dns": 53, "dns2": 54,
+         **{f"client{k}": 10 + k - 1 for k in range(2, MAX_CLIENTS + 1)}}
+
+
+def client_roles(clients: int) -> tuple[str, ...]:
+    """The client hosts: ``client``, then ``client2``... (one per local load worker)."""
+    return ("client", *(f"client{k}" for k in range(2, clients + 1)))
 # with ``ip netns exec`` already in a mount namespace of its own (propagation slave), so the
 # bind mount is seen by the command alone
 _BIND_RESOLV = 'mount --bind "$0" /etc/resolv.conf && exec "$@"'
@@ -60,10 +68,16 @@ def with_resolv(argv: list[str], resolv: Path) -> list[str]:
 
 @dataclass(frozen=True)
 class Net:
-    """One lab's hosts: a /24, the switch namespace and the control link's name here."""
+    """One lab's hosts: a /24, the switch namespace and the control link's name here;
+    ``clients`` client hosts (more than one gives each local load worker its own)."""
 
     tag: str
     prefix: str  # "198.18.7" for 198.18.7.0/24
+    clients: int = 1
+
+    @property
+    def roles(self) -> tuple[str, ...]:
+        return (*client_roles(self.clients), *ROLES[1:])
 
     @property
     def switch(self) -> str:
@@ -84,7 +98,7 @@ class Net:
         return f"{self.prefix}.0/24"
 
     def namespaces(self) -> list[str]:
-        return [self.switch, *(self.host(r).ns for r in ROLES)]
+        return [self.switch, *(self.host(r).ns for r in self.roles)]
 
 
 def require_root(what: str) -> None:
@@ -110,7 +124,7 @@ def _used_nets() -> set[ipaddress.IPv4Network | ipaddress.IPv6Network]:
     return nets
 
 
-def plan(tag: str) -> Net:
+def plan(tag: str, clients: int = 1) -> Net:
     """Names and a free /24 for a new lab network (nothing created yet)."""
     used = _used_nets()
     rng = random.SystemRandom()
@@ -118,7 +132,8 @@ def plan(tag: str) -> Net:
         base = int(RANGE.network_address) + 256 * rng.randrange(RANGE.num_addresses // 256)
         net = ipaddress.ip_network(f"{ipaddress.ip_address(base)}/24")
         if not any(net.overlaps(u) for u in used):
-            return Net(tag=tag[:6], prefix=str(net.network_address).rsplit(".", 1)[0])
+            return Net(tag=tag[:6], prefix=str(net.network_address).rsplit(".", 1)[0],
+                       clients=clients)
     raise SpamdrillError("no free /24 in 198.18.0.0/15 for the lab's hosts")
 
 
@@ -133,7 +148,7 @@ def create(net: Net) -> None:
     _ip("addr", "add", f"{net.ip('control')}/24", "dev", net.control_if)
     _ip("link", "set", net.control_if, "up")
     _plug(sw, "ctl")
-    for role in ROLES:
+    for role in net.roles:
         host = net.host(role)
         _ip("netns", "add", host.ns)
         _ip("-n", sw, "link", "add", role, "type", "veth", "peer", "name", "eth0", "netns",

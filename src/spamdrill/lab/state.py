@@ -35,9 +35,10 @@ class ProcRef(msgspec.Struct, frozen=True):
 class NetRef(msgspec.Struct, frozen=True):
     tag: str
     prefix: str
+    clients: int = 1
 
     def net(self) -> netns.Net:
-        return netns.Net(self.tag, self.prefix)
+        return netns.Net(self.tag, self.prefix, self.clients)
 
 
 class LabState(msgspec.Struct, kw_only=True):
