@@ -21,41 +21,15 @@ import msgspec
 from spamdrill.budget import spamc as spamc_model
 from spamdrill.budget.verify import UNBOUNDED, predict
 from spamdrill.errors import SpamdrillError
+from spamdrill.history import MessageRecord
 from spamdrill.logexcerpt import Excerpt
 
 OUTCOMES = ("spam", "ham", "unscanned", "error", "lost")
 
 
-class Message(msgspec.Struct, frozen=True, kw_only=True):
-    id: str
-    kind: str
-    size: int
-    case: str
-    peer: str
-    start_ns: int
-    end_ns: int | None
-    outcome: str
-    exit_code: int | None
-    reason: str
-    score: float | None
-    spamc_args: list[str]
-    # end to end (through Postfix): what became of it, and its story's joins
-    fate: str = ""
-    dsn: str = ""
-    deferrals: int = 0
-    intact: bool | None = None
-    queue_id: str = ""
-    delays: str = ""
-    spamd: str = ""
-    message_id: str = ""
-
-    @property
-    def seconds(self) -> float | None:
-        return None if self.end_ns is None else (self.end_ns - self.start_ns) / 1e9
-
-    @property
-    def scanned(self) -> bool:
-        return self.outcome in ("spam", "ham")
+# a message as the run document holds it: the history's own record, decoded (and
+# validated) by msgspec, so the document and the history cannot drift apart
+Message = MessageRecord
 
 
 class FaultWindow(msgspec.Struct, frozen=True, kw_only=True):

@@ -319,8 +319,9 @@ export_environment = TZ MAIL_CONFIG LANG {env}
 
 
 # Debian's master.cf services that a private instance needs, chroot off (a chroot needs
-# copies of /etc files in the queue directory)
-_SERVICES = """\
+# copies of /etc files in the queue directory); then the local delivery agent it uses
+# (virtual(8) for the lab's bounces)
+SERVICES = """\
 pickup    unix  n       -       n       60      1       pickup
 cleanup   unix  n       -       n       -       0       cleanup
 qmgr      unix  n       -       n       300     1       qmgr
@@ -335,11 +336,11 @@ showq     unix  n       -       n       -       -       showq
 error     unix  -       -       n       -       -       error
 retry     unix  -       -       n       -       -       error
 discard   unix  -       -       n       -       -       discard
-virtual   unix  -       n       n       -       -       virtual
 anvil     unix  -       -       n       -       1       anvil
 scache    unix  -       -       n       -       1       scache
 postlog   unix-dgram n  -       n       -       1       postlogd
 """
+_SERVICES = SERVICES + "virtual   unix  -       n       n       -       -       virtual\n"
 
 
 def render_master_cf(settings: Settings, port: int) -> str:

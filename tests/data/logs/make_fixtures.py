@@ -58,6 +58,7 @@ SRC = HERE.parents[2] / "src"
 sys.path.insert(0, str(SRC))
 
 from spamdrill import corpus  # noqa: E402
+from spamdrill.lab import postfix  # noqa: E402
 
 HOST = "mx1"  # the name the syslog socket writes, as rsyslog writes the machine's name
 MAIL_USER = "nobody"  # pipe(8)'s user= (must not be root); it owns the lab's Maildirs
@@ -276,24 +277,7 @@ slow_time_limit = 5s
                 f"  flags=DRhu user={MAIL_USER} argv=")
         return f"""\
 127.0.0.1:{self.port} inet n -  n       -       -       smtpd
-pickup    unix  n       -       n       60      1       pickup
-cleanup   unix  n       -       n       -       0       cleanup
-qmgr      unix  n       -       n       300     1       qmgr
-rewrite   unix  -       -       n       -       -       trivial-rewrite
-bounce    unix  -       -       n       -       0       bounce
-defer     unix  -       -       n       -       0       bounce
-trace     unix  -       -       n       -       0       bounce
-verify    unix  -       -       n       -       1       verify
-flush     unix  n       -       n       1000?   0       flush
-proxymap  unix  -       -       n       -       -       proxymap
-showq     unix  n       -       n       -       -       showq
-error     unix  -       -       n       -       -       error
-retry     unix  -       -       n       -       -       error
-discard   unix  -       -       n       -       -       discard
-local     unix  -       n       n       -       -       local
-anvil     unix  -       -       n       -       1       anvil
-scache    unix  -       -       n       -       1       scache
-postlog   unix-dgram n  -       n       -       1       postlogd
+{postfix.SERVICES}local     unix  -       n       n       -       -       local
 maildrop  {pipe}/usr/bin/maildrop {rc} ${{user}} ${{sender}}
 wrapped   {pipe}{wrapper} {rc} ${{user}} ${{sender}}
 deliver   {pipe}{launcher} --recipient=${{recipient}} --sender=${{sender}}
