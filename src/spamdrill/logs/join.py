@@ -556,9 +556,12 @@ class Joiner:
     def _upper(self, attempt: Attempt) -> float:
         """Scans of this try start before the next try of the same recipient starts."""
         upper = attempt.end + self.s.late_window
-        for later in attempt.message.attempts:
-            if later.delivery.to == attempt.recipient and later.number > attempt.number:
-                return min(upper, later.start - self.s.skew)
+        attempts = attempt.message.attempts
+        if len(attempts) > 1:
+            to = attempt.delivery.to
+            for later in attempts:
+                if later.delivery.to == to and later.number > attempt.number:
+                    return min(upper, later.start - self.s.skew)
         return upper
 
     def _open_scans(self) -> list[Scan]:
@@ -568,7 +571,10 @@ class Joiner:
         mid = attempt.message.mid
         if not mid:
             return []
-        found = [s for s in self.by_mid.get(mid, ()) if not s.claimed and a <= s.start <= b]
+        found = []
+        for s in self.by_mid.get(mid, ()):  # a loop: a comprehension's frame costs more
+            if not s.claimed and a <= s.start <= b:
+                found.append(s)
         running = self.open_mids.get(mid)
         if running is not None and a <= running.start <= b:
             found.append(running)

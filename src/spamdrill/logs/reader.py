@@ -293,6 +293,10 @@ class Reader:
             sink.feed(entry, idx, no, line)
 
 
+_tag = formats.ClassicParser.tag
+_UNSEEN: Any = object()
+
+
 def _chain(first: list[Block], rest: Iterator[Block]) -> Iterator[Block]:
     yield from first
     yield from rest
@@ -353,13 +357,13 @@ class Feed:
     def learn(self, tag: str) -> tuple[Read | None, str] | None:
         """A syslog tag not seen yet: its program's handler and its pid (None: not a tag
         that ends the envelope). Tags are many (a pid each), programs few."""
-        parsed = formats.ClassicParser.tag(tag)
+        parsed = _tag(tag)
         if parsed is None:
             return None
         prog, pid = parsed
-        handlers = self.handlers
-        handle = handlers[prog] if prog in handlers else handlers.setdefault(
-            prog, self.sink.handler(prog))
+        handle = self.handlers.get(prog, _UNSEEN)
+        if handle is _UNSEEN:
+            handle = self.handlers[prog] = self.sink.handler(prog)
         if len(self.tags) > 50_000:
             self.tags.clear()
         info = self.tags[tag] = handle, pid
