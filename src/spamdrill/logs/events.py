@@ -23,7 +23,7 @@ _new = tuple.__new__
 
 def line(src: int, no: int, text: str) -> Line:
     """A ``Line`` for the hot path: ``tuple.__new__`` skips the NamedTuple's own
-    ``__new__``, a third of the cost, and this runs for every event."""
+    ``__new__``, a third of the cost, and this runs for most lines kept as evidence."""
     return _new(Line, (src, no, text))
 
 

@@ -2,13 +2,13 @@
 format sniffed (or given), its lines parsed to envelopes, and all inputs merged by time.
 
 Thin I/O around ``formats``: a file is read once, a block at a time (a megabyte, decoded
-as a whole: a text stream's per-line decoding was a quarter of the time), so memory does
-not grow with its size; several files are merged with ``heapq.merge`` (each file is in
-time order, as its writer appended it). One file in the classic format without filters --
-the common case, ``spamdrill logs /var/log/mail.log`` -- takes a loop of its own that
-hands each line to its program's handler by the syslog tag, with no object per line. A
-line that cannot be read is counted under its reason and the first few are kept for the
-report: never an exception.
+and split in one go rather than line by line), so memory does not grow with its size;
+several files are merged with ``heapq.merge`` (each file is in time order, as its writer
+appended it). One file in the classic format without filters -- the common case,
+``spamdrill logs /var/log/mail.log`` -- takes a loop of its own that hands each line to its
+program's handler by the syslog tag, with no object per line. A line that cannot be read
+is counted under its reason and the first few are kept for the report: never an
+exception.
 """
 
 from __future__ import annotations
@@ -209,7 +209,7 @@ class Reader:
         inp.format = fmt
         return lines, fh, make_parser(fmt, first, inp.path, self.filters)
 
-    def _other(self, inp: Input, no: int, line: str, got: object) -> list[Entry]:
+    def other(self, inp: Input, no: int, line: str, got: object) -> list[Entry]:
         """What is not one plain envelope: a maildrop record's entries, or a skip."""
         if type(got) is list:
             return got
@@ -231,7 +231,7 @@ class Reader:
             if type(got) is Entry and "\x00" not in line:
                 yield got, no, line
             else:
-                for entry in self._other(inp, no, line, got):
+                for entry in self.other(inp, no, line, got):
                     yield entry, no, entry.msg
 
     def _entries(self, inp: Input) -> Iterator[tuple[float, int, Entry, int, str]]:
@@ -351,7 +351,7 @@ class Feed:
         if type(got) is Entry:
             self._entry(got, self.no, line)
             return
-        for entry in self.reader._other(self.inp, self.no, line, got):
+        for entry in self.reader.other(self.inp, self.no, line, got):
             self._entry(entry, self.no, entry.msg)
 
     def learn(self, tag: str) -> tuple[Read | None, str] | None:

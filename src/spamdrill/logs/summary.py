@@ -34,6 +34,7 @@ from spamdrill.vocab import MODE_INFO, Fate, Mode
 SCHEMA = "spamdrill.logs/1"
 STAGES = ("before_queue_manager", "in_queue_manager", "connection", "transmission")
 
+
 def reader_for(prog: str, join: Joiner, after: After) -> Read | None:
     """Which program's reader reads a line, from its syslog tag (None: not needed)."""
     name = postfix.daemon(prog)
