@@ -17,6 +17,7 @@ PACKAGES=(
                                   # postconf, the reference for the main.cf reader
   python3                         # a Python pipe(8)'s unprivileged user can run (spamdrill-deliver)
   chromium                        # the HTML report's tests and benchmark open it headless
+  valgrind                        # instructions per line in the logs benchmark
 )
 
 if [ "$(id -u)" -ne 0 ]; then

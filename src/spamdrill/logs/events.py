@@ -1,7 +1,9 @@
-"""What the parsers of each program's lines produce: small values the join consumes.
+"""The values the join keeps of a line, where it keeps more than a count or a field.
 
-Every event keeps its source ``Line`` (input, line number, text): the diagnosis quotes it as
-evidence, so a postmaster can find the line in the original file.
+Most lines become no object at all: the parsers hand their fields to the join (``join``).
+What is kept for the diagnosis -- a delivery, a warning, a failed scan's error, a wrapper's
+or spamc's line -- keeps its source ``Line`` (input, line number, text): the diagnosis
+quotes it as evidence, so a postmaster can find the line in the original file.
 """
 
 from __future__ import annotations
@@ -21,46 +23,17 @@ _new = tuple.__new__
 
 def line(src: int, no: int, text: str) -> Line:
     """A ``Line`` for the hot path: ``tuple.__new__`` skips the NamedTuple's own
-    ``__new__``, a third of the cost, and this runs for every event."""
+    ``__new__``, a third of the cost, and this runs for most lines kept as evidence."""
     return _new(Line, (src, no, text))
 
 
 Key = tuple[str, str]  # (host, Postfix queue id): queue ids are unique per host only
+# a line kept unparsed until a delivery in trouble asks for it: host, ts, the program's
+# text, input, line number, the whole line
+RawLine = tuple[str, float, str, int, int, str]
 
 
 # -- Postfix -------------------------------------------------------------------------------
-
-@dataclass(slots=True)
-class Arrived:
-    """smtpd's ``QID: client=...`` or pickup's ``QID: uid=N from=<...>``."""
-
-    key: Key
-    ts: float
-    client: str
-    line: Line
-
-
-@dataclass(slots=True)
-class MessageId:
-    """cleanup's ``QID: message-id=<...>``."""
-
-    key: Key
-    ts: float
-    mid: str
-    line: Line
-
-
-@dataclass(slots=True)
-class Queued:
-    """qmgr's ``QID: from=<...>, size=N, nrcpt=N (queue active)``."""
-
-    key: Key
-    ts: float
-    sender: str
-    size: int
-    nrcpt: int
-    line: Line
-
 
 @dataclass(slots=True)
 class Delivery:
@@ -83,33 +56,6 @@ class Delivery:
 
 
 @dataclass(slots=True)
-class Notice:
-    """bounce's ``QID: sender non-delivery notification: NEWQID``."""
-
-    key: Key
-    ts: float
-    notice: str
-    new_qid: str
-    line: Line
-
-
-@dataclass(slots=True)
-class Removed:
-    key: Key
-    ts: float
-    line: Line
-
-
-@dataclass(slots=True)
-class Expired:
-    """qmgr's ``QID: from=<...>, status=expired, returned to sender``."""
-
-    key: Key
-    ts: float
-    line: Line
-
-
-@dataclass(slots=True)
 class AgentWarning:
     """A delivery agent's ``warning: ...`` without a queue id (``pipe_command_read: read time
     limit exceeded``): kept for the agent process's next delivery."""
@@ -126,21 +72,15 @@ class AgentWarning:
 
 @dataclass(slots=True)
 class SpamdEvent:
-    """One spamd line. ``kind``: connection, processing, verdict, result, time-limit,
-    timeout, unavailable, sql-error, protocol, max-children, child-states, started,
-    stopped, dbg."""
+    """A spamd line that failed a scan, kept with the scan. ``kind``: timeout,
+    unavailable, sql-error, protocol."""
 
     kind: str
     host: str
     pid: str
     ts: float
     line: Line
-    mid: str = ""
     user: str = ""
-    seconds: float | None = None
-    size: int | None = None
-    spam: bool | None = None
-    tests: tuple[str, ...] = ()
     text: str = ""
 
 
@@ -187,6 +127,3 @@ class SpamcEvent:
     line: Line
     extra: dict[str, str] = field(default_factory=dict)
 
-
-Event = (Arrived | MessageId | Queued | Delivery | Notice | Removed | Expired | AgentWarning
-         | SpamdEvent | MaildropEvent | WrapperEvent | SpamcEvent)

@@ -32,6 +32,7 @@ from __future__ import annotations
 import calendar
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone, tzinfo
 from typing import NamedTuple
@@ -65,6 +66,13 @@ class Skip:
 
 _SKIPS = {r: Skip(r) for r in SKIP_REASONS}
 
+# A program's reader: (ts, host, pid, text, input, line number, whole line).
+Read = Callable[[float, str, str, str, int, int, str], None]
+# What a reader calls after a line unless the join took it and nothing is due: (True
+# when the join took the line, False when it does not need it, a Skip for a known line
+# cut short; ts, input, line number, whole line).
+After = Callable[[bool | Skip, float, int, int, str], None]
+
 
 def skip(reason: str) -> Skip:
     return _SKIPS.get(reason) or Skip(reason)
@@ -95,7 +103,7 @@ class YearClock:
     year, a clock reset, a file out of order): it is refused, not silently placed a year
     away; so is a line more than ``ahead`` seconds (half a year) after the last (a December
     line after January's: a year off). Stamps repeat within a second, so each is converted
-    once.
+    once, and the minute it falls in too (zones change their offset on the minute).
     """
 
     def __init__(self, year: int, tz: tzinfo | None, tolerance: float = 3600.0,
@@ -107,6 +115,17 @@ class YearClock:
         self.last: float | None = None
         self.last_month = 0
         self._cache: dict[str, float] = {}
+        self._minutes: dict[tuple[int, int, int, int, int], float] = {}
+
+    def _minute(self, year: int, month: int, day: int, hour: int, minute: int) -> float:
+        key = (year, month, day, hour, minute)
+        base = self._minutes.get(key)
+        if base is None:
+            base = epoch(datetime(year, month, day, hour, minute), self.tz)
+            if len(self._minutes) > 4096:
+                self._minutes.clear()
+            self._minutes[key] = base
+        return base
 
     def _convert(self, stamp: str) -> float | None:
         parts = stamp.split()  # the day may be space-padded
@@ -120,10 +139,13 @@ class YearClock:
                             and month == 1 else 0)
         try:
             sec = float(hms[2])
-            dt = datetime(year, month, int(parts[1]), int(hms[0]), int(hms[1]), int(sec))
-        except ValueError:
+            whole = int(sec)
+            if not 0 <= whole <= 59:
+                return None
+            base = self._minute(year, month, int(parts[1]), int(hms[0]), int(hms[1]))
+        except (ValueError, OverflowError):
             return None
-        return epoch(dt, self.tz) + (sec - int(sec))
+        return base + whole + (sec - whole)
 
     def __call__(self, stamp: str) -> float | None:
         ts = self._cache.get(stamp)
@@ -174,29 +196,41 @@ class ClassicParser:
     """``Mon dd hh:mm:ss[.ffffff] host tag[pid]: text``.
 
     Every line of a mail log passes here, so the common shape takes one ``str.split`` and
-    a cached stamp; anything else takes the careful path."""
+    a cached stamp; anything else takes the careful path. The reader's loop over a whole
+    block (``reader``) takes the same path inline: ``stamp`` and ``tag`` are its steps."""
 
     def __init__(self, clock: YearClock) -> None:
         self.clock = clock
         self.cache = clock._cache
 
+    def stamp(self, stamp: str) -> float | None:
+        """A ``Mon dd hh:mm:ss`` stamp's time (None: refused), converted once."""
+        ts = self.cache.get(stamp)
+        clock = self.clock
+        last = clock.last
+        if ts is None or last is None or ts < last - clock.tolerance or ts > last + clock.ahead:
+            return clock(stamp)
+        if ts > last:
+            clock.last = ts
+        return ts
+
+    @staticmethod
+    def tag(tag: str) -> tuple[str, str] | None:
+        """``prog[pid]:`` -> prog, pid; None if it does not end the envelope."""
+        if tag[-1:] != ":":
+            return None
+        if tag.endswith("]:"):
+            prog, _, pid = tag.partition("[")
+            return prog, pid[:-2]
+        return tag[:-1], ""
+
     def __call__(self, line: str) -> Entry | Skip:
         parts = line.split(None, 5)
         if len(parts) == 6 and len(line) > 16 and line[15] == " ":
-            stamp = line[:15]
-            ts = self.cache.get(stamp)
-            clock = self.clock
-            if ts is None or clock.last is None or ts < clock.last - clock.tolerance \
-                    or ts > clock.last + clock.ahead:
-                ts = clock(stamp)
-            elif ts > clock.last:
-                clock.last = ts
-            tag = parts[4]
-            if ts is not None and tag[-1] == ":":
-                if tag[-2] == "]":
-                    prog, _, pid = tag.partition("[")
-                    return _new(Entry, (ts, parts[3], prog, pid[:-2], parts[5]))
-                return _new(Entry, (ts, parts[3], tag[:-1], "", parts[5]))
+            ts = self.stamp(line[:15])
+            tag = self.tag(parts[4]) if ts is not None else None
+            if ts is not None and tag is not None:
+                return _new(Entry, (ts, parts[3], tag[0], tag[1], parts[5]))
         return self.careful(line)
 
     def careful(self, line: str) -> Entry | Skip:

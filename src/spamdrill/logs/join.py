@@ -1,5 +1,10 @@
 """The join, sans-IO: Postfix queue ids -> delivery attempts -> spamd scans, in one pass over
-events in time order, with memory bounded whatever the log's length.
+the lines in time order, with memory bounded whatever the log's length.
+
+The parsers (``postfix``, ``spamd``, ``maildrop``) call the join's methods with the values a
+line carries -- no event object per line: most of a mail log is mail that went fine, and
+per-line objects were most of the time it took (benchmarks/README.md). After each line it
+took, ``advance`` moves the join's clock on.
 
 - A ``Message`` is one Postfix queue file (host, queue id): arrival, Message-ID, sender,
   size. It lives until qmgr logs ``removed`` (or, for a log without those lines, until
@@ -22,27 +27,22 @@ from __future__ import annotations
 
 import bisect
 from collections import OrderedDict, deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Generic, TypeVar
+from typing import Generic, TypeVar
 
 from spamdrill.logs.events import (
     AgentWarning,
-    Arrived,
     Delivery,
-    Event,
-    Expired,
     Key,
     Line,
     MaildropEvent,
-    MessageId,
-    Notice,
-    Queued,
-    Removed,
+    RawLine,
     SpamcEvent,
     SpamdEvent,
     WrapperEvent,
 )
+from spamdrill.logs.maildrop import filter_event
 
 T = TypeVar("T")
 
@@ -68,12 +68,13 @@ class TimeIndex(Generic[T]):
         self.lo = 0
 
     def add(self, ts: float, item: T) -> None:
-        if self.ts and ts < self.ts[-1]:  # merged inputs may step back within a second
-            i = bisect.bisect_right(self.ts, ts, self.lo)
-            self.ts.insert(i, ts)
+        times = self.ts
+        if times and ts < times[-1]:  # merged inputs may step back within a second
+            i = bisect.bisect_right(times, ts, self.lo)
+            times.insert(i, ts)
             self.items.insert(i, item)
             return
-        self.ts.append(ts)
+        times.append(ts)
         self.items.append(item)
 
     def window(self, a: float, b: float) -> list[T]:
@@ -96,14 +97,15 @@ class TimeIndex(Generic[T]):
         return len(self.ts) - self.lo
 
 
+
 @dataclass(slots=True, eq=False)
 class Scan:
     host: str
     pid: str
     start: float
     lines: list[Line]
+    last: float = 0.0  # its latest line
     end: float | None = None
-    last: float = 0.0
     mid: str = ""
     user: str = ""
     seconds: float | None = None  # spamd's own figure
@@ -111,7 +113,7 @@ class Scan:
     spam: bool | None = None
     tests: tuple[str, ...] = ()
     time_limit: bool = False
-    errors: list[SpamdEvent] = field(default_factory=list)
+    errors: tuple[SpamdEvent, ...] = ()
     finished: bool = False  # a verdict was logged
     claimed: bool = False
     attempt: Attempt | None = None  # the delivery it was joined to
@@ -129,17 +131,13 @@ class Scan:
 @dataclass(slots=True, eq=False)
 class Message:
     key: Key
-    first: float
-    last: float = 0.0  # its latest line
-    lines: list[Line] = field(default_factory=list)
+    last: float  # its latest line
     client: str = ""
     mid: str = ""
     sender: str | None = None
     size: int | None = None
-    notices: list[Notice] = field(default_factory=list)
     attempts: list[Attempt] = field(default_factory=list)
     removed: float | None = None
-    expired: bool = False
 
 
 @dataclass(slots=True, eq=False)
@@ -155,21 +153,28 @@ class SpamdContext:
     all_busy: Line | None = None  # the last "child states" before it: no idle child
 
 
+_NO_CONTEXT = SpamdContext()
+_NEVER = float("-inf")
+
+
 @dataclass(slots=True, eq=False)
 class Attempt:
+    """One delivery line. What is joined to it stays empty (shared, never changed in place)
+    until the join fills it: most attempts need their scans only."""
+
     message: Message
     delivery: Delivery
     start: float
     end: float
     number: int  # 1 for the first try of this recipient
     plain: bool = False  # delivered in time and scanned: nothing more was joined
-    warnings: list[AgentWarning] = field(default_factory=list)
-    scans: list[Scan] = field(default_factory=list)
+    warnings: Sequence[AgentWarning] = ()
+    scans: Sequence[Scan] = ()
     joined_by: str = ""  # "message-id" or "user and time"
-    wrappers: list[WrapperEvent] = field(default_factory=list)
-    maildrop: list[MaildropEvent] = field(default_factory=list)
-    spamc: list[SpamcEvent] = field(default_factory=list)
-    spamd: SpamdContext = field(default_factory=SpamdContext)
+    wrappers: Sequence[WrapperEvent] = ()
+    maildrop: Sequence[MaildropEvent] = ()
+    spamc: Sequence[SpamcEvent] = ()
+    spamd: SpamdContext = _NO_CONTEXT
 
     @property
     def recipient(self) -> str:
@@ -179,14 +184,11 @@ class Attempt:
         """Diagnosed: let go of what was joined to it (its message may stay queued for
         days, and keeps this attempt); once its message has left the queue, the message
         lets go of it too, so neither waits for the cycle collector."""
-        self.scans, self.warnings, self.wrappers = [], [], []
-        self.maildrop, self.spamc, self.spamd = [], [], _NO_CONTEXT
+        self.scans = self.warnings = self.wrappers = self.maildrop = self.spamc = ()
+        self.spamd = _NO_CONTEXT
         msg = self.message
         if msg.removed is not None and self in msg.attempts:
             msg.attempts.remove(self)
-
-
-_NO_CONTEXT = SpamdContext()
 
 
 def _mentions(ev: MaildropEvent, users: tuple[str, ...]) -> bool:
@@ -217,25 +219,25 @@ class SpamdHosts:
         self.max_children = TimeIndex[Line]()
         self.states = TimeIndex[tuple[str, Line]]()  # prefork child states
 
-    def saw(self, ev: SpamdEvent) -> None:
-        host = ev.host
+    def saw(self, host: str, ts: float) -> None:
+        """Any spamd line the join reads: the span of this host's log, and its gaps."""
         last = self.last.get(host)
         if last is None:
-            self.first[host] = ev.ts
+            self.first[host] = ts
+            self.last[host] = ts
             self.gaps[host] = TimeIndex()
-        elif ev.ts - last > self.settings.gap:
-            self.gaps[host].add(last, ev.ts)
-        if last is None or ev.ts > last:
-            self.last[host] = ev.ts
-        if ev.kind in ("started", "stopped"):
-            changes = self.updown.setdefault(host, [])
-            changes.append((ev.ts, ev.kind == "started", ev.line))
-            if len(changes) > 64:  # the latest are what the joins ask about
-                del changes[:32]
-        elif ev.kind == "max-children":
-            self.max_children.add(ev.ts, ev.line)
-        elif ev.kind == "child-states":
-            self.states.add(ev.ts, (ev.text, ev.line))
+            return
+        if ts > last:
+            if ts - last > self.settings.gap:
+                self.gaps[host].add(last, ts)
+            self.last[host] = ts
+
+    def changed(self, host: str, ts: float, started: bool, ln: Line) -> None:
+        """``server started`` or ``server killed``."""
+        changes = self.updown.setdefault(host, [])
+        changes.append((ts, started, ln))
+        if len(changes) > 64:  # the latest are what the joins ask about
+            del changes[:32]
 
     def context(self, start: float, end: float, now: float) -> SpamdContext:
         ctx = SpamdContext(seen=bool(self.last))
@@ -283,12 +285,13 @@ class SpamdHosts:
 
 
 class Joiner:
-    """Feed events in time order; get back attempts ready to diagnose, each with its scans
-    and the lines around it."""
+    """Give it the lines' values in time order, ``advance`` after each; get back attempts
+    ready to diagnose, each with its scans and the lines around it."""
 
     def __init__(self, settings: Settings | None = None) -> None:
         self.s = settings or Settings()
         self.now = 0.0
+        self.dirty = False  # something was queued that the next ``advance`` may release
         self.messages: OrderedDict[Key, Message] = OrderedDict()
         # open scans by spamd child, least recently active first; and by Message-ID
         self.children: OrderedDict[tuple[str, str], Scan] = OrderedDict()
@@ -303,7 +306,9 @@ class Joiner:
         self.wrappers: dict[str, list[WrapperEvent]] = {}  # queue id -> spamdrill-deliver
         self.wrapper_order: deque[tuple[float, str]] = deque()
         self.timed_wrappers = TimeIndex[WrapperEvent]()
-        self.maildrop = TimeIndex[MaildropEvent]()
+        # the maildroprc's lines, unparsed until an attempt in trouble asks (RawLine), and
+        # maildrop's logfile records
+        self.maildrop = TimeIndex[MaildropEvent | RawLine]()
         self.spamc = TimeIndex[SpamcEvent]()
         self.spamd = SpamdHosts(self.s)
         self.scans_seen = 0
@@ -313,18 +318,19 @@ class Joiner:
         self.plain: Callable[[Attempt], bool] | None = None
         self.next_trim = 0.0
 
-    # -- feeding ----------------------------------------------------------------------
+    # -- the clock ------------------------------------------------------------------------
 
-    def feed(self, ev: Event) -> None:
-        """One event; attempts whose late window has passed go to ``ready``."""
+    def advance(self, ts: float) -> None:
+        """After a line the join took: the clock moves on to its time; attempts whose late
+        window has passed go to ``ready``; windows are trimmed every 10 s of log time."""
+        if ts > self.now:
+            self.now = ts
+        self.dirty = False
         now = self.now
-        if ev.ts > now:
-            self.now = now = ev.ts
-        _HANDLERS[type(ev)](self, ev)
         pending = self.pending
-        if pending and pending[0].end + self.s.late_window < now:
-            while pending and pending[0].end + self.s.late_window < now:
-                self.ready.append(self._associate(pending.popleft()))
+        late = self.s.late_window
+        while pending and pending[0].end + late < now:
+            self.ready.append(self._associate(pending.popleft()))
         if now >= self.next_trim:  # windows are minutes long: every 10 s is enough
             self._trim()
             self.next_trim = now + 10.0
@@ -344,55 +350,42 @@ class Joiner:
     # -- Postfix --------------------------------------------------------------------------
 
     def message(self, key: Key, ts: float) -> Message:
-        msg = self.messages.get(key)
+        """The queue file a line names, now its latest line (new if not seen yet)."""
+        messages = self.messages
+        msg = messages.get(key)
         if msg is None:
-            msg = self.messages[key] = Message(key, ts)
-            if len(self.messages) > self.s.max_open:
-                self.messages.popitem(last=False)
+            msg = messages[key] = Message(key, ts)
+            if len(messages) > self.s.max_open:
+                messages.popitem(last=False)
                 self.evicted += 1
-        else:
-            self.messages.move_to_end(key)
+            return msg
+        messages.move_to_end(key)
         msg.last = ts
         return msg
 
-    def _arrived(self, ev: Arrived) -> None:
+    def delivery(self, ev: Delivery) -> None:
         msg = self.message(ev.key, ev.ts)
-        msg.client = ev.client
-        msg.lines.append(ev.line)
-
-    def _message_id(self, ev: MessageId) -> None:
-        msg = self.message(ev.key, ev.ts)
-        msg.mid = ev.mid
-        msg.lines.append(ev.line)
-
-    def _queued(self, ev: Queued) -> None:
-        msg = self.message(ev.key, ev.ts)
-        if msg.sender is None:
-            msg.lines.append(ev.line)
-        msg.sender, msg.size = ev.sender, ev.size
-
-    def _delivery(self, ev: Delivery) -> None:
-        msg = self.message(ev.key, ev.ts)
-        number = 1 + sum(1 for a in msg.attempts if a.delivery.to == ev.to)
+        to = ev.to
+        number = 1
+        for a in msg.attempts:
+            if a.delivery.to == to:
+                number += 1
         attempt = Attempt(msg, ev, ev.ts - ev.delays[3], ev.ts, number)
-        attempt.warnings = self.warnings.pop((ev.key[0], ev.agent, ev.pid), [])
+        if self.warnings:
+            attempt.warnings = self.warnings.pop((ev.key[0], ev.agent, ev.pid), ())
         msg.attempts.append(attempt)
         if len(msg.attempts) > 50:  # a message retried for days: keep the recent tries
             del msg.attempts[:10]
+        if not self.pending:
+            self.dirty = True
         self.pending.append(attempt)
 
-    def _notice(self, ev: Notice) -> None:
-        self.message(ev.key, ev.ts).notices.append(ev)
-
-    def _removed(self, ev: Removed) -> None:
-        msg = self.messages.pop(ev.key, None)
+    def removed(self, key: Key, ts: float) -> None:
+        msg = self.messages.pop(key, None)
         if msg is not None:
-            msg.removed = ev.ts
+            msg.removed = ts
 
-    def _expired(self, ev: Expired) -> None:
-        self.message(ev.key, ev.ts).expired = True
-
-    def _warning(self, ev: AgentWarning) -> None:
+    def warning(self, ev: AgentWarning) -> None:
         found = self.warnings.setdefault((ev.host, ev.agent, ev.pid), [])
         found.append(ev)
         if len(found) > 5 or len(self.warnings) > 10_000:
@@ -400,38 +393,59 @@ class Joiner:
 
     # -- spamd ------------------------------------------------------------------------------
 
-    def _spamd(self, ev: SpamdEvent) -> None:
-        self.spamd.saw(ev)
-        child = (ev.host, ev.pid)
-        scan = self.children.get(child)
-        if ev.kind == "connection" or (ev.kind == "processing" and scan is None):
+    def spamd_line(self, kind: str, host: str, pid: str, ts: float, ln: Line) -> Scan | None:
+        """Any spamd line the join reads: the host's log goes on, and the line joins its
+        child's scan (a new one on a connection, or a message with no connection seen);
+        the scan, or None when the child has none open."""
+        spamd = self.spamd
+        if ts > spamd.last.get(host, _NEVER):  # its log goes on later (or begins)
+            spamd.saw(host, ts)
+        child = (host, pid)
+        children = self.children
+        scan = children.get(child)
+        if kind == "connection" or (scan is None and kind == "processing"):
             if scan is not None:
                 self._file(scan)
-                del self.children[child]
-            scan = self.children[child] = Scan(ev.host, ev.pid, ev.ts, [])
-        elif scan is None:
-            return
-        else:
-            self.children.move_to_end(child)
-        scan.lines.append(ev.line)
-        scan.last = ev.ts
-        _SCAN_STEPS.get(ev.kind, _scan_other)(scan, ev)
-        if ev.kind == "processing":
-            self.open_mids[scan.mid] = scan
-        if ev.kind in _SCAN_ENDS:
-            del self.children[child]
-            self._file(scan)
+                del children[child]
+            scan = children[child] = Scan(host, pid, ts, [ln], ts)
+            return scan
+        if scan is None:
+            return None
+        children.move_to_end(child)
+        scan.lines.append(ln)
+        scan.last = ts
+        return scan
+
+    def processing(self, scan: Scan, mid: str, user: str) -> None:
+        scan.mid, scan.user = mid, user
+        self.open_mids[mid] = scan
+
+    def error(self, scan: Scan, ev: SpamdEvent, ends: bool) -> None:
+        """A scan's failure: SQL, its child's timeout, service unavailable, bad protocol."""
+        scan.errors += (ev,)
+        scan.end = ev.ts
+        if ev.user and not scan.user:
+            scan.user = ev.user
+        if ends:
+            self.end_scan(scan)
+
+    def end_scan(self, scan: Scan) -> None:
+        del self.children[(scan.host, scan.pid)]
+        self._file(scan)
 
     def _file(self, scan: Scan) -> None:
-        if self.open_mids.get(scan.mid) is scan:
-            del self.open_mids[scan.mid]
-        if not scan.useful:
+        """A scan ended (or its child went quiet): kept for joining, by Message-ID, by
+        user and by when it started."""
+        mid, user = scan.mid, scan.user
+        if mid and self.open_mids.get(mid) is scan:
+            del self.open_mids[mid]
+        if not (mid or scan.errors or scan.finished or user):  # not useful: a PING
             return
         self.scans_seen += 1
-        if scan.mid and scan.mid != "(unknown)":
-            self.by_mid.setdefault(scan.mid, []).append(scan)
-        if scan.user:
-            self.by_user.setdefault(scan.user.lower(), []).append(scan)
+        if mid and mid != "(unknown)":
+            _index(self.by_mid, mid, scan)
+        if user:
+            _index(self.by_user, user.lower(), scan)
         self.kept.append(scan)
         self.by_start.add(scan.start, scan)
         if self.on_scan is not None:
@@ -480,13 +494,7 @@ class Joiner:
 
     # -- the rest ---------------------------------------------------------------------------
 
-    def _maildrop(self, ev: MaildropEvent) -> None:
-        self.maildrop.add(ev.ts, ev)
-
-    def _spamc(self, ev: SpamcEvent) -> None:
-        self.spamc.add(ev.ts, ev)
-
-    def _wrapper(self, ev: WrapperEvent) -> None:
+    def wrapper(self, ev: WrapperEvent) -> None:
         if ev.qid:
             self.wrappers.setdefault(ev.qid, []).append(ev)
             self.wrapper_order.append((ev.ts, ev.qid))
@@ -498,13 +506,16 @@ class Joiner:
     def _associate(self, attempt: Attempt) -> Attempt:
         skew = self.s.skew
         a, b = attempt.start - skew, self._upper(attempt)
-        attempt.scans = self._scans_by_mid(attempt, a, b)
-        attempt.joined_by = "message-id" if attempt.scans else ""
-        attempt.wrappers = [w for w in self.wrappers.get(attempt.message.key[1], ())
-                            if w.to == attempt.recipient]
-        for scan in attempt.scans:
-            scan.claimed = True
-            scan.attempt = attempt
+        scans = attempt.scans = self._scans_by_mid(attempt, a, b)
+        if scans:
+            attempt.joined_by = "message-id"
+            for scan in scans:
+                scan.claimed = True
+                scan.attempt = attempt
+        if self.wrappers:
+            wrappers = self.wrappers.get(attempt.message.key[1])
+            if wrappers:
+                attempt.wrappers = [w for w in wrappers if w.to == attempt.delivery.to]
         if self.plain is not None and self.plain(attempt):
             attempt.plain = True
             return attempt  # delivered in time, and scanned: nothing more to look at
@@ -522,11 +533,12 @@ class Joiner:
                 scan.claimed = True
                 scan.attempt = attempt
         users = _users(attempt.recipient)
-        attempt.maildrop = [m for m in self.maildrop.window(a, attempt.end + skew)
-                            if _mentions(m, users)]
+        maildrop = [_maildrop_event(m) for m in self.maildrop.window(a, attempt.end + skew)]
+        attempt.maildrop = [m for m in maildrop if _mentions(m, users)]
         attempt.spamc = [e for e in self.spamc.window(a, attempt.end + skew)
                          if e.host == attempt.message.key[0]]
-        attempt.wrappers += self.timed_wrappers.window(a, attempt.end + skew)
+        attempt.wrappers = [*attempt.wrappers,
+                            *self.timed_wrappers.window(a, attempt.end + skew)]
         attempt.spamd = self.spamd.context(attempt.start, attempt.end, self.now)
         attempt.spamd.busy = self._busy(attempt)
         if attempt.spamd.busy:
@@ -544,9 +556,12 @@ class Joiner:
     def _upper(self, attempt: Attempt) -> float:
         """Scans of this try start before the next try of the same recipient starts."""
         upper = attempt.end + self.s.late_window
-        for later in attempt.message.attempts:
-            if later.delivery.to == attempt.recipient and later.number > attempt.number:
-                return min(upper, later.start - self.s.skew)
+        attempts = attempt.message.attempts
+        if len(attempts) > 1:
+            to = attempt.delivery.to
+            for later in attempts:
+                if later.delivery.to == to and later.number > attempt.number:
+                    return min(upper, later.start - self.s.skew)
         return upper
 
     def _open_scans(self) -> list[Scan]:
@@ -556,7 +571,10 @@ class Joiner:
         mid = attempt.message.mid
         if not mid:
             return []
-        found = [s for s in self.by_mid.get(mid, ()) if not s.claimed and a <= s.start <= b]
+        found = []
+        for s in self.by_mid.get(mid, ()):  # a loop: a comprehension's frame costs more
+            if not s.claimed and a <= s.start <= b:
+                found.append(s)
         running = self.open_mids.get(mid)
         if running is not None and a <= running.start <= b:
             found.append(running)
@@ -574,62 +592,16 @@ class Joiner:
         return found[:1]  # by time alone, only the first is this attempt's
 
 
-def _scan_processing(scan: Scan, ev: SpamdEvent) -> None:
-    scan.mid, scan.user = ev.mid, ev.user
+def _index(index: dict[str, list[Scan]], name: str, scan: Scan) -> None:
+    found = index.get(name)
+    if found is None:
+        index[name] = [scan]
+    else:
+        found.append(scan)
 
 
-def _scan_verdict(scan: Scan, ev: SpamdEvent) -> None:
-    scan.seconds, scan.size, scan.spam, scan.end = ev.seconds, ev.size, ev.spam, ev.ts
-    scan.user = scan.user or ev.user
-    scan.finished = True
-
-
-def _scan_result(scan: Scan, ev: SpamdEvent) -> None:
-    _scan_verdict(scan, ev)
-    scan.mid = scan.mid or ev.mid
-    scan.tests = ev.tests
-    if "TIME_LIMIT_EXCEEDED" in ev.tests:
-        scan.time_limit = True
-
-
-def _scan_time_limit(scan: Scan, ev: SpamdEvent) -> None:
-    scan.time_limit = True
-
-
-def _scan_error(scan: Scan, ev: SpamdEvent) -> None:
-    scan.errors.append(ev)
-    scan.end = ev.ts
-    if ev.user and not scan.user:
-        scan.user = ev.user
-
-
-def _scan_other(scan: Scan, ev: SpamdEvent) -> None:
-    return None
-
-
-_SCAN_STEPS = {
-    "processing": _scan_processing,
-    "verdict": _scan_verdict,
-    "result": _scan_result,
-    "time-limit": _scan_time_limit,
-    "timeout": _scan_error,
-    "unavailable": _scan_error,
-    "protocol": _scan_error,
-    "sql-error": _scan_error,
-}
-_SCAN_ENDS = frozenset({"result", "timeout", "unavailable", "protocol"})
-
-_HANDLERS: dict[type, Any] = {
-    Arrived: Joiner._arrived,
-    MessageId: Joiner._message_id,
-    Queued: Joiner._queued,
-    Delivery: Joiner._delivery,
-    Notice: Joiner._notice,
-    Removed: Joiner._removed,
-    Expired: Joiner._expired,
-    AgentWarning: Joiner._warning,
-    SpamdEvent: Joiner._spamd,
-    MaildropEvent: Joiner._maildrop,
-    SpamcEvent: Joiner._spamc,
-    WrapperEvent: Joiner._wrapper,
-}
+def _maildrop_event(item: MaildropEvent | RawLine) -> MaildropEvent:
+    """A maildroprc's line is parsed when an attempt in trouble asks for it."""
+    if type(item) is tuple:
+        return filter_event(*item)
+    return item  # type: ignore[return-value]

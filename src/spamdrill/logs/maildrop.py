@@ -15,16 +15,23 @@ outcome=... dsn=... rule=... delay=Ns``); the field report's Perl wrapper logged
 ``WRAPPER: maildrop exit = N; safe_args = ...; error_msg = ...`` under the tag
 ``wrapper``. spamc logs to syslog when it cannot reach spamd (``libspamc.c``:
 ``connect to spamd on H failed, retrying (#1 of 3): ...``).
+
+A maildroprc's lines are kept unparsed (``RawLine``) until a delivery in trouble asks for
+them (``filter_event``): most deliveries never do.
 """
 
 from __future__ import annotations
 
 import re
 from datetime import datetime, tzinfo
+from typing import TYPE_CHECKING
 
 from spamdrill.logs.events import MaildropEvent, SpamcEvent, WrapperEvent, line
-from spamdrill.logs.formats import TIME, TRUNCATED, Entry, Skip, entry, epoch, skip
+from spamdrill.logs.formats import TIME, TRUNCATED, After, Entry, Read, Skip, entry, epoch, skip
 from spamdrill.proto.spamc_result import reason_from_stderr
+
+if TYPE_CHECKING:
+    from spamdrill.logs.join import Joiner
 
 _KINDS = (("Checking for spam", "checking"), ("Found spam", "found-spam"),
           ("Delivering", "delivering"))
@@ -39,37 +46,77 @@ def words(text: str) -> tuple[str, ...]:
     return tuple(w.strip("()<>,;") for w in text.split() if w.strip("()<>,;"))
 
 
-def parse_filter_line(entry: Entry, src: int, no: int, text: str) -> MaildropEvent:
-    """A maildroprc's own line (``logger -t maildrop`` or ``log``)."""
+def filter_event(host: str, ts: float, msg: str, src: int, no: int,
+                 text: str) -> MaildropEvent:
+    """A maildroprc's own line (``logger -t maildrop`` or ``log``), kept as a ``RawLine``."""
     kind = "other"
-    said = entry.msg
+    said = msg
     for prefix, name in _KINDS:
         if said.startswith(prefix):
             kind, said = name, said[len(prefix):].lstrip(": ")
             break
-    return MaildropEvent(kind, entry.host, entry.ts, line(src, no, text), words(said))
+    return MaildropEvent(kind, host, ts, line(src, no, text), words(said))
 
 
-def parse_wrapper(entry: Entry, src: int, no: int, text: str) -> WrapperEvent | Skip | None:
-    """spamdrill-deliver's or the field report's wrapper line."""
-    if entry.prog == "spamdrill-deliver":
-        m = _DELIVER.match(entry.msg)
+def maildrop_reader(join: Joiner, after: After) -> Read:
+    """maildrop's lines: a logfile record's ``File:``/``!Err:``, or the maildroprc's own."""
+    add = join.maildrop.add
+
+    def read(ts: float, host: str, pid: str, msg: str, src: int, no: int,
+             text: str) -> None:
+        if msg.startswith(("File: ", "!Err: ")):
+            after(_record(join, ts, host, msg, src, no, text), ts, src, no, text)
+            return
+        add(ts, (host, ts, msg, src, no, text))
+        if ts > join.now or join.dirty:
+            after(True, ts, src, no, text)
+
+    return read
+
+
+def _wrapper(prog: str, ts: float, host: str, msg: str, src: int, no: int,
+             text: str) -> WrapperEvent | Skip | None:
+    if prog == "spamdrill-deliver":
+        m = _DELIVER.match(msg)
         if m is None:
             return skip(TRUNCATED)
-        return WrapperEvent(entry.host, entry.ts, line(src, no, text), m.group("qid"),
-                            m.group("to"),
-                            m.group("mda"), m.group("outcome"), m.group("dsn"),
-                            m.group("rule"))
-    m = _WRAPPER.match(entry.msg)
+        qid, to, mda, outcome, dsn, rule = m.groups()
+        return WrapperEvent(host, ts, line(src, no, text), qid, to, mda, outcome, dsn, rule)
+    m = _WRAPPER.match(msg)
     if m is None:
         return None
-    return WrapperEvent(entry.host, entry.ts, line(src, no, text),
-                        mda=f"status={m.group('code')}")
+    return WrapperEvent(host, ts, line(src, no, text), mda=f"status={m.group(1)}")
 
 
-def parse_spamc(entry: Entry, src: int, no: int, text: str) -> SpamcEvent | None:
-    reason = reason_from_stderr(entry.msg)
-    return SpamcEvent(entry.host, entry.ts, reason, line(src, no, text)) if reason else None
+def wrapper_reader(join: Joiner, after: After, prog: str) -> Read:
+    """spamdrill-deliver's or the field report's wrapper's lines."""
+
+    def read(ts: float, host: str, pid: str, msg: str, src: int, no: int,
+             text: str) -> None:
+        ev = _wrapper(prog, ts, host, msg, src, no, text)
+        if ev is None:
+            return
+        if isinstance(ev, Skip):
+            after(ev, ts, src, no, text)
+            return
+        join.wrapper(ev)
+        after(True, ts, src, no, text)
+
+    return read
+
+
+def spamc_reader(join: Joiner, after: After) -> Read:
+    """spamc's own syslog lines: why it could not reach spamd."""
+    add = join.spamc.add
+
+    def read(ts: float, host: str, pid: str, msg: str, src: int, no: int,
+             text: str) -> None:
+        reason = reason_from_stderr(msg)
+        if reason:
+            add(ts, SpamcEvent(host, ts, reason, line(src, no, text)))
+            after(True, ts, src, no, text)
+
+    return read
 
 
 class LogfileParser:
@@ -109,11 +156,13 @@ class LogfileParser:
         return [*entries, entry(ts, self.host, "maildrop", "", line)]
 
 
-def parse_record(entry: Entry, src: int, no: int, text: str) -> MaildropEvent | Skip:
+def _record(join: Joiner, ts: float, host: str, msg: str, src: int, no: int,
+            text: str) -> bool | Skip:
     """A logfile record's ``File: PATH (SIZE)`` / ``!Err: PATH (SIZE)``."""
-    m = _RECORD.match(entry.msg[6:])
+    m = _RECORD.match(msg[6:])
     if m is None:
         return skip(TRUNCATED)
-    kind = "file" if entry.msg.startswith("File: ") else "error"
-    return MaildropEvent(kind, entry.host, entry.ts, line(src, no, text), (),
-                         m.group("path"), int(m.group("size")))
+    kind = "file" if msg.startswith("File: ") else "error"
+    join.maildrop.add(ts, MaildropEvent(kind, host, ts, line(src, no, text), (),
+                                        m.group("path"), int(m.group("size"))))
+    return True

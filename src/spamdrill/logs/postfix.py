@@ -8,28 +8,22 @@ connection set-up, d: transmission -- for pipe(8), the command's run time); clea
 ``QID: removed``, smtpd ``QID: client=name[addr]``, pickup ``QID: uid=N from=<...>``, bounce
 ``QID: sender non-delivery notification: NEWQID``. A program is ``postfix/NAME`` or, for
 a second instance, ``SYSLOG_NAME/NAME``; the daemon's name is what follows the last slash.
+
+A daemon's reader hands what a line says to the join (``join.Joiner``) and makes no object
+but the delivery itself: these are most of the lines of a mail log.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
-from spamdrill.logs.events import (
-    AgentWarning,
-    Arrived,
-    Delivery,
-    Event,
-    Expired,
-    Key,
-    Line,
-    MessageId,
-    Notice,
-    Queued,
-    Removed,
-    line,
-)
-from spamdrill.logs.formats import TRUNCATED, Entry, Skip, skip
+from spamdrill.logs.events import AgentWarning, Delivery, Key, Line, line
+from spamdrill.logs.formats import TRUNCATED, After, Read, Skip, skip
+
+if TYPE_CHECKING:
+    from spamdrill.logs.join import Joiner
 
 _DELIVERY = re.compile(
     r"to=<(?P<to>[^>]*)>, (?:orig_to=<(?P<orig>[^>]*)>, )?relay=(?P<relay>[^,]*), "
@@ -39,6 +33,7 @@ _DELIVERY = re.compile(
 _QUEUED = re.compile(r"from=<(?P<from>[^>]*)>, size=(?P<size>\d+), nrcpt=(?P<nrcpt>\d+)")
 _NOTICE = re.compile(r"(?P<kind>(?:sender|postmaster) (?:non-delivery|delivery status|"
                      r"delay) notification): (?P<qid>[0-9A-Za-z]+)\Z")
+_line = tuple.__new__  # a Line without NamedTuple's __new__ (see events.line)
 # daemons whose "QID: to=<...>" lines are delivery attempts
 AGENTS = frozenset({"pipe", "local", "virtual", "smtp", "lmtp", "error", "discard", "retry",
                     "relay"})
@@ -52,77 +47,115 @@ def daemon(prog: str) -> str | None:
     return name
 
 
-def _delivery(key: Key, entry: Entry, agent: str, body: str,
-              ln: Line) -> Delivery | Skip:
+# what one line's text after ``QID: `` does: (join, daemon, key, ts, pid, body, src, no,
+# text) -> True (the join took it), False (not needed), or a Skip
+Body = Callable[["Joiner", str, Key, float, str, str, int, int, str], "bool | Skip"]
+
+
+def _delivery(join: Joiner, name: str, key: Key, ts: float, pid: str, body: str, src: int,
+              no: int, text: str) -> bool | Skip:
     m = _DELIVERY.match(body)
     if m is None:
         return skip(TRUNCATED)
-    g = m.group
-    return Delivery(key, entry.ts, agent, entry.pid, g("to"), g("orig") or "", g("relay"),
-                    float(g("delay")), (float(g("a")), float(g("b")), float(g("c")),
-                                        float(g("d"))),
-                    g("dsn"), g("status"), g("text"), ln)
+    to, orig, relay, delay, a, b, c, d, dsn, status, said = m.groups()
+    join.delivery(Delivery(key, ts, name, pid, to, orig or "", relay, float(delay),
+                           (float(a), float(b), float(c), float(d)), dsn, status, said,
+                           _line(Line, (src, no, text))))
+    return True
 
 
-def _from(key: Key, entry: Entry, body: str, ln: Line) -> Queued | Expired | Skip | None:
+def _from(join: Joiner, name: str, key: Key, ts: float, pid: str, body: str, src: int,
+          no: int, text: str) -> bool | Skip:
+    """qmgr's ``from=<...>, size=N, nrcpt=N (queue active)``, or ``status=expired``."""
     m = _QUEUED.match(body)
     if m is not None:
-        return Queued(key, entry.ts, m.group("from"), int(m.group("size")),
-                      int(m.group("nrcpt")), ln)
+        msg = join.message(key, ts)
+        msg.sender, msg.size = m.group(1), int(m.group(2))
+        return True
     if "status=expired" in body:
-        return Expired(key, entry.ts, ln)
-    return skip(TRUNCATED) if "size=" not in body and body.count(",") < 2 else None
+        join.message(key, ts)
+        return True
+    return skip(TRUNCATED) if "size=" not in body and body.count(",") < 2 else False
 
 
-def _arrived(key: Key, entry: Entry, body: str, ln: Line) -> Arrived:
-    if body.startswith("uid="):  # pickup: submitted locally by that user
-        return Arrived(key, entry.ts, f"local, uid {body[4:].split(' ', 1)[0]}", ln)
-    return Arrived(key, entry.ts, body[len("client="):].split(",", 1)[0], ln)
+def _removed(join: Joiner, name: str, key: Key, ts: float, pid: str, body: str, src: int,
+             no: int, text: str) -> bool | Skip:
+    if body == "removed":
+        join.removed(key, ts)
+        return True
+    return _notice(join, name, key, ts, pid, body, src, no, text)
 
 
-def _notice(key: Key, entry: Entry, body: str, ln: Line) -> Notice | None:
-    m = _NOTICE.match(body)
-    if m is None:
-        return None
-    return Notice(key, entry.ts, m.group("kind"), m.group("qid"), ln)
+def _message_id(join: Joiner, name: str, key: Key, ts: float, pid: str, body: str,
+                src: int, no: int, text: str) -> bool | Skip:
+    if body.startswith("message-id="):
+        join.message(key, ts).mid = body[11:].strip()
+        return True
+    return _notice(join, name, key, ts, pid, body, src, no, text)
 
 
-Parser = Callable[[Entry, int, int, str], "Event | Skip | None"]
+def _client(join: Joiner, name: str, key: Key, ts: float, pid: str, body: str, src: int,
+            no: int, text: str) -> bool | Skip:
+    """smtpd's ``client=name[addr]``."""
+    if body.startswith("client="):
+        join.message(key, ts).client = body[7:].split(",", 1)[0]
+        return True
+    return _notice(join, name, key, ts, pid, body, src, no, text)
 
 
-def parser(name: str) -> Parser:
-    """The parser of one Postfix daemon's lines (``pipe``, ``qmgr``, ...): an event, or
-    None for lines the join does not need."""
+def _uid(join: Joiner, name: str, key: Key, ts: float, pid: str, body: str, src: int,
+         no: int, text: str) -> bool | Skip:
+    """pickup's ``uid=N from=<...>``: submitted locally by that user."""
+    join.message(key, ts).client = f"local, uid {body[4:].split(' ', 1)[0]}"
+    return True
+
+
+def _notice(join: Joiner, name: str, key: Key, ts: float, pid: str, body: str, src: int,
+            no: int, text: str) -> bool | Skip:
+    """bounce's ``sender non-delivery notification: NEWQID``: the message was seen."""
+    if name != "bounce" or _NOTICE.match(body) is None:
+        return False
+    join.message(key, ts)
+    return True
+
+
+def _not_read(join: Joiner, name: str, key: Key, ts: float, pid: str, body: str, src: int,
+              no: int, text: str) -> bool | Skip:
+    return False
+
+
+def _bodies(name: str, agent: bool) -> dict[str, Body]:
+    """A daemon's lines by their text's first four characters."""
+    bodies: dict[str, Body] = {"to=<": _delivery if agent else _not_read, "remo": _removed,
+                               "mess": _message_id, "clie": _client}
+    if name == "qmgr":
+        bodies["from"] = _from
+    if name == "pickup":
+        bodies["uid="] = _uid
+    return bodies
+
+
+def reader(name: str, join: Joiner, after: After) -> Read:
+    """The reader of one Postfix daemon's lines (``pipe``, ``qmgr``, ...)."""
     agent = name in AGENTS
+    bodies = _bodies(name, agent)
+    other = _notice if name == "bounce" else _not_read
 
-    def parse(entry: Entry, src: int, no: int, text: str) -> Event | Skip | None:
-        qid, sep, body = entry.msg.partition(": ")
+    def read(ts: float, host: str, pid: str, msg: str, src: int, no: int,
+             text: str) -> None:
+        qid, sep, body = msg.partition(": ")
         if not sep:
-            return None
+            return
         if qid == "warning":
-            return AgentWarning(entry.host, name, entry.pid, entry.ts, body,
-                                line(src, no, text)) if agent else None
+            if agent:
+                join.warning(AgentWarning(host, name, pid, ts, body, line(src, no, text)))
+                after(True, ts, src, no, text)
+            return
         if len(qid) < 5 or not qid.isalnum() or qid == "NOQUEUE":
-            return None
-        return _body(name, agent, (entry.host, qid), entry, body, src, no, text)
+            return
+        took = bodies.get(body[:4], other)(join, name, (host, qid), ts, pid, body, src, no,
+                                           text)
+        if took is not False and (took is not True or ts > join.now or join.dirty):
+            after(took, ts, src, no, text)
 
-    return parse
-
-
-def _body(name: str, agent: bool, key: Key, entry: Entry, body: str, src: int, no: int,
-          text: str) -> Event | Skip | None:
-    first = body[:4]
-    if first == "to=<":
-        return _delivery(key, entry, name, body, line(src, no, text)) if agent else None
-    if first == "from" and name == "qmgr":
-        return _from(key, entry, body, line(src, no, text))
-    if first == "remo" and body == "removed":
-        return Removed(key, entry.ts, line(src, no, text))
-    if first == "mess" and body.startswith("message-id="):
-        return MessageId(key, entry.ts, body[11:].strip(), line(src, no, text))
-    if (first == "clie" and body.startswith("client=")) or \
-            (first == "uid=" and name == "pickup"):
-        return _arrived(key, entry, body, line(src, no, text))
-    if name == "bounce":
-        return _notice(key, entry, body, line(src, no, text))
-    return None
+    return read

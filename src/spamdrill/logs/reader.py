@@ -1,34 +1,42 @@
 """Reading the inputs: plain files, rotated ``.1``, ``.gz``, ``-`` for stdin; each file's
 format sniffed (or given), its lines parsed to envelopes, and all inputs merged by time.
 
-Thin I/O around ``formats``: a file is read once, line by line, so memory does not grow with
-its size; several files are merged with ``heapq.merge`` (each file is in time order, as
-its writer appended it). A line that cannot be read is counted under its reason and the
-first few are kept for the report: never an exception.
+Thin I/O around ``formats``: a file is read once, a block at a time (a megabyte, decoded
+and split in one go rather than line by line), so memory does not grow with its size;
+several files are merged with ``heapq.merge`` (each file is in time order, as its writer
+appended it). One file in the classic format without filters -- the common case,
+``spamdrill logs /var/log/mail.log`` -- takes a loop of its own that hands each line to its
+program's handler by the syslog tag, with no object per line. A line that cannot be read
+is counted under its reason and the first few are kept for the report: never an
+exception.
 """
 
 from __future__ import annotations
 
+import codecs
 import gzip
 import heapq
 import io
-import itertools
 import os
 import sys
 import time
-from collections.abc import Callable, Iterator
+import zlib
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import tzinfo
 from pathlib import Path
-from typing import IO, Any
+from typing import Any, Protocol, cast
 
 from spamdrill.errors import SpamdrillError
 from spamdrill.logs import formats
 from spamdrill.logs.events import Line
-from spamdrill.logs.formats import GARBLED, Entry, Skip
+from spamdrill.logs.formats import GARBLED, Entry, Read, Skip
 from spamdrill.logs.maildrop import LogfileParser
 
 SNIFF_LINES = 50
+BLOCK = 1 << 20
+# what reading a file may raise past its first lines: it ends there, with a note
+READ_ERRORS = (OSError, EOFError, gzip.BadGzipFile, zlib.error)
 
 
 @dataclass
@@ -61,21 +69,56 @@ class Filters:
 
 
 Examples = list[tuple[Line, str]]
-Sink = Callable[[Entry, int, int, str], None]  # entry, input, line number, line
 
 
-def open_text(path: str) -> IO[str]:
+class Sink(Protocol):
+    """What takes the lines: the analysis (``summary.Analysis``)."""
+
+    def feed(self, entry: Entry, src: int, no: int, text: str) -> None:
+        """One line's envelope, its input, its line number, the line."""
+
+    def handler(self, prog: str) -> Read | None:
+        """What takes one program's lines (ts, host, pid, text, input, line number,
+        line); None: the program is not read."""
+
+
+def open_binary(path: str) -> io.BufferedIOBase:
     """``-`` is stdin; ``.gz`` is decompressed (by content, not only by name)."""
     try:
         if path == "-":
-            return io.TextIOWrapper(sys.stdin.buffer, encoding="utf-8", errors="replace")
+            return cast(io.BufferedIOBase, sys.stdin.buffer)
         raw = open(path, "rb")  # noqa: SIM115 - returned open, closed by the caller
     except OSError as exc:
         raise SpamdrillError(f"cannot read {path}: {exc.strerror}") from None
     if raw.peek(2)[:2] == b"\x1f\x8b":
-        return io.TextIOWrapper(gzip.GzipFile(fileobj=raw), encoding="utf-8",
-                                errors="replace")
-    return io.TextIOWrapper(raw, encoding="utf-8", errors="replace")
+        return gzip.GzipFile(fileobj=raw)
+    return raw
+
+
+Block = tuple[list[str], bool]  # lines, and whether any holds a NUL byte
+
+
+def blocks(fh: io.BufferedIOBase) -> Iterator[Block]:
+    """The lines of a file, a block at a time, without their ends: UTF-8 with bad bytes
+    replaced, and ``\\r\\n`` or a lone ``\\r`` ending a line as Python's text files read them
+    (``io.IncrementalNewlineDecoder``). ``read1``: what a read gets before an error (a
+    truncated ``.gz``) is kept, as a text stream keeps it."""
+    decoder = io.IncrementalNewlineDecoder(codecs.getincrementaldecoder("utf-8")("replace"),
+                                           translate=True)
+    carry = ""
+    while True:
+        data = fh.read1(BLOCK)
+        text = decoder.decode(data, final=not data)
+        if text:
+            text = carry + text if carry else text
+            lines = text.split("\n")
+            carry = lines.pop()
+            if lines:
+                yield lines, "\x00" in text
+        if not data:
+            break
+    if carry:
+        yield [carry], "\x00" in carry
 
 
 def _mtime(path: str) -> float:
@@ -137,33 +180,36 @@ class Reader:
         if len(self.examples) < 20:
             self.examples.append((Line(inp.index, no, line[:300]), reason))
 
-    def _lines(self, inp: Input) -> tuple[list[str], Iterator[str], IO[str]]:
-        fh = open_text(inp.path)
-        first: list[str] = []
+    def _lines(self, inp: Input) -> tuple[list[str], Iterator[Block], io.BufferedIOBase]:
+        """The first lines (for sniffing), and every block of lines from the first on."""
+        fh = open_binary(inp.path)
+        read = blocks(fh)
+        first: list[Block] = []
         try:
-            for raw in fh:
-                first.append(raw)
-                if len(first) >= SNIFF_LINES:
-                    break
-        except (OSError, EOFError, gzip.BadGzipFile) as exc:
+            while sum(len(b[0]) for b in first) < SNIFF_LINES:
+                first.append(next(read))
+        except StopIteration:
+            pass
+        except READ_ERRORS as exc:
+            fh.close()
             raise SpamdrillError(f"cannot read {inp.path}: {exc}") from None
-        return first, itertools.chain(first, fh), fh
+        head = [ln for b in first for ln in b[0]][:SNIFF_LINES]
+        return head, _chain(first, read), fh
 
-    def _open(self, inp: Input) -> tuple[Iterator[str], IO[str], Parser] | None:
+    def _open(self, inp: Input) -> tuple[Iterator[Block], io.BufferedIOBase, Parser] | None:
         first, lines, fh = self._lines(inp)
-        stripped = [ln.rstrip("\r\n") for ln in first]
-        fmt = self.filters.format or formats.sniff(stripped)
+        fmt = self.filters.format or formats.sniff(first)
         if fmt is None:
             fh.close()
-            if not any(s.strip() for s in stripped):
+            if not any(s.strip() for s in first):
                 inp.format = "empty"
                 return None
             raise SpamdrillError(f"{inp.path}: not a log format spamdrill reads",
                                  "formats: " + ", ".join(formats.FORMATS) + " (--format)")
         inp.format = fmt
-        return lines, fh, make_parser(fmt, stripped, inp.path, self.filters)
+        return lines, fh, make_parser(fmt, first, inp.path, self.filters)
 
-    def _other(self, inp: Input, no: int, line: str, got: object) -> list[Entry]:
+    def other(self, inp: Input, no: int, line: str, got: object) -> list[Entry]:
         """What is not one plain envelope: a maildrop record's entries, or a skip."""
         if type(got) is list:
             return got
@@ -173,25 +219,34 @@ class Reader:
             self.skip(inp, no, line, GARBLED if formats.garbled(line) else got.reason)
         return []
 
+    def envelopes(self, inp: Input, parse: Parser, lines: list[str],
+                  no: int) -> Iterator[tuple[Entry, int, str]]:
+        """A block's envelopes as (entry, line number, line), line by line through the
+        format's parser; ``no`` is the number of the line before the block."""
+        for line in lines:
+            no += 1
+            if not line:
+                continue
+            got = parse(line)
+            if type(got) is Entry and "\x00" not in line:
+                yield got, no, line
+            else:
+                for entry in self.other(inp, no, line, got):
+                    yield entry, no, entry.msg
+
     def _entries(self, inp: Input) -> Iterator[tuple[float, int, Entry, int, str]]:
         """One input's envelopes as (ts, input, entry, line number, line): for merging."""
         opened = self._open(inp)
         if opened is None:
             return
-        lines, fh, parse = opened
+        read, fh, parse = opened
         idx, no = inp.index, 0
         try:
-            for no, raw in enumerate(lines, 1):
-                line = raw.rstrip("\r\n")
-                if not line:
-                    continue
-                got = parse(line)
-                if type(got) is Entry and "\x00" not in line:
-                    yield got.ts, idx, got, no, line
-                else:
-                    for entry in self._other(inp, no, line, got):
-                        yield entry.ts, idx, entry, no, entry.msg
-        except (OSError, EOFError, gzip.BadGzipFile) as exc:
+            for lines, _ in read:
+                for entry, at, line in self.envelopes(inp, parse, lines, no):
+                    yield entry.ts, idx, entry, at, line
+                no += len(lines)
+        except READ_ERRORS as exc:
             self.skip(inp, no + 1, "", f"unreadable ({exc})")
         finally:
             fh.close()
@@ -202,33 +257,17 @@ class Reader:
         opened = self._open(inp)
         if opened is None:
             return
-        lines, fh, parse = opened
-        idx, no, count = inp.index, 0, 0
-        first = last = None
+        read, fh, parse = opened
+        feed = Feed(inp, sink, parse, self)
         try:
-            for no, raw in enumerate(lines, 1):
-                line = raw.rstrip("\r\n")
-                if not line:
-                    continue
-                got = parse(line)
-                if type(got) is Entry and "\x00" not in line:
-                    sink(got, idx, no, line)
-                    count += 1
-                    last = got.ts
-                    if first is None:
-                        first = last
-                    continue
-                for entry in self._other(inp, no, line, got):
-                    sink(entry, idx, no, entry.msg)
-                    count += 1
-                    last = entry.ts
-                    if first is None:
-                        first = last
-        except (OSError, EOFError, gzip.BadGzipFile) as exc:
-            self.skip(inp, no + 1, "", f"unreadable ({exc})")
+            for lines, nul in read:
+                feed.block(lines, nul)
+        except READ_ERRORS as exc:
+            self.skip(inp, feed.no + 1, "", f"unreadable ({exc})")
         finally:
             fh.close()
-            inp.lines, inp.entries, inp.first, inp.last = no, count, first, last
+            inp.lines, inp.entries, inp.first, inp.last = (feed.no, feed.entries, feed.first,
+                                                           feed.last)
 
     def run(self, sink: Sink) -> None:
         """Every input's envelopes, in time order, through the filters, to ``sink``."""
@@ -251,4 +290,105 @@ class Reader:
             if inp.first is None:
                 inp.first = ts
             inp.last = ts
-            sink(entry, idx, no, line)
+            sink.feed(entry, idx, no, line)
+
+
+_tag = formats.ClassicParser.tag
+_UNSEEN: Any = object()
+
+
+def _chain(first: list[Block], rest: Iterator[Block]) -> Iterator[Block]:
+    yield from first
+    yield from rest
+
+
+class Feed:
+    """One input's lines to the sink, a block at a time, counting what it reads.
+
+    A classic syslog file takes ``fast``: each line split once, its stamp converted only
+    when it changes, its syslog tag looked up in a table of handlers (one per tag), and
+    handed to its program's handler as plain values. Any line that loop does not take
+    goes the careful way (``one``), as every line of the other formats does (``slow``)."""
+
+    def __init__(self, inp: Input, sink: Sink, parse: Parser, reader: Reader) -> None:
+        self.inp, self.sink, self.parse, self.reader = inp, sink, parse, reader
+        self.no = self.entries = 0
+        self.first: float | None = None
+        self.last: float | None = None
+        self.classic = parse if isinstance(parse, formats.ClassicParser) else None
+        self.tags: dict[str, tuple[Read | None, str]] = {}  # syslog tag -> handler, pid
+        self.handlers: dict[str, Read | None] = {}  # program -> handler
+
+    def block(self, lines: list[str], nul: bool) -> None:
+        if self.classic is None or nul:
+            self.slow(lines)
+            return
+        start = 0
+        while self.first is None and start < len(lines):  # the fast loop counts from one
+            self.one(lines[start])
+            start += 1
+        self.fast(lines[start:] if start else lines, self.classic)
+
+    def _entry(self, entry: Entry, no: int, line: str) -> None:
+        self.sink.feed(entry, self.inp.index, no, line)
+        self.entries += 1
+        self.last = entry.ts
+        if self.first is None:
+            self.first = entry.ts
+
+    def slow(self, lines: list[str]) -> None:
+        """Line by line through the format's parser (NUL bytes make a line garbled)."""
+        for entry, no, line in self.reader.envelopes(self.inp, self.parse, lines, self.no):
+            self._entry(entry, no, line)
+        self.no += len(lines)
+
+    def one(self, line: str) -> None:
+        """A line the fast loop does not take, the careful way."""
+        self.no += 1
+        if not line:
+            return
+        got = self.parse(line)
+        if type(got) is Entry:
+            self._entry(got, self.no, line)
+            return
+        for entry in self.reader.other(self.inp, self.no, line, got):
+            self._entry(entry, self.no, entry.msg)
+
+    def learn(self, tag: str) -> tuple[Read | None, str] | None:
+        """A syslog tag not seen yet: its program's handler and its pid (None: not a tag
+        that ends the envelope). Tags are many (a pid each), programs few."""
+        parsed = _tag(tag)
+        if parsed is None:
+            return None
+        prog, pid = parsed
+        handle = self.handlers.get(prog, _UNSEEN)
+        if handle is _UNSEEN:
+            handle = self.handlers[prog] = self.sink.handler(prog)
+        if len(self.tags) > 50_000:
+            self.tags.clear()
+        info = self.tags[tag] = handle, pid
+        return info
+
+    def fast(self, lines: list[str], parser: formats.ClassicParser) -> None:
+        """``Mon dd hh:mm:ss host tag[pid]: text`` with a stamp the clock takes: what
+        ``ClassicParser`` does with it, inline."""
+        src, no, tags, stamp_of = self.inp.index, self.no, self.tags, parser.stamp
+        prev, ts, last, entries = "\x00", None, self.last, self.entries
+        for line in lines:
+            no += 1
+            parts = line.split(None, 5)
+            if len(parts) == 6 and len(line) > 16 and line[15] == " ":
+                if not line.startswith(prev):
+                    prev = line[:15]
+                    ts = stamp_of(prev)
+                info = tags.get(parts[4]) or self.learn(parts[4])
+                if info is not None and ts is not None:
+                    entries += 1
+                    last = ts
+                    if info[0] is not None:
+                        info[0](ts, parts[3], info[1], parts[5], src, no, line)
+                    continue
+            self.no, self.last, self.entries = no - 1, last, entries
+            self.one(line)
+            prev, last, entries = "\x00", self.last, self.entries
+        self.no, self.last, self.entries = no, last, entries

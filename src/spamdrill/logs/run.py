@@ -34,7 +34,7 @@ def analyze(paths: list[str], filters: Filters, options: Options,
     reader = Reader(paths, filters)
     analysis = Analysis(options)
     with _fewer_collections():
-        reader.run(analysis.feed)
+        reader.run(analysis)
     examples = sorted(analysis.examples + reader.examples, key=lambda e: (e[0].src, e[0].no))
     analysis.examples[:] = examples[:20]
     analysis.inputs = [_input(inp.public(), analysis) for inp in reader.inputs]

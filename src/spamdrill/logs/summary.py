@@ -1,16 +1,15 @@
-"""From events to the report, sans-IO: the analysis pipeline and the JSON contract.
+"""From lines to the report, sans-IO: the analysis pipeline and the JSON contract.
 
-``Analysis`` takes each line's envelope, turns it into an event (``postfix``, ``spamd``,
-``maildrop``), joins (``join``), diagnoses (``diagnose``), clusters episodes
-(``episodes``) and counts. Memory is bounded: counts are kept for everything, full detail
-for at most ``limit`` deliveries per list. The document's shape is the contract in
-docs/LOGS.md (``SCHEMA`` names its version).
+``Analysis`` gives each line to its program's reader (``postfix``, ``spamd``,
+``maildrop``), which hands its values to the join (``join``); then it diagnoses
+(``diagnose``), clusters episodes (``episodes``) and counts. Memory is bounded: counts are
+kept for everything, full detail for at most ``limit`` deliveries per list. The document's
+shape is the contract in docs/LOGS.md (``SCHEMA`` names its version).
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, tzinfo
 from typing import Any
@@ -27,37 +26,30 @@ from spamdrill.logs.diagnose import (
     plain,
 )
 from spamdrill.logs.episodes import Episode, Episodes, filter_trouble, scan_trouble
-from spamdrill.logs.events import Event, Line, line
-from spamdrill.logs.formats import Entry, Skip
+from spamdrill.logs.events import Line, line
+from spamdrill.logs.formats import After, Entry, Read, Skip
 from spamdrill.logs.join import Attempt, Joiner, Message, Scan, Settings
 from spamdrill.vocab import MODE_INFO, Fate, Mode
 
 SCHEMA = "spamdrill.logs/1"
 STAGES = ("before_queue_manager", "in_queue_manager", "connection", "transmission")
 
-Parser = Callable[[Entry, int, int, str], "Event | Skip | None"]
 
-
-def _maildrop(entry: Entry, src: int, no: int, text: str) -> Event | Skip | None:
-    if entry.msg.startswith(("File: ", "!Err: ")):
-        return maildrop.parse_record(entry, src, no, text)
-    return maildrop.parse_filter_line(entry, src, no, text)
-
-
-def parser_for(prog: str) -> Parser | None:
-    """Which program's parser reads a line, from its syslog tag (None: not needed)."""
+def reader_for(prog: str, join: Joiner, after: After) -> Read | None:
+    """Which program's reader reads a line, from its syslog tag (None: not needed)."""
     name = postfix.daemon(prog)
     if name is not None:
-        return postfix.parser(name)
+        return postfix.reader(name, join, after)
     name = prog.rsplit("/", 1)[-1]
-    table: dict[str, Parser] = {
-        "spamd": spamd.parse, "maildrop": _maildrop, "spamc": maildrop.parse_spamc,
-        "spamdrill-deliver": maildrop.parse_wrapper, "wrapper": maildrop.parse_wrapper,
-    }
-    return table.get(name)
-
-
-_UNSEEN: Any = object()
+    if name == "spamd":
+        return spamd.reader(join, after)
+    if name == "maildrop":
+        return maildrop.maildrop_reader(join, after)
+    if name == "spamc":
+        return maildrop.spamc_reader(join, after)
+    if name in ("spamdrill-deliver", "wrapper"):
+        return maildrop.wrapper_reader(join, after, prog)
+    return None
 
 
 @dataclass
@@ -85,27 +77,37 @@ class Analysis:
         self.episodes = Episodes(self.joiner.scans_between, gap=self.o.episode_gap,
                                  slow_scan=self.o.thresholds.slow_scan,
                                  delay=self.o.settings.late_window + 1, top=self.o.top)
-        self.parsers: dict[str, Parser | None] = {}
+        self.handlers: dict[str, Read | None] = {}
         self.count = Counts(self.o)
         self.truncated: Counter[tuple[int, str]] = Counter()  # (input, reason): known lines
         self.examples: list[tuple[Line, str]] = []  # the first few skipped lines
 
+    def handler(self, prog: str) -> Read | None:
+        """What reads one program's lines (None: a program the analysis does not read).
+        Readers of whole files look it up once per syslog tag, then call it per line."""
+        if prog not in self.handlers:
+            self.handlers[prog] = reader_for(prog, self.joiner, self._after)
+        return self.handlers[prog]
+
     def feed(self, entry: Entry, src: int, no: int, text: str) -> None:
         """One line's envelope (``text`` is the whole line, kept as evidence)."""
-        prog = entry.prog
-        parse = self.parsers.get(prog, _UNSEEN)
-        if parse is _UNSEEN:
-            parse = self.parsers[prog] = parser_for(prog)
-        if parse is None:
-            return
-        ev = parse(entry, src, no, text)
-        if ev is None:
-            return
-        if type(ev) is Skip:
-            self.skipped(line(src, no, text), ev.reason)
-            return
+        read = self.handler(entry.prog)
+        if read is not None:
+            read(entry.ts, entry.host, entry.pid, entry.msg, src, no, text)
+
+    def _after(self, took: bool | Skip, ts: float, src: int, no: int, text: str) -> None:
+        """What a program's reader calls unless the join took its line and nothing is due:
+        a line cut short is counted; a line the join took moves its clock on."""
+        if took is True:
+            self._tick(ts)
+        elif took:
+            self.skipped(line(src, no, text), took.reason)
+
+    def _tick(self, ts: float) -> None:
+        """After a line the join took whose time is new (or that queued something): what
+        its time releases is diagnosed, and episodes move on."""
         joiner = self.joiner
-        joiner.feed(ev)
+        joiner.advance(ts)
         if joiner.ready:
             for attempt in joiner.ready:
                 self._attempt(attempt)
@@ -134,9 +136,12 @@ class Analysis:
 
     def _scan(self, scan: Scan) -> None:
         self.count.scans += 1
-        if scan_trouble(scan, self.o.thresholds.slow_scan):
+        slow_scan = self.o.thresholds.slow_scan
+        if (scan.time_limit or scan.errors or scan.duration >= slow_scan) \
+                and scan_trouble(scan, slow_scan):
             self.count.slow_scans += 1
             self.episodes.scan(scan)
+            self.joiner.dirty = True  # the next line's tick may release it
 
     def document(self) -> dict[str, Any]:
         self.joiner.finish()
@@ -169,9 +174,10 @@ class Counts:
         self.attempts += 1
         self.fates["delivered"] += 1
         self.scanned[scanned] += 1
-        hour = self.hours.get(int(attempt.end // 3600))
+        key = int(attempt.end // 3600)
+        hour = self.hours.get(key)
         if hour is None:
-            hour = self.hours[int(attempt.end // 3600)] = Counter()
+            hour = self.hours[key] = Counter()
         hour["delivered"] += 1
         self._bucket(attempt)
 
@@ -216,16 +222,21 @@ class Counts:
             kept.append(self.record(attempt, diag, full=name == "deliveries"))
 
     def _bucket(self, attempt: Attempt) -> None:
-        b = self.buckets.get(int(attempt.end // self.o.bucket))
+        key = int(attempt.end // self.o.bucket)
+        b = self.buckets.get(key)
         if b is None:  # count, 4 sums, 4 maxima, scan sum, scan max, scan count
-            b = self.buckets[int(attempt.end // self.o.bucket)] = [0.0] * 12
+            b = self.buckets[key] = [0.0] * 12
+        a, q, c, d = attempt.delivery.delays
         b[0] += 1
-        for i, v in enumerate(attempt.delivery.delays):
-            b[1 + i] += v
-            b[5 + i] = max(b[5 + i], v)
+        b[1] += a
+        b[2] += q
+        b[3] += c
+        b[4] += d
+        b[5], b[6], b[7], b[8] = max(b[5], a), max(b[6], q), max(b[7], c), max(b[8], d)
         for scan in attempt.scans:
-            b[9] += scan.duration
-            b[10] = max(b[10], scan.duration)
+            duration = scan.duration
+            b[9] += duration
+            b[10] = max(b[10], duration)
             b[11] += 1
 
     # -- the document ------------------------------------------------------------------
