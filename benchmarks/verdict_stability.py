@@ -35,10 +35,14 @@ def spin(stop: multiprocessing.synchronize.Event) -> None:  # type: ignore[name-
 def one_run(only: list[str], workdir: Path) -> tuple[float, dict[str, dict[str, object]]]:
     out = workdir / f"run-{time.monotonic_ns()}.json"
     t0 = time.monotonic()
-    done = subprocess.run([sys.executable, "-m", "spamdrill", "run", *only, "--json", str(out),
+    done = subprocess.run(["/usr/bin/time", "-f", "%M", sys.executable, "-m", "spamdrill",
+                           "run", *only, "--json", str(out),
                            "--results-dir", str(workdir / "results")],
                           capture_output=True, text=True, timeout=3600)
     took = time.monotonic() - t0
+    rss = done.stderr.strip().rsplit("\n", 1)[-1]
+    print(f"  spamdrill run's peak RSS: {int(rss) // 1024 if rss.isdigit() else '?'} MB",
+          flush=True)
     if not out.exists():
         raise SystemExit(f"spamdrill run wrote no results (exit {done.returncode}): "
                          f"{done.stderr.strip()[-400:]}")
@@ -72,7 +76,8 @@ def main() -> int:
             if burner is not None:
                 stop.set()
                 burner.join()
-        print(f"run {i} ({mode}): {took:.0f} s, exit {next(iter(drills.values()))['exit']}")
+        print(f"run {i} ({mode}): {took:.0f} s, exit {next(iter(drills.values()))['exit']}",
+              flush=True)
         for name, d in drills.items():
             print(f"  {name}: {d['verdict']}, {d['finding']}, worst {d['worst_s']} s")
             seen[name]["verdict"].add(d["verdict"])
