@@ -8,6 +8,7 @@ time and per drill its verdict, finding and worst time; then whether every drill
 verdict and one finding throughout. Exit 1 if not.
 
     python benchmarks/verdict_stability.py --runs 5
+    python benchmarks/verdict_stability.py --runs 5 --busy-runs 2
     python benchmarks/verdict_stability.py --runs 1 --only spamd-down flood   # a quick look
 """
 
@@ -60,11 +61,14 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--runs", type=int, default=5, help="runs quiet, and as many busy")
     parser.add_argument("--only", nargs="*", default=[], help="these drills only")
+    parser.add_argument("--busy-runs", type=int, default=None,
+                        help="runs with one core busy (default: as many as --runs)")
     parser.add_argument("--quiet-only", action="store_true", help="no busy-core runs")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="spamdrill-stability-"))
     seen: dict[str, dict[str, set[object]]] = defaultdict(lambda: defaultdict(set))
-    modes = ["quiet"] * args.runs + ([] if args.quiet_only else ["busy"] * args.runs)
+    busy = 0 if args.quiet_only else args.runs if args.busy_runs is None else args.busy_runs
+    modes = ["quiet"] * args.runs + ["busy"] * busy
     for i, mode in enumerate(modes, 1):
         stop = multiprocessing.Event()
         burner = multiprocessing.Process(target=spin, args=(stop,)) if mode == "busy" else None
