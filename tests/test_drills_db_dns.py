@@ -46,6 +46,12 @@ def test_db_cut_mid_query_loses_nothing(tmp_path: Path) -> None:
     assert confirmed(r), (r.checks, r.faults)
     killed = int(r.faults[0].detail.split()[0])
     assert killed > 0  # it did cut connections: not a drill that passes without its fault
+    # caught waiting on the lock, every scan's user-pref query is killed mid-way: the same
+    # outcome every run, not a matter of which query a poll happened to hit
+    assert r.faults[0].took_effect and " 0 mid-query" not in r.faults[0].detail
+    assert all(m.outcome == "unscanned" for m in r.history.messages), r.history.messages
+    assert any("service unavailable" in n for n in r.notes), r.notes
+    assert r.finding == "delivers unscanned"
 
 
 def test_db_frozen_recovers(tmp_path: Path) -> None:

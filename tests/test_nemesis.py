@@ -32,7 +32,7 @@ EXAMPLES: dict[str, tuple[dict[str, Any], list[str], dict[str, Any]]] = {
     "db-write-lock": ({}, ["db admin", "sql SELECT", "sql LOCK", "db close"],
                       {"rows": {"SELECT": [("Query", "Waiting for table metadata lock",
                                             1, "x")]}}),
-    "db-cut-mid-query": ({}, ["db admin", "sql SELECT", "sql KILL", "db close"],
+    "db-cut-mid-query": ({}, ["db admin", "sql LOCK", "sql SELECT", "sql KILL", "db close"],
                          {"rows": {"SELECT": [(41, "Query")]}}),
     "db-frozen": ({}, ["pause db", "heal pause db"], {"db_process_state": "T"}),
     "db-down": ({}, ["kill db", "heal kill db", "start db"], {"accepts": False}),
@@ -88,6 +88,7 @@ def test_inject_lift_and_lift_again(kind: str) -> None:
     ("spamd-down", {"accepts": True}),
     ("db-max-connections", {"max_user_connections": 100000}),
     ("db-read-lock", {"rows": {"SELECT": [("Sleep", "", 0, None)]}}),
+    ("db-cut-mid-query", {"rows": {"SELECT": [(41, "Sleep")]}}),  # killed between queries
     ("db-frozen", {"db_process_state": "S"}),
     ("db-down", {"accepts": True}),
     ("dns", {"dns_actions": {"answer": 5}}),

@@ -111,9 +111,12 @@ def test_config_rejects_nonsense_and_builds_flags() -> None:
     assert "--max-conn-per-child=1" in cfg.spamd.flags()
     for bad in ({"spamd": {"max_children": 0}}, {"spamd": {"max_children": True}},
                 {"users": {"a b": 1}}, {"spamd": {"extra_args": "x"}},
-                {"database": {"port": -1}}):
+                {"database": {"port": -1}}, {"topology": {"spamd_syncookies": 0}},
+                {"topology": {"spamd_syncookies": "sometimes"}}):
         with pytest.raises(SpamdrillError):
             from_dict(bad)
+    assert from_dict({"topology": {"spamd_syncookies": "off"}}).topology.spamd_syncookies \
+        == "off"
 
 
 def test_spamd_verdicts_by_message_id_in_both_log_forms() -> None:

@@ -93,6 +93,8 @@ class DeliverySettings:
 
 
 TOPOLOGIES = ("loopback", "hosts")
+# net.ipv4.tcp_syncookies by name; "kernel" keeps the host's default (1 on Debian)
+SYNCOOKIES = {"kernel": None, "off": 0, "on-overflow": 1, "always": 2}
 
 
 @dataclass(frozen=True)
@@ -100,13 +102,15 @@ class TopologySettings:
     """``loopback``: everything on 127.0.0.1. ``hosts`` (root): client, spamd, database and
     DNS each in a network namespace of its own (``spamdrill.lab.netns``). A somaxconn of 0
     keeps the kernel's default in that host. ``clients``: client hosts (up to 8; a
-    distributed flood gives each local worker its own)."""
+    distributed flood gives each local worker its own). ``spamd_syncookies``: whether
+    spamd's host answers a full SYN queue with SYN cookies (``SYNCOOKIES``)."""
 
     kind: str = "loopback"
     clients: int = 1
     spamd_somaxconn: int = 0
     client_somaxconn: int = 0
     db_somaxconn: int = 0
+    spamd_syncookies: str = "kernel"
 
     @property
     def hosts(self) -> bool:
@@ -173,6 +177,9 @@ def _check(settings: Any) -> Any:
     if isinstance(settings, TopologySettings) and settings.kind not in TOPOLOGIES:
         raise SpamdrillError(f"unknown topology.kind {settings.kind!r}",
                              "known: " + ", ".join(TOPOLOGIES))
+    if isinstance(settings, TopologySettings) and settings.spamd_syncookies not in SYNCOOKIES:
+        raise SpamdrillError(f"unknown topology.spamd_syncookies {settings.spamd_syncookies!r}",
+                             "known: " + ", ".join(SYNCOOKIES))
     if isinstance(settings, TopologySettings) and not 1 <= settings.clients <= 8:
         raise SpamdrillError(f"topology.clients = {settings.clients}: from 1 to 8")
     if isinstance(settings, DeliverySettings) and settings.wrapper not in WRAPPERS:

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from spamdrill.errors import SpamdrillError
 from spamdrill.lab import dns, faults, maildrop, mariadb, netns, postfix, spamd
-from spamdrill.lab.config import LabConfig
+from spamdrill.lab.config import SYNCOOKIES, LabConfig
 from spamdrill.lab.journal import Journal, NetnsRecord
 from spamdrill.lab.layout import Layout, default_run_dir, secure_dir
 from spamdrill.lab.net import claim_port, free_loopback_53
@@ -302,7 +302,10 @@ def _plan_hosts(state: LabState, config: LabConfig, progress: Progress) -> None:
                          (netns.client_roles(net.clients), topo.client_somaxconn),
                          (("db",), topo.db_somaxconn)):
         for role in roles if value else ():
-            netns.set_somaxconn(net.host(role), value)
+            netns.set_sysctl(net.host(role), "net.core.somaxconn", value)
+    cookies = SYNCOOKIES[topo.spamd_syncookies]
+    if cookies is not None:
+        netns.set_sysctl(net.host("spamd"), "net.ipv4.tcp_syncookies", cookies)
     state.spamd = Endpoint(net.ip("spamd"), config.spamd.port or HOST_PORTS["spamd"])
     state.db = Endpoint(net.ip("db"), config.database.port or HOST_PORTS["mariadb"])
     if config.database.proxy:

@@ -166,13 +166,13 @@ def _plug(switch: str, port: str) -> None:
     _ip("-n", switch, "link", "set", port, "up")
 
 
-def set_somaxconn(host: Host, value: int) -> None:
-    """The host's own accept-queue cap (per namespace; the machine's stays as it is)."""
+def set_sysctl(host: Host, key: str, value: int) -> None:
+    """One of the host's own network settings (``net.core.somaxconn``, the accept-queue
+    cap; ``net.ipv4.tcp_syncookies``): per namespace, the machine's stay as they are."""
     done = subprocess.run(["ip", "netns", "exec", host.ns, "sysctl", "-q", "-w",
-                           f"net.core.somaxconn={value}"], capture_output=True, text=True,
-                          timeout=30)
+                           f"{key}={value}"], capture_output=True, text=True, timeout=30)
     if done.returncode != 0:
-        raise SpamdrillError(f"somaxconn in {host.ns}: {done.stderr.strip()}")
+        raise SpamdrillError(f"{key} in {host.ns}: {done.stderr.strip()}")
 
 
 def somaxconn(host: Host) -> int:

@@ -161,7 +161,8 @@ class Lock(DbFault):
 
 
 class CutMidQuerySpec(FaultSpec, tag="db-cut-mid-query", frozen=True):
-    """Every connection of SpamAssassin's killed as soon as it shows."""
+    """Every connection of SpamAssassin's killed as soon as it shows, its queries caught
+    mid-way by a write lock on the user-pref table."""
 
     def failure_mode(self) -> Mode:
         return Mode.DB_REFUSED
@@ -171,8 +172,15 @@ class CutMidQuerySpec(FaultSpec, tag="db-cut-mid-query", frozen=True):
 
 
 class CutMidQuery(DbFault):
-    """Kills SpamAssassin's connections between queries or inside one: its queries take
-    milliseconds, so "mid-query" alone is rarely caught."""
+    """Kills SpamAssassin's connections, and every one of its queries mid-way.
+
+    SpamAssassin's queries take milliseconds, so a killer that only polls catches one
+    mid-query by luck: which of spamd's queries it hit decided the finding (a killed Bayes
+    query is survived and the message scanned; a killed user-pref query is "service
+    unavailable" and the message unscanned), and full runs disagreed. A write lock on
+    ``userpref``, held by a connection of the fault's own, makes spamd's first query of each
+    scan wait until it is killed: mid-query every time, as the field report's "DB
+    connection goes away in the middle of doing things" asks."""
 
     name = "db-cut-mid-query"
 
@@ -181,12 +189,18 @@ class CutMidQuery(DbFault):
         self.killed = self.mid_query = 0
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._lock: Any = None
 
     def inject(self, ctl: LabControl) -> str:
+        # the lock first, before any mail can pass: held until this connection closes
+        # (MariaDB drops it if this process dies)
+        self._lock = ctl.db_admin()
+        with self._lock.cursor() as cur:
+            cur.execute(f"LOCK TABLES {SA_DB}.userpref WRITE")
         self._stop.clear()
         self._thread = threading.Thread(target=self._loop, args=(ctl,), daemon=True)
         self._thread.start()
-        return "killing SpamAssassin's connections mid-query"
+        return "holding a write lock on userpref, killing SpamAssassin's connections mid-query"
 
     def _loop(self, ctl: LabControl) -> None:
         with contextlib.suppress(pymysql.MySQLError), ctl.db_admin() as c:
@@ -208,12 +222,18 @@ class CutMidQuery(DbFault):
         self._stop.set()
         self._thread.join(timeout=5)
         self._thread = None
+        if self._lock is not None:
+            with contextlib.suppress(pymysql.MySQLError):
+                self._lock.close()
+            self._lock = None
         self.snapshots.append(f"{self.killed} SpamAssassin connection(s) killed, "
                               f"{self.mid_query} of them mid-query")
-        return "stopped killing connections"
+        return "stopped killing connections; lock released"
 
     def evidence(self, ctl: LabControl) -> FaultReport:
-        return self.report(self.killed > 0, f"{self.killed} connection(s) killed, "
+        # a query killed mid-way is the fault; connections killed between queries alone
+        # would be a different test
+        return self.report(self.mid_query > 0, f"{self.killed} connection(s) killed, "
                            f"{self.mid_query} mid-query")
 
 
