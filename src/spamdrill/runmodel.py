@@ -54,6 +54,9 @@ class FaultEvidence(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class FindingRow(msgspec.Struct, frozen=True, kw_only=True):
+    """``drills.findings.FindingRow`` as a saved run carries it: plain strings rather than
+    the vocabulary's enums, so a run written by another version still reads."""
+
     case: str
     mode: str | None
     finding: str
