@@ -17,7 +17,7 @@ from conftest import spamdrill
 from spamdrill.lab import lab as lab_ops
 from spamdrill.lab.journal import Journal
 from spamdrill.lab.net import tcp_open
-from spamdrill.lab.procs import MARKER, marked_pids
+from spamdrill.lab.procs import MARKER, marked_pids, start_ticks
 
 pytestmark = pytest.mark.lab
 
@@ -62,8 +62,7 @@ def test_up_status_down(run_dir: Path) -> None:
     down = spamdrill("lab", "down", "--run-dir", str(run_dir))
     assert down.returncode == 0, down.stderr
     assert list(marked_pids(state["marker"])) == []
-    assert [p for p in pids if Path(f"/proc/{p}/stat").exists()
-            and Path(f"/proc/{p}/stat").read_text().split(")")[-1].split()[0] != "Z"] == []
+    assert [p for p in pids if start_ticks(p) is not None] == []
     for host, port in ports:
         assert not tcp_open(host, port), (host, port)
     after = spamdrill("lab", "status", "--json", "--run-dir", str(run_dir))
@@ -130,10 +129,9 @@ def running_in(run_dir: Path) -> list[str]:
             continue
         try:
             argv = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode()
-            state = (proc / "stat").read_text().rsplit(")", 1)[-1].split()[0]
         except OSError:
             continue
-        if str(run_dir) in argv and state != "Z":
+        if str(run_dir) in argv and start_ticks(int(proc.name)) is not None:
             found.append(f"{proc.name}: {argv[:120]}")
     return found
 
