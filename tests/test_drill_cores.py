@@ -189,11 +189,21 @@ def test_delivery_budget() -> None:
 
 
 def test_staircase() -> None:
-    good = ev(*(rec(i, "ham", 0, 0.1 * (i + 1)) for i in range(5)))
-    assert checks.Staircase().judge(good).ok
-    tied = ev(rec(1, "ham", 0, 1), rec(2, "ham", 0, 1), rec(3, "ham", 0, 2))
+    cal = Calibration(scan_s=0.3, samples=(0.3,), cores=2)
+    good = ev(*(rec(i, "ham", 0, 0.05 * (i + 1)) for i in range(5)), calibration=cal)
+    assert checks.Staircase(fraction=0).judge(good).ok
+    # steps of 0.05 s against a 0.3 s scan: scans ran side by side, no staircase
+    assert checks.Staircase().judge(good).status == "fail"
+    serial = ev(*(rec(i, "ham", 0, 0.3 * (i + 1)) for i in range(5)), calibration=cal)
+    assert checks.Staircase().judge(serial).ok
+    # on a machine twice as fast the same drill's steps halve, and still pass
+    fast = Calibration(scan_s=0.15, samples=(0.15,), cores=2)
+    quick = ev(*(rec(i, "ham", 0, 0.15 * (i + 1)) for i in range(5)), calibration=fast)
+    assert checks.Staircase().judge(quick).ok
+    tied = ev(rec(1, "ham", 0, 1), rec(2, "ham", 0, 1), rec(3, "ham", 0, 2), calibration=cal)
     assert not checks.Staircase().judge(tied).ok
-    assert not checks.Staircase().judge(ev(rec(1, "ham", 0, 1))).ok  # nothing to see
+    assert not checks.Staircase().judge(ev(rec(1, "ham", 0, 1), calibration=cal)).ok
+    assert checks.Staircase().judge(ev(*serial.history.messages)).status == "error"
 
 
 def test_unscanned_near_timeout() -> None:
@@ -260,6 +270,8 @@ def test_split_by_fault_and_scanned_after_mark() -> None:
     split = checks.SplitByFault(grace_s=2)
     assert split.judge(ev(before, after, faults=[window])).ok
     assert not split.judge(ev(before, rec(3, "ham", 9, 10), faults=[window])).ok
+    # a stream that never straddled the fault did not test it
+    assert split.judge(ev(before, faults=[window])).status == "error"
     assert split.judge(ev(before, rec(4, "ham", 6, 7), after, faults=[window])).ok  # grace
     assert split.judge(ev(before, after)).status == "error"  # no fault window
     mark = checks.ScannedAfterMark(mark="spamd-answered")
@@ -267,7 +279,8 @@ def test_split_by_fault_and_scanned_after_mark() -> None:
     assert mark.judge(ev(rec(1, "unscanned", 0, 2), rec(2, "ham", 6, 7), marks=marks)).ok
     assert not mark.judge(ev(rec(1, "ham", 0, 2), rec(2, "unscanned", 6, 8),
                              marks=marks)).ok
-    assert not mark.judge(ev(rec(2, "ham", 6, 7), marks=marks)).ok  # never met the fault
+    never = mark.judge(ev(rec(2, "ham", 6, 7), marks=marks))  # never met the fault
+    assert never.status == "error" and "did not occur" in never.detail
     assert mark.judge(ev(rec(2, "ham", 6, 7))).status == "error"
 
 

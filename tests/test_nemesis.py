@@ -26,7 +26,8 @@ EXAMPLES: dict[str, tuple[dict[str, Any], list[str], dict[str, Any]]] = {
     "db-max-connections": ({"max_connections": 2},
                            ["set max_connections 2", "set max_user_connections 2",
                             "heal set max_user_connections 2", "heal set max_connections 2"],
-                           {"max_user_connections": 2}),
+                           {"max_user_connections": 2, "spamd_log": "SQL error: User "
+                            "spamass already has more than 'max_user_connections' active"}),
     "db-read-lock": ({}, ["db admin", "sql SELECT", "sql FLUSH", "db close"],
                      {"rows": {"SELECT": [("Query", "Waiting for backup lock", 2, "x")]}}),
     "db-write-lock": ({}, ["db admin", "sql SELECT", "sql LOCK", "db close"],
@@ -87,6 +88,8 @@ def test_inject_lift_and_lift_again(kind: str) -> None:
 @pytest.mark.parametrize("kind,silent", [
     ("spamd-down", {"accepts": True}),
     ("db-max-connections", {"max_user_connections": 100000}),
+    # the limit was set, but spamd never met it: no refusal in its log is no evidence
+    ("db-max-connections", {"max_user_connections": 2}),
     ("db-read-lock", {"rows": {"SELECT": [("Sleep", "", 0, None)]}}),
     ("db-cut-mid-query", {"rows": {"SELECT": [(41, "Sleep")]}}),  # killed between queries
     ("db-frozen", {"db_process_state": "S"}),
@@ -101,9 +104,10 @@ def test_a_fault_that_left_no_trace_says_so(kind: str, silent: dict[str, Any],
                                             monkeypatch: pytest.MonkeyPatch) -> None:
     """The verdicts issue: a fault silently not applied (an nft rule on the wrong port, a
     lock on another table) must not count as having happened."""
-    from spamdrill.drills.nemesis.database import Down
+    from spamdrill.drills.nemesis.database import Down, MaxConnections
 
     monkeypatch.setattr(Down, "REFUSED_WITHIN", 0.1)
+    monkeypatch.setattr(MaxConnections, "REFUSAL_WITHIN_S", 0.1)
     extra, _, _ = EXAMPLES[kind]
     lab = RecordingLab(answers=silent)
     fault = spec(kind, extra).build(1.0)

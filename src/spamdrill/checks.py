@@ -19,9 +19,9 @@ from typing import Annotated, Any, ClassVar, Literal
 
 import msgspec
 
-from spamdrill.evidence import Evidence
+from spamdrill.evidence import Evidence, FaultReport
 from spamdrill.history import History, MessageRecord
-from spamdrill.vocab import Fate, Mode
+from spamdrill.vocab import Fate, Mode, Verdict
 
 Status = Literal["pass", "fail", "error"]
 
@@ -40,6 +40,17 @@ class CheckResult:
     def public(self) -> dict[str, Any]:
         return {"name": self.name, "status": self.status, "ok": self.ok,
                 "detail": self.detail, "offenders": self.offenders[:50]}
+
+
+NOT_OCCURRED = "the condition did not occur: "
+
+
+def _not_occurred(name: str, detail: str, offenders: list[str] | None = None,
+                  ) -> CheckResult:
+    """What a check says when the situation its hypothesis is about never arose (an
+    overload that queued nothing, scans that ran side by side): ``error``, neither pass
+    nor fail, because the drill did not test what it claims on this machine."""
+    return CheckResult(name, "error", NOT_OCCURRED + detail, offenders or [])
 
 
 def _result(name: str, ok: bool, detail: str, offenders: list[str] | None = None,
@@ -100,6 +111,30 @@ def judge_safely(check: Check, ev: Evidence) -> CheckResult:
         return dataclasses.replace(result, name=f"{result.name} ({check.case})")
     except Exception as exc:  # any crash of a checker is an error result
         return CheckResult(check.kind, "error", f"the check crashed: {exc!r}")
+
+
+def judge_condition(check: Check, ev: Evidence) -> CheckResult:
+    """A drill's condition (``[[conditions]]``: the overload, the refusals, the serialised
+    scans) judged like a check, except that a condition that does not hold is ``error``
+    ("the condition did not occur"), never ``fail``: without it the hypothesis was not
+    tested, so the verdict can be neither confirmed nor refuted."""
+    r = judge_safely(check, ev)
+    name = f"condition: {r.name}"
+    if r.status == "fail":
+        return _not_occurred(name, r.detail, r.offenders)
+    return dataclasses.replace(r, name=name)
+
+
+def verdict(results: list[CheckResult], faults: tuple[FaultReport, ...] = (),
+            error: str = "") -> Verdict:
+    """A drill's verdict: ``error`` when the lab failed, a fault left no evidence, a check
+    could not judge or a condition did not occur; else confirmed only if every check
+    passed. One definition, for the runner and for the tests that feed made-up
+    histories."""
+    if error or any(not f.took_effect for f in faults) or \
+            any(c.status == "error" for c in results):
+        return Verdict.ERROR
+    return Verdict.CONFIRMED if all(c.ok for c in results) else Verdict.REFUTED
 
 
 class NothingLost(Check, tag="nothing_lost", frozen=True):
@@ -174,20 +209,67 @@ def _scanned_by_end(ev: Evidence) -> list[MessageRecord]:
 
 
 class Staircase(Check, tag="staircase", frozen=True):
-    """Scanned messages finish one after another: every step between consecutive finishes
-    is positive (served by one child at a time)."""
+    """Scanned messages finish one after another, served by one child at a time: every
+    step between consecutive finishes is at least ``fraction`` of this machine's measured
+    scan time (and at least ``min_step_s``). A step far below one scan means two scans ran
+    side by side, so the one-child condition the hypothesis is about did not hold: judged
+    as a condition, that is ``error``, not a staircase confirmed by parallel scans."""
 
     TIME_FIELDS = ("min_step_s",)
     min_step_s: Seconds = 0.0
+    fraction: Fraction = 0.3
 
     def judge(self, ev: Evidence) -> CheckResult:
+        name = "staircase: each finishes at least a fraction of a scan after the previous"
+        cal = ev.calibration
+        if self.fraction and cal is None:
+            return CheckResult(name, "error", "no scan time measured: the scenario needs "
+                               "[timing] calibrate = true")
+        floor = max(self.min_step_s, self.fraction * cal.scan_s if cal else 0.0)
         scanned = _scanned_by_end(ev)
         steps = [((b.end_ns or 0) - (a.end_ns or 0)) / 1e9 for a, b in pairwise(scanned)]
-        bad = [scanned[i + 1] for i, s in enumerate(steps) if s <= self.min_step_s]
-        detail = (f"{len(scanned)} scanned, steps {min(steps):.2f} to {max(steps):.2f} s"
+        bad = [scanned[i + 1] for i, s in enumerate(steps) if s <= floor]
+        detail = (f"{len(scanned)} scanned, steps {min(steps):.2f} to {max(steps):.2f} s "
+                  f"(each must be over {floor:.2f} s"
+                  + (f": {self.fraction:g} of a {cal.scan_s:.3f} s scan)" if cal else ")")
                   if steps else f"{len(scanned)} scanned: no staircase to see")
-        return _result("staircase: each finishes a positive step after the previous",
-                       len(scanned) >= 2 and not bad, detail, _ids(bad))
+        return _result(name, len(scanned) >= 2 and not bad, detail, _ids(bad))
+
+
+class WaitedPastTimeout(Check, tag="waited_past_timeout", frozen=True):
+    """At least ``min`` messages waited spamc's whole -t for spamd (came back unscanned
+    after at least ``share`` of -t): the overload, a queue longer than -t, really happened
+    on this machine. A fast machine that scans the whole burst in time has not tested a
+    hypothesis about overload, however the other checks come out."""
+
+    min: Annotated[int, msgspec.Meta(ge=1)] = 1
+    share: Fraction = 0.9
+
+    def judge(self, ev: Evidence) -> CheckResult:
+        ms = ev.history.messages
+        t = _spamc_timeout(ms) if ms else 0.0
+        waited = [m for m in ms if m.outcome == "unscanned" and m.seconds is not None
+                  and m.seconds >= self.share * t]
+        return _result(f"at least {self.min} waited past -t ({t:g} s) and came back "
+                       "unscanned", len(waited) >= self.min,
+                       f"{len(waited)} of {len(ms)} did")
+
+
+class FaultMetLoad(Check, tag="fault_met_load", frozen=True):
+    """Some message was in flight while the fault held: the fault met the load, not only
+    the lab (a fault set and lifted around no message tested nothing)."""
+
+    def judge(self, ev: Evidence) -> CheckResult:
+        name = "the fault held while messages were in flight"
+        windows = ev.history.faults
+        if not windows:
+            return CheckResult(name, "error", "no fault window recorded")
+        ms = ev.history.messages
+        met = [m for m in ms if any(
+            m.start_ns <= (w.end_ns if w.end_ns is not None else math.inf)
+            and (m.end_ns is None or m.end_ns >= w.start_ns) for w in windows)]
+        return _result(name, bool(met), f"{len(met)} of {len(ms)} message(s) in flight "
+                       "during the fault")
 
 
 class UnscannedNearTimeout(Check, tag="unscanned_near_timeout", frozen=True):
@@ -330,7 +412,10 @@ class SplitByFault(Check, tag="split_by_fault", frozen=True):
         after = [m for m in ev.history.messages if m.start_ns >= cut]
         bad = [m for m in after if m.outcome != "unscanned"]
         scanned_before = sum(1 for m in before if m.scanned)
-        return _result(name, scanned_before > 0 and bool(after) and not bad,
+        if not before or not after:
+            return _not_occurred(name, f"{len(before)} message(s) sent before the fault and "
+                                 f"{len(after)} after it: the stream did not straddle it")
+        return _result(name, scanned_before > 0 and not bad,
                        f"{scanned_before}/{len(before)} before scanned; "
                        f"{len(after) - len(bad)}/{len(after)} after unscanned", _ids(bad))
 
@@ -354,7 +439,10 @@ class ScannedAfterMark(Check, tag="scanned_after_mark", frozen=True):
         before = [m for m in ev.history.messages if m.start_ns < ev.marks[self.mark]]
         bad = [m for m in after if not m.scanned]
         missed = sum(1 for m in before if not m.scanned)
-        return _result(name, bool(after) and bool(before) and not bad,
+        if not before or not after:
+            return _not_occurred(name, f"{len(before)} message(s) sent before {self.mark} "
+                                 f"and {len(after)} after: the stream did not meet it")
+        return _result(name, not bad,
                        f"{len(after) - len(bad)}/{len(after)} after scanned; {missed}/"
                        f"{len(before)} before not", _ids(bad))
 
@@ -456,10 +544,11 @@ class DeliveredIntact(Check, tag="delivered_intact", frozen=True):
 AnyCheck = (NothingLost | AllUnscanned | ScannedFraction | LatencyBound | DeliveryBudget
             | Staircase | UnscannedNearTimeout | SpamdLog | KernelCounter | ModelAgrees
             | FitsCapacity | SplitByFault | ScannedAfterMark | NothingDuplicated | NoBounce
-            | BouncesSayWhy | DeferredThenDelivered | DeliveredIntact | FateIs)
+            | BouncesSayWhy | DeferredThenDelivered | DeliveredIntact | FateIs
+            | WaitedPastTimeout | FaultMetLoad)
 CHECK_TYPES: tuple[type[Check], ...] = (
     NothingLost, AllUnscanned, ScannedFraction, LatencyBound, DeliveryBudget, Staircase,
     UnscannedNearTimeout, SpamdLog, KernelCounter, ModelAgrees, FitsCapacity, SplitByFault,
     ScannedAfterMark, NothingDuplicated, NoBounce, BouncesSayWhy, DeferredThenDelivered,
-    DeliveredIntact, FateIs)
+    DeliveredIntact, FateIs, WaitedPastTimeout, FaultMetLoad)
 CHECKS: dict[str, type[Check]] = {str(c.__struct_config__.tag): c for c in CHECK_TYPES}

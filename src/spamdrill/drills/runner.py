@@ -22,7 +22,7 @@ from typing import Any
 import msgspec
 
 from spamdrill.budget.inputs import kernel_syn_linear_timeouts
-from spamdrill.checks import CheckResult, judge_safely
+from spamdrill.checks import CheckResult, verdict
 from spamdrill.drills import calibrate, lablogs
 from spamdrill.drills.control import RealLab
 from spamdrill.drills.findings import Budgets, FindingRow, findings
@@ -73,10 +73,7 @@ class ScenarioResult:
 
     @property
     def verdict(self) -> Verdict:
-        if self.error or any(not f.took_effect for f in self.faults) or \
-                any(c.status == "error" for c in self.checks):
-            return Verdict.ERROR
-        return Verdict.CONFIRMED if all(c.ok for c in self.checks) else Verdict.REFUTED
+        return verdict(self.checks, self.faults, self.error)
 
     @property
     def finding(self) -> Finding:
@@ -197,7 +194,7 @@ def run_drill(drill: Drill, *, scale: float, base: LabConfig, workdir: Path,
     ev = Evidence(run.history, scale, MAILDROP_BUDGET_S / scale, run.spamd_log, run.kernel,
                   run.faults, run.calibration, config.spamd.max_children,
                   kernel_syn_linear_timeouts(), run.marks)
-    checks = [judge_safely(c.scaled(scale), ev) for c in drill.checks]
+    checks = drill.judge(ev, scale)
     rows = findings(run.history.by_case(), sc.failure_mode(), _budgets(config, scale))
     return ScenarioResult(drill.name, sc, scale, MAILDROP_BUDGET_S / scale, run.history,
                           checks, rows, _notes(run), run.faults, run.calibration, run.error,

@@ -19,13 +19,14 @@ from typing import Annotated, Any, Literal
 import msgspec
 
 from spamdrill import corpus
-from spamdrill.checks import CHECKS, Check, NothingLost
+from spamdrill.checks import CHECKS, Check, CheckResult, NothingLost, judge_condition, judge_safely
 from spamdrill.checks import AnyCheck as AnyCheck
 from spamdrill.drills.e2e import PostfixTarget
 from spamdrill.drills.nemesis import FAULT_KINDS, AnyFaultSpec
 from spamdrill.drills.targets import AddressTarget, FakesTarget, LabTarget
 from spamdrill.drills.timing import DEFAULT_SCALE, bad_placeholders
 from spamdrill.errors import SpamdrillError
+from spamdrill.evidence import Evidence
 from spamdrill.lab import config as lab_config
 from spamdrill.vocab import Mode
 
@@ -107,6 +108,7 @@ class Variant(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     database: Section = {}
     dns: Section = {}
     checks: tuple[AnyCheck, ...] = ()
+    conditions: tuple[AnyCheck, ...] = ()
     count: Annotated[int, msgspec.Meta(ge=1, le=10000)] | None = None
 
     def __post_init__(self) -> None:
@@ -125,6 +127,12 @@ class Scenario(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     target: AnyTarget = LabTarget()
     fault: AnyFaultSpec | None = None
     checks: tuple[AnyCheck, ...] = (NothingLost(),)
+    # what must have happened for the hypothesis to be tested at all (the overload, the
+    # refusals, the fault meeting the load); one that did not is an ``error`` verdict
+    conditions: tuple[AnyCheck, ...] = ()
+    # no condition to prove: the baseline, a healthy lab (``control``), or protocol-level
+    # fakes, whose misbehaviour is their code's (``fakes`` target)
+    control: bool = False
     variants: tuple[Variant, ...] = ()
     long: bool = False  # runs for minutes at production timings: only with --long
     source: str = ""
@@ -158,14 +166,16 @@ class Scenario(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
     def drills(self) -> list[Drill]:
         if not self.variants:
-            return [Drill(self.name, self, self.lab.sections(), self.checks, None)]
+            return [Drill(self.name, self, self.lab.sections(), self.checks, None,
+                          self.conditions)]
         out = []
         for v in self.variants:
             sections = self.lab.sections()
             for part in ("spamd", "topology", "database", "dns"):
                 sections[part] = {**sections[part], **getattr(v, part)}
             out.append(Drill(f"{self.name}/{v.name}", self, sections,
-                             (*self.checks, *v.checks), v.count))
+                             (*self.checks, *v.checks), v.count,
+                             (*self.conditions, *v.conditions)))
         return out
 
 
@@ -178,10 +188,17 @@ class Drill:
     lab: dict[str, Section]
     checks: tuple[Check, ...]
     count: int | None
+    conditions: tuple[Check, ...] = ()
 
     @property
     def needs_root(self) -> bool:
         return self.lab["topology"].get("kind") == "hosts" or self.scenario.needs_root
+
+    def judge(self, ev: Evidence, scale: float) -> list[CheckResult]:
+        """Conditions first (one that did not occur is ``error``), then the checks, their
+        production-second arguments scaled to the drill's (sans-IO)."""
+        return [judge_condition(c.scaled(scale), ev) for c in self.conditions] + \
+            [judge_safely(c.scaled(scale), ev) for c in self.checks]
 
 
 _DECODER = msgspec.convert
@@ -202,7 +219,7 @@ def _hint(message: str) -> str:
         return "known: " + ", ".join(_ALLOWED[key.group(1)])
     if re.search(r"`\$\.fault\.kind`", message):
         return "known fault kinds: " + ", ".join(FAULT_KINDS)
-    if re.search(r"checks\[\d+\]\.kind`", message):
+    if re.search(r"(checks|conditions)\[\d+\]\.kind`", message):
         return "known checks: " + ", ".join(CHECKS)
     if "`$.target.kind`" in message:
         return "known targets: lab, fakes, address, postfix"

@@ -70,13 +70,20 @@ class MaxConnectionsSpec(FaultSpec, tag="db-max-connections", frozen=True):
 
 
 class MaxConnections(DbFault):
+    """The limit's evidence is what it did, not its setting: refusals in spamd's log.
+    The lift waits (bounded) for the first one, since spamd's children reach SQL only
+    once they have parsed a request, which may be after a compressed load has ended."""
+
     name = "db-max-connections"
+    REFUSAL = "max_user_connections"  # in spamd's "SQL error: User ... already has more
+    REFUSAL_WITHIN_S = 30.0  # than 'max_user_connections' active connections"
 
     def __init__(self, limit: int) -> None:
         super().__init__()
         self.limit = limit
         self._undo: list[Undo] = []
         self._seen: int | None = None
+        self._refusals = 0
 
     def inject(self, ctl: LabControl) -> str:
         for var in ("max_connections", "max_user_connections"):
@@ -87,16 +94,20 @@ class MaxConnections(DbFault):
 
     def lift(self, ctl: LabControl) -> str:
         undo, self._undo = self._undo, []
+        if undo:
+            until(lambda: self.REFUSAL in ctl.spamd_log(), self.REFUSAL_WITHIN_S)
+            self._refusals = ctl.spamd_log().count(self.REFUSAL)
         for u in reversed(undo):
             with contextlib.suppress(pymysql.MySQLError, OSError):
                 u.heal()
         return "limits restored" if undo else "not in effect"
 
     def evidence(self, ctl: LabControl) -> FaultReport:
-        refusals = ctl.spamd_log().count("max_user_connections")
-        return self.report(self._seen == self.limit,
-                           f"the server read back max_user_connections = {self._seen}; "
-                           f"spamd logged {refusals} refusal(s) for it")
+        detail = (f"the server read back max_user_connections = {self._seen}; spamd logged "
+                  f"{self._refusals} refusal(s) for it while it held")
+        if self._seen == self.limit and not self._refusals:
+            detail = "the condition did not occur: " + detail
+        return self.report(self._seen == self.limit and self._refusals > 0, detail)
 
 
 class LockSpec(FaultSpec, tag="db-read-lock", frozen=True):
