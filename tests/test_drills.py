@@ -152,12 +152,12 @@ def test_a_success_with_no_message_makes_spamc_print_nothing(flags: list[str]) -
 
 
 def test_flood_both_variants_smaller(tmp_path: Path) -> None:
-    results = run("flood", tmp_path, count=300)
+    results = run("flood", tmp_path, count=600)  # overloads a machine 4x ours
     assert [r.name for r in results] == ["flood/max-children-1", "flood/max-children-50"]
     for r in results:
         assert confirmed(r), r.checks
-        assert len(r.history.messages) == 300
-        assert len({m.id for m in r.history.messages}) == 300
+        assert len(r.history.messages) == 600
+        assert len({m.id for m in r.history.messages}) == 600
 
 
 def test_cli_run_json_contract_and_exit_status(tmp_path: Path) -> None:

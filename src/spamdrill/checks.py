@@ -217,7 +217,7 @@ class Staircase(Check, tag="staircase", frozen=True):
 
     TIME_FIELDS = ("min_step_s",)
     min_step_s: Seconds = 0.0
-    fraction: Fraction = 0.3
+    fraction: Fraction = 0.2
 
     def judge(self, ev: Evidence) -> CheckResult:
         name = "staircase: each finishes at least a fraction of a scan after the previous"
