@@ -92,6 +92,26 @@ ETC = click.option(
          "listed.")
 
 
+JSON_PATH = click.option(
+    "--json", "json_path", default=None, metavar="[PATH]", is_flag=False, flag_value="-",
+    help="Write the JSON document (a contract) to PATH; '-', or --json alone, for stdout "
+         "(then no terminal tables on stdout).")
+EXIT_NOTHING = 4  # ``spamdrill logs``: nothing to diagnose
+
+
+def _emit_json(path: str | None, doc: dict[str, Any]) -> bool:
+    """``--json [PATH]`` as every command means it: the document to PATH, or to stdout
+    for '-' (then the caller prints no terminal view there); True for stdout."""
+    if path is None:
+        return False
+    text = json.dumps(doc, indent=1)
+    if path == "-":
+        click.echo(text)
+        return True
+    _write(Path(path), text + "\n")
+    return False
+
+
 def _base_config(config_path: Path | None, etc: Path | None) -> tuple[Any, Any]:
     """The lab config: the file's, shaped like the system under ``etc`` when given."""
     base = lab_config.load(config_path)
@@ -970,28 +990,46 @@ def compare_cmd(run_a: str, run_b: str, results_dir: Path, html: Path | None,
               help="Deliveries kept in full per list (counts are always complete).")
 @click.option("--anonymize", is_flag=True,
               help="Hash addresses, Message-IDs, user names and client IPs in the output.")
-@click.option("--json", "json_path", default=None, metavar="PATH",
-              help="Write the document (contract: docs/LOGS.md) to PATH; '-' for stdout "
-                   "(then no terminal summary).")
+@click.option("--maildrop-timeout", type=click.FloatRange(min=1), default=300.0,
+              show_default=True,
+              help="maildrop's global timeout: a bounce by a wrapper's exit status this "
+                   "close (within 5 s) to it, without maildrop's words, is its timer.")
+@click.option("--evidence", "show_evidence", is_flag=True,
+              help="Show the lines behind every diagnosis, under each delivery.")
+@JSON_PATH
 def logs_command(files: tuple[str, ...], since: str | None, until: str | None,
                  hosts: tuple[str, ...], fmt: str | None, tz: str | None, year: int | None,
                  slow: float, slow_scan: float, episode_gap: float, late_window: float,
                  size_limit: int, bucket: float, limit: int, anonymize: bool,
-                 json_path: str | None) -> None:
+                 maildrop_timeout: float, show_evidence: bool, json_path: str | None) -> None:
     """What happened to your mail: Postfix, maildrop and spamd logs joined per message.
 
     Reads FILES (plain, rotated .1, .gz; classic syslog, RFC 5424, journalctl -o json or
     -o short-iso, spamd's and maildrop's own log files; '-' for stdin), joins each
     delivery attempt to its spamd scan (by Message-ID, else by user and time), and
     explains every bounce, deferral, slow or unscanned delivery in the failure modes
-    `spamdrill budget` uses, with the lines that show it. For each episode of slow scans
-    or timeouts it names the scans that were running when it began: the message to pull
-    from the queue and replay (spamdrill replay FILE).
+    `spamdrill budget` uses, with the lines that show it, the same fix `budget` gives and
+    the commands to run next. For each episode of slow scans or timeouts it names the
+    scans that were running when it began: the message to pull from the queue and
+    replay (spamdrill replay FILE).
 
     \b
     spamdrill logs /var/log/mail.log /var/log/mail.log.1 /var/log/mail.log.2.gz
-    journalctl -o json -u postfix -u spamd --since yesterday | spamdrill logs -
+    journalctl -o json -u postfix@-.service -u spamd.service --since yesterday \\
+        | spamdrill logs -
     spamdrill logs --since '2026-11-29 02:00' --anonymize --json report.json mail.log
+
+    On Debian 12, Postfix logs to the journal as postfix@-.service (postfix.service is a
+    dummy that logs nothing), spamd as spamd.service; maildrop's lines come from
+    Postfix's unit.
+
+    \b
+    Exit status:
+      0  the logs were read and diagnosed
+      2  bad input (one line on stderr)
+      4  nothing to diagnose: an empty input, no line recognised (a wrong --format),
+         nothing in the --since/--until window, or no Postfix delivery nor spamd scan
+         among the lines (a warning names which)
     """
     from spamdrill.logs import render
     from spamdrill.logs.diagnose import Thresholds
@@ -1010,16 +1048,17 @@ def logs_command(files: tuple[str, ...], since: str | None, until: str | None,
                       parse_when(until, zone_info, "--until"), frozenset(hosts), year,
                       zone_info, fmt)
     horizon = max(1800.0, 2 * late_window + 600)
-    options = Options(Thresholds(slow=slow, slow_scan=slow_scan, size_limit=size_limit),
+    options = Options(Thresholds(slow=slow, slow_scan=slow_scan, size_limit=size_limit,
+                                 maildrop_timeout=maildrop_timeout),
                       Settings(late_window=late_window, horizon=horizon), episode_gap,
                       bucket, limit, tz=zone_info)
     doc = analyze(list(files), filters, options, anonymized=anonymize)
-    if json_path == "-":
-        click.echo(json.dumps(doc, indent=1))
-        return
-    if json_path is not None:
-        Path(json_path).write_text(json.dumps(doc, indent=1))
-    render.render(out, doc)
+    if not _emit_json(json_path, doc):
+        render.render(out, doc, show_evidence)
+    if doc["empty"]:
+        click.echo(f"spamdrill: warning: nothing to diagnose ({doc['empty']['cause']}): "
+                   f"{doc['empty']['why']}", err=True)
+        sys.exit(EXIT_NOTHING)
 
 
 @cli.command("replay")
