@@ -379,7 +379,7 @@ KERNEL = "Nov 29 16:10:28 mx1 kernel: [1.0] eth0: link up\n"
      ["--since", "2027-01-01"], "nothing in the time window"),
     (lambda p: p.write_text(KERNEL * 3), [], "no delivery or scan"),
 ])
-@pytest.mark.unit
+@pytest.mark.lab  # the command line, in subprocesses
 def test_nothing_to_diagnose_is_a_warning_and_its_own_exit(tmp_path: Path, make: Any,
                                                          args: list[str], cause: str) -> None:
     """An empty input, a --format that reads none of 410 lines, a --since past the log's
@@ -394,6 +394,27 @@ def test_nothing_to_diagnose_is_a_warning_and_its_own_exit(tmp_path: Path, make:
     as_json = _cli("--tz", "UTC", "--year", "2026", *args, "--json", "-", str(log))
     assert as_json.returncode == 4
     assert json.loads(as_json.stdout)["empty"]["cause"] == cause
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize("text,filters,cause", [
+    ("", {}, "empty input"),
+    (None, {"format": "journal-json"}, "no line recognised"),
+    (None, {"hosts": frozenset({"elsewhere"})}, "no line from these hosts"),
+    (KERNEL * 3, {}, "no delivery or scan"),
+])
+def test_each_silence_has_its_cause(tmp_path: Path, text: str | None,
+                                    filters: dict[str, Any], cause: str) -> None:
+    log = tmp_path / "mail.log"
+    if text is None:
+        log.write_bytes((DATA / "mail.log").read_bytes())
+    else:
+        log.write_text(text)
+    doc = doc_of(log, **filters)
+    assert doc["empty"] is not None and doc["empty"]["cause"] == cause
+    if cause == "no line recognised":
+        assert "--format journal-json recognised none of the 410 line(s)" in \
+            doc["empty"]["why"]
 
 
 @pytest.mark.unit
