@@ -592,3 +592,17 @@ def test_json_means_a_path_or_stdout_everywhere(tmp_path: Path) -> None:
     assert "worst case per failure mode" in new.stdout  # a path: the table still shows
     listed = spamdrill("list", "--json", "-")
     assert json.loads(listed.stdout)["scenarios"]
+
+
+@pytest.mark.unit
+def test_budget_table_rounds_what_the_model_computes() -> None:
+    """The connector's re-asking is simulated to the microsecond; a person reads 33.6."""
+    from click.testing import CliRunner
+
+    from spamdrill.cli import cli
+
+    done = CliRunner().invoke(cli, ["budget", "--etc", str(ROOT / "examples" /
+                                                         "field-report")])
+    assert done.exit_code == 1, done.output
+    assert re.search(r"dns-db-servfail\s+│ 33\.6\s+│", done.output)
+    assert not re.search(r"\d\.\d{3,}", done.output)

@@ -832,6 +832,12 @@ def _xfilters_json(system: Any, setups: list[Any], chosen: int) -> list[dict[str
     return out
 
 
+def _model_s(x: float) -> str:
+    """A modelled time as a person reads it: the limits it comes from are whole seconds,
+    so a tenth is as fine as it is known (33.6, not the simulation's 33.5544)."""
+    return f"{x:.1f}".removesuffix(".0")
+
+
 def _print_budget(system: Any, setups: list[Any], chosen: int, results: list[Any],
                   notes: list[str]) -> None:
     from spamdrill.budget import model
@@ -858,9 +864,9 @@ def _print_budget(system: Any, setups: list[Any], chosen: int, results: list[Any
         fix = [f"{v.inner} > {v.outer}: {v.fix}" for v in r.violations]
         fix += [f"(assumed: {a})" for a in r.assumptions]
         table.add_row(
-            r.mode, "unbounded" if r.spamc_s is None else f"{r.spamc_s:g}",
-            "-" if r.spamd_s is None else f"{r.spamd_s:g}",
-            "-" if r.worst_s is None else f"{r.worst_s:g}", r.fires_first,
+            r.mode, "unbounded" if r.spamc_s is None else _model_s(r.spamc_s),
+            "-" if r.spamd_s is None else _model_s(r.spamd_s),
+            "-" if r.worst_s is None else _model_s(r.worst_s), r.fires_first,
             f"[{colour}]{r.outcome}[/{colour}]", "\n".join(fix))
     out.print(table)
     for note in notes:

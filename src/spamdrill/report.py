@@ -12,7 +12,11 @@ Exit status of ``spamdrill run``: 0 every hypothesis confirmed and nothing cross
 the default lab, shaped like the field report, is); 3 a hypothesis refuted or a drill in
 error (a verdict about the drill, which also makes its findings untrustworthy).
 
-JSON (``spamdrill run --json FILE``), ``"version": 2``::
+JUnit (``spamdrill.render.junit``) fails as the exit status does: a finding that crosses a
+budget is a ``<failure>`` (1), the drill's own trouble an ``<error>`` (3). Every view leads
+with ``runmodel.headline``: what the run found, worst first.
+
+JSON (``spamdrill run --json FILE``, ``-`` for stdout), ``"version": 2``::
 
   {"version": 2, "run": id, "started": epoch_s, "results_dir": path, "exit_status": n,
    "scenarios": [{"name", "hypothesis", "stands_for",
@@ -163,6 +167,13 @@ def wrapper_table(sc: Scenario) -> Table:
     return table
 
 
+def _units(console: Console, sc: Scenario) -> None:
+    """A check's seconds are the drill's own: said once per compressed drill."""
+    if sc.scale != 1 and (sc.checks or sc.findings):
+        console.print(f"  {sc.name}: seconds below are drill seconds (x "
+                      f"{scale_shown(sc.scale)} for production)", highlight=False)
+
+
 def _explain(console: Console, sc: Scenario) -> None:
     for fr in sc.fault_evidence:
         mark = "[green]✓[/green]" if fr.took_effect else "[magenta]?[/magenta]"
@@ -196,6 +207,7 @@ def print_run(console: Console, run: runmodel.Run) -> None:
             console.print(case_table(sc))
     console.print(verdict_table(run.scenarios))
     for sc in run.scenarios:
+        _units(console, sc)
         _explain(console, sc)
     console.print("drill / prod: a compressed drill's seconds, and the same times scaled "
                   "back to production seconds (x scale); not compressed, so only about "

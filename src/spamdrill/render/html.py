@@ -103,7 +103,10 @@ def _checks(sc: Scenario) -> str:
     parts = []
     rows = [[badge(c.status), e(c.name), e(c.detail),
              e(f"{len(c.offenders)} message(s)" if c.offenders else "")] for c in sc.checks]
-    parts.append(table(["status", "check", "detail", "broke it"], rows, raw=True))
+    # checks judge the drill as it ran: their seconds are the drill's own
+    unit = "check (drill s)" if sc.scale != 1 else "check"
+    parts.append(table(["status", unit, "detail (drill s)" if sc.scale != 1 else "detail",
+                        "broke it"], rows, raw=True))
     for c in sc.checks:
         who = sc.offenders(c)
         if c.ok or not who:
