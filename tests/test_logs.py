@@ -531,3 +531,25 @@ def test_json_holds_every_field_docs_logs_md_promises(merged: dict[str, Any]) ->
             checked += 1
     assert checked > len(merged["deliveries"])
     assert "empty" in merged and "outside_window" in merged["inputs"][0]
+
+
+@pytest.mark.unit
+def test_evidence_shows_the_lines_behind_every_diagnosis(merged: dict[str, Any]) -> None:
+    import io
+
+    from rich.console import Console
+
+    from spamdrill.logs import render
+
+    def shown(evidence: bool) -> str:
+        buf = io.StringIO()
+        render.render(Console(file=buf, width=400, color_system=None), merged, evidence)
+        return buf.getvalue()
+
+    plain, full = shown(False), shown(True)
+    for r in merged["deliveries"]:
+        for ev in r["evidence"]:
+            assert f"{ev['input']}:{ev['line']} {ev['text']}" in full, ev
+        for f in r["fixes"]:
+            assert f"fix ({f['mode']}): {f['fix']}" in full
+    assert "fix (" not in plain

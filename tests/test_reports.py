@@ -399,8 +399,11 @@ def test_a_real_run_and_flood_are_recorded_and_reported(tmp_path: Path) -> None:
     out.mkdir()
     done = spamdrill("run", "spamd-down", "--count", "4", "--results-dir", str(results),
                      "--html", str(out / "run.html"), "--junit", str(out / "junit.xml"),
-                     "--csv", str(out / "csv"), timeout=240)
+                     "--csv", str(out / "csv"), "--json", "-", timeout=240)
     assert done.returncode == 0, done.stdout + done.stderr
+    # --json -: stdout is the document alone; the tables and the headline went to stderr
+    assert json.loads(done.stdout)["scenarios"][0]["name"] == "spamd-down"
+    assert "Nothing crosses a budget" in done.stderr
     closed = _closed_port()
     flood = spamdrill("flood", "--count", "3", "--target", f"127.0.0.1:{closed}",
                       "--spamc-args", "-t {t:100}", "--results-dir", str(results),

@@ -127,9 +127,10 @@ def deliveries(out: Console, doc: dict[str, Any], top: int = 25) -> None:
                   + "; ".join(f"`{c}`" for c in r.get("next", [])), highlight=False)
 
 
-def evidence(out: Console, doc: dict[str, Any], top: int = 25) -> None:
-    """``--evidence``: the lines behind each diagnosis, under its delivery."""
-    for r in doc["deliveries"][:top]:
+def evidence(out: Console, doc: dict[str, Any]) -> None:
+    """``--evidence``: the lines behind each diagnosis, under its delivery (every delivery
+    in trouble the document keeps: ``--limit``)."""
+    for r in doc["deliveries"]:
         out.print(f"[bold]{escape(r['queue_id'])}[/bold] {escape(r['fate'])}: "
                   f"{escape(', '.join(r['modes']) or 'unexplained')}", highlight=False)
         for note in r["notes"]:
