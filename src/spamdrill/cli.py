@@ -171,7 +171,7 @@ def lab_status(run_dir: Path, json_path: str | None) -> None:
     state, comps = _lab().status(run_dir)
     doc = {"run_dir": str(run_dir.resolve()), "components": [c.public() for c in comps]}
     if _emit_json(json_path, doc):
-        pass
+        pass  # stdout holds the document alone
     elif state is None:
         out.print(f"no lab in {run_dir} (start one with: spamdrill lab up)")
     else:
@@ -928,7 +928,7 @@ def history_cmd(results_dir: Path, json_path: str | None, limit: int) -> None:
 
     runs = history.list_runs(results_dir / "runs.sqlite")[:limit]
     if _emit_json(json_path, {"runs": runs}):
-        pass
+        pass  # stdout holds the document alone
     elif not runs:
         out.print(f"no runs recorded in {results_dir} (record one with: spamdrill run)")
     else:
