@@ -364,3 +364,195 @@ def test_json_contract_shape(merged: dict[str, Any]) -> None:
     for m in merged["modes"]:
         assert m["deliveries"] >= m["root_cause"] and m["layer"]
 
+
+
+# -- never silently empty ---------------------------------------------------------------------
+
+KERNEL = "Nov 29 16:10:28 mx1 kernel: [1.0] eth0: link up\n"
+
+
+@pytest.mark.parametrize("make,args,cause", [
+    (lambda p: p.write_bytes(b""), [], "empty input"),
+    (lambda p: p.write_bytes((DATA / "mail.log").read_bytes()),
+     ["--format", "journal-json"], "no line recognised"),
+    (lambda p: p.write_bytes((DATA / "mail.log").read_bytes()),
+     ["--since", "2027-01-01"], "nothing in the time window"),
+    (lambda p: p.write_text(KERNEL * 3), [], "no delivery or scan"),
+])
+@pytest.mark.lab  # the command line, in subprocesses
+def test_nothing_to_diagnose_is_a_warning_and_its_own_exit(tmp_path: Path, make: Any,
+                                                         args: list[str], cause: str) -> None:
+    """An empty input, a --format that reads none of 410 lines, a --since past the log's
+    end, a log without mail: each names its cause and exits 4, never 'no failure mode'."""
+    log = tmp_path / "mail.log"
+    make(log)
+    done = _cli("--tz", "UTC", "--year", "2026", *args, str(log))
+    assert done.returncode == 4, done.stderr
+    assert f"warning: nothing to diagnose ({cause})" in done.stderr
+    assert "no failure mode found" not in done.stdout
+    assert "not a log without trouble" in done.stdout
+    as_json = _cli("--tz", "UTC", "--year", "2026", *args, "--json", "-", str(log))
+    assert as_json.returncode == 4
+    assert json.loads(as_json.stdout)["empty"]["cause"] == cause
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize("text,filters,cause", [
+    ("", {}, "empty input"),
+    (None, {"format": "journal-json"}, "no line recognised"),
+    (None, {"hosts": frozenset({"elsewhere"})}, "no line from these hosts"),
+    (KERNEL * 3, {}, "no delivery or scan"),
+])
+def test_each_silence_has_its_cause(tmp_path: Path, text: str | None,
+                                    filters: dict[str, Any], cause: str) -> None:
+    log = tmp_path / "mail.log"
+    if text is None:
+        log.write_bytes((DATA / "mail.log").read_bytes())
+    else:
+        log.write_text(text)
+    doc = doc_of(log, **filters)
+    assert doc["empty"] is not None and doc["empty"]["cause"] == cause
+    if cause == "no line recognised":
+        assert "--format journal-json recognised none of the 410 line(s)" in \
+            doc["empty"]["why"]
+
+
+@pytest.mark.unit
+def test_since_past_the_end_names_the_logs_span() -> None:
+    doc = doc_of(DATA / "mail.log", since=formats.IsoClock()("2026-12-01T00:00:00+00:00"))
+    assert doc["empty"]["cause"] == "nothing in the time window"
+    assert "2026-11-29T16:09:16+00:00" in doc["empty"]["why"]
+    assert doc_of(DATA / "mail.log")["empty"] is None
+
+
+# -- a wrapper's silent bounce at maildrop's timeout ---------------------------------------------
+
+WRAPPED = """\
+Nov 29 16:05:28 mx1 postfix/smtpd[19310]: 4CE0F20CC80: client=unknown[127.0.0.1]
+Nov 29 16:05:28 mx1 postfix/cleanup[19321]: 4CE0F20CC80: message-id=<m1@example.test>
+Nov 29 16:05:28 mx1 postfix/qmgr[19307]: 4CE0F20CC80: from=<a@example.test>, size=992, \
+nrcpt=1 (queue active)
+Nov 29 16:10:30 mx1 postfix/pipe[19333]: 4CE0F20CC80: to=<bob@example.test>, \
+relay=maildrop, delay=302, delays=0/0/0/{d}, dsn=5.3.0, status=bounced (Command died with \
+status {status}: "/usr/local/bin/maildrop_wrapper"{output})
+Nov 29 16:10:30 mx1 postfix/qmgr[19307]: 4CE0F20CC80: removed
+"""
+
+
+def _wrapped(tmp_path: Path, d: float, status: int = 100, output: str = "") -> dict[str, Any]:
+    log = tmp_path / "wrapped.log"
+    log.write_text(WRAPPED.format(d=d, status=status, output=output))
+    doc = analyze([str(log)], Filters(year=2026, tz=UTC), Options(tz=UTC))
+    (rec,) = doc["deliveries"]
+    return rec
+
+
+@pytest.mark.unit
+def test_a_silent_bounce_at_maildrops_timeout_is_named(tmp_path: Path) -> None:
+    """The field report's Perl wrappers exit 100 on maildrop's 75 and pass none of its
+    words on: the pipe time at maildrop's 300 s is what tells."""
+    rec = _wrapped(tmp_path, 301.2)
+    assert rec["modes"] == ["wrapper-bounced-transient", "maildrop-timeout"]
+    assert "probably maildrop's timeout turned into a bounce by the wrapper" in \
+        rec["notes"][0]
+    assert "301.2 s" in rec["notes"][0] and "exited 100" in rec["notes"][0]
+    assert "delays=0/0/0/301.2" in rec["evidence"][0]["text"]
+    assert "postcat -q 4CE0F20CC80" in rec["next"]
+    for d, status in ((200.0, 100), (301.2, 75), (310.0, 100)):
+        other = _wrapped(tmp_path, d, status)
+        assert "maildrop-timeout" not in other["modes"], (d, status)
+    spoken = _wrapped(tmp_path, 301.2, output=". Command output: maildrop: Timeout quota "
+                                              "exceeded. ")
+    assert spoken["modes"][:2] == ["wrapper-bounced-transient", "maildrop-timeout"]
+    assert not any("probably" in n for n in spoken["notes"])
+
+
+# -- one catalog of fixes, the next commands, the evidence ------------------------------------
+
+@pytest.mark.unit
+def test_every_mode_carries_budgets_fix_and_next_commands(merged: dict[str, Any]) -> None:
+    from spamdrill import fixes
+    from spamdrill.vocab import Mode
+
+    assert merged["modes"]
+    for m in merged["modes"]:
+        assert m["fix"] == fixes.fix(m["mode"]) and m["next"], m
+    for r in merged["deliveries"]:
+        assert [f["mode"] for f in r["fixes"]] == r["modes"]
+        assert all(f["fix"] == fixes.fix(f["mode"]) for f in r["fixes"])
+        assert r["next"] and all("QID" not in c for c in r["next"])
+    assert set(fixes.CATALOG) == set(Mode)
+
+
+@pytest.mark.unit
+def test_budget_fixes_come_from_the_catalog() -> None:
+    """What budget suggests is the catalog's text with its numbers filled in."""
+    import re
+
+    from spamdrill import fixes
+    from spamdrill.budget import inputs, model
+    from spamdrill.system import reader
+
+    examples = Path(__file__).parent.parent / "examples"
+    seen = 0
+    for example in ("field-report", "debian-stock"):
+        system = reader.read(examples / example, reader.Overrides())
+        for setup in inputs.setups(system, inputs.WhatIf(None, None, 1200.0, None)):
+            for r in model.evaluate(setup):
+                texts = [fixes.CATALOG[fixes.Mode(r.mode)].text, fixes.UNBOUNDED,
+                         fixes.CONNECT_RETRIES, fixes.SPAMC_T]
+                shapes = [re.escape(t).replace(r"\{firewall\}", ".*")
+                          for t in texts]
+                shapes = [re.sub(r"\\\{\w+\\\}", r"\\S+", s) for s in shapes]
+                for v in r.violations:
+                    if v.inner.startswith("spamc worst case"):
+                        seen += 1
+                        assert any(re.fullmatch(s, v.fix) for s in shapes), v.fix
+                    else:  # the wrapper's and Postfix's limits: the catalog's words too
+                        assert v.fix in (fixes.DELIVER, fixes.DEFERS, fixes.CATALOG[
+                            fixes.Mode.FILTER_FAILED].text), v.fix
+    assert seen
+
+
+@pytest.mark.unit
+def test_json_holds_every_field_docs_logs_md_promises(merged: dict[str, Any]) -> None:
+    """The DELIVERY record of docs/LOGS.md, evidence included, in every list."""
+    import re
+
+    text = (Path(__file__).parent.parent / "docs" / "LOGS.md").read_text()
+    block = text.split("`DELIVERY`:", 1)[1].split("```jsonc", 1)[1].split("```", 1)[0]
+    block = re.sub(r"//[^\n]*", "", block)
+    inner = re.sub(r"\{[^{}]*\}", "", block[block.index("{") + 1:])  # nested objects out
+    promised = set(re.findall(r'"(\w+)"', inner))
+    assert {"evidence", "fixes", "next", "delays", "scans"} <= promised
+    lists = ("deliveries", "wrapper_bounced", "unscanned", "scanned_late", "unexplained")
+    checked = 0
+    for name in lists:
+        for rec in merged[name]:
+            assert promised <= set(rec), (name, promised - set(rec))
+            assert rec["evidence"] and rec["evidence"][0]["text"], name
+            checked += 1
+    assert checked > len(merged["deliveries"])
+    assert "empty" in merged and "outside_window" in merged["inputs"][0]
+
+
+@pytest.mark.unit
+def test_evidence_shows_the_lines_behind_every_diagnosis(merged: dict[str, Any]) -> None:
+    import io
+
+    from rich.console import Console
+
+    from spamdrill.logs import render
+
+    def shown(evidence: bool) -> str:
+        buf = io.StringIO()
+        render.render(Console(file=buf, width=400, color_system=None), merged, evidence)
+        return buf.getvalue()
+
+    plain, full = shown(False), shown(True)
+    for r in merged["deliveries"]:
+        for ev in r["evidence"]:
+            assert f"{ev['input']}:{ev['line']} {ev['text']}" in full, ev
+        for f in r["fixes"]:
+            assert f"fix ({f['mode']}): {f['fix']}" in full
+    assert "fix (" not in plain

@@ -129,13 +129,18 @@ def test_junit_validates_against_the_schema(name: str) -> None:
     assert [s.get("name") for s in suites] == [s.name for s in run.scenarios]
     for suite, sc in zip(suites, run.scenarios, strict=True):
         cases = suite.findall("testcase")
-        assert len(cases) == len(sc.checks) + len(sc.fault_evidence) + bool(sc.error)
+        assert len(cases) == len(sc.checks) + len(sc.fault_evidence) + bool(sc.error) + \
+            len(sc.findings)
         props = {p.get("name"): p.get("value") for p in suite.iter("property")}
         assert props["verdict"] == sc.verdict and props["finding"] == sc.finding
         assert {k for k in props if k and k.startswith("finding.")} == {
             f"finding.{f.case}" for f in sc.findings}
-        failed = sum(1 for c in sc.checks if c.status == "fail")
-        assert int(suite.get("failures", "-1")) == failed
+        # a failure is the system crossing a budget; the drill's own trouble an error
+        crossing = sum(1 for f in sc.findings if f.crosses_budget)
+        assert int(suite.get("failures", "-1")) == crossing
+        own = sum(1 for c in sc.checks if c.status != "pass") + bool(sc.error) + sum(
+            1 for f in sc.fault_evidence if not f.took_effect)
+        assert int(suite.get("errors", "-1")) == own
 
 
 @pytest.mark.unit
@@ -143,9 +148,9 @@ def test_junit_names_the_messages_that_broke_a_check() -> None:
     import xml.etree.ElementTree as ET
 
     root = ET.fromstring(junit.render(load("before")))
-    failures = root.findall(".//failure")
-    assert len(failures) == 1
-    text = failures[0].text or ""
+    errors = root.findall(".//error")  # the refuted check: the drill's trouble
+    assert len(errors) == 1 and errors[0].get("type") == "refuted"
+    text = errors[0].text or ""
     assert "worst 11.01 s" in text and text.count("unscanned after 11.0") == 4
 
 
@@ -201,7 +206,7 @@ def test_compare_shows_the_fix() -> None:
     got = {c.what: (c.a, c.b, c.direction) for c in sc.changes}
     assert got["verdict"] == ("refuted", "confirmed", "better")
     assert got["finding"] == ("bounces", "delivers unscanned", "better")
-    assert got["max s"] == ("11.01", "3.01", "better")
+    assert got["max drill s"] == ("11.01", "3.01", "better")
     assert got["unscanned"] == ("4", "4", "same")
     same = compare.compare(load("after"), load("after")).scenarios[0]
     assert not same.changed
@@ -221,7 +226,7 @@ def test_compare_and_history_on_recorded_runs(tmp_path: Path) -> None:
     done = spamdrill("compare", a, b, "--results-dir", str(tmp_path), "--html", str(out))
     assert done.returncode == 0, done.stderr
     assert re.search(r"verdict\s+│ refuted\s+│ confirmed\s+│ better", done.stdout)
-    assert re.search(r"max s\s+│ 11\.01\s+│ 3\.01\s+│ better", done.stdout)
+    assert re.search(r"max drill s\s+│ 11\.01\s+│ 3\.01\s+│ better", done.stdout)
     assert "queue-full" in out.read_text()
     as_json = json.loads(spamdrill("compare", a, str(RUNS / "after"), "--json",
                                    "--results-dir", str(tmp_path)).stdout)
@@ -394,8 +399,11 @@ def test_a_real_run_and_flood_are_recorded_and_reported(tmp_path: Path) -> None:
     out.mkdir()
     done = spamdrill("run", "spamd-down", "--count", "4", "--results-dir", str(results),
                      "--html", str(out / "run.html"), "--junit", str(out / "junit.xml"),
-                     "--csv", str(out / "csv"), timeout=240)
+                     "--csv", str(out / "csv"), "--json", "-", timeout=240)
     assert done.returncode == 0, done.stdout + done.stderr
+    # --json -: stdout is the document alone; the tables and the headline went to stderr
+    assert json.loads(done.stdout)["scenarios"][0]["name"] == "spamd-down"
+    assert "Nothing crosses a budget" in done.stderr
     closed = _closed_port()
     flood = spamdrill("flood", "--count", "3", "--target", f"127.0.0.1:{closed}",
                       "--spamc-args", "-t {t:100}", "--results-dir", str(results),
@@ -446,3 +454,158 @@ def test_lab_logs_are_kept_even_where_they_cannot_be_copied(tmp_path: Path) -> N
     blocked.write_text("")  # a file where the directory should go
     (again,) = lablogs.keep(lab_dir, blocked / "logs")
     assert again.path == str(lab_dir / "spamd" / "spamd.log")
+
+
+# --- one pass/fail, one headline, production seconds, one --json ---------------------------
+
+def _with_findings(run: runmodel.Run, **findings: str) -> runmodel.Run:
+    """``run`` with some scenarios' worst finding replaced (a recorded run stands for
+    runs that lost or duplicated mail)."""
+    import msgspec
+
+    return msgspec.structs.replace(run, scenarios=[
+        msgspec.structs.replace(sc, finding=findings.get(sc.name, sc.finding))
+        for sc in run.scenarios])
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize(("name", "failures", "errors"), [
+    ("field", True, False),  # exit 1: mail bounces; the drills themselves held
+    ("before", True, True),  # exit 3: the hypothesis refuted (and mail bounces)
+    ("after", False, False),  # exit 0
+])
+def test_junit_fails_as_the_run_exits(name: str, failures: bool, errors: bool) -> None:
+    """CI reads <failure> as the system crossing a budget (exit 1) and <error> as the
+    drill's own trouble (exit 3): a run that bounces mail is never green."""
+    import xml.etree.ElementTree as ET
+
+    run = load(name)
+    root = ET.fromstring(junit.render(run))
+    assert (int(root.get("failures", "0")) > 0) is failures
+    assert (int(root.get("errors", "0")) > 0) is errors
+    assert (run.exit_status == 1) is (failures and not errors)
+    assert (run.exit_status == 3) is errors
+    failed = [c.get("name") for c in root.iter("testcase") if c.find("failure") is not None]
+    assert all(n and n.startswith("finding ") for n in failed)
+    if name == "field":
+        assert "finding drip -t 3: spamd-slow-drip" in failed
+
+
+@pytest.mark.unit
+def test_headline_worst_first_in_every_view() -> None:
+    """One sentence, from one function, leads the terminal, the HTML and JUnit: lost mail
+    before bounces before the rest."""
+    import xml.etree.ElementTree as ET
+
+    field = load("field")
+    assert field.headline.startswith("UNSAFE: mail bounced in 1 drill (spamc-timeouts); "
+                                     "mail delivered unscanned in 2 drills")
+    lost = _with_findings(field, **{"spamd-down": "loses mail"})
+    said = lost.headline
+    assert said.index("mail lost") < said.index("mail bounced") < said.index("unscanned")
+    assert load("after").headline.startswith("Nothing crosses a budget")
+    assert "hypothesis refuted in 1 drill (queue-full)" in load("before").headline
+    for run in (field, lost, load("before")):
+        assert render(run).splitlines()[0] == run.headline
+        root = ET.fromstring(junit.render(run))
+        for suite in root.findall("testsuite"):
+            first = suite.find("properties/property")
+            assert first is not None and first.get("name") == "run.found"
+            assert first.get("value") == run.headline
+
+
+@pytest.mark.lab  # Bokeh renders the plots: seconds, not the unit tier's milliseconds
+def test_html_leads_with_the_headline_in_production_seconds() -> None:
+    page = html.run_page(load("field"))
+    body = page[page.index("<h1>"):]
+    assert body.index(load("field").headline.replace("'", "&#x27;")) < \
+        body.index("<h2>Scenarios</h2>")
+    assert "45.36 / 1512" in body and "9 drill s (300 production s)" in body
+    assert "33.3333" not in re.sub(r"<script\b.*?</script>", "", body, flags=re.S)
+
+
+@pytest.mark.unit
+def test_compare_fail_on_worse_and_changed() -> None:
+    before, after = load("before"), load("after")
+    assert compare.failing(compare.compare(before, after), "worse") == []
+    worse = compare.failing(compare.compare(after, before), "worse")
+    assert len(worse) == 1 and "verdict confirmed -> refuted" in worse[0]
+    assert "finding delivers unscanned -> bounces" in worse[0]
+    assert compare.failing(compare.compare(before, after), "changed")
+    assert compare.failing(compare.compare(after, after), "changed") == []
+    gone = compare.compare(after, _with_findings(after))
+    gone.scenarios[0].in_b = False
+    assert compare.failing(gone, "worse") == ["queue-full: only in A"]
+
+
+@pytest.mark.lab  # the command line, in subprocesses
+def test_compare_fail_on_exits_1(tmp_path: Path) -> None:
+    a, b = str(RUNS / "after" / "report.json"), str(RUNS / "before" / "report.json")
+    args = ("--results-dir", str(tmp_path))
+    assert spamdrill("compare", b, a, *args).returncode == 0
+    assert spamdrill("compare", b, a, "--fail-on", "worse", *args).returncode == 0
+    done = spamdrill("compare", a, b, "--fail-on", "worse", *args)
+    assert done.returncode == 1 and "queue-full: verdict confirmed -> refuted" in done.stderr
+    assert spamdrill("compare", b, a, "--fail-on", "changed", *args).returncode == 1
+
+
+@pytest.mark.lab  # the command line, in subprocesses
+@pytest.mark.parametrize("name", ["field", "before", "after"])
+def test_report_exits_with_the_runs_status(name: str, tmp_path: Path) -> None:
+    path = str(RUNS / name / "report.json")
+    done = spamdrill("report", path, "--results-dir", str(tmp_path))
+    assert done.returncode == load(name).exit_status, done.stderr
+    out = tmp_path / "junit.xml"
+    done = spamdrill("report", path, "--junit", str(out), "--results-dir", str(tmp_path))
+    assert done.returncode == load(name).exit_status and out.is_file()
+
+
+@pytest.mark.unit
+def test_compressed_times_beside_production_seconds() -> None:
+    """A compressed drill's seconds and the same scaled back, labelled; a drill at
+    production timings one number; nothing rounded past what was measured."""
+    text = render(load("field"))
+    assert "max s drill / prod" in text and "budget s drill / prod" in text
+    assert re.search(r"│ spamc-timeouts │\s+33\.3 │.*│\s+45\.36 / 1512 │\s+9 / 300 │", text)
+    assert re.search(r"│ spamd-stopping │\s+1 │.*│\s+2\.00 │\s+300 │", text)
+    assert "33.3333" not in text and "budget 9 drill s (300 production s)" in text
+    assert runmodel.production_s(11.007, 33.3333) == "367"
+    assert runmodel.production_s(2.004, 1.0) == "2.00"
+    assert runmodel.production_s(2.004, 5.0) == "10.0"
+    props = junit.render(load("field")).decode()
+    assert "33.3333" not in props and "45.36 drill s (1512 production s)" in props
+
+
+@pytest.mark.lab  # the command line, in subprocesses
+def test_json_means_a_path_or_stdout_everywhere(tmp_path: Path) -> None:
+    """--json alone or '-' prints the document; --json PATH writes it there."""
+    a = str(RUNS / "after" / "report.json")
+    alone = spamdrill("compare", a, a, "--json", "--results-dir", str(tmp_path))
+    dash = spamdrill("compare", a, a, "--json", "-", "--results-dir", str(tmp_path))
+    assert json.loads(alone.stdout) == json.loads(dash.stdout)
+    out = tmp_path / "diff.json"
+    done = spamdrill("compare", a, a, "--json", str(out), "--results-dir", str(tmp_path))
+    assert done.returncode == 0 and json.loads(out.read_text()) == json.loads(dash.stdout)
+    example = str(ROOT / "examples" / "fixed")
+    old = spamdrill("budget", "--etc", example, "--json")
+    to_file = tmp_path / "budget.json"
+    new = spamdrill("budget", "--etc", example, "--json", str(to_file))
+    assert new.returncode == old.returncode
+    assert json.loads(to_file.read_text()) == json.loads(old.stdout)
+    assert "worst case per failure mode" in new.stdout  # a path: the table still shows
+    listed = spamdrill("list", "--json", "-")
+    assert json.loads(listed.stdout)["scenarios"]
+
+
+@pytest.mark.unit
+def test_budget_table_rounds_what_the_model_computes() -> None:
+    """The connector's re-asking is simulated to the microsecond; a person reads 33.6."""
+    from click.testing import CliRunner
+
+    from spamdrill.cli import cli
+
+    done = CliRunner().invoke(cli, ["budget", "--etc", str(ROOT / "examples" /
+                                                         "field-report")])
+    assert done.exit_code == 1, done.output
+    assert re.search(r"dns-db-servfail\s+│ 33\.6\s+│", done.output)
+    assert not re.search(r"\d\.\d{3,}", done.output)

@@ -92,6 +92,26 @@ ETC = click.option(
          "listed.")
 
 
+JSON_PATH = click.option(
+    "--json", "json_path", default=None, metavar="[PATH]", is_flag=False, flag_value="-",
+    help="Write the JSON document (a contract) to PATH; '-', or --json alone, for stdout "
+         "(then no terminal tables on stdout).")
+EXIT_NOTHING = 4  # ``spamdrill logs``: nothing to diagnose
+
+
+def _emit_json(path: str | None, doc: dict[str, Any]) -> bool:
+    """``--json [PATH]`` as every command means it: the document to PATH, or to stdout
+    for '-' (then the caller prints no terminal view there); True for stdout."""
+    if path is None:
+        return False
+    text = json.dumps(doc, indent=1)
+    if path == "-":
+        click.echo(text)
+        return True
+    _write(Path(path), text + "\n")
+    return False
+
+
 def _base_config(config_path: Path | None, etc: Path | None) -> tuple[Any, Any]:
     """The lab config: the file's, shaped like the system under ``etc`` when given."""
     base = lab_config.load(config_path)
@@ -142,16 +162,16 @@ def lab_up(run_dir: Path, config_path: Path | None, etc: Path | None,
 
 @lab.command("status")
 @RUN_DIR
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output (a contract).")
-def lab_status(run_dir: Path, as_json: bool) -> None:
+@JSON_PATH
+def lab_status(run_dir: Path, json_path: str | None) -> None:
     """Each component: up or down, pid, address, uptime; spamd's prefork child states.
 
     Exit status 0 when every component is up, 1 otherwise.
     """
     state, comps = _lab().status(run_dir)
-    if as_json:
-        doc = {"run_dir": str(run_dir.resolve()), "components": [c.public() for c in comps]}
-        click.echo(json.dumps(doc, indent=1))
+    doc = {"run_dir": str(run_dir.resolve()), "components": [c.public() for c in comps]}
+    if _emit_json(json_path, doc):
+        pass  # stdout holds the document alone
     elif state is None:
         out.print(f"no lab in {run_dir} (start one with: spamdrill lab up)")
     else:
@@ -256,17 +276,15 @@ def _scale(scale: float | None) -> float:
 
 
 @cli.command("list")
-@click.option("--json", "as_json", is_flag=True, help="Names and hypotheses as JSON.")
+@JSON_PATH
 @click.option("--scenario-dir", "scenario_dirs", multiple=True,
               type=click.Path(path_type=Path), help="Extra scenario TOML files (repeatable).")
-def list_scenarios(as_json: bool, scenario_dirs: tuple[Path, ...]) -> None:
+def list_scenarios(json_path: str | None, scenario_dirs: tuple[Path, ...]) -> None:
     """The drills, each with the hypothesis it tests."""
     from spamdrill.drills.scenario import load_all
 
     scenarios = load_all(list(scenario_dirs))
-    if as_json:
-        click.echo(json.dumps({"scenarios": [s.public() for s in scenarios.values()]},
-                              indent=1))
+    if _emit_json(json_path, {"scenarios": [s.public() for s in scenarios.values()]}):
         return
     table = Table(title="spamdrill scenarios")
     table.add_column("scenario")
@@ -337,7 +355,7 @@ def _write_outputs(run: Any, outputs: tuple[Path | None, Path | None, Path | Non
 
 
 def _record(results_dir: Path, run_id: str, started: float, results: list[Any], kind: str,
-            json_path: Path | None) -> Any:
+            json_path: str | None) -> Any:
     """Keep a finished run (``run`` or ``flood``): its document in its directory, its line in
     the runs database, and whatever outputs were asked for; returns the run's model, which
     every view renders."""
@@ -359,8 +377,7 @@ def _record(results_dir: Path, run_id: str, started: float, results: list[Any], 
     model = runmodel.from_document(doc)
     history.store(results_dir / "runs.sqlite", run_id, started, runmodel.index_entry(model),
                   {r.name: r.history for r in results})
-    if json_path is not None:
-        json_path.write_text(text)
+    _emit_json(json_path, doc)
     _write_outputs(model, ctx.meta.get(OUTPUTS, (None, None, None)))
     return model
 
@@ -371,8 +388,7 @@ def _record(results_dir: Path, run_id: str, started: float, results: list[Any], 
 @CONFIG
 @SCALE
 @RESULTS
-@click.option("--json", "json_path", type=click.Path(path_type=Path), default=None,
-              help="Write the full results (the documented JSON contract) to this file.")
+@JSON_PATH
 @click.option("--count", type=click.IntRange(1, 10000), default=None,
               help="Override each scenario's message count (e.g. a smaller flood).")
 @click.option("--scenario-dir", "scenario_dirs", multiple=True,
@@ -386,7 +402,7 @@ def _record(results_dir: Path, run_id: str, started: float, results: list[Any], 
                    "report's exact bounce: maildrop's 300 s timer).")
 @ETC
 def run(scenarios: tuple[str, ...], config_path: Path | None, scale: float | None,
-        results_dir: Path, json_path: Path | None, count: int | None,
+        results_dir: Path, json_path: str | None, count: int | None,
         scenario_dirs: tuple[Path, ...], wrappers: tuple[Path, ...], long_: bool,
         etc: Path | None) -> None:
     """Run drills (all of them without arguments) and report each message's fate.
@@ -433,12 +449,14 @@ def run(scenarios: tuple[str, ...], config_path: Path | None, scale: float | Non
     run_dir = results_dir / run_id
     run_dir.mkdir(parents=True, exist_ok=True)
     started = time.time()
+    view = err if json_path == "-" else out  # stdout holds the JSON alone
     results = _run_all(chosen, factor, base, run_dir, count, wrappers,
-                       shaped.config.maildrop.spamc_args if shaped is not None else None)
-    report.print_run(out, _record(results_dir, run_id, started, results, "run", json_path))
+                       shaped.config.maildrop.spamc_args if shaped is not None else None,
+                       streaming=json_path != "-" and not sys.stdout.isatty())
+    report.print_run(view, _record(results_dir, run_id, started, results, "run", json_path))
     if shaped is not None:
-        out.print(report.predicted_vs_measured(results, shaped.predicted, str(etc)))
-    out.print(f"history: {run_dir / 'history.jsonl'}; runs database: "
+        view.print(report.predicted_vs_measured(results, shaped.predicted, str(etc)))
+    view.print(f"history: {run_dir / 'history.jsonl'}; runs database: "
               f"{results_dir / 'runs.sqlite'}", style="dim")
     sys.exit(report.exit_status(results))
 
@@ -466,14 +484,14 @@ def _runnable(chosen: list[Any], explicit: bool, long_: bool) -> list[Any]:
 
 def _run_all(chosen: list[Any], factor: float, base: Any, run_dir: Path,
              count: int | None, wrappers: tuple[Path, ...] = (),
-             system_spamc: tuple[str, ...] | None = None) -> list[Any]:
+             system_spamc: tuple[str, ...] | None = None,
+             streaming: bool = False) -> list[Any]:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 
     from spamdrill import report
     from spamdrill.drills import runner
 
     results = []
-    streaming = not sys.stdout.isatty()
     with Progress("[progress.description]{task.description}", BarColumn(),
                   MofNCompleteColumn(), TimeElapsedColumn(), console=err,
                   disable=not err.is_terminal) as bars:
@@ -550,13 +568,13 @@ def _own_target(host: str, owned: bool) -> None:
 @TOPOLOGY
 @SCALE
 @RESULTS
-@click.option("--json", "json_path", type=click.Path(path_type=Path), default=None)
+@JSON_PATH
 def flood(count: int, targets: tuple[str, ...], owned: bool, spamc_args: str, schedule: str,
           rate: float, kinds: str, max_wait: float, local_workers: int | None,
           as_master: bool, expect_workers: int, master_bind_host: str, master_port: int,
           as_worker: bool, master_host: str | None, csv_prefix: str | None,
           web_ui: str | None, config_path: Path | None, topology: str | None,
-          scale: float | None, results_dir: Path, json_path: Path | None) -> None:
+          scale: float | None, results_dir: Path, json_path: str | None) -> None:
     """One ad-hoc load of real spamc processes, released together (or on a schedule).
 
     Reports every message's fate like a drill, and keeps the run (history.jsonl and the
@@ -605,8 +623,10 @@ def flood(count: int, targets: tuple[str, ...], owned: bool, spamc_args: str, sc
         base = replace(base, topology=replace(base.topology, clients=min(local_workers, 8)))
     results = runner.run_scenario(sc, scale=factor, base=base,
                                   workdir=run_dir / "work", count=count, loader=loader)
-    report.print_run(out, _record(results_dir, run_id, started, results, "flood", json_path))
-    out.print(f"history: {run_dir / 'history.jsonl'}; runs database: "
+    view = err if json_path == "-" else out  # stdout holds the JSON alone
+    report.print_run(view, _record(results_dir, run_id, started, results, "flood",
+                                   json_path))
+    view.print(f"history: {run_dir / 'history.jsonl'}; runs database: "
               f"{results_dir / 'runs.sqlite'}", style="dim")
     sys.exit(report.exit_status(results))
 
@@ -740,14 +760,16 @@ def _budget_html_option(f: Any) -> Any:
               metavar="N",
               help="How many spamc start at once from one host (default: the maildrop "
                    "service's maxproc in master.cf, else 100): spamd-rejected's burst.")
-@click.option("--json", "as_json", is_flag=True,
+@click.option("--json", "json_path", default=None, metavar="[PATH]", is_flag=False,
+              flag_value="-",
               help='{"limits": [...], "modes": [...], "xfilters": [...], "notes": [...]} '
-                   "(a contract; see docs/BUDGET.md).")
+                   "(a contract; see docs/BUDGET.md) to PATH; '-', or --json alone, for "
+                   "stdout.")
 def budget(etc: Path, maildroprc: Path | None, spamc_args: str | None,
            spamc_conf: Path | None, spamd_args: str | None, spamd_default: Path | None,
            sa_dir: Path | None, postfix_dir: Path | None, resolv_conf: Path | None,
            deliver_config: Path | None, maildrop_timeout: float | None, wrapper: str | None,
-           link_rate: float | None, concurrency: int | None, as_json: bool) -> None:
+           link_rate: float | None, concurrency: int | None, json_path: str | None) -> None:
     """Predict each failure mode's worst case from a system's configs, before mail bounces.
 
     Reads the system under --etc (default /): Postfix, maildrop (every xfilter that runs
@@ -777,12 +799,10 @@ def budget(etc: Path, maildroprc: Path | None, spamc_args: str | None,
     results = model.evaluate(setup)
     notes = _budget_notes(system, chosen)
     _budget_html(setup, results, notes)
-    if as_json:
-        click.echo(json.dumps({"limits": model.limits(setup),
-                               "modes": [r.public() for r in results],
-                               "xfilters": _xfilters_json(system, setups, chosen),
-                               "notes": notes}, indent=1))
-    else:
+    if not _emit_json(json_path, {"limits": model.limits(setup),
+                                  "modes": [r.public() for r in results],
+                                  "xfilters": _xfilters_json(system, setups, chosen),
+                                  "notes": notes}):
         _print_budget(system, setups, chosen, results, notes)
     sys.exit(1 if any(r.violations for r in results) else 0)
 
@@ -812,6 +832,12 @@ def _xfilters_json(system: Any, setups: list[Any], chosen: int) -> list[dict[str
     return out
 
 
+def _model_s(x: float) -> str:
+    """A modelled time as a person reads it: the limits it comes from are whole seconds,
+    so a tenth is as fine as it is known (33.6, not the simulation's 33.5544)."""
+    return f"{x:.1f}".removesuffix(".0")
+
+
 def _print_budget(system: Any, setups: list[Any], chosen: int, results: list[Any],
                   notes: list[str]) -> None:
     from spamdrill.budget import model
@@ -838,9 +864,9 @@ def _print_budget(system: Any, setups: list[Any], chosen: int, results: list[Any
         fix = [f"{v.inner} > {v.outer}: {v.fix}" for v in r.violations]
         fix += [f"(assumed: {a})" for a in r.assumptions]
         table.add_row(
-            r.mode, "unbounded" if r.spamc_s is None else f"{r.spamc_s:g}",
-            "-" if r.spamd_s is None else f"{r.spamd_s:g}",
-            "-" if r.worst_s is None else f"{r.worst_s:g}", r.fires_first,
+            r.mode, "unbounded" if r.spamc_s is None else _model_s(r.spamc_s),
+            "-" if r.spamd_s is None else _model_s(r.spamd_s),
+            "-" if r.worst_s is None else _model_s(r.worst_s), r.fires_first,
             f"[{colour}]{r.outcome}[/{colour}]", "\n".join(fix))
     out.print(table)
     for note in notes:
@@ -872,7 +898,9 @@ def report_cmd(run_ref: str, results_dir: Path, html: Path | None, junit: Path |
     """Show a recorded run again, and write its HTML, JUnit or CSV.
 
     RUN is a run id (see spamdrill history), a run directory, or a report.json. Without
-    an output option it prints the quick view `spamdrill run` printed.
+    an output option it prints the quick view `spamdrill run` printed. Exits with the
+    recorded run's status (0, 1 or 3, as `spamdrill run` did), so CI that reports a run
+    later fails as the run did.
 
     \b
     spamdrill report 20250101-120000-abcdef --html run.html
@@ -883,23 +911,24 @@ def report_cmd(run_ref: str, results_dir: Path, html: Path | None, junit: Path |
     run = _load_run(results_dir, run_ref)
     if html is None and junit is None and csv_dir is None:
         report.print_run(out, run)
-        return
-    _write_outputs(run, (html, junit, csv_dir))
+    else:
+        _write_outputs(run, (html, junit, csv_dir))
+    sys.exit(run.exit_status)
 
 
 @cli.command("history")
 @RESULTS
-@click.option("--json", "as_json", is_flag=True, help="The runs as JSON (newest first).")
+@JSON_PATH
 @click.option("--limit", type=click.IntRange(min=1), default=50, show_default=True)
-def history_cmd(results_dir: Path, as_json: bool, limit: int) -> None:
+def history_cmd(results_dir: Path, json_path: str | None, limit: int) -> None:
     """The recorded runs (spamdrill run and flood), newest first: id, date, scenarios with
     their verdicts, and how each was run."""
     from spamdrill import history
     from spamdrill.render import compare
 
     runs = history.list_runs(results_dir / "runs.sqlite")[:limit]
-    if as_json:
-        click.echo(json.dumps({"runs": runs}, indent=1))
+    if _emit_json(json_path, {"runs": runs}):
+        pass  # stdout holds the document alone
     elif not runs:
         out.print(f"no runs recorded in {results_dir} (record one with: spamdrill run)")
     else:
@@ -912,28 +941,39 @@ def history_cmd(results_dir: Path, as_json: bool, limit: int) -> None:
 @RESULTS
 @click.option("--html", type=click.Path(path_type=Path), default=None,
               help="Also write the comparison as one self-contained HTML file.")
-@click.option("--json", "as_json", is_flag=True, help="The differences as JSON.")
+@JSON_PATH
+@click.option("--fail-on", type=click.Choice(["worse", "changed"]), default=None,
+              help="Exit 1 when a scenario got worse from RUN_A to RUN_B (a worse verdict, "
+                   "finding, outcome count or latency), or with 'changed' when anything "
+                   "changed (a scenario added or gone too).")
 def compare_cmd(run_a: str, run_b: str, results_dir: Path, html: Path | None,
-                as_json: bool) -> None:
+                json_path: str | None, fail_on: str | None) -> None:
     """What changed per scenario from RUN_A to RUN_B: outcomes, p50/p99/max, verdict,
     findings. Each RUN is a run id, a run directory or a report.json.
 
     \b
     spamdrill compare before.json after.json --html change.html
+    spamdrill compare last-good.json new.json --fail-on worse     # in CI
+
+    Exit status: 0; 1 with --fail-on when the runs differ so (the scenarios that do are
+    named on stderr); 2 bad input.
     """
     from spamdrill.render import compare
 
     a, b = _load_run(results_dir, run_a), _load_run(results_dir, run_b)
     diff = compare.compare(a, b)
-    if as_json:
-        click.echo(json.dumps(diff.public(), indent=1))
-    else:
+    if not _emit_json(json_path, diff.public()):
         compare.print_compare(out, diff)
     if html is not None:
         from spamdrill.render import html as html_report
 
         _write(html, html_report.compare_page(a, b, diff))
         _progress(f"HTML comparison: {html}")
+    failing = compare.failing(diff, fail_on) if fail_on else []
+    if failing:
+        click.echo(f"spamdrill: {fail_on} from {diff.a} to {diff.b}: " + "; ".join(failing),
+                   err=True)
+        sys.exit(1)
 
 
 @cli.command("logs")
@@ -970,28 +1010,46 @@ def compare_cmd(run_a: str, run_b: str, results_dir: Path, html: Path | None,
               help="Deliveries kept in full per list (counts are always complete).")
 @click.option("--anonymize", is_flag=True,
               help="Hash addresses, Message-IDs, user names and client IPs in the output.")
-@click.option("--json", "json_path", default=None, metavar="PATH",
-              help="Write the document (contract: docs/LOGS.md) to PATH; '-' for stdout "
-                   "(then no terminal summary).")
+@click.option("--maildrop-timeout", type=click.FloatRange(min=1), default=300.0,
+              show_default=True,
+              help="maildrop's global timeout: a bounce by a wrapper's exit status this "
+                   "close (within 5 s) to it, without maildrop's words, is its timer.")
+@click.option("--evidence", "show_evidence", is_flag=True,
+              help="Show the lines behind every diagnosis, under each delivery.")
+@JSON_PATH
 def logs_command(files: tuple[str, ...], since: str | None, until: str | None,
                  hosts: tuple[str, ...], fmt: str | None, tz: str | None, year: int | None,
                  slow: float, slow_scan: float, episode_gap: float, late_window: float,
                  size_limit: int, bucket: float, limit: int, anonymize: bool,
-                 json_path: str | None) -> None:
+                 maildrop_timeout: float, show_evidence: bool, json_path: str | None) -> None:
     """What happened to your mail: Postfix, maildrop and spamd logs joined per message.
 
     Reads FILES (plain, rotated .1, .gz; classic syslog, RFC 5424, journalctl -o json or
     -o short-iso, spamd's and maildrop's own log files; '-' for stdin), joins each
     delivery attempt to its spamd scan (by Message-ID, else by user and time), and
     explains every bounce, deferral, slow or unscanned delivery in the failure modes
-    `spamdrill budget` uses, with the lines that show it. For each episode of slow scans
-    or timeouts it names the scans that were running when it began: the message to pull
-    from the queue and replay (spamdrill replay FILE).
+    `spamdrill budget` uses, with the lines that show it, the same fix `budget` gives and
+    the commands to run next. For each episode of slow scans or timeouts it names the
+    scans that were running when it began: the message to pull from the queue and
+    replay (spamdrill replay FILE).
 
     \b
     spamdrill logs /var/log/mail.log /var/log/mail.log.1 /var/log/mail.log.2.gz
-    journalctl -o json -u postfix -u spamd --since yesterday | spamdrill logs -
+    journalctl -o json -u postfix@-.service -u spamd.service --since yesterday \\
+        | spamdrill logs -
     spamdrill logs --since '2026-11-29 02:00' --anonymize --json report.json mail.log
+
+    On Debian 12, Postfix logs to the journal as postfix@-.service (postfix.service is a
+    dummy that logs nothing), spamd as spamd.service; maildrop's lines come from
+    Postfix's unit.
+
+    \b
+    Exit status:
+      0  the logs were read and diagnosed
+      2  bad input (one line on stderr)
+      4  nothing to diagnose: an empty input, no line recognised (a wrong --format),
+         nothing in the --since/--until window, or no Postfix delivery nor spamd scan
+         among the lines (a warning names which)
     """
     from spamdrill.logs import render
     from spamdrill.logs.diagnose import Thresholds
@@ -1010,16 +1068,17 @@ def logs_command(files: tuple[str, ...], since: str | None, until: str | None,
                       parse_when(until, zone_info, "--until"), frozenset(hosts), year,
                       zone_info, fmt)
     horizon = max(1800.0, 2 * late_window + 600)
-    options = Options(Thresholds(slow=slow, slow_scan=slow_scan, size_limit=size_limit),
+    options = Options(Thresholds(slow=slow, slow_scan=slow_scan, size_limit=size_limit,
+                                 maildrop_timeout=maildrop_timeout),
                       Settings(late_window=late_window, horizon=horizon), episode_gap,
                       bucket, limit, tz=zone_info)
     doc = analyze(list(files), filters, options, anonymized=anonymize)
-    if json_path == "-":
-        click.echo(json.dumps(doc, indent=1))
-        return
-    if json_path is not None:
-        Path(json_path).write_text(json.dumps(doc, indent=1))
-    render.render(out, doc)
+    if not _emit_json(json_path, doc):
+        render.render(out, doc, show_evidence)
+    if doc["empty"]:
+        click.echo(f"spamdrill: warning: nothing to diagnose ({doc['empty']['cause']}): "
+                   f"{doc['empty']['why']}", err=True)
+        sys.exit(EXIT_NOTHING)
 
 
 @cli.command("replay")
@@ -1031,9 +1090,9 @@ def logs_command(files: tuple[str, ...], since: str | None, until: str | None,
 @click.option("--timeout", type=click.FloatRange(min=1), default=900.0, show_default=True,
               help="Seconds to wait for spamc before giving up.")
 @CONFIG
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@JSON_PATH
 def replay_command(file: str, user: str, spamc_args: str, timeout: float,
-                   config_path: Path | None, as_json: bool) -> None:
+                   config_path: Path | None, json_path: str | None) -> None:
     """Run one message (FILE, '-' for stdin) through a private lab's real spamd, timed,
     with SpamAssassin's debug output read for the rules that took the time.
 
@@ -1054,8 +1113,7 @@ def replay_command(file: str, user: str, spamc_args: str, timeout: float,
     result = replay(file, data, user=user, spamc_args=shlex.split(spamc_args),
                     config=lab_config.load(config_path), timeout=timeout, progress=_progress)
     doc = result.public()
-    if as_json:
-        click.echo(json.dumps(doc, indent=1))
+    if _emit_json(json_path, doc):
         return
     out.print(f"[bold]{doc['message_id'] or file}[/bold] ({doc['size']} B, user "
               f"{doc['user']}): {doc['outcome']} in [bold]{doc['seconds']:.2f} s[/bold]"

@@ -12,7 +12,11 @@ Exit status of ``spamdrill run``: 0 every hypothesis confirmed and nothing cross
 the default lab, shaped like the field report, is); 3 a hypothesis refuted or a drill in
 error (a verdict about the drill, which also makes its findings untrustworthy).
 
-JSON (``spamdrill run --json FILE``), ``"version": 2``::
+JUnit (``spamdrill.render.junit``) fails as the exit status does: a finding that crosses a
+budget is a ``<failure>`` (1), the drill's own trouble an ``<error>`` (3). Every view leads
+with ``runmodel.headline``: what the run found, worst first.
+
+JSON (``spamdrill run --json FILE``, ``-`` for stdout), ``"version": 2``::
 
   {"version": 2, "run": id, "started": epoch_s, "results_dir": path, "exit_status": n,
    "scenarios": [{"name", "hypothesis", "stands_for",
@@ -55,7 +59,13 @@ from rich.table import Table
 
 from spamdrill import runmodel
 from spamdrill.drills.runner import ScenarioResult
-from spamdrill.runmodel import Scenario, shown_s
+from spamdrill.runmodel import (
+    Scenario,
+    both_s,
+    production_s,
+    scale_shown,
+    seconds_phrase,
+)
 from spamdrill.vocab import Finding, Verdict
 
 VERSION = 2
@@ -82,38 +92,51 @@ def exit_status(results: list[ScenarioResult]) -> int:
 
 def line(r: ScenarioResult) -> str:
     """One line per drill as it finishes, for logs that are not a terminal."""
-    worst = "-" if r.worst_s is None else f"{r.worst_s:.2f} s"
-    return (f"{r.name}: {r.verdict}, worst {worst} (budget {r.budget_s:.3g} s, scale "
-            f"{r.scale:.3g}), finding: {r.finding}" + (f"; error: {r.error}" if r.error else ""))
+    worst = seconds_phrase(r.worst_s, r.scale)
+    return (f"{r.name}: {r.verdict}, worst {worst} (budget "
+            f"{seconds_phrase(r.budget_s, r.scale, measured=False)}, scale "
+            f"{scale_shown(r.scale)}), finding: {r.finding}"
+            + (f"; error: {r.error}" if r.error else ""))
 
 
 def verdict_table(scenarios: list[Scenario]) -> Table:
     table = Table(title="spamdrill run (scale: production seconds per drill second; 1 = "
-                        "production timings)")
-    for col in ("scenario", "scale", "messages", "scanned", "unscanned", "lost", "p50 s",
-                "max s", "budget s", "finding", "verdict"):
+                        "production timings; 'drill / prod': the drill's seconds, and "
+                        "scaled back to production seconds)")
+    for col in ("scenario", "scale", "messages", "scanned", "unscanned", "lost",
+                "p50 s drill / prod", "max s drill / prod", "budget s drill / prod",
+                "finding", "verdict"):
         table.add_column(col, justify="left" if col in ("scenario", "finding") else "right")
     for sc in scenarios:
         s = sc.summary
         vs, fs = VERDICT_STYLE[Verdict(sc.verdict)], _finding_style(sc.finding)
-        table.add_row(sc.name, f"{sc.scale:.3g}", str(s.messages), str(s.scanned),
+        table.add_row(sc.name, scale_shown(sc.scale), str(s.messages), str(s.scanned),
                       str(s.count("unscanned")), str(s.count("lost") + s.count("error")),
-                      _s(s.p50_s), _s(s.max_s), f"{sc.budget_s:.3g}",
+                      both_s(s.p50_s, sc.scale), both_s(s.max_s, sc.scale),
+                      _budget(sc.budget_s, sc.scale),
                       f"[{fs}]{sc.finding}[/{fs}]", f"[{vs}]{sc.verdict}[/{vs}]")
     return table
 
 
+def _budget(budget_s: float, scale: float) -> str:
+    """A limit as set (not a measurement): drill / production seconds."""
+    return f"{budget_s:.3g}" if scale == 1 else f"{budget_s:.3g} / {budget_s * scale:.3g}"
+
+
 def case_table(sc: Scenario) -> Table:
-    table = Table(title=f"{sc.name}: worst case per combination (budget {sc.budget_s:.3g} s)")
-    for col in ("case", "n", "outcome", "predicted s", "max s", "reason", "finding"):
+    table = Table(title=f"{sc.name}: worst case per combination (budget "
+                        f"{seconds_phrase(sc.budget_s, sc.scale, measured=False)})")
+    for col in ("case", "n", "outcome", "predicted s drill / prod", "max s drill / prod",
+                "reason", "finding"):
         table.add_column(col)
     for case in sorted(sc.cases, key=lambda c: -(c.summary.max_s or 0)):
         s = case.summary
         outcome = ", ".join(f"{s.count(o)} {o}" for o in runmodel.OUTCOMES if s.count(o))
         finding = case.finding.finding if case.finding else Finding.WITHIN
         style = _finding_style(finding)
-        table.add_row(case.name, str(s.messages), outcome, shown_s(case.predicted_s),
-                      _s(s.max_s), ", ".join(s.reasons), f"[{style}]{finding}[/{style}]")
+        table.add_row(case.name, str(s.messages), outcome,
+                      both_s(case.predicted_s, sc.scale), both_s(s.max_s, sc.scale),
+                      ", ".join(s.reasons), f"[{style}]{finding}[/{style}]")
     return table
 
 
@@ -144,6 +167,13 @@ def wrapper_table(sc: Scenario) -> Table:
     return table
 
 
+def _units(console: Console, sc: Scenario) -> None:
+    """A check's seconds are the drill's own: said once per compressed drill."""
+    if sc.scale != 1 and (sc.checks or sc.findings):
+        console.print(f"  {sc.name}: seconds below are drill seconds (x "
+                      f"{scale_shown(sc.scale)} for production)", highlight=False)
+
+
 def _explain(console: Console, sc: Scenario) -> None:
     for fr in sc.fault_evidence:
         mark = "[green]✓[/green]" if fr.took_effect else "[magenta]?[/magenta]"
@@ -167,7 +197,9 @@ def _explain(console: Console, sc: Scenario) -> None:
 
 
 def print_run(console: Console, run: runmodel.Run) -> None:
-    """The quick view of a run, from its model."""
+    """The quick view of a run, from its model; what it found comes first."""
+    style = "bold red" if run.headline.startswith("UNSAFE") else "bold"
+    console.print(run.headline, style=style, markup=False, highlight=False)
     for sc in run.scenarios:
         if any(m.peer == "postfix" for m in sc.messages):
             console.print(wrapper_table(sc))
@@ -175,11 +207,14 @@ def print_run(console: Console, run: runmodel.Run) -> None:
             console.print(case_table(sc))
     console.print(verdict_table(run.scenarios))
     for sc in run.scenarios:
+        _units(console, sc)
         _explain(console, sc)
-    console.print("Times are drill seconds; not compressed: spamc's whole-second retry "
-                  "sleeps, scan time, process start-up, the kernel's TCP timers. Verdict: "
-                  "did the hypothesis hold; finding: what the system does in that mode.",
-                  style="dim")
+    console.print("drill / prod: a compressed drill's seconds, and the same times scaled "
+                  "back to production seconds (x scale); not compressed, so only about "
+                  "right scaled: spamc's whole-second retry sleeps, scan time, process "
+                  "start-up, the kernel's TCP timers. Verdict: did the hypothesis hold; "
+                  "finding: what the system does in that mode.", style="dim")
+    console.print(run.headline, style=style, markup=False, highlight=False)
 
 
 def predicted_vs_measured(results: list[ScenarioResult], predicted: dict[str, Any],
@@ -188,17 +223,17 @@ def predicted_vs_measured(results: list[ScenarioResult], predicted: dict[str, An
     the system's configs beside it (the drill's seconds times its scale: production
     seconds, less what does not compress)."""
     table = Table(title=f"{system}: the budget's prediction beside the drills' measurement")
-    for col in ("failure mode", "drill", "predicted s", "predicted outcome",
-                "measured s (x scale)", "finding"):
+    for col in ("failure mode", "drill", "predicted production s", "predicted outcome",
+                "measured production s (drill s x scale)", "finding"):
         table.add_column(col)
     for r in results:
         mode = r.scenario.failure_mode()
         p = predicted.get(str(mode)) if mode is not None else None
         if p is None:
             continue
-        shown = "unbounded" if p.worst_s is None else f"{p.worst_s:g}"
-        worst = "-" if r.worst_s is None else f"{r.worst_s * r.scale:.1f} ({r.worst_s:.2f} x "
-        worst += f"{r.scale:.3g})" if r.worst_s is not None else ""
+        shown = "unbounded" if p.worst_s is None else f"{p.worst_s:.4g}"
+        worst = "-" if r.worst_s is None else (f"{production_s(r.worst_s, r.scale)} "
+                                               f"({r.worst_s:.2f} x {scale_shown(r.scale)})")
         table.add_row(str(mode), r.name, shown, p.outcome, worst, str(r.finding))
     return table
 

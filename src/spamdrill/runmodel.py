@@ -12,6 +12,7 @@ still open.
 
 from __future__ import annotations
 
+import math
 import statistics
 from functools import cached_property
 from typing import Any
@@ -230,6 +231,46 @@ class Run(msgspec.Struct, frozen=True, kw_only=True):
     def scenario(self, name: str) -> Scenario | None:
         return next((s for s in self.scenarios if s.name == name), None)
 
+    @property
+    def headline(self) -> str:
+        return headline(self.scenarios)
+
+
+_FOUND = {"loses mail": "mail lost", "duplicates mail": "mail duplicated",
+          "bounces": "mail bounced", "delivers unscanned": "mail delivered unscanned",
+          "defers": "mail deferred"}
+
+
+def _names(names: list[str]) -> str:
+    shown = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
+    return f"{len(names)} drill{'s' if len(names) != 1 else ''} ({shown})"
+
+
+def headline(scenarios: list[Scenario]) -> str:
+    """One sentence on what a run found, worst first: lost mail, bounces, then the rest
+    (the drills' own trouble last). Every view leads with it, so none can reassure where
+    another warns."""
+    parts = []
+    for finding, words in _FOUND.items():
+        names = [sc.name for sc in scenarios if sc.finding == finding]
+        if names:
+            parts.append(f"{words} in {_names(names)}")
+    within = [sc.name for sc in scenarios if sc.finding == "within"]
+    unsafe = any(sc.finding in ("loses mail", "duplicates mail", "bounces")
+                 for sc in scenarios)
+    lead = ("UNSAFE: " if unsafe else
+            "Nothing crosses a budget: " if parts or within else "No drill ran.")
+    if within:
+        parts.append(f"within budget in {len(within)}")
+    for verdict, words in (("refuted", "hypothesis refuted"), ("error", "drill in error")):
+        names = [sc.name for sc in scenarios if sc.verdict == verdict]
+        if names:
+            parts.append(f"{words} in {_names(names)} (the drill's own trouble: its "
+                         "findings are not to be trusted)")
+    if scenarios and not any(sc.verdict != "confirmed" for sc in scenarios):
+        parts.append("every hypothesis confirmed")
+    return lead + "; ".join(parts) + ("." if parts else "")
+
 
 def decode(data: bytes | str, source: str = "run document") -> Run:
     """A run document (report.json) as the model; a bad one is a one-line error."""
@@ -261,6 +302,45 @@ def index_entry(run: Run) -> dict[str, Any]:
                            "lost": s.summary.count("lost") + s.summary.count("error"),
                            "p50_s": s.summary.p50_s, "p99_s": s.summary.p99_s,
                            "max_s": s.summary.max_s} for s in run.scenarios]}
+
+
+def _decimals(scale: float) -> int:
+    """Decimals that production seconds carry: a drill second is shown to 0.01 s, so a
+    second scaled by 33.3 is known to about a third of a second, not to 0.0001."""
+    return max(0, 2 - math.ceil(math.log10(scale))) if scale > 1 else 2
+
+
+def production_s(x: float | None, scale: float) -> str:
+    """Drill seconds scaled back to production seconds, rounded to what was measured."""
+    if x is None:
+        return "-"
+    if x == UNBOUNDED:
+        return "unbounded"
+    return f"{x * scale:.{_decimals(scale)}f}"
+
+
+def scale_shown(scale: float) -> str:
+    return f"{scale:.3g}"
+
+
+def both_s(x: float | None, scale: float) -> str:
+    """``drill / production`` seconds, for a column labelled so; one number when the
+    drill ran at production timings."""
+    if x is None or x == UNBOUNDED or scale == 1:
+        return shown_s(x)
+    return f"{shown_s(x)} / {production_s(x, scale)}"
+
+
+def seconds_phrase(x: float | None, scale: float, measured: bool = True) -> str:
+    """Seconds in running text: ``11.01 drill s (367 production s)``; a limit (not
+    ``measured``) as set: ``9 drill s (300 production s)``."""
+    if x is None or x == UNBOUNDED:
+        return shown_s(x)
+    drill = shown_s(x) if measured else f"{x:.3g}"
+    if scale == 1:
+        return f"{drill} s"
+    prod = production_s(x, scale) if measured else f"{x * scale:.3g}"
+    return f"{drill} drill s ({prod} production s)"
 
 
 def shown_s(x: float | None) -> str:

@@ -27,6 +27,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from spamdrill import fixes
 from spamdrill.budget import icmp
 from spamdrill.budget import spamc as spamc_model
 from spamdrill.budget.spamc import SpamcFlags
@@ -361,28 +362,24 @@ def _failed_scan(s: Setup, mode: str, spamc_s: float, spamd_s: float | None, fir
 
 
 def _fix(s: Setup, mode: str) -> str:
-    """The smallest change that brings spamc back under maildrop's timeout."""
+    """The smallest change that brings spamc back under maildrop's timeout, in the words
+    of the one catalog of fixes (``spamdrill.fixes``) the logs' diagnosis shows too."""
     f, m = s.spamc, s.maildrop_timeout
     if mode == "spamd-refused":
         sleeps = spamc_model.connect_failures(f, refused=True)[1]
         sleep_max = math.floor((m - 1) / max(1, sleeps))
-        return f"spamc --retry-sleep {sleep_max}"
+        return fixes.fix(mode, sleep_max=sleep_max)
     if mode in ("spamd-accept-queue-full", "spamd-rejected"):
         calls, sleeps = spamc_model.connect_failures(f, refused=False)
         n_max = math.floor((m - 1 - sleeps * f.retry_sleep) / calls)
-        firewall = (", or have the firewall reject with a TCP reset (not rate-limited)"
-                    if mode == "spamd-rejected" else "")
+        firewall = fixes.FIREWALL_RESET if mode == "spamd-rejected" else ""
         if n_max >= 1:
-            return (f"spamc -n {n_max} (connect timeout; -t stays {f.timeout:g}), or "
-                    f"--connect-retries 1{firewall}")
-        return f"spamc --connect-retries 1{firewall}"
+            return fixes.fix(mode, n_max=n_max, t=f"{f.timeout:g}")
+        return fixes.fix(mode, fixes.CONNECT_RETRIES, firewall=firewall)
     if mode == "net-slow" and f.timeout:
-        t_max = max(1, math.floor((m - 1) / 2))
-        return (f"spamc -t {t_max} (on this link a scanned message can take 2 x -t), or a "
-                "smaller -s, or a faster link")
+        return fixes.fix(mode, t_max=max(1, math.floor((m - 1) / 2)))
     if mode == "spamd-slow-drip" or not f.timeout:
-        return ("no spamc flag bounds it: run maildrop under spamdrill-deliver, which kills "
-                "the spamc maildrop leaves behind and defers")
+        return fixes.fix(mode, fixes.UNBOUNDED)
     t_max = math.floor((m - 1 - (f.filter_retries - 1) * f.filter_retry_sleep)
                        / f.filter_retries)
-    return f"spamc -t {max(1, t_max)}"
+    return fixes.fix(mode, fixes.SPAMC_T, t_max=max(1, t_max))

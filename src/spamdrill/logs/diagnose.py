@@ -37,6 +37,8 @@ class Thresholds:
     slow_scan: float = 30.0  # a spamd scan at least this long is slow
     size_limit: int = 250_000  # messages this big skip spamc (the maildroprc's $SIZE test)
     filtered: tuple[str, ...] = ("pipe",)  # delivery agents whose command runs spamc
+    maildrop_timeout: float = 300.0  # maildrop's compiled-in global timeout (Debian)
+    timeout_slack: float = 5.0  # a pipe time this close to it is taken as that timer
 
 
 # scanned: the filter's verdict came back in time; late: spamd finished after the delivery;
@@ -140,6 +142,8 @@ def diagnose(attempt: Attempt, th: Thresholds) -> Diagnosis:
     diag.evidence.append(d.line)
     diag.evidence.extend(w.line for w in attempt.warnings)
     _outer(attempt, diag)
+    if d.agent in th.filtered:
+        _silent_timeout(attempt, diag, th)
     if d.agent in th.filtered and _wants_inner(diag):
         _inner(attempt, diag, th)
     if diag.fate is Fate.DELIVERED and diag.scanned in (LATE, UNSCANNED):
@@ -196,6 +200,29 @@ def _outer(attempt: Attempt, diag: Diagnosis) -> None:
         diag.notes.insert(0, f"the command exited {died.group(1)}, which Postfix bounces: "
                              f"maildrop's failure ({transient[0].value}) was temporary "
                              "and Postfix would have retried it")
+
+
+def _silent_timeout(attempt: Attempt, diag: Diagnosis, th: Thresholds) -> None:
+    """A permanent bounce at maildrop's global timeout that carries none of maildrop's
+    words: a wrapper (the field report's Perl ones) that exits 100 on maildrop's 75
+    without passing its output on. The pipe time is the evidence: maildrop's timer fires
+    at its timeout after it starts, a moment after the command did."""
+    d = attempt.delivery
+    if d.status != "bounced" or diag.modes or d.dsn[:1] != "5":
+        return
+    died = _DIED.search(d.text)
+    if died is None or int(died.group(1)) in SYSEXITS:
+        return
+    pipe_s, limit = d.delays[3], th.maildrop_timeout
+    if abs(pipe_s - limit) > th.timeout_slack:
+        return
+    diag.modes += [Mode.WRAPPER_BOUNCED_TRANSIENT, Mode.MAILDROP_TIMEOUT]
+    diag.notes += [
+        f"probably maildrop's timeout turned into a bounce by the wrapper: the command "
+        f"ran {pipe_s:g} s (delays=.../{pipe_s:g}), within {th.timeout_slack:g} s of "
+        f"maildrop's {limit:g} s global timeout, and exited {died.group(1)} (which "
+        "Postfix bounces) with none of maildrop's words",
+        "maildrop's global timer fired (exit 75), as far as the time shows"]
 
 
 def _wants_inner(diag: Diagnosis) -> bool:

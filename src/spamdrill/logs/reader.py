@@ -51,11 +51,17 @@ class Input:
     skipped: dict[str, int] = field(default_factory=dict)
     first: float | None = None
     last: float | None = None
+    outside_window: int = 0  # envelopes --since/--until left out
+    other_hosts: int = 0  # envelopes --host left out
+    seen_first: float | None = None  # the first and last envelope read, filters aside
+    seen_last: float | None = None
 
     def public(self) -> dict[str, Any]:
         return {"input": self.index, "path": self.path, "format": self.format,
                 "lines": self.lines, "entries": self.entries, "skipped": dict(self.skipped),
-                "first": self.first, "last": self.last}
+                "first": self.first, "last": self.last,
+                "outside_window": self.outside_window, "other_hosts": self.other_hosts,
+                "seen_first": self.seen_first, "seen_last": self.seen_last}
 
 
 @dataclass(frozen=True)
@@ -268,6 +274,7 @@ class Reader:
             fh.close()
             inp.lines, inp.entries, inp.first, inp.last = (feed.no, feed.entries, feed.first,
                                                            feed.last)
+            inp.seen_first, inp.seen_last = inp.first, inp.last
 
     def run(self, sink: Sink) -> None:
         """Every input's envelopes, in time order, through the filters, to ``sink``."""
@@ -282,10 +289,17 @@ class Reader:
         until = f.until if f.until is not None else float("inf")
         hosts, inputs = f.hosts, self.inputs
         for ts, idx, entry, no, line in merged:
-            # lines without a host (spamd's and maildrop's own files) pass --host
-            if ts < since or ts > until or (hosts and entry.host and entry.host not in hosts):
-                continue
             inp = inputs[idx]
+            if inp.seen_first is None:
+                inp.seen_first = ts
+            inp.seen_last = ts
+            if ts < since or ts > until:
+                inp.outside_window += 1
+                continue
+            # lines without a host (spamd's and maildrop's own files) pass --host
+            if hosts and entry.host and entry.host not in hosts:
+                inp.other_hosts += 1
+                continue
             inp.entries += 1
             if inp.first is None:
                 inp.first = ts

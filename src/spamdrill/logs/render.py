@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 FATE_COLOURS = {"bounced": "red", "deferred": "yellow", "delivered unscanned": "magenta"}
@@ -42,16 +43,27 @@ def totals(out: Console, doc: dict[str, Any]) -> None:
               f"spamd scans: {t['scans']} ({t['slow_scans']} slow or failed).")
 
 
+def empty(out: Console, doc: dict[str, Any]) -> bool:
+    """The warning of a document with nothing to judge (``summary.silence``)."""
+    said = doc.get("empty")
+    if not said:
+        return False
+    out.print(f"[bold yellow]warning:[/bold yellow] nothing to diagnose ({said['cause']}): "
+              f"{escape(said['why'])}. This is not a log without trouble.")
+    return True
+
+
 def modes(out: Console, doc: dict[str, Any]) -> None:
     if not doc["modes"]:
-        out.print("no failure mode found")
+        if not doc.get("empty"):
+            out.print("no failure mode found")
         return
     table = Table(title="failure modes (a delivery counts under each mode of its chain)")
-    for col in ("mode", "layer", "deliveries", "root cause of", "means"):
+    for col in ("mode", "layer", "deliveries", "root cause of", "means", "fix"):
         table.add_column(col)
     for m in doc["modes"]:
         table.add_row(m["mode"], m["layer"], str(m["deliveries"]), str(m["root_cause"]),
-                      m["means"])
+                      m["means"], escape(m.get("fix", "")))
     out.print(table)
 
 
@@ -109,6 +121,27 @@ def deliveries(out: Console, doc: dict[str, Any], top: int = 25) -> None:
                       f"{r['delays']['transmission']:g}", "\n".join(r["modes"]) or "?",
                       r["notes"][0] if r["notes"] else r["text"][:80])
     out.print(table)
+    if rows:
+        r = rows[0]
+        out.print("next, for " + escape(r["queue_id"]) + ": "
+                  + "; ".join(f"`{c}`" for c in r.get("next", [])), highlight=False)
+
+
+def evidence(out: Console, doc: dict[str, Any]) -> None:
+    """``--evidence``: the lines behind each diagnosis, under its delivery (every delivery
+    in trouble the document keeps: ``--limit``)."""
+    for r in doc["deliveries"]:
+        out.print(f"[bold]{escape(r['queue_id'])}[/bold] {escape(r['fate'])}: "
+                  f"{escape(', '.join(r['modes']) or 'unexplained')}", highlight=False)
+        for note in r["notes"]:
+            out.print(f"  {escape(note)}", highlight=False)
+        for f in r.get("fixes", []):
+            out.print(f"  fix ({escape(f['mode'])}): {escape(f['fix'])}", highlight=False)
+        if r.get("next"):
+            out.print("  next: " + "; ".join(escape(c) for c in r["next"]), highlight=False)
+        for ev in r.get("evidence", []):
+            out.print(f"    [dim]{ev['input']}:{ev['line']}[/dim] {escape(ev['text'])}",
+                      highlight=False)
 
 
 def lists(out: Console, doc: dict[str, Any]) -> None:
@@ -129,11 +162,14 @@ def lists(out: Console, doc: dict[str, Any]) -> None:
             out.print(f"    [dim]{ev['input']}:{ev['line']}[/dim] {ev['text']}")
 
 
-def render(out: Console, doc: dict[str, Any]) -> None:
+def render(out: Console, doc: dict[str, Any], show_evidence: bool = False) -> None:
     inputs(out, doc)
+    empty(out, doc)
     totals(out, doc)
     modes(out, doc)
     per_hour(out, doc)
     episodes(out, doc)
     deliveries(out, doc)
     lists(out, doc)
+    if show_evidence:
+        evidence(out, doc)

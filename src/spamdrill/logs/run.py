@@ -11,7 +11,7 @@ from typing import Any
 from spamdrill.errors import SpamdrillError
 from spamdrill.logs.anonymize import anonymize
 from spamdrill.logs.reader import Filters, Reader
-from spamdrill.logs.summary import Analysis, Options
+from spamdrill.logs.summary import Analysis, Options, silence
 
 
 def parse_when(text: str | None, tz: tzinfo | None, name: str) -> float | None:
@@ -41,6 +41,7 @@ def analyze(paths: list[str], filters: Filters, options: Options,
     doc = analysis.document()
     doc["skipped"]["total"] += sum(sum(i.skipped.values()) for i in reader.inputs)
     doc["anonymized"] = False
+    doc["empty"] = silence(doc, filters.format)
     return anonymize(doc) if anonymized else doc
 
 
@@ -58,6 +59,6 @@ def _fewer_collections() -> Iterator[None]:
 
 
 def _input(public: dict[str, Any], analysis: Analysis) -> dict[str, Any]:
-    for key in ("first", "last"):
+    for key in ("first", "last", "seen_first", "seen_last"):
         public[key] = analysis.count.iso(public[key])
     return public

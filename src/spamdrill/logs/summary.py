@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, tzinfo
 from typing import Any
 
+from spamdrill import fixes
 from spamdrill.logs import maildrop, postfix, spamd
 from spamdrill.logs.diagnose import (
     LATE,
@@ -152,6 +153,58 @@ class Analysis:
         return self.count.document(self, episodes)
 
 
+def _next(diag: Diagnosis, qid: str) -> list[str]:
+    """The commands to run next on this delivery: those of each mode of its chain, each
+    once (``postcat -q`` only finds mail still queued: a deferred one)."""
+    cmds = [c for m in diag.modes for c in fixes.next_commands(m, qid)]
+    if not cmds and diag.problem:
+        cmds = [fixes.POSTCAT.format(qid=qid), fixes.BUDGET]
+    return list(dict.fromkeys(cmds))
+
+
+# why a document holds no diagnosis: a cause, and what to try (``silence``)
+EMPTY_INPUT, UNRECOGNISED, OUTSIDE_WINDOW, OTHER_HOSTS, NO_MAIL = (
+    "empty input", "no line recognised", "nothing in the time window",
+    "no line from these hosts", "no delivery or scan")
+
+
+def silence(doc: dict[str, Any], fmt: str | None = None) -> dict[str, str] | None:
+    """Why the document says nothing (None: it found deliveries or scans to judge). A log
+    that gives no answer must not read as a log without trouble: the cause is named, for
+    a warning and an exit status of its own."""
+    t, inputs = doc["totals"], doc["inputs"]
+    if t["deliveries"] or t["scans"]:
+        return None
+    lines = sum(i["lines"] for i in inputs)
+    entries = sum(i["entries"] for i in inputs)
+    outside = sum(i.get("outside_window", 0) for i in inputs)
+    elsewhere = sum(i.get("other_hosts", 0) for i in inputs)
+    if lines == 0:
+        return {"cause": EMPTY_INPUT, "why": "the input is empty: 0 lines read"}
+    if entries == 0 and outside:
+        span = _span(inputs)
+        return {"cause": OUTSIDE_WINDOW, "why": f"all {outside} line(s) read lie outside "
+                f"--since/--until (the log runs {span})"}
+    if entries == 0 and elsewhere:
+        return {"cause": OTHER_HOSTS, "why": f"none of the {elsewhere} line(s) read comes "
+                "from a host --host names"}
+    if entries == 0:
+        said = f"--format {fmt}" if fmt else "the sniffed format"
+        return {"cause": UNRECOGNISED, "why": f"{said} recognised none of the {lines} "
+                "line(s)" + ("" if fmt else " (try another --format)")}
+    return {"cause": NO_MAIL, "why": f"{entries} line(s) read, none of them a Postfix "
+            "delivery or a spamd scan: is this the mail log? (journald: journalctl -o json "
+            "-u postfix@-.service -u spamd.service)"}
+
+
+def _span(inputs: list[dict[str, Any]]) -> str:
+    firsts = [i["seen_first"] for i in inputs if i.get("seen_first")]
+    lasts = [i["seen_last"] for i in inputs if i.get("seen_last")]
+    if not firsts or not lasts:
+        return "at times unknown"
+    return f"from {min(firsts)} to {max(lasts)}"
+
+
 @dataclass
 class Counts:
     o: Options
@@ -261,9 +314,10 @@ class Counts:
             "cause": diag.cause.value if diag.cause else None,
             "explained": diag.explained, "notes": diag.notes,
         }
+        rec["fixes"] = [{"mode": m.value, "fix": fixes.fix(m)} for m in diag.modes]
+        rec["next"] = _next(diag, msg.key[1])
         rec["scans"] = [self.scan(s, attempt) for s in attempt.scans]
-        if full or not diag.explained:
-            rec["evidence"] = [self.line(ln) for ln in diag.evidence]
+        rec["evidence"] = [self.line(ln) for ln in diag.evidence]
         return rec
 
     def scan(self, s: Scan, attempt: Attempt) -> dict[str, Any]:
@@ -319,7 +373,8 @@ class Counts:
     def mode_table(self) -> list[dict[str, Any]]:
         return [{"mode": m.value, "layer": MODE_INFO[m].layer.value,
                  "means": MODE_INFO[m].means, "deliveries": self.modes[m.value],
-                 "root_cause": self.causes[m.value]}
+                 "root_cause": self.causes[m.value], "fix": fixes.fix(m),
+                 "next": fixes.next_commands(m)}
                 for m in Mode if self.modes[m.value]]
 
     def per_hour(self) -> list[dict[str, Any]]:

@@ -56,9 +56,10 @@ def waterfall(s: Setup, r: ModeResult) -> Any:
     src = ColumnDataSource({"y": labels, "left": lefts, "right": rights,
                             "colour": [KIND_COLOUR.get(x.kind, "#777777") for x in steps],
                             "kind": [x.kind for x in steps],
-                            "s": ["unbounded" if x.unbounded else f"{x.seconds:g} s"
+                            "s": ["unbounded" if x.unbounded else f"{round(x.seconds, 1):g} s"
                                   for x in steps]})
-    p = figure(title=f"{r.mode}: spamc {'unbounded' if r.spamc_s is None else f'{r.spamc_s:g} s'}"
+    spamc = "unbounded" if r.spamc_s is None else f"{round(r.spamc_s, 1):g} s"
+    p = figure(title=f"{r.mode}: spamc {spamc}"
                f", {r.outcome} (fires first: {r.fires_first})", width=900,
                height=max(160, 34 * len(steps) + 90),
                y_range=FactorRange(factors=labels[::-1]), x_range=Range1d(start=0, end=edge),

@@ -15,7 +15,7 @@ from rich.console import Console
 from rich.table import Table
 
 from spamdrill.render.page import badge, document, e, table
-from spamdrill.runmodel import OUTCOMES, Run, Scenario, shown_s
+from spamdrill.runmodel import OUTCOMES, Run, Scenario, scale_shown, shown_s
 from spamdrill.vocab import Finding
 
 LATENCIES = ("p50_s", "p99_s", "max_s")
@@ -59,6 +59,23 @@ class RunDiff:
                          for c in s.changes]} for s in self.scenarios]}
 
 
+def failing(diff: RunDiff, on: str) -> list[str]:
+    """``--fail-on worse|changed``, in the manner of pytest-benchmark's
+    ``--benchmark-compare-fail``: each scenario that got worse (or changed at all), with
+    what did; empty when the comparison passes."""
+    out = []
+    for s in diff.scenarios:
+        if not (s.in_a and s.in_b):
+            if on == "changed" or s.in_a:  # a scenario gone is worse: nothing judges it
+                out.append(f"{s.name}: only in {'A' if s.in_a else 'B'}")
+            continue
+        hit = [c for c in s.changes if (c.direction == "worse" if on == "worse"
+                                        else c.changed)]
+        if hit:
+            out.append(f"{s.name}: " + ", ".join(f"{c.what} {c.a} -> {c.b}" for c in hit))
+    return out
+
+
 def _finding_rank(f: str) -> int:
     try:
         return list(Finding).index(Finding(f))
@@ -91,10 +108,15 @@ def _scenario_changes(a: Scenario, b: Scenario) -> list[Change]:
         # fewer failures is better; more scanned (spam, ham) is better
         out.append(Change(o, str(na), str(nb),
                           _direction(na, nb, o in ("unscanned", "error", "lost"))))
+    same_scale = a.scale == b.scale
+    out.append(Change("scale", scale_shown(a.scale), scale_shown(b.scale),
+                      "same" if same_scale else ""))
     for key in LATENCIES:
         va, vb = getattr(sa, key), getattr(sb, key)
-        out.append(Change(key.replace("_s", " s"), shown_s(va), shown_s(vb),
-                          _direction(va, vb, True, SIGNIFICANT_S)))
+        # drill seconds of two scales are not one unit: only a change, never better/worse
+        out.append(Change(key.replace("_s", " drill s"), shown_s(va), shown_s(vb),
+                          _direction(va, vb, True, SIGNIFICANT_S) if same_scale
+                          else ("same" if va == vb else "")))
     return out + _case_changes(a, b)
 
 

@@ -13,7 +13,7 @@ from typing import Any
 
 from spamdrill.render import plots as P
 from spamdrill.render.page import badge, document, e, table
-from spamdrill.runmodel import Run, Scenario, shown_s
+from spamdrill.runmodel import Run, Scenario, both_s, scale_shown, seconds_phrase, shown_s
 from spamdrill.vocab import Finding
 
 OFFENDERS_SHOWN = 20
@@ -26,10 +26,6 @@ def _date(epoch: float) -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(epoch)) if epoch else "-"
 
 
-def _num(x: float | None) -> str:
-    return shown_s(x)
-
-
 def overview(run: Run) -> list[str]:
     rows = []
     for sc in run.scenarios:
@@ -37,15 +33,21 @@ def overview(run: Run) -> list[str]:
         rows.append([f'<a href="#scenario-{e(sc.name)}">{e(sc.name)}</a>', badge(sc.verdict),
                      badge(sc.finding), e(s.messages), e(s.scanned),
                      e(s.count("unscanned")), e(s.count("lost") + s.count("error")),
-                     _num(s.p50_s), _num(s.p99_s), _num(s.max_s), e(f"{sc.budget_s:g}"),
-                     e(f"{sc.scale:g}")])
+                     e(both_s(s.p50_s, sc.scale)), e(both_s(s.p99_s, sc.scale)),
+                     e(both_s(s.max_s, sc.scale)),
+                     e(seconds_phrase(sc.budget_s, sc.scale, measured=False)),
+                     e(scale_shown(sc.scale))])
     return ["<h2>Scenarios</h2>",
             table(["scenario", "verdict", "finding", "messages", "scanned", "unscanned",
-                   "lost", "p50 s", "p99 s", "max s", "budget s", "scale"], rows, raw=True),
-            '<p class="note">Times are drill seconds. Verdict: did the hypothesis hold; '
-            "finding: what the system does in that failure mode against its budgets. "
-            "Not compressed: spamc's whole-second retry sleeps, scan time, process "
-            "start-up, the kernel's TCP timers.</p>"]
+                   "lost", "p50 s drill / production", "p99 s drill / production",
+                   "max s drill / production", "budget", "scale"], rows, raw=True),
+            '<p class="note">drill / production: a compressed drill\'s seconds, and the '
+            "same scaled back to production seconds (x scale, rounded to what was "
+            "measured); a drill at production timings (scale 1) shows one number. "
+            "Verdict: did the hypothesis hold; finding: what the system does in that "
+            "failure mode against its budgets. Not compressed, so only about right "
+            "scaled: spamc's whole-second retry sleeps, scan time, process start-up, the "
+            "kernel's TCP timers.</p>"]
 
 
 def environment(run: Run) -> list[str]:
@@ -62,13 +64,16 @@ def environment(run: Run) -> list[str]:
 
 def _facts(sc: Scenario) -> str:
     s, t = sc.summary, sc.timing
-    rows = [["scale", f"{sc.scale:g} production seconds per drill second"
+    rows = [["scale", f"{scale_shown(sc.scale)} production seconds per drill second"
              + ("" if t.compressed else f" (production timings: {t.why})")],
-            ["budget", f"{sc.budget_s:g} s (maildrop's 300 s, scaled)"],
-            ["spamc -t", ", ".join(f"{x:g} s" for x in sc.spamc_timeouts) or "-"],
+            ["budget", seconds_phrase(sc.budget_s, sc.scale, measured=False)
+             + " (maildrop's timeout)"],
+            ["spamc -t", ", ".join(seconds_phrase(x, sc.scale, measured=False)
+                                   for x in sc.spamc_timeouts) or "-"],
             ["messages", f"{s.messages}: " + ", ".join(
                 f"{n} {o}" for o, n in s.counts.items() if n)],
-            ["p50 / p99 / max", f"{_num(s.p50_s)} / {_num(s.p99_s)} / {_num(s.max_s)} s"],
+            ["p50 / p99 / max", " / ".join(seconds_phrase(x, sc.scale)
+                                           for x in (s.p50_s, s.p99_s, s.max_s))],
             ["not compressed", ", ".join(t.does_not_compress)]]
     if t.calibration is not None:
         c = t.calibration
@@ -87,17 +92,21 @@ def _findings(sc: Scenario) -> str:
                      e(f.fires_first if f and f.fires_first else "-"),
                      e(case.summary.messages), e(case.summary.scanned),
                      e(case.summary.count("unscanned")), e(case.summary.count("lost")),
-                     _num(case.summary.max_s), _num(case.predicted_s),
-                     e(f.why if f else "")])
+                     e(both_s(case.summary.max_s, sc.scale)),
+                     e(both_s(case.predicted_s, sc.scale)), e(f.why if f else "")])
     return table(["case", "mode", "finding", "fate", "fires first", "n", "scanned",
-                  "unscanned", "lost", "worst s", "predicted s", "why"], rows, raw=True)
+                  "unscanned", "lost", "worst s drill / production",
+                  "predicted s drill / production", "why"], rows, raw=True)
 
 
 def _checks(sc: Scenario) -> str:
     parts = []
     rows = [[badge(c.status), e(c.name), e(c.detail),
              e(f"{len(c.offenders)} message(s)" if c.offenders else "")] for c in sc.checks]
-    parts.append(table(["status", "check", "detail", "broke it"], rows, raw=True))
+    # checks judge the drill as it ran: their seconds are the drill's own
+    unit = "check (drill s)" if sc.scale != 1 else "check"
+    parts.append(table(["status", unit, "detail (drill s)" if sc.scale != 1 else "detail",
+                        "broke it"], rows, raw=True))
     for c in sc.checks:
         who = sc.offenders(c)
         if c.ok or not who:
@@ -107,7 +116,7 @@ def _checks(sc: Scenario) -> str:
         more = len(c.offenders) - len(shown)
         parts.append(f"<p>Messages that broke <b>{e(c.name)}</b>"
                      + (f" (first {len(shown)}; {more} more)" if more > 0 else "") + ":</p>")
-        parts.append(table(["message", "case", "outcome", "seconds", "released at s",
+        parts.append(table(["message", "case", "outcome", "drill s", "released at drill s",
                             "reason"], shown))
     return "\n".join(parts)
 
@@ -174,6 +183,8 @@ def scenario_section(sc: Scenario, key: str, plots: dict[str, Any]) -> list[str]
 def run_page(run: Run) -> str:
     title = f"spamdrill {run.kind} {run.run}"
     body = [f"<h1>{e(title)}</h1>",
+            f'<p class="found {"worse" if run.headline.startswith("UNSAFE") else ""}">'
+            f"<b>{e(run.headline)}</b></p>",
             f"<p>Started {e(_date(run.started))}; exit status {e(run.exit_status)}: "
             f"{e(EXIT_MEANS.get(run.exit_status, ''))}. Results: "
             f"<code>{e(run.results_dir)}</code></p>"]

@@ -1,6 +1,12 @@
 """JUnit XML for CI: one ``<testsuite>`` per scenario, one ``<testcase>`` per check (and
-one per fault's evidence, whose absence makes a drill's verdict ``error``), the findings
-as the suite's ``<properties>``.
+one per fault's evidence, whose absence makes a drill's verdict ``error``), one per
+finding, and the findings and what the run found (``runmodel.headline``) as the suite's
+``<properties>``.
+
+The same pass/fail as the exit status: a ``<failure>`` is the system under test crossing a
+budget (a finding that bounces, loses or duplicates mail: exit 1); an ``<error>`` is the
+drill's own trouble (a refuted hypothesis, a fault without evidence, a drill that could
+not run: exit 3). CI that goes green has nothing of either.
 
 The dialect is Jenkins xUnit's ``junit-10.xsd`` (the schema pytest's own JUnit output
 follows, and GitLab and GitHub's JUnit readers accept): properties belong to a test
@@ -13,7 +19,7 @@ from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 
-from spamdrill.runmodel import Check, Run, Scenario
+from spamdrill.runmodel import Check, FindingRow, Run, Scenario, headline, seconds_phrase
 
 
 def _t(seconds: float | None) -> str:
@@ -27,15 +33,27 @@ def _check_case(sc: Scenario, c: Check) -> ET.Element:
         text = c.detail + "".join(
             f"\n{m.id} ({m.case or 'all'}): {m.outcome} after "
             f"{'-' if m.seconds is None else f'{m.seconds:.3f}'} s" for m in who[:20])
-        tag = "failure" if c.status == "fail" else "error"
-        el = ET.SubElement(case, tag, message=c.detail[:200], type=c.status)
+        # a check judges the drill's hypothesis: failing it is the drill's error
+        kind = "refuted" if c.status == "fail" else c.status
+        el = ET.SubElement(case, "error", message=c.detail[:200], type=kind)
         el.text = text
     return case
 
 
-def _suite(sc: Scenario) -> ET.Element:
+def _finding_case(sc: Scenario, f: FindingRow) -> ET.Element:
+    case = ET.Element("testcase", name=f"finding {f.case}: {f.mode or 'all'}",
+                      classname=f"spamdrill.{sc.name}")
+    if f.crosses_budget:
+        text = (f"{f.finding} (fate {f.fate}; worst {seconds_phrase(f.worst_s, sc.scale)}; "
+                f"{f.messages} messages, {f.lost} lost): {f.why}")
+        ET.SubElement(case, "failure", message=text[:200], type="crosses-budget").text = text
+    return case
+
+
+def _suite(sc: Scenario, run_headline: str) -> ET.Element:
     duration = (sc.end_ns - sc.t0_ns) / 1e9
     cases = [_check_case(sc, c) for c in sc.checks]
+    cases += [_finding_case(sc, f) for f in sc.findings]
     for f in sc.fault_evidence:
         case = ET.Element("testcase", name=f"fault {f.fault} took effect",
                           classname=f"spamdrill.{sc.name}")
@@ -53,11 +71,13 @@ def _suite(sc: Scenario) -> ET.Element:
                        failures=str(failures), errors=str(errors), skipped="0",
                        time=_t(duration))
     props = ET.SubElement(suite, "properties")
-    pairs = [("hypothesis", sc.hypothesis), ("verdict", sc.verdict),
-             ("finding", sc.finding), ("scale", f"{sc.scale:g}"),
-             ("budget_s", f"{sc.budget_s:g}")]
+    pairs = [("run.found", run_headline), ("found", headline([sc])),
+             ("hypothesis", sc.hypothesis), ("verdict", sc.verdict),
+             ("finding", sc.finding), ("scale", f"{sc.scale:.3g}"),
+             ("budget_s", f"{sc.budget_s:.3g}"),
+             ("budget", seconds_phrase(sc.budget_s, sc.scale, measured=False))]
     pairs += [(f"finding.{f.case}", f"{f.finding} (fate {f.fate}; worst "
-               f"{'-' if f.worst_s is None else f'{f.worst_s:g}'} s; {f.why})")
+               f"{seconds_phrase(f.worst_s, sc.scale)}; {f.why})")
               for f in sc.findings]
     for name, value in pairs:
         ET.SubElement(props, "property", name=name, value=value)
@@ -67,7 +87,8 @@ def _suite(sc: Scenario) -> ET.Element:
 
 
 def render(run: Run) -> bytes:
-    suites = [_suite(sc) for sc in run.scenarios]
+    found = headline(run.scenarios)
+    suites = [_suite(sc, found) for sc in run.scenarios]
     root = ET.Element("testsuites", name=f"spamdrill {run.kind} {run.run}",
                       tests=str(sum(int(s.get("tests", "0")) for s in suites)),
                       failures=str(sum(int(s.get("failures", "0")) for s in suites)),

@@ -57,8 +57,9 @@ def _shade_faults(p: Any, sc: Scenario) -> None:
 def _limit_lines(p: Any, sc: Scenario, dimension: Literal["width", "height"]) -> None:
     """spamc's -t (each distinct one) and the budget: across a latency axis
     (``dimension="width"``), or from the first release on a time axis ("height")."""
-    lines = [(t, f"-t {t:g} s", "#555555") for t in sc.spamc_timeouts]
-    lines.append((sc.budget_s, f"budget {sc.budget_s:g} s", "#D55E00"))
+    lines = [(t, f"-t {t:g} drill s", "#555555") for t in sc.spamc_timeouts]
+    lines.append((sc.budget_s, f"budget {sc.budget_s:.3g} drill s = "
+                  f"{sc.budget_s * sc.scale:.3g} production s", "#D55E00"))
     for value, text, colour in lines:
         p.add_layout(Span(location=value, dimension=dimension, line_color=colour,
                           line_dash="dashed", line_width=1.5))
@@ -96,8 +97,9 @@ def timeline(sc: Scenario) -> Any:
     if len(sc.messages) > LINES_MAX:
         return density(sc)
     order = {m.id: i for i, m in enumerate(sorted(sc.messages, key=lambda m: m.start_ns))}
-    p = _fig(f"{sc.name}: every message, release to return", "seconds from the first release",
-             "message (by release)", height=max(260, min(700, 8 * len(sc.messages) + 120)))
+    p = _fig(f"{sc.name}: every message, release to return",
+             "drill seconds from the first release", "message (by release)",
+             height=max(260, min(700, 8 * len(sc.messages) + 120)))
     renderers = []
     for outcome, ms in _by_outcome(sc).items():
         y = [order[m.id] for m in ms]
@@ -139,7 +141,7 @@ def density(sc: Scenario) -> Any:
         ends = np.array([_end_s(sc, m) for m in ms], dtype=float)
         data[outcome] = in_flight(starts, ends, edges)
     p = _fig(f"{sc.name}: messages in flight ({len(sc.messages)} messages: a density "
-             "view, not one line each)", "seconds from the first release",
+             "view, not one line each)", "drill seconds from the first release",
              "messages in flight")
     names = list(groups)
     p.varea_stack(names, x="t", source=ColumnDataSource(data),
@@ -160,7 +162,8 @@ def latency_density(sc: Scenario) -> Any:
     y_max = max(float(y.max()) if len(y) else 0.0, 1e-3)
     counts, _, _ = np.histogram2d(x, y, bins=(BINS // 2, 80), range=((0, x_max), (0, y_max)))
     p = _fig(f"{sc.name}: latency over time ({len(done)} messages: how many in each cell)",
-             "released at (seconds from the first release)", "seconds until spamc returned")
+             "released at (drill seconds from the first release)",
+             "drill seconds until spamc returned")
     mapper = LinearColorMapper(palette=Viridis256[::-1], low=1, high=max(1.0, counts.max()),
                                low_color=(0, 0, 0, 0))
     p.image(image=[counts.T], x=0, y=0, dw=x_max, dh=y_max, color_mapper=mapper)
@@ -175,8 +178,8 @@ def latency(sc: Scenario) -> Any:
     """Each message's time against when it was released; -t and the budget across."""
     if len(sc.messages) > LINES_MAX:
         return latency_density(sc)
-    p = _fig(f"{sc.name}: latency over time", "released at (seconds from the first release)",
-             "seconds until spamc returned")
+    p = _fig(f"{sc.name}: latency over time", "released at (drill seconds from the first release)",
+             "drill seconds until spamc returned")
     renderers = []
     for outcome, ms in _by_outcome(sc).items():
         done = [m for m in ms if m.seconds is not None]
@@ -207,7 +210,7 @@ def distribution(sc: Scenario) -> Any:
     top = max([data_max, *(x for x in (*sc.spamc_timeouts, sc.budget_s)
                            if x <= 3 * data_max)])
     edges = np.linspace(0.0, top * 1.02, 61)
-    p = _fig(f"{sc.name}: latency distribution", "seconds until spamc returned", "messages")
+    p = _fig(f"{sc.name}: latency distribution", "drill seconds until spamc returned", "messages")
     bottom = np.zeros(len(edges) - 1)
     for outcome, ms in _by_outcome(sc).items():
         counts, _ = np.histogram([m.seconds for m in ms if m.seconds is not None], edges)
@@ -242,7 +245,7 @@ def predicted_vs_measured(sc: Scenario) -> Any | None:
     finite = [c.predicted_s for c in cases if c.predicted_s != float("inf")]
     cap = max([*(c.summary.max_s or 0.0 for c in cases), *(x or 0.0 for x in finite), 1.0])
     p = _fig(f"{sc.name}: the budget's predicted worst case against the measured",
-             "seconds", "", height=max(200, 26 * len(cases) + 90), y_range=names[::-1])
+             "drill seconds", "", height=max(200, 26 * len(cases) + 90), y_range=names[::-1])
     measured = ColumnDataSource({"case": names, "s": [c.summary.max_s for c in cases]})
     predicted = ColumnDataSource({
         "case": names, "s": [min(c.predicted_s or 0.0, cap * 1.1) for c in cases],
