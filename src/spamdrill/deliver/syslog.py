@@ -32,17 +32,17 @@ def field(text: str, limit: int) -> str:
     return shown if len(shown) <= limit else shown[: limit - 3] + "..."
 
 
-def format_line(message: str, pid: int, now: float) -> bytes:
+def format_line(message: str, pid: int, now: float, ident: str = IDENT) -> bytes:
     t = time.localtime(now)
     stamp = time.strftime("%b ", t) + f"{t.tm_mday:2d}" + time.strftime(" %H:%M:%S", t)
-    data = f"<{LOG_MAIL * 8 + LOG_INFO}>{stamp} {IDENT}[{pid}]: {clean(message)}".encode(
+    data = f"<{LOG_MAIL * 8 + LOG_INFO}>{stamp} {ident}[{pid}]: {clean(message)}".encode(
         "utf-8", "replace")
     return data if len(data) <= MAX_LINE else data[: MAX_LINE - 3] + b"..."
 
 
-def send(message: str, path: str = "/dev/log") -> bool:
+def send(message: str, path: str = "/dev/log", ident: str = IDENT) -> bool:
     """Best effort: True if the line was handed to the socket."""
-    data = format_line(message, os.getpid(), time.time())
+    data = format_line(message, os.getpid(), time.time(), ident)
     for kind, payload in ((socket.SOCK_DGRAM, data), (socket.SOCK_STREAM, data + b"\0")):
         try:  # a datagram socket first; some syslogds listen on a stream socket
             s = socket.socket(socket.AF_UNIX, kind)

@@ -157,6 +157,8 @@ class SpamcCommand:
     sources: dict[str, str] = field(default_factory=dict)
     notes: tuple[str, ...] = ()
     modes: tuple[str, ...] = ()
+    # every flag read, in order, as (code, value): what a program acting as spamc needs
+    options: tuple[tuple[str, str | None], ...] = ()
 
 
 def config_file_of(argv: list[str]) -> str | None:
@@ -213,6 +215,7 @@ class _State:
         self.sources: dict[str, str] = {}
         self.notes: list[str] = []
         self.modes: list[str] = []
+        self.options: list[tuple[str, str | None]] = []
         self.stopped = False
         self.ssl_cert = self.ssl_key = False
         self.ssl_where = defaults_source
@@ -250,6 +253,7 @@ class _State:
         return i
 
     def apply(self, code: str, word: str, value: str | None, where: str) -> None:
+        self.options.append((code, value))
         if code in NUMBERS:
             self.number(code, word, value or "", where)
         elif code == "d":
@@ -327,7 +331,8 @@ class _State:
                               f"host of {','.join(flags.hosts)} (libspamc.c transport_setup)")
         flags = replace(flags, source=_summary(self.sources, flags.source),
                         origins=tuple(sorted(self.sources.items())))
-        return SpamcCommand(flags, dict(self.sources), tuple(self.notes), tuple(self.modes))
+        return SpamcCommand(flags, dict(self.sources), tuple(self.notes), tuple(self.modes),
+                            tuple(self.options))
 
 
 def _summary(sources: dict[str, str], default: str) -> str:

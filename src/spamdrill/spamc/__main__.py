@@ -1,0 +1,3 @@
+from spamdrill.spamc.main import entry
+
+entry()
