@@ -377,7 +377,7 @@ def wait_for(now: float, end: float, step: float) -> tuple[float, bool]:
     ``end`` (INF = none); and whether the deadline is what bounds it."""
     left = max(0.0, end - now)
     own = step if step > 0 else INF
-    return (left, True) if left <= own else (own, False)
+    return (left, True) if left < own else (own, False)
 
 
 def sleep_for(now: float, end: float, seconds: float) -> float | None:

@@ -321,7 +321,7 @@ class _Talk:
         writing = not self.written
         self.poller.register(self.s.fileno(),
                              select.POLLIN | (select.POLLOUT if writing else 0))
-        events = self.poller.poll(int(wait * 1000) + 1)
+        events = self.poller.poll(int(min(wait, 3600.0) * 1000) + 1)  # inf: no deadline
         if not events:
             return "wait"
         flags = events[0][1]
