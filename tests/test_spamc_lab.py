@@ -1,0 +1,200 @@
+"""spamdrill-spamc against the real programs: the same output bytes and exit status as the
+real spamc (/usr/bin/spamc) with the lab's real spamd, for each flag combination people
+use in an xfilter; and against the protocol fakes, its worst case is its --deadline plus
+MARGIN, where spamc's is a multiple of -t or unbounded.
+
+spamd's answers carry a date and a random MIME boundary, so two scans of one message differ
+there: the real-spamd comparison replaces just those (and each message is scanned once
+before, so Bayes' autolearn has learned it: "autolearn=ham" the first time, "unavailable"
+after); the replay comparison sends both
+programs spamd's recorded answer and compares every byte.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from spamdrill import corpus
+from spamdrill.drills.fakes import Fake
+from spamdrill.lab import lab as lab_ops
+from spamdrill.proto import spamd_wire
+
+pytestmark = pytest.mark.lab
+
+SPAMC = shutil.which("spamc") or "/usr/bin/spamc"
+OURS = [sys.executable, "-m", "spamdrill.spamc"]
+MARGIN = 1.0  # s past --deadline: Python's start-up and exit on a loaded machine included
+MESSAGES = {"ham": corpus.ham(11), "gtube": corpus.gtube(12), "multipart": corpus.multipart(13)}
+COMBOS = [[], ["-c"], ["-R"], ["-r"], ["-y"], ["-E"], ["-x"], ["-x", "-X"], ["-c", "-E"],
+          ["-R", "-E"], ["-r", "-E"], ["-y", "-x"], ["-s", "900"], ["-u", "bob"],
+          ["-t", "30", "-n", "5", "--connect-retries", "2", "--retry-sleep", "1",
+           "--filter-retries", "2", "--filter-retry-sleep", "1"]]
+VOLATILE = [(re.compile(rb"[A-Z][a-z]{2}, \d{1,2} [A-Z][a-z]{2} \d{4} \d\d:\d\d:\d\d [+-]\d{4}"),
+             b"DATE"), (re.compile(rb"=_[0-9A-F]{8}\.[0-9A-F]{8}"), b"=_BOUNDARY")]
+
+
+def run(cmd: list[str], message: bytes, timeout: float = 120
+        ) -> tuple[bytes, int, float, bytes]:
+    t = time.monotonic()
+    done = subprocess.run(cmd, input=message, capture_output=True, timeout=timeout)
+    return done.stdout, done.returncode, time.monotonic() - t, done.stderr
+
+
+def stable(out: bytes) -> bytes:
+    for pattern, text in VOLATILE:
+        out = pattern.sub(text, out)
+    return out
+
+
+def where(state: lab_ops.LabState) -> list[str]:
+    return ["-d", state.spamd.host, "-p", str(state.spamd.port), "-u", "alice"]
+
+
+@pytest.fixture(scope="module")
+def learned(lab: lab_ops.LabState) -> lab_ops.LabState:
+    for message in MESSAGES.values():
+        for user in ("alice", "bob"):
+            run([SPAMC, *where(lab), "-u", user], message)
+    return lab
+
+
+@pytest.mark.parametrize("flags", COMBOS, ids=lambda f: " ".join(f) or "plain")
+def test_same_bytes_and_status_as_spamc_with_the_real_spamd(
+        learned: lab_ops.LabState, flags: list[str]) -> None:
+    lab = learned
+    for name, message in MESSAGES.items():
+        theirs = run([SPAMC, *where(lab), *flags], message)
+        ours = run([*OURS, "--deadline", "60", *where(lab), *flags], message)
+        assert ours[1] == theirs[1], (name, theirs, ours)
+        assert stable(ours[0]) == stable(theirs[0]), name
+        if flags[:1] not in (["-r"], ["-y"]):  # these print nothing for ham
+            assert theirs[0], name
+
+
+def test_a_host_list_with_a_refusing_first_host_and_h(learned: lab_ops.LabState) -> None:
+    """-d a,b: a refused connect moves to the next host at once ("innocent"); -H rotates
+    the list; both programs end up scanning."""
+    # nothing listens on 127.0.0.2 at spamd's port: refused at once
+    for extra in ([], ["-H"]):
+        flags = ["-d", f"127.0.0.2,{learned.spamd.host}", "-p", str(learned.spamd.port), "-u",
+                 "alice", *extra]
+        theirs = run([SPAMC, *flags], MESSAGES["gtube"])
+        ours = run([*OURS, *flags], MESSAGES["gtube"])
+        assert (ours[1], stable(ours[0])) == (theirs[1], stable(theirs[0]))
+        assert b"X-Spam-Flag: YES" in ours[0]
+
+
+@pytest.mark.parametrize("flags", [[], ["-x"], ["-x", "-X"], ["-E"], ["-c"], ["-R"], ["-y"],
+                                   ["-x", "-c"]], ids=lambda f: " ".join(f) or "plain")
+def test_same_failure_as_spamc_when_spamd_refuses(flags: list[str]) -> None:
+    fake = Fake("refuse")
+    try:
+        common = ["-d", "127.0.0.1", "-p", str(fake.port), "--retry-sleep", "0",
+                  "--connect-retries", "1", *flags]
+        theirs = run([SPAMC, *common], MESSAGES["ham"])
+        ours = run([*OURS, *common], MESSAGES["ham"])
+        assert (ours[0], ours[1]) == (theirs[0], theirs[1])
+    finally:
+        fake.close()
+
+
+class Replay:
+    """A spamd that answers every request with one recorded answer of the real spamd."""
+
+    def __init__(self, answer: bytes) -> None:
+        self.answer = answer
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+        self.thread = threading.Thread(target=self.serve, daemon=True)
+        self.thread.start()
+
+    def serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            with conn:
+                got = b""
+                while not spamd_wire.request_complete(got):
+                    chunk = conn.recv(65536)
+                    if not chunk:
+                        break
+                    got += chunk
+                conn.sendall(self.answer)
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            self.sock.shutdown(socket.SHUT_RDWR)  # wakes accept(); close() alone does not
+        self.sock.close()
+        self.thread.join(5)
+
+
+def recorded(state: lab_ops.LabState, verb: str, message: bytes) -> bytes:
+    with socket.create_connection((state.spamd.host, state.spamd.port), timeout=60) as s:
+        s.sendall(spamd_wire.build_request(verb, {"User": "alice"}, message))
+        s.shutdown(socket.SHUT_WR)
+        data = b""
+        while chunk := s.recv(65536):
+            data += chunk
+    return data
+
+
+@pytest.fixture(scope="module")
+def answers(lab: lab_ops.LabState) -> Iterator[dict[tuple[str, str], bytes]]:
+    yield {(verb, name): recorded(lab, verb, message) for name, message in MESSAGES.items()
+           for verb in ("PROCESS", "CHECK", "REPORT", "REPORT_IFSPAM", "SYMBOLS")}
+
+
+@pytest.mark.parametrize(("verb", "flags"), [("PROCESS", []), ("PROCESS", ["-E"]),
+                                             ("CHECK", ["-c"]), ("REPORT", ["-R"]),
+                                             ("REPORT_IFSPAM", ["-r"]), ("SYMBOLS", ["-y"])])
+def test_every_byte_the_same_as_spamc_on_spamds_recorded_answers(
+        answers: dict[tuple[str, str], bytes], verb: str, flags: list[str]) -> None:
+    for name, message in MESSAGES.items():
+        replay = Replay(answers[(verb, name)])
+        try:
+            common = ["-d", "127.0.0.1", "-p", str(replay.port), "-u", "alice", *flags]
+            theirs = run([SPAMC, *common], message)
+            ours = run([*OURS, *common], message)
+        finally:
+            replay.close()
+        assert (ours[0], ours[1]) == (theirs[0], theirs[1]), name
+
+
+FAKE_CASES = [("drip", ["-t", "2"], 0.5), ("silent", ["-t", "2", "--filter-retries", "3"], 0),
+              ("queue-full", ["-t", "2"], 0), ("refuse", ["--retry-sleep", "2"], 0),
+              ("nonreader", ["-t", "2", "-s", "4000000"], 0), ("empty", [], 0)]
+
+
+@pytest.mark.parametrize(("kind", "flags", "interval"), FAKE_CASES, ids=[c[0] for c in FAKE_CASES])
+def test_its_worst_case_against_each_fake_is_the_deadline_plus_margin(
+        kind: str, flags: list[str], interval: float) -> None:
+    """Fail open with the message byte for byte within --deadline + MARGIN; with -x
+    nothing and a non-zero status (maildrop keeps the message), as quickly."""
+    deadline = 3.0
+    message = corpus.large(5, 3_000_000) if kind == "nonreader" else MESSAGES["ham"]
+    fake = Fake(kind, drip_interval=interval or 0.5)
+    try:
+        for extra in ([], ["-x"]):
+            out, code, took, err = run([*OURS, f"--deadline={deadline:g}", "-l", "-d",
+                                        "127.0.0.1", "-p", str(fake.port), *flags, *extra],
+                                       message, timeout=60)
+            assert took <= deadline + MARGIN, (kind, extra, took, err)
+            if extra:
+                assert (out, code != 0) == (b"", True), (kind, code, err)
+            else:
+                assert (out == message, code) == (True, 0), (kind, len(out), code, err)
+            assert err.count(b"\n") == 1 and b"Traceback" not in err, err
+    finally:
+        fake.close()
