@@ -17,3 +17,8 @@ class SpamdrillError(Exception):
 
     def one_line(self) -> str:
         return f"{self.message} -- {self.hint}" if self.hint else self.message
+
+
+def bad(where: str, what: str, allowed: str = "") -> SpamdrillError:
+    """One line naming the file and line, what is wrong, and what is allowed."""
+    return SpamdrillError(f"{where}: {what}", allowed)

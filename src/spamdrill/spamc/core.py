@@ -25,10 +25,11 @@ failure (spamc prints nothing and exits 0: maildrop then delivers an empty messa
 from __future__ import annotations
 
 import struct
-from collections.abc import Generator
-from typing import TYPE_CHECKING
 
+TYPE_CHECKING = False  # not typing's: importing typing costs start-up on every message
 if TYPE_CHECKING:
+    from collections.abc import Generator
+
     from spamdrill.system.spamc import SpamcFlags
 
 EX_OK = 0

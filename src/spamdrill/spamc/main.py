@@ -185,7 +185,9 @@ def addresses(mode: core.Mode) -> tuple[list[list[int]], list[tuple[int, object]
     temporary = False
     for name in names:
         try:
-            found = socket.getaddrinfo(name, str(mode.port), family, socket.SOCK_STREAM)
+            # bytes: a str host loads the idna codec, start-up time on every message
+            host = name.encode() if name is not None and name.isascii() else name
+            found = socket.getaddrinfo(host, str(mode.port), family, socket.SOCK_STREAM)
         except socket.gaierror as exc:
             temporary |= exc.errno == socket.EAI_AGAIN
             continue

@@ -25,9 +25,7 @@ spamc reads silently wrong (``-t soon``) are errors too, saying what spamc makes
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
-
-from spamdrill.system.values import bad
+from spamdrill.errors import bad
 
 DEFAULT_TIMEOUT = 600
 DEFAULT_CONNECT_RETRIES = 3
@@ -37,25 +35,116 @@ DEFAULT_FILTER_RETRY_SLEEP = 1
 KERNEL_CONNECT_S = 127.0  # no alarm: connect() gives up after tcp_syn_retries (6) resends
 
 
-@dataclass(frozen=True)
-class SpamcFlags:
-    timeout: float = DEFAULT_TIMEOUT  # -t; 0 = none
+class _Frozen:
+    """A frozen record without ``dataclasses``: spamdrill-spamc reads spamc's flags once
+    per message, and importing dataclasses (inspect, ast, re) costs more start-up than all
+    of its parsing. Equality, hashing and repr over ``__slots__``; ``replace`` as
+    ``dataclasses.replace``."""
+
+    __slots__: tuple[str, ...] = ()
+
+    def _values(self) -> tuple[object, ...]:
+        return tuple(getattr(self, k) for k in self.__slots__)
+
+    def __setattr__(self, key: str, value: object) -> None:
+        raise AttributeError(f"{type(self).__name__} is frozen: use replace()")
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, type(self)) and type(other) is type(self) \
+            and self._values() == other._values()
+
+    def __hash__(self) -> int:
+        return hash(tuple(v if not isinstance(v, dict) else tuple(sorted(v.items()))
+                          for v in self._values()))
+
+    def __copy__(self) -> _Frozen:
+        return self  # immutable
+
+    def __deepcopy__(self, memo: dict[int, object]) -> _Frozen:
+        return self  # immutable (values are tuples, strings, numbers; a dict never changed)
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return _rebuild, (type(self), tuple(zip(self.__slots__, self._values(), strict=True)))
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(" + ", ".join(
+            f"{k}={getattr(self, k)!r}" for k in self.__slots__) + ")"
+
+
+def _rebuild(cls: type[_Frozen], values: tuple[tuple[str, object], ...]) -> _Frozen:
+    obj = object.__new__(cls)
+    _init(obj, **dict(values))
+    return obj
+
+
+def _init(obj: _Frozen, **values: object) -> None:
+    for key, value in values.items():
+        object.__setattr__(obj, key, value)
+
+
+def replace(obj: SpamcFlags, **changes: object) -> SpamcFlags:
+    """A copy of ``obj`` with ``changes`` (``dataclasses.replace``)."""
+    new = object.__new__(type(obj))
+    for key in obj.__slots__:
+        object.__setattr__(new, key, changes.pop(key) if key in changes else getattr(obj, key))
+    if changes:
+        raise TypeError(f"unknown fields {', '.join(changes)}")
+    return new
+
+
+class SpamcFlags(_Frozen):
+    __slots__ = (
+        "connect_retries",
+        "connect_timeout",
+        "family",
+        "filter_retries",
+        "filter_retry_sleep",
+        "hosts",
+        "max_size",
+        "origins",
+        "port",
+        "randomize",
+        "retry_sleep",
+        "safe_fallback",
+        "source",
+        "timeout",
+        "unavail_tempfail",
+        "unix_socket",
+    )
+    timeout: float  # -t; 0 = none
     # -n; None = as -t; 0 = no alarm (spamc.c: no -t and no -n), the kernel's connect timeout
-    connect_timeout: float | None = None
-    connect_retries: int = DEFAULT_CONNECT_RETRIES
-    retry_sleep: float = DEFAULT_RETRY_SLEEP
-    filter_retries: int = DEFAULT_FILTER_RETRIES
-    filter_retry_sleep: float = DEFAULT_FILTER_RETRY_SLEEP
-    max_size: int = 500 * 1024  # -s
-    safe_fallback: bool = True  # -x turns it off: failures are errors, not unscanned mail
-    unavail_tempfail: bool = False  # -X after -x: exit 75 instead of 69 for "unavailable"
-    hosts: tuple[str, ...] = ()  # -d a,b; () = localhost (getaddrinfo(NULL): ::1, 127.0.0.1)
-    unix_socket: str | None = None  # -U
-    port: int = 783
-    family: int = 0  # -4 / -6; 0 = both
-    randomize: bool = False  # -H
-    source: str = "spamc defaults"
-    origins: tuple[tuple[str, str], ...] = ()  # (field, where it was set)
+    connect_timeout: float | None
+    connect_retries: int
+    retry_sleep: float
+    filter_retries: int
+    filter_retry_sleep: float
+    max_size: int  # -s
+    safe_fallback: bool  # -x turns it off: failures are errors, not unscanned mail
+    unavail_tempfail: bool  # -X after -x: exit 75 instead of 69 for "unavailable"
+    hosts: tuple[str, ...]  # -d a,b; () = localhost (getaddrinfo(NULL): ::1, 127.0.0.1)
+    unix_socket: str | None  # -U
+    port: int
+    family: int  # -4 / -6; 0 = both
+    randomize: bool  # -H
+    source: str
+    origins: tuple[tuple[str, str], ...]  # (field, where it was set)
+
+    def __init__(self, timeout: float = DEFAULT_TIMEOUT, connect_timeout: float | None = None,
+                 connect_retries: int = DEFAULT_CONNECT_RETRIES,
+                 retry_sleep: float = DEFAULT_RETRY_SLEEP,
+                 filter_retries: int = DEFAULT_FILTER_RETRIES,
+                 filter_retry_sleep: float = DEFAULT_FILTER_RETRY_SLEEP,
+                 max_size: int = 500 * 1024, safe_fallback: bool = True,
+                 unavail_tempfail: bool = False, hosts: tuple[str, ...] = (),
+                 unix_socket: str | None = None, port: int = 783, family: int = 0,
+                 randomize: bool = False, source: str = "spamc defaults",
+                 origins: tuple[tuple[str, str], ...] = ()) -> None:
+        _init(self, timeout=timeout, connect_timeout=connect_timeout,
+              connect_retries=connect_retries, retry_sleep=retry_sleep,
+              filter_retries=filter_retries, filter_retry_sleep=filter_retry_sleep,
+              max_size=max_size, safe_fallback=safe_fallback,
+              unavail_tempfail=unavail_tempfail, hosts=hosts, unix_socket=unix_socket,
+              port=port, family=family, randomize=randomize, source=source, origins=origins)
 
     @property
     def connect_wait(self) -> float:
@@ -148,17 +237,23 @@ MODES = {"c": "prints only the score", "y": "prints only the rules hit",
 Word = tuple[str, str]  # (word, where it was read)
 
 
-@dataclass(frozen=True)
-class SpamcCommand:
+class SpamcCommand(_Frozen):
     """What spamc will do with these words: its flags, where each came from, and what a
     reader should know (flags spamc ignores, modes that are not a plain filter)."""
 
+    __slots__ = ("flags", "modes", "notes", "options", "sources")
     flags: SpamcFlags
-    sources: dict[str, str] = field(default_factory=dict)
-    notes: tuple[str, ...] = ()
-    modes: tuple[str, ...] = ()
+    sources: dict[str, str]
+    notes: tuple[str, ...]
+    modes: tuple[str, ...]
     # every flag read, in order, as (code, value): what a program acting as spamc needs
-    options: tuple[tuple[str, str | None], ...] = ()
+    options: tuple[tuple[str, str | None], ...]
+
+    def __init__(self, flags: SpamcFlags, sources: dict[str, str] | None = None,
+                 notes: tuple[str, ...] = (), modes: tuple[str, ...] = (),
+                 options: tuple[tuple[str, str | None], ...] = ()) -> None:
+        _init(self, flags=flags, sources={} if sources is None else sources, notes=notes,
+              modes=modes, options=options)
 
 
 def config_file_of(argv: list[str]) -> str | None:
@@ -318,7 +413,7 @@ class _State:
             self.set("unavail_tempfail", True, where)
 
     def set(self, key: str, value: object, where: str) -> None:
-        self.flags = replace(self.flags, **{key: value})  # type: ignore[arg-type]
+        self.flags = replace(self.flags, **{key: value})
         self.sources[key] = where
 
     def result(self) -> SpamcCommand:

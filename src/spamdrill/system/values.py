@@ -5,7 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
-from spamdrill.errors import SpamdrillError
+from spamdrill.errors import SpamdrillError, bad
+
+__all__ = ["Sourced", "SpamdrillError", "at", "bad", "default_of"]
 
 T = TypeVar("T")
 
@@ -23,7 +25,3 @@ def at(path: str, line: int) -> str:
 def default_of(program: str) -> str:
     return f"default of {program}"
 
-
-def bad(where: str, what: str, allowed: str = "") -> SpamdrillError:
-    """One line naming the file and line, what is wrong, and what is allowed."""
-    return SpamdrillError(f"{where}: {what}", allowed)
