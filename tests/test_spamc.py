@@ -367,3 +367,42 @@ def test_keep_bounds() -> None:
     assert keep.admit(0, 0, 10) == ""
     assert keep.admit(keep.MAX_COUNT, 0, 10)
     assert keep.admit(0, keep.MAX_TOTAL - 5, 10)
+
+
+# --- the budget knows it --------------------------------------------------------------------
+
+def test_maildroprc_reads_spamdrill_spamc_as_spamc_plus_its_deadline() -> None:
+    from spamdrill.system import maildroprc
+
+    rc = maildroprc.parse('xfilter "/usr/local/libexec/spamdrill-spamc --deadline=120 '
+                          '--keep-slow /var/spool/slow -d spamd -t 100 -u $LOGNAME"\n',
+                          "/etc/maildroprc")
+    [x] = rc.spamc_filters
+    assert (x.program, x.deadline) == ("spamdrill-spamc", 120.0)
+    assert [w for w, _ in x.spamc or []] == ["-d", "spamd", "-t", "100", "-u", "${LOGNAME}"]
+    [plain] = maildroprc.parse('xfilter "/usr/bin/spamc -t 100"\n', "rc").spamc_filters
+    assert (plain.program, plain.deadline) == ("spamc", None)
+
+
+def test_the_budget_bounds_every_mode_by_the_deadline_where_spamc_cannot() -> None:
+    """The field report's -t 100: the drip is unbounded and a dropped SYN costs 302 s,
+    past maildrop's 300 s; with spamdrill-spamc --deadline=120 every mode ends by 121 s,
+    and what spamd answers in time is still a scan."""
+    from spamdrill.budget import model
+    from spamdrill.budget import spamc as sm
+
+    spamc_only = {r.mode: r for r in model.evaluate(model.Setup(spamc=sm.parse_args(
+        "-d spamd -t 100")))}
+    assert spamc_only["spamd-slow-drip"].spamc_s is None
+    assert spamc_only["spamd-accept-queue-full"].spamc_s == 302
+    bounded = model.Setup(spamc=sm.parse_args("-d spamd -t 100"), spamc_deadline=120)
+    results = {r.mode: r for r in model.evaluate(bounded)}
+    assert all(r.worst_s is not None and r.worst_s <= 121 for r in results.values())
+    assert not any(r.violations for r in results.values())
+    drip = results["spamd-slow-drip"]
+    assert (drip.fires_first, drip.outcome) == ("spamdrill-spamc --deadline",
+                                                "delivered unscanned")
+    assert results["spamd-refused"].spamc_s == spamc_only["spamd-refused"].spamc_s
+    assert any("spamdrill-spamc --deadline" in row["layer"] for row in model.limits(bounded))
+    x = model.Setup(spamc=sm.parse_args("-d spamd -t 100 -x"), spamc_deadline=120)
+    assert {r.mode: r.outcome for r in model.evaluate(x)}["spamd-slow-drip"] == "deferred"

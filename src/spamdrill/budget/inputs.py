@@ -55,7 +55,10 @@ def setup_for(system: System, f: Filter, what_if: WhatIf = WhatIf()) -> Setup:
         wrapper=system.wrapper.model_kind,
         wrapper_defers_timeout=system.wrapper.timeout_defers,
         wrapper_assumption=system.wrapper.assumption,
-        wrapper_deadline=system.deliver_deadline.value if system.deliver_deadline else None)
+        wrapper_deadline=system.deliver_deadline.value if system.deliver_deadline else None,
+        spamc_deadline=f.xfilter.deadline if f.xfilter else None)
+    if f.xfilter and f.xfilter.deadline is not None:
+        sources["spamc_deadline"] = f"{f.xfilter.where} (spamdrill-spamc --deadline)"
     setup = _database(system, setup, sources)
     r = system.resolv
     if r:

@@ -105,6 +105,8 @@ class Setup:
     wrapper_assumption: str = ""
     # the wrapper tells maildrop's "Timeout quota exceeded." from other 75s and defers it
     wrapper_defers_timeout: bool = False
+    # the xfilter runs spamdrill-spamc with --deadline: the whole check ends by then
+    spamc_deadline: float | None = None
     sources: dict[str, str] = field(default_factory=dict)
 
     def source(self, key: str, default: str) -> str:
@@ -165,6 +167,11 @@ def limits(s: Setup) -> list[dict[str, Any]]:
         {"layer": "Postfix time limit (bounces)", "seconds": s.postfix_time_limit,
          "source": s.source("postfix", "Postfix default command_time_limit")},
     ]
+    if s.spamc_deadline is not None:
+        out.insert(2, {"layer": "spamdrill-spamc --deadline (the whole check; fails open)",
+                       "seconds": s.spamc_deadline + SPAMC_DEADLINE_MARGIN_S,
+                       "source": s.source("spamc_deadline", "the xfilter's command") +
+                       f" (+ {SPAMC_DEADLINE_MARGIN_S:g} s for start-up and exit)"})
     if s.wrapper == "spamdrill-deliver":
         out.insert(5, {"layer": "spamdrill-deliver deadline (defers)",
                        "seconds": s.wrapper_deadline or 600.0,
@@ -248,8 +255,34 @@ def evaluate(s: Setup) -> list[ModeResult]:
         cases.append(_slow_link_case(f, s.link_rate))
     fails = {"db-unreachable", "dns-db-servfail"} | ({"dns-dead"} if s.db_host_is_name
                                                      else set())
-    return [_judge(s, mode, spamc_s, spamd_s, why, mode in fails)
-            for mode, spamc_s, spamd_s, why in cases]
+    results = []
+    for case in cases:
+        bounded = _within_deadline(s, case)
+        mode, spamc_s, spamd_s, why = bounded
+        result = _judge(s, mode, spamc_s, spamd_s, why, mode in fails)
+        if bounded is not case and result.fires_first == "spamc":
+            result.fires_first = "spamdrill-spamc --deadline"
+        results.append(result)
+    return results
+
+
+SPAMC_DEADLINE_MARGIN_S = 1.0  # past --deadline: start-up and exit (tests/test_spamc_lab.py)
+
+
+def _within_deadline(s: Setup, case: tuple[str, float | None, float | None, str]
+                     ) -> tuple[str, float | None, float | None, str]:
+    """spamdrill-spamc ends the whole check at --deadline (connects, retries, sleeps, the
+    answer however slowly it comes) and then fails as spamc fails (the message unscanned,
+    or with -x a failed xfilter): a worst case past the deadline becomes the deadline,
+    with no answer from spamd."""
+    d = s.spamc_deadline
+    mode, spamc_s, _, why = case
+    if d is None or (spamc_s is not None and spamc_s <= d):
+        return case
+    bound = d + SPAMC_DEADLINE_MARGIN_S
+    was = "unbounded" if spamc_s is None else f"{spamc_s:g} s"
+    return (mode, bound, None, f"{why}; spamdrill-spamc --deadline {d:g} ends the check "
+            f"after {d:g} s (+ {SPAMC_DEADLINE_MARGIN_S:g} s) where spamc's flags allow {was}")
 
 
 def _spamc_lookups(s: Setup, case: tuple[str, float | None, float | None, str]

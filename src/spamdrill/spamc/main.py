@@ -172,10 +172,12 @@ def copy_rest(fd_in: int, fd_out: int) -> None:
 
 # --- spamd's addresses ---------------------------------------------------------------
 
-def addresses(mode: core.Mode) -> tuple[list[list[int]], list[tuple[int, object]], int]:
+def addresses(mode: core.Mode, end: float = core.INF
+              ) -> tuple[list[list[int]], list[tuple[int, object]], int]:
     """(hosts as indexes into the address list, the addresses, failure code).
     ``transport_setup``: each host's getaddrinfo() answers are one entry; none at all is
-    EX_NOHOST (EX_TEMPFAIL when a lookup failed for now)."""
+    EX_NOHOST (EX_TEMPFAIL when a lookup failed for now). A name DNS must answer is looked
+    up within the deadline ``end``."""
     if mode.unix_socket is not None:
         return [[0]], [(socket.AF_UNIX, mode.unix_socket)], core.EX_OK
     family = {4: socket.AF_INET, 6: socket.AF_INET6}.get(mode.family, socket.AF_UNSPEC)
@@ -184,15 +186,9 @@ def addresses(mode: core.Mode) -> tuple[list[list[int]], list[tuple[int, object]
     hosts: list[list[int]] = []
     temporary = False
     for name in names:
-        try:
-            # bytes: a str host loads the idna codec, start-up time on every message
-            host = name.encode() if name is not None and name.isascii() else name
-            found = socket.getaddrinfo(host, str(mode.port), family, socket.SOCK_STREAM)
-        except socket.gaierror as exc:
-            temporary |= exc.errno == socket.EAI_AGAIN
-            continue
+        found, again = _lookup(name, str(mode.port), family, end)
+        temporary |= again
         if not found:
-            temporary = True
             continue
         hosts.append(list(range(len(flat), len(flat) + len(found))))
         flat += [(fam, addr) for fam, _, _, _, addr in found]
@@ -200,6 +196,43 @@ def addresses(mode: core.Mode) -> tuple[list[list[int]], list[tuple[int, object]
         return [], [], core.EX_TEMPFAIL if temporary else core.EX_NOHOST
     rand = int.from_bytes(os.urandom(2), "little")
     return core.host_order(hosts, mode.randomize, mode.safe_fallback, rand), flat, core.EX_OK
+
+
+Address = tuple[str, int] | tuple[str, int, int, int] | tuple[int, bytes]
+Found = list[tuple[int, int, int, str, Address]]
+
+
+def _lookup(name: str | None, port: str, family: int, end: float) -> tuple[Found, bool]:
+    """getaddrinfo: an address at once; a name in a thread, abandoned at the deadline
+    (the C resolver cannot be interrupted). Returns (answers, failed for now)."""
+    # bytes: a str host loads the idna codec, start-up time on every message
+    host = name.encode() if name is not None and name.isascii() else name
+    try:
+        return socket.getaddrinfo(host, port, family, socket.SOCK_STREAM, 0,
+                                  socket.AI_NUMERICHOST), False
+    except socket.gaierror:
+        pass
+    import threading
+
+    box: list[Found | int] = []
+
+    def ask() -> None:
+        try:
+            box.append(socket.getaddrinfo(host, port, family, socket.SOCK_STREAM))
+        except socket.gaierror as exc:
+            box.append(exc.errno or 0)
+        except OSError:
+            box.append(0)
+
+    t = threading.Thread(target=ask, daemon=True)
+    t.start()
+    t.join(None if end == core.INF else max(0.0, end - time.monotonic()))
+    if not box:
+        return [], True  # the deadline came first
+    answer = box[0]
+    if isinstance(answer, int):
+        return [], answer == socket.EAI_AGAIN
+    return answer, not answer
 
 
 # --- carrying out the core's actions ---------------------------------------------------
@@ -453,7 +486,8 @@ def main(argv: list[str], start: float) -> int:
 
 
 def check_message(mode: core.Mode, message: bytes, wire: Wire, start: float) -> core.Result:
-    hosts, flat, failed = addresses(mode)
+    end = start + mode.deadline if mode.deadline > 0 else core.INF
+    hosts, flat, failed = addresses(mode, end)
     if failed:
         return core.Result(failed, "could not resolve any hosts")
     wire.flat = flat

@@ -42,6 +42,8 @@ class XFilter:
     conditions: tuple[str, ...]
     spamc: list[tuple[str, str]] | None  # spamc's words (word, where), None: no spamc
     unresolved: tuple[str, ...] = ()  # runtime variables left in spamc's words
+    program: str = "spamc"  # or "spamdrill-spamc" (spamc's flags, plus its own)
+    deadline: float | None = None  # spamdrill-spamc --deadline: the whole check's bound
 
     @property
     def size_limit(self) -> int | None:
@@ -172,13 +174,48 @@ class _Parser:
                 conds: tuple[str, ...]) -> None:
         command = "".join(self.value(w) for w in words)
         spamc, unresolved = _spamc_words(command, where)
-        self.rc.xfilters.append(XFilter(where, command, exc > 0, conds, spamc, unresolved))
+        program, deadline = "spamc", None
+        if spamc is not None and spamc[:1] == [(SPAMDRILL_SPAMC, where)]:
+            program = SPAMDRILL_SPAMC
+            spamc, deadline = _own_flags(spamc[1:], where)
+        self.rc.xfilters.append(XFilter(where, command, exc > 0, conds, spamc, unresolved,
+                                        program, deadline))
+
+
+SPAMDRILL_SPAMC = "spamdrill-spamc"
+_OWN = ("--deadline", "--keep-slow", "--slow")  # spamdrill-spamc's flags, not spamc's
+
+
+def _own_flags(words: list[tuple[str, str]], where: str
+               ) -> tuple[list[tuple[str, str]], float | None]:
+    """spamdrill-spamc's words less its own flags (the rest are spamc's), and its
+    ``--deadline`` (None: not given, as unbounded as spamc)."""
+    rest: list[tuple[str, str]] = []
+    deadline: float | None = None
+    i = 0
+    while i < len(words):
+        name, eq, value = words[i][0].partition("=")
+        if name in _OWN:
+            if not eq:
+                i += 1
+                value = words[i][0] if i < len(words) else ""
+            if name == "--deadline":
+                try:
+                    deadline = float(value)
+                except ValueError:
+                    raise bad(where, f"spamdrill-spamc --deadline {value!r} is not seconds "
+                              "(it refuses every message: exit 64)") from None
+        else:
+            rest.append(words[i])
+        i += 1
+    return rest, deadline
 
 
 def _spamc_words(command: str, where: str) -> tuple[list[tuple[str, str]] | None,
                                                    tuple[str, ...]]:
     """spamc's words in a shell command (the words after ``spamc`` up to a shell
-    operator), and the maildrop runtime variables left in them."""
+    operator), and the maildrop runtime variables left in them. For spamdrill-spamc the
+    first word is its name."""
     try:
         lex = shlex.shlex(command, posix=True, punctuation_chars="|&;<>")
         lex.whitespace_split = True
@@ -187,8 +224,9 @@ def _spamc_words(command: str, where: str) -> tuple[list[tuple[str, str]] | None
         raise bad(where, f"xfilter command {command!r}: {exc} (the shell cannot run it)")\
             from None
     for k, word in enumerate(argv):
-        if word.rsplit("/", 1)[-1] == "spamc":
-            args = []
+        name = word.rsplit("/", 1)[-1]
+        if name in ("spamc", SPAMDRILL_SPAMC):
+            args = [SPAMDRILL_SPAMC] if name == SPAMDRILL_SPAMC else []
             for w in argv[k + 1:]:
                 if w in _SHELL_OPS:
                     break
