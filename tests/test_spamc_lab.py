@@ -21,6 +21,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -198,3 +199,37 @@ def test_its_worst_case_against_each_fake_is_the_deadline_plus_margin(
             assert err.count(b"\n") == 1 and b"Traceback" not in err, err
     finally:
         fake.close()
+
+
+def test_the_spamc_timeouts_drill_with_spamdrill_spamc_side_by_side(tmp_path: Path) -> None:
+    """The shipped spamc-timeouts drill, its fakes met by spamc and by spamdrill-spamc
+    --deadline at once (scale 100: -t 1, deadline 2 s): spamc's worst cases are
+    multiples of -t or unbounded; spamdrill-spamc's are within its deadline plus MARGIN,
+    every message comes back whole (unscanned), and the budget's prediction for each of
+    its cases (its own core on a clock only the waits move) agrees with the measurement."""
+    import tomllib
+
+    from spamdrill.drills import runner
+    from spamdrill.drills.scenario import builtin_dir, parse
+    from spamdrill.lab.config import LabConfig
+
+    raw = tomllib.loads((builtin_dir() / "spamc-timeouts.toml").read_text())
+    raw["target"]["cases"].append({
+        "listeners": ["refuse", "queue-full", "silent", "drip", "nonreader"],
+        "flag_sets": [["-t", "{t:100}", "--deadline", "{t:200}"],
+                      ["-t", "{t:100}", "--filter-retries", "2", "--deadline", "{t:300}"]],
+        "count": 1, "client": "spamdrill-spamc"})
+    [r] = runner.run_scenario(parse(raw, "spamc-timeouts + spamdrill-spamc"), scale=100,
+                              base=LabConfig(), workdir=tmp_path)
+    checks = {c.name: c for c in r.checks}
+    assert checks["nothing lost"].ok and checks["all came back unscanned (fail-open)"].ok
+    model = checks["budget model agrees with the measurements"]
+    assert model.ok, model.detail
+    worst = {f.case: f.worst_s for f in r.findings}
+    ours = {case: s for case, s in worst.items() if "spamdrill-spamc" in case}
+    assert len(ours) == 10, worst
+    for case, seconds in ours.items():
+        deadline = 3 if "--filter-retries" in case else 2
+        assert seconds is not None and seconds <= deadline + MARGIN, (case, seconds)
+    assert worst["drip -t 1"] > 2 + MARGIN  # spamc, beside it: no bound
+    assert worst["queue-full -t 1"] > 2 + MARGIN

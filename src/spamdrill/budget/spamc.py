@@ -51,10 +51,21 @@ def flag_number(argv: list[str], i: int, name: str, eq: str, value: str,
             from None
 
 
+def split_own(argv: list[str], source: str = "command line") -> tuple[list[str], float | None]:
+    """spamdrill-spamc's own flags out of a command line (the rest are spamc's), and its
+    ``--deadline`` (None: not given)."""
+    from spamdrill.system.maildroprc import own_flags
+
+    words, deadline = own_flags([(w, source) for w in argv], source)
+    return [w for w, _ in words], deadline
+
+
 def parse_args(args: list[str] | str, source: str = "command line") -> SpamcFlags:
     """spamc's flags, read as spamc 4.0.1 reads them (``spamdrill.system.spamc``):
-    unknown or malformed flags are errors naming the flag."""
+    unknown or malformed flags are errors naming the flag. spamdrill-spamc's own flags
+    (``--deadline``, ``--keep-slow``, ``--slow``) are set aside: the rest are spamc's."""
     argv = shlex.split(args) if isinstance(args, str) else list(args)
+    argv, _ = split_own(argv, source)
     return reader.parse([(w, source) for w in argv], defaults_source=source).flags
 
 

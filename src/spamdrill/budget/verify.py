@@ -20,6 +20,9 @@ def predict(listener: str, spamc_args: list[str], mode: str | None = None,
     ``count``: how many messages the drill started at once; ``syn_linear``: the drill's
     kernel's ``tcp_syn_linear_timeouts``."""
     mode = mode or LISTENER_MODE.get(listener)
+    words, deadline = spamc_model.split_own(spamc_args, "drill")
+    if deadline is not None:
+        return _spamdrill_spamc(mode, words, deadline)
     if mode == "spamd-rejected":
         # the lab's hosts are veth pairs with no delay: the first ICMP of each connect
         # comes back inside connect() and is only a soft error (spamdrill.budget.icmp)
@@ -40,6 +43,27 @@ def predict(listener: str, spamc_args: list[str], mode: str | None = None,
         "spamd-silent": spamc_model.silent,
         "spamd-slow-drip": spamc_model.slow_drip,
     }[mode](f)
+    return UNBOUNDED if value is None else value
+
+
+PEER = {"spamd-refused": "refuse", "spamd-accept-queue-full": "queue-full",
+        "spamd-silent": "silent", "spamd-slow-drip": "drip"}
+
+
+def _spamdrill_spamc(mode: str | None, words: list[str], deadline: float) -> float | None:
+    """spamdrill-spamc's worst case, from its own core run on a clock only the waits move
+    (``spamdrill.spamc.core.worst_case``): the prediction is the code that runs."""
+    from spamdrill.spamc import core
+    from spamdrill.system import spamc as reader
+
+    if mode in ("spamd-overloaded", "db-locked"):
+        mode = "spamd-silent"
+    if mode not in PEER:
+        return None
+    command = reader.parse([(w, "drill") for w in ["-d", "127.0.0.1", *words]])
+    m = core.mode_of(command.options, command.flags)
+    m.deadline = deadline
+    value = core.worst_case(m, PEER[mode])
     return UNBOUNDED if value is None else value
 
 

@@ -96,6 +96,8 @@ class FakeCase(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     listeners: tuple[Listener, ...]
     flag_sets: tuple[tuple[str, ...], ...]
     count: Annotated[int, msgspec.Meta(ge=1, le=100)] = 1
+    # the program under test: spamc, or spamdrill-spamc (its flag sets may add --deadline)
+    client: Literal["spamc", "spamdrill-spamc"] = "spamc"
 
 
 class FakesTarget(msgspec.Struct, frozen=True, forbid_unknown_fields=True, tag_field="kind",
@@ -154,6 +156,15 @@ def spamc_binary() -> str:
     return shutil.which("spamc") or "/usr/bin/spamc"
 
 
+def client_argv(client: str) -> list[str]:
+    """How a drill starts the program under test."""
+    if client == "spamdrill-spamc":
+        import sys
+
+        return [sys.executable, "-m", "spamdrill.spamc"]
+    return [spamc_binary()]
+
+
 def new_seed() -> int:
     """Unique across runs: Bayes never saw these messages."""
     return int.from_bytes(os.urandom(3), "big")
@@ -195,10 +206,11 @@ def fake_jobs(target: FakesTarget, plan: LoadPlan, scale: float) -> SpamcLoad:
                     for _ in range(block.count):
                         msg = corpus.make(msg_kind, seed * 1000 + i)
                         i += 1
-                        argv = [spamc_binary(), "-l", "-d", "127.0.0.1", "-p", str(fake.port),
-                                *args, *extra]
+                        argv = [*client_argv(block.client), "-l", "-d", "127.0.0.1", "-p",
+                                str(fake.port), *args, *extra]
+                        who = "" if block.client == "spamc" else f"{block.client} "
                         out.jobs.append(Job(msg, argv, [*args, *extra], 0.0,
-                                            f"{listener} {' '.join(args)}", listener))
+                                            f"{listener} {who}{' '.join(args)}", listener))
     except BaseException:
         out.close()
         raise

@@ -514,3 +514,44 @@ def _connect(mode: Mode, order: list[list[int]], now: float, end: float
             assert isinstance(reply, float)
             now = reply
     return Result(connect_status(errno), f"connect failed (errno {errno})")
+
+
+# --- its worst case, from the same generator -----------------------------------------------
+
+PEERS = ("refuse", "queue-full", "silent", "drip")
+
+
+def worst_case(mode: Mode, peer: str, hosts: int = 1) -> float | None:
+    """How long the check takes against ``peer`` (every host behaving alike), by running
+    ``check`` on a clock that only the waits move: the budget's prediction for a drill of
+    spamdrill-spamc comes from the code that runs, not from a second model of it. None:
+    unbounded (a drip without --deadline)."""
+    if peer not in PEERS:
+        raise ValueError(f"no worst case for peer {peer!r}")
+    steps = check(mode, b"", [[i] for i in range(hosts)], 0.0)
+    now = 0.0
+    reply: Reply | None = None
+    try:
+        while True:
+            action = steps.send(reply) if reply is not None else next(steps)
+            if isinstance(action, Sleep):
+                now += action.seconds
+                reply = now
+            elif isinstance(action, Connect):
+                if peer == "refuse":
+                    reply = (ECONNREFUSED, now)
+                elif peer == "queue-full":
+                    now += action.timeout
+                    reply = (-1 if action.by_deadline else EINTR, now)
+                else:
+                    reply = (0, now)
+            else:
+                if action.end == INF and (peer == "drip" or not action.idle):
+                    return None
+                wait = action.end - now if peer == "drip" else \
+                    min(action.idle or INF, action.end - now)
+                now += wait
+                reply = Heard(b"", False, "deadline" if now >= action.end else "idle", 0,
+                              now)
+    except StopIteration:
+        return now

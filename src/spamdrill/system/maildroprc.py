@@ -177,7 +177,7 @@ class _Parser:
         program, deadline = "spamc", None
         if spamc is not None and spamc[:1] == [(SPAMDRILL_SPAMC, where)]:
             program = SPAMDRILL_SPAMC
-            spamc, deadline = _own_flags(spamc[1:], where)
+            spamc, deadline = own_flags(spamc[1:], where)
         self.rc.xfilters.append(XFilter(where, command, exc > 0, conds, spamc, unresolved,
                                         program, deadline))
 
@@ -186,7 +186,7 @@ SPAMDRILL_SPAMC = "spamdrill-spamc"
 _OWN = ("--deadline", "--keep-slow", "--slow")  # spamdrill-spamc's flags, not spamc's
 
 
-def _own_flags(words: list[tuple[str, str]], where: str
+def own_flags(words: list[tuple[str, str]], where: str
                ) -> tuple[list[tuple[str, str]], float | None]:
     """spamdrill-spamc's words less its own flags (the rest are spamc's), and its
     ``--deadline`` (None: not given, as unbounded as spamc)."""
