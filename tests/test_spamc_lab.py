@@ -233,3 +233,26 @@ def test_the_spamc_timeouts_drill_with_spamdrill_spamc_side_by_side(tmp_path: Pa
         assert seconds is not None and seconds <= deadline + MARGIN, (case, seconds)
     assert worst["drip -t 1"] > 2 + MARGIN  # spamc, beside it: no bound
     assert worst["queue-full -t 1"] > 2 + MARGIN
+
+
+def test_the_message_that_met_the_deadline_is_kept_with_its_story(tmp_path: Path) -> None:
+    import json
+
+    keep = tmp_path / "slow"
+    keep.mkdir(mode=0o700)
+    fake = Fake("drip", drip_interval=0.3)
+    try:
+        message = MESSAGES["ham"]
+        out, code, took, err = run([*OURS, "--deadline=1.5", f"--keep-slow={keep}", "-l",
+                                    "-d", "127.0.0.1", "-p", str(fake.port), "-t", "1"],
+                                   message)
+    finally:
+        fake.close()
+    assert (out, code) == (message, 0) and took <= 1.5 + MARGIN
+    [eml] = keep.glob("*.eml")
+    assert eml.read_bytes() == message and (eml.stat().st_mode & 0o777) == 0o600
+    story = json.loads(eml.with_suffix(".json").read_text())
+    assert story["stopped"].startswith("deadline") and story["message_id"].startswith("<")
+    assert story["events"][0]["result"] == "ok" and story["bytes_sent"] > len(message)
+    assert 0 < story["bytes_received"] < 100 and story["deadline_s"] == 1.5
+    assert f"kept={keep}/" in err.decode()
