@@ -255,4 +255,5 @@ def test_the_message_that_met_the_deadline_is_kept_with_its_story(tmp_path: Path
     assert story["stopped"].startswith("deadline") and story["message_id"].startswith("<")
     assert story["events"][0]["result"] == "ok" and story["bytes_sent"] > len(message)
     assert 0 < story["bytes_received"] < 100 and story["deadline_s"] == 1.5
+    assert story["user"]  # the effective user, as spamc sends it without -u
     assert f"kept={keep}/" in err.decode()

@@ -43,9 +43,12 @@ def message_id(message: bytes) -> str:
 
 
 def record(mode: core.Mode, events: list[dict[str, object]], sent: int, received: int,
-           stopped: str, elapsed: float, message: bytes, code: int) -> dict[str, object]:
-    """What the JSON holds (sans-IO)."""
+           stopped: str, elapsed: float, message: bytes, code: int,
+           user: str | None = None) -> dict[str, object]:
+    """What the JSON holds (sans-IO). ``user``: the User: sent to spamd (whose settings
+    scanned it): ``spamdrill replay FILE.eml --user USER`` runs it again in a lab."""
     return {
+        "user": user,
         "version": 1,
         "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "spamd": list(mode.hosts) or ([mode.unix_socket] if mode.unix_socket else

@@ -476,7 +476,7 @@ def main(argv: list[str], start: float) -> int:
 
         kept = keep.store(ours["--keep-slow"], message, keep.record(
             mode, wire.events, wire.sent, wire.received, result.stopped, elapsed,
-            message, code))
+            message, code, user_name(mode)))
     if result.code != core.EX_OK or kept:
         log(mode, f"{'deadline' if result.deadline_hit else 'failed'}: {result.stopped}; "
             f"{'message passed through' if out == message else 'exit'} {code} "
