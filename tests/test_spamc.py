@@ -406,3 +406,26 @@ def test_the_budget_bounds_every_mode_by_the_deadline_where_spamc_cannot() -> No
     assert any("spamdrill-spamc --deadline" in row["layer"] for row in model.limits(bounded))
     x = model.Setup(spamc=sm.parse_args("-d spamd -t 100 -x"), spamc_deadline=120)
     assert {r.mode: r.outcome for r in model.evaluate(x)}["spamd-slow-drip"] == "deferred"
+
+
+# --- the launcher ---------------------------------------------------------------------------
+
+def test_the_launcher_checks_and_a_broken_one_still_fails_open(tmp_path: Path) -> None:
+    from spamdrill.spamc import launcher
+
+    path = tmp_path / "spamdrill-spamc"
+    assert launcher.make(str(path), "") == 0
+    done = subprocess.run([str(path), "-d", "127.0.0.1", "-p", "1", "--connect-retries", "1",
+                           "-l"], input=MESSAGE, capture_output=True, timeout=30)
+    assert (done.stdout, done.returncode) == (MESSAGE, 0), done.stderr
+    foreign = tmp_path / "other"
+    foreign.write_text("#!/bin/sh\n")
+    assert launcher.make(str(foreign), "") == 1 and foreign.read_text() == "#!/bin/sh\n"
+    broken = tmp_path / "broken"
+    broken.write_text(launcher.text(sys.executable, str(tmp_path / "moved")))
+    broken.chmod(0o755)
+    done = subprocess.run([str(broken), "-d", "x"], input=MESSAGE, capture_output=True,
+                          timeout=30)
+    assert (done.stdout, done.returncode) == (MESSAGE, 0)
+    done = subprocess.run([str(broken), "-x"], input=MESSAGE, capture_output=True, timeout=30)
+    assert (done.stdout, done.returncode) == (b"", 75)
