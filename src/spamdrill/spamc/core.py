@@ -54,6 +54,14 @@ KERNEL_CONNECT_S = 127.0  # no alarm: connect() gives up after tcp_syn_retries r
 ECONNREFUSED, ETIMEDOUT, ENETUNREACH, EACCES, EINTR = 111, 110, 101, 13, 4
 
 
+ERRNO_TEXT = {ECONNREFUSED: "Connection refused", ETIMEDOUT: "Connection timed out",
+              ENETUNREACH: "Network is unreachable", EACCES: "Permission denied",
+              EINTR: "timed out (spamc's -n/-t alarm)", 2: "No such file or directory"}
+
+
+CONNECT_DEADLINE = "connect to spamd timed out at the deadline"
+
+
 def connect_status(errno: int) -> int:
     """``_translate_connect_errno``: what a failed connect makes spamc exit with."""
     if errno in (ECONNREFUSED, ETIMEDOUT, ENETUNREACH):
@@ -459,8 +467,8 @@ def check(mode: Mode, request: bytes, hosts: list[list[int]], start: float
                 order = order[1:] + order[:1]
             pause = sleep_for(now, end, mode.filter_retry_sleep)
             if pause is None:
-                return Result(EX_TEMPFAIL, "deadline before a filter retry",
-                              deadline_hit=True)
+                return Result(EX_TEMPFAIL, "timed out at the deadline (no time for "
+                              "another filter try)", deadline_hit=True)
             reply = yield Sleep(pause)
             assert isinstance(reply, float)
             now = reply
@@ -476,7 +484,8 @@ def check(mode: Mode, request: bytes, hosts: list[list[int]], start: float
         if judged.code == EX_OK:
             return Result(EX_OK, "done", judged)
         if heard.how == "deadline":
-            return Result(EX_TEMPFAIL, f"deadline in {judged.stage}", judged, True)
+            return Result(EX_TEMPFAIL, f"timed out at the deadline in {judged.stage}", judged,
+                          True)
         if not judged.retryable or attempt >= tries:
             return Result(judged.code, f"{judged.stage}: {judged.why}", judged)
 
@@ -494,7 +503,7 @@ def _connect(mode: Mode, order: list[list[int]], now: float, end: float
             timeout, by_deadline = wait_for(now, end, mode.connect_timeout
                                             or KERNEL_CONNECT_S)
             if timeout <= 0:
-                return Result(EX_TEMPFAIL, "deadline before connecting", deadline_hit=True)
+                return Result(EX_TEMPFAIL, CONNECT_DEADLINE, deadline_hit=True)
             reply = yield Connect(address, timeout, by_deadline)
             assert isinstance(reply, tuple)
             errno, now = reply
@@ -503,17 +512,19 @@ def _connect(mode: Mode, order: list[list[int]], now: float, end: float
             if errno == 0:
                 return now
             if errno == -1:  # cut by the deadline
-                return Result(EX_TEMPFAIL, "deadline while connecting", deadline_hit=True)
+                return Result(EX_TEMPFAIL, CONNECT_DEADLINE, deadline_hit=True)
             innocent = errno == ECONNREFUSED and i + 1 < len(order)
         if i + 1 < tries and not innocent and mode.unix_socket is None:
             pause = sleep_for(now, end, mode.retry_sleep)
             if pause is None:
-                return Result(EX_TEMPFAIL, "deadline before a connect retry",
+                return Result(EX_TEMPFAIL, "connect to spamd timed out at the deadline "
+                              "(no time for another try)",
                               deadline_hit=True)
             reply = yield Sleep(pause)
             assert isinstance(reply, float)
             now = reply
-    return Result(connect_status(errno), f"connect failed (errno {errno})")
+    return Result(connect_status(errno), "connect to spamd failed: "
+                  + ERRNO_TEXT.get(errno, f"errno {errno}"))
 
 
 # --- its worst case, from the same generator -----------------------------------------------

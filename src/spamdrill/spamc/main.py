@@ -262,7 +262,8 @@ class Wire:
         self.events.append({"connect": self.peer, "at_s": round(t0 - start, 4),
                             "took_s": round(now - t0, 4),
                             "result": "ok" if errno == 0 else
-                            ("deadline" if errno == -1 else f"errno {errno}")})
+                            ("deadline" if errno == -1 else
+                             core.ERRNO_TEXT.get(errno, f"errno {errno}"))})
         return errno, now
 
     def _connect(self, family: int, address: object, timeout: float,
