@@ -257,3 +257,32 @@ def test_the_message_that_met_the_deadline_is_kept_with_its_story(tmp_path: Path
     assert 0 < story["bytes_received"] < 100 and story["deadline_s"] == 1.5
     assert story["user"]  # the effective user, as spamc sends it without -u
     assert f"kept={keep}/" in err.decode()
+
+
+def test_the_spamd_dropped_drill_run_with_spamdrill_spamc(tmp_path: Path) -> None:
+    """spamd's port dropped on its host (root: the hosts topology, nftables): spamc's
+    connects wait out 3 x -t + 2 s (the shipped drill, tests/test_topology.py); the same
+    drill with spamdrill-spamc --deadline ends within the deadline plus MARGIN, every
+    message back whole, as the budget predicts (its core on a clock)."""
+    import os
+    import tomllib
+
+    from spamdrill.drills import runner
+    from spamdrill.drills.scenario import DEFAULT_SCALE, builtin_dir, parse
+    from spamdrill.drills.timing import scale_seconds
+    from spamdrill.lab.config import LabConfig
+
+    if os.geteuid() != 0:
+        pytest.skip("the hosts topology needs root")
+    raw = tomllib.loads((builtin_dir() / "spamd-dropped.toml").read_text())
+    raw["load"]["client"] = "spamdrill-spamc"
+    raw["load"]["spamc_args"] = ["-t", "{t:100}", "--deadline", "{t:150}"]
+    [r] = runner.run_scenario(parse(raw, "spamd-dropped with spamdrill-spamc"),
+                              scale=DEFAULT_SCALE, base=LabConfig(), workdir=tmp_path)
+    checks = {c.name: c for c in r.checks}
+    assert checks["budget model agrees with the measurements"].ok, checks
+    assert checks["nothing lost"].ok and checks["all came back unscanned (fail-open)"].ok
+    deadline = scale_seconds(150, DEFAULT_SCALE)  # -t 3, --deadline 4: spamc's is 11 s
+    assert all((m.seconds or 0) <= deadline + MARGIN for m in r.history.messages), \
+        [(m.seconds, m.reason) for m in r.history.messages]
+    assert all(m.reason == "connect-timeout" for m in r.history.messages)

@@ -321,7 +321,7 @@ def _plan(drill: Drill, scale: float, count: int | None, wrappers: tuple[Path, .
                                  if load.fill is not None and cal is not None else load.count)
     offsets = plan_offsets(load.schedule, n, load.rate * scale, load.step,
                            load.interval / scale)
-    return LoadPlan(n, load.kinds, offsets, args, load.max_wait / scale, wrappers)
+    return LoadPlan(n, load.kinds, offsets, args, load.max_wait / scale, wrappers, load.client)
 
 
 _SPAMD_TROUBLE = re.compile(

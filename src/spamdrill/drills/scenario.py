@@ -61,6 +61,8 @@ class LoadSpec(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     interval: Annotated[float, msgspec.Meta(ge=0)] = 1.0
     spamc_args: tuple[str, ...] = ("-t", "{t:100}")
     max_wait: Seconds = 900.0
+    # the program under test: spamc, or spamdrill-spamc (spamc_args may add --deadline)
+    client: Literal["spamc", "spamdrill-spamc"] = "spamc"
 
     def __post_init__(self) -> None:
         for kind in self.kinds:
@@ -142,6 +144,10 @@ class Scenario(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
             raise ValueError(f"name {self.name!r}: lower-case letters, digits and '-'")
         if self.load.fill is not None and not self.timing.calibrate:
             raise ValueError("load.fill needs [timing] calibrate = true")
+        target = self.target.__struct_config__.tag
+        if self.load.client != "spamc" and target in ("postfix", "fakes"):
+            raise ValueError(f"load.client: a {target} target runs its own program "
+                             "(fakes: set client in [[target.cases]])")
         if self.fault is not None and self.fault.needs_hosts and \
                 self.lab.topology.get("kind") != "hosts":
             raise ValueError(f"fault {self.fault.kind!r} needs [lab.topology] kind = "

@@ -37,6 +37,7 @@ class LoadPlan:
     spamc_args: list[str]
     max_wait: float = 900.0  # drill seconds after the last release
     wrappers: tuple[Path, ...] = ()  # end to end: wrappers under test besides the target's
+    client: str = "spamc"  # or spamdrill-spamc
 
 
 Started = Callable[[float], None]
@@ -156,7 +157,7 @@ def spamc_binary() -> str:
     return shutil.which("spamc") or "/usr/bin/spamc"
 
 
-def client_argv(client: str) -> list[str]:
+def program_argv(client: str) -> list[str]:
     """How a drill starts the program under test."""
     if client == "spamdrill-spamc":
         import sys
@@ -177,14 +178,15 @@ def lab_jobs(plan: LoadPlan, endpoint: tuple[str, int], users: list[str],
     jobs = []
     for i, m in enumerate(msgs):
         flags = [*plan.spamc_args, "-u", users[i % len(users)]]
-        argv = client_argv([spamc_binary(), "-l", "-d", host, "-p", str(port), *flags])
+        argv = client_argv([*program_argv(plan.client), "-l", "-d", host, "-p", str(port),
+                            *flags])
         jobs.append(Job(m, argv, flags, plan.offsets[i]))
     return SpamcLoad(jobs, plan.max_wait)
 
 
 def address_jobs(plan: LoadPlan, target: AddressTarget) -> SpamcLoad:
     msgs = corpus.mix(list(plan.kinds), plan.count, seed=new_seed())
-    base = [spamc_binary(), "-l", "-d", target.host, "-p", str(target.port)]
+    base = [*program_argv(plan.client), "-l", "-d", target.host, "-p", str(target.port)]
     return SpamcLoad([Job(m, [*base, *plan.spamc_args], list(plan.spamc_args),
                           plan.offsets[i]) for i, m in enumerate(msgs)], plan.max_wait)
 
@@ -206,7 +208,7 @@ def fake_jobs(target: FakesTarget, plan: LoadPlan, scale: float) -> SpamcLoad:
                     for _ in range(block.count):
                         msg = corpus.make(msg_kind, seed * 1000 + i)
                         i += 1
-                        argv = [*client_argv(block.client), "-l", "-d", "127.0.0.1", "-p",
+                        argv = [*program_argv(block.client), "-l", "-d", "127.0.0.1", "-p",
                                 str(fake.port), *args, *extra]
                         who = "" if block.client == "spamc" else f"{block.client} "
                         out.jobs.append(Job(msg, argv, [*args, *extra], 0.0,
