@@ -16,6 +16,7 @@ from typing import Any
 
 import click
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from spamdrill import __version__
@@ -770,31 +771,51 @@ def budget(etc: Path, maildroprc: Path | None, spamc_args: str | None,
     system = reader.read(etc, reader.Overrides(
         maildroprc, spamc_args, spamc_conf, spamd_args, spamd_default, sa_dir, postfix_dir,
         resolv_conf, deliver_config))
+    table = inputs.measure_wrapper(system) if wrapper is None else None
     setups = inputs.setups(system, inputs.WhatIf(maildrop_timeout, wrapper, link_rate,
-                                                 concurrency))
+                                                 concurrency), table)
     chosen = inputs.limiting(setups)
     setup = setups[chosen]
     results = model.evaluate(setup)
     notes = _budget_notes(system, chosen)
+    problems = table.problems() if table is not None else []
     _budget_html(setup, results, notes)
     if as_json:
         click.echo(json.dumps({"limits": model.limits(setup),
                                "modes": [r.public() for r in results],
                                "xfilters": _xfilters_json(system, setups, chosen),
+                               "wrapper": table.public() if table is not None else None,
                                "notes": notes}, indent=1))
     else:
         _print_budget(system, setups, chosen, results, notes)
-    sys.exit(1 if any(r.violations for r in results) else 0)
+        if table is not None:
+            _print_wrapper_table(table)
+    sys.exit(1 if problems or any(r.violations for r in results) else 0)
 
 
 def _budget_notes(system: Any, chosen: int) -> list[str]:
     notes = list(system.notes)
     for f in system.filters:
         notes += list(f.spamc.notes) + list(f.spamc.modes)
-    notes += list(system.wrapper.findings)
-    if system.wrapper.assumption:
-        notes.append(system.wrapper.assumption)
     return list(dict.fromkeys(notes))
+
+
+def _print_wrapper_table(table: Any) -> None:
+    """The wrapper's measured table: each way maildrop ends, what the wrapper made of
+    it, what pipe(8) then does, and the mail's fate."""
+    colours = {"delivered": "green", "deferred": "yellow"}
+    t = Table(title=escape(f"wrapper {table.wrapper}: {table.how}"))
+    for col in ("maildrop", "wrapper", "Postfix pipe(8)", "fate"):
+        t.add_column(col)
+    for label, r in table.grouped():
+        colour = colours.get(r.fate, "red")
+        fate = r.fate.upper() if r.fate in ("lost", "duplicated") else r.fate
+        t.add_row(escape(label), r.wrapper, f"{r.postfix} ({r.dsn})",
+                  f"[{colour}]{fate}[/{colour}]")
+    if table.rows:
+        out.print(t)
+    for problem in table.problems():
+        out.print(f"wrapper: {escape(problem)}", highlight=False)
 
 
 def _xfilters_json(system: Any, setups: list[Any], chosen: int) -> list[dict[str, Any]]:
@@ -834,14 +855,15 @@ def _print_budget(system: Any, setups: list[Any], chosen: int, results: list[Any
     for col in ("mode", "spamc s", "spamd s", "worst s", "fires first", "outcome", "fix"):
         table.add_column(col)
     for r in results:
-        colour = {"bounced": "red", "deferred": "yellow"}.get(r.outcome, "green")
+        colour = {"bounced": "red", "lost": "red", "duplicated": "red", "n/a": "dim",
+                  "deferred": "yellow"}.get(r.outcome, "green")
         fix = [f"{v.inner} > {v.outer}: {v.fix}" for v in r.violations]
-        fix += [f"(assumed: {a})" for a in r.assumptions]
+        fix += [f"({a})" for a in r.assumptions]
         table.add_row(
             r.mode, "unbounded" if r.spamc_s is None else f"{r.spamc_s:g}",
             "-" if r.spamd_s is None else f"{r.spamd_s:g}",
             "-" if r.worst_s is None else f"{r.worst_s:g}", r.fires_first,
-            f"[{colour}]{r.outcome}[/{colour}]", "\n".join(fix))
+            f"[{colour}]{r.outcome}[/{colour}]", escape("\n".join(fix)))
     out.print(table)
     for note in notes:
         out.print(f"note: {note}", highlight=False)

@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from spamdrill.budget import wrappertable as wt
 from spamdrill.budget.model import Setup, evaluate
 from spamdrill.system import net
 from spamdrill.system.reader import Filter, Overrides, System, read
@@ -35,7 +36,8 @@ class WhatIf:
     concurrency: int | None = None
 
 
-def setup_for(system: System, f: Filter, what_if: WhatIf = WhatIf()) -> Setup:
+def setup_for(system: System, f: Filter, what_if: WhatIf = WhatIf(),
+              wrapper: wt.Table | None = None) -> Setup:
     """The budget model's inputs for one xfilter of this system."""
     spamd = system.spamd
     child, tcp, children = (spamd.number("timeout-child"), spamd.number("timeout-tcp"),
@@ -52,10 +54,8 @@ def setup_for(system: System, f: Filter, what_if: WhatIf = WhatIf()) -> Setup:
         syn_linear_timeouts=kernel_syn_linear_timeouts(),
         xfilter_in_exception=f.xfilter.in_exception if f.xfilter else False,
         spamd_names_by_dns=_spamd_names_by_dns(system, f),
-        wrapper=system.wrapper.model_kind,
-        wrapper_defers_timeout=system.wrapper.timeout_defers,
-        wrapper_assumption=system.wrapper.assumption,
         wrapper_deadline=system.deliver_deadline.value if system.deliver_deadline else None)
+    setup = _wrapper(system, setup, wrapper)
     setup = _database(system, setup, sources)
     r = system.resolv
     if r:
@@ -71,6 +71,46 @@ def setup_for(system: System, f: Filter, what_if: WhatIf = WhatIf()) -> Setup:
     if system.deliver_deadline is not None:
         sources["wrapper"] = system.deliver_deadline.source
     return _what_if(setup, what_if, sources)
+
+
+def measure_wrapper(system: System) -> wt.Table | None:
+    """The pipe service's command, run in the sandbox (``spamdrill.budget.sandbox``);
+    None when no pipe service runs maildrop or the command is spamdrill-deliver (its
+    own deadline and statuses are modelled, and tested with the real maildrop)."""
+    from spamdrill.budget import sandbox
+
+    if system.service is None or system.wrapper.kind == "spamdrill-deliver":
+        return None
+    argv = system.service.pipe_argv()
+    if not argv:
+        return wt.unmeasured(system.service.where, "the pipe service has no argv=")
+    if argv[0].rsplit("/", 1)[-1] == wt.MDA_NAME:
+        return sandbox.direct(argv[0])
+    if not argv[0].startswith("/"):
+        return wt.unmeasured(argv[0], "pipe(8)'s argv[0] is not an absolute path")
+    path = system.root / argv[0].lstrip("/")
+    if not path.is_file():
+        return wt.unmeasured(argv[0], f"{path} is not there to run")
+    return sandbox.measure(path, argv, argv[0])
+
+
+def _wrapper(system: System, setup: Setup, table: wt.Table | None) -> Setup:
+    """The wrapper's fates from its measured table; the worst when there is none for a
+    command that is neither maildrop nor spamdrill-deliver."""
+    kind = system.wrapper.kind
+    if table is None:
+        if system.service is None or kind in ("none", "spamdrill-deliver"):
+            return replace(setup, wrapper="spamdrill-deliver" if kind ==
+                           "spamdrill-deliver" else "none")
+        table = wt.unmeasured(system.wrapper.path or "the wrapper", "not run")
+    if table.how.startswith("no wrapper"):
+        return replace(setup, wrapper="none")
+    fates = {e: table.fate(e) for e in wt.EVENTS}
+    exits = {e: table.exit_of(e) for e in wt.EVENTS} if table.measured else {}
+    return replace(setup, wrapper="measured" if table.measured else "unmeasured",
+                   wrapper_fates=fates, wrapper_exits=exits,
+                   wrapper_assumption="wrapper measured: its table below" if table.measured
+                   else f"wrapper {table.wrapper}: {table.how}")
 
 
 def _database(system: System, setup: Setup, sources: dict[str, str]) -> Setup:
@@ -93,7 +133,7 @@ def _spamd_names_by_dns(system: System, f: Filter) -> int:
 def _what_if(setup: Setup, w: WhatIf, sources: dict[str, str]) -> Setup:
     if w.wrapper is not None:
         setup = replace(setup, wrapper=w.wrapper, wrapper_assumption="",
-                        wrapper_defers_timeout=w.wrapper != "bounce-on-75")
+                        wrapper_fates={}, wrapper_exits={})
         sources["wrapper"] = "--wrapper"
     if w.maildrop_timeout is not None:
         setup = replace(setup, maildrop_timeout=w.maildrop_timeout)
@@ -105,8 +145,9 @@ def _what_if(setup: Setup, w: WhatIf, sources: dict[str, str]) -> Setup:
     return replace(setup, sources=sources)
 
 
-def setups(system: System, what_if: WhatIf = WhatIf()) -> list[Setup]:
-    return [setup_for(system, f, what_if) for f in system.filters]
+def setups(system: System, what_if: WhatIf = WhatIf(),
+           wrapper: wt.Table | None = None) -> list[Setup]:
+    return [setup_for(system, f, what_if, wrapper) for f in system.filters]
 
 
 def limiting(all_setups: list[Setup]) -> int:

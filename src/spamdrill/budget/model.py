@@ -89,7 +89,8 @@ class Setup:
     resolv_attempts: int = RESOLV_ATTEMPTS  # options attempts:
     resolv_servers: int = 1  # nameserver lines (glibc uses up to 3)
     maildrop_timeout: float = 300.0
-    wrapper: str = "none"  # none | spamdrill-deliver | bounce-on-75
+    # none | spamdrill-deliver | bounce-on-75 (what-ifs) | measured | unmeasured
+    wrapper: str = "none"
     wrapper_deadline: float | None = None
     postfix_time_limit: float = 1000.0
     link_rate: float | None = None  # bytes/s between spamc and spamd; None: not modelled
@@ -100,14 +101,26 @@ class Setup:
     # unscanned); outside one it exits 75, "Unable to filter message." (measured, 2.9.3)
     xfilter_in_exception: bool = False
     spamd_names_by_dns: int = 0  # -d names spamc must ask DNS for (not in /etc/hosts)
-    # what the model assumed about the wrapper, said in every row it decides
+    # how the wrapper's behaviour is known (measured, or why not), said in every row it
+    # decides
     wrapper_assumption: str = ""
-    # the wrapper tells maildrop's "Timeout quota exceeded." from other 75s and defers it
-    wrapper_defers_timeout: bool = False
+    # the wrapper's measured fate per event of ``wrappertable.EVENTS`` (timeout,
+    # filter-failed, delivered), and its exit on each; empty: the ``wrapper`` kind's
+    wrapper_fates: dict[str, str] = field(default_factory=dict)
+    wrapper_exits: dict[str, str] = field(default_factory=dict)
     sources: dict[str, str] = field(default_factory=dict)
 
     def source(self, key: str, default: str) -> str:
         return self.sources.get(key, default)
+
+    def fate(self, event: str) -> str:
+        """What Postfix makes of maildrop's ending ``event`` through the wrapper."""
+        if event in self.wrapper_fates:
+            return self.wrapper_fates[event]
+        if event == "delivered":
+            return "delivered"
+        return {"bounce-on-75": "bounced", "unmeasured": "lost"}.get(self.wrapper,
+                                                                     "deferred")
 
 
 @dataclass
@@ -294,7 +307,8 @@ def _judge(s: Setup, mode: str, spamc_s: float | None, spamd_s: float | None,
         answered = spamd_s is not None and spamc_s == spamd_s  # a scan, or spamd's error
         fires = "none (spamd answered)" if answered else "spamc"
         if scanned:
-            return ModeResult(mode, spamc_s, spamd_s, spamc_s, fires, "delivered", why)
+            return _through(s, ModeResult(mode, spamc_s, spamd_s, spamc_s, fires,
+                                          "delivered", why), "delivered")
         return _failed_scan(s, mode, spamc_s, spamd_s, fires, why)
     if deadline is not None and deadline <= m:
         fires, worst, outcome = "spamdrill-deliver deadline", deadline, "deferred"
@@ -319,21 +333,40 @@ def _judge(s: Setup, mode: str, spamc_s: float | None, spamd_s: float | None,
                 "and defers)"))
         else:
             worst = spamc_s  # maildrop's exit 75 reaches Postfix when spamc lets go
-            outcome = "bounced" if s.wrapper == "bounce-on-75" and \
-                not s.wrapper_defers_timeout else "deferred"
-            if outcome == "bounced":
-                violations.append(Violation("maildrop's EX_TEMPFAIL (75)",
-                                            "the wrapper's 75 -> 100 mapping",
-                                            "use spamdrill-deliver: it defers timeouts"))
-    return ModeResult(mode, spamc_s, spamd_s, worst, fires, outcome, why, violations,
-                      _assumed(s, outcome))
+            return _through(s, ModeResult(mode, spamc_s, spamd_s, worst, fires, "deferred",
+                                          why, violations), "timeout")
+    return ModeResult(mode, spamc_s, spamd_s, worst, fires, outcome, why, violations)
 
 
-def _assumed(s: Setup, outcome: str) -> list[str]:
-    """The wrapper assumption, in each row whose outcome it decides."""
-    if s.wrapper_assumption and outcome in ("bounced", "deferred"):
-        return [s.wrapper_assumption]
-    return []
+EVENT_WORDS = {"timeout": "maildrop's EX_TEMPFAIL (75, \"Timeout quota exceeded.\")",
+               "filter-failed": "maildrop's EX_TEMPFAIL (75, \"Unable to filter "
+                                "message.\")",
+               "delivered": "maildrop's delivery (0)"}
+
+
+def _through(s: Setup, r: ModeResult, event: str) -> ModeResult:
+    """The row once the wrapper has turned maildrop's ending ``event`` into Postfix's
+    verdict: its measured (or assumed) fate, a violation when it bounces a temporary
+    failure, loses or duplicates mail, and how the wrapper's behaviour is known."""
+    fate = s.fate(event)
+    if s.wrapper_assumption and (event != "delivered" or fate != "delivered"):
+        r.assumptions.append(s.wrapper_assumption)
+    if fate == "delivered":
+        return r
+    if event != "delivered" and fate == "deferred":
+        r.outcome = "deferred"
+        return r
+    exit_of = s.wrapper_exits.get(event, "")
+    how = f"the wrapper's {exit_of} (measured)" if exit_of else "the wrapper"
+    meaning = {"lost": "Postfix counts it delivered: lost",
+               "duplicated": "Postfix tries again: delivered twice",
+               "bounced": "Postfix bounces it",
+               "deferred": "Postfix defers it"}.get(fate, fate)
+    r.outcome = fate
+    r.violations.append(Violation(EVENT_WORDS[event], f"{how}: {meaning}",
+                                  "use spamdrill-deliver (it defers every temporary "
+                                  "failure), or pass maildrop's status on: exec maildrop"))
+    return r
 
 
 def _failed_scan(s: Setup, mode: str, spamc_s: float, spamd_s: float | None, fires: str,
@@ -347,17 +380,12 @@ def _failed_scan(s: Setup, mode: str, spamc_s: float, spamd_s: float | None, fir
     if s.spamc.safe_fallback or s.xfilter_in_exception:
         if not s.spamc.safe_fallback:
             why += "; -x: the xfilter fails inside exception { }, which maildrop catches"
-        return ModeResult(mode, spamc_s, spamd_s, spamc_s, fires, "delivered unscanned", why)
+        return _through(s, ModeResult(mode, spamc_s, spamd_s, spamc_s, fires,
+                                      "delivered unscanned", why), "delivered")
     why += ("; -x: spamc prints nothing and exits non-zero, maildrop exits 75 'Unable to "
             "filter message.'")
-    if s.wrapper == "bounce-on-75":
-        return ModeResult(mode, spamc_s, spamd_s, spamc_s, fires, "bounced", why, [
-            Violation("spamc -x failure: maildrop's EX_TEMPFAIL (75)",
-                      "the wrapper's 75 -> 100 mapping",
-                      "use spamdrill-deliver (it defers), or drop -x")],
-            _assumed(s, "bounced"))
-    return ModeResult(mode, spamc_s, spamd_s, spamc_s, fires, "deferred", why, [],
-                      _assumed(s, "deferred"))
+    return _through(s, ModeResult(mode, spamc_s, spamd_s, spamc_s, fires, "deferred",
+                                  why), "filter-failed")
 
 
 def _fix(s: Setup, mode: str) -> str:

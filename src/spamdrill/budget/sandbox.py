@@ -1,0 +1,184 @@
+"""Run a delivery wrapper in a sandbox, its MDA replaced by a stand-in, once per case of
+``wrappertable.CASES`` (the I/O half; the judging is ``wrappertable``'s).
+
+The sandbox is ``unshare``: a user namespace (root inside, the caller outside: no root
+needed where user namespaces work; as root, root's own files stay untouchable because
+every mount but a private /tmp is made read-only), no network (an empty network
+namespace), a PID namespace (a wrapper's ``kill -1`` reaches only itself), a private
+mount namespace: tmpfs over /tmp and /run (the syslog and D-Bus sockets live there), the
+stand-in bind-mounted over each maildrop the wrapper may call by path and first in PATH.
+Each run gets the message on a pipe and its stdout and stderr on one pipe, as pipe(8)
+does, and a bounded time; the stand-in counts its calls and keeps what it read.
+
+``python -m spamdrill.budget.sandbox`` is the inside: it reads its task as JSON on
+stdin and writes the observations as JSON on stdout.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+from spamdrill.budget import wrappertable as wt
+
+RUN_TIMEOUT_S = 5.0  # one run of the wrapper; longer counts as hung
+WORK = "/tmp/.spamdrill-sandbox"
+STANDIN = """#!/bin/sh
+# spamdrill's stand-in for maildrop: ends as the case file says
+d=@WORK@
+echo x >> "$d/calls"
+read -r status reads < "$d/case"
+if [ "$reads" = 1 ]; then cat > "$d/got"; fi
+if [ -s "$d/stderr" ]; then cat "$d/stderr" >&2; fi
+if [ "$status" = kill ]; then kill -KILL $$; fi
+exit "$status"
+""".replace("@WORK@", WORK)
+HOST_MDAS = ("/usr/bin/maildrop", "/usr/local/bin/maildrop", "/bin/maildrop")
+UNSHARE = ["unshare", "--user", "--map-root-user", "--net", "--mount", "--pid", "--fork",
+           "--ipc", "--uts", "--mount-proc", "--propagation", "private", "--"]
+
+
+def measure(path: Path, argv: list[str], shown: str = "",
+            timeout_s: float = RUN_TIMEOUT_S) -> wt.Table:
+    """Run the wrapper file at ``path`` (argv[0] on the system measured) with pipe(8)'s
+    ``argv`` through every case; a table that says why when it cannot be run."""
+    shown = shown or str(path)
+    try:
+        text = path.read_bytes()
+    except OSError as exc:
+        return wt.unmeasured(shown, f"cannot read {path}: {exc.strerror}")
+    interp = wt.interpreter(text)
+    if interp is None and not text.startswith(b"\x7fELF"):
+        interp = ["/bin/sh"]  # execvp() runs a script without #! under /bin/sh
+    if interp is not None and not os.path.exists(interp[0]):
+        return wt.unmeasured(shown, f"its interpreter {interp[0]} is not on this host")
+    if shutil.which("unshare") is None:
+        return wt.unmeasured(shown, "unshare(1) is not installed")
+    task = {"wrapper": text.decode("latin-1"), "interp": interp or [],
+            "args": wt.expand_argv(argv)[1:], "mdas": wt.mda_paths(argv, text),
+            "timeout": timeout_s,
+            "cases": [[c.status, c.stderr, c.reads] for c in wt.CASES]}
+    try:
+        done = subprocess.run([*UNSHARE, sys.executable, "-m", "spamdrill.budget.sandbox"],
+                              input=json.dumps(task).encode(), capture_output=True,
+                              timeout=len(wt.CASES) * (timeout_s + 2) + 30, check=False)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return wt.unmeasured(shown, f"the sandbox did not run: {exc}")
+    if done.returncode != 0:
+        why = done.stderr.decode(errors="replace").strip().splitlines()
+        return wt.unmeasured(shown, f"the sandbox could not be set up: "
+                             f"{why[-1] if why else done.returncode}")
+    seen = [_observed(wt.CASES[i], o) for i, o in enumerate(json.loads(done.stdout))]
+    if not any(o.calls for o in seen):
+        out = next((o.output for o in seen if o.output), b"").decode(errors="replace")
+        return wt.unmeasured(shown, "the wrapper never ran maildrop in the sandbox"
+                             + (f"; it said: {out.strip()[:200]}" if out.strip() else ""))
+    runner = " ".join(interp) if interp else "itself"
+    if interp and os.path.realpath(interp[0]) != interp[0]:
+        runner += f" ({os.path.realpath(interp[0])})"
+    return wt.Table(shown, True, f"measured: run under {runner} in a sandbox (no network, "
+                    f"private mounts), maildrop replaced by a stand-in, {len(seen)} cases",
+                    [wt.row(o) for o in seen])
+
+
+def _observed(case: wt.Case, o: dict[str, object]) -> wt.Observed:
+    got = o["got"]
+    return wt.Observed(case, o["status"] if isinstance(o["status"], int) else None,
+                       o["signal"] if isinstance(o["signal"], int) else None,
+                       bool(o["timed_out"]), str(o["output"]).encode("latin-1"),
+                       int(str(o["calls"])),
+                       None if got is None else str(got).encode("latin-1"))
+
+
+def direct(argv0: str) -> wt.Table:
+    """pipe(8) runs maildrop itself: Postfix judges maildrop's own status (no wrapper to
+    measure)."""
+    seen = [wt.Observed(c, None if c.status == wt.KILLED else c.status,
+                        9 if c.status == wt.KILLED else None, False,
+                        c.stderr.encode(), 1, wt.MESSAGE if c.reads else None)
+            for c in wt.CASES]
+    return wt.Table(argv0, True, "no wrapper: pipe(8) runs maildrop and judges its own "
+                    "status (pipe_command.c)", [wt.row(o) for o in seen])
+
+
+# -- inside the sandbox ----------------------------------------------------------------
+
+def _mount(*args: str) -> None:
+    subprocess.run(["mount", *args], check=True, capture_output=True)
+
+
+def _inside() -> None:
+    task = json.loads(sys.stdin.buffer.read())
+    _mount("-t", "tmpfs", "-o", "mode=1777", "tmpfs", "/tmp")
+    if os.path.isdir("/run"):
+        _mount("-t", "tmpfs", "tmpfs", "/run")
+    if os.path.exists("/dev/log") and not os.path.islink("/dev/log"):
+        _mount("--bind", "/dev/null", "/dev/log")
+    work = Path(WORK)
+    (work / "bin").mkdir(parents=True)
+    standin = work / "bin" / wt.MDA_NAME
+    standin.write_text(STANDIN)
+    standin.chmod(0o755)
+    wrapper = work / "wrapper"
+    wrapper.write_bytes(task["wrapper"].encode("latin-1"))
+    wrapper.chmod(0o755)
+    host = [shutil.which(wt.MDA_NAME) or "", *HOST_MDAS, *task["mdas"]]
+    for mda in dict.fromkeys(m for m in host if m and os.path.isfile(m)):
+        _mount("--bind", str(standin), mda)
+    for line in Path("/proc/self/mountinfo").read_text().splitlines():
+        point = line.split()[4].replace("\\040", " ")
+        if point.startswith(("/proc", "/sys", "/dev", "/tmp", "/run")):
+            continue
+        _mount("-o", "remount,bind,ro", point)
+    try:  # refuse to run a wrapper where it could write the host's files
+        os.close(os.open("/.spamdrill-rw-check", os.O_CREAT | os.O_WRONLY))
+        os.unlink("/.spamdrill-rw-check")
+        sys.exit("the root file system stayed writable")
+    except OSError:
+        pass
+    env = {"PATH": f"{work / 'bin'}:/usr/local/bin:/usr/bin:/bin", "HOME": "/tmp",
+           "LOGNAME": "user", "USER": "user", "SHELL": "/bin/sh", "LANG": "C"}
+    argv = [*task["interp"], str(wrapper), *task["args"]]
+    results = []
+    for status, stderr, reads in task["cases"]:
+        for name in ("calls", "got"):
+            (work / name).unlink(missing_ok=True)
+        word = "kill" if status == wt.KILLED else str(status)
+        (work / "case").write_text(f"{word} {1 if reads else 0}\n")
+        (work / "stderr").write_text(stderr + "\n" if stderr else "")
+        results.append(_run(argv, env, task["timeout"], work))
+    sys.stdout.write(json.dumps(results))
+
+
+def _run(argv: list[str], env: dict[str, str], timeout: float, work: Path
+         ) -> dict[str, object]:
+    p = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                         stderr=subprocess.STDOUT, env=env, cwd="/tmp",
+                         start_new_session=True)
+    timed_out = False
+    try:
+        out, _ = p.communicate(wt.MESSAGE, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        timed_out = True
+        os.killpg(p.pid, signal.SIGKILL)
+        try:
+            out, _ = p.communicate(timeout=2)
+        except subprocess.TimeoutExpired:  # a descendant in a session of its own
+            out = b""
+            p.kill()
+            p.wait()
+    code = p.returncode
+    calls = (work / "calls").read_text().count("x") if (work / "calls").exists() else 0
+    got = (work / "got").read_bytes() if (work / "got").exists() else None
+    return {"status": code if code >= 0 else None, "signal": -code if code < 0 else None,
+            "timed_out": timed_out, "output": out[:8192].decode("latin-1"),
+            "calls": calls, "got": None if got is None else got.decode("latin-1")}
+
+
+if __name__ == "__main__":
+    _inside()
