@@ -75,7 +75,7 @@ def test_field_report_setup_bounces_on_a_full_accept_queue() -> None:
     q = r["spamd-accept-queue-full"]
     assert (q.worst_s, q.outcome, q.fires_first) == (302, "bounced",
                                                      "maildrop global timeout")
-    assert "-n 99" in q.violations[0].fix
+    assert "-n 89" in q.violations[0].fix  # 30 s below maildrop's 300 s
     assert r["spamd-refused"].outcome == "delivered unscanned"
     drip = r["spamd-slow-drip"]
     assert drip.spamc_s is None and drip.outcome == "bounced" and drip.worst_s == 1000
@@ -301,3 +301,127 @@ def test_spamd_rejected_mode_uses_the_maildrop_services_concurrency(tmp_path: Pa
                                   "  flags=DRhu user=vmail argv=/usr/bin/maildrop -d x\n")
     assert inputs.gather(etc=tmp_path, postfix_dir=pf).concurrency == 3
     assert inputs.gather(etc=tmp_path, postfix_dir=pf, concurrency=9).concurrency == 9
+
+
+# ---- only what is there ----------------------------------------------------------------
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+
+
+def system_modes(root: Path) -> dict[str, model.ModeResult]:
+    from spamdrill.system import reader
+
+    system = reader.read(root)
+    setups = inputs.setups(system)
+    return modes(setups[inputs.limiting(setups)])
+
+
+def example_copy(tmp_path: Path, name: str) -> Path:
+    import shutil
+
+    root = tmp_path / name
+    shutil.copytree(EXAMPLES / name, root)
+    return root
+
+
+@pytest.mark.unit
+def test_no_sql_means_no_database_rows() -> None:
+    r = system_modes(EXAMPLES / "debian-stock")
+    for mode in ("db-unreachable", "db-locked", "dns-db-servfail"):
+        assert r[mode].outcome == "n/a" and "no SQL" in r[mode].why
+        assert r[mode].worst_s is None and not r[mode].violations
+    assert r["spamd-silent"].outcome != "n/a"
+
+
+@pytest.mark.unit
+def test_database_name_in_hosts_counts_only_when_nsswitch_asks_files_first(
+        tmp_path: Path) -> None:
+    root = example_copy(tmp_path, "fixed")
+    r = system_modes(root)
+    assert r["dns-db-servfail"].outcome == "n/a" and "etc/hosts" in r["dns-db-servfail"].why
+    (root / "etc/nsswitch.conf").write_text("hosts: dns [!UNAVAIL=return] files\n")
+    assert system_modes(root)["dns-db-servfail"].outcome != "n/a"
+    (root / "etc/nsswitch.conf").unlink()  # glibc without the file asks DNS first; the
+    assert system_modes(root)["dns-db-servfail"].outcome == "n/a"  # Debian default assumed
+
+
+@pytest.mark.unit
+def test_no_spamc_in_any_xfilter_and_mail_to_lmtp_leave_nothing_to_budget(
+        tmp_path: Path) -> None:
+    root = example_copy(tmp_path, "debian-stock")
+    (root / "etc/maildroprc").write_text('xfilter "/usr/bin/reformail -A X-Seen:1"\n')
+    r = system_modes(root)
+    assert {m.outcome for m in r.values()} == {"n/a"}
+    assert "no xfilter" in r["spamd-silent"].why and "runs spamc" in r["spamd-silent"].why
+    root = example_copy(tmp_path, "fixed")
+    main = root / "etc/postfix/main.cf"
+    main.write_text(main.read_text().replace("virtual_transport = maildrop",
+                                             "virtual_transport = lmtp:unix:private/lmtp"))
+    r = system_modes(root)
+    assert {m.outcome for m in r.values()} == {"n/a"}
+    assert "virtual_transport = lmtp:unix:private/lmtp" in r["db-locked"].why
+
+
+@pytest.mark.unit
+def test_resolver_search_ndots_rotate() -> None:
+    from spamdrill.system import net
+
+    r = net.resolv_conf("search a.example b.example\nnameserver 10.0.0.1\n"
+                        "options ndots:3 rotate timeout:1 attempts:1\n", "/r")
+    assert (r["resolv_search"].value, r["resolv_ndots"].value) == (2, 3)
+    assert "resolv_rotate" in r and r["resolv_search"].source == "/r:1"
+    # as is, then the first search domain: one dead lookup more, however long the list
+    assert model.dead_name_lookup_s(1, 1, 1, 2) == 2 * model.libc_dead_lookup_s(1, 1, 1)
+    assert model.dead_name_lookup_s(5, 2, 1, 0) == 10
+    base = model.Setup(spamc=sm.parse_args("-d spamd.example -t 100"),
+                       spamd_names_by_dns=1, resolv_timeout=5, resolv_attempts=2)
+    assert modes(base)["dns-dead"].spamc_s == 10
+    assert modes(replace(base, resolv_search=1))["dns-dead"].spamc_s == 20
+    assert not net.hosts_files_first("hosts: dns files\n")
+    assert net.hosts_files_first("hosts: files mdns4_minimal [NOTFOUND=return] dns\n")
+    assert not net.hosts_files_first(None)
+
+
+@pytest.mark.unit
+@given(t=st.integers(101, 900), maildrop=st.integers(30, 900))
+def test_suggested_fixes_keep_a_margin_below_the_limit(t: int, maildrop: int) -> None:
+    setup = model.Setup(spamc=sm.parse_args(f"-d 10.0.0.1 -t {t}"),
+                        maildrop_timeout=maildrop, wrapper="spamdrill-deliver",
+                        wrapper_deadline=maildrop + 100)
+    margin = model.fix_margin_s(maildrop)
+    assert margin >= 5 and margin >= maildrop / 10
+    for r in model.evaluate(setup):
+        for v in r.violations:
+            if v.fix.startswith("spamc -t "):
+                assert int(v.fix.split()[2]) <= maildrop - margin, v.fix
+                assert f"{margin:g} s below" in v.fix
+
+
+@pytest.mark.lab
+@pytest.mark.parametrize("name,absent", [
+    ("debian-stock", {"db-unreachable", "db-locked", "dns-db-servfail"}),
+    ("field-report", set()),
+    ("fixed", {"dns-db-servfail"}),
+])
+def test_cli_budget_examples_show_no_row_for_an_absent_component(name: str,
+                                                                 absent: set[str]) -> None:
+    done = spamdrill("budget", "--etc", str(EXAMPLES / name), "--json")
+    doc = json.loads(done.stdout)
+    assert {m["mode"] for m in doc["modes"] if m["outcome"] == "n/a"} == absent
+    for m in doc["modes"]:
+        if m["outcome"] == "n/a":
+            assert m["why"] and m["worst_s"] is None and not m["violations"]
+    text = spamdrill("budget", "--etc", str(EXAMPLES / name)).stdout
+    for mode in absent:
+        assert f"n/a: {mode}:" in text
+        assert not any(line.startswith(f"│ {mode} ") for line in text.splitlines())
+
+
+@pytest.mark.lab
+def test_cli_budget_empty_etc_is_one_line_and_exit_2(tmp_path: Path) -> None:
+    (tmp_path / "etc").mkdir()
+    done = spamdrill("budget", "--etc", str(tmp_path))
+    assert done.returncode == 2 and not done.stdout
+    assert len(done.stderr.strip().splitlines()) == 1, done.stderr
+    assert "no Postfix" in done.stderr and "maildroprc" in done.stderr
+    assert "SpamAssassin" in done.stderr

@@ -800,6 +800,13 @@ def _budget_notes(system: Any, chosen: int) -> list[str]:
     return list(dict.fromkeys(notes))
 
 
+def _print_absent(results: list[Any]) -> None:
+    """The modes whose component the system does not use: a line each, not a row."""
+    for r in results:
+        if r.outcome == "n/a":
+            out.print(f"n/a: {r.mode}: {escape(r.why)}", highlight=False)
+
+
 def _print_wrapper_table(table: Any) -> None:
     """The wrapper's measured table: each way maildrop ends, what the wrapper made of
     it, what pipe(8) then does, and the mail's fate."""
@@ -854,7 +861,7 @@ def _print_budget(system: Any, setups: list[Any], chosen: int, results: list[Any
                         f"wrapper: {setup.wrapper})")
     for col in ("mode", "spamc s", "spamd s", "worst s", "fires first", "outcome", "fix"):
         table.add_column(col)
-    for r in results:
+    for r in [r for r in results if r.outcome != "n/a"]:
         colour = {"bounced": "red", "lost": "red", "duplicated": "red", "n/a": "dim",
                   "deferred": "yellow"}.get(r.outcome, "green")
         fix = [f"{v.inner} > {v.outer}: {v.fix}" for v in r.violations]
@@ -864,9 +871,11 @@ def _print_budget(system: Any, setups: list[Any], chosen: int, results: list[Any
             "-" if r.spamd_s is None else f"{r.spamd_s:g}",
             "-" if r.worst_s is None else f"{r.worst_s:g}", r.fires_first,
             f"[{colour}]{r.outcome}[/{colour}]", escape("\n".join(fix)))
-    out.print(table)
+    if table.rows:
+        out.print(table)
+    _print_absent(results)
     for note in notes:
-        out.print(f"note: {note}", highlight=False)
+        out.print(f"note: {escape(note)}", highlight=False)
 
 
 def _load_run(results_dir: Path, ref: str) -> Any:

@@ -8,7 +8,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from spamdrill.budget import wrappertable as wt
-from spamdrill.budget.model import Setup, evaluate
+from spamdrill.budget.model import MODES, Setup, evaluate
 from spamdrill.system import net
 from spamdrill.system.reader import Filter, Overrides, System, read
 from spamdrill.vocab import Fate, Finding
@@ -57,6 +57,7 @@ def setup_for(system: System, f: Filter, what_if: WhatIf = WhatIf(),
         wrapper_deadline=system.deliver_deadline.value if system.deliver_deadline else None)
     setup = _wrapper(system, setup, wrapper)
     setup = _database(system, setup, sources)
+    setup = replace(setup, absent=absent(system, f))
     r = system.resolv
     if r:
         setup = replace(
@@ -66,7 +67,10 @@ def setup_for(system: System, f: Filter, what_if: WhatIf = WhatIf(),
             resolv_attempts=int(r["resolv_attempts"].value) if "resolv_attempts" in r
             else setup.resolv_attempts,
             resolv_servers=int(r["resolv_servers"].value) if "resolv_servers" in r
-            else setup.resolv_servers)
+            else setup.resolv_servers,
+            resolv_search=int(r["resolv_search"].value) if "resolv_search" in r else 0,
+            resolv_ndots=int(r["resolv_ndots"].value) if "resolv_ndots" in r else 1,
+            resolv_rotate="resolv_rotate" in r)
         sources["resolv"] = ", ".join(sorted({v.source for v in r.values()}))
     if system.deliver_deadline is not None:
         sources["wrapper"] = system.deliver_deadline.source
@@ -113,11 +117,43 @@ def _wrapper(system: System, setup: Setup, table: wt.Table | None) -> Setup:
                    else f"wrapper {table.wrapper}: {table.how}")
 
 
+SPAMC_MODES = tuple(m for m in MODES)  # every mode is met through spamc
+SQL_MODES = ("db-unreachable", "db-locked", "dns-db-servfail")
+
+
+def absent(system: System, f: Filter) -> dict[str, str]:
+    """The modes whose component this system does not use, each with the reason."""
+    if system.maildrop_unused:
+        return {m: system.maildrop_unused for m in MODES}
+    if system.no_spamc:
+        return {m: system.no_spamc for m in SPAMC_MODES}
+    out: dict[str, str] = {}
+    dsn = system.db_dsn
+    if dsn is None:
+        why = ("no SQL: SpamAssassin's config names no bayes_sql_dsn, nor a "
+               "user_scores_dsn that spamd (-q/-Q) uses")
+        return {m: why for m in SQL_MODES}
+    if system.bayes_dsn is None:
+        out["db-locked"] = (f"no SQL Bayes: a global read lock holds no query spamd makes "
+                            f"(user prefs from {dsn.source} are only read)")
+    if dsn.kind == "socket":
+        out["dns-db-servfail"] = (f"the DSN reaches the database by a local socket "
+                                  f"({dsn.source}): no lookup to fail")
+    elif dsn.kind != "name" or net.is_address(dsn.host):
+        out["dns-db-servfail"] = (f"the DSN names the database by address ({dsn.host}, "
+                                  f"{dsn.source}): no lookup to fail")
+    elif not net.needs_dns(dsn.host, system.hosts, system.hosts_first):
+        out["dns-db-servfail"] = (f"{dsn.host} is answered by {system.root / 'etc/hosts'} "
+                                  f"before DNS ({system.hosts_source})")
+    return out
+
+
 def _database(system: System, setup: Setup, sources: dict[str, str]) -> Setup:
     dsn = system.db_dsn
     if dsn is None:
         return setup
-    by_name = dsn.kind == "name" and net.needs_dns(dsn.host, system.hosts)
+    by_name = dsn.kind == "name" and net.needs_dns(dsn.host, system.hosts,
+                                                   system.hosts_first)
     sources["db"] = dsn.source
     return replace(setup, db_host_is_name=by_name, db_connect_timeout=dsn.connect_timeout)
 
@@ -127,7 +163,7 @@ def _spamd_names_by_dns(system: System, f: Filter) -> int:
     if flags.unix_socket is not None:
         return 0
     hosts = flags.hosts[:flags.tried_hosts]
-    return sum(1 for h in hosts if net.needs_dns(h, system.hosts))
+    return sum(1 for h in hosts if net.needs_dns(h, system.hosts, system.hosts_first))
 
 
 def _what_if(setup: Setup, w: WhatIf, sources: dict[str, str]) -> Setup:
@@ -156,7 +192,9 @@ def limiting(all_setups: list[Setup]) -> int:
     order = list(Finding)
 
     def key(setup: Setup) -> tuple[int, float]:
-        results = evaluate(setup)
+        results = [r for r in evaluate(setup) if r.outcome != "n/a"]
+        if not results:
+            return 0, 0.0
         worst = Finding.worst([Fate(r.outcome).finding for r in results])
         longest = max((r.worst_s if r.worst_s is not None else float("inf"))
                       for r in results)

@@ -58,6 +58,14 @@ def libc_dead_lookup_s(timeout: float, attempts: int, servers: int) -> float:
     return float(max(1, attempts) * per_round)
 
 
+def dead_name_lookup_s(timeout: float, attempts: int, servers: int, search: int) -> float:
+    """getaddrinfo() of one name with no server answering. ``res_search()`` (glibc
+    ``resolv/res_query.c``) tries the name as it is and with the search list's first
+    domain (ndots decides which first); a TRY_AGAIN (no answer) ends the list there, so a
+    search list costs exactly one dead lookup more."""
+    return libc_dead_lookup_s(timeout, attempts, servers) * (2 if search else 1)
+
+
 def connector_dns_wait_s(lookup_s: float, connect_timeout: float = 0) -> float:
     """How long MariaDB Connector/C keeps resolving a name that gives EAI_AGAIN (a dead
     resolver or SERVFAIL). ``pvio_socket_connect()``: getaddrinfo() again and again,
@@ -88,6 +96,11 @@ class Setup:
     resolv_timeout: float = RESOLV_TIMEOUT_S  # resolv.conf options timeout:
     resolv_attempts: int = RESOLV_ATTEMPTS  # options attempts:
     resolv_servers: int = 1  # nameserver lines (glibc uses up to 3)
+    resolv_search: int = 0  # search (or domain) list's length
+    resolv_ndots: int = 1  # options ndots: (which try comes first, not what they cost)
+    resolv_rotate: bool = False  # options rotate (which server first: the same total)
+    # modes whose component the system does not use, with the reason: n/a rows
+    absent: dict[str, str] = field(default_factory=dict)
     maildrop_timeout: float = 300.0
     # none | spamdrill-deliver | bounce-on-75 (what-ifs) | measured | unmeasured
     wrapper: str = "none"
@@ -168,9 +181,9 @@ def limits(s: Setup) -> list[dict[str, Any]]:
          "source": s.source("spamd", "spamd default")},
         {"layer": "SpamAssassin rbl_timeout", "seconds": s.rbl_timeout,
          "source": s.source("sa", "SpamAssassin default")},
-        {"layer": "resolver, one lookup with no server answering",
-         "seconds": libc_dead_lookup_s(s.resolv_timeout, s.resolv_attempts,
-                                       s.resolv_servers),
+        {"layer": "resolver, one name with no server answering"
+                  + (" (as is, then the first search domain)" if s.resolv_search else ""),
+         "seconds": _name_lookup(s),
          "source": s.source("resolv", "glibc defaults (timeout 5, attempts 2)")},
         {"layer": "maildrop global timeout", "seconds": s.maildrop_timeout,
          "source": s.source("maildrop", "Debian maildrop 2.9.3 (compiled in)")},
@@ -237,7 +250,7 @@ def evaluate(s: Setup) -> list[ModeResult]:
                   "a global read lock: Bayes updates wait lock_wait_timeout, capped by "
                   "--timeout-child"))
     if s.db_host_is_name:
-        lookup = libc_dead_lookup_s(s.resolv_timeout, s.resolv_attempts, s.resolv_servers)
+        lookup = _name_lookup(s)
         limit = s.db_connect_timeout or CONNECTOR_DNS_TIMEOUT_S
         for mode, each, what in (("dns-dead", lookup, f"each lookup waits {lookup:g} s"),
                                  ("dns-db-servfail", 0.0, "each lookup fails at once")):
@@ -260,8 +273,14 @@ def evaluate(s: Setup) -> list[ModeResult]:
         cases.append(_slow_link_case(f, s.link_rate))
     fails = {"db-unreachable", "dns-db-servfail"} | ({"dns-dead"} if s.db_host_is_name
                                                      else set())
-    return [_judge(s, mode, spamc_s, spamd_s, why, mode in fails)
+    return [ModeResult(mode, None, None, None, "-", "n/a", s.absent[mode])
+            if mode in s.absent else _judge(s, mode, spamc_s, spamd_s, why, mode in fails)
             for mode, spamc_s, spamd_s, why in cases]
+
+
+def _name_lookup(s: Setup) -> float:
+    return dead_name_lookup_s(s.resolv_timeout, s.resolv_attempts, s.resolv_servers,
+                              s.resolv_search)
 
 
 def _spamc_lookups(s: Setup, case: tuple[str, float | None, float | None, str]
@@ -269,7 +288,7 @@ def _spamc_lookups(s: Setup, case: tuple[str, float | None, float | None, str]
     """spamc resolves every -d name before it connects (``transport_setup``): with the
     resolver dead each name costs a whole dead lookup; if none resolves, spamc fails with
     EX_TEMPFAIL and never reaches spamd."""
-    lookup = libc_dead_lookup_s(s.resolv_timeout, s.resolv_attempts, s.resolv_servers)
+    lookup = _name_lookup(s)
     wait = s.spamd_names_by_dns * lookup
     mode, spamc_s, spamd_s, why = case
     if s.spamd_names_by_dns >= len(s.spamc.hosts):
@@ -388,29 +407,40 @@ def _failed_scan(s: Setup, mode: str, spamc_s: float, spamd_s: float | None, fir
                                   why), "filter-failed")
 
 
+def fix_margin_s(limit: float) -> float:
+    """How far below a limit a suggested setting stays: a tenth of it, at least 5 s, so
+    scan time, process start-up and a slow disk do not tip a fix over (300 s -> 270 s,
+    not 299 s)."""
+    return float(max(5, math.ceil(limit / 10)))
+
+
 def _fix(s: Setup, mode: str) -> str:
-    """The smallest change that brings spamc back under maildrop's timeout."""
+    """The smallest change that brings spamc back under maildrop's timeout, with a stated
+    margin below it."""
     f, m = s.spamc, s.maildrop_timeout
+    margin = fix_margin_s(m)
+    room = m - margin
+    below = f"; {margin:g} s below maildrop's {m:g} s"
     if mode == "spamd-refused":
         sleeps = spamc_model.connect_failures(f, refused=True)[1]
-        sleep_max = math.floor((m - 1) / max(1, sleeps))
-        return f"spamc --retry-sleep {sleep_max}"
+        sleep_max = math.floor(room / max(1, sleeps))
+        return f"spamc --retry-sleep {sleep_max} ({below[2:]})"
     if mode in ("spamd-accept-queue-full", "spamd-rejected"):
         calls, sleeps = spamc_model.connect_failures(f, refused=False)
-        n_max = math.floor((m - 1 - sleeps * f.retry_sleep) / calls)
+        n_max = math.floor((room - sleeps * f.retry_sleep) / calls)
         firewall = (", or have the firewall reject with a TCP reset (not rate-limited)"
                     if mode == "spamd-rejected" else "")
         if n_max >= 1:
-            return (f"spamc -n {n_max} (connect timeout; -t stays {f.timeout:g}), or "
-                    f"--connect-retries 1{firewall}")
+            return (f"spamc -n {n_max} (connect timeout; -t stays {f.timeout:g}{below}), "
+                    f"or --connect-retries 1{firewall}")
         return f"spamc --connect-retries 1{firewall}"
     if mode == "net-slow" and f.timeout:
-        t_max = max(1, math.floor((m - 1) / 2))
-        return (f"spamc -t {t_max} (on this link a scanned message can take 2 x -t), or a "
-                "smaller -s, or a faster link")
+        t_max = max(1, math.floor(room / 2))
+        return (f"spamc -t {t_max} (on this link a scanned message can take 2 x -t{below}), "
+                "or a smaller -s, or a faster link")
     if mode == "spamd-slow-drip" or not f.timeout:
         return ("no spamc flag bounds it: run maildrop under spamdrill-deliver, which kills "
                 "the spamc maildrop leaves behind and defers")
-    t_max = math.floor((m - 1 - (f.filter_retries - 1) * f.filter_retry_sleep)
+    t_max = math.floor((room - (f.filter_retries - 1) * f.filter_retry_sleep)
                        / f.filter_retries)
-    return f"spamc -t {max(1, t_max)}"
+    return f"spamc -t {max(1, t_max)} ({below[2:]})"
