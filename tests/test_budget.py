@@ -425,3 +425,63 @@ def test_cli_budget_empty_etc_is_one_line_and_exit_2(tmp_path: Path) -> None:
     assert len(done.stderr.strip().splitlines()) == 1, done.stderr
     assert "no Postfix" in done.stderr and "maildroprc" in done.stderr
     assert "SpamAssassin" in done.stderr
+
+
+# ---- shell injection in the maildroprc -------------------------------------------------
+
+@pytest.mark.unit
+def test_maildroprc_shell_injection_risks_are_flagged_with_line_and_safe_form() -> None:
+    rc = maildroprc.parse(
+        'SUBJ=`reformail -x Subject:`\n'
+        'RCPT="$1"\n'
+        'xfilter "/usr/bin/spamc -u $1"\n'            # 3: pasted by maildrop
+        'xfilter "/usr/bin/spamc -u $LOGNAME"\n'      # 4: the account: not free text
+        "xfilter '/usr/bin/spamc -u \"$RCPT\"'\n"     # 5: the safe form
+        "xfilter '/usr/bin/spamc -u $RCPT'\n"         # 6: split and globbed
+        '`logger -t x "$SUBJ"`\n'                     # 7: safe
+        '`logger -t x $SUBJ`\n'                       # 8: split and globbed
+        'to "| /usr/bin/procmail -a $FROM"\n'         # 9: pasted
+        'CLEAN="x"\n'
+        'xfilter "spamc -u \\$FROM $CLEAN $SIZE"\n', "/etc/maildroprc")
+    lines = sorted(int(r.split(":")[1]) for r in rc.risks)
+    assert lines == [3, 6, 8, 9], rc.risks
+    three = next(r for r in rc.risks if r.startswith("/etc/maildroprc:3:"))
+    assert "ARG1=\"$1\"" in three and "xfilter '... \"$ARG1\" ...'" in three
+    assert any("$RCPT" in r and "Safe: \"$RCPT\"" in r for r in rc.risks)
+
+
+@pytest.mark.lab
+def test_real_maildrop_runs_what_a_flagged_line_pastes_and_not_the_safe_form(
+        tmp_path: Path) -> None:
+    """The rule measured: maildrop 2.9.3 pastes a variable into a double-quoted xfilter
+    before the shell parses it; the flagged form runs the sender's command, the safe form
+    does not."""
+    import subprocess
+
+    pwned = tmp_path / "pwned"
+    evil = f'x"; touch {pwned}; "'
+    for body, flagged in (('xfilter "cat; echo \\"$SUBJ\\" >/dev/null"\n', True),
+                          ("xfilter 'cat; echo \"$SUBJ\" >/dev/null'\n", False)):
+        text = f"SUBJ=`printf '%s' '{evil}'`\n{body}"
+        rc = tmp_path / "rc"
+        rc.write_text(text)
+        rc.chmod(0o600)
+        subprocess.run(["maildrop", str(rc)], input=b"From: a@b\n\nx\n", timeout=30,
+                       capture_output=True, cwd=tmp_path, check=False)
+        assert pwned.exists() == flagged, body
+        assert bool(maildroprc.parse(text, str(rc)).risks) == flagged
+        pwned.unlink(missing_ok=True)
+
+
+@pytest.mark.lab
+def test_cli_budget_shows_the_risk(tmp_path: Path) -> None:
+    import shutil
+
+    root = tmp_path / "sys"
+    shutil.copytree(EXAMPLES / "debian-stock", root)
+    (root / "etc/maildroprc").write_text('xfilter "/usr/bin/spamc -u $1"\n')
+    done = spamdrill("budget", "--etc", str(root))
+    assert done.returncode == 1 and "risk:" in done.stdout
+    assert "maildroprc:1:" in done.stdout and "xfilter pastes $1" in done.stdout
+    doc = json.loads(spamdrill("budget", "--etc", str(root), "--json").stdout)
+    assert len(doc["risks"]) == 1 and doc["risks"][0].startswith(str(root))

@@ -742,8 +742,8 @@ def _budget_html_option(f: Any) -> Any:
               help="How many spamc start at once from one host (default: the maildrop "
                    "service's maxproc in master.cf, else 100): spamd-rejected's burst.")
 @click.option("--json", "as_json", is_flag=True,
-              help='{"limits": [...], "modes": [...], "xfilters": [...], "notes": [...]} '
-                   "(a contract; see docs/BUDGET.md).")
+              help='{"limits": [...], "modes": [...], "xfilters": [...], "wrapper": {...}, '
+                   '"risks": [...], "notes": [...]} (a contract; see docs/BUDGET.md).')
 def budget(etc: Path, maildroprc: Path | None, spamc_args: str | None,
            spamc_conf: Path | None, spamd_args: str | None, spamd_default: Path | None,
            sa_dir: Path | None, postfix_dir: Path | None, resolv_conf: Path | None,
@@ -753,13 +753,18 @@ def budget(etc: Path, maildroprc: Path | None, spamc_args: str | None,
 
     Reads the system under --etc (default /): Postfix, maildrop (every xfilter that runs
     spamc, each analysed), spamc and spamc.conf, spamd's unit and /etc/default/spamd,
-    SpamAssassin's site config and DSNs, the wrapper in master.cf, the resolver. For each
-    mode (spamd refusing, dropping SYNs, rejecting with ICMP under a burst, silent,
+    SpamAssassin's site config and DSNs, the resolver (resolv.conf, hosts, nsswitch.conf).
+    The wrapper master.cf names is run, not read: in a sandbox (no network, private
+    mounts) with maildrop replaced by a stand-in that ends every way maildrop can; its
+    measured table decides what Postfix does (delivered, deferred, bounced, or lost). For
+    each mode (spamd refusing, dropping SYNs, rejecting with ICMP under a burst, silent,
     dripping, overloaded; the database unreachable or locked; DNS dead, or SERVFAIL for
     the database's name; with --link-rate, a slow link): each layer's worst case, which
-    limit fires first, and what Postfix then does (delivered, delivered unscanned,
-    deferred, bounced). A violation names the smallest change that fixes it. Exit 1 if
-    any mode has a violation.
+    limit fires first, and what Postfix then does. A mode whose component the system does
+    not use is n/a, with the reason. A violation names the smallest change that fixes
+    it, a stated margin below the limit. Exit 1 if any mode has a violation, the wrapper
+    loses mail or bounces a temporary failure, or the maildroprc lets a sender's text
+    into a shell command; 2 if --etc holds no Postfix, maildrop or SpamAssassin config.
 
     \b
     spamdrill budget --etc examples/field-report
@@ -779,18 +784,21 @@ def budget(etc: Path, maildroprc: Path | None, spamc_args: str | None,
     results = model.evaluate(setup)
     notes = _budget_notes(system, chosen)
     problems = table.problems() if table is not None else []
+    risks = list(system.maildroprc.risks) if system.maildroprc is not None else []
     _budget_html(setup, results, notes)
     if as_json:
         click.echo(json.dumps({"limits": model.limits(setup),
                                "modes": [r.public() for r in results],
                                "xfilters": _xfilters_json(system, setups, chosen),
                                "wrapper": table.public() if table is not None else None,
-                               "notes": notes}, indent=1))
+                               "risks": risks, "notes": notes}, indent=1))
     else:
         _print_budget(system, setups, chosen, results, notes)
         if table is not None:
             _print_wrapper_table(table)
-    sys.exit(1 if problems or any(r.violations for r in results) else 0)
+        for risk in risks:
+            out.print(f"[red]risk:[/red] {escape(risk)}", highlight=False)
+    sys.exit(1 if problems or risks or any(r.violations for r in results) else 0)
 
 
 def _budget_notes(system: Any, chosen: int) -> list[str]:
