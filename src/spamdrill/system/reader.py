@@ -106,6 +106,17 @@ def read(root: Path = Path("/"), o: Overrides = Overrides()) -> System:
     return s
 
 
+def read_postfix(root: Path = Path("/")) -> System:
+    """Postfix's part alone (main.cf, master.cf, the maildrop service, its time limit), as
+    ``read`` reads it: ``spamdrill-deliver --check-config --etc`` uses it."""
+    if not root.is_dir():
+        raise SpamdrillError(f"--etc {root}: no such directory",
+                             "give the root of a system's files, e.g. / or a copy of it")
+    s = System(root)
+    _postfix(s, root / "etc/postfix")
+    return s
+
+
 def _text(path: Path) -> str | None:
     try:
         return path.read_text(errors="replace")
