@@ -485,3 +485,46 @@ def test_cli_budget_shows_the_risk(tmp_path: Path) -> None:
     assert "maildroprc:1:" in done.stdout and "xfilter pastes $1" in done.stdout
     doc = json.loads(spamdrill("budget", "--etc", str(root), "--json").stdout)
     assert len(doc["risks"]) == 1 and doc["risks"][0].startswith(str(root))
+
+
+# ---- the wrapper's table, sans-IO ------------------------------------------------------
+
+@pytest.mark.unit
+def test_wrapper_table_judges_lost_and_duplicated_from_what_the_stand_in_saw() -> None:
+    from spamdrill.budget import wrappertable as wt
+
+    fail = wt.Case(75, wt.TIMEOUT_TEXT, True)
+    ok = wt.Case(0, "", True)
+    # exit 0 while maildrop failed: Postfix counts it delivered, the mail is gone
+    assert wt.row(wt.Observed(fail, 0, None, False, b"", 1, wt.MESSAGE)).fate == "lost"
+    # exit 0, maildrop "delivered" other bytes (the wrapper dropped its input): lost
+    assert wt.row(wt.Observed(ok, 0, None, False, b"", 1, b"")).fate == "lost"
+    assert wt.row(wt.Observed(ok, 0, None, False, b"", 0, None)).fate == "lost"
+    assert wt.row(wt.Observed(ok, 0, None, False, b"", 1, wt.MESSAGE)).fate == "delivered"
+    # delivered, then the wrapper defers: Postfix delivers it again
+    assert wt.row(wt.Observed(ok, 75, None, False, b"", 1, wt.MESSAGE)).fate == "duplicated"
+    assert wt.row(wt.Observed(fail, 100, None, False, b"", 1, wt.MESSAGE)).fate == "bounced"
+    hung = wt.row(wt.Observed(fail, None, 9, True, b"", 1, wt.MESSAGE))
+    assert hung.fate == "bounced" and hung.wrapper.startswith("hung")
+    assert wt.row(wt.Observed(fail, None, 9, False, b"", 1, None)).fate == "deferred"
+    table = wt.unmeasured("/w", "why")
+    assert table.fate("timeout") == "lost" and table.fate("delivered") == "delivered"
+    assert table.problems() and "why" in table.how
+
+
+@pytest.mark.unit
+def test_wrapper_table_inputs() -> None:
+    from spamdrill.budget import wrappertable as wt
+
+    assert wt.expand_argv(["/w", "-d", "${recipient}", "$sender", "${user}@${nexthop}",
+                           "${extension}"]) == ["/w", "-d", "user@example.org",
+                                                "sender@example.net", "user@example.org", ""]
+    assert wt.interpreter(b"#!/usr/bin/perl -w\nprint;\n") == ["/usr/bin/perl", "-w"]
+    assert wt.interpreter(b"#! /bin/sh\n") == ["/bin/sh"]
+    assert wt.interpreter(b"echo hi\n") is None
+    assert wt.mda_paths(["/w", "/opt/x/maildrop"], b"exec /usr/local/bin/maildrop -d") == \
+        ["/opt/x/maildrop", "/usr/local/bin/maildrop"]
+    statuses = {c.status for c in wt.CASES}
+    assert statuses == {0, 64, 65, 67, 69, 75, 77, 100, wt.KILLED}
+    assert {c.reads for c in wt.CASES if c.status == 75} == {True, False}
+    assert set(wt.EVENTS.values()) <= set(wt.CASES)

@@ -154,3 +154,10 @@ def test_budget_etc_with_the_bash_wrapper_bounces(tmp_path: Path) -> None:
     doc = json.loads(spamdrill("budget", "--etc", str(root), "--json").stdout)
     modes = {m["mode"]: m for m in doc["modes"]}
     assert modes["spamd-accept-queue-full"]["outcome"] == "bounced"
+
+
+def test_a_wrapper_that_hangs_is_stopped_and_not_measured(tmp_path: Path) -> None:
+    path = write(tmp_path, "hang.sh", '#!/bin/sh\n/usr/bin/maildrop "$@"\nexec sleep 600\n')
+    t = sandbox.measure(path, ARGV, timeout_s=1)
+    assert not t.measured and "hung in 3 runs in a row" in t.how
+    assert t.fate("timeout") == "lost"
