@@ -161,3 +161,21 @@ def test_a_wrapper_that_hangs_is_stopped_and_not_measured(tmp_path: Path) -> Non
     t = sandbox.measure(path, ARGV, timeout_s=1)
     assert not t.measured and "hung in 3 runs in a row" in t.how
     assert t.fate("timeout") == "lost"
+
+
+def test_spamdrill_deliver_is_measured_under_the_systems_own_policy(tmp_path: Path) -> None:
+    root = tmp_path / "sys"
+    shutil.copytree(EXAMPLES / "fixed", root)
+    doc = json.loads(spamdrill("budget", "--etc", str(root), "--json").stdout)
+    table = doc["wrapper"]
+    assert table["measured"] and "spamdrill-deliver" in table["how"]
+    rows = {(r["mda_status"], r["mda_stderr"], r["mda_read_stdin"]): r for r in table["rows"]}
+    over = rows[(77, wt.TEXTS[77], True)]
+    assert (over["fate"], over["dsn"]) == ("bounced", "5.2.2")  # over_quota = "bounce"
+    assert rows[(75, wt.TIMEOUT_TEXT, True)]["dsn"] == "4.4.7"
+    assert {r["fate"] for r in table["rows"]} <= {"delivered", "deferred", "bounced"}
+    (root / "etc/spamdrill/deliver.toml").write_text("deadline = 600\n")
+    doc = json.loads(spamdrill("budget", "--etc", str(root), "--json").stdout)
+    rows = {(r["mda_status"], r["mda_stderr"], r["mda_read_stdin"]): r
+            for r in doc["wrapper"]["rows"]}
+    assert rows[(77, wt.TEXTS[77], True)]["fate"] == "deferred"  # the default: defer

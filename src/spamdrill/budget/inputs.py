@@ -79,15 +79,23 @@ def setup_for(system: System, f: Filter, what_if: WhatIf = WhatIf(),
 
 def measure_wrapper(system: System) -> wt.Table | None:
     """The pipe service's command, run in the sandbox (``spamdrill.budget.sandbox``);
-    None when no pipe service runs maildrop or the command is spamdrill-deliver (its
-    own deadline and statuses are modelled, and tested with the real maildrop)."""
+    None when no pipe service runs maildrop. spamdrill-deliver runs as this host's copy
+    under the system's own policy file (its deadline stays modelled: the sandbox's runs
+    are seconds long)."""
     from spamdrill.budget import sandbox
 
-    if system.service is None or system.wrapper.kind == "spamdrill-deliver":
+    if system.service is None:
         return None
     argv = system.service.pipe_argv()
     if not argv:
         return wt.unmeasured(system.service.where, "the pipe service has no argv=")
+    if system.wrapper.kind == "spamdrill-deliver":
+        config = system.deliver_config
+        try:
+            text = config.read_bytes() if config is not None else None
+        except OSError as exc:
+            return wt.unmeasured(argv[0], f"cannot read {config}: {exc.strerror}")
+        return sandbox.measure_deliver(argv, text, argv[0])
     if argv[0].rsplit("/", 1)[-1] == wt.MDA_NAME:
         return sandbox.direct(argv[0])
     if not argv[0].startswith("/"):
@@ -102,16 +110,17 @@ def _wrapper(system: System, setup: Setup, table: wt.Table | None) -> Setup:
     """The wrapper's fates from its measured table; the worst when there is none for a
     command that is neither maildrop nor spamdrill-deliver."""
     kind = system.wrapper.kind
+    deliver = kind == "spamdrill-deliver"
     if table is None:
         if system.service is None or kind in ("none", "spamdrill-deliver"):
-            return replace(setup, wrapper="spamdrill-deliver" if kind ==
-                           "spamdrill-deliver" else "none")
+            return replace(setup, wrapper="spamdrill-deliver" if deliver else "none")
         table = wt.unmeasured(system.wrapper.path or "the wrapper", "not run")
     if table.how.startswith("no wrapper"):
         return replace(setup, wrapper="none")
     fates = {e: table.fate(e) for e in wt.EVENTS}
     exits = {e: table.exit_of(e) for e in wt.EVENTS} if table.measured else {}
-    return replace(setup, wrapper="measured" if table.measured else "unmeasured",
+    label = "measured" if table.measured else "unmeasured"
+    return replace(setup, wrapper="spamdrill-deliver" if deliver else label,
                    wrapper_fates=fates, wrapper_exits=exits,
                    wrapper_assumption="wrapper measured: its table below" if table.measured
                    else f"wrapper {table.wrapper}: {table.how}")

@@ -190,11 +190,11 @@ def limits(s: Setup) -> list[dict[str, Any]]:
         {"layer": "Postfix time limit (bounces)", "seconds": s.postfix_time_limit,
          "source": s.source("postfix", "Postfix default command_time_limit")},
     ]
-    if s.wrapper in ("measured", "unmeasured"):
+    if s.wrapper_fates:
         said = "; ".join(
             f"{event}: {s.wrapper_exits[event] + ' -> ' if event in s.wrapper_exits else ''}"
             f"{s.fate(event)}" for event in ("timeout", "filter-failed", "delivered"))
-        out.insert(5, {"layer": "wrapper (measured)" if s.wrapper == "measured" else
+        out.insert(5, {"layer": "wrapper (measured)" if s.wrapper_exits else
                        "wrapper (not measured: the worst assumed)", "seconds": None,
                        "source": f"{s.source('wrapper', 'master.cf')}: {said}"})
     if s.wrapper == "spamdrill-deliver":

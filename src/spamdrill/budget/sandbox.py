@@ -23,6 +23,7 @@ import signal
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 from spamdrill.budget import wrappertable as wt
 
@@ -58,11 +59,42 @@ def measure(path: Path, argv: list[str], shown: str = "",
         interp = ["/bin/sh"]  # execvp() runs a script without #! under /bin/sh
     if interp is not None and not os.path.exists(interp[0]):
         return wt.unmeasured(shown, f"its interpreter {interp[0]} is not on this host")
+    runner = " ".join(interp) if interp else "itself"
+    if interp and os.path.realpath(interp[0]) != interp[0]:
+        runner += f" ({os.path.realpath(interp[0])})"
+    command = [*(interp or []), f"{WORK}/wrapper", *wt.expand_argv(argv)[1:]]
+    return _measured(shown, f"run under {runner}", command, {"wrapper": text},
+                     wt.mda_paths(argv, text), {}, timeout_s)
+
+
+def measure_deliver(argv: list[str], config: bytes | None, shown: str = "",
+                    timeout_s: float = RUN_TIMEOUT_S) -> wt.Table:
+    """spamdrill-deliver as master.cf runs it (``argv``), this host's copy of the program
+    (the same package as this spamdrill), under the system's own policy file."""
+    import spamdrill
+
+    words = [w for w in wt.expand_argv(argv)[1:] if not w.startswith(("--config=",
+                                                                     "--syslog-socket="))]
+    files = {} if config is None else {"deliver.toml": config}
+    policy = [f"--config={WORK}/deliver.toml"] if config is not None else \
+        [f"--config={WORK}/none.toml"]
+    if config is None:  # no policy file on the system: the defaults, not this host's file
+        files["none.toml"] = b""
+    package = str(Path(spamdrill.__file__).resolve().parent.parent)
+    command = [sys.executable, "-IS", "-c", "import sys; sys.path.insert(0, sys.argv.pop(1)); "
+               "from spamdrill.deliver.main import entry; entry()", package, *policy,
+               f"--syslog-socket={WORK}/log", *words]
+    return _measured(shown or argv[0], f"run as this host's spamdrill-deliver ("
+                     f"{sys.executable})", command, files, wt.mda_paths(argv, b""), {},
+                     timeout_s)
+
+
+def _measured(shown: str, runner: str, command: list[str], files: dict[str, bytes],
+              mdas: list[str], env: dict[str, str], timeout_s: float) -> wt.Table:
     if shutil.which("unshare") is None:
         return wt.unmeasured(shown, "unshare(1) is not installed")
-    task = {"wrapper": text.decode("latin-1"), "interp": interp or [],
-            "args": wt.expand_argv(argv)[1:], "mdas": wt.mda_paths(argv, text),
-            "timeout": timeout_s,
+    task = {"files": {k: v.decode("latin-1") for k, v in files.items()},
+            "command": command, "mdas": mdas, "env": env, "timeout": timeout_s,
             "cases": [[c.status, c.stderr, c.reads] for c in wt.CASES]}
     try:
         done = subprocess.run([*UNSHARE, sys.executable, "-m", "spamdrill.budget.sandbox"],
@@ -82,11 +114,8 @@ def measure(path: Path, argv: list[str], shown: str = "",
         out = next((o.output for o in seen if o.output), b"").decode(errors="replace")
         return wt.unmeasured(shown, "the wrapper never ran maildrop in the sandbox"
                              + (f"; it said: {out.strip()[:200]}" if out.strip() else ""))
-    runner = " ".join(interp) if interp else "itself"
-    if interp and os.path.realpath(interp[0]) != interp[0]:
-        runner += f" ({os.path.realpath(interp[0])})"
-    return wt.Table(shown, True, f"measured: run under {runner} in a sandbox (no network, "
-                    f"private mounts), maildrop replaced by a stand-in, {len(seen)} cases",
+    return wt.Table(shown, True, f"measured: {runner} in a sandbox (no network, private "
+                    f"mounts), maildrop replaced by a stand-in, {len(seen)} cases",
                     [wt.row(o) for o in seen])
 
 
@@ -118,6 +147,28 @@ def _mount(*args: str) -> None:
 
 def _inside() -> None:
     task = json.loads(sys.stdin.buffer.read())
+    work = _prepare(task)
+    env = {"PATH": f"{work / 'bin'}:/usr/local/bin:/usr/bin:/bin", "HOME": "/tmp",
+           "LOGNAME": "user", "USER": "user", "SHELL": "/bin/sh", "LANG": "C",
+           **task["env"]}
+    argv = task["command"]
+    results: list[dict[str, object]] = []
+    for status, stderr, reads in task["cases"]:
+        if len(results) >= HUNG_IN_A_ROW and all(
+                r["timed_out"] for r in results[-HUNG_IN_A_ROW:]):
+            break  # a wrapper that hangs whatever maildrop does: the rest would too
+        for name in ("calls", "got"):
+            (work / name).unlink(missing_ok=True)
+        word = "kill" if status == wt.KILLED else str(status)
+        (work / "case").write_text(f"{word} {1 if reads else 0}\n")
+        (work / "stderr").write_text(stderr + "\n" if stderr else "")
+        results.append(_run(argv, env, task["timeout"], work))
+    sys.stdout.write(json.dumps(results))
+
+
+def _prepare(task: dict[str, Any]) -> Path:
+    """The private mounts: tmpfs over /tmp and /run, the stand-in over every maildrop,
+    the rest read-only (checked)."""
     _mount("-t", "tmpfs", "-o", "mode=1777", "tmpfs", "/tmp")
     if os.path.isdir("/run"):
         _mount("-t", "tmpfs", "tmpfs", "/run")
@@ -128,9 +179,9 @@ def _inside() -> None:
     standin = work / "bin" / wt.MDA_NAME
     standin.write_text(STANDIN)
     standin.chmod(0o755)
-    wrapper = work / "wrapper"
-    wrapper.write_bytes(task["wrapper"].encode("latin-1"))
-    wrapper.chmod(0o755)
+    for name, text in task["files"].items():
+        (work / name).write_bytes(text.encode("latin-1"))
+        (work / name).chmod(0o755)
     host = [shutil.which(wt.MDA_NAME) or "", *HOST_MDAS, *task["mdas"]]
     for mda in dict.fromkeys(m for m in host if m and os.path.isfile(m)):
         _mount("--bind", str(standin), mda)
@@ -145,21 +196,7 @@ def _inside() -> None:
         sys.exit("the root file system stayed writable")
     except OSError:
         pass
-    env = {"PATH": f"{work / 'bin'}:/usr/local/bin:/usr/bin:/bin", "HOME": "/tmp",
-           "LOGNAME": "user", "USER": "user", "SHELL": "/bin/sh", "LANG": "C"}
-    argv = [*task["interp"], str(wrapper), *task["args"]]
-    results: list[dict[str, object]] = []
-    for status, stderr, reads in task["cases"]:
-        if len(results) >= HUNG_IN_A_ROW and all(
-                r["timed_out"] for r in results[-HUNG_IN_A_ROW:]):
-            break  # a wrapper that hangs whatever maildrop does: the rest would too
-        for name in ("calls", "got"):
-            (work / name).unlink(missing_ok=True)
-        word = "kill" if status == wt.KILLED else str(status)
-        (work / "case").write_text(f"{word} {1 if reads else 0}\n")
-        (work / "stderr").write_text(stderr + "\n" if stderr else "")
-        results.append(_run(argv, env, task["timeout"], work))
-    sys.stdout.write(json.dumps(results))
+    return work
 
 
 def _run(argv: list[str], env: dict[str, str], timeout: float, work: Path

@@ -174,7 +174,7 @@ class Table:
             rows = [r for r in self.rows if r.case.status == status]
             if not rows:
                 continue
-            if len({(r.wrapper, r.fate) for r in rows}) == 1:
+            if len({(r.wrapper, r.dsn, r.fate) for r in rows}) == 1:
                 label = "killed (SIGKILL)" if status == KILLED else f"exit {status}"
                 out.append((label + ("" if len(rows) == 1 else ", any output"), rows[0]))
             else:

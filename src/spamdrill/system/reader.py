@@ -72,6 +72,7 @@ class System:
         default_factory=lambda: wrapper_conf.Wrapper("none", "", True))
     wrapper_source: str = "no Postfix maildrop service found"
     deliver_deadline: Sourced[float] | None = None
+    deliver_config: Path | None = None  # spamdrill-deliver's policy file, if it has one
     notes: list[str] = field(default_factory=list)
     found_spamassassin: bool = False  # a site directory, spamd's unit or its defaults
     maildrop_unused: str | None = None  # why no mail reaches the maildrop service
@@ -390,6 +391,7 @@ def _deliver(s: System, path: Path | None) -> None:
     except policy.PolicyError as exc:
         raise SpamdrillError(f"{path or where}: {exc}") from None
     s.deliver_deadline = Sourced(loaded.deadline, where)
+    s.deliver_config = path
     if s.wrapper.kind != "spamdrill-deliver":
         s.wrapper = wrapper_conf.Wrapper("spamdrill-deliver", str(path), True)
         s.wrapper_source = str(path)
