@@ -179,3 +179,23 @@ def test_spamdrill_deliver_is_measured_under_the_systems_own_policy(tmp_path: Pa
     rows = {(r["mda_status"], r["mda_stderr"], r["mda_read_stdin"]): r
             for r in doc["wrapper"]["rows"]}
     assert rows[(77, wt.TEXTS[77], True)]["fate"] == "deferred"  # the default: defer
+
+
+@pytest.mark.parametrize("name,timeout,over_quota,other,killed", [
+    ("maildrop_wrapper.sh", "lost", "lost", "lost", "lost"),  # dash: [[ not found
+    ("maildrop_wrapper.bash", "bounced", "bounced", "lost", "lost"),
+    ("maildrop_wrapper_final.pl", "deferred", "bounced", "bounced", "lost"),
+    ("maildrop_wrapper_final_stderr.pl", "deferred", "bounced", "bounced", "lost"),
+    ("maildrop_wrapper_ipc.pl", "deferred", "bounced", "bounced", "lost"),
+    ("maildrop_wrapper_pietro.pl", "lost", "lost", "lost", "lost"),
+    ("maildrop_wrapper_pietro_75.pl", "lost", "lost", "lost", "lost"),
+    ("maildrop_wrapper_shellquote.pl", "lost", "lost", "lost", "lost"),
+])
+def test_every_field_report_wrapper(name: str, timeout: str, over_quota: str, other: str,
+                                    killed: str) -> None:
+    f = fates(sandbox.measure(FIELD / name, ARGV))
+    assert f[(75, wt.TIMEOUT_TEXT, True)] == timeout
+    assert f[(77, wt.TEXTS[77], True)] == over_quota
+    assert f[(69, "", True)] == other
+    assert f[(wt.KILLED, "", True)] == killed
+    assert f[(0, "", True)] == "delivered"

@@ -109,12 +109,14 @@ def measure_wrapper(system: System) -> wt.Table | None:
 def _wrapper(system: System, setup: Setup, table: wt.Table | None) -> Setup:
     """The wrapper's fates from its measured table; the worst when there is none for a
     command that is neither maildrop nor spamdrill-deliver."""
-    kind = system.wrapper.kind
-    deliver = kind == "spamdrill-deliver"
-    if table is None:
-        if system.service is None or kind in ("none", "spamdrill-deliver"):
+    deliver = system.wrapper.kind == "spamdrill-deliver"
+    argv = system.service.pipe_argv() if system.service is not None else []
+    if table is None:  # not measured (a caller that did not run it): only maildrop
+        #                itself and spamdrill-deliver are known without a run
+        direct = bool(argv) and argv[0].rsplit("/", 1)[-1] == wt.MDA_NAME
+        if system.service is None or direct or deliver:
             return replace(setup, wrapper="spamdrill-deliver" if deliver else "none")
-        table = wt.unmeasured(system.wrapper.path or "the wrapper", "not run")
+        table = wt.unmeasured(argv[0] if argv else "the wrapper", "not run")
     if table.how.startswith("no wrapper"):
         return replace(setup, wrapper="none")
     fates = {e: table.fate(e) for e in wt.EVENTS}
