@@ -794,7 +794,7 @@ def budget(etc: Path, maildroprc: Path | None, spamc_args: str | None,
                                "risks": risks, "notes": notes}, indent=1))
     else:
         _print_budget(system, setups, chosen, results, notes)
-        if table is not None:
+        if table is not None and not system.maildrop_unused:
             _print_wrapper_table(table)
         for risk in risks:
             out.print(f"[red]risk:[/red] {escape(risk)}", highlight=False)
@@ -810,9 +810,13 @@ def _budget_notes(system: Any, chosen: int) -> list[str]:
 
 def _print_absent(results: list[Any]) -> None:
     """The modes whose component the system does not use: a line each, not a row."""
+    by_reason: dict[str, list[str]] = {}
     for r in results:
         if r.outcome == "n/a":
-            out.print(f"n/a: {r.mode}: {escape(r.why)}", highlight=False)
+            by_reason.setdefault(r.why, []).append(r.mode)
+    for why, names in by_reason.items():
+        which = "every mode" if len(names) == len(results) else ", ".join(names)
+        out.print(f"n/a: {which}: {escape(why)}", highlight=False)
 
 
 def _print_wrapper_table(table: Any) -> None:
