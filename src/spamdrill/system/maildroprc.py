@@ -2,9 +2,10 @@
 
 From maildropfilter(7) (maildrop 2.9.3) and measured on Debian's maildrop:
 
-- ``NAME=value``: a variable. In double quotes (and backticks) ``$NAME`` and ``${NAME}``
-  are substituted; ``\\$`` is a literal ``$``; a ``$`` not followed by a letter, ``_`` or
-  ``{`` stays; an unset variable becomes empty. Single quotes substitute nothing.
+- ``NAME=value``: a variable. In double quotes ``$NAME`` and ``${NAME}`` are substituted
+  (a backtick command goes to the shell as written: measured, see below); ``\\$`` is a
+  literal ``$``; a ``$`` not followed by a letter, ``_`` or ``{`` stays; an unset variable
+  becomes empty. Single quotes substitute nothing.
 - maildrop sets some variables itself, per delivery (``LOGNAME``, ``HOME``, ``DEFAULT``,
   ``SIZE``, ``FROM``, ``$1``...): they stay symbolic here.
 - ``include "file"``: read when reached, with the same variables.
