@@ -22,6 +22,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -29,10 +30,22 @@ from spamdrill.budget import wrappertable as wt
 
 RUN_TIMEOUT_S = 5.0  # one run of the wrapper; longer counts as hung
 HUNG_IN_A_ROW = 3  # then the sandbox stops: the table is not measured
+AT_ONCE = 4  # runs at a time (each waits mostly on process start-up)
 WORK = "/tmp/.spamdrill-sandbox"
 STANDIN = """#!/bin/sh
-# spamdrill's stand-in for maildrop: ends as the case file says
-d=@WORK@
+# spamdrill's stand-in for maildrop: finds its case by its ancestry (the wrapper's pid
+# names the case's directory) and ends as the case says
+w=@WORK@
+p=$$
+d=
+while [ "$p" -gt 1 ]; do
+  if [ -d "$w/by-pid/$p" ]; then d="$w/by-pid/$p"; break; fi
+  read -r s < "/proc/$p/stat" || break
+  s="${s##*) }"
+  set -- $s
+  p=$2
+done
+if [ -z "$d" ]; then echo "maildrop stand-in: no case for this run" >&2; exit 75; fi
 echo x >> "$d/calls"
 read -r status reads < "$d/case"
 if [ "$reads" = 1 ]; then cat > "$d/got"; fi
@@ -152,17 +165,22 @@ def _inside() -> None:
            "LOGNAME": "user", "USER": "user", "SHELL": "/bin/sh", "LANG": "C",
            **task["env"]}
     argv = task["command"]
+    cases = task["cases"]
     results: list[dict[str, object]] = []
-    for status, stderr, reads in task["cases"]:
+    for start in range(0, len(cases), AT_ONCE):
         if len(results) >= HUNG_IN_A_ROW and all(
                 r["timed_out"] for r in results[-HUNG_IN_A_ROW:]):
             break  # a wrapper that hangs whatever maildrop does: the rest would too
-        for name in ("calls", "got"):
-            (work / name).unlink(missing_ok=True)
-        word = "kill" if status == wt.KILLED else str(status)
-        (work / "case").write_text(f"{word} {1 if reads else 0}\n")
-        (work / "stderr").write_text(stderr + "\n" if stderr else "")
-        results.append(_run(argv, env, task["timeout"], work))
+        batch = []
+        for i in range(start, min(start + AT_ONCE, len(cases))):
+            status, stderr, reads = cases[i]
+            d = work / "cases" / str(i)
+            d.mkdir(parents=True)
+            word = "kill" if status == wt.KILLED else str(status)
+            (d / "case").write_text(f"{word} {1 if reads else 0}\n")
+            (d / "stderr").write_text(stderr + "\n" if stderr else "")
+            batch.append((d, _spawn(argv, env, work, d)))
+        results += [_collect(p, began + task["timeout"], d) for d, (p, began) in batch]
     sys.stdout.write(json.dumps(results))
 
 
@@ -199,14 +217,32 @@ def _prepare(task: dict[str, Any]) -> Path:
     return work
 
 
-def _run(argv: list[str], env: dict[str, str], timeout: float, work: Path
-         ) -> dict[str, object]:
+def _spawn(argv: list[str], env: dict[str, str], work: Path, case: Path
+           ) -> tuple[subprocess.Popen[bytes], float]:
+    """Start one run (a session of its own, as pipe(8) does) with the message written
+    and stdin closed; the stand-in finds ``case`` through the wrapper's pid."""
+    def mark() -> None:  # in the child before exec: no threads run in this process
+        os.symlink(case, work / "by-pid" / str(os.getpid()))
+
+    (work / "by-pid").mkdir(exist_ok=True)
     p = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                          stderr=subprocess.STDOUT, env=env, cwd="/tmp",
-                         start_new_session=True)
+                         start_new_session=True, preexec_fn=mark)
+    began = time.monotonic()
+    assert p.stdin is not None
+    try:
+        p.stdin.write(wt.MESSAGE)  # smaller than a pipe's buffer: never blocks
+        p.stdin.close()
+    except BrokenPipeError:
+        pass
+    p.stdin = None  # written and closed: communicate() only reads
+    return p, began
+
+
+def _collect(p: subprocess.Popen[bytes], deadline: float, case: Path) -> dict[str, object]:
     timed_out = False
     try:
-        out, _ = p.communicate(wt.MESSAGE, timeout=timeout)
+        out, _ = p.communicate(timeout=max(0.01, deadline - time.monotonic()))
     except subprocess.TimeoutExpired:
         timed_out = True
         os.killpg(p.pid, signal.SIGKILL)
@@ -217,8 +253,8 @@ def _run(argv: list[str], env: dict[str, str], timeout: float, work: Path
             p.kill()
             p.wait()
     code = p.returncode
-    calls = (work / "calls").read_text().count("x") if (work / "calls").exists() else 0
-    got = (work / "got").read_bytes() if (work / "got").exists() else None
+    calls = (case / "calls").read_text().count("x") if (case / "calls").exists() else 0
+    got = (case / "got").read_bytes() if (case / "got").exists() else None
     return {"status": code if code >= 0 else None, "signal": -code if code < 0 else None,
             "timed_out": timed_out, "output": out[:8192].decode("latin-1"),
             "calls": calls, "got": None if got is None else got.decode("latin-1")}
