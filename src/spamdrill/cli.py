@@ -197,7 +197,8 @@ def _print_status(run_dir: Path) -> None:
 @lab.command("down")
 @RUN_DIR
 @click.option("--all", "everything", is_flag=True,
-              help="Also every drill lab a killed 'spamdrill run' left behind.")
+              help="Also every drill lab a killed 'spamdrill run' left behind (a lab a "
+                   "running spamdrill still owns is left to it).")
 def lab_down(run_dir: Path, everything: bool) -> None:
     """Stop every process of the lab, also those a crashed or killed spamdrill left, and
     heal every fault it injected (a frozen database, DNS rules, server settings)."""

@@ -472,9 +472,12 @@ def drill_labs_dir() -> Path:
     return secure_dir(default_run_dir().parent / "drills")
 
 
-def down_all(base: Path | None = None, only_orphans: bool = False) -> list[str]:
-    """Take down every drill lab under ``base`` (default: this user's drill labs); with
-    ``only_orphans``, only those whose owning spamdrill is gone (killed mid-drill)."""
+def down_all(base: Path | None = None, only_orphans: bool = True) -> list[str]:
+    """Take down every drill lab under ``base`` (default: this user's drill labs) that no
+    living spamdrill owns: one killed mid-drill left it. A lab whose owner still runs, or
+    that another spamdrill holds the lock of (one being brought up, before its lab.json
+    names its owner), is left alone, so two runs side by side never take down each
+    other's labs. ``only_orphans=False`` takes down the owned ones too."""
     base = base or drill_labs_dir()
     if not base.is_dir():
         return []
@@ -486,7 +489,10 @@ def down_all(base: Path | None = None, only_orphans: bool = False) -> list[str]:
         if only_orphans and state is not None and state.owner_pid and \
                 Path(f"/proc/{state.owner_pid}").exists():
             continue
-        stopped = down(d)
+        try:
+            stopped = down(d)
+        except SpamdrillError:  # another spamdrill is working on it: not an orphan
+            continue
         shutil.rmtree(d, ignore_errors=True)
         if stopped:
             done.append(f"{d.name}: {', '.join(stopped)}")
