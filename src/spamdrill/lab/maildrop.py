@@ -42,6 +42,27 @@ EMPTY_GUARD = """\
 """
 
 
+# $1 is the recipient's local part (pipe(8)'s ${user}): text a stranger chose, and xfilter
+# runs its command through /bin/sh. Only what maildrop itself matched against a strict
+# pattern is used ($MATCH, and only if it is the whole of $1: maildrop's $ also matches
+# before a final newline); anything else is refused as an unknown user (67, EX_NOUSER)
+# before any command or path is built from it.
+USER_PATTERN = "^[A-Za-z0-9][A-Za-z0-9._-]*$"
+RECIPIENT_GUARD = f"""\
+LABUSER=""
+if ( $1 =~ /{USER_PATTERN}/ )
+{{
+  LABUSER="$MATCH"
+}}
+if ( $LABUSER eq "" || $LABUSER ne $1 )
+{{
+  echo "no such lab user"
+  EXITCODE=67
+  exit
+}}
+"""
+
+
 def render_filter(layout: Layout, config: LabConfig, spamc: list[str]) -> str:
     """The field report's maildroprc: its xfilter inside ``exception { }`` (a failing
     filter is caught and the mail delivered as it is), or, with ``in_exception = false``,
@@ -60,9 +81,8 @@ def render_filter(layout: Layout, config: LabConfig, spamc: list[str]) -> str:
         ("", scan.replace("\n  ", "\n").removeprefix("  "))
     return f"""\
 # spamdrill lab maildroprc (generated): the field report's /etc/maildroprc, in filter mode
-LABUSER="$1"
-# maildrop runs xfilter through $SHELL, taken from the passwd entry: for a system user
-# (nobody, debian-spamd) that is nologin, and every xfilter fails
+{RECIPIENT_GUARD}# maildrop runs xfilter through $SHELL, taken from the passwd entry: for a system
+# user (nobody, debian-spamd) that is nologin, and every xfilter fails
 SHELL="/bin/sh"
 DEFAULT="{layout.mail_dir}/$LABUSER/Maildir"
 logfile "{layout.maildrop_log}"

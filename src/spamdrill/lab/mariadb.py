@@ -29,6 +29,7 @@ from pathlib import Path
 import pymysql
 
 from spamdrill.errors import SpamdrillError
+from spamdrill.lab import safefs
 from spamdrill.lab.config import LabConfig
 from spamdrill.lab.layout import Layout
 
@@ -117,7 +118,9 @@ def install_datadir(layout: Layout, env: dict[str, str] | None = None) -> None:
             "run scripts/setup.sh",
         ) from None
     if done.returncode != 0:
-        (layout.db_dir / "install-db.log").write_text(done.stdout + done.stderr)
+        # mariadb/ is mysql's by now: written without following anything there
+        safefs.write_atomic(layout.root, layout.db_dir / "install-db.log",
+                            (done.stdout + done.stderr).encode())
         last = (done.stderr.strip().splitlines() or ["no output"])[-1]
         raise SpamdrillError(f"mariadb-install-db failed: {last}",
                              f"see {layout.db_dir / 'install-db.log'}")

@@ -83,7 +83,7 @@ class LabState(msgspec.Struct, kw_only=True):
 
     @property
     def journal(self) -> Journal:
-        return Journal(self.layout.journal, tag=self.marker[:6])
+        return Journal(self.layout.journal, tag=self.marker[:6], marker=self.marker)
 
     @property
     def network(self) -> netns.Net | None:
