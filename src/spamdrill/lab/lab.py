@@ -126,8 +126,10 @@ def running(layout: Layout) -> list[Proc]:
 
 def lab_pids(run_dir: Path) -> set[int]:
     """Every live process of the lab: the journaled leaders, their sessions, the marked."""
-    layout = Layout(run_dir)
     pids: set[int] = set()
+    if not os.path.lexists(run_dir):
+        return pids
+    layout = Layout(run_dir)
     for r in Journal(layout.journal).starts():
         if r.ticks is not None:
             pids.update(session_members(r.pid, r.ticks))
