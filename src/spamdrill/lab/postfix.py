@@ -269,6 +269,8 @@ class State:
 
     @classmethod
     def load(cls, run_dir: Path) -> State | None:
+        if not os.path.lexists(run_dir):
+            return None  # no run directory, no Postfix (one there must pass the check)
         try:
             return cls(**json.loads(Paths.of(run_dir).state.read_text()))
         except (FileNotFoundError, json.JSONDecodeError, TypeError):
