@@ -41,6 +41,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from spamdrill.errors import SpamdrillError
+from spamdrill.lab import safefs
 from spamdrill.lab.config import LabConfig
 from spamdrill.lab.journal import Journal
 from spamdrill.lab.layout import Layout
@@ -430,10 +431,7 @@ def grant_mail(layout: Layout, user: str = PIPE_USER, paths: Paths | None = None
     os.chown(paths.filter_file, uid, gid, follow_symlinks=False)
     layout.maildrop_log.touch()
     os.chown(layout.maildrop_log, uid, gid, follow_symlinks=False)
-    for dirpath, _dirs, files in os.walk(layout.mail_dir):
-        os.chown(dirpath, uid, gid, follow_symlinks=False)
-        for name in files:
-            os.chown(os.path.join(dirpath, name), uid, gid, follow_symlinks=False)
+    safefs.chown_tree(layout.root, layout.mail_dir, uid, gid)
     return paths.filter_file
 
 
@@ -458,10 +456,7 @@ def _write_config(paths: Paths, settings: Settings, port: int) -> None:
         paths.senders.mkdir(exist_ok=True)
         subprocess.run(["maildirmake", str(paths.sender_maildir)], check=True,
                        capture_output=True, timeout=30)
-    for dirpath, _dirs, files in os.walk(paths.senders):
-        os.chown(dirpath, uid, gid, follow_symlinks=False)
-        for name in files:
-            os.chown(os.path.join(dirpath, name), uid, gid, follow_symlinks=False)
+    safefs.chown_tree(paths.root.parent, paths.senders, uid, gid)
 
 
 def _create_queue(paths: Paths) -> None:

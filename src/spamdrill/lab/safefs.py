@@ -151,3 +151,16 @@ def stat_file(base: Path, path: Path) -> os.stat_result:
         return os.fstat(fd)
     finally:
         os.close(fd)
+
+
+def chown_tree(base: Path, path: Path, uid: int, gid: int) -> None:
+    """Hand ``path`` (under ``base``) and everything below it to ``uid:gid``. With
+    ``os.fwalk`` every directory is entered through a descriptor, never through a name a
+    symlink could have replaced since it was listed (``os.walk`` would then chown what lies
+    behind the link); nothing below is followed."""
+    rel = _parts(base, path)
+    with dir_fd(base, rel[:-1]) as parent:
+        os.chown(rel[-1], uid, gid, dir_fd=parent, follow_symlinks=False)
+    for _dirpath, dirs, files, fd in os.fwalk(path, follow_symlinks=False):
+        for name in (*dirs, *files):
+            os.chown(name, uid, gid, dir_fd=fd, follow_symlinks=False)
