@@ -173,6 +173,11 @@ def test_a_chown_never_follows_a_planted_symlink(run_dir: Path, tmp_path: Path) 
     postfix.grant_mail(state.layout)
     after = target.stat()
     assert (after.st_uid, after.st_gid) == (before.st_uid, before.st_gid)
+    # the Maildirs are pipe(8)'s user's now: root's maildrop would write through its links
+    with pytest.raises(SpamdrillError, match="will not deliver"):
+        maildrop.deliver(state.layout, "alice", b"Subject: x\n\nhi\n")
+    done = spamdrill("lab", "check", "--run-dir", str(run_dir))
+    assert done.returncode == 2 and "will not deliver" in done.stderr, done.stderr
 
 
 @pytest.mark.parametrize("host", ["192.0.2.7", "spamd.example.net"])

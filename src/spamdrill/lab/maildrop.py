@@ -138,7 +138,14 @@ class Delivery:
 
 
 def deliver(layout: Layout, user: str, message: bytes, timeout: float = 600.0) -> Delivery:
-    """Run the real maildrop on one message, as Postfix's pipe(8) would."""
+    """Run the real maildrop on one message, as Postfix's pipe(8) would. Refused as root
+    once the Maildirs belong to another user (``postfix.grant_mail``): maildrop run as
+    root would write through whatever that user planted there."""
+    owner = os.lstat(layout.mail_dir).st_uid
+    if os.geteuid() == 0 and owner != 0:
+        raise SpamdrillError(f"{layout.mail_dir} belongs to uid {owner}: root will not "
+                             "deliver into a directory another user owns",
+                             "deliver as that user, or take the lab down and up again")
     t0 = time.monotonic()
     done = subprocess.run(
         ["maildrop", str(layout.maildroprc), user],
