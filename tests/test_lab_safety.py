@@ -21,7 +21,7 @@ from conftest import spamdrill
 from spamdrill.drills import lablogs
 from spamdrill.drills.scenario import parse
 from spamdrill.errors import SpamdrillError
-from spamdrill.lab import faults, maildir, maildrop, mariadb, postfix
+from spamdrill.lab import faults, maildir, maildrop, mariadb, postfix, safefs
 from spamdrill.lab import lab as lab_ops
 from spamdrill.lab.config import LabConfig
 from spamdrill.lab.journal import Journal
@@ -438,3 +438,27 @@ def test_a_forged_pause_record_resumes_no_process(tmp_path: Path) -> None:
         other.wait()
 
 
+
+
+def test_safefs_takes_only_regular_files_of_their_own(tmp_path: Path) -> None:
+    """What root may open in a service user's directory: not a FIFO (never waited on),
+    not a hard link to another file, nothing outside the base; a replaced file is renamed
+    over a planted symlink, never written through it."""
+    base = secure_dir(tmp_path / "lab")
+    (base / "d").mkdir()
+    os.mkfifo(base / "d" / "fifo")
+    with pytest.raises(safefs.UnsafePath):
+        safefs.read_bytes(base, base / "d" / "fifo")  # returns at once: no reader waits
+    other = _precious(tmp_path / "other", "keep\n")
+    os.link(other, base / "d" / "hard")
+    with pytest.raises(safefs.UnsafePath):
+        safefs.open_fd(base, base / "d" / "hard", os.O_WRONLY | os.O_TRUNC)
+    assert other.read_text() == "keep\n"
+    for outside in (tmp_path / "other", base / "d" / ".." / ".." / "other"):
+        with pytest.raises(safefs.UnsafePath):
+            safefs.read_bytes(base, outside)
+    (base / "d" / "link").symlink_to(other)
+    safefs.write_atomic(base, base / "d" / "link", b"new\n")
+    assert other.read_text() == "keep\n"
+    assert (base / "d" / "link").read_text() == "new\n"
+    assert not (base / "d" / "link").is_symlink()
