@@ -462,3 +462,32 @@ def test_safefs_takes_only_regular_files_of_their_own(tmp_path: Path) -> None:
     assert other.read_text() == "keep\n"
     assert (base / "d" / "link").read_text() == "new\n"
     assert not (base / "d" / "link").is_symlink()
+
+
+def test_what_a_dead_leader_left_is_killed_when_it_proves_it_is_the_labs(
+        tmp_path: Path) -> None:
+    """The other side of the rule: a lab process whose leader died (spamd's children,
+    whose environment no longer shows the marker) is still stopped by ``lab down``,
+    because its output is the component's own log, and ``lab down`` says so."""
+    run_dir = _forged_lab(tmp_path)
+    (run_dir / "spamd").mkdir()
+    log = run_dir / "spamd" / "spamd.out"
+    leader = spawn("spamd", [sys.executable, "-c", "import subprocess, sys\n"
+                             "p = subprocess.Popen(['sleep', '120'], env={})\n"
+                             "print(p.pid, flush=True)"],
+                   log=log, journal=Journal(run_dir / "journal.jsonl"), marker="f" * 32)
+    assert leader.popen is not None
+    leader.popen.wait()
+    member = int(log.read_text().split()[0])
+    pidfd = os.pidfd_open(member)
+    try:
+        assert proc_state(member, start_ticks(member)) != ""  # it runs, unmarked
+        stopped = lab_ops.down(run_dir)
+        poller = select.poll()
+        poller.register(pidfd, select.POLLIN)
+        assert poller.poll(10_000), "what the lab's spamd left still runs"
+        assert stopped == ["1 process(es) spamd left"], stopped
+    finally:
+        os.close(pidfd)
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(member, signal.SIGKILL)
