@@ -224,6 +224,18 @@ def test_a_hostile_recipient_reaches_no_shell_in_the_maildroprc(tmp_path: Path) 
     assert ok.returncode != 67  # a lab user passes the check (its Maildir is not made here)
 
 
+@pytest.mark.parametrize("arg", ["$1", "${FROM}", "-t'5", '-t"5', "a b", "\\x", "`id`"])
+def test_the_lab_xfilter_takes_no_spamc_word_maildrop_would_expand(
+        tmp_path: Path, arg: str) -> None:
+    """A lab shaped like a system (``--etc``) takes that system's spamc words into its
+    xfilter: one maildrop would expand (``$1`` is the recipient) or sh would split is
+    refused in one line."""
+    layout = Layout(secure_dir(tmp_path / "lab"))
+    config = LabConfig()
+    with pytest.raises(SpamdrillError, match="spamc argument"):
+        maildrop.render_filter(layout, config, ["/usr/bin/spamc", "-t", arg])
+
+
 def _precious(path: Path, text: str) -> Path:
     path.write_text(text)
     os.chmod(path, 0o600)

@@ -9,6 +9,7 @@ same logic: below a size limit, ``xfilter`` through spamc; spam to ``.Spam/``; l
 from __future__ import annotations
 
 import os
+import re
 import shlex
 import shutil
 import subprocess
@@ -48,6 +49,9 @@ EMPTY_GUARD = """\
 # before a final newline); anything else is refused as an unknown user (67, EX_NOUSER)
 # before any command or path is built from it.
 USER_PATTERN = "^[A-Za-z0-9][A-Za-z0-9._-]*$"
+# what a spamc argument in the generated xfilter may hold: the same words whether maildrop
+# or sh reads them (no variable, quote, escape, space or glob)
+_SAFE_ARG = re.compile(r"[A-Za-z0-9_./:=,@%+-]+\Z")
 RECIPIENT_GUARD = f"""\
 LABUSER=""
 if ( $1 =~ /{USER_PATTERN}/ )
@@ -69,6 +73,12 @@ def render_filter(layout: Layout, config: LabConfig, spamc: list[str]) -> str:
     before it: then a failing xfilter (spamc -x) fails the delivery, and maildrop exits
     75 (EX_TEMPFAIL) for Postfix to try again. With ``empty_guard``, an xfilter that
     leaves the message empty defers it (75) rather than let maildrop drop it."""
+    for arg in spamc:  # maildrop expands $VAR and \ in xfilter's string before sh sees it
+        if not _SAFE_ARG.match(arg):
+            raise SpamdrillError(f"spamc argument {arg!r} for the lab's xfilter holds a "
+                                 "character maildrop or the shell would interpret",
+                                 "give spamc's flags as plain words (no $, quotes, "
+                                 "backslashes or spaces)")
     quoted = " ".join(shlex.quote(a) for a in spamc)
     scan = f"""\
   if ( $SIZE < {config.maildrop.size_limit} )
