@@ -266,7 +266,9 @@ class State:
         return Paths.of(Path(self.run_dir))
 
     def save(self) -> None:
-        self.paths.state.write_text(json.dumps(asdict(self), indent=1))
+        paths = self.paths
+        safefs.write_atomic(paths.root.parent, paths.state,
+                            json.dumps(asdict(self), indent=1).encode(), 0o600)
 
     @classmethod
     def load(cls, run_dir: Path) -> State | None:
