@@ -24,9 +24,9 @@ from spamdrill.lab.net import claim_port, free_loopback_53
 from spamdrill.lab.procs import (
     MARKER,
     Proc,
-    carries,
     kill_marked,
     marked_pids,
+    ours,
     session_members,
     shielded,
     spawn,
@@ -531,7 +531,7 @@ def _teardown_now(layout: Layout) -> list[str]:
     for proc in sorted(procs, key=lambda p: order.get(p.name, len(order))):
         if state is None:
             break
-        leader = proc.alive() and carries(proc.pid, state.marker)
+        leader = proc.alive() and ours(proc.pid, state.marker, proc.log)
         # a dead or unmarked leader: only what its session holds that is provably ours
         hit = stop(proc, journal if leader else None, marker=state.marker)
         if leader:
