@@ -5,7 +5,8 @@ tree can be signalled at once), with the lab's marker in its environment, and re
 run directory's journal *before* anything waits on it. ``lab down`` therefore finds what a
 SIGKILLed ``lab up`` left: first from the journal (pid plus kernel start time, so a recycled
 pid is never killed), then by scanning /proc for the marker, which also catches spamd's
-forked children.
+forked children. A journal record alone never steers a signal: the process must prove it
+is the lab's (``ours``: the marker, or its output is the component's own log).
 """
 
 from __future__ import annotations
