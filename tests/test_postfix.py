@@ -373,3 +373,22 @@ def test_a_hostile_local_part_is_refused_at_rcpt_and_runs_nothing(
             assert code == 550 and b"5.1.1" in text, (rcpt, code, text)
     finally:
         shutil.rmtree(spot, ignore_errors=True)
+
+
+@root_or_refused
+def test_maildrop_as_the_pipe_user_runs_no_recipient_text(lab: lab_ops.LabState) -> None:
+    """The reproduction as it was reported: as ``nobody``, the pipe user's maildroprc given
+    a hostile ``$1`` directly (no Postfix in the way) refuses it (67) and runs nothing."""
+    spot = Path(f"/tmp/spamdrill-md-{uuid.uuid4().hex}")
+    spot.mkdir()
+    os.chmod(spot, 0o1777)
+    try:
+        rc = pf.Paths.of(Path(lab.run_dir)).filter_file
+        done = subprocess.run(
+            ["runuser", "-u", pf.PIPE_USER, "--", "maildrop", str(rc),
+             f"x;touch${{IFS}}{spot}/p;#"], input=b"Subject: x\n\nhi\n",
+            capture_output=True, timeout=60)
+        assert list(spot.iterdir()) == [], "the recipient's text ran as a command"
+        assert done.returncode == 67, (done.returncode, done.stderr)
+    finally:
+        shutil.rmtree(spot, ignore_errors=True)
