@@ -223,7 +223,7 @@ def lab_dns(run_dir: Path, name: str, mode: str, delay: float) -> None:
     drop      never answer (clients time out)
     delay     answer after --delay seconds
     """
-    layout = Layout(run_dir.resolve())
+    layout = Layout(run_dir)
     if LabState.load(layout) is None:
         raise SpamdrillError(f"no lab in {run_dir}", "start one with: spamdrill lab up")
     from spamdrill.lab import dns
@@ -239,7 +239,7 @@ def lab_check(run_dir: Path) -> None:
     (maildrop -> spamc -> spamd -> MariaDB). Exit 1 if a check fails."""
     from spamdrill.smoke import smoke_checks
 
-    state = LabState.load(Layout(run_dir.resolve()))
+    state = LabState.load(Layout(run_dir))
     if state is None:
         raise SpamdrillError(f"no lab in {run_dir}", "start one with: spamdrill lab up")
     checks = smoke_checks(state)
