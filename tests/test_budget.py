@@ -75,7 +75,7 @@ def test_field_report_setup_bounces_on_a_full_accept_queue() -> None:
     q = r["spamd-accept-queue-full"]
     assert (q.worst_s, q.outcome, q.fires_first) == (302, "bounced",
                                                      "maildrop global timeout")
-    assert "-n 99" in q.violations[0].fix
+    assert "-n 89" in q.violations[0].fix  # 30 s below maildrop's 300 s
     assert r["spamd-refused"].outcome == "delivered unscanned"
     drip = r["spamd-slow-drip"]
     assert drip.spamc_s is None and drip.outcome == "bounced" and drip.worst_s == 1000
@@ -143,8 +143,8 @@ def test_budget_flags_replace_single_files(tmp_path: Path) -> None:
     empty = tmp_path / "root"
     empty.mkdir()
     setup = inputs.gather(etc=empty, maildroprc=rc, postfix_dir=pf)
-    assert setup.postfix_time_limit == 900 and setup.wrapper == "bounce-on-75"
-    assert setup.wrapper_assumption  # the wrapper's file is not under the root
+    assert setup.postfix_time_limit == 900 and setup.wrapper == "unmeasured"
+    assert setup.wrapper_assumption and setup.fate("timeout") == "lost"
     assert setup.spamc.timeout == 100 and "maildroprc" in setup.spamc.source
     assert setup.xfilter_in_exception
 
@@ -301,3 +301,230 @@ def test_spamd_rejected_mode_uses_the_maildrop_services_concurrency(tmp_path: Pa
                                   "  flags=DRhu user=vmail argv=/usr/bin/maildrop -d x\n")
     assert inputs.gather(etc=tmp_path, postfix_dir=pf).concurrency == 3
     assert inputs.gather(etc=tmp_path, postfix_dir=pf, concurrency=9).concurrency == 9
+
+
+# ---- only what is there ----------------------------------------------------------------
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+
+
+def system_modes(root: Path) -> dict[str, model.ModeResult]:
+    from spamdrill.system import reader
+
+    system = reader.read(root)
+    setups = inputs.setups(system)
+    return modes(setups[inputs.limiting(setups)])
+
+
+def example_copy(tmp_path: Path, name: str) -> Path:
+    import shutil
+
+    root = tmp_path / name
+    shutil.copytree(EXAMPLES / name, root)
+    return root
+
+
+@pytest.mark.unit
+def test_no_sql_means_no_database_rows() -> None:
+    r = system_modes(EXAMPLES / "debian-stock")
+    for mode in ("db-unreachable", "db-locked", "dns-db-servfail"):
+        assert r[mode].outcome == "n/a" and "no SQL" in r[mode].why
+        assert r[mode].worst_s is None and not r[mode].violations
+    assert r["spamd-silent"].outcome != "n/a"
+
+
+@pytest.mark.unit
+def test_database_name_in_hosts_counts_only_when_nsswitch_asks_files_first(
+        tmp_path: Path) -> None:
+    root = example_copy(tmp_path, "fixed")
+    r = system_modes(root)
+    assert r["dns-db-servfail"].outcome == "n/a" and "etc/hosts" in r["dns-db-servfail"].why
+    (root / "etc/nsswitch.conf").write_text("hosts: dns [!UNAVAIL=return] files\n")
+    assert system_modes(root)["dns-db-servfail"].outcome != "n/a"
+    (root / "etc/nsswitch.conf").unlink()  # glibc without the file asks DNS first; the
+    assert system_modes(root)["dns-db-servfail"].outcome == "n/a"  # Debian default assumed
+
+
+@pytest.mark.unit
+def test_no_spamc_in_any_xfilter_and_mail_to_lmtp_leave_nothing_to_budget(
+        tmp_path: Path) -> None:
+    root = example_copy(tmp_path, "debian-stock")
+    (root / "etc/maildroprc").write_text('xfilter "/usr/bin/reformail -A X-Seen:1"\n')
+    r = system_modes(root)
+    assert {m.outcome for m in r.values()} == {"n/a"}
+    assert "no xfilter" in r["spamd-silent"].why and "runs spamc" in r["spamd-silent"].why
+    root = example_copy(tmp_path, "fixed")
+    main = root / "etc/postfix/main.cf"
+    main.write_text(main.read_text().replace("virtual_transport = maildrop",
+                                             "virtual_transport = lmtp:unix:private/lmtp"))
+    r = system_modes(root)
+    assert {m.outcome for m in r.values()} == {"n/a"}
+    assert "virtual_transport = lmtp:unix:private/lmtp" in r["db-locked"].why
+
+
+@pytest.mark.unit
+def test_resolver_search_ndots_rotate() -> None:
+    from spamdrill.system import net
+
+    r = net.resolv_conf("search a.example b.example\nnameserver 10.0.0.1\n"
+                        "options ndots:3 rotate timeout:1 attempts:1\n", "/r")
+    assert (r["resolv_search"].value, r["resolv_ndots"].value) == (2, 3)
+    assert "resolv_rotate" in r and r["resolv_search"].source == "/r:1"
+    # as is, then the first search domain: one dead lookup more, however long the list
+    assert model.dead_name_lookup_s(1, 1, 1, 2) == 2 * model.libc_dead_lookup_s(1, 1, 1)
+    assert model.dead_name_lookup_s(5, 2, 1, 0) == 10
+    base = model.Setup(spamc=sm.parse_args("-d spamd.example -t 100"),
+                       spamd_names_by_dns=1, resolv_timeout=5, resolv_attempts=2)
+    assert modes(base)["dns-dead"].spamc_s == 10
+    assert modes(replace(base, resolv_search=1))["dns-dead"].spamc_s == 20
+    assert not net.hosts_files_first("hosts: dns files\n")
+    assert net.hosts_files_first("hosts: files mdns4_minimal [NOTFOUND=return] dns\n")
+    assert not net.hosts_files_first(None)
+
+
+@pytest.mark.unit
+@given(t=st.integers(101, 900), maildrop=st.integers(30, 900))
+def test_suggested_fixes_keep_a_margin_below_the_limit(t: int, maildrop: int) -> None:
+    setup = model.Setup(spamc=sm.parse_args(f"-d 10.0.0.1 -t {t}"),
+                        maildrop_timeout=maildrop, wrapper="spamdrill-deliver",
+                        wrapper_deadline=maildrop + 100)
+    margin = model.fix_margin_s(maildrop)
+    assert margin >= 5 and margin >= maildrop / 10
+    for r in model.evaluate(setup):
+        for v in r.violations:
+            if v.fix.startswith("spamc -t "):
+                assert int(v.fix.split()[2]) <= maildrop - margin, v.fix
+                assert f"{margin:g} s below" in v.fix
+
+
+@pytest.mark.lab
+@pytest.mark.parametrize("name,absent", [
+    ("debian-stock", {"db-unreachable", "db-locked", "dns-db-servfail"}),
+    ("field-report", set()),
+    ("fixed", {"dns-db-servfail"}),
+])
+def test_cli_budget_examples_show_no_row_for_an_absent_component(name: str,
+                                                                 absent: set[str]) -> None:
+    done = spamdrill("budget", "--etc", str(EXAMPLES / name), "--json")
+    doc = json.loads(done.stdout)
+    assert {m["mode"] for m in doc["modes"] if m["outcome"] == "n/a"} == absent
+    for m in doc["modes"]:
+        if m["outcome"] == "n/a":
+            assert m["why"] and m["worst_s"] is None and not m["violations"]
+    text = spamdrill("budget", "--etc", str(EXAMPLES / name)).stdout
+    for mode in absent:
+        assert any(line.startswith("n/a: ") and mode in line for line in text.splitlines())
+        assert not any(line.startswith(f"│ {mode} ") for line in text.splitlines())
+
+
+@pytest.mark.lab
+def test_cli_budget_empty_etc_is_one_line_and_exit_2(tmp_path: Path) -> None:
+    (tmp_path / "etc").mkdir()
+    done = spamdrill("budget", "--etc", str(tmp_path))
+    assert done.returncode == 2 and not done.stdout
+    assert len(done.stderr.strip().splitlines()) == 1, done.stderr
+    assert "no Postfix" in done.stderr and "maildroprc" in done.stderr
+    assert "SpamAssassin" in done.stderr
+
+
+# ---- shell injection in the maildroprc -------------------------------------------------
+
+@pytest.mark.unit
+def test_maildroprc_shell_injection_risks_are_flagged_with_line_and_safe_form() -> None:
+    rc = maildroprc.parse(
+        'SUBJ=`reformail -x Subject:`\n'
+        'RCPT="$1"\n'
+        'xfilter "/usr/bin/spamc -u $1"\n'            # 3: pasted by maildrop
+        'xfilter "/usr/bin/spamc -u $LOGNAME"\n'      # 4: the account: not free text
+        "xfilter '/usr/bin/spamc -u \"$RCPT\"'\n"     # 5: the safe form
+        "xfilter '/usr/bin/spamc -u $RCPT'\n"         # 6: split and globbed
+        '`logger -t x "$SUBJ"`\n'                     # 7: safe
+        '`logger -t x $SUBJ`\n'                       # 8: split and globbed
+        'to "| /usr/bin/procmail -a $FROM"\n'         # 9: pasted
+        'CLEAN="x"\n'
+        'xfilter "spamc -u \\$FROM $CLEAN $SIZE"\n', "/etc/maildroprc")
+    lines = sorted(int(r.split(":")[1]) for r in rc.risks)
+    assert lines == [3, 6, 8, 9], rc.risks
+    three = next(r for r in rc.risks if r.startswith("/etc/maildroprc:3:"))
+    assert "ARG1=\"$1\"" in three and "xfilter '... \"$ARG1\" ...'" in three
+    assert any("$RCPT" in r and "Safe: \"$RCPT\"" in r for r in rc.risks)
+
+
+@pytest.mark.lab
+def test_real_maildrop_runs_what_a_flagged_line_pastes_and_not_the_safe_form(
+        tmp_path: Path) -> None:
+    """The rule measured: maildrop 2.9.3 pastes a variable into a double-quoted xfilter
+    before the shell parses it; the flagged form runs the sender's command, the safe form
+    does not."""
+    import subprocess
+
+    pwned = tmp_path / "pwned"
+    evil = f'x"; touch {pwned}; "'
+    for body, flagged in (('xfilter "cat; echo \\"$SUBJ\\" >/dev/null"\n', True),
+                          ("xfilter 'cat; echo \"$SUBJ\" >/dev/null'\n", False)):
+        text = f"SUBJ=`printf '%s' '{evil}'`\n{body}"
+        rc = tmp_path / "rc"
+        rc.write_text(text)
+        rc.chmod(0o600)
+        subprocess.run(["maildrop", str(rc)], input=b"From: a@b\n\nx\n", timeout=30,
+                       capture_output=True, cwd=tmp_path, check=False)
+        assert pwned.exists() == flagged, body
+        assert bool(maildroprc.parse(text, str(rc)).risks) == flagged
+        pwned.unlink(missing_ok=True)
+
+
+@pytest.mark.lab
+def test_cli_budget_shows_the_risk(tmp_path: Path) -> None:
+    import shutil
+
+    root = tmp_path / "sys"
+    shutil.copytree(EXAMPLES / "debian-stock", root)
+    (root / "etc/maildroprc").write_text('xfilter "/usr/bin/spamc -u $1"\n')
+    done = spamdrill("budget", "--etc", str(root))
+    assert done.returncode == 1 and "risk:" in done.stdout
+    assert "maildroprc:1:" in done.stdout and "xfilter pastes $1" in done.stdout
+    doc = json.loads(spamdrill("budget", "--etc", str(root), "--json").stdout)
+    assert len(doc["risks"]) == 1 and doc["risks"][0].startswith(str(root))
+
+
+# ---- the wrapper's table, sans-IO ------------------------------------------------------
+
+@pytest.mark.unit
+def test_wrapper_table_judges_lost_and_duplicated_from_what_the_stand_in_saw() -> None:
+    from spamdrill.budget import wrappertable as wt
+
+    fail = wt.Case(75, wt.TIMEOUT_TEXT, True)
+    ok = wt.Case(0, "", True)
+    # exit 0 while maildrop failed: Postfix counts it delivered, the mail is gone
+    assert wt.row(wt.Observed(fail, 0, None, False, b"", 1, wt.MESSAGE)).fate == "lost"
+    # exit 0, maildrop "delivered" other bytes (the wrapper dropped its input): lost
+    assert wt.row(wt.Observed(ok, 0, None, False, b"", 1, b"")).fate == "lost"
+    assert wt.row(wt.Observed(ok, 0, None, False, b"", 0, None)).fate == "lost"
+    assert wt.row(wt.Observed(ok, 0, None, False, b"", 1, wt.MESSAGE)).fate == "delivered"
+    # delivered, then the wrapper defers: Postfix delivers it again
+    assert wt.row(wt.Observed(ok, 75, None, False, b"", 1, wt.MESSAGE)).fate == "duplicated"
+    assert wt.row(wt.Observed(fail, 100, None, False, b"", 1, wt.MESSAGE)).fate == "bounced"
+    hung = wt.row(wt.Observed(fail, None, 9, True, b"", 1, wt.MESSAGE))
+    assert hung.fate == "bounced" and hung.wrapper.startswith("hung")
+    assert wt.row(wt.Observed(fail, None, 9, False, b"", 1, None)).fate == "deferred"
+    table = wt.unmeasured("/w", "why")
+    assert table.fate("timeout") == "lost" and table.fate("delivered") == "delivered"
+    assert table.problems() and "why" in table.how
+
+
+@pytest.mark.unit
+def test_wrapper_table_inputs() -> None:
+    from spamdrill.budget import wrappertable as wt
+
+    assert wt.expand_argv(["/w", "-d", "${recipient}", "$sender", "${user}@${nexthop}",
+                           "${extension}"]) == ["/w", "-d", "user@example.org",
+                                                "sender@example.net", "user@example.org", ""]
+    assert wt.interpreter(b"#!/usr/bin/perl -w\nprint;\n") == ["/usr/bin/perl", "-w"]
+    assert wt.interpreter(b"#! /bin/sh\n") == ["/bin/sh"]
+    assert wt.interpreter(b"echo hi\n") is None
+    assert wt.mda_paths(["/w", "/opt/x/maildrop"], b"exec /usr/local/bin/maildrop -d") == \
+        ["/opt/x/maildrop", "/usr/local/bin/maildrop"]
+    statuses = {c.status for c in wt.CASES}
+    assert statuses == {0, 64, 65, 67, 69, 75, 77, 100, wt.KILLED}
+    assert {c.reads for c in wt.CASES if c.status == 75} == {True, False}
+    assert set(wt.EVENTS.values()) <= set(wt.CASES)

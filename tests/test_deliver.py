@@ -213,3 +213,61 @@ def test_site_less_launcher_delivers_defers_and_logs(tmp_path: Path) -> None:
                              text=True)
     assert refused.returncode == 1 and "not a spamdrill-deliver launcher" in refused.stderr
     assert other.read_text() == "#!/bin/sh\n"
+
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+
+
+def check_config(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*WRAPPER, "--check-config", *args], capture_output=True,
+                          text=True, timeout=60)
+
+
+def test_check_config_reads_postfix_and_refuses_a_deadline_at_its_time_limit(
+        tmp_path: Path) -> None:
+    import shutil
+
+    root = tmp_path / "sys"
+    shutil.copytree(EXAMPLES / "fixed", root)
+    cfg = root / "etc/spamdrill/deliver.toml"
+    ok = check_config(f"--etc={root}", f"--config={cfg}")
+    assert ok.returncode == 0 and "config OK" in ok.stdout, ok.stderr
+    assert "deadline 600 s below its time limit 1000 s" in ok.stdout
+    for deadline in ("1200", "1000"):  # at the limit is already too late
+        cfg.write_text(f"deadline = {deadline}\n")
+        bad = check_config(f"--etc={root}", f"--config={cfg}")
+        assert bad.returncode == 1 and "config OK" not in bad.stdout
+        assert f"{deadline} s is at or above Postfix's time limit for maildrop, 1000 s" in \
+            bad.stderr and "main.cf:28" in bad.stderr  # the line that sets it
+        assert "Change: deadline = 900 (100 s below)" in bad.stderr
+    cfg.write_text("deadline = 600\n")  # a flag in master.cf's argv wins over the file
+    master = root / "etc/postfix/master.cf"
+    master.write_text(master.read_text().replace("--queue-id=${queue_id}",
+                                                 "--queue-id=${queue_id} --deadline=1500"))
+    bad = check_config(f"--etc={root}", f"--config={cfg}")
+    assert bad.returncode == 1 and "--deadline=1500 in" in bad.stderr
+
+
+def test_check_config_refuses_several_recipients_per_delivery(tmp_path: Path) -> None:
+    import shutil
+
+    root = tmp_path / "sys"
+    shutil.copytree(EXAMPLES / "fixed", root)
+    main = root / "etc/postfix/main.cf"
+    main.write_text(main.read_text().replace("maildrop_destination_recipient_limit = 1\n",
+                                             ""))
+    bad = check_config(f"--etc={root}", f"--config={root / 'etc/spamdrill/deliver.toml'}")
+    assert bad.returncode == 1, bad.stdout
+    assert "maildrop_destination_recipient_limit = 50" in bad.stderr
+    assert f"add 'maildrop_destination_recipient_limit = 1' to {main}" in bad.stderr
+
+
+def test_check_config_says_what_it_could_not_check(tmp_path: Path) -> None:
+    given = check_config(f"--etc={EXAMPLES / 'field-report'}")
+    assert given.returncode == 1 and "no pipe service" in given.stderr
+    assert "runs spamdrill-deliver" in given.stderr
+    empty = check_config(f"--etc={tmp_path}")
+    assert empty.returncode == 1 and "no main.cf or master.cf" in empty.stderr
+    gone = check_config(f"--etc={tmp_path / 'nothing'}")
+    assert gone.returncode == 1 and "no such directory" in gone.stderr
+    assert len(gone.stderr.strip().splitlines()) == 1

@@ -233,6 +233,28 @@ def test_orphaned_drill_labs_are_cleaned(run_dir: Path) -> None:
     assert lab_ops.lab_pids(lab_dir) == set() and not lab_dir.exists()
 
 
+def test_cleaning_orphans_leaves_a_running_spamdrills_labs_alone(run_dir: Path) -> None:
+    """Two runs side by side: one starting cleans the labs killed runs left, never the
+    other's (owned by a live process, or locked while it is brought up before its
+    lab.json names an owner; a run once took down the other's labs mid-drill)."""
+    import fcntl
+
+    from spamdrill.lab.layout import Layout
+
+    base = run_dir.parent / "drills"
+    owned = base / "x-owned"
+    state = lab_ops.up(owned, LabConfig())
+    assert state.owner_pid == os.getpid()  # this test is the live owner
+    starting = base / "x-starting"  # mid-way through up: locked, no lab.json yet
+    starting.mkdir(parents=True)
+    with open(Layout(starting).lock, "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        assert lab_ops.down_all(base) == []
+        assert starting.is_dir()
+    assert owned.is_dir() and lab_ops.lab_pids(owned), "a live run's lab was taken down"
+    lab_ops.down(owned)
+
+
 def tcp(host: str, port: int) -> str:
     import socket
 

@@ -12,6 +12,7 @@ import os
 import pwd
 import shutil
 import signal
+import smtplib
 import subprocess
 import sys
 import tempfile
@@ -337,3 +338,57 @@ def test_maillog_names_every_verdict(lab: lab_ops.LabState) -> None:
     assert story.message_id == result.message_id and story.client is not None
     assert story.removed and story.sender == pf.SENDER
     assert postfix_log.problems(pf.Paths.of(Path(lab.run_dir)).maillog.read_text()) == []
+
+
+@root_or_refused
+def test_a_hostile_local_part_is_refused_at_rcpt_and_runs_nothing(
+        lab: lab_ops.LabState) -> None:
+    """pipe(8) hands ${user} to the wrapper and maildrop, and some of the field report's
+    wrappers (and an unchecked maildroprc) give it to a shell: the lab's Postfix refuses
+    any local part it does not know, at RCPT, and nothing the text says runs."""
+    state = start(lab)
+    spot = Path(f"/tmp/spamdrill-rcpt-{uuid.uuid4().hex}")  # lower case: pipe(8) folds
+    spot.mkdir()
+    os.chmod(spot, 0o1777)  # the delivery user could create a file here
+    try:
+        # (pipe(8)'s u flag folds ${user} to lower case: ${IFS} would become ${ifs})
+        hostile = [f'"x;touch {spot}/p;#"@{pf.RECIPIENT_DOMAIN}',
+                   f'"x;>{spot}/q;#"@{pf.RECIPIENT_DOMAIN}',
+                   f"mallory@{pf.RECIPIENT_DOMAIN}"]
+        replies = []
+        for rcpt in hostile:
+            with smtplib.SMTP(state.address, state.port, timeout=30) as smtp:
+                smtp.ehlo()
+                smtp.mail(pf.SENDER)
+                code, text = smtp.rcpt(rcpt)
+                replies.append((rcpt, code, text))
+                if code == 250:
+                    smtp.data(corpus.make("ham", 901, to=rcpt).data)
+        # every message accepted has had its first delivery attempt (none is: the queue
+        # is empty; on a lab that accepted them, they wait deferred)
+        pf.wait_queue(state.paths, lambda q: all(e.queue_name == "deferred" for e in q),
+                      DRAIN, "first delivery attempts")
+        assert list(spot.iterdir()) == [], "a recipient's text ran as a command"
+        for rcpt, code, text in replies:
+            assert code == 550 and b"5.1.1" in text, (rcpt, code, text)
+    finally:
+        shutil.rmtree(spot, ignore_errors=True)
+
+
+@root_or_refused
+def test_maildrop_as_the_pipe_user_runs_no_recipient_text(lab: lab_ops.LabState) -> None:
+    """The reproduction as it was reported: as ``nobody``, the pipe user's maildroprc given
+    a hostile ``$1`` directly (no Postfix in the way) refuses it (67) and runs nothing."""
+    spot = Path(f"/tmp/spamdrill-md-{uuid.uuid4().hex}")
+    spot.mkdir()
+    os.chmod(spot, 0o1777)
+    try:
+        rc = pf.Paths.of(Path(lab.run_dir)).filter_file
+        done = subprocess.run(
+            ["runuser", "-u", pf.PIPE_USER, "--", "maildrop", str(rc),
+             f"x;touch${{IFS}}{spot}/p;#"], input=b"Subject: x\n\nhi\n",
+            capture_output=True, timeout=60)
+        assert list(spot.iterdir()) == [], "the recipient's text ran as a command"
+        assert done.returncode == 67, (done.returncode, done.stderr)
+    finally:
+        shutil.rmtree(spot, ignore_errors=True)

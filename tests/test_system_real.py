@@ -196,16 +196,17 @@ def test_cli_budget_etc_on_each_example(name: str, code: int) -> None:
                                   or "deliver.toml (deadline)" in row["source"]), row
 
 
-def test_unknown_wrapper_assumption_is_in_every_row_it_decides(tmp_path: Path) -> None:
+def test_unmeasurable_wrapper_assumption_is_in_every_row_it_decides(tmp_path: Path) -> None:
     import shutil
 
     root = tmp_path / "sys"
     shutil.copytree(EXAMPLES / "field-report", root)
     (root / "usr/local/bin/maildrop_wrapper").write_text("#!/usr/bin/env python3\n")
     doc = json.loads(spamdrill("budget", "--etc", str(root), "--json").stdout)
-    decided = [m for m in doc["modes"] if m["outcome"] in ("bounced", "deferred")]
-    assert decided and all(any("assumed to turn maildrop's 75 into a bounce" in a
+    decided = [m for m in doc["modes"] if m["outcome"] == "lost"]  # maildrop's 75
+    assert decided and all(any("never ran maildrop" in a and "worst assumed" in a
                                for a in m["assumptions"]) for m in decided)
+    assert doc["wrapper"]["measured"] is False
 
 
 @pytest.mark.parametrize("setup,message", [

@@ -16,6 +16,7 @@ from typing import Any
 
 import click
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from spamdrill import __version__
@@ -196,7 +197,8 @@ def _print_status(run_dir: Path) -> None:
 @lab.command("down")
 @RUN_DIR
 @click.option("--all", "everything", is_flag=True,
-              help="Also every drill lab a killed 'spamdrill run' left behind.")
+              help="Also every drill lab a killed 'spamdrill run' left behind (a lab a "
+                   "running spamdrill still owns is left to it).")
 def lab_down(run_dir: Path, everything: bool) -> None:
     """Stop every process of the lab, also those a crashed or killed spamdrill left, and
     heal every fault it injected (a frozen database, DNS rules, server settings)."""
@@ -221,7 +223,7 @@ def lab_dns(run_dir: Path, name: str, mode: str, delay: float) -> None:
     drop      never answer (clients time out)
     delay     answer after --delay seconds
     """
-    layout = Layout(run_dir.resolve())
+    layout = Layout(run_dir)
     if LabState.load(layout) is None:
         raise SpamdrillError(f"no lab in {run_dir}", "start one with: spamdrill lab up")
     from spamdrill.lab import dns
@@ -237,7 +239,7 @@ def lab_check(run_dir: Path) -> None:
     (maildrop -> spamc -> spamd -> MariaDB). Exit 1 if a check fails."""
     from spamdrill.smoke import smoke_checks
 
-    state = LabState.load(Layout(run_dir.resolve()))
+    state = LabState.load(Layout(run_dir))
     if state is None:
         raise SpamdrillError(f"no lab in {run_dir}", "start one with: spamdrill lab up")
     checks = smoke_checks(state)
@@ -762,9 +764,9 @@ def _budget_html_option(f: Any) -> Any:
                    "service's maxproc in master.cf, else 100): spamd-rejected's burst.")
 @click.option("--json", "json_path", default=None, metavar="[PATH]", is_flag=False,
               flag_value="-",
-              help='{"limits": [...], "modes": [...], "xfilters": [...], "notes": [...]} '
-                   "(a contract; see docs/BUDGET.md) to PATH; '-', or --json alone, for "
-                   "stdout.")
+              help='{"limits": [...], "modes": [...], "xfilters": [...], "wrapper": {...}, '
+                   '"risks": [...], "notes": [...]} (a contract; see docs/BUDGET.md) to PATH; '
+                   "'-', or --json alone, for stdout.")
 def budget(etc: Path, maildroprc: Path | None, spamc_args: str | None,
            spamc_conf: Path | None, spamd_args: str | None, spamd_default: Path | None,
            sa_dir: Path | None, postfix_dir: Path | None, resolv_conf: Path | None,
@@ -774,13 +776,18 @@ def budget(etc: Path, maildroprc: Path | None, spamc_args: str | None,
 
     Reads the system under --etc (default /): Postfix, maildrop (every xfilter that runs
     spamc, each analysed), spamc and spamc.conf, spamd's unit and /etc/default/spamd,
-    SpamAssassin's site config and DSNs, the wrapper in master.cf, the resolver. For each
-    mode (spamd refusing, dropping SYNs, rejecting with ICMP under a burst, silent,
+    SpamAssassin's site config and DSNs, the resolver (resolv.conf, hosts, nsswitch.conf).
+    The wrapper master.cf names is run, not read: in a sandbox (no network, private
+    mounts) with maildrop replaced by a stand-in that ends every way maildrop can; its
+    measured table decides what Postfix does (delivered, deferred, bounced, or lost). For
+    each mode (spamd refusing, dropping SYNs, rejecting with ICMP under a burst, silent,
     dripping, overloaded; the database unreachable or locked; DNS dead, or SERVFAIL for
     the database's name; with --link-rate, a slow link): each layer's worst case, which
-    limit fires first, and what Postfix then does (delivered, delivered unscanned,
-    deferred, bounced). A violation names the smallest change that fixes it. Exit 1 if
-    any mode has a violation.
+    limit fires first, and what Postfix then does. A mode whose component the system does
+    not use is n/a, with the reason. A violation names the smallest change that fixes
+    it, a stated margin below the limit. Exit 1 if any mode has a violation, the wrapper
+    loses mail or bounces a temporary failure, or the maildroprc lets a sender's text
+    into a shell command; 2 if --etc holds no Postfix, maildrop or SpamAssassin config.
 
     \b
     spamdrill budget --etc examples/field-report
@@ -792,29 +799,63 @@ def budget(etc: Path, maildroprc: Path | None, spamc_args: str | None,
     system = reader.read(etc, reader.Overrides(
         maildroprc, spamc_args, spamc_conf, spamd_args, spamd_default, sa_dir, postfix_dir,
         resolv_conf, deliver_config))
+    table = inputs.measure_wrapper(system) if wrapper is None else None
     setups = inputs.setups(system, inputs.WhatIf(maildrop_timeout, wrapper, link_rate,
-                                                 concurrency))
+                                                 concurrency), table)
     chosen = inputs.limiting(setups)
     setup = setups[chosen]
     results = model.evaluate(setup)
     notes = _budget_notes(system, chosen)
+    problems = table.problems() if table is not None else []
+    risks = list(system.maildroprc.risks) if system.maildroprc is not None else []
     _budget_html(setup, results, notes)
     if not _emit_json(json_path, {"limits": model.limits(setup),
                                   "modes": [r.public() for r in results],
                                   "xfilters": _xfilters_json(system, setups, chosen),
-                                  "notes": notes}):
+                                  "wrapper": table.public() if table is not None else None,
+                                  "risks": risks, "notes": notes}):
         _print_budget(system, setups, chosen, results, notes)
-    sys.exit(1 if any(r.violations for r in results) else 0)
+        if table is not None and not system.maildrop_unused:
+            _print_wrapper_table(table)
+        for risk in risks:
+            out.print(f"[red]risk:[/red] {escape(risk)}", highlight=False)
+    sys.exit(1 if problems or risks or any(r.violations for r in results) else 0)
 
 
 def _budget_notes(system: Any, chosen: int) -> list[str]:
     notes = list(system.notes)
     for f in system.filters:
         notes += list(f.spamc.notes) + list(f.spamc.modes)
-    notes += list(system.wrapper.findings)
-    if system.wrapper.assumption:
-        notes.append(system.wrapper.assumption)
     return list(dict.fromkeys(notes))
+
+
+def _print_absent(results: list[Any]) -> None:
+    """The modes whose component the system does not use: a line each, not a row."""
+    by_reason: dict[str, list[str]] = {}
+    for r in results:
+        if r.outcome == "n/a":
+            by_reason.setdefault(r.why, []).append(r.mode)
+    for why, names in by_reason.items():
+        which = "every mode" if len(names) == len(results) else ", ".join(names)
+        out.print(f"n/a: {which}: {escape(why)}", highlight=False)
+
+
+def _print_wrapper_table(table: Any) -> None:
+    """The wrapper's measured table: each way maildrop ends, what the wrapper made of
+    it, what pipe(8) then does, and the mail's fate."""
+    colours = {"delivered": "green", "deferred": "yellow"}
+    t = Table(title=escape(f"wrapper {table.wrapper}: {table.how}"))
+    for col in ("maildrop", "wrapper", "Postfix pipe(8)", "fate"):
+        t.add_column(col)
+    for label, r in table.grouped():
+        colour = colours.get(r.fate, "red")
+        fate = r.fate.upper() if r.fate in ("lost", "duplicated") else r.fate
+        t.add_row(escape(label), r.wrapper, f"{r.postfix} ({r.dsn})",
+                  f"[{colour}]{fate}[/{colour}]")
+    if table.rows:
+        out.print(t)
+    for problem in table.problems():
+        out.print(f"wrapper: {escape(problem)}", highlight=False)
 
 
 def _xfilters_json(system: Any, setups: list[Any], chosen: int) -> list[dict[str, Any]]:
@@ -859,18 +900,21 @@ def _print_budget(system: Any, setups: list[Any], chosen: int, results: list[Any
                         f"wrapper: {setup.wrapper})")
     for col in ("mode", "spamc s", "spamd s", "worst s", "fires first", "outcome", "fix"):
         table.add_column(col)
-    for r in results:
-        colour = {"bounced": "red", "deferred": "yellow"}.get(r.outcome, "green")
+    for r in [r for r in results if r.outcome != "n/a"]:
+        colour = {"bounced": "red", "lost": "red", "duplicated": "red", "n/a": "dim",
+                  "deferred": "yellow"}.get(r.outcome, "green")
         fix = [f"{v.inner} > {v.outer}: {v.fix}" for v in r.violations]
-        fix += [f"(assumed: {a})" for a in r.assumptions]
+        fix += [f"({a})" for a in r.assumptions]
         table.add_row(
             r.mode, "unbounded" if r.spamc_s is None else _model_s(r.spamc_s),
             "-" if r.spamd_s is None else _model_s(r.spamd_s),
             "-" if r.worst_s is None else _model_s(r.worst_s), r.fires_first,
-            f"[{colour}]{r.outcome}[/{colour}]", "\n".join(fix))
-    out.print(table)
+            f"[{colour}]{r.outcome}[/{colour}]", escape("\n".join(fix)))
+    if table.rows:
+        out.print(table)
+    _print_absent(results)
     for note in notes:
-        out.print(f"note: {note}", highlight=False)
+        out.print(f"note: {escape(note)}", highlight=False)
 
 
 def _load_run(results_dir: Path, ref: str) -> Any:

@@ -29,6 +29,8 @@ FIREWALL_RESET = ", or have the firewall reject with a TCP reset (not rate-limit
 SPAMC_T = "spamc -t {t_max}"
 DELIVER = "run maildrop under spamdrill-deliver (it kills what maildrop left behind and defers)"
 DEFERS = "use spamdrill-deliver: it defers timeouts"
+WRAPPER = ("use spamdrill-deliver (it defers every temporary failure), or pass maildrop's "
+           "status on: exec maildrop")
 
 
 @dataclass(frozen=True)

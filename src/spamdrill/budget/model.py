@@ -59,6 +59,14 @@ def libc_dead_lookup_s(timeout: float, attempts: int, servers: int) -> float:
     return float(max(1, attempts) * per_round)
 
 
+def dead_name_lookup_s(timeout: float, attempts: int, servers: int, search: int) -> float:
+    """getaddrinfo() of one name with no server answering. ``res_search()`` (glibc
+    ``resolv/res_query.c``) tries the name as it is and with the search list's first
+    domain (ndots decides which first); a TRY_AGAIN (no answer) ends the list there, so a
+    search list costs exactly one dead lookup more."""
+    return libc_dead_lookup_s(timeout, attempts, servers) * (2 if search else 1)
+
+
 def connector_dns_wait_s(lookup_s: float, connect_timeout: float = 0) -> float:
     """How long MariaDB Connector/C keeps resolving a name that gives EAI_AGAIN (a dead
     resolver or SERVFAIL). ``pvio_socket_connect()``: getaddrinfo() again and again,
@@ -89,8 +97,14 @@ class Setup:
     resolv_timeout: float = RESOLV_TIMEOUT_S  # resolv.conf options timeout:
     resolv_attempts: int = RESOLV_ATTEMPTS  # options attempts:
     resolv_servers: int = 1  # nameserver lines (glibc uses up to 3)
+    resolv_search: int = 0  # search (or domain) list's length
+    resolv_ndots: int = 1  # options ndots: (which try comes first, not what they cost)
+    resolv_rotate: bool = False  # options rotate (which server first: the same total)
+    # modes whose component the system does not use, with the reason: n/a rows
+    absent: dict[str, str] = field(default_factory=dict)
     maildrop_timeout: float = 300.0
-    wrapper: str = "none"  # none | spamdrill-deliver | bounce-on-75
+    # none | spamdrill-deliver | bounce-on-75 (what-ifs) | measured | unmeasured
+    wrapper: str = "none"
     wrapper_deadline: float | None = None
     postfix_time_limit: float = 1000.0
     link_rate: float | None = None  # bytes/s between spamc and spamd; None: not modelled
@@ -101,16 +115,28 @@ class Setup:
     # unscanned); outside one it exits 75, "Unable to filter message." (measured, 2.9.3)
     xfilter_in_exception: bool = False
     spamd_names_by_dns: int = 0  # -d names spamc must ask DNS for (not in /etc/hosts)
-    # what the model assumed about the wrapper, said in every row it decides
+    # how the wrapper's behaviour is known (measured, or why not), said in every row it
+    # decides
     wrapper_assumption: str = ""
-    # the wrapper tells maildrop's "Timeout quota exceeded." from other 75s and defers it
-    wrapper_defers_timeout: bool = False
+    # the wrapper's measured fate per event of ``wrappertable.EVENTS`` (timeout,
+    # filter-failed, delivered), and its exit on each; empty: the ``wrapper`` kind's
+    wrapper_fates: dict[str, str] = field(default_factory=dict)
+    wrapper_exits: dict[str, str] = field(default_factory=dict)
     # the xfilter runs spamdrill-spamc with --deadline: the whole check ends by then
     spamc_deadline: float | None = None
     sources: dict[str, str] = field(default_factory=dict)
 
     def source(self, key: str, default: str) -> str:
         return self.sources.get(key, default)
+
+    def fate(self, event: str) -> str:
+        """What Postfix makes of maildrop's ending ``event`` through the wrapper."""
+        if event in self.wrapper_fates:
+            return self.wrapper_fates[event]
+        if event == "delivered":
+            return "delivered"
+        return {"bounce-on-75": "bounced", "unmeasured": "lost"}.get(self.wrapper,
+                                                                     "deferred")
 
 
 @dataclass
@@ -158,15 +184,22 @@ def limits(s: Setup) -> list[dict[str, Any]]:
          "source": s.source("spamd", "spamd default")},
         {"layer": "SpamAssassin rbl_timeout", "seconds": s.rbl_timeout,
          "source": s.source("sa", "SpamAssassin default")},
-        {"layer": "resolver, one lookup with no server answering",
-         "seconds": libc_dead_lookup_s(s.resolv_timeout, s.resolv_attempts,
-                                       s.resolv_servers),
+        {"layer": "resolver, one name with no server answering"
+                  + (" (as is, then the first search domain)" if s.resolv_search else ""),
+         "seconds": _name_lookup(s),
          "source": s.source("resolv", "glibc defaults (timeout 5, attempts 2)")},
         {"layer": "maildrop global timeout", "seconds": s.maildrop_timeout,
          "source": s.source("maildrop", "Debian maildrop 2.9.3 (compiled in)")},
         {"layer": "Postfix time limit (bounces)", "seconds": s.postfix_time_limit,
          "source": s.source("postfix", "Postfix default command_time_limit")},
     ]
+    if s.wrapper_fates:
+        said = "; ".join(
+            f"{event}: {s.wrapper_exits[event] + ' -> ' if event in s.wrapper_exits else ''}"
+            f"{s.fate(event)}" for event in ("timeout", "filter-failed", "delivered"))
+        out.insert(5, {"layer": "wrapper (measured)" if s.wrapper_exits else
+                       "wrapper (not measured: the worst assumed)", "seconds": None,
+                       "source": f"{s.source('wrapper', 'master.cf')}: {said}"})
     if s.spamc_deadline is not None:
         out.insert(2, {"layer": "spamdrill-spamc --deadline (the whole check; fails open)",
                        "seconds": s.spamc_deadline + SPAMC_DEADLINE_MARGIN_S,
@@ -232,7 +265,7 @@ def evaluate(s: Setup) -> list[ModeResult]:
                   "a global read lock: Bayes updates wait lock_wait_timeout, capped by "
                   "--timeout-child"))
     if s.db_host_is_name:
-        lookup = libc_dead_lookup_s(s.resolv_timeout, s.resolv_attempts, s.resolv_servers)
+        lookup = _name_lookup(s)
         limit = s.db_connect_timeout or CONNECTOR_DNS_TIMEOUT_S
         for mode, each, what in (("dns-dead", lookup, f"each lookup waits {lookup:g} s"),
                                  ("dns-db-servfail", 0.0, "each lookup fails at once")):
@@ -257,6 +290,10 @@ def evaluate(s: Setup) -> list[ModeResult]:
                                                      else set())
     results = []
     for case in cases:
+        if case[0] in s.absent:
+            results.append(ModeResult(case[0], None, None, None, "-", "n/a",
+                                      s.absent[case[0]]))
+            continue
         bounded = _within_deadline(s, case)
         mode, spamc_s, spamd_s, why = bounded
         result = _judge(s, mode, spamc_s, spamd_s, why, mode in fails)
@@ -285,12 +322,17 @@ def _within_deadline(s: Setup, case: tuple[str, float | None, float | None, str]
             f"after {d:g} s (+ {SPAMC_DEADLINE_MARGIN_S:g} s) where spamc's flags allow {was}")
 
 
+def _name_lookup(s: Setup) -> float:
+    return dead_name_lookup_s(s.resolv_timeout, s.resolv_attempts, s.resolv_servers,
+                              s.resolv_search)
+
+
 def _spamc_lookups(s: Setup, case: tuple[str, float | None, float | None, str]
                    ) -> tuple[str, float | None, float | None, str]:
     """spamc resolves every -d name before it connects (``transport_setup``): with the
     resolver dead each name costs a whole dead lookup; if none resolves, spamc fails with
     EX_TEMPFAIL and never reaches spamd."""
-    lookup = libc_dead_lookup_s(s.resolv_timeout, s.resolv_attempts, s.resolv_servers)
+    lookup = _name_lookup(s)
     wait = s.spamd_names_by_dns * lookup
     mode, spamc_s, spamd_s, why = case
     if s.spamd_names_by_dns >= len(s.spamc.hosts):
@@ -328,7 +370,8 @@ def _judge(s: Setup, mode: str, spamc_s: float | None, spamd_s: float | None,
         answered = spamd_s is not None and spamc_s == spamd_s  # a scan, or spamd's error
         fires = "none (spamd answered)" if answered else "spamc"
         if scanned:
-            return ModeResult(mode, spamc_s, spamd_s, spamc_s, fires, "delivered", why)
+            return _through(s, ModeResult(mode, spamc_s, spamd_s, spamc_s, fires,
+                                          "delivered", why), "delivered")
         return _failed_scan(s, mode, spamc_s, spamd_s, fires, why)
     if deadline is not None and deadline <= m:
         fires, worst, outcome = "spamdrill-deliver deadline", deadline, "deferred"
@@ -348,26 +391,41 @@ def _judge(s: Setup, mode: str, spamc_s: float | None, spamd_s: float | None,
             fires = "maildrop global timeout, then Postfix time limit"
             violations.append(Violation(
                 f"spamc still running ({spamc_txt}) holds maildrop's output pipe open",
-                f"Postfix time limit ({ctl:g} s), which bounces",
-                "run maildrop under spamdrill-deliver (it kills what maildrop left behind "
-                "and defers)"))
+                f"Postfix time limit ({ctl:g} s), which bounces", fixes.DELIVER))
         else:
             worst = spamc_s  # maildrop's exit 75 reaches Postfix when spamc lets go
-            outcome = "bounced" if s.wrapper == "bounce-on-75" and \
-                not s.wrapper_defers_timeout else "deferred"
-            if outcome == "bounced":
-                violations.append(Violation("maildrop's EX_TEMPFAIL (75)",
-                                            "the wrapper's 75 -> 100 mapping",
-                                            "use spamdrill-deliver: it defers timeouts"))
-    return ModeResult(mode, spamc_s, spamd_s, worst, fires, outcome, why, violations,
-                      _assumed(s, outcome))
+            return _through(s, ModeResult(mode, spamc_s, spamd_s, worst, fires, "deferred",
+                                          why, violations), "timeout")
+    return ModeResult(mode, spamc_s, spamd_s, worst, fires, outcome, why, violations)
 
 
-def _assumed(s: Setup, outcome: str) -> list[str]:
-    """The wrapper assumption, in each row whose outcome it decides."""
-    if s.wrapper_assumption and outcome in ("bounced", "deferred"):
-        return [s.wrapper_assumption]
-    return []
+EVENT_WORDS = {"timeout": "maildrop's EX_TEMPFAIL (75, \"Timeout quota exceeded.\")",
+               "filter-failed": "maildrop's EX_TEMPFAIL (75, \"Unable to filter "
+                                "message.\")",
+               "delivered": "maildrop's delivery (0)"}
+
+
+def _through(s: Setup, r: ModeResult, event: str) -> ModeResult:
+    """The row once the wrapper has turned maildrop's ending ``event`` into Postfix's
+    verdict: its measured (or assumed) fate, a violation when it bounces a temporary
+    failure, loses or duplicates mail, and how the wrapper's behaviour is known."""
+    fate = s.fate(event)
+    if s.wrapper_assumption and (event != "delivered" or fate != "delivered"):
+        r.assumptions.append(s.wrapper_assumption)
+    if fate == "delivered":
+        return r
+    if event != "delivered" and fate == "deferred":
+        r.outcome = "deferred"
+        return r
+    exit_of = s.wrapper_exits.get(event, "")
+    how = f"the wrapper's {exit_of} (measured)" if exit_of else "the wrapper"
+    meaning = {"lost": "Postfix counts it delivered: lost",
+               "duplicated": "Postfix tries again: delivered twice",
+               "bounced": "Postfix bounces it",
+               "deferred": "Postfix defers it"}.get(fate, fate)
+    r.outcome = fate
+    r.violations.append(Violation(EVENT_WORDS[event], f"{how}: {meaning}", fixes.WRAPPER))
+    return r
 
 
 def _failed_scan(s: Setup, mode: str, spamc_s: float, spamd_s: float | None, fires: str,
@@ -381,38 +439,44 @@ def _failed_scan(s: Setup, mode: str, spamc_s: float, spamd_s: float | None, fir
     if s.spamc.safe_fallback or s.xfilter_in_exception:
         if not s.spamc.safe_fallback:
             why += "; -x: the xfilter fails inside exception { }, which maildrop catches"
-        return ModeResult(mode, spamc_s, spamd_s, spamc_s, fires, "delivered unscanned", why)
+        return _through(s, ModeResult(mode, spamc_s, spamd_s, spamc_s, fires,
+                                      "delivered unscanned", why), "delivered")
     why += ("; -x: spamc prints nothing and exits non-zero, maildrop exits 75 'Unable to "
             "filter message.'")
-    if s.wrapper == "bounce-on-75":
-        return ModeResult(mode, spamc_s, spamd_s, spamc_s, fires, "bounced", why, [
-            Violation("spamc -x failure: maildrop's EX_TEMPFAIL (75)",
-                      "the wrapper's 75 -> 100 mapping",
-                      "use spamdrill-deliver (it defers), or drop -x")],
-            _assumed(s, "bounced"))
-    return ModeResult(mode, spamc_s, spamd_s, spamc_s, fires, "deferred", why, [],
-                      _assumed(s, "deferred"))
+    return _through(s, ModeResult(mode, spamc_s, spamd_s, spamc_s, fires, "deferred",
+                                  why), "filter-failed")
+
+
+def fix_margin_s(limit: float) -> float:
+    """How far below a limit a suggested setting stays: a tenth of it, at least 5 s, so
+    scan time, process start-up and a slow disk do not tip a fix over (300 s -> 270 s,
+    not 299 s)."""
+    return float(max(5, math.ceil(limit / 10)))
 
 
 def _fix(s: Setup, mode: str) -> str:
-    """The smallest change that brings spamc back under maildrop's timeout, in the words
-    of the one catalog of fixes (``spamdrill.fixes``) the logs' diagnosis shows too."""
+    """The smallest change that brings spamc back under maildrop's timeout, with a stated
+    margin below it, in the words of the one catalog of fixes (``spamdrill.fixes``) the
+    logs' diagnosis shows too."""
     f, m = s.spamc, s.maildrop_timeout
+    margin = fix_margin_s(m)
+    room = m - margin
+    below = f"; {margin:g} s below maildrop's {m:g} s"
     if mode == "spamd-refused":
         sleeps = spamc_model.connect_failures(f, refused=True)[1]
-        sleep_max = math.floor((m - 1) / max(1, sleeps))
-        return fixes.fix(mode, sleep_max=sleep_max)
+        sleep_max = math.floor(room / max(1, sleeps))
+        return fixes.fix(mode, sleep_max=sleep_max) + f" ({below[2:]})"
     if mode in ("spamd-accept-queue-full", "spamd-rejected"):
         calls, sleeps = spamc_model.connect_failures(f, refused=False)
-        n_max = math.floor((m - 1 - sleeps * f.retry_sleep) / calls)
+        n_max = math.floor((room - sleeps * f.retry_sleep) / calls)
         firewall = fixes.FIREWALL_RESET if mode == "spamd-rejected" else ""
         if n_max >= 1:
-            return fixes.fix(mode, n_max=n_max, t=f"{f.timeout:g}")
+            return fixes.fix(mode, n_max=n_max, t=f"{f.timeout:g}") + f" ({below[2:]})"
         return fixes.fix(mode, fixes.CONNECT_RETRIES, firewall=firewall)
     if mode == "net-slow" and f.timeout:
-        return fixes.fix(mode, t_max=max(1, math.floor((m - 1) / 2)))
+        return fixes.fix(mode, t_max=max(1, math.floor(room / 2))) + f" ({below[2:]})"
     if mode == "spamd-slow-drip" or not f.timeout:
         return fixes.fix(mode, fixes.UNBOUNDED)
-    t_max = math.floor((m - 1 - (f.filter_retries - 1) * f.filter_retry_sleep)
+    t_max = math.floor((room - (f.filter_retries - 1) * f.filter_retry_sleep)
                        / f.filter_retries)
-    return fixes.fix(mode, fixes.SPAMC_T, t_max=max(1, t_max))
+    return fixes.fix(mode, fixes.SPAMC_T, t_max=max(1, t_max)) + f" ({below[2:]})"

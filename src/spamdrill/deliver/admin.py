@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import shutil
 import signal
@@ -49,11 +50,82 @@ def admin(args: Args) -> int:
     if args.explain:
         return explain(policy, *args.explain)
     code = check_config(policy, args.mda)
+    if code == 0:
+        code = check_postfix(args, policy)
     if code == 0 and "--user" in args.values:
         code = _check_as_user(args, access.program_of(sys.argv[0]))
     if code == 0:
         print("config OK")
     return code
+
+
+def check_postfix(args: Args, policy: Policy) -> int:
+    """Read Postfix under ``--etc`` (``spamdrill.system.reader``, as ``spamdrill budget
+    --etc`` does) and refuse what turns this wrapper's deferrals back into bounces: a
+    deadline at or above the transport's time limit (pipe(8) kills first and bounces),
+    and a transport that hands one delivery several recipients. Each refusal names the
+    line to change. Without a Postfix config, or a service that runs this wrapper, it
+    says what was not checked (an error when --etc was given)."""
+    from spamdrill.budget.model import fix_margin_s
+    from spamdrill.errors import SpamdrillError
+    from spamdrill.system import reader
+
+    etc = Path(args.get("--etc", "/"))
+    given = "--etc" in args.values
+    try:
+        system = reader.read_postfix(etc)
+    except SpamdrillError as exc:
+        print(f"spamdrill-deliver: config error: {exc.one_line()}", file=sys.stderr)
+        return 1
+    postfix_dir = etc / "etc/postfix"
+    if system.main_cf is None or system.service is None or \
+            system.wrapper.kind != "spamdrill-deliver":
+        why = (f"no main.cf or master.cf in {postfix_dir}" if system.main_cf is None else
+               f"no pipe service in {postfix_dir / 'master.cf'} runs spamdrill-deliver")
+        print(f"Postfix: {why}: its time limit and recipient limit not checked",
+              file=sys.stderr if given else sys.stdout)
+        return 1 if given else 0
+    service = system.service
+    name = service.service
+    argv = service.pipe_argv()
+    flag = next((a.split("=", 1)[1] for a in argv if a.startswith("--deadline=")), None)
+    deadline, where = policy.deadline, (f"deadline in {config_path(args)}"
+                                        if config_path(args) else
+                                        "spamdrill-deliver's default deadline")
+    if flag is not None:
+        try:
+            deadline, where = float(flag), f"--deadline={flag} in {service.where}"
+        except ValueError:
+            print(f"spamdrill-deliver: config error: {service.where}: --deadline={flag} "
+                  "is not seconds", file=sys.stderr)
+            return 1
+    limit = system.time_limit
+    problems = []
+    if deadline >= limit.value:
+        margin = fix_margin_s(limit.value)
+        problems.append(
+            f"{where}: {deadline:g} s is at or above Postfix's time limit for {name}, "
+            f"{limit.value:g} s ({limit.source}): pipe(8) kills the wrapper first and "
+            f"bounces (5.3.0), so every deferral becomes a bounce. Change: deadline = "
+            f"{limit.value - margin:g} ({margin:g} s below), or in main.cf "
+            f"{name}_time_limit = {math.ceil(deadline + fix_margin_s(deadline)):d}s")
+    recipients = system.main_cf.expanded(f"{name}_destination_recipient_limit",
+                                         service.options)
+    value = recipients.value.strip() if recipients else "50"
+    if value != "1":
+        source = recipients.source if recipients else "Postfix's default"
+        problems.append(
+            f"{name}_destination_recipient_limit = {value} ({source}): pipe(8) hands one "
+            "delivery several recipients, and ${recipient} in argv becomes several "
+            f"words. Change: add '{name}_destination_recipient_limit = 1' to "
+            f"{postfix_dir / 'main.cf'}")
+    for problem in problems:
+        print(f"spamdrill-deliver: config error: {problem}", file=sys.stderr)
+    if problems:
+        return 1
+    print(f"Postfix: {name} ({service.where}): deadline {deadline:g} s below its time "
+          f"limit {limit.value:g} s ({limit.source}); one recipient per delivery")
+    return 0
 
 
 def _passed_on(args: Args) -> list[str]:

@@ -52,7 +52,8 @@ USAGE = """\
 usage: spamdrill-deliver [--recipient=ADDR] [--sender=ADDR] [--queue-id=ID]
                          [--config=FILE] [--deadline=SECONDS] [--over-quota=defer|bounce]
                          [--syslog-socket=PATH] -- MDA [ARG...]
-       spamdrill-deliver --check-config [--user=USER] [--config=FILE] [-- MDA ARG...]
+       spamdrill-deliver --check-config [--user=USER] [--config=FILE] [--etc=DIR]
+                         [-- MDA ARG...]
        spamdrill-deliver --explain STATUS TEXT [--config=FILE]
        spamdrill-deliver --make-launcher PATH [--python=PYTHON] [--user=USER] [-- MDA]
 
@@ -68,7 +69,10 @@ options:
   --over-quota=ACTION   defer (4.2.2, default) or bounce (5.2.2) a full mailbox
   --syslog-socket=PATH  where the one log line per delivery goes (default /dev/log)
   --check-config        validate the config and the MDA command (exactly as a delivery
-                        would), print the policy
+                        would), print the policy; read Postfix under --etc and refuse a
+                        deadline at or above the transport's time limit, and a transport
+                        without <transport>_destination_recipient_limit = 1
+  --etc=DIR             with --check-config: the root whose etc/postfix is read (default /)
   --user=USER           with --check-config or --make-launcher: check as USER (master.cf's
                         user=) that this program, its Python, the package, the config and
                         the MDA can be run and read (needs root to switch to USER)
@@ -81,7 +85,7 @@ options:
 """
 
 VALUE_OPTIONS = ("--recipient", "--sender", "--queue-id", "--config", "--deadline",
-                 "--over-quota", "--syslog-socket", "--user", "--python")
+                 "--over-quota", "--syslog-socket", "--user", "--python", "--etc")
 
 # syslog field lengths: an address is at most 256 octets (RFC 5321 4.5.3.1.3)
 QUEUE_ID_CHARS = 64

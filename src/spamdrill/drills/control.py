@@ -249,11 +249,12 @@ class RealLab:
         return lab_faults.fill_quota(self.journal, user)
 
     def quota_usage(self, user: str) -> tuple[int, int | None]:
-        from spamdrill.lab import maildir
+        from spamdrill.lab import maildir, safefs
 
-        try:
-            return maildir.usage((self.state.layout.maildir(user) / "maildirsize")
-                                 .read_text())
+        layout = self.state.layout
+        try:  # the pipe user's Maildir: nothing there is followed
+            return maildir.usage(safefs.read_text(
+                layout.root, layout.maildir(user) / "maildirsize"))
         except OSError:
             return 0, None
 

@@ -137,14 +137,19 @@ class SmtpLoad:
     def run(self, workdir: Path, started: Started, progress: Tick) -> None:
         transports = _transports(self.state, self.target, self.plan.wrappers)
         self.ps = postfix.up(Path(self.state.run_dir), postfix.Settings(
-            transports=tuple(transports)), marker=self.state.marker)
+            transports=tuple(transports), recipients=self._recipients()),
+            marker=self.state.marker)
         self.sent = self._inject(self._jobs(transports), started)
         accepted = [s for s in self.sent if s.queue_id]
         self._wait_settled(len(accepted), progress)
 
+    def _recipients(self) -> tuple[str, ...]:
+        """The local parts this drill sends to: the only ones its Postfix accepts."""
+        return tuple(self.target.to or self.state.users)
+
     def _jobs(self, transports: list[postfix.Transport]) -> list[tuple[float, smtp.Job]]:
         """Each transport gets the plan's messages, each at its release offset."""
-        users, seed, jobs = list(self.target.to or self.state.users), new_seed(), []
+        users, seed, jobs = list(self._recipients()), new_seed(), []
         for t in transports:
             for i in range(self.plan.count):
                 to = f"{users[i % len(users)]}@{t.domain}"

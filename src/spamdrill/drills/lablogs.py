@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from spamdrill.lab import safefs
 from spamdrill.lab.layout import Layout
 from spamdrill.logexcerpt import Excerpt, excerpt
 
@@ -21,11 +22,11 @@ def sources(lab_dir: Path) -> dict[str, Path]:
             "maildrop": layout.maildrop_log, "postfix": lab_dir / "postfix" / "maillog"}
 
 
-def _tail(path: Path, limit: int = KEEP_BYTES) -> str:
-    with path.open("rb") as fh:
-        size = fh.seek(0, 2)
-        fh.seek(max(0, size - limit))
-        data = fh.read()
+def _tail(lab_dir: Path, path: Path, limit: int = KEEP_BYTES) -> str:
+    """The log's last ``limit`` bytes. The logs live in directories their services own
+    (mariadb/ is mysql's): read from the lab directory without following a symlink, a
+    regular file only, or a planted link would copy any file into a world-readable run."""
+    data, size = safefs.tail(lab_dir, path, limit)
     if size > limit:  # start at a whole line
         data = data[data.find(b"\n") + 1:]
     return data.decode(errors="replace")
@@ -38,7 +39,7 @@ def keep(lab_dir: Path, into: Path) -> list[Excerpt]:
     kept = []
     for name, path in sources(lab_dir).items():
         try:
-            text = _tail(path)
+            text = _tail(lab_dir, path)
         except OSError:
             continue
         saved = into / f"{name}.log"

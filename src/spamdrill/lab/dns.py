@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
 import sys
 from pathlib import Path
 
 from dnslib import DNSRecord
 
 from spamdrill.errors import SpamdrillError
+from spamdrill.lab import safefs
 from spamdrill.lab.layout import Layout
 from spamdrill.proto.dns_policy import MODES, parse_rules
 
@@ -18,20 +18,24 @@ SPAMD_NAME = "spamd.lab.test"
 
 
 def write_zone(layout: Layout, hosts: dict[str, str], dnsbl_zones: tuple[str, ...]) -> None:
-    layout.dns_zone.write_text(json.dumps({"hosts": hosts, "dnsbl_zones": list(dnsbl_zones)}))
+    _write_atomic(layout, layout.dns_zone,
+                  json.dumps({"hosts": hosts, "dnsbl_zones": list(dnsbl_zones)}))
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+def _write_atomic(layout: Layout, path: Path, text: str) -> None:
+    """A fresh temporary file (never one planted there) renamed over ``path``: the server
+    never reads half a file, and no symlink in ``dns/`` is followed."""
+    safefs.write_atomic(layout.root, path, text.encode(), mode=0o644)
 
 
 def read_rules(layout: Layout) -> dict[str, dict[str, object]]:
     try:
-        raw = json.loads(layout.dns_rules.read_text())
+        raw = json.loads(safefs.read_bytes(layout.root, layout.dns_rules))
     except FileNotFoundError:
         return {}
+    except (OSError, ValueError):
+        raise SpamdrillError(f"{layout.dns_rules} is not the lab's rules file",
+                             "take the lab down and up again") from None
     return raw if isinstance(raw, dict) else {}
 
 
@@ -48,11 +52,11 @@ def set_rule(layout: Layout, name: str, mode: str, delay: float = 0.0) -> None:
     else:
         rules[key] = {"mode": mode, "delay": delay}
     parse_rules(rules)  # validate before the server sees it
-    _write_atomic(layout.dns_rules, json.dumps(rules, indent=1))
+    _write_atomic(layout, layout.dns_rules, json.dumps(rules, indent=1))
 
 
 def clear_rules(layout: Layout) -> None:
-    _write_atomic(layout.dns_rules, "{}")
+    _write_atomic(layout, layout.dns_rules, "{}")
 
 
 def server_argv(layout: Layout, host: str, port: int, secondary: bool = False) -> list[str]:
@@ -63,7 +67,7 @@ def server_argv(layout: Layout, host: str, port: int, secondary: bool = False) -
     log = layout.dns_log.with_name("queries-secondary.jsonl") if secondary \
         else layout.dns_log
     if secondary:
-        rules.write_text("{}")
+        _write_atomic(layout, rules, "{}")
     return [
         sys.executable, "-m", "spamdrill.lab.dns_server",
         "--host", host, "--port", str(port),

@@ -39,7 +39,7 @@ from spamdrill.lab.journal import (
     Stopped,
 )
 from spamdrill.lab.layout import Layout
-from spamdrill.lab.procs import is_alive
+from spamdrill.lab.procs import carries, is_alive
 from spamdrill.lab.proxy import Shape, write_shape
 
 PROXY_APPLY_S = 2.0  # the proxy process polls its shape file every 50 ms
@@ -75,7 +75,9 @@ def _layout(journal: Journal) -> Layout:
 
 
 def _resume(journal: Journal, fault: Pause, restart: Restart | None) -> None:
-    if is_alive(fault.pid, fault.ticks):
+    # only a group whose leader is provably the lab's: a forged record steers no signal
+    if journal.marker and is_alive(fault.pid, fault.ticks) \
+            and carries(fault.pid, journal.marker):
         with contextlib.suppress(ProcessLookupError):
             os.killpg(fault.pid, signal.SIGCONT)
 
@@ -106,7 +108,8 @@ def _start(journal: Journal, fault: Stopped, restart: Restart | None) -> None:
 
 
 def _empty(journal: Journal, fault: QuotaFilled, restart: Restart | None) -> None:
-    maildir.unfill_quota(_layout(journal).maildir(fault.user))
+    layout = _layout(journal)
+    maildir.unfill_quota(layout.root, layout.maildir(fault.user))
 
 
 # how each kind of journaled fault is undone: one table for a drill's heal and a crash's
@@ -170,7 +173,8 @@ def stopped(journal: Journal, name: Literal["spamd", "mariadb"]) -> Injected:
 def fill_quota(journal: Journal, user: str) -> Injected:
     """Fill a lab user's Maildir to its quota: the next delivery to it is over quota."""
     done = _inject(journal, QuotaFilled(user=user))
-    maildir.fill_quota(_layout(journal).maildir(user))
+    layout = _layout(journal)
+    maildir.fill_quota(layout.root, layout.maildir(user))
     return done
 
 

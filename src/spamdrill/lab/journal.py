@@ -106,11 +106,13 @@ _ENCODER = msgspec.json.Encoder()
 
 class Journal:
     """The journal of the lab in ``path``'s directory. ``tag``: the lab's namespace tag,
-    the only prefix a namespace it may delete can carry."""
+    the only prefix a namespace it may delete can carry; ``marker``: the lab's marker, which
+    a process must carry before a record about it is acted on (none: nothing is)."""
 
-    def __init__(self, path: Path, tag: str = "") -> None:
+    def __init__(self, path: Path, tag: str = "", marker: str = "") -> None:
         self.path = path
         self.tag = tag
+        self.marker = marker
 
     @property
     def root(self) -> Path:

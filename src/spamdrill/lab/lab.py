@@ -24,9 +24,9 @@ from spamdrill.lab.net import claim_port, free_loopback_53
 from spamdrill.lab.procs import (
     MARKER,
     Proc,
-    carries,
     kill_marked,
     marked_pids,
+    ours,
     session_members,
     shielded,
     spawn,
@@ -126,8 +126,10 @@ def running(layout: Layout) -> list[Proc]:
 
 def lab_pids(run_dir: Path) -> set[int]:
     """Every live process of the lab: the journaled leaders, their sessions, the marked."""
-    layout = Layout(run_dir.resolve())
     pids: set[int] = set()
+    if not os.path.lexists(run_dir):
+        return pids
+    layout = Layout(run_dir)
     for r in Journal(layout.journal).starts():
         if r.ticks is not None:
             pids.update(session_members(r.pid, r.ticks))
@@ -142,7 +144,7 @@ Progress = Callable[[str], None]
 
 def up(run_dir: Path, config: LabConfig, progress: Progress = lambda _: None) -> LabState:
     """Start every component, wait for real readiness, provision; all or nothing."""
-    layout = Layout(secure_dir(run_dir).resolve())
+    layout = Layout(secure_dir(run_dir))
     with locked(layout):
         alive = running(layout)
         if alive:
@@ -174,7 +176,7 @@ def _fresh(layout: Layout) -> None:
         else:
             child.unlink()
     for d in (layout.db_dir, layout.spamd_dir, layout.dns_dir, layout.maildrop_dir,
-              layout.mail_dir):
+              layout.mail_dir, layout.proxy_dir):
         d.mkdir(parents=True)
     os.chmod(layout.root, 0o755)
 
@@ -341,7 +343,7 @@ def stop_spamd(state: LabState, sig_grace: float = 10.0) -> None:
     """Stop spamd (SIGTERM to its process group; SIGKILL after ``sig_grace``)."""
     proc = _state_proc(state, "spamd")
     if proc is not None:
-        stop(proc, state.journal, grace=sig_grace)
+        stop(proc, state.journal, grace=sig_grace, marker=state.marker)
         state.pids.pop("spamd", None)
         state.save()
 
@@ -394,7 +396,9 @@ def start_mariadb(state: LabState) -> Proc:
 def heal(run_dir: Path) -> list[str]:
     """Undo every fault the lab's journal shows as still in effect (also one a killed
     spamdrill left), starting again what a fault stopped."""
-    layout = Layout(run_dir.resolve())
+    if not os.path.lexists(run_dir):
+        return []
+    layout = Layout(run_dir)
     state = LabState.load(layout)
     if state is None:
         return []
@@ -409,7 +413,9 @@ def heal(run_dir: Path) -> list[str]:
 
 
 def status(run_dir: Path) -> tuple[LabState | None, list[Component]]:
-    layout = Layout(run_dir.resolve())
+    if not os.path.lexists(run_dir):
+        return None, []
+    layout = Layout(run_dir)
     state = LabState.load(layout)
     if state is None:
         return None, []
@@ -472,9 +478,12 @@ def drill_labs_dir() -> Path:
     return secure_dir(default_run_dir().parent / "drills")
 
 
-def down_all(base: Path | None = None, only_orphans: bool = False) -> list[str]:
-    """Take down every drill lab under ``base`` (default: this user's drill labs); with
-    ``only_orphans``, only those whose owning spamdrill is gone (killed mid-drill)."""
+def down_all(base: Path | None = None, only_orphans: bool = True) -> list[str]:
+    """Take down every drill lab under ``base`` (default: this user's drill labs) that no
+    living spamdrill owns: one killed mid-drill left it. A lab whose owner still runs, or
+    that another spamdrill holds the lock of (one being brought up, before its lab.json
+    names its owner), is left alone, so two runs side by side never take down each
+    other's labs. ``only_orphans=False`` takes down the owned ones too."""
     base = base or drill_labs_dir()
     if not base.is_dir():
         return []
@@ -482,11 +491,17 @@ def down_all(base: Path | None = None, only_orphans: bool = False) -> list[str]:
     for d in sorted(base.iterdir()):
         if not d.is_dir() or d.is_symlink():
             continue
-        state = LabState.load(Layout(d))
+        try:
+            state = LabState.load(Layout(d))
+        except SpamdrillError:
+            continue  # not a directory spamdrill may trust: not one of its labs
         if only_orphans and state is not None and state.owner_pid and \
                 Path(f"/proc/{state.owner_pid}").exists():
             continue
-        stopped = down(d)
+        try:
+            stopped = down(d)
+        except SpamdrillError:  # another spamdrill is working on it: not an orphan
+            continue
         shutil.rmtree(d, ignore_errors=True)
         if stopped:
             done.append(f"{d.name}: {', '.join(stopped)}")
@@ -497,7 +512,7 @@ def down(run_dir: Path) -> list[str]:
     """Stop everything this lab started, even if the process that started it was killed."""
     if not run_dir.exists() and not run_dir.is_symlink():
         return []
-    layout = Layout(secure_dir(run_dir).resolve())
+    layout = Layout(secure_dir(run_dir))
     with locked(layout):
         return _teardown(layout)
 
@@ -518,13 +533,17 @@ def _teardown_now(layout: Layout) -> list[str]:
     # left children in its session
     procs = [Proc.of(r) for r in journal.starts()]
     order = {name: i for i, name in enumerate(STOP_ORDER)}
-    marker = state.marker if state is not None else None
+    # without lab.json no process is provably the lab's: none is signalled
     for proc in sorted(procs, key=lambda p: order.get(p.name, len(order))):
-        if proc.alive() and marker is not None and carries(proc.pid, marker):
+        if state is None:
+            break
+        leader = proc.alive() and ours(proc.pid, state.marker, proc.log)
+        # a dead or unmarked leader: only what its session holds that is provably ours
+        hit = stop(proc, journal if leader else None, marker=state.marker)
+        if leader:
             stopped.append(proc.name)
-            stop(proc, journal)
-        elif not proc.alive():
-            stop(proc, None)  # kills what it left in its session, if anything
+        elif hit:
+            stopped.append(f"{len(hit)} process(es) {proc.name} left")
     if state is not None:
         leftovers = kill_marked(state.marker)
         if leftovers:

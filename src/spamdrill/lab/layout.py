@@ -41,28 +41,86 @@ def _untrusted(st: os.stat_result, mine: bool) -> str:
     return ""
 
 
+def _refuse(where: Path | str, why: str) -> SpamdrillError:
+    return SpamdrillError(f"{where} is {why}: spamdrill will not trust a run directory "
+                          "someone else could have planted",
+                          "remove it, or choose another --run-dir")
+
+
+def _check_ancestors(path: Path) -> None:
+    """Every directory on the way to ``path`` (not ``path`` itself) is one only root or we
+    could have changed: owned by root or us, written by no one else (unless sticky, like
+    /tmp). A symlink on the way must be root's or ours (it lives in such a directory), and
+    the way through its target is checked the same. Nothing is made or followed first."""
+    todo = list(Path(os.path.abspath(path)).parent.parts[1:])
+    cur, hops = "/", 0
+    why = _untrusted(os.lstat(cur), False)
+    if why:
+        raise _refuse(cur, why)
+    while todo:
+        name = todo.pop(0)
+        nxt = os.path.join(cur, name)
+        try:
+            st = os.lstat(nxt)
+        except FileNotFoundError:
+            return  # the rest is made by secure_dir, each checked as it is made
+        if stat.S_ISLNK(st.st_mode):
+            hops += 1
+            if st.st_uid not in (0, os.geteuid()) or hops > 40:
+                raise _refuse(nxt, f"a symlink owned by uid {st.st_uid}")
+            target = os.path.normpath(os.path.join(cur, os.readlink(nxt)))
+            todo = list(Path(target).parts[1:]) + todo
+            cur = "/"
+            continue
+        why = _untrusted(st, False)
+        if why:
+            raise _refuse(nxt, why)
+        cur = nxt
+
+
+def check_run_dir(path: Path) -> Path:
+    """``path`` (absolute, as given: never resolved first) if it is a run directory
+    spamdrill may trust: a real directory of ours that no one else may write, reached only
+    through directories no one else could have swapped. Makes nothing. A SpamdrillError
+    otherwise (also when it is not there: there is no lab in it)."""
+    path = Path(os.path.abspath(path))
+    _check_ancestors(path)
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        raise SpamdrillError(f"no lab in {path}", "start one with: spamdrill lab up") \
+            from None
+    why = _untrusted(st, True)
+    if why:
+        raise _refuse(path, why)
+    return path
+
+
 def secure_dir(path: Path, mode: int = 0o755) -> Path:
     """``path`` made (if it is not there) and checked without following symlinks: a real
-    directory of ours that no one else may write, in a directory that no one else could
-    have swapped (root's or ours, or sticky like /tmp). A SpamdrillError otherwise, saying
-    what to do. Call it on the path as given, before anything resolves it."""
+    directory of ours that no one else may write, in directories that no one else could
+    have swapped (root's or ours, or sticky like /tmp). The way there is checked before
+    anything is made, so a planted symlink above it gets nothing made under its target.
+    A SpamdrillError otherwise, saying what to do. Call it on the path as given, before
+    anything resolves it."""
     path = Path(os.path.abspath(path))
-    if not path.parent.exists():
+    _check_ancestors(path)
+    if not os.path.lexists(path.parent):
         secure_dir(path.parent, mode)
     with contextlib.suppress(FileExistsError):
         os.mkdir(path, mode)
-    for where, mine in ((path.parent, False), (path, True)):
-        why = _untrusted(os.lstat(where), mine)
-        if why:
-            raise SpamdrillError(f"{where} is {why}: spamdrill will not trust a run "
-                                 "directory someone else could have planted",
-                                 "remove it, or choose another --run-dir")
-    return path
+    return check_run_dir(path)
 
 
 @dataclass(frozen=True)
 class Layout:
+    """Every path of the lab in ``root``. Made only for a checked run directory
+    (``check_run_dir`` runs here): no code holds the paths of an unchecked one."""
+
     root: Path
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "root", check_run_dir(self.root))
 
     @property
     def journal(self) -> Path:
@@ -99,12 +157,18 @@ class Layout:
         return self.db_dir / "mariadb.log"
 
     @property
+    def proxy_dir(self) -> Path:
+        """The database proxy's files: root's (the proxy runs as root), not in mysql's
+        ``mariadb/``, where root would write through whatever mysql put there."""
+        return self.root / "dbproxy"
+
+    @property
     def db_proxy_shape(self) -> Path:
-        return self.db_dir / "proxy-shape.json"
+        return self.proxy_dir / "proxy-shape.json"
 
     @property
     def db_proxy_out(self) -> Path:
-        return self.db_dir / "proxy.out"
+        return self.proxy_dir / "proxy.out"
 
     # spamd
     @property

@@ -11,7 +11,10 @@ from __future__ import annotations
 
 import os
 import re
+import stat
 from pathlib import Path
+
+from spamdrill.lab import safefs
 
 FILLER = "spamdrill-quota-filler"
 _QUOTA = re.compile(r"(\d+)S")
@@ -52,30 +55,37 @@ def _filler_line(limit: int) -> str:
     return f"{limit} 1"
 
 
-def fill_quota(maildir: Path) -> None:
+def fill_quota(base: Path, maildir: Path) -> None:
     """Fill ``maildir`` to its quota: a filler file of the quota's size in ``cur/`` and
-    the matching ``maildirsize`` line (owner kept, so the pipe user can still write it)."""
+    the matching ``maildirsize`` line (owner kept, so the pipe user can still write it).
+    The Maildir is the pipe user's: every file is reached from the run directory ``base``
+    without following a symlink (``safefs``)."""
     size_file = maildir / "maildirsize"
-    _held, limit = usage(size_file.read_text())
+    _held, limit = usage(safefs.read_text(base, size_file))
     if limit is None:
         raise ValueError(f"{size_file} sets no byte quota")
-    st = size_file.stat()
-    filler = maildir / "cur" / FILLER
-    with filler.open("wb") as fh:
-        fh.truncate(limit)  # sparse: counts as its size, costs no disk
-    os.chown(filler, st.st_uid, st.st_gid, follow_symlinks=False)
-    with size_file.open("a") as fh:
+    st = safefs.stat_file(base, size_file)
+    fd = safefs.open_fd(base, maildir / "cur" / FILLER, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+    try:
+        os.ftruncate(fd, limit)  # sparse: counts as its size, costs no disk
+        os.fchown(fd, st.st_uid, st.st_gid)
+    finally:
+        os.close(fd)
+    fd = safefs.open_fd(base, size_file, os.O_WRONLY | os.O_APPEND)
+    with os.fdopen(fd, "a") as fh:
         fh.write(_filler_line(limit) + "\n")
 
 
-def unfill_quota(maildir: Path) -> None:
+def unfill_quota(base: Path, maildir: Path) -> None:
     """Undo ``fill_quota`` (nothing to do if it was not filled)."""
     size_file = maildir / "maildirsize"
-    (maildir / "cur" / FILLER).unlink(missing_ok=True)
+    safefs.unlink(base, maildir / "cur" / FILLER)
     try:
-        text = size_file.read_text()
+        text = safefs.read_text(base, size_file)
+        st = safefs.stat_file(base, size_file)
     except FileNotFoundError:
         return
     _held, limit = usage(text)
     if limit is not None:
-        size_file.write_text(without_line(text, _filler_line(limit)))
+        safefs.write_atomic(base, size_file, without_line(text, _filler_line(limit)).encode(),
+                            mode=stat.S_IMODE(st.st_mode), owner=(st.st_uid, st.st_gid))

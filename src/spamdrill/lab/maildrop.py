@@ -9,6 +9,7 @@ same logic: below a size limit, ``xfilter`` through spamc; spam to ``.Spam/``; l
 from __future__ import annotations
 
 import os
+import re
 import shlex
 import shutil
 import subprocess
@@ -42,12 +43,42 @@ EMPTY_GUARD = """\
 """
 
 
+# $1 is the recipient's local part (pipe(8)'s ${user}): text a stranger chose, and xfilter
+# runs its command through /bin/sh. Only what maildrop itself matched against a strict
+# pattern is used ($MATCH, and only if it is the whole of $1: maildrop's $ also matches
+# before a final newline); anything else is refused as an unknown user (67, EX_NOUSER)
+# before any command or path is built from it.
+USER_PATTERN = "^[A-Za-z0-9][A-Za-z0-9._-]*$"
+# what a spamc argument in the generated xfilter may hold: the same words whether maildrop
+# or sh reads them (no variable, quote, escape, space or glob)
+_SAFE_ARG = re.compile(r"[A-Za-z0-9_./:=,@%+-]+\Z")
+RECIPIENT_GUARD = f"""\
+LABUSER=""
+if ( $1 =~ /{USER_PATTERN}/ )
+{{
+  LABUSER="$MATCH"
+}}
+if ( $LABUSER eq "" || $LABUSER ne $1 )
+{{
+  echo "no such lab user"
+  EXITCODE=67
+  exit
+}}
+"""
+
+
 def render_filter(layout: Layout, config: LabConfig, spamc: list[str]) -> str:
     """The field report's maildroprc: its xfilter inside ``exception { }`` (a failing
     filter is caught and the mail delivered as it is), or, with ``in_exception = false``,
     before it: then a failing xfilter (spamc -x) fails the delivery, and maildrop exits
     75 (EX_TEMPFAIL) for Postfix to try again. With ``empty_guard``, an xfilter that
     leaves the message empty defers it (75) rather than let maildrop drop it."""
+    for arg in spamc:  # maildrop expands $VAR and \ in xfilter's string before sh sees it
+        if not _SAFE_ARG.match(arg):
+            raise SpamdrillError(f"spamc argument {arg!r} for the lab's xfilter holds a "
+                                 "character maildrop or the shell would interpret",
+                                 "give spamc's flags as plain words (no $, quotes, "
+                                 "backslashes or spaces)")
     quoted = " ".join(shlex.quote(a) for a in spamc)
     scan = f"""\
   if ( $SIZE < {config.maildrop.size_limit} )
@@ -60,9 +91,8 @@ def render_filter(layout: Layout, config: LabConfig, spamc: list[str]) -> str:
         ("", scan.replace("\n  ", "\n").removeprefix("  "))
     return f"""\
 # spamdrill lab maildroprc (generated): the field report's /etc/maildroprc, in filter mode
-LABUSER="$1"
-# maildrop runs xfilter through $SHELL, taken from the passwd entry: for a system user
-# (nobody, debian-spamd) that is nologin, and every xfilter fails
+{RECIPIENT_GUARD}# maildrop runs xfilter through $SHELL, taken from the passwd entry: for a system
+# user (nobody, debian-spamd) that is nologin, and every xfilter fails
 SHELL="/bin/sh"
 DEFAULT="{layout.mail_dir}/$LABUSER/Maildir"
 logfile "{layout.maildrop_log}"
@@ -118,7 +148,14 @@ class Delivery:
 
 
 def deliver(layout: Layout, user: str, message: bytes, timeout: float = 600.0) -> Delivery:
-    """Run the real maildrop on one message, as Postfix's pipe(8) would."""
+    """Run the real maildrop on one message, as Postfix's pipe(8) would. Refused as root
+    once the Maildirs belong to another user (``postfix.grant_mail``): maildrop run as
+    root would write through whatever that user planted there."""
+    owner = os.lstat(layout.mail_dir).st_uid
+    if os.geteuid() == 0 and owner != 0:
+        raise SpamdrillError(f"{layout.mail_dir} belongs to uid {owner}: root will not "
+                             "deliver into a directory another user owns",
+                             "deliver as that user, or take the lab down and up again")
     t0 = time.monotonic()
     done = subprocess.run(
         ["maildrop", str(layout.maildroprc), user],

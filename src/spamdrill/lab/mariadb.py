@@ -29,6 +29,7 @@ from pathlib import Path
 import pymysql
 
 from spamdrill.errors import SpamdrillError
+from spamdrill.lab import safefs
 from spamdrill.lab.config import LabConfig
 from spamdrill.lab.layout import Layout
 
@@ -87,13 +88,12 @@ def write_init_file(layout: Layout, admin_password: str) -> None:
            "DELETE FROM mysql.global_priv WHERE User = '';\n"
            "FLUSH PRIVILEGES;\n"
            f"ALTER USER root@localhost IDENTIFIED BY '{admin_password}';\n")
-    path = layout.db_dir / "init.sql"
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
-    with os.fdopen(fd, "w") as fh:
-        fh.write(sql)
+    owner = None
     if os.geteuid() == 0:
         entry = pwd.getpwnam(SERVER_USER)
-        os.chown(path, entry.pw_uid, entry.pw_gid, follow_symlinks=False)
+        owner = (entry.pw_uid, entry.pw_gid)
+    # mariadb/ is mysql's: a fresh file renamed into place, nothing there followed
+    safefs.write_atomic(layout.root, layout.db_dir / "init.sql", sql.encode(), 0o600, owner)
 
 
 def install_datadir(layout: Layout, env: dict[str, str] | None = None) -> None:
@@ -117,7 +117,9 @@ def install_datadir(layout: Layout, env: dict[str, str] | None = None) -> None:
             "run scripts/setup.sh",
         ) from None
     if done.returncode != 0:
-        (layout.db_dir / "install-db.log").write_text(done.stdout + done.stderr)
+        # mariadb/ is mysql's by now: written without following anything there
+        safefs.write_atomic(layout.root, layout.db_dir / "install-db.log",
+                            (done.stdout + done.stderr).encode())
         last = (done.stderr.strip().splitlines() or ["no output"])[-1]
         raise SpamdrillError(f"mariadb-install-db failed: {last}",
                              f"see {layout.db_dir / 'install-db.log'}")

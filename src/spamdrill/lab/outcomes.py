@@ -9,7 +9,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from spamdrill.fates import Found, Injected, Outcome, judge
-from spamdrill.lab import postfix
+from spamdrill.lab import postfix, safefs
 from spamdrill.proto import postfix_log, postqueue
 from spamdrill.proto.mailfile import Dsn, NotADsn, intact, parse_delivered, parse_dsn
 
@@ -38,8 +38,10 @@ def scan(mail_dir: Path, sent: Iterable[Injected]) -> dict[str, list[Found]]:
     found: dict[str, list[Found]] = {}
     for maildir in maildirs(mail_dir):
         for folder, path in _message_files(maildir):
-            with contextlib.suppress(OSError):  # moved or removed meanwhile
-                raw = path.read_bytes()
+            # moved or removed meanwhile, or not a file of its own (the Maildirs are the
+            # pipe user's: nothing there is followed, see safefs)
+            with contextlib.suppress(OSError):
+                raw = safefs.read_bytes(mail_dir.parent, path)
                 msg = parse_delivered(raw)
                 if msg.message_id is None:
                     continue
@@ -54,7 +56,7 @@ def bounces(paths: postfix.Paths) -> list[Dsn]:
     out: list[Dsn] = []
     for _folder, path in _message_files(paths.sender_maildir):
         with contextlib.suppress(OSError, NotADsn):
-            out.extend(parse_dsn(path.read_bytes()))
+            out.extend(parse_dsn(safefs.read_bytes(paths.root.parent, path)))
     return out
 
 

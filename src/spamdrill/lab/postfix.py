@@ -41,6 +41,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from spamdrill.errors import SpamdrillError
+from spamdrill.lab import safefs
+from spamdrill.lab.config import LabConfig
 from spamdrill.lab.journal import Journal
 from spamdrill.lab.layout import Layout
 from spamdrill.lab.net import claim_port, tcp_open
@@ -88,6 +90,8 @@ _RESERVED = frozenset(("smtpd", "pickup", "cleanup", "qmgr", "rewrite", "bounce"
                        "discard", "virtual", "anvil", "scache", "postlog", "local", "smtp",
                        "relay", "lmtp", "pipe"))
 _DOMAIN = re.compile(r"^[a-z0-9]([a-z0-9.-]*[a-z0-9])?$")
+# a recipient's local part the lab accepts: what the lab's maildroprc accepts too
+_LOCAL_PART = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}\Z")
 
 
 class ConfigError(SpamdrillError, ValueError):
@@ -135,6 +139,10 @@ class Settings:
     maximal_backoff: int = 4
     pipe_user: str = PIPE_USER
     process_limit: int = 100
+    # the local parts accepted at RCPT in each transport's domain (the lab's users by
+    # default): pipe(8) hands ${user} to the wrapper under test, and some of the field
+    # report's wrappers pass it through a shell; an unknown one is refused (550 5.1.1)
+    recipients: tuple[str, ...] = field(default_factory=lambda: tuple(LabConfig().users))
 
     def __post_init__(self) -> None:
         if not self.transports:
@@ -147,6 +155,12 @@ class Settings:
             raise ConfigError(f"{SENDER_DOMAIN} is the senders' domain, not a transport's")
         if not (self.queue_run_delay > 0 and 0 < self.minimal_backoff <= self.maximal_backoff):
             raise ConfigError("queue timers: 0 < minimal_backoff <= maximal_backoff")
+        if not self.recipients:
+            raise ConfigError("Postfix needs at least one recipient to accept")
+        for user in self.recipients:
+            if not _LOCAL_PART.match(user):
+                raise ConfigError(f"recipient {user!r}: letters, digits, '.', '_' and '-' "
+                                  "only, starting with a letter or digit")
 
 
 def maildrop_transport(filter_file: Path, *, wrapper: tuple[str, ...] = (),
@@ -182,7 +196,7 @@ class Paths:
 
     @classmethod
     def of(cls, run_dir: Path) -> Paths:
-        return cls(run_dir.resolve() / "postfix")
+        return cls(Layout(run_dir).root / "postfix")
 
     @property
     def conf(self) -> Path:
@@ -252,10 +266,14 @@ class State:
         return Paths.of(Path(self.run_dir))
 
     def save(self) -> None:
-        self.paths.state.write_text(json.dumps(asdict(self), indent=1))
+        paths = self.paths
+        safefs.write_atomic(paths.root.parent, paths.state,
+                            json.dumps(asdict(self), indent=1).encode(), 0o600)
 
     @classmethod
     def load(cls, run_dir: Path) -> State | None:
+        if not os.path.lexists(run_dir):
+            return None  # no run directory, no Postfix (one there must pass the check)
         try:
             return cls(**json.loads(Paths.of(run_dir).state.read_text()))
         except (FileNotFoundError, json.JSONDecodeError, TypeError):
@@ -270,6 +288,8 @@ def render_main_cf(paths: Paths, settings: Settings, uid: int, gid: int) -> str:
     """main.cf for the private instance (sans-IO)."""
     env = _param_list(MARKER, ENV_VAR)
     routes = ", ".join(f"{t.domain}={t.name}:" for t in settings.transports)
+    known = ", ".join(f"{user}@{t.domain}=lab" for t in settings.transports
+                      for user in settings.recipients)
     per_transport = "".join(
         f"{t.name}_destination_recipient_limit = 1\n{t.name}_time_limit = {t.time_limit}s\n"
         for t in settings.transports)
@@ -300,6 +320,10 @@ default_process_limit = {settings.process_limit}
 # recipients: one pipe(8) transport per domain, one recipient per delivery
 relay_domains = {_param_list(*(t.domain for t in settings.transports))}
 transport_maps = inline:{{ {routes} }}
+# only the lab's recipients: any other local part is refused at RCPT (550 5.1.1), so no
+# stranger's text reaches a pipe(8) command as ${{user}}
+relay_recipient_maps = inline:{{ {known} }}
+smtpd_reject_unlisted_recipient = yes
 {per_transport}# the senders' domain: bounces land in one Maildir, by virtual(8)
 virtual_mailbox_domains = {SENDER_DOMAIN}
 virtual_mailbox_base = {paths.senders}
@@ -409,10 +433,7 @@ def grant_mail(layout: Layout, user: str = PIPE_USER, paths: Paths | None = None
     os.chown(paths.filter_file, uid, gid, follow_symlinks=False)
     layout.maildrop_log.touch()
     os.chown(layout.maildrop_log, uid, gid, follow_symlinks=False)
-    for dirpath, _dirs, files in os.walk(layout.mail_dir):
-        os.chown(dirpath, uid, gid, follow_symlinks=False)
-        for name in files:
-            os.chown(os.path.join(dirpath, name), uid, gid, follow_symlinks=False)
+    safefs.chown_tree(layout.root, layout.mail_dir, uid, gid)
     return paths.filter_file
 
 
@@ -437,10 +458,7 @@ def _write_config(paths: Paths, settings: Settings, port: int) -> None:
         paths.senders.mkdir(exist_ok=True)
         subprocess.run(["maildirmake", str(paths.sender_maildir)], check=True,
                        capture_output=True, timeout=30)
-    for dirpath, _dirs, files in os.walk(paths.senders):
-        os.chown(dirpath, uid, gid, follow_symlinks=False)
-        for name in files:
-            os.chown(os.path.join(dirpath, name), uid, gid, follow_symlinks=False)
+    safefs.chown_tree(paths.root.parent, paths.senders, uid, gid)
 
 
 def _create_queue(paths: Paths) -> None:
@@ -479,7 +497,7 @@ def up(run_dir: Path, settings: Settings, *, marker: str,
     progress(f"Postfix: queue in {paths.queue}")
     _create_queue(paths)
     progress("Postfix: starting master")
-    journal = Journal(Layout(run_dir.resolve()).journal)
+    journal = Journal(Layout(run_dir).journal)
     own = uuid.uuid4().hex
     proc = spawn(NAME, place([str(daemon_directory() / "master"), "-c", str(paths.conf)]),
                  log=paths.out, journal=journal, marker=marker, env={**_env(), ENV_VAR: own})
@@ -508,19 +526,18 @@ def down(run_dir: Path) -> list[str]:
     with its session), then the pipe(8) commands, which run in sessions of their own,
     by this instance's marker, with whatever their sessions hold. Idempotent."""
     paths = Paths.of(run_dir)
-    journal = Journal(Layout(run_dir.resolve()).journal)
+    journal = Journal(Layout(run_dir).journal)
     stopped: list[str] = []
     with shielded():
-        for rec in journal.starts():
-            if rec.name != NAME:
+        # the master is signalled only if it carries this instance's own marker (from
+        # state.json, root's): a start record alone steers no kill
+        state = State.load(run_dir)
+        for rec in journal.starts() if state is not None else ():
+            if rec.name != NAME or state is None:
                 continue
             proc = Proc(NAME, rec.pid, rec.ticks, paths.out)
-            if proc.alive():
+            if stop(proc, journal, marker=state.marker, var=ENV_VAR):
                 stopped.append(NAME)
-                stop(proc, journal)
-            else:
-                stop(proc, None)
-        state = State.load(run_dir)
         if state is not None:
             n = _kill_commands(state.marker)
             if n:
@@ -536,11 +553,11 @@ def _kill_commands(marker: str) -> int:
     """SIGKILL the pipe(8) commands (marked) and whatever their sessions hold: pipe(8)
     makes each command a session leader, and maildrop may start spamc with an environment
     of its own."""
-    leaders = [pid for pid in marked_pids(marker, ENV_VAR) if _session_of(pid) == pid]
+    leaders = [(pid, start_ticks(pid)) for pid in marked_pids(marker, ENV_VAR)
+               if _session_of(pid) == pid]
     killed = set(kill_marked(marker, ENV_VAR))
-    for sid in leaders:
-        ticks = start_ticks(sid)
-        for pid in session_members(sid, ticks or 0) if ticks is not None else []:
+    for sid, ticks in leaders:  # marked leaders: what their sessions hold is theirs
+        for pid in session_members(sid, ticks) if ticks is not None else []:
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.kill(pid, signal.SIGKILL)
                 killed.add(pid)

@@ -5,7 +5,8 @@ tree can be signalled at once), with the lab's marker in its environment, and re
 run directory's journal *before* anything waits on it. ``lab down`` therefore finds what a
 SIGKILLed ``lab up`` left: first from the journal (pid plus kernel start time, so a recycled
 pid is never killed), then by scanning /proc for the marker, which also catches spamd's
-forked children.
+forked children. A journal record alone never steers a signal: the process must prove it
+is the lab's (``ours``: the marker, or its output is the component's own log).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import contextlib
 import os
 import re
 import signal
+import stat
 import subprocess
 import time
 from collections.abc import Callable, Iterator
@@ -21,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from spamdrill.errors import SpamdrillError
+from spamdrill.lab import safefs
 from spamdrill.lab.journal import Journal, StartRecord, StopRecord
 
 MARKER = "SPAMDRILL_LAB"
@@ -109,7 +112,8 @@ class Proc:
         spamd, for one, prints ``Unknown option: x`` and then its whole usage text.
         """
         try:
-            text = [ln.strip() for ln in self.log.read_text(errors="replace").splitlines()]
+            raw = safefs.read_text(self.log.parent, self.log)  # no link followed
+            text = [ln.strip() for ln in raw.splitlines()]
         except OSError:
             return ""
         text = [ln for ln in text if ln]
@@ -157,10 +161,19 @@ def spawn(
     env: dict[str, str] | None = None,
     cwd: Path | None = None,
 ) -> Proc:
-    """Start ``argv`` detached in its own session, output to ``log``, and journal it."""
+    """Start ``argv`` detached in its own session, output to ``log``, and journal it.
+    ``log`` lies in the run directory, maybe in a directory a service user owns (mysql's
+    ``mariadb/``): opened from the run directory without following a symlink, a regular
+    file only (``safefs``), so a restart never appends to a file someone planted a link to.
+    """
     full_env = {**os.environ, **(env or {}), MARKER: marker}
     try:
-        with log.open("ab") as out:
+        fd = safefs.append_fd(journal.root, log)
+    except OSError as exc:
+        raise SpamdrillError(f"cannot start {name}: its log {log}: {exc.strerror}",
+                             "remove what is there, or take the lab down and up") from None
+    try:
+        with os.fdopen(fd, "ab") as out:
             popen = subprocess.Popen(
                 argv,
                 stdin=subprocess.DEVNULL,
@@ -213,9 +226,20 @@ def _signal_group(pid: int, sig: int) -> None:
         os.kill(pid, sig)
 
 
-def stop(proc: Proc, journal: Journal | None, grace: float = 10.0) -> None:
-    """SIGTERM the process group, wait up to ``grace`` s, then SIGKILL it."""
-    if proc.alive():
+def stop(proc: Proc, journal: Journal | None, grace: float = 10.0, *, marker: str,
+         var: str = MARKER) -> list[int]:
+    """Stop our process and what its session holds; returns the pids signalled.
+
+    The leader is signalled only if it is provably ours (``ours``: the lab's marker, or its
+    output is the component's log): SIGTERM to its group, up to ``grace`` s, then SIGKILL;
+    then every process its session still holds. When the leader is gone (or not ours), a
+    session member is killed only if it is provably ours itself: a forged or stale start
+    record must not steer a kill at a session that merely has that number.
+    """
+    hit: list[int] = []
+    leader = proc.alive() and ours(proc.pid, marker, proc.log, var)
+    if leader:
+        hit.append(proc.pid)
         _signal_group(proc.pid, signal.SIGTERM)
         deadline = time.monotonic() + grace
         while proc.alive() and time.monotonic() < deadline:
@@ -228,13 +252,42 @@ def stop(proc: Proc, journal: Journal | None, grace: float = 10.0) -> None:
             _signal_group(proc.pid, signal.SIGKILL)
     if proc.ticks is not None:  # children the leader left behind
         for pid in session_members(proc.pid, proc.ticks):
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.kill(pid, signal.SIGKILL)
+            if leader or ours(pid, marker, proc.log, var):
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.kill(pid, signal.SIGKILL)
+                    hit.append(pid)
     if proc.popen is not None:
         with contextlib.suppress(subprocess.TimeoutExpired):
             proc.popen.wait(2)
     if journal is not None:
         journal.record(StopRecord(name=proc.name, pid=proc.pid))
+    return hit
+
+
+def writes_to(pid: int, log: Path) -> bool:
+    """Whether the process's stdout or stderr is the file ``log`` (a regular file, the same
+    inode): what marks spamd's children as ours after they overwrite their environment
+    (setting $0), since they keep the output spamd was started with."""
+    try:
+        st = os.lstat(log)
+    except OSError:
+        return False
+    if not stat.S_ISREG(st.st_mode):
+        return False
+    for fd in (1, 2):
+        try:
+            out = os.stat(f"/proc/{pid}/fd/{fd}")
+        except OSError:
+            continue
+        if (out.st_dev, out.st_ino) == (st.st_dev, st.st_ino):
+            return True
+    return False
+
+
+def ours(pid: int, marker: str, log: Path | None = None, var: str = MARKER) -> bool:
+    """The live process ``pid`` is provably this lab's: it carries the marker, or writes
+    to the component's own log."""
+    return carries(pid, marker, var) or (log is not None and writes_to(pid, log))
 
 
 def carries(pid: int, marker: str, var: str = MARKER) -> bool:

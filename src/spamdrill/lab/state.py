@@ -10,7 +10,7 @@ from pathlib import Path
 
 import msgspec
 
-from spamdrill.lab import netns
+from spamdrill.lab import netns, safefs
 from spamdrill.lab.journal import Journal
 from spamdrill.lab.layout import Layout
 
@@ -60,12 +60,8 @@ class LabState(msgspec.Struct, kw_only=True):
     argv: dict[str, list[str]] = {}  # how each process was started, to start it again
 
     def save(self, layout: Layout | None = None) -> None:
-        path = (layout or self.layout).state
-        tmp = path.with_suffix(".tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(msgspec.json.encode(self))
-        os.replace(tmp, path)
+        layout = layout or self.layout
+        safefs.write_atomic(layout.root, layout.state, msgspec.json.encode(self), 0o600)
 
     @classmethod
     def load(cls, layout: Layout) -> LabState | None:
@@ -83,7 +79,7 @@ class LabState(msgspec.Struct, kw_only=True):
 
     @property
     def journal(self) -> Journal:
-        return Journal(self.layout.journal, tag=self.marker[:6])
+        return Journal(self.layout.journal, tag=self.marker[:6], marker=self.marker)
 
     @property
     def network(self) -> netns.Net | None:

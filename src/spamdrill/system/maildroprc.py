@@ -2,9 +2,10 @@
 
 From maildropfilter(7) (maildrop 2.9.3) and measured on Debian's maildrop:
 
-- ``NAME=value``: a variable. In double quotes (and backticks) ``$NAME`` and ``${NAME}``
-  are substituted; ``\\$`` is a literal ``$``; a ``$`` not followed by a letter, ``_`` or
-  ``{`` stays; an unset variable becomes empty. Single quotes substitute nothing.
+- ``NAME=value``: a variable. In double quotes ``$NAME`` and ``${NAME}`` are substituted
+  (a backtick command goes to the shell as written: measured, see below); ``\\$`` is a
+  literal ``$``; a ``$`` not followed by a letter, ``_`` or ``{`` stays; an unset variable
+  becomes empty. Single quotes substitute nothing.
 - maildrop sets some variables itself, per delivery (``LOGNAME``, ``HOME``, ``DEFAULT``,
   ``SIZE``, ``FROM``, ``$1``...): they stay symbolic here.
 - ``include "file"``: read when reached, with the same variables.
@@ -12,6 +13,15 @@ From maildropfilter(7) (maildrop 2.9.3) and measured on Debian's maildrop:
   ("Unable to filter message.") unless it is inside ``exception { }``, which catches it and
   carries on after the block (measured: the message is then delivered unfiltered).
 - ``MAILDIRQUOTA``: the quota maildrop enforces on Maildir deliveries.
+- Shell injection (measured on maildrop 2.9.3): in a double-quoted ``xfilter "..."`` or
+  ``to "| ..."`` maildrop pastes a variable's text into the command before ``$SHELL -c``
+  parses it, so a sender's ``"; cmd; "`` runs ``cmd`` whatever shell quoting surrounds it.
+  Single-quoted strings and backticks are handed to the shell as written; maildrop's
+  variables are in its environment, and the shell expands ``"$NAME"`` safely (unquoted:
+  split into words and globbed). Tainted: ``$1``-``$9`` (pipe(8)'s recipient and sender
+  arguments), ``FROM``, ``SENDER``, ``RECIPIENT``, ``EXTENSION``, ``MATCH*``, and any
+  variable assigned from those or from a backtick command (a header read by reformail).
+  ``LOGNAME`` is the account maildrop found for ``-d``: not free text, not tainted.
 
 The grammar is read only as far as these need: statements, strings, comments, ``if``/
 ``else``/``exception`` blocks. Everything else (``to``, ``log``, patterns) is skipped.
@@ -31,6 +41,8 @@ RUNTIME = {"LOGNAME", "HOME", "DEFAULT", "SIZE", "FROM", "HOSTNAME", "MAILFILTER
            "SENDER", "RECIPIENT", "HOST", "EXTENSION", "UMASK", "TZ", "LANG"}
 _VAR = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _SHELL_OPS = {"|", "||", "&&", ";", "&", ">", ">>", "<", "2>", "2>&1"}
+TAINTED = {"FROM", "SENDER", "RECIPIENT", "EXTENSION", *(str(n) for n in range(10))}
+_REF = re.compile(r"\\\$|\$\{(\w+)\}|\$([A-Za-z_]\w*|[0-9])")
 Reader = Callable[[str], str | None]  # path -> text, None when there is no such file
 
 
@@ -62,6 +74,7 @@ class Maildroprc:
     xfilters: list[XFilter] = field(default_factory=list)
     includes: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    risks: list[str] = field(default_factory=list)  # shell injection, each with its line
 
     @property
     def spamc_filters(self) -> list[XFilter]:
@@ -79,6 +92,7 @@ class _Parser:
         self.rc = rc
         self.read = read
         self.depth = 0
+        self.tainted = set(TAINTED)
 
     def run(self, text: str, path: str, in_exception: int,
             conditions: tuple[str, ...]) -> None:
@@ -120,6 +134,10 @@ class _Parser:
         if not words:
             return nxt
         head = words[0]
+        self.check_shell(words)
+        if head.kind == "word" and "=" in head.text and \
+                _VAR.fullmatch(head.text.split("=", 1)[0]):
+            self.taint(head.text.split("=", 1)[0], words)
         if head.kind == "word" and head.text.endswith("=") and _VAR.fullmatch(head.text[:-1]):
             value = "".join(self.value(w) for w in words[1:])
             self.rc.variables[head.text[:-1]] = Sourced(value, head.where)
@@ -133,6 +151,40 @@ class _Parser:
         elif head.kind == "word" and head.text == "xfilter" and len(words) > 1:
             self.xfilter(words[1:], head.where, exc, conds)
         return nxt
+
+    def taint(self, name: str, words: list[_Tok]) -> None:
+        """An assignment from a backtick command or a tainted variable taints its name."""
+        first = _Tok("word", words[0].text.split("=", 1)[1], words[0].where)
+        values = [first, *words[1:]]
+        dirty = any(w.kind == "bq" for w in values) or any(
+            _tainted(n, self.tainted) for w in values if w.kind in ("dq", "word")
+            for n in _refs(w.text))
+        if dirty:
+            self.tainted.add(name)
+        else:
+            self.tainted.discard(name)
+
+    def check_shell(self, words: list[_Tok]) -> None:
+        """Tainted text where a shell parses it: pasted by maildrop into a double-quoted
+        xfilter or ``to``/``cc`` pipe (injection), or unquoted for the shell (split and
+        globbed) in a single-quoted one or a backtick command."""
+        head = words[0].text if words[0].kind == "word" else ""
+        command = head == "xfilter" or (
+            head in ("to", "cc") and len(words) > 1 and words[1].text.lstrip().startswith("|"))
+        for tok in words:
+            if command and tok.kind == "dq":
+                for name in _refs(tok.text):
+                    if _tainted(name, self.tainted):
+                        self.rc.risks.append(_pasted(tok.where, head, name))
+            if (command and tok.kind == "sq") or tok.kind == "bq":
+                for name in _unquoted_refs(tok.text):
+                    if _tainted(name, self.tainted):
+                        what = "a backtick command" if tok.kind == "bq" else head
+                        self.rc.risks.append(
+                            f"{tok.where}: {what} leaves ${name} (sender or recipient "
+                            "text) unquoted for the shell: split into words and globbed, "
+                            f"it can add options and arguments. Safe: \"${name}\" (in "
+                            "the shell's double quotes)")
 
     def value(self, tok: _Tok) -> str:
         if tok.kind in ("dq", "bq", "word"):
@@ -209,6 +261,43 @@ def own_flags(words: list[tuple[str, str]], where: str
             rest.append(words[i])
         i += 1
     return rest, deadline
+
+
+def _tainted(name: str, tainted: set[str]) -> bool:
+    return name in tainted or name.startswith("MATCH")
+
+
+def _refs(text: str) -> list[str]:
+    """The variables maildrop substitutes in a double-quoted string."""
+    return [m.group(1) or m.group(2) for m in _REF.finditer(text) if m.group(0) != "\\$"]
+
+
+def _unquoted_refs(text: str) -> list[str]:
+    """The ``$NAME``s a shell expands outside its own quotes in ``text``."""
+    out, quote, i = [], "", 0
+    while i < len(text):
+        ch = text[i]
+        if ch == "\\" and quote != "'":
+            i += 2
+            continue
+        if ch in "'\"" and (not quote or quote == ch):
+            quote = "" if quote else ch
+        elif ch == "$" and not quote:
+            m = re.match(r"\{(\w+)\}|([A-Za-z_]\w*|[0-9])", text[i + 1:])
+            if m:
+                out.append(m.group(1) or m.group(2))
+        i += 1
+    return out
+
+
+def _pasted(where: str, head: str, name: str) -> str:
+    positional = name.isdigit()
+    safe = (f"copy it first (ARG{name}=\"${name}\"), then {head} '... \"$ARG{name}\" ...'"
+            if positional else f"{head} '... \"${name}\" ...'")
+    return (f"{where}: {head} pastes ${name} (text a sender controls) into the shell "
+            "command before the shell parses it: a quote or ; in it runs commands as the "
+            f"mail user. Safe: {safe} (single quotes: maildrop substitutes nothing, the "
+            "shell expands its environment's variable, double-quoted)")
 
 
 def _spamc_words(command: str, where: str) -> tuple[list[tuple[str, str]] | None,

@@ -60,6 +60,8 @@ class System:
     bayes_dsn: sa_conf.Dsn | None = None
     resolv: dict[str, Sourced[float]] = field(default_factory=dict)
     hosts: set[str] = field(default_factory=set)
+    hosts_first: bool = True  # nsswitch.conf's hosts: asks files before dns
+    hosts_source: str = "Debian's nsswitch.conf (hosts: files dns)"
     main_cf: postfix.MainCf | None = None
     service: postfix.MasterEntry | None = None
     time_limit: Sourced[float] = field(default_factory=lambda: Sourced(
@@ -70,7 +72,11 @@ class System:
         default_factory=lambda: wrapper_conf.Wrapper("none", "", True))
     wrapper_source: str = "no Postfix maildrop service found"
     deliver_deadline: Sourced[float] | None = None
+    deliver_config: Path | None = None  # spamdrill-deliver's policy file, if it has one
     notes: list[str] = field(default_factory=list)
+    found_spamassassin: bool = False  # a site directory, spamd's unit or its defaults
+    maildrop_unused: str | None = None  # why no mail reaches the maildrop service
+    no_spamc: str | None = None  # why no spamc runs
 
     @property
     def db_dsn(self) -> sa_conf.Dsn | None:
@@ -89,8 +95,26 @@ def read(root: Path = Path("/"), o: Overrides = Overrides()) -> System:
     _sa(s, o.sa_dir or _site_dir(s))
     _net(s, o.resolv or root / "etc/resolv.conf")
     _maildrop(s, o)
+    if o == Overrides() and s.main_cf is None and s.maildroprc is None \
+            and not s.found_spamassassin:
+        raise SpamdrillError(
+            f"--etc {root}: no Postfix (etc/postfix/main.cf, master.cf), maildrop "
+            "(etc/maildroprc) or SpamAssassin (etc/spamassassin, spamd.service, "
+            "etc/default/spamd) configuration found there",
+            "give the root of a system's files, e.g. / or a copy of its /etc")
     if o.deliver_config is not None or (s.wrapper.kind == "spamdrill-deliver"):
         _deliver(s, o.deliver_config)
+    return s
+
+
+def read_postfix(root: Path = Path("/")) -> System:
+    """Postfix's part alone (main.cf, master.cf, the maildrop service, its time limit), as
+    ``read`` reads it: ``spamdrill-deliver --check-config --etc`` uses it."""
+    if not root.is_dir():
+        raise SpamdrillError(f"--etc {root}: no such directory",
+                             "give the root of a system's files, e.g. / or a copy of it")
+    s = System(root)
+    _postfix(s, root / "etc/postfix")
     return s
 
 
@@ -134,6 +158,7 @@ def _postfix(s: System, d: Path) -> None:
             s.time_limit = limit
         return
     s.service = service
+    s.maildrop_unused = _unrouted(cf, service)
     limit = cf.time(f"{service.service}_time_limit", service.options)
     if limit is not None:
         s.time_limit = limit
@@ -147,6 +172,30 @@ def _postfix(s: System, d: Path) -> None:
     text = _text(_in_root(s, argv[0])) if argv and argv[0].startswith("/") else None
     s.wrapper = wrapper_conf.recognise(argv, text)
     s.wrapper_source = f"{service.where} ({service.service}: argv={' '.join(argv[:1])})"
+
+
+ROUTES = ("virtual_transport", "mailbox_transport", "local_transport", "default_transport",
+          "fallback_transport", "relay_transport", "mailbox_transport_maps",
+          "transport_maps", "virtual_mailbox_maps")
+
+
+def _unrouted(cf: postfix.MainCf, service: postfix.MasterEntry) -> str | None:
+    """Why no mail reaches the maildrop service, or None when some may: a transport
+    parameter names it, or a lookup table (transport_maps) may."""
+    named = []
+    for param in ROUTES[:6]:
+        value = cf.expanded(param)
+        if value is None:
+            continue
+        if value.value.split(":", 1)[0].strip() == service.service:
+            return None
+        if param in cf.params:
+            named.append(f"{param} = {value.value} ({value.source})")
+    for param in ("transport_maps", "mailbox_transport_maps", "mailbox_command"):
+        if param in cf.params and cf.params[param][0].strip():
+            return None  # a table (or local(8)'s command) may send mail its way
+    return (f"main.cf sends no mail to the {service.service} service ({service.where}): "
+            + ("; ".join(named) if named else "no transport parameter names it"))
 
 
 def _maildrop_service(s: System, cf: postfix.MainCf,
@@ -181,6 +230,7 @@ def _spamd(s: System, o: Overrides) -> None:
         _required(default_path)
     env = spamd_conf.shell_assignments(default_text, str(default_path)) if default_text else {}
     unit = _unit(s)
+    s.found_spamassassin = unit is not None or default_text is not None
     if unit is not None and unit.exec_start is not None and o.spamd_default is None:
         env = {**env, **unit.environment}
         words = spamd_conf.exec_words(unit.exec_start.value, env, unit.exec_start.source)[1:]
@@ -226,6 +276,7 @@ def _site_dir(s: System) -> Path:
 
 
 def _sa(s: System, d: Path) -> None:
+    s.found_spamassassin = s.found_spamassassin or d.is_dir()
     if not d.is_dir():
         s.notes.append(f"{d}: no SpamAssassin site directory: its defaults assumed")
         return
@@ -259,6 +310,14 @@ def _net(s: System, resolv: Path) -> None:
     hosts = _text(s.root / "etc/hosts")
     if hosts is not None:
         s.hosts = net.hosts_names(hosts)
+    nsswitch = _text(s.root / "etc/nsswitch.conf")
+    if nsswitch is None:
+        s.notes.append(f"{s.root / 'etc/nsswitch.conf'}: not there: Debian's 'hosts: files "
+                       "dns' assumed (without the file glibc would ask DNS first)")
+        s.hosts_first = True
+    else:
+        s.hosts_first = net.hosts_files_first(nsswitch)
+        s.hosts_source = str(s.root / "etc/nsswitch.conf")
 
 
 def _maildrop(s: System, o: Overrides) -> None:
@@ -279,7 +338,8 @@ def _maildrop(s: System, o: Overrides) -> None:
                              "give the flags with --spamc-args")
     if not found:
         if s.maildroprc is not None and o.spamc_args is None:
-            s.notes.append(f"{path}: no xfilter runs spamc: spamc's defaults assumed")
+            s.no_spamc = (f"no xfilter in {path} runs spamc (users' own ~/.mailfilter "
+                          "not read)")
         s.filters = [Filter(None, _spamc(s, o, [], extra))]
         return
     s.filters = [Filter(x, _spamc(s, o, x.spamc or [], extra)) for x in found]
@@ -331,6 +391,7 @@ def _deliver(s: System, path: Path | None) -> None:
     except policy.PolicyError as exc:
         raise SpamdrillError(f"{path or where}: {exc}") from None
     s.deliver_deadline = Sourced(loaded.deadline, where)
+    s.deliver_config = path
     if s.wrapper.kind != "spamdrill-deliver":
         s.wrapper = wrapper_conf.Wrapper("spamdrill-deliver", str(path), True)
         s.wrapper_source = str(path)

@@ -1,5 +1,10 @@
 """What runs maildrop for Postfix, and what it does with maildrop's exit 75 (sans-IO).
 
+Not what the budget uses for an outcome: ``spamdrill budget`` runs the wrapper
+(``spamdrill.budget.sandbox``) and uses its measured table. This reading stays for
+recognising spamdrill-deliver, for line citations, and for the lab a system is shaped
+into (``labconfig``).
+
 Recognised: maildrop itself (Postfix's pipe(8) sees its status: 75 defers), and
 spamdrill-deliver (its console script, or a launcher it wrote). Analysed: a shell or Perl
 script, by the lines that compare a status with 75 (or 77) or look for "timeout" in
