@@ -83,9 +83,11 @@ def main() -> None:
         launcher = base / "spamdrill-spamc"
         subprocess.run([*console_script(), "--make-launcher", str(launcher)], check=True,
                        stdout=subprocess.DEVNULL)
+        script = console_script()
         programs = {"spamc 4.0.1": [shutil.which("spamc") or "/usr/bin/spamc"],
                     "spamdrill-spamc launcher (-IS)": [str(launcher), "--deadline=60"],
-                    "spamdrill-spamc console script": [*console_script(), "--deadline=60"]}
+                    ("spamdrill-spamc console script" if len(script) == 1 else
+                     "python -m spamdrill.spamc"): [*script, "--deadline=60"]}
         state = lab_ops.up(base / "lab", LabConfig())
         healthy = measure(args.runs, programs, ["-d", state.spamd.host, "-p",
                                                 str(state.spamd.port), "-u", "alice"],
