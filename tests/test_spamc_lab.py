@@ -286,3 +286,41 @@ def test_the_spamd_dropped_drill_run_with_spamdrill_spamc(tmp_path: Path) -> Non
     assert all((m.seconds or 0) <= deadline + MARGIN for m in r.history.messages), \
         [(m.seconds, m.reason) for m in r.history.messages]
     assert all(m.reason == "connect-timeout" for m in r.history.messages)
+
+
+def test_end_to_end_the_field_report_case_with_spamdrill_spamc_does_not_bounce(
+        tmp_path: Path) -> None:
+    """Through the lab's Postfix (root): the field report's own case (a full accept
+    queue, spamc -t 100: 302 s, past maildrop's 300 s, which its wrapper bounced), with
+    spamdrill-spamc --deadline 60 in the maildroprc instead of spamc: under the field
+    report's wrapper and under spamdrill-deliver alike the message is delivered, unscanned
+    and intact, after about a minute; nothing bounces, nothing is lost. (The shipped
+    e2e-field-report-bounce drill, --long, shows the bounce with spamc.)"""
+    import os
+    import tomllib
+
+    from spamdrill.drills import runner
+    from spamdrill.drills.scenario import builtin_dir, parse
+    from spamdrill.lab.config import LabConfig
+
+    if os.geteuid() != 0:
+        pytest.skip("the lab's Postfix needs root")
+    raw = tomllib.loads((builtin_dir() / "e2e-field-report-bounce.toml").read_text())
+    raw["name"] = "e2e-field-report-spamdrill-spamc"
+    raw["hypothesis"] = ("with spamdrill-spamc --deadline 60 in the xfilter, the field "
+                         "report's full accept queue neither bounces nor waits for maildrop")
+    raw["long"] = False
+    raw["lab"] = {"maildrop": {"client": "spamdrill-spamc",
+                               "spamc_args": ["-t", "100", "--deadline", "60"]}}
+    raw["target"]["settle"] = 200
+    raw["checks"] = [{"kind": "no_bounce"}, {"kind": "nothing_lost"},
+                     {"kind": "fate_is", "fates": ["delivered unscanned"]},
+                     {"kind": "delivered_intact"}]
+    [r] = runner.run_scenario(parse(raw, "e2e with spamdrill-spamc"), scale=1,
+                              base=LabConfig(), workdir=tmp_path)
+    assert r.verdict == "confirmed", [(c.name, c.ok, c.detail) for c in r.checks]
+    assert {m.case for m in r.history.messages} == {"spamdrill-deliver",
+                                                    "maildrop_wrapper.bash"}
+    for m in r.history.messages:
+        assert m.fate == "delivered unscanned" and m.seconds is not None, m
+        assert 55 <= m.seconds <= 60 + 30, m  # the deadline, plus Postfix's own steps

@@ -74,8 +74,11 @@ class MaildropSettings:
     # after the xfilter, a message it left empty defers (75) instead of being "delivered":
     # maildrop delivers nothing for an empty message and exits 0 (deliver.C, formatmbox.C)
     empty_guard: bool = False
+    # the xfilter's program: spamc, or spamdrill-spamc (spamc_args may add --deadline)
+    client: str = "spamc"
 
 
+CLIENTS = ("spamc", "spamdrill-spamc")
 WRAPPERS = ("bounce-on-75", "spamdrill-deliver", "none")
 
 
@@ -182,6 +185,9 @@ def _check(settings: Any) -> Any:
                              "known: " + ", ".join(SYNCOOKIES))
     if isinstance(settings, TopologySettings) and not 1 <= settings.clients <= 8:
         raise SpamdrillError(f"topology.clients = {settings.clients}: from 1 to 8")
+    if isinstance(settings, MaildropSettings) and settings.client not in CLIENTS:
+        raise SpamdrillError(f"unknown maildrop.client {settings.client!r}",
+                             "known: " + ", ".join(CLIENTS))
     if isinstance(settings, DeliverySettings) and settings.wrapper not in WRAPPERS:
         raise SpamdrillError(f"unknown delivery.wrapper {settings.wrapper!r}",
                              "known: " + ", ".join(WRAPPERS))

@@ -22,9 +22,19 @@ from spamdrill.lab.config import LabConfig
 from spamdrill.lab.layout import Layout
 
 
-def spamc_command(config: LabConfig, host: str, port: int) -> list[str]:
-    """spamc as maildrop's xfilter runs it; ``-u`` is appended per user in the filter."""
-    spamc = shutil.which("spamc") or "/usr/bin/spamc"
+def spamc_command(config: LabConfig, host: str, port: int,
+                  layout: Layout | None = None) -> list[str]:
+    """spamc as maildrop's xfilter runs it; ``-u`` is appended per user in the filter.
+    With ``client = "spamdrill-spamc"``, its launcher, installed where pipe(8)'s user can
+    run it (``lab.wrappers.install_spamc``)."""
+    if config.maildrop.client == "spamdrill-spamc":
+        if layout is None:
+            raise SpamdrillError("spamdrill-spamc in the xfilter needs the lab's run directory")
+        from spamdrill.lab.wrappers import install_spamc
+
+        spamc = str(install_spamc(layout.root))
+    else:
+        spamc = shutil.which("spamc") or "/usr/bin/spamc"
     return [spamc, "-d", host, "-p", str(port), *config.maildrop.spamc_args]
 
 
@@ -134,7 +144,8 @@ def setup(layout: Layout, config: LabConfig, spamd_host: str, spamd_port: int) -
             _maildirmake(str(maildir))
             _maildirmake("-f", "Spam", str(maildir))
             _maildirmake("-q", config.maildrop.quota, str(maildir))
-    text = render_filter(layout, config, spamc_command(config, spamd_host, spamd_port))
+    text = render_filter(layout, config, spamc_command(config, spamd_host, spamd_port,
+                                                       layout))
     layout.maildroprc.write_text(text)
     # maildrop refuses a filter file that others can write
     os.chmod(layout.maildroprc, 0o600)

@@ -98,9 +98,9 @@ class Deliver:
     launcher: Path
 
 
-def install_deliver(run_dir: Path) -> Deliver:
-    """spamdrill-deliver for pipe(8)'s user: the package copied, compiled, and both its
-    console script and its ``--make-launcher`` launcher written in ``RUN/postfix/bin/``."""
+def _install_package(run_dir: Path) -> tuple[str, Path]:
+    """The package copied to ``RUN/postfix/lib`` and compiled, for pipe(8)'s user; the
+    Python that user can run, and the lib directory."""
     paths = Paths.of(run_dir)
     python = python_for_pipe()
     lib = paths.lib
@@ -113,6 +113,32 @@ def install_deliver(run_dir: Path) -> Deliver:
     for d in (paths.root, paths.bin):
         os.chmod(d, 0o755)
     _publish(lib)
+    return python, lib
+
+
+def install_spamc(run_dir: Path) -> Path:
+    """spamdrill-spamc for maildrop's xfilter under pipe(8)'s user: its launcher
+    (``--make-launcher``'s text) in ``RUN/postfix/bin/``, naming a Python that user can
+    run and the package copy. Idempotent: install_deliver copies the same package."""
+    from spamdrill.spamc import launcher
+
+    paths = Paths.of(run_dir)
+    if (paths.lib / "spamdrill" / "spamc" / "main.py").exists():
+        python = python_for_pipe()
+        lib = paths.lib
+    else:
+        python, lib = _install_package(run_dir)
+    target = paths.bin / "spamdrill-spamc"
+    target.write_text(launcher.text(python, str(lib)))
+    os.chmod(target, 0o755)
+    return target
+
+
+def install_deliver(run_dir: Path) -> Deliver:
+    """spamdrill-deliver for pipe(8)'s user: the package copied, compiled, and both its
+    console script and its ``--make-launcher`` launcher written in ``RUN/postfix/bin/``."""
+    paths = Paths.of(run_dir)
+    python, lib = _install_package(run_dir)
     console = paths.bin / "spamdrill-deliver"
     console.write_text(CONSOLE_SCRIPT.format(python=python, lib=str(lib)))
     os.chmod(console, 0o755)
