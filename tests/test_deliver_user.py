@@ -157,3 +157,28 @@ def test_user_checks_say_when_they_need_root(launcher: Path) -> None:
                           "/bin/cat"], capture_output=True, text=True, timeout=60,
                          env=PIPE_ENV, user=USER)
     assert own.returncode == 0, own.stdout + own.stderr
+
+
+SHIM = ("import sys\nfrom spamdrill.deliver import main\n"
+        "main.DEFAULT_CONFIG = sys.argv[1]\nsys.exit(main.main(sys.argv[2:]))\n")
+
+
+def test_default_config_the_user_cannot_search_for_defers(public: Path,
+                                                          private: Path) -> None:
+    """The admin's policy under a directory the pipe user cannot search is not 'no
+    config': the delivery defers (the built-in policy would ignore the admin's deadline
+    and rules), and --check-config as that user says why."""
+    cfg = private / "deliver.toml"
+    cfg.write_text("deadline = 30\n")
+    cfg.chmod(0o644)
+    env = {**PIPE_ENV, "PYTHONPATH": str(public / "src")}
+    python = system_python()
+    done = subprocess.run([python, "-c", SHIM, str(cfg), "--recipient=al@x", "--",
+                           "/bin/sh", "-c", "cat >/dev/null"], input=b"m\n",
+                          capture_output=True, timeout=60, env=env, user=USER)
+    assert done.returncode == 75, done
+    assert done.stdout.startswith(b"4.3.5 ") and b"Permission denied" in done.stdout, done
+    check = subprocess.run([python, "-c", SHIM, str(cfg), "--check-config"],
+                           capture_output=True, text=True, timeout=60, env=env, user=USER)
+    assert check.returncode == 1 and "Permission denied" in check.stderr, check
+    assert str(cfg) in check.stderr and "Traceback" not in check.stderr
