@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 import click
-from rich.console import Console
 from rich.table import Table
 
 from spamdrill import __version__
@@ -24,6 +23,7 @@ from spamdrill.lab import config as lab_config
 from spamdrill.lab.layout import Layout, default_run_dir
 from spamdrill.lab.state import LabState
 from spamdrill.proto.dns_policy import MODES
+from spamdrill.render import term
 
 
 def _lab() -> Any:
@@ -36,8 +36,9 @@ def _lab() -> Any:
 
 
 # tables stay readable when output goes to a file or CI log (rich assumes 80 columns)
-out = Console(width=None if sys.stdout.isatty() else 150)
-err = Console(stderr=True)
+# no emoji codes read in text: log lines and run documents could carry them (term.py)
+out = term.console(width=None if sys.stdout.isatty() else 150)
+err = term.console(stderr=True)
 
 RUN_DIR = click.option(
     "--run-dir", type=click.Path(path_type=Path), default=default_run_dir,
@@ -81,7 +82,7 @@ def lab() -> None:
 
 
 def _progress(msg: str) -> None:
-    err.print(f"[dim]…[/dim] {msg}")
+    err.print(f"[dim]…[/dim] {term.safe(msg)}")
 
 
 ETC = click.option(
@@ -136,7 +137,8 @@ def lab_up(run_dir: Path, config_path: Path | None, etc: Path | None,
     """
     config, _ = _base_config(config_path, etc)
     state = _lab().up(run_dir, _with_topology(config, topology), _progress)
-    out.print(f"lab up in [bold]{state.ready_s['all']:.1f} s[/bold]: {state.run_dir}")
+    out.print(f"lab up in [bold]{state.ready_s['all']:.1f} s[/bold]: "
+              f"{term.safe(state.run_dir)}")
     _print_status(run_dir)
 
 
@@ -153,7 +155,7 @@ def lab_status(run_dir: Path, as_json: bool) -> None:
         doc = {"run_dir": str(run_dir.resolve()), "components": [c.public() for c in comps]}
         click.echo(json.dumps(doc, indent=1))
     elif state is None:
-        out.print(f"no lab in {run_dir} (start one with: spamdrill lab up)")
+        out.print(f"no lab in {term.safe(run_dir)} (start one with: spamdrill lab up)")
     else:
         _print_status(run_dir)
     sys.exit(0 if comps and all(c.up for c in comps) else 1)
@@ -161,15 +163,15 @@ def lab_status(run_dir: Path, as_json: bool) -> None:
 
 def _print_status(run_dir: Path) -> None:
     _, comps = _lab().status(run_dir)
-    table = Table(title=f"lab {run_dir}")
+    table = Table(title=f"lab {term.safe(run_dir)}")
     for col in ("component", "state", "pid", "address", "up for", "detail"):
         table.add_column(col)
     for c in comps:
         d = c.public()
         table.add_row(
-            c.name, "[green]up[/green]" if c.up else "[red]down[/red]",
-            str(c.pid or ""), f"{c.host}:{c.port}" if c.port else "",
-            f"{d['uptime_s']} s" if d["uptime_s"] is not None else "", c.detail)
+            term.safe(c.name), "[green]up[/green]" if c.up else "[red]down[/red]",
+            str(c.pid or ""), term.safe(f"{c.host}:{c.port}") if c.port else "",
+            f"{d['uptime_s']} s" if d["uptime_s"] is not None else "", term.safe(c.detail))
     out.print(table)
 
 
@@ -183,7 +185,8 @@ def lab_down(run_dir: Path, everything: bool) -> None:
     stopped = _lab().down(run_dir)
     if everything:
         stopped += _lab().down_all()
-    out.print(f"stopped: {', '.join(stopped)}" if stopped else "nothing was running")
+    out.print(f"stopped: {term.safe(', '.join(stopped))}" if stopped
+              else "nothing was running")
 
 
 @lab.command("dns")
@@ -207,7 +210,7 @@ def lab_dns(run_dir: Path, name: str, mode: str, delay: float) -> None:
     from spamdrill.lab import dns
 
     dns.set_rule(layout, name, mode, delay)
-    out.print(f"{name}: {mode}" + (f" {delay:g} s" if mode == "delay" else ""))
+    out.print(f"{term.safe(name)}: {mode}" + (f" {delay:g} s" if mode == "delay" else ""))
 
 
 @lab.command("check")
@@ -225,7 +228,8 @@ def lab_check(run_dir: Path) -> None:
     for col in ("check", "result", "detail"):
         table.add_column(col)
     for c in checks:
-        table.add_row(c.name, "[green]pass[/green]" if c.ok else "[red]FAIL[/red]", c.detail)
+        table.add_row(term.safe(c.name), "[green]pass[/green]" if c.ok else "[red]FAIL[/red]",
+                      term.safe(c.detail))
     out.print(table)
     sys.exit(0 if all(c.ok for c in checks) else 1)
 
@@ -272,7 +276,7 @@ def list_scenarios(as_json: bool, scenario_dirs: tuple[Path, ...]) -> None:
     table.add_column("scenario")
     table.add_column("hypothesis")
     for s in scenarios.values():
-        table.add_row(s.name, s.hypothesis)
+        table.add_row(term.safe(s.name), term.safe(s.hypothesis))
     out.print(table)
 
 
@@ -438,8 +442,8 @@ def run(scenarios: tuple[str, ...], config_path: Path | None, scale: float | Non
     report.print_run(out, _record(results_dir, run_id, started, results, "run", json_path))
     if shaped is not None:
         out.print(report.predicted_vs_measured(results, shaped.predicted, str(etc)))
-    out.print(f"history: {run_dir / 'history.jsonl'}; runs database: "
-              f"{results_dir / 'runs.sqlite'}", style="dim")
+    out.print(f"history: {term.safe(run_dir / 'history.jsonl')}; runs database: "
+              f"{term.safe(results_dir / 'runs.sqlite')}", style="dim")
     sys.exit(report.exit_status(results))
 
 
@@ -491,7 +495,7 @@ def _run_all(chosen: list[Any], factor: float, base: Any, run_dir: Path,
                 results.append(r)
                 r.history.to_jsonl(run_dir / "history.jsonl", r.name)
                 if streaming:
-                    click.echo(report.line(r))
+                    click.echo(term.plain(report.line(r)))
                     sys.stdout.flush()
     return results
 
@@ -606,8 +610,8 @@ def flood(count: int, targets: tuple[str, ...], owned: bool, spamc_args: str, sc
     results = runner.run_scenario(sc, scale=factor, base=base,
                                   workdir=run_dir / "work", count=count, loader=loader)
     report.print_run(out, _record(results_dir, run_id, started, results, "flood", json_path))
-    out.print(f"history: {run_dir / 'history.jsonl'}; runs database: "
-              f"{results_dir / 'runs.sqlite'}", style="dim")
+    out.print(f"history: {term.safe(run_dir / 'history.jsonl')}; runs database: "
+              f"{term.safe(results_dir / 'runs.sqlite')}", style="dim")
     sys.exit(report.exit_status(results))
 
 
@@ -821,30 +825,32 @@ def _print_budget(system: Any, setups: list[Any], chosen: int, results: list[Any
     for col in ("layer", "seconds", "from"):
         lim.add_column(col)
     for row in model.limits(setup):
-        lim.add_row(row["layer"], "-" if row["seconds"] is None else f"{row['seconds']:g}",
-                    row["source"])
+        lim.add_row(term.safe(row["layer"]),
+                    "-" if row["seconds"] is None else f"{row['seconds']:g}",
+                    term.safe(row["source"]))
     out.print(lim)
     if len(setups) > 1:
         for row in _xfilters_json(system, setups, chosen):
             mark = "limits" if row["limits"] else "      "
-            out.print(f"{mark} xfilter {row['where']}: spamc {row['spamc']} -> "
-                      f"{', '.join(row['outcomes'])}")
-    table = Table(title=f"worst case per failure mode (spamc {setup.spamc.render()}, "
-                        f"wrapper: {setup.wrapper})")
+            out.print(f"{mark} xfilter {term.safe(row['where'])}: spamc "
+                      f"{term.safe(row['spamc'])} -> {term.safe(', '.join(row['outcomes']))}")
+    table = Table(title=f"worst case per failure mode (spamc "
+                        f"{term.safe(setup.spamc.render())}, wrapper: "
+                        f"{term.safe(setup.wrapper)})")
     for col in ("mode", "spamc s", "spamd s", "worst s", "fires first", "outcome", "fix"):
         table.add_column(col)
     for r in results:
         colour = {"bounced": "red", "deferred": "yellow"}.get(r.outcome, "green")
-        fix = [f"{v.inner} > {v.outer}: {v.fix}" for v in r.violations]
-        fix += [f"(assumed: {a})" for a in r.assumptions]
+        fix = [term.safe(f"{v.inner} > {v.outer}: {v.fix}") for v in r.violations]
+        fix += [term.safe(f"(assumed: {a})") for a in r.assumptions]
         table.add_row(
-            r.mode, "unbounded" if r.spamc_s is None else f"{r.spamc_s:g}",
+            term.safe(r.mode), "unbounded" if r.spamc_s is None else f"{r.spamc_s:g}",
             "-" if r.spamd_s is None else f"{r.spamd_s:g}",
-            "-" if r.worst_s is None else f"{r.worst_s:g}", r.fires_first,
-            f"[{colour}]{r.outcome}[/{colour}]", "\n".join(fix))
+            "-" if r.worst_s is None else f"{r.worst_s:g}", term.safe(r.fires_first),
+            f"[{colour}]{term.safe(r.outcome)}[/{colour}]", "\n".join(fix))
     out.print(table)
     for note in notes:
-        out.print(f"note: {note}", highlight=False)
+        out.print(f"note: {term.safe(note)}", highlight=False)
 
 
 def _load_run(results_dir: Path, ref: str) -> Any:
@@ -901,7 +907,8 @@ def history_cmd(results_dir: Path, as_json: bool, limit: int) -> None:
     if as_json:
         click.echo(json.dumps({"runs": runs}, indent=1))
     elif not runs:
-        out.print(f"no runs recorded in {results_dir} (record one with: spamdrill run)")
+        out.print(f"no runs recorded in {term.safe(results_dir)} (record one with: "
+                  "spamdrill run)")
     else:
         out.print(compare.history_table(runs))
 
@@ -1057,20 +1064,21 @@ def replay_command(file: str, user: str, spamc_args: str, timeout: float,
     if as_json:
         click.echo(json.dumps(doc, indent=1))
         return
-    out.print(f"[bold]{doc['message_id'] or file}[/bold] ({doc['size']} B, user "
-              f"{doc['user']}): {doc['outcome']} in [bold]{doc['seconds']:.2f} s[/bold]"
+    out.print(f"[bold]{term.safe(doc['message_id'] or file)}[/bold] ({doc['size']} B, user "
+              f"{term.safe(doc['user'])}): {term.safe(doc['outcome'])} in "
+              f"[bold]{doc['seconds']:.2f} s[/bold]"
               + (f", score {doc['score']:g}/{doc['required']:g}" if doc['score'] is not None
                  else "") + (f"; spamd's scan {doc['spamd_scan_s']:g} s"
                              if doc['spamd_scan_s'] is not None else ""))
     if doc["phases"]:
-        out.print("timing: " + ", ".join(f"{p['phase']} {p['ms']:g} ms"
+        out.print("timing: " + ", ".join(f"{term.safe(p['phase'])} {p['ms']:g} ms"
                                          for p in doc["phases"][:6]))
     table = Table(title=f"slowest rules ({doc['rules_run']} run; the log's stamps are "
                         "whole seconds)")
     for col in ("rule", "type", "seconds"):
         table.add_column(col)
     for r in doc["slow_rules"][:10]:
-        table.add_row(r["rule"], r["type"], f"{r['seconds']:g}")
+        table.add_row(term.safe(r["rule"]), term.safe(r["type"]), f"{r['seconds']:g}")
     out.print(table if doc["slow_rules"] else "no rule took a second or more")
 
 
@@ -1086,7 +1094,7 @@ def main(argv: list[str] | None = None) -> Any:
     try:
         return cli.main(args=argv, prog_name="spamdrill", standalone_mode=False)
     except SpamdrillError as exc:
-        click.echo(f"spamdrill: error: {exc.one_line()}", err=True)
+        click.echo(f"spamdrill: error: {term.plain(exc.one_line())}", err=True)
         sys.exit(2)
     except (click.exceptions.Abort, KeyboardInterrupt):
         click.echo("spamdrill: interrupted; faults healed and labs taken down", err=True)

@@ -15,6 +15,7 @@ from rich.console import Console
 from rich.table import Table
 
 from spamdrill.render.page import badge, document, e, table
+from spamdrill.render.term import safe
 from spamdrill.runmodel import OUTCOMES, Run, Scenario, shown_s
 from spamdrill.vocab import Finding
 
@@ -130,17 +131,18 @@ STYLE = {"better": "green", "worse": "red", "": "yellow", "same": "dim"}
 def print_compare(console: Console, diff: RunDiff) -> None:
     for s in diff.scenarios:
         if not (s.in_a and s.in_b):
-            console.print(f"{s.name}: only in {'A' if s.in_a else 'B'} "
-                          f"({diff.a if s.in_a else diff.b})")
+            console.print(f"{safe(s.name)}: only in {'A' if s.in_a else 'B'} "
+                          f"({safe(diff.a if s.in_a else diff.b)})")
             continue
-        t = Table(title=f"{s.name}: A {diff.a} -> B {diff.b}"
+        t = Table(title=f"{safe(s.name)}: A {safe(diff.a)} -> B {safe(diff.b)}"
                   + ("" if s.changed else " (no change)"))
         for col in ("", "A", "B", "change"):
             t.add_column(col)
         for c in s.changes:
             if c.changed or not c.what.startswith("finding of case"):
                 style = STYLE[c.direction]
-                t.add_row(c.what, c.a, c.b, f"[{style}]{c.direction or 'changed'}[/{style}]"
+                t.add_row(safe(c.what), safe(c.a), safe(c.b),
+                          f"[{style}]{c.direction or 'changed'}[/{style}]"
                           if c.changed else "")
         console.print(t)
 
@@ -209,7 +211,7 @@ def history_table(runs: list[dict[str, Any]]) -> Table:
         config = r.get("config") or {}
         conf = " ".join(f"{k}={v}" for k, v in config.items()
                         if v not in (None, [], (), "") and k != "scenarios")
-        t.add_row(str(r.get("run")), _date(float(r.get("started") or 0)),
-                  str(r.get("kind", "run")), str(r.get("exit_status", "-")),
-                  shown or "(not recorded)", conf)
+        t.add_row(safe(r.get("run")), _date(float(r.get("started") or 0)),
+                  safe(r.get("kind", "run")), safe(r.get("exit_status", "-")),
+                  safe(shown or "(not recorded)"), safe(conf))
     return t
