@@ -82,7 +82,7 @@ def people(draw: st.DrawFn) -> tuple[dict[str, str], list[str]]:
     return fields, secrets
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
+@settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck))
 @given(case=people())
 def test_no_original_token_survives(case: tuple[dict[str, str], list[str]]) -> None:
     fields, secrets = case

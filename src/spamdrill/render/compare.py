@@ -14,7 +14,7 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
-from spamdrill.render.page import badge, document, e, table
+from spamdrill.render.page import badge, change, render
 from spamdrill.render.term import safe
 from spamdrill.runmodel import OUTCOMES, Run, Scenario, shown_s
 from spamdrill.vocab import Finding
@@ -171,28 +171,26 @@ def _ecdf_plot(name: str, a: Scenario, b: Scenario) -> Any:
 
 
 def page(a: Run, b: Run, diff: RunDiff) -> str:
+    """The HTML comparison (``templates/compare.html``), handed plain values."""
     title = f"spamdrill compare {a.run} -> {b.run}"
-    body = [f"<h1>{e(title)}</h1>",
-            f"<p>A: <code>{e(a.run)}</code> ({e(_date(a.started))}); B: <code>{e(b.run)}"
-            f"</code> ({e(_date(b.started))}).</p>"]
     plots: dict[str, Any] = {}
+    scenarios: list[dict[str, Any]] = []
     for i, s in enumerate(diff.scenarios):
-        body.append(f'<section class="scenario" data-scenario="{e(s.name)}" '
-                    f'data-plots="{1 if s.in_a and s.in_b else 0}"><h2>{e(s.name)}</h2>')
         sa, sb = a.scenario(s.name), b.scenario(s.name)
         if sa is None or sb is None:
-            body.append(f"<p>Only in {'A' if sa else 'B'}.</p></section>")
+            scenarios.append({"name": s.name, "key": "", "only_in": "A" if sa else "B"})
             continue
-        rows = [[e(c.what), e(c.a), e(c.b), f'<span class="{c.direction}">'
-                 f"{e(c.direction or 'changed')}</span>" if c.changed else ""]
-                for c in s.changes if c.changed or not c.what.startswith("finding of case")]
-        body.append(table(["", "A", "B", "change"], rows, raw=True))
         key = f"c{i}"
         plots[key] = _ecdf_plot(s.name, sa, sb)
-        body.append(f"<!--plot:{key}-->")
-        body.append(f"<p>A {badge(sa.verdict)} {badge(sa.finding)} &rarr; B "
-                    f"{badge(sb.verdict)} {badge(sb.finding)}</p></section>")
-    return document(title, body, plots)
+        rows = [[c.what, c.a, c.b, change(c.direction, c.direction or "changed")
+                 if c.changed else ""]
+                for c in s.changes if c.changed or not c.what.startswith("finding of case")]
+        scenarios.append({"name": s.name, "key": key, "rows": rows,
+                          "a_verdict": badge(sa.verdict), "a_finding": badge(sa.finding),
+                          "b_verdict": badge(sb.verdict), "b_finding": badge(sb.finding)})
+    return render("compare.html", title, plots, scenarios=scenarios,
+                  a={"run": a.run, "date": _date(a.started)},
+                  b={"run": b.run, "date": _date(b.started)})
 
 
 def _date(epoch: float) -> str:

@@ -1,0 +1,155 @@
+"""The HTML reports escape everything: a run document is data (a recorded report.json
+can come from anywhere), and so are a config's and a log's words. Every string field of
+a run is made hostile (Hypothesis): no ``<``, ``"`` or ``'`` from data reaches the run
+page, the comparison or the budget's page unescaped, no element or attribute but the
+page's own appears, and the only scripts are the page's (allowed by hash in its
+Content-Security-Policy). The reproduction: ``X"><script>`` in verdicts, findings and
+check statuses went into a ``class`` attribute as it was."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+from html.parser import HTMLParser
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hostile import hostile_text
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from spamdrill import runmodel
+from spamdrill.budget import model
+from spamdrill.render import budget_html, compare, html, page
+
+pytestmark = pytest.mark.unit
+
+RUNS = Path(__file__).parent / "data" / "runs"
+SENTINELS = ("Z<Z", 'Z"Z', "Z'Z")
+# each field: hostile text around all three sentinels, so any of them found raw in the
+# page is data that reached it unescaped
+fields = st.tuples(hostile_text, hostile_text).map(lambda t: f"{t[0]}Z<Z\"Z'Z{t[1]}")
+
+TAGS = {"html", "head", "meta", "title", "style", "script", "body", "h1", "h2", "h3", "p",
+        "code", "table", "tr", "th", "td", "a", "span", "b", "section", "ul", "li",
+        "details", "summary", "pre", "div"}
+ATTRIBUTES = {"lang", "charset", "http-equiv", "content", "class", "id", "href", "style",
+              "type", "open"}
+
+
+class Structure(HTMLParser):
+    """Every element and attribute of a page, and its scripts."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.tags: set[str] = set()
+        self.attributes: set[str] = set()
+        self.hrefs: list[str] = []
+        self.scripts: list[str] = []  # the type of each script element ("" for code)
+        self.csp: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.tags.add(tag)
+        values = dict(attrs)
+        self.attributes |= {a for a in values if not a.startswith("data-")}
+        if tag == "a":
+            self.hrefs.append(values.get("href") or "")
+        if tag == "script":
+            self.scripts.append(values.get("type") or "")
+        if tag == "meta" and values.get("http-equiv") == "Content-Security-Policy":
+            self.csp.append(values.get("content") or "")
+
+
+def assert_escaped(text: str, plots: int) -> None:
+    for s in SENTINELS:
+        assert s not in text, (s, text[max(0, text.find(s) - 300):text.find(s) + 100])
+    found = Structure()
+    found.feed(text)
+    assert found.tags <= TAGS, found.tags - TAGS
+    assert found.attributes <= ATTRIBUTES, found.attributes - ATTRIBUTES
+    assert all(h.startswith("#") for h in found.hrefs), found.hrefs
+    code = [t for t in found.scripts if t != "application/json"]
+    assert len(code) == (3 if plots else 0), found.scripts  # Bokeh (2) and the drawing
+    assert found.scripts.count("application/json") == plots
+    [csp] = found.csp
+    assert "default-src 'none'" in csp and "unsafe-inline" not in csp.split("style-src")[0]
+
+
+def hostile_document(name: str, texts: list[str]) -> dict[str, Any]:
+    """The recorded run ``name`` with every string in it replaced, round robin, by
+    ``texts``."""
+    doc = json.loads((RUNS / name / "report.json").read_text())
+    counter = iter(range(10**9))
+
+    def walk(x: Any) -> Any:
+        if isinstance(x, dict):
+            return {k: walk(v) for k, v in x.items()}
+        if isinstance(x, list):
+            return [walk(v) for v in x]
+        if isinstance(x, str):
+            return texts[next(counter) % len(texts)]
+        return x
+    return walk(doc)  # type: ignore[no-any-return]
+
+
+def decoded(doc: dict[str, Any]) -> runmodel.Run:
+    return runmodel.decode(json.dumps(doc).encode())
+
+
+def test_the_reproduction_runs_no_script() -> None:
+    """Verdict, finding and check status of ``X"><script>...``: 13 live scripts on the
+    field report before; none now, and nothing of it unescaped."""
+    payload = "X\"><script>alert(1)</script>Z<Z\"Z'Z"
+    run = decoded(hostile_document("before", [payload]))
+    text = html.run_page(run)
+    assert "<script>alert" not in text
+    assert_escaped(text, plots=sum(1 for _ in re.finditer(r'class="plot"', text)))
+
+
+@settings(max_examples=3, deadline=None, suppress_health_check=list(HealthCheck))
+@given(texts=st.lists(fields, min_size=1, max_size=6))
+def test_run_page_escapes_every_field(texts: list[str]) -> None:
+    run = decoded(hostile_document("before", texts))
+    text = html.run_page(run)
+    assert_escaped(text, plots=text.count('class="plot"'))
+
+
+@settings(max_examples=3, deadline=None, suppress_health_check=list(HealthCheck))
+@given(texts=st.lists(fields, min_size=1, max_size=4))
+def test_compare_page_escapes_every_field(texts: list[str]) -> None:
+    a = decoded(hostile_document("before", texts))
+    b = decoded(hostile_document("after", texts))
+    assert a.scenarios[0].name == b.scenarios[0].name  # the same scenario, compared
+    text = html.compare_page(a, b, compare.compare(a, b))
+    assert_escaped(text, plots=1)
+
+
+@settings(max_examples=2, deadline=None, suppress_health_check=list(HealthCheck))
+@given(texts=st.lists(fields, min_size=6, max_size=6))
+def test_budget_page_escapes_every_field(texts: list[str]) -> None:
+    """The budget's page shows config words (the wrapper, each limit's source file), the
+    model's reasons and fixes (which quote config values) and notes."""
+    setup = model.Setup(wrapper=texts[0], sources={"spamc -t": texts[1],
+                                                   "maildrop": texts[2]})
+    results = [dataclasses.replace(r, why=texts[3], fires_first=texts[4], outcome=texts[5],
+                                   violations=[model.Violation(*texts[:3])],
+                                   assumptions=[texts[3]])
+               for r in model.evaluate(setup)[:2]]
+    text = budget_html.page(setup, results, notes=list(texts))
+    assert_escaped(text, plots=2)
+
+
+def test_a_word_outside_the_vocabulary_chooses_no_class() -> None:
+    assert page.cls("delivers unscanned") == "delivers-unscanned"
+    assert page.cls('x" onmouseover="1') == "unknown" and page.cls("a b<") == "unknown"
+
+
+def test_plot_json_cannot_end_its_script() -> None:
+    from bokeh.plotting import figure
+
+    p = figure(title="</script><script>alert(1)</script><!--'&")
+    data = str(page.plot_json(p))
+    assert not set("<>&'") & set(data)
+    assert json.loads(data)["doc"]  # still the same JSON
