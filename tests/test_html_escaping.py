@@ -24,8 +24,6 @@ from spamdrill import runmodel
 from spamdrill.budget import model
 from spamdrill.render import budget_html, compare, html, page
 
-pytestmark = pytest.mark.unit
-
 RUNS = Path(__file__).parent / "data" / "runs"
 SENTINELS = ("Z<Z", 'Z"Z', "Z'Z")
 # each field: hostile text around all three sentinels, so any of them found raw in the
@@ -98,6 +96,7 @@ def decoded(doc: dict[str, Any]) -> runmodel.Run:
     return runmodel.decode(json.dumps(doc).encode())
 
 
+@pytest.mark.unit
 def test_the_reproduction_runs_no_script() -> None:
     """Verdict, finding and check status of ``X"><script>...``: 13 live scripts on the
     field report before; none now, and nothing of it unescaped."""
@@ -108,6 +107,7 @@ def test_the_reproduction_runs_no_script() -> None:
     assert_escaped(text, plots=sum(1 for _ in re.finditer(r'class="plot"', text)))
 
 
+@pytest.mark.unit
 @settings(max_examples=3, deadline=None, suppress_health_check=list(HealthCheck))
 @given(texts=st.lists(fields, min_size=1, max_size=6))
 def test_run_page_escapes_every_field(texts: list[str]) -> None:
@@ -116,6 +116,7 @@ def test_run_page_escapes_every_field(texts: list[str]) -> None:
     assert_escaped(text, plots=text.count('class="plot"'))
 
 
+@pytest.mark.unit
 @settings(max_examples=3, deadline=None, suppress_health_check=list(HealthCheck))
 @given(texts=st.lists(fields, min_size=1, max_size=4))
 def test_compare_page_escapes_every_field(texts: list[str]) -> None:
@@ -126,6 +127,7 @@ def test_compare_page_escapes_every_field(texts: list[str]) -> None:
     assert_escaped(text, plots=1)
 
 
+@pytest.mark.unit
 @settings(max_examples=2, deadline=None, suppress_health_check=list(HealthCheck))
 @given(texts=st.lists(fields, min_size=6, max_size=6))
 def test_budget_page_escapes_every_field(texts: list[str]) -> None:
@@ -141,11 +143,13 @@ def test_budget_page_escapes_every_field(texts: list[str]) -> None:
     assert_escaped(text, plots=2)
 
 
+@pytest.mark.unit
 def test_a_word_outside_the_vocabulary_chooses_no_class() -> None:
     assert page.cls("delivers unscanned") == "delivers-unscanned"
     assert page.cls('x" onmouseover="1') == "unknown" and page.cls("a b<") == "unknown"
 
 
+@pytest.mark.unit
 def test_plot_json_cannot_end_its_script() -> None:
     from bokeh.plotting import figure
 
@@ -153,3 +157,43 @@ def test_plot_json_cannot_end_its_script() -> None:
     data = str(page.plot_json(p))
     assert not set("<>&'") & set(data)
     assert json.loads(data)["doc"]  # still the same JSON
+
+
+# -- in chromium: the page draws, and its policy holds ---------------------------------------
+
+PWNED = "<script>window.pwned = 1; alert('pwned')</script>"
+
+
+@pytest.mark.lab
+@pytest.mark.browser
+def test_hostile_run_page_draws_and_runs_nothing_of_its_data(tmp_path: Path) -> None:
+    """Every string of the run hostile: chromium opens it without an error, draws every
+    plot, opens no dialog and runs no script of the data's."""
+    from browser import open_report
+
+    payload = "X\"><img src=x onerror=\"window.pwned=1\">" + PWNED + "'<!--"
+    run = decoded(hostile_document("before", [payload, "[/x]" + PWNED]))
+    where = tmp_path / "hostile.html"
+    where.write_text(html.run_page(run))
+    opened = open_report(where, tmp_path / "hostile.png", probe="() => window.pwned")
+    assert opened.probe is None and opened.dialogs == []
+    assert opened.console_errors == [] and opened.page_errors == [], opened.console_errors
+    assert opened.network == []
+    assert [s["drawn"] for s in opened.sections] == [s["expected"] for s in opened.sections]
+
+
+@pytest.mark.lab
+@pytest.mark.browser
+def test_the_policy_stops_a_script_that_escaping_missed(tmp_path: Path) -> None:
+    """Defence in depth: a script put into the page by hand (as a missed escape would)
+    is refused by the page's Content-Security-Policy, and the page still draws."""
+    from browser import open_report
+
+    text = html.run_page(decoded(hostile_document("before", ["x"])))
+    where = tmp_path / "injected.html"
+    where.write_text(text.replace("<h1>", PWNED + "<h1>", 1))
+    opened = open_report(where, probe="() => window.pwned")
+    assert opened.probe is None and opened.dialogs == []
+    assert any("Content Security Policy" in e for e in opened.console_errors), \
+        opened.console_errors
+    assert all(s["drawn"] == s["expected"] >= 1 for s in opened.sections)
