@@ -5,6 +5,7 @@ with fields to fill."""
 
 from __future__ import annotations
 
+import json
 import re
 
 from hypothesis import strategies as st
@@ -61,5 +62,29 @@ LINES = [
 FIELDS = ("qid", "host", "ip", "mid", "sender", "user", "to", "orig", "text")
 
 
-def log_text(fields: dict[str, str]) -> str:
-    return "\n".join(line.format(**fields) for line in LINES) + "\n"
+FORMATS = ("classic", "short-iso", "rfc5424", "journal-json")
+_CLASSIC = re.compile(r"Nov 29 (?P<time>\d\d:\d\d:\d\d) (?P<host>\S+) (?P<tag>[^\[]+)"
+                      r"\[(?P<pid>\d+)\]: (?P<msg>.*)", re.S)
+
+
+def _as(fmt: str, line: str) -> str:
+    """A classic line in another format, the envelope converted, the text as it is (as
+    tests/data/logs/convert.py does)."""
+    m = _CLASSIC.fullmatch(line)
+    assert m is not None, line
+    stamp = f"2026-11-29T{m['time']}+00:00"
+    if fmt == "short-iso":
+        return f"{stamp} {m['host']} {m['tag']}[{m['pid']}]: {m['msg']}"
+    if fmt == "rfc5424":
+        return f"<22>1 {stamp} {m['host']} {m['tag']} {m['pid']} - - {m['msg']}"
+    if fmt == "journal-json":
+        h, mi, sec = map(int, m["time"].split(":"))
+        us = (1795910400 + h * 3600 + mi * 60 + sec) * 1_000_000
+        return json.dumps({"__REALTIME_TIMESTAMP": str(us), "_HOSTNAME": m["host"],
+                           "SYSLOG_IDENTIFIER": m["tag"], "SYSLOG_PID": m["pid"],
+                           "PRIORITY": "6", "SYSLOG_FACILITY": "2", "MESSAGE": m["msg"]})
+    return line
+
+
+def log_text(fields: dict[str, str], fmt: str = "classic") -> str:
+    return "\n".join(_as(fmt, line.format(**fields)) for line in LINES) + "\n"

@@ -1,7 +1,7 @@
 """``spamdrill logs --anonymize`` leaves nothing behind: generated addresses (quoted local
 parts, apostrophes, one-label domains such as localhost, address literals) and IPs (IPv4,
-IPv6 in every spelling) in every field of every kind of line; no original token survives
-in the JSON or in the terminal summary."""
+IPv6 in every spelling) in every field of every kind of line, in each log format; no
+original token survives in the JSON or in the terminal summary."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import tempfile
 from pathlib import Path
 
 import pytest
-from hostile import LINES, log_text
+from hostile import FORMATS, LINES, log_text
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -83,12 +83,12 @@ def people(draw: st.DrawFn) -> tuple[dict[str, str], list[str]]:
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck))
-@given(case=people())
-def test_no_original_token_survives(case: tuple[dict[str, str], list[str]]) -> None:
+@given(case=people(), fmt=st.sampled_from(FORMATS))
+def test_no_original_token_survives(case: tuple[dict[str, str], list[str]], fmt: str) -> None:
     fields, secrets = case
     with tempfile.TemporaryDirectory(prefix="spamdrill-anon-") as tmp:
         path = Path(tmp) / "mail.log"
-        path.write_text(log_text(fields))
+        path.write_text(log_text(fields, fmt))
         doc = analyze([str(path)], Filters(year=2026, tz=UTC),
                       Options(Thresholds(slow=5, slow_scan=4),
                               Settings(late_window=60, horizon=600), episode_gap=4,

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hostile import FIELDS, PIECES, field_text, hostile_text, log_text
+from hostile import FIELDS, FORMATS, PIECES, field_text, hostile_text, log_text
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -91,12 +91,12 @@ def test_logs_show_a_hostile_recipient_and_reason_as_text(tmp_path: Path) -> Non
 
 @settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck))
 @given(fields=st.fixed_dictionaries({k: field_text for k in FIELDS}),
-       anonymize=st.booleans())
-def test_logs_never_traceback_on_hostile_fields(fields: dict[str, str],
-                                                anonymize: bool) -> None:
+       anonymize=st.booleans(), fmt=st.sampled_from(FORMATS))
+def test_logs_never_traceback_on_hostile_fields(fields: dict[str, str], anonymize: bool,
+                                                fmt: str) -> None:
     with _tmp() as tmp:
         path = tmp / "mail.log"
-        path.write_text(log_text(fields), errors="surrogatepass")
+        path.write_text(log_text(fields, fmt), errors="surrogatepass")
         code, out, err = cli_run("logs", "--tz", "UTC", "--year", "2026",
                                  *(["--anonymize"] if anonymize else []), str(path))
     assert code in (0, 2), err

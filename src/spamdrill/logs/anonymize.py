@@ -22,9 +22,10 @@ import secrets
 from typing import Any
 
 # RFC 5322: a dot-atom local part (apostrophes, plus, slash, ... included) or a quoted one
-# ("john doe"); a domain of one label or more (user@localhost), or an address literal
+# ("john doe", also with its quotes escaped, as in a journal line's JSON); a domain of one
+# label or more (user@localhost), or an address literal
 _ATEXT = r"-\w!#$%&'*+/=?^`{|}~."
-_ADDRESS = re.compile(rf"""(?<![{_ATEXT}])("(?:[^"\\\r\n]|\\.)*"|[{_ATEXT}]+)"""
+_ADDRESS = re.compile(rf"""(?<![{_ATEXT}])(\\?"(?:[^"\\\r\n]|\\.)*?\\?"|[{_ATEXT}]+)"""
                       r"@(\[[^\]\s]+\]|[\w-]+(?:\.[\w-]+)*)")
 _MID = re.compile(r"<[^<>@\s]+@[^<>\s]+>")
 _IPV4 = re.compile(r"(?<!\d)(?<!\d\.)(\d{1,3}(?:\.\d{1,3}){3})(?!\.?\d)")  # "at 1.2.3.4."

@@ -33,8 +33,13 @@ def plain(value: object) -> str:
 
 
 def safe(value: object) -> str:
-    """``value`` for a rich markup string or table cell: ``plain``, markup escaped."""
-    return escape(plain(value))
+    """``value`` for a rich markup string or table cell: ``plain``, markup escaped.
+    Backslashes at its end are doubled: before a tag that follows (``[/red]``) rich shows
+    half of them, and an odd count would escape the tag (``rich.markup.escape`` doubles
+    only a single one); at the very end of a cell they show doubled."""
+    text = plain(value)
+    body = text.rstrip("\\")
+    return escape(body) + "\\" * (2 * (len(text) - len(body)))
 
 
 def console(**kw: Any) -> Console:
