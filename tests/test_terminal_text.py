@@ -112,15 +112,31 @@ LINE_PARTS = [p.encode() for p in PIECES] + [
 
 @settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
 @given(data=st.lists(st.one_of(st.binary(max_size=40), st.sampled_from(LINE_PARTS)),
-                     max_size=30).map(b"".join))
-def test_logs_never_traceback_on_any_bytes(data: bytes) -> None:
+                     max_size=30).map(b"".join), stdin=st.booleans())
+def test_logs_never_traceback_on_any_bytes(data: bytes, stdin: bool) -> None:
     with _tmp() as tmp:
         path = tmp / "input"
         path.write_bytes(data)
-        code, out, err = cli_run("logs", "--tz", "UTC", str(path))
+        if stdin:  # '-': read from stdin, as in journalctl ... | spamdrill logs -
+            with path.open("rb") as raw, _stdin(raw):
+                code, out, err = cli_run("logs", "--tz", "UTC", "-")
+        else:
+            code, out, err = cli_run("logs", "--tz", "UTC", str(path))
     assert code in (0, 2), err
     assert code == 0 or err.count("\n") == 1, err  # bad input: one line
     assert not CONTROL.search(out + err), repr(out + err)
+
+
+@contextlib.contextmanager
+def _stdin(raw: Any) -> Any:
+    import sys
+
+    before = sys.stdin
+    sys.stdin = io.TextIOWrapper(raw)
+    try:
+        yield
+    finally:
+        sys.stdin = before
 
 
 @contextlib.contextmanager
