@@ -169,6 +169,14 @@ def hostile_doc(text: str) -> dict[str, Any]:
 def test_run_view_shows_document_text_as_text() -> None:
     run = runmodel.from_document(hostile_doc(SHOWN))
     assert_text(shown(lambda c: report.print_run(c, run)), AS_TEXT)
+    # end to end: the wrappers' table, with what a bounce said
+    doc = hostile_doc(SHOWN)
+    for sc in doc["scenarios"]:
+        for m in sc["messages"]:
+            m.update(peer="postfix", fate="bounced")
+    out = shown(lambda c: report.print_run(c, runmodel.from_document(doc)))
+    assert "what each wrapper made of it" in out
+    assert_text(out, AS_TEXT)
 
 
 def test_report_command_shows_document_text_as_text(tmp_path: Path) -> None:
