@@ -66,22 +66,26 @@ class Opened:
     page_errors: list[str] = field(default_factory=list)
     network: list[str] = field(default_factory=list)  # requests other than the file
     screenshot: Path | None = None
+    dialogs: list[str] = field(default_factory=list)  # alert(), confirm(), ... opened
+    probe: Any = None  # what ``probe`` (a JS expression) gave once the page was read
 
 
 def open_report(path: Path, screenshot: Path | None = None, timeout_s: float = 60,
-                has_plots: bool = True) -> Opened:
+                has_plots: bool = True, probe: str | None = None) -> Opened:
     from playwright.sync_api import sync_playwright
 
     url = path.resolve().as_uri()
     errors: list[str] = []
     page_errors: list[str] = []
     network: list[str] = []
+    dialogs: list[str] = []
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
         try:
             page = browser.new_page(viewport={"width": 1100, "height": 1000})
             page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
             page.on("pageerror", lambda exc: page_errors.append(str(exc)))
+            page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
             page.on("request", lambda r: None if r.url == url or r.url.startswith(
                 ("data:", "blob:")) else network.append(r.url))
             t0 = time.perf_counter()
@@ -94,8 +98,10 @@ def open_report(path: Path, screenshot: Path | None = None, timeout_s: float = 6
             all_s = time.perf_counter() - t0
             page.evaluate("() => window.scrollTo(0, 0)")
             sections = page.evaluate(SECTIONS_JS)
+            probed = page.evaluate(probe) if probe is not None else None
             if screenshot is not None:
                 page.screenshot(path=str(screenshot), full_page=True)
         finally:
             browser.close()
-    return Opened(load_s, all_s, sections, errors, page_errors, network, screenshot)
+    return Opened(load_s, all_s, sections, errors, page_errors, network, screenshot,
+                  dialogs, probed)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
@@ -61,3 +63,20 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     if bad:
         raise pytest.UsageError("tests without exactly one tier marker (unit or lab): "
                                 + ", ".join(bad[:10]))
+
+
+@contextlib.contextmanager
+def syslog_sink() -> Iterator[str]:
+    """A syslog socket for one wrapper run that nobody reads: without one the wrapper says
+    on stderr that its line was lost (this machine may have no /dev/log)."""
+    with tempfile.TemporaryDirectory(prefix="spamdrill-syslog-") as tmp, \
+            socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sink:
+        path = os.path.join(tmp, "log.sock")
+        sink.bind(path)
+        yield path
+
+
+def with_syslog(args: tuple[str | bytes, ...], path: str) -> list[str | bytes]:
+    """``args`` with ``--syslog-socket=path`` first, unless they name one."""
+    named = any(isinstance(a, str) and a.startswith("--syslog-socket") for a in args)
+    return list(args) if named else [f"--syslog-socket={path}", *args]

@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import syslog_sink, with_syslog
 
 from spamdrill.proto.postfix_pipe import judge
 
@@ -24,8 +25,9 @@ pytestmark = pytest.mark.lab  # the real wrapper, stand-in or real MDAs
 def deliver(*args: str | bytes, stdin: bytes = b"message\n", timeout: float = 60,
             ) -> tuple[int, bytes, str]:
     """Run the real wrapper; return its exit status, its output, Postfix's verdict."""
-    done = subprocess.run([*WRAPPER, *args], input=stdin, capture_output=True,
-                          timeout=timeout)
+    with syslog_sink() as log:
+        done = subprocess.run([*WRAPPER, *with_syslog(args, log)], input=stdin,
+                              capture_output=True, timeout=timeout)
     output = done.stdout + done.stderr  # pipe(8) reads both from one pipe
     verdict = judge(exit_status=done.returncode, signal=None, output=output)
     return done.returncode, output, verdict.action
@@ -185,10 +187,13 @@ def test_one_syslog_line_per_delivery(tmp_path: Path) -> None:
     assert "mda status=0 outcome=deliver" in line and "\n" not in line
 
 
-def test_no_syslog_socket_still_delivers(tmp_path: Path) -> None:
-    code, _, action = deliver(f"--syslog-socket={tmp_path / 'missing'}",
-                              *sh("cat >/dev/null"))
-    assert (code, action) == (0, "delivered")
+def test_no_syslog_socket_still_delivers_and_says_so_once(tmp_path: Path) -> None:
+    missing = tmp_path / "missing"
+    done = subprocess.run([*WRAPPER, f"--syslog-socket={missing}", *sh("cat >/dev/null")],
+                          input=b"m\n", capture_output=True, timeout=60)
+    assert done.returncode == 0
+    assert done.stderr.decode() == (f"spamdrill-deliver: no syslog line: {missing}: "
+                                    "No such file or directory\n")
 
 
 def test_site_less_launcher_delivers_defers_and_logs(tmp_path: Path) -> None:

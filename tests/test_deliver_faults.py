@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from conftest import syslog_sink, with_syslog
 
 from spamdrill.proto.postfix_pipe import judge
 
@@ -25,8 +26,9 @@ def deliver(*args: str, stdin: bytes = b"message\n", timeout: float = 60,
             prefix: list[str] | None = None) -> tuple[int, bytes, str, float]:
     """Run the real wrapper; its exit status, its output, Postfix's verdict, wall time."""
     t0 = time.monotonic()
-    done = subprocess.run([*(prefix or WRAPPER), *args], input=stdin, capture_output=True,
-                          timeout=timeout)
+    with syslog_sink() as log:
+        done = subprocess.run([*(prefix or WRAPPER), *with_syslog(args, log)], input=stdin,
+                              capture_output=True, timeout=timeout)
     output = done.stdout + done.stderr
     verdict = judge(exit_status=done.returncode, signal=None, output=output)
     return done.returncode, output, verdict.action, time.monotonic() - t0

@@ -87,3 +87,29 @@ def test_exit_0_with_input_left_is_not_a_delivery() -> None:
     assert policy.classify(MdaResult(exit_status=0)).action == "deliver"
     left = policy.classify(MdaResult(exit_status=0, input_left=True))
     assert (left.action, left.exit_code, left.dsn) == ("defer", 75, "4.3.0")
+
+
+# -- the default config: absent means the built-in policy, unreadable never does -----------
+
+def test_default_config_that_cannot_be_looked_at_is_an_error(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Only ENOENT means 'no config': a default file the wrapper cannot look at (here the
+    kernel's ENOTDIR and ELOOP; as the pipe user, EACCES, in test_deliver_user) may hold
+    the admin's deadline and rules, so the delivery defers with the reason."""
+    from spamdrill.deliver import main
+
+    args = main.Args()
+    monkeypatch.setattr(main, "DEFAULT_CONFIG", str(tmp_path / "absent" / "deliver.toml"))
+    assert main.config_path(args) is None
+    (tmp_path / "plain").write_text("")
+    (tmp_path / "loop").symlink_to(tmp_path / "loop")
+    for blocked in ("plain", "loop"):
+        monkeypatch.setattr(main, "DEFAULT_CONFIG", str(tmp_path / blocked / "deliver.toml"))
+        with pytest.raises(PolicyError) as refused:
+            main.policy_for(args)
+        assert "cannot tell whether" in str(refused.value) and "\n" not in str(refused.value)
+    # a dangling symlink is a config the admin meant: it cannot be read, so it defers
+    (tmp_path / "deliver.toml").symlink_to(tmp_path / "gone.toml")
+    monkeypatch.setattr(main, "DEFAULT_CONFIG", str(tmp_path / "deliver.toml"))
+    with pytest.raises(PolicyError, match="cannot read"):
+        main.policy_for(args)

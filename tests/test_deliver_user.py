@@ -157,3 +157,50 @@ def test_user_checks_say_when_they_need_root(launcher: Path) -> None:
                           "/bin/cat"], capture_output=True, text=True, timeout=60,
                          env=PIPE_ENV, user=USER)
     assert own.returncode == 0, own.stdout + own.stderr
+
+
+SHIM = ("import sys\nfrom spamdrill.deliver import main\n"
+        "main.DEFAULT_CONFIG = sys.argv[1]\nsys.exit(main.main(sys.argv[2:]))\n")
+
+
+def test_default_config_the_user_cannot_search_for_defers(public: Path,
+                                                          private: Path) -> None:
+    """The admin's policy under a directory the pipe user cannot search is not 'no
+    config': the delivery defers (the built-in policy would ignore the admin's deadline
+    and rules), and --check-config as that user says why."""
+    cfg = private / "deliver.toml"
+    cfg.write_text("deadline = 30\n")
+    cfg.chmod(0o644)
+    env = {**PIPE_ENV, "PYTHONPATH": str(public / "src")}
+    python = system_python()
+    done = subprocess.run([python, "-c", SHIM, str(cfg), "--recipient=al@x", "--",
+                           "/bin/sh", "-c", "cat >/dev/null"], input=b"m\n",
+                          capture_output=True, timeout=60, env=env, user=USER)
+    assert done.returncode == 75, done
+    assert done.stdout.startswith(b"4.3.5 ") and b"Permission denied" in done.stdout, done
+    check = subprocess.run([python, "-c", SHIM, str(cfg), "--check-config"],
+                           capture_output=True, text=True, timeout=60, env=env, user=USER)
+    assert check.returncode == 1 and "Permission denied" in check.stderr, check
+    assert str(cfg) in check.stderr and "Traceback" not in check.stderr
+
+
+def test_check_config_as_the_user_says_the_default_config_is_out_of_reach(
+        public: Path, private: Path) -> None:
+    """Run as root, ``--check-config --user`` finds the default config (root can see
+    it) and asks, as the user, both the kernel (the directory it cannot enter) and the
+    program itself, which now refuses to run without it instead of passing on the
+    built-in policy."""
+    cfg = private / "deliver.toml"
+    cfg.write_text("deadline = 30\n")
+    cfg.chmod(0o644)
+    shim = public / "deliver-shim"  # a launcher whose default config is ``cfg``
+    shim.write_text(f"#!{system_python()} -IS\nimport sys\n"
+                    f"sys.path.insert(0, {str(public / 'src')!r})\n"
+                    "from spamdrill.deliver import main\n"
+                    f"main.DEFAULT_CONFIG = {str(cfg)!r}\nmain.entry()\n")
+    shim.chmod(0o755)
+    done = subprocess.run([str(shim), "--check-config", f"--user={USER}"],
+                          capture_output=True, text=True, timeout=60, env=PIPE_ENV)
+    assert done.returncode == 1, done.stdout
+    assert f"cannot enter {private}" in done.stderr, done.stderr
+    assert "cannot tell whether" in done.stderr and "Traceback" not in done.stderr

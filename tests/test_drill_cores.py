@@ -307,6 +307,20 @@ B = Budgets(maildrop_s=9, postfix_s=30, wrapper="bounce-on-75", deadline_s=18)
     (45.0, True, False, Budgets(9, 30, "none", 18), Fate.BOUNCED, Layer.POSTFIX),
     (None, False, False, B, Fate.LOST, Layer.SPAMC),
     (0.5, False, True, B, Fate.BOUNCED, Layer.MAILDROP),
+    # a system's own wrapper, as the budget's sandbox measured it: the field report's
+    # #!/bin/sh under dash exits 0 for maildrop's 75 (lost); a case wrapper bounces it
+    (11.0, True, False, Budgets(9, 30, "measured", 18, (("timeout", "lost"),
+                                                         ("filter-failed", "lost"))),
+     Fate.LOST, Layer.WRAPPER),
+    (11.0, True, False, Budgets(9, 30, "measured", 18, (("timeout", "bounced"),
+                                                         ("filter-failed", "deferred"))),
+     Fate.BOUNCED, Layer.WRAPPER),
+    (0.5, False, True, Budgets(9, 30, "measured", 18, (("timeout", "bounced"),
+                                                        ("filter-failed", "deferred"))),
+     Fate.DEFERRED, Layer.WRAPPER),
+    (11.0, True, False, Budgets(9, 30, "measured", 18, (("timeout", "delivered"),
+                                                         ("filter-failed", "delivered"))),
+     Fate.LOST, Layer.WRAPPER),  # "delivered" after maildrop gave up: nothing was
 ])
 def test_findings_follow_the_layers(worst: float | None, unscanned: bool, failed: bool,
                                     budgets: Budgets, fate: Fate, layer: Layer | None) -> None:

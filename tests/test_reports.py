@@ -268,7 +268,7 @@ def test_html_holds_every_scenario_and_what_it_found() -> None:
     assert "--max-children=5" in page  # spamd's flags
     before = load("before")
     page = html.run_page(before)
-    assert "Messages that broke <b>within maildrop&#x27;s budget (9 s)</b>" in page
+    assert "Messages that broke <b>within maildrop&#39;s budget (9 s)</b>" in page
     assert all(m.id in page for m in before.scenarios[0].messages)
 
 

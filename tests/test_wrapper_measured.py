@@ -199,3 +199,20 @@ def test_every_field_report_wrapper(name: str, timeout: str, over_quota: str, ot
     assert f[(69, "", True)] == other
     assert f[(wt.KILLED, "", True)] == killed
     assert f[(0, "", True)] == "delivered"
+
+
+def test_run_etc_judges_the_drills_by_the_measured_wrapper() -> None:
+    """``spamdrill run --etc``: the drills' findings come from what the system's wrapper
+    did in the sandbox, not from reading its text (the field report's #!/bin/sh wrapper
+    was read as "bounces on 75"; under dash it loses the mail)."""
+    from spamdrill.drills.findings import Budgets, judge
+    from spamdrill.system.lab_of import lab_of
+    from spamdrill.vocab import Fate
+
+    shaped = lab_of(EXAMPLES / "field-report")
+    d = shaped.config.delivery
+    assert d.wrapper == "measured", d
+    assert dict(d.wrapper_fates) == {"timeout": "lost", "filter-failed": "lost"}
+    fate, _, why = judge(301.0, True, False, Budgets(300, 1000, d.wrapper, 600,
+                                                       d.wrapper_fates))
+    assert fate == Fate.LOST and "measured" in why

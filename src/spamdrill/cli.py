@@ -15,8 +15,6 @@ from pathlib import Path
 from typing import Any
 
 import click
-from rich.console import Console
-from rich.markup import escape
 from rich.table import Table
 
 from spamdrill import __version__
@@ -25,6 +23,7 @@ from spamdrill.lab import config as lab_config
 from spamdrill.lab.layout import Layout, default_run_dir
 from spamdrill.lab.state import LabState
 from spamdrill.proto.dns_policy import MODES
+from spamdrill.render import term
 
 
 def _lab() -> Any:
@@ -37,8 +36,9 @@ def _lab() -> Any:
 
 
 # tables stay readable when output goes to a file or CI log (rich assumes 80 columns)
-out = Console(width=None if sys.stdout.isatty() else 150)
-err = Console(stderr=True)
+# no emoji codes read in text: log lines and run documents could carry them (term.py)
+out = term.console(width=None if sys.stdout.isatty() else 150)
+err = term.console(stderr=True)
 
 RUN_DIR = click.option(
     "--run-dir", type=click.Path(path_type=Path), default=default_run_dir,
@@ -82,7 +82,7 @@ def lab() -> None:
 
 
 def _progress(msg: str) -> None:
-    err.print(f"[dim]…[/dim] {msg}")
+    err.print(f"[dim]…[/dim] {term.safe(msg)}")
 
 
 ETC = click.option(
@@ -157,7 +157,8 @@ def lab_up(run_dir: Path, config_path: Path | None, etc: Path | None,
     """
     config, _ = _base_config(config_path, etc)
     state = _lab().up(run_dir, _with_topology(config, topology), _progress)
-    out.print(f"lab up in [bold]{state.ready_s['all']:.1f} s[/bold]: {state.run_dir}")
+    out.print(f"lab up in [bold]{state.ready_s['all']:.1f} s[/bold]: "
+              f"{term.safe(state.run_dir)}")
     _print_status(run_dir)
 
 
@@ -174,7 +175,7 @@ def lab_status(run_dir: Path, json_path: str | None) -> None:
     if _emit_json(json_path, doc):
         pass  # stdout holds the document alone
     elif state is None:
-        out.print(f"no lab in {run_dir} (start one with: spamdrill lab up)")
+        out.print(f"no lab in {term.safe(run_dir)} (start one with: spamdrill lab up)")
     else:
         _print_status(run_dir)
     sys.exit(0 if comps and all(c.up for c in comps) else 1)
@@ -182,15 +183,15 @@ def lab_status(run_dir: Path, json_path: str | None) -> None:
 
 def _print_status(run_dir: Path) -> None:
     _, comps = _lab().status(run_dir)
-    table = Table(title=f"lab {run_dir}")
+    table = Table(title=f"lab {term.safe(run_dir)}")
     for col in ("component", "state", "pid", "address", "up for", "detail"):
         table.add_column(col)
     for c in comps:
         d = c.public()
         table.add_row(
-            c.name, "[green]up[/green]" if c.up else "[red]down[/red]",
-            str(c.pid or ""), f"{c.host}:{c.port}" if c.port else "",
-            f"{d['uptime_s']} s" if d["uptime_s"] is not None else "", c.detail)
+            term.safe(c.name), "[green]up[/green]" if c.up else "[red]down[/red]",
+            str(c.pid or ""), term.safe(f"{c.host}:{c.port}") if c.port else "",
+            f"{d['uptime_s']} s" if d["uptime_s"] is not None else "", term.safe(c.detail))
     out.print(table)
 
 
@@ -205,7 +206,8 @@ def lab_down(run_dir: Path, everything: bool) -> None:
     stopped = _lab().down(run_dir)
     if everything:
         stopped += _lab().down_all()
-    out.print(f"stopped: {', '.join(stopped)}" if stopped else "nothing was running")
+    out.print(f"stopped: {term.safe(', '.join(stopped))}" if stopped
+              else "nothing was running")
 
 
 @lab.command("dns")
@@ -229,7 +231,7 @@ def lab_dns(run_dir: Path, name: str, mode: str, delay: float) -> None:
     from spamdrill.lab import dns
 
     dns.set_rule(layout, name, mode, delay)
-    out.print(f"{name}: {mode}" + (f" {delay:g} s" if mode == "delay" else ""))
+    out.print(f"{term.safe(name)}: {mode}" + (f" {delay:g} s" if mode == "delay" else ""))
 
 
 @lab.command("check")
@@ -247,7 +249,8 @@ def lab_check(run_dir: Path) -> None:
     for col in ("check", "result", "detail"):
         table.add_column(col)
     for c in checks:
-        table.add_row(c.name, "[green]pass[/green]" if c.ok else "[red]FAIL[/red]", c.detail)
+        table.add_row(term.safe(c.name), "[green]pass[/green]" if c.ok else "[red]FAIL[/red]",
+                      term.safe(c.detail))
     out.print(table)
     sys.exit(0 if all(c.ok for c in checks) else 1)
 
@@ -292,7 +295,7 @@ def list_scenarios(json_path: str | None, scenario_dirs: tuple[Path, ...]) -> No
     table.add_column("scenario")
     table.add_column("hypothesis")
     for s in scenarios.values():
-        table.add_row(s.name, s.hypothesis)
+        table.add_row(term.safe(s.name), term.safe(s.hypothesis))
     out.print(table)
 
 
@@ -458,8 +461,8 @@ def run(scenarios: tuple[str, ...], config_path: Path | None, scale: float | Non
     report.print_run(view, _record(results_dir, run_id, started, results, "run", json_path))
     if shaped is not None:
         view.print(report.predicted_vs_measured(results, shaped.predicted, str(etc)))
-    view.print(f"history: {run_dir / 'history.jsonl'}; runs database: "
-              f"{results_dir / 'runs.sqlite'}", style="dim")
+    view.print(f"history: {term.safe(run_dir / 'history.jsonl')}; runs database: "
+               f"{term.safe(results_dir / 'runs.sqlite')}", style="dim")
     sys.exit(report.exit_status(results))
 
 
@@ -511,7 +514,7 @@ def _run_all(chosen: list[Any], factor: float, base: Any, run_dir: Path,
                 results.append(r)
                 r.history.to_jsonl(run_dir / "history.jsonl", r.name)
                 if streaming:
-                    click.echo(report.line(r))
+                    click.echo(term.plain(report.line(r)))
                     sys.stdout.flush()
     return results
 
@@ -628,8 +631,8 @@ def flood(count: int, targets: tuple[str, ...], owned: bool, spamc_args: str, sc
     view = err if json_path == "-" else out  # stdout holds the JSON alone
     report.print_run(view, _record(results_dir, run_id, started, results, "flood",
                                    json_path))
-    view.print(f"history: {run_dir / 'history.jsonl'}; runs database: "
-              f"{results_dir / 'runs.sqlite'}", style="dim")
+    view.print(f"history: {term.safe(run_dir / 'history.jsonl')}; runs database: "
+               f"{term.safe(results_dir / 'runs.sqlite')}", style="dim")
     sys.exit(report.exit_status(results))
 
 
@@ -818,7 +821,7 @@ def budget(etc: Path, maildroprc: Path | None, spamc_args: str | None,
         if table is not None and not system.maildrop_unused:
             _print_wrapper_table(table)
         for risk in risks:
-            out.print(f"[red]risk:[/red] {escape(risk)}", highlight=False)
+            out.print(f"[red]risk:[/red] {term.safe(risk)}", highlight=False)
     sys.exit(1 if problems or risks or any(r.violations for r in results) else 0)
 
 
@@ -837,25 +840,25 @@ def _print_absent(results: list[Any]) -> None:
             by_reason.setdefault(r.why, []).append(r.mode)
     for why, names in by_reason.items():
         which = "every mode" if len(names) == len(results) else ", ".join(names)
-        out.print(f"n/a: {which}: {escape(why)}", highlight=False)
+        out.print(f"n/a: {which}: {term.safe(why)}", highlight=False)
 
 
 def _print_wrapper_table(table: Any) -> None:
     """The wrapper's measured table: each way maildrop ends, what the wrapper made of
     it, what pipe(8) then does, and the mail's fate."""
     colours = {"delivered": "green", "deferred": "yellow"}
-    t = Table(title=escape(f"wrapper {table.wrapper}: {table.how}"))
+    t = Table(title=term.safe(f"wrapper {table.wrapper}: {table.how}"))
     for col in ("maildrop", "wrapper", "Postfix pipe(8)", "fate"):
         t.add_column(col)
     for label, r in table.grouped():
         colour = colours.get(r.fate, "red")
         fate = r.fate.upper() if r.fate in ("lost", "duplicated") else r.fate
-        t.add_row(escape(label), r.wrapper, f"{r.postfix} ({r.dsn})",
+        t.add_row(term.safe(label), r.wrapper, f"{r.postfix} ({r.dsn})",
                   f"[{colour}]{fate}[/{colour}]")
     if table.rows:
         out.print(t)
     for problem in table.problems():
-        out.print(f"wrapper: {escape(problem)}", highlight=False)
+        out.print(f"wrapper: {term.safe(problem)}", highlight=False)
 
 
 def _xfilters_json(system: Any, setups: list[Any], chosen: int) -> list[dict[str, Any]]:
@@ -888,16 +891,18 @@ def _print_budget(system: Any, setups: list[Any], chosen: int, results: list[Any
     for col in ("layer", "seconds", "from"):
         lim.add_column(col)
     for row in model.limits(setup):
-        lim.add_row(row["layer"], "-" if row["seconds"] is None else f"{row['seconds']:g}",
-                    row["source"])
+        lim.add_row(term.safe(row["layer"]),
+                    "-" if row["seconds"] is None else f"{row['seconds']:g}",
+                    term.safe(row["source"]))
     out.print(lim)
     if len(setups) > 1:
         for row in _xfilters_json(system, setups, chosen):
             mark = "limits" if row["limits"] else "      "
-            out.print(f"{mark} xfilter {row['where']}: spamc {row['spamc']} -> "
-                      f"{', '.join(row['outcomes'])}")
-    table = Table(title=f"worst case per failure mode (spamc {setup.spamc.render()}, "
-                        f"wrapper: {setup.wrapper})")
+            out.print(f"{mark} xfilter {term.safe(row['where'])}: spamc "
+                      f"{term.safe(row['spamc'])} -> {term.safe(', '.join(row['outcomes']))}")
+    table = Table(title=f"worst case per failure mode (spamc "
+                        f"{term.safe(setup.spamc.render())}, wrapper: "
+                        f"{term.safe(setup.wrapper)})")
     for col in ("mode", "spamc s", "spamd s", "worst s", "fires first", "outcome", "fix"):
         table.add_column(col)
     for r in [r for r in results if r.outcome != "n/a"]:
@@ -906,15 +911,15 @@ def _print_budget(system: Any, setups: list[Any], chosen: int, results: list[Any
         fix = [f"{v.inner} > {v.outer}: {v.fix}" for v in r.violations]
         fix += [f"({a})" for a in r.assumptions]
         table.add_row(
-            r.mode, "unbounded" if r.spamc_s is None else _model_s(r.spamc_s),
+            term.safe(r.mode), "unbounded" if r.spamc_s is None else _model_s(r.spamc_s),
             "-" if r.spamd_s is None else _model_s(r.spamd_s),
-            "-" if r.worst_s is None else _model_s(r.worst_s), r.fires_first,
-            f"[{colour}]{r.outcome}[/{colour}]", escape("\n".join(fix)))
+            "-" if r.worst_s is None else _model_s(r.worst_s), term.safe(r.fires_first),
+            f"[{colour}]{term.safe(r.outcome)}[/{colour}]", term.safe("\n".join(fix)))
     if table.rows:
         out.print(table)
     _print_absent(results)
     for note in notes:
-        out.print(f"note: {escape(note)}", highlight=False)
+        out.print(f"note: {term.safe(note)}", highlight=False)
 
 
 def _load_run(results_dir: Path, ref: str) -> Any:
@@ -974,7 +979,8 @@ def history_cmd(results_dir: Path, json_path: str | None, limit: int) -> None:
     if _emit_json(json_path, {"runs": runs}):
         pass  # stdout holds the document alone
     elif not runs:
-        out.print(f"no runs recorded in {results_dir} (record one with: spamdrill run)")
+        out.print(f"no runs recorded in {term.safe(results_dir)} (record one with: "
+                  "spamdrill run)")
     else:
         out.print(compare.history_table(runs))
 
@@ -1159,20 +1165,21 @@ def replay_command(file: str, user: str, spamc_args: str, timeout: float,
     doc = result.public()
     if _emit_json(json_path, doc):
         return
-    out.print(f"[bold]{doc['message_id'] or file}[/bold] ({doc['size']} B, user "
-              f"{doc['user']}): {doc['outcome']} in [bold]{doc['seconds']:.2f} s[/bold]"
+    out.print(f"[bold]{term.safe(doc['message_id'] or file)}[/bold] ({doc['size']} B, user "
+              f"{term.safe(doc['user'])}): {term.safe(doc['outcome'])} in "
+              f"[bold]{doc['seconds']:.2f} s[/bold]"
               + (f", score {doc['score']:g}/{doc['required']:g}" if doc['score'] is not None
                  else "") + (f"; spamd's scan {doc['spamd_scan_s']:g} s"
                              if doc['spamd_scan_s'] is not None else ""))
     if doc["phases"]:
-        out.print("timing: " + ", ".join(f"{p['phase']} {p['ms']:g} ms"
+        out.print("timing: " + ", ".join(f"{term.safe(p['phase'])} {p['ms']:g} ms"
                                          for p in doc["phases"][:6]))
     table = Table(title=f"slowest rules ({doc['rules_run']} run; the log's stamps are "
                         "whole seconds)")
     for col in ("rule", "type", "seconds"):
         table.add_column(col)
     for r in doc["slow_rules"][:10]:
-        table.add_row(r["rule"], r["type"], f"{r['seconds']:g}")
+        table.add_row(term.safe(r["rule"]), term.safe(r["type"]), f"{r['seconds']:g}")
     out.print(table if doc["slow_rules"] else "no rule took a second or more")
 
 
@@ -1188,7 +1195,7 @@ def main(argv: list[str] | None = None) -> Any:
     try:
         return cli.main(args=argv, prog_name="spamdrill", standalone_mode=False)
     except SpamdrillError as exc:
-        click.echo(f"spamdrill: error: {exc.one_line()}", err=True)
+        click.echo(f"spamdrill: error: {term.plain(exc.one_line())}", err=True)
         sys.exit(2)
     except (click.exceptions.Abort, KeyboardInterrupt):
         click.echo("spamdrill: interrupted; faults healed and labs taken down", err=True)

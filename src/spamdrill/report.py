@@ -59,6 +59,7 @@ from rich.table import Table
 
 from spamdrill import runmodel
 from spamdrill.drills.runner import ScenarioResult
+from spamdrill.render.term import safe
 from spamdrill.runmodel import (
     Scenario,
     both_s,
@@ -69,15 +70,15 @@ from spamdrill.runmodel import (
 from spamdrill.vocab import Finding, Verdict
 
 VERSION = 2
-VERDICT_STYLE = {Verdict.CONFIRMED: "green", Verdict.REFUTED: "red", Verdict.ERROR: "magenta"}
-
-
-def _s(x: float | None) -> str:
-    return "-" if x is None else f"{x:.2f}"
+VERDICT_STYLE: dict[str, str] = {Verdict.CONFIRMED: "green", Verdict.REFUTED: "red",
+                                 Verdict.ERROR: "magenta"}
 
 
 def _finding_style(f: str) -> str:
-    finding = Finding(f)
+    try:
+        finding = Finding(f)
+    except ValueError:  # a recorded document is data: a word not in the vocabulary
+        return "magenta"
     return "red" if finding.crosses_budget else (
         "yellow" if finding != Finding.WITHIN else "green")
 
@@ -109,12 +110,12 @@ def verdict_table(scenarios: list[Scenario]) -> Table:
         table.add_column(col, justify="left" if col in ("scenario", "finding") else "right")
     for sc in scenarios:
         s = sc.summary
-        vs, fs = VERDICT_STYLE[Verdict(sc.verdict)], _finding_style(sc.finding)
-        table.add_row(sc.name, scale_shown(sc.scale), str(s.messages), str(s.scanned),
+        vs, fs = VERDICT_STYLE.get(sc.verdict, "magenta"), _finding_style(sc.finding)
+        table.add_row(safe(sc.name), scale_shown(sc.scale), str(s.messages), str(s.scanned),
                       str(s.count("unscanned")), str(s.count("lost") + s.count("error")),
                       both_s(s.p50_s, sc.scale), both_s(s.max_s, sc.scale),
                       _budget(sc.budget_s, sc.scale),
-                      f"[{fs}]{sc.finding}[/{fs}]", f"[{vs}]{sc.verdict}[/{vs}]")
+                      f"[{fs}]{safe(sc.finding)}[/{fs}]", f"[{vs}]{safe(sc.verdict)}[/{vs}]")
     return table
 
 
@@ -124,7 +125,7 @@ def _budget(budget_s: float, scale: float) -> str:
 
 
 def case_table(sc: Scenario) -> Table:
-    table = Table(title=f"{sc.name}: worst case per combination (budget "
+    table = Table(title=f"{safe(sc.name)}: worst case per combination (budget "
                         f"{seconds_phrase(sc.budget_s, sc.scale, measured=False)})")
     for col in ("case", "n", "outcome", "predicted s drill / prod", "max s drill / prod",
                 "reason", "finding"):
@@ -134,15 +135,15 @@ def case_table(sc: Scenario) -> Table:
         outcome = ", ".join(f"{s.count(o)} {o}" for o in runmodel.OUTCOMES if s.count(o))
         finding = case.finding.finding if case.finding else Finding.WITHIN
         style = _finding_style(finding)
-        table.add_row(case.name, str(s.messages), outcome,
+        table.add_row(safe(case.name), str(s.messages), safe(outcome),
                       both_s(case.predicted_s, sc.scale), both_s(s.max_s, sc.scale),
-                      ", ".join(s.reasons), f"[{style}]{finding}[/{style}]")
+                      safe(", ".join(s.reasons)), f"[{style}]{safe(finding)}[/{style}]")
     return table
 
 
 def wrapper_table(sc: Scenario) -> Table:
     """End to end: each wrapper side by side, every message's fate as Postfix decided."""
-    table = Table(title=f"{sc.name}: what each wrapper made of it (read from Postfix, "
+    table = Table(title=f"{safe(sc.name)}: what each wrapper made of it (read from Postfix, "
                         "the Maildirs and the bounces)")
     for col in ("wrapper", "n", "delivered", "unscanned", "deferred first", "bounced",
                 "lost", "duplicated", "finding", "a bounce said"):
@@ -156,44 +157,47 @@ def wrapper_table(sc: Scenario) -> Table:
         count = {f: sum(1 for m in ms if m.fate == f) for f in
                  ("delivered", "delivered unscanned", "bounced", "lost", "duplicated")}
         bounce = next((m for m in ms if m.fate == "bounced"), None)
-        finding = Finding(rows[case].finding) if case in rows else Finding.WITHIN
+        finding = rows[case].finding if case in rows else Finding.WITHIN
         style = _finding_style(finding)
-        table.add_row(case, str(len(ms)), str(count["delivered"]),
+        table.add_row(safe(case), str(len(ms)), str(count["delivered"]),
                       str(count["delivered unscanned"]),
                       str(sum(1 for m in ms if m.deferrals)), str(count["bounced"]),
                       str(count["lost"]), str(count["duplicated"]),
-                      f"[{style}]{finding}[/{style}]",
-                      f"{bounce.dsn} {bounce.reason[:70]}" if bounce else "")
+                      f"[{style}]{safe(finding)}[/{style}]",
+                      safe(f"{bounce.dsn} {bounce.reason[:70]}") if bounce else "")
     return table
 
 
 def _units(console: Console, sc: Scenario) -> None:
     """A check's seconds are the drill's own: said once per compressed drill."""
     if sc.scale != 1 and (sc.checks or sc.findings):
-        console.print(f"  {sc.name}: seconds below are drill seconds (x "
+        console.print(f"  {safe(sc.name)}: seconds below are drill seconds (x "
                       f"{scale_shown(sc.scale)} for production)", highlight=False)
 
 
 def _explain(console: Console, sc: Scenario) -> None:
+    name = safe(sc.name)
     for fr in sc.fault_evidence:
         mark = "[green]✓[/green]" if fr.took_effect else "[magenta]?[/magenta]"
-        console.print(f"{mark} {sc.name}: fault {fr.fault}: {fr.detail}")
+        console.print(f"{mark} {safe(sc.name)}: fault {safe(fr.fault)}: {safe(fr.detail)}")
     for c in sc.checks:
         if not c.ok:
-            who = f" (e.g. {', '.join(c.offenders[:3])})" if c.offenders else ""
+            who = f" (e.g. {safe(', '.join(c.offenders[:3]))})" if c.offenders else ""
             colour = "red" if c.status == "fail" else "magenta"
-            console.print(f"[{colour}]✗[/{colour}] {sc.name}: {c.name}: {c.detail}{who}")
+            console.print(f"[{colour}]✗[/{colour}] {name}: {safe(c.name)}: "
+                          f"{safe(c.detail)}{who}")
         elif c.name.startswith("budget model") and len(sc.findings) == 1:
-            console.print(f"  {sc.name}: spamdrill budget {c.detail}")
+            console.print(f"  {name}: spamdrill budget {safe(c.detail)}")
     for f in sc.findings:
         if f.crosses_budget:
-            console.print(f"[red]![/red] {sc.name}: {f.case} {f.finding}: {f.why}")
+            console.print(f"[red]![/red] {name}: {safe(f.case)} {safe(f.finding)}: "
+                          f"{safe(f.why)}")
     if sc.error:
-        console.print(f"[magenta]✗[/magenta] {sc.name}: could not run: {sc.error}")
+        console.print(f"[magenta]✗[/magenta] {name}: could not run: {safe(sc.error)}")
     if not sc.timing.compressed:
-        console.print(f"  {sc.name}: production timings: {sc.timing.why}")
+        console.print(f"  {name}: production timings: {safe(sc.timing.why)}")
     for note in sc.notes:
-        console.print(f"  {sc.name}: {note}")
+        console.print(f"  {name}: {safe(note)}")
 
 
 def print_run(console: Console, run: runmodel.Run) -> None:
@@ -222,7 +226,8 @@ def predicted_vs_measured(results: list[ScenarioResult], predicted: dict[str, An
     """``run --etc``: for each failure mode a drill measured, the budget's prediction from
     the system's configs beside it (the drill's seconds times its scale: production
     seconds, less what does not compress)."""
-    table = Table(title=f"{system}: the budget's prediction beside the drills' measurement")
+    table = Table(title=f"{safe(system)}: the budget's prediction beside the drills' "
+                        "measurement")
     for col in ("failure mode", "drill", "predicted production s", "predicted outcome",
                 "measured production s (drill s x scale)", "finding"):
         table.add_column(col)
@@ -234,7 +239,8 @@ def predicted_vs_measured(results: list[ScenarioResult], predicted: dict[str, An
         shown = "unbounded" if p.worst_s is None else f"{p.worst_s:.4g}"
         worst = "-" if r.worst_s is None else (f"{production_s(r.worst_s, r.scale)} "
                                                f"({r.worst_s:.2f} x {scale_shown(r.scale)})")
-        table.add_row(str(mode), r.name, shown, p.outcome, worst, str(r.finding))
+        table.add_row(safe(mode), safe(r.name), shown, safe(p.outcome), worst,
+                      safe(r.finding))
     return table
 
 

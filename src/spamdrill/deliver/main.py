@@ -177,14 +177,21 @@ def _emit(data: bytes) -> None:
 
 
 def config_path(args: Args) -> str | None:
+    """The policy file, or None for the built-in policy. Only a default file that is not
+    there (ENOENT) means the built-in policy: one the pipe user cannot see (a directory it
+    cannot search, say) may hold the admin's deadline and rules, so it defers instead."""
     if "--config" in args.values:
         if not args.get("--config"):
             raise PolicyError("--config needs a file name")
         return args.get("--config")
     try:
-        os.stat(DEFAULT_CONFIG)
-    except OSError:
+        os.lstat(DEFAULT_CONFIG)  # a dangling symlink is a config that cannot be read
+    except FileNotFoundError:
         return None
+    except OSError as exc:
+        raise PolicyError(f"cannot tell whether {DEFAULT_CONFIG} exists ({exc.strerror}): "
+                          "its policy may not be ignored; let the pipe user search its "
+                          "directory") from None
     return DEFAULT_CONFIG
 
 

@@ -41,8 +41,11 @@ def format_line(message: str, pid: int, now: float, ident: str = IDENT) -> bytes
 
 
 def send(message: str, path: str = "/dev/log", ident: str = IDENT) -> bool:
-    """Best effort: True if the line was handed to the socket."""
+    """Best effort: True if the line was handed to the socket. A line that could not be
+    (no such socket, syslogd down) is said once on stderr, which pipe(8) reads with the
+    wrapper's output, so the loss is not silent."""
     data = format_line(message, os.getpid(), time.time(), ident)
+    failed: BaseException | None = None
     for kind, payload in ((socket.SOCK_DGRAM, data), (socket.SOCK_STREAM, data + b"\0")):
         try:  # a datagram socket first; some syslogds listen on a stream socket
             s = socket.socket(socket.AF_UNIX, kind)
@@ -54,6 +57,17 @@ def send(message: str, path: str = "/dev/log", ident: str = IDENT) -> bool:
                 return True
             finally:
                 s.close()
-        except (OSError, ValueError):  # ValueError: a path with a NUL byte
+        except (OSError, ValueError) as exc:  # ValueError: a path with a NUL byte
+            failed = failed or exc
             continue
+    _say_lost(path, failed, ident)
     return False
+
+
+def _say_lost(path: str, exc: BaseException | None, ident: str = IDENT) -> None:
+    why = getattr(exc, "strerror", None) or str(exc)
+    text = f"{ident}: no syslog line: {clean(path[:200])}: {clean(why[:100])}\n"
+    try:
+        os.write(2, text.encode("utf-8", "replace"))
+    except OSError:  # nowhere left to say it; the exit status still counts
+        return

@@ -25,12 +25,15 @@ LISTENER_MODE = {"refuse": Mode.SPAMD_REFUSED, "queue-full": Mode.SPAMD_ACCEPT_Q
 
 @dataclass(frozen=True)
 class Budgets:
-    """Each layer's limit in drill seconds, and the wrapper that decides on maildrop's 75."""
+    """Each layer's limit in drill seconds, and the wrapper that decides on maildrop's 75
+    (``measured``: what a system's own wrapper did in the budget's sandbox, per way
+    maildrop gives up, in ``fates``)."""
 
     maildrop_s: float
     postfix_s: float
-    wrapper: str  # bounce-on-75 | spamdrill-deliver | none
+    wrapper: str  # bounce-on-75 | spamdrill-deliver | none | measured
     deadline_s: float
+    fates: tuple[tuple[str, str], ...] = ()  # (event, fate): "timeout", "filter-failed"
 
 
 @dataclass(frozen=True)
@@ -56,7 +59,22 @@ class FindingRow:
                 "crosses_budget": self.finding.crosses_budget}
 
 
-def _maildrop_gave_up(b: Budgets) -> tuple[Fate, Layer, str]:
+_MEASURED_WHY = {
+    Fate.DELIVERED: "the wrapper (measured) reported it delivered: Postfix counts it "
+                    "delivered, so it is lost",
+    Fate.DEFERRED: "the wrapper (measured) passed it on: Postfix defers",
+    Fate.BOUNCED: "the wrapper (measured) turned it into a bounce",
+    Fate.LOST: "the wrapper (measured) exited 0: Postfix counts it delivered, so it is lost",
+    Fate.DUPLICATED: "the wrapper (measured) retried a delivery: delivered twice",
+}
+
+
+def _maildrop_gave_up(b: Budgets, event: str = "timeout") -> tuple[Fate, Layer, str]:
+    if b.wrapper == "measured":
+        fate = Fate(dict(b.fates).get(event, "lost"))
+        fate = Fate.LOST if fate == Fate.DELIVERED else fate  # nothing was delivered
+        how = "maildrop's timer fired" if event == "timeout" else "the xfilter failed"
+        return fate, Layer.WRAPPER, f"{how} (exit 75) and {_MEASURED_WHY[fate]}"
     if b.wrapper == "bounce-on-75":
         return Fate.BOUNCED, Layer.MAILDROP, ("maildrop's timer fired (exit 75) and the "
                                               "wrapper turned it into a bounce")
@@ -75,8 +93,10 @@ def judge(worst_s: float | None, any_unscanned: bool, failed: bool,
     if worst_s >= b.postfix_s:
         return Fate.BOUNCED, Layer.POSTFIX, ("a spamc still running held maildrop's output "
                                              "past Postfix's time limit, which bounces")
-    if worst_s >= b.maildrop_s or failed:
-        return _maildrop_gave_up(b)
+    if worst_s >= b.maildrop_s:
+        return _maildrop_gave_up(b, "timeout")
+    if failed:
+        return _maildrop_gave_up(b, "filter-failed")
     if any_unscanned:
         return Fate.DELIVERED_UNSCANNED, Layer.SPAMC, "spamc failed open within the budget"
     return Fate.DELIVERED, None, "scanned within the budget"

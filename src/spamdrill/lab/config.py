@@ -79,7 +79,9 @@ class MaildropSettings:
 
 
 CLIENTS = ("spamc", "spamdrill-spamc")
-WRAPPERS = ("bounce-on-75", "spamdrill-deliver", "none")
+WRAPPERS = ("bounce-on-75", "spamdrill-deliver", "none", "measured")
+WRAPPER_EVENTS = ("timeout", "filter-failed")  # what maildrop's 75 can say
+FATES = ("delivered", "deferred", "bounced", "lost", "duplicated")
 
 
 @dataclass(frozen=True)
@@ -87,10 +89,14 @@ class DeliverySettings:
     """What runs maildrop and what Postfix does with its exit: the findings judge each
     failure mode by it. The default is the field report's wrapper, which turned
     maildrop's 75 into 100 (a bounce); ``spamdrill-deliver`` defers at its ``deadline``;
-    ``none`` is maildrop under pipe(8) directly (75 defers)."""
+    ``none`` is maildrop under pipe(8) directly (75 defers); ``measured``: a system's
+    own wrapper, run in the budget's sandbox, with ``wrapper_fates`` what Postfix then
+    did to the mail for each way maildrop gives up (``--etc``: never a guess from the
+    wrapper's text)."""
 
     wrapper: str = "bounce-on-75"
     wrapper_argv: tuple[str, ...] = ()  # the system's wrapper command, from master.cf
+    wrapper_fates: tuple[tuple[str, str], ...] = ()  # (event, fate), ``measured`` only
     deadline: float = 600.0  # spamdrill-deliver's, production seconds
     postfix_time_limit: float = 1000.0  # command_time_limit, production seconds
 
@@ -191,6 +197,13 @@ def _check(settings: Any) -> Any:
     if isinstance(settings, DeliverySettings) and settings.wrapper not in WRAPPERS:
         raise SpamdrillError(f"unknown delivery.wrapper {settings.wrapper!r}",
                              "known: " + ", ".join(WRAPPERS))
+    if isinstance(settings, DeliverySettings):
+        fates = dict(settings.wrapper_fates)
+        if any(e not in WRAPPER_EVENTS or f not in FATES for e, f in fates.items()) or \
+                (settings.wrapper == "measured") != (set(fates) == set(WRAPPER_EVENTS)):
+            raise SpamdrillError("delivery.wrapper_fates: a fate (" + ", ".join(FATES)
+                                 + ") for each of " + ", ".join(WRAPPER_EVENTS)
+                                 + ", with wrapper = \"measured\" only")
     if isinstance(settings, SpamdSettings) and (settings.max_children < 1
                                                 or settings.max_conn_per_child < 1):
         raise SpamdrillError("spamd.max_children and spamd.max_conn_per_child must be >= 1")

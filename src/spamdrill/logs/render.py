@@ -1,19 +1,21 @@
 """The terminal summary of a ``spamdrill logs`` document (rich), read only from the
-document, so what the terminal shows is what ``--json`` holds."""
+document, so what the terminal shows is what ``--json`` holds. Every value from the
+document is log text (an address, a Message-ID, a line) and goes through ``term.safe``."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from rich.console import Console
-from rich.markup import escape
 from rich.table import Table
+
+from spamdrill.render.term import safe as s_
 
 FATE_COLOURS = {"bounced": "red", "deferred": "yellow", "delivered unscanned": "magenta"}
 
 
 def _hhmmss(iso: str | None) -> str:
-    return iso[11:19] if iso else "-"
+    return s_(iso[11:19]) if iso else "-"
 
 
 def inputs(out: Console, doc: dict[str, Any]) -> None:
@@ -21,26 +23,28 @@ def inputs(out: Console, doc: dict[str, Any]) -> None:
     for col in ("#", "file", "format", "lines", "read", "skipped", "from", "to"):
         table.add_column(col)
     for i in doc["inputs"]:
-        skipped = ", ".join(f"{n} {why}" for why, n in i["skipped"].items()) or "-"
-        table.add_row(str(i["input"]), i["path"], i["format"], str(i["lines"]),
-                      str(i["entries"]), skipped, i["first"] or "-", i["last"] or "-")
+        skipped = ", ".join(f"{s_(n)} {s_(why)}" for why, n in i["skipped"].items()) or "-"
+        table.add_row(s_(i["input"]), s_(i["path"]), s_(i["format"]), s_(i["lines"]),
+                      s_(i["entries"]), skipped, s_(i["first"] or "-"),
+                      s_(i["last"] or "-"))
     out.print(table)
     skipped = doc["skipped"]
     if skipped["total"]:
         first = skipped["examples"][0] if skipped["examples"] else None
-        where = f" (first: input {first['input']} line {first['line']}, {first['reason']})" \
-            if first else ""
-        out.print(f"[yellow]note:[/yellow] {skipped['total']} line(s) could not be read and "
+        where = (f" (first: input {s_(first['input'])} line {s_(first['line'])}, "
+                 f"{s_(first['reason'])})") if first else ""
+        out.print(f"[yellow]note:[/yellow] {s_(skipped['total'])} line(s) could not be read and "
                   f"were skipped{where}; see \"skipped\" in --json")
 
 
 def totals(out: Console, doc: dict[str, Any]) -> None:
     t = doc["totals"]
-    fates = ", ".join(f"{n} {f}" for f, n in sorted(t["fates"].items())) or "none"
-    scanned = ", ".join(f"{n} {s}" for s, n in sorted(t["scanned"].items())) or "-"
-    out.print(f"[bold]{t['deliveries']} delivery attempts[/bold]: {fates}; "
-              f"{t['slow']} slow (>= {doc['settings']['slow_s']:g} s). Filter: {scanned}. "
-              f"spamd scans: {t['scans']} ({t['slow_scans']} slow or failed).")
+    fates = ", ".join(f"{s_(n)} {s_(f)}" for f, n in sorted(t["fates"].items())) or "none"
+    scanned = ", ".join(f"{s_(n)} {s_(s)}" for s, n in sorted(t["scanned"].items())) or "-"
+    out.print(f"[bold]{s_(t['deliveries'])} delivery attempts[/bold]: {fates}; "
+              f"{s_(t['slow'])} slow (>= {doc['settings']['slow_s']:g} s). Filter: "
+              f"{scanned}. spamd scans: {s_(t['scans'])} ({s_(t['slow_scans'])} slow or "
+              "failed).")
 
 
 def empty(out: Console, doc: dict[str, Any]) -> bool:
@@ -49,7 +53,7 @@ def empty(out: Console, doc: dict[str, Any]) -> bool:
     if not said:
         return False
     out.print(f"[bold yellow]warning:[/bold yellow] nothing to diagnose ({said['cause']}): "
-              f"{escape(said['why'])}. This is not a log without trouble.")
+              f"{s_(said['why'])}. This is not a log without trouble.")
     return True
 
 
@@ -62,8 +66,8 @@ def modes(out: Console, doc: dict[str, Any]) -> None:
     for col in ("mode", "layer", "deliveries", "root cause of", "means", "fix"):
         table.add_column(col)
     for m in doc["modes"]:
-        table.add_row(m["mode"], m["layer"], str(m["deliveries"]), str(m["root_cause"]),
-                      m["means"], escape(m.get("fix", "")))
+        table.add_row(s_(m["mode"]), s_(m["layer"]), s_(m["deliveries"]),
+                      s_(m["root_cause"]), s_(m["means"]), s_(m.get("fix", "")))
     out.print(table)
 
 
@@ -75,11 +79,11 @@ def per_hour(out: Console, doc: dict[str, Any]) -> None:
     for col in ("hour", "delivered", "unscanned", "deferred", "bounced", "slow", "modes"):
         table.add_column(col)
     for r in rows:
-        top = ", ".join(f"{m} {n}" for m, n in sorted(r["modes"].items(),
-                                                      key=lambda kv: -kv[1])[:3])
-        table.add_row(r["hour"], str(r.get("delivered", 0)),
-                      str(r.get("delivered unscanned", 0)), str(r.get("deferred", 0)),
-                      str(r.get("bounced", 0)), str(r["slow"]), top)
+        top = ", ".join(f"{s_(m)} {s_(n)}" for m, n in sorted(r["modes"].items(),
+                                                              key=lambda kv: -kv[1])[:3])
+        table.add_row(s_(r["hour"]), s_(r.get("delivered", 0)),
+                      s_(r.get("delivered unscanned", 0)), s_(r.get("deferred", 0)),
+                      s_(r.get("bounced", 0)), s_(r["slow"]), top)
     out.print(table)
 
 
@@ -93,16 +97,16 @@ def episodes(out: Console, doc: dict[str, Any], top: int = 10) -> None:
         table.add_column(col)
     for e in sorted(eps, key=lambda e: e["start"]):
         suspects = "\n".join(
-            f"{i}. {s['queue_id'] or '?'} {s['message_id'] or '(no Message-ID)'} "
-            f"{s['size'] or '?'} B "
-            f"{s['sender'] or '?'} -> {s['recipient'] or s['spamd_user'] or '?'}; "
-            f"child {s['spamd_child']}, scan {s['scan_s']:g} s"
+            f"{i}. {s_(s['queue_id'] or '?')} {s_(s['message_id'] or '(no Message-ID)')} "
+            f"{s_(s['size'] or '?')} B "
+            f"{s_(s['sender'] or '?')} -> {s_(s['recipient'] or s['spamd_user'] or '?')}; "
+            f"child {s_(s['spamd_child'])}, scan {s['scan_s']:g} s"
             f"{' (time limit)' if s['time_limit'] else ''}, running "
             f"{s['running_at_first_failure_s']:g} s at the first failure; "
-            f"{s['followed']} deliveries followed"
+            f"{s_(s['followed'])} deliveries followed"
             for i, s in enumerate(e["started_by"][:3], 1)) or "-"
-        table.add_row(e["start"], _hhmmss(e["end"]), str(e["deliveries"]),
-                      ", ".join(list(e["modes"])[:4]), suspects)
+        table.add_row(s_(e["start"]), _hhmmss(e["end"]), s_(e["deliveries"]),
+                      ", ".join(s_(m) for m in list(e["modes"])[:4]), suspects)
     out.print(table)
 
 
@@ -116,50 +120,51 @@ def deliveries(out: Console, doc: dict[str, Any], top: int = 25) -> None:
         table.add_column(col)
     for r in rows:
         colour = FATE_COLOURS.get(r["fate"], "green")
-        table.add_row(_hhmmss(r["time"]), r["queue_id"], r["to"],
-                      f"[{colour}]{r['fate']}[/{colour}]", r["scanned"],
-                      f"{r['delays']['transmission']:g}", "\n".join(r["modes"]) or "?",
-                      r["notes"][0] if r["notes"] else r["text"][:80])
+        table.add_row(_hhmmss(r["time"]), s_(r["queue_id"]), s_(r["to"]),
+                      f"[{colour}]{s_(r['fate'])}[/{colour}]", s_(r["scanned"]),
+                      f"{r['delays']['transmission']:g}",
+                      "\n".join(s_(m) for m in r["modes"]) or "?",
+                      s_(r["notes"][0] if r["notes"] else r["text"][:80]))
     out.print(table)
     if rows:
         r = rows[0]
-        out.print("next, for " + escape(r["queue_id"]) + ": "
-                  + "; ".join(f"`{c}`" for c in r.get("next", [])), highlight=False)
+        out.print("next, for " + s_(r["queue_id"]) + ": "
+                  + "; ".join(f"`{s_(c)}`" for c in r.get("next", [])), highlight=False)
 
 
 def evidence(out: Console, doc: dict[str, Any]) -> None:
     """``--evidence``: the lines behind each diagnosis, under its delivery (every delivery
     in trouble the document keeps: ``--limit``)."""
     for r in doc["deliveries"]:
-        out.print(f"[bold]{escape(r['queue_id'])}[/bold] {escape(r['fate'])}: "
-                  f"{escape(', '.join(r['modes']) or 'unexplained')}", highlight=False)
+        out.print(f"[bold]{s_(r['queue_id'])}[/bold] {s_(r['fate'])}: "
+                  f"{s_(', '.join(r['modes']) or 'unexplained')}", highlight=False)
         for note in r["notes"]:
-            out.print(f"  {escape(note)}", highlight=False)
+            out.print(f"  {s_(note)}", highlight=False)
         for f in r.get("fixes", []):
-            out.print(f"  fix ({escape(f['mode'])}): {escape(f['fix'])}", highlight=False)
+            out.print(f"  fix ({s_(f['mode'])}): {s_(f['fix'])}", highlight=False)
         if r.get("next"):
-            out.print("  next: " + "; ".join(escape(c) for c in r["next"]), highlight=False)
+            out.print("  next: " + "; ".join(s_(c) for c in r["next"]), highlight=False)
         for ev in r.get("evidence", []):
-            out.print(f"    [dim]{ev['input']}:{ev['line']}[/dim] {escape(ev['text'])}",
+            out.print(f"    [dim]{s_(ev['input'])}:{s_(ev['line'])}[/dim] {s_(ev['text'])}",
                       highlight=False)
 
 
 def lists(out: Console, doc: dict[str, Any]) -> None:
     bounced = doc["wrapper_bounced"]
     if bounced:
-        out.print(f"[red]{doc['wrapper_bounced_total']} bounced by a wrapper that Postfix "
-                  f"would have retried:[/red] " + ", ".join(
-                      f"{r['queue_id']} ({r['to']})" for r in bounced[:10]))
+        out.print(f"[red]{s_(doc['wrapper_bounced_total'])} bounced by a wrapper that "
+                  "Postfix would have retried:[/red] " + ", ".join(
+                      f"{s_(r['queue_id'])} ({s_(r['to'])})" for r in bounced[:10]))
     for name, label in (("unscanned", "delivered unscanned"),
                         ("scanned_late", "scanned after delivery (spamc had given up)")):
         if doc[f"{name}_total"]:
-            out.print(f"{doc[f'{name}_total']} {label}: " + ", ".join(
-                r["queue_id"] for r in doc[name][:10]))
+            out.print(f"{s_(doc[f'{name}_total'])} {label}: " + ", ".join(
+                s_(r["queue_id"]) for r in doc[name][:10]))
     for r in doc["unexplained"][:5]:
-        out.print(f"[yellow]unexplained:[/yellow] {r['queue_id']} {r['to']} {r['fate']} "
-                  f"({r['text'][:80]})")
+        out.print(f"[yellow]unexplained:[/yellow] {s_(r['queue_id'])} {s_(r['to'])} "
+                  f"{s_(r['fate'])} ({s_(r['text'][:80])})")
         for ev in r.get("evidence", [])[:6]:
-            out.print(f"    [dim]{ev['input']}:{ev['line']}[/dim] {ev['text']}")
+            out.print(f"    [dim]{s_(ev['input'])}:{s_(ev['line'])}[/dim] {s_(ev['text'])}")
 
 
 def render(out: Console, doc: dict[str, Any], show_evidence: bool = False) -> None:

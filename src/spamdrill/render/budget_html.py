@@ -16,7 +16,7 @@ from bokeh.plotting import figure
 
 from spamdrill.budget.breakdown import Step, breakdown
 from spamdrill.budget.model import ModeResult, Setup, limits
-from spamdrill.render.page import cls, document, e, table
+from spamdrill.render.page import badge, render
 
 KIND_COLOUR = {"connect": "#0072B2", "sleep": "#999999", "read": "#E69F00",
                "scan": "#009E73", "dns": "#CC79A7", "link": "#56B4E9", "other": "#D55E00"}
@@ -82,34 +82,18 @@ def waterfall(s: Setup, r: ModeResult) -> Any:
     return p
 
 
-def _outcome(outcome: str) -> str:
-    """The model's outcome, coloured as the finding it amounts to."""
-    return (f'<span class="badge {cls(OUTCOME_CLASS.get(outcome, outcome))}">'
-            f"{e(outcome)}</span>")
-
-
 def page(s: Setup, results: list[ModeResult], notes: list[str]) -> str:
+    """The waterfalls' page (``templates/budget.html``), handed plain values; each
+    outcome coloured as the finding it amounts to."""
     title = f"spamdrill budget: spamc {s.spamc.render()}, wrapper {s.wrapper}"
-    body = [f"<h1>{e(title)}</h1>",
-            "<p>Each failure mode's worst case, step by step, against each layer's limit "
-            "(dashed). Colours: " + ", ".join(
-                f'<span style="color:{c}">&#9632;</span> {e(k)}'
-                for k, c in KIND_COLOUR.items()) + ".</p>",
-            "<h2>Limits</h2>",
-            table(["layer", "seconds", "from"],
-                  [[row["layer"], "-" if row["seconds"] is None else f"{row['seconds']:g}",
-                    row["source"]] for row in limits(s)])]
     plots: dict[str, Any] = {}
+    modes = []
     for i, r in enumerate(results):
         key = f"m{i}"
         plots[key] = waterfall(s, r)
-        fixes = "".join(f"<li>{e(v.inner)} &gt; {e(v.outer)}: <b>{e(v.fix)}</b></li>"
-                        for v in r.violations)
-        body += [f'<section class="scenario" data-scenario="{e(r.mode)}" data-plots="1">',
-                 f"<h2>{e(r.mode)} {_outcome(r.outcome)}</h2>",
-                 f"<p>{e(r.why)}</p>", f"<!--plot:{key}-->",
-                 f"<ul>{fixes}</ul>" if fixes else "", "</section>"]
-    if notes:
-        body += ["<h2>Notes</h2>", "<ul>" + "".join(f"<li>{e(n)}</li>" for n in notes)
-                 + "</ul>"]
-    return document(title, body, plots)
+        modes.append({"mode": r.mode, "key": key, "why": r.why, "fixes": r.violations,
+                      "outcome": badge(r.outcome, OUTCOME_CLASS.get(r.outcome, r.outcome))})
+    limits_rows = [[row["layer"], "-" if row["seconds"] is None else f"{row['seconds']:g}",
+                    row["source"]] for row in limits(s)]
+    return render("budget.html", title, plots, colours=list(KIND_COLOUR.items()),
+                  limits=limits_rows, modes=modes, notes=notes)

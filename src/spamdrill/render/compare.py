@@ -14,7 +14,8 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
-from spamdrill.render.page import badge, document, e, table
+from spamdrill.render.page import badge, change, render
+from spamdrill.render.term import safe
 from spamdrill.runmodel import OUTCOMES, Run, Scenario, scale_shown, shown_s
 from spamdrill.vocab import Finding
 
@@ -152,17 +153,18 @@ STYLE = {"better": "green", "worse": "red", "": "yellow", "same": "dim"}
 def print_compare(console: Console, diff: RunDiff) -> None:
     for s in diff.scenarios:
         if not (s.in_a and s.in_b):
-            console.print(f"{s.name}: only in {'A' if s.in_a else 'B'} "
-                          f"({diff.a if s.in_a else diff.b})")
+            console.print(f"{safe(s.name)}: only in {'A' if s.in_a else 'B'} "
+                          f"({safe(diff.a if s.in_a else diff.b)})")
             continue
-        t = Table(title=f"{s.name}: A {diff.a} -> B {diff.b}"
+        t = Table(title=f"{safe(s.name)}: A {safe(diff.a)} -> B {safe(diff.b)}"
                   + ("" if s.changed else " (no change)"))
         for col in ("", "A", "B", "change"):
             t.add_column(col)
         for c in s.changes:
             if c.changed or not c.what.startswith("finding of case"):
                 style = STYLE[c.direction]
-                t.add_row(c.what, c.a, c.b, f"[{style}]{c.direction or 'changed'}[/{style}]"
+                t.add_row(safe(c.what), safe(c.a), safe(c.b),
+                          f"[{style}]{c.direction or 'changed'}[/{style}]"
                           if c.changed else "")
         console.print(t)
 
@@ -191,28 +193,26 @@ def _ecdf_plot(name: str, a: Scenario, b: Scenario) -> Any:
 
 
 def page(a: Run, b: Run, diff: RunDiff) -> str:
+    """The HTML comparison (``templates/compare.html``), handed plain values."""
     title = f"spamdrill compare {a.run} -> {b.run}"
-    body = [f"<h1>{e(title)}</h1>",
-            f"<p>A: <code>{e(a.run)}</code> ({e(_date(a.started))}); B: <code>{e(b.run)}"
-            f"</code> ({e(_date(b.started))}).</p>"]
     plots: dict[str, Any] = {}
+    scenarios: list[dict[str, Any]] = []
     for i, s in enumerate(diff.scenarios):
-        body.append(f'<section class="scenario" data-scenario="{e(s.name)}" '
-                    f'data-plots="{1 if s.in_a and s.in_b else 0}"><h2>{e(s.name)}</h2>')
         sa, sb = a.scenario(s.name), b.scenario(s.name)
         if sa is None or sb is None:
-            body.append(f"<p>Only in {'A' if sa else 'B'}.</p></section>")
+            scenarios.append({"name": s.name, "key": "", "only_in": "A" if sa else "B"})
             continue
-        rows = [[e(c.what), e(c.a), e(c.b), f'<span class="{c.direction}">'
-                 f"{e(c.direction or 'changed')}</span>" if c.changed else ""]
-                for c in s.changes if c.changed or not c.what.startswith("finding of case")]
-        body.append(table(["", "A", "B", "change"], rows, raw=True))
         key = f"c{i}"
         plots[key] = _ecdf_plot(s.name, sa, sb)
-        body.append(f"<!--plot:{key}-->")
-        body.append(f"<p>A {badge(sa.verdict)} {badge(sa.finding)} &rarr; B "
-                    f"{badge(sb.verdict)} {badge(sb.finding)}</p></section>")
-    return document(title, body, plots)
+        rows = [[c.what, c.a, c.b, change(c.direction, c.direction or "changed")
+                 if c.changed else ""]
+                for c in s.changes if c.changed or not c.what.startswith("finding of case")]
+        scenarios.append({"name": s.name, "key": key, "rows": rows,
+                          "a_verdict": badge(sa.verdict), "a_finding": badge(sa.finding),
+                          "b_verdict": badge(sb.verdict), "b_finding": badge(sb.finding)})
+    return render("compare.html", title, plots, scenarios=scenarios,
+                  a={"run": a.run, "date": _date(a.started)},
+                  b={"run": b.run, "date": _date(b.started)})
 
 
 def _date(epoch: float) -> str:
@@ -231,7 +231,7 @@ def history_table(runs: list[dict[str, Any]]) -> Table:
         config = r.get("config") or {}
         conf = " ".join(f"{k}={v}" for k, v in config.items()
                         if v not in (None, [], (), "") and k != "scenarios")
-        t.add_row(str(r.get("run")), _date(float(r.get("started") or 0)),
-                  str(r.get("kind", "run")), str(r.get("exit_status", "-")),
-                  shown or "(not recorded)", conf)
+        t.add_row(safe(r.get("run")), _date(float(r.get("started") or 0)),
+                  safe(r.get("kind", "run")), safe(r.get("exit_status", "-")),
+                  safe(shown or "(not recorded)"), safe(conf))
     return t

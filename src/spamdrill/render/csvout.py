@@ -21,6 +21,22 @@ def _r(x: float | None) -> str:
     return "" if x is None else f"{x:.6f}"
 
 
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _text(x: object) -> object:
+    """A spreadsheet reads a cell that starts with = + - @ (a tab, a CR) as a formula
+    (CSV injection): text from a run (a reason, a detail, spamc's flags) that does gets a
+    leading apostrophe, which spreadsheets show as text. Numbers stay numbers."""
+    if not isinstance(x, str) or not x.startswith(FORMULA_START):
+        return x
+    try:
+        float(x)
+    except ValueError:
+        return "'" + x
+    return x
+
+
 def rows(run: Run) -> dict[str, list[list[object]]]:
     """The three tables, sans-IO."""
     messages: list[list[object]] = []
@@ -37,7 +53,8 @@ def rows(run: Run) -> dict[str, list[list[object]]]:
                            f.detail])
         for c in sc.checks:
             checks.append([sc.name, c.name, c.status, c.detail, " ".join(c.offenders)])
-    return {"messages.csv": messages, "faults.csv": faults, "checks.csv": checks}
+    return {name: [[_text(c) for c in row] for row in table] for name, table in
+            (("messages.csv", messages), ("faults.csv", faults), ("checks.csv", checks))}
 
 
 def write(run: Run, into: Path) -> list[Path]:

@@ -25,8 +25,9 @@ def lab_of(etc: Path, base: LabConfig | None = None) -> SystemLab:
     xfilter's spamc flags, the SQL settings, quotas, the wrapper) and the budget's
     prediction for each failure mode, to hold against what the drills measure."""
     system = reader.read(etc)
-    setups = inputs.setups(system, wrapper=inputs.measure_wrapper(system))
+    table = inputs.measure_wrapper(system)
+    setups = inputs.setups(system, wrapper=table)
     chosen = inputs.limiting(setups)
-    config, missing = labconfig.lab_config(system, base, chosen)
+    config, missing = labconfig.lab_config(system, base, chosen, table)
     predicted = {r.mode: r for r in model.evaluate(setups[chosen])}
     return SystemLab(config, missing, predicted, setups[chosen].spamc.render())

@@ -12,8 +12,10 @@ timeout; the wrapper in master.cf and spamdrill-deliver's deadline.
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import Protocol
 
 from spamdrill.lab.config import (
+    WRAPPER_EVENTS,
     DatabaseSettings,
     DeliverySettings,
     LabConfig,
@@ -22,6 +24,17 @@ from spamdrill.lab.config import (
 )
 from spamdrill.system import net
 from spamdrill.system.reader import Filter, System
+
+
+class Measured(Protocol):
+    """A wrapper as the budget's sandbox ran it (``budget.wrappertable.Table``)."""
+
+    wrapper: str
+    measured: bool
+    how: str
+
+    def fate(self, event: str) -> str: ...
+
 
 # spamc flags that say where spamd is, or how to reach it: the lab sets its own
 _WHERE_FLAGS = {"-d", "--dest", "-p", "--port", "-U", "--socket", "-F", "--config", "-u",
@@ -42,17 +55,20 @@ ALWAYS = (
 
 
 def lab_config(system: System, base: LabConfig | None = None,
-               filter_index: int | None = None) -> tuple[LabConfig, list[str]]:
+               filter_index: int | None = None,
+               wrapper: Measured | None = None) -> tuple[LabConfig, list[str]]:
     """The lab's config for this system, and what the lab cannot reproduce.
     ``filter_index``: which spamc xfilter (default: the last, as the budget's
-    ``inputs.limiting`` would be asked by the caller that has evaluated them)."""
+    ``inputs.limiting`` would be asked by the caller that has evaluated them);
+    ``wrapper``: the system's wrapper as the budget's sandbox measured it, which then
+    decides the findings (else its kind as read from its text)."""
     base = base or LabConfig()
     missing = list(ALWAYS)
     f = system.filters[-1 if filter_index is None else filter_index]
     config = replace(base, spamd=_spamd(system, base.spamd),
                      database=_database(system, base.database, missing),
                      maildrop=_maildrop(system, f, base.maildrop, missing),
-                     delivery=_delivery(system, base.delivery, missing))
+                     delivery=_delivery(system, base.delivery, missing, wrapper))
     missing += _spamc_gaps(system, f)
     return config, missing
 
@@ -101,15 +117,23 @@ def _maildrop(system: System, f: Filter, base: MaildropSettings, missing: list[s
                    quota=quota, in_exception=x.in_exception if x else False)
 
 
-def _delivery(system: System, base: DeliverySettings, missing: list[str]
-              ) -> DeliverySettings:
-    """What runs maildrop and when Postfix gives up: the findings' judge."""
+def _delivery(system: System, base: DeliverySettings, missing: list[str],
+              measured: Measured | None = None) -> DeliverySettings:
+    """What runs maildrop and when Postfix gives up: the findings' judge. A wrapper the
+    sandbox ran is judged by what it did (spamdrill-deliver keeps its own model: its
+    deadline is longer than the sandbox's runs)."""
     argv = system.service.pipe_argv() if system.service else []
-    if system.wrapper.kind == "unknown":
+    kind, fates = system.wrapper.model_kind, tuple[tuple[str, str], ...]()
+    if measured is not None and system.wrapper.kind != "spamdrill-deliver":
+        kind = "measured"
+        fates = tuple((e, measured.fate(e)) for e in WRAPPER_EVENTS)
+        if not measured.measured:
+            missing.append(f"the wrapper {measured.wrapper}: {measured.how}")
+    elif system.wrapper.kind == "unknown":
         missing.append(f"{system.wrapper.assumption}; the lab runs spamdrill-deliver's "
                        "table instead of it")
     deadline = system.deliver_deadline
-    return replace(base, wrapper=system.wrapper.model_kind, wrapper_argv=tuple(argv),
+    return replace(base, wrapper=kind, wrapper_fates=fates, wrapper_argv=tuple(argv),
                    deadline=deadline.value if deadline else base.deadline,
                    postfix_time_limit=system.time_limit.value)
 
