@@ -221,24 +221,21 @@ def make_launcher(args: Args) -> int:
     if refusal:
         print(f"spamdrill-deliver: {refusal}", file=sys.stderr)
         return 1
-    import spamdrill
+    from spamdrill.launchers import install, package_parent
 
-    parent = str(Path(spamdrill.__file__).resolve().parent.parent)
-    tmp = target.with_name(f".{target.name}.tmp")
-    try:
-        tmp.write_text(launcher_text(python, parent))
-        tmp.chmod(0o755)
+    parent = package_parent()
+
+    def as_user(tmp: Path) -> str | None:
         if "--user" in args.values and _check_as_user(args, [str(tmp)], str(target)):
-            print(f"spamdrill-deliver: {target} not written: name a Python the pipe user "
-                  "can run with --python= (e.g. /usr/bin/python3), and keep the package "
-                  "where that user can read it", file=sys.stderr)
-            return 1
-        tmp.replace(target)
-    except OSError as exc:
-        print(f"spamdrill-deliver: cannot write {target}: {exc.strerror}", file=sys.stderr)
+            return (f"{target} not written: name a Python the pipe user can run with "
+                    "--python= (e.g. /usr/bin/python3), and keep the package where that "
+                    "user can read it")
+        return None
+
+    failed = install(target, launcher_text(python, parent), as_user)
+    if failed:
+        print(f"spamdrill-deliver: {failed}", file=sys.stderr)
         return 1
-    finally:
-        tmp.unlink(missing_ok=True)
     print(f"wrote {target}: {python} -IS, package from {parent}\n"
           f"master.cf: ... argv={target} --recipient=${{recipient}} --sender=${{sender}} "
           "--queue-id=${queue_id} -- /usr/bin/maildrop -d ${recipient}")

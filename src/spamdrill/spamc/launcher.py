@@ -48,19 +48,13 @@ def make(path: str, python: str) -> int:
             sys.stderr.write(f"spamdrill-spamc: {target} exists and is not a spamdrill-spamc "
                              "launcher; choose another path\n")
             return 1
-    import spamdrill
+    from spamdrill.launchers import install, package_parent
 
-    parent = str(Path(spamdrill.__file__).resolve().parent.parent)
-    tmp = target.with_name(f".{target.name}.tmp")
-    try:
-        tmp.write_text(text(python, parent))
-        tmp.chmod(0o755)
-        tmp.replace(target)
-    except OSError as exc:
-        sys.stderr.write(f"spamdrill-spamc: cannot write {target}: {exc.strerror}\n")
+    parent = package_parent()
+    failed = install(target, text(python, parent))
+    if failed:
+        sys.stderr.write(f"spamdrill-spamc: {failed}\n")
         return 1
-    finally:
-        tmp.unlink(missing_ok=True)
     sys.stdout.write(f"wrote {target}: {python} -IS, package from {parent}\n"
                      f'maildroprc: xfilter "{target} --deadline=60 -d SPAMD -t 30"\n')
     return 0
