@@ -324,3 +324,25 @@ def test_end_to_end_the_field_report_case_with_spamdrill_spamc_does_not_bounce(
     for m in r.history.messages:
         assert m.fate == "delivered unscanned" and m.seconds is not None, m
         assert 55 <= m.seconds <= 60 + 30, m  # the deadline, plus Postfix's own steps
+
+
+def test_its_launcher_is_installed_whole_and_fails_open(tmp_path: Path) -> None:
+    """``--make-launcher``: the script lands whole (no temporary file left), refuses to
+    overwrite what it did not write, and the check it starts fails open as spamc does."""
+    target = tmp_path / "spamdrill-spamc-launcher"
+    done = subprocess.run([*OURS, "--make-launcher", str(target)], capture_output=True,
+                          text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == [target.name]
+    fake = Fake("refuse")
+    try:
+        out = run([str(target), "-d", "127.0.0.1", "-p", str(fake.port), "--retry-sleep", "0",
+                   "--connect-retries", "1"], MESSAGES["ham"])
+        assert out[0] == MESSAGES["ham"] and out[1] == 0
+    finally:
+        fake.close()
+    other = tmp_path / "not-ours"
+    other.write_text("#!/bin/sh\n")
+    refused = subprocess.run([*OURS, "--make-launcher", str(other)], capture_output=True,
+                             text=True, timeout=60)
+    assert refused.returncode == 1 and other.read_text() == "#!/bin/sh\n"
