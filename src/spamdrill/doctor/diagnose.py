@@ -207,7 +207,8 @@ def diagnose(logs: dict[str, Any], budget: dict[str, Any]) -> Diagnosis:
     whys = [join(o, budget) for o in observed(logs)]
     w = budget.get("wrapper") or {}
     problems = []
-    for row in w.get("rows", []):
+    rows = sorted(w.get("rows", []), key=lambda r: r.get("mda_status") != 75)
+    for row in rows:  # maildrop's timeout (75) first: the field report's case
         if row["fate"] in ("lost", "duplicated") or (
                 row.get("mda_status") == 75 and row["fate"] == "bounced"):
             problems.append(f"maildrop {row['mda']} -> wrapper {row['wrapper']} -> "

@@ -64,15 +64,16 @@ def _where(where: str) -> tuple[str, int] | None:
 
 
 def budget(root: Path, maildroprc: Path | None = None,
-           postfix_dir: Path | None = None) -> Budget:
+           postfix_dir: Path | None = None, measure: bool = True) -> Budget:
     """``spamdrill budget --etc ROOT`` as a document (the wrapper measured in its
-    sandbox), and the files and lines the changes would edit."""
+    sandbox; ``measure=False``: not run, its worst assumed, as the unit tier does), and
+    the files and lines the changes would edit."""
     from spamdrill.budget import inputs, model
     from spamdrill.system import reader
 
     system = reader.read(root, reader.Overrides(maildroprc=maildroprc,
                                                 postfix_dir=postfix_dir))
-    table = inputs.measure_wrapper(system)
+    table = inputs.measure_wrapper(system) if measure else None
     setups = inputs.setups(system, inputs.WhatIf(None, None, None, None), table)
     chosen = inputs.limiting(setups)
     setup = setups[chosen]
@@ -110,7 +111,8 @@ def _read(path: Path) -> str:
         raise SpamdrillError(f"cannot read {path}: {exc.strerror}") from None
 
 
-def after(root: Path, before: Budget, changes: list[pr.Change]) -> dict[str, Any]:
+def after(root: Path, before: Budget, changes: list[pr.Change],
+          measure: bool = True) -> dict[str, Any]:
     """The budget on the changed copies: a private directory (0700) holding the
     maildroprc and Postfix's main.cf and master.cf as changed, removed afterwards."""
     new = {c.path: c.new for c in changes}
@@ -129,7 +131,7 @@ def after(root: Path, before: Budget, changes: list[pr.Change]) -> dict[str, Any
                 if src.is_file():
                     (pf / name).write_text(_read(src))
             (pf / "master.cf").write_text(new[before.config.master_cf])
-        return budget(root, mrc, pf).doc
+        return budget(root, mrc, pf, measure).doc
 
 
 def run(root: Path, logs_doc: dict[str, Any], log_inputs: list[str]) -> dict[str, Any]:

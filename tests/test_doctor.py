@@ -1,0 +1,160 @@
+"""spamdrill doctor: the logs' diagnosis joined to the budget, the diffs, and the budget
+after them (unit tier: the wrapper is not run, its worst assumed; the field-report
+example and the logs fixtures)."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from datetime import UTC
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from spamdrill.doctor import diagnose as dg
+from spamdrill.doctor import host
+from spamdrill.doctor import propose as pr
+from spamdrill.logs.reader import Filters
+from spamdrill.logs.run import analyze
+from spamdrill.logs.summary import Options
+
+ROOT = Path(__file__).resolve().parents[1]
+FIELD = ROOT / "examples/field-report"
+INCIDENT = FIELD / "incident/mail.log"
+FIXTURE = ROOT / "tests/data/logs/mail.log"
+
+
+def logs(path: Path) -> dict[str, Any]:
+    return analyze([str(path)], Filters(None, None, frozenset(), 2026, UTC, None),
+                   Options(tz=UTC))
+
+
+@pytest.fixture(scope="module")
+def incident() -> dict[str, Any]:
+    return logs(INCIDENT)
+
+
+@pytest.fixture(scope="module")
+def field() -> host.Budget:
+    return host.budget(FIELD, measure=False)
+
+
+@pytest.mark.unit
+def test_incident_log_is_what_the_generator_writes(tmp_path: Path) -> None:
+    """The committed incident is the generator's output from the real fixture lines."""
+    before = INCIDENT.read_text()
+    subprocess.run(["python3", str(FIELD / "make_incident.py")], check=True,
+                   capture_output=True)
+    assert INCIDENT.read_text() == before
+
+
+@pytest.mark.unit
+def test_field_report_chain_from_full_accept_queue_to_bounce(
+        incident: dict[str, Any], field: host.Budget) -> None:
+    d = dg.diagnose(incident, field.doc)
+    worst = d.whys[0]
+    assert worst.observed.chain == ("wrapper-bounced-transient", "maildrop-timeout",
+                                    "spamd-silent")
+    assert worst.observed.fates == {"bounced": 1}
+    assert worst.observed.pipe_s == 302
+    # the log cannot tell silent from a full accept queue; the budget's numbers can
+    assert worst.mode == "spamd-accept-queue-full"
+    assert worst.prediction is not None and worst.prediction["worst_s"] == 302
+    assert "3 tries" in worst.prediction["why"] and "2 sleep" in worst.prediction["why"]
+    assert worst.agree is True
+    assert "maildrop global timeout" in worst.said and "302 s" in worst.said
+    assert "Debian's maildrop" in worst.limit_source
+    assert "status 100" in worst.wrapper
+
+
+@pytest.mark.unit
+def test_field_report_cascade_names_its_origin(incident: dict[str, Any]) -> None:
+    ep = incident["episodes"][0]
+    assert ep["started_by"][0]["queue_id"] == "456C020CA16"
+    assert ep["started_by"][0]["message_id"].startswith("<ham-7008-")
+    assert ep["fates"] == {"delivered unscanned": 5}
+
+
+@pytest.mark.unit
+def test_field_report_diff_brings_every_diagnosed_mode_within_budget(
+        incident: dict[str, Any], field: host.Budget, tmp_path: Path) -> None:
+    """Apply the diff to a copy with patch(1) and rerun the budget on it."""
+    d = dg.diagnose(incident, field.doc)
+    changes = pr.propose(d, field.config)
+    assert {c.path for c in changes} == {"/etc/maildroprc", "/etc/postfix/master.cf"}
+    mrc = next(c for c in changes if c.path == "/etc/maildroprc")
+    assert "+    xfilter \"/usr/bin/spamc -d spamd2-pn -t 100 -n 89 -u $LOGNAME\"" in mrc.diff
+    assert "30 s below maildrop's 300 s" in mrc.why
+    copy = tmp_path / "root"
+    shutil.copytree(FIELD, copy)
+    subprocess.run(["patch", "-p1", "-d", str(copy)], input=pr.patch(changes).encode(),
+                   check=True, capture_output=True)
+    after = host.budget(copy, measure=False)
+    assert after.config.wrapper_kind == "spamdrill-deliver"
+    rows = {r["mode"]: r for r in after.doc["modes"]}
+    diagnosed = {w.mode for w in d.whys if w.mode}
+    assert diagnosed >= {"spamd-accept-queue-full", "spamd-overloaded"}
+    for mode in diagnosed:
+        assert not rows[mode]["violations"], mode
+        assert rows[mode]["outcome"] not in ("bounced", "lost"), mode
+    assert rows["spamd-accept-queue-full"]["worst_s"] == 3 * 89 + 2  # 31 s under 300
+    # and before: the same modes were over a limit
+    assert field.doc["modes"][1]["violations"]
+
+
+@pytest.mark.unit
+def test_document_and_after_on_the_field_report(incident: dict[str, Any],
+                                                field: host.Budget) -> None:
+    d = dg.diagnose(incident, field.doc)
+    changes = pr.propose(d, field.config)
+    after = host.after(FIELD, field, changes, measure=False)
+    doc = host.document(FIELD, [str(INCIDENT)], incident, field.doc, d, changes, after)
+    assert doc["schema"] == "spamdrill.doctor/1"
+    assert doc["sure"]["within_budget_after"] is True
+    margins = {a["mode"]: a["margin_s"] for a in doc["after"]}
+    assert margins["spamd-accept-queue-full"] == 31
+    assert host.exit_status(doc, incident) == 1
+
+
+@pytest.mark.unit
+def test_fixture_log_disagreement_is_said_with_both_numbers(field: host.Budget) -> None:
+    """The lab's `slow` transport hit Postfix's 5 s limit; the field report's config
+    predicts spamc's -t 100 first: the doctor says it disagrees, with both numbers."""
+    d = dg.diagnose(logs(FIXTURE), field.doc)
+    w = next(w for w in d.whys if w.observed.chain == ("postfix-time-limit",
+                                                         "spamd-silent"))
+    assert w.agree is False
+    assert "100 s" in w.said and "5 s" in w.said and "disagrees" in w.said
+
+
+@pytest.mark.unit
+def test_permanent_failures_need_no_change(field: host.Budget) -> None:
+    doc = {"totals": {"deliveries": 1, "fates": {"bounced": 1}},
+           "deliveries": [{"modes": ["unknown-user"], "fate": "bounced",
+                           "delays": {"transmission": 0.1}, "text": "user unknown"}]}
+    d = dg.diagnose(doc, field.doc)
+    assert d.whys == []
+    assert pr.propose(d, field.config) == []
+
+
+@pytest.mark.unit
+def test_set_flag_replaces_or_inserts() -> None:
+    assert pr.set_flag('xfilter "spamc -t 100 -u x"', "-n", "89") == \
+        'xfilter "spamc -t 100 -n 89 -u x"'
+    assert pr.set_flag('xfilter "spamc -n 200 -u x"', "-n", "89") == \
+        'xfilter "spamc -n 89 -u x"'
+    assert pr.set_flag('xfilter "$SPAMC -u x"', "-t", "80") == 'xfilter "$SPAMC -t 80 -u x"'
+    assert pr.set_flag('xfilter "cat"', "-t", "80") is None
+    assert pr.spamc_flag("spamc -n 89 (connect timeout; -t stays 100)") == ("-n", "89")
+
+
+@pytest.mark.unit
+def test_bad_input_is_one_line(tmp_path: Path) -> None:
+    import sys
+
+    r = subprocess.run([sys.executable, "-m", "spamdrill", "doctor", "--etc",
+                        str(tmp_path)], capture_output=True, text=True)
+    assert r.returncode == 2
+    assert r.stderr.startswith("spamdrill: error: no mail log found")
+    assert "Traceback" not in r.stderr
