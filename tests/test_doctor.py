@@ -158,3 +158,39 @@ def test_bad_input_is_one_line(tmp_path: Path) -> None:
     assert r.returncode == 2
     assert r.stderr.startswith("spamdrill: error: no mail log found")
     assert "Traceback" not in r.stderr
+
+
+@pytest.mark.unit
+def test_finds_debians_log_and_its_rotations(tmp_path: Path) -> None:
+    import gzip
+
+    log = tmp_path / "var/log"
+    log.mkdir(parents=True)
+    for name in ("mail.log", "mail.log.1", "mail.err", "mail.log.bak"):
+        (log / name).write_text("")
+    with gzip.open(log / "mail.log.2.gz", "wt") as fh:
+        fh.write("")
+    assert [p.name for p in host.find_logs(tmp_path)] == ["mail.log", "mail.log.1",
+                                                          "mail.log.2.gz"]
+
+
+@pytest.mark.unit
+def test_journald_when_no_file_is_there(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+                                        ) -> None:
+    """journalctl's output is read through a pipe (a stand-in prints the fixture's
+    journal): the same diagnosis as the file."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    fake = bin_dir / "journalctl"
+    fake.write_text(f"#!/bin/sh\nexec cat {ROOT / 'tests/data/logs/mail.journal.json'}\n")
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}:/usr/bin:/bin")
+    filters = Filters(None, None, frozenset(), 2026, UTC, None)
+    with host.log_sources(tmp_path, [], "yesterday", journal=True) as (paths, shown):
+        assert shown[0].startswith("journalctl -o json --no-pager --since yesterday "
+                                   "-u postfix@-.service -u spamd.service")
+        doc = analyze(paths, filters, Options(tz=UTC))
+    assert doc["totals"]["deliveries"] == logs(FIXTURE)["totals"]["deliveries"] == 32
+    with pytest.raises(Exception, match="no mail log found"), \
+            host.log_sources(tmp_path, [], "yesterday", journal=False):
+        pass

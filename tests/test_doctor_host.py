@@ -1,6 +1,6 @@
-"""spamdrill doctor on a host: no network, and nothing written but its outputs. Run
-under a user and network namespace with no interface up (unshare -rn), traced for every
-socket(2) of an Internet family and every file created (strace -f)."""
+"""spamdrill doctor end to end, its wrapper measured in the budget's sandbox (lab tier:
+seconds each): no network and nothing written but its outputs (under unshare -rn, traced
+with strace -f), its exit status, outside text shown as text."""
 
 from __future__ import annotations
 
@@ -16,6 +16,18 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 FIELD = ROOT / "examples/field-report"
+INCIDENT = FIELD / "incident/mail.log"
+FIXTURE = ROOT / "tests/data/logs/mail.log"
+
+
+def _cli(*args: str, cwd: Path | None = None,
+         env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    import os
+    import sys
+
+    return subprocess.run([sys.executable, "-m", "spamdrill", "doctor", *args],
+                          capture_output=True, text=True, cwd=cwd,
+                          env={**os.environ, **(env or {})}, timeout=120)
 
 
 @pytest.mark.lab
@@ -57,3 +69,47 @@ def test_doctor_without_verify_opens_no_socket_and_writes_only_its_outputs(
     assert outside == set(), outside
     left = [p for p in Path("/tmp").glob("spamdrill-doctor-*")]
     assert all(not str(p).startswith(str(tmp_path)) for p in left)
+
+
+@pytest.mark.lab
+def test_exit_0_on_a_quiet_log_and_3_on_an_empty_one(tmp_path: Path) -> None:
+    """Quiet: the fixed example's configs (spamdrill-deliver, -n 30) and mail that was
+    delivered. The field report's configs with the same log still exit 1: its wrapper,
+    measured, loses mail whatever the log says."""
+    lines = FIXTURE.read_text().splitlines()
+    normal = [ln for ln in lines if any(q in ln for q in
+                                        ("63E3B20C9D6", "6577220C524"))]
+    quiet = tmp_path / "quiet.log"
+    quiet.write_text("\n".join(normal) + "\n")
+    r = _cli("--etc", str(ROOT / "examples/fixed"), "--tz", "UTC", "--year", "2026",
+             str(quiet))
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "2 delivered" in r.stdout
+    r = _cli("--etc", str(FIELD), "--tz", "UTC", "--year", "2026", str(quiet))
+    assert r.returncode == 1
+    assert "LOST" in r.stdout and "spamdrill-deliver" in r.stdout
+    empty = tmp_path / "empty.log"
+    empty.write_text("")
+    r = _cli("--etc", str(FIELD), str(empty))
+    assert r.returncode == 3
+    assert "nothing to diagnose" in r.stderr
+
+
+@pytest.mark.lab
+def test_outside_text_is_text_in_terminal_html_and_diff(tmp_path: Path) -> None:
+    """A bounce text carrying rich markup and HTML reaches the screen and the page as
+    text."""
+    text = INCIDENT.read_text().replace(
+        "/usr/local/bin/maildrop_wrapper",
+        "[link=https://evil.example/]<script>alert(1)</script>[/link]")
+    log = tmp_path / "mail.log"
+    log.write_text(text)
+    page = tmp_path / "out.html"
+    r = _cli("--etc", str(FIELD), "--tz", "UTC", "--year", "2026", "--html", str(page),
+             str(log), env={"COLUMNS": "400"})
+    assert r.returncode == 1, r.stderr
+    assert "[link=https://evil.example/]<script>" in r.stdout
+    html = page.read_text()
+    assert "<script>alert" not in html
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+    assert "Content-Security-Policy" in html

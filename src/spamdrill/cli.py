@@ -1200,32 +1200,9 @@ def doctor_command(files: tuple[str, ...], etc: Path, tz: str | None, year: int 
     except (ValueError, KeyError):
         raise SpamdrillError(f"unknown zone {tz!r}", "e.g. UTC, +01:00, Europe/Berlin") \
             from None
-    paths = list(files)
-    journal = None
-    if not paths:
-        paths = [str(p) for p in host.find_logs(etc)]
-    if not paths:
-        command = host.journal_command(since) if etc.resolve() == Path("/") else None
-        if command is None:
-            raise SpamdrillError(
-                f"no mail log found: no {etc / 'var/log/mail.log'}* and no journalctl",
-                "name the log files: spamdrill doctor /path/to/mail.log")
-        import subprocess
-
-        journal = subprocess.Popen(command, stdout=subprocess.PIPE,
-                                   stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
-        assert journal.stdout is not None
-        paths = [f"/dev/fd/{journal.stdout.fileno()}"]
-        shown = ["journalctl " + " ".join(command[1:])]
-    else:
-        shown = paths
     filters = Filters(None, None, frozenset(), year, zone_info, None)
-    try:
+    with host.log_sources(etc, list(files), since) as (paths, shown):
         logs_doc = analyze(paths, filters, Options(Thresholds(), tz=zone_info))
-    finally:
-        if journal is not None:
-            journal.kill()
-            journal.wait()
     doc = host.run(etc, logs_doc, shown)
     if html is not None:
         _write(html, doctor_render.html(doc))

@@ -7,9 +7,13 @@ before this returns); nothing is sent on the network.
 
 from __future__ import annotations
 
-import os
+import contextlib
+import io
 import shutil
+import subprocess
+import sys
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -37,6 +41,42 @@ def journal_command(since: str = "yesterday") -> list[str] | None:
         return None
     units = [a for u in JOURNAL_UNITS for a in ("-u", u)]
     return [exe, "-o", "json", "--no-pager", "--since", since, *units]
+
+
+@contextlib.contextmanager
+def log_sources(root: Path, files: list[str], since: str,
+                journal: bool | None = None) -> Iterator[tuple[list[str], list[str]]]:
+    """(paths to read, how to show them): the files given; else ROOT/var/log/mail.log*;
+    else journald (when ROOT is this machine's /, or ``journal`` says so): journalctl's
+    pipe read as the logs' stdin ('-'), its process ended on the way out. None found: a
+    one-line error."""
+    if files:
+        yield files, files
+        return
+    found = [str(p) for p in find_logs(root)]
+    if found:
+        yield found, found
+        return
+    use = journal if journal is not None else root.resolve() == Path("/")
+    command = journal_command(since) if use else None
+    if command is None:
+        raise SpamdrillError(
+            f"no mail log found: no {root / 'var/log/mail.log'}*"
+            + ("" if use else " (journald is read only for --etc /)")
+            + ("; no journalctl" if use else ""),
+            "name the log files: spamdrill doctor /path/to/mail.log")
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                            stdin=subprocess.DEVNULL)
+    assert proc.stdout is not None
+    saved = sys.stdin
+    sys.stdin = io.TextIOWrapper(proc.stdout)
+    try:
+        yield ["-"], ["journalctl " + " ".join(command[1:])]
+    finally:
+        sys.stdin = saved
+        proc.kill()
+        proc.wait()
+        proc.stdout.close()
 
 
 @dataclass
@@ -164,12 +204,16 @@ def document(root: Path, log_inputs: list[str], logs_doc: dict[str, Any],
                        "within": not r["violations"] and r["outcome"] not in
                        ("bounced", "lost", "duplicated"),
                        "margin_s": margin})
-    for c in changes:
-        c.after = [w for w in within if w["mode"] in c.modes]
     wrapper_after = (after_doc or {}).get("wrapper") or {}
     after_problems = [r for r in wrapper_after.get("rows", [])
                       if r["fate"] in ("lost", "duplicated")
                       or (r.get("mda_status") == 75 and r["fate"] == "bounced")]
+    for c in changes:
+        c.after = [w for w in within if w["mode"] in c.modes]
+        if c.path == budget_doc_path(d, changes) and wrapper_after:
+            c.after.append({"wrapper": wrapper_after.get("how"),
+                            "rows": len(wrapper_after.get("rows", [])),
+                            "losing_rows": len(after_problems)})
     verified = bool(changes) and all(w["within"] for w in within) and not after_problems
     return {
         "schema": SCHEMA,
@@ -203,6 +247,11 @@ def document(root: Path, log_inputs: list[str], logs_doc: dict[str, Any],
     }
 
 
+def budget_doc_path(d: dg.Diagnosis, changes: list[pr.Change]) -> str | None:
+    """The change that replaces the wrapper (master.cf's), if any."""
+    return next((c.path for c in changes if "spamdrill-deliver" in c.why), None)
+
+
 def _sure(changes: list[pr.Change], within: list[dict[str, Any]], ok: bool) -> str:
     if not changes:
         return "nothing to change was found"
@@ -231,7 +280,3 @@ def exit_status(doc: dict[str, Any], logs_doc: dict[str, Any]) -> int:
     if not problem:
         return 0
     return 1 if doc["sure"]["within_budget_after"] else 3
-
-
-def os_root_is_host(root: Path) -> bool:
-    return os.path.samefile(root, "/")

@@ -42,6 +42,10 @@ def why_head(w: dict[str, Any]) -> str:
 def after_line(c: dict[str, Any]) -> str:
     parts = []
     for a in c["after"]:
+        if "wrapper" in a:
+            parts.append(f"the wrapper measured ({a['rows']} ways maildrop ends): "
+                         f"{a['losing_rows']} lose mail or bounce a temporary failure")
+            continue
         worst = "unbounded" if a["worst_s"] is None else f"{a['worst_s']:g} s"
         margin = f", {a['margin_s']:g} s below maildrop's timeout" \
             if a["margin_s"] is not None else ""
