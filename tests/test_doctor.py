@@ -118,14 +118,28 @@ def test_document_and_after_on_the_field_report(incident: dict[str, Any],
 
 
 @pytest.mark.unit
-def test_fixture_log_disagreement_is_said_with_both_numbers(field: host.Budget) -> None:
-    """The lab's `slow` transport hit Postfix's 5 s limit; the field report's config
-    predicts spamc's -t 100 first: the doctor says it disagrees, with both numbers."""
-    d = dg.diagnose(logs(FIXTURE), field.doc)
-    w = next(w for w in d.whys if w.observed.chain == ("postfix-time-limit",
-                                                         "spamd-silent"))
+def test_disagreement_is_said_with_both_numbers(incident: dict[str, Any]) -> None:
+    """The incident's log read against the fixed configs (-n 30, -t 100): the budget
+    predicts spamc gives up first (at 100 s at worst), the log shows maildrop's timer
+    after 302 s: disagrees."""
+    fixed = host.budget(ROOT / "examples/fixed", measure=False)
+    d = dg.diagnose(incident, fixed.doc, "maildrop")
+    w = d.whys[0]
+    assert w.observed.chain[-1] == "spamd-silent"
     assert w.agree is False
-    assert "100 s" in w.said and "5 s" in w.said and "disagrees" in w.said
+    assert "spamc fires first at 100 s" in w.said
+    assert "maildrop global timeout fired, pipe(8) ran 302 s: disagrees" in w.said
+
+
+@pytest.mark.unit
+def test_other_transports_are_not_joined(field: host.Budget) -> None:
+    """The fixture's lab had transports the field report's host has not (deliver, slow):
+    their chains are listed, not joined to this config's budget, and change nothing."""
+    d = dg.diagnose(logs(FIXTURE), field.doc, "maildrop")
+    slow = next(w for w in d.whys if w.observed.relay == "slow")
+    assert slow.mode is None and "transport slow" in slow.said
+    joined = {w.observed.relay for w in d.whys if w.mode is not None}
+    assert joined == {"maildrop"}
 
 
 @pytest.mark.unit
@@ -194,3 +208,64 @@ def test_journald_when_no_file_is_there(tmp_path: Path, monkeypatch: pytest.Monk
     with pytest.raises(Exception, match="no mail log found"), \
             host.log_sources(tmp_path, [], "yesterday", journal=False):
         pass
+
+
+@pytest.mark.unit
+def test_deliver_gets_a_deadline_under_postfixs_limit_and_one_recipient(
+        incident: dict[str, Any], tmp_path: Path) -> None:
+    """A time limit at or under spamdrill-deliver's 600 s and no recipient limit of 1:
+    the change sets --deadline below the limit and adds the recipient limit in main.cf,
+    and the budget after the patch accepts both."""
+    copy = tmp_path / "root"
+    shutil.copytree(FIELD, copy)
+    main = copy / "etc/postfix/main.cf"
+    main.write_text("\n".join(
+        "maildrop_time_limit = 400s" if ln.startswith("maildrop_time_limit") else ln
+        for ln in main.read_text().splitlines()
+        if not ln.startswith("maildrop_destination_recipient_limit")) + "\n")
+    before = host.budget(copy, measure=False)
+    assert before.config.time_limit == 400
+    d = dg.diagnose(incident, before.doc)
+    changes = pr.propose(d, before.config)
+    master = next(c for c in changes if c.path == "/etc/postfix/master.cf")
+    assert "--deadline=360" in master.diff
+    limit = next(c for c in changes if c.path == "/etc/postfix/main.cf")
+    assert "+maildrop_destination_recipient_limit = 1" in limit.diff
+    subprocess.run(["patch", "-p1", "-d", str(copy)], input=pr.patch(changes).encode(),
+                   check=True, capture_output=True)
+    after = host.budget(copy, measure=False)
+    assert after.config.recipient_limit == "1"
+    limits = {r["layer"]: r for r in after.doc["limits"]}
+    assert limits["spamdrill-deliver deadline (defers)"]["seconds"] == 360
+    rows = {r["mode"]: r for r in after.doc["modes"]}
+    for mode in {w.mode for w in d.whys if w.mode}:
+        assert not rows[mode]["violations"], mode
+
+
+@pytest.mark.unit
+def test_a_change_that_breaks_another_mode_is_not_called_within_budget() -> None:
+    before = {"modes": [{"mode": "spamd-silent", "outcome": "delivered unscanned",
+                         "violations": []},
+                        {"mode": "dns-dead", "outcome": "n/a", "violations": []}]}
+    after = {"modes": [{"mode": "spamd-silent", "outcome": "bounced",
+                        "violations": [{"inner": "a", "outer": "b", "fix": "c"}]},
+                       {"mode": "dns-dead", "outcome": "bounced", "violations": []}]}
+    assert host.worse_after(before, after) == ["spamd-silent: delivered unscanned -> "
+                                               "bounced"]
+    assert host.worse_after(before, before) == []
+
+
+@pytest.mark.unit
+def test_a_fix_that_breaks_another_mode_is_drafted_again() -> None:
+    """Debian's stock configs (spamc without flags) and the fixture's log: the budget's
+    -t 270 for spamd-silent alone lengthens every connect try, and a full accept queue
+    would then bounce; the next round adds that mode's -n, and nothing is worse."""
+    stock = host.budget(ROOT / "examples/debian-stock", measure=False)
+    d = dg.diagnose(logs(FIXTURE), stock.doc, "maildrop")
+    first = pr.propose(d, stock.config)
+    alone = host.after(ROOT / "examples/debian-stock", stock, first, measure=False)
+    assert any(w.startswith("spamd-accept-queue-full")
+               for w in host.worse_after(stock.doc, alone))
+    changes, after = host.settle(ROOT / "examples/debian-stock", stock, d, measure=False)
+    assert '+xfilter "/usr/bin/spamc -t 270 -n 44"' in changes[0].diff
+    assert host.worse_after(stock.doc, after) == []

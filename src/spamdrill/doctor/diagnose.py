@@ -50,6 +50,7 @@ class Observed:
     """One chain of modes as the logs show it, over every delivery that had it."""
 
     chain: tuple[str, ...]
+    relay: str = ""  # the transport (master.cf's service) that delivered
     deliveries: int = 0
     fates: dict[str, int] = field(default_factory=dict)
     pipe_s: float = 0.0  # the longest pipe(8) run time (delays=a/b/c/d's d)
@@ -99,13 +100,14 @@ class Diagnosis:
 
 
 def observed(logs: dict[str, Any]) -> list[Observed]:
-    """Each chain of modes among the deliveries in trouble, worst first."""
-    by_chain: dict[tuple[str, ...], Observed] = {}
+    """Each chain of modes per transport among the deliveries in trouble, worst first."""
+    by_chain: dict[tuple[tuple[str, ...], str], Observed] = {}
     for d in logs.get("deliveries", []):
         chain = tuple(d.get("modes") or ())
         if not chain or all(m in PERMANENT for m in chain):
             continue  # none, or a permanent failure bounced saying why: as it should
-        o = by_chain.setdefault(chain, Observed(chain))
+        relay = str(d.get("relay") or "")
+        o = by_chain.setdefault((chain, relay), Observed(chain, relay))
         o.deliveries += 1
         o.fates[d["fate"]] = o.fates.get(d["fate"], 0) + 1
         pipe = float((d.get("delays") or {}).get("transmission") or 0.0)
@@ -134,9 +136,13 @@ def limit_source(budget: dict[str, Any], fired: str) -> str:
     return "-"
 
 
-def join(o: Observed, budget: dict[str, Any]) -> Why:
+def join(o: Observed, budget: dict[str, Any], service: str | None = None) -> Why:
     """The budget's row for the chain's cause, the one matching what fired if several can
-    show as it; agreement and both numbers."""
+    show as it; agreement and both numbers. A delivery by another transport than the
+    maildrop ``service`` the budget models is not joined."""
+    if service is not None and o.relay and o.relay != service:
+        return Why(o, None, None, None, f"delivered by transport {o.relay}, not by the "
+                   f"maildrop service ({service}) the budget models", "-")
     rows = {r["mode"]: r for r in budget.get("modes", []) if r.get("outcome") != "n/a"}
     names = [m for m in BUDGET_MODES.get(o.cause, ()) if m in rows]
     if not names and o.fired:  # a timer fired and the cause is unmodelled: what reaches it
@@ -193,7 +199,8 @@ def _s(x: float) -> str:
     return f"{x:.1f}".removesuffix(".0")
 
 
-def diagnose(logs: dict[str, Any], budget: dict[str, Any]) -> Diagnosis:
+def diagnose(logs: dict[str, Any], budget: dict[str, Any],
+             service: str | None = None) -> Diagnosis:
     """Both documents in, one diagnosis out: what happened, and each chain's why."""
     t = logs.get("totals", {})
     happened = {
@@ -204,7 +211,7 @@ def diagnose(logs: dict[str, Any], budget: dict[str, Any]) -> Diagnosis:
         "still_queued": len(logs.get("still_queued", [])),
         "wrapper_bounced": logs.get("wrapper_bounced_total", 0),
     }
-    whys = [join(o, budget) for o in observed(logs)]
+    whys = [join(o, budget, service) for o in observed(logs)]
     w = budget.get("wrapper") or {}
     problems = []
     rows = sorted(w.get("rows", []), key=lambda r: r.get("mda_status") != 75)

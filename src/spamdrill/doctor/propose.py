@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import difflib
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from typing import Any
 
 from spamdrill.doctor.diagnose import WRAPPER_MODES, Diagnosis
 
 DELIVER = "/usr/local/bin/spamdrill-deliver"  # where `pip install spamdrill` puts it as root
+DEFAULT_DEADLINE = 600.0  # spamdrill-deliver's, in seconds
 MAILDROP = "/usr/bin/maildrop"
 # a spamc flag the budget's fix names: "spamc -n 89 (...)", "spamc --retry-sleep 5"
 _FLAG = re.compile(r"spamc (-[a-zA-Z]|--[a-z][a-z-]*)[ =]([0-9]+)")
@@ -37,6 +39,13 @@ class Config:
     pipe_argv: tuple[str, ...] = ()
     wrapper_kind: str = "none"  # system.wrapper.kind
     over_quota_bounces: bool = False  # the wrapper bounced maildrop's 77 (kept so)
+    service: str = "maildrop"  # the pipe service's name in master.cf
+    main_cf: str | None = None
+    main_cf_text: str = ""
+    recipient_limit: str | None = None  # <service>_destination_recipient_limit, expanded
+    recipient_limit_line: int | None = None  # its line in main.cf (None: not set there)
+    time_limit: float = 1000.0  # <service>_time_limit: Postfix bounces past it
+    deliver: str = DELIVER  # spamdrill-deliver's path on the host
 
 
 @dataclass
@@ -86,7 +95,7 @@ def _replace_line(text: str, no: int, new: str) -> str:
     return "".join(lines)
 
 
-def spamc_changes(cfg: Config, rows: list[dict[str, object]]) -> list[Change]:
+def spamc_changes(cfg: Config, rows: list[dict[str, Any]]) -> list[Change]:
     """One edit of the xfilter line: every flag the diagnosed modes' violations name."""
     if cfg.maildroprc is None or cfg.xfilter_line is None:
         return []
@@ -96,7 +105,7 @@ def spamc_changes(cfg: Config, rows: list[dict[str, object]]) -> list[Change]:
     line = lines[cfg.xfilter_line - 1]
     whys, modes = [], []
     for r in rows:
-        for v in r.get("violations", []):  # type: ignore[attr-defined]
+        for v in r.get("violations", []):
             if not str(v["inner"]).startswith("spamc"):
                 continue
             flag = spamc_flag(str(v["fix"]))
@@ -127,7 +136,35 @@ def deliver_argv(cfg: Config) -> list[str]:
     flags = ["--recipient=${recipient}", "--sender=${sender}", "--queue-id=${queue_id}"]
     if cfg.over_quota_bounces:
         flags.append("--over-quota=bounce")
-    return [DELIVER, *flags, "--", *mda]
+    deadline = deliver_deadline(cfg.time_limit)
+    if deadline is not None:
+        flags.append(f"--deadline={deadline}")
+    return [cfg.deliver, *flags, "--", *mda]
+
+
+def deliver_deadline(time_limit: float) -> int | None:
+    """spamdrill-deliver's deadline when its default (600 s) is not below Postfix's time
+    limit for the service, which bounces: a tenth (at least 30 s) below it."""
+    if time_limit > DEFAULT_DEADLINE:
+        return None
+    return max(1, int(time_limit - max(30.0, time_limit / 10)))
+
+
+def recipient_limit_change(cfg: Config) -> Change | None:
+    """spamdrill-deliver delivers to one recipient per run (its --check-config refuses
+    a transport without ``<service>_destination_recipient_limit = 1``)."""
+    if cfg.main_cf is None or cfg.recipient_limit == "1":
+        return None
+    name = f"{cfg.service}_destination_recipient_limit"
+    line = f"{name} = 1"
+    text = cfg.main_cf_text
+    if cfg.recipient_limit_line is not None:
+        new = _replace_line(text, cfg.recipient_limit_line, line)
+    else:
+        new = text + ("" if not text or text.endswith("\n") else "\n") + line + "\n"
+    return Change(cfg.main_cf, f"{name} = 1: spamdrill-deliver runs maildrop for one "
+                  "recipient at a time (was "
+                  f"{cfg.recipient_limit or 'unset'})", [], text, new)
 
 
 def wrapper_change(cfg: Config, why: str, modes: list[str]) -> Change | None:
@@ -156,34 +193,56 @@ def wrapper_change(cfg: Config, why: str, modes: list[str]) -> Change | None:
     return None
 
 
-def propose(d: Diagnosis, cfg: Config) -> list[Change]:
-    """The changes for every mode the logs showed and the budget finds over a limit."""
-    rows = [w.prediction for w in d.whys if w.prediction is not None]
-    rows = list({str(r["mode"]): r for r in rows}.values())
-    changes = spamc_changes(cfg, rows)
-    wrap_modes: list[str] = []
+def _wrapper_reasons(d: Diagnosis, cfg: Config) -> tuple[list[str], list[str]]:
+    """Why the wrapper goes (what the logs and the budget say), and the modes it answers:
+    only chains of the maildrop service's own deliveries count."""
+    modes: list[str] = []
     reasons: list[str] = []
     for w in d.whys:
         r = w.prediction
+        if w.observed.relay and w.observed.relay != cfg.service:
+            continue  # another transport: not the wrapper this change replaces
         logged = [m for m in w.observed.chain if m in WRAPPER_MODES
                   or m == "postfix-time-limit"]
         named = r is not None and any(
             any(k in str(v["fix"]) for k in _NEEDS_DELIVER)
             for v in r.get("violations", []))
         if logged or named:
-            wrap_modes.append(w.mode or w.observed.cause)
+            modes.append(w.mode or w.observed.cause)
             reasons += logged or [f"{w.mode}: {r['outcome']}" if r else ""]
     if d.wrapper_problems:
         reasons.append("its measured table loses mail")
-    if reasons or d.wrapper_problems:
-        why = ("run maildrop under spamdrill-deliver: only a real success exits 0, every "
-               "temporary failure defers (was: " + ", ".join(dict.fromkeys(
-                   r for r in reasons if r)) + ")")
-        if cfg.over_quota_bounces:
-            why += "; over quota still bounces, as your wrapper made it"
-        change = wrapper_change(cfg, why, list(dict.fromkeys(wrap_modes)))
-        if change is not None:
-            changes.append(change)
+    return [r for r in dict.fromkeys(reasons) if r], list(dict.fromkeys(modes))
+
+
+def propose(d: Diagnosis, cfg: Config,
+            extra: list[dict[str, Any]] | None = None) -> list[Change]:
+    """The changes for every mode the logs showed and the budget finds over a limit;
+    ``extra``: rows of modes an earlier draft made worse, whose fixes join the draft."""
+    rows = [w.prediction for w in d.whys if w.prediction is not None] + list(extra or [])
+    rows = list({str(r["mode"]): r for r in rows}.values())
+    changes = spamc_changes(cfg, rows)
+    reasons, modes = _wrapper_reasons(d, cfg)
+    if not reasons:
+        return changes
+    if any(w.observed.relay in ("", cfg.service) and {"wrapper-bounced-transient",
+                                                      "over-quota"} <= set(w.observed.chain)
+           for w in d.whys):  # the logs show the wrapper bouncing a full mailbox: meant
+        cfg = replace(cfg, over_quota_bounces=True)
+    why = ("run maildrop under spamdrill-deliver: only a real success exits 0, every "
+           "temporary failure defers (was: " + ", ".join(reasons) + ")")
+    if cfg.over_quota_bounces:
+        why += "; over quota still bounces, as your wrapper made it"
+    deadline = deliver_deadline(cfg.time_limit)
+    if deadline is not None:
+        why += (f"; --deadline={deadline}: it defers before Postfix's "
+                f"{cfg.time_limit:g} s limit bounces")
+    change = wrapper_change(cfg, why, modes)
+    if change is not None:
+        changes.append(change)
+        limit = recipient_limit_change(cfg)
+        if limit is not None:
+            changes.append(limit)
     return changes
 
 

@@ -51,7 +51,8 @@ def after_line(c: dict[str, Any]) -> str:
             if a["margin_s"] is not None else ""
         parts.append(f"{a['mode']}: {worst}, {a['fires_first']} fires first -> "
                      f"{a['outcome']}{margin}")
-    return "after it: " + ("; ".join(parts) if parts else "no diagnosed mode's numbers move")
+    return "after it: " + ("; ".join(parts) if parts else
+                           "the budget's numbers do not move (the change above needs it)")
 
 
 def terminal(out: Console, doc: dict[str, Any], full: bool = False) -> None:
