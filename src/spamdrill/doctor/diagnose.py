@@ -169,9 +169,28 @@ def join(o: Observed, budget: dict[str, Any], service: str | None = None) -> Why
         seen = f"the logs show {fired} fired"
     said = (f"predicted: {r['fires_first']} fires first at {worst} ({r['why']}); "
             f"{seen}, pipe(8) ran {_s(o.pipe_s)} s: {'agrees' if agree else 'disagrees'}")
-    why = Why(o, mode, r, agree, said, limit_source(budget, r["fires_first"]))
+    source = limit_source(budget, r["fires_first"])
+    spamc = _spamc_limits(budget)
+    if spamc and spamc.endswith(source):
+        source = spamc  # the limit that fired is spamc's own
+    elif spamc:
+        source = f"{source}; {spamc}"
+    why = Why(o, mode, r, agree, said, source)
     why.wrapper = _wrapper_said(o, r, budget)
     return why
+
+
+def _spamc_limits(budget: dict[str, Any]) -> str:
+    """spamc's -t and connect limits with where they are set: the numbers every spamd
+    mode's worst case is made of."""
+    rows = {r["layer"]: r for r in budget.get("limits", [])}
+    t = rows.get("spamc -t (per read)")
+    n = rows.get("spamc connect (per address and try)")
+    if t is None or n is None:
+        return ""
+    said = f"spamc -t {_s(t['seconds'] or 0)} s, connect {_s(n['seconds'] or 0)} s"
+    where = dict.fromkeys([str(t["source"]), str(n["source"])])
+    return f"{said}: {', '.join(where)}"
 
 
 def _wrapper_said(o: Observed, r: dict[str, Any], budget: dict[str, Any]) -> str:
