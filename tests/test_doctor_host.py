@@ -49,6 +49,18 @@ def test_doctor_without_verify_opens_no_socket_and_writes_only_its_outputs(
     assert r.returncode == 1, r.stderr
     doc = json.loads((work / "out.json").read_text())
     assert doc["sure"]["within_budget_after"] is True
+    # the chain, and the dash wrapper's loss as measured in the sandbox
+    worst = doc["why"][0]
+    assert worst["chain"] == ["wrapper-bounced-transient", "maildrop-timeout",
+                              "spamd-silent"]
+    assert worst["budget_mode"] == "spamd-accept-queue-full" and worst["agree"] is True
+    assert "status 100" in worst["wrapper"] and "dash" in worst["wrapper"]
+    assert worst["predicted"]["outcome"] == "lost"
+    assert doc["wrapper"]["problems"][0].startswith("maildrop exit 75")
+    assert doc["wrapper"]["problems"][0].endswith("LOST")
+    after = {a["mode"]: a for a in doc["after"]}
+    assert after["spamd-accept-queue-full"]["margin_s"] == 31
+    assert doc["worse_after"] == []
     assert sorted(p.name for p in work.iterdir()) == ["out.html", "out.json"]
     lines = trace.read_text().splitlines()
     inet = [ln for ln in lines if re.search(r"socket\(AF_INET6?,", ln)]
