@@ -15,7 +15,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import logs_throughput as lt  # noqa: E402
+import logs_throughput as lt
 
 ROOT = Path(__file__).resolve().parents[1]
 
