@@ -4,6 +4,7 @@ status decided from a recorded run's model (the same the command exits with)."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import msgspec
 import pytest
@@ -78,3 +79,48 @@ def test_config_keeps_how_a_run_was_asked_for_not_where_outputs_go() -> None:
               "results_dir": Path("/r"), "junit": None, "csv_dir": None}
     assert app.config_of(params) == {"scale": 2.0, "scenario_dirs": ["/a", "/b"],
                                      "etc": "/x", "count": None}
+
+
+def test_run_drills_keeps_each_drill_as_it_finishes(tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every drill of every scenario, in order, with the run's settings; each drill's
+    history is in history.jsonl before the next starts (a killed run keeps it)."""
+    from spamdrill.drills import runner
+    from spamdrill.lab.config import LabConfig
+
+    chosen = [KNOWN[PLAIN], KNOWN[next(n for n, s in KNOWN.items() if s.variants)]]
+    names = [d.name for sc in chosen for d in sc.drills()]
+    assert len(names) > 2
+    calls: list[tuple[str, float, int | None, Path]] = []
+
+    class History:
+        def to_jsonl(self, path: Path, scenario: str) -> None:
+            with path.open("a") as fh:
+                fh.write(scenario + "\n")
+
+    class Result:
+        def __init__(self, name: str) -> None:
+            self.name, self.history = name, History()
+
+    def run_drill(drill: Any, *, scale: float, base: Any, workdir: Path, progress: Any,
+                  count: int | None, wrappers: Any, system_spamc: Any) -> Result:
+        progress(drill.name, 1, 2)
+        calls.append((drill.name, scale, count, workdir))
+        return Result(drill.name)
+
+    monkeypatch.setattr(runner, "run_drill", run_drill)
+    ticks: list[tuple[str, int, int]] = []
+    seen: list[str] = []
+
+    def done(r: Any) -> None:
+        kept = (tmp_path / "history.jsonl").read_text().split()
+        seen.append(r.name)
+        assert kept == seen  # on disk before the next drill
+
+    settings = app.DrillSettings(2.0, LabConfig(), count=5)
+    results = app.run_drills(chosen, settings, tmp_path,
+                             lambda name: lambda *a: ticks.append(a), done)
+    assert [r.name for r in results] == names == seen
+    assert [c[0] for c in calls] == names and {c[1:3] for c in calls} == {(2.0, 5)}
+    assert calls[-1][3] == tmp_path / "work" / names[-1].replace("/", "_")
+    assert ticks == [(n, 1, 2) for n in names]
