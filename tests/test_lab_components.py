@@ -165,3 +165,33 @@ def test_maildrop_drops_an_empty_filtered_message_unless_the_filter_checks(
             assert done.returncode == 0, done  # and yet "delivered"
     finally:
         fake.close()
+
+
+def test_databases_of_labs_side_by_side_install_without_crashing(tmp_path: Path) -> None:
+    """Labs started side by side (two runs, a flood's variants) each install MariaDB's
+    system tables. Sharing /tmp, concurrent bootstraps crashed (mariadbd signal 11 in
+    ha_maria::drop_table: 4 of 14 runs 6 to 8 at once); each now has its own tmpdir."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from conftest import new_run_dir
+
+    from spamdrill.lab.lab import secure_dir
+    from spamdrill.lab.layout import Layout
+
+    layouts = [Layout(secure_dir(new_run_dir())) for _ in range(6)]
+    with ThreadPoolExecutor(len(layouts)) as pool:
+        failed = [str(e) for e in pool.map(_install, layouts) if e is not None]
+    assert failed == []
+    assert all(any(layout.db_data.iterdir()) for layout in layouts)
+
+
+def _install(layout: object) -> Exception | None:
+    from spamdrill.errors import SpamdrillError
+    from spamdrill.lab.layout import Layout
+
+    assert isinstance(layout, Layout)
+    try:
+        mariadb.install_datadir(layout)
+    except SpamdrillError as exc:
+        return exc
+    return None

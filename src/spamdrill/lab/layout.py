@@ -144,6 +144,12 @@ class Layout:
         return self.db_dir / "data"
 
     @property
+    def db_tmp(self) -> Path:
+        """The server's own tmpdir: concurrent bootstraps sharing /tmp crash (measured:
+        mariadb-install-db segfaults in ha_maria::drop_table, 4 of 14 runs 6-8 at once)."""
+        return self.db_dir / "tmp"
+
+    @property
     def db_secrets(self) -> Path:
         """The lab's database passwords (0600; outside the server's own directory)."""
         return self.root / "db-secrets.json"

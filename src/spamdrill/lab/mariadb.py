@@ -100,17 +100,19 @@ def install_datadir(layout: Layout, env: dict[str, str] | None = None) -> None:
     """Create the system tables (mariadb-install-db: ~0.6 s here). ``env`` carries the
     lab's marker, so a killed ``lab up`` cannot leave the bootstrap server behind."""
     private_dir(layout)
-    layout.db_data.mkdir(parents=True, exist_ok=True)
-    if os.geteuid() == 0:
-        entry = pwd.getpwnam(SERVER_USER)
-        os.chown(layout.db_data, entry.pw_uid, entry.pw_gid, follow_symlinks=False)
+    for d in (layout.db_data, layout.db_tmp):
+        d.mkdir(parents=True, exist_ok=True)
+        if os.geteuid() == 0:
+            entry = pwd.getpwnam(SERVER_USER)
+            os.chown(d, entry.pw_uid, entry.pw_gid, follow_symlinks=False)
     argv = [
         "mariadb-install-db", "--no-defaults", f"--datadir={layout.db_data}",
         "--auth-root-authentication-method=normal", "--skip-test-db", *_run_as(),
     ]
     try:
+        # a private TMPDIR: bootstraps sharing /tmp crash when labs start side by side
         done = subprocess.run(argv, capture_output=True, text=True, timeout=120,
-                              env={**os.environ, **(env or {})})
+                              env={**os.environ, **(env or {}), "TMPDIR": str(layout.db_tmp)})
     except FileNotFoundError:
         raise SpamdrillError(
             "mariadb-install-db not found (Debian package mariadb-server)",
@@ -120,7 +122,9 @@ def install_datadir(layout: Layout, env: dict[str, str] | None = None) -> None:
         # mariadb/ is mysql's by now: written without following anything there
         safefs.write_atomic(layout.root, layout.db_dir / "install-db.log",
                             (done.stdout + done.stderr).encode())
-        last = (done.stderr.strip().splitlines() or ["no output"])[-1]
+        lines = done.stderr.strip().splitlines()
+        # the first error says why; the last is only "Aborting"
+        last = next((x for x in lines if "ERROR" in x), lines[-1] if lines else "no output")
         raise SpamdrillError(f"mariadb-install-db failed: {last}",
                              f"see {layout.db_dir / 'install-db.log'}")
 
@@ -131,6 +135,7 @@ def server_argv(layout: Layout, config: LabConfig, port: int,
         "mariadbd", "--no-defaults", f"--datadir={layout.db_data}",
         f"--socket={layout.db_socket}", f"--port={port}", f"--bind-address={bind}",
         f"--pid-file={layout.db_dir / 'mariadbd.pid'}", f"--log-error={layout.db_log}",
+        f"--tmpdir={layout.db_tmp}",
         "--skip-name-resolve", "--skip-log-bin", "--innodb-buffer-pool-size=32M",
         f"--max-connections={config.database.max_connections}",
         # not 0 (unlimited): a server started with 0 refuses to change it at run time, and
