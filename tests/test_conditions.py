@@ -185,3 +185,39 @@ def test_calibrated_overloads_queue_past_t_at_any_scan_time(scan_s: float) -> No
     per_scan = max(1.0, scan_s) + scan_s  # the rule's sleep plus this machine's own work
     total = e2e.load.count * len(e2e.target.wrappers)  # type: ignore[union-attr]
     assert total * per_scan >= 4 * 5.0  # 4x more work than -t 5 lets through, at least
+
+
+def test_many_children_sharing_few_cpus_lower_the_bound_not_one_child() -> None:
+    """flood's 50 children on half a core: each wave of 50 scans finishes together after
+    50 x s / CPUs, later than -t; refuted there for scanning 24 where one child alone
+    'must' scan 27. With the CPUs the process really has, nothing is promised, and the
+    rest of the bound (some unscanned) still holds."""
+    fits = checks.FitsCapacity()
+    flood = [_msg(i, "ham" if i < 24 else "unscanned", 0.0, 15.0, "") for i in range(300)]
+    half = Calibration(scan_s=0.273, samples=(0.273,), cores=0.5)
+    ev = Evidence(History(flood), 1.0, 300.0, "", None, (), half, 50)
+    assert fits.judge(ev).ok, fits.judge(ev).detail
+    # one child, or as many children as CPUs: the one-child bound, as before
+    assert fits.judge(dataclasses.replace(ev, children=1)).status == "fail"
+    two = Calibration(scan_s=0.273, samples=(0.273,), cores=2)
+    assert fits.judge(dataclasses.replace(ev, children=2, calibration=two)).status == "fail"
+    # all scanned when far more than could be: the upper bound still fails it
+    every = [_msg(i, "ham", 0.0, 1.0, "") for i in range(300)]
+    assert fits.judge(dataclasses.replace(ev, history=History(every))).status == "fail"
+
+
+def test_the_cpus_a_cgroup_quota_leaves() -> None:
+    files = {"/sys/fs/cgroup/cpu/x/cpu.cfs_quota_us": "50000\n",
+             "/sys/fs/cgroup/cpu/x/cpu.cfs_period_us": "100000\n",
+             "/sys/fs/cgroup/a/cpu.max": "150000 100000\n",
+             "/sys/fs/cgroup/b/cpu.max": "max 100000\n",
+             "/sys/fs/cgroup/cpu/y/cpu.cfs_quota_us": "-1\n"}
+
+    def read(p: str) -> str:
+        return files.get(p, "")
+
+    assert calibrate.cgroup_quota("5:cpu,cpuacct:/x\n1:name=systemd:/\n", read) == 0.5
+    assert calibrate.cgroup_quota("0::/a\n", read) == 1.5
+    assert calibrate.cgroup_quota("0::/b\n", read) is None
+    assert calibrate.cgroup_quota("4:cpu:/y\n", read) is None
+    assert calibrate.cgroup_quota("", read) is None

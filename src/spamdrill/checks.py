@@ -364,12 +364,15 @@ def _spamc_timeout(ms: list[MessageRecord]) -> float:
 
 
 class FitsCapacity(Check, tag="fits_capacity", frozen=True):
-    """Calibrated from this machine's measured scan time ``s``: of N messages at once, at
-    least ``floor(t / (s x margin))`` are scanned within spamc's -t ``t`` (one child at a
-    time, the slowest way spamd can serve them); and when N is more than the most the
-    lab's children could scan on this machine's cores (``min(children, cores) x t / s x
-    margin``), some come back unscanned. Bounds that move with the machine, margins
-    stated, instead of constants that held on one machine only."""
+    """Calibrated from this machine's measured scan time ``s`` and the CPUs this process
+    may use (``cores``, less a cgroup's quota): of N messages at once, at least
+    ``floor(t / (s x margin))`` are scanned within spamc's -t ``t`` (one child at a
+    time) -- unless more children than CPUs share them: then each wave of ``children``
+    scans finishes together after ``children x s / CPUs``, and only the waves that fit
+    in ``t / margin`` count (50 children on half a core finish none within -t 15); and
+    when N is more than the most the lab's children could scan (``max(1, min(children,
+    cores)) x t / s x margin``), some come back unscanned. Bounds that move with the
+    machine, margins stated, instead of constants that held on one machine only."""
 
     margin: Annotated[float, msgspec.Meta(ge=1)] = 2.0
 
@@ -380,8 +383,14 @@ class FitsCapacity(Check, tag="fits_capacity", frozen=True):
             return CheckResult(name, "error", "no scan time measured: the scenario needs "
                                "[timing] calibrate = true")
         t = _spamc_timeout(ms) if ms else 0.0
-        low = min(len(ms), math.floor(t / (cal.scan_s * self.margin)))
-        parallel = min(ev.children, cal.cores)
+        # scans in parallel, at most: one scan alone already uses what one CPU gives it
+        parallel = max(1.0, min(ev.children, cal.cores))
+        # more children than that share the CPUs: each wave of them finishes together,
+        # later than one child alone would finish its first (processor sharing)
+        wave = min(ev.children, len(ms)) if ev.children > parallel else 1
+        wave_s = wave * cal.scan_s / (parallel if wave > 1 else 1.0)
+        low = min(len(ms), math.floor(t / (cal.scan_s * self.margin)),
+                  math.floor(t / (wave_s * self.margin)) * wave)
         high = parallel * t / cal.scan_s * self.margin
         scanned = [m for m in ms if m.scanned]
         unscanned = [m for m in ms if not m.scanned]

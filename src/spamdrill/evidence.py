@@ -30,11 +30,11 @@ class Calibration:
 
     scan_s: float
     samples: tuple[float, ...]
-    cores: int
+    cores: float  # CPUs this process may use: its affinity, less a cgroup's CPU quota
 
     def public(self) -> dict[str, object]:
         return {"scan_s": round(self.scan_s, 3),
-                "samples": [round(s, 3) for s in self.samples], "cores": self.cores}
+                "samples": [round(s, 3) for s in self.samples], "cores": round(self.cores, 2)}
 
 
 @dataclass(frozen=True)

@@ -75,7 +75,7 @@ class FindingRow(msgspec.Struct, frozen=True, kw_only=True):
 class Calibration(msgspec.Struct, frozen=True, kw_only=True):
     scan_s: float
     samples: list[float]
-    cores: int
+    cores: float
 
 
 class Timing(msgspec.Struct, frozen=True, kw_only=True):

@@ -352,7 +352,7 @@ def _notes(run: _Run) -> list[str]:
                                                   "no overflow, SYN cookie, reset or ICMP"))
     if run.calibration is not None:
         notes.append(f"this machine scans one message in {run.calibration.scan_s:.3f} s "
-                     f"(median of {len(run.calibration.samples)}, {run.calibration.cores} "
+                     f"(median of {len(run.calibration.samples)}, {run.calibration.cores:g} "
                      "cores)")
     return notes
 

@@ -72,7 +72,7 @@ def _facts(sc: Scenario) -> list[Row]:
         c = t.calibration
         rows.append(["calibration", f"one scan takes {c.scan_s:.3f} s on this machine "
                      f"(median of {len(c.samples)}: "
-                     f"{', '.join(f'{x:.3f}' for x in c.samples)}; {c.cores} cores)"])
+                     f"{', '.join(f'{x:.3f}' for x in c.samples)}; {c.cores:g} cores)"])
     return rows
 
 
