@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -63,6 +64,9 @@ def config_for(kind: str, extra: dict[str, Any]) -> LabConfig:
         return replace(config, topology=TopologySettings(kind="hosts"))
     if kind == "proxy" and extra.get("link") == "spamd-db":
         return replace(config, database=replace(config.database, proxy=True))
+    if kind == "db-max-connections":  # children ready at once, more than the limit
+        return replace(config, spamd=replace(config.spamd, max_children=5, min_children=5,
+                                             min_spare=5, max_spare=5))
     return config
 
 
@@ -88,12 +92,17 @@ def test_conformance(kind: str, extra: dict[str, Any], run_dir: Path) -> None:
         return
     state = lab_ops.up(run_dir, config)
     ctl = RealLab(state)
+    if kind == "db-max-connections":  # one connection: any two scans' queries collide
+        extra = {**extra, "max_connections": 1}
     spec = msgspec.convert({"kind": kind, **extra}, AnyFaultSpec)
     fault = spec.build(1.0)
     fault.setup(ctl)
     endpoint = ctl.client_endpoint()
     fault.inject(ctl)
-    scan(state, (endpoint.host, endpoint.port))  # a real message meets the fault
+    # real messages meet the fault: a connection limit needs more at once than it allows
+    burst = 12 if kind == "db-max-connections" else 1
+    with ThreadPoolExecutor(burst) as pool:
+        list(pool.map(lambda _: scan(state, (endpoint.host, endpoint.port)), range(burst)))
     fault.observe(ctl)  # a blocked query outlives its spamc: still there to be seen
     fault.lift(ctl)
     report = fault.evidence(ctl)
