@@ -313,7 +313,8 @@ PURE_ENV = "SPAMDRILL_PURE"  # set (to anything but "" or "0"): the pure-Python 
 
 
 def compiled() -> Any:
-    """The compiled loop (``_fastloop.fast``), or None: not built, or ``SPAMDRILL_PURE``
+    """The compiled loop (``_fastloop.fast``), or None: not built, built from an older
+    ``_fastloop.pyx`` than the one beside it (a checkout not rebuilt), or ``SPAMDRILL_PURE``
     set. Asked per input, so a test can compare both paths in one process."""
     if os.environ.get(PURE_ENV, "") not in ("", "0"):
         return None
@@ -321,7 +322,17 @@ def compiled() -> Any:
         from spamdrill.logs import _fastloop
     except ImportError:
         return None
-    return _fastloop.fast
+    return None if _stale(_fastloop.__file__) else _fastloop.fast
+
+
+def _stale(built: str | None) -> bool:
+    """The source beside the built module is newer than it (installed packages carry no
+    source: never stale)."""
+    try:
+        return os.stat(Path(__file__).with_name("_fastloop.pyx")).st_mtime > os.stat(
+            built or "").st_mtime
+    except OSError:
+        return False
 
 
 def _chain(first: list[Block], rest: Iterator[Block]) -> Iterator[Block]:
