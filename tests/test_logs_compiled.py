@@ -127,7 +127,7 @@ def _logs(draw: st.DrawFn) -> bytes:
 _FIXTURE_LINES = (DATA / "mail.log").read_text().splitlines()[::7]
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(data=_logs(), packed=st.booleans())
 def test_the_compiled_loop_reads_generated_logs_as_the_pure_one(data: bytes,
                                                                  packed: bool) -> None:
