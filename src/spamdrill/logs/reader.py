@@ -354,7 +354,8 @@ class Feed:
         self.first: float | None = None
         self.last: float | None = None
         self.classic = parse if isinstance(parse, formats.ClassicParser) else None
-        self.tags: dict[str, tuple[Read | None, str]] = {}  # syslog tag -> handler, pid
+        # syslog tag -> handler, pid (the compiled loop keeps a third: the reader's inline)
+        self.tags: dict[str, tuple[Read | None, str]] = {}
         self.handlers: dict[str, Read | None] = {}  # program -> handler
         self.loop = compiled()
 
