@@ -23,6 +23,9 @@ from pathlib import Path
 
 from logs_throughput import PY_FLOOR, PY_JOIN_FLOOR, ROOT, generate
 
+sys.path.insert(0, str(ROOT / "src"))
+from spamdrill.logs.reader import compiled
+
 SPAMDRILL = ("import sys; from spamdrill.logs.run import analyze; "
              "from spamdrill.logs.reader import Filters; "
              "from spamdrill.logs.summary import Options; "
@@ -31,12 +34,14 @@ SPAMDRILL = ("import sys; from spamdrill.logs.run import analyze; "
              "Options(tz=zone('UTC')))")
 
 
-def instructions(code: str, path: Path) -> int:
-    """Instructions a run of ``code`` on ``path`` took (the real interpreter, not a shim)."""
+def instructions(code: str, path: Path, pure: bool = False) -> int:
+    """Instructions a run of ``code`` on ``path`` took (the real interpreter, not a shim);
+    ``pure``: with ``SPAMDRILL_PURE=1`` (the pure-Python reader loop)."""
+    env = dict(os.environ, SPAMDRILL_PURE="1" if pure else "")
     done = subprocess.run(
         ["valgrind", "--tool=cachegrind", "--cache-sim=no", "--cachegrind-out-file=/dev/null",
          os.path.realpath(sys.executable), "-c", code, str(path)],
-        capture_output=True, text=True, check=False)
+        capture_output=True, text=True, check=False, env=env)
     found = re.search(r"I\s+refs:\s+([\d,]+)", done.stderr)
     if done.returncode != 0 or found is None:
         raise SystemExit(f"valgrind failed: {done.stderr[-400:]}")
@@ -59,15 +64,20 @@ def main() -> None:
         tiny.write_text("".join(log.read_text().splitlines(keepends=True)[:10]))
         print(f"{log.stat().st_size / 1e6:.1f} MB, {lines:,} lines")
         counts = {}
-        for name, code in (("python: split each line", PY_FLOOR),
-                           ("python: least-work join", PY_JOIN_FLOOR),
-                           ("spamdrill logs", SPAMDRILL)):
-            per_line = (instructions(code, log) - instructions(code, tiny)) / (lines - 10)
+        print(f"  compiled reader loop: {'built' if compiled() else 'NOT BUILT'}")
+        for name, code, pure in (("python: split each line", PY_FLOOR, False),
+                                 ("python: least-work join", PY_JOIN_FLOOR, False),
+                                 ("spamdrill logs", SPAMDRILL, False),
+                                 ("spamdrill logs, pure", SPAMDRILL, True)):
+            per_line = (instructions(code, log, pure)
+                        - instructions(code, tiny, pure)) / (lines - 10)
             counts[name] = per_line
             print(f"  {name:24} {per_line:9,.0f} instructions/line", flush=True)
-        ours = counts["spamdrill logs"]
-        print(f"  spamdrill logs: {ours / counts['python: split each line']:.1f}x the split "
-              f"loop, {ours / counts['python: least-work join']:.1f}x the least-work join")
+        for name in ("spamdrill logs", "spamdrill logs, pure"):
+            ours = counts[name]
+            print(f"  {name}: {ours / counts['python: split each line']:.1f}x the split "
+                  f"loop, {ours / counts['python: least-work join']:.1f}x the least-work "
+                  "join")
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

@@ -15,7 +15,10 @@ program by syslog tag, queue id -> Message-ID -> the scan's end by Message-ID, a
 delivery in time; no validation, no detail, no windows): what pure Python can reach here.
 
     python benchmarks/logs_throughput.py [--gb 1.0] [--min-lines 5000000] [--cpu 1]
-                                         [--incident-every 60]
+                                         [--incident-every 60] [--rounds 3] [--small-only]
+
+``spamdrill logs`` runs twice a round, with the compiled reader loop and with the pure one
+(``SPAMDRILL_PURE=1``), in alternating order, and the two documents are compared.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ import json
 import os
 import re
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -122,12 +126,14 @@ def generate(path: Path, gb: float, min_lines: int, incident_every: int) -> tupl
     return count, bad
 
 
-def timed(argv: list[str], cpu: str | None) -> tuple[float, int, str]:
+def timed(argv: list[str], cpu: str | None,
+          env: dict[str, str] | None = None) -> tuple[float, int, str]:
     """Wall seconds, peak RSS (KB, GNU time) and stdout of one command on one core."""
     pin = ["taskset", "-c", cpu] if cpu is not None and shutil.which("taskset") else []
     gnu = ["/usr/bin/time", "-f", "%M"] if Path("/usr/bin/time").exists() else []
     t0 = time.monotonic()
-    done = subprocess.run([*gnu, *pin, *argv], capture_output=True, text=True, check=False)
+    done = subprocess.run([*gnu, *pin, *argv], capture_output=True, text=True, check=False,
+                          env={**os.environ, **(env or {})})
     wall = time.monotonic() - t0
     if done.returncode not in (0, 1):
         raise SystemExit(f"{argv[0]} failed: {done.stderr[-400:]}")
@@ -201,33 +207,66 @@ print(n, fine, other)
 """
 
 
-def measure(path: Path, lines: int, cpu: str | None) -> dict[str, float]:
-    load = os.getloadavg()[0]
-    g_wall, g_rss, g_out = timed(["grep", "-c", "status=", str(path)], cpu)
-    f_wall, f_rss, _ = timed([sys.executable, "-c", PY_FLOOR, str(path)], cpu)
-    j_wall, j_rss, _ = timed([sys.executable, "-c", PY_JOIN_FLOOR, str(path)], cpu)
+def _spread(rates: list[float]) -> str:
+    """min / median / max of a list of lines/s."""
+    return " / ".join(f"{r:,.0f}" for r in (min(rates), statistics.median(rates),
+                                            max(rates)))
+
+
+PATHS = (("compiled", ""), ("pure", "1"))  # SPAMDRILL_PURE for each reader loop
+
+
+def measure(path: Path, lines: int, cpu: str | None, rounds: int) -> dict[str, float]:
+    """Every command ``rounds`` times, interleaved (grep, the floors, then both reader
+    loops in an order that alternates), so the machine's load falls on all alike."""
+    loads = [os.getloadavg()[0]]
     cmd = [sys.executable, "-m", "spamdrill", "logs", "--json", "-", "--tz", "UTC",
            "--year", "2026", str(path)]
-    s_wall, s_rss, s_out = timed(cmd, cpu)
-    doc = json.loads(s_out)
-    rows = (("grep -c status=", g_wall, g_rss, f"{g_out.strip()} matches"),
-            ("python: split each line", f_wall, f_rss, "the fastest any Python loop goes"),
-            ("python: least-work join", j_wall, j_rss, "what pure Python can reach here"),
-            ("spamdrill logs", s_wall, s_rss,
-             f"{doc['totals']['deliveries']:,} deliveries, {doc['totals']['scans']:,} scans, "
-             f"{doc['deliveries_total']:,} in trouble"))
-    for name, wall, rss, what in rows:
-        print(f"  {name:24} {wall:7.1f} s  {lines / wall:12,.0f} lines/s  "
-              f"{rss / 1024:6.1f} MB  ({what})")
-    print(f"  spamdrill logs at {f_wall / s_wall:.0%} of the split loop, {j_wall / s_wall:.0%} "
-          f"of the least-work join; load average {load:.1f} before, "
-          f"{os.getloadavg()[0]:.1f} after")
-    rate = lines / s_wall
-    print(f"  goals: >= 300,000 lines/s: {'met' if rate >= 300_000 else 'NOT met'} "
-          f"({rate / 300_000:.0%}); <= 300 MB: "
-          f"{'met' if s_rss <= 300 * 1024 else 'NOT met'} ({s_rss / 1024:.0f} MB)",
-          flush=True)
-    return {"rate": rate, "rss_mb": s_rss / 1024}
+    walls: dict[str, list[float]] = {}
+    rss: dict[str, int] = {}
+    docs: dict[str, str] = {}
+    g_out = ""
+    for n in range(rounds):
+        runs: list[tuple[str, list[str], dict[str, str] | None]] = [
+            ("grep -c status=", ["grep", "-c", "status=", str(path)], None),
+            ("python: split each line", [sys.executable, "-c", PY_FLOOR, str(path)], None),
+            ("python: least-work join", [sys.executable, "-c", PY_JOIN_FLOOR, str(path)],
+             None)]
+        order = PATHS if n % 2 == 0 else PATHS[::-1]
+        runs += [(f"spamdrill logs, {name}", cmd, {"SPAMDRILL_PURE": pure})
+                 for name, pure in order]
+        for name, argv, env in runs:
+            wall, peak, out = timed(argv, cpu, env)
+            walls.setdefault(name, []).append(wall)
+            rss[name] = max(rss.get(name, 0), peak)
+            if name.startswith("spamdrill"):
+                docs[name] = out
+            elif name.startswith("grep"):
+                g_out = out
+        loads.append(os.getloadavg()[0])
+    doc = json.loads(docs["spamdrill logs, compiled"])
+    what = {"grep -c status=": f"{g_out.strip()} matches",
+            "python: split each line": "the fastest any Python loop goes",
+            "python: least-work join": "what pure Python can reach here",
+            "spamdrill logs, compiled": f"{doc['totals']['deliveries']:,} deliveries, "
+                                        f"{doc['totals']['scans']:,} scans",
+            "spamdrill logs, pure": "SPAMDRILL_PURE=1"}
+    rates = {name: [lines / w for w in ws] for name, ws in walls.items()}
+    print(f"  lines/s over {rounds} rounds, min / median / max; peak RSS")
+    for name, rs in rates.items():
+        print(f"  {name:26} {_spread(rs):>32}  {rss[name] / 1024:6.1f} MB  ({what[name]})")
+    same = docs["spamdrill logs, compiled"] == docs["spamdrill logs, pure"]
+    ours = statistics.median(rates["spamdrill logs, compiled"])
+    pure = statistics.median(rates["spamdrill logs, pure"])
+    floor = statistics.median(rates["python: least-work join"])
+    print(f"  medians: compiled {ours / pure:.2f}x the pure loop, {ours / floor:.0%} of the "
+          f"least-work join; documents {'the same' if same else 'DIFFER'}; load average "
+          + ", ".join(f"{x:.1f}" for x in loads))
+    print(f"  goals: >= 300,000 lines/s: {'met' if ours >= 300_000 else 'NOT met'} "
+          f"({ours / 300_000:.0%}); <= 300 MB: "
+          f"{'met' if rss['spamdrill logs, compiled'] <= 300 * 1024 else 'NOT met'} "
+          f"({rss['spamdrill logs, compiled'] / 1024:.0f} MB)", flush=True)
+    return {"rate": ours, "rss_mb": rss["spamdrill logs, compiled"] / 1024}
 
 
 def main() -> None:
@@ -239,19 +278,22 @@ def main() -> None:
                          "ordinary mail; 1: faults only")
     ap.add_argument("--cpu", default="1", help="the core to pin every command to")
     ap.add_argument("--dir", default="/tmp")
+    ap.add_argument("--rounds", type=int, default=3, help="runs of each command, interleaved")
+    ap.add_argument("--small-only", action="store_true", help="only the tenth of --gb")
     args = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="spamdrill-logbench-", dir=args.dir))
     os.environ["PYTHONPATH"] = str(ROOT / "src") + os.pathsep + os.environ.get(
         "PYTHONPATH", "")
     try:
-        for gb, min_lines in ((args.gb / 10, args.min_lines // 10), (args.gb, args.min_lines)):
+        sizes = [(args.gb / 10, args.min_lines // 10), (args.gb, args.min_lines)]
+        for gb, min_lines in sizes[:1] if args.small_only else sizes:
             path = work / "mail.log"
             t0 = time.monotonic()
             lines, bad = generate(path, gb, min_lines, args.incident_every)
             print(f"{path.stat().st_size / 1e9:.2f} GB, {lines:,} lines ({bad / lines:.0%} "
                   f"from fault phases), generated in {time.monotonic() - t0:.0f} s",
                   flush=True)
-            measure(path, lines, args.cpu)
+            measure(path, lines, args.cpu, args.rounds)
             path.unlink()
     finally:
         shutil.rmtree(work, ignore_errors=True)

@@ -18,6 +18,8 @@ PACKAGES=(
   python3                         # a Python pipe(8)'s unprivileged user can run (spamdrill-deliver)
   chromium                        # the HTML report's tests and benchmark open it headless
   valgrind                        # instructions per line in the logs benchmark
+  gcc python3-dev                 # spamdrill logs' compiled reader loop (Cython; without
+                                  # them the package installs in pure Python)
 )
 
 if [ "$(id -u)" -ne 0 ]; then

@@ -6,3 +6,14 @@ cd "$(dirname "$0")/.."
 ruff check src tests benchmarks
 mypy
 python3 -m pytest "$@"
+# where a C compiler is, the install built spamdrill logs' compiled reader loop (setup.py
+# falls back to pure Python quietly): say so if it did not. Its differential test
+# (tests/test_logs_compiled.py) compares it with the pure loop; with no arguments, the
+# logs' reading tests run once more on the pure loop alone.
+if command -v cc >/dev/null; then
+  python3 -c 'from spamdrill.logs.reader import compiled
+assert compiled() is not None, "the compiled reader loop was not built (pip install -e .)"'
+fi
+if [ "$#" -eq 0 ]; then
+  SPAMDRILL_PURE=1 python3 -m pytest -q -m unit tests/test_logs_reading.py tests/test_logs.py
+fi

@@ -7,6 +7,7 @@ from __future__ import annotations
 import gzip
 import io
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -219,3 +220,16 @@ def test_the_clock_is_asked_whenever_it_could_release(tmp_path: Path) -> None:
     assert now == every_line
     [delivery] = json.loads(now)["deliveries"]  # joined before its scan was logged
     assert delivery["queue_id"] == "0A1B2C3D4E" and delivery["scans"] == []
+
+
+def test_a_compiled_loop_older_than_its_source_is_not_used(tmp_path: Path) -> None:
+    """A checkout whose ``_fastloop.pyx`` changed after the module was built runs the pure
+    loop, not the old compiled one."""
+    built = tmp_path / "_fastloop.so"
+    built.write_bytes(b"")
+    source = Path(reader.__file__).with_name("_fastloop.pyx")
+    os.utime(built, (0, source.stat().st_mtime - 1))
+    assert reader._stale(str(built))
+    os.utime(built, (0, source.stat().st_mtime + 1))
+    assert not reader._stale(str(built))
+    assert not reader._stale(None)

@@ -158,4 +158,6 @@ def reader(name: str, join: Joiner, after: After) -> Read:
         if took is not False and (took is not True or ts > join.now or join.dirty):
             after(took, ts, src, no, text)
 
+    # what the compiled reader loop (_fastloop.pyx) does itself for a queue id's line
+    read.__dict__["inline"] = ("postfix", name, join, after, bodies, other)
     return read

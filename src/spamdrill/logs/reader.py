@@ -309,6 +309,30 @@ class Reader:
 
 _tag = formats.ClassicParser.tag
 _UNSEEN: Any = object()
+PURE_ENV = "SPAMDRILL_PURE"  # set (to anything but "" or "0"): the pure-Python loop
+
+
+def compiled() -> Any:
+    """The compiled loop (``_fastloop.fast``), or None: not built, built from an older
+    ``_fastloop.pyx`` than the one beside it (a checkout not rebuilt), or ``SPAMDRILL_PURE``
+    set. Asked per input, so a test can compare both paths in one process."""
+    if os.environ.get(PURE_ENV, "") not in ("", "0"):
+        return None
+    try:
+        from spamdrill.logs import _fastloop
+    except ImportError:
+        return None
+    return None if _stale(_fastloop.__file__) else _fastloop.fast
+
+
+def _stale(built: str | None) -> bool:
+    """The source beside the built module is newer than it (installed packages carry no
+    source: never stale)."""
+    try:
+        return os.stat(Path(__file__).with_name("_fastloop.pyx")).st_mtime > os.stat(
+            built or "").st_mtime
+    except OSError:
+        return False
 
 
 def _chain(first: list[Block], rest: Iterator[Block]) -> Iterator[Block]:
@@ -330,8 +354,10 @@ class Feed:
         self.first: float | None = None
         self.last: float | None = None
         self.classic = parse if isinstance(parse, formats.ClassicParser) else None
-        self.tags: dict[str, tuple[Read | None, str]] = {}  # syslog tag -> handler, pid
+        # syslog tag -> handler, pid (the compiled loop keeps a third: the reader's inline)
+        self.tags: dict[str, tuple[Read | None, str]] = {}
         self.handlers: dict[str, Read | None] = {}  # program -> handler
+        self.loop = compiled()
 
     def block(self, lines: list[str], nul: bool) -> None:
         if self.classic is None or nul:
@@ -341,7 +367,11 @@ class Feed:
         while self.first is None and start < len(lines):  # the fast loop counts from one
             self.one(lines[start])
             start += 1
-        self.fast(lines[start:] if start else lines, self.classic)
+        rest = lines[start:] if start else lines
+        if self.loop is not None:
+            self.loop(self, rest, self.classic)
+        else:
+            self.fast(rest, self.classic)
 
     def _entry(self, entry: Entry, no: int, line: str) -> None:
         self.sink.feed(entry, self.inp.index, no, line)
@@ -385,7 +415,8 @@ class Feed:
 
     def fast(self, lines: list[str], parser: formats.ClassicParser) -> None:
         """``Mon dd hh:mm:ss host tag[pid]: text`` with a stamp the clock takes: what
-        ``ClassicParser`` does with it, inline."""
+        ``ClassicParser`` does with it, inline. The reference of the compiled loop
+        (``_fastloop.pyx``), which must give the same calls, line for line."""
         src, no, tags, stamp_of = self.inp.index, self.no, self.tags, parser.stamp
         prev, ts, last, entries = "\x00", None, self.last, self.entries
         for line in lines:

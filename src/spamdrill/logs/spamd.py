@@ -224,4 +224,6 @@ def reader(join: Joiner, after: After) -> Read:
         if took is not False and (took is not True or ts > join.now or join.dirty):
             after(took, ts, src, no, text)
 
+    # what the compiled reader loop (_fastloop.pyx) does itself
+    read.__dict__["inline"] = ("spamd", join, after, steps, _failure, _prefork, _other)
     return read
