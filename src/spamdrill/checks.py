@@ -441,8 +441,9 @@ class ScannedAfterMark(Check, tag="scanned_after_mark", frozen=True):
 
     def judge(self, ev: Evidence) -> CheckResult:
         name = f"scanned once {self.mark}"
-        if self.mark not in ev.marks:
-            return CheckResult(name, "error", f"no fault recorded {self.mark!r}")
+        if self.mark not in ev.marks:  # e.g. spamd never answered while the drill ran
+            return _not_occurred(name, f"no fault recorded {self.mark!r} while the drill "
+                                 "ran")
         cut = ev.marks[self.mark] + int(self.grace_s * 1e9)
         after = [m for m in ev.history.messages if m.start_ns >= cut]
         before = [m for m in ev.history.messages if m.start_ns < ev.marks[self.mark]]
