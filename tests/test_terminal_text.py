@@ -223,3 +223,17 @@ def test_any_text_is_shown_as_itself(text: str) -> None:
     out = shown(lambda c: c.print(f"[dim]<{term.safe(text)}[/dim]>", end="",
                                   highlight=False))
     assert out == f"<{term.plain(text)}>"
+
+
+def test_junit_of_a_hostile_document_is_well_formed_xml() -> None:
+    """Control bytes from a log line or a reason cannot be written in XML 1.0 at all: the
+    JUnit report shows them as \\xNN, and CI tools can still read it."""
+    import xml.etree.ElementTree as ET
+
+    from spamdrill.render import junit
+
+    text = SHOWN + "\x00\x07\x0b\ufffe"
+    xml = junit.render(runmodel.from_document(hostile_doc(text)))
+    root = ET.fromstring(xml)  # well-formed, or this raises
+    assert "\\x1b[31mred" in xml.decode() and "\\x00\\x07\\x0b" in xml.decode()
+    assert root.tag == "testsuites"

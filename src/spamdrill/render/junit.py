@@ -17,6 +17,7 @@ the schema test (tests/test_reports.py) holds it to the XSD.
 
 from __future__ import annotations
 
+import re
 import xml.etree.ElementTree as ET
 
 from spamdrill.runmodel import Check, FindingRow, Run, Scenario, headline, seconds_phrase
@@ -86,6 +87,24 @@ def _suite(sc: Scenario, run_headline: str) -> ET.Element:
     return suite
 
 
+# characters XML 1.0 cannot carry at all, escaped or not: a log line's control bytes
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+
+
+def _xml_text(text: str) -> str:
+    """Outside text as XML can hold it: what XML 1.0 forbids shown as ``\\xNN``, so
+    the document stays well-formed (a CI tool rejects the whole report otherwise)."""
+    return _NOT_XML.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+
+
+def _clean(el: ET.Element) -> None:
+    for e in el.iter():
+        e.text = _xml_text(e.text) if e.text else e.text
+        e.tail = _xml_text(e.tail) if e.tail else e.tail
+        for k, v in e.attrib.items():
+            e.attrib[k] = _xml_text(v)
+
+
 def render(run: Run) -> bytes:
     found = headline(run.scenarios)
     suites = [_suite(sc, found) for sc in run.scenarios]
@@ -94,5 +113,6 @@ def render(run: Run) -> bytes:
                       failures=str(sum(int(s.get("failures", "0")) for s in suites)),
                       errors=str(sum(int(s.get("errors", "0")) for s in suites)))
     root.extend(suites)
+    _clean(root)
     ET.indent(root)
     return bytes(ET.tostring(root, encoding="utf-8", xml_declaration=True))
