@@ -14,14 +14,13 @@ from __future__ import annotations
 import argparse
 import gzip
 import os
-import re
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
+from logs_instructions import instructions
 from logs_throughput import generate, timed
 
 READ = """
@@ -35,17 +34,6 @@ print(n)
 """
 WAYS = {"zlib (gzip.GzipFile)": ("gzip", "GzipFile"),
         "ISA-L (isal.igzip.IGzipFile)": ("isal.igzip", "IGzipFile")}
-
-
-def instructions(code: str, path: Path) -> int:
-    done = subprocess.run(
-        ["valgrind", "--tool=cachegrind", "--cache-sim=no", "--cachegrind-out-file=/dev/null",
-         os.path.realpath(sys.executable), "-c", code, str(path)],
-        capture_output=True, text=True, check=False)
-    found = re.search(r"I\s+refs:\s+([\d,]+)", done.stderr)
-    if done.returncode != 0 or found is None:
-        raise SystemExit(f"valgrind failed: {done.stderr[-400:]}")
-    return int(found.group(1).replace(",", ""))
 
 
 def main() -> None:
