@@ -12,6 +12,7 @@ PACKAGES=(
   maildrop                        # the MDA of the field report
   nftables iproute2 util-linux    # namespaces, packet faults, unshare for a private resolv.conf
   procps time                    # GNU time: peak memory in the benchmarks
+  strace                          # doctor's test: no socket opened, only its outputs written
   libstring-shellquote-perl       # the field report's Perl wrappers (baseline, end-to-end drills)
   postfix                         # the end-to-end drills' MTA (private instances only), and
                                   # postconf, the reference for the main.cf reader
