@@ -19,7 +19,7 @@ from typing import Annotated, Any, ClassVar, Literal
 
 import msgspec
 
-from spamdrill.evidence import Evidence, FaultReport
+from spamdrill.evidence import NOT_OCCURRED, Evidence, FaultReport
 from spamdrill.history import History, MessageRecord
 from spamdrill.vocab import Fate, Mode, Verdict
 
@@ -40,9 +40,6 @@ class CheckResult:
     def public(self) -> dict[str, Any]:
         return {"name": self.name, "status": self.status, "ok": self.ok,
                 "detail": self.detail, "offenders": self.offenders[:50]}
-
-
-NOT_OCCURRED = "the condition did not occur: "
 
 
 def _not_occurred(name: str, detail: str, offenders: list[str] | None = None,

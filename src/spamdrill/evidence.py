@@ -10,6 +10,10 @@ from dataclasses import dataclass, field
 
 from spamdrill.history import History
 
+# how a check or a fault's evidence says the drill's situation never arose (the verdict is
+# then ``error``); reports and the stability benchmark look for these words
+NOT_OCCURRED = "the condition did not occur: "
+
 
 @dataclass(frozen=True)
 class FaultReport:

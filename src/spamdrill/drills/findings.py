@@ -60,8 +60,6 @@ class FindingRow:
 
 
 _MEASURED_WHY = {
-    Fate.DELIVERED: "the wrapper (measured) reported it delivered: Postfix counts it "
-                    "delivered, so it is lost",
     Fate.DEFERRED: "the wrapper (measured) passed it on: Postfix defers",
     Fate.BOUNCED: "the wrapper (measured) turned it into a bounce",
     Fate.LOST: "the wrapper (measured) exited 0: Postfix counts it delivered, so it is lost",

@@ -13,7 +13,7 @@ import pymysql
 
 from spamdrill.drills.control import LabControl, Undo
 from spamdrill.drills.nemesis.base import Fault, FaultSpec, until
-from spamdrill.evidence import FaultReport
+from spamdrill.evidence import NOT_OCCURRED, FaultReport
 from spamdrill.lab.mariadb import SA_DB, SA_USER
 from spamdrill.vocab import Mode
 
@@ -106,7 +106,7 @@ class MaxConnections(DbFault):
         detail = (f"the server read back max_user_connections = {self._seen}; spamd logged "
                   f"{self._refusals} refusal(s) for it while it held")
         if self._seen == self.limit and not self._refusals:
-            detail = "the condition did not occur: " + detail
+            detail = NOT_OCCURRED + detail
         return self.report(self._seen == self.limit and self._refusals > 0, detail)
 
 
