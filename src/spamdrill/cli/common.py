@@ -212,6 +212,15 @@ def main(argv: list[str] | None = None) -> Any:
     except SpamdrillError as exc:
         click.echo(f"spamdrill: error: {term.plain(exc.one_line())}", err=True)
         sys.exit(2)
+    except ModuleNotFoundError as exc:
+        # an optional extra this machine did not install: which one, in one line
+        from spamdrill import extras
+
+        error = extras.missing(exc)
+        if error is None:
+            raise
+        click.echo(f"spamdrill: error: {error.one_line()}", err=True)
+        sys.exit(2)
     except (click.exceptions.Abort, KeyboardInterrupt):
         click.echo("spamdrill: interrupted; faults healed and labs taken down", err=True)
         sys.exit(130)
