@@ -408,6 +408,67 @@ def test_the_budget_bounds_every_mode_by_the_deadline_where_spamc_cannot() -> No
     assert {r.mode: r.outcome for r in model.evaluate(x)}["spamd-slow-drip"] == "deferred"
 
 
+# --- stdin under the deadline ---------------------------------------------------------------
+
+@pytest.mark.parametrize("sent", [b"", MESSAGE[:20]], ids=["nothing", "part"])
+def test_reading_stdin_ends_at_the_deadline(sent: bytes) -> None:
+    """A writer that stalls (part of the message, then neither more nor an end of file)
+    cannot hold the read past the deadline; one that finishes is read whole."""
+    r, w = os.pipe()
+    try:
+        os.write(w, sent)
+        t0 = time.monotonic()
+        assert spamc_main.read_message(1000, t0 + 0.2, r) == (sent, False)
+        assert 0.2 <= time.monotonic() - t0 < 5
+        os.write(w, MESSAGE[len(sent):])
+        os.close(w)
+        w = -1
+        assert spamc_main.read_message(1000, time.monotonic() + 5, r) == (
+            MESSAGE[len(sent):], True)
+    finally:
+        os.close(r)
+        if w >= 0:
+            os.close(w)
+
+
+def test_passing_an_oversized_message_through_ends_at_the_deadline() -> None:
+    r, w = os.pipe()
+    out_r, out_w = os.pipe()
+    try:
+        os.write(w, b"the rest, and then a stall")
+        assert not spamc_main.copy_rest(r, out_w, time.monotonic() + 0.2)
+        assert os.read(out_r, 100) == b"the rest, and then a stall"
+    finally:
+        for fd in (r, w, out_r, out_w):
+            os.close(fd)
+
+
+def test_a_writer_that_stalls_ends_the_check_at_the_deadline_exit_75() -> None:
+    """The program under a stalled writer: nothing on stdout (a prefix would be a truncated
+    message), exit 75 (maildrop keeps the mail, Postfix retries), one line saying so."""
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        proc = subprocess.Popen([sys.executable, "-m", "spamdrill.spamc", "-d", "127.0.0.1",
+                                 "-p", str(closed.getsockname()[1]), "--deadline", "0.5",
+                                 "-l"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE)
+        assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None
+        try:
+            proc.stdin.write(MESSAGE[:20])
+            proc.stdin.flush()  # and then nothing, and no end of file
+            code = proc.wait(timeout=20)
+        finally:
+            proc.kill()
+            proc.wait()
+            proc.stdin.close()
+        stdout, stderr = proc.stdout.read(), proc.stderr.read().decode()
+        proc.stdout.close()
+        proc.stderr.close()
+    assert (code, stdout) == (75, b""), stderr
+    assert "deadline: reading the message from stdin (20 bytes" in stderr, stderr
+    assert stderr.count("\n") == 1
+
+
 # --- the launcher ---------------------------------------------------------------------------
 
 def test_the_launcher_checks_and_a_broken_one_still_fails_open(tmp_path: Path) -> None:

@@ -24,13 +24,14 @@ usage: spamdrill-spamc [--deadline=SECONDS] [--keep-slow=DIR [--slow=SECONDS]]
 
 spamc with the deadline people think -t gives. spamc's -t bounds each read, not the check:
 a spamd that drips its answer keeps spamc waiting without end, and a full accept queue makes
--t count once per connect try. Here --deadline bounds the whole check (connects, retries,
-sleeps, upload, scan, download). When it passes, or anything fails, the original message
-is written byte for byte and the exit status is spamc's fail-open one: 0 (with -x: nothing
-written and a non-zero status, 75 for the deadline; -X turns 69 into 75). The reply is
-read whole and checked (status line, headers, Content-length) before a byte is written: it
-never writes an empty or truncated message, and a PROCESS "success" with an empty message
-is a failure (spamc 4.0.1 writes nothing and exits 0).
+-t count once per connect try. Here --deadline bounds the whole check (reading stdin,
+connects, retries, sleeps, upload, scan, download). When it passes, or anything fails, the
+original message is written byte for byte and the exit status is spamc's fail-open one: 0
+(with -x: nothing written and a non-zero status, 75 for the deadline; -X turns 69 into 75).
+The reply is read whole and checked (status line, headers, Content-length) before a byte is
+written: it never writes an empty or truncated message, and a PROCESS "success" with an
+empty message is a failure (spamc 4.0.1 writes nothing and exits 0). A message whose writer
+stalls past the deadline is not whole: nothing is written, exit 75.
 
 maildroprc (keep --deadline below maildrop's own 300 s timeout):
   xfilter "/usr/local/bin/spamdrill-spamc --deadline=60 -d spamd.example -t 30"
@@ -136,20 +137,39 @@ def parse(argv: list[str]) -> tuple[core.Mode, dict[str, str]]:
 
 # --- stdin and stdout ------------------------------------------------------------------
 
-def read_message(limit: int) -> bytes:
-    """Up to ``limit`` bytes of stdin (spamc reads ``-s`` + 1 to tell a big one)."""
+def read_message(limit: int, end: float = core.INF, fd: int = 0) -> tuple[bytes, bool]:
+    """Up to ``limit`` bytes of stdin (spamc reads ``-s`` + 1 to tell a big one), and
+    whether they came before the deadline ``end``: a writer that stalls (maildrop, or
+    whatever feeds the filter) cannot hold the check past it."""
     chunks: list[bytes] = []
     got = 0
+    poller = None
+    if end != core.INF:
+        poller = select.poll()
+        poller.register(fd, select.POLLIN)
     while got < limit:
+        if poller is not None and not _readable(poller, end):
+            return b"".join(chunks), False
         try:
-            chunk = os.read(0, min(1 << 20, limit - got))
+            chunk = os.read(fd, min(1 << 20, limit - got))
         except InterruptedError:
             continue
         if not chunk:
             break
         chunks.append(chunk)
         got += len(chunk)
-    return b"".join(chunks)
+    return b"".join(chunks), True
+
+
+def _readable(poller: select.poll, end: float) -> bool:
+    """Wait for stdin until ``end``: True once a read will not block (data, EOF, an
+    error for the read to raise), False at the deadline."""
+    while True:
+        left = end - time.monotonic()
+        if left <= 0:
+            return False
+        if poller.poll(int(min(left, 3600.0) * 1000) + 1):
+            return True
 
 
 def write_all(fd: int, data: bytes) -> bool:
@@ -165,11 +185,18 @@ def write_all(fd: int, data: bytes) -> bool:
     return True
 
 
-def copy_rest(fd_in: int, fd_out: int) -> None:
+def copy_rest(fd_in: int, fd_out: int, end: float = core.INF) -> bool:
+    """The rest of stdin to stdout; False when the deadline ``end`` came first."""
+    poller = None
+    if end != core.INF:
+        poller = select.poll()
+        poller.register(fd_in, select.POLLIN)
     while True:
+        if poller is not None and not _readable(poller, end):
+            return False
         chunk = os.read(fd_in, 1 << 20)
         if not chunk or not write_all(fd_out, chunk):
-            return
+            return True
 
 
 # --- spamd's addresses ---------------------------------------------------------------
@@ -459,10 +486,17 @@ def main(argv: list[str], start: float) -> int:
     except Usage as exc:
         sys.stderr.write(f"spamdrill-spamc: {exc}\n")
         return core.EX_USAGE
-    message = read_message(mode.max_size + 1)
+    end = start + mode.deadline if mode.deadline > 0 else core.INF
+    message, whole = read_message(mode.max_size + 1, end)
+    if not whole:
+        # not the whole message: nothing can go out (a prefix is a truncated message), so
+        # a temporary failure, as -x's: maildrop keeps the mail and Postfix retries it
+        log(mode, f"deadline: reading the message from stdin ({len(message)} bytes in "
+            f"{time.monotonic() - start:.3f}s); nothing written, exit {core.EX_TEMPFAIL}")
+        return core.EX_TEMPFAIL
     _READ[:] = [message]
     if len(message) > mode.max_size:
-        return too_big(mode, message)
+        return too_big(mode, message, end, start)
     if not message:
         out, code = core.finish(mode, message, core.EX_IOERR, None)
         write_all(1, out)
@@ -498,13 +532,17 @@ def check_message(mode: core.Mode, message: bytes, wire: Wire, start: float) -> 
                      start)
 
 
-def too_big(mode: core.Mode, head: bytes) -> int:
-    """Over ``-s``: spamc passes the whole message through unscanned and exits 0."""
+def too_big(mode: core.Mode, head: bytes, end: float = core.INF, start: float = 0.0) -> int:
+    """Over ``-s``: spamc passes the whole message through unscanned and exits 0. A rest
+    that does not come by the deadline makes it a temporary failure: what went out is a
+    prefix, which a non-zero exit tells maildrop not to deliver."""
     out, code = core.finish(mode, head, core.EX_TOOBIG, None)
     _WRITTEN.append(True)
     write_all(1, out)
-    if out == head:
-        copy_rest(0, 1)
+    if out == head and not copy_rest(0, 1, end):
+        log(mode, "deadline: passing a message over -s through (stdin stalled); "
+            f"exit {core.EX_TEMPFAIL} after {time.monotonic() - start:.3f}s")
+        return core.EX_TEMPFAIL
     return code
 
 
