@@ -154,6 +154,8 @@ def diagnose(attempt: Attempt, th: Thresholds) -> Diagnosis:
     diag.evidence.extend(w.line for w in attempt.wrappers)
     diag.evidence.extend(m.line for m in attempt.maildrop)
     diag.evidence.extend(e.line for e in attempt.spamc)
+    diag.notes.extend(f"spamdrill-spamc kept the message: spamdrill replay {e.extra['kept']}"
+                      for e in attempt.spamc if e.extra.get("kept"))
     if diag.problem and not diag.modes:
         diag.notes.append("no line explains this: the lines around it are shown")
     diag.evidence = _unique(diag.evidence)[:24]

@@ -14,7 +14,10 @@ spamdrill-deliver logs one line per delivery (``QID: to=<...> from=<...> mda sta
 outcome=... dsn=... rule=... delay=Ns``); the field report's Perl wrapper logged
 ``WRAPPER: maildrop exit = N; safe_args = ...; error_msg = ...`` under the tag
 ``wrapper``. spamc logs to syslog when it cannot reach spamd (``libspamc.c``:
-``connect to spamd on H failed, retrying (#1 of 3): ...``).
+``connect to spamd on H failed, retrying (#1 of 3): ...``). spamdrill-spamc logs one line
+when a check failed, met its deadline or was slow (``spamdrill.spamc.main``: ``deadline:
+<where it stopped>; message passed through 0 after 3.012s kept=DIR/F.eml``), read here
+as spamc's are, with the kept message's path.
 
 A maildroprc's lines are kept unparsed (``RawLine``) until a delivery in trouble asks for
 them (``filter_event``): most deliveries never do.
@@ -39,6 +42,7 @@ _DELIVER = re.compile(r"(?P<qid>\S+): to=<(?P<to>[^>]*)> from=<[^>]*> mda (?P<md
                       r"outcome=(?P<outcome>\S+) dsn=(?P<dsn>\S+) rule=(?P<rule>\S+)")
 _WRAPPER = re.compile(r"WRAPPER: maildrop exit = (?P<code>-?\d+);")
 _RECORD = re.compile(r"(?P<path>.*?)\s*\((?P<size>\d+)\)\Z")
+_KEPT = re.compile(r" kept=(?P<path>\S+\.eml)\Z")
 
 
 def words(text: str) -> tuple[str, ...]:
@@ -105,18 +109,36 @@ def wrapper_reader(join: Joiner, after: After, prog: str) -> Read:
     return read
 
 
-def spamc_reader(join: Joiner, after: After) -> Read:
-    """spamc's own syslog lines: why it could not reach spamd."""
+def spamc_reader(join: Joiner, after: After, prog: str = "spamc") -> Read:
+    """spamc's own syslog lines: why it could not reach spamd; spamdrill-spamc's too."""
     add = join.spamc.add
+    ours = prog.rsplit("/", 1)[-1] == "spamdrill-spamc"
 
     def read(ts: float, host: str, pid: str, msg: str, src: int, no: int,
              text: str) -> None:
-        reason = reason_from_stderr(msg)
+        reason = spamdrill_spamc_reason(msg) if ours else reason_from_stderr(msg)
         if reason:
-            add(ts, SpamcEvent(host, ts, reason, line(src, no, text)))
+            kept = _KEPT.search(msg) if ours else None
+            add(ts, SpamcEvent(host, ts, reason, line(src, no, text),
+                               {"kept": kept.group("path")} if kept else {}))
             after(True, ts, src, no, text)
 
     return read
+
+
+def spamdrill_spamc_reason(msg: str) -> str:
+    """What stopped a spamdrill-spamc check, in spamc's reasons where it is one of them
+    (refused, connect-timeout, ...); ``deadline`` where the deadline cut a scan short
+    (slow or silent: spamd's own log tells which), ``stdin-deadline``, ``slow``."""
+    if msg.startswith("slow: "):
+        return "slow"
+    if not msg.startswith(("deadline: ", "failed: ")):
+        return ""
+    if msg.startswith("deadline: reading the message from stdin"):
+        return "stdin-deadline"
+    if msg.startswith("deadline: timed out at the deadline") or "(no time for" in msg:
+        return "deadline"  # a scan cut short, or a retry with no time left
+    return reason_from_stderr(msg) or msg.partition(":")[0]
 
 
 class LogfileParser:

@@ -46,8 +46,8 @@ def reader_for(prog: str, join: Joiner, after: After) -> Read | None:
         return spamd.reader(join, after)
     if name == "maildrop":
         return maildrop.maildrop_reader(join, after)
-    if name == "spamc":
-        return maildrop.spamc_reader(join, after)
+    if name in ("spamc", "spamdrill-spamc"):
+        return maildrop.spamc_reader(join, after, name)
     if name in ("spamdrill-deliver", "wrapper"):
         return maildrop.wrapper_reader(join, after, prog)
     return None
