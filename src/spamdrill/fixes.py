@@ -20,10 +20,12 @@ BUDGET = "spamdrill budget --etc /"
 POSTCAT = "postcat -q {qid}"
 REPLAY = "postcat -bh -q {qid} > msg.eml && spamdrill replay msg.eml"
 
-UNBOUNDED = ("no spamc flag bounds it: run spamdrill-spamc --deadline=N (below maildrop's "
-             "timeout) in the xfilter instead of spamc, which ends the whole check by then "
-             "and passes the message unscanned; and maildrop under spamdrill-deliver, which "
-             "kills the spamc maildrop leaves behind and defers")
+UNBOUNDED = ("no spamc flag bounds it: run spamdrill-spamc --deadline={deadline_max} in the "
+             "xfilter instead of spamc (its flags as they are), which ends the whole check "
+             "by then and passes the message unscanned; and maildrop under "
+             "spamdrill-deliver, which kills the spamc maildrop leaves behind and defers")
+# spamdrill-spamc already in the xfilter, its deadline too long for maildrop's timeout
+SPAMC_DEADLINE = "spamdrill-spamc --deadline={deadline_max}"
 CONNECT_RETRIES = "spamc --connect-retries 1{firewall}"
 FIREWALL_RESET = ", or have the firewall reject with a TCP reset (not rate-limited)"
 SPAMC_T = "spamc -t {t_max}"

@@ -462,6 +462,11 @@ def _fix(s: Setup, mode: str) -> str:
     margin = fix_margin_s(m)
     room = m - margin
     below = f"; {margin:g} s below maildrop's {m:g} s"
+    # spamdrill-spamc's whole check, with its exit, a margin below maildrop's timeout
+    deadline_max = max(1, math.floor(room - SPAMC_DEADLINE_MARGIN_S))
+    if s.spamc_deadline is not None:  # it bounds every mode already: a shorter deadline
+        return fixes.fix(mode, fixes.SPAMC_DEADLINE, deadline_max=deadline_max) \
+            + f" ({below[2:]})"
     if mode == "spamd-refused":
         sleeps = spamc_model.connect_failures(f, refused=True)[1]
         sleep_max = math.floor(room / max(1, sleeps))
@@ -476,7 +481,7 @@ def _fix(s: Setup, mode: str) -> str:
     if mode == "net-slow" and f.timeout:
         return fixes.fix(mode, t_max=max(1, math.floor(room / 2))) + f" ({below[2:]})"
     if mode == "spamd-slow-drip" or not f.timeout:
-        return fixes.fix(mode, fixes.UNBOUNDED)
+        return fixes.fix(mode, fixes.UNBOUNDED, deadline_max=deadline_max) + f" ({below[2:]})"
     t_max = math.floor((room - (f.filter_retries - 1) * f.filter_retry_sleep)
                        / f.filter_retries)
     return fixes.fix(mode, fixes.SPAMC_T, t_max=max(1, t_max)) + f" ({below[2:]})"

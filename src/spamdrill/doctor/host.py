@@ -124,9 +124,10 @@ def budget(root: Path, maildroprc: Path | None = None,
            "spamc": setup.spamc.render()}
     xf = system.filters[chosen].xfilter if system.filters else None
     cfg: dict[str, Any] = {"wrapper_kind": system.wrapper.kind}
-    installed = shutil.which("spamdrill-deliver")
-    if installed and root.resolve() == Path("/"):  # this host's own copy
-        cfg["deliver"] = installed
+    for program in ("deliver", "spamc"):
+        installed = shutil.which(f"spamdrill-{program}")
+        if installed and root.resolve() == Path("/"):  # this host's own copy
+            cfg[program] = installed
     mrc_path = None
     if system.maildroprc is not None and xf is not None:
         at = _where(xf.where)

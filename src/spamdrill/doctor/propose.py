@@ -2,10 +2,12 @@
 
 Each change answers a violation the budget found in a mode the logs showed: a spamc flag
 in the maildroprc's xfilter line (the number the budget computed, a stated margin below
-the limit it names), and the wrapper in master.cf replaced by spamdrill-deliver when the
-wrapper bounced a temporary failure, lost mail, or a limit that only it bounds (a spamc
-maildrop leaves behind, Postfix's time limit) was crossed. Nothing here touches a file:
-the changes are texts, and ``host`` shows what the budget predicts after them.
+the limit it names), spamc itself replaced by spamdrill-spamc with a --deadline where no
+spamc flag bounds the mode (a drip, no -t), and the wrapper in master.cf replaced by
+spamdrill-deliver when the wrapper bounced a temporary failure, lost mail, or a limit that
+only it bounds (a spamc maildrop leaves behind, Postfix's time limit) was crossed. Nothing
+here touches a file: the changes are texts, and ``host`` shows what the budget predicts
+after them.
 """
 
 from __future__ import annotations
@@ -18,12 +20,19 @@ from typing import Any
 from spamdrill.doctor.diagnose import WRAPPER_MODES, Diagnosis
 
 DELIVER = "/usr/local/bin/spamdrill-deliver"  # where `pip install spamdrill` puts it as root
+SPAMC = "/usr/local/bin/spamdrill-spamc"
 DEFAULT_DEADLINE = 600.0  # spamdrill-deliver's, in seconds
 MAILDROP = "/usr/bin/maildrop"
 # a spamc flag the budget's fix names: "spamc -n 89 (...)", "spamc --retry-sleep 5"
 _FLAG = re.compile(r"spamc (-[a-zA-Z]|--[a-z][a-z-]*)[ =]([0-9]+)")
 _SPAMC_WORD = re.compile(r"(\S*spamc\b|\$\{?SPAMC\}?)", re.I)
 _NEEDS_DELIVER = ("spamdrill-deliver", "exec maildrop")
+# the budget's fix where no spamc flag bounds a mode: "spamdrill-spamc --deadline=269"
+_DEADLINE_FIX = re.compile(r"spamdrill-spamc --deadline=([0-9]+)")
+_DEADLINE_FLAG = re.compile(r"(?<=\s)--deadline(?:=|\s+)[0-9.]+")
+# spamc flags spamdrill-spamc refuses (spamc.core.REFUSED): such an xfilter keeps spamc
+_PROGRAM = re.compile(r"[^\s\"'`]*spamc\b|\$\{?SPAMC\}?", re.I)  # the word, no quote
+_NOT_A_CHECK = re.compile(r"(?<=\s)(-[a-zA-Z]*[LCKBeSz]\b|--headers|--ssl)")
 
 
 @dataclass(frozen=True)
@@ -46,6 +55,7 @@ class Config:
     recipient_limit_line: int | None = None  # its line in main.cf (None: not set there)
     time_limit: float = 1000.0  # <service>_time_limit: Postfix bounces past it
     deliver: str = DELIVER  # spamdrill-deliver's path on the host
+    spamc: str = SPAMC  # spamdrill-spamc's path on the host
 
 
 @dataclass
@@ -88,6 +98,34 @@ def set_flag(line: str, flag: str, value: str) -> str | None:
     return f"{line[:w.end()]} {flag} {value}{line[w.end():]}"
 
 
+def use_spamdrill_spamc(line: str, path: str, deadline: str) -> str | None:
+    """The xfilter line with spamc replaced by spamdrill-spamc ``--deadline``, spamc's
+    flags kept (or an existing spamdrill-spamc's deadline set); None: no spamc in it, or
+    a flag spamdrill-spamc refuses."""
+    w = _PROGRAM.search(line)
+    if w is None:
+        return None
+    if w.group(0).rsplit("/", 1)[-1] == "spamdrill-spamc":
+        if _DEADLINE_FLAG.search(line):
+            return _DEADLINE_FLAG.sub(f"--deadline={deadline}", line, count=1)
+        return f"{line[:w.end()]} --deadline={deadline}{line[w.end():]}"
+    if _NOT_A_CHECK.search(line[w.end():]):
+        return None
+    return f"{line[:w.start()]}{path} --deadline={deadline}{line[w.end():]}"
+
+
+def _edit(line: str, fix: str, cfg: Config) -> tuple[str | None, str]:
+    """The xfilter line a budget fix asks for, and the change in words."""
+    m = _DEADLINE_FIX.search(fix)
+    if m is not None:
+        return (use_spamdrill_spamc(line, cfg.spamc, m.group(1)),
+                f"spamdrill-spamc --deadline={m.group(1)}")
+    flag = spamc_flag(fix)
+    if flag is None:
+        return None, ""
+    return set_flag(line, *flag), f"spamc {flag[0]} {flag[1]}"
+
+
 def _replace_line(text: str, no: int, new: str) -> str:
     lines = text.splitlines(keepends=True)
     end = "\n" if lines[no - 1].endswith("\n") else ""
@@ -108,15 +146,12 @@ def spamc_changes(cfg: Config, rows: list[dict[str, Any]]) -> list[Change]:
         for v in r.get("violations", []):
             if not str(v["inner"]).startswith("spamc"):
                 continue
-            flag = spamc_flag(str(v["fix"]))
-            if flag is None:
-                continue
-            edited = set_flag(line, *flag)
+            edited, what = _edit(line, str(v["fix"]), cfg)
             if edited is None or edited == line:
                 continue
             line = edited
             margin = re.search(r"\(([^()]*below[^()]*)\)", str(v["fix"]))
-            whys.append(f"spamc {flag[0]} {flag[1]}: {v['inner']} > {v['outer']}"
+            whys.append(f"{what}: {v['inner']} > {v['outer']}"
                         + (f"; {margin.group(1)}" if margin else ""))
             modes.append(str(r["mode"]))
     if not whys:
