@@ -5,16 +5,18 @@ DNS), the link. The steps are built from the same functions the model adds up
 ``_try_to_connect_tcp`` tries, sleeping between tries; ``message_filter`` repeats the
 exchange ``--filter-retries`` times, sleeping between; each read is bounded by ``-t``.
 Their sum is the mode's ``spamc_s``; a term of the model the steps do not know shows as
-a step of its own ("not broken down"), never silently.
+a step of its own ("not broken down"), never silently. Where spamdrill-spamc's
+``--deadline`` ends the check first, spamc's own steps are cut there and a last step of
+its own says so (its start-up and exit, the model's margin).
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from spamdrill.budget import spamc as spamc_model
-from spamdrill.budget.model import ModeResult, Setup
+from spamdrill.budget.model import ModeResult, Setup, evaluate
 from spamdrill.budget.spamc import SpamcFlags
 
 TOLERANCE_S = 1e-6
@@ -107,9 +109,33 @@ def _steps(s: Setup, r: ModeResult) -> list[Step]:
 
 def breakdown(s: Setup, r: ModeResult) -> list[Step]:
     """The steps of one mode's spamc worst case (``model.evaluate``'s row ``r``)."""
+    d = s.spamc_deadline
+    if d is not None:
+        free = replace(s, spamc_deadline=None)  # spamc's flags alone
+        own = next((x for x in evaluate(free) if x.mode == r.mode), None)
+        if own is not None and (own.spamc_s is None or own.spamc_s > d) \
+                and r.spamc_s is not None:
+            return _cut(breakdown(free, own), d, r.spamc_s)
     steps = _steps(s, r)
     if r.spamc_s is not None and not any(x.unbounded for x in steps):
         rest = r.spamc_s - sum(x.seconds for x in steps)
         if abs(rest) > TOLERANCE_S and math.isfinite(rest):
             steps.append(Step("not broken down (see the mode's why)", "other", rest))
     return steps
+
+
+def _cut(steps: list[Step], deadline: float, total: float) -> list[Step]:
+    """spamc's steps up to spamdrill-spamc's deadline (the one it is in, cut short), then
+    the check's end: its start-up and exit, up to the model's ``total``."""
+    out: list[Step] = []
+    at = 0.0
+    for x in steps:
+        if x.unbounded or at + x.seconds > deadline:
+            out.append(Step(f"{x.label}: cut at the deadline", x.kind, deadline - at))
+            at = deadline
+            break
+        out.append(x)
+        at += x.seconds
+    out.append(Step(f"spamdrill-spamc --deadline {deadline:g} ends the check "
+                    "(+ start-up and exit)", "deadline", total - at))
+    return out

@@ -19,7 +19,8 @@ from spamdrill.budget.model import ModeResult, Setup, limits
 from spamdrill.render.page import badge, render
 
 KIND_COLOUR = {"connect": "#0072B2", "sleep": "#999999", "read": "#E69F00",
-               "scan": "#009E73", "dns": "#CC79A7", "link": "#56B4E9", "other": "#D55E00"}
+               "scan": "#009E73", "dns": "#CC79A7", "link": "#56B4E9", "deadline": "#000000",
+               "other": "#D55E00"}
 OUTCOME_CLASS = {"delivered": "within", "delivered unscanned": "delivers unscanned",
                  "deferred": "defers", "bounced": "bounces"}
 LIMIT_COLOUR = "#D55E00"
@@ -58,8 +59,10 @@ def waterfall(s: Setup, r: ModeResult) -> Any:
                             "kind": [x.kind for x in steps],
                             "s": ["unbounded" if x.unbounded else f"{round(x.seconds, 1):g} s"
                                   for x in steps]})
-    spamc = "unbounded" if r.spamc_s is None else f"{round(r.spamc_s, 1):g} s"
-    p = figure(title=f"{r.mode}: spamc {spamc}"
+    spamc = "spamc " + ("unbounded" if r.spamc_s is None else f"{round(r.spamc_s, 1):g} s")
+    if s.spamc_deadline is not None:  # the xfilter runs spamdrill-spamc: say its deadline
+        spamc = f"spamdrill-{spamc} (--deadline {s.spamc_deadline:g})"
+    p = figure(title=f"{r.mode}: {spamc}"
                f", {r.outcome} (fires first: {r.fires_first})", width=900,
                height=max(160, 34 * len(steps) + 90),
                y_range=FactorRange(factors=labels[::-1]), x_range=Range1d(start=0, end=edge),
