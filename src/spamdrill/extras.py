@@ -12,10 +12,10 @@ from spamdrill.errors import SpamdrillError
 
 # top-level import name -> (the extra that installs it, what needs it)
 EXTRAS: dict[str, tuple[str, str]] = {
-    "bokeh": ("html", "plots in HTML pages"),
-    "numpy": ("html", "plots in HTML pages"),
-    "pymysql": ("lab", "the lab (its MariaDB)"),
-    "dnslib": ("lab", "the lab (its DNS server)"),
+    "bokeh": ("html", "the plots of HTML pages"),
+    "numpy": ("html", "the plots of HTML pages"),
+    "pymysql": ("lab", "the lab's MariaDB client"),
+    "dnslib": ("lab", "the lab's DNS server"),
     "locust": ("dist", "distributed floods"),
     "gevent": ("dist", "distributed floods"),
 }
@@ -29,6 +29,6 @@ def missing(exc: ModuleNotFoundError) -> SpamdrillError | None:
         return None
     extra, what = EXTRAS[top]
     return SpamdrillError(
-        f"{what} need {top}, which is not installed",
+        f"{top} is not installed (for {what})",
         f"install the {extra} extra: pip install 'spamdrill[{extra}]' "
         "(scripts/setup.sh installs every extra on a lab box)")
