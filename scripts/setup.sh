@@ -37,6 +37,7 @@ PACKAGES=(
                                   # postconf, the reference for the main.cf reader
   python3                         # a Python pipe(8)'s unprivileged user can run (spamdrill-deliver)
   python3-pip                     # to install spamdrill itself (a fresh Debian has no pip)
+  python3-venv                    # the host path's test: a fresh environment without extras
   chromium                        # the HTML report's tests and benchmark open it headless
   valgrind                        # instructions per line in the logs benchmark
   gcc python3-dev                 # spamdrill logs' compiled reader loop (Cython; without
