@@ -19,7 +19,7 @@ force=${SPAMDRILL_SETUP_FORCE:-0}
 for arg in "$@"; do
   case $arg in
     --force) force=1 ;;
-    -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,13p' "$self"; exit 0 ;;
     *) echo "setup.sh: unknown option '$arg' (known: --force)" >&2; exit 2 ;;
   esac
 done
