@@ -36,6 +36,28 @@ apt-get update -qq
 apt-get install -y -qq --no-install-recommends "${PACKAGES[@]}" >/dev/null
 # the packages may start their daemons where an init system runs: spamdrill needs none of
 # them, and a lab never touches them either way
+# rspamd and Redis (the other filter's lab, issue 27): installed without starting the
+# system's own instances. Debian's maintainer scripts ask invoke-rc.d, which asks
+# /usr/sbin/policy-rc.d; exit 101 means "action forbidden" (policy-rc.d(8)). One of our
+# own for the install only, the machine's (if any) put back afterwards.
+RC=/usr/sbin/policy-rc.d
+KEPT=""
+if [ -e "$RC" ] || [ -L "$RC" ]; then KEPT=$(mktemp); cp -a "$RC" "$KEPT"; fi
+restore_rc() { if [ -n "$KEPT" ]; then mv -f "$KEPT" "$RC"; else rm -f "$RC"; fi; }
+trap restore_rc EXIT
+printf '#!/bin/sh\n# spamdrill setup.sh: start no service during the install\nexit 101\n' > "$RC"
+chmod 755 "$RC"
+apt-get install -y -qq --no-install-recommends rspamd redis-server >/dev/null
+restore_rc
+trap - EXIT
+# where an init system runs, keep them from starting at boot; and stop any instance an
+# earlier install left running (never a lab's: those run from spamdrill's run directories)
+if [ -d /run/systemd/system ]; then
+  systemctl disable --now rspamd.service redis-server.service >/dev/null 2>&1 || true
+fi
+for pidfile in /run/rspamd/rspamd.pid /run/redis/redis-server.pid; do
+  if [ -s "$pidfile" ]; then kill "$(cat "$pidfile")" 2>/dev/null || true; fi
+done
 # dist: Locust's master and workers, for floods from several processes or machines
 python3 -m pip install --quiet --disable-pip-version-check -e '.[test,dist]'
 # The JUnit schema the tests validate against: Jenkins xUnit's junit-10.xsd, the dialect
