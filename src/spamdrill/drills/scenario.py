@@ -95,6 +95,7 @@ class Lab(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     topology: Section = {}
     maildrop: Section = {}
     delivery: Section = {}
+    rspamd: Section = {}
 
     def __post_init__(self) -> None:
         _check_sections({n: getattr(self, n) for n in lab_config.SECTIONS})
