@@ -106,3 +106,44 @@ def test_down_after_sigkill_of_lab_up_stops_rspamd_and_redis(run_dir: Path,
     assert down.returncode == 0, down.stderr
     assert lab_ops.lab_pids(run_dir) == set()
     assert [p for p in left if start_ticks(p) is not None] == []
+
+
+def test_maildrop_xfilter_rspamc_when_rspamd_fails(run_dir: Path) -> None:
+    """maildrop's ``xfilter "rspamc --mime …"`` (the first integration): measured, not
+    assumed. rspamc, its rspamd gone, exits 1 and prints the message with an X-Spam-Error
+    header; maildrop takes any non-zero exit as a failed filter and keeps the message as it
+    was: inside ``exception { }`` it is delivered unscanned (0), outside it maildrop gives
+    up with 75 ("Unable to filter message")."""
+    from dataclasses import replace
+
+    from spamdrill.lab import config as lab_config
+    from spamdrill.lab import maildrop
+
+    config = lab_config.from_dict({"rspamd": {"enabled": True},
+                                   "maildrop": {"client": "rspamc", "spamc_args": ["-t", "10"]}})
+    state = lab_ops.up(run_dir, config)
+    layout, ep = state.layout, state.rspamd.normal if state.rspamd else None
+    assert ep is not None
+    gtube = corpus.gtube(1)
+    ok = maildrop.deliver(layout, "alice", gtube)
+    assert ok.status == 0 and maildrop.count_messages(layout, "alice", ".Spam") == 1
+
+    lab_ops.stop_named(state, "rspamd")
+    raw = subprocess.run([rspamd_lab.rspamc(), "-h", f"{ep.host}:{ep.port}", "--mime"],
+                         input=gtube, capture_output=True, timeout=30)
+    assert raw.returncode == 1
+    assert b"X-Spam-Error: " in raw.stdout and b"GTUBE-STANDARD" in raw.stdout
+
+    caught = maildrop.deliver(layout, "alice", corpus.gtube(2))
+    assert caught.status == 0
+    inbox = [p for sub in ("new", "cur") for p in (layout.maildir("alice") / sub).iterdir()]
+    assert len(inbox) == 1  # the spam, in the inbox, unscanned and without rspamc's header
+    text = inbox[0].read_bytes()
+    assert b"GTUBE-STANDARD" in text and b"X-Spam" not in text
+
+    maildrop.setup(layout, replace(config, maildrop=replace(config.maildrop,
+                                                             in_exception=False)),
+                   ep.host, ep.port)
+    uncaught = maildrop.deliver(layout, "alice", corpus.gtube(3))
+    assert uncaught.status == 75 and "Unable to filter message" in uncaught.stderr
+    assert maildrop.count_messages(layout, "alice") == 1

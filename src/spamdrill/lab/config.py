@@ -95,7 +95,7 @@ class RspamdSettings:
     redis_timeout: float = 0.0
 
 
-CLIENTS = ("spamc", "spamdrill-spamc")
+CLIENTS = ("spamc", "spamdrill-spamc", "rspamc")  # rspamc: rspamd.enabled
 WRAPPERS = ("bounce-on-75", "spamdrill-deliver", "none", "measured")
 WRAPPER_EVENTS = ("timeout", "filter-failed")  # what maildrop's 75 can say
 FATES = ("delivered", "deferred", "bounced", "lost", "duplicated")

@@ -157,6 +157,9 @@ def up(run_dir: Path, config: LabConfig, progress: Progress = lambda _: None) ->
                 f"use it, or run: spamdrill lab down --run-dir {layout.root}",
             )
         preflight()
+        if config.maildrop.client == "rspamc" and not config.rspamd.enabled:
+            raise SpamdrillError("maildrop.client = \"rspamc\" needs the lab's rspamd",
+                                 "set rspamd.enabled = true")
         if config.rspamd.enabled:
             rspamd_lab.preflight()
             if config.topology.hosts:
@@ -203,7 +206,9 @@ def _start_all(layout: Layout, config: LabConfig, progress: Progress) -> LabStat
     t0 = time.monotonic()
     procs = _launch_all(state, config, progress)
     progress("maildrop: Maildirs and maildroprc")
-    maildrop.setup(layout, config, state.spamd.host, state.spamd.port)
+    filter_ep = state.rspamd.normal if config.maildrop.client == "rspamc" and \
+        state.rspamd is not None else state.spamd
+    maildrop.setup(layout, config, filter_ep.host, filter_ep.port)
     _await_all(state, config, procs, progress)
     state.ready_s["all"] = time.monotonic() - t0
     state.save()
