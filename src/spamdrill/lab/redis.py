@@ -24,10 +24,12 @@ def argv(directory: Path, host: str, port: int) -> list[str]:
     """redis-server on ``host:port`` only, in the foreground, without persistence.
 
     ``--protected-mode yes`` keeps it refusing non-loopback clients that have no password
-    (redis.conf's own default); ``--daemonize no`` keeps it in the session the lab journals.
+    (redis.conf's own default); ``--daemonize no`` keeps it in the session the lab journals;
+    ``--set-proc-title no`` keeps its environment (a title would overwrite it), so the lab's
+    marker proves it is the lab's before a fault or a heal signals it.
     """
     return [binary(), "--port", str(port), "--bind", host, "--protected-mode", "yes",
-            "--daemonize", "no", "--save", "", "--appendonly", "no",
+            "--daemonize", "no", "--set-proc-title", "no", "--save", "", "--appendonly", "no",
             "--dir", str(directory), "--logfile", "", "--databases", "16"]
 
 
