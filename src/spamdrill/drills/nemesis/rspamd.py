@@ -264,8 +264,9 @@ class RedisFrozen(Fault):
             return self.report(False, NOT_OCCURRED + "Redis never showed as stopped (T)")
         text = self._window.text(rc)
         said, timeouts = REDIS_TROUBLE.findall(text), TASK_TIMEOUT.findall(text)
-        if not said:
+        if not said or not timeouts:
             return self.report(False, NOT_OCCURRED + "Redis was frozen, but rspamd logged "
-                               "no Redis timeout while it was (no scan met it)")
+                               f"{len(said)} Redis error(s) and {len(timeouts)} task "
+                               "timeout(s) while it was: no scan was held by it")
         return self.report(True, f"Redis frozen (state T); rspamd logged {len(said)} Redis "
                            f"error(s) and {len(timeouts)} task timeout(s) while it was")
