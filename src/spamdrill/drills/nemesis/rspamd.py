@@ -17,10 +17,11 @@ gone, there is no such line, and the fault has no evidence.
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, Protocol
 
-from spamdrill.drills.control import LabControl, Undo
+from spamdrill.drills.control import LabControl, RecordingLab, Undo
 from spamdrill.drills.nemesis.base import Fault, FaultSpec, until
 from spamdrill.errors import SpamdrillError
 from spamdrill.evidence import NOT_OCCURRED, FaultReport
@@ -106,12 +107,61 @@ class RealRspamd:
         return tcp_open(ep.host, ep.port)
 
 
+@dataclass
+class _Recorded:
+    calls: list[str]
+    what: str
+    healed: bool = False
+
+    def heal(self) -> None:
+        if not self.healed:
+            self.calls.append(f"heal {self.what}")
+            self.healed = True
+
+
+class RecordingRspamd:
+    """``RspamdControl`` for the unit tier, sharing a ``RecordingLab``'s calls and
+    answers (``accepts``, ``redis_state``; ``rspamd_log``: what rspamd's log gains once
+    Redis is stopped or frozen)."""
+
+    def __init__(self, lab: RecordingLab) -> None:
+        self.calls, self.answers = lab.calls, lab.answers
+
+    def _undo(self, what: str) -> Undo:
+        self.calls.append(what)
+        return _Recorded(self.calls, what)
+
+    def rspamd_endpoint(self) -> Endpoint:
+        return Endpoint("127.0.0.1", 11333)
+
+    def redis_endpoint(self) -> Endpoint:
+        return Endpoint("127.0.0.1", 6379)
+
+    def stop(self, name: Name) -> Undo:
+        return self._undo(f"stop {name}")
+
+    def start(self, name: Name) -> None:
+        self.calls.append(f"start {name}")
+
+    def pause_redis(self) -> Undo:
+        return self._undo("pause redis")
+
+    def redis_state(self) -> str:
+        return str(self.answers.get("redis_state", "T"))
+
+    def rspamd_log(self) -> str:
+        met = any(c in ("stop redis", "pause redis") for c in self.calls)
+        return str(self.answers.get("rspamd_log", "")) if met else ""
+
+    def accepts(self, ep: Endpoint) -> bool:
+        return bool(self.answers.get("accepts", False))
+
+
 def rspamd_control(ctl: object) -> RspamdControl:
-    """The rspamd verbs for ``ctl``: a test's stand-in (its ``rspamd``), or the running
-    lab's (``RealLab.state``)."""
-    own = getattr(ctl, "rspamd", None)
-    if own is not None:
-        return own  # type: ignore[no-any-return]
+    """The rspamd verbs for ``ctl``: the running lab's (``RealLab.state``), or the
+    recording stand-in's of the unit tier."""
+    if isinstance(ctl, RecordingLab):
+        return RecordingRspamd(ctl)
     state = getattr(ctl, "state", None)
     if isinstance(state, LabState):
         return RealRspamd(state)
@@ -237,6 +287,7 @@ class RedisFrozenSpec(FaultSpec, tag="redis-frozen", frozen=True):
 
 class RedisFrozen(Fault):
     name = "redis-frozen"
+    STOPPED_WITHIN = 2.0  # s for the kernel to show it stopped (T)
 
     def __init__(self) -> None:
         self._undo: Undo | None = None
@@ -247,7 +298,7 @@ class RedisFrozen(Fault):
         rc = rspamd_control(ctl)
         self._window.open(rc)
         self._undo = rc.pause_redis()
-        self._stopped = until(lambda: rc.redis_state() == "T", 2.0)
+        self._stopped = until(lambda: rc.redis_state() == "T", self.STOPPED_WITHIN)
         return "Redis frozen (SIGSTOP)"
 
     def lift(self, ctl: LabControl) -> str:
