@@ -170,3 +170,22 @@ def test_a_fault_that_did_nothing_is_an_error(name: str, verb: str, tmp_path: Pa
     r = run(name, tmp_path)
     assert r.verdict == "error", (r.checks, r.faults)
     assert not r.faults[0].took_effect and "did not occur" in r.faults[0].detail
+
+
+def test_rspamd_overloaded_fails_the_whole_burst(tmp_path: Path) -> None:
+    """One worker interleaves the burst: nearly every message finishes past -t (served in
+    turn, the first 4 of 8 would be scanned within -t 5)."""
+    r = run("rspamd-overloaded", tmp_path)
+    assert r.verdict == "confirmed", (r.checks, r.error)
+    failed = [m for m in r.history.messages if m.outcome == "unscanned"]
+    assert len(failed) >= 6 and all(m.reason == "read-timeout" for m in failed)
+
+
+def test_a_burst_that_fits_is_no_overload(tmp_path: Path) -> None:
+    """The negative twin: the same burst of quick messages never waits past -t, so the
+    drill proves nothing and says so."""
+    sc = SCENARIOS["rspamd-overloaded"]
+    quick = msgspec.structs.replace(sc, load=msgspec.structs.replace(sc.load, kinds=("ham",)))
+    [r] = runner.run_scenario(quick, scale=1.0, base=LabConfig(), workdir=tmp_path)
+    assert r.verdict == "error", (r.checks, r.error)
+    assert any("did not occur" in c.detail for c in r.checks), r.checks

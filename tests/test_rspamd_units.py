@@ -31,6 +31,7 @@ def test_only_the_lab_dns_redis_and_loopback_ports() -> None:
         "conf/override.d/worker-normal.inc"]
     for module in ("fuzzy_check", "rspamd_update", "phishing", "url_redirector"):
         assert files[f"conf/override.d/{module}.conf"] == "enabled = false;\n"
+    assert "SPAMDRILL_SLEEP" in files["conf/local.d/rspamd.lua"]  # slow:S messages
     assert files["rspamd.conf"].rstrip().endswith('.include "$CONFDIR/rspamd.conf"')
     assert all(str(PATHS.dir) in files[f"conf/override.d/{f}"] for f in ("logging.inc",
                                                                          "options.inc"))

@@ -53,6 +53,26 @@ OFF_MODULES = ("fuzzy_check", "rspamd_update", "phishing", "multimap", "mime_typ
 _HS_SUFFIXES = (".hs", ".hsmp", ".hsmc", ".hs.unser", ".hsmp.unser")
 
 
+# A rule that really blocks the worker on ``corpus.slow`` messages (Subject
+# SPAMDRILL-SLEEP-S), as spamd's SpamdrillSleep rule does: scan time fixed by the message,
+# not the machine. Blocking, not a timer: the worker's event loop stops for S seconds, as
+# it does under a CPU-bound or synchronous rule, so one worker serves a burst one at a
+# time (rspamd runs one event loop per worker process: https://rspamd.com/doc/architecture/).
+# Harmless for any other message.
+SLEEP_RULE = """\
+-- spamdrill lab (generated): scans of SPAMDRILL-SLEEP-<seconds> messages block the worker
+rspamd_config:register_symbol({
+  name = 'SPAMDRILL_SLEEP', score = 0.0,
+  callback = function(task)
+    local subject = task:get_header('Subject') or ''
+    local s = tonumber(subject:match('SPAMDRILL%-SLEEP%-(%d+%.?%d*)'))
+    if s and s > 0 and s <= 600 then os.execute(string.format('sleep %.3f', s)) end
+    return false
+  end,
+})
+"""
+
+
 @dataclass(frozen=True)
 class Paths:
     """Every path of one lab's rspamd and Redis, under the lab's run directory."""
@@ -154,6 +174,8 @@ def render(paths: Paths, settings: RspamdSettings, ports: Ports, dns: str,
         # the surbl whitelist map of the rbl module comes from maps.rspamd.com
         "conf/override.d/rbl.conf": "url_whitelist = [];\n",
     }
+    # Debian's rules/rspamd.lua runs $LOCAL_CONFDIR/local.d/rspamd.lua after its own rules
+    files["conf/local.d/rspamd.lua"] = SLEEP_RULE
     for module in OFF_MODULES:
         files[f"conf/override.d/{module}.conf"] = "enabled = false;\n"
     return files
