@@ -147,3 +147,20 @@ def test_maildrop_xfilter_rspamc_when_rspamd_fails(run_dir: Path) -> None:
     uncaught = maildrop.deliver(layout, "alice", corpus.gtube(3))
     assert uncaught.status == 75 and "Unable to filter message" in uncaught.stderr
     assert maildrop.count_messages(layout, "alice") == 1
+
+
+def test_an_orphaned_drill_lab_with_rspamd_is_cleaned(run_dir: Path) -> None:
+    """The clean-up a run does for labs whose spamdrill was killed (``down_all``) stops
+    rspamd's workers and Redis too."""
+    from spamdrill.lab.config import LabConfig, RspamdSettings
+
+    base = run_dir.parent / "drills"
+    lab_dir = base / "x-orphan"
+    state = lab_ops.up(lab_dir, LabConfig(rspamd=RspamdSettings(enabled=True)))
+    state.owner_pid = 2**22 + 12345  # no such process: its spamdrill was killed
+    state.save()
+    pids = lab_ops.lab_pids(lab_dir)
+    assert state.rspamd is not None and state.pids["rspamd"].pid in pids
+    assert lab_ops.down_all(base, only_orphans=True)
+    assert [p for p in pids if start_ticks(p) is not None] == [] and not lab_dir.exists()
+    assert not tcp_open(state.rspamd.redis.host, state.rspamd.redis.port)
