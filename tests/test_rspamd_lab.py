@@ -53,7 +53,8 @@ def test_rspamd_lab_up_scans_with_lab_dns_and_down_leaves_nothing(run_dir: Path,
     assert comps["rspamd"]["up"] and comps["redis"]["up"], comps
     normal, ctl, proxy, rds = (ref[k] for k in ("normal", "controller", "proxy", "redis"))
     assert all(e["host"] == "127.0.0.1" for e in (normal, ctl, proxy, rds))
-    assert tcp_open(proxy["host"], proxy["port"])  # the milter proxy listens too
+    assert rspamd_lab.milter_negotiates(proxy["host"], proxy["port"])  # the milter proxy
+    assert not rspamd_lab.milter_negotiates(normal["host"], normal["port"])  # HTTP there
 
     # a message from a domain only this test names: rspamd's own lookup of its DMARC
     # record must reach the lab DNS, its only resolver

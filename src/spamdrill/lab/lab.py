@@ -285,9 +285,11 @@ def _await_rspamd(state: LabState, procs: dict[str, Proc], progress: Progress) -
 
 
 def rspamd_ready(ref: RspamdRef) -> bool:
-    """The controller answers ``stat`` and the normal worker scans GTUBE as reject."""
+    """The controller answers ``stat``, the normal worker scans GTUBE as reject, and the
+    proxy negotiates milter options."""
     return rspamd_lab.stat(ref.controller.host, ref.controller.port) and \
-        rspamd_lab.scans_gtube(ref.normal.host, ref.normal.port)
+        rspamd_lab.scans_gtube(ref.normal.host, ref.normal.port) and \
+        rspamd_lab.milter_negotiates(ref.proxy.host, ref.proxy.port)
 
 
 def _await_all(state: LabState, config: LabConfig, procs: dict[str, Proc],

@@ -37,6 +37,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import socket
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -249,6 +250,29 @@ def stat(host: str, port: int, timeout: float = 2.0) -> bool:
     except (OSError, subprocess.TimeoutExpired):
         return False
     return done.returncode == 0 and b"Messages scanned" in done.stdout
+
+
+def milter_negotiates(host: str, port: int, timeout: float = 2.0) -> bool:
+    """The proxy worker speaks milter: it answers an MTA's option negotiation
+    (``SMFIC_OPTNEG``, 'O': version 6, actions, protocol steps; libmilter's mfdef.h and
+    Postfix's milter8.c) with its own 'O' packet, then the connection is quit ('Q')."""
+    import struct
+
+    body = b"O" + struct.pack("!III", 6, 0x1FF, 0x1FFFFF)
+    try:
+        with socket.create_connection((host, port), timeout=timeout) as s:
+            s.settimeout(timeout)
+            s.sendall(struct.pack("!I", len(body)) + body)
+            reply = b""
+            while len(reply) < 5:
+                chunk = s.recv(64)
+                if not chunk:
+                    return False
+                reply += chunk
+            s.sendall(struct.pack("!I", 1) + b"Q")
+    except OSError:
+        return False
+    return struct.unpack("!I", reply[:4])[0] >= 13 and reply[4:5] == b"O"
 
 
 def scan(host: str, port: int, message: bytes, timeout: float = 10.0,
