@@ -54,3 +54,30 @@ def test_a_path_that_would_break_out_of_a_ucl_string_is_refused() -> None:
     bad = rspamd_lab.Paths(Path('/tmp/x"; .include "/etc/passwd'))
     with pytest.raises(SpamdrillError):
         rspamd_lab.render(bad, lab_config.RspamdSettings(), PORTS, "127.0.0.1:53")
+
+
+# rspamc 3.4 --mime's real output (the lab's), shortened
+MSG = b"From: a@example.org\nSubject: t\n\nhello\n"
+HAM = (b"From: a@example.org\nSubject: t\nX-Spam-Scanner: rspamc 3.4\nX-Spam-Scan-Time: 0.02\n"
+       b"X-Spam-Action: no action\nX-Spam-Score: 3.50 / 15.00\nX-Spam-Level: ***\n\nhello\n")
+SPAM = (b"From: a@example.org\nSubject: t\nX-Spam-Scanner: rspamc 3.4\nX-Spam: yes\n"
+        b"X-Spam-Action: reject\nX-Spam-Score: 15.00 / 15.00\n\nhello\n")
+REFUSED = (b"From: a@example.org\nSubject: t\nX-Spam-Scanner: rspamc 3.4\n"
+           b"X-Spam-Scan-Time: 0.000\nX-Spam-Error: IO write error: Connection refused\n\nhello\n")
+TIMEOUT = REFUSED.replace(b"IO write error: Connection refused", b"IO timeout")
+
+
+@pytest.mark.parametrize("stdout,code,outcome,reason,score", [
+    (HAM, 0, "ham", "", 3.5), (SPAM, 0, "spam", "", 15.0),
+    (REFUSED, 1, "unscanned", "refused", None), (TIMEOUT, 1, "unscanned", "read-timeout", None),
+    (b"", 1, "error", "exit 1", None), (MSG, 0, "unscanned", "returned unchanged", None),
+    # a verdict header in the body is not a verdict
+    (MSG + b"X-Spam-Action: reject\n", 0, "error", "exit 0", None),
+])
+def test_rspamc_outcomes(stdout: bytes, code: int, outcome: str, reason: str,
+                         score: float | None) -> None:
+    from spamdrill.proto.rspamc_result import classify
+
+    got = classify(MSG, stdout, "", code)
+    assert (got.outcome, got.reason, got.score) == (outcome, reason, score)
+    assert classify(MSG, stdout, "", None).outcome == "lost"
