@@ -82,7 +82,8 @@ class MaildropSettings:
 class RspamdSettings:
     """The lab's rspamd and its Redis (``spamdrill.lab.rspamd``), off unless ``enabled``.
     0 keeps Debian's shipped value (ports: pick free ones): ``workers`` is the normal
-    worker's ``count``, ``task_timeout`` and ``redis_timeout`` in seconds."""
+    worker's ``count`` (rspamd's default: CPUs - 2, between 1 and 4, cfg_utils.c),
+    ``task_timeout`` and ``redis_timeout`` in seconds."""
 
     enabled: bool = False
     port: int = 0  # the normal worker (rspamc's)
