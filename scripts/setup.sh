@@ -35,6 +35,7 @@ PACKAGES=(
   libstring-shellquote-perl       # the field report's Perl wrappers (baseline, end-to-end drills)
   postfix                         # the end-to-end drills' MTA (private instances only), and
                                   # postconf, the reference for the main.cf reader
+  rspamd redis-server             # the other filter's lab (its system instances stay off)
   python3                         # a Python pipe(8)'s unprivileged user can run (spamdrill-deliver)
   python3-pip                     # to install spamdrill itself (a fresh Debian has no pip)
   python3-venv                    # the host path's test: a fresh environment without extras
@@ -107,6 +108,11 @@ for unit in $(comm -13 <(echo "$before") <(enabled)); do
 done
 restore
 trap - EXIT
+# an instance an earlier install left running (never a lab's: those run from spamdrill's
+# run directories) is stopped
+for pidfile in /run/rspamd/rspamd.pid /run/redis/redis-server.pid; do
+  if [ -s "$pidfile" ]; then kill "$(cat "$pidfile")" 2>/dev/null || true; fi
+done
 
 # every extra: lab (the private lab's database and DNS), html (plots), dist (Locust's
 # master and workers, for floods from several processes or machines), test

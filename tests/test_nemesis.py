@@ -19,6 +19,11 @@ pytestmark = pytest.mark.unit
 
 # one example of every fault kind; what the recording lab must see; what it must answer
 # for the fault to count as having taken effect
+# rspamd 3.4's own lines, from the lab's rspamd.log
+REDIS_REFUSED = ("2026-12-07 03:00:50 #5937(normal) <fc28c2>; task; rspamd_redis_connected: "
+                 "error getting reply from redis server 127.0.0.1:41559: Connection refused\n")
+TASK_TIMEOUT = ("2026-12-07 03:01:26 #5937(normal) <22c29a>; task; rspamd_task_timeout: "
+                "processing of task time out: 8.0s spent; 8.0s limit; forced processing\n")
 EXAMPLES: dict[str, tuple[dict[str, Any], list[str], dict[str, Any]]] = {
     "spamd-down": ({}, ["stop spamd", "heal stop spamd", "start spamd"],
                    {"accepts": False}),
@@ -49,6 +54,12 @@ EXAMPLES: dict[str, tuple[dict[str, Any], list[str], dict[str, Any]]] = {
     "proxy": ({"link": "spamd-db", "mode": "latency", "latency": 10},
               ["shape db link upstream: latency", "heal shape db link"],
               {"db_link_counters": Counters(connections=1, shaped_chunks=4)}),
+    "rspamd-down": ({}, ["stop rspamd", "heal stop rspamd", "start rspamd"],
+                    {"accepts": False}),
+    "redis-down": ({}, ["stop redis", "heal stop redis", "start redis"],
+                   {"accepts": False, "rspamd_log": REDIS_REFUSED}),
+    "redis-frozen": ({}, ["pause redis", "heal pause redis"],
+                     {"redis_state": "T", "rspamd_log": REDIS_REFUSED + TASK_TIMEOUT}),
 }
 
 
@@ -99,15 +110,24 @@ def test_inject_lift_and_lift_again(kind: str) -> None:
     ("proxy", {"db_link_counters": Counters(connections=1)}),
     ("over-quota", {"quota_usage": (100, 10_000_000)}),
     ("unknown-user", {"user_known": True}),
+    ("rspamd-down", {"accepts": True}),
+    ("redis-down", {"accepts": True, "rspamd_log": REDIS_REFUSED}),
+    # Redis went, but no scan met it: rspamd logged nothing about Redis
+    ("redis-down", {"accepts": False, "rspamd_log": ""}),
+    ("redis-frozen", {"redis_state": "S", "rspamd_log": REDIS_REFUSED + TASK_TIMEOUT}),
+    # frozen, and rspamd timed out on Redis, but no scan was held to its task_timeout
+    ("redis-frozen", {"redis_state": "T", "rspamd_log": REDIS_REFUSED}),
 ])
 def test_a_fault_that_left_no_trace_says_so(kind: str, silent: dict[str, Any],
                                             monkeypatch: pytest.MonkeyPatch) -> None:
     """The verdicts issue: a fault silently not applied (an nft rule on the wrong port, a
     lock on another table) must not count as having happened."""
     from spamdrill.drills.nemesis.database import Down, MaxConnections
+    from spamdrill.drills.nemesis.rspamd import RedisFrozen
 
     monkeypatch.setattr(Down, "REFUSED_WITHIN", 0.1)
     monkeypatch.setattr(MaxConnections, "REFUSAL_WITHIN_S", 0.1)
+    monkeypatch.setattr(RedisFrozen, "STOPPED_WITHIN", 0.1)
     extra, _, _ = EXAMPLES[kind]
     lab = RecordingLab(answers=silent)
     fault = spec(kind, extra).build(1.0)

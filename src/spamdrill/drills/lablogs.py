@@ -19,7 +19,8 @@ def sources(lab_dir: Path) -> dict[str, Path]:
     """Each log a drill's lab may have written (Postfix only in end-to-end drills)."""
     layout = Layout(lab_dir)
     return {"spamd": layout.spamd_log, "mariadb": layout.db_log,
-            "maildrop": layout.maildrop_log, "postfix": lab_dir / "postfix" / "maillog"}
+            "maildrop": layout.maildrop_log, "postfix": lab_dir / "postfix" / "maillog",
+            "rspamd": lab_dir / "rspamd" / "rspamd.log"}  # rspamd's drills only
 
 
 def _tail(lab_dir: Path, path: Path, limit: int = KEEP_BYTES) -> str:

@@ -23,6 +23,7 @@ from spamdrill.checks import CHECKS, Check, CheckResult, NothingLost, judge_cond
 from spamdrill.checks import AnyCheck as AnyCheck
 from spamdrill.drills.e2e import PostfixTarget
 from spamdrill.drills.nemesis import FAULT_KINDS, AnyFaultSpec
+from spamdrill.drills.rspamd_target import RspamdTarget
 from spamdrill.drills.targets import AddressTarget, FakesTarget, LabTarget
 from spamdrill.drills.timing import DEFAULT_SCALE, bad_placeholders
 from spamdrill.errors import SpamdrillError
@@ -33,7 +34,7 @@ from spamdrill.vocab import Mode
 __all__ = ["DEFAULT_SCALE", "Drill", "Scenario", "builtin_dir", "load_all", "parse"]
 
 Seconds = Annotated[float, msgspec.Meta(gt=0)]
-AnyTarget = LabTarget | FakesTarget | AddressTarget | PostfixTarget
+AnyTarget = LabTarget | FakesTarget | AddressTarget | PostfixTarget | RspamdTarget
 
 
 class Timing(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -95,6 +96,7 @@ class Lab(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     topology: Section = {}
     maildrop: Section = {}
     delivery: Section = {}
+    rspamd: Section = {}
 
     def __post_init__(self) -> None:
         _check_sections({n: getattr(self, n) for n in lab_config.SECTIONS})
@@ -148,6 +150,8 @@ class Scenario(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
         if self.load.client != "spamc" and target in ("postfix", "fakes"):
             raise ValueError(f"load.client: a {target} target runs its own program "
                              "(fakes: set client in [[target.cases]])")
+        if target == "rspamd" and self.lab.rspamd.get("enabled") is not True:
+            raise ValueError("target rspamd needs [lab.rspamd] enabled = true")
         if self.fault is not None and self.fault.needs_hosts and \
                 self.lab.topology.get("kind") != "hosts":
             raise ValueError(f"fault {self.fault.kind!r} needs [lab.topology] kind = "
@@ -228,7 +232,7 @@ def _hint(message: str) -> str:
     if re.search(r"(checks|conditions)\[\d+\]\.kind`", message):
         return "known checks: " + ", ".join(CHECKS)
     if "`$.target.kind`" in message:
-        return "known targets: lab, fakes, address, postfix"
+        return "known targets: lab, fakes, address, postfix, rspamd"
     return "see docs/SCENARIOS.md"
 
 

@@ -78,7 +78,25 @@ class MaildropSettings:
     client: str = "spamc"
 
 
-CLIENTS = ("spamc", "spamdrill-spamc")
+@dataclass(frozen=True)
+class RspamdSettings:
+    """The lab's rspamd and its Redis (``spamdrill.lab.rspamd``), off unless ``enabled``.
+    0 keeps Debian's shipped value (ports: pick free ones): ``workers`` is the normal
+    worker's ``count`` (rspamd's default: CPUs - 2, between 1 and 4, cfg_utils.c),
+    ``task_timeout`` and ``redis_timeout`` in seconds."""
+
+    enabled: bool = False
+    port: int = 0  # the normal worker (rspamc's)
+    controller_port: int = 0
+    proxy_port: int = 0  # the proxy worker, in milter mode
+    redis_port: int = 0
+    workers: int = 0
+    task_timeout: float = 0.0
+    soft_reject_on_timeout: bool = False
+    redis_timeout: float = 0.0
+
+
+CLIENTS = ("spamc", "spamdrill-spamc", "rspamc")  # rspamc: rspamd.enabled
 WRAPPERS = ("bounce-on-75", "spamdrill-deliver", "none", "measured")
 WRAPPER_EVENTS = ("timeout", "filter-failed")  # what maildrop's 75 can say
 FATES = ("delivered", "deferred", "bounced", "lost", "duplicated")
@@ -134,6 +152,7 @@ class LabConfig:
     dns: DnsSettings = field(default_factory=DnsSettings)
     maildrop: MaildropSettings = field(default_factory=MaildropSettings)
     delivery: DeliverySettings = field(default_factory=DeliverySettings)
+    rspamd: RspamdSettings = field(default_factory=RspamdSettings)
     # lab user -> required_score stored in SQL userpref
     users: dict[str, float] = field(
         default_factory=lambda: {"alice": 5.0, "bob": 3.0, "carol": 8.0}
@@ -258,7 +277,8 @@ def from_dict(raw: dict[str, Any]) -> LabConfig:
 
 
 SECTIONS.update(topology=TopologySettings, spamd=SpamdSettings, database=DatabaseSettings,
-                dns=DnsSettings, maildrop=MaildropSettings, delivery=DeliverySettings)
+                dns=DnsSettings, maildrop=MaildropSettings, delivery=DeliverySettings,
+                rspamd=RspamdSettings)
 
 
 def load(path: Path | None) -> LabConfig:

@@ -164,7 +164,8 @@ def proxy_shape(journal: Journal, shape: Shape) -> Injected:
     return done
 
 
-def stopped(journal: Journal, name: Literal["spamd", "mariadb"]) -> Injected:
+def stopped(journal: Journal, name: Literal["spamd", "mariadb", "rspamd", "redis"],
+            ) -> Injected:
     """Journal that a lab process is being stopped as a fault (the caller stops it); a
     heal after a crash starts it again."""
     return _inject(journal, Stopped(name=name))

@@ -78,7 +78,7 @@ class ProxyShape(_Fault, tag="proxy-shape", frozen=True):
 class Stopped(_Fault, tag="stopped", frozen=True):
     """A lab process stopped by a fault: a heal starts it again as the lab started it."""
 
-    name: Literal["spamd", "mariadb"]
+    name: Literal["spamd", "mariadb", "rspamd", "redis"]
 
 
 class QuotaFilled(_Fault, tag="quota-filled", frozen=True):

@@ -16,7 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from spamdrill.errors import SpamdrillError
-from spamdrill.lab import dns, faults, maildrop, mariadb, netns, postfix, spamd
+from spamdrill.lab import dns, faults, maildrop, mariadb, netns, postfix, redis, spamd
+from spamdrill.lab import rspamd as rspamd_lab
 from spamdrill.lab.config import SYNCOOKIES, LabConfig
 from spamdrill.lab.journal import Journal, NetnsRecord
 from spamdrill.lab.layout import Layout, default_run_dir, secure_dir
@@ -34,7 +35,7 @@ from spamdrill.lab.procs import (
     wait_until,
 )
 from spamdrill.lab.proxy import Shape, write_shape
-from spamdrill.lab.state import LOOPBACK, Endpoint, LabState, NetRef, ProcRef
+from spamdrill.lab.state import LOOPBACK, Endpoint, LabState, NetRef, ProcRef, RspamdRef
 from spamdrill.proto.spamd_log import describe_states, last_child_states
 
 # binary -> Debian package, checked before anything starts
@@ -44,8 +45,10 @@ REQUIRED = {
     "maildirmake": "maildrop",
 }
 READY_TIMEOUT = 60.0
+# a cold rspamd compiles its hyperscan cache first (36 s on 2 cores, see lab.rspamd)
+RSPAMD_READY_TIMEOUT = 180.0
 # clients before services: Postfix (its pipe commands run maildrop and spamc) first
-STOP_ORDER = ("postfix", "spamd", "dbproxy", "dns", "dns2", "mariadb")
+STOP_ORDER = ("postfix", "spamd", "rspamd", "dbproxy", "dns", "dns2", "redis", "mariadb")
 # which host of the multi-host topology each lab process runs on
 ROLE = {"spamd": "spamd", "mariadb": "db", "dbproxy": "db", "dns": "dns", "dns2": "dns"}
 # the well-known ports, free in a namespace of the lab's own
@@ -154,6 +157,14 @@ def up(run_dir: Path, config: LabConfig, progress: Progress = lambda _: None) ->
                 f"use it, or run: spamdrill lab down --run-dir {layout.root}",
             )
         preflight()
+        if config.maildrop.client == "rspamc" and not config.rspamd.enabled:
+            raise SpamdrillError("maildrop.client = \"rspamc\" needs the lab's rspamd",
+                                 "set rspamd.enabled = true")
+        if config.rspamd.enabled:
+            rspamd_lab.preflight()
+            if config.topology.hosts:
+                raise SpamdrillError("rspamd.enabled: the loopback topology only, so far",
+                                     "set topology.kind = \"loopback\"")
         if config.topology.hosts:  # before anything starts: one clear line
             netns.require_root("topology.kind = hosts")
         _teardown(layout)  # whatever a crashed earlier lab left here
@@ -195,7 +206,9 @@ def _start_all(layout: Layout, config: LabConfig, progress: Progress) -> LabStat
     t0 = time.monotonic()
     procs = _launch_all(state, config, progress)
     progress("maildrop: Maildirs and maildroprc")
-    maildrop.setup(layout, config, state.spamd.host, state.spamd.port)
+    filter_ep = state.rspamd.normal if config.maildrop.client == "rspamc" and \
+        state.rspamd is not None else state.spamd
+    maildrop.setup(layout, config, filter_ep.host, filter_ep.port)
     _await_all(state, config, procs, progress)
     state.ready_s["all"] = time.monotonic() - t0
     state.save()
@@ -238,7 +251,45 @@ def _launch_all(state: LabState, config: LabConfig, progress: Progress) -> dict[
         dns.write_resolv_conf(layout.client_resolv_conf, servers)
     spamd.chown_for_children(layout)
     procs["spamd"] = _launch(state, "spamd", _spamd_argv(state, config))
+    if state.rspamd is not None:
+        procs.update(_launch_rspamd(state, config, progress))
     return procs
+
+
+def _launch_rspamd(state: LabState, config: LabConfig, progress: Progress,
+                   ) -> dict[str, Proc]:
+    """The lab's Redis and rspamd (its DNS the lab's), started side by side."""
+    ref = state.rspamd
+    assert ref is not None
+    paths = rspamd_lab.Paths(state.layout.root)
+    ports = rspamd_lab.Ports(ref.normal.host, ref.normal.port, ref.controller.port,
+                             ref.proxy.port, ref.redis.port)
+    progress("rspamd: writing its configuration over Debian's; Redis starting")
+    rspamd_lab.write_config(paths, config.rspamd, ports, str(state.dns))
+    return {"redis": _launch(state, "redis", redis.argv(paths.redis_dir, ref.redis.host,
+                                                         ref.redis.port)),
+            "rspamd": _launch(state, "rspamd", rspamd_lab.argv(paths))}
+
+
+def _await_rspamd(state: LabState, procs: dict[str, Proc], progress: Progress) -> None:
+    ref = state.rspamd
+    assert ref is not None
+    state.ready_s["redis"] = wait_until(
+        procs["redis"], lambda: redis.ping(ref.redis.host, ref.redis.port), READY_TIMEOUT,
+        "PING")
+    state.ready_s["rspamd"] = wait_until(
+        procs["rspamd"], lambda: rspamd_ready(ref), RSPAMD_READY_TIMEOUT,
+        "rspamc stat, and GTUBE scanned as reject")
+    rspamd_lab.keep_hs_cache(rspamd_lab.Paths(state.layout.root))
+    progress(f"rspamd: ready in {state.ready_s['rspamd']:.1f} s")
+
+
+def rspamd_ready(ref: RspamdRef) -> bool:
+    """The controller answers ``stat``, the normal worker scans GTUBE as reject, and the
+    proxy negotiates milter options."""
+    return rspamd_lab.stat(ref.controller.host, ref.controller.port) and \
+        rspamd_lab.scans_gtube(ref.normal.host, ref.normal.port) and \
+        rspamd_lab.milter_negotiates(ref.proxy.host, ref.proxy.port)
 
 
 def _await_all(state: LabState, config: LabConfig, procs: dict[str, Proc],
@@ -265,6 +316,8 @@ def _await_all(state: LabState, config: LabConfig, procs: dict[str, Proc],
         procs["spamd"], lambda: spamd.ping(state.spamd.host, state.spamd.port),
         READY_TIMEOUT, "PING")
     progress("spamd: PONG")
+    if state.rspamd is not None:
+        _await_rspamd(state, procs, progress)
     if state.network is not None:  # spamd reaches it across the bridge: prove that too
         wait_until(procs["mariadb"], lambda: mariadb.tcp_probe(state.db.host, state.db.port),
                    READY_TIMEOUT, f"TCP to {state.db}")
@@ -286,6 +339,13 @@ def _plan_loopback(state: LabState, config: LabConfig) -> None:
     if config.dns.secondary:
         state.dns2 = Endpoint(free_loopback_53(), 53) if state.private_resolver else \
             Endpoint(LOOPBACK, claim_port(LOOPBACK, 0, "lab DNS (secondary)", udp=True))
+    r = config.rspamd
+    if r.enabled:
+        state.rspamd = RspamdRef(*(Endpoint(LOOPBACK, claim_port(LOOPBACK, port, what))
+                                   for port, what in ((r.port, "rspamd"),
+                                                      (r.controller_port, "rspamd controller"),
+                                                      (r.proxy_port, "rspamd proxy"),
+                                                      (r.redis_port, "Redis"))))
 
 
 def _plan_hosts(state: LabState, config: LabConfig, progress: Progress) -> None:
@@ -336,7 +396,9 @@ def _output_log(layout: Layout, name: str) -> Path:
     """Where a lab process's stdout and stderr go."""
     return {"spamd": layout.spamd_out, "mariadb": layout.db_log.with_suffix(".out"),
             "dbproxy": layout.db_proxy_out, "dns": layout.dns_out,
-            "dns2": layout.dns_out.with_name("server-secondary.out")}[name]
+            "dns2": layout.dns_out.with_name("server-secondary.out"),
+            "rspamd": rspamd_lab.Paths(layout.root).out,
+            "redis": rspamd_lab.Paths(layout.root).redis_out}[name]
 
 
 def stop_spamd(state: LabState, sig_grace: float = 10.0) -> None:
@@ -352,8 +414,8 @@ def _placed(state: LabState, name: str, argv: list[str]) -> list[str]:
     """``argv`` on its host (multi-host topology); spamd, as root, with the lab's
     resolv.conf in a private mount namespace, so the DSN's host name is resolved by the
     lab DNS and the machine's file is untouched."""
-    resolv = state.layout.resolv_conf if name == "spamd" and state.private_resolver \
-        else None
+    resolv = state.layout.resolv_conf if name in ("spamd", "rspamd") and \
+        state.private_resolver else None
     net = state.network
     if net is not None:
         return net.host(ROLE[name]).exec(argv, resolv)
@@ -393,6 +455,29 @@ def start_mariadb(state: LabState) -> Proc:
     return proc
 
 
+def stop_named(state: LabState, name: str, sig_grace: float = 10.0) -> None:
+    """Stop one lab process (``rspamd``, ``redis``) as ``stop_spamd`` stops spamd."""
+    proc = _state_proc(state, name)
+    if proc is not None:
+        stop(proc, state.journal, grace=sig_grace, marker=state.marker)
+        state.pids.pop(name, None)
+        state.save()
+
+
+def start_named(state: LabState, name: str, wait: bool = True) -> Proc:
+    """Start ``rspamd`` or ``redis`` again as it was started; ``wait`` for its probe."""
+    ref = state.rspamd
+    if ref is None:
+        raise SpamdrillError("this lab has no rspamd", "set rspamd.enabled = true")
+    proc = _launch(state, name, state.argv[name])
+    if wait and name == "redis":
+        wait_until(proc, lambda: redis.ping(ref.redis.host, ref.redis.port), READY_TIMEOUT,
+                   "PING")
+    elif wait:
+        wait_until(proc, lambda: rspamd_ready(ref), RSPAMD_READY_TIMEOUT, "rspamc stat")
+    return proc
+
+
 def heal(run_dir: Path) -> list[str]:
     """Undo every fault the lab's journal shows as still in effect (also one a killed
     spamdrill left), starting again what a fault stopped."""
@@ -408,6 +493,12 @@ def heal(run_dir: Path) -> list[str]:
             start_spamd(state, wait=True)
         if name == "mariadb" and not mariadb.probe(state.layout):
             start_mariadb(state)
+        ref = state.rspamd
+        if name == "redis" and ref is not None and not redis.ping(ref.redis.host,
+                                                                   ref.redis.port):
+            start_named(state, "redis")
+        if name == "rspamd" and ref is not None and not rspamd_ready(ref):
+            start_named(state, "rspamd")
 
     return faults.heal_journaled(state.journal, restart)
 
@@ -441,6 +532,14 @@ def status(run_dir: Path) -> tuple[LabState | None, list[Component]]:
          "fault proxy between spamd and MariaDB"),
         ("spamd", state.spamd, lambda e: spamd.ping(e.host, e.port), _spamd_detail(layout)),
     ]
+    if state.rspamd is not None:
+        ref = state.rspamd
+        services += [
+            ("redis", ref.redis, lambda e: redis.ping(e.host, e.port), "rspamd's Redis"),
+            ("rspamd", ref.normal, lambda e: rspamd_lab.stat(ref.controller.host,
+                                                             ref.controller.port),
+             f"controller {ref.controller}, milter proxy {ref.proxy}"),
+        ]
     for name, ep, probe, detail in services:
         if ep is None:
             continue
@@ -522,6 +621,13 @@ def _teardown(layout: Layout) -> list[str]:
         return _teardown_now(layout)
 
 
+def _keep_rspamd_cache(state: LabState | None, layout: Layout) -> None:
+    """What rspamd's hs_helper compiled, kept for the next lab's warm start."""
+    if state is not None and state.rspamd is not None:
+        with contextlib.suppress(OSError, SpamdrillError):
+            rspamd_lab.keep_hs_cache(rspamd_lab.Paths(layout.root))
+
+
 def _teardown_now(layout: Layout) -> list[str]:
     state = LabState.load(layout)
     # without lab.json the journal's namespace records cannot be told ours: none is trusted
@@ -544,6 +650,7 @@ def _teardown_now(layout: Layout) -> list[str]:
             stopped.append(proc.name)
         elif hit:
             stopped.append(f"{len(hit)} process(es) {proc.name} left")
+    _keep_rspamd_cache(state, layout)
     if state is not None:
         leftovers = kill_marked(state.marker)
         if leftovers:

@@ -27,6 +27,10 @@ def spamc_command(config: LabConfig, host: str, port: int,
     """spamc as maildrop's xfilter runs it; ``-u`` is appended per user in the filter.
     With ``client = "spamdrill-spamc"``, its launcher, installed where pipe(8)'s user can
     run it (``lab.wrappers.install_spamc``)."""
+    if config.maildrop.client == "rspamc":  # the lab's rspamd normal worker (lab.rspamd)
+        from spamdrill.lab.rspamd import rspamc
+
+        return [rspamc(), "-h", f"{host}:{port}", "--mime", *config.maildrop.spamc_args]
     if config.maildrop.client == "spamdrill-spamc":
         if layout is None:
             raise SpamdrillError("spamdrill-spamc in the xfilter needs the lab's run directory")
@@ -90,11 +94,15 @@ def render_filter(layout: Layout, config: LabConfig, spamc: list[str]) -> str:
                                  "give spamc's flags as plain words (no $, quotes, "
                                  "backslashes or spaces)")
     quoted = " ".join(shlex.quote(a) for a in spamc)
+    # spamc's -u names the user whose preferences apply; rspamc's -u would claim an
+    # authenticated sender, its -d names the recipient (rspamc --help)
+    user_flag, spam_header = ("-d", "X-Spam: yes") if config.maildrop.client == "rspamc" \
+        else ("-u", "X-Spam-Flag: YES")
     scan = f"""\
   if ( $SIZE < {config.maildrop.size_limit} )
   {{
     log "Checking for spam: $LABUSER"
-    xfilter "{quoted} -u $LABUSER"
+    xfilter "{quoted} {user_flag} $LABUSER"
 {EMPTY_GUARD if config.maildrop.empty_guard else ""}  }}
 """
     inside, outside = (scan, "") if config.maildrop.in_exception else \
@@ -108,7 +116,7 @@ DEFAULT="{layout.mail_dir}/$LABUSER/Maildir"
 logfile "{layout.maildrop_log}"
 {outside}
 exception {{
-{inside}  if (/^X-Spam-Flag: YES/)
+{inside}  if (/^{spam_header}/)
   {{
     exception {{
       log "Found spam: $LABUSER"

@@ -32,6 +32,15 @@ class ProcRef(msgspec.Struct, frozen=True):
     ticks: int | None
 
 
+class RspamdRef(msgspec.Struct, frozen=True):
+    """Where the lab's rspamd workers and its Redis listen (``spamdrill.lab.rspamd``)."""
+
+    normal: Endpoint
+    controller: Endpoint
+    proxy: Endpoint
+    redis: Endpoint
+
+
 class NetRef(msgspec.Struct, frozen=True):
     tag: str
     prefix: str
@@ -53,6 +62,7 @@ class LabState(msgspec.Struct, kw_only=True):
     db_proxy: Endpoint | None = None  # where spamd's DSN points with the fault proxy
     private_resolver: bool = False
     net: NetRef | None = None  # the multi-host topology
+    rspamd: RspamdRef | None = None  # the lab's rspamd and Redis, when enabled
     owner_pid: int = 0  # the spamdrill that brought it up (a drill's lab dies with it)
     users: dict[str, float] = {}
     ready_s: dict[str, float] = {}

@@ -26,6 +26,7 @@ from pathlib import Path
 
 from spamdrill.corpus import Message
 from spamdrill.history import MessageRecord
+from spamdrill.proto.rspamc_result import classify as rspamc_classify
 from spamdrill.proto.spamc_result import classify
 
 
@@ -252,7 +253,8 @@ def _record(f: _Flight) -> MessageRecord:
     exit_code: int | None = None
     if f.status is not None and os.WIFEXITED(f.status):
         exit_code = os.WEXITSTATUS(f.status)
-    verdict = classify(f.msg.data, stdout, stderr, exit_code, killed=f.killed)
+    judge = rspamc_classify if f.peer == "rspamd" else classify  # rspamc --mime's output
+    verdict = judge(f.msg.data, stdout, stderr, exit_code, killed=f.killed)
     reason = verdict.reason
     if f.status is not None and os.WIFSIGNALED(f.status) and not f.killed:
         reason = f"spamc killed by signal {os.WTERMSIG(f.status)}"

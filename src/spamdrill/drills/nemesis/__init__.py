@@ -24,6 +24,7 @@ from spamdrill.drills.nemesis.database import (
 )
 from spamdrill.drills.nemesis.mailbox import OverQuotaSpec, UnknownUserSpec
 from spamdrill.drills.nemesis.network import DnsSpec, PacketsSpec, ProxySpec
+from spamdrill.drills.nemesis.rspamd import RedisDownSpec, RedisFrozenSpec, RspamdDownSpec
 from spamdrill.drills.nemesis.spamd import (
     SpamdAnswersEmptySpec,
     SpamdDownSpec,
@@ -34,11 +35,13 @@ from spamdrill.drills.nemesis.spamd import (
 AnyFaultSpec = (SpamdDownSpec | StallingClientsSpec | MaxConnectionsSpec | LockSpec
                 | WriteLockSpec | CutMidQuerySpec | FrozenSpec | DownSpec | DnsSpec
                 | PacketsSpec | ProxySpec | OverQuotaSpec | SpamdQueueFullSpec
-                | SpamdAnswersEmptySpec | UnknownUserSpec)
+                | SpamdAnswersEmptySpec | UnknownUserSpec | RspamdDownSpec | RedisDownSpec
+                | RedisFrozenSpec)
 FAULT_SPECS: tuple[type[FaultSpec], ...] = (
     SpamdDownSpec, StallingClientsSpec, MaxConnectionsSpec, LockSpec, WriteLockSpec,
     CutMidQuerySpec, FrozenSpec, DownSpec, DnsSpec, PacketsSpec, ProxySpec, OverQuotaSpec,
-    SpamdQueueFullSpec, SpamdAnswersEmptySpec, UnknownUserSpec)
+    SpamdQueueFullSpec, SpamdAnswersEmptySpec, UnknownUserSpec, RspamdDownSpec, RedisDownSpec,
+    RedisFrozenSpec)
 FAULT_KINDS: tuple[str, ...] = tuple(str(s.__struct_config__.tag) for s in FAULT_SPECS)
 
 __all__ = ["BAYES_TABLES", "FAULT_KINDS", "FAULT_SPECS", "AnyFaultSpec", "Fault",

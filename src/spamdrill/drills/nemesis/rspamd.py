@@ -1,0 +1,323 @@
+"""Faults of rspamd and its Redis: rspamd stopped, Redis stopped, Redis frozen (SIGSTOP).
+
+They act through ``RspamdControl``, a narrow interface of their own beside ``LabControl``
+(``rspamd_control`` finds it on a running lab, or a test's stand-in on its ``rspamd``
+attribute), so rspamd's verbs live with rspamd's faults. Each is journaled before it takes
+effect (``lab.faults``), so a ``lab down`` after a SIGKILLed drill starts rspamd or Redis
+again, or wakes a frozen Redis.
+
+A Redis fault proves more than that Redis went away: it proves rspamd met it, by what
+rspamd logged between the injection and the lift (its ``rspamd_redis_connected`` /
+``rspamd_redis_timeout`` lines and the Lua modules' Redis errors, ``lua_redis.lua``).
+Redis backs Bayes, history, reputation and ratelimit in Debian's configuration
+(https://rspamd.com/doc/configuration/redis.html); with no message scanned while it was
+gone, there is no such line, and the fault has no evidence.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal, Protocol
+
+from spamdrill.drills.control import LabControl, RecordingLab, Undo
+from spamdrill.drills.nemesis.base import Fault, FaultSpec, until
+from spamdrill.errors import SpamdrillError
+from spamdrill.evidence import NOT_OCCURRED, FaultReport
+from spamdrill.lab.state import Endpoint, LabState
+
+Name = Literal["rspamd", "redis"]
+# what rspamd 3.4 logs when a Redis request fails (src/libserver/redis_pool.cxx,
+# src/lua/lua_redis.c, lualib/lua_redis.lua, plugins' "got error ... when ...")
+REDIS_TROUBLE = re.compile(
+    r"rspamd_redis_connected: error getting reply from redis server[^\n]*|"
+    r"rspamd_redis_timeout: connection to redis server[^\n]*timed out|"
+    r"got error [^\n]*(?:when|while)[^\n]*|"
+    r"cannot (?:connect|get) (?:to )?redis[^\n]*", re.I)
+# rspamd's task timeout firing (src/libserver/task.c, rspamd_task_timeout)
+TASK_TIMEOUT = re.compile(r"rspamd_task_timeout: processing of task time out[^\n]*")
+
+
+class RspamdControl(Protocol):
+    """Every verb an rspamd fault may use."""
+
+    def rspamd_endpoint(self) -> Endpoint: ...
+    def redis_endpoint(self) -> Endpoint: ...
+    def stop(self, name: Name) -> Undo: ...  # journaled; SIGTERM, as an init script does
+    def start(self, name: Name) -> None: ...  # not awaited
+    def pause_redis(self) -> Undo: ...  # journaled SIGSTOP
+    def redis_state(self) -> str: ...  # the kernel's state letter; "" when gone
+    def rspamd_log(self) -> str: ...
+    def accepts(self, ep: Endpoint) -> bool: ...
+
+
+class RealRspamd:
+    """``RspamdControl`` on a running lab with rspamd."""
+
+    def __init__(self, state: LabState) -> None:
+        if state.rspamd is None:
+            raise SpamdrillError("this fault needs the lab's rspamd",
+                                 "set [lab.rspamd] enabled = true in the scenario")
+        self.state = state
+        self.ref = state.rspamd
+
+    def rspamd_endpoint(self) -> Endpoint:
+        return self.ref.normal
+
+    def redis_endpoint(self) -> Endpoint:
+        return self.ref.redis
+
+    def stop(self, name: Name) -> Undo:
+        from spamdrill.lab import faults as lab_faults
+        from spamdrill.lab import lab as lab_ops
+
+        undo = lab_faults.stopped(self.state.journal, name)
+        lab_ops.stop_named(self.state, name)
+        return undo
+
+    def start(self, name: Name) -> None:
+        from spamdrill.lab import lab as lab_ops
+
+        lab_ops.start_named(self.state, name, wait=False)
+
+    def pause_redis(self) -> Undo:
+        from spamdrill.lab import faults as lab_faults
+
+        ref = self.state.pids["redis"]
+        return lab_faults.pause(self.state.journal, ref.pid, ref.ticks)
+
+    def redis_state(self) -> str:
+        from spamdrill.lab.procs import proc_state
+
+        ref = self.state.pids.get("redis")
+        return proc_state(ref.pid, ref.ticks) if ref is not None else ""
+
+    def rspamd_log(self) -> str:
+        from spamdrill.lab.rspamd import Paths
+
+        try:
+            return Paths(Path(self.state.run_dir)).log.read_text(errors="replace")
+        except OSError:
+            return ""
+
+    def accepts(self, ep: Endpoint) -> bool:
+        from spamdrill.lab.net import tcp_open
+
+        return tcp_open(ep.host, ep.port)
+
+
+@dataclass
+class _Recorded:
+    calls: list[str]
+    what: str
+    healed: bool = False
+
+    def heal(self) -> None:
+        if not self.healed:
+            self.calls.append(f"heal {self.what}")
+            self.healed = True
+
+
+class RecordingRspamd:
+    """``RspamdControl`` for the unit tier, sharing a ``RecordingLab``'s calls and
+    answers (``accepts``, ``redis_state``; ``rspamd_log``: what rspamd's log gains once
+    Redis is stopped or frozen)."""
+
+    def __init__(self, lab: RecordingLab) -> None:
+        self.calls, self.answers = lab.calls, lab.answers
+
+    def _undo(self, what: str) -> Undo:
+        self.calls.append(what)
+        return _Recorded(self.calls, what)
+
+    def rspamd_endpoint(self) -> Endpoint:
+        return Endpoint("127.0.0.1", 11333)
+
+    def redis_endpoint(self) -> Endpoint:
+        return Endpoint("127.0.0.1", 6379)
+
+    def stop(self, name: Name) -> Undo:
+        return self._undo(f"stop {name}")
+
+    def start(self, name: Name) -> None:
+        self.calls.append(f"start {name}")
+
+    def pause_redis(self) -> Undo:
+        return self._undo("pause redis")
+
+    def redis_state(self) -> str:
+        return str(self.answers.get("redis_state", "T"))
+
+    def rspamd_log(self) -> str:
+        met = any(c in ("stop redis", "pause redis") for c in self.calls)
+        return str(self.answers.get("rspamd_log", "")) if met else ""
+
+    def accepts(self, ep: Endpoint) -> bool:
+        return bool(self.answers.get("accepts", False))
+
+
+def rspamd_control(ctl: object) -> RspamdControl:
+    """The rspamd verbs for ``ctl``: the running lab's (``RealLab.state``), or the
+    recording stand-in's of the unit tier."""
+    if isinstance(ctl, RecordingLab):
+        return RecordingRspamd(ctl)
+    state = getattr(ctl, "state", None)
+    if isinstance(state, LabState):
+        return RealRspamd(state)
+    raise SpamdrillError("this fault needs the lab's rspamd")
+
+
+class _Window:
+    """rspamd's log between an injection and its lift (offsets into the file)."""
+
+    def __init__(self) -> None:
+        self.start: int | None = None
+        self.end: int | None = None
+
+    def open(self, rc: RspamdControl) -> None:
+        self.start, self.end = len(rc.rspamd_log()), None
+
+    def close(self, rc: RspamdControl) -> None:
+        if self.start is not None and self.end is None:
+            self.end = len(rc.rspamd_log())
+
+    def text(self, rc: RspamdControl) -> str:
+        if self.start is None:
+            return ""
+        log = rc.rspamd_log()
+        return log[self.start:self.end if self.end is not None else len(log)]
+
+
+class RspamdDownSpec(FaultSpec, tag="rspamd-down", frozen=True):
+    """rspamd stopped (SIGTERM, as an init script does) at ``at``; started again on lift
+    (not awaited: a drill sends mail while it comes up)."""
+
+    def build(self, scale: float) -> Fault:
+        return RspamdDown()
+
+
+class RspamdDown(Fault):
+    name = "rspamd-down"
+
+    def __init__(self) -> None:
+        self._undo: Undo | None = None
+        self._refused = False
+        self._back = False
+
+    def inject(self, ctl: LabControl) -> str:
+        rc = rspamd_control(ctl)
+        self._undo = rc.stop("rspamd")
+        self._refused = not rc.accepts(rc.rspamd_endpoint())
+        return "rspamd stopped (SIGTERM)"
+
+    def lift(self, ctl: LabControl) -> str:
+        if self._undo is None:
+            return "not stopped"
+        rc = rspamd_control(ctl)
+        self._undo.heal()
+        self._undo = None
+        rc.start("rspamd")
+        self._back = True
+        return "rspamd starting again"
+
+    def evidence(self, ctl: LabControl) -> FaultReport:
+        if not self._refused:
+            return self.report(False, NOT_OCCURRED + (
+                "rspamd's port still accepted connections after the stop"
+                if self._undo is not None or self._back else "rspamd was never stopped"))
+        return self.report(True, "rspamd's port refused connections once it was stopped"
+                           + ("; started again when the fault was lifted" if self._back
+                              else ""))
+
+
+class RedisDownSpec(FaultSpec, tag="redis-down", frozen=True):
+    """rspamd's Redis stopped (SIGTERM) at ``at``; started again (empty) on lift."""
+
+    def build(self, scale: float) -> Fault:
+        return RedisDown()
+
+
+class RedisDown(Fault):
+    name = "redis-down"
+
+    def __init__(self) -> None:
+        self._undo: Undo | None = None
+        self._refused = False
+        self._window = _Window()
+
+    def inject(self, ctl: LabControl) -> str:
+        rc = rspamd_control(ctl)
+        self._window.open(rc)
+        self._undo = rc.stop("redis")
+        self._refused = not rc.accepts(rc.redis_endpoint())
+        return "Redis stopped (SIGTERM)"
+
+    def lift(self, ctl: LabControl) -> str:
+        if self._undo is None:
+            return "not stopped"
+        rc = rspamd_control(ctl)
+        self._window.close(rc)
+        self._undo.heal()
+        self._undo = None
+        rc.start("redis")
+        return "Redis starting again (empty: it keeps nothing)"
+
+    def evidence(self, ctl: LabControl) -> FaultReport:
+        rc = rspamd_control(ctl)
+        if not self._refused:
+            return self.report(False, NOT_OCCURRED + "Redis's port still accepted "
+                               "connections after the stop")
+        said = REDIS_TROUBLE.findall(self._window.text(rc))
+        if not said:
+            return self.report(False, NOT_OCCURRED + "Redis refused connections, but "
+                               "rspamd logged no Redis error while it was down (no scan "
+                               "met it)")
+        return self.report(True, f"Redis refused connections; rspamd logged {len(said)} "
+                           f"Redis error(s) while it was down, first: {said[0][:120]}")
+
+
+class RedisFrozenSpec(FaultSpec, tag="redis-frozen", frozen=True):
+    """rspamd's Redis frozen (SIGSTOP: its port still accepts in the kernel, nothing
+    answers) at ``at``; SIGCONT on lift."""
+
+    def build(self, scale: float) -> Fault:
+        return RedisFrozen()
+
+
+class RedisFrozen(Fault):
+    name = "redis-frozen"
+    STOPPED_WITHIN = 2.0  # s for the kernel to show it stopped (T)
+
+    def __init__(self) -> None:
+        self._undo: Undo | None = None
+        self._stopped = False
+        self._window = _Window()
+
+    def inject(self, ctl: LabControl) -> str:
+        rc = rspamd_control(ctl)
+        self._window.open(rc)
+        self._undo = rc.pause_redis()
+        self._stopped = until(lambda: rc.redis_state() == "T", self.STOPPED_WITHIN)
+        return "Redis frozen (SIGSTOP)"
+
+    def lift(self, ctl: LabControl) -> str:
+        if self._undo is None:
+            return "not frozen"
+        self._window.close(rspamd_control(ctl))
+        self._undo.heal()
+        self._undo = None
+        return "Redis thawed (SIGCONT)"
+
+    def evidence(self, ctl: LabControl) -> FaultReport:
+        rc = rspamd_control(ctl)
+        if not self._stopped:
+            return self.report(False, NOT_OCCURRED + "Redis never showed as stopped (T)")
+        text = self._window.text(rc)
+        said, timeouts = REDIS_TROUBLE.findall(text), TASK_TIMEOUT.findall(text)
+        if not said or not timeouts:
+            return self.report(False, NOT_OCCURRED + "Redis was frozen, but rspamd logged "
+                               f"{len(said)} Redis error(s) and {len(timeouts)} task "
+                               "timeout(s) while it was: no scan was held by it")
+        return self.report(True, f"Redis frozen (state T); rspamd logged {len(said)} Redis "
+                           f"error(s) and {len(timeouts)} task timeout(s) while it was")

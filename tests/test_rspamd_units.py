@@ -1,0 +1,83 @@
+"""The lab's rspamd configuration, sans-IO: what it overrides of Debian's, and nothing that
+could reach outside the lab."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from spamdrill.errors import SpamdrillError
+from spamdrill.lab import config as lab_config
+from spamdrill.lab import rspamd as rspamd_lab
+
+pytestmark = pytest.mark.unit
+
+PATHS = rspamd_lab.Paths(Path("/tmp/spamdrill-test/lab"))
+PORTS = rspamd_lab.Ports("127.0.0.1", 40001, 40002, 40003, 40004)
+
+
+def test_only_the_lab_dns_redis_and_loopback_ports() -> None:
+    files = rspamd_lab.render(PATHS, lab_config.RspamdSettings(), PORTS, "127.53.1.2:53")
+    options = files["conf/override.d/options.inc"]
+    assert 'nameserver = ["127.53.1.2:53"]' in options
+    assert 'servers = "127.0.0.1:40004"' in files["conf/override.d/redis.conf"]
+    for worker, port in (("normal", 40001), ("controller", 40002), ("proxy", 40003)):
+        assert f'bind_socket = "127.0.0.1:{port}"' in files[f"conf/override.d/worker-{worker}.inc"]
+    proxy = files["conf/override.d/worker-proxy.inc"]
+    assert "milter = yes" in proxy and 'hosts = "127.0.0.1:40001"' in proxy
+    # Debian's defaults kept unless the lab config names a value
+    assert "task_timeout" not in options and "count" not in files[
+        "conf/override.d/worker-normal.inc"]
+    for module in ("fuzzy_check", "rspamd_update", "phishing", "url_redirector"):
+        assert files[f"conf/override.d/{module}.conf"] == "enabled = false;\n"
+    assert "SPAMDRILL_SLEEP" in files["conf/local.d/rspamd.lua"]  # slow:S messages
+    assert files["rspamd.conf"].rstrip().endswith('.include "$CONFDIR/rspamd.conf"')
+    assert all(str(PATHS.dir) in files[f"conf/override.d/{f}"] for f in ("logging.inc",
+                                                                         "options.inc"))
+
+
+def test_settings_from_a_lab_config() -> None:
+    cfg = lab_config.from_dict({"rspamd": {"enabled": True, "workers": 2,
+                                           "task_timeout": 3, "redis_timeout": 0.5,
+                                           "soft_reject_on_timeout": True}})
+    files = rspamd_lab.render(PATHS, cfg.rspamd, PORTS, "127.0.0.1:5353")
+    assert "count = 2;" in files["conf/override.d/worker-normal.inc"]
+    assert "task_timeout = 3.0s;" in files["conf/override.d/options.inc"]
+    assert "soft_reject_on_timeout = true;" in files["conf/override.d/options.inc"]
+    assert "timeout = 0.5s;" in files["conf/override.d/redis.conf"]
+    with pytest.raises(SpamdrillError, match=r"rspamd\.nope"):
+        lab_config.from_dict({"rspamd": {"nope": 1}})
+
+
+def test_a_path_that_would_break_out_of_a_ucl_string_is_refused() -> None:
+    bad = rspamd_lab.Paths(Path('/tmp/x"; .include "/etc/passwd'))
+    with pytest.raises(SpamdrillError):
+        rspamd_lab.render(bad, lab_config.RspamdSettings(), PORTS, "127.0.0.1:53")
+
+
+# rspamc 3.4 --mime's real output (the lab's), shortened
+MSG = b"From: a@example.org\nSubject: t\n\nhello\n"
+HAM = (b"From: a@example.org\nSubject: t\nX-Spam-Scanner: rspamc 3.4\nX-Spam-Scan-Time: 0.02\n"
+       b"X-Spam-Action: no action\nX-Spam-Score: 3.50 / 15.00\nX-Spam-Level: ***\n\nhello\n")
+SPAM = (b"From: a@example.org\nSubject: t\nX-Spam-Scanner: rspamc 3.4\nX-Spam: yes\n"
+        b"X-Spam-Action: reject\nX-Spam-Score: 15.00 / 15.00\n\nhello\n")
+REFUSED = (b"From: a@example.org\nSubject: t\nX-Spam-Scanner: rspamc 3.4\n"
+           b"X-Spam-Scan-Time: 0.000\nX-Spam-Error: IO write error: Connection refused\n\nhello\n")
+TIMEOUT = REFUSED.replace(b"IO write error: Connection refused", b"IO timeout")
+
+
+@pytest.mark.parametrize("stdout,code,outcome,reason,score", [
+    (HAM, 0, "ham", "", 3.5), (SPAM, 0, "spam", "", 15.0),
+    (REFUSED, 1, "unscanned", "refused", None), (TIMEOUT, 1, "unscanned", "read-timeout", None),
+    (b"", 1, "error", "exit 1", None), (MSG, 0, "unscanned", "returned unchanged", None),
+    # a verdict header in the body is not a verdict
+    (MSG + b"X-Spam-Action: reject\n", 0, "error", "exit 0", None),
+])
+def test_rspamc_outcomes(stdout: bytes, code: int, outcome: str, reason: str,
+                         score: float | None) -> None:
+    from spamdrill.proto.rspamc_result import classify
+
+    got = classify(MSG, stdout, "", code)
+    assert (got.outcome, got.reason, got.score) == (outcome, reason, score)
+    assert classify(MSG, stdout, "", None).outcome == "lost"
