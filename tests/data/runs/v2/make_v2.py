@@ -1,6 +1,8 @@
 """Make a version-2 run document with every field, from the code at the commit it is run on."""
-import json, sys, shutil
+import shutil
+import sys
 from pathlib import Path
+
 from spamdrill import app
 from spamdrill.checks import CheckResult
 from spamdrill.drills.findings import FindingRow
