@@ -88,13 +88,17 @@ def test_a_run_document_decodes_to_what_was_encoded(run: runmodel.Run) -> None:
 
 @settings(SOME, max_examples=8)  # a database per example: each commit syncs the disk
 @given(run=runs)
-def test_the_runs_database_keeps_each_runs_index_entry(run: runmodel.Run) -> None:
+def test_the_runs_database_keeps_each_runs_index_entry_and_records(run: runmodel.Run,
+                                                                   ) -> None:
     import tempfile
 
+    kept = {sc.name: History(sc.messages, sc.faults) for sc in run.scenarios}
     with tempfile.TemporaryDirectory(prefix="spamdrill-runs-") as tmp:
         db = Path(tmp) / "runs.sqlite"
-        history.store(db, runmodel.index_entry(run), {})
+        history.store(db, runmodel.index_entry(run), kept)
         assert history.list_runs(db) == [runmodel.index_entry(run)]
+        back = history.histories(db, run.run)
+    assert {k: v for k, v in kept.items() if v.messages or v.faults} == back
 
 
 @SOME
@@ -161,10 +165,22 @@ def test_a_version_2_runs_database_still_lists_and_takes_new_runs(tmp_path: Path
     assert [(s.name, s.verdict, s.finding) for s in old.scenarios] == [
         ("spamd-overload", Verdict.ERROR, Finding.LOSES_MAIL),
         ("e2e-db-dropped", Verdict.ERROR, Finding.LOSES_MAIL)]
-    new = runmodel.index_entry(msgspec.structs.replace(
-        runmodel.decode((RUNS / "after" / "report.json").read_bytes()), started=2e9))
-    history.store(db, new, {})
+    v2 = runmodel.decode((V2 / "report.json").read_bytes())
+    as_kept = history.histories(db, old.run)  # the columns it had; the others defaults
+    assert list(as_kept) == ["spamd-overload", "e2e-db-dropped"]
+    for sc in v2.scenarios:
+        assert as_kept[sc.name].faults == sc.faults
+        assert [(m.id, m.outcome, m.end_ns, m.spamc_args, m.worker, m.case)
+                for m in as_kept[sc.name].messages] == [
+            (m.id, m.outcome, m.end_ns, m.spamc_args, m.worker, m.case) for m in sc.messages]
+    after = msgspec.structs.replace(
+        runmodel.decode((RUNS / "after" / "report.json").read_bytes()), started=2e9)
+    new = runmodel.index_entry(after)
+    sc = after.scenarios[0]
+    history.store(db, new, {sc.name: History(sc.messages, sc.faults)})
     assert history.list_runs(db) == [new, old]
+    assert history.histories(db, new.run) == {sc.name: History(sc.messages, sc.faults)}
+    assert history.histories(db, old.run) == as_kept
 
 
 def test_a_runs_row_that_does_not_decode_lists_as_its_id(tmp_path: Path) -> None:

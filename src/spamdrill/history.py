@@ -132,15 +132,28 @@ CREATE TABLE IF NOT EXISTS faults (run TEXT, scenario TEXT, name TEXT, start_ns 
 """
 
 
-MESSAGE_COLUMNS = ("run", "scenario", "case_name", "id", "kind", "size", "start_ns", "end_ns",
-                   "outcome", "exit_code", "reason", "score", "spamc_args", "worker")
+# the messages and faults tables: (run, scenario) and every field of the record, in its
+# order and by its name (``case`` as ``case_name``, a word SQL keeps); a list as its JSON
+_COLUMN = {"case": "case_name"}
+MESSAGE_FIELDS = tuple(f.name for f in msgspec.structs.fields(MessageRecord))
+MESSAGE_COLUMNS = ("run", "scenario", *(_COLUMN.get(f, f) for f in MESSAGE_FIELDS))
+FAULT_FIELDS = tuple(f.name for f in msgspec.structs.fields(FaultWindow))
 
 
 def _migrate(conn: sqlite3.Connection) -> None:
-    """A database written before messages had a worker gets the column (empty for them)."""
+    """A database written before messages had a field gets its column (NULL for them,
+    read as the field's default; a worker: empty)."""
     have = {row[1] for row in conn.execute("PRAGMA table_info(messages)")}
     if "worker" not in have:
         conn.execute("ALTER TABLE messages ADD COLUMN worker TEXT NOT NULL DEFAULT ''")
+    for column in MESSAGE_COLUMNS:
+        if column not in have | {"worker"}:
+            conn.execute(f"ALTER TABLE messages ADD COLUMN {column}")
+
+
+def _row(run: str, scenario: str, record: msgspec.Struct) -> tuple[Any, ...]:
+    values = msgspec.to_builtins(record).values()
+    return (run, scenario, *(json.dumps(v) if isinstance(v, list) else v for v in values))
 
 
 def store(db: Path, entry: IndexEntry, histories: dict[str, History]) -> None:
@@ -155,14 +168,44 @@ def store(db: Path, entry: IndexEntry, histories: dict[str, History]) -> None:
         insert = (f"INSERT INTO messages ({', '.join(MESSAGE_COLUMNS)}) VALUES "
                   f"({', '.join('?' * len(MESSAGE_COLUMNS))})")
         for scenario, h in histories.items():
-            conn.executemany(
-                insert,
-                [(run, scenario, m.case, m.id, m.kind, m.size, m.start_ns, m.end_ns,
-                  m.outcome, m.exit_code, m.reason, m.score, json.dumps(m.spamc_args),
-                  m.worker) for m in h.messages])
-            conn.executemany(
-                "INSERT INTO faults VALUES (?,?,?,?,?,?)",
-                [(run, scenario, f.name, f.start_ns, f.end_ns, f.detail) for f in h.faults])
+            conn.executemany(insert, [_row(run, scenario, m) for m in h.messages])
+            conn.executemany("INSERT INTO faults VALUES (?,?,?,?,?,?)",
+                             [_row(run, scenario, f) for f in h.faults])
+
+
+_DEFAULTED = {f.name for f in msgspec.structs.fields(MessageRecord)
+              if f.default is not msgspec.NODEFAULT}
+
+
+def _message(row: tuple[Any, ...]) -> MessageRecord:
+    """A messages row as its record: NULL in a column added after the row was written
+    is the field's default; 0 and 1 are a bool where the field is one."""
+    raw = dict(zip(MESSAGE_FIELDS, row, strict=True))
+    raw["spamc_args"] = json.loads(raw["spamc_args"] or "[]")
+    return msgspec.convert({k: v for k, v in raw.items()
+                            if v is not None or k not in _DEFAULTED}, MessageRecord,
+                           strict=False)
+
+
+def histories(db: Path, run: str) -> dict[str, History]:
+    """What ``store`` kept of a run's histories, per scenario, as their records."""
+    out: dict[str, History] = {}
+    try:
+        with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
+            have = {row[1] for row in conn.execute("PRAGMA table_info(messages)")}
+            # a database an older version wrote, not yet migrated: its missing columns NULL
+            columns = ", ".join(c if c in have else "NULL" for c in MESSAGE_COLUMNS[2:])
+            for scenario, *row in conn.execute(
+                    f"SELECT scenario, {columns} FROM messages WHERE run = ? ORDER BY rowid",
+                    (run,)):
+                out.setdefault(scenario, History()).messages.append(_message(tuple(row)))
+            for scenario, *row in conn.execute(
+                    f"SELECT scenario, {', '.join(FAULT_FIELDS)} FROM faults WHERE run = ? "
+                    "ORDER BY rowid", (run,)):
+                out.setdefault(scenario, History()).faults.append(FaultWindow(*row))
+    except (sqlite3.Error, msgspec.ValidationError, ValueError) as exc:
+        raise SpamdrillError(f"{db} is not a spamdrill runs database: {exc}") from None
+    return out
 
 
 def list_runs(db: Path) -> list[IndexEntry]:
