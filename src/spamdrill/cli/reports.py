@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import click
 
@@ -21,8 +21,11 @@ from spamdrill.cli.common import (
 from spamdrill.errors import SpamdrillError
 from spamdrill.render import term
 
+if TYPE_CHECKING:
+    from spamdrill.runmodel import Run
 
-def _load_run(results_dir: Path, ref: str) -> Any:
+
+def _load_run(results_dir: Path, ref: str) -> Run:
     from spamdrill import history, runmodel
 
     path = history.locate(results_dir, ref)

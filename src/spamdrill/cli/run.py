@@ -8,7 +8,7 @@ import sys
 import time
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 from rich.table import Table
@@ -35,6 +35,10 @@ from spamdrill.cli.common import (
 from spamdrill.errors import SpamdrillError
 from spamdrill.lab import config as lab_config
 from spamdrill.render import term
+
+if TYPE_CHECKING:
+    from spamdrill.drills.runner import ScenarioResult
+    from spamdrill.runmodel import Run
 
 SCALE = click.option(
     "--scale", type=float, default=None,
@@ -71,8 +75,8 @@ def list_scenarios(json_path: str | None, scenario_dirs: tuple[Path, ...]) -> No
     out.print(table)
 
 
-def _record(results_dir: Path, run_id: str, started: float, results: list[Any], kind: str,
-            json_path: str | None) -> Any:
+def _record(results_dir: Path, run_id: str, started: float,
+            results: list[ScenarioResult], kind: str, json_path: str | None) -> Run:
     """Keep a finished run (``run`` or ``flood``) through ``app.record``, with the
     command's options as its config; then the JSON and the outputs asked for. Returns the
     run's model, which every view renders."""
