@@ -340,7 +340,7 @@ def test_findings_and_verdicts_decide_the_exit_status() -> None:
 
     def result(ok: bool = True, took: bool = True, finding: Fate = Fate.DELIVERED,
                ) -> ScenarioResult:
-        from spamdrill.drills.findings import FindingRow
+        from spamdrill.runmodel import FindingRow
 
         row = FindingRow("", None, finding.finding, finding, None, 1.0, 1, 1, 0, 0, "")
         check = checks.CheckResult("c", "pass" if ok else "fail", "")

@@ -16,11 +16,11 @@ from hypothesis import strategies as st
 
 from spamdrill import history, runmodel
 from spamdrill.dist import tally
-from spamdrill.drills.findings import FindingRow
 from spamdrill.errors import SpamdrillError
 from spamdrill.evidence import Calibration, FaultReport
 from spamdrill.history import FaultWindow, History, IndexEntry, MessageRecord
 from spamdrill.logexcerpt import Excerpt
+from spamdrill.runmodel import FindingRow
 from spamdrill.vocab import Fate, Finding, Layer, Mode, Outcome, Verdict
 
 pytestmark = pytest.mark.unit

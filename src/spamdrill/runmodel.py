@@ -6,9 +6,10 @@ means the same in each of them.
 
 One declaration per field: the document is built from the drills' own records (the
 history's ``MessageRecord`` and ``FaultWindow``, a fault's ``FaultReport``, the
-``Calibration``, ``drills.findings.FindingRow``), encoded and decoded by msgspec as these
-same types; outcome, fate, verdict and finding are ``spamdrill.vocab``'s enums, so a word
-outside the vocabulary is refused when the document is read.
+``Calibration``; ``FindingRow``, declared here, is what ``drills.findings`` returns),
+encoded and decoded by msgspec as these same types; outcome, fate, verdict and finding
+are ``spamdrill.vocab``'s enums, so a word outside the vocabulary is refused when the
+document is read.
 
 Decoding validates: a file that is not a run document is a one-line error, not a
 traceback in a renderer. Older documents are migrated as they are read (``migrate``):
@@ -33,12 +34,11 @@ import msgspec
 from spamdrill.budget import spamc as spamc_model
 from spamdrill.budget.verify import UNBOUNDED, predict
 from spamdrill.checks import Status
-from spamdrill.drills.findings import FindingRow
 from spamdrill.errors import SpamdrillError
 from spamdrill.evidence import Calibration, FaultReport
 from spamdrill.history import FaultWindow, IndexEntry, MessageRecord, ScenarioLine
 from spamdrill.logexcerpt import Excerpt
-from spamdrill.vocab import OUTCOMES, Finding, Outcome, Verdict
+from spamdrill.vocab import OUTCOMES, Fate, Finding, Layer, Mode, Outcome, Verdict
 
 VERSION = 3
 
@@ -65,6 +65,28 @@ class Check(msgspec.Struct, frozen=True, kw_only=True):
         if self.ok != (self.status == "pass"):
             raise ValueError(f"check {self.name!r}: ok is {self.ok} with status "
                              f"{self.status!r}")
+
+
+class FindingRow(msgspec.Struct):
+    """One case's finding (``drills.findings``), as the run document keeps it (``case``
+    "all": the drill's messages were one case). ``crosses_budget`` is the finding's own
+    (``vocab``): kept in the document for its readers, never read from it."""
+
+    case: str
+    mode: Mode | None
+    finding: Finding
+    fate: Fate
+    fires_first: Layer | None
+    worst_s: float | None
+    messages: int
+    scanned: int
+    unscanned: int
+    lost: int
+    why: str
+    crosses_budget: bool = False
+
+    def __post_init__(self) -> None:
+        self.crosses_budget = self.finding.crosses_budget
 
 
 class Timing(msgspec.Struct, frozen=True, kw_only=True):

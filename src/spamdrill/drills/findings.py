@@ -14,9 +14,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import msgspec
-
 from spamdrill.history import MessageRecord
+from spamdrill.runmodel import FindingRow
 from spamdrill.vocab import Fate, Finding, Layer, Mode, Outcome
 
 LISTENER_MODE = {"refuse": Mode.SPAMD_REFUSED, "queue-full": Mode.SPAMD_ACCEPT_QUEUE_FULL,
@@ -35,28 +34,6 @@ class Budgets:
     wrapper: str  # bounce-on-75 | spamdrill-deliver | none | measured
     deadline_s: float
     fates: tuple[tuple[str, str], ...] = ()  # (event, fate): "timeout", "filter-failed"
-
-
-class FindingRow(msgspec.Struct):
-    """One case's finding, as the run document keeps it (``case`` "all": the drill's
-    messages were one case). ``crosses_budget`` is the finding's own (``vocab``): kept in
-    the document for its readers, never read from it."""
-
-    case: str
-    mode: Mode | None
-    finding: Finding
-    fate: Fate
-    fires_first: Layer | None
-    worst_s: float | None
-    messages: int
-    scanned: int
-    unscanned: int
-    lost: int
-    why: str
-    crosses_budget: bool = False
-
-    def __post_init__(self) -> None:
-        self.crosses_budget = self.finding.crosses_budget
 
 
 def _row(case: str, mode: Mode | None, fate: Fate, finding: Finding, layer: Layer | None,

@@ -22,7 +22,7 @@ from spamdrill.budget.inputs import kernel_syn_linear_timeouts
 from spamdrill.checks import CheckResult, verdict
 from spamdrill.drills import calibrate, lablogs
 from spamdrill.drills.control import RealLab
-from spamdrill.drills.findings import Budgets, FindingRow, findings
+from spamdrill.drills.findings import Budgets, findings
 from spamdrill.drills.scenario import AnyTarget, Drill, LoadSpec, Scenario
 from spamdrill.drills.schedule import Nemesis
 from spamdrill.drills.targets import Load, LoadPlan, plan_offsets
@@ -60,7 +60,7 @@ class ScenarioResult:
     budget_s: float
     history: History
     checks: list[CheckResult]
-    findings: list[FindingRow] = field(default_factory=list)
+    findings: list[runmodel.FindingRow] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     faults: tuple[FaultReport, ...] = ()
     calibration: Calibration | None = None
