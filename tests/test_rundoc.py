@@ -72,7 +72,7 @@ runs = st.builds(runmodel.build, text, seconds, text, few(scenarios),
                  config=st.dictionaries(text, json_values, max_size=3),
                  environment=st.dictionaries(text, json_values, max_size=3))
 
-SOME = settings(max_examples=40, deadline=None,
+SOME = settings(max_examples=25, deadline=None,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 
 
