@@ -204,3 +204,29 @@ def test_a_check_whose_ok_contradicts_its_status_is_refused() -> None:
     lying = {**sc, "checks": [{**sc["checks"][0], "status": "fail", "ok": True}]}
     with pytest.raises(SpamdrillError, match=r"not a spamdrill run document.*ok is True"):
         runmodel.from_document({**doc, "scenarios": [lying]})
+
+
+def test_todays_writer_keeps_what_the_version_2_writer_kept(tmp_path: Path) -> None:
+    """The drills' results that made tests/data/runs/v2 (``make_v2.RESULTS``), recorded
+    by today's code: the same document, but for what the migration says (and the machine
+    it ran on); its runs database row and records read back as they were stored."""
+    import importlib.util
+
+    from spamdrill import app
+
+    spec = importlib.util.spec_from_file_location("make_v2", V2 / "make_v2.py")
+    assert spec is not None and spec.loader is not None
+    make_v2 = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(make_v2)
+    (tmp_path / "r1").mkdir()
+    old = runmodel.decode((V2 / "report.json").read_bytes())
+    run = app.record(tmp_path, "r1", old.started, make_v2.RESULTS, "run", old.config)
+    written = json.loads((tmp_path / "r1" / "report.json").read_text())
+    want = _by_hand(json.loads((V2 / "report.json").read_text()))
+    for doc in (written, want):
+        doc.pop("environment"), doc.pop("results_dir"), doc.pop("run")
+    assert written == want
+    assert runmodel.decode((tmp_path / "r1" / "report.json").read_bytes()) == run
+    assert history.list_runs(tmp_path / "runs.sqlite") == [runmodel.index_entry(run)]
+    assert history.histories(tmp_path / "runs.sqlite", "r1") == {
+        sc.name: History(sc.messages, sc.faults) for sc in run.scenarios}

@@ -1,4 +1,6 @@
-"""Make a version-2 run document with every field, from the code at the commit it is run on."""
+"""Make a version-2 run document with every field, from the code at the commit it is run on
+(cc83d52, the last to write version 2). Importing it only builds the drills' results
+(``RESULTS``), which tests/test_rundoc.py records with today's code to compare."""
 import shutil
 import sys
 from pathlib import Path
@@ -13,7 +15,6 @@ from spamdrill.history import FaultWindow, History, MessageRecord
 from spamdrill.logexcerpt import Excerpt
 from spamdrill.vocab import Fate, Finding, Layer, Mode
 
-out = Path(sys.argv[1])
 known = load_all()
 e2e = next(s for n, s in known.items() if n.startswith("e2e"))
 flood = known["spamd-overload"] if "spamd-overload" in known else next(iter(known.values()))
@@ -69,10 +70,15 @@ res2 = ScenarioResult(
      FindingRow("spamdrill-deliver", None, Finding.DEFERS, Fate.DEFERRED, None, 4.0, 1, 1, 0,
                 0, "Postfix deferred it (and retried once the fault healed)")],
     [], (), None, "lab failed: postfix did not greet", [], {})
-results = out / "results"
-shutil.rmtree(results, ignore_errors=True)
-(results / "20261207-025500-abcdef").mkdir(parents=True)
-doc, model = app.record(results, "20261207-025500-abcdef", 1796612100.5, [res1, res2], "run",
-                        {"scale": 33.3333, "count": None, "lab_config": None,
-                         "scenario_dirs": [], "argv": ["spamdrill", "run"]})
-print(doc["exit_status"], app.exit_status(model))
+RESULTS = [res1, res2]
+
+
+if __name__ == "__main__":
+    out = Path(sys.argv[1])
+    results = out / "results"
+    shutil.rmtree(results, ignore_errors=True)
+    (results / "20261207-025500-abcdef").mkdir(parents=True)
+    doc, model = app.record(results, "20261207-025500-abcdef", 1796612100.5, RESULTS, "run",
+                            {"scale": 33.3333, "count": None, "lab_config": None,
+                             "scenario_dirs": [], "argv": ["spamdrill", "run"]})
+    print(doc["exit_status"], app.exit_status(model))
