@@ -12,6 +12,7 @@ import pytest
 from spamdrill import app, runmodel
 from spamdrill.drills.scenario import load_all
 from spamdrill.errors import SpamdrillError
+from spamdrill.vocab import Finding, Verdict
 
 pytestmark = pytest.mark.unit
 
@@ -53,24 +54,39 @@ def test_a_drill_needing_root_is_refused_by_name_and_skipped_in_a_full_run() -> 
     assert choose(PLAIN, ROOTED, root=True)[0] == [PLAIN, ROOTED]  # in the order named
 
 
-@pytest.mark.parametrize("name", ["after", "before", "field"])
+@pytest.mark.parametrize("name", ["after", "before", "field", "v2"])
 def test_exit_status_from_the_model_is_the_recorded_one(name: str) -> None:
     data = (RUNS / name / "report.json").read_bytes()
     recorded = msgspec.json.decode(data)["exit_status"]
-    assert app.exit_status(runmodel.decode(data)) == recorded
+    assert runmodel.exit_status(runmodel.decode(data).scenarios) == recorded
 
 
 def test_exit_status_orders_the_drills_trouble_before_findings() -> None:
     run = runmodel.decode((RUNS / "field" / "report.json").read_bytes())
     first, *rest = run.scenarios
-    within = [msgspec.structs.replace(s, finding="within") for s in run.scenarios]
-    assert app.exit_status(msgspec.structs.replace(run, scenarios=within)) == 0
-    refuted = [msgspec.structs.replace(first, verdict="refuted"), *rest]
-    assert app.exit_status(msgspec.structs.replace(run, scenarios=refuted)) == 3
-    # a recorded document is data: a finding word not in the vocabulary never passes
-    odd = [msgspec.structs.replace(s, finding="fine, honest") for s in within]
-    assert app.exit_status(msgspec.structs.replace(run, scenarios=odd)) == 1
-    assert app.exit_status(msgspec.structs.replace(run, scenarios=[])) == 0
+    within = [msgspec.structs.replace(s, finding=Finding.WITHIN) for s in run.scenarios]
+    assert runmodel.exit_status(within) == 0
+    unscanned = [msgspec.structs.replace(s, finding=Finding.DELIVERS_UNSCANNED)
+                 for s in within]
+    assert runmodel.exit_status(unscanned) == 0
+    bounces = [*within[:-1], msgspec.structs.replace(within[-1], finding=Finding.BOUNCES)]
+    assert runmodel.exit_status(bounces) == 1
+    refuted = [msgspec.structs.replace(first, verdict=Verdict.REFUTED), *rest]
+    assert runmodel.exit_status(refuted) == 3
+    erred = [msgspec.structs.replace(bounces[0], verdict=Verdict.ERROR), *bounces[1:]]
+    assert runmodel.exit_status(erred) == 3
+    assert runmodel.exit_status([]) == 0
+
+
+def test_a_finding_word_outside_the_vocabulary_is_refused_not_passed() -> None:
+    """A recorded document is data: a finding or verdict the vocabulary does not know is
+    refused when the document is read (one line), never judged as a pass."""
+    doc = msgspec.json.decode((RUNS / "field" / "report.json").read_bytes())
+    for key, word in (("finding", "fine, honest"), ("verdict", "confirmed-ish")):
+        odd = {**doc, "scenarios": [{**doc["scenarios"][0], key: word}]}
+        with pytest.raises(SpamdrillError, match="not a spamdrill run document") as exc:
+            runmodel.from_document(odd)
+        assert "\n" not in exc.value.one_line()
 
 
 def test_config_keeps_how_a_run_was_asked_for_not_where_outputs_go() -> None:

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from dataclasses import replace
 from pathlib import Path
 
 import msgspec
 import pytest
 from conftest import spamdrill
+from msgspec.structs import replace
 
 from spamdrill import history
 from spamdrill.dist import clock, plan, tally
@@ -265,7 +265,7 @@ def test_runs_database_keeps_the_worker_and_upgrades_an_old_one(tmp_path: Path) 
             " exit_code INTEGER, reason TEXT, score REAL, spamc_args TEXT);"
             "INSERT INTO messages VALUES ('old','s','','m0','ham',1,0,1,'ham',0,'',0,'[]');")
     r = replace(_record(_share(), 0), worker="w1@b")
-    history.store(db, "new", 0.0, {}, {"flood": History([r])})
+    history.store(db, history.IndexEntry(run="new", started=0.0), {"flood": History([r])})
     with sqlite3.connect(db) as conn:
         rows = conn.execute("SELECT run, id, worker FROM messages ORDER BY run").fetchall()
     assert rows == [("new", r.id, "w1@b"), ("old", "m0", "")]

@@ -331,13 +331,16 @@ def test_findings_follow_the_layers(worst: float | None, unscanned: bool, failed
 def test_findings_and_verdicts_decide_the_exit_status() -> None:
     from spamdrill.drills.runner import ScenarioResult
     from spamdrill.drills.scenario import parse as parse_scenario
-    from spamdrill.report import exit_status
+    from spamdrill.runmodel import exit_status as of_model
+
+    def exit_status(results: list[ScenarioResult]) -> int:
+        return of_model([r.document() for r in results])
 
     sc = parse_scenario(BASE)
 
     def result(ok: bool = True, took: bool = True, finding: Fate = Fate.DELIVERED,
                ) -> ScenarioResult:
-        from spamdrill.drills.findings import FindingRow
+        from spamdrill.runmodel import FindingRow
 
         row = FindingRow("", None, finding.finding, finding, None, 1.0, 1, 1, 0, 0, "")
         check = checks.CheckResult("c", "pass" if ok else "fail", "")

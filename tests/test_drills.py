@@ -173,7 +173,7 @@ def test_cli_run_json_contract_and_exit_status(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stdout + done.stderr
     doc = json.loads(out.read_text())
     assert set(doc) >= {"version", "run", "scenarios", "exit_status"}
-    assert doc["version"] == 2 and doc["exit_status"] == 0
+    assert doc["version"] == 3 and doc["exit_status"] == 0
     [sc] = doc["scenarios"]
     assert set(sc) >= {"name", "hypothesis", "verdict", "finding", "scale", "timing",
                        "checks", "fault_evidence", "findings", "messages", "faults"}

@@ -22,6 +22,7 @@ from hypothesis import strategies as st
 
 from spamdrill import runmodel
 from spamdrill.budget import model
+from spamdrill.errors import SpamdrillError
 from spamdrill.render import budget_html, compare, csvout, html, page
 
 RUNS = Path(__file__).parent / "data" / "runs"
@@ -75,18 +76,23 @@ def assert_escaped(text: str, plots: int) -> None:
     assert "default-src 'none'" in csp and "unsafe-inline" not in csp.split("style-src")[0]
 
 
+# the vocabulary's words: validated when a document is read (an unknown one is refused,
+# test_the_reproduction_runs_no_script), so they stay as recorded
+VOCABULARY = {"verdict", "finding", "status", "outcome", "fate", "mode", "fires_first"}
+
+
 def hostile_document(name: str, texts: list[str]) -> dict[str, Any]:
     """The recorded run ``name`` with every string in it replaced, round robin, by
-    ``texts``."""
+    ``texts`` (the vocabulary's words aside)."""
     doc = json.loads((RUNS / name / "report.json").read_text())
     counter = iter(range(10**9))
 
-    def walk(x: Any) -> Any:
+    def walk(x: Any, key: str = "") -> Any:
         if isinstance(x, dict):
-            return {k: walk(v) for k, v in x.items()}
+            return {k: walk(v, k) for k, v in x.items()}
         if isinstance(x, list):
-            return [walk(v) for v in x]
-        if isinstance(x, str):
+            return [walk(v, key) for v in x]
+        if isinstance(x, str) and key not in VOCABULARY:
             return texts[next(counter) % len(texts)]
         return x
     return walk(doc)  # type: ignore[no-any-return]
@@ -99,8 +105,15 @@ def decoded(doc: dict[str, Any]) -> runmodel.Run:
 @pytest.mark.unit
 def test_the_reproduction_runs_no_script() -> None:
     """Verdict, finding and check status of ``X"><script>...``: 13 live scripts on the
-    field report before; none now, and nothing of it unescaped."""
+    field report before; now such a document is refused when read (the vocabulary's
+    words are validated), and the same text anywhere else is escaped."""
     payload = "X\"><script>alert(1)</script>Z<Z\"Z'Z"
+    doc = json.loads((RUNS / "before" / "report.json").read_text())
+    sc = doc["scenarios"][0]
+    for key, where in (("verdict", sc), ("finding", sc), ("status", sc["checks"][0])):
+        with pytest.raises(SpamdrillError, match="not a spamdrill run document"):
+            decoded({**doc, "scenarios": [{**sc, **({key: payload} if where is sc else
+                                                    {"checks": [{**where, key: payload}]})}]})
     run = decoded(hostile_document("before", [payload]))
     text = html.run_page(run)
     assert "<script>alert" not in text

@@ -151,9 +151,12 @@ def _tmp() -> Any:
 
 def hostile_doc(text: str) -> dict[str, Any]:
     """The recorded ``field`` run with every string a person could have written replaced
-    by ``text`` (names, verdicts, findings, reasons, notes, log lines, flags)."""
+    by ``text`` (names, hypotheses, reasons, notes, log lines, flags)."""
     doc = json.loads((RUNS / "field" / "report.json").read_text())
-    keep = {"outcome", "fate", "peer", "kind", "started", "run", "results_dir"}
+    # the vocabulary's words are validated when read (an unknown one is refused): these
+    # stay as recorded, every other string is the stranger's
+    keep = {"outcome", "fate", "peer", "kind", "started", "run", "results_dir", "verdict",
+            "finding", "status", "mode", "fires_first"}
 
     def walk(x: Any, key: str = "") -> Any:
         if isinstance(x, dict):
@@ -203,8 +206,14 @@ def test_budget_shows_config_text_as_text(tmp_path: Path) -> None:
 
 
 def test_history_shows_index_text_as_text() -> None:
-    runs = [{"run": SHOWN, "started": 0, "kind": SHOWN, "exit_status": SHOWN,
-             "scenarios": [{"name": SHOWN, "verdict": SHOWN}], "config": {"x": SHOWN}}]
+    from spamdrill.history import IndexEntry, ScenarioLine
+    from spamdrill.vocab import Finding, Verdict
+
+    line = ScenarioLine(name=SHOWN, verdict=Verdict.CONFIRMED, finding=Finding.WITHIN,
+                        messages=1, scanned=1, unscanned=0, lost=0, p50_s=None, p99_s=None,
+                        max_s=None)
+    runs = [IndexEntry(run=SHOWN, started=0, kind=SHOWN, exit_status=0, scenarios=[line],
+                       config={"x": SHOWN})]
     assert_text(shown(lambda c: c.print(compare.history_table(runs))), AS_TEXT)
 
 

@@ -1,5 +1,5 @@
 """What ``spamdrill run`` and ``flood`` do, apart from the command line: choose the drills,
-run them, keep the run, and decide the exit status from the run's model.
+run them, and keep the run, whose model decides the exit status (``runmodel.exit_status``).
 
 Everything comes in as arguments (no click context, no globals, no consoles): the command
 line parses and prints, and tests call these functions as they are.
@@ -7,14 +7,12 @@ line parses and prints, and tests call these functions as they are.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from spamdrill.errors import SpamdrillError
-from spamdrill.vocab import Finding, Verdict
 
 if TYPE_CHECKING:
     from spamdrill.drills.runner import ScenarioResult
@@ -103,42 +101,22 @@ def config_of(params: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def record(results_dir: Path, run_id: str, started: float, results: list[ScenarioResult],
-           kind: str, config: dict[str, Any]) -> tuple[dict[str, Any], Run]:
+           kind: str, config: dict[str, Any]) -> Run:
     """Keep a finished run (``run`` or ``flood``): its document in its directory and its
-    line in the runs database; returns the document and the run's model, which every view
-    renders."""
-    from spamdrill import environment, history, report, runmodel
+    index entry in the runs database; returns the run's model, read back from the
+    document as written, which every view renders (as ``spamdrill report`` will, later).
+    Its exit status is ``runmodel.exit_status``, decided when the document is built."""
+    from spamdrill import environment, history, runmodel
 
     run_dir = results_dir / run_id
-    doc = report.document(run_id, started, str(run_dir), results)
-    doc["kind"] = kind
-    doc["config"] = config
-    doc["environment"] = environment.collect()
-    text = json.dumps(doc, indent=1)
+    built = runmodel.build(run_id, started, str(run_dir), [r.document() for r in results],
+                           kind=kind, config=config, environment=environment.collect())
+    text = runmodel.encode(built)
     (run_dir / "report.json").write_text(text)
     if kind != "run":  # run writes its history drill by drill (run_drills)
         for r in results:
             r.history.to_jsonl(run_dir / "history.jsonl", r.name)
-    model = runmodel.from_document(doc)
-    history.store(results_dir / "runs.sqlite", run_id, started, runmodel.index_entry(model),
+    model = runmodel.decode(text, str(run_dir / "report.json"))
+    history.store(results_dir / "runs.sqlite", runmodel.index_entry(model),
                   {r.name: r.history for r in results})
-    return doc, model
-
-
-def exit_status(run: Run) -> int:
-    """A run's exit status, from its model: 3 when a hypothesis was refuted or a drill is
-    in error (the drill, not the system), else 1 when a finding crosses a budget (mail
-    bounced, lost or duplicated), else 0. A word the vocabulary does not know (a recorded
-    document is data) counts as the worse case, never as a pass."""
-    if any(sc.verdict != Verdict.CONFIRMED for sc in run.scenarios):
-        return 3
-    if any(_crosses(sc.finding) for sc in run.scenarios):
-        return 1
-    return 0
-
-
-def _crosses(finding: str) -> bool:
-    try:
-        return Finding(finding).crosses_budget
-    except ValueError:
-        return True
+    return model

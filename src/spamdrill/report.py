@@ -16,9 +16,9 @@ JUnit (``spamdrill.render.junit``) fails as the exit status does: a finding that
 budget is a ``<failure>`` (1), the drill's own trouble an ``<error>`` (3). Every view leads
 with ``runmodel.headline``: what the run found, worst first.
 
-JSON (``spamdrill run --json FILE``, ``-`` for stdout), ``"version": 2``::
+JSON (``spamdrill run --json FILE``, ``-`` for stdout), ``"version": 3``::
 
-  {"version": 2, "run": id, "started": epoch_s, "results_dir": path, "exit_status": n,
+  {"version": 3, "run": id, "started": epoch_s, "results_dir": path, "exit_status": n,
    "scenarios": [{"name", "hypothesis", "stands_for",
      "verdict": "confirmed"|"refuted"|"error", "finding": <worst finding>, "error",
      "scale", "budget_s",
@@ -26,12 +26,15 @@ JSON (``spamdrill run --json FILE``, ``-`` for stdout), ``"version": 2``::
                 {"scan_s", "samples", "cores"}|null},
      "checks": [{"name", "status": "pass"|"fail"|"error", "ok", "detail", "offenders"}],
      "fault_evidence": [{"fault", "took_effect", "detail"}],
-     "findings": [{"case", "mode", "finding", "fate", "fires_first", "worst_s", "messages",
-                   "scanned", "unscanned", "lost", "why", "crosses_budget"}],
-     "notes", "messages": [{"id", "kind", "size", "case", "peer", "worker", "start_ns", "end_ns",
-                            "outcome", "exit_code", "reason", "score", "spamc_args",
-                            "message_id"; end to end also "fate", "dsn", "deferrals",
-                            "intact", "queue_id", "delays", "spamd"}],
+     "findings": [{"case", "mode": <vocab.Mode>|null, "finding", "fate",
+                   "fires_first": <vocab.Layer>|null, "worst_s", "messages", "scanned",
+                   "unscanned", "lost", "why", "crosses_budget"}],
+     "notes", "messages": [{"id", "kind", "size", "start_ns", "end_ns",
+                            "outcome": <vocab.Outcome>, "exit_code", "reason", "spamc_args",
+                            "score", "case", "peer",
+                            "fate": <vocab.Fate>|null (null: not through Postfix), "dsn",
+                            "deferrals", "intact", "queue_id", "delays", "spamd",
+                            "message_id", "worker"}],
      "faults": [{"name", "start_ns", "end_ns", "detail"}],
      "logs": [{"name", "path", "total_lines", "lines", "counts", "last"}],
      "lab_argv": {process: argv}}],
@@ -44,7 +47,9 @@ JSON (``spamdrill run --json FILE``, ``-`` for stdout), ``"version": 2``::
 ``logs``: excerpts of the lab's logs (``spamdrill.logexcerpt``), the whole tails kept at
 ``path`` in the run directory; ``lab_argv``: how each lab process was started (its flags).
 ``kind``, ``config``, ``environment``, ``logs`` and ``lab_argv`` came after the first
-version-2 documents; readers treat them as optional (``spamdrill.runmodel``).
+version-2 documents; readers treat them as optional. The types are ``spamdrill.runmodel``'s
+(one declaration each, msgspec), which also migrates a version-2 document as it reads it
+(there, a message not sent through Postfix has ``"fate": ""``).
 
 Every view (this terminal summary, ``spamdrill.render``'s HTML, JUnit and CSV, history and
 compare) renders the one model of a run, ``spamdrill.runmodel``, decoded from this document.
@@ -59,7 +64,7 @@ from rich.table import Table
 
 from spamdrill import runmodel
 from spamdrill.drills.runner import ScenarioResult
-from spamdrill.render.term import safe
+from spamdrill.render.term import plain, safe
 from spamdrill.runmodel import (
     Scenario,
     both_s,
@@ -67,28 +72,15 @@ from spamdrill.runmodel import (
     scale_shown,
     seconds_phrase,
 )
-from spamdrill.vocab import Finding, Verdict
+from spamdrill.vocab import OUTCOMES, Fate, Finding, Verdict
 
-VERSION = 2
 VERDICT_STYLE: dict[str, str] = {Verdict.CONFIRMED: "green", Verdict.REFUTED: "red",
                                  Verdict.ERROR: "magenta"}
 
 
-def _finding_style(f: str) -> str:
-    try:
-        finding = Finding(f)
-    except ValueError:  # a recorded document is data: a word not in the vocabulary
-        return "magenta"
+def _finding_style(finding: Finding) -> str:
     return "red" if finding.crosses_budget else (
         "yellow" if finding != Finding.WITHIN else "green")
-
-
-def exit_status(results: list[ScenarioResult]) -> int:
-    if any(r.verdict != Verdict.CONFIRMED for r in results):
-        return 3
-    if any(r.finding.crosses_budget for r in results):
-        return 1
-    return 0
 
 
 def line(r: ScenarioResult) -> str:
@@ -132,7 +124,7 @@ def case_table(sc: Scenario) -> Table:
         table.add_column(col)
     for case in sorted(sc.cases, key=lambda c: -(c.summary.max_s or 0)):
         s = case.summary
-        outcome = ", ".join(f"{s.count(o)} {o}" for o in runmodel.OUTCOMES if s.count(o))
+        outcome = ", ".join(f"{s.count(o)} {o}" for o in OUTCOMES if s.count(o))
         finding = case.finding.finding if case.finding else Finding.WITHIN
         style = _finding_style(finding)
         table.add_row(safe(case.name), str(s.messages), safe(outcome),
@@ -155,14 +147,15 @@ def wrapper_table(sc: Scenario) -> Table:
         cases.setdefault(m.case, []).append(m)
     for case, ms in sorted(cases.items()):
         count = {f: sum(1 for m in ms if m.fate == f) for f in
-                 ("delivered", "delivered unscanned", "bounced", "lost", "duplicated")}
-        bounce = next((m for m in ms if m.fate == "bounced"), None)
+                 (Fate.DELIVERED, Fate.DELIVERED_UNSCANNED, Fate.BOUNCED, Fate.LOST,
+                  Fate.DUPLICATED)}
+        bounce = next((m for m in ms if m.fate == Fate.BOUNCED), None)
         finding = rows[case].finding if case in rows else Finding.WITHIN
         style = _finding_style(finding)
-        table.add_row(safe(case), str(len(ms)), str(count["delivered"]),
-                      str(count["delivered unscanned"]),
-                      str(sum(1 for m in ms if m.deferrals)), str(count["bounced"]),
-                      str(count["lost"]), str(count["duplicated"]),
+        table.add_row(safe(case), str(len(ms)), str(count[Fate.DELIVERED]),
+                      str(count[Fate.DELIVERED_UNSCANNED]),
+                      str(sum(1 for m in ms if m.deferrals)), str(count[Fate.BOUNCED]),
+                      str(count[Fate.LOST]), str(count[Fate.DUPLICATED]),
                       f"[{style}]{safe(finding)}[/{style}]",
                       safe(f"{bounce.dsn} {bounce.reason[:70]}") if bounce else "")
     return table
@@ -179,7 +172,7 @@ def _explain(console: Console, sc: Scenario) -> None:
     name = safe(sc.name)
     for fr in sc.fault_evidence:
         mark = "[green]✓[/green]" if fr.took_effect else "[magenta]?[/magenta]"
-        console.print(f"{mark} {safe(sc.name)}: fault {safe(fr.fault)}: {safe(fr.detail)}")
+        console.print(f"{mark} {safe(sc.name)}: fault {safe(fr.name)}: {safe(fr.detail)}")
     for c in sc.checks:
         if not c.ok:
             who = f" (e.g. {safe(', '.join(c.offenders[:3]))})" if c.offenders else ""
@@ -203,7 +196,8 @@ def _explain(console: Console, sc: Scenario) -> None:
 def print_run(console: Console, run: runmodel.Run) -> None:
     """The quick view of a run, from its model; what it found comes first."""
     style = "bold red" if run.headline.startswith("UNSAFE") else "bold"
-    console.print(run.headline, style=style, markup=False, highlight=False)
+    said = plain(run.headline)  # it names scenarios: a document's text, shown as text
+    console.print(said, style=style, markup=False, highlight=False)
     for sc in run.scenarios:
         if any(m.peer == "postfix" for m in sc.messages):
             console.print(wrapper_table(sc))
@@ -218,7 +212,7 @@ def print_run(console: Console, run: runmodel.Run) -> None:
                   "right scaled: spamc's whole-second retry sleeps, scan time, process "
                   "start-up, the kernel's TCP timers. Verdict: did the hypothesis hold; "
                   "finding: what the system does in that mode.", style="dim")
-    console.print(run.headline, style=style, markup=False, highlight=False)
+    console.print(said, style=style, markup=False, highlight=False)
 
 
 def predicted_vs_measured(results: list[ScenarioResult], predicted: dict[str, Any],
@@ -242,16 +236,3 @@ def predicted_vs_measured(results: list[ScenarioResult], predicted: dict[str, An
         table.add_row(safe(mode), safe(r.name), shown, safe(p.outcome), worst,
                       safe(r.finding))
     return table
-
-
-def print_results(console: Console, results: list[ScenarioResult]) -> None:
-    """The quick view of results still in memory: rendered from the same model as every
-    other view (their document, decoded)."""
-    print_run(console, runmodel.from_document(document("", 0.0, "", results)))
-
-
-def document(run_id: str, started: float, results_dir: str,
-             results: list[ScenarioResult]) -> dict[str, Any]:
-    return {"version": VERSION, "run": run_id, "started": started,
-            "results_dir": results_dir, "exit_status": exit_status(results),
-            "scenarios": [r.public() for r in results]}

@@ -1,19 +1,31 @@
-"""One model of a run, sans-IO: the run document (``spamdrill.report``, ``"version": 2``)
-decoded into typed values, with what every view derives from it (each case's summary,
-the budget's prediction, the messages that broke a check, the time axis). The terminal
-summary, the HTML report, JUnit, CSV, the history and ``compare`` all read this model,
-so a number means the same in each of them.
+"""One model of a run, sans-IO: the run document (``spamdrill.report``, ``"version": 3``)
+as typed values, with what every view derives from it (each case's summary, the budget's
+prediction, the messages that broke a check, the time axis). The terminal summary, the
+HTML report, JUnit, CSV, the history and ``compare`` all read this model, so a number
+means the same in each of them.
 
-Decoding validates (msgspec): a file that is not a run document is a one-line error, not
-a traceback in a renderer. Fields added after version 2 was first written (``kind``,
-``config``, ``environment``, ``logs``, ``lab_argv``) have defaults, so older documents
-still open.
+One declaration per field: the document is built from the drills' own records (the
+history's ``MessageRecord`` and ``FaultWindow``, a fault's ``FaultReport``, the
+``Calibration``; ``FindingRow``, declared here, is what ``drills.findings`` returns),
+encoded and decoded by msgspec as these same types; outcome, fate, verdict and finding
+are ``spamdrill.vocab``'s enums, so a word outside the vocabulary is refused when the
+document is read.
+
+Decoding validates: a file that is not a run document is a one-line error, not a
+traceback in a renderer. Older documents are migrated as they are read (``migrate``):
+
+- version 2 -> 3: a message that did not go through Postfix had ``"fate": ""``; version 3
+  says ``null``. Fields added during version 2 (``kind``, ``config``, ``environment``,
+  ``logs``, ``lab_argv``; a message's ``worker`` and end-to-end fields) have defaults, so
+  the first version-2 documents open too.
 """
 
 from __future__ import annotations
 
+import json
 import math
 import statistics
+from collections.abc import Sequence
 from functools import cached_property
 from typing import Any
 
@@ -21,61 +33,60 @@ import msgspec
 
 from spamdrill.budget import spamc as spamc_model
 from spamdrill.budget.verify import UNBOUNDED, predict
+from spamdrill.checks import Status
 from spamdrill.errors import SpamdrillError
-from spamdrill.history import MessageRecord
+from spamdrill.evidence import Calibration, FaultReport
+from spamdrill.history import FaultWindow, IndexEntry, MessageRecord, ScenarioLine
 from spamdrill.logexcerpt import Excerpt
+from spamdrill.vocab import OUTCOMES, Fate, Finding, Layer, Mode, Outcome, Verdict
 
-OUTCOMES = ("spam", "ham", "unscanned", "error", "lost")
+VERSION = 3
 
+__all__ = ["OUTCOMES", "VERSION", "Calibration", "Case", "Check", "FaultEvidence",
+           "FaultWindow", "FindingRow", "Message", "Run", "Scenario", "Summary", "Timing"]
 
-# a message as the run document holds it: the history's own record, decoded (and
-# validated) by msgspec, so the document and the history cannot drift apart
+# a message as the run document holds it: the history's own record
 Message = MessageRecord
-
-
-class FaultWindow(msgspec.Struct, frozen=True, kw_only=True):
-    name: str
-    start_ns: int
-    end_ns: int | None
-    detail: str
+# what a fault showed of itself: ``{"fault", "took_effect", "detail"}``
+FaultEvidence = FaultReport
 
 
 class Check(msgspec.Struct, frozen=True, kw_only=True):
+    """A check's result as the document keeps it (``checks.CheckResult``: ``ok`` is
+    whether it passed, at most 50 offenders)."""
+
     name: str
-    status: str  # pass | fail | error
+    status: Status
     ok: bool
     detail: str
     offenders: list[str]
 
+    def __post_init__(self) -> None:
+        if self.ok != (self.status == "pass"):
+            raise ValueError(f"check {self.name!r}: ok is {self.ok} with status "
+                             f"{self.status!r}")
 
-class FaultEvidence(msgspec.Struct, frozen=True, kw_only=True):
-    fault: str
-    took_effect: bool
-    detail: str
 
-
-class FindingRow(msgspec.Struct, frozen=True, kw_only=True):
-    """``drills.findings.FindingRow`` as a saved run carries it: plain strings rather than
-    the vocabulary's enums, so a run written by another version still reads."""
+class FindingRow(msgspec.Struct):
+    """One case's finding (``drills.findings``), as the run document keeps it (``case``
+    "all": the drill's messages were one case). ``crosses_budget`` is the finding's own
+    (``vocab``): kept in the document for its readers, never read from it."""
 
     case: str
-    mode: str | None
-    finding: str
-    fate: str
-    fires_first: str | None
+    mode: Mode | None
+    finding: Finding
+    fate: Fate
+    fires_first: Layer | None
     worst_s: float | None
     messages: int
     scanned: int
     unscanned: int
     lost: int
     why: str
-    crosses_budget: bool
+    crosses_budget: bool = False
 
-
-class Calibration(msgspec.Struct, frozen=True, kw_only=True):
-    scan_s: float
-    samples: list[float]
-    cores: float
+    def __post_init__(self) -> None:
+        self.crosses_budget = self.finding.crosses_budget
 
 
 class Timing(msgspec.Struct, frozen=True, kw_only=True):
@@ -97,23 +108,24 @@ class Summary(msgspec.Struct, frozen=True, kw_only=True):
 
     @property
     def scanned(self) -> int:
-        return self.counts["spam"] + self.counts["ham"]
+        return self.counts[Outcome.SPAM] + self.counts[Outcome.HAM]
 
     def count(self, outcome: str) -> int:
         return self.counts.get(outcome, 0)
 
 
 def summarize(ms: list[Message]) -> Summary:
-    """The same percentiles as the drills' (``runner.summarize``): p99 is the sample at
-    rank floor(0.99 n), the median the statistical one."""
+    """Every view's counts and percentiles of some messages: p99 is the sample at rank
+    floor(0.99 n), the median the statistical one. Each of ``OUTCOMES`` is counted (zeros
+    too), then any other outcome the messages had (end to end: deferred, bounced ...)."""
     times = sorted(s for m in ms if (s := m.seconds) is not None)
 
     def pct(p: float) -> float | None:
         return round(times[min(len(times) - 1, int(p * len(times)))], 3) if times else None
 
-    counts = dict.fromkeys(OUTCOMES, 0)
+    counts = dict.fromkeys(map(str, OUTCOMES), 0)
     for m in ms:
-        counts[m.outcome] = counts.get(m.outcome, 0) + 1
+        counts[str(m.outcome)] = counts.get(str(m.outcome), 0) + 1
     return Summary(messages=len(ms), counts=counts,
                    p50_s=round(statistics.median(times), 3) if times else None,
                    p99_s=pct(0.99), max_s=round(times[-1], 3) if times else None,
@@ -135,8 +147,8 @@ class Scenario(msgspec.Struct, frozen=True, kw_only=True, dict=True):
     name: str
     hypothesis: str
     stands_for: str
-    verdict: str
-    finding: str
+    verdict: Verdict
+    finding: Finding
     error: str
     scale: float
     budget_s: float
@@ -222,7 +234,7 @@ class Run(msgspec.Struct, frozen=True, kw_only=True):
     run: str
     started: float
     results_dir: str
-    exit_status: int
+    exit_status: int  # exit_status(scenarios) when the run was recorded
     scenarios: list[Scenario]
     kind: str = "run"  # run | flood
     config: dict[str, Any] = {}
@@ -234,6 +246,26 @@ class Run(msgspec.Struct, frozen=True, kw_only=True):
     @property
     def headline(self) -> str:
         return headline(self.scenarios)
+
+
+def exit_status(scenarios: Sequence[Scenario]) -> int:
+    """A run's exit status, from its model (the one definition): 3 when a hypothesis was
+    refuted or a drill is in error (the drill, not the system), else 1 when a finding
+    crosses a budget (mail bounced, lost or duplicated), else 0."""
+    if any(sc.verdict != Verdict.CONFIRMED for sc in scenarios):
+        return 3
+    if any(sc.finding.crosses_budget for sc in scenarios):
+        return 1
+    return 0
+
+
+def build(run_id: str, started: float, results_dir: str, scenarios: list[Scenario], *,
+          kind: str = "run", config: dict[str, Any] | None = None,
+          environment: dict[str, Any] | None = None) -> Run:
+    """A run's document, its exit status decided from its scenarios."""
+    return Run(version=VERSION, run=run_id, started=started, results_dir=results_dir,
+               exit_status=exit_status(scenarios), scenarios=scenarios, kind=kind,
+               config=config or {}, environment=environment or {})
 
 
 _FOUND = {"loses mail": "mail lost", "duplicates mail": "mail duplicated",
@@ -272,36 +304,81 @@ def headline(scenarios: list[Scenario]) -> str:
     return lead + "; ".join(parts) + ("." if parts else "")
 
 
+def to_builtins(run: Run) -> dict[str, Any]:
+    """The document as JSON values (``--json``): what decoding its JSON gives."""
+    doc: dict[str, Any] = msgspec.json.decode(msgspec.json.encode(run))
+    return doc
+
+
+def encode(run: Run) -> str:
+    """The document as ``report.json`` keeps it."""
+    return json.dumps(to_builtins(run), indent=1)
+
+
+class _Versioned(msgspec.Struct):
+    version: int
+
+
 def decode(data: bytes | str, source: str = "run document") -> Run:
-    """A run document (report.json) as the model; a bad one is a one-line error."""
+    """A run document (report.json) as the model, migrated from an older version; a bad
+    one is a one-line error."""
     try:
-        run = msgspec.json.decode(data, type=Run)
+        version = msgspec.json.decode(data, type=_Versioned).version
+        if version == VERSION:
+            return msgspec.json.decode(data, type=Run)
+        if version in MIGRATIONS:
+            return msgspec.convert(migrate(msgspec.json.decode(data)), Run)
     except (msgspec.ValidationError, msgspec.DecodeError) as exc:
         raise SpamdrillError(f"{source} is not a spamdrill run document: {exc}",
                              "give a report.json that spamdrill run wrote") from None
-    if run.version != 2:
-        raise SpamdrillError(f"{source} is run document version {run.version}; this "
-                             "spamdrill reads version 2")
-    return run
+    raise SpamdrillError(f"{source} is run document version {version}; this spamdrill "
+                         f"reads versions {', '.join(map(str, [*MIGRATIONS, VERSION]))}")
+
+
+def _v2_scenario(sc: Any) -> Any:
+    messages = sc.get("messages") if isinstance(sc, dict) else None
+    if not isinstance(messages, list):
+        return sc
+    return {**sc, "messages": [{**m, "fate": m.get("fate") or None}
+                               if isinstance(m, dict) else m for m in messages]}
+
+
+def _from_v2(doc: dict[str, Any]) -> dict[str, Any]:
+    """2 -> 3: a message that did not go through Postfix had ``"fate": ""``; now null."""
+    scenarios = doc.get("scenarios")
+    if isinstance(scenarios, list):
+        doc = {**doc, "scenarios": [_v2_scenario(sc) for sc in scenarios]}
+    return {**doc, "version": 3}
+
+
+# each older version's step to the next
+MIGRATIONS = {2: _from_v2}
+
+
+def migrate(doc: Any) -> Any:
+    """An older document (JSON values) as the current version writes it, one step at a
+    time; anything else as it is, for the decoder to refuse."""
+    while isinstance(doc, dict) and doc.get("version") in MIGRATIONS:
+        doc = MIGRATIONS[doc["version"]](doc)
+    return doc
 
 
 def from_document(doc: dict[str, Any]) -> Run:
-    """The model of a document still in memory (``report.document``)."""
-    return decode(msgspec.json.encode(doc))
+    """The model of a document still in memory (JSON values)."""
+    return decode(json.dumps(doc))
 
 
-def index_entry(run: Run) -> dict[str, Any]:
+def index_entry(run: Run) -> IndexEntry:
     """What the runs database keeps of a run for ``spamdrill history``: the run's own
     fields and one line per scenario (its verdict, finding and summary)."""
-    return {"version": run.version, "run": run.run, "started": run.started,
-            "results_dir": run.results_dir, "exit_status": run.exit_status,
-            "kind": run.kind, "config": run.config,
-            "scenarios": [{"name": s.name, "verdict": s.verdict, "finding": s.finding,
-                           "messages": s.summary.messages, "scanned": s.summary.scanned,
-                           "unscanned": s.summary.count("unscanned"),
-                           "lost": s.summary.count("lost") + s.summary.count("error"),
-                           "p50_s": s.summary.p50_s, "p99_s": s.summary.p99_s,
-                           "max_s": s.summary.max_s} for s in run.scenarios]}
+    return IndexEntry(
+        run=run.run, started=run.started, version=run.version, results_dir=run.results_dir,
+        exit_status=run.exit_status, kind=run.kind, config=run.config,
+        scenarios=[ScenarioLine(
+            name=s.name, verdict=s.verdict, finding=s.finding, messages=s.summary.messages,
+            scanned=s.summary.scanned, unscanned=s.summary.count("unscanned"),
+            lost=s.summary.count("lost") + s.summary.count("error"), p50_s=s.summary.p50_s,
+            p99_s=s.summary.p99_s, max_s=s.summary.max_s) for s in run.scenarios])
 
 
 def _decimals(scale: float) -> int:

@@ -2,6 +2,7 @@
 diagnosis, sans-IO: a postmaster can hold a prediction, a drill and last night's mail log
 side by side because all four use these words, defined here once.
 
+- ``Outcome``: what one spamc run gave back (scanned as spam or ham, or not).
 - ``Fate``: what happened to one message, as its sender and recipient see it.
 - ``Mode``: why: the failure modes, each with the layer whose limit it meets.
 - ``Layer``: against what: the component whose limit fired first.
@@ -13,6 +14,30 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
+
+
+class Outcome(StrEnum):
+    """What one spamc run gave back: its message scanned (``spam``, ``ham``), returned
+    unscanned (spamc failed open), an error status, or nothing before the load's bound;
+    end to end, what Postfix made of a message it did not deliver."""
+
+    SPAM = "spam"
+    HAM = "ham"
+    UNSCANNED = "unscanned"
+    ERROR = "error"
+    LOST = "lost"
+    # end to end, a message Postfix did not deliver is named by its fate
+    DEFERRED = "deferred"
+    BOUNCED = "bounced"
+    DUPLICATED = "duplicated"
+
+    @property
+    def scanned(self) -> bool:
+        return self in (Outcome.SPAM, Outcome.HAM)
+
+
+# what spamc itself can give back: every summary counts these, in this order, zeros too
+OUTCOMES = (Outcome.SPAM, Outcome.HAM, Outcome.UNSCANNED, Outcome.ERROR, Outcome.LOST)
 
 
 class Fate(StrEnum):

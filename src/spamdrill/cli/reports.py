@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import click
 
@@ -21,8 +21,11 @@ from spamdrill.cli.common import (
 from spamdrill.errors import SpamdrillError
 from spamdrill.render import term
 
+if TYPE_CHECKING:
+    from spamdrill.runmodel import Run
 
-def _load_run(results_dir: Path, ref: str) -> Any:
+
+def _load_run(results_dir: Path, ref: str) -> Run:
     from spamdrill import history, runmodel
 
     path = history.locate(results_dir, ref)
@@ -72,11 +75,13 @@ def report_cmd(run_ref: str, results_dir: Path, html: Path | None, junit: Path |
 def history_cmd(results_dir: Path, json_path: str | None, limit: int) -> None:
     """The recorded runs (spamdrill run and flood), newest first: id, date, scenarios with
     their verdicts, and how each was run."""
+    import msgspec
+
     from spamdrill import history
     from spamdrill.render import compare
 
     runs = history.list_runs(results_dir / "runs.sqlite")[:limit]
-    if _emit_json(json_path, {"runs": runs}):
+    if _emit_json(json_path, {"runs": [msgspec.to_builtins(r) for r in runs]}):
         pass  # stdout holds the document alone
     elif not runs:
         out.print(f"no runs recorded in {term.safe(results_dir)} (record one with: "

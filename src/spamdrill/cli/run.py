@@ -8,7 +8,7 @@ import sys
 import time
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 from rich.table import Table
@@ -35,6 +35,10 @@ from spamdrill.cli.common import (
 from spamdrill.errors import SpamdrillError
 from spamdrill.lab import config as lab_config
 from spamdrill.render import term
+
+if TYPE_CHECKING:
+    from spamdrill.drills.runner import ScenarioResult
+    from spamdrill.runmodel import Run
 
 SCALE = click.option(
     "--scale", type=float, default=None,
@@ -71,15 +75,17 @@ def list_scenarios(json_path: str | None, scenario_dirs: tuple[Path, ...]) -> No
     out.print(table)
 
 
-def _record(results_dir: Path, run_id: str, started: float, results: list[Any], kind: str,
-            json_path: str | None) -> Any:
+def _record(results_dir: Path, run_id: str, started: float,
+            results: list[ScenarioResult], kind: str, json_path: str | None) -> Run:
     """Keep a finished run (``run`` or ``flood``) through ``app.record``, with the
     command's options as its config; then the JSON and the outputs asked for. Returns the
     run's model, which every view renders."""
+    from spamdrill import runmodel
+
     ctx = click.get_current_context()
-    doc, model = app.record(results_dir, run_id, started, results, kind,
-                            app.config_of(ctx.params))
-    _emit_json(json_path, doc)
+    model = app.record(results_dir, run_id, started, results, kind,
+                       app.config_of(ctx.params))
+    _emit_json(json_path, runmodel.to_builtins(model))
     _write_outputs(model, ctx.meta.get(OUTPUTS, (None, None, None)))
     return model
 
@@ -158,7 +164,7 @@ def run(scenarios: tuple[str, ...], config_path: Path | None, scale: float | Non
         view.print(report.predicted_vs_measured(results, shaped.predicted, str(etc)))
     view.print(f"history: {term.safe(run_dir / 'history.jsonl')}; runs database: "
                f"{term.safe(results_dir / 'runs.sqlite')}", style="dim")
-    sys.exit(app.exit_status(model))
+    sys.exit(model.exit_status)
 
 
 def _run_all(chosen: list[Any], settings: app.DrillSettings, run_dir: Path,
@@ -303,7 +309,7 @@ def flood(count: int, targets: tuple[str, ...], owned: bool, spamc_args: str, sc
     report.print_run(view, model)
     view.print(f"history: {term.safe(run_dir / 'history.jsonl')}; runs database: "
                f"{term.safe(results_dir / 'runs.sqlite')}", style="dim")
-    sys.exit(app.exit_status(model))
+    sys.exit(model.exit_status)
 
 
 def _flood_flags(flags: list[str], scale: float) -> None:

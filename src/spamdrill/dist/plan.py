@@ -30,7 +30,7 @@ from spamdrill.errors import SpamdrillError
 from spamdrill.history import MessageRecord
 from spamdrill.load.spamc import Job
 from spamdrill.system import spamc as spamc_flags
-from spamdrill.vocab import Fate
+from spamdrill.vocab import Outcome
 
 LAB_NET = ipaddress.ip_network("198.18.0.0/15")
 LAB_CLIENT_NS = re.compile(r"spamdrill-[0-9a-z]+-client[2-8]?")
@@ -166,7 +166,7 @@ def lost(share: Share, missing: Iterable[int], worker: str, reason: str,
         msg = message(share, i)
         out.append(MessageRecord(
             id=msg.id, kind=msg.kind, size=len(msg.data),
-            start_ns=release_ns + round(offsets[i] * 1e9), end_ns=None, outcome=Fate.LOST.value,
+            start_ns=release_ns + round(offsets[i] * 1e9), end_ns=None, outcome=Outcome.LOST,
             exit_code=None, reason=reason, spamc_args=flags_for(share, i), worker=worker))
     return out
 

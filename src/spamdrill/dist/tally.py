@@ -2,15 +2,15 @@
 and a ``lost`` record for every message whose record never arrived -- a dead worker's
 messages are reported to the run, never silently dropped.
 
-On the wire a record is ``dataclasses.asdict(MessageRecord)`` (JSON between a shot and its
-worker, msgpack in Locust's messages); it is read back through ``msgspec.convert``, so a
-field of the wrong type is refused, not stored.
+On the wire a record is ``msgspec.to_builtins(MessageRecord)`` (JSON between a shot and
+its worker, msgpack in Locust's messages); it is read back through ``msgspec.convert``, so
+a field of the wrong type (or an outcome outside the vocabulary) is refused, not stored.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 import msgspec
@@ -22,7 +22,8 @@ CHUNK = 500  # records per message: ~200 kB, well inside what ZeroMQ moves at on
 
 
 def to_wire(record: MessageRecord) -> dict[str, Any]:
-    return asdict(record)
+    wire: dict[str, Any] = msgspec.to_builtins(record)
+    return wire
 
 
 def from_wire(raw: Any) -> MessageRecord:
@@ -66,8 +67,9 @@ class Tally:
             elif r.id in w.got:
                 self.duplicates += 1
             else:
-                w.got[r.id] = replace(r, worker=name, start_ns=shift(r.start_ns),
-                                      end_ns=None if r.end_ns is None else shift(r.end_ns))
+                w.got[r.id] = msgspec.structs.replace(
+                    r, worker=name, start_ns=shift(r.start_ns),
+                    end_ns=None if r.end_ns is None else shift(r.end_ns))
                 new += 1
         return new
 

@@ -33,6 +33,7 @@ from spamdrill.load import smtp
 from spamdrill.proto import spamd_log
 from spamdrill.proto.postfix_log import Delivery
 from spamdrill.vocab import Fate
+from spamdrill.vocab import Outcome as Word
 
 DELIVER = "spamdrill-deliver"
 SETTLED_POLL_S = 0.2
@@ -225,9 +226,9 @@ class SmtpLoad:
             time.sleep(SETTLED_POLL_S)
 
     def _record(self, s: Injected, o: Outcome, spamd: str) -> MessageRecord:
-        word = _OUTCOME.get(o.fate, "error") if o.fate is not None else "error"
+        word = _OUTCOME[o.fate] if o.fate is not None else Word.ERROR
         if o.fate == Fate.DELIVERED and ".Spam" in o.folders:
-            word = "spam"
+            word = Word.SPAM
         seconds = o.seconds
         end = s.start_ns + int(seconds * 1e9) if seconds is not None else s.end_ns or None
         last = o.log[-1] if o.log else None
@@ -235,7 +236,7 @@ class SmtpLoad:
             id=s.id, kind=self.kinds.get(s.id, ""), size=len(s.data), start_ns=s.start_ns,
             end_ns=None if o.fate == Fate.LOST else end, outcome=word, exit_code=None,
             reason=o.reason, spamc_args=list(self.plan.spamc_args), case=self.cases[s.id],
-            peer="postfix", fate=o.fate.value if o.fate else "",
+            peer="postfix", fate=o.fate,
             dsn=o.dsn_status or (last.dsn if last else ""),
             deferrals=sum(1 for d in o.log if d.status == "deferred"), intact=o.intact,
             queue_id=s.queue_id or "", spamd=spamd, delays=_delays(last),
@@ -255,6 +256,7 @@ def _delays(d: Delivery | None) -> str:
     return f"{x.before_qmgr:g}/{x.in_qmgr:g}/{x.connect:g}/{x.transmission:g}"
 
 
-_OUTCOME = {Fate.DELIVERED: "ham", Fate.DELIVERED_UNSCANNED: "unscanned",
-            Fate.DEFERRED: "deferred", Fate.BOUNCED: "bounced", Fate.LOST: "lost",
-            Fate.DUPLICATED: "duplicated"}
+# the outcome word (vocab.Outcome) of a message Postfix judged
+_OUTCOME = {Fate.DELIVERED: Word.HAM, Fate.DELIVERED_UNSCANNED: Word.UNSCANNED,
+            Fate.DEFERRED: Word.DEFERRED, Fate.BOUNCED: Word.BOUNCED, Fate.LOST: Word.LOST,
+            Fate.DUPLICATED: Word.DUPLICATED}

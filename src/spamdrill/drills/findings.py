@@ -13,10 +13,10 @@ spamdrill-deliver defers at its deadline. A message spamc never returned is lost
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 from spamdrill.history import MessageRecord
-from spamdrill.vocab import Fate, Finding, Layer, Mode
+from spamdrill.runmodel import FindingRow
+from spamdrill.vocab import Fate, Finding, Layer, Mode, Outcome
 
 LISTENER_MODE = {"refuse": Mode.SPAMD_REFUSED, "queue-full": Mode.SPAMD_ACCEPT_QUEUE_FULL,
                  "silent": Mode.SPAMD_SILENT, "nonreader": Mode.SPAMD_SILENT,
@@ -36,27 +36,15 @@ class Budgets:
     fates: tuple[tuple[str, str], ...] = ()  # (event, fate): "timeout", "filter-failed"
 
 
-@dataclass(frozen=True)
-class FindingRow:
-    case: str
-    mode: Mode | None
-    finding: Finding
-    fate: Fate
-    fires_first: Layer | None
-    worst_s: float | None
-    messages: int
-    scanned: int
-    unscanned: int
-    lost: int
-    why: str
-
-    def public(self) -> dict[str, Any]:
-        return {"case": self.case or "all", "mode": self.mode, "finding": self.finding,
-                "fate": self.fate, "fires_first": self.fires_first,
-                "worst_s": None if self.worst_s is None else round(self.worst_s, 3),
-                "messages": self.messages, "scanned": self.scanned,
-                "unscanned": self.unscanned, "lost": self.lost, "why": self.why,
-                "crosses_budget": self.finding.crosses_budget}
+def _row(case: str, mode: Mode | None, fate: Fate, finding: Finding, layer: Layer | None,
+         worst_s: float | None, ms: list[MessageRecord], why: str) -> FindingRow:
+    """A case's row as the document keeps it: its name ("all" for the one case of a
+    drill without cases) and its worst time to the millisecond."""
+    return FindingRow(case or "all", mode, finding, fate, layer,
+                      None if worst_s is None else round(worst_s, 3), len(ms),
+                      sum(1 for m in ms if m.scanned),
+                      sum(1 for m in ms if m.outcome == Outcome.UNSCANNED),
+                      sum(1 for m in ms if m.outcome == Outcome.LOST), why)
 
 
 _MEASURED_WHY = {
@@ -103,7 +91,7 @@ def judge(worst_s: float | None, any_unscanned: bool, failed: bool,
 def _measured_fate(m: MessageRecord) -> Fate:
     """End to end the real Postfix decided: a message deferred during the fault and
     delivered after it counts as deferred (what this failure mode does to mail)."""
-    fate = Fate(m.fate)
+    fate = Fate(m.fate or Fate.LOST)  # only messages with a fate are asked
     if m.deferrals and fate in (Fate.DELIVERED, Fate.DELIVERED_UNSCANNED):
         return Fate.DEFERRED
     return fate
@@ -135,11 +123,7 @@ def end_to_end(case: str, ms: list[MessageRecord], mode: Mode | None) -> Finding
             all(m.dsn.startswith("5.") for m in ms if m.fate == Fate.BOUNCED):
         finding, why = Finding.WITHIN, f"{why} (a permanent failure: bouncing is right)"
     times = [m.seconds for m in ms if m.seconds is not None]
-    return FindingRow(case, mode, finding, worst, None,
-                      max(times) if times else None, len(ms),
-                      sum(1 for m in ms if m.scanned),
-                      sum(1 for m in ms if m.outcome == "unscanned"),
-                      sum(1 for m in ms if m.outcome == "lost"), why)
+    return _row(case, mode, worst, finding, None, max(times) if times else None, ms, why)
 
 
 def case_finding(case: str, ms: list[MessageRecord], mode: Mode | None,
@@ -153,9 +137,9 @@ def case_finding(case: str, ms: list[MessageRecord], mode: Mode | None,
     failed = any(m.outcome == "error" for m in ms)
     fate, layer, why = judge(worst, unscanned > 0, failed, b)
     peer_mode = LISTENER_MODE.get(ms[0].peer) if ms else None
-    return FindingRow(case, peer_mode or mode, fate.finding, fate, layer,
-                      None if lost else max((t for t in times if t is not None), default=None),
-                      len(ms), sum(1 for m in ms if m.scanned), unscanned, lost, why)
+    return _row(case, peer_mode or mode, fate, fate.finding, layer,
+                None if lost else max((t for t in times if t is not None), default=None),
+                ms, why)
 
 
 def findings(by_case: dict[str, list[MessageRecord]], mode: Mode | None,

@@ -10,22 +10,19 @@ from __future__ import annotations
 
 import re
 import shutil
-import statistics
 import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
-import msgspec
-
+from spamdrill import runmodel
 from spamdrill.budget.inputs import kernel_syn_linear_timeouts
 from spamdrill.checks import CheckResult, verdict
 from spamdrill.drills import calibrate, lablogs
 from spamdrill.drills.control import RealLab
-from spamdrill.drills.findings import Budgets, FindingRow, findings
+from spamdrill.drills.findings import Budgets, findings
 from spamdrill.drills.scenario import AnyTarget, Drill, LoadSpec, Scenario
 from spamdrill.drills.schedule import Nemesis
 from spamdrill.drills.targets import Load, LoadPlan, plan_offsets
@@ -63,7 +60,7 @@ class ScenarioResult:
     budget_s: float
     history: History
     checks: list[CheckResult]
-    findings: list[FindingRow] = field(default_factory=list)
+    findings: list[runmodel.FindingRow] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     faults: tuple[FaultReport, ...] = ()
     calibration: Calibration | None = None
@@ -84,48 +81,22 @@ class ScenarioResult:
         times = [m.seconds for m in self.history.messages if m.seconds is not None]
         return max(times) if times else None
 
-    def public(self) -> dict[str, Any]:
+    def document(self) -> runmodel.Scenario:
+        """This drill as the run document keeps it (``spamdrill.runmodel``)."""
         sc = self.scenario
-        return {
-            "name": self.name, "hypothesis": sc.hypothesis, "stands_for": sc.stands_for,
-            "verdict": self.verdict, "finding": self.finding, "error": self.error,
-            "scale": round(self.scale, 4), "budget_s": round(self.budget_s, 3),
-            "timing": {"compressed": sc.timing.compress, "why": sc.timing.why,
-                       "does_not_compress": list(UNCOMPRESSED),
-                       "calibration": self.calibration.public() if self.calibration
-                       else None},
-            "checks": [c.public() for c in self.checks],
-            "fault_evidence": [{"fault": f.name, "took_effect": f.took_effect,
-                                "detail": f.detail} for f in self.faults],
-            "findings": [f.public() for f in self.findings], "notes": self.notes,
-            "messages": [_message_doc(m) for m in self.history.messages],
-            "faults": [{"name": f.name, "start_ns": f.start_ns, "end_ns": f.end_ns,
-                        "detail": f.detail} for f in self.history.faults],
-            "logs": [msgspec.to_builtins(x) for x in self.logs], "lab_argv": self.lab_argv,
-        }
-
-
-def _message_doc(m: MessageRecord) -> dict[str, Any]:
-    return {"id": m.id, "kind": m.kind, "size": m.size, "case": m.case, "peer": m.peer,
-            "worker": m.worker, "start_ns": m.start_ns, "end_ns": m.end_ns, "outcome": m.outcome,
-            "exit_code": m.exit_code, "reason": m.reason, "score": m.score,
-            "spamc_args": m.spamc_args, "fate": m.fate, "dsn": m.dsn,
-            "deferrals": m.deferrals, "intact": m.intact, "queue_id": m.queue_id,
-            "delays": m.delays, "spamd": m.spamd, "message_id": m.message_id}
-
-
-def summarize(ms: list[MessageRecord]) -> dict[str, Any]:
-    times = sorted(m.seconds for m in ms if m.seconds is not None)
-
-    def pct(p: float) -> float | None:
-        return round(times[min(len(times) - 1, int(p * len(times)))], 3) if times else None
-
-    count = {o: sum(1 for m in ms if m.outcome == o)
-             for o in ("spam", "ham", "unscanned", "error", "lost")}
-    return {"messages": len(ms), "scanned": count["spam"] + count["ham"], **count,
-            "p50_s": round(statistics.median(times), 3) if times else None,
-            "p99_s": pct(0.99), "max_s": round(times[-1], 3) if times else None,
-            "reasons": sorted({m.reason for m in ms if m.reason})}
+        cal = self.calibration.rounded() if self.calibration else None
+        return runmodel.Scenario(
+            name=self.name, hypothesis=sc.hypothesis, stands_for=sc.stands_for,
+            verdict=self.verdict, finding=self.finding, error=self.error,
+            scale=round(self.scale, 4), budget_s=round(self.budget_s, 3),
+            timing=runmodel.Timing(compressed=sc.timing.compress, why=sc.timing.why,
+                                   does_not_compress=list(UNCOMPRESSED), calibration=cal),
+            checks=[runmodel.Check(name=c.name, status=c.status, ok=c.ok, detail=c.detail,
+                                   offenders=c.offenders[:50]) for c in self.checks],
+            fault_evidence=list(self.faults), findings=list(self.findings),
+            notes=list(self.notes), messages=list(self.history.messages),
+            faults=list(self.history.faults), logs=list(self.logs),
+            lab_argv=dict(self.lab_argv))
 
 
 def run_scenario(sc: Scenario, *, scale: float, base: LabConfig, workdir: Path,

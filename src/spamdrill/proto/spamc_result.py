@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-OUTCOMES = ("spam", "ham", "unscanned", "error", "lost")
+from spamdrill.vocab import Outcome
 
 _STATUS = re.compile(rb"^X-Spam-Status: (Yes|No), score=(-?[\d.]+) required=(-?[\d.]+)",
                      re.M | re.I)
@@ -34,7 +34,7 @@ _REASONS = (
 
 @dataclass(frozen=True)
 class SpamcOutcome:
-    outcome: str
+    outcome: Outcome
     reason: str
     score: float | None = None
     required: float | None = None
@@ -52,15 +52,15 @@ def classify(message: bytes, stdout: bytes, stderr: str, exit_code: int | None,
     """Outcome of one spamc run. ``killed``: the load's time bound ended it (lost)."""
     reason = reason_from_stderr(stderr)
     if killed or exit_code is None:
-        return SpamcOutcome("lost", reason or "no answer within the load's bound")
+        return SpamcOutcome(Outcome.LOST, reason or "no answer within the load's bound")
     head = stdout.split(b"\r\n\r\n", 1)[0].split(b"\n\n", 1)[0]
     m = _STATUS.search(head)
     if m:
         is_spam = m.group(1).lower() == b"yes"
-        return SpamcOutcome("spam" if is_spam else "ham", reason, float(m.group(2)),
+        return SpamcOutcome(Outcome.SPAM if is_spam else Outcome.HAM, reason, float(m.group(2)),
                             float(m.group(3)))
     if stdout == message:
-        return SpamcOutcome("unscanned", reason or "returned unchanged")
+        return SpamcOutcome(Outcome.UNSCANNED, reason or "returned unchanged")
     if exit_code != 0 or not stdout:
-        return SpamcOutcome("error", reason or f"exit {exit_code}")
-    return SpamcOutcome("unscanned", reason or "output without X-Spam-Status")
+        return SpamcOutcome(Outcome.ERROR, reason or f"exit {exit_code}")
+    return SpamcOutcome(Outcome.UNSCANNED, reason or "output without X-Spam-Status")

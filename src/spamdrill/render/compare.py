@@ -14,6 +14,7 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
+from spamdrill.history import IndexEntry
 from spamdrill.render.page import badge, change, render
 from spamdrill.render.term import safe
 from spamdrill.runmodel import OUTCOMES, Run, Scenario, scale_shown, shown_s
@@ -77,11 +78,8 @@ def failing(diff: RunDiff, on: str) -> list[str]:
     return out
 
 
-def _finding_rank(f: str) -> int:
-    try:
-        return list(Finding).index(Finding(f))
-    except ValueError:
-        return -1
+def _finding_rank(f: Finding) -> int:
+    return list(Finding).index(f)
 
 
 def _direction(a: float | None, b: float | None, lower_is_better: bool = True,
@@ -128,8 +126,8 @@ def _case_changes(a: Scenario, b: Scenario) -> list[Change]:
     for case in sorted(set(fa) | set(fb)):
         va, vb = fa.get(case, "-"), fb.get(case, "-")
         direction = "same" if va == vb else (
-            _direction(_finding_rank(va), _finding_rank(vb)) if case in fa and case in fb
-            else "")
+            _direction(_finding_rank(fa[case]), _finding_rank(fb[case]))
+            if case in fa and case in fb else "")
         out.append(Change(f"finding of case {case}", va, vb, direction))
     return out
 
@@ -219,19 +217,18 @@ def _date(epoch: float) -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(epoch)) if epoch else "-"
 
 
-def history_table(runs: list[dict[str, Any]]) -> Table:
+def history_table(runs: list[IndexEntry]) -> Table:
     """``spamdrill history``: one row per run, from its index entry."""
     t = Table(title="spamdrill runs (newest first)")
     for col in ("run", "date (UTC)", "kind", "exit", "scenarios and verdicts", "config"):
         t.add_column(col)
     for r in runs:
-        scenarios = r.get("scenarios") or []
-        shown = ", ".join(f"{s.get('name')}: {s.get('verdict')}" for s in scenarios[:8]) + (
+        scenarios = r.scenarios
+        shown = ", ".join(f"{s.name}: {s.verdict}" for s in scenarios[:8]) + (
             f", ... ({len(scenarios)} in all)" if len(scenarios) > 8 else "")
-        config = r.get("config") or {}
-        conf = " ".join(f"{k}={v}" for k, v in config.items()
+        conf = " ".join(f"{k}={v}" for k, v in r.config.items()
                         if v not in (None, [], (), "") and k != "scenarios")
-        t.add_row(safe(r.get("run")), _date(float(r.get("started") or 0)),
-                  safe(r.get("kind", "run")), safe(r.get("exit_status", "-")),
+        t.add_row(safe(r.run), _date(r.started), safe(r.kind),
+                  safe("-" if r.exit_status is None else r.exit_status),
                   safe(shown or "(not recorded)"), safe(conf))
     return t

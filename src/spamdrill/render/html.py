@@ -131,7 +131,7 @@ def scenario_section(sc: Scenario, key: str, plots: dict[str, Any]) -> dict[str,
                     f"{len(c.offenders)} message(s)" if c.offenders else ""]
                    for c in sc.checks],
         "broken": _broken(sc),
-        "faults": [[f.fault, "yes" if f.took_effect else "NO", f.detail]
+        "faults": [[f.name, "yes" if f.took_effect else "NO", f.detail]
                    for f in sc.fault_evidence],
         "notes": list(sc.notes), "logs": _logs(sc), "flags": _flags(sc),
         # checks judge the drill as it ran: their seconds are the drill's own

@@ -56,7 +56,7 @@ def _suite(sc: Scenario, run_headline: str) -> ET.Element:
     cases = [_check_case(sc, c) for c in sc.checks]
     cases += [_finding_case(sc, f) for f in sc.findings]
     for f in sc.fault_evidence:
-        case = ET.Element("testcase", name=f"fault {f.fault} took effect",
+        case = ET.Element("testcase", name=f"fault {f.name} took effect",
                           classname=f"spamdrill.{sc.name}")
         if not f.took_effect:
             ET.SubElement(case, "error", message=f.detail[:200], type="no-evidence").text = \

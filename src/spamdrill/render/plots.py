@@ -80,9 +80,9 @@ def _fit(rng: Any, data_max: float, sc: Scenario) -> None:
 
 
 def _by_outcome(sc: Scenario) -> dict[str, list[Message]]:
-    groups: dict[str, list[Message]] = {o: [] for o in OUTCOMES}
+    groups: dict[str, list[Message]] = {str(o): [] for o in OUTCOMES}
     for m in sc.messages:
-        groups.setdefault(m.outcome, []).append(m)
+        groups.setdefault(str(m.outcome), []).append(m)
     return {o: ms for o, ms in groups.items() if ms}
 
 
@@ -226,7 +226,7 @@ def distribution(sc: Scenario) -> Any:
 
 def outcome_counts(sc: Scenario) -> Any:
     counts = sc.summary.counts
-    names = [o for o in counts if counts[o]] or list(OUTCOMES)
+    names = [o for o in counts if counts[o]] or [str(o) for o in OUTCOMES]
     p = _fig(f"{sc.name}: outcomes", "", "messages", height=240, x_range=names)
     src = ColumnDataSource({"outcome": names, "n": [counts.get(o, 0) for o in names],
                             "colour": [COLOUR.get(o, "#999999") for o in names]})
