@@ -14,6 +14,7 @@ from __future__ import annotations
 import re
 
 from spamdrill.proto.spamc_result import SpamcOutcome
+from spamdrill.vocab import Outcome
 
 _HEAD_END = re.compile(rb"\r?\n\r?\n")
 _ACTION = re.compile(rb"^X-Spam-Action: *([^\r\n]*)", re.M | re.I)
@@ -41,18 +42,18 @@ def classify(message: bytes, stdout: bytes, stderr: str, exit_code: int | None,
     headers, ``unscanned`` when rspamc handed the message back with its error header
     (exit 1), ``error`` for anything else, ``lost`` when the load's bound ended it."""
     if killed or exit_code is None:
-        return SpamcOutcome("lost", "no answer within the load's bound")
+        return SpamcOutcome(Outcome.LOST, "no answer within the load's bound")
     head = _HEAD_END.split(stdout, 1)[0]
     err = _ERROR.search(head)
     if err:
         text = err.group(1).decode(errors="replace")
-        return SpamcOutcome("unscanned", reason_of(text))
+        return SpamcOutcome(Outcome.UNSCANNED, reason_of(text))
     action = _ACTION.search(head)
     if exit_code == 0 and action:
         score = _SCORE.search(head)
         s, r = (float(score.group(1)), float(score.group(2))) if score else (None, None)
-        return SpamcOutcome("spam" if _SPAM.search(head) else "ham", "", s, r)
+        return SpamcOutcome(Outcome.SPAM if _SPAM.search(head) else Outcome.HAM, "", s, r)
     if exit_code == 0 and stdout == message:
-        return SpamcOutcome("unscanned", "returned unchanged")
-    return SpamcOutcome("error", (stderr.strip().splitlines() or [f"exit {exit_code}"])[-1]
+        return SpamcOutcome(Outcome.UNSCANNED, "returned unchanged")
+    return SpamcOutcome(Outcome.ERROR, (stderr.strip().splitlines() or [f"exit {exit_code}"])[-1]
                         [:200])
