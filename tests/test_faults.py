@@ -13,13 +13,13 @@ import sys
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import msgspec
 import pymysql
 import pytest
+from msgspec.structs import replace
 from test_nemesis import EXAMPLES
 
 from spamdrill import corpus

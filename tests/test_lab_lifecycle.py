@@ -214,7 +214,7 @@ def test_lab_dns_command_switches_a_name(run_dir: Path) -> None:
 
 
 def test_secondary_dns_is_untouched_by_primary_rules(run_dir: Path) -> None:
-    from dataclasses import replace
+    from msgspec.structs import replace
 
     from spamdrill.lab import dns
     from spamdrill.lab.config import LabConfig

@@ -11,11 +11,11 @@ from __future__ import annotations
 import json
 import os
 import sys
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import click
+import msgspec
 
 from spamdrill import __version__
 from spamdrill.errors import SpamdrillError
@@ -124,7 +124,8 @@ TOPOLOGY = click.option(
 def _with_topology(config: Any, topology: str | None) -> Any:
     if topology is None:
         return config
-    return replace(config, topology=replace(config.topology, kind=topology))
+    return msgspec.structs.replace(
+        config, topology=msgspec.structs.replace(config.topology, kind=topology))
 
 
 def _default_results_dir() -> Path:

@@ -152,7 +152,7 @@ def _lab_config(base: LabConfig, drill: Drill, scale: float) -> LabConfig:
 def _budgets(config: LabConfig, scale: float) -> Budgets:
     d = config.delivery
     return Budgets(MAILDROP_BUDGET_S / scale, d.postfix_time_limit / scale, d.wrapper,
-                   d.deadline / scale, d.wrapper_fates)
+                   d.deadline / scale, tuple(d.wrapper_fates.items()))
 
 
 @dataclass

@@ -83,7 +83,8 @@ def _check_sections(sections: dict[str, Section]) -> None:
         try:
             lab_config.check_overrides(name, raw)
         except SpamdrillError as exc:
-            raise ValueError(exc.one_line()) from None
+            hint = f" ({exc.hint})" if exc.hint else ""
+            raise ValueError(exc.message + hint) from None
 
 
 class Lab(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
