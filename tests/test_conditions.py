@@ -153,12 +153,12 @@ def test_a_staircase_of_parallel_scans_is_an_error() -> None:
 
 
 def test_a_limit_that_refused_nothing_is_no_evidence() -> None:
-    from spamdrill.drills.control import RecordingLab
     from spamdrill.drills.nemesis.database import MaxConnections
+    from spamdrill.drills.recording import Answers, RecordingLab
 
     fault = MaxConnections(2)
     fault.REFUSAL_WITHIN_S = 0.05
-    lab = RecordingLab(answers={"max_user_connections": 2, "spamd_log": "clean message"})
+    lab = RecordingLab(answers=Answers(spamd_log="clean message"))
     fault.inject(lab)
     fault.lift(lab)
     report = fault.evidence(lab)

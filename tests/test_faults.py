@@ -321,10 +321,10 @@ def test_a_drill_whose_fault_missed_is_an_error_not_a_result(
     drill then proves nothing, and says so (verdict error, exit status 3)."""
     from test_drills import run
 
-    from spamdrill.drills.nemesis import database
+    from spamdrill.lab import dbadmin
 
-    monkeypatch.setattr(database.LockSpec, "build", lambda self, scale: database.Lock(
-        "db-read-lock", "LOCK TABLES mysql.db WRITE"))  # a table spamd never reads
+    monkeypatch.setitem(dbadmin.LOCKS, "global-read",
+                        "LOCK TABLES mysql.db WRITE")  # a table spamd never reads
     [r] = run("db-read-lock", tmp_path)
     assert r.verdict == "error", (r.checks, r.faults)
     assert not r.faults[0].took_effect and "no SpamAssassin query" in r.faults[0].detail

@@ -58,6 +58,6 @@ def test_either_spelling_of_a_key_and_overrides_validated_as_a_whole() -> None:
     config = from_dict({"spamd": {"max-conn-per-child": 3}})
     assert config.spamd.max_conn_per_child == 3
     assert with_overrides(config, {"spamd": {"timeout-tcp": 2}}).spamd.timeout_tcp == 2
-    with pytest.raises(SpamdrillError, match="delivery.wrapper_fates"):
+    with pytest.raises(SpamdrillError, match=r"delivery\.wrapper_fates"):
         with_overrides(LabConfig(), {"delivery": {"wrapper": "measured"}})
     assert with_overrides(config, {"spamd": {}}) == config

@@ -10,45 +10,50 @@ from typing import Any
 import msgspec
 import pytest
 
-from spamdrill.drills.control import RecordingLab
 from spamdrill.drills.nemesis import FAULT_KINDS, FAULT_SPECS, AnyFaultSpec, Schedule
+from spamdrill.drills.recording import Answers, RecordingLab
 from spamdrill.drills.schedule import Nemesis, timeline
+from spamdrill.lab.dbadmin import DbSession
 from spamdrill.lab.proxy import Counters
 
 pytestmark = pytest.mark.unit
 
 # one example of every fault kind; what the recording lab must see; what it must answer
 # for the fault to count as having taken effect
-EXAMPLES: dict[str, tuple[dict[str, Any], list[str], dict[str, Any]]] = {
+EXAMPLES: dict[str, tuple[dict[str, Any], list[str], Answers]] = {
     "spamd-down": ({}, ["stop spamd", "heal stop spamd", "start spamd"],
-                   {"accepts": False}),
-    "stalling-clients": ({"count": 1}, [], {}),
+                   Answers(accepts=False)),
+    "stalling-clients": ({"count": 1}, [], Answers()),
     "db-max-connections": ({"max_connections": 2},
                            ["set max_connections 2", "set max_user_connections 2",
                             "heal set max_user_connections 2", "heal set max_connections 2"],
-                           {"max_user_connections": 2, "spamd_log": "SQL error: User "
-                            "spamass already has more than 'max_user_connections' active"}),
-    "db-read-lock": ({}, ["db admin", "sql SELECT", "sql FLUSH", "db close"],
-                     {"rows": {"SELECT": [("Query", "Waiting for backup lock", 2, "x")]}}),
-    "db-write-lock": ({}, ["db admin", "sql SELECT", "sql LOCK", "db close"],
-                      {"rows": {"SELECT": [("Query", "Waiting for table metadata lock",
-                                            1, "x")]}}),
-    "db-cut-mid-query": ({}, ["db admin", "sql LOCK", "sql SELECT", "sql KILL", "db close"],
-                         {"rows": {"SELECT": [(41, "Query")]}}),
-    "db-frozen": ({}, ["pause db", "heal pause db"], {"db_process_state": "T"}),
-    "db-down": ({}, ["kill db", "heal kill db", "start db"], {"accepts": False}),
+                           Answers(spamd_log="SQL error: User spamass already has more "
+                                   "than 'max_user_connections' active")),
+    "db-read-lock": ({}, ["hold db lock global-read", "list db sessions",
+                          "heal hold db lock global-read"],
+                     Answers(db_sessions=(DbSession(7, "Query", "Waiting for backup lock",
+                                                    2, "x"),))),
+    "db-write-lock": ({}, ["hold db lock bayes-write", "list db sessions",
+                           "heal hold db lock bayes-write"],
+                      Answers(db_sessions=(DbSession(
+                          7, "Query", "Waiting for table metadata lock", 1, "x"),))),
+    "db-cut-mid-query": ({}, ["hold db lock userpref-write", "list db sessions",
+                              "kill db session 41", "heal hold db lock userpref-write"],
+                         Answers(db_sessions=(DbSession(41, "Query", "", 0, ""),))),
+    "db-frozen": ({}, ["pause db", "heal pause db"], Answers()),
+    "db-down": ({}, ["kill db", "heal kill db", "start db"], Answers(accepts=False)),
     "dns": ({"rules": [{"name": "*", "mode": "drop"}]}, ["dns * drop", "heal dns * drop"],
-            {"dns_actions": {"drop": 3, "answer": 1}}),
+            Answers(dns_actions={"drop": 3, "answer": 1})),
     "packets": ({"host": "db", "action": "drop"},
-                ["packets db drop", "heal packets db drop"], {"packet_count": 7}),
+                ["packets db drop", "heal packets db drop"], Answers(packet_count=7)),
     "over-quota": ({"user": "carol"}, ["fill quota carol", "heal fill quota carol"],
-                   {"quota_usage": (10_000_000, 10_000_000)}),
-    "spamd-queue-full": ({}, [], {}),
-    "spamd-answers-empty": ({}, [], {}),
-    "unknown-user": ({"user": "mallory"}, ["look up mallory"], {"user_known": False}),
+                   Answers(quota_usage=(10_000_000, 10_000_000))),
+    "spamd-queue-full": ({}, [], Answers()),
+    "spamd-answers-empty": ({}, [], Answers()),
+    "unknown-user": ({"user": "mallory"}, ["look up mallory"], Answers(user_known=False)),
     "proxy": ({"link": "spamd-db", "mode": "latency", "latency": 10},
               ["shape db link upstream: latency", "heal shape db link"],
-              {"db_link_counters": Counters(connections=1, shaped_chunks=4)}),
+              Answers(db_link_counters=Counters(connections=1, shaped_chunks=4))),
 }
 
 
@@ -86,21 +91,24 @@ def test_inject_lift_and_lift_again(kind: str) -> None:
 
 
 @pytest.mark.parametrize("kind,silent", [
-    ("spamd-down", {"accepts": True}),
-    ("db-max-connections", {"max_user_connections": 100000}),
+    ("spamd-down", Answers(accepts=True)),
+    # the server kept its own limit
+    ("db-max-connections", Answers(db_globals={"max_user_connections": 100000},
+                                   spamd_log="max_user_connections")),
     # the limit was set, but spamd never met it: no refusal in its log is no evidence
-    ("db-max-connections", {"max_user_connections": 2}),
-    ("db-read-lock", {"rows": {"SELECT": [("Sleep", "", 0, None)]}}),
-    ("db-cut-mid-query", {"rows": {"SELECT": [(41, "Sleep")]}}),  # killed between queries
-    ("db-frozen", {"db_process_state": "S"}),
-    ("db-down", {"accepts": True}),
-    ("dns", {"dns_actions": {"answer": 5}}),
-    ("packets", {"packet_count": 0}),
-    ("proxy", {"db_link_counters": Counters(connections=1)}),
-    ("over-quota", {"quota_usage": (100, 10_000_000)}),
-    ("unknown-user", {"user_known": True}),
+    ("db-max-connections", Answers()),
+    ("db-read-lock", Answers(db_sessions=(DbSession(3, "Sleep", "", 0, ""),))),
+    # killed between queries
+    ("db-cut-mid-query", Answers(db_sessions=(DbSession(41, "Sleep", "", 0, ""),))),
+    ("db-frozen", Answers(db_process_state="S")),
+    ("db-down", Answers(accepts=True)),
+    ("dns", Answers(dns_actions={"answer": 5})),
+    ("packets", Answers(packet_count=0)),
+    ("proxy", Answers(db_link_counters=Counters(connections=1))),
+    ("over-quota", Answers(quota_usage=(100, 10_000_000))),
+    ("unknown-user", Answers(user_known=True)),
 ])
-def test_a_fault_that_left_no_trace_says_so(kind: str, silent: dict[str, Any],
+def test_a_fault_that_left_no_trace_says_so(kind: str, silent: Answers,
                                             monkeypatch: pytest.MonkeyPatch) -> None:
     """The verdicts issue: a fault silently not applied (an nft rule on the wrong port, a
     lock on another table) must not count as having happened."""
@@ -152,7 +160,7 @@ def test_schedule_scales_with_the_drill() -> None:
 
 
 def test_nemesis_runs_the_timeline_and_always_heals() -> None:
-    lab = RecordingLab(answers={"db_process_state": "T"})
+    lab = RecordingLab()
     nemesis = Nemesis(spec("db-frozen", {}).build(1.0), Schedule(at=0.0, duration=0.05), lab)
     nemesis.before_load()  # injected before the first message
     assert lab.calls == ["pause db"] and len(nemesis.windows) == 1

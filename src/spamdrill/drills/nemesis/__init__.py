@@ -16,7 +16,6 @@ import typing
 
 from spamdrill.drills.nemesis.base import Fault, FaultSpec, Schedule
 from spamdrill.drills.nemesis.database import (
-    BAYES_TABLES,
     CutMidQuerySpec,
     DownSpec,
     FrozenSpec,
@@ -41,5 +40,5 @@ AnyFaultSpec = (SpamdDownSpec | StallingClientsSpec | MaxConnectionsSpec | LockS
 FAULT_SPECS: tuple[type[FaultSpec], ...] = typing.get_args(AnyFaultSpec)
 FAULT_KINDS: tuple[str, ...] = tuple(str(s.__struct_config__.tag) for s in FAULT_SPECS)
 
-__all__ = ["BAYES_TABLES", "FAULT_KINDS", "FAULT_SPECS", "AnyFaultSpec", "Fault",
+__all__ = ["FAULT_KINDS", "FAULT_SPECS", "AnyFaultSpec", "Fault",
            "FaultSpec", "Schedule"]
