@@ -104,7 +104,7 @@ def _base_config(config_path: Path | None, etc: Path | None) -> tuple[Any, Any]:
     base = lab_config.load(config_path)
     if etc is None:
         return base, None
-    from spamdrill.system.lab_of import lab_of
+    from spamdrill.shaped.lab_of import lab_of
 
     shaped = lab_of(etc, base)
     _progress(f"lab shaped like {etc}: spamd {' '.join(shaped.config.spamd.flags()[:2])} "
