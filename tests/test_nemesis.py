@@ -11,8 +11,8 @@ import msgspec
 import pytest
 
 from spamdrill.drills.nemesis import FAULT_KINDS, FAULT_SPECS, AnyFaultSpec, Schedule
+from spamdrill.drills.nemesis.timeline import Nemesis, timeline
 from spamdrill.drills.recording import Answers, RecordingLab
-from spamdrill.drills.schedule import Nemesis, timeline
 from spamdrill.lab.dbadmin import DbSession
 from spamdrill.lab.proxy import Counters
 

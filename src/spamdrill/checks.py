@@ -73,7 +73,7 @@ Seconds = Annotated[float, msgspec.Meta(ge=0)]
 Count = Annotated[int, msgspec.Meta(ge=0)]
 
 
-class Check(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True,
+class CheckSpec(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True,
             tag_field="kind"):
     """Base of every check: ``judge`` the evidence. ``case``: judge only the messages of
     that case (a wrapper end to end, a listener and its flags), as if they were all."""
@@ -88,14 +88,14 @@ class Check(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tru
     def judge(self, ev: Evidence) -> CheckResult:
         raise NotImplementedError
 
-    def scaled(self, scale: float) -> Check:
+    def scaled(self, scale: float) -> CheckSpec:
         """This check with its production-second arguments turned into drill seconds."""
         changes = {f: getattr(self, f) / scale for f in self.TIME_FIELDS
                    if getattr(self, f) is not None}
         return msgspec.structs.replace(self, **changes)
 
 
-def judge_safely(check: Check, ev: Evidence) -> CheckResult:
+def judge_safely(check: CheckSpec, ev: Evidence) -> CheckResult:
     """A check that raises is ``error``: the drill cannot say, which is not a pass."""
     try:
         if not check.case:
@@ -111,7 +111,7 @@ def judge_safely(check: Check, ev: Evidence) -> CheckResult:
         return CheckResult(check.kind, "error", f"the check crashed: {exc!r}")
 
 
-def judge_condition(check: Check, ev: Evidence) -> CheckResult:
+def judge_condition(check: CheckSpec, ev: Evidence) -> CheckResult:
     """A drill's condition (``[[conditions]]``: the overload, the refusals, the serialised
     scans) judged like a check, except that a condition that does not hold is ``error``
     ("the condition did not occur"), never ``fail``: without it the hypothesis was not
@@ -135,7 +135,7 @@ def verdict(results: list[CheckResult], faults: tuple[FaultReport, ...] = (),
     return Verdict.CONFIRMED if all(c.ok for c in results) else Verdict.REFUTED
 
 
-class NothingLost(Check, tag="nothing_lost", frozen=True):
+class NothingLost(CheckSpec, tag="nothing_lost", frozen=True):
     def judge(self, ev: Evidence) -> CheckResult:
         ms = ev.history.messages
         bad = [m for m in ms if m.outcome in ("lost", "error")]
@@ -143,7 +143,7 @@ class NothingLost(Check, tag="nothing_lost", frozen=True):
                        + (f"; {len(bad)} lost or errored" if bad else ""), _ids(bad))
 
 
-class AllUnscanned(Check, tag="all_unscanned", frozen=True):
+class AllUnscanned(CheckSpec, tag="all_unscanned", frozen=True):
     def judge(self, ev: Evidence) -> CheckResult:
         ms = ev.history.messages
         bad = [m for m in ms if m.outcome != "unscanned"]
@@ -151,7 +151,7 @@ class AllUnscanned(Check, tag="all_unscanned", frozen=True):
                        f"{len(ms) - len(bad)}/{len(ms)} unscanned", _ids(bad))
 
 
-class ScannedFraction(Check, tag="scanned_fraction", frozen=True):
+class ScannedFraction(CheckSpec, tag="scanned_fraction", frozen=True):
     """The scanned share of all messages, or of those whose corpus kind starts with ``of``
     (``"large:180000"``): one drill can expect small messages scanned and big ones not."""
 
@@ -174,7 +174,7 @@ def _worst(ms: list[MessageRecord]) -> float:
     return max((m.seconds if m.seconds is not None else math.inf for m in ms), default=0.0)
 
 
-class LatencyBound(Check, tag="latency_bound", frozen=True):
+class LatencyBound(CheckSpec, tag="latency_bound", frozen=True):
     TIME_FIELDS = ("max_s",)
     max_s: Seconds
 
@@ -185,7 +185,7 @@ class LatencyBound(Check, tag="latency_bound", frozen=True):
                        f"worst {_worst(ms):.2f} s", _ids(bad))
 
 
-class DeliveryBudget(Check, tag="delivery_budget", frozen=True):
+class DeliveryBudget(CheckSpec, tag="delivery_budget", frozen=True):
     """A hypothesis that spamc returns within maildrop's global timeout (default: the
     drill's budget). Whether crossing it bounces is a finding, not this check's business."""
 
@@ -206,7 +206,7 @@ def _scanned_by_end(ev: Evidence) -> list[MessageRecord]:
                   key=lambda m: m.end_ns or 0)
 
 
-class Staircase(Check, tag="staircase", frozen=True):
+class Staircase(CheckSpec, tag="staircase", frozen=True):
     """Scanned messages finish one after another, served by one child at a time: every
     step between consecutive finishes is at least ``fraction`` of this machine's measured
     scan time (and at least ``min_step_s``). A step far below one scan means two scans ran
@@ -234,7 +234,7 @@ class Staircase(Check, tag="staircase", frozen=True):
         return _result(name, len(scanned) >= 2 and not bad, detail, _ids(bad))
 
 
-class WaitedPastTimeout(Check, tag="waited_past_timeout", frozen=True):
+class WaitedPastTimeout(CheckSpec, tag="waited_past_timeout", frozen=True):
     """At least ``min`` messages waited spamc's whole -t for spamd (came back unscanned
     after at least ``share`` of -t): the overload, a queue longer than -t, really happened
     on this machine. A fast machine that scans the whole burst in time has not tested a
@@ -253,7 +253,7 @@ class WaitedPastTimeout(Check, tag="waited_past_timeout", frozen=True):
                        f"{len(waited)} of {len(ms)} did")
 
 
-class FaultMetLoad(Check, tag="fault_met_load", frozen=True):
+class FaultMetLoad(CheckSpec, tag="fault_met_load", frozen=True):
     """Some message was in flight while the fault held: the fault met the load, not only
     the lab (a fault set and lifted around no message tested nothing)."""
 
@@ -270,7 +270,7 @@ class FaultMetLoad(Check, tag="fault_met_load", frozen=True):
                        "during the fault")
 
 
-class UnscannedNearTimeout(Check, tag="unscanned_near_timeout", frozen=True):
+class UnscannedNearTimeout(CheckSpec, tag="unscanned_near_timeout", frozen=True):
     """Messages that came back unscanned did so at about spamc's -t, not before or long
     after."""
 
@@ -288,7 +288,7 @@ class UnscannedNearTimeout(Check, tag="unscanned_near_timeout", frozen=True):
             + (f", {len(bad)} outside" if bad else ""), _ids(bad))
 
 
-class SpamdLog(Check, tag="spamd_log", frozen=True):
+class SpamdLog(CheckSpec, tag="spamd_log", frozen=True):
     pattern: str
     min: Count = 1
 
@@ -301,7 +301,7 @@ class SpamdLog(Check, tag="spamd_log", frozen=True):
                        found >= self.min, f"{found} times")
 
 
-class KernelCounter(Check, tag="kernel_counter", frozen=True):
+class KernelCounter(CheckSpec, tag="kernel_counter", frozen=True):
     """How much a TCP counter of spamd's host grew during the load (hosts topology:
     ``spamdrill.proto.netstat``), e.g. ``TcpExtListenOverflows`` for a full accept queue."""
 
@@ -322,7 +322,7 @@ class KernelCounter(Check, tag="kernel_counter", frozen=True):
                        got >= self.min and (self.max is None or got <= self.max), f"{got}")
 
 
-class ModelAgrees(Check, tag="model_agrees", frozen=True):
+class ModelAgrees(CheckSpec, tag="model_agrees", frozen=True):
     """Each case's measured worst time against the budget model's prediction
     (``spamdrill.budget``), for the flags its messages were sent with. ``mode``: the budget
     mode the whole scenario stands for (else each case's peer, a fake, says)."""
@@ -361,7 +361,7 @@ def _spamc_timeout(ms: list[MessageRecord]) -> float:
     return spamc_model.parse_args(ms[0].spamc_args).timeout
 
 
-class FitsCapacity(Check, tag="fits_capacity", frozen=True):
+class FitsCapacity(CheckSpec, tag="fits_capacity", frozen=True):
     """Calibrated from this machine's measured scan time ``s`` and the CPUs this process
     may use (``cores``, less a cgroup's quota): of N messages at once, at least
     ``floor(t / (s x margin))`` are scanned within spamc's -t ``t`` (one child at a
@@ -400,7 +400,7 @@ class FitsCapacity(Check, tag="fits_capacity", frozen=True):
         return _result(name, ok, detail, [] if ok else _ids(unscanned or scanned))
 
 
-class SplitByFault(Check, tag="split_by_fault", frozen=True):
+class SplitByFault(CheckSpec, tag="split_by_fault", frozen=True):
     """The fault divides the messages: some released before it took effect are scanned,
     and every one released after it (plus ``grace_s``, production seconds) comes back
     unscanned. Judged against the fault's own recorded window, so it holds on any machine
@@ -427,7 +427,7 @@ class SplitByFault(Check, tag="split_by_fault", frozen=True):
                        f"{len(after) - len(bad)}/{len(after)} after unscanned", _ids(bad))
 
 
-class ScannedAfterMark(Check, tag="scanned_after_mark", frozen=True):
+class ScannedAfterMark(CheckSpec, tag="scanned_after_mark", frozen=True):
     """Every message released after an instant a fault recorded (``spamd-answered``: spamd
     answered PING again) is scanned, and some were released before it (the drill met the
     fault at all): the line falls where the lab really changed, however long that took on
@@ -455,7 +455,7 @@ class ScannedAfterMark(Check, tag="scanned_after_mark", frozen=True):
                        f"{len(before)} before not", _ids(bad))
 
 
-class NothingDuplicated(Check, tag="nothing_duplicated", frozen=True):
+class NothingDuplicated(CheckSpec, tag="nothing_duplicated", frozen=True):
     """End to end: no message delivered twice (a wrapper that retries what was
     delivered, a Postfix retry after a delivery it was not told of)."""
 
@@ -466,7 +466,7 @@ class NothingDuplicated(Check, tag="nothing_duplicated", frozen=True):
                        f"{len(bad)} of {len(ms)} delivered more than once", _ids(bad))
 
 
-class NoBounce(Check, tag="no_bounce", frozen=True):
+class NoBounce(CheckSpec, tag="no_bounce", frozen=True):
     """End to end: nothing bounced because of a transient fault. ``allowed``: DSN status
     prefixes that are right to bounce here (``"5.2.2"``: a mailbox over quota)."""
 
@@ -483,7 +483,7 @@ class NoBounce(Check, tag="no_bounce", frozen=True):
                 f": {shown}" if shown else ""), _ids(bad))
 
 
-class BouncesSayWhy(Check, tag="bounces_say_why", frozen=True):
+class BouncesSayWhy(CheckSpec, tag="bounces_say_why", frozen=True):
     """End to end: every bounce happened (``min``) and its DSN carries the status and a
     text that names its cause (``pattern``, a regular expression), so the sender knows
     why."""
@@ -506,7 +506,7 @@ class BouncesSayWhy(Check, tag="bounces_say_why", frozen=True):
                        _ids(bad))
 
 
-class DeferredThenDelivered(Check, tag="deferred_then_delivered", frozen=True):
+class DeferredThenDelivered(CheckSpec, tag="deferred_then_delivered", frozen=True):
     """End to end: every message Postfix deferred during the fault was delivered, exactly
     once, after the fault healed; and some were deferred (``min``)."""
 
@@ -522,7 +522,7 @@ class DeferredThenDelivered(Check, tag="deferred_then_delivered", frozen=True):
                           else ""), _ids(bad))
 
 
-class FateIs(Check, tag="fate_is", frozen=True):
+class FateIs(CheckSpec, tag="fate_is", frozen=True):
     """End to end: every message ended in one of ``fates`` (``vocab.Fate`` words: a
     wrapper's failure shown for what it is, e.g. ``["lost"]`` for one that exits 0)."""
 
@@ -538,7 +538,7 @@ class FateIs(Check, tag="fate_is", frozen=True):
                        seen, _ids(bad))
 
 
-class DeliveredIntact(Check, tag="delivered_intact", frozen=True):
+class DeliveredIntact(CheckSpec, tag="delivered_intact", frozen=True):
     """End to end: every delivered copy holds the message as it was sent (body intact,
     headers added by spamd aside)."""
 
@@ -555,5 +555,5 @@ AnyCheck = (NothingLost | AllUnscanned | ScannedFraction | LatencyBound | Delive
             | BouncesSayWhy | DeferredThenDelivered | DeliveredIntact | FateIs
             | WaitedPastTimeout | FaultMetLoad)
 # the registry is the union: a new check is its class and its place in AnyCheck
-CHECK_TYPES: tuple[type[Check], ...] = typing.get_args(AnyCheck)
-CHECKS: dict[str, type[Check]] = {str(c.__struct_config__.tag): c for c in CHECK_TYPES}
+CHECK_TYPES: tuple[type[CheckSpec], ...] = typing.get_args(AnyCheck)
+CHECKS: dict[str, type[CheckSpec]] = {str(c.__struct_config__.tag): c for c in CHECK_TYPES}

@@ -26,8 +26,8 @@ from spamdrill.checks import CheckResult, verdict
 from spamdrill.drills import calibrate, lablogs
 from spamdrill.drills.control import RealLab
 from spamdrill.drills.findings import Budgets, FindingRow, findings
+from spamdrill.drills.nemesis.timeline import Nemesis
 from spamdrill.drills.scenario import AnyTarget, Drill, LoadSpec, Scenario
-from spamdrill.drills.schedule import Nemesis
 from spamdrill.drills.targets import Load, LoadPlan, plan_offsets
 from spamdrill.drills.timing import (
     MAILDROP_BUDGET_S,

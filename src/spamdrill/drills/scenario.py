@@ -19,7 +19,14 @@ from typing import Annotated, Any, Literal
 import msgspec
 
 from spamdrill import corpus
-from spamdrill.checks import CHECKS, Check, CheckResult, NothingLost, judge_condition, judge_safely
+from spamdrill.checks import (
+    CHECKS,
+    CheckResult,
+    CheckSpec,
+    NothingLost,
+    judge_condition,
+    judge_safely,
+)
 from spamdrill.checks import AnyCheck as AnyCheck
 from spamdrill.drills.e2e import PostfixTarget
 from spamdrill.drills.nemesis import FAULT_KINDS, AnyFaultSpec
@@ -193,9 +200,9 @@ class Drill:
     name: str
     scenario: Scenario
     lab: dict[str, Section]
-    checks: tuple[Check, ...]
+    checks: tuple[CheckSpec, ...]
     count: int | None
-    conditions: tuple[Check, ...] = ()
+    conditions: tuple[CheckSpec, ...] = ()
 
     @property
     def needs_root(self) -> bool:

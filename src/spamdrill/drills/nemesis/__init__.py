@@ -6,7 +6,7 @@ server), ``network`` (packets, DNS answers, the TCP fault proxy), ``mailbox`` (a
 over quota, an unknown recipient). A new fault is a spec and a fault class in its
 family's module, and its spec in ``AnyFaultSpec``.
 
-Faults never decide when they act: ``spamdrill.drills.schedule`` runs them on the load's
+Faults never decide when they act: ``spamdrill.drills.nemesis.timeline`` runs them on the load's
 clock, in a thread of their own, so a slow injection (spamd's SIGTERM shutdown) never
 delays the release of messages; and it always lifts and tears them down, so a drill never
 leaves a fault behind.

@@ -1,7 +1,7 @@
 """What every fault is: a spec (typed, validated when its scenario is parsed) that builds a
 ``Fault``, and the fault itself, which only injects and lifts (Jepsen's nemesis,
 ``jepsen/nemesis.clj``); when it does so is the schedule's business
-(``spamdrill.drills.schedule``, Jepsen's generator). Each fault also says whether it took
+(``spamdrill.drills.nemesis.timeline``, Jepsen's generator). Each fault also says whether it took
 effect, with what showed it (``evidence``): a drill whose fault left no trace is an
 ``error``, never a pass.
 """
