@@ -17,8 +17,6 @@ import re
 
 DEFAULT_SCALE = 100 / 3
 MAILDROP_BUDGET_S = 300.0  # maildrop/globaltimer.C, Debian's --enable-global-timeout
-POSTFIX_TIME_LIMIT_S = 1000.0  # Postfix's command_time_limit default
-DELIVER_DEADLINE_S = 600.0  # spamdrill-deliver's default deadline
 UNCOMPRESSED = ("spamc's --retry-sleep (whole seconds, 1 s by default)", "scan time",
                 "process start-up",
                 "the kernel's TCP timers (a dropped SYN is sent again after 1 s, then 3 s)")

@@ -516,10 +516,6 @@ def up(run_dir: Path, settings: Settings, *, marker: str,
     return state
 
 
-def _proc(state: State) -> Proc:
-    return Proc(NAME, state.pid, state.ticks, Paths.of(Path(state.run_dir)).out)
-
-
 def down(run_dir: Path) -> list[str]:
     """Stop this run directory's Postfix and empty its queue, even after a ``kill -9`` of
     whoever started it: the master from the journal (every start of it, stopped or not,

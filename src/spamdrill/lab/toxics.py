@@ -132,8 +132,6 @@ class Blackhole(Toxic, tag="blackhole", frozen=True):
 
 
 AnyToxic = Latency | Bandwidth | Slicer | LimitData | Blackhole
-TOXICS: tuple[str, ...] = tuple(str(t.__struct_config__.tag) for t in
-                                (Latency, Bandwidth, Slicer, LimitData, Blackhole))
 
 
 class Shape(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):

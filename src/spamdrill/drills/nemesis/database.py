@@ -39,7 +39,6 @@ class DbFault(Fault):
 
     def __init__(self) -> None:
         self.snapshots: list[str] = []
-        self.injected = False
 
     def notes(self) -> list[str]:
         """What the database showed, first and last (it is sampled every second)."""
