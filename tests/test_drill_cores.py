@@ -14,7 +14,7 @@ from spamdrill.checks import CHECKS, judge_safely
 from spamdrill.drills.findings import Budgets, judge
 from spamdrill.drills.nemesis import FAULT_KINDS
 from spamdrill.drills.scenario import DEFAULT_SCALE, load_all, parse
-from spamdrill.drills.timing import bad_placeholders, expand_args, scale_seconds
+from spamdrill.drills.timing import Scale, bad_placeholders, expand_args, scale_seconds
 from spamdrill.errors import SpamdrillError
 from spamdrill.evidence import Calibration, Evidence, FaultReport
 from spamdrill.history import FaultWindow, History, MessageRecord
@@ -76,9 +76,9 @@ def test_scaling() -> None:
     assert expand_args(["-t", "{t:100}", "-n", "{t:30}"], DEFAULT_SCALE) == \
         ["-t", "3", "-n", "1"]
     assert bad_placeholders(["-t", "{t:100}", "{x:3}", "{t:}"]) == ["{x:3}", "{t:}"]
-    scaled = checks.DeliveryBudget(budget_s=300).scaled(100)
+    scaled = checks.DeliveryBudget(budget_s=300).scaled(Scale(100).seconds)
     assert isinstance(scaled, checks.DeliveryBudget) and scaled.budget_s == 3.0
-    assert checks.DeliveryBudget().scaled(100) == checks.DeliveryBudget()
+    assert checks.DeliveryBudget().scaled(Scale(100).seconds) == checks.DeliveryBudget()
 
 
 def test_shipped_scenarios_parse() -> None:

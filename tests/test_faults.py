@@ -26,6 +26,7 @@ from spamdrill import corpus
 from spamdrill.drills.control import RealLab
 from spamdrill.drills.nemesis import FAULT_KINDS, AnyFaultSpec
 from spamdrill.drills.nemesis.base import until
+from spamdrill.drills.timing import Scale
 from spamdrill.errors import SpamdrillError
 from spamdrill.lab import dns, faults, maildir, mariadb, netns, spamd
 from spamdrill.lab import lab as lab_ops
@@ -95,7 +96,7 @@ def test_conformance(kind: str, extra: dict[str, Any], run_dir: Path) -> None:
     if kind == "db-max-connections":  # one connection: any two scans' queries collide
         extra = {**extra, "max_connections": 1}
     spec = msgspec.convert({"kind": kind, **extra}, AnyFaultSpec)
-    fault = spec.build(1.0)
+    fault = spec.build(Scale(1.0))
     fault.setup(ctl)
     endpoint = ctl.client_endpoint()
     fault.inject(ctl)
@@ -135,7 +136,8 @@ from spamdrill.lab.state import LabState
 state = LabState.load(Layout(Path(sys.argv[1])))
 ctl = RealLab(state)
 spec = msgspec.convert({"kind": sys.argv[2], **json.loads(sys.argv[3])}, AnyFaultSpec)
-fault = spec.build(1.0)
+from spamdrill.drills.timing import Scale
+fault = spec.build(Scale(1.0))
 fault.setup(ctl)
 fault.inject(ctl)
 print("injected", flush=True)
@@ -157,7 +159,7 @@ def sa_conn(lab: LabState, timeout: float = 2) -> pymysql.connections.Connection
 
 def injected(lab: LabState, kind: str, **extra: Any) -> tuple[Any, RealLab]:
     ctl = RealLab(lab)
-    fault = msgspec.convert({"kind": kind, **extra}, AnyFaultSpec).build(1.0)
+    fault = msgspec.convert({"kind": kind, **extra}, AnyFaultSpec).build(Scale(1.0))
     fault.setup(ctl)
     fault.inject(ctl)
     return fault, ctl

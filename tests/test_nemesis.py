@@ -13,6 +13,7 @@ import pytest
 from spamdrill.drills.nemesis import FAULT_KINDS, FAULT_SPECS, AnyFaultSpec, Schedule
 from spamdrill.drills.nemesis.timeline import Nemesis, timeline
 from spamdrill.drills.recording import Answers, RecordingLab
+from spamdrill.drills.timing import Scale
 from spamdrill.lab.dbadmin import DbSession
 from spamdrill.lab.proxy import Counters
 
@@ -73,7 +74,7 @@ def test_every_fault_kind_has_an_example() -> None:
 def test_inject_lift_and_lift_again(kind: str) -> None:
     extra, expected, answers = EXAMPLES[kind]
     lab = RecordingLab(answers=answers)
-    fault = spec(kind, extra).build(1.0)
+    fault = spec(kind, extra).build(Scale(1.0))
     fault.setup(lab)
     fault.inject(lab)
     fault.observe(lab)
@@ -118,7 +119,7 @@ def test_a_fault_that_left_no_trace_says_so(kind: str, silent: Answers,
     monkeypatch.setattr(MaxConnections, "REFUSAL_WITHIN_S", 0.1)
     extra, _, _ = EXAMPLES[kind]
     lab = RecordingLab(answers=silent)
-    fault = spec(kind, extra).build(1.0)
+    fault = spec(kind, extra).build(Scale(1.0))
     fault.setup(lab)
     fault.inject(lab)
     fault.observe(lab)
@@ -129,7 +130,7 @@ def test_a_fault_that_left_no_trace_says_so(kind: str, silent: Answers,
 
 def test_spamc_spamd_proxy_reroutes_the_clients_and_shapes_both_ways() -> None:
     lab = RecordingLab()
-    fault = spec("proxy", {"mode": "bandwidth", "rate": 1200}).build(100 / 3)
+    fault = spec("proxy", {"mode": "bandwidth", "rate": 1200}).build(Scale(100 / 3))
     fault.setup(lab)
     fault.inject(lab)
     fault.lift(lab)
@@ -156,12 +157,12 @@ def test_timeline() -> None:
 
 def test_schedule_scales_with_the_drill() -> None:
     s = spec("db-frozen", {"at": 100, "duration": 400, "every": 500, "times": 2})
-    assert s.schedule(100) == Schedule(1.0, 4.0, 5.0, 2)
+    assert s.schedule(Scale(100)) == Schedule(1.0, 4.0, 5.0, 2)
 
 
 def test_nemesis_runs_the_timeline_and_always_heals() -> None:
     lab = RecordingLab()
-    nemesis = Nemesis(spec("db-frozen", {}).build(1.0), Schedule(at=0.0, duration=0.05), lab)
+    nemesis = Nemesis(spec("db-frozen", {}).build(Scale(1.0)), Schedule(at=0.0, duration=0.05), lab)
     nemesis.before_load()  # injected before the first message
     assert lab.calls == ["pause db"] and len(nemesis.windows) == 1
     nemesis.start(time.monotonic())
@@ -180,7 +181,7 @@ def test_a_failed_injection_is_evidence_of_nothing() -> None:
         def pause_db(self) -> Any:
             raise OSError("no such process")
 
-    nemesis = Nemesis(spec("db-frozen", {}).build(1.0), Schedule(), Failing())
+    nemesis = Nemesis(spec("db-frozen", {}).build(Scale(1.0)), Schedule(), Failing())
     nemesis.before_load()
     nemesis.heal()
     report = nemesis.evidence()

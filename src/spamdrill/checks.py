@@ -14,6 +14,7 @@ import dataclasses
 import math
 import re
 import typing
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from itertools import pairwise
 from typing import Annotated, Any, ClassVar, Literal
@@ -88,9 +89,10 @@ class CheckSpec(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields
     def judge(self, ev: Evidence) -> CheckResult:
         raise NotImplementedError
 
-    def scaled(self, scale: float) -> CheckSpec:
-        """This check with its production-second arguments turned into drill seconds."""
-        changes = {f: getattr(self, f) / scale for f in self.TIME_FIELDS
+    def scaled(self, to_drill: Callable[[float], float]) -> CheckSpec:
+        """This check with its production-second arguments turned into drill seconds
+        (``to_drill``: the drill's ``timing.Scale.seconds``)."""
+        changes = {f: to_drill(getattr(self, f)) for f in self.TIME_FIELDS
                    if getattr(self, f) is not None}
         return msgspec.structs.replace(self, **changes)
 

@@ -31,7 +31,7 @@ from spamdrill.checks import AnyCheck as AnyCheck
 from spamdrill.drills.e2e import PostfixTarget
 from spamdrill.drills.nemesis import FAULT_KINDS, AnyFaultSpec
 from spamdrill.drills.targets import AddressTarget, FakesTarget, LabTarget
-from spamdrill.drills.timing import DEFAULT_SCALE, bad_placeholders
+from spamdrill.drills.timing import DEFAULT_SCALE, Scale, bad_placeholders
 from spamdrill.errors import SpamdrillError
 from spamdrill.evidence import Evidence
 from spamdrill.lab import config as lab_config
@@ -208,11 +208,11 @@ class Drill:
     def needs_root(self) -> bool:
         return self.lab["topology"].get("kind") == "hosts" or self.scenario.needs_root
 
-    def judge(self, ev: Evidence, scale: float) -> list[CheckResult]:
+    def judge(self, ev: Evidence, scale: Scale) -> list[CheckResult]:
         """Conditions first (one that did not occur is ``error``), then the checks, their
         production-second arguments scaled to the drill's (sans-IO)."""
-        return [judge_condition(c.scaled(scale), ev) for c in self.conditions] + \
-            [judge_safely(c.scaled(scale), ev) for c in self.checks]
+        return [judge_condition(c.scaled(scale.seconds), ev) for c in self.conditions] + \
+            [judge_safely(c.scaled(scale.seconds), ev) for c in self.checks]
 
 
 _DECODER = msgspec.convert

@@ -12,6 +12,7 @@ import msgspec
 
 from spamdrill.drills.control import DbLock, DbUnavailable, LabControl, Undo
 from spamdrill.drills.nemesis.base import Fault, FaultSpec, until
+from spamdrill.drills.timing import Scale
 from spamdrill.evidence import NOT_OCCURRED, FaultReport
 from spamdrill.vocab import Mode
 
@@ -57,7 +58,7 @@ class MaxConnectionsSpec(FaultSpec, tag="db-max-connections", frozen=True):
     def failure_mode(self) -> Mode:
         return Mode.DB_TOO_MANY_CONNECTIONS
 
-    def build(self, scale: float) -> Fault:
+    def build(self, scale: Scale) -> Fault:
         return MaxConnections(self.max_connections)
 
 
@@ -108,7 +109,7 @@ class LockSpec(FaultSpec, tag="db-read-lock", frozen=True):
     def failure_mode(self) -> Mode:
         return Mode.DB_LOCKED
 
-    def build(self, scale: float) -> Fault:
+    def build(self, scale: Scale) -> Fault:
         return Lock("db-read-lock", "global-read")
 
 
@@ -118,7 +119,7 @@ class WriteLockSpec(FaultSpec, tag="db-write-lock", frozen=True):
     def failure_mode(self) -> Mode:
         return Mode.DB_LOCKED
 
-    def build(self, scale: float) -> Fault:
+    def build(self, scale: Scale) -> Fault:
         return Lock("db-write-lock", "bayes-write")
 
 
@@ -165,7 +166,7 @@ class CutMidQuerySpec(FaultSpec, tag="db-cut-mid-query", frozen=True):
     def failure_mode(self) -> Mode:
         return Mode.DB_REFUSED
 
-    def build(self, scale: float) -> Fault:
+    def build(self, scale: Scale) -> Fault:
         return CutMidQuery()
 
 
@@ -234,7 +235,7 @@ class FrozenSpec(FaultSpec, tag="db-frozen", frozen=True):
     def failure_mode(self) -> Mode:
         return Mode.DB_UNREACHABLE
 
-    def build(self, scale: float) -> Fault:
+    def build(self, scale: Scale) -> Fault:
         return Frozen()
 
 
@@ -274,7 +275,7 @@ class DownSpec(FaultSpec, tag="db-down", frozen=True):
     def failure_mode(self) -> Mode:
         return Mode.DB_REFUSED
 
-    def build(self, scale: float) -> Fault:
+    def build(self, scale: Scale) -> Fault:
         return Down()
 
 
