@@ -62,8 +62,17 @@ class DbSessions(Protocol):
     def close(self) -> None: ...
 
 
-__all__ = ["DbLock", "DbReadable", "DbSession", "DbSessions", "DbUnavailable", "LabControl",
-           "Proxy", "RealLab", "Undo"]
+class ClientSide(Protocol):
+    """What a target needs of a lab to send its load: where the lab's clients connect,
+    and the lab's state (its users, its client hosts and how a client runs there)."""
+
+    state: LabState
+
+    def client_endpoint(self) -> Endpoint: ...
+
+
+__all__ = ["ClientSide", "DbLock", "DbReadable", "DbSession", "DbSessions", "DbUnavailable",
+           "LabControl", "Proxy", "RealLab", "Undo"]
 
 
 class LabControl(Protocol):
@@ -307,6 +316,6 @@ class RealLab:
         return _accepts(ep)
 
 
-def _conforms(lab: RealLab) -> LabControl:
+def _conforms(lab: RealLab) -> tuple[LabControl, ClientSide]:
     """The real lab has every verb of the seam, with its types (mypy checks this)."""
-    return lab
+    return lab, lab

@@ -16,7 +16,7 @@ import msgspec
 
 from spamdrill import corpus
 from spamdrill.drills import fakes
-from spamdrill.drills.control import RealLab
+from spamdrill.drills.control import ClientSide
 from spamdrill.drills.timing import Scale
 from spamdrill.errors import SpamdrillError
 from spamdrill.history import MessageRecord
@@ -86,7 +86,7 @@ class LabTarget(msgspec.Struct, frozen=True, forbid_unknown_fields=True, tag_fie
 
     needs_lab: bool = True
 
-    def prepare(self, plan: LoadPlan, scale: Scale, lab: RealLab | None) -> Load:
+    def prepare(self, plan: LoadPlan, scale: Scale, lab: ClientSide | None) -> Load:
         if lab is None:
             raise SpamdrillError("the lab target needs a lab")
         ep, state = lab.client_endpoint(), lab.state
@@ -110,7 +110,7 @@ class FakesTarget(msgspec.Struct, frozen=True, forbid_unknown_fields=True, tag_f
     drip_interval: Annotated[float, msgspec.Meta(gt=0)] = 15.0
     needs_lab: bool = False
 
-    def prepare(self, plan: LoadPlan, scale: Scale, lab: RealLab | None) -> Load:
+    def prepare(self, plan: LoadPlan, scale: Scale, lab: ClientSide | None) -> Load:
         return fake_jobs(self, plan, scale)
 
 
@@ -146,7 +146,7 @@ class AddressTarget(msgspec.Struct, frozen=True, forbid_unknown_fields=True,
             raise ValueError(f"target {self.host} is not on loopback: flood only a spamd "
                              "you own (i_own_this_target = true)")
 
-    def prepare(self, plan: LoadPlan, scale: Scale, lab: RealLab | None) -> Load:
+    def prepare(self, plan: LoadPlan, scale: Scale, lab: ClientSide | None) -> Load:
         return address_jobs(plan, self)
 
 
