@@ -14,7 +14,7 @@ import tomllib
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 import msgspec
 
@@ -41,6 +41,7 @@ __all__ = ["DEFAULT_SCALE", "Drill", "Scenario", "builtin_dir", "load_all", "par
 
 Seconds = Annotated[float, msgspec.Meta(gt=0)]
 AnyTarget = LabTarget | FakesTarget | AddressTarget | PostfixTarget
+TARGET_KINDS: tuple[str, ...] = tuple(str(t.__struct_config__.tag) for t in get_args(AnyTarget))
 
 
 class Timing(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -236,7 +237,7 @@ def _hint(message: str) -> str:
     if re.search(r"(checks|conditions)\[\d+\]\.kind`", message):
         return "known checks: " + ", ".join(CHECKS)
     if "`$.target.kind`" in message:
-        return "known targets: lab, fakes, address, postfix"
+        return "known targets: " + ", ".join(TARGET_KINDS)
     return "see docs/SCENARIOS.md"
 
 
