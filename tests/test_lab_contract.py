@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from spamdrill.drills.control import LabControl, RealLab
+from spamdrill.drills.control import DbLock, LabControl, RealLab
 from spamdrill.drills.nemesis.base import until
 from spamdrill.drills.recording import RecordingLab
 from spamdrill.lab.state import LabState
@@ -26,8 +26,9 @@ def walk(ctl: LabControl) -> list[object]:
     undo.heal()
     undo.heal()  # a second heal does nothing
     seen.append(ctl.db_variable("max_user_connections"))
-    for lock in ("global-read", "bayes-write", "userpref-write"):
-        held = ctl.hold_db_lock(lock)  # type: ignore[arg-type]
+    locks: tuple[DbLock, ...] = ("global-read", "bayes-write", "userpref-write")
+    for lock in locks:
+        held = ctl.hold_db_lock(lock)
         with ctl.db_sessions() as sessions:
             seen += [sessions.list(), sessions.kill(2**31 - 1)]  # no such session
         held.heal()
