@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from spamdrill.errors import SpamdrillError
-from spamdrill.lab.config import LabConfig, from_dict, load, with_overrides
+from spamdrill.lab.config import SECTIONS, LabConfig, from_dict, load, with_overrides
 
 pytestmark = pytest.mark.unit
 
@@ -61,3 +61,18 @@ def test_either_spelling_of_a_key_and_overrides_validated_as_a_whole() -> None:
     with pytest.raises(SpamdrillError, match=r"delivery\.wrapper_fates"):
         with_overrides(LabConfig(), {"delivery": {"wrapper": "measured"}})
     assert with_overrides(config, {"spamd": {}}) == config
+
+
+def test_the_documented_config_is_valid_and_says_the_defaults() -> None:
+    """docs/CONFIG.md's example names every key with its default: it must parse, and
+    parse to the defaults (a key renamed or a default changed shows here)."""
+    import re
+    import tomllib
+
+    doc = (Path(__file__).parent.parent / "docs" / "CONFIG.md").read_text()
+    [example] = re.findall(r"```toml\n(.*?)```", doc, re.S)
+    raw = tomllib.loads(example)
+    assert from_dict(raw) == LabConfig()
+    for name, section in SECTIONS.items():
+        missing = set(section.__struct_fields__) - set(raw[name])
+        assert not missing, f"docs/CONFIG.md: [{name}] lacks {sorted(missing)}"
