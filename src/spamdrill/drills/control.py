@@ -30,6 +30,10 @@ from spamdrill.lab.proxy import Counters, FaultProxy, read_counters
 from spamdrill.lab.state import Endpoint, LabState, ProcRef
 from spamdrill.lab.toxics import Shape
 
+__all__ = ["ClientSide", "DbLock", "DbReadable", "DbSession", "DbSessions", "DbUnavailable",
+           "LabControl", "Proxy", "RealLab", "Undo"]
+
+
 
 class Undo(Protocol):
     """A fault in effect that ``heal()`` undoes (once; again is a no-op)."""
@@ -69,10 +73,6 @@ class ClientSide(Protocol):
     state: LabState
 
     def client_endpoint(self) -> Endpoint: ...
-
-
-__all__ = ["ClientSide", "DbLock", "DbReadable", "DbSession", "DbSessions", "DbUnavailable",
-           "LabControl", "Proxy", "RealLab", "Undo"]
 
 
 class LabControl(Protocol):
@@ -148,7 +148,7 @@ class _DbUndo:
         try:
             self.undo.heal()
         except pymysql.MySQLError as exc:
-            raise DbUnavailable(str(exc.args[-1]) if exc.args else str(exc)) from None
+            raise dbadmin.unavailable(exc) from None
 
 
 class RealLab:
@@ -207,8 +207,7 @@ class RealLab:
         try:
             return _DbUndo(lab_faults.set_db_global(self.journal, name, value))
         except pymysql.MySQLError as exc:
-            raise dbadmin.DbUnavailable(str(exc.args[-1]) if exc.args else str(exc)) \
-                from None
+            raise dbadmin.unavailable(exc) from None
 
     def db_variable(self, name: DbReadable) -> int | None:
         return dbadmin.variable(self.state.layout, name)

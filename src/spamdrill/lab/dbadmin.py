@@ -34,7 +34,7 @@ class DbUnavailable(Exception):
     """The database did not do what was asked; the message says what it answered."""
 
 
-def _why(exc: pymysql.MySQLError) -> DbUnavailable:
+def unavailable(exc: pymysql.MySQLError) -> DbUnavailable:
     return DbUnavailable(str(exc.args[-1]) if exc.args else str(exc))
 
 
@@ -58,7 +58,7 @@ class HeldLock:
             with self._conn.cursor() as cur:
                 cur.execute(LOCKS[lock])
         except pymysql.MySQLError as exc:
-            raise _why(exc) from None
+            raise unavailable(exc) from None
 
     def heal(self) -> None:
         conn, self._conn = self._conn, None
@@ -75,7 +75,7 @@ class Sessions:
         try:
             self._conn = mariadb.admin(layout)
         except pymysql.MySQLError as exc:
-            raise _why(exc) from None
+            raise unavailable(exc) from None
 
     def __enter__(self) -> Sessions:
         return self
@@ -91,7 +91,7 @@ class Sessions:
                             (mariadb.SA_USER,))
                 rows = cur.fetchall()
         except pymysql.MySQLError as exc:
-            raise _why(exc) from None
+            raise unavailable(exc) from None
         return [DbSession(int(i), str(c), str(s or ""), int(t or 0), str(q or ""))
                 for i, c, s, t, q in rows]
 
