@@ -7,12 +7,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import pytest
 
 from spamdrill import checks, corpus
 from spamdrill.checks import CHECKS, judge_safely
 from spamdrill.drills.findings import Budgets, judge
-from spamdrill.drills.nemesis import FAULT_KINDS
+from spamdrill.drills.nemesis import FAULT_KINDS, AnyFaultSpec
 from spamdrill.drills.scenario import DEFAULT_SCALE, load_all, parse
 from spamdrill.drills.timing import Scale, bad_placeholders, expand_args, scale_seconds
 from spamdrill.errors import SpamdrillError
@@ -79,6 +80,22 @@ def test_scaling() -> None:
     scaled = checks.DeliveryBudget(budget_s=300).scaled(Scale(100).seconds)
     assert isinstance(scaled, checks.DeliveryBudget) and scaled.budget_s == 3.0
     assert checks.DeliveryBudget().scaled(Scale(100).seconds) == checks.DeliveryBudget()
+
+
+def test_one_scale_for_every_drill_time() -> None:
+    """A drill's durations, rates, whole-second flags and spamd's time keys all come from
+    one Scale: the fault schedule, the proxy's toxics and the checks agree on it."""
+    s = Scale(100)
+    assert (s.seconds(300), s.maybe(None), s.rate(1200), s.whole_seconds(30)) == \
+        (3.0, None, 120000, 1)
+    assert s.spamd({"timeout_tcp": 300, "max_children": 5}) == {"timeout_tcp": 3,
+                                                                "max_children": 5}
+    fault = msgspec.convert({"kind": "proxy", "mode": "latency", "latency": 200,
+                             "at": 100, "duration": 400}, AnyFaultSpec)
+    assert fault.schedule(s).at == 1.0 and fault.schedule(s).duration == 4.0
+    assert "latency 2" in fault.shape(s).describe()
+    with pytest.raises(ValueError, match="positive"):
+        Scale(0)
 
 
 def test_shipped_scenarios_parse() -> None:
