@@ -1,8 +1,9 @@
 """One contract for the lab seam: the same verbs, in the same order, on the unit tier's
 fake (``RecordingLab``) and on a real lab, must answer the same. The fake models a lab
-(a global set reads back and its heal restores it, a paused server shows state T, a held
-lock is released once however often it is healed); this is where that model is held to
-the lab it stands for."""
+(a global set reads back and its heal restores it, a paused server shows state T, a
+stopped spamd or a killed database refuses until started again, a held lock is released
+once however often it is healed); this is where that model is held to the lab it stands
+for."""
 
 from __future__ import annotations
 
@@ -40,6 +41,16 @@ def walk(ctl: LabControl) -> list[object]:
     seen.append(ctl.db_variable("max_connections"))  # it answers again
     seen += [ctl.accepts(ctl.db_endpoint()), ctl.spamd_answers(), ctl.db_link_counters()]
     seen.append(ctl.dns_actions_since(ctl.dns_mark()))
+    stopped = ctl.stop_spamd()  # returns once spamd has exited
+    seen += [ctl.accepts(ctl.spamd_endpoint()), ctl.spamd_answers()]
+    stopped.heal()
+    ctl.start_spamd()  # not awaited
+    seen.append(until(ctl.spamd_answers, 60))
+    killed = ctl.kill_db()
+    seen.append(until(lambda: not ctl.accepts(ctl.db_endpoint()), 5))
+    killed.heal()
+    ctl.start_db()  # awaited: SELECT 1
+    seen += [ctl.accepts(ctl.db_endpoint()), ctl.db_variable("max_connections")]
     return seen
 
 

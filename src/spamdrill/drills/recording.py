@@ -1,6 +1,6 @@
 """A fake lab for the unit tier: ``RecordingLab`` records each ``LabControl`` call and
 models what a lab would answer (a global set reads back, a paused server shows state T, a
-held lock shows in nothing until a session waits on it). ``Answers`` overrides the model
+stopped spamd or a killed database refuses until started again). ``Answers`` overrides the model
 where a test needs a lab that misbehaves (a limit the server ignored, a port that still
 accepts). ``tests/test_lab_contract.py`` runs the same verbs on this and on a real lab and
 compares what they answer, so the model cannot drift from the lab it stands for.
@@ -28,8 +28,8 @@ LAB_DB_GLOBALS: dict[str, int] = {"max_connections": 151, "max_user_connections"
 class Answers:
     """What the fake answers instead of its model; None: as modeled."""
 
-    accepts: bool = True  # any endpoint takes a connection
-    spamd_answers: bool = True
+    accepts: bool | None = None  # whether an endpoint takes a connection
+    spamd_answers: bool | None = None
     spamd_log: str = ""
     db_globals: dict[str, int] = field(default_factory=dict)  # read back whatever is set
     db_process_state: str | None = None
@@ -106,6 +106,8 @@ class RecordingLab:
     answers: Answers = field(default_factory=Answers)
     db_globals: dict[str, int] = field(default_factory=lambda: dict(LAB_DB_GLOBALS))
     paused: bool = False
+    spamd_up: bool = True
+    db_up: bool = True
     killed: set[int] = field(default_factory=set)
 
     def _undo(self, what: str, *then: Callable[[], None]) -> Undo:
@@ -116,13 +118,16 @@ class RecordingLab:
         return Endpoint("127.0.0.1", 783)
 
     def stop_spamd(self) -> Undo:
+        self.spamd_up = False
         return self._undo("stop spamd")
 
     def start_spamd(self) -> None:
         self.calls.append("start spamd")
+        self.spamd_up = True
 
     def spamd_answers(self) -> bool:
-        return self.answers.spamd_answers
+        answer = self.answers.spamd_answers
+        return self.spamd_up if answer is None else answer
 
     def spamd_log(self) -> str:
         return self.answers.spamd_log
@@ -161,13 +166,15 @@ class RecordingLab:
         return self._undo("pause db", go_on)
 
     def kill_db(self) -> Undo:
+        self.db_up = False
         return self._undo("kill db")
 
     def start_db(self) -> None:
         self.calls.append("start db")
+        self.db_up = True
 
     def db_process_state(self) -> str:
-        modeled = "T" if self.paused else "S"
+        modeled = "T" if self.paused else "S" if self.db_up else ""
         return self.answers.db_process_state or modeled
 
     def shape_db_link(self, shape: Shape) -> Undo:
@@ -202,7 +209,10 @@ class RecordingLab:
         return self.answers.user_known
 
     def accepts(self, ep: Endpoint) -> bool:
-        return self.answers.accepts
+        if self.answers.accepts is not None:
+            return self.answers.accepts
+        return {self.spamd_endpoint(): self.spamd_up, self.db_endpoint(): self.db_up}.get(
+            ep, True)
 
 
 def _conforms(lab: RecordingLab) -> LabControl:
