@@ -15,7 +15,7 @@ from spamdrill.checks import CHECKS, judge_safely
 from spamdrill.drills.findings import Budgets, judge
 from spamdrill.drills.nemesis import FAULT_KINDS, AnyFaultSpec
 from spamdrill.drills.scenario import DEFAULT_SCALE, load_all, parse
-from spamdrill.drills.timing import Scale, bad_placeholders, expand_args, scale_seconds
+from spamdrill.drills.timing import Scale, bad_placeholders, expand_args
 from spamdrill.errors import SpamdrillError
 from spamdrill.evidence import Calibration, Evidence, FaultReport
 from spamdrill.history import FaultWindow, History, MessageRecord
@@ -71,9 +71,9 @@ def test_classify_spamc_results() -> None:
 
 
 def test_scaling() -> None:
-    assert scale_seconds(100, DEFAULT_SCALE) == 3
-    assert scale_seconds(1, DEFAULT_SCALE) == 1  # never below a second
-    assert scale_seconds(100, 1) == 100
+    assert Scale(DEFAULT_SCALE).whole_seconds(100) == 3
+    assert Scale(DEFAULT_SCALE).whole_seconds(1) == 1  # never below a second
+    assert Scale(1).whole_seconds(100) == 100
     assert expand_args(["-t", "{t:100}", "-n", "{t:30}"], DEFAULT_SCALE) == \
         ["-t", "3", "-n", "1"]
     assert bad_placeholders(["-t", "{t:100}", "{x:3}", "{t:}"]) == ["{x:3}", "{t:}"]

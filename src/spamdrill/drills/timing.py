@@ -64,11 +64,6 @@ class Scale:
                 if k in SPAMD_TIME_KEYS else v for k, v in settings.items()}
 
 
-def scale_seconds(production_s: float, scale: float) -> int:
-    """A whole-second flag value at this scale (``Scale.whole_seconds``)."""
-    return Scale(scale).whole_seconds(production_s)
-
-
 def expand_args(args: list[str], scale: float) -> list[str]:
     """``Scale.expand``, for callers holding the factor alone (the command line)."""
     return Scale(scale).expand(args)

@@ -29,8 +29,6 @@ FateName = Literal["delivered", "deferred", "bounced", "lost", "duplicated"]
 Topology = Literal["loopback", "hosts"]
 Syncookies = Literal["kernel", "off", "on-overflow", "always"]
 
-CLIENTS: tuple[str, ...] = get_args(Client)
-WRAPPERS: tuple[str, ...] = get_args(Wrapper)
 WRAPPER_EVENTS: tuple[str, ...] = get_args(WrapperEvent)
 FATES: tuple[str, ...] = get_args(FateName)
 TOPOLOGIES: tuple[str, ...] = get_args(Topology)
