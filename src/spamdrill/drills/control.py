@@ -17,7 +17,7 @@ import json
 import os
 import socket
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Literal, Protocol
 
 import pymysql
 
@@ -30,8 +30,23 @@ from spamdrill.lab.proxy import Counters, FaultProxy, read_counters
 from spamdrill.lab.state import Endpoint, LabState, ProcRef
 from spamdrill.lab.toxics import Shape
 
-__all__ = ["ClientSide", "DbLock", "DbReadable", "DbSession", "DbSessions", "DbUnavailable",
-           "LabControl", "Proxy", "RealLab", "Undo"]
+Host = Literal["spamd", "db"]  # a host of the multi-host topology a packet fault acts on
+PacketAction = Literal["drop", "reset", "icmp"]
+
+__all__ = [
+    "ClientSide",
+    "DbLock",
+    "DbReadable",
+    "DbSession",
+    "DbSessions",
+    "DbUnavailable",
+    "Host",
+    "LabControl",
+    "PacketAction",
+    "Proxy",
+    "RealLab",
+    "Undo",
+]
 
 
 
@@ -101,8 +116,8 @@ class LabControl(Protocol):
     def dns_rules(self, rules: list[tuple[str, str, float]]) -> Undo: ...
     def dns_mark(self) -> int: ...
     def dns_actions_since(self, mark: int) -> dict[str, int]: ...
-    def packet_rule(self, role: str, action: str, established: bool) -> Undo: ...
-    def packet_count(self, role: str) -> int | None: ...
+    def packet_rule(self, role: Host, action: PacketAction, established: bool) -> Undo: ...
+    def packet_count(self, role: Host) -> int | None: ...
     # the recipients' mailboxes
     def fill_quota(self, user: str) -> Undo: ...
     def quota_usage(self, user: str) -> tuple[int, int | None]: ...
@@ -276,12 +291,12 @@ class RealLab:
                                  'set [lab.topology] kind = "hosts" (root only)')
         return net.host(role).ns
 
-    def packet_rule(self, role: str, action: str, established: bool) -> Undo:
+    def packet_rule(self, role: Host, action: PacketAction, established: bool) -> Undo:
         port = self.state.spamd.port if role == "spamd" else self.state.db.port
         return lab_faults.packet_rule(self.journal, self._ns(role), port, action,
                                       established)
 
-    def packet_count(self, role: str) -> int | None:
+    def packet_count(self, role: Host) -> int | None:
         """Packets the lab's nftables rule on ``role``'s host matched (its counter)."""
         from spamdrill.lab import netns
 

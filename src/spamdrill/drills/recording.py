@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from spamdrill.drills.control import DbSessions, LabControl, Proxy, Undo
+from spamdrill.drills.control import DbSessions, Host, LabControl, PacketAction, Proxy, Undo
 from spamdrill.lab.dbadmin import DbLock, DbReadable, DbSession
 from spamdrill.lab.journal import DbVariable
 from spamdrill.lab.proxy import Counters
@@ -192,10 +192,10 @@ class RecordingLab:
     def dns_actions_since(self, mark: int) -> dict[str, int]:
         return dict(self.answers.dns_actions)
 
-    def packet_rule(self, role: str, action: str, established: bool) -> Undo:
+    def packet_rule(self, role: Host, action: PacketAction, established: bool) -> Undo:
         return self._undo(f"packets {role} {action}")
 
-    def packet_count(self, role: str) -> int | None:
+    def packet_count(self, role: Host) -> int | None:
         return self.answers.packet_count
 
     def fill_quota(self, user: str) -> Undo:

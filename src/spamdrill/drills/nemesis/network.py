@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 
 import msgspec
 
-from spamdrill.drills.control import LabControl, Proxy, Undo
+from spamdrill.drills.control import Host, LabControl, PacketAction, Proxy, Undo
 from spamdrill.drills.nemesis.base import Fault, FaultSpec
 from spamdrill.drills.timing import Scale
 from spamdrill.evidence import FaultReport
@@ -29,8 +29,8 @@ class PacketsSpec(FaultSpec, tag="packets", frozen=True):
     (spamd's or MariaDB's): dropped, reset, or answered with ICMP port unreachable; new
     connections only, or established ones too."""
 
-    host: Literal["spamd", "db"] = "db"
-    action: Literal["drop", "reset", "icmp"] = "drop"
+    host: Host = "db"
+    action: PacketAction = "drop"
     established: bool = False
 
     def failure_mode(self) -> Mode:
@@ -45,7 +45,7 @@ class PacketsSpec(FaultSpec, tag="packets", frozen=True):
 
 
 class PacketFault(Fault):
-    def __init__(self, host: str, action: str, established: bool) -> None:
+    def __init__(self, host: Host, action: PacketAction, established: bool) -> None:
         self.name = f"packets-{host}-{action}"
         self.host, self.action, self.established = host, action, established
         self._undo: Undo | None = None
