@@ -19,8 +19,9 @@ import statistics
 import subprocess
 import tempfile
 import time
-from dataclasses import replace
 from pathlib import Path
+
+from msgspec.structs import replace
 
 from spamdrill import corpus
 from spamdrill.lab import faults

@@ -42,6 +42,7 @@ import launch_skew
 from spamdrill.dist import launch, plan
 from spamdrill.drills.runner import LoadRequest
 from spamdrill.drills.targets import AddressTarget, LoadPlan
+from spamdrill.drills.timing import Scale
 from spamdrill.lab.net import free_port
 from spamdrill.load.spamc import LoadResult
 
@@ -50,7 +51,7 @@ MS = 1e6
 
 def _request(count: int, work: Path, args: list[str]) -> LoadRequest:
     return LoadRequest(LoadPlan(count, ("ham",), [0.0] * count, args),
-                       AddressTarget("127.0.0.1", 1), None, 1.0, work, 60.0,
+                       AddressTarget("127.0.0.1", 1), None, Scale(1.0), work, 60.0,
                        lambda t0: None, lambda done, total: None)
 
 

@@ -16,6 +16,7 @@ from spamdrill.checks import ScannedAfterMark, SplitByFault, verdict
 from spamdrill.drills import calibrate
 from spamdrill.drills.scenario import DEFAULT_SCALE, Drill, load_all
 from spamdrill.drills.targets import FakesTarget
+from spamdrill.drills.timing import Scale
 from spamdrill.evidence import Calibration, Evidence, FaultReport
 from spamdrill.history import FaultWindow, History, MessageRecord
 from spamdrill.proto.netstat import COUNTERS
@@ -37,8 +38,8 @@ def _exempt(d: Drill) -> bool:
     return d.scenario.control or isinstance(d.scenario.target, FakesTarget)
 
 
-def _scale(d: Drill) -> float:
-    return DEFAULT_SCALE if d.scenario.timing.compress else 1.0
+def _scale(d: Drill) -> Scale:
+    return Scale(DEFAULT_SCALE if d.scenario.timing.compress else 1.0)
 
 
 def _cases(d: Drill) -> list[str]:
@@ -153,18 +154,18 @@ def test_a_staircase_of_parallel_scans_is_an_error() -> None:
 
 
 def test_a_limit_that_refused_nothing_is_no_evidence() -> None:
-    from spamdrill.drills.control import RecordingLab
     from spamdrill.drills.nemesis.database import MaxConnections
+    from spamdrill.drills.recording import Answers, RecordingLab
 
     fault = MaxConnections(2)
     fault.REFUSAL_WITHIN_S = 0.05
-    lab = RecordingLab(answers={"max_user_connections": 2, "spamd_log": "clean message"})
+    lab = RecordingLab(answers=Answers(spamd_log="clean message"))
     fault.inject(lab)
     fault.lift(lab)
     report = fault.evidence(lab)
     assert not report.took_effect and "did not occur" in report.detail
     d = _named("db-max-connections/max-children-50")
-    results = d.judge(occurred(d), 1.0)
+    results = d.judge(occurred(d), Scale(1.0))
     assert verdict(results, (report,)) == Verdict.ERROR
 
 

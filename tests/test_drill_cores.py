@@ -7,14 +7,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import pytest
 
 from spamdrill import checks, corpus
 from spamdrill.checks import CHECKS, judge_safely
 from spamdrill.drills.findings import Budgets, judge
-from spamdrill.drills.nemesis import FAULT_KINDS
+from spamdrill.drills.nemesis import FAULT_KINDS, AnyFaultSpec
 from spamdrill.drills.scenario import DEFAULT_SCALE, load_all, parse
-from spamdrill.drills.timing import bad_placeholders, expand_args, scale_seconds
+from spamdrill.drills.timing import Scale, bad_placeholders, expand_args
 from spamdrill.errors import SpamdrillError
 from spamdrill.evidence import Calibration, Evidence, FaultReport
 from spamdrill.history import FaultWindow, History, MessageRecord
@@ -70,15 +71,31 @@ def test_classify_spamc_results() -> None:
 
 
 def test_scaling() -> None:
-    assert scale_seconds(100, DEFAULT_SCALE) == 3
-    assert scale_seconds(1, DEFAULT_SCALE) == 1  # never below a second
-    assert scale_seconds(100, 1) == 100
+    assert Scale(DEFAULT_SCALE).whole_seconds(100) == 3
+    assert Scale(DEFAULT_SCALE).whole_seconds(1) == 1  # never below a second
+    assert Scale(1).whole_seconds(100) == 100
     assert expand_args(["-t", "{t:100}", "-n", "{t:30}"], DEFAULT_SCALE) == \
         ["-t", "3", "-n", "1"]
     assert bad_placeholders(["-t", "{t:100}", "{x:3}", "{t:}"]) == ["{x:3}", "{t:}"]
-    scaled = checks.DeliveryBudget(budget_s=300).scaled(100)
+    scaled = checks.DeliveryBudget(budget_s=300).scaled(Scale(100).seconds)
     assert isinstance(scaled, checks.DeliveryBudget) and scaled.budget_s == 3.0
-    assert checks.DeliveryBudget().scaled(100) == checks.DeliveryBudget()
+    assert checks.DeliveryBudget().scaled(Scale(100).seconds) == checks.DeliveryBudget()
+
+
+def test_one_scale_for_every_drill_time() -> None:
+    """A drill's durations, rates, whole-second flags and spamd's time keys all come from
+    one Scale: the fault schedule, the proxy's toxics and the checks agree on it."""
+    s = Scale(100)
+    assert (s.seconds(300), s.maybe(None), s.rate(1200), s.whole_seconds(30)) == \
+        (3.0, None, 120000, 1)
+    assert s.spamd({"timeout_tcp": 300, "max_children": 5}) == {"timeout_tcp": 3,
+                                                                "max_children": 5}
+    fault = msgspec.convert({"kind": "proxy", "mode": "latency", "latency": 200,
+                             "at": 100, "duration": 400}, AnyFaultSpec)
+    assert fault.schedule(s).at == 1.0 and fault.schedule(s).duration == 4.0
+    assert "latency 2" in fault.shape(s).describe()
+    with pytest.raises(ValueError, match="positive"):
+        Scale(0)
 
 
 def test_shipped_scenarios_parse() -> None:
@@ -102,7 +119,8 @@ BAD = [
     ({"load": {"spamc_args": ["-t", "{x:100}"]}}, "$.load", "not a placeholder"),
     ({"load": {"fill": 2}}, "bad.toml", "load.fill needs [timing] calibrate = true"),
     ({"lab": {"spamd": {"max_childs": 1}}}, "$.lab", "unknown setting spamd.max_childs"),
-    ({"lab": {"spamd": {"max_children": "one"}}}, "$.lab", "must be int"),
+    ({"lab": {"spamd": {"max_children": "one"}}}, "$.lab",
+     "spamd.max_children: expected int, got str"),
     ({"lab": {"nonsense": {}}}, "$.lab", "unknown field `nonsense`"),
     ({"checks": [{"kind": "scanned_fraction", "min": 2}]}, "checks[0].min", "<= 1"),
     ({"checks": [{"kind": "latency_bound"}]}, "checks[0]", "missing required field"),

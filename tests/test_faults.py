@@ -13,19 +13,20 @@ import sys
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import msgspec
 import pymysql
 import pytest
+from msgspec.structs import replace
 from test_nemesis import EXAMPLES
 
 from spamdrill import corpus
 from spamdrill.drills.control import RealLab
 from spamdrill.drills.nemesis import FAULT_KINDS, AnyFaultSpec
 from spamdrill.drills.nemesis.base import until
+from spamdrill.drills.timing import Scale
 from spamdrill.errors import SpamdrillError
 from spamdrill.lab import dns, faults, maildir, mariadb, netns, spamd
 from spamdrill.lab import lab as lab_ops
@@ -97,7 +98,7 @@ def test_conformance(kind: str, extra: dict[str, Any], run_dir: Path) -> None:
     if kind == "db-max-connections":  # one connection: any two scans' queries collide
         extra = {**extra, "max_connections": 1}
     spec = msgspec.convert({"kind": kind, **extra}, AnyFaultSpec)
-    fault = spec.build(1.0)
+    fault = spec.build(Scale(1.0))
     fault.setup(ctl)
     endpoint = ctl.client_endpoint()
     fault.inject(ctl)
@@ -137,7 +138,8 @@ from spamdrill.lab.state import LabState
 state = LabState.load(Layout(Path(sys.argv[1])))
 ctl = RealLab(state)
 spec = msgspec.convert({"kind": sys.argv[2], **json.loads(sys.argv[3])}, AnyFaultSpec)
-fault = spec.build(1.0)
+from spamdrill.drills.timing import Scale
+fault = spec.build(Scale(1.0))
 fault.setup(ctl)
 fault.inject(ctl)
 print("injected", flush=True)
@@ -161,7 +163,7 @@ def sa_conn(lab: LabState, timeout: float = 2) -> pymysql.connections.Connection
 
 def injected(lab: LabState, kind: str, **extra: Any) -> tuple[Any, RealLab]:
     ctl = RealLab(lab)
-    fault = msgspec.convert({"kind": kind, **extra}, AnyFaultSpec).build(1.0)
+    fault = msgspec.convert({"kind": kind, **extra}, AnyFaultSpec).build(Scale(1.0))
     fault.setup(ctl)
     fault.inject(ctl)
     return fault, ctl
@@ -325,10 +327,10 @@ def test_a_drill_whose_fault_missed_is_an_error_not_a_result(
     drill then proves nothing, and says so (verdict error, exit status 3)."""
     from test_drills import run
 
-    from spamdrill.drills.nemesis import database
+    from spamdrill.lab import dbadmin
 
-    monkeypatch.setattr(database.LockSpec, "build", lambda self, scale: database.Lock(
-        "db-read-lock", "LOCK TABLES mysql.db WRITE"))  # a table spamd never reads
+    monkeypatch.setitem(dbadmin.LOCKS, "global-read",
+                        "LOCK TABLES mysql.db WRITE")  # a table spamd never reads
     [r] = run("db-read-lock", tmp_path)
     assert r.verdict == "error", (r.checks, r.faults)
     assert not r.faults[0].took_effect and "no SpamAssassin query" in r.faults[0].detail

@@ -141,7 +141,7 @@ def test_maildrop_drops_an_empty_filtered_message_unless_the_filter_checks(
         lab: LabState, tmp_path: Path, guard: bool) -> None:
     """maildrop delivers nothing for an empty message and still exits 0 (its
     formatmbox.C: "Empty message, do not deliver."); the lab's empty_guard defers it."""
-    from dataclasses import replace
+    from msgspec.structs import replace
 
     from spamdrill.drills.fakes import Fake
     from spamdrill.lab.config import LabConfig

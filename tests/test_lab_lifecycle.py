@@ -140,7 +140,7 @@ def test_bad_config_values_are_one_line(run_dir: Path, tmp_path: Path) -> None:
     config = tmp_path / "lab.toml"
     for text, expected in [
         ("[spamd]\nmax_childs = 3\n", "unknown setting spamd.max_childs"),
-        ("[spamd]\nmax_children = 'many'\n", "spamd.max_children must be int"),
+        ("[spamd]\nmax_children = 'many'\n", "spamd.max_children: expected int, got str"),
         ("[spamd\n", "not valid TOML"),
         ("[nonsense]\n", "unknown section [nonsense]"),
     ]:
@@ -214,7 +214,7 @@ def test_lab_dns_command_switches_a_name(run_dir: Path) -> None:
 
 
 def test_secondary_dns_is_untouched_by_primary_rules(run_dir: Path) -> None:
-    from dataclasses import replace
+    from msgspec.structs import replace
 
     from spamdrill.lab import dns
     from spamdrill.lab.config import LabConfig

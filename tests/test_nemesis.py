@@ -10,9 +10,11 @@ from typing import Any
 import msgspec
 import pytest
 
-from spamdrill.drills.control import RecordingLab
 from spamdrill.drills.nemesis import FAULT_KINDS, FAULT_SPECS, AnyFaultSpec, Schedule
-from spamdrill.drills.schedule import Nemesis, timeline
+from spamdrill.drills.nemesis.timeline import Nemesis, timeline
+from spamdrill.drills.recording import Answers, RecordingLab
+from spamdrill.drills.timing import Scale
+from spamdrill.lab.dbadmin import DbSession
 from spamdrill.lab.proxy import Counters
 
 pytestmark = pytest.mark.unit
@@ -24,42 +26,46 @@ REDIS_REFUSED = ("2026-12-07 03:00:50 #5937(normal) <fc28c2>; task; rspamd_redis
                  "error getting reply from redis server 127.0.0.1:41559: Connection refused\n")
 TASK_TIMEOUT = ("2026-12-07 03:01:26 #5937(normal) <22c29a>; task; rspamd_task_timeout: "
                 "processing of task time out: 8.0s spent; 8.0s limit; forced processing\n")
-EXAMPLES: dict[str, tuple[dict[str, Any], list[str], dict[str, Any]]] = {
+EXAMPLES: dict[str, tuple[dict[str, Any], list[str], Answers]] = {
     "spamd-down": ({}, ["stop spamd", "heal stop spamd", "start spamd"],
-                   {"accepts": False}),
-    "stalling-clients": ({"count": 1}, [], {}),
+                   Answers(accepts=False)),
+    "stalling-clients": ({"count": 1}, [], Answers()),
     "db-max-connections": ({"max_connections": 2},
                            ["set max_connections 2", "set max_user_connections 2",
                             "heal set max_user_connections 2", "heal set max_connections 2"],
-                           {"max_user_connections": 2, "spamd_log": "SQL error: User "
-                            "spamass already has more than 'max_user_connections' active"}),
-    "db-read-lock": ({}, ["db admin", "sql SELECT", "sql FLUSH", "db close"],
-                     {"rows": {"SELECT": [("Query", "Waiting for backup lock", 2, "x")]}}),
-    "db-write-lock": ({}, ["db admin", "sql SELECT", "sql LOCK", "db close"],
-                      {"rows": {"SELECT": [("Query", "Waiting for table metadata lock",
-                                            1, "x")]}}),
-    "db-cut-mid-query": ({}, ["db admin", "sql LOCK", "sql SELECT", "sql KILL", "db close"],
-                         {"rows": {"SELECT": [(41, "Query")]}}),
-    "db-frozen": ({}, ["pause db", "heal pause db"], {"db_process_state": "T"}),
-    "db-down": ({}, ["kill db", "heal kill db", "start db"], {"accepts": False}),
+                           Answers(spamd_log="SQL error: User spamass already has more "
+                                   "than 'max_user_connections' active")),
+    "db-read-lock": ({}, ["hold db lock global-read", "list db sessions",
+                          "heal hold db lock global-read"],
+                     Answers(db_sessions=(DbSession(7, "Query", "Waiting for backup lock",
+                                                    2, "x"),))),
+    "db-write-lock": ({}, ["hold db lock bayes-write", "list db sessions",
+                           "heal hold db lock bayes-write"],
+                      Answers(db_sessions=(DbSession(
+                          7, "Query", "Waiting for table metadata lock", 1, "x"),))),
+    "db-cut-mid-query": ({}, ["hold db lock userpref-write", "list db sessions",
+                              "kill db session 41", "heal hold db lock userpref-write"],
+                         Answers(db_sessions=(DbSession(41, "Query", "", 0, ""),))),
+    "db-frozen": ({}, ["pause db", "heal pause db"], Answers()),
+    "db-down": ({}, ["kill db", "heal kill db", "start db"], Answers(accepts=False)),
     "dns": ({"rules": [{"name": "*", "mode": "drop"}]}, ["dns * drop", "heal dns * drop"],
-            {"dns_actions": {"drop": 3, "answer": 1}}),
+            Answers(dns_actions={"drop": 3, "answer": 1})),
     "packets": ({"host": "db", "action": "drop"},
-                ["packets db drop", "heal packets db drop"], {"packet_count": 7}),
+                ["packets db drop", "heal packets db drop"], Answers(packet_count=7)),
     "over-quota": ({"user": "carol"}, ["fill quota carol", "heal fill quota carol"],
-                   {"quota_usage": (10_000_000, 10_000_000)}),
-    "spamd-queue-full": ({}, [], {}),
-    "spamd-answers-empty": ({}, [], {}),
-    "unknown-user": ({"user": "mallory"}, ["look up mallory"], {"user_known": False}),
+                   Answers(quota_usage=(10_000_000, 10_000_000))),
+    "spamd-queue-full": ({}, [], Answers()),
+    "spamd-answers-empty": ({}, [], Answers()),
+    "unknown-user": ({"user": "mallory"}, ["look up mallory"], Answers(user_known=False)),
     "proxy": ({"link": "spamd-db", "mode": "latency", "latency": 10},
               ["shape db link upstream: latency", "heal shape db link"],
-              {"db_link_counters": Counters(connections=1, shaped_chunks=4)}),
+              Answers(db_link_counters=Counters(connections=1, shaped_chunks=4))),
     "rspamd-down": ({}, ["stop rspamd", "heal stop rspamd", "start rspamd"],
-                    {"accepts": False}),
+                    Answers(accepts=False)),
     "redis-down": ({}, ["stop redis", "heal stop redis", "start redis"],
-                   {"accepts": False, "rspamd_log": REDIS_REFUSED}),
+                   Answers(accepts=False, rspamd_log=REDIS_REFUSED)),
     "redis-frozen": ({}, ["pause redis", "heal pause redis"],
-                     {"redis_state": "T", "rspamd_log": REDIS_REFUSED + TASK_TIMEOUT}),
+                     Answers(redis_state="T", rspamd_log=REDIS_REFUSED + TASK_TIMEOUT)),
 }
 
 
@@ -79,7 +85,7 @@ def test_every_fault_kind_has_an_example() -> None:
 def test_inject_lift_and_lift_again(kind: str) -> None:
     extra, expected, answers = EXAMPLES[kind]
     lab = RecordingLab(answers=answers)
-    fault = spec(kind, extra).build(1.0)
+    fault = spec(kind, extra).build(Scale(1.0))
     fault.setup(lab)
     fault.inject(lab)
     fault.observe(lab)
@@ -97,28 +103,31 @@ def test_inject_lift_and_lift_again(kind: str) -> None:
 
 
 @pytest.mark.parametrize("kind,silent", [
-    ("spamd-down", {"accepts": True}),
-    ("db-max-connections", {"max_user_connections": 100000}),
+    ("spamd-down", Answers(accepts=True)),
+    # the server kept its own limit
+    ("db-max-connections", Answers(db_globals={"max_user_connections": 100000},
+                                   spamd_log="max_user_connections")),
     # the limit was set, but spamd never met it: no refusal in its log is no evidence
-    ("db-max-connections", {"max_user_connections": 2}),
-    ("db-read-lock", {"rows": {"SELECT": [("Sleep", "", 0, None)]}}),
-    ("db-cut-mid-query", {"rows": {"SELECT": [(41, "Sleep")]}}),  # killed between queries
-    ("db-frozen", {"db_process_state": "S"}),
-    ("db-down", {"accepts": True}),
-    ("dns", {"dns_actions": {"answer": 5}}),
-    ("packets", {"packet_count": 0}),
-    ("proxy", {"db_link_counters": Counters(connections=1)}),
-    ("over-quota", {"quota_usage": (100, 10_000_000)}),
-    ("unknown-user", {"user_known": True}),
-    ("rspamd-down", {"accepts": True}),
-    ("redis-down", {"accepts": True, "rspamd_log": REDIS_REFUSED}),
+    ("db-max-connections", Answers()),
+    ("db-read-lock", Answers(db_sessions=(DbSession(3, "Sleep", "", 0, ""),))),
+    # killed between queries
+    ("db-cut-mid-query", Answers(db_sessions=(DbSession(41, "Sleep", "", 0, ""),))),
+    ("db-frozen", Answers(db_process_state="S")),
+    ("db-down", Answers(accepts=True)),
+    ("dns", Answers(dns_actions={"answer": 5})),
+    ("packets", Answers(packet_count=0)),
+    ("proxy", Answers(db_link_counters=Counters(connections=1))),
+    ("over-quota", Answers(quota_usage=(100, 10_000_000))),
+    ("unknown-user", Answers(user_known=True)),
+    ("rspamd-down", Answers(accepts=True)),
+    ("redis-down", Answers(accepts=True, rspamd_log=REDIS_REFUSED)),
     # Redis went, but no scan met it: rspamd logged nothing about Redis
-    ("redis-down", {"accepts": False, "rspamd_log": ""}),
-    ("redis-frozen", {"redis_state": "S", "rspamd_log": REDIS_REFUSED + TASK_TIMEOUT}),
+    ("redis-down", Answers(accepts=False, rspamd_log="")),
+    ("redis-frozen", Answers(redis_state="S", rspamd_log=REDIS_REFUSED + TASK_TIMEOUT)),
     # frozen, and rspamd timed out on Redis, but no scan was held to its task_timeout
-    ("redis-frozen", {"redis_state": "T", "rspamd_log": REDIS_REFUSED}),
+    ("redis-frozen", Answers(redis_state="T", rspamd_log=REDIS_REFUSED)),
 ])
-def test_a_fault_that_left_no_trace_says_so(kind: str, silent: dict[str, Any],
+def test_a_fault_that_left_no_trace_says_so(kind: str, silent: Answers,
                                             monkeypatch: pytest.MonkeyPatch) -> None:
     """The verdicts issue: a fault silently not applied (an nft rule on the wrong port, a
     lock on another table) must not count as having happened."""
@@ -130,7 +139,7 @@ def test_a_fault_that_left_no_trace_says_so(kind: str, silent: dict[str, Any],
     monkeypatch.setattr(RedisFrozen, "STOPPED_WITHIN", 0.1)
     extra, _, _ = EXAMPLES[kind]
     lab = RecordingLab(answers=silent)
-    fault = spec(kind, extra).build(1.0)
+    fault = spec(kind, extra).build(Scale(1.0))
     fault.setup(lab)
     fault.inject(lab)
     fault.observe(lab)
@@ -141,7 +150,7 @@ def test_a_fault_that_left_no_trace_says_so(kind: str, silent: dict[str, Any],
 
 def test_spamc_spamd_proxy_reroutes_the_clients_and_shapes_both_ways() -> None:
     lab = RecordingLab()
-    fault = spec("proxy", {"mode": "bandwidth", "rate": 1200}).build(100 / 3)
+    fault = spec("proxy", {"mode": "bandwidth", "rate": 1200}).build(Scale(100 / 3))
     fault.setup(lab)
     fault.inject(lab)
     fault.lift(lab)
@@ -168,12 +177,12 @@ def test_timeline() -> None:
 
 def test_schedule_scales_with_the_drill() -> None:
     s = spec("db-frozen", {"at": 100, "duration": 400, "every": 500, "times": 2})
-    assert s.schedule(100) == Schedule(1.0, 4.0, 5.0, 2)
+    assert s.schedule(Scale(100)) == Schedule(1.0, 4.0, 5.0, 2)
 
 
 def test_nemesis_runs_the_timeline_and_always_heals() -> None:
-    lab = RecordingLab(answers={"db_process_state": "T"})
-    nemesis = Nemesis(spec("db-frozen", {}).build(1.0), Schedule(at=0.0, duration=0.05), lab)
+    lab = RecordingLab()
+    nemesis = Nemesis(spec("db-frozen", {}).build(Scale(1.0)), Schedule(at=0.0, duration=0.05), lab)
     nemesis.before_load()  # injected before the first message
     assert lab.calls == ["pause db"] and len(nemesis.windows) == 1
     nemesis.start(time.monotonic())
@@ -192,7 +201,7 @@ def test_a_failed_injection_is_evidence_of_nothing() -> None:
         def pause_db(self) -> Any:
             raise OSError("no such process")
 
-    nemesis = Nemesis(spec("db-frozen", {}).build(1.0), Schedule(), Failing())
+    nemesis = Nemesis(spec("db-frozen", {}).build(Scale(1.0)), Schedule(), Failing())
     nemesis.before_load()
     nemesis.heal()
     report = nemesis.evidence()

@@ -269,7 +269,7 @@ def test_the_spamd_dropped_drill_run_with_spamdrill_spamc(tmp_path: Path) -> Non
 
     from spamdrill.drills import runner
     from spamdrill.drills.scenario import DEFAULT_SCALE, builtin_dir, parse
-    from spamdrill.drills.timing import scale_seconds
+    from spamdrill.drills.timing import Scale
     from spamdrill.lab.config import LabConfig
 
     if os.geteuid() != 0:
@@ -282,7 +282,7 @@ def test_the_spamd_dropped_drill_run_with_spamdrill_spamc(tmp_path: Path) -> Non
     checks = {c.name: c for c in r.checks}
     assert checks["budget model agrees with the measurements"].ok, checks
     assert checks["nothing lost"].ok and checks["all came back unscanned (fail-open)"].ok
-    deadline = scale_seconds(150, DEFAULT_SCALE)  # -t 3, --deadline 4: spamc's is 11 s
+    deadline = Scale(DEFAULT_SCALE).whole_seconds(150)  # -t 3, --deadline 4: spamc's is 11 s
     assert all((m.seconds or 0) <= deadline + MARGIN for m in r.history.messages), \
         [(m.seconds, m.reason) for m in r.history.messages]
     assert all(m.reason == "connect-timeout" for m in r.history.messages)

@@ -9,7 +9,8 @@ import pytest
 
 from spamdrill.budget import inputs, model
 from spamdrill.errors import SpamdrillError
-from spamdrill.system import labconfig, maildroprc, net, postfix, reader, sa, spamd, wrapper
+from spamdrill.shaped import labconfig
+from spamdrill.system import maildroprc, net, postfix, reader, sa, spamd, wrapper
 from spamdrill.system import spamc as sc
 
 pytestmark = pytest.mark.unit

@@ -206,7 +206,7 @@ def test_run_etc_judges_the_drills_by_the_measured_wrapper() -> None:
     did in the sandbox, not from reading its text (the field report's #!/bin/sh wrapper
     was read as "bounces on 75"; under dash it loses the mail)."""
     from spamdrill.drills.findings import Budgets, judge
-    from spamdrill.system.lab_of import lab_of
+    from spamdrill.shaped.lab_of import lab_of
     from spamdrill.vocab import Fate
 
     shaped = lab_of(EXAMPLES / "field-report")

@@ -11,11 +11,11 @@ from __future__ import annotations
 import json
 import os
 import sys
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import click
+import msgspec
 
 from spamdrill import __version__
 from spamdrill.errors import SpamdrillError
@@ -104,7 +104,7 @@ def _base_config(config_path: Path | None, etc: Path | None) -> tuple[Any, Any]:
     base = lab_config.load(config_path)
     if etc is None:
         return base, None
-    from spamdrill.system.lab_of import lab_of
+    from spamdrill.shaped.lab_of import lab_of
 
     shaped = lab_of(etc, base)
     _progress(f"lab shaped like {etc}: spamd {' '.join(shaped.config.spamd.flags()[:2])} "
@@ -124,7 +124,8 @@ TOPOLOGY = click.option(
 def _with_topology(config: Any, topology: str | None) -> Any:
     if topology is None:
         return config
-    return replace(config, topology=replace(config.topology, kind=topology))
+    return msgspec.structs.replace(
+        config, topology=msgspec.structs.replace(config.topology, kind=topology))
 
 
 def _default_results_dir() -> Path:

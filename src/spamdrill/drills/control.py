@@ -1,10 +1,13 @@
 """The narrow interface through which faults act on a lab (httpcore's shape: a backend
 interface, a real backend, and a mock backend that lets logic be tested without sockets).
 
-``LabControl`` is every verb a fault may use; ``RealLab`` carries them out on a running lab
-(journaled through ``spamdrill.lab.faults`` where they must outlive this process);
-``RecordingLab`` only records the calls and answers as told, so the unit tier checks each
-fault's inject / lift / lift-again sequence in milliseconds.
+``LabControl`` is every verb a fault may use, each an intent (hold a lock, list and kill
+SpamAssassin's sessions, set a global), never a handle on a program (no SQL crosses it);
+``RealLab`` carries them out on a running lab (journaled through ``spamdrill.lab.faults``
+where they must outlive this process); ``drills.recording.RecordingLab`` records the calls
+and models their results, so the unit tier checks each fault's inject / lift / lift-again
+sequence in milliseconds; one contract test (``tests/test_lab_contract.py``) runs the same
+verbs on both and compares what they answer.
 """
 
 from __future__ import annotations
@@ -13,19 +16,38 @@ import contextlib
 import json
 import os
 import socket
-from collections.abc import Iterator
-from dataclasses import dataclass, field
-from typing import Any, Protocol
+from dataclasses import dataclass
+from typing import Literal, Protocol
 
 import pymysql
 
+from spamdrill.lab import dbadmin
 from spamdrill.lab import faults as lab_faults
 from spamdrill.lab import lab as lab_ops
-from spamdrill.lab import mariadb
+from spamdrill.lab.dbadmin import DbLock, DbReadable, DbSession, DbUnavailable
 from spamdrill.lab.journal import DbVariable
 from spamdrill.lab.proxy import Counters, FaultProxy, read_counters
 from spamdrill.lab.state import Endpoint, LabState, ProcRef
 from spamdrill.lab.toxics import Shape
+
+Host = Literal["spamd", "db"]  # a host of the multi-host topology a packet fault acts on
+PacketAction = Literal["drop", "reset", "icmp"]
+
+__all__ = [
+    "ClientSide",
+    "DbLock",
+    "DbReadable",
+    "DbSession",
+    "DbSessions",
+    "DbUnavailable",
+    "Host",
+    "LabControl",
+    "PacketAction",
+    "Proxy",
+    "RealLab",
+    "Undo",
+]
+
 
 
 class Undo(Protocol):
@@ -48,6 +70,26 @@ class Proxy(Protocol):
     def close(self) -> None: ...
 
 
+class DbSessions(Protocol):
+    """A connection of this process that lists SpamAssassin's sessions and kills them;
+    ``DbUnavailable`` when the server does not answer."""
+
+    def __enter__(self) -> DbSessions: ...
+    def __exit__(self, *exc: object) -> None: ...
+    def list(self) -> list[DbSession]: ...
+    def kill(self, session: int) -> bool: ...  # False: already gone, or refused
+    def close(self) -> None: ...
+
+
+class ClientSide(Protocol):
+    """What a target needs of a lab to send its load: where the lab's clients connect,
+    and the lab's state (its users, its client hosts and how a client runs there)."""
+
+    state: LabState
+
+    def client_endpoint(self) -> Endpoint: ...
+
+
 class LabControl(Protocol):
     # spamd
     def spamd_endpoint(self) -> Endpoint: ...
@@ -60,9 +102,10 @@ class LabControl(Protocol):
     def proxy_before_spamd(self) -> Proxy: ...
     # database
     def db_endpoint(self) -> Endpoint: ...
-    def db_admin(self) -> Any: ...  # a pymysql connection of this process (its locks die with it)
+    def hold_db_lock(self, lock: DbLock) -> Undo: ...  # held by a connection of ours
+    def db_sessions(self) -> DbSessions: ...
     def set_db_variable(self, name: DbVariable, value: int) -> Undo: ...
-    def db_variable(self, name: DbVariable) -> int | None: ...
+    def db_variable(self, name: DbReadable) -> int | None: ...  # None: no answer
     def pause_db(self) -> Undo: ...
     def kill_db(self) -> Undo: ...
     def start_db(self) -> None: ...
@@ -73,8 +116,8 @@ class LabControl(Protocol):
     def dns_rules(self, rules: list[tuple[str, str, float]]) -> Undo: ...
     def dns_mark(self) -> int: ...
     def dns_actions_since(self, mark: int) -> dict[str, int]: ...
-    def packet_rule(self, role: str, action: str, established: bool) -> Undo: ...
-    def packet_count(self, role: str) -> int | None: ...
+    def packet_rule(self, role: Host, action: PacketAction, established: bool) -> Undo: ...
+    def packet_count(self, role: Host) -> int | None: ...
     # the recipients' mailboxes
     def fill_quota(self, user: str) -> Undo: ...
     def quota_usage(self, user: str) -> tuple[int, int | None]: ...
@@ -108,6 +151,19 @@ class _InProcessProxy:
 
     def close(self) -> None:
         self.proxy.close()
+
+
+@dataclass
+class _DbUndo:
+    """A database change's heal, its driver's errors as ``DbUnavailable``."""
+
+    undo: Undo
+
+    def heal(self) -> None:
+        try:
+            self.undo.heal()
+        except pymysql.MySQLError as exc:
+            raise dbadmin.unavailable(exc) from None
 
 
 class RealLab:
@@ -156,19 +212,20 @@ class RealLab:
     def db_endpoint(self) -> Endpoint:
         return self.state.db
 
-    def db_admin(self) -> Any:
-        return mariadb.admin(self.state.layout)
+    def hold_db_lock(self, lock: DbLock) -> Undo:
+        return dbadmin.HeldLock(self.state.layout, lock)
+
+    def db_sessions(self) -> DbSessions:
+        return dbadmin.Sessions(self.state.layout)
 
     def set_db_variable(self, name: DbVariable, value: int) -> Undo:
-        return lab_faults.set_db_global(self.journal, name, value)
+        try:
+            return _DbUndo(lab_faults.set_db_global(self.journal, name, value))
+        except pymysql.MySQLError as exc:
+            raise dbadmin.unavailable(exc) from None
 
-    def db_variable(self, name: DbVariable) -> int | None:
-        with contextlib.suppress(pymysql.MySQLError), \
-                mariadb.admin(self.state.layout, timeout=1) as conn, conn.cursor() as cur:
-            cur.execute(f"SELECT @@GLOBAL.{name}")
-            row = cur.fetchone()
-            return int(row[0]) if row else None
-        return None
+    def db_variable(self, name: DbReadable) -> int | None:
+        return dbadmin.variable(self.state.layout, name)
 
     def _db_ref(self) -> ProcRef:
         return self.state.pids["mariadb"]
@@ -234,12 +291,12 @@ class RealLab:
                                  'set [lab.topology] kind = "hosts" (root only)')
         return net.host(role).ns
 
-    def packet_rule(self, role: str, action: str, established: bool) -> Undo:
+    def packet_rule(self, role: Host, action: PacketAction, established: bool) -> Undo:
         port = self.state.spamd.port if role == "spamd" else self.state.db.port
         return lab_faults.packet_rule(self.journal, self._ns(role), port, action,
                                       established)
 
-    def packet_count(self, role: str) -> int | None:
+    def packet_count(self, role: Host) -> int | None:
         """Packets the lab's nftables rule on ``role``'s host matched (its counter)."""
         from spamdrill.lab import netns
 
@@ -273,166 +330,6 @@ class RealLab:
         return _accepts(ep)
 
 
-@dataclass
-class _RecordedUndo:
-    calls: list[str]
-    what: str
-    healed: bool = False
-
-    def heal(self) -> None:
-        if not self.healed:
-            self.calls.append(f"heal {self.what}")
-            self.healed = True
-
-
-@dataclass
-class _RecordedProxy:
-    calls: list[str]
-    endpoint: Endpoint = field(default_factory=lambda: Endpoint("127.0.0.1", 1))
-    counters: Counters = field(default_factory=Counters)
-
-    def set_shape(self, shape: Shape) -> None:
-        self.calls.append(f"proxy shape {shape.describe()}")
-        if shape.upstream or shape.downstream:
-            self.counters.shaped_chunks += 1
-        if not shape.enabled:
-            self.counters.down_spells += 1
-
-    def close(self) -> None:
-        self.calls.append("proxy close")
-
-
-@dataclass
-class RecordingLab:
-    """A ``LabControl`` that does nothing but record each call; ``answers`` sets what its
-    queries return (``accepts``, ``db_process_state``, ``dns_actions``, ...)."""
-
-    calls: list[str] = field(default_factory=list)
-    answers: dict[str, Any] = field(default_factory=dict)
-
-    def _undo(self, what: str) -> Undo:
-        self.calls.append(what)
-        return _RecordedUndo(self.calls, what)
-
-    def spamd_endpoint(self) -> Endpoint:
-        return Endpoint("127.0.0.1", 783)
-
-    def stop_spamd(self) -> Undo:
-        return self._undo("stop spamd")
-
-    def start_spamd(self) -> None:
-        self.calls.append("start spamd")
-
-    def spamd_answers(self) -> bool:
-        return bool(self.answers.get("spamd_answers", True))
-
-    def spamd_log(self) -> str:
-        return str(self.answers.get("spamd_log", ""))
-
-    def client_endpoint(self) -> Endpoint:
-        return self.spamd_endpoint()
-
-    def proxy_before_spamd(self) -> Proxy:
-        self.calls.append("proxy before spamd")
-        return _RecordedProxy(self.calls)
-
-    def db_endpoint(self) -> Endpoint:
-        return Endpoint("127.0.0.1", 3306)
-
-    def db_admin(self) -> Any:
-        self.calls.append("db admin")
-        return _RecordedConnection(self)
-
-    def set_db_variable(self, name: DbVariable, value: int) -> Undo:
-        return self._undo(f"set {name} {value}")
-
-    def db_variable(self, name: DbVariable) -> int | None:
-        value = self.answers.get(name)
-        return int(value) if value is not None else None
-
-    def pause_db(self) -> Undo:
-        return self._undo("pause db")
-
-    def kill_db(self) -> Undo:
-        return self._undo("kill db")
-
-    def start_db(self) -> None:
-        self.calls.append("start db")
-
-    def db_process_state(self) -> str:
-        return str(self.answers.get("db_process_state", "S"))
-
-    def shape_db_link(self, shape: Shape) -> Undo:
-        return self._undo(f"shape db link {shape.describe()}")
-
-    def db_link_counters(self) -> Counters | None:
-        value = self.answers.get("db_link_counters")
-        return value if isinstance(value, Counters) else None
-
-    def dns_rules(self, rules: list[tuple[str, str, float]]) -> Undo:
-        return self._undo("dns " + ", ".join(f"{n} {m}" for n, m, _ in rules))
-
-    def dns_mark(self) -> int:
-        return 0
-
-    def dns_actions_since(self, mark: int) -> dict[str, int]:
-        return dict(self.answers.get("dns_actions", {}))
-
-    def packet_rule(self, role: str, action: str, established: bool) -> Undo:
-        return self._undo(f"packets {role} {action}")
-
-    def packet_count(self, role: str) -> int | None:
-        value = self.answers.get("packet_count")
-        return int(value) if value is not None else None
-
-    def fill_quota(self, user: str) -> Undo:
-        return self._undo(f"fill quota {user}")
-
-    def quota_usage(self, user: str) -> tuple[int, int | None]:
-        held, limit = self.answers.get("quota_usage", (0, None))
-        return int(held), limit
-
-    def user_known(self, user: str) -> bool:
-        self.calls.append(f"look up {user}")
-        return bool(self.answers.get("user_known", False))
-
-    def accepts(self, ep: Endpoint) -> bool:
-        return bool(self.answers.get("accepts", True))
-
-
-@dataclass
-class _RecordedConnection:
-    """What ``RecordingLab.db_admin`` hands out: statements recorded, rows as answered."""
-
-    lab: RecordingLab
-
-    def __enter__(self) -> _RecordedConnection:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    @contextlib.contextmanager
-    def cursor(self) -> Iterator[_RecordedCursor]:
-        yield _RecordedCursor(self.lab)
-
-    def close(self) -> None:
-        self.lab.calls.append("db close")
-
-
-@dataclass
-class _RecordedCursor:
-    lab: RecordingLab
-    rows: list[tuple[Any, ...]] = field(default_factory=list)
-
-    def execute(self, sql: str, args: object = None) -> int:
-        self.lab.calls.append(f"sql {sql.split()[0]}")
-        self.rows = list(self.lab.answers.get("rows", {}).get(sql.split()[0].upper(), []))
-        return len(self.rows)
-
-    def fetchone(self) -> tuple[Any, ...] | None:
-        return self.rows[0] if self.rows else None
-
-    def fetchall(self) -> list[tuple[Any, ...]]:
-        return self.rows
-
+def _conforms(lab: RealLab) -> tuple[LabControl, ClientSide]:
+    """The real lab has every verb of the seam, with its types (mypy checks this)."""
+    return lab, lab

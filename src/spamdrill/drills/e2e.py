@@ -22,8 +22,9 @@ from typing import Annotated, Literal
 import msgspec
 
 from spamdrill import corpus
-from spamdrill.drills.control import RealLab
+from spamdrill.drills.control import ClientSide
 from spamdrill.drills.targets import LoadPlan, Started, Tick, new_seed
+from spamdrill.drills.timing import Scale
 from spamdrill.errors import SpamdrillError
 from spamdrill.fates import Injected, Outcome
 from spamdrill.history import MessageRecord
@@ -85,10 +86,10 @@ class PostfixTarget(msgspec.Struct, frozen=True, forbid_unknown_fields=True,
             if not flag.startswith("--") or "=" not in flag or any(c.isspace() for c in flag):
                 raise ValueError(f"deliver_flags: {flag!r} is not --option=value")
 
-    def prepare(self, plan: LoadPlan, scale: float, lab: RealLab | None) -> SmtpLoad:
+    def prepare(self, plan: LoadPlan, scale: Scale, lab: ClientSide | None) -> SmtpLoad:
         if lab is None:
             raise SpamdrillError("the postfix target needs a lab")
-        return SmtpLoad(lab.state, plan, self, self.settle / scale)
+        return SmtpLoad(lab.state, plan, self, scale.seconds(self.settle))
 
 
 def _transports(state: LabState, target: PostfixTarget, extra: tuple[Path, ...],

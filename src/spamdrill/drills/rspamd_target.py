@@ -10,8 +10,9 @@ from __future__ import annotations
 import msgspec
 
 from spamdrill import corpus
-from spamdrill.drills.control import RealLab
+from spamdrill.drills.control import ClientSide
 from spamdrill.drills.targets import LoadPlan, SpamcLoad, new_seed
+from spamdrill.drills.timing import Scale
 from spamdrill.errors import SpamdrillError
 from spamdrill.load.spamc import Job
 
@@ -24,7 +25,7 @@ class RspamdTarget(msgspec.Struct, frozen=True, forbid_unknown_fields=True, tag_
 
     needs_lab: bool = True
 
-    def prepare(self, plan: LoadPlan, scale: float, lab: RealLab | None) -> SpamcLoad:
+    def prepare(self, plan: LoadPlan, scale: Scale, lab: ClientSide | None) -> SpamcLoad:
         if lab is None or lab.state.rspamd is None:
             raise SpamdrillError("the rspamd target needs the lab's rspamd",
                                  "set [lab.rspamd] enabled = true in the scenario")

@@ -23,15 +23,14 @@ from spamdrill.checks import CheckResult, verdict
 from spamdrill.drills import calibrate, lablogs
 from spamdrill.drills.control import RealLab
 from spamdrill.drills.findings import Budgets, findings
+from spamdrill.drills.nemesis.timeline import Nemesis
 from spamdrill.drills.scenario import AnyTarget, Drill, LoadSpec, Scenario
-from spamdrill.drills.schedule import Nemesis
 from spamdrill.drills.targets import Load, LoadPlan, plan_offsets
 from spamdrill.drills.timing import (
     MAILDROP_BUDGET_S,
     UNCOMPRESSED,
+    Scale,
     as_placeholders,
-    expand_args,
-    scaled_spamd,
 )
 from spamdrill.errors import SpamdrillError
 from spamdrill.evidence import Calibration, Evidence, FaultReport
@@ -114,16 +113,16 @@ def run_scenario(sc: Scenario, *, scale: float, base: LabConfig, workdir: Path,
                       system_spamc=system_spamc, loader=loader) for d in sc.drills()]
 
 
-def _lab_config(base: LabConfig, drill: Drill, scale: float) -> LabConfig:
+def _lab_config(base: LabConfig, drill: Drill, scale: Scale) -> LabConfig:
     sections = dict(drill.lab)
-    sections["spamd"] = scaled_spamd(sections["spamd"], scale)
+    sections["spamd"] = scale.spamd(sections["spamd"])
     return lab_config.with_overrides(base, sections)
 
 
-def _budgets(config: LabConfig, scale: float) -> Budgets:
+def _budgets(config: LabConfig, scale: Scale) -> Budgets:
     d = config.delivery
-    return Budgets(MAILDROP_BUDGET_S / scale, d.postfix_time_limit / scale, d.wrapper,
-                   d.deadline / scale, d.wrapper_fates)
+    return Budgets(scale.seconds(MAILDROP_BUDGET_S), scale.seconds(d.postfix_time_limit),
+                   d.wrapper, scale.seconds(d.deadline), tuple(d.wrapper_fates.items()))
 
 
 @dataclass
@@ -148,26 +147,27 @@ def run_drill(drill: Drill, *, scale: float, base: LabConfig, workdir: Path,
               system_spamc: tuple[str, ...] | None = None,
               loader: Loader | None = None) -> ScenarioResult:
     sc = drill.scenario
-    scale = scale if sc.timing.compress else 1.0
-    config = _lab_config(base, drill, scale)
+    drill_scale = Scale(scale if sc.timing.compress else 1.0)
+    config = _lab_config(base, drill, drill_scale)
     run = _Run()
     flags = list(sc.load.spamc_args)
     if system_spamc is not None and sc.load.spamc_args == LoadSpec().spamc_args:
         flags = as_placeholders(system_spamc)  # the system's, where the drill has no own
 
     def plan_of(cal: Calibration | None) -> LoadPlan:
-        return _plan(drill, scale, count, wrappers, flags, cal)
+        return _plan(drill, drill_scale, count, wrappers, flags, cal)
 
     try:
-        _execute(drill, scale, config, workdir, plan_of, run, progress, loader)
+        _execute(drill, drill_scale, config, workdir, plan_of, run, progress, loader)
     except (SpamdrillError, OSError) as exc:
         run.error = str(exc)
-    ev = Evidence(run.history, scale, MAILDROP_BUDGET_S / scale, run.spamd_log, run.kernel,
+    budget_s = drill_scale.seconds(MAILDROP_BUDGET_S)
+    ev = Evidence(run.history, drill_scale.factor, budget_s, run.spamd_log, run.kernel,
                   run.faults, run.calibration, config.spamd.max_children,
                   kernel_syn_linear_timeouts(), run.marks)
-    checks = drill.judge(ev, scale)
-    rows = findings(run.history.by_case(), sc.failure_mode(), _budgets(config, scale))
-    return ScenarioResult(drill.name, sc, scale, MAILDROP_BUDGET_S / scale, run.history,
+    checks = drill.judge(ev, drill_scale)
+    rows = findings(run.history.by_case(), sc.failure_mode(), _budgets(config, drill_scale))
+    return ScenarioResult(drill.name, sc, drill_scale.factor, budget_s, run.history,
                           checks, rows, _notes(run), run.faults, run.calibration, run.error,
                           run.logs, run.lab_argv)
 
@@ -195,7 +195,7 @@ def _lab(drill: Drill, config: LabConfig, run: _Run,
             shutil.rmtree(lab_dir, ignore_errors=True)
 
 
-def _execute(drill: Drill, scale: float, config: LabConfig, workdir: Path, plan_of: PlanOf,
+def _execute(drill: Drill, scale: Scale, config: LabConfig, workdir: Path, plan_of: PlanOf,
              run: _Run, progress: Progress, loader: Loader | None) -> None:
     sc = drill.scenario
     with _lab(drill, config, run, workdir) as state:
@@ -247,7 +247,7 @@ class LoadRequest:
     plan: LoadPlan
     target: AnyTarget
     lab: RealLab | None
-    scale: float
+    scale: Scale
     workdir: Path
     max_wait: float
     started: Callable[[float], None]
@@ -266,7 +266,7 @@ class Delegated:
     plan: LoadPlan
     target: AnyTarget
     lab: RealLab | None
-    scale: float
+    scale: Scale
     result: spamc.LoadResult | None = None
 
     def run(self, workdir: Path, started: Callable[[float], None],
@@ -284,15 +284,16 @@ class Delegated:
         """Nothing held here: the loader took its workers down."""
 
 
-def _plan(drill: Drill, scale: float, count: int | None, wrappers: tuple[Path, ...],
+def _plan(drill: Drill, scale: Scale, count: int | None, wrappers: tuple[Path, ...],
           flags: list[str], cal: Calibration | None) -> LoadPlan:
     load = drill.scenario.load
-    args = expand_args(flags, scale)
+    args = scale.expand(flags)
     n = count or drill.count or (calibrate.fill_count(load.fill, args, cal)
                                  if load.fill is not None and cal is not None else load.count)
-    offsets = plan_offsets(load.schedule, n, load.rate * scale, load.step,
-                           load.interval / scale)
-    return LoadPlan(n, load.kinds, offsets, args, load.max_wait / scale, wrappers, load.client)
+    offsets = plan_offsets(load.schedule, n, scale.rate(load.rate), load.step,
+                           scale.seconds(load.interval))
+    return LoadPlan(n, load.kinds, offsets, args, scale.seconds(load.max_wait), wrappers,
+                    load.client)
 
 
 _SPAMD_TROUBLE = re.compile(

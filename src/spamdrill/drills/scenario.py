@@ -14,18 +14,25 @@ import tomllib
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args, get_origin, get_type_hints
 
 import msgspec
 
 from spamdrill import corpus
-from spamdrill.checks import CHECKS, Check, CheckResult, NothingLost, judge_condition, judge_safely
+from spamdrill.checks import (
+    CHECKS,
+    CheckResult,
+    CheckSpec,
+    NothingLost,
+    judge_condition,
+    judge_safely,
+)
 from spamdrill.checks import AnyCheck as AnyCheck
 from spamdrill.drills.e2e import PostfixTarget
 from spamdrill.drills.nemesis import FAULT_KINDS, AnyFaultSpec
 from spamdrill.drills.rspamd_target import RspamdTarget
 from spamdrill.drills.targets import AddressTarget, FakesTarget, LabTarget
-from spamdrill.drills.timing import DEFAULT_SCALE, bad_placeholders
+from spamdrill.drills.timing import DEFAULT_SCALE, Scale, bad_placeholders
 from spamdrill.errors import SpamdrillError
 from spamdrill.evidence import Evidence
 from spamdrill.lab import config as lab_config
@@ -35,6 +42,7 @@ __all__ = ["DEFAULT_SCALE", "Drill", "Scenario", "builtin_dir", "load_all", "par
 
 Seconds = Annotated[float, msgspec.Meta(gt=0)]
 AnyTarget = LabTarget | FakesTarget | AddressTarget | PostfixTarget | RspamdTarget
+TARGET_KINDS: tuple[str, ...] = tuple(str(t.__struct_config__.tag) for t in get_args(AnyTarget))
 
 
 class Timing(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -84,7 +92,8 @@ def _check_sections(sections: dict[str, Section]) -> None:
         try:
             lab_config.check_overrides(name, raw)
         except SpamdrillError as exc:
-            raise ValueError(exc.one_line()) from None
+            hint = f" ({exc.hint})" if exc.hint else ""
+            raise ValueError(exc.message + hint) from None
 
 
 class Lab(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -196,43 +205,81 @@ class Drill:
     name: str
     scenario: Scenario
     lab: dict[str, Section]
-    checks: tuple[Check, ...]
+    checks: tuple[CheckSpec, ...]
     count: int | None
-    conditions: tuple[Check, ...] = ()
+    conditions: tuple[CheckSpec, ...] = ()
 
     @property
     def needs_root(self) -> bool:
         return self.lab["topology"].get("kind") == "hosts" or self.scenario.needs_root
 
-    def judge(self, ev: Evidence, scale: float) -> list[CheckResult]:
+    def judge(self, ev: Evidence, scale: Scale) -> list[CheckResult]:
         """Conditions first (one that did not occur is ``error``), then the checks, their
         production-second arguments scaled to the drill's (sans-IO)."""
-        return [judge_condition(c.scaled(scale), ev) for c in self.conditions] + \
-            [judge_safely(c.scaled(scale), ev) for c in self.checks]
+        return [judge_condition(c.scaled(scale.seconds), ev) for c in self.conditions] + \
+            [judge_safely(c.scaled(scale.seconds), ev) for c in self.checks]
 
 
 _DECODER = msgspec.convert
 
 
-# the allowed values of enumerated keys, by the key's name, for the error's hint
-_ALLOWED: dict[str, tuple[str, ...]] = {
-    "listeners": ("refuse", "queue-full", "silent", "drip", "nonreader"),
-    "schedule": ("burst", "rate", "staircase"), "host": ("spamd", "db"),
-    "action": ("drop", "reset", "icmp"), "link": ("spamc-spamd", "spamd-db"),
-    "how": ("close", "reset"), "mode": tuple(m.value for m in Mode),
-}
+def _node(t: Any, raw: object) -> Any:
+    """The type ``raw`` is decoded as: an optional's value, a tagged union's member."""
+    while isinstance(t, msgspec.inspect.UnionType):
+        members = [m for m in t.types if not isinstance(m, msgspec.inspect.NoneType)]
+        tagged = [m for m in members if isinstance(m, msgspec.inspect.StructType) and
+                  isinstance(raw, dict) and m.tag_field and raw.get(m.tag_field) == m.tag]
+        t = (tagged or members)[0] if len(members) > 1 else members[0]
+    return t
 
 
-def _hint(message: str) -> str:
-    key = re.search(r"\.(\w+)(?:\[\d+\])?`$", message)
-    if "Invalid enum value" in message and key and key.group(1) in _ALLOWED:
-        return "known: " + ", ".join(_ALLOWED[key.group(1)])
+def _declared(owner: Any, values: tuple[object, ...]) -> tuple[object, ...]:
+    """``values`` in the order the Literal declares them (msgspec sorts them)."""
+    stack = [get_type_hints(owner[0]).get(owner[1])] if owner else []
+    while stack:
+        hint = stack.pop()
+        if get_origin(hint) is Literal and set(get_args(hint)) == set(values):
+            return get_args(hint)
+        stack.extend(get_args(hint))
+    return values
+
+
+def _choices(raw: object, path: str) -> tuple[str, ...]:
+    """The values an enumerated key allows, read from the scenario's types (a Literal or
+    an enum) along ``path`` (msgspec's ``$.target.cases[0].listeners[0]``)."""
+    t: Any = msgspec.inspect.type_info(Scenario)
+    owner: tuple[type, str] | None = None
+    for part in re.findall(r"\.(\w+)|\[(\d+)\]", path):
+        t = _node(t, raw)
+        if part[0] and isinstance(t, msgspec.inspect.StructType):
+            owner = (t.cls, part[0])
+            t = next((f.type for f in t.fields if f.encode_name == part[0]), None)
+            raw = raw.get(part[0]) if isinstance(raw, dict) else None
+        elif part[1] and hasattr(t, "item_type"):
+            t = t.item_type
+            raw = raw[int(part[1])] if isinstance(raw, list) and int(part[1]) < len(raw) \
+                else None
+        else:
+            return ()
+    t = _node(t, raw)
+    if isinstance(t, msgspec.inspect.LiteralType):
+        return tuple(str(v) for v in _declared(owner, t.values))
+    if isinstance(t, msgspec.inspect.EnumType):
+        return tuple(str(m.value) for m in t.cls)
+    return ()
+
+
+def _hint(message: str, raw: object = None) -> str:
+    where = re.search(r"`(\$[^`]*)`$", message)
+    choices = _choices(raw, where.group(1)) if where else ()
+    if "Invalid enum value" in message and choices:
+        return "known: " + ", ".join(choices)
     if re.search(r"`\$\.fault\.kind`", message):
         return "known fault kinds: " + ", ".join(FAULT_KINDS)
     if re.search(r"(checks|conditions)\[\d+\]\.kind`", message):
         return "known checks: " + ", ".join(CHECKS)
     if "`$.target.kind`" in message:
-        return "known targets: lab, fakes, address, postfix, rspamd"
+        return "known targets: " + ", ".join(TARGET_KINDS)
     return "see docs/SCENARIOS.md"
 
 
@@ -242,7 +289,7 @@ def parse(raw: dict[str, Any], source: str = "") -> Scenario:
     try:
         sc = _DECODER(raw, Scenario)
     except msgspec.ValidationError as exc:
-        raise SpamdrillError(f"{where}: {exc}", _hint(str(exc))) from None
+        raise SpamdrillError(f"{where}: {exc}", _hint(str(exc), raw)) from None
     return msgspec.structs.replace(sc, source=source)
 
 

@@ -16,8 +16,8 @@ import msgspec
 
 from spamdrill import corpus
 from spamdrill.drills import fakes
-from spamdrill.drills.control import RealLab
-from spamdrill.drills.timing import expand_args
+from spamdrill.drills.control import ClientSide
+from spamdrill.drills.timing import Scale
 from spamdrill.errors import SpamdrillError
 from spamdrill.history import MessageRecord
 from spamdrill.load import schedule
@@ -86,7 +86,7 @@ class LabTarget(msgspec.Struct, frozen=True, forbid_unknown_fields=True, tag_fie
 
     needs_lab: bool = True
 
-    def prepare(self, plan: LoadPlan, scale: float, lab: RealLab | None) -> Load:
+    def prepare(self, plan: LoadPlan, scale: Scale, lab: ClientSide | None) -> Load:
         if lab is None:
             raise SpamdrillError("the lab target needs a lab")
         ep, state = lab.client_endpoint(), lab.state
@@ -110,7 +110,7 @@ class FakesTarget(msgspec.Struct, frozen=True, forbid_unknown_fields=True, tag_f
     drip_interval: Annotated[float, msgspec.Meta(gt=0)] = 15.0
     needs_lab: bool = False
 
-    def prepare(self, plan: LoadPlan, scale: float, lab: RealLab | None) -> Load:
+    def prepare(self, plan: LoadPlan, scale: Scale, lab: ClientSide | None) -> Load:
         return fake_jobs(self, plan, scale)
 
 
@@ -146,7 +146,7 @@ class AddressTarget(msgspec.Struct, frozen=True, forbid_unknown_fields=True,
             raise ValueError(f"target {self.host} is not on loopback: flood only a spamd "
                              "you own (i_own_this_target = true)")
 
-    def prepare(self, plan: LoadPlan, scale: float, lab: RealLab | None) -> Load:
+    def prepare(self, plan: LoadPlan, scale: Scale, lab: ClientSide | None) -> Load:
         return address_jobs(plan, self)
 
 
@@ -191,7 +191,7 @@ def address_jobs(plan: LoadPlan, target: AddressTarget) -> SpamcLoad:
                           plan.offsets[i]) for i, m in enumerate(msgs)], plan.max_wait)
 
 
-def fake_jobs(target: FakesTarget, plan: LoadPlan, scale: float) -> SpamcLoad:
+def fake_jobs(target: FakesTarget, plan: LoadPlan, scale: Scale) -> SpamcLoad:
     """One fake per listener and flag set; a peer that does not read only shows with a
     message bigger than the socket buffers, so it gets one (and ``-s`` to send it)."""
     seed, i, kind = new_seed(), 0, plan.kinds[0]
@@ -200,9 +200,9 @@ def fake_jobs(target: FakesTarget, plan: LoadPlan, scale: float) -> SpamcLoad:
         for block in target.cases:
             for listener in block.listeners:
                 for flags in block.flag_sets:
-                    fake = fakes.Fake(listener, drip_interval=target.drip_interval / scale)
+                    fake = fakes.Fake(listener, drip_interval=scale.seconds(target.drip_interval))
                     out.closers.append(fake.close)
-                    args = expand_args(list(flags), scale)
+                    args = scale.expand(list(flags))
                     extra, msg_kind = (["-s", "1000000"], "large:400000") \
                         if listener == "nonreader" else ([], kind)
                     for _ in range(block.count):

@@ -14,11 +14,10 @@ Placeholders in spamc args: ``{t:100}`` becomes the scaled value of 100 s.
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 
 DEFAULT_SCALE = 100 / 3
 MAILDROP_BUDGET_S = 300.0  # maildrop/globaltimer.C, Debian's --enable-global-timeout
-POSTFIX_TIME_LIMIT_S = 1000.0  # Postfix's command_time_limit default
-DELIVER_DEADLINE_S = 600.0  # spamdrill-deliver's default deadline
 UNCOMPRESSED = ("spamc's --retry-sleep (whole seconds, 1 s by default)", "scan time",
                 "process start-up",
                 "the kernel's TCP timers (a dropped SYN is sent again after 1 s, then 3 s)")
@@ -27,25 +26,53 @@ _PLACEHOLDER = re.compile(r"\{t:(\d+(?:\.\d+)?)\}")
 _ANY_BRACE = re.compile(r"\{[^}]*\}")
 
 
-def scale_seconds(production_s: float, scale: float) -> int:
-    """A whole-second flag value at this scale (spamc and spamd take integers), >= 1."""
-    return max(1, round(production_s / scale))
+@dataclass(frozen=True)
+class Scale:
+    """A drill's time compression, ``factor`` production seconds per drill second: every
+    production value a drill turns into drill time goes through here, so what compresses
+    (and how it rounds) is decided once."""
+
+    factor: float = DEFAULT_SCALE
+
+    def __post_init__(self) -> None:
+        if not self.factor > 0:
+            raise ValueError(f"a time scale must be positive, got {self.factor}")
+
+    def seconds(self, production_s: float) -> float:
+        """A duration in drill seconds."""
+        return production_s / self.factor
+
+    def maybe(self, production_s: float | None) -> float | None:
+        return None if production_s is None else production_s / self.factor
+
+    def rate(self, per_production_s: float) -> float:
+        """A rate (per second, bytes or messages) in drill time."""
+        return per_production_s * self.factor
+
+    def whole_seconds(self, production_s: float) -> int:
+        """A whole-second flag value (spamc and spamd take integers), >= 1."""
+        return max(1, round(production_s / self.factor))
+
+    def expand(self, args: list[str]) -> list[str]:
+        """spamc args with each ``{t:N}`` as N production seconds in whole drill seconds."""
+        return [_PLACEHOLDER.sub(lambda m: str(self.whole_seconds(float(m.group(1)))), a)
+                for a in args]
+
+    def spamd(self, settings: dict[str, object]) -> dict[str, object]:
+        """A ``[lab.spamd]`` table with its time keys (``SPAMD_TIME_KEYS``) scaled."""
+        return {k: self.whole_seconds(float(v))  # type: ignore[arg-type]
+                if k in SPAMD_TIME_KEYS else v for k, v in settings.items()}
 
 
 def expand_args(args: list[str], scale: float) -> list[str]:
-    return [_PLACEHOLDER.sub(lambda m: str(scale_seconds(float(m.group(1)), scale)), a)
-            for a in args]
+    """``Scale.expand``, for callers holding the factor alone (the command line)."""
+    return Scale(scale).expand(args)
 
 
 def bad_placeholders(args: list[str] | tuple[str, ...]) -> list[str]:
     """Brace expressions that are not ``{t:N}``: a typo would reach spamc verbatim."""
     return [m.group(0) for a in args for m in _ANY_BRACE.finditer(a)
             if not _PLACEHOLDER.fullmatch(m.group(0))]
-
-
-def scaled_spamd(settings: dict[str, object], scale: float) -> dict[str, object]:
-    return {k: scale_seconds(float(v), scale)  # type: ignore[arg-type]
-            if k in SPAMD_TIME_KEYS else v for k, v in settings.items()}
 
 
 _TIMED_FLAGS = {"-t", "--timeout", "-n", "--connect-timeout"}

@@ -2,32 +2,56 @@
 
 Every value a drill may want to change (spamd's prefork and timeout flags, the spamc flags
 maildrop's ``xfilter`` uses, quotas, MariaDB limits) lives here so a lab is reproducible
-from one file.
+from one file. Each section is a typed structure (msgspec, as scenarios are) validated
+when parsed: a wrong value is one line naming the key and what it wants, before any lab
+starts. A scenario's ``[lab.*]`` overrides go through the same types.
 """
 
 from __future__ import annotations
 
+import re
 import tomllib
-from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal, get_args
+
+import msgspec
 
 from spamdrill.errors import SpamdrillError
 
+Count = Annotated[int, msgspec.Meta(ge=0)]
+AtLeastOne = Annotated[int, msgspec.Meta(ge=1)]
+Port = Annotated[int, msgspec.Meta(ge=0, le=65535)]
+Seconds = Annotated[float, msgspec.Meta(ge=0)]
+Client = Literal["spamc", "spamdrill-spamc", "rspamc"]  # rspamc: rspamd.enabled
+Wrapper = Literal["bounce-on-75", "spamdrill-deliver", "none", "measured"]
+WrapperEvent = Literal["timeout", "filter-failed"]  # what maildrop's 75 can say
+FateName = Literal["delivered", "deferred", "bounced", "lost", "duplicated"]
+Topology = Literal["loopback", "hosts"]
+Syncookies = Literal["kernel", "off", "on-overflow", "always"]
 
-@dataclass(frozen=True)
-class SpamdSettings:
+WRAPPER_EVENTS: tuple[str, ...] = get_args(WrapperEvent)
+FATES: tuple[str, ...] = get_args(FateName)
+TOPOLOGIES: tuple[str, ...] = get_args(Topology)
+# net.ipv4.tcp_syncookies by name; "kernel" keeps the host's default (1 on Debian)
+SYNCOOKIES: dict[str, int | None] = {"kernel": None, "off": 0, "on-overflow": 1, "always": 2}
+
+
+class _Section(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """A table of the lab config: unknown keys are an error."""
+
+
+class SpamdSettings(_Section, frozen=True):
     """spamd's flags (``spamd --help``); 0 ports mean "pick a free one"."""
 
-    port: int = 0
-    max_children: int = 5
-    min_children: int = 1
-    min_spare: int = 1
-    max_spare: int = 2
-    max_conn_per_child: int = 200
-    timeout_tcp: int = 30
-    timeout_child: int = 300
-    rbl_timeout: int = 15  # SpamAssassin's DNSBL timeout (local.cf), not a spamd flag
+    port: Port = 0
+    max_children: AtLeastOne = 5
+    min_children: Count = 1
+    min_spare: Count = 1
+    max_spare: Count = 2
+    max_conn_per_child: AtLeastOne = 200
+    timeout_tcp: Count = 30
+    timeout_child: Count = 300
+    rbl_timeout: Count = 15  # SpamAssassin's DNSBL timeout (local.cf), not a spamd flag
     extra_args: tuple[str, ...] = ()
 
     def flags(self) -> list[str]:
@@ -44,30 +68,27 @@ class SpamdSettings:
         ]
 
 
-@dataclass(frozen=True)
-class DatabaseSettings:
-    port: int = 0
-    max_connections: int = 151
+class DatabaseSettings(_Section, frozen=True):
+    port: Port = 0
+    max_connections: Count = 151
     password: str = ""  # SpamAssassin's SQL password; empty: random per lab
     by_ip: bool = False  # DSN names the IP even when the lab resolver could serve a name
     proxy: bool = False  # spamd reaches MariaDB through the lab's TCP fault proxy
     user_prefs: bool = True  # per-user preferences from SQL (spamd --sql-config)
     bayes_sql: bool = True  # Bayes in SQL (bayes_store_module ...::MySQL or ::SQL)
-    connect_timeout: int = 0  # the DSNs' mysql_connect_timeout; 0: none
+    connect_timeout: Count = 0  # the DSNs' mysql_connect_timeout; 0: none
 
 
-@dataclass(frozen=True)
-class DnsSettings:
-    port: int = 0
+class DnsSettings(_Section, frozen=True):
+    port: Port = 0
     secondary: bool = False  # a second lab DNS server, listed after the first
     zones: tuple[str, ...] = ("zen.spamhaus.org", "bl.spamcop.net", "multi.uribl.com")
 
 
-@dataclass(frozen=True)
-class MaildropSettings:
+class MaildropSettings(_Section, frozen=True):
     """The generated maildroprc mirrors the field report's /etc/maildroprc."""
 
-    size_limit: int = 250000
+    size_limit: Count = 250000
     spamc_args: tuple[str, ...] = ("-t", "100")
     quota: str = "10000000S"
     in_exception: bool = True  # the xfilter sits inside exception { } (catches -x failures)
@@ -75,210 +96,175 @@ class MaildropSettings:
     # maildrop delivers nothing for an empty message and exits 0 (deliver.C, formatmbox.C)
     empty_guard: bool = False
     # the xfilter's program: spamc, or spamdrill-spamc (spamc_args may add --deadline)
-    client: str = "spamc"
+    client: Client = "spamc"
 
 
-@dataclass(frozen=True)
-class RspamdSettings:
+class RspamdSettings(_Section, frozen=True):
     """The lab's rspamd and its Redis (``spamdrill.lab.rspamd``), off unless ``enabled``.
     0 keeps Debian's shipped value (ports: pick free ones): ``workers`` is the normal
     worker's ``count`` (rspamd's default: CPUs - 2, between 1 and 4, cfg_utils.c),
     ``task_timeout`` and ``redis_timeout`` in seconds."""
 
     enabled: bool = False
-    port: int = 0  # the normal worker (rspamc's)
-    controller_port: int = 0
-    proxy_port: int = 0  # the proxy worker, in milter mode
-    redis_port: int = 0
-    workers: int = 0
-    task_timeout: float = 0.0
+    port: Port = 0  # the normal worker (rspamc's)
+    controller_port: Port = 0
+    proxy_port: Port = 0  # the proxy worker, in milter mode
+    redis_port: Port = 0
+    workers: Count = 0
+    task_timeout: Seconds = 0.0
     soft_reject_on_timeout: bool = False
-    redis_timeout: float = 0.0
+    redis_timeout: Seconds = 0.0
 
 
-CLIENTS = ("spamc", "spamdrill-spamc", "rspamc")  # rspamc: rspamd.enabled
-WRAPPERS = ("bounce-on-75", "spamdrill-deliver", "none", "measured")
-WRAPPER_EVENTS = ("timeout", "filter-failed")  # what maildrop's 75 can say
-FATES = ("delivered", "deferred", "bounced", "lost", "duplicated")
-
-
-@dataclass(frozen=True)
-class DeliverySettings:
+class DeliverySettings(_Section, frozen=True):
     """What runs maildrop and what Postfix does with its exit: the findings judge each
     failure mode by it. The default is the field report's wrapper, which turned
     maildrop's 75 into 100 (a bounce); ``spamdrill-deliver`` defers at its ``deadline``;
     ``none`` is maildrop under pipe(8) directly (75 defers); ``measured``: a system's
-    own wrapper, run in the budget's sandbox, with ``wrapper_fates`` what Postfix then
-    did to the mail for each way maildrop gives up (``--etc``: never a guess from the
-    wrapper's text)."""
+    own wrapper, with ``wrapper_fates`` what Postfix then did to the mail for each way
+    maildrop gives up (``--etc`` fills it from the budget's sandbox, never a guess from
+    the wrapper's text; a config file may state it)."""
 
-    wrapper: str = "bounce-on-75"
+    wrapper: Wrapper = "bounce-on-75"
     wrapper_argv: tuple[str, ...] = ()  # the system's wrapper command, from master.cf
-    wrapper_fates: tuple[tuple[str, str], ...] = ()  # (event, fate), ``measured`` only
-    deadline: float = 600.0  # spamdrill-deliver's, production seconds
-    postfix_time_limit: float = 1000.0  # command_time_limit, production seconds
+    wrapper_fates: dict[WrapperEvent, FateName] = {}  # event -> fate, ``measured`` only
+    deadline: Seconds = 600.0  # spamdrill-deliver's, production seconds
+    postfix_time_limit: Seconds = 1000.0  # command_time_limit, production seconds
+
+    def __post_init__(self) -> None:
+        if (self.wrapper == "measured") != (set(self.wrapper_fates) == set(WRAPPER_EVENTS)):
+            raise ValueError("wrapper_fates: a fate for each of " + ", ".join(WRAPPER_EVENTS)
+                             + ', with wrapper = "measured" only')
 
 
-TOPOLOGIES = ("loopback", "hosts")
-# net.ipv4.tcp_syncookies by name; "kernel" keeps the host's default (1 on Debian)
-SYNCOOKIES = {"kernel": None, "off": 0, "on-overflow": 1, "always": 2}
-
-
-@dataclass(frozen=True)
-class TopologySettings:
+class TopologySettings(_Section, frozen=True):
     """``loopback``: everything on 127.0.0.1. ``hosts`` (root): client, spamd, database and
     DNS each in a network namespace of its own (``spamdrill.lab.netns``). A somaxconn of 0
     keeps the kernel's default in that host. ``clients``: client hosts (up to 8; a
     distributed flood gives each local worker its own). ``spamd_syncookies``: whether
     spamd's host answers a full SYN queue with SYN cookies (``SYNCOOKIES``)."""
 
-    kind: str = "loopback"
-    clients: int = 1
-    spamd_somaxconn: int = 0
-    client_somaxconn: int = 0
-    db_somaxconn: int = 0
-    spamd_syncookies: str = "kernel"
+    kind: Topology = "loopback"
+    clients: Annotated[int, msgspec.Meta(ge=1, le=8)] = 1
+    spamd_somaxconn: Count = 0
+    client_somaxconn: Count = 0
+    db_somaxconn: Count = 0
+    spamd_syncookies: Syncookies = "kernel"
 
     @property
     def hosts(self) -> bool:
         return self.kind == "hosts"
 
 
-@dataclass(frozen=True)
-class LabConfig:
-    topology: TopologySettings = field(default_factory=TopologySettings)
-    spamd: SpamdSettings = field(default_factory=SpamdSettings)
-    database: DatabaseSettings = field(default_factory=DatabaseSettings)
-    dns: DnsSettings = field(default_factory=DnsSettings)
-    maildrop: MaildropSettings = field(default_factory=MaildropSettings)
-    delivery: DeliverySettings = field(default_factory=DeliverySettings)
-    rspamd: RspamdSettings = field(default_factory=RspamdSettings)
-    # lab user -> required_score stored in SQL userpref
-    users: dict[str, float] = field(
-        default_factory=lambda: {"alice": 5.0, "bob": 3.0, "carol": 8.0}
-    )
+# a lab user's name (letters and digits) -> required_score stored in SQL userpref
+UserName = Annotated[str, msgspec.Meta(pattern=r"^[^\W_]+$")]
+Users = Annotated[dict[UserName, float], msgspec.Meta(min_length=1)]
 
 
-def _value(name: str, key: str, default: object, value: object) -> object:
-    """``value`` checked against the type of the setting's ``default`` (an int is a valid
-    float; a list of strings a valid tuple), never negative."""
-    if isinstance(default, tuple):
-        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-            raise SpamdrillError(f"{name}.{key} must be a list of strings")
-        return tuple(value)
-    if isinstance(default, bool):
-        if not isinstance(value, bool):
-            raise SpamdrillError(f"{name}.{key} must be true or false, got {value!r}")
-        return value
-    if isinstance(default, float) and isinstance(value, int) and not isinstance(value, bool):
-        value = float(value)
-    if isinstance(value, bool) or not isinstance(value, type(default)):
-        raise SpamdrillError(f"{name}.{key} must be {type(default).__name__}, got {value!r}")
-    if isinstance(value, int | float) and value < 0:
-        raise SpamdrillError(f"{name}.{key} must not be negative, got {value}")
-    return value
+def _default_users() -> dict[str, float]:
+    return {"alice": 5.0, "bob": 3.0, "carol": 8.0}
 
 
-def _validated(cls: type[Any], name: str, raw: object) -> dict[str, Any]:
-    """The settings of ``raw`` for section ``name``, each checked against the field's type;
-    defaults left out."""
-    if not isinstance(raw, dict):
-        raise SpamdrillError(f"[{name}] must be a table", "see docs/CONFIG.md")
-    known = {f.name for f in fields(cls)}
-    defaults = cls()
-    values: dict[str, Any] = {}
-    for key, value in raw.items():
-        attr = key.replace("-", "_")
-        if attr not in known:
-            raise SpamdrillError(f"unknown setting {name}.{key}",
-                                 "known: " + ", ".join(sorted(known)))
-        values[attr] = _value(name, key, getattr(defaults, attr), value)
-    return values
+class LabConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    topology: TopologySettings = TopologySettings()
+    spamd: SpamdSettings = SpamdSettings()
+    database: DatabaseSettings = DatabaseSettings()
+    dns: DnsSettings = DnsSettings()
+    maildrop: MaildropSettings = MaildropSettings()
+    delivery: DeliverySettings = DeliverySettings()
+    rspamd: RspamdSettings = RspamdSettings()
+    users: Users = msgspec.field(default_factory=_default_users)
 
 
-def _section(cls: type[Any], name: str, raw: object) -> Any:
-    return _check(cls(**_validated(cls, name, raw)))
+# the section tables by name, from LabConfig itself
+SECTIONS: dict[str, type[_Section]] = {
+    f.name: f.type for f in msgspec.structs.fields(LabConfig) if f.name != "users"}
+
+_TYPE_WORDS = {"object": "a table", "array": "a list"}
+_HINTS = {"users": "user names are letters and digits, scores are numbers",
+          "delivery.wrapper_fates": "events: " + ", ".join(WRAPPER_EVENTS) + "; fates: "
+          + ", ".join(FATES)}
 
 
-def _check(settings: Any) -> Any:
-    """Rules across a section's fields."""
-    if isinstance(settings, TopologySettings) and settings.kind not in TOPOLOGIES:
-        raise SpamdrillError(f"unknown topology.kind {settings.kind!r}",
-                             "known: " + ", ".join(TOPOLOGIES))
-    if isinstance(settings, TopologySettings) and settings.spamd_syncookies not in SYNCOOKIES:
-        raise SpamdrillError(f"unknown topology.spamd_syncookies {settings.spamd_syncookies!r}",
-                             "known: " + ", ".join(SYNCOOKIES))
-    if isinstance(settings, TopologySettings) and not 1 <= settings.clients <= 8:
-        raise SpamdrillError(f"topology.clients = {settings.clients}: from 1 to 8")
-    if isinstance(settings, MaildropSettings) and settings.client not in CLIENTS:
-        raise SpamdrillError(f"unknown maildrop.client {settings.client!r}",
-                             "known: " + ", ".join(CLIENTS))
-    if isinstance(settings, DeliverySettings) and settings.wrapper not in WRAPPERS:
-        raise SpamdrillError(f"unknown delivery.wrapper {settings.wrapper!r}",
-                             "known: " + ", ".join(WRAPPERS))
-    if isinstance(settings, DeliverySettings):
-        fates = dict(settings.wrapper_fates)
-        if any(e not in WRAPPER_EVENTS or f not in FATES for e, f in fates.items()) or \
-                (settings.wrapper == "measured") != (set(fates) == set(WRAPPER_EVENTS)):
-            raise SpamdrillError("delivery.wrapper_fates: a fate (" + ", ".join(FATES)
-                                 + ") for each of " + ", ".join(WRAPPER_EVENTS)
-                                 + ", with wrapper = \"measured\" only")
-    if isinstance(settings, SpamdSettings) and (settings.max_children < 1
-                                                or settings.max_conn_per_child < 1):
-        raise SpamdrillError("spamd.max_children and spamd.max_conn_per_child must be >= 1")
-    return settings
+def _hint(path: list[str], message: str) -> str:
+    """What is allowed at ``path``: the choices of an enumerated key, a section's keys."""
+    section = SECTIONS.get(path[0]) if path else None
+    if message.startswith("Object contains unknown field"):
+        known = [f.name for f in msgspec.structs.fields(section or LabConfig)]
+        return "known: " + ", ".join(known)
+    if section is not None and len(path) > 1:
+        hints = {f.name: f.type for f in msgspec.structs.fields(section)}
+        choices = get_args(hints.get(path[1]))
+        if choices and all(isinstance(c, str) for c in choices):
+            return "known: " + ", ".join(choices)
+    return _HINTS.get(".".join(path[:2]), _HINTS.get(path[0] if path else "",
+                                                      "see docs/CONFIG.md"))
 
 
-SECTIONS: dict[str, type[Any]] = {}
+def _error(exc: msgspec.ValidationError, prefix: tuple[str, ...] = ()) -> SpamdrillError:
+    """msgspec's message as one line that names the key first: ``spamd.max_children:
+    expected int >= 1``; an unknown key as ``unknown setting spamd.foo``."""
+    text = str(exc)
+    where = re.search(r" - at (?:`key` in )?`\$((?:\.[\w-]+|\[[^]]*\])*)`$", text)
+    path = [*prefix, *re.findall(r"\.([\w-]+)", where.group(1) if where else "")]
+    message = text[:where.start()] if where else text
+    rule = re.match(r"(\w+): ", message)  # a rule across a section's keys names its key
+    if rule and len(path) == 1 and path[0] in SECTIONS:
+        path, message = [*path, rule.group(1)], message[rule.end():]
+    hint = _hint(path, message)
+    unknown = re.fullmatch(r"Object contains unknown field `(.*)`", message)
+    if unknown:
+        if not path:
+            return SpamdrillError(f"unknown section [{unknown.group(1)}]", hint)
+        return SpamdrillError(f"unknown setting {'.'.join(path)}.{unknown.group(1)}", hint)
+    message = re.sub(r"`(\w+)`", lambda m: _TYPE_WORDS.get(m.group(1), m.group(1)), message)
+    message = re.sub(r"matching regex '.*'", "of letters and digits", message)
+    message = message[0].lower() + message[1:]
+    return SpamdrillError(f"{'.'.join(path) or 'lab config'}: {message}", hint)
+
+
+def _keys(raw: object) -> object:
+    """A table's keys in either spelling (``max-conn-per-child`` as ``max_conn_per_child``)."""
+    if isinstance(raw, dict):
+        return {str(k).replace("-", "_"): v for k, v in raw.items()}
+    return raw
+
+
+def _convert(raw: object, cls: type[Any], prefix: tuple[str, ...] = ()) -> Any:
+    try:
+        return msgspec.convert(raw, cls)
+    except msgspec.ValidationError as exc:
+        raise _error(exc, prefix) from None
 
 
 def check_overrides(name: str, raw: object) -> dict[str, Any]:
     """Part of a section (a scenario's ``[lab.spamd]``), validated exactly as a lab
-    config's own section is."""
+    config's own section is; its keys in the settings' spelling."""
     if name not in SECTIONS:
         raise SpamdrillError(f"unknown lab section [{name}]", "known: " + ", ".join(SECTIONS))
-    values = _validated(SECTIONS[name], name, raw)
-    _check(SECTIONS[name](**values))
+    values = _keys(raw)
+    _convert(values, SECTIONS[name], (name,))
+    assert isinstance(values, dict)
     return values
 
 
 def with_overrides(config: LabConfig, overrides: dict[str, dict[str, Any]]) -> LabConfig:
-    """``config`` with each section's validated overrides applied."""
-    return replace(config, **{name: _check(replace(getattr(config, name), **values))
-                              for name, values in overrides.items() if values})
+    """``config`` with each section's overrides applied, the section validated again as a
+    whole (its rules across keys included)."""
+    changed = {}
+    for name, values in overrides.items():
+        if values:
+            merged = {**msgspec.to_builtins(getattr(config, name)),
+                      **check_overrides(name, values)}
+            changed[name] = _convert(merged, SECTIONS[name], (name,))
+    return msgspec.structs.replace(config, **changed)
 
 
 def from_dict(raw: dict[str, Any]) -> LabConfig:
     """Validate a parsed TOML document into a LabConfig."""
-    sections = SECTIONS
-    config = LabConfig()
-    for key, value in raw.items():
-        if key == "users":
-            if not isinstance(value, dict) or not value:
-                raise SpamdrillError("[users] must map user names to required_score numbers")
-            users: dict[str, float] = {}
-            for user, score in value.items():
-                if not user.isalnum() or isinstance(score, bool) or not isinstance(
-                    score, int | float
-                ):
-                    raise SpamdrillError(
-                        f"bad lab user {user!r} = {score!r}",
-                        "user names are letters and digits, scores are numbers",
-                    )
-                users[user] = float(score)
-            config = replace(config, users=users)
-        elif key in sections:
-            config = replace(config, **{key: _section(sections[key], key, value)})
-        else:
-            raise SpamdrillError(
-                f"unknown section [{key}]", "known: " + ", ".join([*sections, "users"])
-            )
+    tables = {k: v if k == "users" else _keys(v) for k, v in raw.items()}
+    config: LabConfig = _convert(tables, LabConfig)
     return config
-
-
-SECTIONS.update(topology=TopologySettings, spamd=SpamdSettings, database=DatabaseSettings,
-                dns=DnsSettings, maildrop=MaildropSettings, delivery=DeliverySettings,
-                rspamd=RspamdSettings)
 
 
 def load(path: Path | None) -> LabConfig:

@@ -21,7 +21,7 @@ from typing import Any, TextIO, cast
 from spamdrill.proto.dns_policy import Decision, Rule, Zone, decide, parse_rules
 
 
-class State:
+class ServerState:
     def __init__(self, zone: Zone, rules_path: Path, log: TextIO) -> None:
         self.zone = zone
         self.rules_path = rules_path
@@ -55,7 +55,7 @@ class State:
 
 
 class Udp(asyncio.DatagramProtocol):
-    def __init__(self, state: State) -> None:
+    def __init__(self, state: ServerState) -> None:
         self.state = state
         self.transport: asyncio.DatagramTransport | None = None
 
@@ -70,7 +70,7 @@ class Udp(asyncio.DatagramProtocol):
         loop.call_later(decision.delay, self.transport.sendto, decision.reply, addr)
 
 
-async def serve_tcp(state: State, reader: asyncio.StreamReader,
+async def serve_tcp(state: ServerState, reader: asyncio.StreamReader,
                     writer: asyncio.StreamWriter) -> None:
     peer = writer.get_extra_info("peername")
     client = f"{peer[0]}:{peer[1]}" if peer else "?"
@@ -92,7 +92,7 @@ async def serve_tcp(state: State, reader: asyncio.StreamReader,
 async def main_async(args: argparse.Namespace) -> None:
     zone = Zone.from_json(json.loads(Path(args.zone).read_text()))
     with open(args.log, "a") as log:
-        state = State(zone, Path(args.rules), log)
+        state = ServerState(zone, Path(args.rules), log)
         loop = asyncio.get_running_loop()
         await loop.create_datagram_endpoint(lambda: Udp(state), local_addr=(args.host, args.port))
         server = await asyncio.start_server(

@@ -7,7 +7,7 @@ restored, DNS failure rules and nftables rules are cleared, the database proxy f
 untouched again, a stopped spamd is started again. Locks need no journal: they belong to a
 connection, and MariaDB releases them when the holder dies.
 
-Every injection returns an ``Injected`` whose ``heal()`` undoes it exactly once; the same
+Every injection returns an ``InEffect`` whose ``heal()`` undoes it exactly once; the same
 healing code serves ``heal_journaled``, so a heal after a crash is the heal a drill runs.
 """
 
@@ -47,7 +47,7 @@ Restart = Callable[[str], None]  # starts a lab process again by name
 
 
 @dataclass
-class Injected:
+class InEffect:
     """A journaled fault in effect."""
 
     journal: Journal
@@ -64,10 +64,10 @@ class Injected:
         self.healed = True
 
 
-def _inject(journal: Journal, fault: AnyFault) -> Injected:
+def _inject(journal: Journal, fault: AnyFault) -> InEffect:
     fid = uuid.uuid4().hex[:10]
     journal.record(FaultRecord(id=fid, fault=fault))
-    return Injected(journal, fid, fault)
+    return InEffect(journal, fid, fault)
 
 
 def _layout(journal: Journal) -> Layout:
@@ -123,7 +123,7 @@ def _undo(journal: Journal, fault: AnyFault, restart: Restart | None) -> None:
     _UNDO[type(fault)](journal, fault, restart)
 
 
-def pause(journal: Journal, pid: int, ticks: int | None) -> Injected:
+def pause(journal: Journal, pid: int, ticks: int | None) -> InEffect:
     """SIGSTOP a process group (mariadbd frozen: connections hang, nothing answers)."""
     done = _inject(journal, Pause(pid=pid, ticks=ticks))
     with contextlib.suppress(ProcessLookupError):
@@ -131,7 +131,7 @@ def pause(journal: Journal, pid: int, ticks: int | None) -> Injected:
     return done
 
 
-def set_db_global(journal: Journal, name: DbVariable, value: int) -> Injected:
+def set_db_global(journal: Journal, name: DbVariable, value: int) -> InEffect:
     """``SET GLOBAL name = value``, journaling the old value first."""
     layout = _layout(journal)
     with mariadb.admin(layout) as conn, conn.cursor() as cur:
@@ -142,7 +142,7 @@ def set_db_global(journal: Journal, name: DbVariable, value: int) -> Injected:
     return done
 
 
-def dns_rules(journal: Journal, rules: list[tuple[str, str, float]]) -> Injected:
+def dns_rules(journal: Journal, rules: list[tuple[str, str, float]]) -> InEffect:
     done = _inject(journal, DnsRules())
     for name, mode, delay in rules:
         dns.set_rule(_layout(journal), name, mode, delay)
@@ -150,14 +150,14 @@ def dns_rules(journal: Journal, rules: list[tuple[str, str, float]]) -> Injected
 
 
 def packet_rule(journal: Journal, ns: str, port: int, action: str,
-                established_too: bool = False) -> Injected:
+                established_too: bool = False) -> InEffect:
     """Drop or reject TCP to ``port`` inside the namespace ``ns`` (``netns.packet_rule``)."""
     done = _inject(journal, Nft(ns=ns))
     netns.nft(ns, netns.packet_rule(port, action, established_too))
     return done
 
 
-def proxy_shape(journal: Journal, shape: Shape) -> Injected:
+def proxy_shape(journal: Journal, shape: Shape) -> InEffect:
     """Shape the lab's spamd-to-MariaDB proxy (its process follows a file)."""
     done = _inject(journal, ProxyShape())
     write_shape(_layout(journal).db_proxy_shape, shape, wait=PROXY_APPLY_S)
@@ -165,13 +165,13 @@ def proxy_shape(journal: Journal, shape: Shape) -> Injected:
 
 
 def stopped(journal: Journal, name: Literal["spamd", "mariadb", "rspamd", "redis"],
-            ) -> Injected:
+            ) -> InEffect:
     """Journal that a lab process is being stopped as a fault (the caller stops it); a
     heal after a crash starts it again."""
     return _inject(journal, Stopped(name=name))
 
 
-def fill_quota(journal: Journal, user: str) -> Injected:
+def fill_quota(journal: Journal, user: str) -> InEffect:
     """Fill a lab user's Maildir to its quota: the next delivery to it is over quota."""
     done = _inject(journal, QuotaFilled(user=user))
     layout = _layout(journal)
@@ -185,7 +185,7 @@ def heal_journaled(journal: Journal, restart: Restart | None = None) -> list[str
     done = []
     for rec in sorted(journal.open_faults(), key=lambda r: not isinstance(r.fault, Pause)):
         try:
-            Injected(journal, rec.id, rec.fault).heal(restart)
+            InEffect(journal, rec.id, rec.fault).heal(restart)
         except (OSError, pymysql.MySQLError):
             continue
         done.append(str(rec.fault.__struct_config__.tag))

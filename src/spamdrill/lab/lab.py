@@ -11,17 +11,24 @@ import stat
 import sys
 import time
 import uuid
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator
 from pathlib import Path
 
 from spamdrill.errors import SpamdrillError
 from spamdrill.lab import dns, faults, maildrop, mariadb, netns, postfix, redis, spamd
 from spamdrill.lab import rspamd as rspamd_lab
-from spamdrill.lab.config import SYNCOOKIES, LabConfig
-from spamdrill.lab.journal import Journal, NetnsRecord
+from spamdrill.lab.config import LabConfig
+from spamdrill.lab.journal import Journal
 from spamdrill.lab.layout import Layout, default_run_dir, secure_dir
-from spamdrill.lab.net import claim_port, free_loopback_53
+from spamdrill.lab.placement import (
+    Progress,
+    output_log,
+    path_env,
+    placed,
+    plan_hosts,
+    plan_loopback,
+    state_proc,
+)
 from spamdrill.lab.procs import (
     MARKER,
     Proc,
@@ -35,8 +42,9 @@ from spamdrill.lab.procs import (
     wait_until,
 )
 from spamdrill.lab.proxy import Shape, write_shape
-from spamdrill.lab.state import LOOPBACK, Endpoint, LabState, NetRef, ProcRef, RspamdRef
-from spamdrill.proto.spamd_log import describe_states, last_child_states
+from spamdrill.lab.state import LabState, ProcRef, RspamdRef
+from spamdrill.lab.status import Component as Component
+from spamdrill.lab.status import status as status
 
 # binary -> Debian package, checked before anything starts
 REQUIRED = {
@@ -49,26 +57,7 @@ READY_TIMEOUT = 60.0
 RSPAMD_READY_TIMEOUT = 180.0
 # clients before services: Postfix (its pipe commands run maildrop and spamc) first
 STOP_ORDER = ("postfix", "spamd", "rspamd", "dbproxy", "dns", "dns2", "redis", "mariadb")
-# which host of the multi-host topology each lab process runs on
-ROLE = {"spamd": "spamd", "mariadb": "db", "dbproxy": "db", "dns": "dns", "dns2": "dns"}
-# the well-known ports, free in a namespace of the lab's own
-HOST_PORTS = {"spamd": 783, "mariadb": 3306, "dbproxy": 3307}
 
-
-@dataclass
-class Component:
-    name: str
-    up: bool
-    pid: int | None
-    host: str | None
-    port: int | None
-    since: float | None = None
-    detail: str = ""
-
-    def public(self) -> dict[str, object]:
-        return {"name": self.name, "up": self.up, "pid": self.pid, "host": self.host,
-                "port": self.port, "uptime_s": round(time.time() - self.since, 1)
-                if self.up and self.since else None, "detail": self.detail}
 
 
 def preflight() -> None:
@@ -82,12 +71,6 @@ def preflight() -> None:
     if not (mariadb.SQL_DOC_DIR / "bayes_mysql.sql").exists():
         raise SpamdrillError(f"{mariadb.SQL_DOC_DIR}/bayes_mysql.sql missing",
                              "run: apt-get install spamassassin")
-
-
-def _path_env() -> dict[str, str]:
-    # mariadbd and spamd live in /usr/sbin, which an ordinary user's PATH may lack
-    path = os.environ.get("PATH", "/usr/bin:/bin")
-    return {"PATH": path + ":/usr/sbin:/sbin"} if "/usr/sbin" not in path else {}
 
 
 def _check_reachable(root: Path) -> None:
@@ -141,8 +124,6 @@ def lab_pids(run_dir: Path) -> set[int]:
         pids.update(marked_pids(state.marker))
     return pids
 
-
-Progress = Callable[[str], None]
 
 
 def up(run_dir: Path, config: LabConfig, progress: Progress = lambda _: None) -> LabState:
@@ -198,9 +179,9 @@ def _start_all(layout: Layout, config: LabConfig, progress: Progress) -> LabStat
                      users=dict(config.users), private_resolver=root, owner_pid=os.getpid())
     state.save()  # the marker first: a teardown after a crash needs it
     if config.topology.hosts:
-        _plan_hosts(state, config, progress)
+        plan_hosts(state, config, progress)
     else:
-        _plan_loopback(state, config)
+        plan_loopback(state, config)
     state.db_name = state.db.host if config.database.by_ip or not root else dns.DB_NAME
     state.save()
     t0 = time.monotonic()
@@ -229,7 +210,7 @@ def _launch_all(state: LabState, config: LabConfig, progress: Progress) -> dict[
     procs["dns"] = _launch(state, "dns", dns.server_argv(layout, state.dns.host,
                                                          state.dns.port))
     progress("MariaDB: creating the datadir")
-    mariadb.install_datadir(layout, env={**_path_env(), MARKER: state.marker})
+    mariadb.install_datadir(layout, env={**path_env(), MARKER: state.marker})
     mariadb.write_init_file(layout, mariadb.secrets_of(layout, config.database.password).admin)
     procs["mariadb"] = _launch(state, "mariadb", _db_argv(state, config))
     if state.db_proxy is not None:
@@ -323,60 +304,6 @@ def _await_all(state: LabState, config: LabConfig, procs: dict[str, Proc],
                    READY_TIMEOUT, f"TCP to {state.db}")
 
 
-def _plan_loopback(state: LabState, config: LabConfig) -> None:
-    """Everything on 127.0.0.1; ports claimed first, so a taken one fails before anything
-    runs."""
-    state.spamd = Endpoint(LOOPBACK, claim_port(LOOPBACK, config.spamd.port, "spamd"))
-    state.db = Endpoint(LOOPBACK, claim_port(LOOPBACK, config.database.port, "MariaDB"))
-    if config.database.proxy:
-        state.db_proxy = Endpoint(LOOPBACK, claim_port(LOOPBACK, 0, "the database proxy"))
-    if state.private_resolver:
-        # libc needs port 53: a private 127.53.x.y of our own, used only by spamd's namespace
-        state.dns = Endpoint(free_loopback_53(), 53)
-    else:
-        state.dns = Endpoint(LOOPBACK, claim_port(LOOPBACK, config.dns.port, "lab DNS",
-                                                  udp=True))
-    if config.dns.secondary:
-        state.dns2 = Endpoint(free_loopback_53(), 53) if state.private_resolver else \
-            Endpoint(LOOPBACK, claim_port(LOOPBACK, 0, "lab DNS (secondary)", udp=True))
-    r = config.rspamd
-    if r.enabled:
-        state.rspamd = RspamdRef(*(Endpoint(LOOPBACK, claim_port(LOOPBACK, port, what))
-                                   for port, what in ((r.port, "rspamd"),
-                                                      (r.controller_port, "rspamd controller"),
-                                                      (r.proxy_port, "rspamd proxy"),
-                                                      (r.redis_port, "Redis"))))
-
-
-def _plan_hosts(state: LabState, config: LabConfig, progress: Progress) -> None:
-    """Client, spamd, database and DNS hosts in namespaces of their own (root only)."""
-    net = netns.plan(state.marker, config.topology.clients)
-    state.net = NetRef(net.tag, net.prefix, net.clients)
-    state.save()  # the tag that the journal's namespace records must carry
-    journal = state.journal
-    for ns in net.namespaces():  # journaled before they exist: lab down finds them all
-        journal.record(NetnsRecord(ns=ns, host_if=net.control_if if ns == net.switch
-                                   else ""))
-    progress(f"hosts: {', '.join(f'{r} {net.ip(r)}' for r in net.roles)} on {net.cidr}")
-    netns.create(net)
-    topo = config.topology
-    for roles, value in ((("spamd",), topo.spamd_somaxconn),
-                         (netns.client_roles(net.clients), topo.client_somaxconn),
-                         (("db",), topo.db_somaxconn)):
-        for role in roles if value else ():
-            netns.set_sysctl(net.host(role), "net.core.somaxconn", value)
-    cookies = SYNCOOKIES[topo.spamd_syncookies]
-    if cookies is not None:
-        netns.set_sysctl(net.host("spamd"), "net.ipv4.tcp_syncookies", cookies)
-    state.spamd = Endpoint(net.ip("spamd"), config.spamd.port or HOST_PORTS["spamd"])
-    state.db = Endpoint(net.ip("db"), config.database.port or HOST_PORTS["mariadb"])
-    if config.database.proxy:
-        state.db_proxy = Endpoint(net.ip("db"), HOST_PORTS["dbproxy"])
-    state.dns = Endpoint(net.ip("dns"), 53)
-    if config.dns.secondary:
-        state.dns2 = Endpoint(net.ip("dns2"), 53)
-
-
 def _spamd_argv(state: LabState, config: LabConfig) -> list[str]:
     net = state.network
     allowed = "127.0.0.0/8" + (f",{net.cidr}" if net is not None else "")
@@ -384,49 +311,20 @@ def _spamd_argv(state: LabState, config: LabConfig) -> list[str]:
                       allowed=allowed)
 
 
-def _state_proc(state: LabState, name: str) -> Proc | None:
-    """The process lab.json records under ``name``, if any."""
-    ref = state.pids.get(name)
-    if ref is None:
-        return None
-    return Proc(name, ref.pid, ref.ticks, _output_log(state.layout, name))
-
-
-def _output_log(layout: Layout, name: str) -> Path:
-    """Where a lab process's stdout and stderr go."""
-    return {"spamd": layout.spamd_out, "mariadb": layout.db_log.with_suffix(".out"),
-            "dbproxy": layout.db_proxy_out, "dns": layout.dns_out,
-            "dns2": layout.dns_out.with_name("server-secondary.out"),
-            "rspamd": rspamd_lab.Paths(layout.root).out,
-            "redis": rspamd_lab.Paths(layout.root).redis_out}[name]
-
-
 def stop_spamd(state: LabState, sig_grace: float = 10.0) -> None:
     """Stop spamd (SIGTERM to its process group; SIGKILL after ``sig_grace``)."""
-    proc = _state_proc(state, "spamd")
+    proc = state_proc(state, "spamd")
     if proc is not None:
         stop(proc, state.journal, grace=sig_grace, marker=state.marker)
         state.pids.pop("spamd", None)
         state.save()
 
 
-def _placed(state: LabState, name: str, argv: list[str]) -> list[str]:
-    """``argv`` on its host (multi-host topology); spamd, as root, with the lab's
-    resolv.conf in a private mount namespace, so the DSN's host name is resolved by the
-    lab DNS and the machine's file is untouched."""
-    resolv = state.layout.resolv_conf if name in ("spamd", "rspamd") and \
-        state.private_resolver else None
-    net = state.network
-    if net is not None:
-        return net.host(ROLE[name]).exec(argv, resolv)
-    return netns.with_resolv(argv, resolv) if resolv is not None else argv
-
-
 def _launch(state: LabState, name: str, argv: list[str]) -> Proc:
     """Start one lab process: placed, journaled, marked, and its pid and argv kept in
     lab.json (so a heal can start it again)."""
-    proc = spawn(name, _placed(state, name, argv), log=_output_log(state.layout, name),
-                 journal=state.journal, marker=state.marker, env=_path_env())
+    proc = spawn(name, placed(state, name, argv), log=output_log(state.layout, name),
+                 journal=state.journal, marker=state.marker, env=path_env())
     state.pids[name] = ProcRef(proc.pid, proc.ticks)
     state.argv[name] = argv
     state.save()
@@ -457,7 +355,7 @@ def start_mariadb(state: LabState) -> Proc:
 
 def stop_named(state: LabState, name: str, sig_grace: float = 10.0) -> None:
     """Stop one lab process (``rspamd``, ``redis``) as ``stop_spamd`` stops spamd."""
-    proc = _state_proc(state, name)
+    proc = state_proc(state, name)
     if proc is not None:
         stop(proc, state.journal, grace=sig_grace, marker=state.marker)
         state.pids.pop(name, None)
@@ -501,75 +399,6 @@ def heal(run_dir: Path) -> list[str]:
             start_named(state, "rspamd")
 
     return faults.heal_journaled(state.journal, restart)
-
-
-def status(run_dir: Path) -> tuple[LabState | None, list[Component]]:
-    if not os.path.lexists(run_dir):
-        return None, []
-    layout = Layout(run_dir)
-    state = LabState.load(layout)
-    if state is None:
-        return None, []
-
-    def proc_up(name: str) -> tuple[bool, int | None]:
-        proc = _state_proc(state, name)
-        return (proc is not None and proc.alive()), proc.pid if proc else None
-
-    comps: list[Component] = []
-    net = state.network
-    if net is not None:
-        comps.append(Component(
-            "hosts", all(netns.exists(ns) for ns in net.namespaces()), None, net.cidr, None,
-            state.started, f"{net.cidr}: " + ", ".join(f"{r} {net.host(r).ns} {net.ip(r)}"
-                                                       for r in net.roles)))
-    services: list[tuple[str, Endpoint | None, Callable[[Endpoint], bool], str]] = [
-        ("dns", state.dns, lambda e: dns.probe(e.host, e.port), _dns_detail(layout)),
-        ("dns2", state.dns2, lambda e: dns.probe(e.host, e.port),
-         "secondary: drills never break it"),
-        ("mariadb", state.db, lambda e: mariadb.probe(layout),
-         f"spamd's DSN host: {state.db_name}"),
-        ("dbproxy", state.db_proxy, lambda e: mariadb.tcp_probe(e.host, e.port),
-         "fault proxy between spamd and MariaDB"),
-        ("spamd", state.spamd, lambda e: spamd.ping(e.host, e.port), _spamd_detail(layout)),
-    ]
-    if state.rspamd is not None:
-        ref = state.rspamd
-        services += [
-            ("redis", ref.redis, lambda e: redis.ping(e.host, e.port), "rspamd's Redis"),
-            ("rspamd", ref.normal, lambda e: rspamd_lab.stat(ref.controller.host,
-                                                             ref.controller.port),
-             f"controller {ref.controller}, milter proxy {ref.proxy}"),
-        ]
-    for name, ep, probe, detail in services:
-        if ep is None:
-            continue
-        alive, pid = proc_up(name)
-        comps.append(Component(name, alive and probe(ep), pid, ep.host, ep.port,
-                               state.started, detail))
-    pf, greets = postfix.status(layout.root)
-    if pf is not None:
-        comps.append(Component("postfix", greets, pf.pid, pf.address, pf.port, state.started,
-                               f"private Postfix, {len(pf.transports)} transport(s)"))
-    has_rc = layout.maildroprc.exists()
-    comps.append(Component("maildrop", has_rc and shutil.which("maildrop") is not None, None,
-                           None, None, state.started, str(layout.maildroprc)))
-    return state, comps
-
-
-def _spamd_detail(layout: Layout) -> str:
-    try:
-        text = layout.spamd_log.read_text(errors="replace")
-    except OSError:
-        return "no log yet"
-    states = last_child_states(text)
-    return f"children: {states} ({describe_states(states)})" if states else "no child states"
-
-
-def _dns_detail(layout: Layout) -> str:
-    rules = dns.read_rules(layout)
-    if not rules:
-        return "all names answer"
-    return "; ".join(f"{name}: {r.get('mode')}" for name, r in sorted(rules.items()))
 
 
 def drill_labs_dir() -> Path:

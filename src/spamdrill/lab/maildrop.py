@@ -160,13 +160,13 @@ def setup(layout: Layout, config: LabConfig, spamd_host: str, spamd_port: int) -
 
 
 @dataclass(frozen=True)
-class Delivery:
+class MaildropRun:
     status: int
     stderr: str
     seconds: float
 
 
-def deliver(layout: Layout, user: str, message: bytes, timeout: float = 600.0) -> Delivery:
+def deliver(layout: Layout, user: str, message: bytes, timeout: float = 600.0) -> MaildropRun:
     """Run the real maildrop on one message, as Postfix's pipe(8) would. Refused as root
     once the Maildirs belong to another user (``postfix.grant_mail``): maildrop run as
     root would write through whatever that user planted there."""
@@ -180,7 +180,7 @@ def deliver(layout: Layout, user: str, message: bytes, timeout: float = 600.0) -
         ["maildrop", str(layout.maildroprc), user],
         input=message, capture_output=True, timeout=timeout,
     )
-    return Delivery(done.returncode, done.stderr.decode(errors="replace"),
+    return MaildropRun(done.returncode, done.stderr.decode(errors="replace"),
                     time.monotonic() - t0)
 
 

@@ -23,7 +23,7 @@ Send = Callable[[bytes], None]
 NonNeg = Annotated[float, msgspec.Meta(ge=0)]
 
 # what a toxic tells the proxy after a chunk
-Verdict = Literal["pass", "close", "reset"]
+Disposition = Literal["pass", "close", "reset"]
 PASS: Final = "pass"
 CLOSE: Final = "close"
 RESET: Final = "reset"
@@ -45,7 +45,7 @@ class Toxic(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tru
     # swallows the sender's end of stream too: the peer never learns the sender is done
     holds_eof: ClassVar[bool] = False
 
-    def apply(self, data: bytes, link: LinkState, send: Send) -> Verdict:
+    def apply(self, data: bytes, link: LinkState, send: Send) -> Disposition:
         raise NotImplementedError
 
 
@@ -59,7 +59,7 @@ class Latency(Toxic, tag="latency", frozen=True):
     def delay(self, rng: random.Random) -> float:
         return max(0.0, self.latency + rng.uniform(-self.jitter, self.jitter))
 
-    def apply(self, data: bytes, link: LinkState, send: Send) -> Verdict:
+    def apply(self, data: bytes, link: LinkState, send: Send) -> Disposition:
         time.sleep(self.delay(link.rng))
         send(data)
         return PASS
@@ -74,7 +74,7 @@ class Bandwidth(Toxic, tag="bandwidth", frozen=True):
     rate: Annotated[float, msgspec.Meta(gt=0)]
     piece: Annotated[int, msgspec.Meta(ge=1)] = 1024
 
-    def apply(self, data: bytes, link: LinkState, send: Send) -> Verdict:
+    def apply(self, data: bytes, link: LinkState, send: Send) -> Disposition:
         now = time.monotonic()
         if link.paced_from is None or now > link.paced_from + link.paced_bytes / self.rate:
             link.paced_from, link.paced_bytes = now, 0  # idle since: start a new burst
@@ -95,7 +95,7 @@ class Slicer(Toxic, tag="slicer", frozen=True):
     size: Annotated[int, msgspec.Meta(ge=1)] = 1
     interval: NonNeg = 0.0
 
-    def apply(self, data: bytes, link: LinkState, send: Send) -> Verdict:
+    def apply(self, data: bytes, link: LinkState, send: Send) -> Disposition:
         for i in range(0, len(data), self.size):
             send(data[i:i + self.size])
             time.sleep(self.interval)
@@ -109,7 +109,7 @@ class LimitData(Toxic, tag="limit_data", frozen=True):
     after: Annotated[int, msgspec.Meta(ge=0)] = 0
     how: Literal["close", "reset"] = "close"
 
-    def apply(self, data: bytes, link: LinkState, send: Send) -> Verdict:
+    def apply(self, data: bytes, link: LinkState, send: Send) -> Disposition:
         allowed = max(0, self.after - link.sent)
         if len(data) < allowed:
             link.sent += len(data)
@@ -127,13 +127,11 @@ class Blackhole(Toxic, tag="blackhole", frozen=True):
 
     holds_eof: ClassVar[bool] = True
 
-    def apply(self, data: bytes, link: LinkState, send: Send) -> Verdict:
+    def apply(self, data: bytes, link: LinkState, send: Send) -> Disposition:
         return PASS
 
 
 AnyToxic = Latency | Bandwidth | Slicer | LimitData | Blackhole
-TOXICS: tuple[str, ...] = tuple(str(t.__struct_config__.tag) for t in
-                                (Latency, Bandwidth, Slicer, LimitData, Blackhole))
 
 
 class Shape(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -166,24 +164,24 @@ def _describe(t: AnyToxic) -> str:
 
 
 def run_chain(chain: tuple[AnyToxic, ...], states: list[LinkState], data: bytes,
-              send: Send) -> Verdict:
+              send: Send) -> Disposition:
     """Pass ``data`` through every toxic of ``chain`` in order, the last one sending to the
     socket; a toxic that ends the connection stops the chain."""
-    verdict: list[Verdict] = [PASS]
+    outcome: list[Disposition] = [PASS]
 
     def stage(i: int) -> Send:
         if i == len(chain):
             return send
 
         def step(chunk: bytes) -> None:
-            if verdict[0] == PASS:
+            if outcome[0] == PASS:
                 v = chain[i].apply(chunk, states[i], stage(i + 1))
                 if v != PASS:
-                    verdict[0] = v
+                    outcome[0] = v
         return step
 
     stage(0)(data)
-    return verdict[0]
+    return outcome[0]
 
 
 def mode_shape(mode: str, *, latency: float = 0.0, jitter: float = 0.0, rate: float = 0.0,

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import spamdrill
 from spamdrill.errors import SpamdrillError
-from spamdrill.lab.postfix import Paths
+from spamdrill.lab.postfix_cf import Paths
 
 DEBIAN_PYTHON = "/usr/bin/python3"
 

@@ -18,9 +18,11 @@ import shutil
 import subprocess
 import tempfile
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import msgspec
 
 from spamdrill.errors import SpamdrillError
 from spamdrill.logs.formats import Entry, SpamdFileParser
@@ -163,7 +165,7 @@ def replay(file: str, data: bytes, *, user: str, spamc_args: list[str],
     from spamdrill.lab import lab as lab_ops
 
     spamd = config.spamd
-    config = replace(config, spamd=replace(
+    config = msgspec.structs.replace(config, spamd=msgspec.structs.replace(
         spamd, extra_args=(*spamd.extra_args, f"--debug={DEBUG_AREAS}")))
     base = Path(tempfile.mkdtemp(prefix="spamdrill-replay-", dir="/tmp"))
     base.chmod(0o755)  # spamd's unprivileged user must reach its run directory

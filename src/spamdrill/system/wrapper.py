@@ -3,7 +3,7 @@
 Not what the budget uses for an outcome: ``spamdrill budget`` runs the wrapper
 (``spamdrill.budget.sandbox``) and uses its measured table. This reading stays for
 recognising spamdrill-deliver, for line citations, and for the lab a system is shaped
-into (``labconfig``).
+into (``spamdrill.shaped.labconfig``).
 
 Recognised: maildrop itself (Postfix's pipe(8) sees its status: 75 defers), and
 spamdrill-deliver (its console script, or a launcher it wrote). Analysed: a shell or Perl

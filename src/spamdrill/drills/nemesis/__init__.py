@@ -6,15 +6,16 @@ server), ``network`` (packets, DNS answers, the TCP fault proxy), ``mailbox`` (a
 over quota, an unknown recipient). A new fault is a spec and a fault class in its
 family's module, and its spec in ``AnyFaultSpec``.
 
-Faults never decide when they act: ``spamdrill.drills.schedule`` runs them on the load's
+Faults never decide when they act: ``spamdrill.drills.nemesis.timeline`` runs them on the load's
 clock, in a thread of their own, so a slow injection (spamd's SIGTERM shutdown) never
 delays the release of messages; and it always lifts and tears them down, so a drill never
 leaves a fault behind.
 """
 
+import typing
+
 from spamdrill.drills.nemesis.base import Fault, FaultSpec, Schedule
 from spamdrill.drills.nemesis.database import (
-    BAYES_TABLES,
     CutMidQuerySpec,
     DownSpec,
     FrozenSpec,
@@ -37,12 +38,9 @@ AnyFaultSpec = (SpamdDownSpec | StallingClientsSpec | MaxConnectionsSpec | LockS
                 | PacketsSpec | ProxySpec | OverQuotaSpec | SpamdQueueFullSpec
                 | SpamdAnswersEmptySpec | UnknownUserSpec | RspamdDownSpec | RedisDownSpec
                 | RedisFrozenSpec)
-FAULT_SPECS: tuple[type[FaultSpec], ...] = (
-    SpamdDownSpec, StallingClientsSpec, MaxConnectionsSpec, LockSpec, WriteLockSpec,
-    CutMidQuerySpec, FrozenSpec, DownSpec, DnsSpec, PacketsSpec, ProxySpec, OverQuotaSpec,
-    SpamdQueueFullSpec, SpamdAnswersEmptySpec, UnknownUserSpec, RspamdDownSpec, RedisDownSpec,
-    RedisFrozenSpec)
+# the registry is the union: a new fault is its spec in AnyFaultSpec, nothing more here
+FAULT_SPECS: tuple[type[FaultSpec], ...] = typing.get_args(AnyFaultSpec)
 FAULT_KINDS: tuple[str, ...] = tuple(str(s.__struct_config__.tag) for s in FAULT_SPECS)
 
-__all__ = ["BAYES_TABLES", "FAULT_KINDS", "FAULT_SPECS", "AnyFaultSpec", "Fault",
+__all__ = ["FAULT_KINDS", "FAULT_SPECS", "AnyFaultSpec", "Fault",
            "FaultSpec", "Schedule"]

@@ -1,7 +1,7 @@
 """What every fault is: a spec (typed, validated when its scenario is parsed) that builds a
 ``Fault``, and the fault itself, which only injects and lifts (Jepsen's nemesis,
 ``jepsen/nemesis.clj``); when it does so is the schedule's business
-(``spamdrill.drills.schedule``, Jepsen's generator). Each fault also says whether it took
+(``spamdrill.drills.nemesis.timeline``, Jepsen's generator). Each fault also says whether it took
 effect, with what showed it (``evidence``): a drill whose fault left no trace is an
 ``error``, never a pass.
 """
@@ -15,6 +15,7 @@ from typing import Annotated
 import msgspec
 
 from spamdrill.drills.control import LabControl
+from spamdrill.drills.timing import Scale
 from spamdrill.evidence import FaultReport
 from spamdrill.vocab import Mode
 
@@ -59,16 +60,15 @@ class FaultSpec(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields
     def kind(self) -> str:
         return str(type(self).__struct_config__.tag)
 
-    def schedule(self, scale: float) -> Schedule:
-        return Schedule(self.at / scale, None if self.duration is None
-                        else self.duration / scale,
-                        None if self.every is None else self.every / scale, self.times)
+    def schedule(self, scale: Scale) -> Schedule:
+        return Schedule(scale.seconds(self.at), scale.maybe(self.duration),
+                        scale.maybe(self.every), self.times)
 
     def failure_mode(self) -> Mode | None:
         """The failure mode this fault stands for, where one fits."""
         return None
 
-    def build(self, scale: float) -> Fault:
+    def build(self, scale: Scale) -> Fault:
         raise NotImplementedError
 
     @property

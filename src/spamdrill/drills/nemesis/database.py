@@ -6,37 +6,31 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from typing import Annotated, Any
+from typing import Annotated
 
 import msgspec
-import pymysql
 
-from spamdrill.drills.control import LabControl, Undo
+from spamdrill.drills.control import DbLock, DbUnavailable, LabControl, Undo
 from spamdrill.drills.nemesis.base import Fault, FaultSpec, until
+from spamdrill.drills.timing import Scale
 from spamdrill.evidence import NOT_OCCURRED, FaultReport
-from spamdrill.lab.mariadb import SA_DB, SA_USER
 from spamdrill.vocab import Mode
-
-BAYES_TABLES = ("bayes_token", "bayes_vars", "bayes_seen", "bayes_expire",
-                "bayes_global_vars", "userpref")
 
 
 def processlist(ctl: LabControl) -> str:
     """What the database shows: SpamAssassin's connections and what they wait for."""
     try:
-        with ctl.db_admin() as conn, conn.cursor() as cur:
-            cur.execute("SELECT command, state, time, LEFT(info, 60) FROM "
-                        "information_schema.processlist WHERE user = %s", (SA_USER,))
-            rows = cur.fetchall()
-    except pymysql.MySQLError as exc:
-        return f"process list unavailable: {exc.args[-1] if exc.args else exc}"
+        with ctl.db_sessions() as sessions:
+            rows = sessions.list()
+    except DbUnavailable as exc:
+        return f"process list unavailable: {exc}"
     if not rows:
         return "no SpamAssassin connections"
     counts: dict[str, int] = {}
-    for command, st, _t, _info in rows:
-        key = f"{command}/{st or '-'}"
+    for row in rows:
+        key = f"{row.command}/{row.state or '-'}"
         counts[key] = counts.get(key, 0) + 1
-    longest = max(int(t or 0) for _c, _s, t, _i in rows)
+    longest = max(row.seconds for row in rows)
     return (", ".join(f"{n}x {k}" for k, n in sorted(counts.items()))
             + f" (longest {longest} s)")
 
@@ -46,7 +40,6 @@ class DbFault(Fault):
 
     def __init__(self) -> None:
         self.snapshots: list[str] = []
-        self.injected = False
 
     def notes(self) -> list[str]:
         """What the database showed, first and last (it is sampled every second)."""
@@ -65,7 +58,7 @@ class MaxConnectionsSpec(FaultSpec, tag="db-max-connections", frozen=True):
     def failure_mode(self) -> Mode:
         return Mode.DB_TOO_MANY_CONNECTIONS
 
-    def build(self, scale: float) -> Fault:
+    def build(self, scale: Scale) -> Fault:
         return MaxConnections(self.max_connections)
 
 
@@ -98,7 +91,7 @@ class MaxConnections(DbFault):
             until(lambda: self.REFUSAL in ctl.spamd_log(), self.REFUSAL_WITHIN_S)
             self._refusals = ctl.spamd_log().count(self.REFUSAL)
         for u in reversed(undo):
-            with contextlib.suppress(pymysql.MySQLError, OSError):
+            with contextlib.suppress(DbUnavailable, OSError):
                 u.heal()
         return "limits restored" if undo else "not in effect"
 
@@ -116,8 +109,8 @@ class LockSpec(FaultSpec, tag="db-read-lock", frozen=True):
     def failure_mode(self) -> Mode:
         return Mode.DB_LOCKED
 
-    def build(self, scale: float) -> Fault:
-        return Lock("db-read-lock", "FLUSH TABLES WITH READ LOCK")
+    def build(self, scale: Scale) -> Fault:
+        return Lock("db-read-lock", "global-read")
 
 
 class WriteLockSpec(FaultSpec, tag="db-write-lock", frozen=True):
@@ -126,42 +119,37 @@ class WriteLockSpec(FaultSpec, tag="db-write-lock", frozen=True):
     def failure_mode(self) -> Mode:
         return Mode.DB_LOCKED
 
-    def build(self, scale: float) -> Fault:
-        return Lock("db-write-lock", "LOCK TABLES " + ", ".join(
-            f"{SA_DB}.{t} WRITE" for t in BAYES_TABLES))
+    def build(self, scale: Scale) -> Fault:
+        return Lock("db-write-lock", "bayes-write")
 
 
 class Lock(DbFault):
     """A lock held by a connection of this process (MariaDB drops it if we die)."""
 
-    def __init__(self, name: str, statement: str) -> None:
+    def __init__(self, name: str, lock: DbLock) -> None:
         super().__init__()
         self.name = name
-        self.statement = statement
-        self.conn: Any = None
+        self.lock = lock
+        self.held: Undo | None = None
 
     def inject(self, ctl: LabControl) -> str:
-        self.conn = ctl.db_admin()
-        with self.conn.cursor() as cur:
-            # what bounds a blocked query's wait (the field report asked which variable)
-            cur.execute("SELECT @@GLOBAL.lock_wait_timeout")
-            row = cur.fetchone()
-            cur.execute(self.statement)
-        wait = f"{row[0]} s" if row else "unknown"
+        # what bounds a blocked query's wait (the field report asked which variable)
+        seconds = ctl.db_variable("lock_wait_timeout")
+        self.held = ctl.hold_db_lock(self.lock)
+        wait = "unknown" if seconds is None else f"{seconds} s"
         return f"lock held; lock_wait_timeout = {wait} bounds a blocked query's wait"
 
     def observe(self, ctl: LabControl) -> None:
-        if self.conn is not None:
+        if self.held is not None:
             self.snapshots.append(processlist(ctl))
 
     def lift(self, ctl: LabControl) -> str:
-        if self.conn is None:
+        if self.held is None:
             return "not held"
         # the queries still waiting when the fault ends outlived their spamc
         self.snapshots.append(f"at the end of the fault: {processlist(ctl)}")
-        with contextlib.suppress(pymysql.MySQLError):
-            self.conn.close()
-        self.conn = None
+        self.held.heal()
+        self.held = None
         return "lock released"
 
     def evidence(self, ctl: LabControl) -> FaultReport:
@@ -178,7 +166,7 @@ class CutMidQuerySpec(FaultSpec, tag="db-cut-mid-query", frozen=True):
     def failure_mode(self) -> Mode:
         return Mode.DB_REFUSED
 
-    def build(self, scale: float) -> Fault:
+    def build(self, scale: Scale) -> Fault:
         return CutMidQuery()
 
 
@@ -200,30 +188,24 @@ class CutMidQuery(DbFault):
         self.killed = self.mid_query = 0
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._lock: Any = None
+        self._lock: Undo | None = None
 
     def inject(self, ctl: LabControl) -> str:
         # the lock first, before any mail can pass: held until this connection closes
         # (MariaDB drops it if this process dies)
-        self._lock = ctl.db_admin()
-        with self._lock.cursor() as cur:
-            cur.execute(f"LOCK TABLES {SA_DB}.userpref WRITE")
+        self._lock = ctl.hold_db_lock("userpref-write")
         self._stop.clear()
         self._thread = threading.Thread(target=self._loop, args=(ctl,), daemon=True)
         self._thread.start()
         return "holding a write lock on userpref, killing SpamAssassin's connections mid-query"
 
     def _loop(self, ctl: LabControl) -> None:
-        with contextlib.suppress(pymysql.MySQLError), ctl.db_admin() as c:
+        with contextlib.suppress(DbUnavailable), ctl.db_sessions() as sessions:
             while True:  # one pass at least, however soon the lift comes
-                with c.cursor() as cur:
-                    cur.execute("SELECT id, command FROM information_schema.processlist "
-                                "WHERE user = %s", (SA_USER,))
-                    for qid, command in cur.fetchall():
-                        with contextlib.suppress(pymysql.MySQLError):
-                            cur.execute(f"KILL CONNECTION {int(qid)}")
-                            self.killed += 1
-                            self.mid_query += command == "Query"
+                for s in sessions.list():
+                    if sessions.kill(s.id):
+                        self.killed += 1
+                        self.mid_query += s.command == "Query"
                 if self._stop.wait(0.01):
                     return
 
@@ -234,8 +216,7 @@ class CutMidQuery(DbFault):
         self._thread.join(timeout=5)
         self._thread = None
         if self._lock is not None:
-            with contextlib.suppress(pymysql.MySQLError):
-                self._lock.close()
+            self._lock.heal()
             self._lock = None
         self.snapshots.append(f"{self.killed} SpamAssassin connection(s) killed, "
                               f"{self.mid_query} of them mid-query")
@@ -254,7 +235,7 @@ class FrozenSpec(FaultSpec, tag="db-frozen", frozen=True):
     def failure_mode(self) -> Mode:
         return Mode.DB_UNREACHABLE
 
-    def build(self, scale: float) -> Fault:
+    def build(self, scale: Scale) -> Fault:
         return Frozen()
 
 
@@ -294,7 +275,7 @@ class DownSpec(FaultSpec, tag="db-down", frozen=True):
     def failure_mode(self) -> Mode:
         return Mode.DB_REFUSED
 
-    def build(self, scale: float) -> Fault:
+    def build(self, scale: Scale) -> Fault:
         return Down()
 
 

@@ -8,6 +8,7 @@ import re
 
 from spamdrill.drills.control import LabControl, Undo
 from spamdrill.drills.nemesis.base import Fault, FaultSpec
+from spamdrill.drills.timing import Scale
 from spamdrill.evidence import FaultReport
 from spamdrill.vocab import Mode
 
@@ -25,7 +26,7 @@ class OverQuotaSpec(FaultSpec, tag="over-quota", frozen=True):
     def failure_mode(self) -> Mode:
         return Mode.OVER_QUOTA
 
-    def build(self, scale: float) -> Fault:
+    def build(self, scale: Scale) -> Fault:
         return OverQuota(self.user)
 
 
@@ -74,7 +75,7 @@ class UnknownUserSpec(FaultSpec, tag="unknown-user", frozen=True):
     def failure_mode(self) -> Mode:
         return Mode.UNKNOWN_USER
 
-    def build(self, scale: float) -> Fault:
+    def build(self, scale: Scale) -> Fault:
         return UnknownUser(self.user)
 
 

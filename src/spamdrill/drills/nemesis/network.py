@@ -8,8 +8,9 @@ from typing import Annotated, Literal
 
 import msgspec
 
-from spamdrill.drills.control import LabControl, Proxy, Undo
+from spamdrill.drills.control import Host, LabControl, PacketAction, Proxy, Undo
 from spamdrill.drills.nemesis.base import Fault, FaultSpec
+from spamdrill.drills.timing import Scale
 from spamdrill.evidence import FaultReport
 from spamdrill.lab.proxy import Counters
 from spamdrill.lab.toxics import MODES, AnyToxic, Shape, mode_shape
@@ -28,8 +29,8 @@ class PacketsSpec(FaultSpec, tag="packets", frozen=True):
     (spamd's or MariaDB's): dropped, reset, or answered with ICMP port unreachable; new
     connections only, or established ones too."""
 
-    host: Literal["spamd", "db"] = "db"
-    action: Literal["drop", "reset", "icmp"] = "drop"
+    host: Host = "db"
+    action: PacketAction = "drop"
     established: bool = False
 
     def failure_mode(self) -> Mode:
@@ -39,12 +40,12 @@ class PacketsSpec(FaultSpec, tag="packets", frozen=True):
     def needs_hosts(self) -> bool:
         return True
 
-    def build(self, scale: float) -> Fault:
+    def build(self, scale: Scale) -> Fault:
         return PacketFault(self.host, self.action, self.established)
 
 
 class PacketFault(Fault):
-    def __init__(self, host: str, action: str, established: bool) -> None:
+    def __init__(self, host: Host, action: PacketAction, established: bool) -> None:
         self.name = f"packets-{host}-{action}"
         self.host, self.action, self.established = host, action, established
         self._undo: Undo | None = None
@@ -96,8 +97,8 @@ class DnsSpec(FaultSpec, tag="dns", frozen=True):
             return Mode.DNS_DB_NXDOMAIN
         return Mode.DNS_DEAD
 
-    def build(self, scale: float) -> Fault:
-        return DnsFault([(r.name, r.mode, r.delay / scale) for r in self.rules])
+    def build(self, scale: Scale) -> Fault:
+        return DnsFault([(r.name, r.mode, scale.seconds(r.delay)) for r in self.rules])
 
 
 class DnsFault(Fault):
@@ -168,26 +169,27 @@ class ProxySpec(FaultSpec, tag="proxy", frozen=True):
     def failure_mode(self) -> Mode:
         return Mode.NET_SLOW if self.link == "spamc-spamd" else Mode.DB_UNREACHABLE
 
-    def shape(self, scale: float) -> Shape:
+    def shape(self, scale: Scale) -> Shape:
         if self.toxics is not None:
             return Shape(upstream=tuple(_scaled(t, scale) for t in self.toxics.upstream),
                          downstream=tuple(_scaled(t, scale) for t in self.toxics.downstream))
-        return mode_shape(self.mode, latency=self.latency / scale,
-                          jitter=self.jitter / scale, rate=self.rate * scale,
-                          slice_=self.slice, interval=self.interval / scale, after=self.after)
+        return mode_shape(self.mode, latency=scale.seconds(self.latency),
+                          jitter=scale.seconds(self.jitter), rate=scale.rate(self.rate),
+                          slice_=self.slice, interval=scale.seconds(self.interval),
+                          after=self.after)
 
-    def build(self, scale: float) -> Fault:
+    def build(self, scale: Scale) -> Fault:
         return ProxyFault(self.link, self.shape(scale))
 
 
-def _scaled(t: AnyToxic, scale: float) -> AnyToxic:
+def _scaled(t: AnyToxic, scale: Scale) -> AnyToxic:
     """A toxic's production seconds in drill seconds; its rates per drill second."""
     changes: dict[str, float] = {}
     for name in ("latency", "jitter", "interval"):
         if hasattr(t, name):
-            changes[name] = getattr(t, name) / scale
+            changes[name] = scale.seconds(getattr(t, name))
     if hasattr(t, "rate"):
-        changes["rate"] = t.rate * scale
+        changes["rate"] = scale.rate(t.rate)
     return msgspec.structs.replace(t, **changes)
 
 

@@ -21,8 +21,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, Protocol
 
-from spamdrill.drills.control import LabControl, RecordingLab, Undo
+from spamdrill.drills.control import LabControl, Undo
 from spamdrill.drills.nemesis.base import Fault, FaultSpec, until
+from spamdrill.drills.recording import RecordingLab
+from spamdrill.drills.timing import Scale
 from spamdrill.errors import SpamdrillError
 from spamdrill.evidence import NOT_OCCURRED, FaultReport
 from spamdrill.lab.state import Endpoint, LabState
@@ -147,14 +149,16 @@ class RecordingRspamd:
         return self._undo("pause redis")
 
     def redis_state(self) -> str:
-        return str(self.answers.get("redis_state", "T"))
+        state = self.answers.redis_state
+        return "T" if state is None else state
 
     def rspamd_log(self) -> str:
         met = any(c in ("stop redis", "pause redis") for c in self.calls)
-        return str(self.answers.get("rspamd_log", "")) if met else ""
+        return self.answers.rspamd_log if met else ""
 
     def accepts(self, ep: Endpoint) -> bool:
-        return bool(self.answers.get("accepts", False))
+        accepts = self.answers.accepts
+        return False if accepts is None else accepts
 
 
 def rspamd_control(ctl: object) -> RspamdControl:
@@ -193,7 +197,7 @@ class RspamdDownSpec(FaultSpec, tag="rspamd-down", frozen=True):
     """rspamd stopped (SIGTERM, as an init script does) at ``at``; started again on lift
     (not awaited: a drill sends mail while it comes up)."""
 
-    def build(self, scale: float) -> Fault:
+    def build(self, scale: Scale) -> Fault:
         return RspamdDown()
 
 
@@ -234,7 +238,7 @@ class RspamdDown(Fault):
 class RedisDownSpec(FaultSpec, tag="redis-down", frozen=True):
     """rspamd's Redis stopped (SIGTERM) at ``at``; started again (empty) on lift."""
 
-    def build(self, scale: float) -> Fault:
+    def build(self, scale: Scale) -> Fault:
         return RedisDown()
 
 
@@ -281,7 +285,7 @@ class RedisFrozenSpec(FaultSpec, tag="redis-frozen", frozen=True):
     """rspamd's Redis frozen (SIGSTOP: its port still accepts in the kernel, nothing
     answers) at ``at``; SIGCONT on lift."""
 
-    def build(self, scale: float) -> Fault:
+    def build(self, scale: Scale) -> Fault:
         return RedisFrozen()
 
 

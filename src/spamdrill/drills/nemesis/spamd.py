@@ -15,6 +15,7 @@ import msgspec
 from spamdrill.drills import fakes
 from spamdrill.drills.control import LabControl, Undo
 from spamdrill.drills.nemesis.base import Fault, FaultSpec
+from spamdrill.drills.timing import Scale
 from spamdrill.evidence import FaultReport
 from spamdrill.vocab import Mode
 
@@ -25,7 +26,7 @@ class SpamdDownSpec(FaultSpec, tag="spamd-down", frozen=True):
     def failure_mode(self) -> Mode:
         return Mode.SPAMD_REFUSED
 
-    def build(self, scale: float) -> Fault:
+    def build(self, scale: Scale) -> Fault:
         return SpamdDown()
 
 
@@ -92,7 +93,7 @@ class SpamdQueueFullSpec(FaultSpec, tag="spamd-queue-full", frozen=True):
     def failure_mode(self) -> Mode:
         return Mode.SPAMD_ACCEPT_QUEUE_FULL
 
-    def build(self, scale: float) -> Fault:
+    def build(self, scale: Scale) -> Fault:
         return SpamdQueueFull()
 
 
@@ -106,7 +107,7 @@ class SpamdAnswersEmptySpec(FaultSpec, tag="spamd-answers-empty", frozen=True):
     def failure_mode(self) -> Mode:
         return Mode.FILTER_EMPTY
 
-    def build(self, scale: float) -> Fault:
+    def build(self, scale: Scale) -> Fault:
         return SpamdAnswersEmpty()
 
 
@@ -196,7 +197,7 @@ class StallingClientsSpec(FaultSpec, tag="stalling-clients", frozen=True):
 
     count: Annotated[int, msgspec.Meta(ge=1, le=100)] = 1
 
-    def build(self, scale: float) -> Fault:
+    def build(self, scale: Scale) -> Fault:
         return StallingClients(self.count)
 
 

@@ -27,25 +27,25 @@ LOOK_EVERY_S = 1.0
 
 
 @dataclass(frozen=True)
-class Step:
+class FaultStep:
     at: float
     action: Action
 
 
-def timeline(schedule: Schedule, horizon: float = 60.0) -> list[Step]:
+def timeline(schedule: Schedule, horizon: float = 60.0) -> list[FaultStep]:
     """Every step, in order: each window's injection, looks while it holds (the first
     soon after, then every second, up to ``horizon`` for a fault held to the end), and
     its lift."""
-    steps: list[Step] = []
+    steps: list[FaultStep] = []
     for start, end in schedule.windows():
-        steps.append(Step(start, "inject"))
+        steps.append(FaultStep(start, "inject"))
         stop = end if end is not None else start + horizon
         look = start + FIRST_LOOK_S
         while look < stop:
-            steps.append(Step(look, "observe"))
+            steps.append(FaultStep(look, "observe"))
             look += LOOK_EVERY_S
         if end is not None:
-            steps.append(Step(end, "lift"))
+            steps.append(FaultStep(end, "lift"))
     order = {"inject": 0, "observe": 1, "lift": 2}
     return sorted(steps, key=lambda s: (s.at, order[s.action]))
 

@@ -9,7 +9,8 @@ from pathlib import Path
 
 from spamdrill.budget import inputs, model
 from spamdrill.lab.config import LabConfig
-from spamdrill.system import labconfig, reader
+from spamdrill.shaped import labconfig
+from spamdrill.system import reader
 
 
 @dataclass(frozen=True)

@@ -11,8 +11,9 @@ timeout; the wrapper in master.cf and spamdrill-deliver's deadline.
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import Protocol
+
+from msgspec.structs import replace
 
 from spamdrill.lab.config import (
     WRAPPER_EVENTS,
@@ -123,10 +124,10 @@ def _delivery(system: System, base: DeliverySettings, missing: list[str],
     sandbox ran is judged by what it did (spamdrill-deliver keeps its own model: its
     deadline is longer than the sandbox's runs)."""
     argv = system.service.pipe_argv() if system.service else []
-    kind, fates = system.wrapper.model_kind, tuple[tuple[str, str], ...]()
+    kind, fates = system.wrapper.model_kind, dict[str, str]()
     if measured is not None and system.wrapper.kind != "spamdrill-deliver":
         kind = "measured"
-        fates = tuple((e, measured.fate(e)) for e in WRAPPER_EVENTS)
+        fates = {e: measured.fate(e) for e in WRAPPER_EVENTS}
         if not measured.measured:
             missing.append(f"the wrapper {measured.wrapper}: {measured.how}")
     elif system.wrapper.kind == "unknown":

@@ -1,0 +1,94 @@
+"""Checks on what became of the messages: none lost or duplicated, how many were scanned,
+how long each took against a bound or maildrop's budget (sans-IO)."""
+
+from __future__ import annotations
+
+import math
+
+from spamdrill.checks.base import (
+    CheckResult,
+    CheckSpec,
+    Fraction,
+    Seconds,
+    ids_of,
+    judged,
+)
+from spamdrill.evidence import Evidence
+from spamdrill.history import MessageRecord
+
+
+class NothingLost(CheckSpec, tag="nothing_lost", frozen=True):
+    def judge(self, ev: Evidence) -> CheckResult:
+        ms = ev.history.messages
+        bad = [m for m in ms if m.outcome in ("lost", "error")]
+        return judged("nothing lost", not bad, f"{len(ms) - len(bad)}/{len(ms)} came back"
+                       + (f"; {len(bad)} lost or errored" if bad else ""), ids_of(bad))
+
+
+class AllUnscanned(CheckSpec, tag="all_unscanned", frozen=True):
+    def judge(self, ev: Evidence) -> CheckResult:
+        ms = ev.history.messages
+        bad = [m for m in ms if m.outcome != "unscanned"]
+        return judged("all came back unscanned (fail-open)", bool(ms) and not bad,
+                       f"{len(ms) - len(bad)}/{len(ms)} unscanned", ids_of(bad))
+
+
+class ScannedFraction(CheckSpec, tag="scanned_fraction", frozen=True):
+    """The scanned share of all messages, or of those whose corpus kind starts with ``of``
+    (``"large:180000"``): one drill can expect small messages scanned and big ones not."""
+
+    min: Fraction = 0.0
+    max: Fraction = 1.0
+    of: str = ""
+
+    def judge(self, ev: Evidence) -> CheckResult:
+        ms = [m for m in ev.history.messages if m.kind.startswith(self.of)]
+        scanned = [m for m in ms if m.scanned]
+        frac = len(scanned) / len(ms) if ms else 0.0
+        ok = bool(ms) and self.min <= frac <= self.max
+        which = f" of {self.of}" if self.of else ""
+        return judged(f"scanned fraction{which} in [{self.min:g}, {self.max:g}]", ok,
+                       f"{len(scanned)}/{len(ms)} scanned ({frac:.0%})",
+                       [] if ok else ids_of([m for m in ms if not m.scanned]))
+
+
+def _worst(ms: list[MessageRecord]) -> float:
+    return max((m.seconds if m.seconds is not None else math.inf for m in ms), default=0.0)
+
+
+class LatencyBound(CheckSpec, tag="latency_bound", frozen=True):
+    TIME_FIELDS = ("max_s",)
+    max_s: Seconds
+
+    def judge(self, ev: Evidence) -> CheckResult:
+        ms = ev.history.messages
+        bad = [m for m in ms if m.seconds is None or m.seconds > self.max_s]
+        return judged(f"every message back within {self.max_s:g} s", not bad,
+                       f"worst {_worst(ms):.2f} s", ids_of(bad))
+
+
+class DeliveryBudget(CheckSpec, tag="delivery_budget", frozen=True):
+    """A hypothesis that spamc returns within maildrop's global timeout (default: the
+    drill's budget). Whether crossing it bounces is a finding, not this check's business."""
+
+    TIME_FIELDS = ("budget_s",)
+    budget_s: Seconds | None = None
+
+    def judge(self, ev: Evidence) -> CheckResult:
+        budget = self.budget_s if self.budget_s is not None else ev.budget_s
+        ms = ev.history.messages
+        bad = [m for m in ms if m.seconds is None or m.seconds >= budget]
+        return judged(f"within maildrop's budget ({budget:g} s)", not bad,
+                       f"worst {_worst(ms):.2f} s"
+                       + (f"; {len(bad)} past it" if bad else ""), ids_of(bad))
+
+
+class NothingDuplicated(CheckSpec, tag="nothing_duplicated", frozen=True):
+    """End to end: no message delivered twice (a wrapper that retries what was
+    delivered, a Postfix retry after a delivery it was not told of)."""
+
+    def judge(self, ev: Evidence) -> CheckResult:
+        ms = ev.history.messages
+        bad = [m for m in ms if m.outcome == "duplicated"]
+        return judged("nothing duplicated", bool(ms) and not bad,
+                       f"{len(bad)} of {len(ms)} delivered more than once", ids_of(bad))
