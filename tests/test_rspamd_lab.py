@@ -115,7 +115,7 @@ def test_maildrop_xfilter_rspamc_when_rspamd_fails(run_dir: Path) -> None:
     header; maildrop takes any non-zero exit as a failed filter and keeps the message as it
     was: inside ``exception { }`` it is delivered unscanned (0), outside it maildrop gives
     up with 75 ("Unable to filter message")."""
-    from dataclasses import replace
+    from msgspec.structs import replace
 
     from spamdrill.lab import config as lab_config
     from spamdrill.lab import maildrop
