@@ -11,7 +11,6 @@ import os
 import shutil
 import signal
 import sqlite3
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -140,24 +139,37 @@ def test_a_worker_killed_mid_run_loses_its_messages_and_the_run_completes(
 
 def test_a_rate_over_two_workers_keeps_its_shape_on_one_clock(results: Path) -> None:
     """20 a second from two workers: alternate messages, each worker's stamps moved onto
-    the master's clock, spaced as the schedule says (generous bounds: a loaded machine)."""
+    the master's clock, none released before its time in the schedule.
+
+    No gap is asserted: under half a core with other work running, a worker's release
+    loop waits for the CPU, so two of its messages went out back to back, even out of
+    turn with the other worker's. What holds on any machine: each message's lag behind
+    its place in the schedule (start - number x 50 ms) is never below the run's release
+    (the smallest lag), and both workers' best-timed messages sit at that release, on
+    one clock, within a margin far below any clock error (seconds)."""
     proc = _spamdrill("flood", "--workers", "2", "--count", "40", "--schedule", "rate",
                       "--rate", "20", "--scale", "1", "--results-dir", str(results),
                       stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     _, err = proc.communicate(timeout=240)
     assert proc.returncode in (0, 1), err
-    messages = sorted((m for m in _history(results) if m["type"] == "message"),
-                      key=lambda m: int(str(m["start_ns"])))
+    messages = [m for m in _history(results) if m["type"] == "message"]
     assert len(messages) == 40
-    workers = [m["worker"] for m in messages]
-    assert all(a != b for a, b in itertools.pairwise(workers))  # round robin, in time
-    gaps = [(int(str(b["start_ns"])) - int(str(a["start_ns"]))) / 1e6
-            for a, b in itertools.pairwise(messages)]
-    # the shape, not each gap: under a 1-core CPU quota one gap was 80 ms and the next 20
-    # (a release loop waiting for the core), while the median and the span held
-    assert 40 < statistics.median(gaps) < 60, gaps
-    assert 0.75 * 39 * 50 < sum(gaps) < 1.5 * 39 * 50, gaps
-    assert all(g > 0 for g in gaps), gaps
+    number = {str(m["id"]): int(str(m["id"]).rsplit("-", 1)[1]) % 1_000_000
+              for m in messages}
+    by_number = sorted(messages, key=lambda m: number[str(m["id"])])
+    assert [number[str(m["id"])] for m in by_number] == list(range(40))
+    workers = [m["worker"] for m in by_number]
+    assert all(a != b for a, b in itertools.pairwise(workers))  # round robin
+    lag = {str(m["id"]): int(str(m["start_ns"])) / 1e9 - number[str(m["id"])] * 0.05
+           for m in messages}
+    release = min(lag.values())
+    best = {w: min(lag[str(m["id"])] - release for m in messages if m["worker"] == w)
+            for w in set(workers)}
+    assert len(best) == 2 and all(b < 0.5 for b in best.values()), best
+    # the rate held: all at once (a schedule ignored) would span a few milliseconds
+    last = max(int(str(m["start_ns"])) for m in messages) / 1e9
+    first = min(int(str(m["start_ns"])) for m in messages) / 1e9
+    assert last - first >= 39 * 0.05 - 0.5, (first, last)
 
 
 @pytest.mark.parametrize("target, args, says", [
