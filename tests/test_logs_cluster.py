@@ -192,6 +192,25 @@ def test_a_file_of_no_host_beside_several_joins_them_all_and_says_so(
 
 
 @pytest.mark.unit
+def test_a_host_past_the_first_lines_still_joins_its_files(tmp_path: Path) -> None:
+    """mx1's file names spamd1 only past its first lines, and spamd1's own file is apart:
+    grouped by their first lines they would be two joins; the joins met spamd1 both, so
+    they are read again as one, and the note says why."""
+    lines = (DATA / "mail.log").read_text().splitlines(keepends=True)
+    spamd = [ln for ln in lines if " spamd1 " in ln]
+    tail = spamd[-10:]
+    postfix, spamd_own = tmp_path / "mx1.log", tmp_path / "spamd1.log"
+    postfix.write_text("".join(ln for ln in lines if " spamd1 " not in ln or ln in tail))
+    spamd_own.write_text("".join(ln for ln in spamd if ln not in tail))
+    paths = [str(postfix), str(spamd_own)]
+    assert cluster.groups(paths, FILTERS, {}) == ([[0], [1]], "")  # by the first lines
+    notes: list[str] = []
+    doc = cluster.analyze(paths, FILTERS, OPTIONS, jobs=2, note=notes.append)
+    assert _text(doc) == _text(run.analyze(paths, FILTERS, OPTIONS))
+    assert notes == ["spamd1 is in the lines of two groups of files: joined as one"]
+
+
+@pytest.mark.unit
 def test_group_names_only_files_read() -> None:
     with pytest.raises(SpamdrillError, match="not among the files"):
         cluster.named_groups(("other.log=mx1",), ["mail.log"])

@@ -8,7 +8,9 @@ are one host's (a file naming ``mx1`` and ``spamd1``, and another naming ``spamd
 one group), and ``--group FILE=HOST`` says it for a file. A file that names no host
 (spamd's or maildrop's own file, stdin) joins the one group there is; beside several,
 nobody can tell whose it is, so every file is joined as one, as a single host's, and a
-note says so. Inputs of one group read exactly as they always did.
+note says so. The first lines may not name every host a file holds: each join reports
+the hosts it met, and groups that met one in common are read again as one. Inputs of one
+group read exactly as they always did.
 """
 
 from __future__ import annotations
@@ -79,37 +81,77 @@ def groups(paths: list[str], filters: Filters,
 def analyze(paths: list[str], filters: Filters, options: Options, anonymized: bool = False,
             jobs: int = 1, named: dict[str, str] | None = None,
             note: Callable[[str], None] | None = None) -> dict[str, Any]:
-    """The document of every file: one join per host group, merged."""
+    """The document of every file: one join per host group, merged. Groups whose joins
+    met the same host after all (a name past a file's first lines) are joined as one and
+    read again: no host's lines are joined apart."""
     if len(paths) > 1:
         parts, why = groups(paths, filters, named or {})
     else:
         parts, why = [[0]], ""
     if why and note is not None:
         note(why)
-    if len(parts) == 1:
-        return run.analyze(paths, filters, options, anonymized=anonymized)
-    tasks = [([paths[i] for i in part], filters, options) for part in parts]
+    while len(parts) > 1:
+        results = _each([[paths[i] for i in part] for part in parts], filters, options,
+                        jobs)
+        joined = _rejoin(parts, [seen for _, seen in results])
+        if joined is None:
+            doc = merge([doc for doc, _ in results], places=parts, fmt=filters.format)
+            return anonymize(doc) if anonymized else doc
+        parts, host = joined
+        if note is not None:
+            note(f"{host} is in the lines of two groups of files: joined as one")
+    return run.analyze(paths, filters, options, anonymized=anonymized)
+
+
+def _each(tasks: list[list[str]], filters: Filters, options: Options,
+          jobs: int) -> list[tuple[dict[str, Any], set[str]]]:
+    """Each group's document and the host names its join met, ``jobs`` at once."""
     if jobs <= 1:
-        results = [_one(*task) for task in tasks]
+        results = [_one(task, filters, options) for task in tasks]
     else:
         # fork: the workers start at once, and stdin ('-') is theirs to read
         with ProcessPoolExecutor(min(jobs, len(tasks)),
                                  mp_context=multiprocessing.get_context("fork")) as pool:
-            results = list(pool.map(_one, *zip(*tasks, strict=True)))
-    docs = []
+            results = list(pool.map(_one, tasks, [filters] * len(tasks),
+                                    [options] * len(tasks)))
+    done = []
     for result in results:
         if isinstance(result, SpamdrillError):
             raise result
-        docs.append(result)
-    doc = merge(docs, places=parts, fmt=filters.format)
-    return anonymize(doc) if anonymized else doc
+        done.append(result)
+    return done
 
 
-def _one(paths: list[str], filters: Filters, options: Options) -> dict[str, Any] | Any:
-    """One host group's document (in a worker: its error comes back as a value, with its
-    hint, rather than as an exception pickled without it)."""
+def _rejoin(parts: list[list[int]],
+            seen: list[set[str]]) -> tuple[list[list[int]], str] | None:
+    """The groups again, those whose joins met a host in common as one (and that host);
+    None when no two did. Files without host names (spamd's own) meet none."""
+    owner: dict[str, int] = {}
+    into = list(range(len(parts)))
+    shared = ""
+    for k, hosts in enumerate(seen):
+        for host in sorted(hosts - {""}):
+            if host not in owner:
+                owner[host] = k
+            elif into[owner[host]] != into[k]:
+                old, new = into[k], into[owner[host]]
+                into = [new if g == old else g for g in into]
+                shared = shared or host
+    if not shared:
+        return None
+    merged: dict[int, list[int]] = {}
+    for k, part in enumerate(parts):
+        merged.setdefault(into[k], []).extend(part)
+    return sorted((sorted(p) for p in merged.values()), key=min), shared
+
+
+def _one(paths: list[str], filters: Filters,
+         options: Options) -> tuple[dict[str, Any], set[str]] | SpamdrillError:
+    """One host group's document and the hosts it met (in a worker: its error comes back
+    as a value, with its hint, rather than as an exception pickled without it)."""
+    seen: set[str] = set()
     try:
-        return run.analyze(paths, filters, options)
+        return run.analyze(paths, filters, options, seen=seen), seen
     except SpamdrillError as exc:
         return _Failed(exc.message, exc.hint)
 

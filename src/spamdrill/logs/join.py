@@ -182,6 +182,7 @@ class Joiner:
         self.spamd = SpamdHosts(self.s)
         self.scans_seen = 0
         self.evicted = 0  # messages closed by max_open or idle, not by "removed"
+        self.hosts: set[str] = set()  # the Postfix hosts of the messages it saw
         self.ready: list[Attempt] = []  # attempts to diagnose: the caller takes them
         # an attempt that needs nothing more than its scans (delivered in time, scanned)
         self.plain: Callable[[Attempt], bool] | None = None
@@ -213,6 +214,10 @@ class Joiner:
         while self.pending:
             self.ready.append(self._associate(self.pending.popleft()))
 
+    def hosts_seen(self) -> set[str]:
+        """The host names of every Postfix message and spamd line it read."""
+        return self.hosts | set(self.spamd.first)
+
     def open_messages(self) -> list[Message]:
         return list(self.messages.values())
 
@@ -224,6 +229,7 @@ class Joiner:
         msg = messages.get(key)
         if msg is None:
             msg = messages[key] = Message(key, ts)
+            self.hosts.add(key[0])
             if len(messages) > self.s.max_open:
                 messages.popitem(last=False)
                 self.evicted += 1
