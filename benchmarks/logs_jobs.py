@@ -92,6 +92,9 @@ def main() -> None:
         del text
         cmd = [sys.executable, "-m", "spamdrill", "logs", "--json", "-", "--tz", "UTC"]
         print(f"{args.hosts} hosts x {args.mb:g} MB ({lines:,} lines each)")
+        wall, tree, one, _ = run([*cmd, paths[0]])
+        print(f"one host alone: {wall:6.1f} s, {lines / wall:9,.0f} lines/s; peak RSS "
+              f"{tree / 1024:5.0f} MB")
         docs = []
         for jobs in (1, args.jobs, 1, args.jobs):
             wall, tree, one, doc = run([*cmd, "--jobs", str(jobs), *paths])

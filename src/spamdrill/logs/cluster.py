@@ -16,8 +16,8 @@ group read exactly as they always did.
 from __future__ import annotations
 
 import multiprocessing
+import signal
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor
 from typing import Any
 
 from spamdrill.errors import SpamdrillError
@@ -109,11 +109,13 @@ def _each(tasks: list[list[str]], filters: Filters, options: Options,
     if jobs <= 1:
         results = [_one(task, filters, options) for task in tasks]
     else:
-        # fork: the workers start at once, and stdin ('-') is theirs to read
-        with ProcessPoolExecutor(min(jobs, len(tasks)),
-                                 mp_context=multiprocessing.get_context("fork")) as pool:
-            results = list(pool.map(_one, tasks, [filters] * len(tasks),
-                                    [options] * len(tasks)))
+        # fork: the workers start at once, and stdin ('-') is theirs to read; a fresh
+        # process per group (its memory goes with it); leaving the block (an error, Ctrl-C,
+        # SIGTERM) terminates the workers rather than waiting for them
+        with multiprocessing.get_context("fork").Pool(min(jobs, len(tasks)), _worker,
+                                                      maxtasksperchild=1) as pool:
+            results = pool.starmap(_one, [(task, filters, options) for task in tasks],
+                                   chunksize=1)
     done = []
     for result in results:
         if isinstance(result, SpamdrillError):
@@ -143,6 +145,12 @@ def _rejoin(parts: list[list[int]],
     for k, part in enumerate(parts):
         merged.setdefault(into[k], []).extend(part)
     return sorted((sorted(p) for p in merged.values()), key=min), shared
+
+
+def _worker() -> None:
+    """A worker leaves Ctrl-C to its parent, and ends quietly when the parent ends it."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 def _one(paths: list[str], filters: Filters,
