@@ -100,6 +100,22 @@ def test_a_merge_of_per_host_documents_is_the_run_over_all_files(tmp_path: Path)
 
 
 @pytest.mark.unit
+@pytest.mark.parametrize("filters", [
+    {"since": datetime(2026, 11, 29, 16, 10, 30).replace(tzinfo=UTC).timestamp()},
+    {"until": datetime(2026, 11, 29, 16, 11).replace(tzinfo=UTC).timestamp()},
+    {"hosts": frozenset({"mx1", "spamd1", "mx2"})},  # spamd2 left out: mx2 unscanned
+], ids=["since", "until", "hosts"])
+def test_filters_apply_to_every_host(tmp_path: Path, filters: dict[str, Any]) -> None:
+    hosts = _cluster(tmp_path)
+    chosen = Filters(year=2026, tz=UTC, **filters)
+    whole = cluster.analyze([str(p) for ps in hosts.values() for p in ps], chosen, OPTIONS)
+    per = [json.loads(json.dumps(run.analyze([str(p) for p in ps], chosen, OPTIONS)))
+           for ps in hosts.values()]
+    assert _text(merge(per, fmt=None)) == _text(whole)
+    assert whole["totals"]["deliveries"] < _per_host(hosts)[0]["totals"]["deliveries"] * 3
+
+
+@pytest.mark.unit
 def test_files_in_any_order_keep_their_numbers(tmp_path: Path) -> None:
     """Files of hosts interleaved on the command line: each input keeps its place, and
     every evidence line points at its own file."""
