@@ -71,6 +71,8 @@ def maildrop_reader(join: Joiner, after: After) -> Read:
         if ts > join.now or join.dirty:
             after(True, ts, src, no, text)
 
+    # what the compiled reader loop (_fastloop.pyx) does itself
+    read.__dict__["inline"] = ("maildrop", join, after, join.maildrop)
     return read
 
 

@@ -224,6 +224,11 @@ def reader(join: Joiner, after: After) -> Read:
         if took is not False and (took is not True or ts > join.now or join.dirty):
             after(took, ts, src, no, text)
 
-    # what the compiled reader loop (_fastloop.pyx) does itself
-    read.__dict__["inline"] = ("spamd", join, after, steps, _failure, _prefork, _other)
+    # what the compiled reader loop (_fastloop.pyx) does itself: the dispatch, and a
+    # scan's steps and _prefork as twins of these (with what they use)
+    from spamdrill.logs.join import Scan
+
+    fast = (Line, Scan, _PROCESSING, _VERDICT, _RESULT, _EXTRA, skip(TRUNCATED))
+    read.__dict__["inline"] = ("spamd", join, after, steps, _failure, _prefork, _other,
+                               fast)
     return read
