@@ -38,7 +38,7 @@ _KINDS = (("Checking for spam", "checking"), ("Found spam", "found-spam"),
 _DELIVER = re.compile(r"(?P<qid>\S+): to=<(?P<to>[^>]*)> from=<[^>]*> mda (?P<mda>\S+) "
                       r"outcome=(?P<outcome>\S+) dsn=(?P<dsn>\S+) rule=(?P<rule>\S+)")
 _WRAPPER = re.compile(r"WRAPPER: maildrop exit = (?P<code>-?\d+);")
-_RECORD = re.compile(r"(?P<path>.*?)\s*\((?P<size>\d+)\)\Z")
+_RECORD = re.compile(r"(?P<path>.*?)\s*\((?P<size>\d{1,15})\)\Z")
 
 
 def words(text: str) -> tuple[str, ...]:
