@@ -270,7 +270,7 @@ def _hosts(draw: st.DrawFn) -> list[bytes]:
     return [draw(_host_log(n)) for n in range(1, count + 1)]
 
 
-@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(logs=_hosts(), jobs=st.sampled_from([1, 2]))
 @pytest.mark.unit
 def test_generated_hosts_merge_as_they_read(tmp_path_factory: pytest.TempPathFactory,
