@@ -20,7 +20,8 @@ Scans join attempts by Message-ID when spamd logged one, else by spamc's user (`
 recipient's local part or address) and time -- spamd fails some scans before it reads the
 message (a user-prefs SQL error), and logs no Message-ID for those. Other lines join by
 time and recipient: the maildroprc's own lines, spamc's syslog lines; spamdrill-deliver's
-by queue id.
+by queue id. What spamd's log said around an attempt (its gaps, stops, busy children) is
+``spamdhosts``'s; the windows are ``timeindex.TimeIndex``.
 """
 
 from __future__ import annotations
