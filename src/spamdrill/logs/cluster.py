@@ -18,7 +18,8 @@ from __future__ import annotations
 import multiprocessing
 import signal
 from collections.abc import Callable
-from typing import Any
+from multiprocessing.connection import Connection, wait
+from typing import Any, cast
 
 from spamdrill.errors import SpamdrillError
 from spamdrill.logs import run
@@ -109,19 +110,65 @@ def _each(tasks: list[list[str]], filters: Filters, options: Options,
     if jobs <= 1:
         results = [_one(task, filters, options) for task in tasks]
     else:
-        # fork: the workers start at once, and stdin ('-') is theirs to read; a fresh
-        # process per group (its memory goes with it); leaving the block (an error, Ctrl-C,
-        # SIGTERM) terminates the workers rather than waiting for them
-        with multiprocessing.get_context("fork").Pool(min(jobs, len(tasks)), _worker,
-                                                      maxtasksperchild=1) as pool:
-            results = pool.starmap(_one, [(task, filters, options) for task in tasks],
-                                   chunksize=1)
+        results = _in_processes(tasks, filters, options, jobs)
     done = []
     for result in results:
         if isinstance(result, SpamdrillError):
             raise result
         done.append(result)
     return done
+
+
+Result = tuple[dict[str, Any], set[str]] | SpamdrillError
+
+
+def _in_processes(tasks: list[list[str]], filters: Filters, options: Options,
+                  jobs: int) -> list[Result]:
+    """A process per group, at most ``jobs`` at once, each forked from this thread (a
+    pool's helper threads fork too, and a child forked while one of them held a lock
+    waited for it for ever), its result sent back through a pipe of its own. Leaving
+    (an error, Ctrl-C, SIGTERM) ends the workers still running rather than awaiting them."""
+    ctx = multiprocessing.get_context("fork")  # stdin ('-') is the workers' to read
+    results: list[Result | None] = [None] * len(tasks)
+    waiting = list(enumerate(tasks))
+    running: dict[Connection, tuple[int, Any]] = {}
+    try:
+        while waiting or running:
+            while waiting and len(running) < jobs:
+                k, task = waiting.pop(0)
+                recv, send = ctx.Pipe(duplex=False)
+                proc = ctx.Process(target=_worker, args=(send, task, filters, options))
+                proc.start()
+                send.close()
+                running[recv] = (k, proc)
+            for ready in wait(list(running)):
+                conn = cast(Connection, ready)
+                k, proc = running.pop(conn)
+                try:
+                    results[k] = cast(Result, conn.recv())
+                except EOFError:
+                    proc.join()
+                    results[k] = SpamdrillError(
+                        f"the reader of {', '.join(tasks[k])} ended without a result "
+                        f"(exit status {proc.exitcode})", "try again with --jobs 1")
+                conn.close()
+                proc.join()
+    finally:
+        for conn, (_, proc) in running.items():
+            proc.terminate()
+            proc.join()
+            conn.close()
+    return [r for r in results if r is not None]
+
+
+def _worker(send: Connection, paths: list[str], filters: Filters,
+            options: Options) -> None:
+    """A worker: one group read, its result sent; Ctrl-C is the parent's to handle, and
+    the parent's SIGTERM ends it quietly."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    send.send(_one(paths, filters, options))
+    send.close()
 
 
 def _rejoin(parts: list[list[int]],
@@ -145,12 +192,6 @@ def _rejoin(parts: list[list[int]],
     for k, part in enumerate(parts):
         merged.setdefault(into[k], []).extend(part)
     return sorted((sorted(p) for p in merged.values()), key=min), shared
-
-
-def _worker() -> None:
-    """A worker leaves Ctrl-C to its parent, and ends quietly when the parent ends it."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 def _one(paths: list[str], filters: Filters,
