@@ -16,15 +16,17 @@ group read exactly as they always did.
 from __future__ import annotations
 
 import multiprocessing
+import pickle
 import signal
 from collections.abc import Callable
+from functools import partial
 from multiprocessing.connection import Connection, wait
 from typing import Any, cast
 
 from spamdrill.errors import SpamdrillError
 from spamdrill.logs import run
 from spamdrill.logs.anonymize import anonymize
-from spamdrill.logs.merge import merge
+from spamdrill.logs.merge import Merger
 from spamdrill.logs.reader import Filters, hosts_named
 from spamdrill.logs.summary import Options
 
@@ -92,11 +94,12 @@ def analyze(paths: list[str], filters: Filters, options: Options, anonymized: bo
     if why and note is not None:
         note(why)
     while len(parts) > 1:
-        results = _each([[paths[i] for i in part] for part in parts], filters, options,
-                        jobs)
-        joined = _rejoin(parts, [seen for _, seen in results])
+        merger = Merger(filters.format)
+        seen = _each([[paths[i] for i in part] for part in parts], filters, options, jobs,
+                     partial(_add, merger, parts))
+        joined = _rejoin(parts, seen)
         if joined is None:
-            doc = merge([doc for doc, _ in results], places=parts, fmt=filters.format)
+            doc = merger.result()
             return anonymize(doc) if anonymized else doc
         parts, host = joined
         if note is not None:
@@ -104,32 +107,47 @@ def analyze(paths: list[str], filters: Filters, options: Options, anonymized: bo
     return run.analyze(paths, filters, options, anonymized=anonymized)
 
 
-def _each(tasks: list[list[str]], filters: Filters, options: Options,
-          jobs: int) -> list[tuple[dict[str, Any], set[str]]]:
-    """Each group's document and the host names its join met, ``jobs`` at once."""
+Take = Callable[[int, dict[str, Any]], None]
+
+
+def _add(merger: Merger, parts: list[list[int]], k: int, doc: dict[str, Any]) -> None:
+    merger.add(doc, parts[k])
+
+
+def _each(tasks: list[list[str]], filters: Filters, options: Options, jobs: int,
+          take: Take) -> list[set[str]]:
+    """Each group read, ``jobs`` at once, its document handed to ``take`` in the groups'
+    order as soon as those before it are (so a merge holds one document and those that
+    came early, not all); the host names each join met."""
     if jobs <= 1:
-        results = [_one(task, filters, options) for task in tasks]
-    else:
-        results = _in_processes(tasks, filters, options, jobs)
-    done = []
-    for result in results:
-        if isinstance(result, SpamdrillError):
-            raise result
-        done.append(result)
-    return done
+        seen = []
+        for k, task in enumerate(tasks):
+            doc, hosts = _ok(_one(task, filters, options))
+            take(k, doc)
+            seen.append(hosts)
+        return seen
+    return _in_processes(tasks, filters, options, jobs, take)
 
 
 Result = tuple[dict[str, Any], set[str]] | SpamdrillError
 
 
-def _in_processes(tasks: list[list[str]], filters: Filters, options: Options,
-                  jobs: int) -> list[Result]:
+def _ok(result: Result) -> tuple[dict[str, Any], set[str]]:
+    if isinstance(result, SpamdrillError):
+        raise result
+    return result
+
+
+def _in_processes(tasks: list[list[str]], filters: Filters, options: Options, jobs: int,
+                  take: Take) -> list[set[str]]:
     """A process per group, at most ``jobs`` at once, each forked from this thread (a
     pool's helper threads fork too, and a child forked while one of them held a lock
-    waited for it for ever), its result sent back through a pipe of its own. Leaving
-    (an error, Ctrl-C, SIGTERM) ends the workers still running rather than awaiting them."""
+    waited for it for ever), its result sent back through a pipe of its own and kept as
+    sent (a pickle: a tenth of the document's objects) until its turn. Leaving (an error,
+    Ctrl-C, SIGTERM) ends the workers still running rather than awaiting them."""
     ctx = multiprocessing.get_context("fork")  # stdin ('-') is the workers' to read
-    results: list[Result | None] = [None] * len(tasks)
+    seen: list[set[str]] = []
+    early: dict[int, bytes | SpamdrillError] = {}
     waiting = list(enumerate(tasks))
     running: dict[Connection, tuple[int, Any]] = {}
     try:
@@ -145,20 +163,26 @@ def _in_processes(tasks: list[list[str]], filters: Filters, options: Options,
                 conn = cast(Connection, ready)
                 k, proc = running.pop(conn)
                 try:
-                    results[k] = cast(Result, conn.recv())
+                    early[k] = conn.recv_bytes()
                 except EOFError:
                     proc.join()
-                    results[k] = SpamdrillError(
+                    early[k] = SpamdrillError(
                         f"the reader of {', '.join(tasks[k])} ended without a result "
                         f"(exit status {proc.exitcode})", "try again with --jobs 1")
                 conn.close()
                 proc.join()
+            while len(seen) in early:
+                got = early.pop(len(seen))
+                doc, hosts = _ok(got if isinstance(got, SpamdrillError)
+                                 else cast(Result, pickle.loads(got)))
+                take(len(seen), doc)
+                seen.append(hosts)
     finally:
         for conn, (_, proc) in running.items():
             proc.terminate()
             proc.join()
             conn.close()
-    return [r for r in results if r is not None]
+    return seen
 
 
 def _worker(send: Connection, paths: list[str], filters: Filters,

@@ -3,8 +3,8 @@
 Queue ids are per host, and each host's spamd scans its own mail: a site's hosts are
 joined apart (one reader per host, ``--jobs`` of them at once, or one ``spamdrill logs``
 per host) and their documents combined here. The merge is what one run over every
-host's files gives (``cluster.analyze`` does exactly this), so merging is the only
-definition of the cluster's view:
+host's files gives (``cluster.analyze`` does exactly this: documents folded in one at a
+time, in order, by ``Merger``), so merging is the only definition of the cluster's view:
 
 - counts, fates, modes, hours and buckets add up; the lists of deliveries interleave by
   time (each document's own order kept), then ``limit`` of them, as one join keeps them;
@@ -70,25 +70,62 @@ def _instant(iso: str) -> float:
     return datetime.fromisoformat(iso).timestamp()
 
 
+Place = list[int] | dict[int, int]  # a document's input number -> the merged one
+
+
+class Merger:
+    """Documents folded in one at a time: memory holds the merge so far (bounded by
+    ``limit``), not every document. ``merge`` is this fold, so a merge of many documents
+    and one of them in the same order give the same document."""
+
+    def __init__(self, fmt: str | None = None) -> None:
+        self.fmt = fmt
+        self.doc: dict[str, Any] | None = None
+        self.first = ""
+        self.next = 0  # the next input's number, when a document's places are not given
+
+    def add(self, doc: dict[str, Any], place: Place | None = None, name: str = "") -> None:
+        if place is None:
+            place = list(range(self.next, self.next + len(doc["inputs"])))
+        self.next = max([self.next - 1, *(place.values() if isinstance(place, dict)
+                                          else place)]) + 1
+        if self.doc is None:
+            self.first = name or "the first document"
+            self.doc = _merged([doc], [place])
+            return
+        mine = self.doc
+        if doc["settings"] != mine["settings"]:
+            diff = sorted(k for k in mine["settings"]
+                          if doc["settings"].get(k) != mine["settings"][k])
+            raise SpamdrillError(f"{name} was read with other settings than {self.first} "
+                                 f"({', '.join(diff)})", "read them with the same options")
+        if doc["anonymized"] != mine["anonymized"]:
+            raise SpamdrillError(f"{name} and {self.first}: one is anonymized, the other not",
+                                 "merge them as read, then --anonymize the merge")
+        same = {i["input"]: i["input"] for i in mine["inputs"]}
+        self.doc = _merged([mine, doc], [same, place])
+
+    def result(self) -> dict[str, Any]:
+        if self.doc is None:
+            raise ValueError("no document to merge")
+        self.doc["empty"] = silence(self.doc, self.fmt)
+        return self.doc
+
+
 def merge(docs: list[dict[str, Any]], places: list[list[int]] | None = None,
           fmt: str | None = None, names: list[str] | None = None) -> dict[str, Any]:
-    """One document from several (``places[k][i]``: the merged number of document k's
-    input i; ``names``: the documents' names, for errors)."""
-    names = names or [f"document {k + 1}" for k in range(len(docs))]
-    if places is None:
-        places, n = [], 0
-        for doc in docs:
-            places.append(list(range(n, n + len(doc["inputs"]))))
-            n += len(doc["inputs"])
+    """One document from several, folded in order (``places[k][i]``: the merged number of
+    document k's input i; ``names``: the documents' names, for errors)."""
+    merger = Merger(fmt)
+    for k, doc in enumerate(docs):
+        merger.add(doc, places[k] if places is not None else None,
+                   names[k] if names is not None else f"document {k + 1}")
+    return merger.result()
+
+
+def _merged(docs: list[dict[str, Any]], places: list[Place]) -> dict[str, Any]:
+    """One or two documents as one (the checks are ``Merger.add``'s)."""
     settings, anonymized = docs[0]["settings"], docs[0]["anonymized"]
-    for doc, name in zip(docs[1:], names[1:], strict=True):
-        if doc["settings"] != settings:
-            diff = sorted(k for k in settings if doc["settings"].get(k) != settings[k])
-            raise SpamdrillError(f"{name} was read with other settings than {names[0]} "
-                                 f"({', '.join(diff)})", "read them with the same options")
-        if doc["anonymized"] != anonymized:
-            raise SpamdrillError(f"{name} and {names[0]}: one is anonymized, the other not",
-                                 "merge them as read, then --anonymize the merge")
     limit = settings["limit"]
     out: dict[str, Any] = {"schema": SCHEMA, "settings": settings,
                            "inputs": _inputs(docs, places)}
@@ -100,8 +137,7 @@ def merge(docs: list[dict[str, Any]], places: list[list[int]] | None = None,
             modes[row["mode"]] += row["deliveries"]
             causes[row["mode"]] += row["root_cause"]
     out["modes"] = mode_rows(modes, causes)
-    hours = _hours(d["per_hour"] for d in docs)
-    out["per_hour"] = hours
+    out["per_hour"] = _hours(d["per_hour"] for d in docs)
     episodes, joined = _episodes(docs, settings["episode_gap_s"])
     out["episodes"] = episodes[-limit:]
     out["episodes_total"] = sum(d["episodes_total"] for d in docs) - joined
@@ -121,21 +157,22 @@ def merge(docs: list[dict[str, Any]], places: list[list[int]] | None = None,
     out["plot"] = {"stage_delays": _stages(d["plot"]["stage_delays"] for d in docs),
                    "outcomes_per_hour": _hours(d["per_hour"] for d in docs)}
     out["anonymized"] = anonymized
-    out["empty"] = silence(out, fmt)
+    out["empty"] = None  # Merger.result says
     return out
 
 
-def _inputs(docs: list[dict[str, Any]], places: list[list[int]]) -> list[dict[str, Any]]:
+def _inputs(docs: list[dict[str, Any]], places: list[Place]) -> list[dict[str, Any]]:
     found: dict[int, dict[str, Any]] = {}
     for doc, place in zip(docs, places, strict=True):
-        if len(place) != len(doc["inputs"]):
-            raise ValueError("inputs and their places differ")
-        for inp, at in zip(doc["inputs"], place, strict=True):
+        for inp in doc["inputs"]:
+            at = place[inp["input"]]
+            if at in found:
+                raise ValueError(f"two inputs numbered {at}")
             found[at] = {**inp, "input": at}
     return [found[at] for at in sorted(found)]
 
 
-def _moved(record: dict[str, Any], place: list[int]) -> dict[str, Any]:
+def _moved(record: dict[str, Any], place: Place) -> dict[str, Any]:
     """A delivery's record with its evidence pointing at the merged inputs."""
     return {**record, "evidence": [{**e, "input": place[e["input"]]}
                                    for e in record["evidence"]]}
