@@ -164,11 +164,11 @@ def _merged(paths: list[str], anonymized: bool) -> dict[str, Any]:
     import json
 
     from spamdrill.logs.anonymize import anonymize
-    from spamdrill.logs.merge import check, merge
+    from spamdrill.logs.merge import Merger, check
 
     if paths.count("-") > 1:
         raise SpamdrillError("stdin ('-') can be read only once")
-    docs = []
+    merger = Merger()  # each document folded in once read: one held at a time
     for path in paths:
         name = "stdin" if path == "-" else path
         try:
@@ -181,8 +181,8 @@ def _merged(paths: list[str], anonymized: bool) -> dict[str, Any]:
         except ValueError as exc:
             raise SpamdrillError(f"{name} is not JSON ({str(exc)[:80]})",
                                  "give documents written by spamdrill logs --json") from None
-        docs.append(check(doc, name))
-    doc = merge(docs, names=["stdin" if p == "-" else p for p in paths])
+        merger.add(check(doc, name), name=name)
+    doc = merger.result()
     return anonymize(doc) if anonymized else doc
 
 
