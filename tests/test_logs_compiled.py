@@ -24,9 +24,10 @@ from hypothesis import strategies as st
 
 from spamdrill.logs import reader
 from spamdrill.logs.formats import Entry, zone
+from spamdrill.logs.join import Scan
 from spamdrill.logs.reader import Filters, Reader
 from spamdrill.logs.run import analyze
-from spamdrill.logs.summary import Options
+from spamdrill.logs.summary import Analysis, Options
 
 DATA = Path(__file__).parent / "data" / "logs"
 UTC = zone("UTC")
@@ -69,8 +70,42 @@ class Calls:
         return handle
 
 
+def _scan(scan: Scan) -> tuple[Any, ...]:
+    return (scan.host, scan.pid, scan.start, scan.last, scan.end, scan.mid, scan.user,
+            scan.seconds, scan.size, scan.spam, scan.tests, scan.time_limit, scan.finished,
+            scan.errors, [tuple(ln) for ln in scan.lines])
+
+
+def _state(path: Path) -> tuple[Any, ...]:
+    """What the join holds after reading ``path``, beyond what the document shows: every
+    scan as it was filed, the lines kept for joining, the messages, the spamd hosts (the
+    twins of the compiled loop write these)."""
+    analysis = Analysis(Options(tz=UTC))
+    join = analysis.joiner
+    filed: list[tuple[Any, ...]] = []
+    keep = join.on_scan
+
+    def record(scan: Scan) -> None:
+        filed.append(_scan(scan))
+        if keep is not None:
+            keep(scan)
+
+    join.on_scan = record
+    Reader([str(path)], Filters(year=2026, tz=UTC)).run(analysis)
+    messages = [(m.key, m.last, m.client, m.mid, m.sender, m.size, m.removed)
+                for m in join.messages.values()]
+    kept = (join.maildrop.ts, join.maildrop.items, join.spamd.states.ts,
+            join.spamd.states.items, join.spamd.max_children.items)
+    hosts = (join.spamd.first, join.spamd.last,
+             {h: g.items for h, g in join.spamd.gaps.items()}, join.hosts_seen(),
+             join.evicted, [_scan(s) for s in join.children.values()],
+             {mid: _scan(s) for mid, s in join.open_mids.items()})
+    analysis.document()
+    return filed, messages, kept, hosts
+
+
 def _both(path: Path) -> tuple[list[str], list[tuple[Any, ...]]]:
-    """(document, calls) by the compiled loop, then by the pure one."""
+    """(document, calls and the join's state) by the compiled loop, then by the pure one."""
     docs, calls = [], []
     for pure in (False, True):
         with _pure(pure):
@@ -80,7 +115,8 @@ def _both(path: Path) -> tuple[list[str], list[tuple[Any, ...]]]:
             rec = Calls()
             read = Reader([str(path)], Filters(year=2026, tz=UTC))
             read.run(rec)
-            calls.append((rec.seen, [i.public() for i in read.inputs], read.examples))
+            calls.append((rec.seen, [i.public() for i in read.inputs], read.examples,
+                          _state(path)))
     return docs, calls
 
 
@@ -96,11 +132,34 @@ SEPARATORS = [" ", "  ", "\t", "\xa0", "\x1c", "\x1f", "\u2003", "\u3000", "\x85
 BAD = [b"\xff", b"\x00", b"\xe2\x82", b"\xc3", b"\r", b"\xed\xa0\x80"]
 
 
+# lines the compiled loop reads itself (twins of their Python steps), with hostile fields
+_READ_HERE = [
+    "Nov 29 16:10:29 spamd1 spamd[18810]: spamd: checking message <{mid}> for {user}:104",
+    "Nov 29 16:10:29 spamd1 spamd[18810]: spamd: clean message (2.1/5.0) for {user}:104 in "
+    "6.2 seconds, 1058 bytes.",
+    "Nov 29 16:10:29 spamd1 spamd[18810]: spamd: identified spam (999.0/5.0) for {user}:104 "
+    "in 0.2 seconds, 994 bytes.",
+    "Nov 29 16:10:30 spamd1 spamd[18810]: spamd: result: Y 999 - GTUBE,{text} scantime=0.2,"
+    "size=994,user={user},uid=104,required_score=5.0,rhost=localhost,raddr=127.0.0.1,"
+    "rport=1,mid=<{mid}>,autolearn=no",
+    "Nov 29 16:10:30 spamd1 spamd[18786]: prefork: child states: {text}",
+    "Nov 29 16:10:30 spamd1 spamd[18786]: prefork: child states: BI \t",
+    "Nov 29 16:10:30 spamd1 spamd[18786]: prefork: server reached --max-children setting, "
+    "consider raising it",
+    "Nov 29 16:10:31 mx1 maildrop[19327]: File: /srv/mail/{user}/Maildir ({orig})",
+    "Nov 29 16:10:31 mx1 maildrop[19327]: !Err: /srv/mail/{user}/Maildir (12)",
+    "Nov 29 16:10:31 mx1 maildrop[19327]: Delivering: {sender} {user} /srv/mail/{user}/",
+    "Nov 29 16:10:31 mx1 postfix/smtpd[19322]: disconnect from {host}[{ip}] ehlo=1 mail=1",
+    "Nov 29 16:10:31 mx1 postfix/pipe[19323]: warning: {text}",
+    "Nov 29 16:10:31 mx1 postfix/pipe[19323]: {qid}: {text}",
+]
+
+
 @st.composite
 def _logs(draw: st.DrawFn) -> bytes:
     fields = {name: draw(field_text) for name in FIELDS}
     fields["qid"] = draw(st.sampled_from(["0A1B2C3D4E", "NOQUEUE", "ab", fields["qid"]]))
-    lines = [ln.format(**fields) for ln in LINES]
+    lines = [ln.format(**fields) for ln in (*LINES, *_READ_HERE)]
     lines += draw(st.lists(st.sampled_from(_FIXTURE_LINES), max_size=12))
     lines = draw(st.permutations(lines))
     out = []

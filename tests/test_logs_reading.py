@@ -143,6 +143,34 @@ def test_a_nul_byte_sends_its_block_the_careful_way(tmp_path: Path) -> None:
     assert doc["totals"] == clean["totals"] and doc["episodes"] == clean["episodes"]
 
 
+# forged lines of a known shape whose numbers Python cannot convert ("1.2.3"; more digits
+# than int() takes): each a line cut short, never a traceback
+FORGED = [
+    "Nov 29 16:10:28 mx1 postfix/pipe[1]: 456C020CA16: to=<a@b>, relay=maildrop, "
+    "delay=3.1.1, delays=0/0/0/3, dsn=2.0.0, status=sent (ok)",
+    "Nov 29 16:10:28 mx1 postfix/qmgr[2]: 456C020CA16: from=<a@b>, size=" + "9" * 5000
+    + ", nrcpt=1 (queue active)",
+    "Nov 29 16:10:29 spamd1 spamd[3]: spamd: connection from x [127.0.0.1]:1 to port 2, fd 5",
+    "Nov 29 16:10:30 spamd1 spamd[3]: spamd: clean message (2.1/5.0) for a:1 in 1.2.3 "
+    "seconds, 5 bytes.",
+    "Nov 29 16:10:31 spamd1 spamd[3]: spamd: result: .  2 - X scantime=1.2.3,size=5,user=a,"
+    "uid=1,mid=<x@y>,autolearn=no",
+    "Nov 29 16:10:31 spamd1 spamd[3]: spamd: result: .  2 - X scantime=1,size=" + "9" * 5000
+    + ",user=a,uid=1,mid=<x@y>,autolearn=no",
+]
+
+
+@pytest.mark.parametrize("pure", ["1", ""], ids=["pure", "compiled"])
+def test_forged_numbers_are_lines_cut_short(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                            pure: str) -> None:
+    monkeypatch.setenv(reader.PURE_ENV, pure)
+    path = tmp_path / "forged.log"
+    path.write_text("\n".join(FORGED) + "\n")
+    doc = _doc(path)
+    assert doc["inputs"][0]["skipped"] == {"truncated": 4}  # qmgr's: not a line it reads
+    assert doc["totals"]["deliveries"] == 0
+
+
 def test_a_corrupt_gzip_is_a_note_or_one_line(tmp_path: Path,
                                              monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(reader, "BLOCK", 4096)  # the good member spans many blocks

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 from rich.table import Table
@@ -56,12 +57,24 @@ EXIT_NOTHING = 4  # ``spamdrill logs``: nothing to diagnose
                    "close (within 5 s) to it, without maildrop's words, is its timer.")
 @click.option("--evidence", "show_evidence", is_flag=True,
               help="Show the lines behind every diagnosis, under each delivery.")
+@click.option("--jobs", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Host groups read at once, one process each (files are grouped by the "
+                   "host names their lines carry).")
+@click.option("--group", "group_pairs", multiple=True, metavar="FILE=HOST",
+              help="Whose file this is, for files that name no host (spamd's own log) or "
+                   "to join two hosts' files as one (repeatable).")
+@click.option("--merge", "merge_docs", is_flag=True,
+              help="FILES are documents of `spamdrill logs --json` (one per host): one "
+                   "view of them all.")
 @JSON_PATH
-def logs_command(files: tuple[str, ...], since: str | None, until: str | None,
-                 hosts: tuple[str, ...], fmt: str | None, tz: str | None, year: int | None,
-                 slow: float, slow_scan: float, episode_gap: float, late_window: float,
-                 size_limit: int, bucket: float, limit: int, anonymize: bool,
-                 maildrop_timeout: float, show_evidence: bool, json_path: str | None) -> None:
+@click.pass_context
+def logs_command(ctx: click.Context, files: tuple[str, ...], since: str | None,
+                 until: str | None, hosts: tuple[str, ...], fmt: str | None,
+                 tz: str | None, year: int | None, slow: float, slow_scan: float,
+                 episode_gap: float, late_window: float, size_limit: int, bucket: float,
+                 limit: int, anonymize: bool, maildrop_timeout: float, show_evidence: bool,
+                 jobs: int, group_pairs: tuple[str, ...], merge_docs: bool,
+                 json_path: str | None) -> None:
     """What happened to your mail: Postfix, maildrop and spamd logs joined per message.
 
     Reads FILES (plain, rotated .1, .gz; classic syslog, RFC 5424, journalctl -o json or
@@ -78,6 +91,8 @@ def logs_command(files: tuple[str, ...], since: str | None, until: str | None,
     journalctl -o json -u postfix@-.service -u spamd.service --since yesterday \\
         | spamdrill logs -
     spamdrill logs --since '2026-11-29 02:00' --anonymize --json report.json mail.log
+    spamdrill logs --jobs 2 mx1/mail.log mx1/mail.log.1 mx2/mail.log mx2/mail.log.1
+    spamdrill logs --merge mx1.json mx2.json
 
     On Debian 12, Postfix logs to the journal as postfix@-.service (postfix.service is a
     dummy that logs nothing), spamd as spamd.service; maildrop's lines come from
@@ -92,33 +107,83 @@ def logs_command(files: tuple[str, ...], since: str | None, until: str | None,
          among the lines (a warning names which)
     """
     from spamdrill.logs import render
+    from spamdrill.logs.cluster import analyze, named_groups
     from spamdrill.logs.diagnose import Thresholds
     from spamdrill.logs.formats import zone
     from spamdrill.logs.join import Settings
     from spamdrill.logs.reader import Filters
-    from spamdrill.logs.run import analyze, parse_when
+    from spamdrill.logs.run import parse_when
     from spamdrill.logs.summary import Options
 
+    if merge_docs:
+        _merge_only(ctx)
+        doc = _merged(list(files), anonymize)
+    else:
+        doc = None
     try:
         zone_info = zone(tz)
     except (ValueError, KeyError):
         raise SpamdrillError(f"unknown zone {tz!r}", "e.g. UTC, +01:00, Europe/Berlin") \
             from None
-    filters = Filters(parse_when(since, zone_info, "--since"),
-                      parse_when(until, zone_info, "--until"), frozenset(hosts), year,
-                      zone_info, fmt)
-    horizon = max(1800.0, 2 * late_window + 600)
-    options = Options(Thresholds(slow=slow, slow_scan=slow_scan, size_limit=size_limit,
-                                 maildrop_timeout=maildrop_timeout),
-                      Settings(late_window=late_window, horizon=horizon), episode_gap,
-                      bucket, limit, tz=zone_info)
-    doc = analyze(list(files), filters, options, anonymized=anonymize)
+    if doc is None:
+        filters = Filters(parse_when(since, zone_info, "--since"),
+                          parse_when(until, zone_info, "--until"), frozenset(hosts), year,
+                          zone_info, fmt)
+        horizon = max(1800.0, 2 * late_window + 600)
+        options = Options(Thresholds(slow=slow, slow_scan=slow_scan, size_limit=size_limit,
+                                     maildrop_timeout=maildrop_timeout),
+                          Settings(late_window=late_window, horizon=horizon), episode_gap,
+                          bucket, limit, tz=zone_info)
+        doc = analyze(list(files), filters, options, anonymized=anonymize, jobs=jobs,
+                      named=named_groups(group_pairs, list(files)),
+                      note=lambda text: _progress(f"note: {text}"))
     if not _emit_json(json_path, doc):
         render.render(out, doc, show_evidence)
     if doc["empty"]:
         click.echo(f"spamdrill: warning: nothing to diagnose ({doc['empty']['cause']}): "
                    f"{doc['empty']['why']}", err=True)
         sys.exit(EXIT_NOTHING)
+
+
+# what --merge takes besides the documents: the rest applies when reading logs
+_MERGE_OPTIONS = ("files", "merge_docs", "json_path", "anonymize", "show_evidence")
+
+
+def _merge_only(ctx: click.Context) -> None:
+    for name, value in ctx.params.items():
+        if name not in _MERGE_OPTIONS and ctx.get_parameter_source(name) not in (
+                click.core.ParameterSource.DEFAULT, None):
+            flag = name.replace("_", "-") if name != "fmt" else "format"
+            raise SpamdrillError(f"--merge combines documents already read: --{flag} "
+                                 f"({value!r}) applies when reading logs",
+                                 "give it to each spamdrill logs run instead")
+
+
+def _merged(paths: list[str], anonymized: bool) -> dict[str, Any]:
+    """``--merge``: the documents read, checked, merged."""
+    import json
+
+    from spamdrill.logs.anonymize import anonymize
+    from spamdrill.logs.merge import Merger, check
+
+    if paths.count("-") > 1:
+        raise SpamdrillError("stdin ('-') can be read only once")
+    merger = Merger()  # each document folded in once read: one held at a time
+    for path in paths:
+        name = "stdin" if path == "-" else path
+        try:
+            text = sys.stdin.read() if path == "-" else Path(path).read_text("utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            why = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
+            raise SpamdrillError(f"cannot read {name}: {why}") from None
+        try:
+            doc = json.loads(text)
+        except ValueError as exc:
+            raise SpamdrillError(f"{name} is not JSON ({str(exc)[:80]})",
+                                 "give documents written by spamdrill logs --json") from None
+        merger.add(check(doc, name), name=name)
+    doc = merger.result()
+    return anonymize(doc) if anonymized else doc
 
 
 @cli.command("replay")

@@ -20,16 +20,15 @@ Scans join attempts by Message-ID when spamd logged one, else by spamc's user (`
 recipient's local part or address) and time -- spamd fails some scans before it reads the
 message (a user-prefs SQL error), and logs no Message-ID for those. Other lines join by
 time and recipient: the maildroprc's own lines, spamc's syslog lines; spamdrill-deliver's
-by queue id.
+by queue id. What spamd's log said around an attempt (its gaps, stops, busy children) is
+``spamdhosts``'s; the windows are ``timeindex.TimeIndex``.
 """
 
 from __future__ import annotations
 
-import bisect
 from collections import OrderedDict, deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Generic, TypeVar
 
 from spamdrill.logs.events import (
     AgentWarning,
@@ -43,8 +42,11 @@ from spamdrill.logs.events import (
     WrapperEvent,
 )
 from spamdrill.logs.maildrop import filter_event
+from spamdrill.logs.spamdhosts import NO_CONTEXT as _NO_CONTEXT
+from spamdrill.logs.spamdhosts import SpamdContext, SpamdHosts
+from spamdrill.logs.timeindex import TimeIndex
 
-T = TypeVar("T")
+_NEVER = float("-inf")
 
 
 @dataclass(frozen=True)
@@ -57,45 +59,6 @@ class Settings:
     idle: float = 5 * 86400.0  # a message not seen for this long has left the queue
     # (Postfix's maximal_queue_lifetime; its "removed" line is not in the inputs)
     max_scans: int = 200_000  # scans kept for joining at once
-
-
-class TimeIndex(Generic[T]):
-    """Items appended in time order; a window's items by bisection; old ones dropped."""
-
-    def __init__(self) -> None:
-        self.ts: list[float] = []
-        self.items: list[T] = []
-        self.lo = 0
-
-    def add(self, ts: float, item: T) -> None:
-        times = self.ts
-        if times and ts < times[-1]:  # merged inputs may step back within a second
-            i = bisect.bisect_right(times, ts, self.lo)
-            times.insert(i, ts)
-            self.items.insert(i, item)
-            return
-        times.append(ts)
-        self.items.append(item)
-
-    def window(self, a: float, b: float) -> list[T]:
-        i = bisect.bisect_left(self.ts, a, self.lo)
-        j = bisect.bisect_right(self.ts, b, i)
-        return self.items[i:j]
-
-    def last_before(self, ts: float) -> tuple[float, T] | None:
-        i = bisect.bisect_right(self.ts, ts, self.lo)
-        return (self.ts[i - 1], self.items[i - 1]) if i > self.lo else None
-
-    def drop_before(self, ts: float) -> None:
-        self.lo = bisect.bisect_left(self.ts, ts, self.lo)
-        if self.lo > 4096 and self.lo * 2 > len(self.ts):
-            del self.ts[:self.lo]
-            del self.items[:self.lo]
-            self.lo = 0
-
-    def __len__(self) -> int:
-        return len(self.ts) - self.lo
-
 
 
 @dataclass(slots=True, eq=False)
@@ -140,21 +103,6 @@ class Message:
     removed: float | None = None
 
 
-@dataclass(slots=True, eq=False)
-class SpamdContext:
-    """What spamd's log said around one attempt, from every spamd host seen."""
-
-    seen: bool = False  # any spamd line at all in the inputs
-    covered: bool = False  # spamd lines before the attempt and after it
-    down: list[Line] = field(default_factory=list)  # the server was stopped, not restarted
-    silent: tuple[float, float] | None = None  # spamd logged nothing over the attempt
-    max_children: list[Line] = field(default_factory=list)
-    busy: list[Scan] = field(default_factory=list)  # scans holding children as it began
-    all_busy: Line | None = None  # the last "child states" before it: no idle child
-
-
-_NO_CONTEXT = SpamdContext()
-_NEVER = float("-inf")
 
 
 @dataclass(slots=True, eq=False)
@@ -206,84 +154,6 @@ def _users(address: str) -> tuple[str, ...]:
     return (local, address) if local != address else (local,)
 
 
-class SpamdHosts:
-    """Per spamd host: when its log starts and ends, its gaps, its stops and starts, and
-    its ``--max-children`` lines."""
-
-    def __init__(self, settings: Settings) -> None:
-        self.settings = settings
-        self.first: dict[str, float] = {}
-        self.last: dict[str, float] = {}
-        self.gaps: dict[str, TimeIndex[float]] = {}  # keyed by the gap's start: its end
-        self.updown: dict[str, list[tuple[float, bool, Line]]] = {}
-        self.max_children = TimeIndex[Line]()
-        self.states = TimeIndex[tuple[str, Line]]()  # prefork child states
-
-    def saw(self, host: str, ts: float) -> None:
-        """Any spamd line the join reads: the span of this host's log, and its gaps."""
-        last = self.last.get(host)
-        if last is None:
-            self.first[host] = ts
-            self.last[host] = ts
-            self.gaps[host] = TimeIndex()
-            return
-        if ts > last:
-            if ts - last > self.settings.gap:
-                self.gaps[host].add(last, ts)
-            self.last[host] = ts
-
-    def changed(self, host: str, ts: float, started: bool, ln: Line) -> None:
-        """``server started`` or ``server killed``."""
-        changes = self.updown.setdefault(host, [])
-        changes.append((ts, started, ln))
-        if len(changes) > 64:  # the latest are what the joins ask about
-            del changes[:32]
-
-    def context(self, start: float, end: float, now: float) -> SpamdContext:
-        ctx = SpamdContext(seen=bool(self.last))
-        if not ctx.seen:
-            return ctx
-        hosts = list(self.last)
-        ctx.covered = any(self.first[h] <= start and self.last[h] >= end for h in hosts)
-        downs = [self._down_at(h, end) for h in hosts]  # stopped before it ended
-        if all(d is not None for d in downs):
-            ctx.down = [d for d in downs if d is not None]
-        silent = [self._silent(h, start, end, now) for h in hosts]
-        if all(s is not None for s in silent):
-            ctx.silent = min(s for s in silent if s is not None)
-        skew = self.settings.skew
-        ctx.max_children = self.max_children.window(start - skew, end)[:3]
-        last = self.states.last_before(start + skew)
-        if last is not None and last[0] > start - self.settings.horizon / 4 and \
-                last[1][0] and "I" not in last[1][0]:
-            ctx.all_busy = last[1][1]
-        return ctx
-
-    def _down_at(self, host: str, ts: float) -> Line | None:
-        for when, started, line in reversed(self.updown.get(host, ())):
-            if when <= ts:
-                return None if started else line
-        return None
-
-    def _silent(self, host: str, start: float, end: float,
-                now: float) -> tuple[float, float] | None:
-        """The gap in this host's log that covers [start, end], if any."""
-        gaps = self.gaps[host]
-        found = gaps.last_before(start + self.settings.skew)
-        if found is not None and found[1] >= end - self.settings.skew:
-            return found[0], found[1]
-        last = self.last[host]
-        if last <= start + self.settings.skew and now >= end:
-            return last, now  # nothing logged since
-        return None
-
-    def trim(self, before: float) -> None:
-        for gaps in self.gaps.values():
-            gaps.drop_before(before)
-        self.max_children.drop_before(before)
-        self.states.drop_before(before)
-
-
 class Joiner:
     """Give it the lines' values in time order, ``advance`` after each; get back attempts
     ready to diagnose, each with its scans and the lines around it."""
@@ -313,6 +183,7 @@ class Joiner:
         self.spamd = SpamdHosts(self.s)
         self.scans_seen = 0
         self.evicted = 0  # messages closed by max_open or idle, not by "removed"
+        self.hosts: set[str] = set()  # the Postfix hosts of the messages it saw
         self.ready: list[Attempt] = []  # attempts to diagnose: the caller takes them
         # an attempt that needs nothing more than its scans (delivered in time, scanned)
         self.plain: Callable[[Attempt], bool] | None = None
@@ -344,6 +215,10 @@ class Joiner:
         while self.pending:
             self.ready.append(self._associate(self.pending.popleft()))
 
+    def hosts_seen(self) -> set[str]:
+        """The host names of every Postfix message and spamd line it read."""
+        return self.hosts | set(self.spamd.first)
+
     def open_messages(self) -> list[Message]:
         return list(self.messages.values())
 
@@ -355,6 +230,7 @@ class Joiner:
         msg = messages.get(key)
         if msg is None:
             msg = messages[key] = Message(key, ts)
+            self.hosts.add(key[0])
             if len(messages) > self.s.max_open:
                 messages.popitem(last=False)
                 self.evicted += 1

@@ -41,7 +41,7 @@ _KINDS = (("Checking for spam", "checking"), ("Found spam", "found-spam"),
 _DELIVER = re.compile(r"(?P<qid>\S+): to=<(?P<to>[^>]*)> from=<[^>]*> mda (?P<mda>\S+) "
                       r"outcome=(?P<outcome>\S+) dsn=(?P<dsn>\S+) rule=(?P<rule>\S+)")
 _WRAPPER = re.compile(r"WRAPPER: maildrop exit = (?P<code>-?\d+);")
-_RECORD = re.compile(r"(?P<path>.*?)\s*\((?P<size>\d+)\)\Z")
+_RECORD = re.compile(r"(?P<path>.*?)\s*\((?P<size>\d{1,15})\)\Z")
 _KEPT = re.compile(r" kept=(?P<path>\S+\.eml)\Z")
 
 
@@ -75,6 +75,8 @@ def maildrop_reader(join: Joiner, after: After) -> Read:
         if ts > join.now or join.dirty:
             after(True, ts, src, no, text)
 
+    # what the compiled reader loop (_fastloop.pyx) does itself
+    read.__dict__["inline"] = ("maildrop", join, after, join.maildrop)
     return read
 
 

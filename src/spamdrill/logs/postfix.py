@@ -25,12 +25,14 @@ from spamdrill.logs.formats import TRUNCATED, After, Read, Skip, skip
 if TYPE_CHECKING:
     from spamdrill.logs.join import Joiner
 
+# a number Python converts: "1.2.3" or 5,000 digits in a forged line must not be a traceback
+_NUM = r"\d{1,15}(?:\.\d{1,15})?"
 _DELIVERY = re.compile(
     r"to=<(?P<to>[^>]*)>, (?:orig_to=<(?P<orig>[^>]*)>, )?relay=(?P<relay>[^,]*), "
-    r"(?:conn_use=\d+, )?delay=(?P<delay>[\d.]+), "
-    r"delays=(?P<a>[\d.]+)/(?P<b>[\d.]+)/(?P<c>[\d.]+)/(?P<d>[\d.]+), "
+    rf"(?:conn_use=\d+, )?delay=(?P<delay>{_NUM}), "
+    rf"delays=(?P<a>{_NUM})/(?P<b>{_NUM})/(?P<c>{_NUM})/(?P<d>{_NUM}), "
     r"(?:tls=\S+, )?dsn=(?P<dsn>[\d.]+), status=(?P<status>\w+) \((?P<text>.*)\)\Z")
-_QUEUED = re.compile(r"from=<(?P<from>[^>]*)>, size=(?P<size>\d+), nrcpt=(?P<nrcpt>\d+)")
+_QUEUED = re.compile(r"from=<(?P<from>[^>]*)>, size=(?P<size>\d{1,15}), nrcpt=(?P<nrcpt>\d+)")
 _NOTICE = re.compile(r"(?P<kind>(?:sender|postmaster) (?:non-delivery|delivery status|"
                      r"delay) notification): (?P<qid>[0-9A-Za-z]+)\Z")
 _line = tuple.__new__  # a Line without NamedTuple's __new__ (see events.line)

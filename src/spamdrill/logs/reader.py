@@ -307,6 +307,28 @@ class Reader:
             sink.feed(entry, idx, no, line)
 
 
+def hosts_named(path: str, filters: Filters) -> frozenset[str]:
+    """The host names a file's first lines carry (empty: none, as in spamd's own file, or
+    stdin, which is read once only): what ``cluster`` groups files by."""
+    if path == "-":
+        return frozenset()
+    reader = Reader([path], filters)
+    inp = reader.inputs[0]
+    head, _, fh = reader._lines(inp)
+    fh.close()
+    fmt = filters.format or formats.sniff(head)
+    if fmt is None:
+        return frozenset()  # the run itself says what is wrong with it
+    parse = make_parser(fmt, head, path, filters)
+    found: set[str] = set()
+    for line in head:
+        got = parse(line) if line else None
+        for entry in got if type(got) is list else [got]:
+            if type(entry) is Entry and entry.host:
+                found.add(entry.host)
+    return frozenset(found)
+
+
 _tag = formats.ClassicParser.tag
 _UNSEEN: Any = object()
 PURE_ENV = "SPAMDRILL_PURE"  # set (to anything but "" or "0"): the pure-Python loop

@@ -4,6 +4,7 @@ document is log text (an address, a Message-ID, a line) and goes through ``term.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from rich.console import Console
@@ -16,6 +17,16 @@ FATE_COLOURS = {"bounced": "red", "deferred": "yellow", "delivered unscanned": "
 
 def _hhmmss(iso: str | None) -> str:
     return s_(iso[11:19]) if iso else "-"
+
+
+def _qid_of(doc: dict[str, Any]) -> Callable[[dict[str, Any]], str]:
+    """How a delivery is named: its queue id, with its host when the document holds several
+    hosts' deliveries (a merge: queue ids are per host)."""
+    hosts = {r["host"] for name in ("deliveries", "wrapper_bounced", "unscanned",
+                                    "scanned_late", "unexplained") for r in doc[name]}
+    if len(hosts) > 1:
+        return lambda r: f"{s_(r['host'])}:{s_(r['queue_id'])}"
+    return lambda r: s_(r["queue_id"])
 
 
 def inputs(out: Console, doc: dict[str, Any]) -> None:
@@ -116,11 +127,12 @@ def deliveries(out: Console, doc: dict[str, Any], top: int = 25) -> None:
         return
     table = Table(title=f"deliveries in trouble ({doc['deliveries_total']}; the first "
                         f"{len(rows)})")
+    qid = _qid_of(doc)
     for col in ("time", "queue id", "to", "fate", "filter", "s", "modes", "why"):
         table.add_column(col)
     for r in rows:
         colour = FATE_COLOURS.get(r["fate"], "green")
-        table.add_row(_hhmmss(r["time"]), s_(r["queue_id"]), s_(r["to"]),
+        table.add_row(_hhmmss(r["time"]), qid(r), s_(r["to"]),
                       f"[{colour}]{s_(r['fate'])}[/{colour}]", s_(r["scanned"]),
                       f"{r['delays']['transmission']:g}",
                       "\n".join(s_(m) for m in r["modes"]) or "?",
@@ -128,15 +140,16 @@ def deliveries(out: Console, doc: dict[str, Any], top: int = 25) -> None:
     out.print(table)
     if rows:
         r = rows[0]
-        out.print("next, for " + s_(r["queue_id"]) + ": "
+        out.print("next, for " + qid(r) + ": "
                   + "; ".join(f"`{s_(c)}`" for c in r.get("next", [])), highlight=False)
 
 
 def evidence(out: Console, doc: dict[str, Any]) -> None:
     """``--evidence``: the lines behind each diagnosis, under its delivery (every delivery
     in trouble the document keeps: ``--limit``)."""
+    qid = _qid_of(doc)
     for r in doc["deliveries"]:
-        out.print(f"[bold]{s_(r['queue_id'])}[/bold] {s_(r['fate'])}: "
+        out.print(f"[bold]{qid(r)}[/bold] {s_(r['fate'])}: "
                   f"{s_(', '.join(r['modes']) or 'unexplained')}", highlight=False)
         for note in r["notes"]:
             out.print(f"  {s_(note)}", highlight=False)
@@ -150,18 +163,18 @@ def evidence(out: Console, doc: dict[str, Any]) -> None:
 
 
 def lists(out: Console, doc: dict[str, Any]) -> None:
-    bounced = doc["wrapper_bounced"]
+    bounced, qid = doc["wrapper_bounced"], _qid_of(doc)
     if bounced:
         out.print(f"[red]{s_(doc['wrapper_bounced_total'])} bounced by a wrapper that "
                   "Postfix would have retried:[/red] " + ", ".join(
-                      f"{s_(r['queue_id'])} ({s_(r['to'])})" for r in bounced[:10]))
+                      f"{qid(r)} ({s_(r['to'])})" for r in bounced[:10]))
     for name, label in (("unscanned", "delivered unscanned"),
                         ("scanned_late", "scanned after delivery (spamc had given up)")):
         if doc[f"{name}_total"]:
             out.print(f"{s_(doc[f'{name}_total'])} {label}: " + ", ".join(
-                s_(r["queue_id"]) for r in doc[name][:10]))
+                qid(r) for r in doc[name][:10]))
     for r in doc["unexplained"][:5]:
-        out.print(f"[yellow]unexplained:[/yellow] {s_(r['queue_id'])} {s_(r['to'])} "
+        out.print(f"[yellow]unexplained:[/yellow] {qid(r)} {s_(r['to'])} "
                   f"{s_(r['fate'])} ({s_(r['text'][:80])})")
         for ev in r.get("evidence", [])[:6]:
             out.print(f"    [dim]{s_(ev['input'])}:{s_(ev['line'])}[/dim] {s_(ev['text'])}")

@@ -30,11 +30,15 @@ def parse_when(text: str | None, tz: tzinfo | None, name: str) -> float | None:
 
 
 def analyze(paths: list[str], filters: Filters, options: Options,
-            anonymized: bool = False) -> dict[str, Any]:
+            anonymized: bool = False, seen: set[str] | None = None) -> dict[str, Any]:
+    """The document of ``paths`` read as one join (``seen``: filled with the host names
+    its Postfix messages and spamd lines carried)."""
     reader = Reader(paths, filters)
     analysis = Analysis(options)
     with _fewer_collections():
         reader.run(analysis)
+    if seen is not None:
+        seen.update(analysis.joiner.hosts_seen())
     examples = sorted(analysis.examples + reader.examples, key=lambda e: (e[0].src, e[0].no))
     analysis.examples[:] = examples[:20]
     analysis.inputs = [_input(inp.public(), analysis) for inp in reader.inputs]

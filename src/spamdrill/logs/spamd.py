@@ -37,15 +37,17 @@ from spamdrill.logs.formats import TRUNCATED, After, Read, Skip, skip
 if TYPE_CHECKING:
     from spamdrill.logs.join import Joiner, Scan
 
+# a number Python converts: "1.2.3" or 5,000 digits in a forged line must not be a traceback
+_NUM = r"\d{1,15}(?:\.\d{1,15})?"
 # the user is whatever comes before the last ":UID" (the patterns match at one place only,
 # so a lazy ".*?" finds what a greedy one would, without backtracking from the line's end)
 _PROCESSING = re.compile(r"(?:processing|checking) message (?P<mid>\S+)(?: aka \S+)? "
                          r"for (?P<user>.*?):\d+\Z")
 _VERDICT = re.compile(r"(?P<what>identified spam|clean message) \((?P<score>[-\d.]+)/"
-                      r"[-\d.]+\) for (?P<user>.*?):\d+ in (?P<secs>[\d.]+) seconds, "
-                      r"(?P<size>\d+) bytes\.\Z")
+                      rf"[-\d.]+\) for (?P<user>.*?):\d+ in (?P<secs>{_NUM}) seconds, "
+                      r"(?P<size>\d{1,15}) bytes\.\Z")
 _RESULT = re.compile(r"result: (?P<flag>[Y.]) +-?\d+ - (?P<tests>\S*) (?P<extra>\S*)")
-_EXTRA = re.compile(r"scantime=([\d.]+),size=(\d+),user=([^,]*),")
+_EXTRA = re.compile(rf"scantime=({_NUM}),size=(\d{{1,15}}),user=([^,]*),")
 _SQL_USER = re.compile(r"failed to load user \((?P<user>[^)]*)\) scores from SQL database: "
                        r"(?P<why>.*)")
 _DB_TROUBLE = ("SQL database", "SQL error", "DBI connect", "Can't connect to",
@@ -224,6 +226,11 @@ def reader(join: Joiner, after: After) -> Read:
         if took is not False and (took is not True or ts > join.now or join.dirty):
             after(took, ts, src, no, text)
 
-    # what the compiled reader loop (_fastloop.pyx) does itself
-    read.__dict__["inline"] = ("spamd", join, after, steps, _failure, _prefork, _other)
+    # what the compiled reader loop (_fastloop.pyx) does itself: the dispatch, and a
+    # scan's steps and _prefork as twins of these (with what they use)
+    from spamdrill.logs.join import Scan
+
+    fast = (Line, Scan, _PROCESSING, _VERDICT, _RESULT, _EXTRA, skip(TRUNCATED))
+    read.__dict__["inline"] = ("spamd", join, after, steps, _failure, _prefork, _other,
+                               fast)
     return read

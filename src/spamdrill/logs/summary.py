@@ -34,6 +34,7 @@ from spamdrill.vocab import MODE_INFO, Fate, Mode
 
 SCHEMA = "spamdrill.logs/1"
 STAGES = ("before_queue_manager", "in_queue_manager", "connection", "transmission")
+LISTS = ("deliveries", "wrapper_bounced", "unscanned", "scanned_late", "unexplained")
 
 
 def reader_for(prog: str, join: Joiner, after: After) -> Read | None:
@@ -197,6 +198,15 @@ def silence(doc: dict[str, Any], fmt: str | None = None) -> dict[str, str] | Non
             "-u postfix@-.service -u spamd.service)"}
 
 
+def mode_rows(modes: Counter[str], causes: Counter[str]) -> list[dict[str, Any]]:
+    """The modes seen, in the vocabulary's order, each with its fix and next commands."""
+    return [{"mode": m.value, "layer": MODE_INFO[m].layer.value,
+             "means": MODE_INFO[m].means, "deliveries": modes[m.value],
+             "root_cause": causes[m.value], "fix": fixes.fix(m),
+             "next": fixes.next_commands(m)}
+            for m in Mode if modes[m.value]]
+
+
 def _span(inputs: list[dict[str, Any]]) -> str:
     firsts = [i["seen_first"] for i in inputs if i.get("seen_first")]
     lasts = [i["seen_last"] for i in inputs if i.get("seen_last")]
@@ -341,8 +351,7 @@ class Counts:
             "episodes": [self.episode(e) for e in episodes[-self.o.limit:]],
             "episodes_total": a.episodes.total,
         }
-        for name in ("deliveries", "wrapper_bounced", "unscanned", "scanned_late",
-                     "unexplained"):
+        for name in LISTS:
             doc[name] = self.lists.get(name, [])
             doc[f"{name}_total"] = self.listed[name]
         doc["still_queued"] = self.still_queued(a.joiner.open_messages())
@@ -371,11 +380,7 @@ class Counts:
                 "messages_closed_early": a.joiner.evicted}
 
     def mode_table(self) -> list[dict[str, Any]]:
-        return [{"mode": m.value, "layer": MODE_INFO[m].layer.value,
-                 "means": MODE_INFO[m].means, "deliveries": self.modes[m.value],
-                 "root_cause": self.causes[m.value], "fix": fixes.fix(m),
-                 "next": fixes.next_commands(m)}
-                for m in Mode if self.modes[m.value]]
+        return mode_rows(self.modes, self.causes)
 
     def per_hour(self) -> list[dict[str, Any]]:
         out = []

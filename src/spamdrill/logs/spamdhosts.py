@@ -1,0 +1,109 @@
+"""What spamd's log says around a delivery, per spamd host, sans-IO: when each host's log
+starts and ends, its gaps (spamd silent), its stops and starts, its ``--max-children`` and
+child-state lines; one ``SpamdContext`` per attempt in trouble (``join.Joiner``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from spamdrill.logs.events import Line
+from spamdrill.logs.timeindex import TimeIndex
+
+if TYPE_CHECKING:
+    from spamdrill.logs.join import Scan, Settings
+
+
+@dataclass(slots=True, eq=False)
+class SpamdContext:
+    """What spamd's log said around one attempt, from every spamd host seen."""
+
+    seen: bool = False  # any spamd line at all in the inputs
+    covered: bool = False  # spamd lines before the attempt and after it
+    down: list[Line] = field(default_factory=list)  # the server was stopped, not restarted
+    silent: tuple[float, float] | None = None  # spamd logged nothing over the attempt
+    max_children: list[Line] = field(default_factory=list)
+    busy: list[Scan] = field(default_factory=list)  # scans holding children as it began
+    all_busy: Line | None = None  # the last "child states" before it: no idle child
+
+
+NO_CONTEXT = SpamdContext()  # an attempt not in trouble: shared, never changed
+
+
+class SpamdHosts:
+    """Per spamd host: when its log starts and ends, its gaps, its stops and starts, and
+    its ``--max-children`` lines."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.first: dict[str, float] = {}
+        self.last: dict[str, float] = {}
+        self.gaps: dict[str, TimeIndex[float]] = {}  # keyed by the gap's start: its end
+        self.updown: dict[str, list[tuple[float, bool, Line]]] = {}
+        self.max_children = TimeIndex[Line]()
+        self.states = TimeIndex[tuple[str, Line]]()  # prefork child states
+
+    def saw(self, host: str, ts: float) -> None:
+        """Any spamd line the join reads: the span of this host's log, and its gaps."""
+        last = self.last.get(host)
+        if last is None:
+            self.first[host] = ts
+            self.last[host] = ts
+            self.gaps[host] = TimeIndex()
+            return
+        if ts > last:
+            if ts - last > self.settings.gap:
+                self.gaps[host].add(last, ts)
+            self.last[host] = ts
+
+    def changed(self, host: str, ts: float, started: bool, ln: Line) -> None:
+        """``server started`` or ``server killed``."""
+        changes = self.updown.setdefault(host, [])
+        changes.append((ts, started, ln))
+        if len(changes) > 64:  # the latest are what the joins ask about
+            del changes[:32]
+
+    def context(self, start: float, end: float, now: float) -> SpamdContext:
+        ctx = SpamdContext(seen=bool(self.last))
+        if not ctx.seen:
+            return ctx
+        hosts = list(self.last)
+        ctx.covered = any(self.first[h] <= start and self.last[h] >= end for h in hosts)
+        downs = [self._down_at(h, end) for h in hosts]  # stopped before it ended
+        if all(d is not None for d in downs):
+            ctx.down = [d for d in downs if d is not None]
+        silent = [self._silent(h, start, end, now) for h in hosts]
+        if all(s is not None for s in silent):
+            ctx.silent = min(s for s in silent if s is not None)
+        skew = self.settings.skew
+        ctx.max_children = self.max_children.window(start - skew, end)[:3]
+        last = self.states.last_before(start + skew)
+        if last is not None and last[0] > start - self.settings.horizon / 4 and \
+                last[1][0] and "I" not in last[1][0]:
+            ctx.all_busy = last[1][1]
+        return ctx
+
+    def _down_at(self, host: str, ts: float) -> Line | None:
+        for when, started, line in reversed(self.updown.get(host, ())):
+            if when <= ts:
+                return None if started else line
+        return None
+
+    def _silent(self, host: str, start: float, end: float,
+                now: float) -> tuple[float, float] | None:
+        """The gap in this host's log that covers [start, end], if any."""
+        gaps = self.gaps[host]
+        found = gaps.last_before(start + self.settings.skew)
+        if found is not None and found[1] >= end - self.settings.skew:
+            return found[0], found[1]
+        last = self.last[host]
+        if last <= start + self.settings.skew and now >= end:
+            return last, now  # nothing logged since
+        return None
+
+    def trim(self, before: float) -> None:
+        for gaps in self.gaps.values():
+            gaps.drop_before(before)
+        self.max_children.drop_before(before)
+        self.states.drop_before(before)
