@@ -22,6 +22,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -29,6 +30,9 @@ from spamdrill import corpus
 from spamdrill.drills.fakes import Fake
 from spamdrill.lab import lab as lab_ops
 from spamdrill.proto import spamd_wire
+
+if TYPE_CHECKING:
+    from spamdrill.drills.runner import ScenarioResult
 
 pytestmark = pytest.mark.lab
 
@@ -346,3 +350,83 @@ def test_its_launcher_is_installed_whole_and_fails_open(tmp_path: Path) -> None:
     refused = subprocess.run([*OURS, "--make-launcher", str(other)], capture_output=True,
                              text=True, timeout=60)
     assert refused.returncode == 1 and other.read_text() == "#!/bin/sh\n"
+
+
+def drill(raw: dict[str, Any], label: str, tmp_path: Path, client: str,
+          spamc_args: list[str], checks: list[dict[str, Any]] | None = None
+          ) -> list[ScenarioResult]:
+    """The shipped scenario ``raw`` with its load run by ``client`` (its own run directory):
+    the same lab, fault and conditions (its fault must still be shown to have occurred),
+    its checks replaced where the shipped ones speak of spamc's -t."""
+    import copy
+
+    from spamdrill.drills import runner
+    from spamdrill.drills.scenario import parse
+    from spamdrill.lab.config import LabConfig
+
+    raw = copy.deepcopy(raw)
+    raw["load"] = {**raw["load"], "client": client, "spamc_args": spamc_args}
+    if checks is not None:
+        raw["checks"] = checks
+        for v in raw.get("variants", []):
+            v.pop("checks", None)
+    where_ = tmp_path / client
+    where_.mkdir()
+    return list(runner.run_scenario(parse(raw, f"{label} with {client}"), scale=1,
+                                    base=LabConfig(), workdir=where_))
+
+
+def worst(r: ScenarioResult) -> float:
+    ms = r.history.messages
+    return max(m.seconds if m.seconds is not None else float("inf") for m in ms)
+
+
+# the net-slow drill's link, and the same link slow only on the way back: the answer
+# drips at 8,000 B/s, every read gets a few bytes, and -t never fires
+NET_SLOW_LINKS = {
+    "both-ways": None,
+    "answer-drips": {"kind": "proxy", "toxics": {"downstream": [
+        {"type": "bandwidth", "rate": 8000}]}},
+}
+
+
+@pytest.mark.parametrize("link", list(NET_SLOW_LINKS))
+def test_the_net_slow_drill_with_spamdrill_spamc_side_by_side(link: str,
+                                                             tmp_path: Path) -> None:
+    """The net-slow drill (production timings, -t 15, 8,000 B/s), run by spamc and by
+    spamdrill-spamc --deadline 12 on the same link: spamc's 180 kB message comes back at
+    -t when the upload is slow, and *after* -t (scanned, 180 kB dripping back for 22 s)
+    when only the answer is slow; spamdrill-spamc's worst case is within its deadline
+    plus MARGIN on both, the 180 kB message back unscanned, nothing lost. The fault is
+    shown to have met the load in every run (the drill's condition)."""
+    import tomllib
+
+    from spamdrill.drills.scenario import builtin_dir
+
+    deadline = 12
+    raw = tomllib.loads((builtin_dir() / "net-slow.toml").read_text())
+    if NET_SLOW_LINKS[link] is not None:
+        raw["fault"] = NET_SLOW_LINKS[link]
+        raw["load"]["kinds"] = ["ham", "large:180000"]
+        raw["load"]["count"] = 4
+    theirs = [{"kind": "nothing_lost"}] + (
+        [] if NET_SLOW_LINKS[link] is None else
+        [{"kind": "scanned_fraction", "of": "large:180000", "min": 1.0}])
+    [spamc] = drill(raw, f"net-slow/{link}", tmp_path, "spamc", ["-t", "15"],
+                    None if NET_SLOW_LINKS[link] is None else theirs)
+    [ours] = drill(raw, f"net-slow/{link}", tmp_path, "spamdrill-spamc",
+                   ["-t", "15", "--deadline", str(deadline)],
+                   [{"kind": "nothing_lost"},
+                    {"kind": "scanned_fraction", "of": "large:180000", "max": 0.0},
+                    {"kind": "latency_bound", "max_s": deadline + MARGIN}])
+    for r in (spamc, ours):
+        assert r.verdict == "confirmed", (r.name, [(c.name, c.ok, c.detail)
+                                                   for c in r.checks])
+    print(f"net-slow/{link}: spamc worst {worst(spamc):.1f} s, "
+          f"spamdrill-spamc worst {worst(ours):.1f} s")
+    assert worst(ours) <= deadline + MARGIN
+    big = [m for m in spamc.history.messages if m.kind == "large:180000"]
+    if NET_SLOW_LINKS[link] is not None:  # scanned, long past -t: -t bounds no drip
+        assert all(m.scanned and (m.seconds or 0) > 15 + 3 for m in big), big
+    else:
+        assert all(m.outcome == "unscanned" for m in big), big
