@@ -330,6 +330,38 @@ def test_end_to_end_the_field_report_case_with_spamdrill_spamc_does_not_bounce(
         assert 55 <= m.seconds <= 60 + 30, m  # the deadline, plus Postfix's own steps
 
 
+@pytest.mark.long
+@pytest.mark.timeout(1200)
+def test_end_to_end_at_production_timings_a_deadline_below_maildrops_does_not_bounce(
+        tmp_path: Path) -> None:
+    """``--long`` (about five minutes): the shipped e2e-field-report-spamdrill-spamc
+    drill, the field report's case at production timings (a full accept queue, -t 100,
+    where spamc takes 302 s and maildrop's 300 s timer fires first, so the report's
+    wrapper bounces: e2e-field-report-bounce) with spamdrill-spamc --deadline 270 in the
+    maildroprc. Under the report's own wrapper and under spamdrill-deliver the message is
+    delivered unscanned and intact once the deadline ends the check, before maildrop's
+    timer; nothing bounces, nothing is lost."""
+    import os
+
+    from spamdrill.drills import runner
+    from spamdrill.drills.scenario import load_all
+    from spamdrill.lab.config import LabConfig
+
+    if os.geteuid() != 0:
+        pytest.skip("the lab's Postfix needs root")
+    scenario = load_all()["e2e-field-report-spamdrill-spamc"]
+    assert scenario.long and "--deadline" in scenario.lab.maildrop["spamc_args"]
+    [r] = runner.run_scenario(scenario, scale=1, base=LabConfig(), workdir=tmp_path)
+    assert r.verdict == "confirmed", [(c.name, c.ok, c.detail) for c in r.checks]
+    assert {m.case for m in r.history.messages} == {"spamdrill-deliver",
+                                                    "maildrop_wrapper.bash"}
+    for m in r.history.messages:
+        print(f"{m.case}: {m.fate} after {m.seconds} s, dsn {m.dsn}, delays {m.delays}")
+        assert m.fate == "delivered unscanned" and m.intact and m.deferrals == 0, m
+        # the deadline, plus Postfix's own steps; maildrop's timer (300 s) never fired
+        assert m.seconds is not None and 270 <= m.seconds <= 270 + 30, m
+
+
 def test_its_launcher_is_installed_whole_and_fails_open(tmp_path: Path) -> None:
     """``--make-launcher``: the script lands whole (no temporary file left), refuses to
     overwrite what it did not write, and the check it starts fails open as spamc does."""
