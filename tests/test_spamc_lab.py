@@ -457,8 +457,10 @@ def test_the_net_slow_drill_with_spamdrill_spamc_side_by_side(link: str,
     for r in (spamc, ours):
         assert r.verdict == "confirmed", (r.name, [(c.name, c.ok, c.detail)
                                                    for c in r.checks])
-    print(f"net-slow/{link}: spamc worst {worst(spamc):.1f} s, "
-          f"spamdrill-spamc worst {worst(ours):.1f} s")
+    print(f"net-slow/{link}: spamc worst {worst(spamc):.1f} s, spamdrill-spamc worst "
+          f"{worst(ours):.1f} s; its scans: "
+          + ", ".join(f"{m.kind} {m.outcome} {m.seconds or 0:.1f} s"
+                      for m in ours.history.messages))
     assert worst(ours) <= deadline + MARGIN
     big = [m for m in spamc.history.messages if m.kind == "large:180000"]
     if NET_SLOW_LINKS[link] is not None:  # scanned, long past -t: -t bounds no drip
