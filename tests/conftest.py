@@ -55,14 +55,27 @@ def lab() -> Iterator[lab_ops.LabState]:
 TIERS = ("unit", "lab")
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--long", action="store_true", default=False,
+                     help="also run tests marked long: drills of minutes at production "
+                          "timings (as `spamdrill run --long`)")
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Every test is in exactly one tier (``unit``: no lab programs; ``lab``: real ones),
-    so ``pytest -m unit`` is the fast tier and nothing slips into it unmarked."""
+    so ``pytest -m unit`` is the fast tier and nothing slips into it unmarked. A test
+    marked ``long`` runs only with ``--long``, as a long drill runs only with ``spamdrill
+    run --long``."""
     bad = [item.nodeid for item in items
            if sum(1 for t in TIERS if item.get_closest_marker(t)) != 1]
     if bad:
         raise pytest.UsageError("tests without exactly one tier marker (unit or lab): "
                                 + ", ".join(bad[:10]))
+    if not config.getoption("--long"):
+        skip = pytest.mark.skip(reason="minutes at production timings: add --long")
+        for item in items:
+            if item.get_closest_marker("long"):
+                item.add_marker(skip)
 
 
 @contextlib.contextmanager
