@@ -303,3 +303,15 @@ def test_an_unsafe_tarball_writes_nothing(tmp_path: Path) -> None:
     with pytest.raises(SpamdrillError, match="no such directory or tarball"), \
             tarball.root_of(tmp_path / "missing"):
         pass
+
+
+def test_a_before_that_did_not_go_wrong_is_said_with_the_mark() -> None:
+    """Verified after, but the lab made nothing bounce or get lost before either: the
+    mark says the incident did not happen in the lab, rather than claim a mend."""
+    calm = run(scenario("e2e-field-report-bounce", {"maildrop_wrapper": ["delivered"]}),
+               scenario("e2e-spamd-overloaded", {"maildrop_wrapper": ["delivered"]}))
+    after = run(scenario("e2e-field-report-bounce", {"spamdrill-deliver": ["delivered"]}),
+                scenario("e2e-spamd-overloaded", {"spamdrill-deliver": ["delivered"]}))
+    got = marks(after, calm)
+    assert "the lab did not make the incident happen" in got[0].said
+    assert "did not make" not in marks(after)[0].said

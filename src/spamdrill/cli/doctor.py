@@ -122,8 +122,6 @@ def _origin(origin: Path | None, verify: bool) -> tuple[str, bytes] | None:
     """--verify needs root; --origin needs --verify, and a message in the file."""
     import os
 
-    from spamdrill.doctor import verify as doctor_verify
-
     if origin is not None and not verify:
         raise SpamdrillError("--origin is replayed by --verify", "add --verify")
     if verify and os.geteuid() != 0:
@@ -132,6 +130,8 @@ def _origin(origin: Path | None, verify: bool) -> tuple[str, bytes] | None:
                              "run it as root on a lab machine, not on the mail host")
     if origin is None:
         return None
+    from spamdrill.doctor import verify as doctor_verify
+
     try:
         return str(origin), doctor_verify.origin_message(origin.read_bytes())
     except OSError as exc:

@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from spamdrill.runmodel import Run, Scenario
+if TYPE_CHECKING:
+    from spamdrill.runmodel import Run, Scenario
 
 VERIFIED, NOT_VERIFIED, NOT_DRILLABLE = "verified", "not verified", "not drillable"
 
@@ -215,7 +216,9 @@ def mark(changes: list[dict[str, Any]], plans: list[Plan],
                 undrilled.append(f"{mode}: {p.why if p else 'no drill'}")
                 continue
             parts.append(f"{mode} ({d.plan.scenario}): before: {d.before.said()}; "
-                         f"after: {d.after.said()}")
+                         f"after: {d.after.said()}" + (
+                             " (nothing bounced or was lost before either: the lab did "
+                             "not make the incident happen)" if d.before.within else ""))
             failed = failed or not d.after.within
         if failed:
             out.append(Mark(path, i, NOT_VERIFIED, "; ".join(parts + undrilled), modes))
