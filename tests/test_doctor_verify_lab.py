@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from conftest import spamdrill
 
-pytestmark = [pytest.mark.lab, pytest.mark.root]
+pytestmark = [pytest.mark.lab, pytest.mark.root, pytest.mark.timeout(1200)]
 ROOT = Path(__file__).resolve().parents[1]
 FIELD = ROOT / "examples/field-report"
 

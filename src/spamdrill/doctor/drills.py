@@ -12,6 +12,7 @@ waiting is all it does, so the two waits overlap rather than add up.
 from __future__ import annotations
 
 import multiprocessing
+import os
 import sys
 import time
 from collections.abc import Callable
@@ -150,14 +151,27 @@ def for_doctor(sc: Scenario, side: Side, origin: bytes | None) -> Scenario:
                 NothingDuplicated(case=case)), target=target, long=False)
 
 
+def _with_parent(parent: int) -> None:
+    """A side ends with the doctor: SIGINT (the runner takes its lab down on it, as on
+    Ctrl-C) when the process that forked it dies, killed or not."""
+    import ctypes
+    import signal
+
+    pr_set_pdeathsig = 1
+    ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, int(signal.SIGINT), 0, 0, 0)
+    if os.getppid() != parent:  # it died before the line above
+        raise KeyboardInterrupt
+
+
 def _side_run(side: Side, scenarios: list[Scenario], results_dir: Path, run_id: str,
-              config: dict[str, Any], progress: Progress) -> None:
+              config: dict[str, Any], progress: Progress, parent: int) -> None:
     """One side's drills, recorded as a run (a child process: errors end in its file)."""
     from spamdrill import app
     from spamdrill.drills.scenario import DEFAULT_SCALE
 
     run_dir = results_dir / run_id
     try:
+        _with_parent(parent)
         run_dir.mkdir(parents=True, exist_ok=True)
         started = time.time()
         settings = app.DrillSettings(DEFAULT_SCALE, side.config, None, side.wrappers,
@@ -192,7 +206,7 @@ def _both(sides: list[tuple[Side, list[Scenario]]], results_dir: Path,
         out.append((run_id, results_dir / run_id))
         p = ctx.Process(target=_side_run, args=(side, scenarios, results_dir, run_id,
                                                 {**config, "doctor": side.label},
-                                                progress), daemon=False)
+                                                progress, os.getpid()), daemon=False)
         p.start()
         procs.append(p)
     try:
