@@ -315,3 +315,43 @@ def test_a_before_that_did_not_go_wrong_is_said_with_the_mark() -> None:
     got = marks(after, calm)
     assert "the lab did not make the incident happen" in got[0].said
     assert "did not make" not in marks(after)[0].said
+
+
+def test_a_shipped_drill_is_judged_for_the_doctor_through_the_wrapper_under_test() -> None:
+    """The drill's own conditions stay (a fault that met no mail tells nothing); its
+    checks become the doctor's, on the wrapper under test; spamdrill-deliver gets the
+    flags the changed master.cf gives it; the origin rides along; no --long needed."""
+    from spamdrill.checks import NoBounce, NothingDuplicated, NothingLost
+    from spamdrill.doctor import drills
+    from spamdrill.drills.scenario import load_all
+
+    shipped = load_all()["e2e-field-report-bounce"]
+    side = drills.Side("after", None, "-t 100 -n 89", [], "spamdrill-deliver",
+                       deliver_flags=("--deadline=870",))
+    sc = drills.for_doctor(shipped, side, b"Subject: x\n\nbody\n")
+    assert sc.name == shipped.name and not sc.long
+    assert sc.conditions == shipped.conditions and sc.conditions
+    assert sc.checks == (NothingLost(case="spamdrill-deliver"),
+                         NoBounce(case="spamdrill-deliver"),
+                         NothingDuplicated(case="spamdrill-deliver"))
+    assert isinstance(sc.target, drills.DoctorTarget)
+    assert sc.target.wrappers == ("spamdrill-deliver",)
+    assert sc.target.deliver_flags == ("--deadline=870",)
+    assert sc.target.settle == shipped.target.settle  # type: ignore[union-attr]
+    assert sc.target.origin == b"Subject: x\n\nbody\n"
+    quota = drills.for_doctor(load_all()["e2e-over-quota"], side, None)
+    [nb] = [c for c in quota.checks if isinstance(c, NoBounce)]
+    assert nb.allowed == ("5.2.2",)  # a full mailbox bounces, saying so: as meant
+
+
+def test_a_full_mailbox_bouncing_is_meant_but_no_other_bounce() -> None:
+    doc = {"why": [{"budget_mode": "over-quota"}],
+           "changes": [{"path": "/etc/postfix/master.cf", "modes": ["over-quota"]}]}
+    plans = vf.plan(doc)
+    sc = scenario("e2e-over-quota", {"spamdrill-deliver": ["delivered", "bounced"]})
+    sc["messages"][1]["dsn"] = "5.2.2"
+    [m] = vf.mark(doc["changes"], plans, vf.drilled(plans, run(sc), run(sc), SIDES))
+    assert m.mark == vf.VERIFIED and "1 bounced as meant" in m.said
+    sc["messages"][1]["dsn"] = "5.3.0"
+    [m] = vf.mark(doc["changes"], plans, vf.drilled(plans, run(sc), run(sc), SIDES))
+    assert m.mark == vf.NOT_VERIFIED

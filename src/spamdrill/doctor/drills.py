@@ -11,6 +11,7 @@ waiting is all it does, so the two waits overlap rather than add up.
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import os
 import sys
@@ -137,8 +138,8 @@ def for_doctor(sc: Scenario, side: Side, origin: bytes | None) -> Scenario:
     from spamdrill.checks import NoBounce, NothingDuplicated, NothingLost
 
     assert isinstance(sc.target, PostfixTarget)
-    allowed = tuple(dict.fromkeys(a for c in sc.checks if isinstance(c, NoBounce)
-                                  for a in c.allowed))
+    allowed = tuple(dict.fromkeys([*(a for c in sc.checks if isinstance(c, NoBounce)
+                                     for a in c.allowed), *vf.MEANT_BOUNCES.get(sc.name, ())]))
     t = sc.target
     target = DoctorTarget(wrappers=(DELIVER,), deliver_flags=side.deliver_flags, to=t.to,
                           maildrop=t.maildrop, settle=t.settle, origin=origin)
@@ -187,9 +188,10 @@ def _side_run(side: Side, scenarios: list[Scenario], results_dir: Path, run_id: 
         results = app.run_drills(scenarios, settings, run_dir, ticker, done)
         app.record(results_dir, run_id, started, results, "run", config)
     except BaseException as exc:  # a child: said in its file, never raised
-        (run_dir / "doctor-error.txt").write_text(
-            SpamdrillError(str(exc)).one_line() if not isinstance(exc, SpamdrillError)
-            else exc.one_line())
+        said = exc.one_line() if isinstance(exc, SpamdrillError) else \
+            f"{type(exc).__name__}: {exc}".rstrip(": ")
+        with contextlib.suppress(OSError):
+            (run_dir / "doctor-error.txt").write_text(f"{side.label}: {said}")
         sys.exit(1)
 
 

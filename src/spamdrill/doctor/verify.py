@@ -34,6 +34,9 @@ E2E_DRILLS: dict[str, str] = {
     "over-quota": "e2e-over-quota",
     "filter-empty": "e2e-xfilter-empty",
 }
+# bounces that are right in a drill (DSN status prefixes): a full mailbox bounces, saying so
+MEANT_BOUNCES: dict[str, tuple[str, ...]] = {"e2e-over-quota": ("5.2.2",)}
+MEANT = "bounced as meant"
 # the fates that cross a budget (vocab.Finding.crosses_budget), as messages show them
 BAD_FATES = ("bounced", "lost", "duplicated")
 RECIPIENT_LIMIT = ("the lab's Postfix delivers one recipient per run on every transport "
@@ -103,7 +106,10 @@ class Seen:
 
     @property
     def within(self) -> bool:
-        return self.could_tell and not self.bad and not self.crosses
+        """Nothing bounced (but as meant), lost or duplicated; the case's finding
+        within its budget (a meant bounce is the one thing its "bounces" may be)."""
+        return self.could_tell and not self.bad and (not self.crosses
+                                                     or self.fates.get(MEANT, 0) > 0)
 
     def said(self) -> str:
         if not self.ran:
@@ -127,9 +133,12 @@ def seen(sc: Scenario | None, case: str) -> Seen:
     if sc is None:
         return Seen(case, False)
     fates: dict[str, int] = {}
+    meant = MEANT_BOUNCES.get(sc.name, ())
     for m in sc.messages:
         if m.case == case:
             fate = m.fate or ("lost" if m.outcome in ("lost", "error") else m.outcome)
+            if fate == "bounced" and meant and m.dsn.startswith(meant):
+                fate = MEANT
             fates[fate] = fates.get(fate, 0) + 1
     row = next((f for f in sc.findings if f.case == case), None)
     failed = [f"{c.name}: {c.detail}" for c in sc.checks if c.status == "error"]
