@@ -355,3 +355,20 @@ def test_a_full_mailbox_bouncing_is_meant_but_no_other_bounce() -> None:
     sc["messages"][1]["dsn"] = "5.3.0"
     [m] = vf.mark(doc["changes"], plans, vf.drilled(plans, run(sc), run(sc), SIDES))
     assert m.mark == vf.NOT_VERIFIED
+
+
+def test_the_command_refuses_an_unsafe_tarball_and_a_stray_origin_in_one_line(
+        tmp_path: Path) -> None:
+    from conftest import spamdrill
+
+    bad = tarfile.TarInfo("etc/localtime")
+    bad.type, bad.linkname = tarfile.SYMTYPE, "/usr/share/zoneinfo/UTC"
+    path = _tar(tmp_path / "etc.tgz", [(tarfile.TarInfo("etc/maildroprc"), b"x\n"),
+                                       (bad, b"")])
+    done = spamdrill("doctor", "--etc", str(path), str(tmp_path / "mail.log"))
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.count("\n") == 1 and "Traceback" not in done.stderr
+    assert "'etc/localtime': a link out of the tarball (to /usr/share/zoneinfo/UTC)" \
+        in done.stderr
+    done = spamdrill("doctor", "--origin", str(path), str(tmp_path / "mail.log"))
+    assert done.returncode == 2 and "add --verify" in done.stderr, done.stderr

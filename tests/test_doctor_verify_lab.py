@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from conftest import spamdrill
 
-pytestmark = [pytest.mark.lab, pytest.mark.root, pytest.mark.timeout(1200)]
+pytestmark = pytest.mark.lab
 ROOT = Path(__file__).resolve().parents[1]
 FIELD = ROOT / "examples/field-report"
 
@@ -27,6 +27,28 @@ def tree_hash(root: Path) -> str:
     return h.hexdigest()
 
 
+def test_a_tarball_of_the_host_files_reads_as_the_directory(tmp_path: Path) -> None:
+    """--etc host.tgz (etc/ and usr/local/bin/ in it) gives the document the directory
+    gives: the same diagnosis, changes and budget."""
+    import tarfile
+
+    tgz = tmp_path / "host.tgz"
+    with tarfile.open(tgz, "w:gz") as tf:
+        for top in ("etc", "usr"):
+            tf.add(FIELD / top, top)
+    docs = []
+    for etc in (tgz, FIELD):
+        done = spamdrill("doctor", "--etc", str(etc), "--json", "-",
+                         str(FIELD / "incident/mail.log"))
+        assert done.returncode == 1, done.stderr
+        doc = json.loads(done.stdout)
+        assert doc["root"] == str(etc)
+        docs.append({k: v for k, v in doc.items() if k != "root"})
+    assert docs[0] == docs[1]
+
+
+@pytest.mark.root
+@pytest.mark.timeout(1200)
 def test_verify_on_the_field_report_shows_the_loss_before_and_none_after(
         tmp_path: Path) -> None:
     args = ("doctor", "--verify", "--etc", str(FIELD), "--origin",
