@@ -108,6 +108,8 @@ def doctor_command(files: tuple[str, ...], etc: Path, tz: str | None, year: int 
 
             drills.attach(doc, drills.verify(root, doc, budget, changes, origin=origin_msg,
                                              results_dir=results_dir, progress=_progress))
+        if root != etc:
+            doc = tarball.relabel(doc, root, etc)
     if html is not None:
         _write(html, doctor_render.html(doc))
     if not _emit_json(json_path, doc):

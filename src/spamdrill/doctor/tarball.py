@@ -18,6 +18,7 @@ import tempfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from spamdrill.errors import SpamdrillError
 
@@ -132,3 +133,16 @@ def root_of(etc: Path) -> Iterator[Path]:
                              "or a tarball of them")
     with unpacked(etc) as root:
         yield root
+
+
+def relabel(value: Any, root: Path, tarball: Path) -> Any:
+    """A document's paths under the unpacked root (gone once doctor exits) as the
+    tarball's: ``/tmp/.../root/etc/maildroprc:6`` -> ``host.tgz!/etc/maildroprc:6``."""
+    old, new = str(root), f"{tarball}!"
+    if isinstance(value, str):
+        return value.replace(old, new)
+    if isinstance(value, list):
+        return [relabel(v, root, tarball) for v in value]
+    if isinstance(value, dict):
+        return {k: relabel(v, root, tarball) for k, v in value.items()}
+    return value
