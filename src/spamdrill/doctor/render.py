@@ -174,6 +174,10 @@ def _changes(out: Console, doc: dict[str, Any]) -> None:
             out.print(f"  [{style}]{s(line)}[/]" if style else f"  {s(line)}",
                       highlight=False)
         out.print(f"  # {s(after_line(c))}", highlight=False)
+        if c.get("verified"):
+            m = c["verified"]
+            out.print(f"  # [{MARK_STYLE.get(m['mark'], 'red')}]{s(m['mark'])}[/] in a "
+                      "lab (How sure, below)", highlight=False)
     if not doc["changes"]:
         out.print("  nothing")
 
@@ -187,5 +191,7 @@ def html(doc: dict[str, Any]) -> str:
               "wrapper": w["wrapper"]} for w in doc["why"]],
         wrapper=doc["wrapper"]["problems"], risks=doc["risks"],
         changes=[{"path": c["path"], "why": c["why"], "diff": c["diff"],
-                  "after": after_line(c)} for c in doc["changes"]],
+                  "after": after_line(c) + (f"; drilled: {c['verified']['mark']}"
+                                            if c.get("verified") else "")}
+                 for c in doc["changes"]],
         sure=doc["sure"]["said"], verify=verified_html(doc.get("verify")))
