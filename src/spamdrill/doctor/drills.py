@@ -263,7 +263,9 @@ def verify(root: Path, doc: dict[str, Any], b: host.Budget, changes: list[pr.Cha
         if todo:
             for p in todo:
                 progress(f"--verify: {p.mode}: {p.why}")
-            config = {"etc": str(root), "patch": pr.patch(changes),
+            # as `spamdrill history` shows a run's config: one line (the patch is in
+            # the doctor's document)
+            config = {"etc": str(root), "changes": [c.path for c in changes],
                       "origin": origin[0] if origin else None}
             runs = _both(sides, results_dir, config, progress)
             for i, (_, run_dir) in enumerate(runs):
