@@ -98,3 +98,71 @@ def test_verify_on_the_field_report_shows_the_loss_before_and_none_after(
     assert "e2e-field-report-bounce: A" in done.stdout
     page = (tmp_path / "doctor.html").read_text()
     assert "Drilled in a lab, before and after the change" in page
+
+
+def _children(pid: int) -> list[int]:
+    out = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if int(fields[1]) == pid:
+            out.append(int(stat.parent.name))
+    return out
+
+
+def _alive(pid: int) -> bool:
+    """Running (a zombie nobody reaped yet has exited)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return False
+
+
+def _until(what: str, ok: object, timeout: float) -> None:
+    import time
+
+    deadline = time.monotonic() + timeout
+    while not ok():  # type: ignore[operator]
+        assert time.monotonic() < deadline, f"{what}: not within {timeout:g} s"
+        time.sleep(0.5)
+
+
+@pytest.mark.root
+@pytest.mark.timeout(900)
+def test_a_killed_doctor_leaves_no_lab_behind(tmp_path: Path) -> None:
+    """SIGKILL to doctor --verify while both sides' drills hold their fault: each side
+    hears of its parent's death (SIGINT), heals, takes its lab down and exits, rather
+    than drilling on for minutes with nobody to report to."""
+    import signal
+    import subprocess
+    import sys
+
+    from spamdrill.lab import lab as lab_ops
+
+    if os.geteuid() != 0:
+        pytest.skip("--verify needs root")
+    labs = lab_ops.drill_labs_dir()
+    before = set(labs.iterdir())
+    doctor = subprocess.Popen(
+        [sys.executable, "-m", "spamdrill", "doctor", "--verify", "--etc", str(FIELD),
+         "--results-dir", str(tmp_path / "runs"), "--json", str(tmp_path / "d.json"),
+         str(FIELD / "incident/mail.log")], stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        def mine() -> list[Path]:
+            return [p for p in set(labs.iterdir()) - before
+                    if p.name.endswith("e2e-field-report-bounce")]
+
+        # both sides' Postfix up: the fault is set and the message is on its way
+        _until("both labs' Postfix", lambda: len([
+            p for p in mine() if list(p.glob("**/postfix/conf/main.cf"))]) == 2, 240)
+        sides = _children(doctor.pid)
+        assert len(sides) == 2, sides
+        ours = mine()
+    finally:
+        doctor.send_signal(signal.SIGKILL)
+        doctor.wait()
+    _until("each side gone", lambda: not any(_alive(p) for p in sides), 120)
+    assert not [p for p in ours if p.exists()]  # each lab taken down and removed
