@@ -166,3 +166,18 @@ def test_a_killed_doctor_leaves_no_lab_behind(tmp_path: Path) -> None:
         doctor.wait()
     _until("each side gone", lambda: not any(_alive(p) for p in sides), 120)
     assert not [p for p in ours if p.exists()]  # each lab taken down and removed
+
+
+def test_an_origin_without_verify_or_not_a_message_is_one_line(tmp_path: Path) -> None:
+    log = str(FIELD / "incident/mail.log")
+    done = spamdrill("doctor", "--etc", str(FIELD), "--origin",
+                     str(FIELD / "incident/origin.eml"), log)
+    assert done.returncode == 2 and "add --verify" in done.stderr, done.stderr
+    if os.geteuid() == 0:  # --origin is read before anything starts
+        junk = tmp_path / "junk"
+        junk.write_bytes(b"*** ENVELOPE RECORDS x ***\nsender: a\n")
+        done = spamdrill("doctor", "--verify", "--etc", str(FIELD), "--origin", str(junk),
+                         log)
+        assert done.returncode == 2, done.stderr
+        assert "without its MESSAGE CONTENTS" in done.stderr
+        assert done.stderr.count("\n") == 1

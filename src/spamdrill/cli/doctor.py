@@ -78,6 +78,7 @@ def doctor_command(files: tuple[str, ...], etc: Path, tz: str | None, year: int 
     Exit status:
       0  nothing wrong: no bounce, loss, deferral or unscanned mail the budget explains
       1  problems found, and a change the budget predicts fixes every one of them
+         (with --verify: and the drills verified every change that answers a mode)
       2  bad input (one line on stderr): no logs found, an unreadable file or --etc
       3  could not verify: the logs held nothing to judge, or no change could be drafted
          that the budget predicts within every limit; with --verify, also: a change not
