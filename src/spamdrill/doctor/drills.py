@@ -26,11 +26,13 @@ import msgspec
 from spamdrill.doctor import host
 from spamdrill.doctor import propose as pr
 from spamdrill.doctor import verify as vf
+from spamdrill.drills.control import RealLab
 from spamdrill.drills.e2e import DELIVER, PostfixTarget, SmtpLoad, _case
 from spamdrill.drills.scenario import Scenario
 from spamdrill.drills.targets import LoadPlan, new_seed
 from spamdrill.errors import SpamdrillError
 from spamdrill.lab import postfix
+from spamdrill.load import smtp
 
 Progress = Callable[[str], None]
 # spamdrill-deliver's flags taken from master.cf into the lab (the recipient, sender and
@@ -46,7 +48,7 @@ class DoctorTarget(PostfixTarget, frozen=True, forbid_unknown_fields=True, tag="
 
     origin: bytes | None = None
 
-    def prepare(self, plan: LoadPlan, scale: float, lab: Any) -> SmtpLoad:
+    def prepare(self, plan: LoadPlan, scale: float, lab: RealLab | None) -> SmtpLoad:
         if lab is None:
             raise SpamdrillError("the postfix target needs a lab")
         return OriginLoad(lab.state, plan, self, self.settle / scale, origin=self.origin)
@@ -56,9 +58,8 @@ class DoctorTarget(PostfixTarget, frozen=True, forbid_unknown_fields=True, tag="
 class OriginLoad(SmtpLoad):
     origin: bytes | None = None
 
-    def _jobs(self, transports: list[postfix.Transport]) -> list[tuple[float, Any]]:
+    def _jobs(self, transports: list[postfix.Transport]) -> list[tuple[float, smtp.Job]]:
         from spamdrill import corpus
-        from spamdrill.load import smtp
 
         jobs = super()._jobs(transports)
         if self.origin is None:
