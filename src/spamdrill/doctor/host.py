@@ -165,10 +165,12 @@ def _read(path: Path) -> str:
         raise SpamdrillError(f"cannot read {path}: {exc.strerror}") from None
 
 
-def after(root: Path, before: Budget, changes: list[pr.Change],
-          measure: bool = True) -> dict[str, Any]:
-    """The budget on the changed copies: a private directory (0700) holding the
-    maildroprc and Postfix's main.cf and master.cf as changed, removed afterwards."""
+@contextlib.contextmanager
+def changed(before: Budget, changes: list[pr.Change]
+            ) -> Iterator[tuple[Path | None, Path | None]]:
+    """The changed copies, for the system's reader (``reader.Overrides``): a private
+    directory (0700) holding the maildroprc and Postfix's main.cf and master.cf as
+    changed (None: that file unchanged), removed on the way out."""
     new = {c.path: c.new for c in changes}
     with tempfile.TemporaryDirectory(prefix="spamdrill-doctor-") as tmp:
         work = Path(tmp)
@@ -187,15 +189,29 @@ def after(root: Path, before: Budget, changes: list[pr.Change],
                     (pf / name).write_text(new[host])
                 elif src.is_file():
                     (pf / name).write_text(_read(src))
+        yield mrc, pf
+
+
+def after(root: Path, before: Budget, changes: list[pr.Change],
+          measure: bool = True) -> dict[str, Any]:
+    """The budget on the changed copies (``changed``)."""
+    with changed(before, changes) as (mrc, pf):
         return budget(root, mrc, pf, measure).doc
 
 
 def run(root: Path, logs_doc: dict[str, Any], log_inputs: list[str]) -> dict[str, Any]:
     """The doctor's document: what happened, why, what to change, and how sure."""
+    return diagnosis(root, logs_doc, log_inputs)[0]
+
+
+def diagnosis(root: Path, logs_doc: dict[str, Any], log_inputs: list[str]
+              ) -> tuple[dict[str, Any], Budget, list[pr.Change]]:
+    """The document, with the budget and the changes it was drafted from (``--verify``
+    drills those)."""
     b = budget(root)
     d = dg.diagnose(logs_doc, b.doc, b.config.service if b.config.master_cf else None)
     changes, after_doc = settle(root, b, d)
-    return document(root, log_inputs, logs_doc, b.doc, d, changes, after_doc)
+    return document(root, log_inputs, logs_doc, b.doc, d, changes, after_doc), b, changes
 
 
 ROUNDS = 3  # a change that breaks another mode is drafted again at most this often
@@ -323,8 +339,7 @@ def _sure(changes: list[pr.Change], within: list[dict[str, Any]], ok: bool,
     if ok:
         return ("predicted: the budget on your files with this change keeps every "
                 "diagnosed mode within its limits (the wrapper measured in a sandbox); "
-                "not drilled: --verify is not built yet, `spamdrill run --etc` on a lab "
-                "box drills it")
+                "not drilled: `spamdrill doctor --verify` on a lab box drills it")
     bad = [w["mode"] for w in within if not w["within"]]
     return f"predicted: still over a limit after the change: {', '.join(bad) or 'wrapper'}"
 
@@ -344,4 +359,5 @@ def exit_status(doc: dict[str, Any], logs_doc: dict[str, Any]) -> int:
     problem = bool(doc["why"] or doc["wrapper"]["problems"] or doc["risks"])
     if not problem:
         return 0
-    return 1 if doc["sure"]["within_budget_after"] else 3
+    verified = doc.get("verify", {}).get("verified", True)  # --verify: the drills too
+    return 1 if doc["sure"]["within_budget_after"] and verified else 3

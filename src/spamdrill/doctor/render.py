@@ -80,6 +80,73 @@ def terminal(out: Console, doc: dict[str, Any], full: bool = False) -> None:
     _changes(out, doc)
     out.print("[bold]How sure[/bold]")
     out.print(f"  {s(doc['sure']['said'])}", highlight=False)
+    if doc.get("verify"):
+        _verified(out, doc["verify"])
+
+
+MARK_STYLE = {"verified": "green", "not verified": "red", "not drillable": "yellow"}
+
+
+def _verified(out: Console, v: dict[str, Any]) -> None:
+    """--verify: each change's mark, then before and after side by side (the compare
+    view, rebuilt from the document)."""
+    s = term.safe
+    runs = v["runs"]
+    if runs["before"]:
+        out.print(f"  drilled: before {s(runs['before'])}, after {s(runs['after'])} "
+                  f"(in {s(runs['results_dir'])}; spamdrill compare shows them again), "
+                  f"{v['wall_s']:g} s", highlight=False)
+    for p in v["plans"]:
+        if p["scenario"] is None:
+            out.print(f"  [yellow]not drillable[/] {s(p['mode'])}: {s(p['why'])}",
+                      highlight=False)
+    for m in v["marks"]:
+        style = MARK_STYLE.get(m["mark"], "red")
+        out.print(f"  [{style}]{s(m['mark'])}[/]: {s(m['path'])}: {s(m['said'])}",
+                  highlight=False)
+    for r in v["regressions"]:
+        out.print(f"  [red]worse after:[/] {s(r)}", highlight=False)
+    for e in v["errors"]:
+        out.print(f"  [red]drill failed:[/] {s(e)}", highlight=False)
+    if v.get("origin"):
+        o = v["origin"]
+        out.print(f"  origin message {s(o['message_id'] or o['file'])} ({o['size']} B) "
+                  "sent first through each lab's Postfix"
+                  + (" (the message that started an episode in the logs)"
+                     if o["started_an_episode"] else ""), highlight=False)
+    if v.get("compare"):
+        from spamdrill.render import compare
+
+        compare.print_compare(out, diff_of(v["compare"]))
+
+
+def diff_of(d: dict[str, Any]) -> Any:
+    """``compare.RunDiff`` again from its public form (the document keeps that)."""
+    from spamdrill.render import compare
+
+    return compare.RunDiff(d["a"], d["b"], [
+        compare.ScenarioDiff(x["name"], x["in_a"], x["in_b"], [
+            compare.Change(c["what"], c["a"], c["b"], c["direction"])
+            for c in x["changes"]]) for x in d["scenarios"]])
+
+
+def verified_html(v: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The page's --verify section: marks, and the compare view's rows per drill."""
+    if not v:
+        return None
+    from spamdrill.render.page import change
+
+    rows = []
+    for x in (v.get("compare") or {}).get("scenarios", []):
+        rows.append({"name": x["name"], "rows": [
+            [c["what"], c["a"], c["b"], change(c["direction"], c["direction"] or "changed")
+             if c["direction"] != "same" else ""]
+            for c in x["changes"]
+            if c["direction"] != "same" or not c["what"].startswith("finding of case")]})
+    return {"runs": v["runs"], "marks": v["marks"], "regressions": v["regressions"],
+            "errors": v["errors"], "origin": v.get("origin"),
+            "not_drillable": [p for p in v["plans"] if p["scenario"] is None],
+            "scenarios": rows, "wall_s": v["wall_s"]}
 
 
 def _wrapper_and_risks(out: Console, doc: dict[str, Any], full: bool) -> None:
@@ -107,6 +174,10 @@ def _changes(out: Console, doc: dict[str, Any]) -> None:
             out.print(f"  [{style}]{s(line)}[/]" if style else f"  {s(line)}",
                       highlight=False)
         out.print(f"  # {s(after_line(c))}", highlight=False)
+        if c.get("verified"):
+            m = c["verified"]
+            out.print(f"  # [{MARK_STYLE.get(m['mark'], 'red')}]{s(m['mark'])}[/] in a "
+                      "lab (How sure, below)", highlight=False)
     if not doc["changes"]:
         out.print("  nothing")
 
@@ -120,5 +191,7 @@ def html(doc: dict[str, Any]) -> str:
               "wrapper": w["wrapper"]} for w in doc["why"]],
         wrapper=doc["wrapper"]["problems"], risks=doc["risks"],
         changes=[{"path": c["path"], "why": c["why"], "diff": c["diff"],
-                  "after": after_line(c)} for c in doc["changes"]],
-        sure=doc["sure"]["said"])
+                  "after": after_line(c) + (f"; drilled: {c['verified']['mark']}"
+                                            if c.get("verified") else "")}
+                 for c in doc["changes"]],
+        sure=doc["sure"]["said"], verify=verified_html(doc.get("verify")))
