@@ -26,10 +26,11 @@ import msgspec
 from spamdrill.doctor import host
 from spamdrill.doctor import propose as pr
 from spamdrill.doctor import verify as vf
-from spamdrill.drills.control import RealLab
+from spamdrill.drills.control import ClientSide
 from spamdrill.drills.e2e import DELIVER, PostfixTarget, SmtpLoad, _case
 from spamdrill.drills.scenario import Scenario
 from spamdrill.drills.targets import LoadPlan, new_seed
+from spamdrill.drills.timing import Scale
 from spamdrill.errors import SpamdrillError
 from spamdrill.lab import postfix
 from spamdrill.load import smtp
@@ -48,10 +49,11 @@ class DoctorTarget(PostfixTarget, frozen=True, forbid_unknown_fields=True, tag="
 
     origin: bytes | None = None
 
-    def prepare(self, plan: LoadPlan, scale: float, lab: RealLab | None) -> SmtpLoad:
+    def prepare(self, plan: LoadPlan, scale: Scale, lab: ClientSide | None) -> SmtpLoad:
         if lab is None:
             raise SpamdrillError("the postfix target needs a lab")
-        return OriginLoad(lab.state, plan, self, self.settle / scale, origin=self.origin)
+        return OriginLoad(lab.state, plan, self, scale.seconds(self.settle),
+                          origin=self.origin)
 
 
 @dataclass

@@ -143,7 +143,7 @@ def seen(sc: Scenario | None, case: str) -> Seen:
     row = next((f for f in sc.findings if f.case == case), None)
     failed = [f"{c.name}: {c.detail}" for c in sc.checks if c.status == "error"]
     if sc.verdict == "error" and not failed:
-        failed = [f"{f.fault}: {f.detail}" for f in sc.fault_evidence if not f.took_effect]
+        failed = [f"{f.name}: {f.detail}" for f in sc.fault_evidence if not f.took_effect]
     return Seen(case, True, sc.verdict, sc.error, fates,
                 row.finding if row is not None else "",
                 row.crosses_budget if row is not None else False, failed)
