@@ -9,7 +9,8 @@ import socket
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -93,3 +94,68 @@ def with_syslog(args: tuple[str | bytes, ...], path: str) -> list[str | bytes]:
     """``args`` with ``--syslog-socket=path`` first, unless they name one."""
     named = any(isinstance(a, str) and a.startswith("--syslog-socket") for a in args)
     return list(args) if named else [f"--syslog-socket={path}", *args]
+
+
+@dataclass
+class Early:
+    """A command started when collection ends, so minutes of waiting on a compiled-in
+    timer (maildrop's 300 s) overlap the rest of the suite instead of adding to it; its
+    test collects what it did (``early``)."""
+
+    proc: subprocess.Popen[str]
+    dir: Path
+
+    def result(self, timeout: float) -> subprocess.CompletedProcess[str]:
+        """Wait for it; its stdout and stderr as ``spamdrill()`` gives them."""
+        try:
+            code = self.proc.wait(timeout=timeout)
+        finally:
+            if self.proc.poll() is None:
+                self.proc.kill()
+                self.proc.wait()
+        out = (self.dir / "stdout").read_text(errors="replace")
+        err = (self.dir / "stderr").read_text(errors="replace")
+        return subprocess.CompletedProcess(self.proc.args, code, out, err)
+
+
+_EARLY: dict[str, Early] = {}
+
+
+def _start(args_of: Callable[[Path], list[str]]) -> Early:
+    path = Path(tempfile.mkdtemp(prefix="spamdrill-early-", dir="/tmp"))
+    with (path / "stdout").open("w") as out, (path / "stderr").open("w") as err:
+        proc = subprocess.Popen([sys.executable, "-m", "spamdrill", *args_of(path)],
+                                stdout=out, stderr=err, text=True)
+    return Early(proc, path)
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Start each selected test's ``early`` command; a test run alone starts its own when
+    it runs."""
+    if session.config.option.collectonly:
+        return
+    for item in session.items:
+        marker = item.get_closest_marker("early")
+        if marker is not None and not item.get_closest_marker("skip"):
+            _EARLY[item.nodeid] = _start(marker.args[0])
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """Nothing started early outlives the session (an interrupted run, a failed test)."""
+    for early in _EARLY.values():
+        if early.proc.poll() is None:
+            early.proc.terminate()
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                early.proc.wait(timeout=60)
+        shutil.rmtree(early.dir, ignore_errors=True)
+
+
+@pytest.fixture
+def early(request: pytest.FixtureRequest) -> Early:
+    """This test's early command: started at collection's end, or now."""
+    found = _EARLY.get(request.node.nodeid)
+    if found is None:
+        marker = request.node.get_closest_marker("early")
+        assert marker is not None, "the early fixture needs @pytest.mark.early(args_of)"
+        found = _EARLY[request.node.nodeid] = _start(marker.args[0])
+    return found

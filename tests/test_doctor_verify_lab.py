@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 
 import pytest
-from conftest import spamdrill
+from conftest import Early, spamdrill
 
 pytestmark = pytest.mark.lab
 ROOT = Path(__file__).resolve().parents[1]
@@ -25,6 +25,9 @@ def tree_hash(root: Path) -> str:
         if p.is_file():
             h.update(str(p.relative_to(root)).encode() + b"\0" + p.read_bytes())
     return h.hexdigest()
+
+
+FIELD_FILES = tree_hash(FIELD)  # at collection: before the early --verify starts
 
 
 def test_a_tarball_of_the_host_files_reads_as_the_directory(tmp_path: Path) -> None:
@@ -49,24 +52,30 @@ def test_a_tarball_of_the_host_files_reads_as_the_directory(tmp_path: Path) -> N
     assert {**a, "root": ""} == {**b, "root": ""}
 
 
+def _verify_args(out: Path) -> list[str]:
+    return ["doctor", "--verify", "--etc", str(FIELD), "--origin",
+            str(FIELD / "incident/origin.eml"), "--results-dir", str(out / "runs"),
+            "--json", str(out / "doctor.json"), "--html", str(out / "doctor.html"),
+            str(FIELD / "incident/mail.log")]
+
+
 @pytest.mark.root
 @pytest.mark.timeout(1200)
+@pytest.mark.early.with_args(_verify_args)  # with_args: a lone callable would be decorated
 def test_verify_on_the_field_report_shows_the_loss_before_and_none_after(
-        tmp_path: Path) -> None:
-    args = ("doctor", "--verify", "--etc", str(FIELD), "--origin",
-            str(FIELD / "incident/origin.eml"), "--results-dir", str(tmp_path / "runs"),
-            "--json", str(tmp_path / "doctor.json"), "--html", str(tmp_path / "doctor.html"),
-            str(FIELD / "incident/mail.log"))
+        early: Early) -> None:
+    """Started when collection ends (conftest's ``early``): its six minutes, most of them
+    maildrop's 300 s, overlap the rest of the suite. The files given were hashed when
+    this module was collected, before it started."""
+    done = early.result(timeout=900)
     if os.geteuid() != 0:
-        done = spamdrill(*args)
         assert done.returncode == 2 and "--verify needs root" in done.stderr, done.stderr
         return
-    files = tree_hash(FIELD)
-    done = spamdrill(*args, timeout=900)
-    doc = json.loads((tmp_path / "doctor.json").read_text())
+    out = early.dir
+    doc = json.loads((out / "doctor.json").read_text())
     v = doc["verify"]
     assert done.returncode == 1, (done.stderr[-3000:], v["said"])
-    assert tree_hash(FIELD) == files  # the change went into private copies only
+    assert tree_hash(FIELD) == FIELD_FILES  # the change went into private copies only
     assert v["verified"] and doc["sure"]["verified"]
     assert [(m["path"], m["mark"]) for m in v["marks"]] == [
         ("/etc/maildroprc", "verified"), ("/etc/postfix/master.cf", "verified")]
@@ -96,7 +105,7 @@ def test_verify_on_the_field_report_shows_the_loss_before_and_none_after(
     assert v["origin"]["started_an_episode"]
     # the compare view, side by side, in the terminal and the page
     assert "e2e-field-report-bounce: A" in done.stdout
-    page = (tmp_path / "doctor.html").read_text()
+    page = (out / "doctor.html").read_text()
     assert "Drilled in a lab, before and after the change" in page
 
 
