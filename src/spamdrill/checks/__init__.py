@@ -25,6 +25,7 @@ from spamdrill.checks.delivery import (
     DeliveredIntact,
     FateIs,
     NoBounce,
+    SenderRetried,
 )
 from spamdrill.checks.load import (
     FaultMetLoad,
@@ -49,7 +50,7 @@ AnyCheck = (NothingLost | AllUnscanned | ScannedFraction | LatencyBound | Delive
             | Staircase | UnscannedNearTimeout | SpamdLog | KernelCounter | ModelAgrees
             | FitsCapacity | SplitByFault | ScannedAfterMark | NothingDuplicated | NoBounce
             | BouncesSayWhy | DeferredThenDelivered | DeliveredIntact | FateIs
-            | WaitedPastTimeout | FaultMetLoad)
+            | WaitedPastTimeout | FaultMetLoad | SenderRetried)
 # the registry is the union: a new check is its class and its place in AnyCheck
 CHECK_TYPES: tuple[type[CheckSpec], ...] = get_args(AnyCheck)
 CHECKS: dict[str, type[CheckSpec]] = {str(c.__struct_config__.tag): c for c in CHECK_TYPES}
@@ -58,6 +59,6 @@ __all__ = ["CHECKS", "CHECK_TYPES", "AllUnscanned", "AnyCheck", "BouncesSayWhy",
            "CheckSpec", "DeferredThenDelivered", "DeliveredIntact", "DeliveryBudget",
            "FateIs", "FaultMetLoad", "FitsCapacity", "KernelCounter", "LatencyBound",
            "ModelAgrees", "NoBounce", "NothingDuplicated", "NothingLost", "ScannedAfterMark",
-           "ScannedFraction", "SpamdLog", "SplitByFault", "Staircase", "Status",
+           "ScannedFraction", "SenderRetried", "SpamdLog", "SplitByFault", "Staircase", "Status",
            "UnscannedNearTimeout", "WaitedPastTimeout", "judge_condition", "judge_safely",
            "verdict"]
