@@ -157,3 +157,46 @@ def test_a_sender_refused_with_a_4xx_then_delivered() -> None:
     assert _enhanced("451 4.7.1 Service unavailable - try again later") == "4.7.1"
     assert _enhanced("503 5.5.1 Error: need MAIL command") == "5.5.1"
     assert _enhanced("SMTPServerDisconnected: gone") == ""
+
+
+def test_rspamd_drills_are_judged_in_the_shared_vocabulary() -> None:
+    """Each rspamd drill stands for a failure mode, with its layer and its fix; a rspamc
+    that failed is delivered unscanned (maildrop's exception), and a milter's tempfail is
+    a deferral by the sender."""
+    from spamdrill import fixes
+    from spamdrill.checks.delivery import SENDER_GOT
+    from spamdrill.drills.findings import Budgets, case_finding
+    from spamdrill.drills.scenario import load_all
+    from spamdrill.history import MessageRecord
+    from spamdrill.vocab import Fate, Finding, Layer, Mode, Outcome
+
+    modes = {name: sc.failure_mode() for name, sc in load_all().items()
+             if "rspamd" in name or "redis" in name}
+    assert modes == {"rspamd-down": Mode.RSPAMD_REFUSED, "redis-down": Mode.REDIS_DOWN,
+                     "redis-frozen": Mode.RSPAMD_TASK_TIMEOUT,
+                     "rspamd-overloaded": Mode.RSPAMD_OVERLOADED,
+                     "e2e-rspamd-milter": None,
+                     "e2e-rspamd-milter-accept": Mode.MILTER_UNAVAILABLE,
+                     "e2e-rspamd-milter-tempfail": Mode.MILTER_UNAVAILABLE}
+    assert Mode.RSPAMD_TASK_TIMEOUT.info.layer == Layer.RSPAMD
+    assert Mode.REDIS_DOWN.info.layer == Layer.REDIS
+    assert "soft_reject_on_timeout" in fixes.fix(Mode.RSPAMD_TASK_TIMEOUT)
+
+    b = Budgets(maildrop_s=300.0, postfix_s=1000.0, wrapper="bounce-on-75", deadline_s=600.0)
+
+    def rec(**kw: object) -> MessageRecord:
+        base: dict[str, object] = dict(id="m", kind="ham", size=1, start_ns=0, end_ns=10**9,
+                                       outcome=Outcome.UNSCANNED, exit_code=1,
+                                       reason="refused", spamc_args=[], peer="rspamd")
+        return MessageRecord(**{**base, **kw})  # type: ignore[arg-type]
+
+    row = case_finding("", [rec()], Mode.RSPAMD_REFUSED, b)
+    assert (row.mode, row.finding, row.fate) == (Mode.RSPAMD_REFUSED,
+                                                 Finding.DELIVERS_UNSCANNED,
+                                                 Fate.DELIVERED_UNSCANNED)
+    assert "rspamc failed" in row.why
+    retried = rec(outcome=Outcome.HAM, peer="postfix", fate=Fate.DELIVERED, deferrals=1,
+                  reason=f"{SENDER_GOT}451 4.7.1 Service unavailable; sent again: ok")
+    row = case_finding("", [retried], Mode.MILTER_UNAVAILABLE, b)
+    assert (row.finding, row.fate) == (Finding.DEFERS, Fate.DEFERRED)
+    assert row.why.startswith("refused at SMTP (451 4.7.1") and not row.finding.crosses_budget
