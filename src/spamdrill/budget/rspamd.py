@@ -17,11 +17,12 @@ settings (``spamdrill.system.rspamd``).
 A scan held past ``task_timeout`` (a frozen Redis, a slow rule) is answered with what
 rspamd has (a partial verdict), or with soft reject when ``soft_reject_on_timeout`` is
 set (https://rspamd.com/doc/configuration/options.html). The lab measured the answer at
-``task_timeout`` plus two Redis timeouts (Debian's 8 s + 2 x 1 s = 10.0 s, drill
-``redis-frozen``): the model uses that as the time of the answer, and a client whose
-``-t`` falls between ``task_timeout`` and that answer plus a second (``EDGE_MARGIN_S``:
-the answer's own jitter; rspamc -t 10 against the 10.0 s answer failed some messages and
-not others) is "at the edge", never within.
+``task_timeout`` plus two Redis timeouts, at four settings (8 s + 2 x 1 s = 10.0 s,
+Debian's; 8 + 2 x 0.5 = 9.0; 8 + 2 x 3 = 14.0; 4 + 2 x 1 = 6.0, each within 0.04 s:
+benchmarks/rspamd_task_timeout.py): the model uses that as the time of the answer, and
+a client whose ``-t`` falls between ``task_timeout`` and that answer plus a second
+(``EDGE_MARGIN_S``: the answer's own jitter; rspamc -t 10 against the 10.0 s answer
+failed some messages and not others) is "at the edge", never within.
 """
 
 from __future__ import annotations
