@@ -49,7 +49,7 @@ def test_tempfail_refuses_with_451_and_the_retry_is_scanned(tmp_path: Path) -> N
         return
     r = run("e2e-rspamd-milter-tempfail", tmp_path)
     assert r.verdict == "confirmed", (r.checks, r.faults, r.error)
-    # what the sender got, measured: smtpd refuses MAIL FROM while the milter is gone
+    # what the sender got, measured: smtpd greets, then refuses EHLO on with 451 4.7.1
     assert all(m.reason.startswith("the sender got 451 4.7.1 ") and m.deferrals == 1
                and m.fate == "delivered" for m in r.history.messages), r.history.messages
 

@@ -71,7 +71,9 @@ class _Flight:
         try:
             smtp = smtplib.SMTP(host, port, timeout=timeout)
             self.smtp = smtp
-            smtp.ehlo("inject.lab.test")
+            code, msg = smtp.ehlo("inject.lab.test")
+            if code != 250:  # a 4xx here (a milter's tempfail) is what a sender defers on
+                raise smtplib.SMTPHeloError(code, msg)
             code, msg = smtp.mail(self.job.sender)
             if code != 250:  # smtplib's mail() returns a refusal; it does not raise one
                 raise smtplib.SMTPSenderRefused(code, msg, self.job.sender)
