@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 from rich.table import Table
@@ -56,12 +57,18 @@ EXIT_NOTHING = 4  # ``spamdrill logs``: nothing to diagnose
                    "close (within 5 s) to it, without maildrop's words, is its timer.")
 @click.option("--evidence", "show_evidence", is_flag=True,
               help="Show the lines behind every diagnosis, under each delivery.")
+@click.option("--rspamd-log", "rspamd_logs", multiple=True, metavar="FILE",
+              help="rspamd's own log (/var/log/rspamd/rspamd.log; repeatable): its scans "
+                   "joined to Postfix's lines in FILES by queue id and Message-ID, and "
+                   "Postfix's milter lines, diagnosed (task timeouts, Redis, an "
+                   "unavailable milter).")
 @JSON_PATH
 def logs_command(files: tuple[str, ...], since: str | None, until: str | None,
                  hosts: tuple[str, ...], fmt: str | None, tz: str | None, year: int | None,
                  slow: float, slow_scan: float, episode_gap: float, late_window: float,
                  size_limit: int, bucket: float, limit: int, anonymize: bool,
-                 maildrop_timeout: float, show_evidence: bool, json_path: str | None) -> None:
+                 maildrop_timeout: float, show_evidence: bool, rspamd_logs: tuple[str, ...],
+                 json_path: str | None) -> None:
     """What happened to your mail: Postfix, maildrop and spamd logs joined per message.
 
     Reads FILES (plain, rotated .1, .gz; classic syslog, RFC 5424, journalctl -o json or
@@ -113,12 +120,52 @@ def logs_command(files: tuple[str, ...], since: str | None, until: str | None,
                       Settings(late_window=late_window, horizon=horizon), episode_gap,
                       bucket, limit, tz=zone_info)
     doc = analyze(list(files), filters, options, anonymized=anonymize)
+    rspamd = _rspamd(files, rspamd_logs) if rspamd_logs else None
+    if rspamd is not None:
+        doc["rspamd"] = rspamd
     if not _emit_json(json_path, doc):
         render.render(out, doc, show_evidence)
-    if doc["empty"]:
+        if rspamd is not None:
+            _print_rspamd(rspamd)
+    if doc["empty"] and not (rspamd and (rspamd["scans"] or rspamd["items"])):
         click.echo(f"spamdrill: warning: nothing to diagnose ({doc['empty']['cause']}): "
                    f"{doc['empty']['why']}", err=True)
         sys.exit(EXIT_NOTHING)
+
+
+def _text_lines(path: str) -> list[str]:
+    """A plain or gzipped file's lines (stdin is read once, by the main pass)."""
+    import gzip
+
+    try:
+        with open(path, "rb") as f:
+            raw = f.read()
+        if raw[:2] == b"\x1f\x8b":
+            raw = gzip.decompress(raw)
+    except (OSError, EOFError) as exc:
+        why = getattr(exc, "strerror", None) or "not a whole gzip file"
+        raise SpamdrillError(f"cannot read {path}: {why}") from None
+    return raw.decode("utf-8", errors="replace").splitlines()
+
+
+def _rspamd(files: tuple[str, ...], rspamd_logs: tuple[str, ...]) -> dict[str, object]:
+    """rspamd's lines and Postfix's (the FILES), diagnosed by ``logs.rspamd``."""
+    from spamdrill.logs.rspamd import diagnose
+
+    lines = [ln for p in (*files, *rspamd_logs) if p != "-" for ln in _text_lines(p)]
+    d = diagnose(lines)
+    return {"lines": d.lines, "scans": len(d.scans), "modes": d.counts(),
+            "items": [{"key": i.key, "mode": i.mode.value, "fate": i.fate.value,
+                       "why": i.why, "evidence": i.evidence} for i in d.items]}
+
+
+def _print_rspamd(doc: dict[str, Any]) -> None:
+    t = Table(title=f"rspamd: {doc['scans']} scans, {len(doc['items'])} met a failure")
+    for col in ("message", "mode", "fate", "why"):
+        t.add_column(col)
+    for i in doc["items"]:
+        t.add_row(term.safe(i["key"]), i["mode"], i["fate"], term.safe(i["why"]))
+    out.print(t)
 
 
 @cli.command("replay")
