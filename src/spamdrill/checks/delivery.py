@@ -107,8 +107,8 @@ class DeliveredIntact(CheckSpec, tag="delivered_intact", frozen=True):
 class SenderRetried(CheckSpec, tag="sender_retried", frozen=True):
     """End to end, before the queue: every message was first refused at SMTP with a
     temporary reply (``status``, an enhanced status prefix such as ``"4.7.1"``: the
-    sender keeps the message and tries again), and the sender's one retry, once the fault
-    healed, was delivered exactly once (``fates``). A milter with
+    sender keeps the message and tries again), and once the fault healed the sender's
+    retries got it delivered exactly once (``fates``). A milter with
     ``milter_default_action = tempfail`` that cannot be reached does this."""
 
     status: str = "4."

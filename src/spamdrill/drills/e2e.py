@@ -41,6 +41,7 @@ from spamdrill.vocab import Outcome as Word
 
 DELIVER = "spamdrill-deliver"
 SETTLED_POLL_S = 0.2
+SENDER_RETRY_S = 2.0  # a refused sender's retries, its queue's backoff compressed
 
 
 def shipped_wrappers() -> Path:
@@ -75,7 +76,8 @@ class PostfixTarget(msgspec.Struct, frozen=True, forbid_unknown_fields=True,
     milter_default_action``); pair it with ``[lab.maildrop] client = "none"``, so the
     milter alone scans. A message refused with a 4xx is what a sender keeps and tries
     again (RFC 5321, 4.2.5): once the fault is healed and the milter answers, each is
-    sent once more, and its record keeps the first refusal."""
+    sent again until accepted (``SENDER_RETRY_S`` apart, within ``settle``), and its
+    record keeps the first refusal."""
 
     wrappers: tuple[str, ...] = (DELIVER,)
     deliver_flags: tuple[str, ...] = ()
@@ -147,6 +149,7 @@ class SmtpLoad:
     ps: postfix.State | None = None
     jobs: dict[str, smtp.Job] = field(default_factory=dict)  # corpus id -> its job
     first_refusal: dict[str, str] = field(default_factory=dict)  # id -> a 4xx, retried
+    refusals: dict[str, int] = field(default_factory=dict)  # id -> the 4xx it got
 
     def run(self, workdir: Path, started: Started, progress: Tick) -> None:
         transports = _transports(self.state, self.target, self.plan.wrappers)
@@ -239,27 +242,35 @@ class SmtpLoad:
                 for s, o in zip(self.sent, found, strict=True)]
 
     def _sender_retries(self, deadline: float) -> None:
-        """Each message refused with a 4xx, sent once more as its sender would, once the
-        milter answers again (or at ``deadline``); the retry replaces it in ``sent``, with
-        the first attempt's start, and ``first_refusal`` keeps what the sender got."""
+        """Each message refused with a 4xx, sent again as its sender would, once the
+        milter answers again, every ``SENDER_RETRY_S`` until accepted or ``deadline`` (a
+        sending MTA's queue, its backoff compressed); the last attempt replaces it in
+        ``sent``, with the first attempt's start, ``first_refusal`` keeps what the sender
+        got first and ``refusals`` how many 4xx it got."""
         assert self.ps is not None
-        refused = [i for i, s in enumerate(self.sent)
-                   if s.queue_id is None and s.reply.startswith("4") and s.id in self.jobs]
-        if not refused:
-            return
         ref = self.state.rspamd
-        if self.target.milter and ref is not None:
-            from spamdrill.lab.rspamd import milter_negotiates
+        waited = False
+        while True:
+            refused = [i for i, s in enumerate(self.sent) if s.queue_id is None
+                       and s.reply.startswith("4") and s.id in self.jobs]
+            if not refused or time.monotonic() >= deadline:
+                return
+            if self.target.milter and ref is not None and not waited:
+                from spamdrill.lab.rspamd import milter_negotiates
 
-            while not milter_negotiates(ref.proxy.host, ref.proxy.port) \
-                    and time.monotonic() < deadline:
-                time.sleep(SETTLED_POLL_S)
-        again, _ = smtp.inject(self.ps.address, self.ps.port,
-                               [self.jobs[self.sent[i].id] for i in refused])
-        for i, new in zip(refused, again, strict=True):
-            old = self.sent[i]
-            self.first_refusal[old.id] = old.reply
-            self.sent[i] = dataclasses.replace(new, start_ns=old.start_ns)
+                while not milter_negotiates(ref.proxy.host, ref.proxy.port) \
+                        and time.monotonic() < deadline:
+                    time.sleep(SETTLED_POLL_S)
+                waited = True
+            elif self.refusals:
+                time.sleep(SENDER_RETRY_S)
+            again, _ = smtp.inject(self.ps.address, self.ps.port,
+                                   [self.jobs[self.sent[i].id] for i in refused])
+            for i, new in zip(refused, again, strict=True):
+                old = self.sent[i]
+                self.first_refusal.setdefault(old.id, old.reply)
+                self.refusals[old.id] = self.refusals.get(old.id, 0) + 1
+                self.sent[i] = dataclasses.replace(new, start_ns=old.start_ns)
 
     def _spamd_finished(self, deadline: float) -> str:
         """spamd's log once it has logged a verdict on every message it began (a scan
@@ -291,7 +302,8 @@ class SmtpLoad:
             reason=reason, spamc_args=list(self.plan.spamc_args), case=self.cases[s.id],
             peer="postfix", fate=o.fate,
             dsn=o.dsn_status or (last.dsn if last else "") or _enhanced(s.reply),
-            deferrals=sum(1 for d in o.log if d.status == "deferred") + (first is not None),
+            deferrals=sum(1 for d in o.log if d.status == "deferred")
+            + self.refusals.get(s.id, 0) + (o.fate is None and s.reply.startswith("4")),
             intact=o.intact,
             queue_id=s.queue_id or "", spamd=spamd, delays=_delays(last),
             message_id=s.message_id or "")
