@@ -1,5 +1,5 @@
 """rspamd's log lines and Postfix's milter lines, diagnosed in the shared vocabulary, on
-what the lab's real programs wrote during the rspamd drills (tests/data/logs/rspamd)."""
+what the lab's real programs wrote during the rspamd drills (tests/data/rspamd-logs)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from spamdrill.logs.rspamd import diagnose
 from spamdrill.vocab import Fate, Mode
 
 pytestmark = pytest.mark.unit
-DATA = Path(__file__).parent / "data" / "logs" / "rspamd"
+DATA = Path(__file__).parent / "data" / "rspamd-logs"
 
 
 def lines(*names: str) -> list[str]:

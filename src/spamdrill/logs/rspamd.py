@@ -25,7 +25,7 @@ deferred) or, with ``accept``, the session goes on and the message is queued uns
 Message-ID (``QID: message-id=<...>``), which rspamd's ``id:`` carries too: either joins a
 scan to its message.
 
-Measured on the lab's Postfix 3.7 and rspamd 3.4 (tests/data/logs/rspamd/).
+Measured on the lab's Postfix 3.7 and rspamd 3.4 (tests/data/rspamd-logs/).
 """
 
 from __future__ import annotations
