@@ -72,3 +72,29 @@ def test_a_stop_that_stopped_nothing_is_an_error(name: str, tmp_path: Path,
     assert r.verdict == "error", (r.checks, r.faults)
     assert not r.faults[0].took_effect and "did not occur" in r.faults[0].detail
     assert all(m.fate == "delivered" and m.deferrals == 0 for m in r.history.messages)
+
+
+def test_a_scan_past_postfixs_milter_timeout_is_accepted_unscanned(tmp_path: Path) -> None:
+    """rspamd still scanning when Postfix's milter_content_timeout (4 s) runs out: with
+    accept, Postfix queues the message unscanned at the timeout."""
+    if needs_root("e2e-rspamd-milter-timeout"):
+        return
+    r = run("e2e-rspamd-milter-timeout", tmp_path)
+    assert r.verdict == "confirmed", (r.checks, r.error)
+    assert all(m.fate == "delivered unscanned" and 3.5 <= (m.seconds or 0) < 8
+               for m in r.history.messages), r.history.messages
+
+
+def test_a_scan_within_the_milter_timeout_proves_nothing(tmp_path: Path) -> None:
+    """The negative twin: quick scans never meet the timeout, so the condition fails and
+    the drill is an error, not a confirmation."""
+    if needs_root("e2e-rspamd-milter-timeout"):
+        return
+    import msgspec
+
+    sc = SCENARIOS["e2e-rspamd-milter-timeout"]
+    quick = msgspec.structs.replace(sc, load=msgspec.structs.replace(sc.load, kinds=("ham",)))
+    [r] = runner.run_scenario(quick, scale=1.0, base=LabConfig(), workdir=tmp_path)
+    assert r.verdict == "error", (r.checks, r.error)
+    assert any("did not occur" in c.detail for c in r.checks), r.checks
+    assert all(m.fate == "delivered" for m in r.history.messages)

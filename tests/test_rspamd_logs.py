@@ -99,3 +99,19 @@ def test_logs_reads_rspamds_own_log_beside_postfixs() -> None:
     missing = CliRunner().invoke(cli, ["logs", postfix_log, "--rspamd-log", "/nonexistent"])
     # the one-line error main() prints (CliRunner stops before main's handler)
     assert str(missing.exception) == "cannot read /nonexistent: No such file or directory"
+
+
+def test_a_milter_that_outlasts_postfixs_timeout_is_cleanups_to_log() -> None:
+    """e2e-rspamd-milter-timeout: the scan held 8 s, milter_content_timeout 4 s; cleanup
+    logs the timeout for the message it holds, which accept then queues unscanned."""
+    d = diagnose(lines("milter-timeout.postfix.log"))
+    assert d.counts() == {"milter-unavailable": 2}
+    assert all(i.fate == Fate.DELIVERED_UNSCANNED and "SMFIC_BODYEOB" in i.evidence
+               and len(i.key) == 11 for i in d.items)
+    refused = [*lines("milter-timeout.postfix.log"),
+               "Dec 07 03:48:48 mx postfix/cleanup[16334]: DD604224C08: milter-reject: "
+               "END-OF-MESSAGE from unknown[127.0.0.1]: 4.7.1 Service unavailable - try "
+               "again later; from=<s@x> to=<a@y> proto=ESMTP helo=<h>"]
+    by = {i.key: i for i in diagnose(refused).items}
+    assert by["DD604224C08"].fate == Fate.DEFERRED  # tempfail: the sender keeps it
+    assert by["DE6B6225FC4"].fate == Fate.DELIVERED_UNSCANNED

@@ -177,7 +177,8 @@ def test_rspamd_drills_are_judged_in_the_shared_vocabulary() -> None:
                      "rspamd-overloaded": Mode.RSPAMD_OVERLOADED,
                      "e2e-rspamd-milter": None,
                      "e2e-rspamd-milter-accept": Mode.MILTER_UNAVAILABLE,
-                     "e2e-rspamd-milter-tempfail": Mode.MILTER_UNAVAILABLE}
+                     "e2e-rspamd-milter-tempfail": Mode.MILTER_UNAVAILABLE,
+                     "e2e-rspamd-milter-timeout": Mode.MILTER_UNAVAILABLE}
     assert Mode.RSPAMD_TASK_TIMEOUT.info.layer == Layer.RSPAMD
     assert Mode.REDIS_DOWN.info.layer == Layer.REDIS
     assert "soft_reject_on_timeout" in fixes.fix(Mode.RSPAMD_TASK_TIMEOUT)
@@ -200,3 +201,17 @@ def test_rspamd_drills_are_judged_in_the_shared_vocabulary() -> None:
     row = case_finding("", [retried], Mode.MILTER_UNAVAILABLE, b)
     assert (row.finding, row.fate) == (Finding.DEFERS, Fate.DEFERRED)
     assert row.why.startswith("refused at SMTP (451 4.7.1") and not row.finding.crosses_budget
+
+
+def test_the_milter_content_timeout_reaches_main_cf() -> None:
+    from spamdrill.lab import postfix as pf
+
+    t = pf.maildrop_transport(Path("/run/x/maildroprc"))
+    s = pf.Settings(transports=(t,), milter="inet:127.0.0.1:11332", milter_content_timeout=4)
+    assert "milter_content_timeout = 4s\n" in pf.render_main_cf(
+        pf.Paths(Path("/tmp/r/postfix")), s, 1, 1)
+    default = pf.Settings(transports=(t,), milter="inet:127.0.0.1:11332")
+    assert "milter_content_timeout" not in pf.render_main_cf(
+        pf.Paths(Path("/tmp/r/postfix")), default, 1, 1)
+    with pytest.raises(SpamdrillError):
+        pf.Settings(transports=(t,), milter_content_timeout=-1)

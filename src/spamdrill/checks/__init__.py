@@ -43,6 +43,7 @@ from spamdrill.checks.messages import (
     NothingDuplicated,
     NothingLost,
     ScannedFraction,
+    WaitedAtLeast,
 )
 from spamdrill.checks.observed import KernelCounter, ModelAgrees, SpamdLog
 
@@ -50,7 +51,7 @@ AnyCheck = (NothingLost | AllUnscanned | ScannedFraction | LatencyBound | Delive
             | Staircase | UnscannedNearTimeout | SpamdLog | KernelCounter | ModelAgrees
             | FitsCapacity | SplitByFault | ScannedAfterMark | NothingDuplicated | NoBounce
             | BouncesSayWhy | DeferredThenDelivered | DeliveredIntact | FateIs
-            | WaitedPastTimeout | FaultMetLoad | SenderRetried)
+            | WaitedPastTimeout | FaultMetLoad | SenderRetried | WaitedAtLeast)
 # the registry is the union: a new check is its class and its place in AnyCheck
 CHECK_TYPES: tuple[type[CheckSpec], ...] = get_args(AnyCheck)
 CHECKS: dict[str, type[CheckSpec]] = {str(c.__struct_config__.tag): c for c in CHECK_TYPES}
@@ -60,5 +61,5 @@ __all__ = ["CHECKS", "CHECK_TYPES", "AllUnscanned", "AnyCheck", "BouncesSayWhy",
            "FateIs", "FaultMetLoad", "FitsCapacity", "KernelCounter", "LatencyBound",
            "ModelAgrees", "NoBounce", "NothingDuplicated", "NothingLost", "ScannedAfterMark",
            "ScannedFraction", "SenderRetried", "SpamdLog", "SplitByFault", "Staircase", "Status",
-           "UnscannedNearTimeout", "WaitedPastTimeout", "judge_condition", "judge_safely",
-           "verdict"]
+           "UnscannedNearTimeout", "WaitedAtLeast", "WaitedPastTimeout", "judge_condition",
+           "judge_safely", "verdict"]

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import math
 import re
 import time
 from dataclasses import dataclass, field
@@ -153,24 +154,26 @@ class SmtpLoad:
 
     def run(self, workdir: Path, started: Started, progress: Tick) -> None:
         transports = _transports(self.state, self.target, self.plan.wrappers)
-        milter, action = self._milter()
+        milter, action, content = self._milter()
         self.ps = postfix.up(Path(self.state.run_dir), postfix.Settings(
             transports=tuple(transports), recipients=self._recipients(), milter=milter,
-            milter_default_action=action), marker=self.state.marker)
+            milter_default_action=action, milter_content_timeout=content),
+            marker=self.state.marker)
         self.sent = self._inject(self._jobs(transports), started)
         accepted = [s for s in self.sent if s.queue_id]
         self._wait_settled(len(accepted), progress)
 
-    def _milter(self) -> tuple[str, str]:
-        """main.cf's milter and its default action: the lab's rspamd proxy, when the
-        target asks ("" for none)."""
+    def _milter(self) -> tuple[str, str, int]:
+        """main.cf's milter, its default action and content timeout (whole seconds, 0:
+        Postfix's): the lab's rspamd proxy, when the target asks ("" for none)."""
         if not self.target.milter:
-            return "", "tempfail"
+            return "", "tempfail", 0
         ref = self.state.rspamd
         if ref is None:
             raise SpamdrillError("the postfix target's milter needs the lab's rspamd",
                                  "set [lab.rspamd] enabled = true in the scenario")
-        return f"inet:{ref.proxy.host}:{ref.proxy.port}", ref.milter_default_action
+        return (f"inet:{ref.proxy.host}:{ref.proxy.port}", ref.milter_default_action,
+                math.ceil(ref.milter_content_timeout))
 
     def _recipients(self) -> tuple[str, ...]:
         """The local parts this drill sends to: the only ones its Postfix accepts."""

@@ -120,6 +120,7 @@ class RspamdSettings(_Section, frozen=True):
     soft_reject_on_timeout: bool = False
     redis_timeout: Seconds = 0.0
     milter_default_action: MilterAction = "tempfail"
+    milter_content_timeout: Seconds = 0.0  # Postfix's wait for the milter; 0: its 300 s
 
 
 class DeliverySettings(_Section, frozen=True):

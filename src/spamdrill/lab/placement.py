@@ -54,7 +54,8 @@ def plan_loopback(state: LabState, config: LabConfig) -> None:
             for port, what in ((r.port, "rspamd"), (r.controller_port, "rspamd controller"),
                                (r.proxy_port, "rspamd proxy"), (r.redis_port, "Redis")))
         state.rspamd = RspamdRef(normal, controller, proxy, redis,
-                                 milter_default_action=r.milter_default_action)
+                                 milter_default_action=r.milter_default_action,
+                                 milter_content_timeout=r.milter_content_timeout)
 
 
 def plan_hosts(state: LabState, config: LabConfig, progress: Progress) -> None:

@@ -92,6 +92,7 @@ class Settings:
     # milter_default_action: what smtpd does when it is unavailable (see render_main_cf)
     milter: str = ""
     milter_default_action: str = "tempfail"
+    milter_content_timeout: int = 0  # whole seconds; 0: Postfix's default (300 s)
 
     def __post_init__(self) -> None:
         if not self.transports:
@@ -106,8 +107,13 @@ class Settings:
             raise ConfigError("queue timers: 0 < minimal_backoff <= maximal_backoff")
         if not self.recipients:
             raise ConfigError("Postfix needs at least one recipient to accept")
+        self._check_milter()
+
+    def _check_milter(self) -> None:
         if self.milter and not _MILTER.match(self.milter):
             raise ConfigError(f"milter {self.milter!r}: inet:127.x.y.z:PORT only")
+        if self.milter_content_timeout < 0:
+            raise ConfigError("milter_content_timeout: 0 (Postfix's default) or more")
         if self.milter_default_action not in MILTER_ACTIONS:
             raise ConfigError(f"milter_default_action {self.milter_default_action!r}: "
                               + " or ".join(MILTER_ACTIONS))
@@ -219,7 +225,9 @@ def render_milter(settings: Settings) -> str:
         return ""
     return (f"smtpd_milters = {settings.milter}\n"
             f"milter_default_action = {settings.milter_default_action}\n"
-            "milter_protocol = 6\n"
+            + (f"milter_content_timeout = {settings.milter_content_timeout}s\n"
+               if settings.milter_content_timeout else "")
+            + "milter_protocol = 6\n"
             "milter_mail_macros = i {mail_addr} {client_addr} {client_name} {auth_authen}\n")
 
 

@@ -21,7 +21,12 @@ refused``, ``warning: milter inet:...: can't read SMFIC_OPTNEG reply packet head
 (unreachable or timing out: ``milter-unavailable``), then ``NOQUEUE: milter-reject: STAGE
 from CLIENT: 451 4.7.1 ...`` (``milter_default_action = tempfail``: the sender was
 deferred) or, with ``accept``, the session goes on and the message is queued unscanned
-(``QID: client=...`` from the same smtpd process). Postfix's cleanup names a queue id's
+(``QID: client=...`` from the same smtpd process). A milter that does not answer the end
+of the message within ``milter_content_timeout`` is cleanup's to log (``warning: milter
+...: can't read SMFIC_BODYEOB reply packet header: Connection timed out``, for the message
+that cleanup process holds): queued unscanned with ``accept``, refused (``QID:
+milter-reject: END-OF-MESSAGE ...: 4.7.1``) with ``tempfail``. Postfix's cleanup names a
+queue id's
 Message-ID (``QID: message-id=<...>``), which rspamd's ``id:`` carries too: either joins a
 scan to its message.
 
@@ -46,12 +51,12 @@ _REDIS = re.compile(r"error getting reply from redis server|connection to redis 
                     r"[^\n]*timed out|got error [^\n]*(?:when|while)|cannot (?:connect|get) "
                     r"(?:to )?redis", re.I)
 _SMTPD = re.compile(r"postfix(?:/[a-z_-]+)?/smtpd\[(?P<pid>\d+)\]: (?P<text>.*)$")
-_CLEANUP = re.compile(r"postfix(?:/[a-z_-]+)?/cleanup\[\d+\]: (?P<qid>[0-9A-Za-z]+): "
-                      r"message-id=(?P<mid><[^>]*>)")
+_CLEANUP = re.compile(r"postfix(?:/[a-z_-]+)?/cleanup\[(?P<pid>\d+)\]: (?P<text>.*)$")
+_MESSAGE_ID = re.compile(r"^(?P<qid>[0-9A-Za-z]+): message-id=(?P<mid><[^>]*>)")
 _MILTER_DOWN = re.compile(r"warning: (?:connect to Milter service (?P<a>\S+): (?P<why>.*)|"
                           r"milter (?P<b>\S+): (?P<why2>.*))$")
 _MILTER_REJECT = re.compile(r"^(?P<qid>NOQUEUE|[0-9A-Za-z]+): milter-reject: (?P<stage>[A-Z-]+)"
-                            r" from \S+: (?P<reply>[45]\d\d [45]\.\d+\.\d+ [^;]*)")
+                            r" from \S+: (?P<reply>(?:[45]\d\d )?[45]\.\d+\.\d+ [^;]*)")
 _QUEUED = re.compile(r"^(?P<qid>[0-9A-Za-z]+): client=")
 
 
@@ -129,11 +134,51 @@ def _rspamd_line(d: Diagnosis, text: str) -> bool:
     return True
 
 
+@dataclass
+class _Cleanup:
+    """What each cleanup process holds: its message, and milter timeouts met."""
+
+    current: dict[str, str] = field(default_factory=dict)  # cleanup pid -> queue id
+    timed_out: dict[str, str] = field(default_factory=dict)  # queue id -> the warning
+    refused: dict[str, str] = field(default_factory=dict)  # queue id -> the 4xx
+
+
+def _cleanup_line(body: str, pid: str, mids: dict[str, str], c: _Cleanup) -> None:
+    m = _MESSAGE_ID.match(body)
+    if m is not None:
+        mids[m["qid"]] = m["mid"]
+        c.current[pid] = m["qid"]
+        return
+    if _MILTER_DOWN.match(body) and pid in c.current:
+        c.timed_out.setdefault(c.current[pid], body)
+        return
+    rej = _MILTER_REJECT.match(body)
+    if rej is not None and rej["reply"].startswith("4"):
+        c.refused[rej["qid"]] = rej["reply"]
+
+
+def _cleanup_items(c: _Cleanup) -> list[Item]:
+    out = []
+    for qid, warning in c.timed_out.items():
+        reply = c.refused.get(qid)
+        if reply is not None:
+            out.append(Item(qid, Mode.MILTER_UNAVAILABLE, Fate.DEFERRED,
+                            f"the milter did not answer the end of the message in time: "
+                            f"milter_default_action = tempfail, the sender got "
+                            f"{reply[:60]}", warning))
+        else:
+            out.append(Item(qid, Mode.MILTER_UNAVAILABLE, Fate.DELIVERED_UNSCANNED,
+                            "the milter did not answer the end of the message in time: "
+                            "milter_default_action = accept, queued without rspamd's "
+                            "verdict", warning))
+    return out
+
+
 def _postfix_line(d: Diagnosis, text: str, sessions: dict[str, _Session],
-                  mids: dict[str, str]) -> bool:
+                  mids: dict[str, str], cleanup: _Cleanup) -> bool:
     c = _CLEANUP.search(text)
     if c is not None:
-        mids[c["qid"]] = c["mid"]
+        _cleanup_line(c["text"], c["pid"], mids, cleanup)
         return True
     m = _SMTPD.search(text)
     if m is None:
@@ -176,9 +221,11 @@ def diagnose(lines: Iterable[str]) -> Diagnosis:
     d = Diagnosis()
     sessions: dict[str, _Session] = {}
     mids: dict[str, str] = {}
+    cleanup = _Cleanup()
     for text in lines:
-        if _rspamd_line(d, text) or _postfix_line(d, text, sessions, mids):
+        if _rspamd_line(d, text) or _postfix_line(d, text, sessions, mids, cleanup):
             d.lines += 1
+    d.items += _cleanup_items(cleanup)
     for scan in d.scans.values():
         mode = scan.mode
         if mode is None:
