@@ -127,3 +127,25 @@ def test_budget_reads_the_example_trees() -> None:
     # no rspamd configuration: no rspamd budget
     field_report = Path(__file__).parents[1] / "examples" / "field-report"
     assert inputs.rspamd_setup(reader.read(field_report)) is None
+
+
+def test_the_port_25_smtpds_own_milter_settings_win(tmp_path: Path) -> None:
+    """master.cf's ``smtp inet ... smtpd -o milter_default_action=accept`` overrides
+    main.cf's for the mail from the Internet."""
+    etc = tmp_path / "etc"
+    (etc / "postfix").mkdir(parents=True)
+    (etc / "rspamd").mkdir()
+    (etc / "rspamd" / "options.inc").write_text("task_timeout = 8s;\n")
+    (etc / "postfix" / "main.cf").write_text("smtpd_milters = inet:localhost:11332\n"
+                                             "milter_default_action = tempfail\n")
+    (etc / "postfix" / "master.cf").write_text(
+        "smtp      inet  n       -       y       -       -       smtpd\n"
+        "  -o milter_default_action=accept\n"
+        "submission inet n       -       y       -       -       smtpd\n"
+        "  -o milter_default_action=reject\n")
+    system = reader.read(tmp_path)
+    assert system.milter is not None
+    assert system.milter.default_action.value == "accept"
+    assert "master.cf" in system.milter.default_action.source
+    s = inputs.rspamd_setup(system)
+    assert s is not None and s.milter_action == "accept"

@@ -80,6 +80,8 @@ class System:
     no_spamc: str | None = None  # why no spamc runs
     rspamd: rspamd_conf.RspamdConf | None = None  # when ROOT/etc/rspamd exists
     milter: rspamd_conf.MilterConf | None = None  # main.cf's milter settings
+    # master.cf's "smtp inet" smtpd service's -o settings (name -> (value, where))
+    smtpd_options: dict[str, tuple[str, str]] = field(default_factory=dict)
 
     @property
     def db_dsn(self) -> sa_conf.Dsn | None:
@@ -148,7 +150,7 @@ def _rspamd(s: System, d: Path) -> None:
     """rspamd's files under ``d`` (its shipped ones, local.d, override.d), when it has a
     configuration there; Postfix's milter settings come from main.cf."""
     if s.main_cf is not None:
-        s.milter = rspamd_conf.milter(s.main_cf)
+        s.milter = rspamd_conf.milter(s.main_cf, s.smtpd_options)
     if not (d / "rspamd.conf").is_file() and not (d / "options.inc").is_file():
         return
     texts = {f"{sub}{name}": _text(d / sub / name)
@@ -166,6 +168,10 @@ def _postfix(s: System, d: Path) -> None:
     names = tuple(e.service for e in entries)
     cf = postfix.parse_main_cf(main_text or "", str(d / "main.cf"), names)
     s.main_cf = cf
+    smtpd = [e for e in entries if e.type == "inet" and e.command == "smtpd"
+             and e.service.rsplit(":", 1)[-1] in ("smtp", "25")]
+    if smtpd:
+        s.smtpd_options = dict(smtpd[0].options)
     service = _maildrop_service(s, cf, entries)
     if service is None:
         s.notes.append(f"{d / 'master.cf'}: no pipe service runs maildrop")

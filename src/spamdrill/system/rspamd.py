@@ -153,14 +153,17 @@ class MilterConf:
 MILTER_ACTIONS = ("accept", "reject", "tempfail", "quarantine")
 
 
-def milter(cf: MainCf) -> MilterConf:
+def milter(cf: MainCf, overrides: dict[str, tuple[str, str]] | None = None) -> MilterConf:
+    """The milter settings the port-25 smtpd runs with: main.cf's, or its master.cf
+    service's ``-o`` overrides (name -> (value, where))."""
+
     def text(name: str) -> Sourced[str]:
-        v = cf.expanded(name)
+        v = cf.expanded(name, overrides)
         assert v is not None  # every one has a Postfix 3.7 default
         return Sourced(v.value.strip(), v.source)
 
     def time(name: str) -> Sourced[float]:
-        v = cf.time(name)
+        v = cf.time(name, overrides)
         assert v is not None
         return v
 
