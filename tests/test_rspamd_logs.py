@@ -115,3 +115,19 @@ def test_a_milter_that_outlasts_postfixs_timeout_is_cleanups_to_log() -> None:
     by = {i.key: i for i in diagnose(refused).items}
     assert by["DD604224C08"].fate == Fate.DEFERRED  # tempfail: the sender keeps it
     assert by["DE6B6225FC4"].fate == Fate.DELIVERED_UNSCANNED
+
+
+def test_anonymize_hashes_rspamds_message_ids_too() -> None:
+    import json
+
+    from click.testing import CliRunner
+
+    from spamdrill.cli import cli
+
+    done = CliRunner().invoke(cli, ["logs", str(DATA / "milter.postfix.log"), "--rspamd-log",
+                                    str(DATA / "redis-frozen.rspamd.log"), "--anonymize",
+                                    "--json", "-"])
+    assert done.exit_code == 0, done.output
+    doc = json.loads(done.stdout)
+    assert doc["anonymized"] and doc["rspamd"]["modes"] == {"rspamd-task-timeout": 4}
+    assert "spamdrill.lab.test" not in json.dumps(doc["rspamd"])

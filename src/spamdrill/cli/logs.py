@@ -119,10 +119,15 @@ def logs_command(files: tuple[str, ...], since: str | None, until: str | None,
                                  maildrop_timeout=maildrop_timeout),
                       Settings(late_window=late_window, horizon=horizon), episode_gap,
                       bucket, limit, tz=zone_info)
-    doc = analyze(list(files), filters, options, anonymized=anonymize)
+    doc = analyze(list(files), filters, options, anonymized=anonymize and not rspamd_logs)
     rspamd = _rspamd(files, rspamd_logs) if rspamd_logs else None
     if rspamd is not None:
+        from spamdrill.logs.anonymize import anonymize as anonymized
+
         doc["rspamd"] = rspamd
+        if anonymize:  # one key for the whole document, rspamd's part included
+            doc = anonymized(doc)
+            rspamd = doc["rspamd"]
     if not _emit_json(json_path, doc):
         render.render(out, doc, show_evidence)
         if rspamd is not None:
