@@ -81,3 +81,137 @@ def test_rspamc_outcomes(stdout: bytes, code: int, outcome: str, reason: str,
     got = classify(MSG, stdout, "", code)
     assert (got.outcome, got.reason, got.score) == (outcome, reason, score)
     assert classify(MSG, stdout, "", None).outcome == "lost"
+
+
+def test_every_message_scanned_through_the_milter_is_marked() -> None:
+    """milter_headers adds X-Spamd-Result for local senders too (Debian's module skips
+    them), so a delivered message shows whether rspamd scanned it."""
+    files = rspamd_lab.render(PATHS, lab_config.RspamdSettings(), PORTS, "127.53.1.2:53")
+    text = files["conf/local.d/milter_headers.conf"]
+    assert 'use = ["x-spamd-result"];' in text and "skip_local = false;" in text
+    from spamdrill.proto.mailfile import parse_delivered
+
+    assert parse_delivered(b"X-Spamd-Result: default: False [2.10 / 15.00];\n\nhi\n").scanned
+    assert not parse_delivered(b"Subject: x\n\nhi\n").scanned
+
+
+def test_postfix_milter_settings() -> None:
+    from spamdrill.lab import postfix as pf
+
+    t = pf.maildrop_transport(Path("/run/x/maildroprc"))
+    plain = pf.render_main_cf(pf.Paths(Path("/tmp/r/postfix")), pf.Settings(transports=(t,)),
+                              1, 1)
+    assert "milter" not in plain
+    s = pf.Settings(transports=(t,), milter="inet:127.0.0.1:11332",
+                    milter_default_action="accept")
+    text = pf.render_main_cf(pf.Paths(Path("/tmp/r/postfix")), s, 1, 1)
+    conf = dict(line.split(" = ", 1) for line in text.splitlines() if " = " in line)
+    assert conf["smtpd_milters"] == "inet:127.0.0.1:11332"
+    assert conf["milter_default_action"] == "accept"
+    assert conf["milter_protocol"] == "6"
+    for bad in ({"milter": "inet:example.org:11332"}, {"milter": "unix:/x"},
+                {"milter": "inet:127.0.0.1:1\nsmtpd_milters = x"},
+                {"milter_default_action": "reject"}):
+        with pytest.raises(SpamdrillError):
+            pf.Settings(transports=(t,), **bad)  # type: ignore[arg-type]
+
+
+def test_no_xfilter_when_the_milter_scans(tmp_path: Path) -> None:
+    from spamdrill.lab import maildrop
+    from spamdrill.lab.layout import Layout, secure_dir
+
+    config = lab_config.LabConfig(maildrop=lab_config.MaildropSettings(client="none"))
+    assert maildrop.spamc_command(config, "127.0.0.1", 783) == []
+    layout = Layout(secure_dir(tmp_path / "lab"))
+    text = maildrop.render_filter(layout, config, [])
+    assert "xfilter \"" not in text and 'to "$DEFAULT/"' in text
+    spamc = maildrop.render_filter(layout, lab_config.LabConfig(), ["/usr/bin/spamc"])
+    assert "xfilter \"" in spamc
+
+
+def test_a_sender_refused_with_a_4xx_then_delivered() -> None:
+    from spamdrill.checks import SenderRetried
+    from spamdrill.checks.delivery import SENDER_GOT
+    from spamdrill.drills.e2e import _enhanced
+    from spamdrill.evidence import Evidence
+    from spamdrill.history import History, MessageRecord
+    from spamdrill.vocab import Fate, Outcome
+
+    def rec(i: int, reason: str, fate: Fate | None) -> MessageRecord:
+        return MessageRecord(id=f"m{i}", kind="ham", size=1, start_ns=0, end_ns=1,
+                             outcome=Outcome.HAM, exit_code=None, reason=reason, spamc_args=[],
+                             fate=fate)
+
+    retried = f"{SENDER_GOT}451 4.7.1 Service unavailable - try again later; sent again: ok"
+    check = SenderRetried(status="4.7.1")
+
+    def judge(*ms: MessageRecord) -> str:
+        return check.judge(Evidence(History(list(ms)), 1.0, 0.0, "", None, (), None, 1)).status
+
+    assert judge(rec(1, retried, Fate.DELIVERED), rec(2, retried, Fate.DELIVERED)) == "pass"
+    assert judge(rec(1, retried, Fate.DELIVERED), rec(2, "in the inbox", Fate.DELIVERED)) \
+        == "fail"  # one went straight through: the milter answered it
+    assert judge(rec(1, retried, Fate.DEFERRED)) == "fail"  # the retry did not get through
+    assert judge(rec(1, retried.replace("4.7.1", "4.3.0"), Fate.DELIVERED)) == "fail"
+    assert judge() == "fail"
+    assert _enhanced("451 4.7.1 Service unavailable - try again later") == "4.7.1"
+    assert _enhanced("503 5.5.1 Error: need MAIL command") == "5.5.1"
+    assert _enhanced("SMTPServerDisconnected: gone") == ""
+
+
+def test_rspamd_drills_are_judged_in_the_shared_vocabulary() -> None:
+    """Each rspamd drill stands for a failure mode, with its layer and its fix; a rspamc
+    that failed is delivered unscanned (maildrop's exception), and a milter's tempfail is
+    a deferral by the sender."""
+    from spamdrill import fixes
+    from spamdrill.checks.delivery import SENDER_GOT
+    from spamdrill.drills.findings import Budgets, case_finding
+    from spamdrill.drills.scenario import load_all
+    from spamdrill.history import MessageRecord
+    from spamdrill.vocab import Fate, Finding, Layer, Mode, Outcome
+
+    modes = {name: sc.failure_mode() for name, sc in load_all().items()
+             if "rspamd" in name or "redis" in name}
+    assert modes == {"rspamd-down": Mode.RSPAMD_REFUSED, "redis-down": Mode.REDIS_DOWN,
+                     "redis-frozen": Mode.RSPAMD_TASK_TIMEOUT,
+                     "rspamd-overloaded": Mode.RSPAMD_OVERLOADED,
+                     "e2e-rspamd-milter": None,
+                     "e2e-rspamd-milter-accept": Mode.MILTER_UNAVAILABLE,
+                     "e2e-rspamd-milter-tempfail": Mode.MILTER_UNAVAILABLE,
+                     "e2e-rspamd-milter-timeout": Mode.MILTER_UNAVAILABLE}
+    assert Mode.RSPAMD_TASK_TIMEOUT.info.layer == Layer.RSPAMD
+    assert Mode.REDIS_DOWN.info.layer == Layer.REDIS
+    assert "soft_reject_on_timeout" in fixes.fix(Mode.RSPAMD_TASK_TIMEOUT)
+
+    b = Budgets(maildrop_s=300.0, postfix_s=1000.0, wrapper="bounce-on-75", deadline_s=600.0)
+
+    def rec(**kw: object) -> MessageRecord:
+        base: dict[str, object] = dict(id="m", kind="ham", size=1, start_ns=0, end_ns=10**9,
+                                       outcome=Outcome.UNSCANNED, exit_code=1,
+                                       reason="refused", spamc_args=[], peer="rspamd")
+        return MessageRecord(**{**base, **kw})  # type: ignore[arg-type]
+
+    row = case_finding("", [rec()], Mode.RSPAMD_REFUSED, b)
+    assert (row.mode, row.finding, row.fate) == (Mode.RSPAMD_REFUSED,
+                                                 Finding.DELIVERS_UNSCANNED,
+                                                 Fate.DELIVERED_UNSCANNED)
+    assert "rspamc failed" in row.why
+    retried = rec(outcome=Outcome.HAM, peer="postfix", fate=Fate.DELIVERED, deferrals=1,
+                  reason=f"{SENDER_GOT}451 4.7.1 Service unavailable; sent again: ok")
+    row = case_finding("", [retried], Mode.MILTER_UNAVAILABLE, b)
+    assert (row.finding, row.fate) == (Finding.DEFERS, Fate.DEFERRED)
+    assert row.why.startswith("refused at SMTP (451 4.7.1") and not row.finding.crosses_budget
+
+
+def test_the_milter_content_timeout_reaches_main_cf() -> None:
+    from spamdrill.lab import postfix as pf
+
+    t = pf.maildrop_transport(Path("/run/x/maildroprc"))
+    s = pf.Settings(transports=(t,), milter="inet:127.0.0.1:11332", milter_content_timeout=4)
+    assert "milter_content_timeout = 4s\n" in pf.render_main_cf(
+        pf.Paths(Path("/tmp/r/postfix")), s, 1, 1)
+    default = pf.Settings(transports=(t,), milter="inet:127.0.0.1:11332")
+    assert "milter_content_timeout" not in pf.render_main_cf(
+        pf.Paths(Path("/tmp/r/postfix")), default, 1, 1)
+    with pytest.raises(SpamdrillError):
+        pf.Settings(transports=(t,), milter_content_timeout=-1)

@@ -77,6 +77,18 @@ CATALOG: dict[Mode, Fix] = {
     Mode.FILTER_FAILED: Fix("use spamdrill-deliver (it defers), or drop -x", _CHAIN),
     Mode.FILTER_EMPTY: Fix("guard the xfilter: deliver nothing unless it printed a message "
                            "(maildrop delivers an empty one and exits 0)", _CHAIN),
+    Mode.RSPAMD_REFUSED: Fix("keep the xfilter inside exception { } (rspamc exits 1: "
+                             "maildrop delivers unscanned) or run maildrop under "
+                             "spamdrill-deliver (it defers)", _CHAIN),
+    Mode.RSPAMD_OVERLOADED: Fix("more normal workers (worker-normal.inc count) or a "
+                                "longer rspamc -t", _FILTER),
+    Mode.RSPAMD_TASK_TIMEOUT: Fix("rspamc -t above task_timeout plus Redis's timeout, or "
+                                  "soft_reject_on_timeout = true to defer instead of a "
+                                  "partial verdict", _FILTER),
+    Mode.REDIS_DOWN: Fix("none needed for delivery (rspamd scans on); bring Redis back for "
+                         "Bayes, history and greylisting", _CHAIN),
+    Mode.MILTER_UNAVAILABLE: Fix("milter_default_action = tempfail defers to the sender "
+                                 "(4xx) instead of accepting unscanned mail", _CHAIN),
 }
 
 

@@ -61,7 +61,9 @@ class Layer(StrEnum):
     KERNEL = "kernel"
     DNS = "dns"
     DATABASE = "database"
+    REDIS = "redis"  # rspamd's Redis (Bayes, history, ratelimit, greylisting)
     SPAMD = "spamd"
+    RSPAMD = "rspamd"  # its normal workers and task_timeout; rspamc's -t is SPAMC's
     SPAMC = "spamc"
     MAILDROP = "maildrop"
     WRAPPER = "wrapper"
@@ -145,6 +147,12 @@ class Mode(StrEnum):
     UNKNOWN_USER = "unknown-user"
     FILTER_FAILED = "filter-failed"
     FILTER_EMPTY = "filter-empty"
+    # rspamd's, measured by the rspamd drills (README's rspamd section)
+    RSPAMD_REFUSED = "rspamd-refused"
+    RSPAMD_OVERLOADED = "rspamd-overloaded"
+    RSPAMD_TASK_TIMEOUT = "rspamd-task-timeout"
+    REDIS_DOWN = "redis-down"
+    MILTER_UNAVAILABLE = "milter-unavailable"
 
     @property
     def info(self) -> ModeInfo:
@@ -197,4 +205,18 @@ MODE_INFO: dict[Mode, ModeInfo] = {
                                  "filter message.', exit 75"),
     Mode.FILTER_EMPTY: ModeInfo(Layer.MAILDROP, "the xfilter printed nothing and exited 0: "
                                 "maildrop delivers nothing and exits 0"),
+    Mode.RSPAMD_REFUSED: ModeInfo(Layer.SPAMC, "rspamd not listening: rspamc is refused at "
+                                  "once and exits 1 (no retry), the message unscanned"),
+    Mode.RSPAMD_OVERLOADED: ModeInfo(
+        Layer.RSPAMD, "every normal worker busy: one event loop interleaves its scans, so a "
+        "burst waits past rspamc's -t together instead of in turn"),
+    Mode.RSPAMD_TASK_TIMEOUT: ModeInfo(
+        Layer.RSPAMD, "a scan ran past task_timeout (a frozen Redis, a slow rule): rspamd "
+        "answers with a forced partial verdict, or a soft reject with "
+        "soft_reject_on_timeout"),
+    Mode.REDIS_DOWN: ModeInfo(Layer.REDIS, "rspamd's Redis refuses: Bayes, history and "
+                              "greylisting fail and rspamd scans on without them"),
+    Mode.MILTER_UNAVAILABLE: ModeInfo(
+        Layer.POSTFIX, "Postfix cannot reach its milter (rspamd's proxy): "
+        "milter_default_action decides, accept (unscanned) or tempfail (4xx to the sender)"),
 }

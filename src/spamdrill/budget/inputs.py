@@ -9,6 +9,7 @@ from pathlib import Path
 
 from spamdrill.budget import wrappertable as wt
 from spamdrill.budget.model import MODES, Setup, evaluate
+from spamdrill.budget.rspamd import RspamdSetup
 from spamdrill.system import net
 from spamdrill.system.reader import Filter, Overrides, System, read
 from spamdrill.vocab import Fate, Finding
@@ -230,3 +231,57 @@ def gather(*, etc: Path = Path("/"), maildroprc: Path | None = None,
                                  spamd_default, sa_dir, postfix_dir, resolv, deliver_config))
     all_setups = setups(system, WhatIf(maildrop_timeout, wrapper, link_rate, concurrency))
     return all_setups[limiting(all_setups)]
+
+
+def rspamc_timeout(command: str) -> float | None:
+    """An xfilter's rspamc ``-t`` (``-t N``, ``-tN``, ``--timeout=N``, ``--timeout N``):
+    rspamc's default 10 s when it gives none; None when the command is not rspamc."""
+    import shlex
+
+    from spamdrill.budget.rspamd import RSPAMC_DEFAULT_T
+
+    try:
+        words = shlex.split(command)
+    except ValueError:
+        words = command.split()
+    if not words or Path(words[0]).name != "rspamc":
+        return None
+    t = RSPAMC_DEFAULT_T
+    for i, w in enumerate(words[1:], 1):
+        value = None
+        if w in ("-t", "--timeout") and i + 1 < len(words):
+            value = words[i + 1]
+        elif w.startswith("--timeout="):
+            value = w.split("=", 1)[1]
+        elif w.startswith("-t") and len(w) > 2 and not w.startswith("--"):
+            value = w[2:]
+        if value is not None:
+            try:
+                t = float(value)
+            except ValueError:
+                continue
+    return t
+
+
+def rspamd_setup(system: System) -> RspamdSetup | None:
+    """rspamd's budget inputs from this system: its rspamd configuration, the rspamc
+    xfilters (the shortest -t: the first to give up) and Postfix's milter; None without
+    rspamd's configuration."""
+    conf = system.rspamd
+    if conf is None:
+        return None
+    rspamc = [(t, x) for x in (system.maildroprc.xfilters if system.maildroprc else [])
+              if (t := rspamc_timeout(x.command)) is not None]
+    first = min(rspamc, key=lambda p: p[0]) if rspamc else None
+    m = system.milter
+    milter = m is not None and bool(m.milters.value)
+    return RspamdSetup(
+        task_timeout=conf.task_timeout.value, soft_reject=conf.soft_reject_on_timeout.value,
+        redis_timeout=conf.redis_timeout.value,
+        workers=conf.workers.value if conf.workers else None,
+        rspamc_t=first[0] if first else None,
+        in_exception=first[1].in_exception if first else True,
+        milter_action=m.default_action.value if m is not None and milter else None,
+        milter_connect_timeout=m.connect_timeout.value if m else 30.0,
+        milter_content_timeout=m.content_timeout.value if m else 300.0,
+        proxy_timeout=conf.proxy_timeout.value)

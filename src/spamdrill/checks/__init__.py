@@ -25,6 +25,7 @@ from spamdrill.checks.delivery import (
     DeliveredIntact,
     FateIs,
     NoBounce,
+    SenderRetried,
 )
 from spamdrill.checks.load import (
     FaultMetLoad,
@@ -42,6 +43,7 @@ from spamdrill.checks.messages import (
     NothingDuplicated,
     NothingLost,
     ScannedFraction,
+    WaitedAtLeast,
 )
 from spamdrill.checks.observed import KernelCounter, ModelAgrees, SpamdLog
 
@@ -49,7 +51,7 @@ AnyCheck = (NothingLost | AllUnscanned | ScannedFraction | LatencyBound | Delive
             | Staircase | UnscannedNearTimeout | SpamdLog | KernelCounter | ModelAgrees
             | FitsCapacity | SplitByFault | ScannedAfterMark | NothingDuplicated | NoBounce
             | BouncesSayWhy | DeferredThenDelivered | DeliveredIntact | FateIs
-            | WaitedPastTimeout | FaultMetLoad)
+            | WaitedPastTimeout | FaultMetLoad | SenderRetried | WaitedAtLeast)
 # the registry is the union: a new check is its class and its place in AnyCheck
 CHECK_TYPES: tuple[type[CheckSpec], ...] = get_args(AnyCheck)
 CHECKS: dict[str, type[CheckSpec]] = {str(c.__struct_config__.tag): c for c in CHECK_TYPES}
@@ -58,6 +60,6 @@ __all__ = ["CHECKS", "CHECK_TYPES", "AllUnscanned", "AnyCheck", "BouncesSayWhy",
            "CheckSpec", "DeferredThenDelivered", "DeliveredIntact", "DeliveryBudget",
            "FateIs", "FaultMetLoad", "FitsCapacity", "KernelCounter", "LatencyBound",
            "ModelAgrees", "NoBounce", "NothingDuplicated", "NothingLost", "ScannedAfterMark",
-           "ScannedFraction", "SpamdLog", "SplitByFault", "Staircase", "Status",
-           "UnscannedNearTimeout", "WaitedPastTimeout", "judge_condition", "judge_safely",
-           "verdict"]
+           "ScannedFraction", "SenderRetried", "SpamdLog", "SplitByFault", "Staircase", "Status",
+           "UnscannedNearTimeout", "WaitedAtLeast", "WaitedPastTimeout", "judge_condition",
+           "judge_safely", "verdict"]

@@ -16,6 +16,10 @@ from spamdrill.checks.base import (
 from spamdrill.evidence import Evidence
 from spamdrill.vocab import Fate
 
+# how an end-to-end record's reason begins when its sender was refused with a 4xx and
+# sent the message again (drills/e2e.py writes it): "the sender got 451 4.7.1 ...; ..."
+SENDER_GOT = "the sender got "
+
 
 class NoBounce(CheckSpec, tag="no_bounce", frozen=True):
     """End to end: nothing bounced because of a transient fault. ``allowed``: DSN status
@@ -98,3 +102,30 @@ class DeliveredIntact(CheckSpec, tag="delivered_intact", frozen=True):
         bad = [m for m in delivered if not m.intact]
         return judged("every delivered message intact", bool(delivered) and not bad,
                        f"{len(delivered) - len(bad)}/{len(delivered)} intact", ids_of(bad))
+
+
+class SenderRetried(CheckSpec, tag="sender_retried", frozen=True):
+    """End to end, before the queue: every message was first refused at SMTP with a
+    temporary reply (``status``, an enhanced status prefix such as ``"4.7.1"``: the
+    sender keeps the message and tries again), and once the fault healed the sender's
+    retries got it delivered exactly once (``fates``). A milter with
+    ``milter_default_action = tempfail`` that cannot be reached does this."""
+
+    status: str = "4."
+    fates: tuple[Fate, ...] = (Fate.DELIVERED,)
+
+    def judge(self, ev: Evidence) -> CheckResult:
+        ms = ev.history.messages
+        want = SENDER_GOT + self.status[:1]
+        refused = [m for m in ms if m.reason.startswith(want)
+                   and self.status in m.reason[len(SENDER_GOT):].split(";", 1)[0]]
+        allowed = {f.value for f in self.fates}
+        bad = [m for m in ms if m not in refused or m.fate not in allowed]
+        first = refused[0].reason[len(SENDER_GOT):].split(";", 1)[0] if refused else ""
+        return judged(f"every message refused with {self.status}, then "
+                      f"{' or '.join(sorted(allowed))} when sent again",
+                      bool(ms) and not bad,
+                      f"{len(refused)} of {len(ms)} refused first"
+                      + (f" ({first[:80]})" if first else "")
+                      + (f"; {bad[0].id}: {bad[0].fate or 'no fate'} ({bad[0].reason[:80]})"
+                         if bad else ""), ids_of(bad))

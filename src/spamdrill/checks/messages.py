@@ -4,6 +4,9 @@ how long each took against a bound or maildrop's budget (sans-IO)."""
 from __future__ import annotations
 
 import math
+from typing import Annotated
+
+import msgspec
 
 from spamdrill.checks.base import (
     CheckResult,
@@ -65,6 +68,22 @@ class LatencyBound(CheckSpec, tag="latency_bound", frozen=True):
         bad = [m for m in ms if m.seconds is None or m.seconds > self.max_s]
         return judged(f"every message back within {self.max_s:g} s", not bad,
                        f"worst {_worst(ms):.2f} s", ids_of(bad))
+
+
+class WaitedAtLeast(CheckSpec, tag="waited_at_least", frozen=True):
+    """At least ``min`` messages took ``min_s`` or longer (a condition: the slow scan or
+    the timeout a drill is about really made the mail wait, on this machine)."""
+
+    TIME_FIELDS = ("min_s",)
+    min_s: Seconds
+    min: Annotated[int, msgspec.Meta(ge=1)] = 1
+
+    def judge(self, ev: Evidence) -> CheckResult:
+        ms = ev.history.messages
+        waited = [m for m in ms if m.seconds is not None and m.seconds >= self.min_s]
+        return judged(f"at least {self.min} waited {self.min_s:g} s or longer",
+                       len(waited) >= self.min, f"{len(waited)} of {len(ms)} did "
+                       f"(worst {_worst(ms):.2f} s)")
 
 
 class DeliveryBudget(CheckSpec, tag="delivery_budget", frozen=True):

@@ -127,17 +127,58 @@ def budget(etc: Path, maildroprc: Path | None, spamc_args: str | None,
     problems = table.problems() if table is not None else []
     risks = list(system.maildroprc.risks) if system.maildroprc is not None else []
     _budget_html(setup, results, notes)
+    rspamd = _rspamd(system)
     if not _emit_json(json_path, {"limits": model.limits(setup),
                                   "modes": [r.public() for r in results],
                                   "xfilters": _xfilters_json(system, setups, chosen),
                                   "wrapper": table.public() if table is not None else None,
-                                  "risks": risks, "notes": notes}):
+                                  "risks": risks, "notes": notes,
+                                  "rspamd": rspamd[0] if rspamd else None}):
         _print_budget(system, setups, chosen, results, notes)
+        if rspamd:
+            out.print(rspamd[1])
         if table is not None and not system.maildrop_unused:
             _print_wrapper_table(table)
         for risk in risks:
             out.print(f"[red]risk:[/red] {term.safe(risk)}", highlight=False)
-    sys.exit(1 if problems or risks or any(r.violations for r in results) else 0)
+    sys.exit(1 if problems or risks or any(r.violations for r in results)
+             or (rspamd and rspamd[2]) else 0)
+
+
+def _rspamd(system: Any) -> tuple[dict[str, Any], Table, bool] | None:
+    """rspamd's inputs, each with its source, and each mode's worst case by each path
+    (``budget.rspamd``): the JSON, the table, and whether any crosses the budget."""
+    from spamdrill.budget import inputs
+    from spamdrill.budget import rspamd as model
+
+    setup = inputs.rspamd_setup(system)
+    if setup is None:
+        return None
+    conf, milter = system.rspamd, system.milter
+    sources = {"task_timeout": conf.task_timeout.source,
+               "soft_reject_on_timeout": conf.soft_reject_on_timeout.source,
+               "redis_timeout": conf.redis_timeout.source,
+               "workers": conf.workers.source if conf.workers else "default of rspamd 3.4",
+               "proxy_timeout": conf.proxy_timeout.source}
+    if milter is not None:
+        sources |= {"milter_default_action": milter.default_action.source,
+                    "milter_content_timeout": milter.content_timeout.source,
+                    "smtpd_milters": milter.milters.source}
+    predictions = model.predict(setup)
+    t = Table(title=f"rspamd: worst case per failure mode (task_timeout "
+                    f"{setup.task_timeout:g} s, Redis {setup.redis_timeout:g} s"
+                    + (f", rspamc -t {setup.rspamc_t:g} s" if setup.rspamc_t else "")
+                    + (f", milter_default_action {setup.milter_action}"
+                       if setup.milter_action else "") + ")")
+    t.caption = term.safe("; ".join(f"{k} from {v}" for k, v in sources.items()))
+    for col in ("mode", "via", "worst", "fate", "finding", "why"):
+        t.add_column(col)
+    for p in predictions:
+        t.add_row(p.mode.value, p.via, f"{p.worst_s:g} s", p.fate.value,
+                  p.finding.value + (" (edge)" if p.edge else ""), term.safe(p.why))
+    doc = {"inputs": {k: v for k, v in vars(setup).items()}, "sources": sources,
+           "modes": [p.public() for p in predictions]}
+    return doc, t, any(p.finding.crosses_budget for p in predictions)
 
 
 def _budget_notes(system: Any, chosen: int) -> list[str]:

@@ -66,6 +66,11 @@ EXIT_NOTHING = 4  # ``spamdrill logs``: nothing to diagnose
 @click.option("--merge", "merge_docs", is_flag=True,
               help="FILES are documents of `spamdrill logs --json` (one per host): one "
                    "view of them all.")
+@click.option("--rspamd-log", "rspamd_logs", multiple=True, metavar="FILE",
+              help="rspamd's own log (/var/log/rspamd/rspamd.log; repeatable): its scans "
+                   "joined to Postfix's lines in FILES by queue id and Message-ID, and "
+                   "Postfix's milter lines, diagnosed (task timeouts, Redis, an "
+                   "unavailable milter).")
 @JSON_PATH
 @click.pass_context
 def logs_command(ctx: click.Context, files: tuple[str, ...], since: str | None,
@@ -74,6 +79,7 @@ def logs_command(ctx: click.Context, files: tuple[str, ...], since: str | None,
                  episode_gap: float, late_window: float, size_limit: int, bucket: float,
                  limit: int, anonymize: bool, maildrop_timeout: float, show_evidence: bool,
                  jobs: int, group_pairs: tuple[str, ...], merge_docs: bool,
+                 rspamd_logs: tuple[str, ...],
                  json_path: str | None) -> None:
     """What happened to your mail: Postfix, maildrop and spamd logs joined per message.
 
@@ -134,12 +140,23 @@ def logs_command(ctx: click.Context, files: tuple[str, ...], since: str | None,
                                      maildrop_timeout=maildrop_timeout),
                           Settings(late_window=late_window, horizon=horizon), episode_gap,
                           bucket, limit, tz=zone_info)
-        doc = analyze(list(files), filters, options, anonymized=anonymize, jobs=jobs,
+        doc = analyze(list(files), filters, options,
+                      anonymized=anonymize and not rspamd_logs, jobs=jobs,
                       named=named_groups(group_pairs, list(files)),
                       note=lambda text: _progress(f"note: {text}"))
+    rspamd = _rspamd(files, rspamd_logs) if rspamd_logs else None
+    if rspamd is not None:
+        from spamdrill.logs.anonymize import anonymize as anonymized
+
+        doc["rspamd"] = rspamd
+        if anonymize:  # one key for the whole document, rspamd's part included
+            doc = anonymized(doc)
+            rspamd = doc["rspamd"]
     if not _emit_json(json_path, doc):
         render.render(out, doc, show_evidence)
-    if doc["empty"]:
+        if rspamd is not None:
+            _print_rspamd(rspamd)
+    if doc["empty"] and not (rspamd and (rspamd["scans"] or rspamd["items"])):
         click.echo(f"spamdrill: warning: nothing to diagnose ({doc['empty']['cause']}): "
                    f"{doc['empty']['why']}", err=True)
         sys.exit(EXIT_NOTHING)
@@ -184,6 +201,41 @@ def _merged(paths: list[str], anonymized: bool) -> dict[str, Any]:
         merger.add(check(doc, name), name=name)
     doc = merger.result()
     return anonymize(doc) if anonymized else doc
+
+
+def _text_lines(path: str) -> list[str]:
+    """A plain or gzipped file's lines (stdin is read once, by the main pass)."""
+    import gzip
+
+    try:
+        with open(path, "rb") as f:
+            raw = f.read()
+        if raw[:2] == b"\x1f\x8b":
+            raw = gzip.decompress(raw)
+    except (OSError, EOFError) as exc:
+        why = getattr(exc, "strerror", None) or "not a whole gzip file"
+        raise SpamdrillError(f"cannot read {path}: {why}") from None
+    return raw.decode("utf-8", errors="replace").splitlines()
+
+
+def _rspamd(files: tuple[str, ...], rspamd_logs: tuple[str, ...]) -> dict[str, object]:
+    """rspamd's lines and Postfix's (the FILES), diagnosed by ``logs.rspamd``."""
+    from spamdrill.logs.rspamd import diagnose
+
+    lines = [ln for p in (*files, *rspamd_logs) if p != "-" for ln in _text_lines(p)]
+    d = diagnose(lines)
+    return {"lines": d.lines, "scans": len(d.scans), "modes": d.counts(),
+            "items": [{"key": i.key, "mode": i.mode.value, "fate": i.fate.value,
+                       "why": i.why, "evidence": i.evidence} for i in d.items]}
+
+
+def _print_rspamd(doc: dict[str, Any]) -> None:
+    t = Table(title=f"rspamd: {doc['scans']} scans, {len(doc['items'])} met a failure")
+    for col in ("message", "mode", "fate", "why"):
+        t.add_column(col)
+    for i in doc["items"]:
+        t.add_row(term.safe(i["key"]), i["mode"], i["fate"], term.safe(i["why"]))
+    out.print(t)
 
 
 @cli.command("replay")

@@ -13,6 +13,9 @@ Wrappers named in a scenario are the field report's versions shipped with spamdr
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import math
+import re
 import time
 from dataclasses import dataclass, field
 from importlib import resources
@@ -22,6 +25,7 @@ from typing import Annotated, Literal
 import msgspec
 
 from spamdrill import corpus
+from spamdrill.checks.delivery import SENDER_GOT
 from spamdrill.drills.control import ClientSide
 from spamdrill.drills.targets import LoadPlan, Started, Tick, new_seed
 from spamdrill.drills.timing import Scale
@@ -38,6 +42,7 @@ from spamdrill.vocab import Outcome as Word
 
 DELIVER = "spamdrill-deliver"
 SETTLED_POLL_S = 0.2
+SENDER_RETRY_S = 2.0  # a refused sender's retries, its queue's backoff compressed
 
 
 def shipped_wrappers() -> Path:
@@ -66,13 +71,21 @@ class PostfixTarget(msgspec.Struct, frozen=True, forbid_unknown_fields=True,
     FILTER USER``) or ``lookup`` (``maildrop -d USER`` as production runs it: maildrop
     looks the user up in the machine's passwd, where the lab creates no one, so this is
     for unknown-user drills); ``settle``: production seconds to wait, once the fault is
-    healed, for Postfix to deliver what it deferred."""
+    healed, for Postfix to deliver what it deferred. ``milter``: Postfix's smtpd hands
+    every message to the lab's rspamd through its proxy worker in milter mode before it
+    queues it (``smtpd_milters``, with the lab config's ``[rspamd]
+    milter_default_action``); pair it with ``[lab.maildrop] client = "none"``, so the
+    milter alone scans. A message refused with a 4xx is what a sender keeps and tries
+    again (RFC 5321, 4.2.5): once the fault is healed and the milter answers, each is
+    sent again until accepted (``SENDER_RETRY_S`` apart, within ``settle``), and its
+    record keeps the first refusal."""
 
     wrappers: tuple[str, ...] = (DELIVER,)
     deliver_flags: tuple[str, ...] = ()
     to: tuple[Annotated[str, msgspec.Meta(pattern=r"^[a-z0-9][a-z0-9._-]{0,63}$")], ...] = ()
     maildrop: Literal["filter", "lookup"] = "filter"
     settle: Annotated[float, msgspec.Meta(gt=0)] = 120.0
+    milter: bool = False
     needs_lab: bool = True
 
     def __post_init__(self) -> None:
@@ -135,15 +148,32 @@ class SmtpLoad:
     kinds: dict[str, str] = field(default_factory=dict)  # corpus id -> kind
     cases: dict[str, str] = field(default_factory=dict)  # corpus id -> wrapper
     ps: postfix.State | None = None
+    jobs: dict[str, smtp.Job] = field(default_factory=dict)  # corpus id -> its job
+    first_refusal: dict[str, str] = field(default_factory=dict)  # id -> a 4xx, retried
+    refusals: dict[str, int] = field(default_factory=dict)  # id -> the 4xx it got
 
     def run(self, workdir: Path, started: Started, progress: Tick) -> None:
         transports = _transports(self.state, self.target, self.plan.wrappers)
+        milter, action, content = self._milter()
         self.ps = postfix.up(Path(self.state.run_dir), postfix.Settings(
-            transports=tuple(transports), recipients=self._recipients()),
+            transports=tuple(transports), recipients=self._recipients(), milter=milter,
+            milter_default_action=action, milter_content_timeout=content),
             marker=self.state.marker)
         self.sent = self._inject(self._jobs(transports), started)
         accepted = [s for s in self.sent if s.queue_id]
         self._wait_settled(len(accepted), progress)
+
+    def _milter(self) -> tuple[str, str, int]:
+        """main.cf's milter, its default action and content timeout (whole seconds, 0:
+        Postfix's): the lab's rspamd proxy, when the target asks ("" for none)."""
+        if not self.target.milter:
+            return "", "tempfail", 0
+        ref = self.state.rspamd
+        if ref is None:
+            raise SpamdrillError("the postfix target's milter needs the lab's rspamd",
+                                 "set [lab.rspamd] enabled = true in the scenario")
+        return (f"inet:{ref.proxy.host}:{ref.proxy.port}", ref.milter_default_action,
+                math.ceil(ref.milter_content_timeout))
 
     def _recipients(self) -> tuple[str, ...]:
         """The local parts this drill sends to: the only ones its Postfix accepts."""
@@ -158,7 +188,8 @@ class SmtpLoad:
                 m = corpus.make(self.plan.kinds[i % len(self.plan.kinds)], seed, to=to)
                 seed += 1
                 self.kinds[m.id], self.cases[m.id] = m.kind, _case(t)
-                jobs.append((self.plan.offsets[i], smtp.Job(m, to)))
+                self.jobs[m.id] = smtp.Job(m, to)
+                jobs.append((self.plan.offsets[i], self.jobs[m.id]))
         return jobs
 
     def _inject(self, jobs: list[tuple[float, smtp.Job]], started: Started,
@@ -203,14 +234,46 @@ class SmtpLoad:
         ``settle`` runs out), and each message's fate is read from the real system."""
         if self.ps is None:
             return []
-        postfix.flush(self.ps.paths)
         deadline = time.monotonic() + self.settle_s
+        self._sender_retries(deadline)
+        postfix.flush(self.ps.paths)
         with contextlib.suppress(SpamdrillError):  # still queued: deferred, saying why
             postfix.wait_drained(self.ps.paths, self.settle_s)
         found = outcomes.read(Path(self.state.run_dir), self.state.layout.mail_dir, self.sent)
         said = spamd_log.verdicts_by_message_id(self._spamd_finished(deadline))
         return [self._record(s, o, said.get(s.message_id or "", ""))
                 for s, o in zip(self.sent, found, strict=True)]
+
+    def _sender_retries(self, deadline: float) -> None:
+        """Each message refused with a 4xx, sent again as its sender would, once the
+        milter answers again, every ``SENDER_RETRY_S`` until accepted or ``deadline`` (a
+        sending MTA's queue, its backoff compressed); the last attempt replaces it in
+        ``sent``, with the first attempt's start, ``first_refusal`` keeps what the sender
+        got first and ``refusals`` how many 4xx it got."""
+        assert self.ps is not None
+        ref = self.state.rspamd
+        waited = False
+        while True:
+            refused = [i for i, s in enumerate(self.sent) if s.queue_id is None
+                       and s.reply.startswith("4") and s.id in self.jobs]
+            if not refused or time.monotonic() >= deadline:
+                return
+            if self.target.milter and ref is not None and not waited:
+                from spamdrill.lab.rspamd import milter_negotiates
+
+                while not milter_negotiates(ref.proxy.host, ref.proxy.port) \
+                        and time.monotonic() < deadline:
+                    time.sleep(SETTLED_POLL_S)
+                waited = True
+            elif self.refusals:
+                time.sleep(SENDER_RETRY_S)
+            again, _ = smtp.inject(self.ps.address, self.ps.port,
+                                   [self.jobs[self.sent[i].id] for i in refused])
+            for i, new in zip(refused, again, strict=True):
+                old = self.sent[i]
+                self.first_refusal.setdefault(old.id, old.reply)
+                self.refusals[old.id] = self.refusals.get(old.id, 0) + 1
+                self.sent[i] = dataclasses.replace(new, start_ns=old.start_ns)
 
     def _spamd_finished(self, deadline: float) -> str:
         """spamd's log once it has logged a verdict on every message it began (a scan
@@ -227,19 +290,24 @@ class SmtpLoad:
             time.sleep(SETTLED_POLL_S)
 
     def _record(self, s: Injected, o: Outcome, spamd: str) -> MessageRecord:
-        word = _OUTCOME[o.fate] if o.fate is not None else Word.ERROR
+        word = _OUTCOME[o.fate] if o.fate is not None else \
+            Word.DEFERRED if s.reply.startswith("4") else Word.ERROR
         if o.fate == Fate.DELIVERED and ".Spam" in o.folders:
             word = Word.SPAM
+        first = self.first_refusal.get(s.id)
+        reason = f"{SENDER_GOT}{first}; sent again: {o.reason}" if first else o.reason
         seconds = o.seconds
         end = s.start_ns + int(seconds * 1e9) if seconds is not None else s.end_ns or None
         last = o.log[-1] if o.log else None
         return MessageRecord(
             id=s.id, kind=self.kinds.get(s.id, ""), size=len(s.data), start_ns=s.start_ns,
             end_ns=None if o.fate == Fate.LOST else end, outcome=word, exit_code=None,
-            reason=o.reason, spamc_args=list(self.plan.spamc_args), case=self.cases[s.id],
+            reason=reason, spamc_args=list(self.plan.spamc_args), case=self.cases[s.id],
             peer="postfix", fate=o.fate,
-            dsn=o.dsn_status or (last.dsn if last else ""),
-            deferrals=sum(1 for d in o.log if d.status == "deferred"), intact=o.intact,
+            dsn=o.dsn_status or (last.dsn if last else "") or _enhanced(s.reply),
+            deferrals=sum(1 for d in o.log if d.status == "deferred")
+            + self.refusals.get(s.id, 0) + (o.fate is None and s.reply.startswith("4")),
+            intact=o.intact,
             queue_id=s.queue_id or "", spamd=spamd, delays=_delays(last),
             message_id=s.message_id or "")
 
@@ -248,6 +316,15 @@ class SmtpLoad:
 
     def close(self) -> None:
         postfix.down(Path(self.state.run_dir))
+
+
+_ENHANCED = re.compile(r"^[245][0-9]{2}[ -]([245]\.[0-9]{1,3}\.[0-9]{1,3})\b")
+
+
+def _enhanced(reply: str) -> str:
+    """The enhanced status code (RFC 3463) of an SMTP reply, "4.7.1"; "" without one."""
+    m = _ENHANCED.match(reply)
+    return m[1] if m else ""
 
 
 def _delays(d: Delivery | None) -> str:

@@ -14,10 +14,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from spamdrill.checks.delivery import SENDER_GOT
 from spamdrill.history import MessageRecord
 from spamdrill.runmodel import FindingRow
 from spamdrill.vocab import Fate, Finding, Layer, Mode, Outcome
 
+RSPAMD_PEER = "rspamd"  # drills.rspamd_target's records
 LISTENER_MODE = {"refuse": Mode.SPAMD_REFUSED, "queue-full": Mode.SPAMD_ACCEPT_QUEUE_FULL,
                  "silent": Mode.SPAMD_SILENT, "nonreader": Mode.SPAMD_SILENT,
                  "drip": Mode.SPAMD_SLOW_DRIP}
@@ -114,7 +116,11 @@ def end_to_end(case: str, ms: list[MessageRecord], mode: Mode | None) -> Finding
     worst = max(fates, key=lambda f: list(Finding).index(f.finding))
     example = next((m for m in ms if m.fate and _measured_fate(m) == worst), None)
     why = _FATE_WHY[worst]
-    if example is not None and worst == Fate.BOUNCED:
+    if example is not None and example.reason.startswith(SENDER_GOT):
+        # refused before the queue (a milter's tempfail): the sender deferred it
+        why = f"refused at SMTP ({example.reason[len(SENDER_GOT):].split(';', 1)[0][:80]}): " \
+              "the sender kept it and sent it again once the fault healed"
+    elif example is not None and worst == Fate.BOUNCED:
         why += f": {example.dsn} {example.reason[:120]}"
     elif example is not None and worst in (Fate.LOST, Fate.DUPLICATED) and example.reason:
         why = example.reason[:200]  # it says the fate itself, and what Postfix logged
@@ -136,6 +142,9 @@ def case_finding(case: str, ms: list[MessageRecord], mode: Mode | None,
     unscanned = sum(1 for m in ms if m.outcome == "unscanned")
     failed = any(m.outcome == "error" for m in ms)
     fate, layer, why = judge(worst, unscanned > 0, failed, b)
+    if fate == Fate.DELIVERED_UNSCANNED and ms and ms[0].peer == RSPAMD_PEER:
+        why = ("rspamc failed (exit 1, X-Spam-Error) within the budget, and maildrop's "
+               "exception { } delivers it unscanned")
     peer_mode = LISTENER_MODE.get(ms[0].peer) if ms else None
     return _row(case, peer_mode or mode, fate, fate.finding, layer,
                 None if lost else max((t for t in times if t is not None), default=None),

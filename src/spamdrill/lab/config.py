@@ -22,7 +22,9 @@ Count = Annotated[int, msgspec.Meta(ge=0)]
 AtLeastOne = Annotated[int, msgspec.Meta(ge=1)]
 Port = Annotated[int, msgspec.Meta(ge=0, le=65535)]
 Seconds = Annotated[float, msgspec.Meta(ge=0)]
-Client = Literal["spamc", "spamdrill-spamc", "rspamc"]  # rspamc: rspamd.enabled
+Client = Literal["spamc", "spamdrill-spamc", "rspamc", "none"]  # rspamc: rspamd.enabled
+# Postfix's milter_default_action: what smtpd does when the milter is unavailable
+MilterAction = Literal["accept", "tempfail"]
 Wrapper = Literal["bounce-on-75", "spamdrill-deliver", "none", "measured"]
 WrapperEvent = Literal["timeout", "filter-failed"]  # what maildrop's 75 can say
 FateName = Literal["delivered", "deferred", "bounced", "lost", "duplicated"]
@@ -95,7 +97,8 @@ class MaildropSettings(_Section, frozen=True):
     # after the xfilter, a message it left empty defers (75) instead of being "delivered":
     # maildrop delivers nothing for an empty message and exits 0 (deliver.C, formatmbox.C)
     empty_guard: bool = False
-    # the xfilter's program: spamc, or spamdrill-spamc (spamc_args may add --deadline)
+    # the xfilter's program: spamc, or spamdrill-spamc (spamc_args may add --deadline);
+    # none: no xfilter at all (the mail was scanned before the queue, by rspamd's milter)
     client: Client = "spamc"
 
 
@@ -103,7 +106,9 @@ class RspamdSettings(_Section, frozen=True):
     """The lab's rspamd and its Redis (``spamdrill.lab.rspamd``), off unless ``enabled``.
     0 keeps Debian's shipped value (ports: pick free ones): ``workers`` is the normal
     worker's ``count`` (rspamd's default: CPUs - 2, between 1 and 4, cfg_utils.c),
-    ``task_timeout`` and ``redis_timeout`` in seconds."""
+    ``task_timeout`` and ``redis_timeout`` in seconds. ``milter_default_action``: what the
+    lab's Postfix does when rspamd's milter is unavailable (Postfix's own default is
+    ``tempfail``: https://www.postfix.org/MILTER_README.html, "Milter error handling")."""
 
     enabled: bool = False
     port: Port = 0  # the normal worker (rspamc's)
@@ -114,6 +119,8 @@ class RspamdSettings(_Section, frozen=True):
     task_timeout: Seconds = 0.0
     soft_reject_on_timeout: bool = False
     redis_timeout: Seconds = 0.0
+    milter_default_action: MilterAction = "tempfail"
+    milter_content_timeout: Seconds = 0.0  # Postfix's wait for the milter; 0: its 300 s
 
 
 class DeliverySettings(_Section, frozen=True):

@@ -26,7 +26,9 @@ def spamc_command(config: LabConfig, host: str, port: int,
                   layout: Layout | None = None) -> list[str]:
     """spamc as maildrop's xfilter runs it; ``-u`` is appended per user in the filter.
     With ``client = "spamdrill-spamc"``, its launcher, installed where pipe(8)'s user can
-    run it (``lab.wrappers.install_spamc``)."""
+    run it (``lab.wrappers.install_spamc``). With ``client = "none"``, nothing."""
+    if config.maildrop.client == "none":
+        return []
     if config.maildrop.client == "rspamc":  # the lab's rspamd normal worker (lab.rspamd)
         from spamdrill.lab.rspamd import rspamc
 
@@ -86,7 +88,8 @@ def render_filter(layout: Layout, config: LabConfig, spamc: list[str]) -> str:
     filter is caught and the mail delivered as it is), or, with ``in_exception = false``,
     before it: then a failing xfilter (spamc -x) fails the delivery, and maildrop exits
     75 (EX_TEMPFAIL) for Postfix to try again. With ``empty_guard``, an xfilter that
-    leaves the message empty defers it (75) rather than let maildrop drop it."""
+    leaves the message empty defers it (75) rather than let maildrop drop it. With no
+    ``spamc`` (``client = "none"``: a milter scanned before the queue), no xfilter."""
     for arg in spamc:  # maildrop expands $VAR and \ in xfilter's string before sh sees it
         if not _SAFE_ARG.match(arg):
             raise SpamdrillError(f"spamc argument {arg!r} for the lab's xfilter holds a "
@@ -98,7 +101,7 @@ def render_filter(layout: Layout, config: LabConfig, spamc: list[str]) -> str:
     # authenticated sender, its -d names the recipient (rspamc --help)
     user_flag, spam_header = ("-d", "X-Spam: yes") if config.maildrop.client == "rspamc" \
         else ("-u", "X-Spam-Flag: YES")
-    scan = f"""\
+    scan = "" if not spamc else f"""\
   if ( $SIZE < {config.maildrop.size_limit} )
   {{
     log "Checking for spam: $LABUSER"

@@ -49,11 +49,13 @@ def plan_loopback(state: LabState, config: LabConfig) -> None:
             Endpoint(LOOPBACK, claim_port(LOOPBACK, 0, "lab DNS (secondary)", udp=True))
     r = config.rspamd
     if r.enabled:
-        state.rspamd = RspamdRef(*(Endpoint(LOOPBACK, claim_port(LOOPBACK, port, what))
-                                   for port, what in ((r.port, "rspamd"),
-                                                      (r.controller_port, "rspamd controller"),
-                                                      (r.proxy_port, "rspamd proxy"),
-                                                      (r.redis_port, "Redis"))))
+        normal, controller, proxy, redis = (
+            Endpoint(LOOPBACK, claim_port(LOOPBACK, port, what))
+            for port, what in ((r.port, "rspamd"), (r.controller_port, "rspamd controller"),
+                               (r.proxy_port, "rspamd proxy"), (r.redis_port, "Redis")))
+        state.rspamd = RspamdRef(normal, controller, proxy, redis,
+                                 milter_default_action=r.milter_default_action,
+                                 milter_content_timeout=r.milter_content_timeout)
 
 
 def plan_hosts(state: LabState, config: LabConfig, progress: Progress) -> None:

@@ -34,6 +34,9 @@ _RESERVED = frozenset(("smtpd", "pickup", "cleanup", "qmgr", "rewrite", "bounce"
 _DOMAIN = re.compile(r"^[a-z0-9]([a-z0-9.-]*[a-z0-9])?$")
 # a recipient's local part the lab accepts: what the lab's maildroprc accepts too
 _LOCAL_PART = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}\Z")
+# a milter the lab's Postfix may be given: its own loopback TCP endpoint only
+_MILTER = re.compile(r"^inet:127\.[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}:[0-9]{1,5}\Z")
+MILTER_ACTIONS = ("accept", "tempfail")
 
 
 class ConfigError(SpamdrillError, ValueError):
@@ -85,6 +88,11 @@ class Settings:
     # default): pipe(8) hands ${user} to the wrapper under test, and some of the field
     # report's wrappers pass it through a shell; an unknown one is refused (550 5.1.1)
     recipients: tuple[str, ...] = field(default_factory=lambda: tuple(LabConfig().users))
+    # smtpd_milters: rspamd's proxy worker in milter mode ("inet:HOST:PORT"), "" for none;
+    # milter_default_action: what smtpd does when it is unavailable (see render_main_cf)
+    milter: str = ""
+    milter_default_action: str = "tempfail"
+    milter_content_timeout: int = 0  # whole seconds; 0: Postfix's default (300 s)
 
     def __post_init__(self) -> None:
         if not self.transports:
@@ -99,6 +107,16 @@ class Settings:
             raise ConfigError("queue timers: 0 < minimal_backoff <= maximal_backoff")
         if not self.recipients:
             raise ConfigError("Postfix needs at least one recipient to accept")
+        self._check_milter()
+
+    def _check_milter(self) -> None:
+        if self.milter and not _MILTER.match(self.milter):
+            raise ConfigError(f"milter {self.milter!r}: inet:127.x.y.z:PORT only")
+        if self.milter_content_timeout < 0:
+            raise ConfigError("milter_content_timeout: 0 (Postfix's default) or more")
+        if self.milter_default_action not in MILTER_ACTIONS:
+            raise ConfigError(f"milter_default_action {self.milter_default_action!r}: "
+                              + " or ".join(MILTER_ACTIONS))
         for user in self.recipients:
             if not _LOCAL_PART.match(user):
                 raise ConfigError(f"recipient {user!r}: letters, digits, '.', '_' and '-' "
@@ -193,6 +211,26 @@ def _param_list(*names: str) -> str:
     return " ".join(names)
 
 
+def render_milter(settings: Settings) -> str:
+    """The milter settings of main.cf, as rspamd's integration guide gives them
+    (https://rspamd.com/doc/integration.html: ``smtpd_milters``,
+    ``milter_protocol = 6``, ``milter_mail_macros``). ``milter_default_action``
+    (https://www.postfix.org/MILTER_README.html, "Milter error handling"): when the milter
+    cannot be reached or does not answer within its ``milter_*_timeout``, ``accept`` lets
+    the mail in as if there were no milter (unscanned), ``tempfail`` answers the SMTP
+    client with a 4xx and the sender keeps the message to try again. Postfix's timeouts
+    stay its defaults (connect 30 s, command 30 s, content 300 s): rspamd's own
+    task_timeout (8 s) answers long before them."""
+    if not settings.milter:
+        return ""
+    return (f"smtpd_milters = {settings.milter}\n"
+            f"milter_default_action = {settings.milter_default_action}\n"
+            + (f"milter_content_timeout = {settings.milter_content_timeout}s\n"
+               if settings.milter_content_timeout else "")
+            + "milter_protocol = 6\n"
+            "milter_mail_macros = i {mail_addr} {client_addr} {client_name} {auth_authen}\n")
+
+
 def render_main_cf(paths: Paths, settings: Settings, uid: int, gid: int) -> str:
     """main.cf for the private instance (sans-IO)."""
     env = _param_list(MARKER, ENV_VAR)
@@ -248,7 +286,7 @@ delay_warning_time = 0
 import_environment = MAIL_CONFIG MAIL_DEBUG MAIL_LOGTAG TZ LANG=C POSTLOG_SERVICE \
 POSTLOG_HOSTNAME {env}
 export_environment = TZ MAIL_CONFIG LANG {env}
-"""
+{render_milter(settings)}"""
 
 
 # Debian's master.cf services that a private instance needs, chroot off (a chroot needs

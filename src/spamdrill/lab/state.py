@@ -39,6 +39,10 @@ class RspamdRef(msgspec.Struct, frozen=True):
     controller: Endpoint
     proxy: Endpoint
     redis: Endpoint
+    # what the lab's Postfix does when this milter is unavailable (the config's rspamd
+    # section: a Postfix started by a drill reads it here)
+    milter_default_action: str = "tempfail"
+    milter_content_timeout: float = 0.0  # 0: Postfix's own (300 s)
 
 
 class NetRef(msgspec.Struct, frozen=True):

@@ -64,12 +64,19 @@ class _Flight:
         self.end_ns = 0
 
     def prepare(self, host: str, port: int, timeout: float) -> None:
-        """Everything up to the 354 that invites the message."""
+        """Everything up to the 354 that invites the message. A refusal on the way (a
+        milter's tempfail at connect, MAIL or RCPT) is the sender's attempt: its times are
+        those of the session up to the refusal."""
+        begin = time.monotonic_ns()
         try:
             smtp = smtplib.SMTP(host, port, timeout=timeout)
             self.smtp = smtp
-            smtp.ehlo("inject.lab.test")
-            smtp.mail(self.job.sender)
+            code, msg = smtp.ehlo("inject.lab.test")
+            if code != 250:  # a 4xx here (a milter's tempfail) is what a sender defers on
+                raise smtplib.SMTPHeloError(code, msg)
+            code, msg = smtp.mail(self.job.sender)
+            if code != 250:  # smtplib's mail() returns a refusal; it does not raise one
+                raise smtplib.SMTPSenderRefused(code, msg, self.job.sender)
             code, msg = smtp.rcpt(self.job.recipient)
             if code != 250:
                 raise smtplib.SMTPRecipientsRefused({self.job.recipient: (code, msg)})
@@ -78,6 +85,7 @@ class _Flight:
                 raise smtplib.SMTPDataError(code, msg)
         except (OSError, smtplib.SMTPException) as exc:
             self.reply = _describe(exc)
+            self.start_ns, self.end_ns = begin, time.monotonic_ns()
             self.close()
 
     def release(self) -> None:

@@ -4,10 +4,12 @@ RFC 3464's message/delivery-status, which it splits into header blocks).
 
 A delivered message was *scanned* when spamd's headers are in it (SpamAssassin adds
 ``X-Spam-Checker-Version`` and ``X-Spam-Status`` to every message it answers for; spamc
-gives the message back untouched when it cannot reach spamd). It is *intact* when the
-body that was sent is found in it whole: SpamAssassin's ``report_safe`` wraps a spam in a
-report and attaches the original unchanged, and Maildir files end lines with LF where SMTP
-used CRLF.
+gives the message back untouched when it cannot reach spamd), or rspamd's
+``X-Spamd-Result`` (its milter_headers routine, which the lab's rspamd adds to every
+message it scans through the milter; a milter that was unavailable adds nothing). It is
+*intact* when the body that was sent is found in it whole: SpamAssassin's
+``report_safe`` wraps a spam in a report and attaches the original unchanged, and Maildir
+files end lines with LF where SMTP used CRLF.
 
 A Postfix DSN (``src/bounce/bounce_notify_util.c``) has three parts: the notification
 text (``<rcpt>: Command died with status 100: "..." Command output: ...``), the
@@ -22,7 +24,7 @@ from dataclasses import dataclass
 from email import message_from_bytes, policy
 from email.message import Message
 
-SCAN_HEADERS = ("X-Spam-Checker-Version", "X-Spam-Status")
+SCAN_HEADERS = ("X-Spam-Checker-Version", "X-Spam-Status", "X-Spamd-Result")
 _SPACE = re.compile(r"\s+")
 
 

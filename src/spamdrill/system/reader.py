@@ -15,6 +15,7 @@ from pathlib import Path
 from spamdrill.errors import SpamdrillError
 from spamdrill.system import maildroprc as mrc
 from spamdrill.system import net, postfix
+from spamdrill.system import rspamd as rspamd_conf
 from spamdrill.system import sa as sa_conf
 from spamdrill.system import spamc as spamc_reader
 from spamdrill.system import spamd as spamd_conf
@@ -77,6 +78,10 @@ class System:
     found_spamassassin: bool = False  # a site directory, spamd's unit or its defaults
     maildrop_unused: str | None = None  # why no mail reaches the maildrop service
     no_spamc: str | None = None  # why no spamc runs
+    rspamd: rspamd_conf.RspamdConf | None = None  # when ROOT/etc/rspamd exists
+    milter: rspamd_conf.MilterConf | None = None  # main.cf's milter settings
+    # master.cf's "smtp inet" smtpd service's -o settings (name -> (value, where))
+    smtpd_options: dict[str, tuple[str, str]] = field(default_factory=dict)
 
     @property
     def db_dsn(self) -> sa_conf.Dsn | None:
@@ -95,8 +100,9 @@ def read(root: Path = Path("/"), o: Overrides = Overrides()) -> System:
     _sa(s, o.sa_dir or _site_dir(s))
     _net(s, o.resolv or root / "etc/resolv.conf")
     _maildrop(s, o)
+    _rspamd(s, root / "etc/rspamd")
     if o == Overrides() and s.main_cf is None and s.maildroprc is None \
-            and not s.found_spamassassin:
+            and not s.found_spamassassin and s.rspamd is None:
         raise SpamdrillError(
             f"--etc {root}: no Postfix (etc/postfix/main.cf, master.cf), maildrop "
             "(etc/maildroprc) or SpamAssassin (etc/spamassassin, spamd.service, "
@@ -140,6 +146,18 @@ def _in_root(s: System, path: str) -> Path:
     return s.root / path.lstrip("/")
 
 
+def _rspamd(s: System, d: Path) -> None:
+    """rspamd's files under ``d`` (its shipped ones, local.d, override.d), when it has a
+    configuration there; Postfix's milter settings come from main.cf."""
+    if s.main_cf is not None:
+        s.milter = rspamd_conf.milter(s.main_cf, s.smtpd_options)
+    if not (d / "rspamd.conf").is_file() and not (d / "options.inc").is_file():
+        return
+    texts = {f"{sub}{name}": _text(d / sub / name)
+             for name in rspamd_conf.FILES for sub in ("", "local.d/", "override.d/")}
+    s.rspamd = rspamd_conf.parse(texts, str(d))
+
+
 def _postfix(s: System, d: Path) -> None:
     master_text = _text(d / "master.cf")
     main_text = _text(d / "main.cf")
@@ -150,6 +168,10 @@ def _postfix(s: System, d: Path) -> None:
     names = tuple(e.service for e in entries)
     cf = postfix.parse_main_cf(main_text or "", str(d / "main.cf"), names)
     s.main_cf = cf
+    smtpd = [e for e in entries if e.type == "inet" and e.command == "smtpd"
+             and e.service.rsplit(":", 1)[-1] in ("smtp", "25")]
+    if smtpd:
+        s.smtpd_options = dict(smtpd[0].options)
     service = _maildrop_service(s, cf, entries)
     if service is None:
         s.notes.append(f"{d / 'master.cf'}: no pipe service runs maildrop")

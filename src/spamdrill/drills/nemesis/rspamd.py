@@ -28,6 +28,7 @@ from spamdrill.drills.timing import Scale
 from spamdrill.errors import SpamdrillError
 from spamdrill.evidence import NOT_OCCURRED, FaultReport
 from spamdrill.lab.state import Endpoint, LabState
+from spamdrill.vocab import Mode
 
 Name = Literal["rspamd", "redis"]
 # what rspamd 3.4 logs when a Redis request fails (src/libserver/redis_pool.cxx,
@@ -197,6 +198,9 @@ class RspamdDownSpec(FaultSpec, tag="rspamd-down", frozen=True):
     """rspamd stopped (SIGTERM, as an init script does) at ``at``; started again on lift
     (not awaited: a drill sends mail while it comes up)."""
 
+    def failure_mode(self) -> Mode:
+        return Mode.RSPAMD_REFUSED
+
     def build(self, scale: Scale) -> Fault:
         return RspamdDown()
 
@@ -237,6 +241,9 @@ class RspamdDown(Fault):
 
 class RedisDownSpec(FaultSpec, tag="redis-down", frozen=True):
     """rspamd's Redis stopped (SIGTERM) at ``at``; started again (empty) on lift."""
+
+    def failure_mode(self) -> Mode:
+        return Mode.REDIS_DOWN
 
     def build(self, scale: Scale) -> Fault:
         return RedisDown()
@@ -284,6 +291,9 @@ class RedisDown(Fault):
 class RedisFrozenSpec(FaultSpec, tag="redis-frozen", frozen=True):
     """rspamd's Redis frozen (SIGSTOP: its port still accepts in the kernel, nothing
     answers) at ``at``; SIGCONT on lift."""
+
+    def failure_mode(self) -> Mode:
+        return Mode.RSPAMD_TASK_TIMEOUT
 
     def build(self, scale: Scale) -> Fault:
         return RedisFrozen()

@@ -1,0 +1,167 @@
+"""rspamd's budget (sans-IO): each failure mode's worst case and what becomes of the mail,
+by the two ways postmasters deploy rspamd, from its configuration and Postfix's milter
+settings (``spamdrill.system.rspamd``).
+
+- **rspamc in maildrop's xfilter** (``rspamc --mime``): rspamc waits ``-t`` (10 s by
+  default) and does not retry; when it fails it exits 1 and prints the message with
+  ``X-Spam-Error``. maildrop treats the exit as a failed xfilter: inside ``exception { }``
+  the mail is delivered unscanned, outside maildrop exits 75 and the wrapper decides
+  (measured by the lab's drills: README's rspamd section).
+- **Postfix's milter** (``smtpd_milters`` to rspamd's proxy worker): a milter that cannot
+  be reached, or does not answer within Postfix's ``milter_*_timeout``, gets
+  ``milter_default_action``: ``accept`` (delivered unscanned), ``tempfail`` (the sender
+  gets 4xx and tries again), ``reject`` (5xx: the sender's MTA bounces it)
+  (https://www.postfix.org/MILTER_README.html). rspamd's soft reject answers the MTA
+  with a temporary failure too (https://rspamd.com/doc/workers/rspamd_proxy.html).
+
+A scan held past ``task_timeout`` (a frozen Redis, a slow rule) is answered with what
+rspamd has (a partial verdict), or with soft reject when ``soft_reject_on_timeout`` is
+set (https://rspamd.com/doc/configuration/options.html). The lab measured the answer at
+``task_timeout`` plus two Redis timeouts, at four settings (8 s + 2 x 1 s = 10.0 s,
+Debian's; 8 + 2 x 0.5 = 9.0; 8 + 2 x 3 = 14.0; 4 + 2 x 1 = 6.0, each within 0.04 s:
+benchmarks/rspamd_task_timeout.py): the model uses that as the time of the answer, and
+a client whose ``-t`` falls between ``task_timeout`` and that answer plus a second
+(``EDGE_MARGIN_S``: the answer's own jitter; rspamc -t 10 against the 10.0 s answer
+failed some messages and not others) is "at the edge", never within.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from spamdrill.vocab import Fate, Finding, Mode
+
+Path_ = Literal["rspamc", "milter"]
+RSPAMC_DEFAULT_T = 10.0  # rspamc --help: -t, --timeout (10 s)
+EDGE_MARGIN_S = 1.0  # see the module docstring
+
+
+@dataclass(frozen=True)
+class RspamdSetup:
+    """The inputs, in seconds. ``rspamc_t`` is None when no xfilter runs rspamc;
+    ``milter_action`` is None when Postfix runs no milter."""
+
+    task_timeout: float = 8.0
+    soft_reject: bool = False
+    redis_timeout: float = 1.0
+    workers: int | None = None
+    rspamc_t: float | None = RSPAMC_DEFAULT_T
+    in_exception: bool = True
+    milter_action: str | None = None
+    milter_connect_timeout: float = 30.0
+    milter_content_timeout: float = 300.0
+    proxy_timeout: float = 120.0
+
+    @property
+    def answer_s(self) -> float:
+        """When rspamd answers a scan held past its task timeout (see the module)."""
+        return self.task_timeout + 2 * self.redis_timeout
+
+
+@dataclass(frozen=True)
+class Prediction:
+    mode: Mode
+    via: Path_
+    worst_s: float  # the longest a message waits in this mode, by this path
+    fate: Fate  # what becomes of the message
+    why: str
+    edge: bool = False  # the client's limit sits between the timeout and the answer
+
+    @property
+    def finding(self) -> Finding:
+        return self.fate.finding
+
+    def public(self) -> dict[str, Any]:
+        return {"mode": self.mode.value, "via": self.via, "worst_s": round(self.worst_s, 3),
+                "fate": self.fate.value, "finding": self.finding.value, "why": self.why,
+                "edge": self.edge}
+
+
+def _rspamc_failed(s: RspamdSetup, what: str) -> tuple[Fate, str]:
+    if s.in_exception:
+        return Fate.DELIVERED_UNSCANNED, (f"{what}: rspamc exits 1, and maildrop's "
+                                          "exception { } delivers the message unscanned")
+    return Fate.DEFERRED, (f"{what}: rspamc exits 1 and maildrop exits 75 (the xfilter "
+                           "outside exception { }): the wrapper decides, deferred only if "
+                           "it passes 75 on (see the filter-failed row)")
+
+
+def _milter_unavailable(s: RspamdSetup, what: str) -> tuple[Fate, str]:
+    action = s.milter_action or "tempfail"
+    fate = {"accept": Fate.DELIVERED_UNSCANNED, "tempfail": Fate.DEFERRED,
+            "reject": Fate.BOUNCED, "quarantine": Fate.DELIVERED_UNSCANNED}[action]
+    said = {"accept": "Postfix accepts it as if there were no milter (unscanned)",
+            "tempfail": "the sender gets 451 4.7.1 and keeps the message to try again",
+            "reject": "the sender gets 5xx: its MTA bounces the message",
+            "quarantine": "Postfix accepts it unscanned and holds it in its hold queue"}
+    return fate, f"{what}: milter_default_action = {action}: {said[action]}"
+
+
+def predict(s: RspamdSetup) -> list[Prediction]:
+    """Each mode's worst case, by each path the system uses."""
+    out: list[Prediction] = []
+    if s.rspamc_t is not None:
+        out += _rspamc(s, s.rspamc_t)
+    if s.milter_action is not None:
+        out += _milter(s)
+    return out
+
+
+def _rspamc(s: RspamdSetup, t: float) -> list[Prediction]:
+    out = [Prediction(Mode.RSPAMD_REFUSED, "rspamc", 0.0,
+                      *_rspamc_failed(s, "rspamd refuses at once"))]
+    answer = s.answer_s
+    if t <= s.task_timeout:
+        fate, why = _rspamc_failed(s, f"rspamc's -t {t:g} s ends first (task_timeout "
+                                      f"{s.task_timeout:g} s)")
+        out.append(Prediction(Mode.RSPAMD_TASK_TIMEOUT, "rspamc", t, fate, why))
+    else:
+        edge = t < answer + EDGE_MARGIN_S
+        verdict = ("soft reject (rspamc hands the message back with that action)"
+                   if s.soft_reject else "a partial verdict (the symbols not yet run lost)")
+        why = (f"rspamd answers at about {answer:g} s (task_timeout {s.task_timeout:g} s "
+               f"+ Redis's timeouts) with {verdict}")
+        if edge:
+            fate, failed = _rspamc_failed(s, f"-t {t:g} s falls before that answer")
+            out.append(Prediction(Mode.RSPAMD_TASK_TIMEOUT, "rspamc", t, fate,
+                                  f"{why}; {failed}: some messages fail, some not",
+                                  edge=True))
+        else:
+            out.append(Prediction(Mode.RSPAMD_TASK_TIMEOUT, "rspamc", answer,
+                                  Fate.DELIVERED, why))
+    fate, why = _rspamc_failed(s, f"every scan waiting for a busy worker past -t {t:g} s")
+    workers = f"{s.workers}" if s.workers else "CPUs - 2 (1 to 4)"
+    out.append(Prediction(Mode.RSPAMD_OVERLOADED, "rspamc", t, fate,
+                          f"{workers} normal worker(s) interleave a burst; {why}"))
+    out.append(Prediction(Mode.REDIS_DOWN, "rspamc", 0.0, Fate.DELIVERED,
+                          "Redis refuses at once: rspamd scans on without Bayes, history "
+                          "and greylisting"))
+    return out
+
+
+def _milter(s: RspamdSetup) -> list[Prediction]:
+    out = [Prediction(Mode.MILTER_UNAVAILABLE, "milter", 0.0,
+                      *_milter_unavailable(s, "rspamd's proxy refuses the connection"))]
+    answer = s.answer_s
+    limit = min(s.milter_content_timeout, s.proxy_timeout)
+    if answer >= limit:
+        fate, why = _milter_unavailable(
+            s, f"the milter's wait ends first ({limit:g} s: milter_content_timeout "
+               f"{s.milter_content_timeout:g} s, the proxy's timeout {s.proxy_timeout:g} s)")
+        out.append(Prediction(Mode.RSPAMD_TASK_TIMEOUT, "milter", limit, fate, why))
+    elif s.soft_reject:
+        out.append(Prediction(Mode.RSPAMD_TASK_TIMEOUT, "milter", answer, Fate.DEFERRED,
+                              f"rspamd answers at about {answer:g} s with soft reject: the "
+                              "milter tempfails, the sender tries again"))
+    else:
+        out.append(Prediction(Mode.RSPAMD_TASK_TIMEOUT, "milter", answer, Fate.DELIVERED,
+                              f"rspamd answers at about {answer:g} s with a partial verdict, "
+                              f"within milter_content_timeout {s.milter_content_timeout:g} s"))
+    out.append(Prediction(Mode.REDIS_DOWN, "milter", 0.0, Fate.DELIVERED,
+                          "Redis refuses at once: rspamd scans on without it"))
+    return out
+
+
+def worst(predictions: list[Prediction]) -> Finding:
+    return Finding.worst([p.finding for p in predictions])

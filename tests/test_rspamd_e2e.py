@@ -1,0 +1,100 @@
+"""rspamd behind the lab's private Postfix as a milter (root): smtpd hands each message to
+rspamd's proxy worker before it queues it, and ``milter_default_action`` decides what the
+sender gets when rspamd is down. Each drill end to end, and its negative twin: the same
+drill with a stop that stopped nothing is an ``error``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from test_e2e import needs_root
+
+from spamdrill.drills import runner
+from spamdrill.drills.nemesis import rspamd as rspamd_faults
+from spamdrill.drills.scenario import load_all
+from spamdrill.lab.config import LabConfig
+
+pytestmark = [pytest.mark.lab, pytest.mark.root]
+SCENARIOS = load_all()
+
+
+def run(name: str, tmp_path: Path) -> runner.ScenarioResult:
+    [r] = runner.run_scenario(SCENARIOS[name], scale=1.0, base=LabConfig(), workdir=tmp_path)
+    return r
+
+
+def test_the_milter_scans_every_message_before_the_queue(tmp_path: Path) -> None:
+    if needs_root("e2e-rspamd-milter"):
+        return
+    r = run("e2e-rspamd-milter", tmp_path)
+    assert r.verdict == "confirmed", (r.checks, r.error)
+    # maildrop scans nothing here: "delivered" means rspamd's X-Spamd-Result is in it
+    assert all(m.fate == "delivered" and m.intact for m in r.history.messages)
+
+
+def test_accept_delivers_unscanned_when_rspamd_is_down(tmp_path: Path) -> None:
+    if needs_root("e2e-rspamd-milter-accept"):
+        return
+    r = run("e2e-rspamd-milter-accept", tmp_path)
+    assert r.verdict == "confirmed", (r.checks, r.faults, r.error)
+    assert all(f.took_effect for f in r.faults)
+    assert all(m.fate == "delivered unscanned" and m.deferrals == 0
+               for m in r.history.messages)
+
+
+def test_tempfail_refuses_with_451_and_the_retry_is_scanned(tmp_path: Path) -> None:
+    if needs_root("e2e-rspamd-milter-tempfail"):
+        return
+    r = run("e2e-rspamd-milter-tempfail", tmp_path)
+    assert r.verdict == "confirmed", (r.checks, r.faults, r.error)
+    # what the sender got, measured: smtpd greets, then refuses EHLO on with 451 4.7.1
+    assert all(m.reason.startswith("the sender got 451 4.7.1 ") and m.deferrals == 1
+               and m.fate == "delivered" for m in r.history.messages), r.history.messages
+
+
+@pytest.mark.parametrize("name", ["e2e-rspamd-milter-accept", "e2e-rspamd-milter-tempfail"])
+def test_a_stop_that_stopped_nothing_is_an_error(name: str, tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """The negative twin: the stop is journaled but rspamd keeps running, so every message
+    is scanned at once; the drill proves nothing and says so."""
+    if needs_root(name):
+        return
+
+    def idle(self: rspamd_faults.RealRspamd, *args: Any) -> Any:
+        from spamdrill.lab import faults as lab_faults
+
+        return lab_faults.stopped(self.state.journal, args[0])
+
+    monkeypatch.setattr(rspamd_faults.RealRspamd, "stop", idle)
+    r = run(name, tmp_path)
+    assert r.verdict == "error", (r.checks, r.faults)
+    assert not r.faults[0].took_effect and "did not occur" in r.faults[0].detail
+    assert all(m.fate == "delivered" and m.deferrals == 0 for m in r.history.messages)
+
+
+def test_a_scan_past_postfixs_milter_timeout_is_accepted_unscanned(tmp_path: Path) -> None:
+    """rspamd still scanning when Postfix's milter_content_timeout (4 s) runs out: with
+    accept, Postfix queues the message unscanned at the timeout."""
+    if needs_root("e2e-rspamd-milter-timeout"):
+        return
+    r = run("e2e-rspamd-milter-timeout", tmp_path)
+    assert r.verdict == "confirmed", (r.checks, r.error)
+    assert all(m.fate == "delivered unscanned" and 3.5 <= (m.seconds or 0) < 8
+               for m in r.history.messages), r.history.messages
+
+
+def test_a_scan_within_the_milter_timeout_proves_nothing(tmp_path: Path) -> None:
+    """The negative twin: quick scans never meet the timeout, so the condition fails and
+    the drill is an error, not a confirmation."""
+    if needs_root("e2e-rspamd-milter-timeout"):
+        return
+    import msgspec
+
+    sc = SCENARIOS["e2e-rspamd-milter-timeout"]
+    quick = msgspec.structs.replace(sc, load=msgspec.structs.replace(sc.load, kinds=("ham",)))
+    [r] = runner.run_scenario(quick, scale=1.0, base=LabConfig(), workdir=tmp_path)
+    assert r.verdict == "error", (r.checks, r.error)
+    assert any("did not occur" in c.detail for c in r.checks), r.checks
+    assert all(m.fate == "delivered" for m in r.history.messages)
