@@ -30,13 +30,13 @@ import posix as os
 import select
 import time
 
-from spamdrill.deliver.policy import RULE_TEXT, MdaResult
+from spamdrill.proto.deliver_policy import RULE_TEXT, MdaResult
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING would import typing on every delivery
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from spamdrill.deliver.policy import Outcome
+    from spamdrill.proto.deliver_policy import Outcome
 
 KEEP_OUTPUT = RULE_TEXT  # Postfix keeps no more than 4096 bytes of the whole output
 DRAIN_AFTER_EXIT = 1.0  # s to read what is left (output, and the end of stdin) after it ends

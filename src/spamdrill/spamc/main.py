@@ -550,7 +550,7 @@ def log(mode: core.Mode, text: str) -> None:
     if mode.log_to_stderr:
         sys.stderr.write(f"spamdrill-spamc: {text}\n")
         return
-    from spamdrill.deliver import syslog
+    from spamdrill.lean import syslog
 
     syslog.send(text, ident="spamdrill-spamc")
 

@@ -1,4 +1,5 @@
-"""What an MDA result becomes: deliver, defer or bounce, with an RFC 3463 code. Sans-IO.
+"""spamdrill-deliver's policy: what an MDA result becomes (deliver, defer or bounce, with an
+RFC 3463 code). Sans-IO; its file is read and validated by ``system.deliver_conf``.
 
 The facts behind the defaults (maildrop 2.9.3 as Debian ships it):
 
@@ -17,9 +18,8 @@ from __future__ import annotations
 
 TYPE_CHECKING = False  # not typing.TYPE_CHECKING: importing typing costs ~2 ms per delivery
 if TYPE_CHECKING:
-    import os
     import re
-    from typing import Any, Literal
+    from typing import Literal
 
     Action = Literal["deliver", "defer", "bounce"]
 
@@ -207,25 +207,3 @@ class Policy:
 
 class PolicyError(ValueError):
     """The wrapper's config file (or a command-line setting) is wrong. One line."""
-
-
-def load_policy(path: str | os.PathLike[str] | None,
-                overrides: dict[str, Any] | None = None) -> Policy:
-    """The one validator: the delivery path, ``--check-config`` and ``spamdrill budget
-    --deliver-config`` all call this. ``path`` None means the built-in policy;
-    ``overrides`` (the command line's ``deadline``, ``over_quota``) replace the file's
-    settings, after the file has been found valid on its own. Raises PolicyError, whose
-    text is one line. The checks live in ``config``, imported only when there is
-    something to check: a delivery without a file or overrides does not load them."""
-    if path is None and not overrides:
-        return Policy()
-    from spamdrill.deliver import config
-
-    return config.load(path, overrides)
-
-
-def from_dict(raw: dict[str, Any]) -> Policy:
-    """Build a policy from the config file's table (validated; raises PolicyError)."""
-    from spamdrill.deliver import config
-
-    return config.from_dict(raw)
