@@ -15,6 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from spamdrill import history, runmodel
+from spamdrill.checks import CheckResult
 from spamdrill.dist import tally
 from spamdrill.errors import SpamdrillError
 from spamdrill.evidence import Calibration, FaultReport
@@ -47,7 +48,7 @@ messages = st.builds(
     message_id=text, worker=text)
 windows = st.builds(FaultWindow, text, ns, st.none() | ns, text)
 checks = st.sampled_from(["pass", "fail", "error"]).flatmap(lambda status: st.builds(
-    runmodel.Check, name=text, status=st.just(status), ok=st.just(status == "pass"),
+    CheckResult, name=text, status=st.just(status), ok=st.just(status == "pass"),
     detail=text, offenders=few(text)))
 rows = st.builds(FindingRow, text, st.none() | st.sampled_from(Mode), st.sampled_from(Finding),
                  st.sampled_from(Fate), st.none() | st.sampled_from(Layer),

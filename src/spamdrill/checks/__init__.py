@@ -17,6 +17,8 @@ from spamdrill.checks.base import (
     Status,
     judge_condition,
     judge_safely,
+    judged,
+    result,
     verdict,
 )
 from spamdrill.checks.delivery import (
@@ -54,10 +56,37 @@ AnyCheck = (NothingLost | AllUnscanned | ScannedFraction | LatencyBound | Delive
 CHECK_TYPES: tuple[type[CheckSpec], ...] = get_args(AnyCheck)
 CHECKS: dict[str, type[CheckSpec]] = {str(c.__struct_config__.tag): c for c in CHECK_TYPES}
 
-__all__ = ["CHECKS", "CHECK_TYPES", "AllUnscanned", "AnyCheck", "BouncesSayWhy", "CheckResult",
-           "CheckSpec", "DeferredThenDelivered", "DeliveredIntact", "DeliveryBudget",
-           "FateIs", "FaultMetLoad", "FitsCapacity", "KernelCounter", "LatencyBound",
-           "ModelAgrees", "NoBounce", "NothingDuplicated", "NothingLost", "ScannedAfterMark",
-           "ScannedFraction", "SpamdLog", "SplitByFault", "Staircase", "Status",
-           "UnscannedNearTimeout", "WaitedPastTimeout", "judge_condition", "judge_safely",
-           "verdict"]
+__all__ = [
+    "CHECKS",
+    "CHECK_TYPES",
+    "AllUnscanned",
+    "AnyCheck",
+    "BouncesSayWhy",
+    "CheckResult",
+    "CheckSpec",
+    "DeferredThenDelivered",
+    "DeliveredIntact",
+    "DeliveryBudget",
+    "FateIs",
+    "FaultMetLoad",
+    "FitsCapacity",
+    "KernelCounter",
+    "LatencyBound",
+    "ModelAgrees",
+    "NoBounce",
+    "NothingDuplicated",
+    "NothingLost",
+    "ScannedAfterMark",
+    "ScannedFraction",
+    "SpamdLog",
+    "SplitByFault",
+    "Staircase",
+    "Status",
+    "UnscannedNearTimeout",
+    "WaitedPastTimeout",
+    "judge_condition",
+    "judge_safely",
+    "judged",
+    "result",
+    "verdict",
+]

@@ -7,15 +7,14 @@ from pathlib import Path
 
 import click
 
-from spamdrill.cli.common import JSON_PATH, _emit_json, _write, cli, out
+from spamdrill.cli.common import JSON_PATH, _emit_json, _write, cli, etc_option, out, zone_of
 from spamdrill.errors import SpamdrillError
 
 
 @cli.command("doctor")
 @click.argument("files", nargs=-1)
-@click.option("--etc", type=click.Path(path_type=Path), default=Path("/"), show_default=True,
-              metavar="DIR", help="The root of the system whose configs are read (a copy "
-              "of a host's files works); its logs are looked for under DIR/var/log.")
+@etc_option("The root of the system whose configs are read (a copy of a host's files "
+            "works); its logs are looked for under DIR/var/log.")
 @click.option("--tz", default=None, metavar="ZONE",
               help="Zone of log stamps that carry none (default: this machine's).")
 @click.option("--year", type=click.IntRange(1970, 9999), default=None,
@@ -67,7 +66,6 @@ def doctor_command(files: tuple[str, ...], etc: Path, tz: str | None, year: int 
     from spamdrill.doctor import host
     from spamdrill.doctor import render as doctor_render
     from spamdrill.logs.diagnose import Thresholds
-    from spamdrill.logs.formats import zone
     from spamdrill.logs.reader import Filters
     from spamdrill.logs.run import analyze
     from spamdrill.logs.summary import Options
@@ -75,11 +73,7 @@ def doctor_command(files: tuple[str, ...], etc: Path, tz: str | None, year: int 
     if not etc.is_dir():
         raise SpamdrillError(f"--etc {etc}: no such directory",
                              "give the root of a system's files, e.g. / or a copy of it")
-    try:
-        zone_info = zone(tz)
-    except (ValueError, KeyError):
-        raise SpamdrillError(f"unknown zone {tz!r}", "e.g. UTC, +01:00, Europe/Berlin") \
-            from None
+    zone_info = zone_of(tz)
     filters = Filters(None, None, frozenset(), year, zone_info, None)
     with host.log_sources(etc, list(files), since) as (paths, shown):
         logs_doc = analyze(paths, filters, Options(Thresholds(), tz=zone_info))

@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 from rich.table import Table
 
-from spamdrill.cli.common import CONFIG, JSON_PATH, _emit_json, _progress, cli, out
+from spamdrill.cli.common import CONFIG, JSON_PATH, _emit_json, _progress, cli, out, zone_of
 from spamdrill.errors import SpamdrillError
 from spamdrill.lab import config as lab_config
 from spamdrill.render import term
@@ -93,17 +93,12 @@ def logs_command(files: tuple[str, ...], since: str | None, until: str | None,
     """
     from spamdrill.logs import render
     from spamdrill.logs.diagnose import Thresholds
-    from spamdrill.logs.formats import zone
     from spamdrill.logs.join import Settings
     from spamdrill.logs.reader import Filters
     from spamdrill.logs.run import analyze, parse_when
     from spamdrill.logs.summary import Options
 
-    try:
-        zone_info = zone(tz)
-    except (ValueError, KeyError):
-        raise SpamdrillError(f"unknown zone {tz!r}", "e.g. UTC, +01:00, Europe/Berlin") \
-            from None
+    zone_info = zone_of(tz)
     filters = Filters(parse_when(since, zone_info, "--since"),
                       parse_when(until, zone_info, "--until"), frozenset(hosts), year,
                       zone_info, fmt)

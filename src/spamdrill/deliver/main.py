@@ -17,8 +17,8 @@ import time
 from spamdrill.deliver.args import Args, UsageError, parse_args, policy_for
 from spamdrill.proto.deliver_policy import (
     EX_TEMPFAIL,
+    Decision,
     MdaResult,
-    Outcome,
     Policy,
     PolicyError,
     config_error,
@@ -150,7 +150,7 @@ def _message_waiting() -> bool:
         return False
 
 
-def _refuse(args: Args, outcome: Outcome, start: float) -> int:
+def _refuse(args: Args, outcome: Decision, start: float) -> int:
     """The wrapper cannot run the MDA at all: say why to Postfix and to syslog."""
     _emit(outcome.message(b""))
     _log(args, "not-run", outcome, start)
@@ -187,7 +187,7 @@ def _mda_field(result: MdaResult) -> str:
     return "exec-error"
 
 
-def _log(args: Args, mda: str, outcome: Outcome, start: float, extra: str = "") -> None:
+def _log(args: Args, mda: str, outcome: Decision, start: float, extra: str = "") -> None:
     from spamdrill.lean import syslog
 
     f = syslog.field
