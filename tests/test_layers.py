@@ -1,6 +1,7 @@
 """No upward arrow: a package low in the drill path never imports one above it (checked
-on the source, function-level imports included). The system's reader and the lab know
-nothing of drills; the checks know nothing of the lab; nothing below the command line
+on the source, function-level imports included). The sans-IO cores (proto) and what the
+wrappers share (lean) import nothing above them; the system's reader knows nothing of the
+wrappers it reads the configs of, and with the lab nothing of drills; the checks know nothing of the lab; nothing below the command line
 imports it; ``shaped`` (a lab shaped like a system) sits above system, budget and lab.
 
 No import cycle either, between modules or between packages: what two need of each other
@@ -21,7 +22,13 @@ pytestmark = pytest.mark.unit
 SRC = Path(__file__).parent.parent / "src" / "spamdrill"
 # package -> the packages it must never import
 BELOW = {
-    "system": ("budget", "lab", "drills", "checks", "shaped", "app", "cli"),
+    # the sans-IO cores and what the two programs in the delivery chain share: nothing above
+    "proto": ("system", "deliver", "spamc", "budget", "lab", "drills", "checks", "shaped",
+              "app", "cli"),
+    "lean": ("proto", "system", "deliver", "spamc", "budget", "lab", "drills", "checks",
+             "shaped", "app", "cli"),
+    "system": ("deliver", "spamc", "budget", "lab", "drills", "checks", "shaped", "app",
+               "cli"),
     "lab": ("drills", "checks", "shaped", "app", "cli"),
     "checks": ("drills", "lab", "shaped", "app", "cli"),
     "budget": ("lab", "drills", "checks", "shaped", "app", "cli"),
