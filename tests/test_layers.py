@@ -1,8 +1,9 @@
-"""No upward arrow: a package low in the drill path never imports one above it (checked
-on the source, function-level imports included). The sans-IO cores (proto) and what the
-wrappers share (lean) import nothing above them; the system's reader knows nothing of the
-wrappers it reads the configs of, and with the lab nothing of drills; the checks know
-nothing of the lab; nothing below the command line imports it; ``shaped`` (a lab shaped like a system) sits above system, budget and lab.
+"""No upward arrow: a package low in the drill path never imports one above it (checked on
+the source, function-level imports included). The sans-IO cores (proto) and what the
+wrappers share (lean) import nothing above them; the system's reader knows nothing of
+the wrappers it reads the configs of, and with the lab nothing of drills; the checks
+know nothing of the lab; nothing below the command line imports it; ``shaped`` (a lab
+shaped like a system) sits above system, budget and lab.
 
 No import cycle either, between modules or between packages: what two need of each other
 moves to the lower one (a sans-IO core below its I/O). Deferred imports inside functions
