@@ -126,7 +126,7 @@ def test_the_pipe_users_access_check_covers_every_file_a_delivery_imports() -> N
     from spamdrill.deliver import access
 
     probe = ("import sys\n"
-             "import spamdrill.deliver.main, spamdrill.deliver.run, spamdrill.lean.syslog\n"
+             "import spamdrill.deliver.main, spamdrill.deliver.run, spamdrill.lean\n"
              "import spamdrill.system.deliver_conf\n"
              "print('\\n'.join(sorted(m.__file__ for n, m in sys.modules.items()\n"
              "      if n.startswith('spamdrill'))))")

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import posix as os  # not ``os``: ~2.4 ms of every delivery under python -S (run.py)
 
-from spamdrill.lean import options
+from spamdrill import lean
 from spamdrill.proto.deliver_policy import Policy, PolicyError
 
 DEFAULT_CONFIG = "/etc/spamdrill/deliver.toml"
@@ -81,7 +81,7 @@ def _option(argv: list[str], i: int, args: Args) -> int:
         args.make_launcher = argv[i + 1]
         return i + 1
     elif name in VALUE_OPTIONS:
-        args.values[name], i = options.value_of(argv, i, UsageError)
+        args.values[name], i = lean.value_of(argv, i, UsageError)
     else:
         raise UsageError(f"unknown option {name[:40]}")
     return i

@@ -188,7 +188,7 @@ def _mda_field(result: MdaResult) -> str:
 
 
 def _log(args: Args, mda: str, outcome: Decision, start: float, extra: str = "") -> None:
-    from spamdrill.lean import syslog
+    from spamdrill import lean as syslog
 
     f = syslog.field
     line = (f"{f(args.get('--queue-id') or '-', QUEUE_ID_CHARS)}: "

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import posix as os  # ``os`` is ~2.4 ms of imports under python -S, on every message
 
-from spamdrill.lean import options
+from spamdrill import lean
 from spamdrill.spamc import core
 
 USAGE = """\
@@ -67,7 +67,7 @@ def split_args(argv: list[str]) -> tuple[dict[str, str], list[str], bool]:
         word = argv[i]
         name = word.partition("=")[0]
         if name in OUR_VALUES:
-            ours[name], i = options.value_of(argv, i, Usage)
+            ours[name], i = lean.value_of(argv, i, Usage)
         elif word in ("-h", "--help"):
             help_ = True
         else:

@@ -174,7 +174,7 @@ def log(mode: core.Mode, text: str) -> None:
     if mode.log_to_stderr:
         sys.stderr.write(f"spamdrill-spamc: {text}\n")
         return
-    from spamdrill.lean import syslog
+    from spamdrill import lean as syslog
 
     syslog.send(text, ident="spamdrill-spamc")
 
