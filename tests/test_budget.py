@@ -12,6 +12,7 @@ from conftest import spamdrill
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from spamdrill import fixes
 from spamdrill.budget import icmp, inputs, model
 from spamdrill.budget import spamc as sm
 from spamdrill.system import maildroprc
@@ -388,7 +389,7 @@ def test_suggested_fixes_keep_a_margin_below_the_limit(t: int, maildrop: int) ->
     setup = model.Setup(spamc=sm.parse_args(f"-d 10.0.0.1 -t {t}"),
                         maildrop_timeout=maildrop, wrapper="spamdrill-deliver",
                         wrapper_deadline=maildrop + 100)
-    margin = model.fix_margin_s(maildrop)
+    margin = fixes.fix_margin_s(maildrop)
     assert margin >= 5 and margin >= maildrop / 10
     for r in model.evaluate(setup):
         for v in r.violations:

@@ -144,7 +144,7 @@ def test_without_pidfd_open_the_wrapper_still_works(tmp_path: Path) -> None:
 
 def test_no_file_descriptors_left_defers() -> None:
     exhaust = ("import resource, os\n"
-               "import spamdrill.deliver.main, spamdrill.deliver.run, spamdrill.deliver.syslog\n"
+               "import spamdrill.deliver.main, spamdrill.deliver.run, spamdrill.lean\n"
                "soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)\n"
                "resource.setrlimit(resource.RLIMIT_NOFILE, (64, hard))\n"
                "held = []\n"

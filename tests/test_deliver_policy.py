@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from spamdrill.deliver.policy import MAX_DEADLINE, MdaResult, PolicyError, load_policy
+from spamdrill.proto.deliver_policy import MAX_DEADLINE, MdaResult, PolicyError
+from spamdrill.system.deliver_conf import load_policy
 
 pytestmark = pytest.mark.unit
 
@@ -96,7 +97,7 @@ def test_default_config_that_cannot_be_looked_at_is_an_error(
     """Only ENOENT means 'no config': a default file the wrapper cannot look at (here the
     kernel's ENOTDIR and ELOOP; as the pipe user, EACCES, in test_deliver_user) may hold
     the admin's deadline and rules, so the delivery defers with the reason."""
-    from spamdrill.deliver import main
+    from spamdrill.deliver import args as main
 
     args = main.Args()
     monkeypatch.setattr(main, "DEFAULT_CONFIG", str(tmp_path / "absent" / "deliver.toml"))
@@ -113,3 +114,24 @@ def test_default_config_that_cannot_be_looked_at_is_an_error(
     monkeypatch.setattr(main, "DEFAULT_CONFIG", str(tmp_path / "deliver.toml"))
     with pytest.raises(PolicyError, match="cannot read"):
         main.policy_for(args)
+
+
+def test_the_pipe_users_access_check_covers_every_file_a_delivery_imports() -> None:
+    """``--check-config --user`` checks that the pipe user can read the package files a
+    delivery imports: the list must be those files (a module moved elsewhere and left off
+    it would pass the check and fail every delivery)."""
+    import subprocess
+    import sys
+
+    from spamdrill.deliver import access
+
+    probe = ("import sys\n"
+             "import spamdrill.deliver.main, spamdrill.deliver.run, spamdrill.lean\n"
+             "import spamdrill.system.deliver_conf\n"
+             "print('\\n'.join(sorted(m.__file__ for n, m in sys.modules.items()\n"
+             "      if n.startswith('spamdrill'))))")
+    out = subprocess.run([sys.executable, "-S", "-c", probe], capture_output=True,
+                         text=True, check=True).stdout.split()
+    package = Path(access.__file__).parent.parent
+    assert sorted(Path(f).relative_to(package).as_posix() for f in out) == \
+        sorted(access.PACKAGE_FILES)

@@ -159,8 +159,8 @@ def test_user_checks_say_when_they_need_root(launcher: Path) -> None:
     assert own.returncode == 0, own.stdout + own.stderr
 
 
-SHIM = ("import sys\nfrom spamdrill.deliver import main\n"
-        "main.DEFAULT_CONFIG = sys.argv[1]\nsys.exit(main.main(sys.argv[2:]))\n")
+SHIM = ("import sys\nfrom spamdrill.deliver import args, main\n"
+        "args.DEFAULT_CONFIG = sys.argv[1]\nsys.exit(main.main(sys.argv[2:]))\n")
 
 
 def test_default_config_the_user_cannot_search_for_defers(public: Path,
@@ -196,8 +196,8 @@ def test_check_config_as_the_user_says_the_default_config_is_out_of_reach(
     shim = public / "deliver-shim"  # a launcher whose default config is ``cfg``
     shim.write_text(f"#!{system_python()} -IS\nimport sys\n"
                     f"sys.path.insert(0, {str(public / 'src')!r})\n"
-                    "from spamdrill.deliver import main\n"
-                    f"main.DEFAULT_CONFIG = {str(cfg)!r}\nmain.entry()\n")
+                    "from spamdrill.deliver import args, main\n"
+                    f"args.DEFAULT_CONFIG = {str(cfg)!r}\nmain.entry()\n")
     shim.chmod(0o755)
     done = subprocess.run([str(shim), "--check-config", f"--user={USER}"],
                           capture_output=True, text=True, timeout=60, env=PIPE_ENV)

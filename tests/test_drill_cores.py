@@ -361,7 +361,7 @@ def test_findings_and_verdicts_decide_the_exit_status() -> None:
         from spamdrill.runmodel import FindingRow
 
         row = FindingRow("", None, finding.finding, finding, None, 1.0, 1, 1, 0, 0, "")
-        check = checks.CheckResult("c", "pass" if ok else "fail", "")
+        check = checks.judged("c", ok, "")
         return ScenarioResult("x", sc, 1.0, 300.0, History(), [check], [row], [],
                               (FaultReport("f", took, ""),))
 

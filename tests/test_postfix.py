@@ -26,7 +26,7 @@ from conftest import new_run_dir
 
 from spamdrill import corpus
 from spamdrill.errors import SpamdrillError
-from spamdrill.fates import Outcome
+from spamdrill.fates import MessageFate
 from spamdrill.lab import lab as lab_ops
 from spamdrill.lab import outcomes, wrappers
 from spamdrill.lab import postfix as pf
@@ -86,7 +86,7 @@ def installed(lab: lab_ops.LabState, name: str) -> str:
     return str(wrappers.install_wrapper(Path(lab.run_dir), source))
 
 
-def send(state: pf.State, kinds: list[str], user: str, seed: int) -> list[Outcome]:
+def send(state: pf.State, kinds: list[str], user: str, seed: int) -> list[MessageFate]:
     """Inject one message per kind to ``user``, wait for the queue to drain, judge."""
     msgs = [corpus.make(k, seed * 100 + i, to=f"{user}@{pf.RECIPIENT_DOMAIN}")
             for i, k in enumerate(kinds)]
@@ -214,7 +214,7 @@ def test_down_after_the_starter_is_sigkilled(bare_run: Path) -> None:
     assert gone(bare_run, state) == []
 
 
-def by_id(results: list[Outcome]) -> dict[str, Outcome]:
+def by_id(results: list[MessageFate]) -> dict[str, MessageFate]:
     return {o.id.split("-")[0]: o for o in results}
 
 

@@ -12,6 +12,7 @@ import json
 import re
 import shutil
 import sqlite3
+from functools import cache
 from pathlib import Path
 
 import pytest
@@ -111,6 +112,7 @@ def test_terminal_view_renders_the_model() -> None:
 
 # --- JUnit, CSV ----------------------------------------------------------------------------
 
+@cache  # one parse of the schema for every test that validates against it
 def _schema() -> object:
     import xmlschema
 

@@ -5,7 +5,9 @@ document of the older version 2 still reads, migrated as ``runmodel.migrate`` do
 from __future__ import annotations
 
 import json
+import os
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from spamdrill import history, runmodel
+from spamdrill.checks import CheckResult
 from spamdrill.dist import tally
 from spamdrill.errors import SpamdrillError
 from spamdrill.evidence import Calibration, FaultReport
@@ -47,7 +50,7 @@ messages = st.builds(
     message_id=text, worker=text)
 windows = st.builds(FaultWindow, text, ns, st.none() | ns, text)
 checks = st.sampled_from(["pass", "fail", "error"]).flatmap(lambda status: st.builds(
-    runmodel.Check, name=text, status=st.just(status), ok=st.just(status == "pass"),
+    CheckResult, name=text, status=st.just(status), ok=st.just(status == "pass"),
     detail=text, offenders=few(text)))
 rows = st.builds(FindingRow, text, st.none() | st.sampled_from(Mode), st.sampled_from(Finding),
                  st.sampled_from(Fate), st.none() | st.sampled_from(Layer),
@@ -86,14 +89,31 @@ def test_a_run_document_decodes_to_what_was_encoded(run: runmodel.Run) -> None:
     assert run.exit_status == runmodel.exit_status(run.scenarios)
 
 
-@settings(SOME, max_examples=5)  # a database per example: each commit syncs the disk
+# a database per example, each commit synced: in memory-backed /dev/shm where there is one
+# (a sync there costs nothing; on a busy disk, most of this test's time)
+SHM = "/dev/shm" if os.access("/dev/shm", os.W_OK) else None
+
+
+@pytest.fixture
+def shm_path(tmp_path: Path) -> Iterator[Path]:
+    """A directory for runs databases and run documents, in /dev/shm where there is one."""
+    import tempfile
+
+    if SHM is None:
+        yield tmp_path
+        return
+    with tempfile.TemporaryDirectory(prefix="spamdrill-rundoc-", dir=SHM) as tmp:
+        yield Path(tmp)
+
+
+@settings(SOME, max_examples=5)
 @given(run=runs)
 def test_the_runs_database_keeps_each_runs_index_entry_and_records(run: runmodel.Run,
                                                                    ) -> None:
     import tempfile
 
     kept = {sc.name: History(sc.messages, sc.faults) for sc in run.scenarios}
-    with tempfile.TemporaryDirectory(prefix="spamdrill-runs-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="spamdrill-runs-", dir=SHM) as tmp:
         db = Path(tmp) / "runs.sqlite"
         history.store(db, runmodel.index_entry(run), kept)
         assert history.list_runs(db) == [runmodel.index_entry(run)]
@@ -157,8 +177,8 @@ def test_the_migrated_version_2_run_has_typed_values() -> None:
     assert run.exit_status == runmodel.exit_status(run.scenarios) == 3
 
 
-def test_a_version_2_runs_database_still_lists_and_takes_new_runs(tmp_path: Path) -> None:
-    db = tmp_path / "runs.sqlite"
+def test_a_version_2_runs_database_still_lists_and_takes_new_runs(shm_path: Path) -> None:
+    db = shm_path / "runs.sqlite"
     shutil.copy(V2 / "runs.sqlite", db)
     (old,) = history.list_runs(db)
     assert isinstance(old, IndexEntry) and old.version == 2 and old.exit_status == 3
@@ -183,12 +203,12 @@ def test_a_version_2_runs_database_still_lists_and_takes_new_runs(tmp_path: Path
     assert history.histories(db, old.run) == as_kept
 
 
-def test_a_runs_row_that_does_not_decode_lists_as_its_id(tmp_path: Path) -> None:
+def test_a_runs_row_that_does_not_decode_lists_as_its_id(shm_path: Path) -> None:
     """A row another version wrote with words this one does not know: its id and date,
     never a traceback (the document itself is refused when shown)."""
     import sqlite3
 
-    db = tmp_path / "runs.sqlite"
+    db = shm_path / "runs.sqlite"
     history.store(db, IndexEntry(run="a", started=1.0), {})
     with sqlite3.connect(db) as conn:
         conn.execute("INSERT INTO runs VALUES ('b', 2.0, ?)",
@@ -207,7 +227,7 @@ def test_a_check_whose_ok_contradicts_its_status_is_refused() -> None:
 
 
 def test_todays_writer_keeps_what_the_version_2_writer_kept(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        shm_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The drills' results that made tests/data/runs/v2 (``make_v2.RESULTS``), recorded
     by today's code: the same document, but for what the migration says (and the machine
     it ran on); its runs database row and records read back as they were stored."""
@@ -220,15 +240,15 @@ def test_todays_writer_keeps_what_the_version_2_writer_kept(
     assert spec is not None and spec.loader is not None
     make_v2 = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(make_v2)
-    (tmp_path / "r1").mkdir()
+    (shm_path / "r1").mkdir()
     old = runmodel.decode((V2 / "report.json").read_bytes())
-    run = app.record(tmp_path, "r1", old.started, make_v2.RESULTS, "run", old.config)
-    written = json.loads((tmp_path / "r1" / "report.json").read_text())
+    run = app.record(shm_path, "r1", old.started, make_v2.RESULTS, "run", old.config)
+    written = json.loads((shm_path / "r1" / "report.json").read_text())
     want = _by_hand(json.loads((V2 / "report.json").read_text()))
     for doc in (written, want):
         doc.pop("environment"), doc.pop("results_dir"), doc.pop("run")
     assert written == want
-    assert runmodel.decode((tmp_path / "r1" / "report.json").read_bytes()) == run
-    assert history.list_runs(tmp_path / "runs.sqlite") == [runmodel.index_entry(run)]
-    assert history.histories(tmp_path / "runs.sqlite", "r1") == {
+    assert runmodel.decode((shm_path / "r1" / "report.json").read_bytes()) == run
+    assert history.list_runs(shm_path / "runs.sqlite") == [runmodel.index_entry(run)]
+    assert history.histories(shm_path / "runs.sqlite", "r1") == {
         sc.name: History(sc.messages, sc.faults) for sc in run.scenarios}

@@ -22,8 +22,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from spamdrill.proto import spamd_wire
-from spamdrill.spamc import core, keep
+from spamdrill.spamc import args as spamc_args
+from spamdrill.spamc import core, deadline, keep
 from spamdrill.spamc import main as spamc_main
+from spamdrill.spamc import wire as spamc_wire
 
 pytestmark = pytest.mark.unit
 
@@ -33,7 +35,7 @@ HAM = {"Spam": "False ; 0.5 / 5.0"}
 
 
 def mode(*flags: str) -> core.Mode:
-    return spamc_main.parse(list(flags))[0]
+    return spamc_args.parse(list(flags))[0]
 
 
 def reply(body: bytes, headers: dict[str, str] | None = None) -> bytes:
@@ -60,7 +62,7 @@ def test_flags_are_read_by_the_one_spamc_parser() -> None:
 @pytest.mark.parametrize("flags", [["-L", "spam"], ["-C", "report"], ["-K"], ["-S"],
                                    ["-z"], ["--headers"], ["-e", "/bin/cat"], ["-B"]])
 def test_flags_that_are_not_a_check_are_refused_in_one_line(flags: list[str]) -> None:
-    with pytest.raises(spamc_main.Usage) as err:
+    with pytest.raises(spamc_args.Usage) as err:
         mode(*flags)
     assert "\n" not in str(err.value)
 
@@ -172,33 +174,33 @@ def test_host_order_rotates_with_h_and_x_keeps_one() -> None:
 # --- the deadline -------------------------------------------------------------------------
 
 def test_wait_and_sleep_are_cut_at_the_deadline() -> None:
-    assert core.wait_for(0, 10, 3) == (3, False)
-    assert core.wait_for(8, 10, 3) == (2, True)
-    assert core.wait_for(0, core.INF, 0) == (core.INF, False)
-    assert core.wait_for(11, 10, 3) == (0, True)
-    assert core.sleep_for(0, 10, 1) == 1
-    assert core.sleep_for(9.5, 10, 1) is None  # the try after it could not start
+    assert deadline.wait_for(0, 10, 3) == (3, False)
+    assert deadline.wait_for(8, 10, 3) == (2, True)
+    assert deadline.wait_for(0, core.INF, 0) == (core.INF, False)
+    assert deadline.wait_for(11, 10, 3) == (0, True)
+    assert deadline.sleep_for(0, 10, 1) == 1
+    assert deadline.sleep_for(9.5, 10, 1) is None  # the try after it could not start
 
 
 def drive(m: core.Mode, outcomes: list[str], start: float = 100.0
-          ) -> tuple[core.Result, float, list[str]]:
+          ) -> tuple[deadline.Result, float, list[str]]:
     """Run the core against a fake clock where every action takes as long as it may:
     a failed connect its whole timeout ("refused" at once), a talk its whole bound."""
     now = start
-    steps = core.check(m, b"req", [[0], [1]] if len(m.hosts) > 1 else [[0]], start)
+    steps = deadline.check(m, b"req", [[0], [1]] if len(m.hosts) > 1 else [[0]], start)
     seen: list[str] = []
-    pending: core.Reply | None = None
+    pending: deadline.Reply | None = None
     script = iter(outcomes)
     try:
         while True:
             action = steps.send(pending) if pending is not None else next(steps)
-            if isinstance(action, core.Sleep):
+            if isinstance(action, deadline.Sleep):
                 now += action.seconds
                 seen.append(f"sleep {action.seconds:g}")
                 pending = now
                 continue
             what = next(script, "silent")
-            if isinstance(action, core.Connect):
+            if isinstance(action, deadline.Connect):
                 seen.append(f"connect {action.timeout:g}")
                 if what == "refused":
                     pending = (core.ECONNREFUSED, now)
@@ -211,13 +213,13 @@ def drive(m: core.Mode, outcomes: list[str], start: float = 100.0
             bound = min(action.idle or core.INF, action.end - now)
             if what == "drip":  # a byte just inside -t, forever: only the deadline ends it
                 now = action.end
-                pending = core.Heard(b"SPAMD/1.1 0 ", False, "deadline", 3, now)
+                pending = deadline.Heard(b"SPAMD/1.1 0 ", False, "deadline", 3, now)
             elif what == "healthy":
-                pending = core.Heard(reply(b"ok"), True, "eof", 3, now)
+                pending = deadline.Heard(reply(b"ok"), True, "eof", 3, now)
             else:
                 now += bound
                 how = "deadline" if now >= action.end else "idle"
-                pending = core.Heard(b"", False, how, 3, now)
+                pending = deadline.Heard(b"", False, how, 3, now)
             seen.append(f"talk {what}")
     except StopIteration as done:
         return done.value, now, seen
@@ -322,7 +324,7 @@ def test_any_failure_at_any_byte_gives_the_input_or_spamds_whole_answer(
             m = mode("-U", path, "-t", "1", "--deadline", "0.3", *flags)
             m.timeout = 0.05
             start = time.monotonic()
-            result = spamc_main.check_message(m, message, spamc_main.Wire([]), start)
+            result = spamc_main.check_message(m, message, spamc_wire.Wire([]), start)
             out, code = core.finish(m, message, result.code, result.judged)
             took = time.monotonic() - start
         finally:

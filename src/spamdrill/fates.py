@@ -52,7 +52,10 @@ class Found:
 
 
 @dataclass
-class Outcome:
+class MessageFate:
+    """What became of one message sent through the lab's Postfix: its ``vocab.Fate`` and
+    the evidence for it (copies, folders, DSN, Postfix's verdicts)."""
+
     id: str
     message_id: str | None
     queue_id: str | None
@@ -71,7 +74,7 @@ class Outcome:
         return self.log[-1].delay if self.log else None
 
 
-def _delivered(out: Outcome, copies: list[Found]) -> None:
+def _delivered(out: MessageFate, copies: list[Found]) -> None:
     out.copies = len(copies)
     out.folders = [c.folder for c in copies]
     out.scanned = all(c.message.scanned for c in copies)
@@ -93,9 +96,9 @@ def _lost_reason(story: QueueStory | None) -> str:
 
 
 def judge_one(sent: Injected, copies: list[Found], queued: QueueEntry | None,
-              bounce: Dsn | None, story: QueueStory | None) -> Outcome:
+              bounce: Dsn | None, story: QueueStory | None) -> MessageFate:
     """One message's fate from what was found of it."""
-    out = Outcome(sent.id, sent.message_id, sent.queue_id, None,
+    out = MessageFate(sent.id, sent.message_id, sent.queue_id, None,
                   log=list(story.deliveries) if story else [])
     if sent.queue_id is None:
         out.reason = f"not accepted: {sent.reply}"
@@ -116,7 +119,7 @@ def judge_one(sent: Injected, copies: list[Found], queued: QueueEntry | None,
 
 def judge(sent: Iterable[Injected], found: dict[str, list[Found]],
           queue: Iterable[QueueEntry], dsns: Iterable[Dsn],
-          log: dict[str, QueueStory]) -> list[Outcome]:
+          log: dict[str, QueueStory]) -> list[MessageFate]:
     """Every injected message's outcome. ``found`` is keyed by Message-ID."""
     queued = {e.queue_id: e for e in queue}
     bounces = {d.queue_id: d for d in dsns if d.action == "failed" and d.queue_id}
@@ -125,7 +128,7 @@ def judge(sent: Iterable[Injected], found: dict[str, list[Found]],
             for s in sent]
 
 
-def tally(outcomes: Iterable[Outcome]) -> dict[str, int]:
+def tally(outcomes: Iterable[MessageFate]) -> dict[str, int]:
     """Count per fate (every Fate present, zeros included; ``not accepted`` too)."""
     counts = {f.value: 0 for f in Fate}
     counts["not accepted"] = 0

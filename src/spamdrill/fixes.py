@@ -11,6 +11,7 @@ Postfix queue id).
 
 from __future__ import annotations
 
+import math
 import string
 from dataclasses import dataclass
 
@@ -113,3 +114,10 @@ def next_commands(mode: Mode | str, qid: str | None = None) -> list[str]:
     """The commands to run next on a message this mode happened to."""
     cmds = CATALOG[Mode(mode)].next
     return [c.format(qid=qid or "QID") for c in cmds]
+
+
+def fix_margin_s(limit: float) -> float:
+    """How far below a limit a suggested setting stays: a tenth of it, at least 5 s, so
+    scan time, process start-up and a slow disk do not tip a fix over (300 s -> 270 s,
+    not 299 s)."""
+    return float(max(5, math.ceil(limit / 10)))

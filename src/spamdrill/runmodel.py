@@ -33,7 +33,7 @@ import msgspec
 
 from spamdrill.budget import spamc as spamc_model
 from spamdrill.budget.verify import UNBOUNDED, predict
-from spamdrill.checks import Status
+from spamdrill.checks import CheckResult
 from spamdrill.errors import SpamdrillError
 from spamdrill.evidence import Calibration, FaultReport
 from spamdrill.history import FaultWindow, IndexEntry, MessageRecord, ScenarioLine
@@ -42,29 +42,13 @@ from spamdrill.vocab import OUTCOMES, Fate, Finding, Layer, Mode, Outcome, Verdi
 
 VERSION = 3
 
-__all__ = ["OUTCOMES", "VERSION", "Calibration", "Case", "Check", "FaultEvidence",
+__all__ = ["OUTCOMES", "VERSION", "Calibration", "Case", "FaultEvidence",
            "FaultWindow", "FindingRow", "Message", "Run", "Scenario", "Summary", "Timing"]
 
 # a message as the run document holds it: the history's own record
 Message = MessageRecord
 # what a fault showed of itself: ``{"fault", "took_effect", "detail"}``
 FaultEvidence = FaultReport
-
-
-class Check(msgspec.Struct, frozen=True, kw_only=True):
-    """A check's result as the document keeps it (``checks.CheckResult``: ``ok`` is
-    whether it passed, at most 50 offenders)."""
-
-    name: str
-    status: Status
-    ok: bool
-    detail: str
-    offenders: list[str]
-
-    def __post_init__(self) -> None:
-        if self.ok != (self.status == "pass"):
-            raise ValueError(f"check {self.name!r}: ok is {self.ok} with status "
-                             f"{self.status!r}")
 
 
 class FindingRow(msgspec.Struct):
@@ -153,7 +137,7 @@ class Scenario(msgspec.Struct, frozen=True, kw_only=True, dict=True):
     scale: float
     budget_s: float
     timing: Timing
-    checks: list[Check]
+    checks: list[CheckResult]
     fault_evidence: list[FaultEvidence]
     findings: list[FindingRow]
     notes: list[str]
@@ -185,7 +169,7 @@ class Scenario(msgspec.Struct, frozen=True, kw_only=True, dict=True):
     def by_id(self) -> dict[str, Message]:
         return {m.id: m for m in self.messages}
 
-    def offenders(self, check: Check) -> list[Message]:
+    def offenders(self, check: CheckResult) -> list[Message]:
         """The messages a check names, in the order it names them."""
         return [self.by_id[i] for i in check.offenders if i in self.by_id]
 
@@ -210,7 +194,7 @@ class Scenario(msgspec.Struct, frozen=True, kw_only=True, dict=True):
         return out
 
     @cached_property
-    def model_check(self) -> Check | None:
+    def model_check(self) -> CheckResult | None:
         """The ``model_agrees`` check, if the drill has one."""
         return next((c for c in self.checks if c.name.startswith("budget model")), None)
 

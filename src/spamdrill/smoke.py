@@ -3,21 +3,13 @@ it lands. ``spamdrill run`` uses it to prove a lab works before any fault is inj
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from spamdrill import corpus
+from spamdrill.checks import CheckResult, judged
 from spamdrill.lab import maildrop
 from spamdrill.lab.state import LabState
 
 
-@dataclass(frozen=True)
-class Check:
-    name: str
-    ok: bool
-    detail: str
-
-
-def smoke_checks(state: LabState, seed: int = 1) -> list[Check]:
+def smoke_checks(state: LabState, seed: int = 1) -> list[CheckResult]:
     layout = state.layout
     user = next(iter(state.users))
     checks = []
@@ -28,7 +20,7 @@ def smoke_checks(state: LabState, seed: int = 1) -> list[Check]:
         after = maildrop.count_messages(layout, user, folder)
         where = f"{user}/{folder or 'INBOX'}"
         ok = result.status == 0 and after == before + 1
-        checks.append(Check(
+        checks.append(judged(
             f"{kind} delivered to {where}", ok,
             f"maildrop exit {result.status} in {result.seconds:.2f} s"
             + (f": {result.stderr.strip()}" if result.stderr.strip() else ""),

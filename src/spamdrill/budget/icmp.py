@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import heapq
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 from spamdrill.budget.spamc import SpamcFlags
 
@@ -87,7 +88,8 @@ class _Clients:
     the try's connect timeout)."""
 
     n: int
-    f: SpamcFlags
+    retries: int  # spamc's --connect-retries: tries per client
+    retry_sleep: float
     wait: float
     offsets: list[float]
     events: list[tuple[float, int, int, int, int]] = field(default_factory=list)
@@ -108,9 +110,9 @@ class _Clients:
         self.push(t + self.wait, c, self.tries[c], -1)
 
     def fail(self, c: int, t: float) -> None:
-        if self.tries[c] < self.f.connect_retries:
+        if self.tries[c] < self.retries:
             self.tries[c] += 1
-            self.start(c, t + self.f.retry_sleep)
+            self.start(c, t + self.retry_sleep)
         else:
             self.done[c], self.ends[c] = True, t
 
@@ -119,7 +121,18 @@ def simulate(n: int, f: SpamcFlags, soft_first: bool = False, syn_linear: int = 
              ratelimit_s: float = ICMP_RATELIMIT_S) -> Rejected:
     """``n`` spamc started together from one host, every SYN to spamd's port rejected."""
     wait = min(f.connect_wait or KERNEL_GIVES_UP_S, KERNEL_GIVES_UP_S)
-    clients = _Clients(n, f, wait, syn_offsets(wait, syn_linear))
+    ends, sent, limited = _simulate(n, f.connect_retries, f.retry_sleep, wait, soft_first,
+                                    syn_linear, ratelimit_s)
+    return Rejected(list(ends), sent, limited)
+
+
+@lru_cache(maxsize=512)
+def _simulate(n: int, retries: int, retry_sleep: float, wait: float, soft_first: bool,
+              syn_linear: int, ratelimit_s: float) -> tuple[tuple[float, ...], int, int]:
+    """The simulation, on the only inputs it reads: a pure function, so remembered (the
+    budget's what-ifs and its checks ask for the same burst again and again, and a burst
+    of 300 is thousands of events)."""
+    clients = _Clients(n, retries, retry_sleep, wait, syn_offsets(wait, syn_linear))
     bucket = _Bucket(ratelimit_s)
     while clients.events:
         t, _, c, k, i = heapq.heappop(clients.events)
@@ -129,5 +142,4 @@ def simulate(n: int, f: SpamcFlags, soft_first: bool = False, syn_linear: int = 
         # not the first SYN's, on the lab's veth pairs: a soft error inside connect())
         if i < 0 or (bucket.allow(t) and not (soft_first and i == 0)):
             clients.fail(c, t)
-    ends, sent, limited = clients.ends, bucket.sent, bucket.limited
-    return Rejected(sorted(ends), sent, limited)
+    return tuple(sorted(clients.ends)), bucket.sent, bucket.limited

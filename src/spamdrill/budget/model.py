@@ -447,19 +447,12 @@ def _failed_scan(s: Setup, mode: str, spamc_s: float, spamd_s: float | None, fir
                                   why), "filter-failed")
 
 
-def fix_margin_s(limit: float) -> float:
-    """How far below a limit a suggested setting stays: a tenth of it, at least 5 s, so
-    scan time, process start-up and a slow disk do not tip a fix over (300 s -> 270 s,
-    not 299 s)."""
-    return float(max(5, math.ceil(limit / 10)))
-
-
 def _fix(s: Setup, mode: str) -> str:
     """The smallest change that brings spamc back under maildrop's timeout, with a stated
     margin below it, in the words of the one catalog of fixes (``spamdrill.fixes``) the
     logs' diagnosis shows too."""
     f, m = s.spamc, s.maildrop_timeout
-    margin = fix_margin_s(m)
+    margin = fixes.fix_margin_s(m)
     room = m - margin
     below = f"; {margin:g} s below maildrop's {m:g} s"
     # spamdrill-spamc's whole check, with its exit, a margin below maildrop's timeout

@@ -52,8 +52,9 @@ PEER = {"spamd-refused": "refuse", "spamd-accept-queue-full": "queue-full",
 
 def _spamdrill_spamc(mode: str | None, words: list[str], deadline: float) -> float | None:
     """spamdrill-spamc's worst case, from its own core run on a clock only the waits move
-    (``spamdrill.spamc.core.worst_case``): the prediction is the code that runs."""
+    (``spamdrill.spamc.deadline.worst_case``): the prediction is the code that runs."""
     from spamdrill.spamc import core
+    from spamdrill.spamc.deadline import worst_case
     from spamdrill.system import spamc as reader
 
     if mode in ("spamd-overloaded", "db-locked"):
@@ -63,7 +64,7 @@ def _spamdrill_spamc(mode: str | None, words: list[str], deadline: float) -> flo
     command = reader.parse([(w, "drill") for w in ["-d", "127.0.0.1", *words]])
     m = core.mode_of(command.options, command.flags)
     m.deadline = deadline
-    value = core.worst_case(m, PEER[mode])
+    value = worst_case(m, PEER[mode])
     return UNBOUNDED if value is None else value
 
 

@@ -12,8 +12,7 @@ from __future__ import annotations
 import dataclasses
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Annotated, Any, ClassVar, Literal
+from typing import Annotated, ClassVar, Literal
 
 import msgspec
 
@@ -24,20 +23,31 @@ from spamdrill.vocab import Verdict
 Status = Literal["pass", "fail", "error"]
 
 
-@dataclass(frozen=True)
-class CheckResult:
+MAX_OFFENDERS = 50  # message ids a result keeps: enough to look at, a document stays small
+
+
+class CheckResult(msgspec.Struct, frozen=True, kw_only=True):
+    """A check's result, as the drill judges it and the run document keeps it (one
+    declaration for both): ``ok`` is whether it passed, stored for the document's readers
+    and refused when it disagrees with the status; at most ``MAX_OFFENDERS`` offenders.
+    Made through ``result``, ``judged`` or ``not_occurred``."""
+
     name: str
     status: Status
+    ok: bool
     detail: str
-    offenders: list[str] = field(default_factory=list)
+    offenders: list[str]
 
-    @property
-    def ok(self) -> bool:
-        return self.status == "pass"
+    def __post_init__(self) -> None:
+        if self.ok != (self.status == "pass"):
+            raise ValueError(f"check {self.name!r}: ok is {self.ok} with status "
+                             f"{self.status!r}")
 
-    def public(self) -> dict[str, Any]:
-        return {"name": self.name, "status": self.status, "ok": self.ok,
-                "detail": self.detail, "offenders": self.offenders[:50]}
+
+def result(name: str, status: Status, detail: str, offenders: list[str] | None = None,
+           ) -> CheckResult:
+    return CheckResult(name=name, status=status, ok=status == "pass", detail=detail,
+                       offenders=(offenders or [])[:MAX_OFFENDERS])
 
 
 def not_occurred(name: str, detail: str, offenders: list[str] | None = None,
@@ -45,12 +55,12 @@ def not_occurred(name: str, detail: str, offenders: list[str] | None = None,
     """What a check says when the situation its hypothesis is about never arose (an
     overload that queued nothing, scans that ran side by side): ``error``, neither pass
     nor fail, because the drill did not test what it claims on this machine."""
-    return CheckResult(name, "error", NOT_OCCURRED + detail, offenders or [])
+    return result(name, "error", NOT_OCCURRED + detail, offenders)
 
 
 def judged(name: str, ok: bool, detail: str, offenders: list[str] | None = None,
             ) -> CheckResult:
-    return CheckResult(name, "pass" if ok else "fail", detail, offenders or [])
+    return result(name, "pass" if ok else "fail", detail, offenders)
 
 
 def must_compile(pattern: str) -> None:
@@ -101,12 +111,12 @@ def judge_safely(check: CheckSpec, ev: Evidence) -> CheckResult:
         h = ev.history
         mine = History([m for m in h.messages if m.case == check.case], h.faults)
         if not mine.messages:
-            return CheckResult(f"{check.kind} ({check.case})", "error",
-                               f"no message of case {check.case!r}")
-        result = check.judge(dataclasses.replace(ev, history=mine))
-        return dataclasses.replace(result, name=f"{result.name} ({check.case})")
+            return result(f"{check.kind} ({check.case})", "error",
+                          f"no message of case {check.case!r}")
+        judged_ = check.judge(dataclasses.replace(ev, history=mine))
+        return msgspec.structs.replace(judged_, name=f"{judged_.name} ({check.case})")
     except Exception as exc:  # any crash of a checker is an error result
-        return CheckResult(check.kind, "error", f"the check crashed: {exc!r}")
+        return result(check.kind, "error", f"the check crashed: {exc!r}")
 
 
 def judge_condition(check: CheckSpec, ev: Evidence) -> CheckResult:
@@ -118,7 +128,7 @@ def judge_condition(check: CheckSpec, ev: Evidence) -> CheckResult:
     name = f"condition: {r.name}"
     if r.status == "fail":
         return not_occurred(name, r.detail, r.offenders)
-    return dataclasses.replace(r, name=name)
+    return msgspec.structs.replace(r, name=name)
 
 
 def verdict(results: list[CheckResult], faults: tuple[FaultReport, ...] = (),

@@ -18,6 +18,7 @@ from spamdrill.checks.base import (
     ids_of,
     judged,
     not_occurred,
+    result,
 )
 from spamdrill.evidence import Evidence
 from spamdrill.history import MessageRecord
@@ -43,7 +44,7 @@ class Staircase(CheckSpec, tag="staircase", frozen=True):
         name = "staircase: each finishes at least a fraction of a scan after the previous"
         cal = ev.calibration
         if self.fraction and cal is None:
-            return CheckResult(name, "error", "no scan time measured: the scenario needs "
+            return result(name, "error", "no scan time measured: the scenario needs "
                                "[timing] calibrate = true")
         floor = max(self.min_step_s, self.fraction * cal.scan_s if cal else 0.0)
         scanned = _scanned_by_end(ev)
@@ -83,7 +84,7 @@ class FaultMetLoad(CheckSpec, tag="fault_met_load", frozen=True):
         name = "the fault held while messages were in flight"
         windows = ev.history.faults
         if not windows:
-            return CheckResult(name, "error", "no fault window recorded")
+            return result(name, "error", "no fault window recorded")
         ms = ev.history.messages
         met = [m for m in ms if any(
             m.start_ns <= (w.end_ns if w.end_ns is not None else math.inf)
@@ -133,7 +134,7 @@ class FitsCapacity(CheckSpec, tag="fits_capacity", frozen=True):
         name = f"scans fit this machine's capacity (margin {self.margin:g}x)"
         cal, ms = ev.calibration, ev.history.messages
         if cal is None:
-            return CheckResult(name, "error", "no scan time measured: the scenario needs "
+            return result(name, "error", "no scan time measured: the scenario needs "
                                "[timing] calibrate = true")
         t = _spamc_timeout(ms) if ms else 0.0
         # scans in parallel, at most: one scan alone already uses what one CPU gives it
@@ -167,7 +168,7 @@ class SplitByFault(CheckSpec, tag="split_by_fault", frozen=True):
     def judge(self, ev: Evidence) -> CheckResult:
         name = "messages sent after the fault come back unscanned, earlier ones scanned"
         if not ev.history.faults:
-            return CheckResult(name, "error", "no fault window recorded")
+            return result(name, "error", "no fault window recorded")
         start = min(f.start_ns for f in ev.history.faults)
         cut = start + int(self.grace_s * 1e9)
         before = [m for m in ev.history.messages if m.start_ns < start]

@@ -12,6 +12,7 @@ from spamdrill.checks.base import (
     ids_of,
     judged,
     must_compile,
+    result,
 )
 from spamdrill.evidence import Evidence
 from spamdrill.vocab import Mode
@@ -40,10 +41,10 @@ class KernelCounter(CheckSpec, tag="kernel_counter", frozen=True):
 
     def judge(self, ev: Evidence) -> CheckResult:
         if ev.kernel is None:
-            return CheckResult(f"kernel counter {self.counter}", "error",
+            return result(f"kernel counter {self.counter}", "error",
                                "not measured: needs the hosts topology")
         if self.counter not in ev.kernel:
-            return CheckResult(f"kernel counter {self.counter}", "error",
+            return result(f"kernel counter {self.counter}", "error",
                                "the kernel has no such counter")
         got = ev.kernel[self.counter]
         bound = f">= {self.min}" + (f" and <= {self.max}" if self.max is not None else "")

@@ -10,7 +10,7 @@ from typing import Any
 import click
 from rich.table import Table
 
-from spamdrill.cli.common import _emit_json, _progress, _write, cli, out
+from spamdrill.cli.common import _emit_json, _progress, _write, cli, etc_option, out
 from spamdrill.render import term
 
 
@@ -45,11 +45,9 @@ def _budget_html_option(f: Any) -> Any:
 
 @cli.command("budget")
 @_budget_html_option
-@click.option("--etc", type=click.Path(path_type=Path), default=Path("/"),
-              show_default=True, metavar="DIR",
-              help="The root of the system to read: DIR/etc/postfix, DIR/etc/maildroprc, "
-                   "DIR/etc/default/spamd, the spamd unit, DIR/etc/spamassassin, "
-                   "DIR/etc/resolv.conf (a copy of a production host's files works).")
+@etc_option("The root of the system to read: DIR/etc/postfix, DIR/etc/maildroprc, "
+            "DIR/etc/default/spamd, the spamd unit, DIR/etc/spamassassin, "
+            "DIR/etc/resolv.conf (a copy of a production host's files works).")
 @click.option("--maildroprc", type=click.Path(path_type=Path), default=None,
               help="Your maildroprc instead of DIR/etc/maildroprc.")
 @click.option("--spamc-args", default=None,
@@ -123,7 +121,7 @@ def budget(etc: Path, maildroprc: Path | None, spamc_args: str | None,
     chosen = inputs.limiting(setups)
     setup = setups[chosen]
     results = model.evaluate(setup)
-    notes = _budget_notes(system, chosen)
+    notes = _budget_notes(system)
     problems = table.problems() if table is not None else []
     risks = list(system.maildroprc.risks) if system.maildroprc is not None else []
     _budget_html(setup, results, notes)
@@ -181,7 +179,9 @@ def _rspamd(system: Any) -> tuple[dict[str, Any], Table, bool] | None:
     return doc, t, any(p.finding.crosses_budget for p in predictions)
 
 
-def _budget_notes(system: Any, chosen: int) -> list[str]:
+def _budget_notes(system: Any) -> list[str]:
+    """The system's notes and every xfilter's (not only the limiting one's), each once, in
+    order."""
     notes = list(system.notes)
     for f in system.filters:
         notes += list(f.spamc.notes) + list(f.spamc.modes)

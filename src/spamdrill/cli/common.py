@@ -11,11 +11,14 @@ from __future__ import annotations
 import json
 import os
 import sys
+from collections.abc import Callable
+from datetime import tzinfo
 from pathlib import Path
 from typing import Any
 
 import click
 import msgspec
+from click.decorators import FC
 
 from spamdrill import __version__
 from spamdrill.errors import SpamdrillError
@@ -72,12 +75,33 @@ def _progress(msg: str) -> None:
     err.print(f"[dim]…[/dim] {term.safe(msg)}")
 
 
-ETC = click.option(
-    "--etc", type=click.Path(file_okay=False, path_type=Path), default=None, metavar="DIR",
-    help="Shape the lab like the system whose files are under DIR (/ for this host, or a "
-         "copy of a production host's /etc): its spamd flags, its maildroprc's spamc "
-         "flags, its SQL settings, quotas and wrapper. What a lab cannot reproduce is "
-         "listed.")
+def etc_option(help_text: str, default: Path | None = Path("/"),
+               file_okay: bool = True, metavar: str = "DIR") -> Callable[[FC], FC]:
+    """``--etc DIR``: the root of a system's files (/ for this host, or a copy of a
+    production host's), the one root ``spamdrill.system.reader`` reads, as every command
+    takes it; each command says what it reads there."""
+    return click.option("--etc", type=click.Path(file_okay=file_okay, path_type=Path),
+                        default=default, show_default=default is not None, metavar=metavar,
+                        help=help_text)
+
+
+ETC = etc_option(
+    "Shape the lab like the system whose files are under DIR (/ for this host, or a copy "
+    "of a production host's /etc): its spamd flags, its maildroprc's spamc flags, its SQL "
+    "settings, quotas and wrapper. What a lab cannot reproduce is listed.",
+    default=None, file_okay=False)
+
+
+def zone_of(tz: str | None) -> tzinfo | None:
+    """``--tz ZONE`` as ``logs`` and ``doctor`` read it: None (this machine's zone), UTC,
+    +01:00 or an IANA name; anything else one line."""
+    from spamdrill.logs.formats import zone
+
+    try:
+        return zone(tz)
+    except (ValueError, KeyError):
+        raise SpamdrillError(f"unknown zone {tz!r}", "e.g. UTC, +01:00, Europe/Berlin") \
+            from None
 
 
 JSON_PATH = click.option(

@@ -7,16 +7,25 @@ from pathlib import Path
 
 import click
 
-from spamdrill.cli.common import JSON_PATH, RESULTS, _emit_json, _progress, _write, cli, out
+from spamdrill.cli.common import (
+    JSON_PATH,
+    RESULTS,
+    _emit_json,
+    _progress,
+    _write,
+    cli,
+    etc_option,
+    out,
+    zone_of,
+)
 from spamdrill.errors import SpamdrillError
 
 
 @cli.command("doctor")
 @click.argument("files", nargs=-1)
-@click.option("--etc", type=click.Path(path_type=Path), default=Path("/"), show_default=True,
-              metavar="DIR|TARBALL", help="The root of the system whose configs are read (a "
-              "copy of a host's files works, or a tarball of them: etc/..., or /etc's "
-              "contents); its logs are looked for under DIR/var/log.")
+@etc_option("The root of the system whose configs are read (a copy of a host's files "
+            "works, or a tarball of them: etc/..., or /etc's contents); its logs are looked "
+            "for under DIR/var/log.", metavar="DIR|TARBALL")
 @click.option("--tz", default=None, metavar="ZONE",
               help="Zone of log stamps that carry none (default: this machine's).")
 @click.option("--year", type=click.IntRange(1970, 9999), default=None,
@@ -87,17 +96,12 @@ def doctor_command(files: tuple[str, ...], etc: Path, tz: str | None, year: int 
     from spamdrill.doctor import host, tarball
     from spamdrill.doctor import render as doctor_render
     from spamdrill.logs.diagnose import Thresholds
-    from spamdrill.logs.formats import zone
     from spamdrill.logs.reader import Filters
     from spamdrill.logs.run import analyze
     from spamdrill.logs.summary import Options
 
     origin_msg = _origin(origin, verify)
-    try:
-        zone_info = zone(tz)
-    except (ValueError, KeyError):
-        raise SpamdrillError(f"unknown zone {tz!r}", "e.g. UTC, +01:00, Europe/Berlin") \
-            from None
+    zone_info = zone_of(tz)
     filters = Filters(None, None, frozenset(), year, zone_info, None)
     with tarball.root_of(etc) as root:
         with host.log_sources(root, list(files), since) as (paths, shown):

@@ -10,7 +10,7 @@ from typing import Any
 import click
 from rich.table import Table
 
-from spamdrill.cli.common import CONFIG, JSON_PATH, _emit_json, _progress, cli, out
+from spamdrill.cli.common import CONFIG, JSON_PATH, _emit_json, _progress, cli, out, zone_of
 from spamdrill.errors import SpamdrillError
 from spamdrill.lab import config as lab_config
 from spamdrill.render import term
@@ -115,7 +115,6 @@ def logs_command(ctx: click.Context, files: tuple[str, ...], since: str | None,
     from spamdrill.logs import render
     from spamdrill.logs.cluster import analyze, named_groups
     from spamdrill.logs.diagnose import Thresholds
-    from spamdrill.logs.formats import zone
     from spamdrill.logs.join import Settings
     from spamdrill.logs.reader import Filters
     from spamdrill.logs.run import parse_when
@@ -126,11 +125,7 @@ def logs_command(ctx: click.Context, files: tuple[str, ...], since: str | None,
         doc = _merged(list(files), anonymize)
     else:
         doc = None
-    try:
-        zone_info = zone(tz)
-    except (ValueError, KeyError):
-        raise SpamdrillError(f"unknown zone {tz!r}", "e.g. UTC, +01:00, Europe/Berlin") \
-            from None
+    zone_info = zone_of(tz)
     if doc is None:
         filters = Filters(parse_when(since, zone_info, "--since"),
                           parse_when(until, zone_info, "--until"), frozenset(hosts), year,

@@ -32,8 +32,9 @@ import spamdrill
 PIPE_PATH = "/usr/bin:/bin"  # _PATH_DEFPATH, which pipe(8) always sets
 EXPORTED = ("TZ", "MAIL_CONFIG", "LANG")  # Postfix's default export_environment
 # what a delivery imports of the package
-PACKAGE_FILES = ("__init__.py", "deliver/__init__.py", "deliver/main.py", "deliver/config.py",
-                 "deliver/policy.py", "deliver/run.py", "deliver/syslog.py")
+PACKAGE_FILES = ("__init__.py", "deliver/__init__.py", "deliver/main.py", "deliver/args.py",
+                 "deliver/run.py", "lean.py", "proto/__init__.py", "proto/deliver_policy.py",
+                 "system/__init__.py", "system/deliver_conf.py")
 
 
 class AccessError(Exception):

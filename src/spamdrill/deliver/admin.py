@@ -11,8 +11,8 @@ import sys
 from pathlib import Path
 
 from spamdrill.deliver import access
-from spamdrill.deliver.main import Args, config_path, policy_for
-from spamdrill.deliver.policy import MdaResult, Policy, PolicyError
+from spamdrill.deliver.args import Args, config_path, policy_for
+from spamdrill.proto.deliver_policy import MdaResult, Policy, PolicyError
 from spamdrill.proto.postfix_pipe import judge
 
 
@@ -66,8 +66,8 @@ def check_postfix(args: Args, policy: Policy) -> int:
     and a transport that hands one delivery several recipients. Each refusal names the
     line to change. Without a Postfix config, or a service that runs this wrapper, it
     says what was not checked (an error when --etc was given)."""
-    from spamdrill.budget.model import fix_margin_s
     from spamdrill.errors import SpamdrillError
+    from spamdrill.fixes import fix_margin_s
     from spamdrill.system import reader
 
     etc = Path(args.get("--etc", "/"))

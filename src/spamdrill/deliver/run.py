@@ -30,13 +30,13 @@ import posix as os
 import select
 import time
 
-from spamdrill.deliver.policy import RULE_TEXT, MdaResult
+from spamdrill.proto.deliver_policy import RULE_TEXT, MdaResult
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING would import typing on every delivery
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from spamdrill.deliver.policy import Outcome
+    from spamdrill.proto.deliver_policy import Decision
 
 KEEP_OUTPUT = RULE_TEXT  # Postfix keeps no more than 4096 bytes of the whole output
 DRAIN_AFTER_EXIT = 1.0  # s to read what is left (output, and the end of stdin) after it ends
@@ -243,7 +243,7 @@ def _input_left(until: float) -> bool:
         return True  # cannot confirm the end was read
 
 
-def within(seconds: float, fn: Callable[[MdaResult], Outcome], arg: MdaResult) -> Outcome:
+def within(seconds: float, fn: Callable[[MdaResult], Decision], arg: MdaResult) -> Decision:
     """Call ``fn(arg)``, raising TimeUp after ``seconds``. CPython's regex engine checks
     for signals every 4096 steps while it backtracks (``MAYBE_CHECK_SIGNALS`` in
     ``Modules/_sre/sre_lib.h``), so an interval timer stops a runaway policy regex in

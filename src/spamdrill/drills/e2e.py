@@ -30,15 +30,14 @@ from spamdrill.drills.control import ClientSide
 from spamdrill.drills.targets import LoadPlan, Started, Tick, new_seed
 from spamdrill.drills.timing import Scale
 from spamdrill.errors import SpamdrillError
-from spamdrill.fates import Injected, Outcome
+from spamdrill.fates import Injected, MessageFate
 from spamdrill.history import MessageRecord
 from spamdrill.lab import outcomes, postfix, wrappers
 from spamdrill.lab.state import LabState
 from spamdrill.load import smtp
 from spamdrill.proto import spamd_log
 from spamdrill.proto.postfix_log import Delivery
-from spamdrill.vocab import Fate
-from spamdrill.vocab import Outcome as Word
+from spamdrill.vocab import Fate, Outcome
 
 DELIVER = "spamdrill-deliver"
 SETTLED_POLL_S = 0.2
@@ -289,11 +288,11 @@ class SmtpLoad:
                 return text
             time.sleep(SETTLED_POLL_S)
 
-    def _record(self, s: Injected, o: Outcome, spamd: str) -> MessageRecord:
+    def _record(self, s: Injected, o: MessageFate, spamd: str) -> MessageRecord:
         word = _OUTCOME[o.fate] if o.fate is not None else \
-            Word.DEFERRED if s.reply.startswith("4") else Word.ERROR
+            Outcome.DEFERRED if s.reply.startswith("4") else Outcome.ERROR
         if o.fate == Fate.DELIVERED and ".Spam" in o.folders:
-            word = Word.SPAM
+            word = Outcome.SPAM
         first = self.first_refusal.get(s.id)
         reason = f"{SENDER_GOT}{first}; sent again: {o.reason}" if first else o.reason
         seconds = o.seconds
@@ -335,6 +334,6 @@ def _delays(d: Delivery | None) -> str:
 
 
 # the outcome word (vocab.Outcome) of a message Postfix judged
-_OUTCOME = {Fate.DELIVERED: Word.HAM, Fate.DELIVERED_UNSCANNED: Word.UNSCANNED,
-            Fate.DEFERRED: Word.DEFERRED, Fate.BOUNCED: Word.BOUNCED, Fate.LOST: Word.LOST,
-            Fate.DUPLICATED: Word.DUPLICATED}
+_OUTCOME = {Fate.DELIVERED: Outcome.HAM, Fate.DELIVERED_UNSCANNED: Outcome.UNSCANNED,
+            Fate.DEFERRED: Outcome.DEFERRED, Fate.BOUNCED: Outcome.BOUNCED, Fate.LOST: Outcome.LOST,
+            Fate.DUPLICATED: Outcome.DUPLICATED}

@@ -8,7 +8,7 @@ import contextlib
 from collections.abc import Iterable
 from pathlib import Path
 
-from spamdrill.fates import Found, Injected, Outcome, judge
+from spamdrill.fates import Found, Injected, MessageFate, judge
 from spamdrill.lab import postfix, safefs
 from spamdrill.proto import postfix_log, postqueue
 from spamdrill.proto.mailfile import Dsn, NotADsn, intact, parse_delivered, parse_dsn
@@ -68,7 +68,7 @@ def log_stories(paths: postfix.Paths) -> dict[str, postfix_log.QueueStory]:
     return postfix_log.stories(text)
 
 
-def read(run_dir: Path, mail_dir: Path, sent: list[Injected]) -> list[Outcome]:
+def read(run_dir: Path, mail_dir: Path, sent: list[Injected]) -> list[MessageFate]:
     """Every message's outcome from the real system (call once the queue has drained, or
     as far as it will: what is still queued is ``deferred``)."""
     paths = postfix.Paths.of(run_dir)

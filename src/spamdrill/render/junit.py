@@ -20,14 +20,15 @@ from __future__ import annotations
 import re
 import xml.etree.ElementTree as ET
 
-from spamdrill.runmodel import Check, FindingRow, Run, Scenario, headline, seconds_phrase
+from spamdrill.checks import CheckResult
+from spamdrill.runmodel import FindingRow, Run, Scenario, headline, seconds_phrase
 
 
 def _t(seconds: float | None) -> str:
     return f"{max(0.0, seconds or 0.0):.3f}"
 
 
-def _check_case(sc: Scenario, c: Check) -> ET.Element:
+def _check_case(sc: Scenario, c: CheckResult) -> ET.Element:
     case = ET.Element("testcase", name=c.name, classname=f"spamdrill.{sc.name}")
     if c.status != "pass":
         who = sc.offenders(c)

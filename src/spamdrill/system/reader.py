@@ -389,7 +389,8 @@ def _spamc(s: System, o: Overrides, words: list[tuple[str, str]],
 
 def _deliver(s: System, path: Path | None) -> None:
     """spamdrill-deliver's deadline, read by its own policy loader."""
-    from spamdrill.deliver import policy
+    from spamdrill.proto.deliver_policy import PolicyError
+    from spamdrill.system.deliver_conf import load_policy
 
     argv = s.service.pipe_argv() if s.service else []
     if path is None:
@@ -409,8 +410,8 @@ def _deliver(s: System, path: Path | None) -> None:
         overrides["deadline"] = _float(deadline_flag)
         where = f"{s.wrapper_source} (--deadline)"
     try:  # the very validation spamdrill-deliver applies to its own file and flags
-        loaded = policy.load_policy(path, overrides or None)
-    except policy.PolicyError as exc:
+        loaded = load_policy(path, overrides or None)
+    except PolicyError as exc:
         raise SpamdrillError(f"{path or where}: {exc}") from None
     s.deliver_deadline = Sourced(loaded.deadline, where)
     s.deliver_config = path

@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 
 from spamdrill import app
-from spamdrill.checks import CheckResult
+from spamdrill.checks import result as check_result
 from spamdrill.drills.findings import FindingRow
 from spamdrill.drills.runner import ScenarioResult
 from spamdrill.drills.scenario import load_all
@@ -50,9 +50,9 @@ res1 = ScenarioResult(
     flood.name, flood, 33.3333, 9.0, History(msgs, [FaultWindow("pause", T + 5_000_000,
                                                                 T + 2_000_000_000, "SIGSTOP"),
                                                     FaultWindow("nft", T + 6_000_000, None, "")]),
-    [CheckResult("nothing lost", "fail", "1 lost", ["ham-3"]),
-     CheckResult("budget model agrees", "pass", "predicts 3.0 s for spamc -t 3"),
-     CheckResult("the queue filled", "error", "the condition did not occur: no queue", [])],
+    [check_result("nothing lost", "fail", "1 lost", ["ham-3"]),
+     check_result("budget model agrees", "pass", "predicts 3.0 s for spamc -t 3"),
+     check_result("the queue filled", "error", "the condition did not occur: no queue", [])],
     [FindingRow("spamc -t 3", Mode.SPAMD_OVERLOADED, Finding.LOSES_MAIL, Fate.LOST, Layer.SPAMC,
                 None, 4, 2, 1, 1, "spamc never returned"),
      FindingRow("spamc -x", Mode.SPAMD_SLOW_DRIP, Finding.DEFERS, Fate.DEFERRED, Layer.MAILDROP,
@@ -64,7 +64,7 @@ res1 = ScenarioResult(
     {"spamd": ["/usr/sbin/spamd", "--max-children", "5"]})
 res2 = ScenarioResult(
     e2e.name, e2e, 1.0, 300.0, History(e2e_msgs, []),
-    [CheckResult("every fate read back", "pass", "3 of 3")],
+    [check_result("every fate read back", "pass", "3 of 3")],
     [FindingRow("field-wrapper", Mode.MAILDROP_TIMEOUT, Finding.LOSES_MAIL, Fate.LOST, None,
                 9.5, 2, 0, 2, 0, "accepted, then found nowhere"),
      FindingRow("spamdrill-deliver", None, Finding.DEFERS, Fate.DEFERRED, None, 4.0, 1, 1, 0,

@@ -1,6 +1,7 @@
 """spamdrill-deliver's policy file: read and validated, each refusal a one-line
 PolicyError. Only what a config file or a command-line setting needs: a delivery with
-neither never imports this (see ``policy.load_policy``).
+neither never imports this (``deliver.args.policy_for``). ``system.reader`` reads
+spamdrill-deliver's deadline through it, as the wrapper does.
 
 Every way a value could reach the delivery path as something it cannot use is refused
 here: a deadline that is not finite or not bounded (NaN made poll() raise after maildrop
@@ -14,7 +15,7 @@ from __future__ import annotations
 
 import posix as os  # as on the rest of the delivery path (run.py)
 
-from spamdrill.deliver.policy import (
+from spamdrill.proto.deliver_policy import (
     MAX_CONFIG_BYTES,
     MAX_DEADLINE,
     MAX_NAME,
@@ -84,9 +85,15 @@ def read_config(path: str | PathLike[str]) -> dict[str, Any]:
         raise PolicyError(f"{path} is not valid TOML: {_one_line(str(exc))}") from None
 
 
-def load(path: str | PathLike[str] | None,
-         overrides: dict[str, Any] | None = None) -> Policy:
-    """``policy.load_policy``'s work: see there."""
+def load_policy(path: str | PathLike[str] | None,
+                overrides: dict[str, Any] | None = None) -> Policy:
+    """The one validator: the delivery path, ``--check-config`` and ``spamdrill budget
+    --deliver-config`` all call this. ``path`` None means the built-in policy;
+    ``overrides`` (the command line's ``deadline``, ``over_quota``) replace the file's
+    settings, after the file has been found valid on its own. Raises PolicyError, whose
+    text is one line."""
+    if path is None and not overrides:
+        return Policy()
     raw = read_config(path) if path is not None else {}
     if overrides:
         from_dict(raw)

@@ -1,10 +1,17 @@
-"""One syslog line per delivery, straight to the local socket: no helper process, no
-blocking, and no failure that could touch the delivery (Perl's Sys::Syslog dies when
-syslogd goes away; the field report's wrapper forked ``logger`` for every line).
+"""What the two programs in the delivery chain (spamdrill-deliver, spamdrill-spamc) share,
+in one module because each module is start-up time on every message: how an option's value
+is read, and the one syslog line.
 
-Every field is cut to a set length: a datagram larger than the socket takes is refused
-(EMSGSIZE) and the line is lost without a trace (a 480 kB recipient did that), and RFC 5424
-asks receivers to accept only 2048 bytes. Cut fields end in ``...``."""
+Options: ``--name=value`` or ``--name value``, hand-parsed (argparse costs start-up time);
+the ``=`` form is what master.cf and maildroprc should use, so an address that starts with
+``-`` is never read as an option.
+
+The syslog line: straight to the local socket, no helper process, no blocking, and no
+failure that could touch the delivery (Perl's Sys::Syslog dies when syslogd goes away; the
+field report's wrapper forked ``logger`` for every line). Every field is cut to a set
+length: a datagram larger than the socket takes is refused (EMSGSIZE) and the line is lost
+without a trace (a 480 kB recipient did that), and RFC 5424 asks receivers to accept only
+2048 bytes. Cut fields end in ``...``."""
 
 from __future__ import annotations
 
@@ -18,6 +25,17 @@ LOG_MAIL = 2
 LOG_INFO = 6
 IDENT = "spamdrill-deliver"
 MAX_LINE = 2048  # bytes, the whole line with its header
+
+
+def value_of(argv: list[str], i: int, error: type[Exception]) -> tuple[str, int]:
+    """The value of the option at ``argv[i]`` and the index of its last word; ``error``
+    (the caller's usage error) when the value is missing."""
+    name, eq, value = argv[i].partition("=")
+    if eq:
+        return value, i
+    if i + 1 >= len(argv):
+        raise error(f"{name} needs a value")
+    return argv[i + 1], i + 1
 
 
 def clean(text: str) -> str:

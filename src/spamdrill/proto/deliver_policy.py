@@ -1,4 +1,5 @@
-"""What an MDA result becomes: deliver, defer or bounce, with an RFC 3463 code. Sans-IO.
+"""spamdrill-deliver's policy: what an MDA result becomes (deliver, defer or bounce, with an
+RFC 3463 code). Sans-IO; its file is read and validated by ``system.deliver_conf``.
 
 The facts behind the defaults (maildrop 2.9.3 as Debian ships it):
 
@@ -17,9 +18,8 @@ from __future__ import annotations
 
 TYPE_CHECKING = False  # not typing.TYPE_CHECKING: importing typing costs ~2 ms per delivery
 if TYPE_CHECKING:
-    import os
     import re
-    from typing import Any, Literal
+    from typing import Literal
 
     Action = Literal["deliver", "defer", "bounce"]
 
@@ -63,7 +63,10 @@ class MdaResult:
         self.leftovers = leftovers  # its group still had members, killed after it exited
 
 
-class Outcome:
+class Decision:
+    """What the wrapper tells Postfix: deliver, defer or bounce, its exit status, the DSN
+    code and reason, and the rule that decided (not ``vocab.Outcome``, a spamc run's)."""
+
     __slots__ = ("action", "dsn", "exit_code", "reason", "rule")
 
     def __init__(self, action: Action, exit_code: int, dsn: str, reason: str,
@@ -139,21 +142,21 @@ def default_rules(over_quota: Action = "defer") -> list[Rule]:
     ]
 
 
-def _defer(dsn: str, reason: str, rule: str) -> Outcome:
-    return Outcome("defer", EX_TEMPFAIL, dsn, reason, rule)
+def _defer(dsn: str, reason: str, rule: str) -> Decision:
+    return Decision("defer", EX_TEMPFAIL, dsn, reason, rule)
 
 
-def usage_error(text: str) -> Outcome:
+def usage_error(text: str) -> Decision:
     """Under Postfix a usage error must not bounce (exit 2 would): the mail waits while
     the admin fixes master.cf."""
     return _defer("4.3.5", f"spamdrill-deliver usage error: {text}, will retry", "usage")
 
 
-def config_error(text: str) -> Outcome:
+def config_error(text: str) -> Decision:
     return _defer("4.3.5", f"spamdrill-deliver config error: {text}, will retry", "config")
 
 
-def internal_error(text: str) -> Outcome:
+def internal_error(text: str) -> Decision:
     """The last resort: whatever went wrong inside the wrapper defers (4.3.0)."""
     return _defer("4.3.0", f"spamdrill-deliver internal error: {text}, will retry",
                   "internal")
@@ -166,13 +169,13 @@ class Policy:
         self.rules = default_rules() if rules is None else rules
         self.deadline = deadline  # well below Postfix's command_time_limit default (1000 s)
 
-    def out_of_time(self, result: MdaResult) -> Outcome:
+    def out_of_time(self, result: MdaResult) -> Decision:
         """The rules could not finish within the deadline: a failure, so defer."""
         return _defer("4.4.7", f"MDA failed with status {result.exit_status} and its "
                       f"output could not be classified within {self.deadline:g} s, "
                       "will retry", "deadline")
 
-    def classify(self, result: MdaResult) -> Outcome:
+    def classify(self, result: MdaResult) -> Decision:
         if result.timed_out:
             return _defer("4.4.7", f"delivery took longer than {self.deadline:g} s, "
                           "will retry", "deadline")
@@ -191,41 +194,19 @@ class Policy:
             if rule.matches(result):
                 code = EX_TEMPFAIL if rule.action == "defer" else (
                     EX_NOUSER if rule.dsn == "5.1.1" else EX_UNAVAILABLE)
-                return Outcome(rule.action, code, rule.dsn, rule.reason, rule.name)
+                return Decision(rule.action, code, rule.dsn, rule.reason, rule.name)
         return _defer("4.3.0", f"MDA failed with status {result.exit_status}, will retry",
                       "unknown")
 
     @staticmethod
-    def _success(result: MdaResult) -> Outcome:
+    def _success(result: MdaResult) -> Decision:
         """Exit 0 is a delivery only if the MDA read the whole message: pipe(8) itself
         takes exit 0 with its writes cut short (EPIPE) as delivered (pipe_command.c)."""
         if result.input_left:
             return _defer("4.3.0", "MDA exited 0 but did not read the whole message, "
                           "will retry", "input-left")
-        return Outcome("deliver", 0, "2.0.0", "delivered", "success")
+        return Decision("deliver", 0, "2.0.0", "delivered", "success")
 
 
 class PolicyError(ValueError):
     """The wrapper's config file (or a command-line setting) is wrong. One line."""
-
-
-def load_policy(path: str | os.PathLike[str] | None,
-                overrides: dict[str, Any] | None = None) -> Policy:
-    """The one validator: the delivery path, ``--check-config`` and ``spamdrill budget
-    --deliver-config`` all call this. ``path`` None means the built-in policy;
-    ``overrides`` (the command line's ``deadline``, ``over_quota``) replace the file's
-    settings, after the file has been found valid on its own. Raises PolicyError, whose
-    text is one line. The checks live in ``config``, imported only when there is
-    something to check: a delivery without a file or overrides does not load them."""
-    if path is None and not overrides:
-        return Policy()
-    from spamdrill.deliver import config
-
-    return config.load(path, overrides)
-
-
-def from_dict(raw: dict[str, Any]) -> Policy:
-    """Build a policy from the config file's table (validated; raises PolicyError)."""
-    from spamdrill.deliver import config
-
-    return config.from_dict(raw)
