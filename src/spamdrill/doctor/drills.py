@@ -95,10 +95,11 @@ class Side:
 def shape(root: Path, label: str, work: Path, maildroprc: Path | None = None,
           postfix_dir: Path | None = None) -> Side:
     """The lab for the system under ``root`` (with the changed copies given), as
-    ``spamdrill run --etc`` shapes one (``system.lab_of``), and its wrapper."""
+    ``spamdrill run --etc`` shapes one (``shaped.lab_of``), and its wrapper."""
     from spamdrill.budget import inputs
     from spamdrill.lab.config import LabConfig
-    from spamdrill.system import labconfig, reader
+    from spamdrill.shaped import labconfig
+    from spamdrill.system import reader
 
     system = reader.read(root, reader.Overrides(maildroprc=maildroprc,
                                                 postfix_dir=postfix_dir))
