@@ -5,7 +5,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ruff check src tests benchmarks
 mypy
-python3 -m pytest "$@"
+# --durations: what the suite's time goes to, printed at its end (docs/ARCHITECTURE.md
+# says what each tier costs)
+python3 -m pytest --durations=25 "$@"
 # where a C compiler is, the install built spamdrill logs' compiled reader loop (setup.py
 # falls back to pure Python quietly): say so if it did not. Its differential test
 # (tests/test_logs_compiled.py) compares it with the pure loop; with no arguments, the
