@@ -41,6 +41,9 @@ PACKAGES=(
   python3-venv                    # the host path's test: a fresh environment without extras
   chromium                        # the HTML report's tests and benchmark open it headless
   valgrind                        # instructions per line in the logs benchmark
+  pflogsumm logwatch              # the logs benchmark's anchors: what postmasters run now
+                                  # (postfix-logwatch is logwatch's postfix service; Debian
+                                  # 12 has no package of its own)
   gcc python3-dev                 # spamdrill logs' compiled reader loop (Cython; without
                                   # them the package installs in pure Python)
 )
