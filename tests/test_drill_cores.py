@@ -280,6 +280,15 @@ def test_fits_capacity_is_calibrated() -> None:
     many = [rec(i, "ham", 0, 1) for i in range(300)]
     assert fits.judge(ev(*many, calibration=CAL, children=50)).status == "fail"
     assert fits.judge(ev(*twelve)).status == "error"  # no calibration: cannot say
+    # calibrated at 0.3 s, but spamd's own log says its scans took 1.2 s during the load
+    # (other work slowed the machine): 10 of 12 is then what one child could do
+    log = "".join("spamd: result: . 2 - X scantime=1.2,size=3,user=a,uid=1,\n"
+                  for _ in range(10))
+    slowed = fits.judge(ev(*cut, calibration=CAL, children=1, spamd_log=log))
+    assert slowed.ok and "1.200 s in spamd's log" in slowed.detail
+    # fewer than three scans logged say nothing about the machine's speed
+    assert fits.judge(ev(*cut, calibration=CAL, children=1,
+                         spamd_log=log[:log.index("\n") + 1])).status == "fail"
 
 
 def test_split_by_fault_and_scanned_after_mark() -> None:
