@@ -223,6 +223,9 @@ def _write_outputs(run: Any, outputs: tuple[Path | None, Path | None, Path | Non
         csvout.write(run, csv_dir)
 
 
+EXIT_INTERNAL = 70  # sysexits' EX_SOFTWARE
+
+
 def main(argv: list[str] | None = None) -> Any:
     import signal
 
@@ -252,3 +255,12 @@ def main(argv: list[str] | None = None) -> Any:
     except click.ClickException as exc:
         exc.show()
         sys.exit(exc.exit_code)
+    except Exception:
+        # a bug of ours: its traceback for the report, and a status of its own, never 1
+        # ("findings"), which a script or a test would read as a run that went through
+        import traceback
+
+        traceback.print_exc()
+        click.echo("spamdrill: internal error (the traceback above is a bug in spamdrill: "
+                   "please report it); exit 70", err=True)
+        sys.exit(EXIT_INTERNAL)
