@@ -65,10 +65,14 @@ SPAM = (b"From: a@example.org\nSubject: t\nX-Spam-Scanner: rspamc 3.4\nX-Spam: y
 REFUSED = (b"From: a@example.org\nSubject: t\nX-Spam-Scanner: rspamc 3.4\n"
            b"X-Spam-Scan-Time: 0.000\nX-Spam-Error: IO write error: Connection refused\n\nhello\n")
 TIMEOUT = REFUSED.replace(b"IO write error: Connection refused", b"IO timeout")
+# measured (redis-frozen-soft-reject): a ham held past task_timeout, exit 0
+SOFT = (b"From: a@example.org\nSubject: t\nX-Spam-Scanner: rspamc 3.4\nX-Spam: yes\n"
+        b"X-Spam-Action: soft reject\nX-Spam-Score: 0.00 / 15.00\n\nhello\n")
 
 
 @pytest.mark.parametrize("stdout,code,outcome,reason,score", [
     (HAM, 0, "ham", "", 3.5), (SPAM, 0, "spam", "", 15.0),
+    (SOFT, 0, "spam", "soft reject", 0.0),
     (REFUSED, 1, "unscanned", "refused", None), (TIMEOUT, 1, "unscanned", "read-timeout", None),
     (b"", 1, "error", "exit 1", None), (MSG, 0, "unscanned", "returned unchanged", None),
     # a verdict header in the body is not a verdict
@@ -174,6 +178,7 @@ def test_rspamd_drills_are_judged_in_the_shared_vocabulary() -> None:
              if "rspamd" in name or "redis" in name}
     assert modes == {"rspamd-down": Mode.RSPAMD_REFUSED, "redis-down": Mode.REDIS_DOWN,
                      "redis-frozen": Mode.RSPAMD_TASK_TIMEOUT,
+                     "redis-frozen-soft-reject": Mode.RSPAMD_TASK_TIMEOUT,
                      "rspamd-overloaded": Mode.RSPAMD_OVERLOADED,
                      "e2e-rspamd-milter": None,
                      "e2e-rspamd-milter-accept": Mode.MILTER_UNAVAILABLE,
@@ -215,3 +220,21 @@ def test_the_milter_content_timeout_reaches_main_cf() -> None:
         pf.Paths(Path("/tmp/r/postfix")), default, 1, 1)
     with pytest.raises(SpamdrillError):
         pf.Settings(transports=(t,), milter_content_timeout=-1)
+
+
+def test_a_reason_seen_condition_counts_the_answer_the_drill_is_about() -> None:
+    """The soft-reject drill's condition: without rspamd's soft reject on enough messages
+    (soft_reject_on_timeout not in effect), the drill proves nothing."""
+    from spamdrill import checks
+    from spamdrill.evidence import Evidence
+    from spamdrill.history import History, MessageRecord
+
+    def rec(i: int, reason: str) -> MessageRecord:
+        return MessageRecord(f"m{i}", "ham", 1, 0, 10**9, "spam", 0, reason, [])
+
+    spec = checks.ReasonSeen(pattern="^soft reject$", min=2)
+    soft = Evidence(History([rec(0, "soft reject"), rec(1, "soft reject")]), 1.0, 300.0)
+    assert spec.judge(soft).ok
+    partial = Evidence(History([rec(0, "soft reject"), rec(1, "")]), 1.0, 300.0)
+    assert not spec.judge(partial).ok
+    assert checks.CHECKS["reason_seen"] is checks.ReasonSeen
