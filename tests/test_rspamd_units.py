@@ -110,7 +110,7 @@ def test_postfix_milter_settings() -> None:
                     milter_default_action="accept")
     text = pf.render_main_cf(pf.Paths(Path("/tmp/r/postfix")), s, 1, 1)
     conf = dict(line.split(" = ", 1) for line in text.splitlines() if " = " in line)
-    assert conf["smtpd_milters"] == "inet:127.0.0.1:11332"
+    assert conf["smtpd_milters"] == conf["non_smtpd_milters"] == "inet:127.0.0.1:11332"
     assert conf["milter_default_action"] == "accept"
     assert conf["milter_protocol"] == "6"
     for bad in ({"milter": "inet:example.org:11332"}, {"milter": "unix:/x"},

@@ -223,7 +223,9 @@ def render_milter(settings: Settings) -> str:
     task_timeout (8 s) answers long before them."""
     if not settings.milter:
         return ""
+    # non_smtpd_milters: mail from sendmail(1) (pickup -> cleanup) is scanned as well
     return (f"smtpd_milters = {settings.milter}\n"
+            f"non_smtpd_milters = {settings.milter}\n"
             f"milter_default_action = {settings.milter_default_action}\n"
             + (f"milter_content_timeout = {settings.milter_content_timeout}s\n"
                if settings.milter_content_timeout else "")
