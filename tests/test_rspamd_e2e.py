@@ -100,6 +100,20 @@ def test_a_scan_within_the_milter_timeout_proves_nothing(tmp_path: Path) -> None
     assert all(m.fate == "delivered" for m in r.history.messages)
 
 
+@pytest.mark.long
+def test_a_soft_reject_through_the_milter_defers_to_the_sender(tmp_path: Path) -> None:
+    """soft_reject_on_timeout behind the milter: the scan held to task_timeout by a frozen
+    Redis reaches the sender as a 4xx; it keeps the message and, once Redis is back and
+    greylisting lets it through, each is delivered once (rspamc delivered the same)."""
+    if needs_root("e2e-rspamd-milter-soft-reject"):
+        return
+    r = run("e2e-rspamd-milter-soft-reject", tmp_path)
+    assert r.verdict == "confirmed", (r.checks, r.faults, r.error)
+    first = "the sender got 451 4.7.1 timeout processing message"
+    assert all(m.reason.startswith(first) and m.fate == "delivered"
+               for m in r.history.messages), r.history.messages
+
+
 def test_mail_submitted_by_sendmail_is_scanned_too() -> None:
     """non_smtpd_milters: a message from sendmail(1) (postdrop, pickup, cleanup) goes to
     rspamd's milter as one over SMTP does: rspamd logs its scan with Postfix's queue id."""

@@ -113,6 +113,10 @@ def test_postfix_milter_settings() -> None:
     assert conf["smtpd_milters"] == conf["non_smtpd_milters"] == "inet:127.0.0.1:11332"
     assert conf["milter_default_action"] == "accept"
     assert conf["milter_protocol"] == "6"
+    assert "xclient" not in text
+    xc = pf.render_main_cf(pf.Paths(Path("/tmp/r/postfix")),
+                           pf.Settings(transports=(t,), xclient=True), 1, 1)
+    assert "smtpd_authorized_xclient_hosts = 127.0.0.1/32\n" in xc
     for bad in ({"milter": "inet:example.org:11332"}, {"milter": "unix:/x"},
                 {"milter": "inet:127.0.0.1:1\nsmtpd_milters = x"},
                 {"milter_default_action": "reject"}):
@@ -182,6 +186,7 @@ def test_rspamd_drills_are_judged_in_the_shared_vocabulary() -> None:
                      "rspamd-overloaded": Mode.RSPAMD_OVERLOADED,
                      "e2e-rspamd-milter": None,
                      "e2e-rspamd-milter-accept": Mode.MILTER_UNAVAILABLE,
+                     "e2e-rspamd-milter-soft-reject": Mode.RSPAMD_TASK_TIMEOUT,
                      "e2e-rspamd-milter-tempfail": Mode.MILTER_UNAVAILABLE,
                      "e2e-rspamd-milter-timeout": Mode.MILTER_UNAVAILABLE}
     assert Mode.RSPAMD_TASK_TIMEOUT.info.layer == Layer.RSPAMD
@@ -238,3 +243,18 @@ def test_a_reason_seen_condition_counts_the_answer_the_drill_is_about() -> None:
     partial = Evidence(History([rec(0, "soft reject"), rec(1, "")]), 1.0, 300.0)
     assert not spec.judge(partial).ok
     assert checks.CHECKS["reason_seen"] is checks.ReasonSeen
+
+
+@pytest.mark.parametrize("addr", ["93.184.216.34", "not-an-address", "1.2.3.4\nX"])
+def test_the_postfix_targets_client_addr_is_an_ipv4_address(addr: str) -> None:
+    """XCLIENT's ADDR goes on the SMTP command line: only an address, never text."""
+    import msgspec
+
+    from spamdrill.drills.e2e import PostfixTarget
+
+    if addr == "93.184.216.34":
+        assert msgspec.convert({"kind": "postfix", "client_addr": addr},
+                               PostfixTarget).client_addr == addr
+        return
+    with pytest.raises(msgspec.ValidationError, match="not an IPv4 address"):
+        msgspec.convert({"kind": "postfix", "client_addr": addr}, PostfixTarget)

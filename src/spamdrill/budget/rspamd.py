@@ -20,7 +20,7 @@ set (https://rspamd.com/doc/configuration/options.html). Through rspamc a soft r
 defers nothing: rspamc exits 0 and hands the message back with ``X-Spam-Action: soft
 reject`` and ``X-Spam: yes`` (score 0.00, ham included), so maildrop delivers it (the
 ``redis-frozen-soft-reject`` drill); only a milter turns it into a 4xx (``451 4.7.1
-timeout post-processing message``, measured once by hand). The lab measured the answer at
+timeout processing message``: ``e2e-rspamd-milter-soft-reject``). The lab measured the answer at
 ``task_timeout`` plus two Redis timeouts, at four settings (8 s + 2 x 1 s = 10.0 s,
 Debian's; 8 + 2 x 0.5 = 9.0; 8 + 2 x 3 = 14.0; 4 + 2 x 1 = 6.0, each within 0.04 s:
 benchmarks/rspamd_task_timeout.py): the model uses that as the time of the answer, and

@@ -93,6 +93,9 @@ class Settings:
     milter: str = ""
     milter_default_action: str = "tempfail"
     milter_content_timeout: int = 0  # whole seconds; 0: Postfix's default (300 s)
+    # XCLIENT from the lab's own address only: the injector may name another client
+    # address (what a milter is told), so mail is not all from loopback
+    xclient: bool = False
 
     def __post_init__(self) -> None:
         if not self.transports:
@@ -288,7 +291,13 @@ delay_warning_time = 0
 import_environment = MAIL_CONFIG MAIL_DEBUG MAIL_LOGTAG TZ LANG=C POSTLOG_SERVICE \
 POSTLOG_HOSTNAME {env}
 export_environment = TZ MAIL_CONFIG LANG {env}
-{render_milter(settings)}"""
+{render_milter(settings)}{_xclient(settings)}"""
+
+
+def _xclient(settings: Settings) -> str:
+    if not settings.xclient:
+        return ""
+    return f"smtpd_authorized_xclient_hosts = {settings.address}/32\n"
 
 
 # Debian's master.cf services that a private instance needs, chroot off (a chroot needs
