@@ -101,6 +101,7 @@ def test_a_scan_within_the_milter_timeout_proves_nothing(tmp_path: Path) -> None
 
 
 @pytest.mark.long
+@pytest.mark.timeout(900)  # rspamd's greylisting holds the retries 300 s
 def test_a_soft_reject_through_the_milter_defers_to_the_sender(tmp_path: Path) -> None:
     """soft_reject_on_timeout behind the milter: the scan held to task_timeout by a frozen
     Redis reaches the sender as a 4xx; it keeps the message and, once Redis is back and
