@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+import msgspec
 import pytest
 
 from spamdrill import checks
@@ -59,10 +60,12 @@ def _msg(i: int, outcome: str, start: float, end: float | None, case: str,
 def occurred(d: Drill, extra: list[MessageRecord] | None = None) -> Evidence:
     """Evidence where every condition a shipped drill knows holds: scans one after another,
     some messages that waited past -t, a stream that straddles the fault window and
-    spamd's answering again, a full accept queue, spamd's slow scan logged."""
+    spamd's answering again, a full accept queue, spamd's slow scan logged, rspamd's soft
+    reject handed back."""
     ms: list[MessageRecord] = []
     for case in _cases(d):
-        ms += [_msg(i, "ham", 0.0, 1.0 + i, case) for i in range(4)]
+        ms += [msgspec.structs.replace(_msg(i, "ham", 0.0, 1.0 + i, case),
+                                       reason="soft reject") for i in range(4)]
         ms += [_msg(4 + i, "unscanned", 0.0, 16.0, case) for i in range(2)]
         ms += [_msg(6 + i, "unscanned", 10.0, 12.0, case) for i in range(2)]
     window = FaultWindow("fault", int(0.5 * S), 20 * S, "")

@@ -80,6 +80,12 @@ def test_rspamc_at_its_default_sits_at_the_edge_of_a_frozen_redis() -> None:
     assert (longer.fate, longer.worst_s, longer.edge) == (Fate.DELIVERED, 10.0, False)
     short = by(predict(RspamdSetup(rspamc_t=5.0)), Mode.RSPAMD_TASK_TIMEOUT, "rspamc")
     assert short.worst_s == 5.0 and short.fate == Fate.DELIVERED_UNSCANNED
+    # soft_reject_on_timeout defers nothing through rspamc (redis-frozen-soft-reject):
+    # exit 0, X-Spam: yes, maildrop delivers
+    soft = by(predict(RspamdSetup(rspamc_t=20.0, soft_reject=True)),
+              Mode.RSPAMD_TASK_TIMEOUT, "rspamc")
+    assert (soft.fate, soft.worst_s) == (Fate.DELIVERED, 10.0)
+    assert "defers nothing" in soft.why and "X-Spam: yes" in soft.why
     # outside exception { } maildrop's 75 goes to the wrapper: never called delivered
     outside = predict(RspamdSetup(rspamc_t=10.0, in_exception=False))
     assert by(outside, Mode.RSPAMD_REFUSED, "rspamc").fate == Fate.DEFERRED

@@ -149,8 +149,18 @@ def test_redis_frozen_holds_each_scan_to_the_task_timeout(tmp_path: Path) -> Non
     assert all((m.seconds or 0) >= 8 for m in r.history.messages), r.history.messages
 
 
+def test_a_soft_reject_through_rspamc_defers_nothing(tmp_path: Path) -> None:
+    """soft_reject_on_timeout = true: rspamc exits 0 with the soft reject and X-Spam: yes
+    (the ham's score 0.00), so maildrop's xfilter takes it as a verdict and delivers it."""
+    r = run("redis-frozen-soft-reject", tmp_path)
+    assert r.verdict == "confirmed", (r.checks, r.faults, r.error)
+    assert all(m.exit_code == 0 and m.reason == "soft reject" and m.outcome == "spam"
+               and (m.seconds or 0) >= 8 for m in r.history.messages), r.history.messages
+
+
 @pytest.mark.parametrize("name,verb", [("rspamd-down", "stop"), ("redis-down", "stop"),
-                                       ("redis-frozen", "pause_redis")])
+                                       ("redis-frozen", "pause_redis"),
+                                       ("redis-frozen-soft-reject", "pause_redis")])
 def test_a_fault_that_did_nothing_is_an_error(name: str, verb: str, tmp_path: Path,
                                               monkeypatch: pytest.MonkeyPatch) -> None:
     """The negative twin: journaled, but nothing stopped or frozen; the drill proves

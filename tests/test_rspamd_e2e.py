@@ -98,3 +98,63 @@ def test_a_scan_within_the_milter_timeout_proves_nothing(tmp_path: Path) -> None
     assert r.verdict == "error", (r.checks, r.error)
     assert any("did not occur" in c.detail for c in r.checks), r.checks
     assert all(m.fate == "delivered" for m in r.history.messages)
+
+
+@pytest.mark.long
+@pytest.mark.timeout(900)  # rspamd's greylisting holds the retries 300 s
+def test_a_soft_reject_through_the_milter_defers_to_the_sender(tmp_path: Path) -> None:
+    """soft_reject_on_timeout behind the milter: the scan held to task_timeout by a frozen
+    Redis reaches the sender as a 4xx; it keeps the message and, once Redis is back and
+    greylisting lets it through, each is delivered once (rspamc delivered the same)."""
+    if needs_root("e2e-rspamd-milter-soft-reject"):
+        return
+    r = run("e2e-rspamd-milter-soft-reject", tmp_path)
+    assert r.verdict == "confirmed", (r.checks, r.faults, r.error)
+    first = "the sender got 451 4.7.1 timeout processing message"
+    assert all(m.reason.startswith(first) and m.fate == "delivered"
+               for m in r.history.messages), r.history.messages
+
+
+def test_mail_submitted_by_sendmail_is_scanned_too() -> None:
+    """non_smtpd_milters: a message from sendmail(1) (postdrop, pickup, cleanup) goes to
+    rspamd's milter as one over SMTP does: rspamd logs its scan with Postfix's queue id."""
+    if needs_root("e2e-rspamd-milter"):
+        return
+    import shutil
+    import subprocess
+    import time
+
+    from conftest import new_run_dir
+
+    from spamdrill.drills.nemesis.base import until
+    from spamdrill.lab import lab as lab_ops
+    from spamdrill.lab import postfix
+    from spamdrill.lab.config import RspamdSettings
+    from spamdrill.lab.rspamd import Paths as RspamdPaths
+
+    run_dir = new_run_dir()
+    state = lab_ops.up(run_dir, LabConfig(rspamd=RspamdSettings(enabled=True)))
+    try:
+        ref = state.rspamd
+        assert ref is not None
+        postfix.up(run_dir, postfix.Settings(
+            transports=(postfix.Transport("t", ("/bin/true",)),),
+            milter=f"inet:{ref.proxy.host}:{ref.proxy.port}"), marker=state.marker)
+        mid = f"<sendmail-{time.time_ns()}@senders.test>"
+        message = (f"From: a@senders.test\nTo: alice@lab.test\nMessage-ID: {mid}\n"
+                   "Subject: submitted by sendmail\n\nhello\n").encode()
+        conf = str(postfix.Paths.of(run_dir).conf)
+        done = subprocess.run(["/usr/sbin/sendmail", "-C", conf, "-i", "-f", "a@senders.test",
+                               "alice@lab.test"], input=message, capture_output=True,
+                              timeout=30)
+        assert done.returncode == 0, done.stderr
+        log = RspamdPaths(run_dir).log
+
+        def scanned() -> bool:
+            return any(mid in ln and "qid: <" in ln and "rspamd_task_write_log" in ln
+                       for ln in log.read_text(errors="replace").splitlines())
+
+        assert until(scanned, 30), "rspamd never saw the message sendmail submitted"
+    finally:
+        lab_ops.down(run_dir)
+        shutil.rmtree(run_dir.parent, ignore_errors=True)

@@ -52,7 +52,7 @@ def test_a_frozen_redis_is_a_task_timeout_with_a_partial_verdict() -> None:
                if s.timed_out)
 
 
-def test_redis_errors_without_a_timeout_are_redis_down_and_soft_reject_defers() -> None:
+def test_redis_errors_without_a_timeout_are_redis_down_and_soft_reject_defers_by_milter() -> None:
     t = "2026-12-07 03:32:32 #1(normal) <{tag}>; {mod}; {fn}: {text}"
     log = [t.format(tag="aa11bb", mod="lua", fn="lua_redis_cb",
                     text="got error connection refused when talking to redis"),
@@ -64,13 +64,21 @@ def test_redis_errors_without_a_timeout_are_redis_down_and_soft_reject_defers() 
            t.format(tag="cc22dd", mod="task", fn="rspamd_task_write_log",
                     text="id: <m2@x>, ip: 1.2.3.4, (default: T (soft reject): [0.00/15.00] "
                          "[]), len: 9, time: 8000.1ms, forced: soft reject \"timeout\""),
+           t.format(tag="ee33ff", mod="task", fn="rspamd_task_timeout",
+                    text="processing of task time out: 8.0s spent; 8.0s limit; forced"),
+           t.format(tag="ee33ff", mod="task", fn="rspamd_task_write_log",
+                    text="id: <m3@x>, qid: <GHI789>, ip: 1.2.3.4, (default: T (soft reject): "
+                         "[0.00/15.00] []), len: 9, time: 8000.1ms, forced: soft reject"),
            "Dec 07 03:32:31 mx postfix/cleanup[7]: DEF456: message-id=<m2@x>"]
     d = diagnose(log)
     by = {i.key: i for i in d.items}
     assert by["ABC123"].mode == Mode.REDIS_DOWN and by["ABC123"].fate == Fate.DELIVERED
-    # joined to its queue id by the Message-ID Postfix's cleanup logged
+    # joined to its queue id by the Message-ID Postfix's cleanup logged; no qid: not a
+    # milter's scan, and rspamc delivers a soft reject (redis-frozen-soft-reject)
     assert by["DEF456"].mode == Mode.RSPAMD_TASK_TIMEOUT
-    assert by["DEF456"].fate == Fate.DEFERRED and "soft reject" in by["DEF456"].why
+    assert by["DEF456"].fate == Fate.DELIVERED and "X-Spam: yes" in by["DEF456"].why
+    # a milter's scan (its qid): the soft reject is a 4xx, the sender tries again
+    assert by["GHI789"].fate == Fate.DEFERRED and "soft reject" in by["GHI789"].why
 
 
 def test_other_lines_and_outside_text_are_data() -> None:

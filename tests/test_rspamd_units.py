@@ -65,10 +65,14 @@ SPAM = (b"From: a@example.org\nSubject: t\nX-Spam-Scanner: rspamc 3.4\nX-Spam: y
 REFUSED = (b"From: a@example.org\nSubject: t\nX-Spam-Scanner: rspamc 3.4\n"
            b"X-Spam-Scan-Time: 0.000\nX-Spam-Error: IO write error: Connection refused\n\nhello\n")
 TIMEOUT = REFUSED.replace(b"IO write error: Connection refused", b"IO timeout")
+# measured (redis-frozen-soft-reject): a ham held past task_timeout, exit 0
+SOFT = (b"From: a@example.org\nSubject: t\nX-Spam-Scanner: rspamc 3.4\nX-Spam: yes\n"
+        b"X-Spam-Action: soft reject\nX-Spam-Score: 0.00 / 15.00\n\nhello\n")
 
 
 @pytest.mark.parametrize("stdout,code,outcome,reason,score", [
     (HAM, 0, "ham", "", 3.5), (SPAM, 0, "spam", "", 15.0),
+    (SOFT, 0, "spam", "soft reject", 0.0),
     (REFUSED, 1, "unscanned", "refused", None), (TIMEOUT, 1, "unscanned", "read-timeout", None),
     (b"", 1, "error", "exit 1", None), (MSG, 0, "unscanned", "returned unchanged", None),
     # a verdict header in the body is not a verdict
@@ -106,9 +110,13 @@ def test_postfix_milter_settings() -> None:
                     milter_default_action="accept")
     text = pf.render_main_cf(pf.Paths(Path("/tmp/r/postfix")), s, 1, 1)
     conf = dict(line.split(" = ", 1) for line in text.splitlines() if " = " in line)
-    assert conf["smtpd_milters"] == "inet:127.0.0.1:11332"
+    assert conf["smtpd_milters"] == conf["non_smtpd_milters"] == "inet:127.0.0.1:11332"
     assert conf["milter_default_action"] == "accept"
     assert conf["milter_protocol"] == "6"
+    assert "xclient" not in text
+    xc = pf.render_main_cf(pf.Paths(Path("/tmp/r/postfix")),
+                           pf.Settings(transports=(t,), xclient=True), 1, 1)
+    assert "smtpd_authorized_xclient_hosts = 127.0.0.1/32\n" in xc
     for bad in ({"milter": "inet:example.org:11332"}, {"milter": "unix:/x"},
                 {"milter": "inet:127.0.0.1:1\nsmtpd_milters = x"},
                 {"milter_default_action": "reject"}):
@@ -174,9 +182,11 @@ def test_rspamd_drills_are_judged_in_the_shared_vocabulary() -> None:
              if "rspamd" in name or "redis" in name}
     assert modes == {"rspamd-down": Mode.RSPAMD_REFUSED, "redis-down": Mode.REDIS_DOWN,
                      "redis-frozen": Mode.RSPAMD_TASK_TIMEOUT,
+                     "redis-frozen-soft-reject": Mode.RSPAMD_TASK_TIMEOUT,
                      "rspamd-overloaded": Mode.RSPAMD_OVERLOADED,
                      "e2e-rspamd-milter": None,
                      "e2e-rspamd-milter-accept": Mode.MILTER_UNAVAILABLE,
+                     "e2e-rspamd-milter-soft-reject": Mode.RSPAMD_TASK_TIMEOUT,
                      "e2e-rspamd-milter-tempfail": Mode.MILTER_UNAVAILABLE,
                      "e2e-rspamd-milter-timeout": Mode.MILTER_UNAVAILABLE}
     assert Mode.RSPAMD_TASK_TIMEOUT.info.layer == Layer.RSPAMD
@@ -215,3 +225,36 @@ def test_the_milter_content_timeout_reaches_main_cf() -> None:
         pf.Paths(Path("/tmp/r/postfix")), default, 1, 1)
     with pytest.raises(SpamdrillError):
         pf.Settings(transports=(t,), milter_content_timeout=-1)
+
+
+def test_a_reason_seen_condition_counts_the_answer_the_drill_is_about() -> None:
+    """The soft-reject drill's condition: without rspamd's soft reject on enough messages
+    (soft_reject_on_timeout not in effect), the drill proves nothing."""
+    from spamdrill import checks
+    from spamdrill.evidence import Evidence
+    from spamdrill.history import History, MessageRecord
+
+    def rec(i: int, reason: str) -> MessageRecord:
+        return MessageRecord(f"m{i}", "ham", 1, 0, 10**9, "spam", 0, reason, [])
+
+    spec = checks.ReasonSeen(pattern="^soft reject$", min=2)
+    soft = Evidence(History([rec(0, "soft reject"), rec(1, "soft reject")]), 1.0, 300.0)
+    assert spec.judge(soft).ok
+    partial = Evidence(History([rec(0, "soft reject"), rec(1, "")]), 1.0, 300.0)
+    assert not spec.judge(partial).ok
+    assert checks.CHECKS["reason_seen"] is checks.ReasonSeen
+
+
+@pytest.mark.parametrize("addr", ["93.184.216.34", "not-an-address", "1.2.3.4\nX"])
+def test_the_postfix_targets_client_addr_is_an_ipv4_address(addr: str) -> None:
+    """XCLIENT's ADDR goes on the SMTP command line: only an address, never text."""
+    import msgspec
+
+    from spamdrill.drills.e2e import PostfixTarget
+
+    if addr == "93.184.216.34":
+        assert msgspec.convert({"kind": "postfix", "client_addr": addr},
+                               PostfixTarget).client_addr == addr
+        return
+    with pytest.raises(msgspec.ValidationError, match="not an IPv4 address"):
+        msgspec.convert({"kind": "postfix", "client_addr": addr}, PostfixTarget)

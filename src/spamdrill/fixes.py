@@ -83,9 +83,10 @@ CATALOG: dict[Mode, Fix] = {
                              "spamdrill-deliver (it defers)", _CHAIN),
     Mode.RSPAMD_OVERLOADED: Fix("more normal workers (worker-normal.inc count) or a "
                                 "longer rspamc -t", _FILTER),
-    Mode.RSPAMD_TASK_TIMEOUT: Fix("rspamc -t above task_timeout plus Redis's timeout, or "
-                                  "soft_reject_on_timeout = true to defer instead of a "
-                                  "partial verdict", _FILTER),
+    Mode.RSPAMD_TASK_TIMEOUT: Fix("rspamc -t above task_timeout plus Redis's timeout; "
+                                  "behind a milter, soft_reject_on_timeout = true defers "
+                                  "instead of a partial verdict (through rspamc it defers "
+                                  "nothing: exit 0, X-Spam: yes)", _FILTER),
     Mode.REDIS_DOWN: Fix("none needed for delivery (rspamd scans on); bring Redis back for "
                          "Bayes, history and greylisting", _CHAIN),
     Mode.MILTER_UNAVAILABLE: Fix("milter_default_action = tempfail defers to the sender "

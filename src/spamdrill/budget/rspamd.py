@@ -16,7 +16,11 @@ settings (``spamdrill.system.rspamd``).
 
 A scan held past ``task_timeout`` (a frozen Redis, a slow rule) is answered with what
 rspamd has (a partial verdict), or with soft reject when ``soft_reject_on_timeout`` is
-set (https://rspamd.com/doc/configuration/options.html). The lab measured the answer at
+set (https://rspamd.com/doc/configuration/options.html). Through rspamc a soft reject
+defers nothing: rspamc exits 0 and hands the message back with ``X-Spam-Action: soft
+reject`` and ``X-Spam: yes`` (score 0.00, ham included), so maildrop delivers it (the
+``redis-frozen-soft-reject`` drill); only a milter turns it into a 4xx (``451 4.7.1
+timeout processing message``: ``e2e-rspamd-milter-soft-reject``). The lab measured the answer at
 ``task_timeout`` plus two Redis timeouts, at four settings (8 s + 2 x 1 s = 10.0 s,
 Debian's; 8 + 2 x 0.5 = 9.0; 8 + 2 x 3 = 14.0; 4 + 2 x 1 = 6.0, each within 0.04 s:
 benchmarks/rspamd_task_timeout.py): the model uses that as the time of the answer, and
@@ -118,7 +122,9 @@ def _rspamc(s: RspamdSetup, t: float) -> list[Prediction]:
         out.append(Prediction(Mode.RSPAMD_TASK_TIMEOUT, "rspamc", t, fate, why))
     else:
         edge = t < answer + EDGE_MARGIN_S
-        verdict = ("soft reject (rspamc hands the message back with that action)"
+        verdict = ("soft reject, which defers nothing here: rspamc exits 0 with "
+                   "X-Spam-Action: soft reject and X-Spam: yes (score 0), and maildrop "
+                   "delivers it, as spam to a maildroprc that files X-Spam: yes"
                    if s.soft_reject else "a partial verdict (the symbols not yet run lost)")
         why = (f"rspamd answers at about {answer:g} s (task_timeout {s.task_timeout:g} s "
                f"+ Redis's timeouts) with {verdict}")

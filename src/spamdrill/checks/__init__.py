@@ -44,6 +44,7 @@ from spamdrill.checks.messages import (
     LatencyBound,
     NothingDuplicated,
     NothingLost,
+    ReasonSeen,
     ScannedFraction,
     WaitedAtLeast,
 )
@@ -53,7 +54,8 @@ AnyCheck = (NothingLost | AllUnscanned | ScannedFraction | LatencyBound | Delive
             | Staircase | UnscannedNearTimeout | SpamdLog | KernelCounter | ModelAgrees
             | FitsCapacity | SplitByFault | ScannedAfterMark | NothingDuplicated | NoBounce
             | BouncesSayWhy | DeferredThenDelivered | DeliveredIntact | FateIs
-            | WaitedPastTimeout | FaultMetLoad | SenderRetried | WaitedAtLeast)
+            | WaitedPastTimeout | FaultMetLoad | SenderRetried | WaitedAtLeast
+            | ReasonSeen)
 # the registry is the union: a new check is its class and its place in AnyCheck
 CHECK_TYPES: tuple[type[CheckSpec], ...] = get_args(AnyCheck)
 CHECKS: dict[str, type[CheckSpec]] = {str(c.__struct_config__.tag): c for c in CHECK_TYPES}
@@ -78,6 +80,7 @@ __all__ = [
     "NoBounce",
     "NothingDuplicated",
     "NothingLost",
+    "ReasonSeen",
     "ScannedAfterMark",
     "ScannedFraction",
     "SenderRetried",

@@ -4,6 +4,7 @@ how long each took against a bound or maildrop's budget (sans-IO)."""
 from __future__ import annotations
 
 import math
+import re
 from typing import Annotated
 
 import msgspec
@@ -15,6 +16,7 @@ from spamdrill.checks.base import (
     Seconds,
     ids_of,
     judged,
+    must_compile,
 )
 from spamdrill.evidence import Evidence
 from spamdrill.history import MessageRecord
@@ -84,6 +86,23 @@ class WaitedAtLeast(CheckSpec, tag="waited_at_least", frozen=True):
         return judged(f"at least {self.min} waited {self.min_s:g} s or longer",
                        len(waited) >= self.min, f"{len(waited)} of {len(ms)} did "
                        f"(worst {_worst(ms):.2f} s)")
+
+
+class ReasonSeen(CheckSpec, tag="reason_seen", frozen=True):
+    """At least ``min`` messages came back with a reason matching ``pattern`` (a condition:
+    the answer a drill is about, e.g. rspamd's ``soft reject``, really came back)."""
+
+    pattern: str
+    min: Annotated[int, msgspec.Meta(ge=1)] = 1
+
+    def __post_init__(self) -> None:
+        must_compile(self.pattern)
+
+    def judge(self, ev: Evidence) -> CheckResult:
+        ms = ev.history.messages
+        seen = [m for m in ms if re.search(self.pattern, m.reason)]
+        return judged(f"at least {self.min} came back with a reason matching /{self.pattern}/",
+                      len(seen) >= self.min, f"{len(seen)} of {len(ms)} did")
 
 
 class DeliveryBudget(CheckSpec, tag="delivery_budget", frozen=True):

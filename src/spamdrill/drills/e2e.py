@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import ipaddress
 import math
 import re
 import time
@@ -77,7 +78,9 @@ class PostfixTarget(msgspec.Struct, frozen=True, forbid_unknown_fields=True,
     milter alone scans. A message refused with a 4xx is what a sender keeps and tries
     again (RFC 5321, 4.2.5): once the fault is healed and the milter answers, each is
     sent again until accepted (``SENDER_RETRY_S`` apart, within ``settle``), and its
-    record keeps the first refusal."""
+    record keeps the first refusal. ``client_addr``: each message is sent as if from this
+    IPv4 address (Postfix's XCLIENT, allowed to the lab's own address only), so rspamd
+    sees an outside client where the lab's loopback is a local one."""
 
     wrappers: tuple[str, ...] = (DELIVER,)
     deliver_flags: tuple[str, ...] = ()
@@ -85,6 +88,7 @@ class PostfixTarget(msgspec.Struct, frozen=True, forbid_unknown_fields=True,
     maildrop: Literal["filter", "lookup"] = "filter"
     settle: Annotated[float, msgspec.Meta(gt=0)] = 120.0
     milter: bool = False
+    client_addr: str = ""
     needs_lab: bool = True
 
     def __post_init__(self) -> None:
@@ -94,6 +98,12 @@ class PostfixTarget(msgspec.Struct, frozen=True, forbid_unknown_fields=True,
                     wrapper_source(name)
                 except SpamdrillError as exc:
                     raise ValueError(exc.one_line()) from None
+        if self.client_addr:
+            try:
+                ipaddress.IPv4Address(self.client_addr)
+            except ValueError:
+                raise ValueError(f"client_addr: {self.client_addr!r} is not an IPv4 "
+                                 "address") from None
         for flag in self.deliver_flags:
             if not flag.startswith("--") or "=" not in flag or any(c.isspace() for c in flag):
                 raise ValueError(f"deliver_flags: {flag!r} is not --option=value")
@@ -156,7 +166,8 @@ class SmtpLoad:
         milter, action, content = self._milter()
         self.ps = postfix.up(Path(self.state.run_dir), postfix.Settings(
             transports=tuple(transports), recipients=self._recipients(), milter=milter,
-            milter_default_action=action, milter_content_timeout=content),
+            milter_default_action=action, milter_content_timeout=content,
+            xclient=bool(self.target.client_addr)),
             marker=self.state.marker)
         self.sent = self._inject(self._jobs(transports), started)
         accepted = [s for s in self.sent if s.queue_id]
@@ -187,7 +198,7 @@ class SmtpLoad:
                 m = corpus.make(self.plan.kinds[i % len(self.plan.kinds)], seed, to=to)
                 seed += 1
                 self.kinds[m.id], self.cases[m.id] = m.kind, _case(t)
-                self.jobs[m.id] = smtp.Job(m, to)
+                self.jobs[m.id] = smtp.Job(m, to, client_addr=self.target.client_addr)
                 jobs.append((self.plan.offsets[i], self.jobs[m.id]))
         return jobs
 

@@ -38,6 +38,9 @@ class Job:
     message: Message
     recipient: str
     sender: str = SENDER
+    # as if sent from this address (Postfix's XCLIENT, allowed to the lab's own address
+    # only): a milter sees it as the client's, where the lab's loopback is a local one
+    client_addr: str = ""
 
 
 def frame(data: bytes) -> bytes:
@@ -74,6 +77,13 @@ class _Flight:
             code, msg = smtp.ehlo("inject.lab.test")
             if code != 250:  # a 4xx here (a milter's tempfail) is what a sender defers on
                 raise smtplib.SMTPHeloError(code, msg)
+            if self.job.client_addr:  # Postfix greets again (220): a new session, EHLO
+                code, msg = smtp.docmd("XCLIENT", f"ADDR={self.job.client_addr}")
+                if code != 220:
+                    raise smtplib.SMTPResponseException(code, msg)
+                code, msg = smtp.ehlo("inject.lab.test")
+                if code != 250:
+                    raise smtplib.SMTPHeloError(code, msg)
             code, msg = smtp.mail(self.job.sender)
             if code != 250:  # smtplib's mail() returns a refusal; it does not raise one
                 raise smtplib.SMTPSenderRefused(code, msg, self.job.sender)

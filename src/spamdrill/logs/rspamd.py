@@ -232,10 +232,17 @@ def diagnose(lines: Iterable[str]) -> Diagnosis:
             continue
         if mode == Mode.RSPAMD_TASK_TIMEOUT:
             soft = scan.action == "soft reject"
-            fate = Fate.DEFERRED if soft else Fate.DELIVERED
-            why = ("past task_timeout: soft reject, the MTA defers" if soft else
-                   f"past task_timeout: a partial verdict ({scan.action or 'no action'}, "
-                   f"score {scan.score if scan.score is not None else '?'})")
+            # a milter sends the queue id (qid:); rspamc in maildrop's xfilter does not, and
+            # it exits 0 on a soft reject: delivered (redis-frozen-soft-reject)
+            fate = Fate.DEFERRED if soft and scan.qid else Fate.DELIVERED
+            if soft:
+                why = ("past task_timeout: soft reject, the MTA defers" if scan.qid else
+                       "past task_timeout: soft reject from a client that sent no queue id "
+                       "(rspamc in maildrop's xfilter, say), which exits 0 with X-Spam: "
+                       "yes: delivered, not deferred")
+            else:
+                why = (f"past task_timeout: a partial verdict ({scan.action or 'no action'}, "
+                       f"score {scan.score if scan.score is not None else '?'})")
         else:
             fate, why = Fate.DELIVERED, "Redis failed: rspamd scanned on without it"
         if scan.ms is not None:

@@ -52,7 +52,11 @@ def classify(message: bytes, stdout: bytes, stderr: str, exit_code: int | None,
     if exit_code == 0 and action:
         score = _SCORE.search(head)
         s, r = (float(score.group(1)), float(score.group(2))) if score else (None, None)
-        return SpamcOutcome(Outcome.SPAM if _SPAM.search(head) else Outcome.HAM, "", s, r)
+        # rspamd's soft reject ("try again later": soft_reject_on_timeout past
+        # task_timeout) still exits 0: the record keeps the action as its reason
+        said = action.group(1).decode(errors="replace").strip().lower()
+        reason = said if said == "soft reject" else ""
+        return SpamcOutcome(Outcome.SPAM if _SPAM.search(head) else Outcome.HAM, reason, s, r)
     if exit_code == 0 and stdout == message:
         return SpamcOutcome(Outcome.UNSCANNED, "returned unchanged")
     return SpamcOutcome(Outcome.ERROR, (stderr.strip().splitlines() or [f"exit {exit_code}"])[-1]
