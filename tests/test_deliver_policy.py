@@ -120,6 +120,7 @@ def test_the_pipe_users_access_check_covers_every_file_a_delivery_imports() -> N
     """``--check-config --user`` checks that the pipe user can read the package files a
     delivery imports: the list must be those files (a module moved elsewhere and left off
     it would pass the check and fail every delivery)."""
+    import os
     import subprocess
     import sys
 
@@ -130,8 +131,11 @@ def test_the_pipe_users_access_check_covers_every_file_a_delivery_imports() -> N
              "import spamdrill.system.deliver_conf\n"
              "print('\\n'.join(sorted(m.__file__ for n, m in sys.modules.items()\n"
              "      if n.startswith('spamdrill'))))")
-    out = subprocess.run([sys.executable, "-S", "-c", probe], capture_output=True,
-                         text=True, check=True).stdout.split()
     package = Path(access.__file__).parent.parent
+    # -S as the launcher starts it: no site, so no editable install's path hook; the
+    # package's own directory on the path instead, as the launcher puts it there
+    env = {**os.environ, "PYTHONPATH": str(package.parent)}
+    out = subprocess.run([sys.executable, "-S", "-c", probe], capture_output=True,
+                         text=True, check=True, env=env).stdout.split()
     assert sorted(Path(f).relative_to(package).as_posix() for f in out) == \
         sorted(access.PACKAGE_FILES)
