@@ -128,13 +128,16 @@ class Fake:
     def _answer_empty(self, conn: socket.socket) -> None:
         if not self._read_request(conn, whole=True):
             return
+        # counted before the reply goes out: once spamc has it, the count must already
+        # say so (counted after, a fault lifted as soon as spamc exited read 0 under load)
+        with self._count:
+            self.answered += 1
         try:
             conn.sendall(EMPTY_REPLY)
             conn.shutdown(socket.SHUT_WR)
         except OSError:
-            return
-        with self._count:
-            self.answered += 1
+            with self._count:
+                self.answered -= 1
 
     def _drip(self, conn: socket.socket) -> None:
         """Read the request, then answer a well-formed reply one byte at a time."""
