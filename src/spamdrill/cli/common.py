@@ -8,6 +8,7 @@ exit status 1.
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import sys
@@ -48,7 +49,27 @@ CONFIG = click.option(
 )
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+# each command's module: imported when that command runs, so ``spamdrill logs`` on a
+# mail host does not load the lab's, the budget's and the reports' code first
+MODULE_OF = {"budget": "budget", "doctor": "doctor", "lab": "lab", "logs": "logs",
+             "replay": "logs", "report": "reports", "history": "reports",
+             "compare": "reports", "list": "run", "run": "run", "flood": "run"}
+
+
+class LazyGroup(click.Group):
+    """The command group, loading a command's module on first use (the pattern click's
+    documentation gives for large command lines)."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(set(self.commands) | set(MODULE_OF))
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in self.commands and cmd_name in MODULE_OF:
+            importlib.import_module(f"spamdrill.cli.{MODULE_OF[cmd_name]}")
+        return self.commands.get(cmd_name)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="spamdrill")
 def cli() -> None:
     """Drill your spam-filtered mail delivery on the real programs.
