@@ -56,6 +56,45 @@ def lab() -> Iterator[lab_ops.LabState]:
 TIERS = ("unit", "lab")
 
 
+def _worker(config: pytest.Config) -> str | None:
+    """This process's name when pytest-xdist runs the suite in several (``gw0`` …)."""
+    workerinput = getattr(config, "workerinput", None)
+    return None if workerinput is None else str(workerinput["workerid"])
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Each xdist worker gets its own TMPDIR, so its drill labs, the doctor's copies and
+    every temporary file live apart from the other worker's: the suite's "before and
+    after" checks of what is left then judge their own worker's work alone (two
+    spamdrills side by side are judged by tests written for that)."""
+    worker = _worker(config)
+    if worker is None:
+        return
+    path = tempfile.mkdtemp(prefix=f"sd-{worker}-", dir="/tmp")
+    os.chmod(path, 0o755)  # spamd's unprivileged user reaches the labs under it
+    os.environ["TMPDIR"] = path
+    tempfile.tempdir = None  # forget the directory tempfile chose before
+    config.stash[_TMPDIR] = path
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    path = config.stash.get(_TMPDIR, None)
+    if path is not None:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+_TMPDIR = pytest.StashKey[str]()
+
+
+def _order(item: pytest.Item) -> int:
+    """Under xdist: tests with minutes of waiting first, then the lab tier, then the unit
+    tier, so the longest start first and the short ones fill the end (the workers steal
+    from each other's tails)."""
+    if item.get_closest_marker("early"):
+        return 0
+    return 1 if item.get_closest_marker("lab") else 2
+
+
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption("--long", action="store_true", default=False,
                      help="also run tests marked long: drills of minutes at production "
@@ -77,6 +116,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         for item in items:
             if item.get_closest_marker("long"):
                 item.add_marker(skip)
+    if _worker(config) is not None:
+        items.sort(key=_order)  # stable, and the same in every worker
 
 
 @contextlib.contextmanager
@@ -131,8 +172,9 @@ def _start(args_of: Callable[[Path], list[str]]) -> Early:
 
 def pytest_collection_finish(session: pytest.Session) -> None:
     """Start each selected test's ``early`` command; a test run alone starts its own when
-    it runs."""
-    if session.config.option.collectonly:
+    it runs. Under xdist each worker collects every test but runs only some: there the
+    test starts its own, and is run first (``_order``)."""
+    if session.config.option.collectonly or _worker(session.config) is not None:
         return
     for item in session.items:
         marker = item.get_closest_marker("early")

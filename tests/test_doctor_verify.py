@@ -7,6 +7,7 @@ from __future__ import annotations
 import io
 import os
 import tarfile
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -291,11 +292,11 @@ def test_an_unsafe_tarball_writes_nothing(tmp_path: Path) -> None:
     bad = tarfile.TarInfo("etc/zz")
     bad.type, bad.linkname = tarfile.SYMTYPE, "/etc/shadow"
     path = _tar(tmp_path / "etc.tgz", [(good, b"x\n"), (bad, b"")])
-    before = set(Path("/tmp").glob("spamdrill-doctor-etc-*"))
+    before = set(Path(tempfile.gettempdir()).glob("spamdrill-doctor-etc-*"))
     with pytest.raises(SpamdrillError, match="'etc/zz': a link out of the tarball"), \
             tarball.root_of(path):
         pass
-    assert set(Path("/tmp").glob("spamdrill-doctor-etc-*")) == before
+    assert set(Path(tempfile.gettempdir()).glob("spamdrill-doctor-etc-*")) == before
     (tmp_path / "junk").write_bytes(b"not a tarball")
     with pytest.raises(SpamdrillError, match="nor a tarball"), \
             tarball.root_of(tmp_path / "junk"):
