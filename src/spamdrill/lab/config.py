@@ -121,6 +121,7 @@ class RspamdSettings(_Section, frozen=True):
     redis_timeout: Seconds = 0.0
     milter_default_action: MilterAction = "tempfail"
     milter_content_timeout: Seconds = 0.0  # Postfix's wait for the milter; 0: its 300 s
+    slow_rule: bool = False  # a rule that asks the lab DNS (lab.rspamd.SLOW_RULE) per scan
 
 
 class DeliverySettings(_Section, frozen=True):
