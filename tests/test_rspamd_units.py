@@ -187,6 +187,8 @@ def test_rspamd_drills_are_judged_in_the_shared_vocabulary() -> None:
                      "rspamd-slow-rule": Mode.RSPAMD_SLOW_RULE,
                      "rspamd-slow-rule-soft-reject": Mode.RSPAMD_SLOW_RULE,
                      "rspamd-dns-dead": Mode.RSPAMD_DNS_DEAD,
+                     "e2e-rspamd-slow-rule": Mode.RSPAMD_SLOW_RULE,
+                     "e2e-rspamd-slow-rule-soft-reject": Mode.RSPAMD_SLOW_RULE,
                      "e2e-rspamd-milter": None,
                      "e2e-rspamd-milter-accept": Mode.MILTER_UNAVAILABLE,
                      "e2e-rspamd-milter-soft-reject": Mode.RSPAMD_TASK_TIMEOUT,
