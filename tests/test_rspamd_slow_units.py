@@ -45,6 +45,13 @@ def test_the_slow_rule_asks_the_lab_dns_only_when_a_lab_wants_it() -> None:
     q = DNSRecord.parse(wire[2:])
     assert str(q.q.qname).rstrip(".") == rspamd_lab.SLOW_RULE_NAME
     assert rspamd_lab.SLOW_RULE_NAME.endswith(".lab.test")  # the lab DNS's own zone
+    # the resolver's own timeouts, when a lab sets them (Debian's otherwise), beside the
+    # lab DNS as its only nameserver
+    assert "dns { nameserver = [\"127.53.1.2:53\"]; }" in plain["conf/override.d/options.inc"]
+    tuned = rspamd_lab.render(paths, lab_config.RspamdSettings(dns_timeout=0.5,
+                                                               dns_retransmits=2),
+                              ports, "127.53.1.2:53")["conf/override.d/options.inc"]
+    assert 'dns { nameserver = ["127.53.1.2:53"]; timeout = 0.5s; retransmits = 2; }' in tuned
 
 
 def test_the_dns_section_is_layered_like_any_value() -> None:
@@ -98,17 +105,17 @@ def test_a_slow_rule_is_answered_at_task_timeout() -> None:
 
 
 @pytest.mark.parametrize("task,timeout,retransmits,worst,timed_out", [
-    (8.0, 1.0, 5, 8.0, True),  # Debian's: 2 x 5 s would be 10 s, task_timeout ends it
-    (8.0, 0.5, 3, 2 * 1.5, False),  # the lookups give up first: no task timeout
-    (20.0, 2.0, 4, 16.0, False),
-    (8.0, 2.0, 2, 8.0, True),  # exactly task_timeout: rspamd's timer
+    (8.0, 1.0, 5, 8.0, True),  # Debian's: 3 x 5 s would be 15 s, task_timeout ends it
+    (8.0, 1.0, 2, 6.0, False),  # the lookups give up first: no task timeout (6.04-6.25)
+    (20.0, 1.0, 5, 15.0, False),  # measured 15.07-15.14 s
+    (12.0, 2.0, 2, 12.0, True),  # exactly task_timeout: rspamd's timer
 ])
 def test_a_dead_nameserver_costs_the_shorter_of_its_lookups_and_task_timeout(
         task: float, timeout: float, retransmits: int, worst: float,
         timed_out: bool) -> None:
     s = RspamdSetup(task_timeout=task, dns_timeout=timeout, dns_retransmits=retransmits,
                     rspamc_t=60.0, soft_reject=True, milter_action="accept")
-    assert DNS_CHAIN == 2 and s.dns_dead_s == worst and s.dns_dead_timed_out == timed_out
+    assert DNS_CHAIN == 3 and s.dns_dead_s == worst and s.dns_dead_timed_out == timed_out
     ps = predict(s)
     p = by(ps, Mode.RSPAMD_DNS_DEAD, "rspamc")
     assert (p.worst_s, p.fate) == (worst, Fate.DELIVERED)

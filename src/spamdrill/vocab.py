@@ -224,7 +224,7 @@ MODE_INFO: dict[Mode, ModeInfo] = {
         "soft_reject_on_timeout"),
     Mode.RSPAMD_DNS_DEAD: ModeInfo(
         Layer.DNS, "rspamd's nameserver does not answer: each lookup gives up after "
-        "dns.timeout x dns.retransmits, two in turn (allowlists, then blocklists), unless "
+        "dns.timeout x dns.retransmits, three in turn (ASN, allowlists, blocklists), unless "
         "task_timeout ends the scan first"),
     Mode.MILTER_UNAVAILABLE: ModeInfo(
         Layer.POSTFIX, "Postfix cannot reach its milter (rspamd's proxy): "

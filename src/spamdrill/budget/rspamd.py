@@ -35,13 +35,17 @@ section):
   scan to ``task_timeout`` itself, and rspamd answers then (measured 8.02-8.03 s with
   Debian's 8 s), partial or soft reject as above;
 - **its nameserver dead** (``rspamd-dns-dead``): each lookup of rspamd's resolver gives up
-  after ``dns.timeout`` x ``dns.retransmits`` (1 s x 5 = 5.0 s measured), and the RBL
-  module asks its blocklists only after its allowlists (``RBL_CALLBACK`` depends on
-  ``RBL_CALLBACK_WHITE``, plugins/rbl.lua), so a scan's lookups take ``DNS_CHAIN`` of
-  those in turn: the answer comes at the shorter of that and ``task_timeout`` (Debian's:
-  min(8, 2 x 5) = 8 s, measured 8.0 s), and only a scan that ``task_timeout`` ended is a
-  partial verdict or a soft reject; one the lookups ended first is an ordinary verdict
-  without the DNS results.
+  after ``dns.timeout`` x ``dns.retransmits`` (1 s x 5 = 5.0 s measured), and a scan
+  asks in three rounds, each waiting for the one before: the ASN lookup (a prefilter,
+  plugins/asn.lua: filters start once prefilters are done), then the RBL module's
+  allowlists, then its blocklists (``RBL_CALLBACK`` depends on ``RBL_CALLBACK_WHITE``,
+  plugins/rbl.lua). So the lookups take ``DNS_CHAIN`` = 3 of those in turn, and the
+  answer comes at the shorter of that and ``task_timeout``: Debian's min(8, 3 x 5) = 8 s
+  (measured 8.01-8.12 s); 1 s x 2 under 8 s: 6 s (measured 6.04-6.25 s); 1 s x 5 under
+  20 s: 15 s (measured 15.07-15.14 s; benchmarks/rspamd_dns_dead.py, which first showed
+  the third round). Only a scan that ``task_timeout`` ended is a partial verdict or a
+  soft reject; one the lookups ended first is an ordinary verdict without the DNS
+  results.
 """
 
 from __future__ import annotations
@@ -54,7 +58,7 @@ from spamdrill.vocab import Fate, Finding, Mode
 Path_ = Literal["rspamc", "milter"]
 RSPAMC_DEFAULT_T = 10.0  # rspamc --help: -t, --timeout (10 s)
 EDGE_MARGIN_S = 1.0  # see the module docstring
-DNS_CHAIN = 2  # lookups in turn per scan with the nameserver dead (see the module docstring)
+DNS_CHAIN = 3  # lookups in turn per scan with the nameserver dead (see the module docstring)
 
 
 @dataclass(frozen=True)

@@ -216,7 +216,11 @@ def render(paths: Paths, settings: RspamdSettings, ports: Ports, dns: str,
     host = ports.host
     options = [
         f"pidfile = {_ucl_string(str(paths.run / 'rspamd.pid'))};",
-        f"dns {{ nameserver = [{_ucl_string(dns)}]; }}",
+        "dns { " + " ".join([f"nameserver = [{_ucl_string(dns)}];"]
+                            + ([f"timeout = {settings.dns_timeout}s;"]
+                               if settings.dns_timeout else [])
+                            + ([f"retransmits = {settings.dns_retransmits};"]
+                               if settings.dns_retransmits else [])) + " }",
         f"control_socket = {_ucl_string(str(paths.db / 'rspamd.sock') + ' mode=0600')};",
         f"tempdir = {_ucl_string(str(paths.run))};",
     ]

@@ -423,9 +423,10 @@ class RspamdDnsDeadSpec(FaultSpec, tag="rspamd-dns-dead", frozen=True):
     """The lab DNS, rspamd's only nameserver (``options.dns.nameserver``, set by the
     lab), drops every query, as a dead resolver does: each lookup of rspamd's resolver
     gives up after ``dns.timeout`` x ``dns.retransmits`` (1 s x 5 in Debian's
-    options.inc), and the RBL module asks its blocklists only once its allowlists have
-    answered (``RBL_CALLBACK`` depends on ``RBL_CALLBACK_WHITE``: plugins/rbl.lua), so a
-    scan's lookups take two of those in turn, unless ``task_timeout`` ends it first."""
+    options.inc), and a scan asks in three rounds, each after the one before: the ASN
+    prefilter (plugins/asn.lua), the RBL module's allowlists, then its blocklists
+    (``RBL_CALLBACK`` depends on ``RBL_CALLBACK_WHITE``: plugins/rbl.lua); so a scan's
+    lookups take three of those in turn, unless ``task_timeout`` ends it first."""
 
     def failure_mode(self) -> Mode:
         return Mode.RSPAMD_DNS_DEAD
