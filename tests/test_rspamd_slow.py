@@ -87,6 +87,7 @@ import msgspec
 from spamdrill.drills.control import RealLab
 from spamdrill.drills.nemesis import AnyFaultSpec
 from spamdrill.drills.timing import Scale
+from spamdrill.lab.layout import Layout
 from spamdrill.lab.state import LabState
 state = LabState.load(Layout(Path(sys.argv[1])))
 ctl = RealLab(state)
