@@ -26,6 +26,8 @@ REDIS_REFUSED = ("2026-12-07 03:00:50 #5937(normal) <fc28c2>; task; rspamd_redis
                  "error getting reply from redis server 127.0.0.1:41559: Connection refused\n")
 TASK_TIMEOUT = ("2026-12-07 03:01:26 #5937(normal) <22c29a>; task; rspamd_task_timeout: "
                 "processing of task time out: 8.0s spent; 8.0s limit; forced processing\n")
+DNS_TIMED_OUT = ("2026-12-07 06:09:59 #32388(normal) <fc74d5>; lua; asn.lua:72: error querying "
+                 'dns "34.216.184.93.asn.rspamd.com" on 127.53.183.172: query timed out\n')
 EXAMPLES: dict[str, tuple[dict[str, Any], list[str], Answers]] = {
     "spamd-down": ({}, ["stop spamd", "heal stop spamd", "start spamd"],
                    Answers(accepts=False)),
@@ -66,6 +68,11 @@ EXAMPLES: dict[str, tuple[dict[str, Any], list[str], Answers]] = {
                    Answers(accepts=False, rspamd_log=REDIS_REFUSED)),
     "redis-frozen": ({}, ["pause redis", "heal pause redis"],
                      Answers(redis_state="T", rspamd_log=REDIS_REFUSED + TASK_TIMEOUT)),
+    "rspamd-slow-rule": ({"delay": 60}, ["dns slow-rule.lab.test delay",
+                                         "heal dns slow-rule.lab.test delay"],
+                         Answers(dns_actions={"delay 60s": 2}, rspamd_log=TASK_TIMEOUT)),
+    "rspamd-dns-dead": ({}, ["dns * drop", "heal dns * drop"],
+                        Answers(dns_actions={"drop": 9}, rspamd_log=DNS_TIMED_OUT)),
 }
 
 
@@ -126,6 +133,12 @@ def test_inject_lift_and_lift_again(kind: str) -> None:
     ("redis-frozen", Answers(redis_state="S", rspamd_log=REDIS_REFUSED + TASK_TIMEOUT)),
     # frozen, and rspamd timed out on Redis, but no scan was held to its task_timeout
     ("redis-frozen", Answers(redis_state="T", rspamd_log=REDIS_REFUSED)),
+    # the slow rule's queries delayed, but no scan was held to task_timeout (or none asked)
+    ("rspamd-slow-rule", Answers(dns_actions={"delay 60s": 2}, rspamd_log="")),
+    ("rspamd-slow-rule", Answers(dns_actions={}, rspamd_log=TASK_TIMEOUT)),
+    # queries dropped (spamd's, say), but no lookup of rspamd's timed out
+    ("rspamd-dns-dead", Answers(dns_actions={"drop": 9}, rspamd_log=TASK_TIMEOUT)),
+    ("rspamd-dns-dead", Answers(dns_actions={"answer": 9}, rspamd_log=DNS_TIMED_OUT)),
 ])
 def test_a_fault_that_left_no_trace_says_so(kind: str, silent: Answers,
                                             monkeypatch: pytest.MonkeyPatch) -> None:

@@ -89,6 +89,12 @@ CATALOG: dict[Mode, Fix] = {
                                   "nothing: exit 0, X-Spam: yes)", _FILTER),
     Mode.REDIS_DOWN: Fix("none needed for delivery (rspamd scans on); bring Redis back for "
                          "Bayes, history and greylisting", _CHAIN),
+    Mode.RSPAMD_SLOW_RULE: Fix("rspamc -t above task_timeout, or a timeout of the rule's "
+                               "own below task_timeout; behind a milter, "
+                               "soft_reject_on_timeout = true defers instead of a partial "
+                               "verdict", _FILTER),
+    Mode.RSPAMD_DNS_DEAD: Fix("a local caching resolver for rspamd (options.dns."
+                              "nameserver), and rspamc -t above task_timeout", _FILTER),
     Mode.MILTER_UNAVAILABLE: Fix("milter_default_action = tempfail defers to the sender "
                                  "(4xx) instead of accepting unscanned mail", _CHAIN),
 }

@@ -152,6 +152,8 @@ class Mode(StrEnum):
     RSPAMD_OVERLOADED = "rspamd-overloaded"
     RSPAMD_TASK_TIMEOUT = "rspamd-task-timeout"
     REDIS_DOWN = "redis-down"
+    RSPAMD_SLOW_RULE = "rspamd-slow-rule"
+    RSPAMD_DNS_DEAD = "rspamd-dns-dead"
     MILTER_UNAVAILABLE = "milter-unavailable"
 
     @property
@@ -216,6 +218,14 @@ MODE_INFO: dict[Mode, ModeInfo] = {
         "soft_reject_on_timeout"),
     Mode.REDIS_DOWN: ModeInfo(Layer.REDIS, "rspamd's Redis refuses: Bayes, history and "
                               "greylisting fail and rspamd scans on without them"),
+    Mode.RSPAMD_SLOW_RULE: ModeInfo(
+        Layer.RSPAMD, "a rule waits on a slow service past task_timeout (Redis healthy): "
+        "rspamd answers at task_timeout with a partial verdict, or a soft reject with "
+        "soft_reject_on_timeout"),
+    Mode.RSPAMD_DNS_DEAD: ModeInfo(
+        Layer.DNS, "rspamd's nameserver does not answer: each lookup gives up after "
+        "dns.timeout x dns.retransmits, three in turn (ASN, allowlists, blocklists), unless "
+        "task_timeout ends the scan first"),
     Mode.MILTER_UNAVAILABLE: ModeInfo(
         Layer.POSTFIX, "Postfix cannot reach its milter (rspamd's proxy): "
         "milter_default_action decides, accept (unscanned) or tempfail (4xx to the sender)"),

@@ -27,6 +27,25 @@ benchmarks/rspamd_task_timeout.py): the model uses that as the time of the answe
 a client whose ``-t`` falls between ``task_timeout`` and that answer plus a second
 (``EDGE_MARGIN_S``: the answer's own jitter; rspamc -t 10 against the 10.0 s answer
 failed some messages and not others) is "at the edge", never within.
+
+Two more ways a scan is held, with Redis healthy (the lab's drills, README's rspamd
+section):
+
+- **a slow rule** (``rspamd-slow-rule``): a rule waiting on a service that hangs holds the
+  scan to ``task_timeout`` itself, and rspamd answers then (measured 8.02-8.03 s with
+  Debian's 8 s), partial or soft reject as above;
+- **its nameserver dead** (``rspamd-dns-dead``): each lookup of rspamd's resolver gives up
+  after ``dns.timeout`` x ``dns.retransmits`` (1 s x 5 = 5.0 s measured), and a scan
+  asks in three rounds, each waiting for the one before: the ASN lookup (a prefilter,
+  plugins/asn.lua: filters start once prefilters are done), then the RBL module's
+  allowlists, then its blocklists (``RBL_CALLBACK`` depends on ``RBL_CALLBACK_WHITE``,
+  plugins/rbl.lua). So the lookups take ``DNS_CHAIN`` = 3 of those in turn, and the
+  answer comes at the shorter of that and ``task_timeout``: Debian's min(8, 3 x 5) = 8 s
+  (measured 8.01-8.12 s); 1 s x 2 under 8 s: 6 s (measured 6.04-6.25 s); 1 s x 5 under
+  20 s: 15 s (measured 15.07-15.14 s; benchmarks/rspamd_dns_dead.py, which first showed
+  the third round). Only a scan that ``task_timeout`` ended is a partial verdict or a
+  soft reject; one the lookups ended first is an ordinary verdict without the DNS
+  results.
 """
 
 from __future__ import annotations
@@ -39,6 +58,7 @@ from spamdrill.vocab import Fate, Finding, Mode
 Path_ = Literal["rspamc", "milter"]
 RSPAMC_DEFAULT_T = 10.0  # rspamc --help: -t, --timeout (10 s)
 EDGE_MARGIN_S = 1.0  # see the module docstring
+DNS_CHAIN = 3  # lookups in turn per scan with the nameserver dead (see the module docstring)
 
 
 @dataclass(frozen=True)
@@ -56,11 +76,23 @@ class RspamdSetup:
     milter_connect_timeout: float = 30.0
     milter_content_timeout: float = 300.0
     proxy_timeout: float = 120.0
+    dns_timeout: float = 1.0
+    dns_retransmits: int = 5
 
     @property
     def answer_s(self) -> float:
         """When rspamd answers a scan held past its task timeout (see the module)."""
         return self.task_timeout + 2 * self.redis_timeout
+
+    @property
+    def dns_dead_s(self) -> float:
+        """When rspamd answers a scan whose nameserver is dead (see the module)."""
+        return min(self.task_timeout, DNS_CHAIN * self.dns_timeout * self.dns_retransmits)
+
+    @property
+    def dns_dead_timed_out(self) -> bool:
+        """Whether task_timeout, not the lookups, ends a scan with the nameserver dead."""
+        return DNS_CHAIN * self.dns_timeout * self.dns_retransmits >= self.task_timeout
 
 
 @dataclass(frozen=True)
@@ -109,6 +141,51 @@ def predict(s: RspamdSetup) -> list[Prediction]:
         out += _rspamc(s, s.rspamc_t)
     if s.milter_action is not None:
         out += _milter(s)
+    return out + _held(s)
+
+
+def _held(s: RspamdSetup) -> list[Prediction]:
+    """A slow rule and a dead nameserver, by each path (see the module docstring)."""
+    dns = s.dns_timeout * s.dns_retransmits
+    cases = [(Mode.RSPAMD_SLOW_RULE, float(s.task_timeout), True,
+              f"a rule waiting on a service that hangs holds the scan to task_timeout "
+              f"{s.task_timeout:g} s"),
+             (Mode.RSPAMD_DNS_DEAD, s.dns_dead_s, s.dns_dead_timed_out,
+              f"each lookup gives up after dns.timeout {s.dns_timeout:g} s x retransmits "
+              f"{s.dns_retransmits} = {dns:g} s, {DNS_CHAIN} in turn, task_timeout "
+              f"{s.task_timeout:g} s")]
+    out: list[Prediction] = []
+    for mode, answer, timed_out, cause in cases:
+        verdict = ("soft reject" if timed_out and s.soft_reject else
+                   "a partial verdict" if timed_out else "a verdict without the DNS results")
+        why = f"{cause}: rspamd answers at about {answer:g} s with {verdict}"
+        t = s.rspamc_t
+        if t is not None:
+            if t <= answer:
+                fate, failed = _rspamc_failed(s, f"rspamc's -t {t:g} s ends first")
+                out.append(Prediction(mode, "rspamc", t, fate, f"{cause}; {failed}"))
+            elif t < answer + EDGE_MARGIN_S:
+                fate, failed = _rspamc_failed(s, f"-t {t:g} s falls that close to it")
+                out.append(Prediction(mode, "rspamc", t, fate,
+                                      f"{why}; {failed}: some messages fail, some not",
+                                      edge=True))
+            else:
+                through = ("; rspamc exits 0 with X-Spam-Action: soft reject and X-Spam: "
+                           "yes, and maildrop delivers it" if verdict == "soft reject"
+                           else "")
+                out.append(Prediction(mode, "rspamc", answer, Fate.DELIVERED, why + through))
+        if s.milter_action is not None:
+            limit = min(s.milter_content_timeout, s.proxy_timeout)
+            if answer >= limit:
+                fate, failed = _milter_unavailable(s, f"the milter's wait ends first "
+                                                      f"({limit:g} s)")
+                out.append(Prediction(mode, "milter", limit, fate, f"{cause}; {failed}"))
+            elif verdict == "soft reject":
+                out.append(Prediction(mode, "milter", answer, Fate.DEFERRED,
+                                      f"{why}: the milter tempfails (451 4.7.1), the "
+                                      "sender tries again"))
+            else:
+                out.append(Prediction(mode, "milter", answer, Fate.DELIVERED, why))
     return out
 
 

@@ -157,7 +157,9 @@ def _rspamd(system: Any) -> tuple[dict[str, Any], Table, bool] | None:
                "soft_reject_on_timeout": conf.soft_reject_on_timeout.source,
                "redis_timeout": conf.redis_timeout.source,
                "workers": conf.workers.source if conf.workers else "default of rspamd 3.4",
-               "proxy_timeout": conf.proxy_timeout.source}
+               "proxy_timeout": conf.proxy_timeout.source,
+               "dns_timeout": conf.dns_timeout.source,
+               "dns_retransmits": conf.dns_retransmits.source}
     if milter is not None:
         sources |= {"milter_default_action": milter.default_action.source,
                     "milter_content_timeout": milter.content_timeout.source,

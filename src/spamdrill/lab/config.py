@@ -121,6 +121,9 @@ class RspamdSettings(_Section, frozen=True):
     redis_timeout: Seconds = 0.0
     milter_default_action: MilterAction = "tempfail"
     milter_content_timeout: Seconds = 0.0  # Postfix's wait for the milter; 0: its 300 s
+    slow_rule: bool = False  # a rule that asks the lab DNS (lab.rspamd.SLOW_RULE) per scan
+    dns_timeout: Seconds = 0.0  # options.dns.timeout; 0: Debian's 1 s
+    dns_retransmits: Count = 0  # options.dns.retransmits; 0: Debian's 5
 
 
 class DeliverySettings(_Section, frozen=True):

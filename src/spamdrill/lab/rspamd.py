@@ -22,6 +22,9 @@ overrides only what it must:
   and those whose maps are fetched over HTTPS from maps.rspamd.com or openphish.com
   (phishing, multimap's freemail lists, mime_types, mid, whitelist, rbl's URL whitelist),
   url_redirector (it follows redirects over HTTP);
+- two lab rules (local.d/rspamd.lua): a sleep rule (``slow:S`` messages block the worker)
+  and, with ``slow_rule = true``, a rule every scan waits on asynchronously (the lab DNS
+  over TCP), which the ``rspamd-slow-rule`` fault makes slow;
 - milter_headers (local.d): every message scanned through the milter gets
   ``X-Spamd-Result``, local senders too (Debian ships ``use = []``, and the module skips
   local and authenticated senders by default:
@@ -77,6 +80,63 @@ rspamd_config:register_symbol({
   end,
 })
 """
+
+
+# The slow rule (``[lab.rspamd] slow_rule = true``): every scan asks a service the lab
+# controls and waits for its answer on the worker's event loop, as a custom rule calling an
+# outside reputation or scanning service does. The service is the lab DNS, over TCP: one
+# query for SLOW_RULE_NAME (NXDOMAIN at once while the lab is healthy), sent with
+# rspamd_tcp, rspamd's asynchronous TCP client: the task waits for the callback, the worker
+# serves other tasks meanwhile, nothing spins (https://rspamd.com/doc/lua/rspamd_tcp.html).
+# Its own timeout (SLOW_RULE_TIMEOUT_S) is longer than any task_timeout a drill sets, so
+# when the lab DNS answers that name late (the ``rspamd-slow-rule`` fault), rspamd's
+# task_timeout decides. Over TCP with a timeout of its own, not through rspamd's resolver,
+# whose lookups give up at dns.timeout x dns.retransmits (5 s in Debian's options.inc):
+# that path is the ``rspamd-dns-dead`` fault's.
+SLOW_RULE_NAME = "slow-rule.lab.test"
+SLOW_RULE_TIMEOUT_S = 120
+SLOW_RULE = """\
+-- spamdrill lab (generated): every scan waits for the lab's slow service (the lab DNS
+-- over TCP, asked for {name}), asynchronously, with a timeout of its own
+local rspamd_tcp = require "rspamd_tcp"
+rspamd_config:register_symbol({{
+  name = 'SPAMDRILL_SLOW_RULE', score = 0.0,
+  callback = function(task)
+    local function answered(err, _data)
+      if err then
+        task:insert_result('SPAMDRILL_SLOW_RULE', 0.0, 'error: ' .. tostring(err))
+      end
+    end
+    rspamd_tcp.request({{
+      task = task, host = {host}, port = {port}, timeout = {timeout},
+      data = {query}, read = true, callback = answered,
+    }})
+  end,
+}})
+"""
+
+
+def _dns_tcp_query(name: str) -> bytes:
+    """One DNS query for ``name`` (A, recursion desired) as sent over TCP: a two-byte
+    length, then the message (RFC 1035 4.2.2)."""
+    import struct
+
+    qname = b"".join(bytes([len(p)]) + p.encode("ascii") for p in name.split(".")) + b"\0"
+    msg = struct.pack("!HHHHHH", 0x5344, 0x0100, 1, 0, 0, 0) + qname + struct.pack("!HH", 1, 1)
+    return struct.pack("!H", len(msg)) + msg
+
+
+def _lua_bytes(data: bytes) -> str:
+    """A Lua string literal of any bytes (decimal escapes)."""
+    return '"' + "".join(f"\\{b:03d}" for b in data) + '"'
+
+
+def slow_rule(dns: str) -> str:
+    """The slow rule's Lua, asking the lab DNS at ``dns`` (``host:port``)."""
+    host, _, port = dns.rpartition(":")
+    return SLOW_RULE.format(name=SLOW_RULE_NAME, host=_ucl_string(host.strip("[]")),
+                            port=int(port), timeout=SLOW_RULE_TIMEOUT_S,
+                            query=_lua_bytes(_dns_tcp_query(SLOW_RULE_NAME)))
 
 
 # what marks a message rspamd scanned through its milter (see the module docstring)
@@ -156,7 +216,11 @@ def render(paths: Paths, settings: RspamdSettings, ports: Ports, dns: str,
     host = ports.host
     options = [
         f"pidfile = {_ucl_string(str(paths.run / 'rspamd.pid'))};",
-        f"dns {{ nameserver = [{_ucl_string(dns)}]; }}",
+        "dns { " + " ".join([f"nameserver = [{_ucl_string(dns)}];"]
+                            + ([f"timeout = {settings.dns_timeout}s;"]
+                               if settings.dns_timeout else [])
+                            + ([f"retransmits = {settings.dns_retransmits};"]
+                               if settings.dns_retransmits else [])) + " }",
         f"control_socket = {_ucl_string(str(paths.db / 'rspamd.sock') + ' mode=0600')};",
         f"tempdir = {_ucl_string(str(paths.run))};",
     ]
@@ -190,7 +254,8 @@ def render(paths: Paths, settings: RspamdSettings, ports: Ports, dns: str,
         "conf/override.d/rbl.conf": "url_whitelist = [];\n",
     }
     # Debian's rules/rspamd.lua runs $LOCAL_CONFDIR/local.d/rspamd.lua after its own rules
-    files["conf/local.d/rspamd.lua"] = SLEEP_RULE
+    files["conf/local.d/rspamd.lua"] = SLEEP_RULE + (slow_rule(dns) if settings.slow_rule
+                                                     else "")
     files["conf/local.d/milter_headers.conf"] = MILTER_HEADERS
     for module in OFF_MODULES:
         files[f"conf/override.d/{module}.conf"] = "enabled = false;\n"

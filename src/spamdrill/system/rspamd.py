@@ -11,6 +11,9 @@ values read, and rspamd 3.4's own defaults where no file sets them:
   timeout used"), ``soft_reject_on_timeout`` (false): past the task timeout rspamd answers
   with what it has (a partial verdict), or with soft reject
   (https://rspamd.com/doc/configuration/options.html);
+- ``options.inc``'s ``dns`` section: ``timeout`` (1 s) and ``retransmits`` (5): a lookup
+  of rspamd's resolver gives up after ``timeout`` x ``retransmits`` (measured: 5.0 s with
+  Debian's; https://rspamd.com/doc/configuration/options.html, ``dns``);
 - ``redis.conf`` (the common ``redis`` section): ``timeout``, 1 s by default
   (lualib/lua_redis.lua, ``timeout = 1.0``);
 - ``worker-normal.inc``: ``count``, by default CPUs - 2 between 1 and 4 (cfg_utils.c);
@@ -18,7 +21,8 @@ values read, and rspamd 3.4's own defaults where no file sets them:
   timeout = 120s``: https://rspamd.com/doc/workers/rspamd_proxy.html).
 
 UCL is read only as far as these need: ``key = value;`` (or ``key value;``, ``key:
-value``) at the top of a file, ``#`` comments, nested sections skipped; an ``.include``
+value``) at the top of a file, ``#`` comments, nested sections skipped (but for the keys
+of options.inc's ``dns`` section, read the same way within it); an ``.include``
 of another file is not followed (Debian's are the local.d/override.d ones read here).
 """
 
@@ -70,6 +74,34 @@ def top_level(text: str, path: str) -> dict[str, Sourced[str]]:
     return out
 
 
+def section(text: str, path: str, name: str) -> dict[str, Sourced[str]]:
+    """The ``key = value`` pairs directly inside the top-level section ``name { ... }`` of
+    one UCL file (several of them, or one per line, or all on one line), with
+    ``path:line``; nested sections inside it skipped."""
+    out: dict[str, Sourced[str]] = {}
+    depth, inside = 0, False
+    head = re.compile(rf"^{re.escape(name)}\s*(?:=\s*)?\{{")
+    for n, raw in enumerate(text.splitlines(), 1):
+        line = _strip_comment(raw).strip()
+        if depth == 0 and head.match(line):
+            inside, line = True, line[line.index("{") + 1:]
+            depth = 1
+        elif depth == 0:
+            depth = max(0, line.count("{") + line.count("[") - line.count("}")
+                        - line.count("]"))
+            continue
+        for part in line.split(";"):
+            part = part.strip()
+            if inside and depth == 1 and part and "{" not in part and "}" not in part:
+                m = _KEY.match(part)
+                if m and m[2]:
+                    out[m[1]] = Sourced(m[2].strip().strip('"'), at(path, n))
+            depth += part.count("{") + part.count("[") - part.count("}") - part.count("]")
+            if depth <= 0:
+                depth, inside = 0, False
+    return out
+
+
 def seconds(value: Sourced[str], name: str) -> Sourced[float]:
     """A UCL time (``8s``, ``500ms``, ``2min``, a bare number of seconds)."""
     m = _TIME.match(value.value.strip().lower())
@@ -95,6 +127,8 @@ class RspamdConf:
     workers: Sourced[int] | None  # None: rspamd's default, CPUs - 2 between 1 and 4
     proxy_milter: Sourced[bool]
     proxy_timeout: Sourced[float]
+    dns_timeout: Sourced[float]
+    dns_retransmits: Sourced[int]
 
 
 def _layers(texts: Mapping[str, str | None], name: str, root: str,
@@ -117,6 +151,16 @@ def parse(texts: Mapping[str, str | None], root: str = "/etc/rspamd") -> RspamdC
     normal = _layers(texts, "worker-normal.inc", root)
     proxy = _layers(texts, "worker-proxy.inc", root)
     task = options.get("task_timeout") or options.get("check_timeout")  # its old alias
+    dns: dict[str, Sourced[str]] = {}
+    for rel in ("options.inc", "local.d/options.inc", "override.d/options.inc"):
+        text = texts.get(rel)
+        if text is not None:
+            dns.update(section(text, f"{root}/{rel}", "dns"))
+    retransmits = dns.get("retransmits")
+    if retransmits is not None and (not retransmits.value.isdigit()
+                                    or int(retransmits.value) < 1):
+        raise bad(retransmits.source, f"retransmits = {retransmits.value!r} is not a "
+                  "positive whole number")
     workers = None
     if "count" in normal:
         c = normal["count"]
@@ -134,7 +178,11 @@ def parse(texts: Mapping[str, str | None], root: str = "/etc/rspamd") -> RspamdC
         proxy_milter=boolean(proxy["milter"], "milter") if "milter" in proxy
         else Sourced(False, default),
         proxy_timeout=seconds(proxy["timeout"], "timeout") if "timeout" in proxy
-        else Sourced(120.0, default))
+        else Sourced(120.0, default),
+        dns_timeout=seconds(dns["timeout"], "timeout") if "timeout" in dns
+        else Sourced(1.0, default),
+        dns_retransmits=Sourced(int(retransmits.value), retransmits.source)
+        if retransmits is not None else Sourced(5, default))
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,5 @@
-"""Faults of rspamd and its Redis: rspamd stopped, Redis stopped, Redis frozen (SIGSTOP).
+"""Faults of rspamd and its Redis: rspamd stopped, Redis stopped, Redis frozen (SIGSTOP),
+the lab's slow rule made slow, the lab DNS dead for rspamd's own lookups.
 
 They act through ``RspamdControl``, a narrow interface of their own beside ``LabControl``
 (``rspamd_control`` finds it on a running lab, or a test's stand-in on its ``rspamd``
@@ -19,7 +20,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, Protocol
+from typing import Annotated, Literal, Protocol
+
+import msgspec
 
 from spamdrill.drills.control import LabControl, Undo
 from spamdrill.drills.nemesis.base import Fault, FaultSpec, until
@@ -27,6 +30,7 @@ from spamdrill.drills.recording import RecordingLab
 from spamdrill.drills.timing import Scale
 from spamdrill.errors import SpamdrillError
 from spamdrill.evidence import NOT_OCCURRED, FaultReport
+from spamdrill.lab.rspamd import SLOW_RULE_NAME
 from spamdrill.lab.state import Endpoint, LabState
 from spamdrill.vocab import Mode
 
@@ -40,6 +44,11 @@ REDIS_TROUBLE = re.compile(
     r"cannot (?:connect|get) (?:to )?redis[^\n]*", re.I)
 # rspamd's task timeout firing (src/libserver/task.c, rspamd_task_timeout)
 TASK_TIMEOUT = re.compile(r"rspamd_task_timeout: processing of task time out[^\n]*")
+# a lookup through rspamd's own resolver that gave up, as the Lua modules log it (asn.lua
+# "error querying dns ...: query timed out", rbl.lua "error looking up ...: query timed
+# out"; rdns's "query timed out" after dns.timeout x dns.retransmits)
+DNS_TIMED_OUT = re.compile(r"[^\n]*(?:error querying dns|error looking up)[^\n]*"
+                           r"query timed out[^\n]*")
 
 
 class RspamdControl(Protocol):
@@ -125,7 +134,7 @@ class _Recorded:
 class RecordingRspamd:
     """``RspamdControl`` for the unit tier, sharing a ``RecordingLab``'s calls and
     answers (``accepts``, ``redis_state``; ``rspamd_log``: what rspamd's log gains once
-    Redis is stopped or frozen)."""
+    Redis is stopped or frozen, or the lab DNS switched)."""
 
     def __init__(self, lab: RecordingLab) -> None:
         self.calls, self.answers = lab.calls, lab.answers
@@ -154,7 +163,8 @@ class RecordingRspamd:
         return "T" if state is None else state
 
     def rspamd_log(self) -> str:
-        met = any(c in ("stop redis", "pause redis") for c in self.calls)
+        met = any(c in ("stop redis", "pause redis") or c.startswith("dns ")
+                  for c in self.calls)
         return self.answers.rspamd_log if met else ""
 
     def accepts(self, ep: Endpoint) -> bool:
@@ -335,3 +345,109 @@ class RedisFrozen(Fault):
                                "timeout(s) while it was: no scan was held by it")
         return self.report(True, f"Redis frozen (state T); rspamd logged {len(said)} Redis "
                            f"error(s) and {len(timeouts)} task timeout(s) while it was")
+
+
+class RspamdSlowRuleSpec(FaultSpec, tag="rspamd-slow-rule", frozen=True):
+    """The lab's slow rule (``[lab.rspamd] slow_rule = true``: every scan asks the lab DNS
+    over TCP and waits, ``lab.rspamd.SLOW_RULE``) made slow: the lab DNS answers that one
+    name only after ``delay`` production seconds (longer than rspamd's ``task_timeout``,
+    8 s in Debian's options.inc, so the task timeout decides; the rule's own timeout is
+    longer still). rspamd then answers what it has, a partial verdict, or soft reject
+    with ``soft_reject_on_timeout`` (https://rspamd.com/doc/configuration/options.html).
+    The worker is not blocked: the rule waits on its event loop (rspamd_tcp)."""
+
+    delay: Annotated[float, msgspec.Meta(gt=0)] = 60.0
+
+    def failure_mode(self) -> Mode:
+        return Mode.RSPAMD_SLOW_RULE
+
+    def build(self, scale: Scale) -> Fault:
+        return RspamdSlowRule(scale.seconds(self.delay))
+
+
+class _DnsForRspamd(Fault):
+    """A lab DNS rule, with rspamd's log between its injection and its lift: the lab
+    DNS's own log says it applied the rule to some query, rspamd's says a scan met it."""
+
+    def __init__(self, rules: list[tuple[str, str, float]]) -> None:
+        self.rules = rules
+        self._undo: Undo | None = None
+        self._mark = 0
+        self._window = _Window()
+        self.actions: dict[str, int] = {}
+
+    def inject(self, ctl: LabControl) -> str:
+        rc = rspamd_control(ctl)
+        self._window.open(rc)
+        self._mark = ctl.dns_mark()
+        self._undo = ctl.dns_rules(self.rules)
+        return ", ".join(f"lab DNS {n}: {m}" + (f" {d:g} s" if m == "delay" else "")
+                         for n, m, d in self.rules)
+
+    def lift(self, ctl: LabControl) -> str:
+        if self._undo is None:
+            return "no rules"
+        self._window.close(rspamd_control(ctl))
+        self.actions = ctl.dns_actions_since(self._mark)
+        self._undo.heal()
+        self._undo = None
+        return "the lab DNS answers again"
+
+    def applied(self, action: str) -> int:
+        """Queries the lab DNS logged under ``action`` while the rule held ("delay 60s":
+        its first word)."""
+        return sum(n for a, n in self.actions.items() if a.split()[0] == action)
+
+
+class RspamdSlowRule(_DnsForRspamd):
+    name = "rspamd-slow-rule"
+
+    def __init__(self, delay: float) -> None:
+        super().__init__([(SLOW_RULE_NAME, "delay", delay)])
+
+    def evidence(self, ctl: LabControl) -> FaultReport:
+        delayed = self.applied("delay")
+        timeouts = TASK_TIMEOUT.findall(self._window.text(rspamd_control(ctl)))
+        if not delayed or not timeouts:
+            return self.report(False, NOT_OCCURRED + f"the lab DNS delayed {delayed} "
+                               f"query(ies) for {SLOW_RULE_NAME} and rspamd logged "
+                               f"{len(timeouts)} task timeout(s) while the rule held: no "
+                               "scan was held by the slow rule (is [lab.rspamd] slow_rule "
+                               "= true?)")
+        return self.report(True, f"the lab DNS delayed {delayed} slow-rule query(ies); "
+                           f"rspamd logged {len(timeouts)} task timeout(s) while it did, "
+                           f"first: {timeouts[0][:100]}")
+
+
+class RspamdDnsDeadSpec(FaultSpec, tag="rspamd-dns-dead", frozen=True):
+    """The lab DNS, rspamd's only nameserver (``options.dns.nameserver``, set by the
+    lab), drops every query, as a dead resolver does: each lookup of rspamd's resolver
+    gives up after ``dns.timeout`` x ``dns.retransmits`` (1 s x 5 in Debian's
+    options.inc), and a scan asks in three rounds, each after the one before: the ASN
+    prefilter (plugins/asn.lua), the RBL module's allowlists, then its blocklists
+    (``RBL_CALLBACK`` depends on ``RBL_CALLBACK_WHITE``: plugins/rbl.lua); so a scan's
+    lookups take three of those in turn, unless ``task_timeout`` ends it first."""
+
+    def failure_mode(self) -> Mode:
+        return Mode.RSPAMD_DNS_DEAD
+
+    def build(self, scale: Scale) -> Fault:
+        return RspamdDnsDead()
+
+
+class RspamdDnsDead(_DnsForRspamd):
+    name = "rspamd-dns-dead"
+
+    def __init__(self) -> None:
+        super().__init__([("*", "drop", 0.0)])
+
+    def evidence(self, ctl: LabControl) -> FaultReport:
+        dropped = self.applied("drop")
+        said = DNS_TIMED_OUT.findall(self._window.text(rspamd_control(ctl)))
+        if not dropped or not said:
+            return self.report(False, NOT_OCCURRED + f"the lab DNS dropped {dropped} "
+                               f"query(ies) and rspamd logged {len(said)} lookup(s) timed "
+                               "out while it was dead: no scan of rspamd's met it")
+        return self.report(True, f"the lab DNS dropped {dropped} query(ies); rspamd logged "
+                           f"{len(said)} lookup(s) timed out while it did, first: "
+                           f"{said[0].strip()[:120]}")
