@@ -149,9 +149,11 @@ class Mode(StrEnum):
     FILTER_EMPTY = "filter-empty"
     # rspamd's, measured by the rspamd drills (README's rspamd section)
     RSPAMD_REFUSED = "rspamd-refused"
+    RSPAMD_STOPPING = "rspamd-stopping"
     RSPAMD_OVERLOADED = "rspamd-overloaded"
     RSPAMD_TASK_TIMEOUT = "rspamd-task-timeout"
     REDIS_DOWN = "redis-down"
+    REDIS_SLOW = "redis-slow"
     MILTER_UNAVAILABLE = "milter-unavailable"
 
     @property
@@ -207,6 +209,9 @@ MODE_INFO: dict[Mode, ModeInfo] = {
                                 "maildrop delivers nothing and exits 0"),
     Mode.RSPAMD_REFUSED: ModeInfo(Layer.SPAMC, "rspamd not listening: rspamc is refused at "
                                   "once and exits 1 (no retry), the message unscanned"),
+    Mode.RSPAMD_STOPPING: ModeInfo(
+        Layer.RSPAMD, "rspamd told to stop: scans in flight finish, new connections wait "
+        "unaccepted until it exits, then are reset (rspamc exits 1, unscanned)"),
     Mode.RSPAMD_OVERLOADED: ModeInfo(
         Layer.RSPAMD, "every normal worker busy: one event loop interleaves its scans, so a "
         "burst waits past rspamc's -t together instead of in turn"),
@@ -216,6 +221,9 @@ MODE_INFO: dict[Mode, ModeInfo] = {
         "soft_reject_on_timeout"),
     Mode.REDIS_DOWN: ModeInfo(Layer.REDIS, "rspamd's Redis refuses: Bayes, history and "
                               "greylisting fail and rspamd scans on without them"),
+    Mode.REDIS_SLOW: ModeInfo(Layer.REDIS, "the link to rspamd's Redis is slow: below its "
+                              "Redis timeout each scan pays the delay per request, above it "
+                              "each request times out"),
     Mode.MILTER_UNAVAILABLE: ModeInfo(
         Layer.POSTFIX, "Postfix cannot reach its milter (rspamd's proxy): "
         "milter_default_action decides, accept (unscanned) or tempfail (4xx to the sender)"),

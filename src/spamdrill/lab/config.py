@@ -121,6 +121,9 @@ class RspamdSettings(_Section, frozen=True):
     redis_timeout: Seconds = 0.0
     milter_default_action: MilterAction = "tempfail"
     milter_content_timeout: Seconds = 0.0  # Postfix's wait for the milter; 0: its 300 s
+    # rspamd reaches its Redis through the lab's TCP fault proxy (a lab process shaped
+    # through a file, as spamd's way to MariaDB with database.proxy): the Redis link faults
+    redis_proxy: bool = False
 
 
 class DeliverySettings(_Section, frozen=True):

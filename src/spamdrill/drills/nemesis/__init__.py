@@ -25,7 +25,14 @@ from spamdrill.drills.nemesis.database import (
 )
 from spamdrill.drills.nemesis.mailbox import OverQuotaSpec, UnknownUserSpec
 from spamdrill.drills.nemesis.network import DnsSpec, PacketsSpec, ProxySpec
-from spamdrill.drills.nemesis.rspamd import RedisDownSpec, RedisFrozenSpec, RspamdDownSpec
+from spamdrill.drills.nemesis.rspamd import (
+    RedisDownSpec,
+    RedisDroppedSpec,
+    RedisFrozenSpec,
+    RedisSlowSpec,
+    RspamdDownSpec,
+    RspamdStoppingSpec,
+)
 from spamdrill.drills.nemesis.spamd import (
     SpamdAnswersEmptySpec,
     SpamdDownSpec,
@@ -37,7 +44,8 @@ AnyFaultSpec = (SpamdDownSpec | StallingClientsSpec | MaxConnectionsSpec | LockS
                 | WriteLockSpec | CutMidQuerySpec | FrozenSpec | DownSpec | DnsSpec
                 | PacketsSpec | ProxySpec | OverQuotaSpec | SpamdQueueFullSpec
                 | SpamdAnswersEmptySpec | UnknownUserSpec | RspamdDownSpec | RedisDownSpec
-                | RedisFrozenSpec)
+                | RedisFrozenSpec | RedisDroppedSpec | RedisSlowSpec
+                | RspamdStoppingSpec)
 # the registry is the union: a new fault is its spec in AnyFaultSpec, nothing more here
 FAULT_SPECS: tuple[type[FaultSpec], ...] = typing.get_args(AnyFaultSpec)
 FAULT_KINDS: tuple[str, ...] = tuple(str(s.__struct_config__.tag) for s in FAULT_SPECS)
