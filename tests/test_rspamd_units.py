@@ -111,6 +111,10 @@ def test_every_message_scanned_through_the_milter_is_marked() -> None:
 
     assert parse_delivered(b"X-Spamd-Result: default: False [2.10 / 15.00];\n\nhi\n").scanned
     assert not parse_delivered(b"Subject: x\n\nhi\n").scanned
+    # maildrop's xfilter "rspamc --mime": its verdict headers mark a scan; on failure it
+    # writes X-Spam-Error and maildrop keeps the message as it was, unmarked
+    assert parse_delivered(HAM).scanned
+    assert not parse_delivered(MSG).scanned
 
 
 def test_postfix_milter_settings() -> None:
@@ -196,6 +200,7 @@ def test_rspamd_drills_are_judged_in_the_shared_vocabulary() -> None:
              if "rspamd" in name or "redis" in name}
     assert modes == {"rspamd-down": Mode.RSPAMD_REFUSED, "redis-down": Mode.REDIS_DOWN,
                      "rspamd-stopping": Mode.RSPAMD_STOPPING,
+                     "e2e-rspamd-stopping": Mode.RSPAMD_STOPPING,
                      "redis-dropped": Mode.RSPAMD_TASK_TIMEOUT,
                      "redis-slow": Mode.REDIS_SLOW, "redis-slow-past-timeout": Mode.REDIS_SLOW,
                      "redis-frozen": Mode.RSPAMD_TASK_TIMEOUT,
