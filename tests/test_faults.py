@@ -80,7 +80,8 @@ def scan(state: LabState, endpoint: tuple[str, int], timeout: int = 4) -> None:
 
 
 # rspamd's faults meet rspamd's traffic: their conformance is tests/test_rspamd_drills.py
-RSPAMD_KINDS = ("rspamd-down", "redis-down", "redis-frozen")
+RSPAMD_KINDS = ("rspamd-down", "redis-down", "redis-frozen", "rspamd-stopping", "redis-dropped",
+                "redis-slow")
 CASES = [(k, *EXAMPLES[k][:1]) for k in sorted(EXAMPLES) if k not in RSPAMD_KINDS] + [
     ("proxy", {"link": "spamc-spamd", "mode": "drip", "slice": 20, "interval": 0.05})]
 

@@ -28,6 +28,14 @@ TASK_TIMEOUT = ("2026-12-07 03:01:26 #5937(normal) <22c29a>; task; rspamd_task_t
                 "processing of task time out: 8.0s spent; 8.0s limit; forced processing\n")
 DNS_TIMED_OUT = ("2026-12-07 06:09:59 #32388(normal) <fc74d5>; lua; asn.lua:72: error querying "
                  'dns "34.216.184.93.asn.rspamd.com" on 127.53.183.172: query timed out\n')
+REDIS_TIMED_OUT = ("2026-12-07 06:10:26 #1646(normal) <d05776>; task; rspamd_redis_timeout: "
+                   "connection to redis server 127.0.0.1:50269 timed out\n")
+# a normal worker told to stop, and the scan it held finished after that
+TERMINATING = ("2026-12-07 06:10:26 #1646(normal) <06b166>; main; rspamd_worker_term_handler: "
+               "terminating after receiving signal Terminated\n")
+SCANNED = ("2026-12-07 06:10:26 #1646(normal) <238f7f>; task; rspamd_task_write_log: id: "
+           "<ham-1-tok1x43bcb293@spamdrill.lab.test>, ip: 93.184.216.34, (default: F (no "
+           "action): [2.10/15.00] [AUTH_NA(1.00){}]\n")
 EXAMPLES: dict[str, tuple[dict[str, Any], list[str], Answers]] = {
     "spamd-down": ({}, ["stop spamd", "heal stop spamd", "start spamd"],
                    Answers(accepts=False)),
@@ -73,6 +81,14 @@ EXAMPLES: dict[str, tuple[dict[str, Any], list[str], Answers]] = {
                          Answers(dns_actions={"delay 60s": 2}, rspamd_log=TASK_TIMEOUT)),
     "rspamd-dns-dead": ({}, ["dns * drop", "heal dns * drop"],
                         Answers(dns_actions={"drop": 9}, rspamd_log=DNS_TIMED_OUT)),
+    "rspamd-stopping": ({}, ["stop rspamd", "heal stop rspamd", "start rspamd"],
+                        Answers(accepts=False, rspamd_log=TERMINATING + SCANNED)),
+    "redis-dropped": ({}, ["shape redis link upstream: blackhole", "heal shape redis link"],
+                      Answers(redis_link_counters=Counters(connections=1, shaped_chunks=9),
+                              rspamd_log=REDIS_TIMED_OUT)),
+    "redis-slow": ({"latency": 0.15},
+                   ["shape redis link upstream: latency", "heal shape redis link"],
+                   Answers(redis_link_counters=Counters(connections=1, shaped_chunks=9))),
 }
 
 
@@ -139,6 +155,16 @@ def test_inject_lift_and_lift_again(kind: str) -> None:
     # queries dropped (spamd's, say), but no lookup of rspamd's timed out
     ("rspamd-dns-dead", Answers(dns_actions={"drop": 9}, rspamd_log=TASK_TIMEOUT)),
     ("rspamd-dns-dead", Answers(dns_actions={"answer": 9}, rspamd_log=DNS_TIMED_OUT)),
+    ("rspamd-stopping", Answers(accepts=True, rspamd_log=TERMINATING + SCANNED)),
+    # stopped, but no scan was in flight: nothing finished after the SIGTERM
+    ("rspamd-stopping", Answers(accepts=False, rspamd_log=SCANNED + TERMINATING)),
+    # the link shaped, but none of rspamd's Redis traffic went through it
+    ("redis-dropped", Answers(redis_link_counters=Counters(connections=1),
+                              rspamd_log=REDIS_TIMED_OUT)),
+    # traffic dropped, but rspamd never waited out a Redis timeout
+    ("redis-dropped", Answers(redis_link_counters=Counters(shaped_chunks=9))),
+    ("redis-slow", Answers(redis_link_counters=Counters(connections=1))),
+    ("redis-slow", Answers(redis_link_counters=None)),  # the counters unreadable
 ])
 def test_a_fault_that_left_no_trace_says_so(kind: str, silent: Answers,
                                             monkeypatch: pytest.MonkeyPatch) -> None:

@@ -54,7 +54,28 @@ def test_tempfail_refuses_with_451_and_the_retry_is_scanned(tmp_path: Path) -> N
                and m.fate == "delivered" for m in r.history.messages), r.history.messages
 
 
-@pytest.mark.parametrize("name", ["e2e-rspamd-milter-accept", "e2e-rspamd-milter-tempfail"])
+def test_a_stopping_rspamd_behind_maildrop_delivers_late_mail_unscanned(
+        tmp_path: Path) -> None:
+    """maildrop's xfilter "rspamc --mime" inside exception { }: mail whose scan began
+    before the stop is delivered scanned (the scans in flight finish); mail after it is
+    delivered unscanned at once, under spamdrill-deliver and the field report's wrapper
+    alike; nothing deferred, bounced or lost."""
+    if needs_root("e2e-rspamd-stopping"):
+        return
+    r = run("e2e-rspamd-stopping", tmp_path)
+    assert r.verdict == "confirmed", (r.checks, r.faults, r.error)
+    stop = min(w.start_ns for w in r.history.faults)
+    before = [m for m in r.history.messages if m.start_ns < stop]
+    after = [m for m in r.history.messages if m.start_ns >= stop]
+    assert before and all(m.fate == "delivered" for m in before), before
+    assert after and all(m.fate == "delivered unscanned" for m in after), after
+    assert all(m.deferrals == 0 and m.intact for m in r.history.messages)
+    assert {m.case for m in r.history.messages} == {"spamdrill-deliver",
+                                                   "maildrop_wrapper.bash"}
+
+
+@pytest.mark.parametrize("name", ["e2e-rspamd-milter-accept", "e2e-rspamd-milter-tempfail",
+                                  "e2e-rspamd-stopping"])
 def test_a_stop_that_stopped_nothing_is_an_error(name: str, tmp_path: Path,
                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     """The negative twin: the stop is journaled but rspamd keeps running, so every message

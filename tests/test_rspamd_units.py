@@ -50,6 +50,16 @@ def test_settings_from_a_lab_config() -> None:
         lab_config.from_dict({"rspamd": {"nope": 1}})
 
 
+def test_rspamd_reaches_redis_through_the_fault_proxy_when_asked() -> None:
+    """The Redis link faults need rspamd's redis.servers on the proxy, never on Redis."""
+    ports = rspamd_lab.Ports("127.0.0.1", 40001, 40002, 40003, 40004, redis_proxy=40005)
+    files = rspamd_lab.render(PATHS, lab_config.RspamdSettings(redis_proxy=True), ports,
+                              "127.53.1.2:53")
+    assert files["conf/override.d/redis.conf"].startswith('servers = "127.0.0.1:40005";')
+    cfg = lab_config.from_dict({"rspamd": {"enabled": True, "redis_proxy": True}})
+    assert cfg.rspamd.redis_proxy
+
+
 def test_a_path_that_would_break_out_of_a_ucl_string_is_refused() -> None:
     bad = rspamd_lab.Paths(Path('/tmp/x"; .include "/etc/passwd'))
     with pytest.raises(SpamdrillError):
@@ -65,6 +75,9 @@ SPAM = (b"From: a@example.org\nSubject: t\nX-Spam-Scanner: rspamc 3.4\nX-Spam: y
 REFUSED = (b"From: a@example.org\nSubject: t\nX-Spam-Scanner: rspamc 3.4\n"
            b"X-Spam-Scan-Time: 0.000\nX-Spam-Error: IO write error: Connection refused\n\nhello\n")
 TIMEOUT = REFUSED.replace(b"IO write error: Connection refused", b"IO timeout")
+# measured (rspamd-stopping): sent while rspamd shut down, queued and reset as it exited
+RESET = REFUSED.replace(b"IO write error: Connection refused",
+                        b"HTTP IO read error: Connection reset by peer")
 # measured (redis-frozen-soft-reject): a ham held past task_timeout, exit 0
 SOFT = (b"From: a@example.org\nSubject: t\nX-Spam-Scanner: rspamc 3.4\nX-Spam: yes\n"
         b"X-Spam-Action: soft reject\nX-Spam-Score: 0.00 / 15.00\n\nhello\n")
@@ -74,6 +87,7 @@ SOFT = (b"From: a@example.org\nSubject: t\nX-Spam-Scanner: rspamc 3.4\nX-Spam: y
     (HAM, 0, "ham", "", 3.5), (SPAM, 0, "spam", "", 15.0),
     (SOFT, 0, "spam", "soft reject", 0.0),
     (REFUSED, 1, "unscanned", "refused", None), (TIMEOUT, 1, "unscanned", "read-timeout", None),
+    (RESET, 1, "unscanned", "reset", None),
     (b"", 1, "error", "exit 1", None), (MSG, 0, "unscanned", "returned unchanged", None),
     # a verdict header in the body is not a verdict
     (MSG + b"X-Spam-Action: reject\n", 0, "error", "exit 0", None),
@@ -97,6 +111,10 @@ def test_every_message_scanned_through_the_milter_is_marked() -> None:
 
     assert parse_delivered(b"X-Spamd-Result: default: False [2.10 / 15.00];\n\nhi\n").scanned
     assert not parse_delivered(b"Subject: x\n\nhi\n").scanned
+    # maildrop's xfilter "rspamc --mime": its verdict headers mark a scan; on failure it
+    # writes X-Spam-Error and maildrop keeps the message as it was, unmarked
+    assert parse_delivered(HAM).scanned
+    assert not parse_delivered(MSG).scanned
 
 
 def test_postfix_milter_settings() -> None:
@@ -181,6 +199,10 @@ def test_rspamd_drills_are_judged_in_the_shared_vocabulary() -> None:
     modes = {name: sc.failure_mode() for name, sc in load_all().items()
              if "rspamd" in name or "redis" in name}
     assert modes == {"rspamd-down": Mode.RSPAMD_REFUSED, "redis-down": Mode.REDIS_DOWN,
+                     "rspamd-stopping": Mode.RSPAMD_STOPPING,
+                     "e2e-rspamd-stopping": Mode.RSPAMD_STOPPING,
+                     "redis-dropped": Mode.RSPAMD_TASK_TIMEOUT,
+                     "redis-slow": Mode.REDIS_SLOW, "redis-slow-past-timeout": Mode.REDIS_SLOW,
                      "redis-frozen": Mode.RSPAMD_TASK_TIMEOUT,
                      "redis-frozen-soft-reject": Mode.RSPAMD_TASK_TIMEOUT,
                      "rspamd-overloaded": Mode.RSPAMD_OVERLOADED,
@@ -263,3 +285,44 @@ def test_the_postfix_targets_client_addr_is_an_ipv4_address(addr: str) -> None:
         return
     with pytest.raises(msgspec.ValidationError, match="not an IPv4 address"):
         msgspec.convert({"kind": "postfix", "client_addr": addr}, PostfixTarget)
+
+
+def test_a_scan_counts_as_in_flight_at_the_stop_only_when_finished_after_it() -> None:
+    """rspamd-stopping's evidence: a scan its worker logged after that worker's own
+    SIGTERM line; a scan before it, or another worker's, proves nothing."""
+    from spamdrill.drills.nemesis.rspamd import finished_after_term
+
+    term = ("2026-12-07 06:10:26 #1646(normal) <06b166>; main; rspamd_worker_term_handler: "
+            "terminating after receiving signal Terminated")
+
+    def scan(pid: int, mid: str) -> str:
+        return (f"2026-12-07 06:10:26 #{pid}(normal) <238f7f>; task; rspamd_task_write_log: "
+                f"id: <{mid}>, ip: 93.184.216.34, (default: F (no action): [2.10/15.00]")
+
+    assert finished_after_term("\n".join([scan(1646, "a@x"), term, scan(1646, "b@x"),
+                                           scan(1645, "c@x")])) == ["b@x"]
+    assert finished_after_term("\n".join([scan(1646, "a@x"), term])) == []
+    # the controller's or the proxy's termination is not a scanner's
+    assert finished_after_term("\n".join([term.replace("(normal)", "(controller)"),
+                                           scan(1646, "a@x")])) == []
+
+
+def test_the_budget_bounds_a_stopping_rspamd_and_a_slow_redis() -> None:
+    """rspamd-stopping: a message arriving meanwhile waits at most rspamd's shutdown wait
+    (max(10 s, 2 x task_timeout)) or -t; redis-slow: never longer than a frozen Redis."""
+    from spamdrill.budget.rspamd import RspamdSetup, predict
+    from spamdrill.vocab import Fate, Mode
+
+    def by(ps: list, mode: Mode):  # type: ignore[no-untyped-def,type-arg]
+        [p] = [p for p in ps if p.mode == mode]
+        return p
+
+    stop = by(predict(RspamdSetup(rspamc_t=20.0)), Mode.RSPAMD_STOPPING)
+    assert (stop.worst_s, stop.fate) == (16.0, Fate.DELIVERED_UNSCANNED)
+    assert by(predict(RspamdSetup(rspamc_t=10.0)), Mode.RSPAMD_STOPPING).worst_s == 10.0
+    assert by(predict(RspamdSetup(rspamc_t=60.0, task_timeout=3.0)),
+              Mode.RSPAMD_STOPPING).worst_s == 10.0  # SOFT_SHUTDOWN_TIME at least
+    slow = by(predict(RspamdSetup(rspamc_t=20.0)), Mode.REDIS_SLOW)
+    assert (slow.worst_s, slow.fate, slow.edge) == (10.0, Fate.DELIVERED, False)
+    edge = by(predict(RspamdSetup(rspamc_t=10.0)), Mode.REDIS_SLOW)
+    assert edge.edge and edge.fate == Fate.DELIVERED_UNSCANNED

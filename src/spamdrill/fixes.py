@@ -81,6 +81,9 @@ CATALOG: dict[Mode, Fix] = {
     Mode.RSPAMD_REFUSED: Fix("keep the xfilter inside exception { } (rspamc exits 1: "
                              "maildrop delivers unscanned) or run maildrop under "
                              "spamdrill-deliver (it defers)", _CHAIN),
+    Mode.RSPAMD_STOPPING: Fix("as for rspamd-refused: the xfilter inside exception { } "
+                              "(delivered unscanned) or maildrop under spamdrill-deliver "
+                              "(it defers)", _CHAIN),
     Mode.RSPAMD_OVERLOADED: Fix("more normal workers (worker-normal.inc count) or a "
                                 "longer rspamc -t", _FILTER),
     Mode.RSPAMD_TASK_TIMEOUT: Fix("rspamc -t above task_timeout plus Redis's timeout; "
@@ -95,6 +98,9 @@ CATALOG: dict[Mode, Fix] = {
                                "verdict", _FILTER),
     Mode.RSPAMD_DNS_DEAD: Fix("a local caching resolver for rspamd (options.dns."
                               "nameserver), and rspamc -t above task_timeout", _FILTER),
+    Mode.REDIS_SLOW: Fix("Redis beside rspamd (a local socket or host), or a Redis timeout "
+                         "above the link's delay; rspamc -t above task_timeout plus two "
+                         "Redis timeouts", _FILTER),
     Mode.MILTER_UNAVAILABLE: Fix("milter_default_action = tempfail defers to the sender "
                                  "(4xx) instead of accepting unscanned mail", _CHAIN),
 }

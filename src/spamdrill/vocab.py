@@ -149,11 +149,13 @@ class Mode(StrEnum):
     FILTER_EMPTY = "filter-empty"
     # rspamd's, measured by the rspamd drills (README's rspamd section)
     RSPAMD_REFUSED = "rspamd-refused"
+    RSPAMD_STOPPING = "rspamd-stopping"
     RSPAMD_OVERLOADED = "rspamd-overloaded"
     RSPAMD_TASK_TIMEOUT = "rspamd-task-timeout"
     REDIS_DOWN = "redis-down"
     RSPAMD_SLOW_RULE = "rspamd-slow-rule"
     RSPAMD_DNS_DEAD = "rspamd-dns-dead"
+    REDIS_SLOW = "redis-slow"
     MILTER_UNAVAILABLE = "milter-unavailable"
 
     @property
@@ -209,6 +211,9 @@ MODE_INFO: dict[Mode, ModeInfo] = {
                                 "maildrop delivers nothing and exits 0"),
     Mode.RSPAMD_REFUSED: ModeInfo(Layer.SPAMC, "rspamd not listening: rspamc is refused at "
                                   "once and exits 1 (no retry), the message unscanned"),
+    Mode.RSPAMD_STOPPING: ModeInfo(
+        Layer.RSPAMD, "rspamd told to stop: scans in flight finish, new connections wait "
+        "unaccepted until it exits, then are reset (rspamc exits 1, unscanned)"),
     Mode.RSPAMD_OVERLOADED: ModeInfo(
         Layer.RSPAMD, "every normal worker busy: one event loop interleaves its scans, so a "
         "burst waits past rspamc's -t together instead of in turn"),
@@ -226,6 +231,9 @@ MODE_INFO: dict[Mode, ModeInfo] = {
         Layer.DNS, "rspamd's nameserver does not answer: each lookup gives up after "
         "dns.timeout x dns.retransmits, three in turn (ASN, allowlists, blocklists), unless "
         "task_timeout ends the scan first"),
+    Mode.REDIS_SLOW: ModeInfo(Layer.REDIS, "the link to rspamd's Redis is slow: below its "
+                              "Redis timeout each scan pays the delay per request, above it "
+                              "each request times out"),
     Mode.MILTER_UNAVAILABLE: ModeInfo(
         Layer.POSTFIX, "Postfix cannot reach its milter (rspamd's proxy): "
         "milter_default_action decides, accept (unscanned) or tempfail (4xx to the sender)"),

@@ -46,6 +46,20 @@ section):
   the third round). Only a scan that ``task_timeout`` ended is a partial verdict or a
   soft reject; one the lookups ended first is an ordinary verdict without the DNS
   results.
+And two more, by the rspamc path only (the drills that measured them run rspamc):
+
+- **rspamd stopping** (``rspamd-stopping``): told to stop, rspamd's main process waits
+  for its workers' scans in flight up to max(``SOFT_SHUTDOWN_TIME`` 10 s, 2 x
+  task_timeout) (src/rspamd.c, ``rspamd_term_handler``); a message that arrives
+  meanwhile waits unaccepted until rspamd exits and is then reset (or rspamc's ``-t``
+  ends first), one after that is refused: rspamc exits 1 either way. The lab measured the
+  reset 1.2 s after such a message was sent, its 1 s scans in flight finishing first.
+- **Redis slow** (``redis-slow``): below rspamd's Redis timeout each scan pays the delay
+  per request, above it each request times out; either way the scan is answered no later
+  than with a frozen or dropped Redis (task_timeout plus two Redis timeouts), so that is
+  the worst case the model gives (measured: 0.9 s at 0.15 s a chunk each way, 5.0 s at
+  1.5 s, against 10.0 s for a dropped link: the ``redis-slow``, ``redis-slow-past-timeout``
+  and ``redis-dropped`` drills).
 """
 
 from __future__ import annotations
@@ -57,6 +71,7 @@ from spamdrill.vocab import Fate, Finding, Mode
 
 Path_ = Literal["rspamc", "milter"]
 RSPAMC_DEFAULT_T = 10.0  # rspamc --help: -t, --timeout (10 s)
+SOFT_SHUTDOWN_S = 10.0  # rspamd.h SOFT_SHUTDOWN_TIME: the least rspamd waits for its scans
 EDGE_MARGIN_S = 1.0  # see the module docstring
 DNS_CHAIN = 3  # lookups in turn per scan with the nameserver dead (see the module docstring)
 
@@ -93,6 +108,11 @@ class RspamdSetup:
     def dns_dead_timed_out(self) -> bool:
         """Whether task_timeout, not the lookups, ends a scan with the nameserver dead."""
         return DNS_CHAIN * self.dns_timeout * self.dns_retransmits >= self.task_timeout
+
+    @property
+    def shutdown_s(self) -> float:
+        """The longest rspamd waits for its scans once told to stop (see the module)."""
+        return max(SOFT_SHUTDOWN_S, 2 * self.task_timeout)
 
 
 @dataclass(frozen=True)
@@ -220,7 +240,26 @@ def _rspamc(s: RspamdSetup, t: float) -> list[Prediction]:
     out.append(Prediction(Mode.REDIS_DOWN, "rspamc", 0.0, Fate.DELIVERED,
                           "Redis refuses at once: rspamd scans on without Bayes, history "
                           "and greylisting"))
+    out.append(_redis_slow(s, t))
+    wait = min(t, s.shutdown_s)
+    fate, why = _rspamc_failed(s, f"a message arriving while rspamd stops waits unaccepted "
+                                  f"until it exits (up to {s.shutdown_s:g} s: its scans in "
+                                  f"flight finish first) or -t {t:g} s, then fails")
+    out.append(Prediction(Mode.RSPAMD_STOPPING, "rspamc", wait, fate, why))
     return out
+
+
+def _redis_slow(s: RspamdSetup, t: float) -> Prediction:
+    """A slow link to Redis: never answered later than a frozen one (see the module)."""
+    answer = s.answer_s
+    why = (f"each Redis request pays the link's delay, or times out at {s.redis_timeout:g} "
+           f"s above it; rspamd answers by about {answer:g} s at worst (task_timeout "
+           f"{s.task_timeout:g} s + Redis's timeouts)")
+    if t >= answer + EDGE_MARGIN_S:
+        return Prediction(Mode.REDIS_SLOW, "rspamc", answer, Fate.DELIVERED, why)
+    fate, failed = _rspamc_failed(s, f"-t {t:g} s may fall before that answer")
+    return Prediction(Mode.REDIS_SLOW, "rspamc", t, fate, f"{why}; {failed}: on a link "
+                      "slow enough, some messages fail", edge=True)
 
 
 def _milter(s: RspamdSetup) -> list[Prediction]:

@@ -41,6 +41,7 @@ class Answers:
     user_known: bool = False
     redis_state: str | None = None  # the lab's Redis: "T" once paused, as modeled
     rspamd_log: str = ""  # what rspamd's log gains once Redis is stopped or frozen
+    redis_link_counters: Counters | None = None  # the rspamd-Redis proxy's, once shaped
 
 
 @dataclass

@@ -124,6 +124,9 @@ class RspamdSettings(_Section, frozen=True):
     slow_rule: bool = False  # a rule that asks the lab DNS (lab.rspamd.SLOW_RULE) per scan
     dns_timeout: Seconds = 0.0  # options.dns.timeout; 0: Debian's 1 s
     dns_retransmits: Count = 0  # options.dns.retransmits; 0: Debian's 5
+    # rspamd reaches its Redis through the lab's TCP fault proxy (a lab process shaped
+    # through a file, as spamd's way to MariaDB with database.proxy): the Redis link faults
+    redis_proxy: bool = False
 
 
 class DeliverySettings(_Section, frozen=True):

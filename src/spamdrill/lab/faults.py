@@ -4,7 +4,8 @@ Each injection is written to the lab's journal *before* it takes effect, and its
 after; ``heal_journaled`` (run by ``lab down`` and before any teardown) undoes what a
 SIGKILLed drill left: a SIGSTOPped mariadbd gets SIGCONT, changed server variables are
 restored, DNS failure rules and nftables rules are cleared, the database proxy forwards
-untouched again, a stopped spamd is started again. Locks need no journal: they belong to a
+untouched again (the spamd-MariaDB and the rspamd-Redis ones), a stopped spamd is started
+again. Locks need no journal: they belong to a
 connection, and MariaDB releases them when the holder dies.
 
 Every injection returns an ``InEffect`` whose ``heal()`` undoes it exactly once; the same
@@ -19,6 +20,7 @@ import signal
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Literal
 
 import pymysql
@@ -41,6 +43,7 @@ from spamdrill.lab.journal import (
 from spamdrill.lab.layout import Layout
 from spamdrill.lab.procs import carries, is_alive
 from spamdrill.lab.proxy import Shape, write_shape
+from spamdrill.lab.rspamd import Paths as RspamdPaths
 
 PROXY_APPLY_S = 2.0  # the proxy process polls its shape file every 50 ms
 Restart = Callable[[str], None]  # starts a lab process again by name
@@ -98,8 +101,14 @@ def _unfilter(journal: Journal, fault: Nft, restart: Restart | None) -> None:
         netns.clear_rules(fault.ns)
 
 
+def _shape_file(journal: Journal, link: str) -> Path:
+    layout = _layout(journal)
+    return layout.db_proxy_shape if link == "spamd-db" else \
+        RspamdPaths(layout.root).redis_proxy_shape
+
+
 def _pass(journal: Journal, fault: ProxyShape, restart: Restart | None) -> None:
-    write_shape(_layout(journal).db_proxy_shape, Shape(), wait=PROXY_APPLY_S)
+    write_shape(_shape_file(journal, fault.link), Shape(), wait=PROXY_APPLY_S)
 
 
 def _start(journal: Journal, fault: Stopped, restart: Restart | None) -> None:
@@ -157,10 +166,12 @@ def packet_rule(journal: Journal, ns: str, port: int, action: str,
     return done
 
 
-def proxy_shape(journal: Journal, shape: Shape) -> InEffect:
-    """Shape the lab's spamd-to-MariaDB proxy (its process follows a file)."""
-    done = _inject(journal, ProxyShape())
-    write_shape(_layout(journal).db_proxy_shape, shape, wait=PROXY_APPLY_S)
+def proxy_shape(journal: Journal, shape: Shape,
+                link: Literal["spamd-db", "rspamd-redis"] = "spamd-db") -> InEffect:
+    """Shape one of the lab's proxy processes, spamd's to MariaDB or rspamd's to Redis
+    (each follows its file)."""
+    done = _inject(journal, ProxyShape(link=link))
+    write_shape(_shape_file(journal, link), shape, wait=PROXY_APPLY_S)
     return done
 
 

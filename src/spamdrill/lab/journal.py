@@ -72,7 +72,9 @@ class Nft(_Fault, tag="nft", frozen=True):
 
 
 class ProxyShape(_Fault, tag="proxy-shape", frozen=True):
-    pass
+    """A lab proxy process shaped: spamd's way to MariaDB, or rspamd's to Redis."""
+
+    link: Literal["spamd-db", "rspamd-redis"] = "spamd-db"
 
 
 class Stopped(_Fault, tag="stopped", frozen=True):

@@ -56,7 +56,8 @@ READY_TIMEOUT = 60.0
 # a cold rspamd compiles its hyperscan cache first (36 s on 2 cores, see lab.rspamd)
 RSPAMD_READY_TIMEOUT = 180.0
 # clients before services: Postfix (its pipe commands run maildrop and spamc) first
-STOP_ORDER = ("postfix", "spamd", "rspamd", "dbproxy", "dns", "dns2", "redis", "mariadb")
+STOP_ORDER = ("postfix", "spamd", "rspamd", "dbproxy", "redisproxy", "dns", "dns2", "redis",
+              "mariadb")
 
 
 
@@ -243,13 +244,21 @@ def _launch_rspamd(state: LabState, config: LabConfig, progress: Progress,
     ref = state.rspamd
     assert ref is not None
     paths = rspamd_lab.Paths(state.layout.root)
+    px = ref.redis_proxy
     ports = rspamd_lab.Ports(ref.normal.host, ref.normal.port, ref.controller.port,
-                             ref.proxy.port, ref.redis.port)
+                             ref.proxy.port, ref.redis.port, px.port if px else 0)
     progress("rspamd: writing its configuration over Debian's; Redis starting")
     rspamd_lab.write_config(paths, config.rspamd, ports, str(state.dns))
-    return {"redis": _launch(state, "redis", redis.argv(paths.redis_dir, ref.redis.host,
-                                                         ref.redis.port)),
-            "rspamd": _launch(state, "rspamd", rspamd_lab.argv(paths))}
+    procs = {"redis": _launch(state, "redis", redis.argv(paths.redis_dir, ref.redis.host,
+                                                          ref.redis.port))}
+    if px is not None:
+        progress(f"fault proxy: rspamd reaches Redis through {px}")
+        write_shape(paths.redis_proxy_shape, Shape())
+        procs["redisproxy"] = _launch(state, "redisproxy", [
+            sys.executable, "-m", "spamdrill.lab.proxy", px.host, str(px.port),
+            ref.redis.host, str(ref.redis.port), str(paths.redis_proxy_shape)])
+    procs["rspamd"] = _launch(state, "rspamd", rspamd_lab.argv(paths))
+    return procs
 
 
 def _await_rspamd(state: LabState, procs: dict[str, Proc], progress: Progress) -> None:
@@ -258,6 +267,10 @@ def _await_rspamd(state: LabState, procs: dict[str, Proc], progress: Progress) -
     state.ready_s["redis"] = wait_until(
         procs["redis"], lambda: redis.ping(ref.redis.host, ref.redis.port), READY_TIMEOUT,
         "PING")
+    px = ref.redis_proxy
+    if px is not None:  # Redis answers through it, as rspamd will ask
+        wait_until(procs["redisproxy"], lambda: redis.ping(px.host, px.port), READY_TIMEOUT,
+                   f"PING through the proxy {px}")
     state.ready_s["rspamd"] = wait_until(
         procs["rspamd"], lambda: rspamd_ready(ref), RSPAMD_READY_TIMEOUT,
         "rspamc stat, and GTUBE scanned as reject")

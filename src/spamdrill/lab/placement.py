@@ -53,9 +53,12 @@ def plan_loopback(state: LabState, config: LabConfig) -> None:
             Endpoint(LOOPBACK, claim_port(LOOPBACK, port, what))
             for port, what in ((r.port, "rspamd"), (r.controller_port, "rspamd controller"),
                                (r.proxy_port, "rspamd proxy"), (r.redis_port, "Redis")))
+        redis_proxy = Endpoint(LOOPBACK, claim_port(LOOPBACK, 0, "the Redis proxy")) \
+            if r.redis_proxy else None
         state.rspamd = RspamdRef(normal, controller, proxy, redis,
                                  milter_default_action=r.milter_default_action,
-                                 milter_content_timeout=r.milter_content_timeout)
+                                 milter_content_timeout=r.milter_content_timeout,
+                                 redis_proxy=redis_proxy)
 
 
 def plan_hosts(state: LabState, config: LabConfig, progress: Progress) -> None:
@@ -101,7 +104,8 @@ def output_log(layout: Layout, name: str) -> Path:
             "dbproxy": layout.db_proxy_out, "dns": layout.dns_out,
             "dns2": layout.dns_out.with_name("server-secondary.out"),
             "rspamd": rspamd_lab.Paths(layout.root).out,
-            "redis": rspamd_lab.Paths(layout.root).redis_out}[name]
+            "redis": rspamd_lab.Paths(layout.root).redis_out,
+            "redisproxy": rspamd_lab.Paths(layout.root).redis_proxy_out}[name]
 
 
 def placed(state: LabState, name: str, argv: list[str]) -> list[str]:

@@ -190,16 +190,33 @@ class Paths:
     def redis_out(self) -> Path:
         return self.redis_dir / "redis.out"
 
+    @property
+    def redis_proxy_dir(self) -> Path:
+        """The fault proxy between rspamd and Redis (``redis_proxy``): its shape file,
+        counters and output."""
+        return self.root / "redisproxy"
+
+    @property
+    def redis_proxy_shape(self) -> Path:
+        return self.redis_proxy_dir / "proxy-shape.json"
+
+    @property
+    def redis_proxy_out(self) -> Path:
+        return self.redis_proxy_dir / "proxy.out"
+
 
 @dataclass(frozen=True)
 class Ports:
-    """Where the lab's rspamd workers and its Redis listen (all on ``host``)."""
+    """Where the lab's rspamd workers and its Redis listen (all on ``host``);
+    ``redis_proxy``: the fault proxy's port, where rspamd's ``redis.servers`` points
+    instead (0: none)."""
 
     host: str
     normal: int
     controller: int
     proxy: int
     redis: int
+    redis_proxy: int = 0
 
 
 def _ucl_string(text: str) -> str:
@@ -231,7 +248,7 @@ def render(paths: Paths, settings: RspamdSettings, ports: Ports, dns: str,
     normal = [f"bind_socket = {_ucl_string(f'{host}:{ports.normal}')};"]
     if settings.workers:
         normal.append(f"count = {settings.workers};")
-    redis = [f"servers = {_ucl_string(f'{host}:{ports.redis}')};"]
+    redis = [f"servers = {_ucl_string(f'{host}:{ports.redis_proxy or ports.redis}')};"]
     if settings.redis_timeout:
         redis.append(f"timeout = {settings.redis_timeout}s;")
     files = {
@@ -266,7 +283,7 @@ def write_config(paths: Paths, settings: RspamdSettings, ports: Ports, dns: str)
     """The lab's configuration directory, DBDIR (seeded with the hyperscan cache) and
     RUNDIR, all new."""
     for d in (paths.dir, paths.local_confdir / "override.d", paths.local_confdir / "local.d",
-              paths.db, paths.run, paths.redis_dir):
+              paths.db, paths.run, paths.redis_dir, paths.redis_proxy_dir):
         d.mkdir(parents=True, exist_ok=True)
     for rel, text in render(paths, settings, ports, dns).items():
         (paths.dir / rel).write_text(text)

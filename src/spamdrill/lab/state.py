@@ -43,6 +43,8 @@ class RspamdRef(msgspec.Struct, frozen=True):
     # section: a Postfix started by a drill reads it here)
     milter_default_action: str = "tempfail"
     milter_content_timeout: float = 0.0  # 0: Postfix's own (300 s)
+    # where rspamd's redis.servers points with the fault proxy (rspamd.redis_proxy)
+    redis_proxy: Endpoint | None = None
 
 
 class NetRef(msgspec.Struct, frozen=True):

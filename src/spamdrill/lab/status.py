@@ -67,6 +67,8 @@ def status(run_dir: Path) -> tuple[LabState | None, list[Component]]:
         ref = state.rspamd
         services += [
             ("redis", ref.redis, lambda e: redis.ping(e.host, e.port), "rspamd's Redis"),
+            ("redisproxy", ref.redis_proxy, lambda e: redis.ping(e.host, e.port),
+             "fault proxy between rspamd and Redis"),
             ("rspamd", ref.normal, lambda e: rspamd_lab.stat(ref.controller.host,
                                                              ref.controller.port),
              f"controller {ref.controller}, milter proxy {ref.proxy}"),

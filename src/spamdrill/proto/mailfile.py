@@ -6,7 +6,9 @@ A delivered message was *scanned* when spamd's headers are in it (SpamAssassin a
 ``X-Spam-Checker-Version`` and ``X-Spam-Status`` to every message it answers for; spamc
 gives the message back untouched when it cannot reach spamd), or rspamd's
 ``X-Spamd-Result`` (its milter_headers routine, which the lab's rspamd adds to every
-message it scans through the milter; a milter that was unavailable adds nothing). It is
+message it scans through the milter; a milter that was unavailable adds nothing), or
+``rspamc --mime``'s ``X-Spam-Action`` (a verdict it got; when it fails it writes
+``X-Spam-Error`` instead, and maildrop's xfilter keeps the message as it was). It is
 *intact* when the body that was sent is found in it whole: SpamAssassin's
 ``report_safe`` wraps a spam in a report and attaches the original unchanged, and Maildir
 files end lines with LF where SMTP used CRLF.
@@ -24,7 +26,8 @@ from dataclasses import dataclass
 from email import message_from_bytes, policy
 from email.message import Message
 
-SCAN_HEADERS = ("X-Spam-Checker-Version", "X-Spam-Status", "X-Spamd-Result")
+SCAN_HEADERS = ("X-Spam-Checker-Version", "X-Spam-Status", "X-Spamd-Result",
+                "X-Spam-Action")
 _SPACE = re.compile(r"\s+")
 
 

@@ -4,7 +4,8 @@ rspamc (rspamd 3.4, ``src/client/rspamc.cxx``) with ``--mime`` writes the messag
 its verdict as headers (``X-Spam-Action``, ``X-Spam-Score: S / R``, ``X-Spam: yes`` for
 spam) and exits 0. When it cannot reach rspamd or hear from it within ``-t`` (10 s by
 default, no retry) it still writes the message back, with one ``X-Spam-Error: <why>``
-header (``IO write error: Connection refused``, ``IO timeout``), and exits 1: measured on
+header (``IO write error: Connection refused``, ``IO timeout``, ``HTTP IO read error:
+Connection reset by peer`` from an rspamd that exits with it queued), and exits 1: measured on
 the lab (``tests/test_rspamd_lab.py``). So unlike spamc it does not fail open in its exit
 status; maildrop's xfilter takes that exit as a failed filter.
 """
@@ -23,6 +24,8 @@ _SPAM = re.compile(rb"^X-Spam: *yes", re.M | re.I)
 _ERROR = re.compile(rb"^X-Spam-Error: *([^\r\n]*)", re.M | re.I)
 _REASONS = (
     ("refused", re.compile(r"Connection refused", re.I)),
+    # a connection rspamd's kernel queued, never accepted, closed as rspamd exited
+    ("reset", re.compile(r"Connection reset", re.I)),
     ("read-timeout", re.compile(r"timeout|timed out", re.I)),
     ("io-error", re.compile(r".")),
 )

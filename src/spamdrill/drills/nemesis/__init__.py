@@ -27,10 +27,13 @@ from spamdrill.drills.nemesis.mailbox import OverQuotaSpec, UnknownUserSpec
 from spamdrill.drills.nemesis.network import DnsSpec, PacketsSpec, ProxySpec
 from spamdrill.drills.nemesis.rspamd import (
     RedisDownSpec,
+    RedisDroppedSpec,
     RedisFrozenSpec,
+    RedisSlowSpec,
     RspamdDnsDeadSpec,
     RspamdDownSpec,
     RspamdSlowRuleSpec,
+    RspamdStoppingSpec,
 )
 from spamdrill.drills.nemesis.spamd import (
     SpamdAnswersEmptySpec,
@@ -43,7 +46,8 @@ AnyFaultSpec = (SpamdDownSpec | StallingClientsSpec | MaxConnectionsSpec | LockS
                 | WriteLockSpec | CutMidQuerySpec | FrozenSpec | DownSpec | DnsSpec
                 | PacketsSpec | ProxySpec | OverQuotaSpec | SpamdQueueFullSpec
                 | SpamdAnswersEmptySpec | UnknownUserSpec | RspamdDownSpec | RedisDownSpec
-                | RedisFrozenSpec | RspamdSlowRuleSpec | RspamdDnsDeadSpec)
+                | RedisFrozenSpec | RspamdSlowRuleSpec | RspamdDnsDeadSpec
+                | RedisDroppedSpec | RedisSlowSpec | RspamdStoppingSpec)
 # the registry is the union: a new fault is its spec in AnyFaultSpec, nothing more here
 FAULT_SPECS: tuple[type[FaultSpec], ...] = typing.get_args(AnyFaultSpec)
 FAULT_KINDS: tuple[str, ...] = tuple(str(s.__struct_config__.tag) for s in FAULT_SPECS)

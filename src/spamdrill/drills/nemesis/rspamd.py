@@ -1,5 +1,7 @@
-"""Faults of rspamd and its Redis: rspamd stopped, Redis stopped, Redis frozen (SIGSTOP),
-the lab's slow rule made slow, the lab DNS dead for rspamd's own lookups.
+"""Faults of rspamd and its Redis: rspamd stopped (idle, or with scans in flight), Redis
+stopped, Redis frozen (SIGSTOP), the link to Redis dropped or slow (the lab's TCP fault
+proxy between them), the lab's slow rule made slow, the lab DNS dead for rspamd's own
+lookups.
 
 They act through ``RspamdControl``, a narrow interface of their own beside ``LabControl``
 (``rspamd_control`` finds it on a running lab, or a test's stand-in on its ``rspamd``
@@ -13,6 +15,13 @@ rspamd logged between the injection and the lift (its ``rspamd_redis_connected``
 Redis backs Bayes, history, reputation and ratelimit in Debian's configuration
 (https://rspamd.com/doc/configuration/redis.html); with no message scanned while it was
 gone, there is no such line, and the fault has no evidence.
+
+The link faults shape the lab's proxy between rspamd and Redis (``[lab.rspamd] redis_proxy
+= true``, the means ``db-slow-link`` uses between spamd and MariaDB): its toxics, its
+counters as evidence that rspamd's own Redis traffic went through them. What decides is
+rspamd's Redis ``timeout``: 1 s unless ``redis.conf`` sets one (``REDIS_DEFAULT_TIMEOUT
+1.0`` in src/lua/lua_redis.c, ``timeout = 1.0`` in lualib/lua_redis.lua;
+https://rspamd.com/doc/configuration/redis.html), per request, connect included.
 """
 
 from __future__ import annotations
@@ -30,8 +39,10 @@ from spamdrill.drills.recording import RecordingLab
 from spamdrill.drills.timing import Scale
 from spamdrill.errors import SpamdrillError
 from spamdrill.evidence import NOT_OCCURRED, FaultReport
+from spamdrill.lab.proxy import Counters
 from spamdrill.lab.rspamd import SLOW_RULE_NAME
 from spamdrill.lab.state import Endpoint, LabState
+from spamdrill.lab.toxics import Shape, mode_shape
 from spamdrill.vocab import Mode
 
 Name = Literal["rspamd", "redis"]
@@ -62,6 +73,8 @@ class RspamdControl(Protocol):
     def redis_state(self) -> str: ...  # the kernel's state letter; "" when gone
     def rspamd_log(self) -> str: ...
     def accepts(self, ep: Endpoint) -> bool: ...
+    def shape_redis_link(self, shape: Shape) -> Undo: ...  # journaled; the lab's proxy
+    def redis_link_counters(self) -> Counters | None: ...  # None: none to read
 
 
 class RealRspamd:
@@ -118,6 +131,22 @@ class RealRspamd:
 
         return tcp_open(ep.host, ep.port)
 
+    def shape_redis_link(self, shape: Shape) -> Undo:
+        from spamdrill.lab import faults as lab_faults
+
+        if self.ref.redis_proxy is None:
+            raise SpamdrillError("this fault needs the proxy between rspamd and Redis",
+                                 "set [lab.rspamd] redis_proxy = true in the scenario")
+        return lab_faults.proxy_shape(self.state.journal, shape, "rspamd-redis")
+
+    def redis_link_counters(self) -> Counters | None:
+        from spamdrill.lab.proxy import read_counters
+        from spamdrill.lab.rspamd import Paths
+
+        if self.ref.redis_proxy is None:
+            return None
+        return read_counters(Paths(Path(self.state.run_dir)).redis_proxy_shape)
+
 
 @dataclass
 class _Recorded:
@@ -133,8 +162,9 @@ class _Recorded:
 
 class RecordingRspamd:
     """``RspamdControl`` for the unit tier, sharing a ``RecordingLab``'s calls and
-    answers (``accepts``, ``redis_state``; ``rspamd_log``: what rspamd's log gains once
-    Redis is stopped or frozen, or the lab DNS switched)."""
+    answers (``accepts``, ``redis_state``, ``redis_link_counters``; ``rspamd_log``: what
+    rspamd's log gains once rspamd or Redis is stopped, Redis frozen, its link shaped,
+    or the lab DNS switched)."""
 
     def __init__(self, lab: RecordingLab) -> None:
         self.calls, self.answers = lab.calls, lab.answers
@@ -163,13 +193,22 @@ class RecordingRspamd:
         return "T" if state is None else state
 
     def rspamd_log(self) -> str:
-        met = any(c in ("stop redis", "pause redis") or c.startswith("dns ")
-                  for c in self.calls)
+        met = any(c in ("stop redis", "pause redis", "stop rspamd")
+                  or c.startswith(("shape redis link", "dns ")) for c in self.calls)
         return self.answers.rspamd_log if met else ""
 
     def accepts(self, ep: Endpoint) -> bool:
         accepts = self.answers.accepts
         return False if accepts is None else accepts
+
+    def shape_redis_link(self, shape: Shape) -> Undo:
+        return self._undo(f"shape redis link {shape.describe()}")
+
+    def redis_link_counters(self) -> Counters | None:
+        """Zero until the link is shaped, then the answer (the proxy counts from its
+        start: a fault judges what it added)."""
+        shaped = any(c.startswith("shape redis link") for c in self.calls)
+        return self.answers.redis_link_counters if shaped else Counters()
 
 
 def rspamd_control(ctl: object) -> RspamdControl:
@@ -247,6 +286,82 @@ class RspamdDown(Fault):
         return self.report(True, "rspamd's port refused connections once it was stopped"
                            + ("; started again when the fault was lifted" if self._back
                               else ""))
+
+
+# rspamd 3.4's shutdown (src/libserver/worker_util.c, rspamd_worker_term_handler; the
+# scan's own line, src/libserver/task.c, rspamd_task_write_log)
+WORKER_TERMINATING = re.compile(r"#(\d+)\(normal\)[^\n]*rspamd_worker_term_handler: "
+                                r"terminating after receiving signal")
+SCAN_LOGGED = re.compile(r"#(\d+)\(normal\)[^\n]*rspamd_task_write_log: id: <([^>\n]*)>")
+
+
+def finished_after_term(text: str) -> list[str]:
+    """Message-IDs a normal worker answered after it logged its SIGTERM: the scans it held
+    when it was told to stop, and finished (sans-IO, rspamd's log)."""
+    told: set[str] = set()
+    done: list[str] = []
+    for line in text.splitlines():
+        if (m := WORKER_TERMINATING.search(line)) is not None:
+            told.add(m.group(1))
+        elif (s := SCAN_LOGGED.search(line)) is not None and s.group(1) in told:
+            done.append(s.group(2))
+    return done
+
+
+class RspamdStoppingSpec(FaultSpec, tag="rspamd-stopping", frozen=True):
+    """rspamd told to stop (SIGTERM to its whole process group, as systemd's default
+    KillMode=control-group does: every worker gets it at once) at ``at``, while scans are
+    in flight; started again on lift. rspamd's main process waits for its workers up to
+    max(SOFT_SHUTDOWN_TIME 10 s, 2 x task_timeout) (src/rspamd.c, rspamd_term_handler;
+    rspamd.h), each worker stops accepting and finishes the connections it holds
+    (worker_util.c, rspamd_worker_term_handler); the lab sends SIGKILL after its own 10 s.
+    Evidence: the port refused once rspamd was gone, and a scan a worker held at the
+    SIGTERM finished after it (rspamd's log)."""
+
+    def failure_mode(self) -> Mode:
+        return Mode.RSPAMD_STOPPING
+
+    def build(self, scale: Scale) -> Fault:
+        return RspamdStopping()
+
+
+class RspamdStopping(Fault):
+    name = "rspamd-stopping"
+
+    def __init__(self) -> None:
+        self._undo: Undo | None = None
+        self._refused = False
+        self._window = _Window()
+
+    def inject(self, ctl: LabControl) -> str:
+        rc = rspamd_control(ctl)
+        self._window.open(rc)
+        self._undo = rc.stop("rspamd")  # returns once rspamd is gone (or SIGKILLed)
+        self._refused = not rc.accepts(rc.rspamd_endpoint())
+        self._window.close(rc)
+        return "rspamd told to stop (SIGTERM) with scans in flight"
+
+    def lift(self, ctl: LabControl) -> str:
+        if self._undo is None:
+            return "not stopped"
+        rc = rspamd_control(ctl)
+        self._window.close(rc)
+        self._undo.heal()
+        self._undo = None
+        rc.start("rspamd")
+        return "rspamd starting again"
+
+    def evidence(self, ctl: LabControl) -> FaultReport:
+        if not self._refused:
+            return self.report(False, NOT_OCCURRED + "rspamd's port still accepted "
+                               "connections after the stop")
+        done = finished_after_term(self._window.text(rspamd_control(ctl)))
+        if not done:
+            return self.report(False, NOT_OCCURRED + "rspamd stopped, but no worker "
+                               "finished a scan after its SIGTERM: none was in flight")
+        return self.report(True, f"rspamd stopped; {len(done)} scan(s) in flight at the "
+                           f"SIGTERM finished before it exited (first: <{done[0][:80]}>), "
+                           "then its port refused connections")
 
 
 class RedisDownSpec(FaultSpec, tag="redis-down", frozen=True):
@@ -451,3 +566,92 @@ class RspamdDnsDead(_DnsForRspamd):
         return self.report(True, f"the lab DNS dropped {dropped} query(ies); rspamd logged "
                            f"{len(said)} lookup(s) timed out while it did, first: "
                            f"{said[0].strip()[:120]}")
+class _RedisLink(Fault):
+    """The proxy between rspamd and Redis shaped from inject to lift. Evidence: chunks of
+    rspamd's Redis traffic the toxics handled while it held (the proxy's counters, read at
+    both ends: it counts from its start), and what rspamd logged about Redis meanwhile."""
+
+    name = "redis-link"
+    needs_rspamd_errors = False  # the Redis errors rspamd logged are part of the evidence
+
+    def __init__(self, shape: Shape) -> None:
+        self.shape = shape
+        self._undo: Undo | None = None
+        self._before: Counters | None = None
+        self.shaped: int | None = None
+        self._window = _Window()
+
+    def inject(self, ctl: LabControl) -> str:
+        rc = rspamd_control(ctl)
+        self._before = rc.redis_link_counters() or Counters()
+        self._window.open(rc)
+        self._undo = rc.shape_redis_link(self.shape)
+        return f"the link from rspamd to Redis: {self.shape.describe()}"
+
+    def lift(self, ctl: LabControl) -> str:
+        if self._undo is None:
+            return "not shaped"
+        rc = rspamd_control(ctl)
+        after = rc.redis_link_counters()
+        before = self._before or Counters()
+        self.shaped = None if after is None else after.shaped_chunks - before.shaped_chunks
+        self._window.close(rc)
+        self._undo.heal()
+        self._undo = None
+        return "the link from rspamd to Redis passes traffic untouched"
+
+    def evidence(self, ctl: LabControl) -> FaultReport:
+        if self.shaped is None:
+            return self.report(False, NOT_OCCURRED + "the proxy's counters could not be read"
+                               if self._before is not None else "the link was never shaped")
+        said = REDIS_TROUBLE.findall(self._window.text(rspamd_control(ctl)))
+        logged = (f"rspamd logged {len(said)} Redis error(s) meanwhile"
+                  + (f", first: {said[0][:120]}" if said else ""))
+        if self.shaped <= 0:
+            return self.report(False, NOT_OCCURRED + "no Redis traffic of rspamd's went "
+                               f"through the shaped link (no scan met it); {logged}")
+        if self.needs_rspamd_errors and not said:
+            return self.report(False, NOT_OCCURRED + f"{self.shaped} chunk(s) of rspamd's "
+                               "Redis traffic shaped, but rspamd logged no Redis error: "
+                               "it never waited out its Redis timeout")
+        return self.report(True, f"{self.shaped} chunk(s) of rspamd's Redis traffic "
+                           f"shaped; {logged}")
+
+
+class RedisDroppedSpec(FaultSpec, tag="redis-dropped", frozen=True):
+    """Everything rspamd sends Redis, and everything Redis sends back, silently dropped
+    from ``at`` (the proxy's blackhole: connections stay open and nothing arrives, as when
+    a firewall starts dropping an established flow); passed again on lift. rspamd waits
+    its Redis timeout on each request."""
+
+    def failure_mode(self) -> Mode:
+        return Mode.RSPAMD_TASK_TIMEOUT
+
+    def build(self, scale: Scale) -> Fault:
+        return RedisDropped(mode_shape("blackhole"))
+
+
+class RedisDropped(_RedisLink):
+    name = "redis-dropped"
+    needs_rspamd_errors = True
+
+
+class RedisSlowSpec(FaultSpec, tag="redis-slow", frozen=True):
+    """Each chunk between rspamd and Redis ``latency`` seconds late each way, give or take
+    ``jitter`` (the proxy's latency toxic, as ``db-slow-link``), in production seconds.
+    Below rspamd's Redis timeout every request succeeds, late; above it each one times
+    out."""
+
+    latency: Annotated[float, msgspec.Meta(gt=0)]
+    jitter: Annotated[float, msgspec.Meta(ge=0)] = 0.0
+
+    def failure_mode(self) -> Mode:
+        return Mode.REDIS_SLOW
+
+    def build(self, scale: Scale) -> Fault:
+        return RedisSlow(mode_shape("latency", latency=scale.seconds(self.latency),
+                                    jitter=scale.seconds(self.jitter)))
+
+
+class RedisSlow(_RedisLink):
+    name = "redis-slow"
