@@ -1,0 +1,44 @@
+"""A lab's ports: outside the kernel's ephemeral range, and reserved across processes from
+the moment they are picked (two labs side by side never get the same one)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from spamdrill.lab import net
+
+pytestmark = pytest.mark.unit
+
+
+def test_listeners_go_below_the_ephemeral_range_or_above_it() -> None:
+    assert net.ephemeral_range("32768\t60999\n") == (32768, 60999)
+    assert net.ephemeral_range("junk") == (32768, 60999)
+    assert net.listen_range((32768, 60999)) == (10000, 32767)
+    assert net.listen_range((1024, 40000)) == (40001, 65535)  # a host tuned low
+    assert net.listen_range((1024, 65000)) == (1024, 65535)  # no room: locks alone
+
+
+def test_a_picked_port_is_free_and_never_a_source_port() -> None:
+    low, high = net.ephemeral_range()
+    ports = [net.free_port() for _ in range(20)]
+    assert len(set(ports)) == 20
+    assert all(not low <= p <= high for p in ports)
+
+
+def test_a_port_another_process_picked_is_not_picked_here_until_it_lets_go() -> None:
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys\nfrom spamdrill.lab import net\n"
+         "print(net.free_port(), flush=True)\nsys.stdin.read()"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    assert holder.stdout is not None and holder.stdin is not None
+    port = int(holder.stdout.readline())
+    try:
+        assert net._reserve(port) is False  # held by the other process
+    finally:
+        holder.stdin.close()
+        holder.wait(timeout=30)
+    assert net._reserve(port) is True  # its lock went with it
+    assert net._reserve(port) is False  # and this process hands it out once
