@@ -6,8 +6,14 @@ cd "$(dirname "$0")/.."
 ruff check src tests benchmarks
 mypy
 # --durations: what the suite's time goes to, printed at its end (docs/ARCHITECTURE.md
-# says what each tier costs)
-python3 -m pytest --durations=25 "$@"
+# says what each tier costs). Most lab tests wait on timers (spamc's -t, maildrop's
+# timeout, a fault held), so two processes share the cores (pytest-xdist; each test picks
+# its own ports and directories, as two spamdrills side by side do); more than four would
+# start that many labs at once for little gain.
+workers=$(nproc)
+[ "$workers" -gt 4 ] && workers=4
+[ "$workers" -lt 2 ] && workers=2
+python3 -m pytest -n "$workers" --dist worksteal -p no:benchmark --durations=25 "$@"
 # where a C compiler is, the install built spamdrill logs' compiled reader loop (setup.py
 # falls back to pure Python quietly): say so if it did not. Its differential test
 # (tests/test_logs_compiled.py) compares it with the pure loop; with no arguments, the
