@@ -80,8 +80,9 @@ def scan(state: LabState, endpoint: tuple[str, int], timeout: int = 4) -> None:
 
 
 # rspamd's faults meet rspamd's traffic: their conformance is tests/test_rspamd_drills.py
+# and, for those of the lab's slow rule and DNS, tests/test_rspamd_slow.py
 RSPAMD_KINDS = ("rspamd-down", "redis-down", "redis-frozen", "rspamd-stopping", "redis-dropped",
-                "redis-slow")
+                "redis-slow", "rspamd-slow-rule", "rspamd-dns-dead")
 CASES = [(k, *EXAMPLES[k][:1]) for k in sorted(EXAMPLES) if k not in RSPAMD_KINDS] + [
     ("proxy", {"link": "spamc-spamd", "mode": "drip", "slice": 20, "interval": 0.05})]
 
@@ -150,8 +151,10 @@ time.sleep(600)
 
 def test_the_conformance_suite_covers_every_fault() -> None:
     from test_rspamd_drills import CONFORMANCE
+    from test_rspamd_slow import KINDS
 
-    assert {k for k, _ in CASES} | set(CONFORMANCE) == set(FAULT_KINDS)
+    assert {k for k, _ in CASES} | set(CONFORMANCE) | set(KINDS) == set(FAULT_KINDS)
+    assert not {k for k, _ in CASES} & set(RSPAMD_KINDS)  # none run without rspamd
 
 
 def sa_conn(lab: LabState, timeout: float = 2) -> pymysql.connections.Connection:

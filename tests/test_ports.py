@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -42,3 +43,29 @@ def test_a_port_another_process_picked_is_not_picked_here_until_it_lets_go() -> 
         holder.wait(timeout=30)
     assert net._reserve(port) is True  # its lock went with it
     assert net._reserve(port) is False  # and this process hands it out once
+
+
+def test_a_drill_lab_is_named_as_far_as_its_sockets_leave_room(tmp_path: Path) -> None:
+    from spamdrill.drills.runner import lab_dir_for
+    from spamdrill.lab.layout import SUN_PATH_MAX, socket_room
+
+    short = lab_dir_for(Path("/tmp/spamdrill-0/drills"), "e2e-field-report-bounce")
+    assert short.name.endswith("-e2e-field-report-bounce")
+    deep = Path("/tmp/sd-gw1-abcdefgh/spamdrill-0/drills")
+    cut = lab_dir_for(deep, "e2e-field-report-spamdrill-spamc")
+    assert socket_room(cut) >= 0 and "-e2e-field-report" in cut.name
+    assert len(str(cut / "postfix/queue/private/proxymap")) <= SUN_PATH_MAX
+    deepest = Path("/" + "d" * 80)
+    assert len(lab_dir_for(deepest, "spamd-down").name) == 8  # no room: the unique part
+
+
+def test_a_lab_too_deep_for_its_sockets_is_refused_before_anything_starts(
+        tmp_path: Path) -> None:
+    from spamdrill.errors import SpamdrillError
+    from spamdrill.lab import lab
+    from spamdrill.lab.config import LabConfig
+
+    deep = tmp_path / ("d" * 90) / "lab"
+    with pytest.raises(SpamdrillError, match="too long for its Unix sockets"):
+        lab.up(deep, LabConfig())
+    assert not deep.parent.exists()

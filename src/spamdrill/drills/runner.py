@@ -39,7 +39,7 @@ from spamdrill.lab import config as lab_config
 from spamdrill.lab import lab as lab_ops
 from spamdrill.lab import netns
 from spamdrill.lab.config import LabConfig
-from spamdrill.lab.layout import Layout
+from spamdrill.lab.layout import Layout, socket_room
 from spamdrill.lab.procs import shielded
 from spamdrill.lab.state import LabState
 from spamdrill.load import spamc
@@ -171,6 +171,14 @@ def run_drill(drill: Drill, *, scale: float, base: LabConfig, workdir: Path,
                           run.logs, run.lab_argv)
 
 
+def lab_dir_for(base: Path, name: str) -> Path:
+    """A new drill lab's directory: unique, named after the drill as far as its Unix
+    sockets leave room (a long TMPDIR and a long drill name cut the name)."""
+    unique = uuid.uuid4().hex[:8]
+    room = socket_room(base / unique) - 1
+    return base / (f"{unique}-{name.replace('/', '_')[:room]}" if room > 0 else unique)
+
+
 @contextmanager
 def _lab(drill: Drill, config: LabConfig, run: _Run,
          workdir: Path) -> Iterator[LabState | None]:
@@ -178,7 +186,7 @@ def _lab(drill: Drill, config: LabConfig, run: _Run,
     if not drill.scenario.needs_lab:
         yield None
         return
-    lab_dir = lab_ops.drill_labs_dir() / f"{uuid.uuid4().hex[:8]}-{drill.name.replace('/', '_')}"
+    lab_dir = lab_dir_for(lab_ops.drill_labs_dir(), drill.name)
     try:
         yield lab_ops.up(lab_dir, config)
     finally:

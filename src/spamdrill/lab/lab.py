@@ -19,7 +19,7 @@ from spamdrill.lab import dns, faults, maildrop, mariadb, netns, postfix, redis,
 from spamdrill.lab import rspamd as rspamd_lab
 from spamdrill.lab.config import LabConfig
 from spamdrill.lab.journal import Journal
-from spamdrill.lab.layout import Layout, default_run_dir, secure_dir
+from spamdrill.lab.layout import Layout, check_socket_room, default_run_dir, secure_dir
 from spamdrill.lab.placement import (
     Progress,
     output_log,
@@ -129,6 +129,7 @@ def lab_pids(run_dir: Path) -> set[int]:
 
 def up(run_dir: Path, config: LabConfig, progress: Progress = lambda _: None) -> LabState:
     """Start every component, wait for real readiness, provision; all or nothing."""
+    check_socket_room(run_dir)
     layout = Layout(secure_dir(run_dir))
     with locked(layout):
         alive = running(layout)

@@ -96,6 +96,30 @@ def check_run_dir(path: Path) -> Path:
     return path
 
 
+# a Unix socket's path fits sockaddr_un's 108 bytes, less the NUL; the deepest a lab makes
+# is its Postfix's (queue/private/ + a service name of at most 8 characters)
+SUN_PATH_MAX = 107
+DEEPEST_SOCKET = "postfix/queue/private/proxymap"
+
+
+def socket_room(path: Path) -> int:
+    """How many characters deeper than ``path``'s deepest lab socket could still go (< 0:
+    the lab's sockets would not fit)."""
+    return SUN_PATH_MAX - len(os.path.abspath(path)) - 1 - len(DEEPEST_SOCKET)
+
+
+def check_socket_room(path: Path) -> None:
+    """A lab in ``path`` can bind its Unix sockets, or a clear error before anything
+    starts (Postfix otherwise exits at start-up saying nothing: found with a longer
+    TMPDIR and a long drill name)."""
+    over = -socket_room(path)
+    if over > 0:
+        raise SpamdrillError(
+            f"the lab directory {path} is {over} character(s) too long for its Unix "
+            f"sockets ({DEEPEST_SOCKET} under it: a socket's path holds {SUN_PATH_MAX})",
+            "choose a shorter --run-dir, or a shorter TMPDIR")
+
+
 def secure_dir(path: Path, mode: int = 0o755) -> Path:
     """``path`` made (if it is not there) and checked without following symlinks: a real
     directory of ours that no one else may write, in directories that no one else could
