@@ -40,6 +40,7 @@ PACKAGES=(
   python3-pip                     # to install spamdrill itself (a fresh Debian has no pip)
   python3-venv                    # the host path's test: a fresh environment without extras
   chromium                        # the HTML report's tests and benchmark open it headless
+  sudo                            # the host path's test runs the README's lines as a sudo user
   valgrind                        # instructions per line in the logs benchmark
   pflogsumm logwatch              # the logs benchmark's anchors: what postmasters run now
                                   # (postfix-logwatch is logwatch's postfix service; Debian
