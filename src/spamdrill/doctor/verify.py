@@ -206,7 +206,8 @@ def seen_stand_in(scs: list[Scenario], case: str) -> Seen:
     fates: dict[str, int] = {}
     for sc in scs:
         for m in sc.messages:
-            outcome = "lost" if m.outcome in ("lost", "error") else str(m.outcome)
+            outcome = str(m.outcome)  # spamc's "error" is maildrop's failed xfilter:
+            # what the wrapper made of it is the finding's
             fates[outcome] = fates.get(outcome, 0) + 1
     rows = [(sc, f) for sc in scs for f in sc.findings]
     worst = max(rows, key=lambda r: (r[1].crosses_budget, r[1].worst_s or 0.0),
@@ -249,6 +250,7 @@ class Drilled:
 
     def public(self) -> dict[str, Any]:
         return {"mode": self.plan.mode, "scenario": self.plan.scenario,
+                "drill": self.plan.as_run, "end_to_end": self.plan.end_to_end,
                 "why": self.plan.why, "before": _seen_doc(self.before),
                 "after": _seen_doc(self.after),
                 "within_after": self.after.within}
