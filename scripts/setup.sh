@@ -137,8 +137,12 @@ if [ ! -s "$XSD" ]; then
   cp "$tmp"/pytest-*/testing/example_scripts/junit-10.xsd "$XSD"
   rm -rf "$tmp"
 fi
-# what the build and the download left in a sudo user's checkout is theirs again
+# what the build and the download left in a sudo user's checkout is theirs again; and
+# the package's bytecode, compiled now and given to them too: otherwise the first
+# `sudo spamdrill ...` (doctor --verify, the root drills) writes root's __pycache__
+# directories into their checkout, through the editable install
 if [ -n "${SUDO_UID:-}" ]; then
+  python3 -m compileall -q src >/dev/null
   find . -xdev -user 0 -newer "$stamp" -exec chown -h "$(stat -c %u:%g .)" {} + 2>/dev/null || true
 fi
 rm -f "$stamp"
