@@ -275,7 +275,7 @@ def test_two_runs_stored_at_once_into_a_new_database_both_land(
                     db, IndexEntry(run="b", started=2.0), {}))
                 other.append(t)
                 t.start()
-                t.join(0.5)  # it finishes unless this store holds the database
+                t.join(0.3)  # it finishes unless this store holds the database
                 return rows  # type: ignore[return-value]  # what _migrate iterates
             return cursor
 
