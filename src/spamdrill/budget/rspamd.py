@@ -46,7 +46,8 @@ section):
   the third round). Only a scan that ``task_timeout`` ended is a partial verdict or a
   soft reject; one the lookups ended first is an ordinary verdict without the DNS
   results.
-And two more, by the rspamc path only (the drills that measured them run rspamc):
+And two more, measured by the rspamc path (the drills that measured them run rspamc),
+predicted behind the milter from Postfix's and rspamd's own rules (see ``_milter_more``):
 
 - **rspamd stopping** (``rspamd-stopping``): told to stop, rspamd's main process waits
   for its workers' scans in flight up to max(``SOFT_SHUTDOWN_TIME`` 10 s, 2 x
@@ -89,6 +90,7 @@ class RspamdSetup:
     in_exception: bool = True
     milter_action: str | None = None
     milter_connect_timeout: float = 30.0
+    milter_command_timeout: float = 30.0
     milter_content_timeout: float = 300.0
     proxy_timeout: float = 120.0
     dns_timeout: float = 1.0
@@ -205,7 +207,8 @@ def _held(s: RspamdSetup) -> list[Prediction]:
                                       f"{why}: the milter tempfails (451 4.7.1), the "
                                       "sender tries again"))
             else:
-                out.append(Prediction(mode, "milter", answer, Fate.DELIVERED, why))
+                out.append(Prediction(mode, "milter", answer, Fate.DELIVERED,
+                                      f"{why}: the sender gets 250, delivered"))
     return out
 
 
@@ -282,6 +285,51 @@ def _milter(s: RspamdSetup) -> list[Prediction]:
                               f"within milter_content_timeout {s.milter_content_timeout:g} s"))
     out.append(Prediction(Mode.REDIS_DOWN, "milter", 0.0, Fate.DELIVERED,
                           "Redis refuses at once: rspamd scans on without it"))
+    return out + _milter_more(s)
+
+
+def _milter_more(s: RspamdSetup) -> list[Prediction]:
+    """rspamd stopping and a slow Redis, behind Postfix's milter: predicted from the rules
+    the rspamc drills measured, not measured through Postfix.
+
+    - **stopping**: rspamd's main process keeps the listening sockets while it waits for
+      its workers (up to ``shutdown_s``), and its proxy worker exits at once (measured:
+      ``rspamd_proxy ... terminated normally`` in the same second as the signal). A
+      connection from Postfix then sits unaccepted, as rspamc's did, until rspamd exits
+      and resets it, or Postfix's own wait for the milter's first reply
+      (``milter_command_timeout``; the connect itself completes in the kernel) ends first;
+      once rspamd is gone, Postfix's connect is refused. Either way Postfix meets an
+      unavailable milter: ``milter_default_action``.
+    - **a slow Redis**: answered no later than a frozen one (``answer_s``), within
+      Postfix's wait unless ``milter_content_timeout`` or the proxy's timeout is shorter.
+      Below Redis's timeout, or past it without reaching task_timeout (the two slow links
+      measured), the verdict is an ordinary one: 250, delivered; only a link slow enough to
+      hold a scan to task_timeout (a dropped one) is a partial verdict, or a soft reject
+      (451 4.7.1, as ``e2e-rspamd-milter-soft-reject`` measured), the worst case given."""
+    wait = min(s.shutdown_s, s.milter_command_timeout)
+    fate, why = _milter_unavailable(
+        s, f"a message arriving while rspamd stops meets a milter that does not answer: "
+           f"its connection waits unaccepted until rspamd exits (up to {s.shutdown_s:g} s) "
+           f"or milter_command_timeout {s.milter_command_timeout:g} s ends first, then "
+           "Postfix's connects are refused")
+    out = [Prediction(Mode.RSPAMD_STOPPING, "milter", wait, fate, why)]
+    answer = s.answer_s
+    limit = min(s.milter_content_timeout, s.proxy_timeout)
+    cause = (f"each Redis request pays the link's delay, or times out at "
+             f"{s.redis_timeout:g} s above it; rspamd answers by about {answer:g} s at "
+             f"worst (task_timeout {s.task_timeout:g} s + Redis's timeouts)")
+    if answer >= limit:
+        fate, failed = _milter_unavailable(s, f"the milter's wait ends first ({limit:g} s)")
+        out.append(Prediction(Mode.REDIS_SLOW, "milter", limit, fate, f"{cause}; {failed}"))
+    elif s.soft_reject:
+        out.append(Prediction(Mode.REDIS_SLOW, "milter", answer, Fate.DEFERRED,
+                              f"{cause}; a scan held to task_timeout is a soft reject: the "
+                              "milter tempfails (451 4.7.1), the sender tries again; "
+                              "one answered sooner is delivered (250)"))
+    else:
+        out.append(Prediction(Mode.REDIS_SLOW, "milter", answer, Fate.DELIVERED,
+                              f"{cause}, within milter_content_timeout "
+                              f"{s.milter_content_timeout:g} s: delivered (250)"))
     return out
 
 
