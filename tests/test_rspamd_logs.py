@@ -242,3 +242,11 @@ def test_logs_says_what_it_did_not_understand() -> None:
     odd = DATA / "milter-accept.postfix.log"  # Postfix's only: no scan of rspamd's
     shown = CliRunner().invoke(cli, ["logs", postfix_log, "--rspamd-log", str(odd)])
     assert "no scan of rspamd's found" in shown.output and "not a sign" in shown.output
+
+
+def test_a_stop_behind_the_milter_takes_the_fate_postfixs_lines_show() -> None:
+    """rspamd's log cannot show the mail that arrived while it was stopped: with Postfix's
+    lines (tempfail), the stop's fate is theirs, deferred, not rspamc's unscanned."""
+    d = diagnose(lines("milter-tempfail.postfix.log", "stopping.rspamd.log"))
+    [stop] = [i for i in d.items if i.key.startswith("rspamd stopped")]
+    assert stop.fate == Fate.DEFERRED and "milter_default_action" in stop.why

@@ -386,18 +386,24 @@ def _scan_item(scan: Scan, mode: Mode, stop_line: str) -> Item:
 
 
 def _stop_items(d: Diagnosis) -> list[Item]:
+    """One finding per stop. Its fate is the mail's that arrived meanwhile, which rspamd's
+    log does not show: by Postfix's milter lines when they are here (the default action
+    they show), else rspamc's (exit 1: delivered unscanned inside ``exception { }``)."""
+    milter = [i.fate for i in d.items if i.mode == Mode.MILTER_UNAVAILABLE]
+    fate = max(sorted(set(milter)), key=milter.count) if milter else Fate.DELIVERED_UNSCANNED
+    then = ("behind the milter, Postfix's lines show milter_default_action: " + fate.value
+            if milter else "rspamc is reset or refused and exits 1 at once (maildrop "
+            "delivers unscanned inside exception { }); behind a milter, "
+            "milter_default_action decides (give Postfix's lines too)")
     out = []
     for n, stop in enumerate(d.stops):
         finished = sum(1 for s in d.scans.values() if s.stop == n)
         out.append(Item(
-            f"rspamd stopped {stop.when}".strip(), Mode.RSPAMD_STOPPING,
-            Fate.DELIVERED_UNSCANNED,
+            f"rspamd stopped {stop.when}".strip(), Mode.RSPAMD_STOPPING, fate,
             "rspamd told to stop (SIGTERM)" + (f", waiting up to {stop.wait}" if stop.wait
                                                else "")
             + f"; {finished} scan(s) in flight finished after it. Mail arriving until "
-            "rspamd is back is not in its log: rspamc is reset or refused and exits 1 at "
-            "once (maildrop delivers unscanned inside exception { }); behind a milter, "
-            "milter_default_action decides (Postfix's lines)", stop.line))
+            f"rspamd is back is not in its log: {then}", stop.line))
     return out
 
 
