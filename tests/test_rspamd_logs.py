@@ -250,3 +250,23 @@ def test_a_stop_behind_the_milter_takes_the_fate_postfixs_lines_show() -> None:
     d = diagnose(lines("milter-tempfail.postfix.log", "stopping.rspamd.log"))
     [stop] = [i for i in d.items if i.key.startswith("rspamd stopped")]
     assert stop.fate == Fate.DEFERRED and "milter_default_action" in stop.why
+
+
+def test_a_stop_behind_the_milter_defers_even_the_scan_it_finished() -> None:
+    """e2e-rspamd-milter-stopping (tempfail): a normal worker finished the scan in flight
+    after its stop line, but the proxy had gone: cleanup read "Application error" and the
+    sender got 451 4.7.1; one finding for that message (Postfix's), the sessions refused
+    after it, and the stop, deferred as Postfix's lines show."""
+    d = diagnose(lines("milter-stopping.postfix.log", "milter-stopping.rspamd.log"))
+    by = {i.key: i for i in d.items}
+    inflight = by["5BF63241D77"]
+    assert inflight.mode == Mode.MILTER_UNAVAILABLE and inflight.fate == Fate.DEFERRED
+    assert "Application error" in inflight.why and "in time" not in inflight.why
+    assert sum(1 for i in d.items if i.key == "5BF63241D77") == 1
+    assert by["rspamd stopped 2026-12-07 06:52:08"].fate == Fate.DEFERRED
+    assert d.counts()["milter-unavailable"] == 5
+    # rspamd's log alone: the finished scan carries Postfix's qid, and the verdict never
+    # reached Postfix: not "scanned"
+    alone = diagnose(lines("milter-stopping.rspamd.log"))
+    [scan] = [i for i in alone.items if i.key == "5BF63241D77"]
+    assert scan.mode == Mode.RSPAMD_STOPPING and scan.fate == Fate.DEFERRED

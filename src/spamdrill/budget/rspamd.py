@@ -46,8 +46,9 @@ section):
   the third round). Only a scan that ``task_timeout`` ended is a partial verdict or a
   soft reject; one the lookups ended first is an ordinary verdict without the DNS
   results.
-And two more, measured by the rspamc path (the drills that measured them run rspamc),
-predicted behind the milter from Postfix's and rspamd's own rules (see ``_milter_more``):
+And two more, measured by the rspamc path; behind the milter, a stop measured by
+``e2e-rspamd-milter-stopping`` and a slow Redis predicted from Postfix's and rspamd's own
+rules (see ``_milter_more``):
 
 - **rspamd stopping** (``rspamd-stopping``): told to stop, rspamd's main process waits
   for its workers' scans in flight up to max(``SOFT_SHUTDOWN_TIME`` 10 s, 2 x
@@ -289,17 +290,18 @@ def _milter(s: RspamdSetup) -> list[Prediction]:
 
 
 def _milter_more(s: RspamdSetup) -> list[Prediction]:
-    """rspamd stopping and a slow Redis, behind Postfix's milter: predicted from the rules
-    the rspamc drills measured, not measured through Postfix.
+    """rspamd stopping and a slow Redis, behind Postfix's milter.
 
-    - **stopping**: rspamd's main process keeps the listening sockets while it waits for
-      its workers (up to ``shutdown_s``), and its proxy worker exits at once (measured:
-      ``rspamd_proxy ... terminated normally`` in the same second as the signal). A
-      connection from Postfix then sits unaccepted, as rspamc's did, until rspamd exits
-      and resets it, or Postfix's own wait for the milter's first reply
-      (``milter_command_timeout``; the connect itself completes in the kernel) ends first;
-      once rspamd is gone, Postfix's connect is refused. Either way Postfix meets an
-      unavailable milter: ``milter_default_action``.
+    - **stopping** (measured: ``e2e-rspamd-milter-stopping``): rspamd's proxy worker, the
+      milter, exits at once, so the message whose milter session is open gets no verdict
+      even when a normal worker finishes its scan (cleanup: ``can't read SMFIC_BODYEOB
+      reply packet header: Application error``), and a new session's connection sits
+      unaccepted until rspamd exits and resets it (``SMFIC_OPTNEG ... Connection reset by
+      peer``), or Postfix's wait for the milter's first reply (``milter_command_timeout``;
+      the connect completes in the kernel) ends first; once rspamd is gone, the connect is
+      refused. Each is ``milter_default_action`` (measured with tempfail: 451 4.7.1 within
+      about a second of the stop, the retry delivered once rspamd was back). The bound is
+      the longest rspamd may take to exit (``shutdown_s``) or that wait.
     - **a slow Redis**: answered no later than a frozen one (``answer_s``), within
       Postfix's wait unless ``milter_content_timeout`` or the proxy's timeout is shorter.
       Below Redis's timeout, or past it without reaching task_timeout (the two slow links
@@ -308,10 +310,10 @@ def _milter_more(s: RspamdSetup) -> list[Prediction]:
       (451 4.7.1, as ``e2e-rspamd-milter-soft-reject`` measured), the worst case given."""
     wait = min(s.shutdown_s, s.milter_command_timeout)
     fate, why = _milter_unavailable(
-        s, f"a message arriving while rspamd stops meets a milter that does not answer: "
-           f"its connection waits unaccepted until rspamd exits (up to {s.shutdown_s:g} s) "
-           f"or milter_command_timeout {s.milter_command_timeout:g} s ends first, then "
-           "Postfix's connects are refused")
+        s, f"rspamd's proxy exits at once: the message in flight gets no verdict, and one "
+           f"arriving while rspamd stops waits unaccepted until rspamd exits (up to "
+           f"{s.shutdown_s:g} s) or milter_command_timeout {s.milter_command_timeout:g} s "
+           "ends first, then Postfix's connects are refused")
     out = [Prediction(Mode.RSPAMD_STOPPING, "milter", wait, fate, why)]
     answer = s.answer_s
     limit = min(s.milter_content_timeout, s.proxy_timeout)

@@ -287,16 +287,19 @@ def _cleanup_items(c: _Cleanup) -> list[Item]:
     out = []
     for qid, warning in c.timed_out.items():
         reply = c.refused.get(qid)
+        # a timeout (milter_content_timeout), or the milter gone mid-message (rspamd
+        # stopping: "Application error", e2e-rspamd-milter-stopping)
+        what = ("did not answer the end of the message in time" if "timed out" in warning
+                else "failed at the end of the message (" + warning.rsplit(": ", 1)[-1][:40]
+                + ")")
         if reply is not None:
             out.append(Item(qid, Mode.MILTER_UNAVAILABLE, Fate.DEFERRED,
-                            f"the milter did not answer the end of the message in time: "
-                            f"milter_default_action = tempfail, the sender got "
-                            f"{reply[:60]}", warning))
+                            f"the milter {what}: milter_default_action = tempfail, the "
+                            f"sender got {reply[:60]}", warning))
         else:
             out.append(Item(qid, Mode.MILTER_UNAVAILABLE, Fate.DELIVERED_UNSCANNED,
-                            "the milter did not answer the end of the message in time: "
-                            "milter_default_action = accept, queued without rspamd's "
-                            "verdict", warning))
+                            f"the milter {what}: milter_default_action = accept, queued "
+                            "without rspamd's verdict", warning))
     return out
 
 
@@ -376,7 +379,16 @@ def _scan_item(scan: Scan, mode: Mode, stop_line: str) -> Item:
         evidence = next(r for r in scan.redis if _REDIS_TIMEOUT.search(r))
     elif mode == Mode.REDIS_DOWN:
         why, evidence = "Redis failed: rspamd scanned on without it", scan.redis[0]
-    else:  # RSPAMD_STOPPING: stop_line is its stop's
+    elif scan.qid:  # RSPAMD_STOPPING, a milter's scan: stop_line is its stop's
+        # the proxy worker exits at once: Postfix never gets the verdict
+        # (e2e-rspamd-milter-stopping: cleanup's "Application error", then tempfail)
+        fate = Fate.DEFERRED
+        why = ("in flight when rspamd was told to stop: a normal worker finished the scan, "
+               "but the milter (rspamd's proxy) exits at once, so Postfix never got the "
+               "verdict: milter_default_action (Postfix's default, tempfail, assumed here; "
+               "Postfix's lines say which)")
+        evidence = stop_line
+    else:  # RSPAMD_STOPPING through rspamc: answered
         why = "in flight when rspamd was told to stop: finished and answered, scanned"
         evidence = stop_line
     if scan.ms is not None:
@@ -431,4 +443,9 @@ def diagnose(lines: Iterable[str]) -> Diagnosis:
     by_mid = {mid: qid for qid, mid in mids.items()}
     d.items = [Item(by_mid.get(i.key, i.key), i.mode, i.fate, i.why, i.evidence)
                for i in d.items]
+    # a milter's scan rspamd finished after its stop, and Postfix's own line for that
+    # message (what the sender got): one finding, Postfix's
+    refused = {i.key for i in d.items if i.mode == Mode.MILTER_UNAVAILABLE}
+    d.items = [i for i in d.items
+               if not (i.mode == Mode.RSPAMD_STOPPING and i.key in refused)]
     return d
