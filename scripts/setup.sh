@@ -40,6 +40,7 @@ PACKAGES=(
   python3-pip                     # to install spamdrill itself (a fresh Debian has no pip)
   python3-venv                    # the host path's test: a fresh environment without extras
   chromium                        # the HTML report's tests and benchmark open it headless
+  sudo                            # the host path's test runs the README's lines as a sudo user
   valgrind                        # instructions per line in the logs benchmark
   pflogsumm logwatch              # the logs benchmark's anchors: what postmasters run now
                                   # (postfix-logwatch is logwatch's postfix service; Debian
@@ -136,8 +137,12 @@ if [ ! -s "$XSD" ]; then
   cp "$tmp"/pytest-*/testing/example_scripts/junit-10.xsd "$XSD"
   rm -rf "$tmp"
 fi
-# what the build and the download left in a sudo user's checkout is theirs again
+# what the build and the download left in a sudo user's checkout is theirs again; and
+# the package's bytecode, compiled now and given to them too: otherwise the first
+# `sudo spamdrill ...` (doctor --verify, the root drills) writes root's __pycache__
+# directories into their checkout, through the editable install
 if [ -n "${SUDO_UID:-}" ]; then
+  python3 -m compileall -q src >/dev/null
   find . -xdev -user 0 -newer "$stamp" -exec chown -h "$(stat -c %u:%g .)" {} + 2>/dev/null || true
 fi
 rm -f "$stamp"

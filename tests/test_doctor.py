@@ -15,6 +15,7 @@ import pytest
 from spamdrill.doctor import diagnose as dg
 from spamdrill.doctor import host
 from spamdrill.doctor import propose as pr
+from spamdrill.errors import SpamdrillError
 from spamdrill.logs.reader import Filters
 from spamdrill.logs.run import analyze
 from spamdrill.logs.summary import Options
@@ -199,6 +200,7 @@ def test_journald_when_no_file_is_there(tmp_path: Path, monkeypatch: pytest.Monk
     fake.write_text(f"#!/bin/sh\nexec cat {ROOT / 'tests/data/logs/mail.journal.json'}\n")
     fake.chmod(0o755)
     monkeypatch.setenv("PATH", f"{bin_dir}:/usr/bin:/bin")
+    monkeypatch.setattr(host, "journal_readable", lambda: True)
     filters = Filters(None, None, frozenset(), 2026, UTC, None)
     with host.log_sources(tmp_path, [], "yesterday", journal=True) as (paths, shown):
         assert shown[0].startswith("journalctl -o json --no-pager --since yesterday "
@@ -208,6 +210,40 @@ def test_journald_when_no_file_is_there(tmp_path: Path, monkeypatch: pytest.Monk
     with pytest.raises(Exception, match="no mail log found"), \
             host.log_sources(tmp_path, [], "yesterday", journal=False):
         pass
+
+
+@pytest.mark.unit
+def test_a_user_who_cannot_read_the_journal_is_told_not_shown_a_quiet_host(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A sudo user outside adm and systemd-journal: journalctl would print nothing and
+    exit 0 (only the user's own messages), which read as a host with no trouble. It is a
+    one-line error saying what to do, and journalctl is never started."""
+    import grp
+
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    started = tmp_path / "journalctl-started"
+    fake = bin_dir / "journalctl"
+    fake.write_text(f"#!/bin/sh\ntouch {started}\n")
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}:/usr/bin:/bin")
+    monkeypatch.setattr(host.os, "geteuid", lambda: 1000)
+    monkeypatch.setattr(host.os, "getegid", lambda: 1000)
+    groups = {1000: "alice", 27: "sudo", 4: "adm", 101: "systemd-journal"}
+    monkeypatch.setattr(host.grp, "getgrgid", lambda gid: grp.struct_group(
+        (groups[gid], "x", gid, [])) if gid in groups else (_ for _ in ()).throw(
+            KeyError(gid)))
+    monkeypatch.setattr(host.os, "getgroups", lambda: [1000, 27, 5000])
+    assert not host.journal_readable()
+    with pytest.raises(SpamdrillError) as raised, \
+            host.log_sources(tmp_path, [], "yesterday", journal=True):
+        pass
+    line = raised.value.one_line()
+    assert "cannot read the system's journal" in line and "sudo" in line
+    assert "\n" not in line and not started.exists()
+    for member in (4, 101):  # adm, systemd-journal
+        monkeypatch.setattr(host.os, "getgroups", lambda m=member: [1000, 27, m])
+        assert host.journal_readable()
 
 
 @pytest.mark.unit

@@ -85,9 +85,12 @@ def test_each_diagnosed_mode_gets_its_end_to_end_drill_once() -> None:
 
 
 def test_a_mode_without_a_drill_or_a_wrapper_that_cannot_run_is_not_drillable() -> None:
-    doc = {"why": [{"budget_mode": "net-slow"}], "changes": []}
+    doc = {"why": [{"budget_mode": "rspamd-refused"}], "changes": []}
     [p] = vf.plan(doc)
-    assert p.scenario is None and "no end-to-end drill" in p.why
+    assert p.scenario is None and "no drill makes rspamd-refused happen" in p.why
+    assert "spamc xfilter" in p.why  # why: --verify's labs are shaped from one
+    [p] = vf.plan({"why": [{"budget_mode": "made-up"}]})
+    assert p.scenario is None and "none is shipped" in p.why
     [p] = vf.plan({"why": [{"budget_mode": "spamd-overloaded"}]}, blocked="no wrapper")
     assert p.scenario is None and p.why == "no wrapper"
     [p] = vf.plan({"why": [{"budget_mode": "spamd-overloaded"}]}, known=set())
@@ -167,11 +170,17 @@ def test_a_change_answering_no_mode_is_not_drillable_and_does_not_block() -> Non
 
 
 def test_a_change_whose_mode_has_no_drill_is_not_drillable_and_blocks() -> None:
+    doc = {"why": [{"budget_mode": "rspamd-task-timeout"}],
+           "changes": [{"path": "/etc/maildroprc", "modes": ["rspamd-task-timeout"]}]}
+    plans = vf.plan(doc)
+    got = vf.mark(doc["changes"], plans, vf.drilled(plans, BEFORE, BEFORE, SIDES))
+    assert [m.mark for m in got] == [vf.NOT_DRILLABLE]
+    # a stand-in missing from the runs is not verified, never not drillable
     doc = {"why": [{"budget_mode": "spamd-silent"}],
            "changes": [{"path": "/etc/maildroprc", "modes": ["spamd-silent"]}]}
     plans = vf.plan(doc)
     got = vf.mark(doc["changes"], plans, vf.drilled(plans, BEFORE, BEFORE, SIDES))
-    assert [m.mark for m in got] == [vf.NOT_DRILLABLE]
+    assert [m.mark for m in got] == [vf.NOT_VERIFIED]
     assert not vf.all_verified(got, [])
 
 
@@ -371,3 +380,122 @@ def test_the_command_refuses_an_unsafe_tarball_in_one_line(
     assert done.stderr.count("\n") == 1 and "Traceback" not in done.stderr
     assert "'etc/localtime': a link out of the tarball (to /usr/share/zoneinfo/UTC)" \
         in done.stderr
+
+
+# ---- modes no end-to-end drill makes happen: a drill stands for each ----------------
+
+STOOD_FOR = {"spamd-silent": "spamc-timeouts-silent", "spamd-slow-drip": "spamc-timeouts-drip",
+             "spamd-rejected": "spamd-unreachable",
+             "db-too-many-connections": "db-max-connections",
+             "dns-db-servfail": "dns-db-servfail", "dns-db-nxdomain": "dns-db-nxdomain",
+             "net-slow": "net-slow"}
+
+
+def test_each_mode_without_an_end_to_end_drill_gets_the_drill_that_stands_for_it() -> None:
+    """The plan: which drill for which mode. Each stand-in is shipped and makes that
+    mode (its own failure mode, or for spamc-timeouts' fakes the listeners' mode);
+    a mode with an end-to-end drill keeps it."""
+    from spamdrill.drills.findings import LISTENER_MODE
+    from spamdrill.drills.scenario import load_all
+
+    known = load_all()
+    doc = {"why": [{"budget_mode": m} for m in [*STOOD_FOR, "db-refused"]]}
+    plans = vf.plan(doc, set(known))
+    assert {p.mode: p.as_run for p in plans if not p.end_to_end} == STOOD_FOR
+    assert [(p.mode, p.scenario, p.end_to_end) for p in plans if p.end_to_end] == [
+        ("db-refused", "e2e-db-refused", True)]
+    for p in plans:
+        assert "stands for it" in p.why or p.end_to_end, p
+        sc = known[str(p.scenario)]
+        if p.mode in vf.LISTENERS:
+            assert {LISTENER_MODE[n] for n in vf.LISTENERS[p.mode]} == {p.mode}
+        else:
+            assert sc.failure_mode() == p.mode, (p.mode, sc.name)
+    # the wrapper that cannot run, or the drill missing: said, as for end-to-end ones
+    [p] = vf.plan({"why": [{"budget_mode": "net-slow"}]}, blocked="no wrapper")
+    assert p.scenario is None and p.why == "no wrapper"
+    [p] = vf.plan({"why": [{"budget_mode": "net-slow"}]}, known=set())
+    assert p.scenario is None and "not installed" in p.why
+
+
+def test_a_stand_in_runs_with_the_sides_own_spamc() -> None:
+    """spamc-timeouts' fakes narrowed to the mode's listeners, with the side's flags
+    (scalable, spamdrill-spamc's deadline too) and the program they are for; a lab drill
+    with no flags of its own gets the side's program (its flags: the runner's system
+    flags); the drill's own checks and conditions stay; no --long needed."""
+    from spamdrill.doctor import drills
+    from spamdrill.drills.scenario import load_all
+    from spamdrill.drills.targets import FakesTarget
+    from spamdrill.lab.config import LabConfig
+
+    known = load_all()
+    base = LabConfig()
+    after = msgspec.structs.replace(base, maildrop=msgspec.structs.replace(
+        base.maildrop, spamc_args=("-t", "100", "--deadline=269")))
+    side = drills.Side("after", after, "-t 100 --deadline=269", [], "spamdrill-deliver")
+    [drip] = vf.plan({"why": [{"budget_mode": "spamd-slow-drip"}]})
+    sc = drills.stand_in(known["spamc-timeouts"], side, drip)
+    assert sc.name == "spamc-timeouts-drip" and not sc.long
+    assert isinstance(sc.target, FakesTarget)
+    [case] = sc.target.cases
+    assert case.listeners == ("drip",) and case.client == "spamdrill-spamc"
+    assert case.flag_sets == (("-t", "{t:100}", "--deadline={t:269}"),)
+    assert sc.checks == known["spamc-timeouts"].checks
+    [servfail] = vf.plan({"why": [{"budget_mode": "dns-db-servfail"}]})
+    sc = drills.stand_in(known["dns-db-servfail"], side, servfail)
+    assert sc.load.client == "spamdrill-spamc" and sc.target == known["dns-db-servfail"].target
+    assert sc.conditions == known["dns-db-servfail"].conditions
+    before = drills.Side("before", base, "-t 100", [], "maildrop_wrapper")
+    assert drills.stand_in(known["dns-db-servfail"], before, servfail).load.client == "spamc"
+
+
+def stood(name: str, rows: list[tuple[str, str, int]], verdict: str = "confirmed"
+          ) -> dict[str, Any]:
+    """A stand-in drill as a run holds it: spamc's outcomes, no fate (no Postfix), and
+    its findings per case through the budget's layers: (case, finding, messages)."""
+    fate = {"bounces": "bounced", "defers": "deferred", "loses mail": "lost",
+            "delivers unscanned": "delivered unscanned"}
+    sc = scenario(name, {}, verdict)
+    sc["findings"] = [{"case": c, "mode": None, "finding": f, "fate": fate[f],
+                       "fires_first": None, "worst_s": 9.0, "messages": n, "scanned": 0,
+                       "unscanned": n, "lost": 0, "why": f"why {f}",
+                       "crosses_budget": f in ("bounces", "loses mail")}
+                      for c, f, n in rows]
+    sc["messages"] = [{**message(c, "x", i), "fate": None, "outcome": "unscanned",
+                       "peer": "drip"} for c, _f, n in rows for i in range(n)]
+    return sc
+
+
+def test_a_stand_in_verifies_by_the_wrappers_fate_read_off_the_budgets_layers() -> None:
+    """Before: the drip outlives maildrop's timer and the wrapper bounces it; after:
+    spamdrill-deliver defers at its deadline: verified. Still bouncing after: not
+    verified. A drill's variants are one drill's results (db-max-connections/...)."""
+    doc = {"why": [{"budget_mode": "spamd-slow-drip"}, {"budget_mode":
+                                                         "db-too-many-connections"}],
+           "changes": [{"path": "/etc/maildroprc", "modes": ["spamd-slow-drip"]},
+                       {"path": "/etc/postfix/master.cf",
+                        "modes": ["db-too-many-connections"]}]}
+    plans = vf.plan(doc)
+    before = run(stood("spamc-timeouts-drip", [("drip -t 3", "bounces", 2)]),
+                 stood("db-max-connections/max-children-5", [("all", "bounces", 4)]),
+                 stood("db-max-connections/max-children-50", [("all", "delivers unscanned",
+                                                               4)]))
+    after = run(stood("spamc-timeouts-drip", [("drip -t 3 --deadline=8", "defers", 2)]),
+                stood("db-max-connections/max-children-5", [("all", "defers", 4)]),
+                stood("db-max-connections/max-children-50", [("all", "bounces", 4)]))
+    runs = vf.drilled(plans, before, after, SIDES)
+    got = vf.mark(doc["changes"], plans, runs)
+    assert [m.mark for m in got] == [vf.VERIFIED, vf.NOT_VERIFIED]
+    assert "before: spamc: 2 unscanned; through maildrop_wrapper, by the budget's " \
+        "layers: bounces (bounced: why bounces" in got[0].said
+    assert "after: spamc: 2 unscanned; through spamdrill-deliver, by the budget's " \
+        "layers: defers" in got[0].said
+    assert "after: spamc: 8 unscanned" in got[1].said and "max-children-50" in got[1].said
+    assert not vf.all_verified(got, runs)
+    # a stand-in whose condition did not hold tells nothing, as an end-to-end drill
+    after = run(stood("spamc-timeouts-drip", [("drip", "defers", 2)], "error"))
+    [d, _] = vf.drilled(plans, before, after, SIDES)
+    assert not d.after.could_tell and not d.after.within
+    # missing from the run: not run
+    [d, _] = vf.drilled(plans, before, run(), SIDES)
+    assert d.after.said() == "not run"

@@ -410,3 +410,7 @@ def test_a_systems_spamc_flags_become_scalable() -> None:
     assert as_placeholders(["--timeout=100", "-s", "500000"]) == \
         ["--timeout={t:100}", "-s", "500000"]
     assert expand_args(as_placeholders(["-t", "100"]), DEFAULT_SCALE) == ["-t", "3"]
+    # spamdrill-spamc's deadline compresses with the timeouts it bounds
+    assert as_placeholders(["--deadline=270", "-t", "100"]) == \
+        ["--deadline={t:270}", "-t", "{t:100}"]
+    assert as_placeholders(["--deadline", "270"]) == ["--deadline", "{t:270}"]

@@ -221,3 +221,136 @@ def test_setup_refuses_a_machine_that_serves_mail() -> None:
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and "refusing: this machine serves mail" in lines[0], done.stderr
     assert "--force" in lines[0]
+
+
+# The README's host lines, as written, from a sudo user and from a root shell without
+# sudo. Everything happens in a private mount namespace: /usr/local and /opt are overlays
+# (the machine's own stay as they were), the throwaway user exists only in this
+# namespace's copies of passwd, group and shadow, its NOPASSWD rule only in its
+# /etc/sudoers.d, its home on a tmpfs /home.
+WALK = r"""
+set -eu
+W=$1 U=$2 ID=$3 AS=$4
+for d in usr-local opt; do mkdir -p "$W/$d-up" "$W/$d-work"; done
+for d in usr/local opt; do
+  o=$(echo "$d" | tr / -)
+  mount -t overlay overlay -o "lowerdir=/$d,upperdir=$W/$o-up,workdir=$W/$o-work" "/$d"
+done
+mount -t tmpfs -o mode=0755 tmpfs /home
+mkdir "/home/$U"
+cp -R "$W/checkout" "/home/$U/spamdrill"
+if [ "$AS" = user ]; then
+  for f in passwd group shadow; do cp -p "/etc/$f" "$W/$f"; done
+  echo "$U:x:$ID:$ID::/home/$U:/bin/bash" >>"$W/passwd"
+  echo "$U:x:$ID:" >>"$W/group"
+  sed -i -e "s/^\(sudo:[^:]*:[^:]*:\)\(.\+\)$/\1\2,$U/" \
+    -e "s/^\(sudo:[^:]*:[^:]*:\)$/\1$U/" "$W/group"
+  echo "$U:*:20000:0:99999:7:::" >>"$W/shadow"
+  for f in passwd group shadow; do mount --bind "$W/$f" "/etc/$f"; done
+  mkdir -m 0755 "$W/sudoers.d"
+  echo "$U ALL=(ALL:ALL) NOPASSWD: ALL" >"$W/sudoers.d/$U"
+  chmod 0440 "$W/sudoers.d/$U"
+  mount --bind "$W/sudoers.d" /etc/sudoers.d
+  chown -R "$U:$U" "/home/$U"
+else  # a root shell on a machine without sudo: removed from an overlay of /usr/bin
+  mkdir -p "$W/usr-bin-up" "$W/usr-bin-work"
+  mount -t overlay overlay \
+    -o "lowerdir=/usr/bin,upperdir=$W/usr-bin-up,workdir=$W/usr-bin-work" /usr/bin
+  rm -f /usr/bin/sudo
+fi
+n=0
+while IFS= read -r line; do
+  n=$((n + 1))
+  if [ "$AS" = user ]; then
+    runuser -l "$U" -c "cd ~ && $line" </dev/null >"$W/out.$n" 2>&1 && s=0 || s=$?
+  else
+    (cd "/home/$U" && HOME="/home/$U" bash -c "$line") </dev/null >"$W/out.$n" 2>&1 && s=0 || s=$?
+  fi
+  echo "$s" >"$W/status.$n"
+done <"$W/lines"
+[ "$AS" != user ] || runuser -l "$U" -c 'spamdrill doctor' </dev/null >"$W/plain.out" 2>&1 \
+  && echo 0 >"$W/plain.status" || echo $? >"$W/plain.status"
+find "/home/$U" -xdev -user 0 -not -path "/home/$U" >"$W/root-owned" 2>&1 || true
+readlink /usr/local/bin/spamdrill >"$W/link" || true
+stat -c %a /opt/spamdrill /opt/spamdrill/lib/python3*/site-packages/spamdrill/__init__.py \
+  >"$W/modes" 2>&1 || true
+/opt/spamdrill/bin/python -m pip list --format=freeze >"$W/pip-list" 2>/dev/null || true
+"""
+
+
+def _readme_host_lines() -> list[str]:
+    text = (ROOT / "README.md").read_text()
+    section = text.split("## On the mail host", 1)[1]
+    block = section.split("```sh\n", 1)[1].split("```", 1)[0]
+    return [line for line in block.splitlines() if line.strip()]
+
+
+def _walk(tmp: Path, who: str) -> tuple[list[tuple[str, int, str]], dict[str, str]]:
+    """The README's host lines run in the namespace as ``who`` (user or root): each
+    line, its status and output; and what the walk left (files read after)."""
+    import pwd
+    import random
+
+    work = tmp / who
+    work.mkdir()
+    shutil.copytree(ROOT, work / "checkout", ignore=shutil.ignore_patterns(
+        ".git", "*.so", "*.c", "__pycache__", ".mypy_cache", ".ruff_cache", ".pytest_cache",
+        ".hypothesis", "build", "*.egg-info", "results", "tests"))
+    lines = _readme_host_lines()
+    (work / "lines").write_text("".join(f"{line}\n" for line in lines))
+    taken = {p.pw_uid for p in pwd.getpwall()}
+    uid = next(u for u in iter(lambda: random.randrange(61000, 64000), None)
+               if u not in taken)
+    name = f"sdhost{uid}"
+    done = subprocess.run(["unshare", "--mount", "--propagation", "private", "bash", "-c",
+                           WALK, "walk", str(work), name, str(uid), who],
+                          stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                          timeout=1200)
+    assert done.returncode == 0, done.stderr[-3000:]
+    ran = [(line, int((work / f"status.{i}").read_text()),
+            (work / f"out.{i}").read_text(errors="replace"))
+           for i, line in enumerate(lines, 1)]
+    left = {p.name: p.read_text(errors="replace") for p in work.iterdir()
+            if p.is_file() and p.name in ("root-owned", "link", "modes", "pip-list",
+                                          "plain.out", "plain.status")}
+    return ran, left
+
+
+@pytest.mark.lab
+@pytest.mark.root
+def test_the_host_lines_work_as_written_from_a_sudo_user_and_a_root_shell(
+        tmp_path: Path) -> None:
+    """The three lines the README opens with, read from the README and run as they are:
+    by a user in the sudo group (NOPASSWD) from a login shell, and by root on a machine
+    without sudo. sudo is installed first where it is missing (scripts/setup.sh installs
+    it on a lab box), since its absence is the other case. Each line exits as the README
+    says; the package lands in /opt/spamdrill without extras, readable by the pipe user,
+    linked into /usr/local/bin; nothing in the user's copy becomes root's; without sudo
+    the user is told in one line that the system's journal is not theirs to read."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root: a mount namespace, a throwaway user, sudo")
+    if shutil.which("sudo") is None:
+        subprocess.run(["apt-get", "install", "-y", "-qq", "sudo"], check=True,
+                       capture_output=True, timeout=600)
+    for who in ("user", "root"):
+        ran, left = _walk(tmp_path, who)
+        (install, i_status, i_out), (venv_line, v_status, v_out), \
+            (doctor, d_status, d_out) = ran
+        assert i_status == 0, (who, install, i_out[-2000:])
+        assert v_status == 0, (who, venv_line, v_out[-2000:])
+        assert d_status in (0, 1, 3), (who, doctor, d_out[-2000:])
+        assert "Traceback" not in d_out and "What happened" in d_out, (who, d_out[-2000:])
+        assert left["link"].strip() == "/opt/spamdrill/bin/spamdrill", who
+        venv_dir, module = (int(m, 8) for m in left["modes"].split())
+        assert venv_dir & 0o005 == 0o005 and module & 0o004, (who, left["modes"])  # the
+        # pipe user enters the environment and reads the package
+        names = {ln.split("==")[0].lower() for ln in left["pip-list"].splitlines()}
+        assert "spamdrill" in names and not names & HEAVY, (who, names)
+        if who == "user":
+            assert left["root-owned"] == "", left["root-owned"][:2000]
+            plain = left["plain.out"].strip()
+            mail_log = Path("/var/log/mail.log")
+            if not mail_log.exists():  # the journal, which this user cannot read
+                assert left["plain.status"].strip() == "2", plain
+                assert plain.count("\n") == 0 and "cannot read the system's journal" \
+                    in plain and "sudo" in plain, plain

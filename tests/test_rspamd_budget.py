@@ -155,3 +155,57 @@ def test_the_port_25_smtpds_own_milter_settings_win(tmp_path: Path) -> None:
     assert "master.cf" in system.milter.default_action.source
     s = inputs.rspamd_setup(system)
     assert s is not None and s.milter_action == "accept"
+
+
+@pytest.mark.parametrize("action,fate", [("accept", Fate.DELIVERED_UNSCANNED),
+                                         ("tempfail", Fate.DEFERRED)])
+def test_a_stopping_rspamd_behind_the_milter_is_the_default_action(action: str,
+                                                                   fate: Fate) -> None:
+    """A message arriving while rspamd stops waits unaccepted until rspamd exits, or
+    until Postfix's milter_command_timeout, whichever is first; then the default action."""
+    p = by(predict(RspamdSetup(rspamc_t=None, milter_action=action)),
+           Mode.RSPAMD_STOPPING, "milter")
+    assert (p.worst_s, p.fate) == (16.0, fate) and action in p.why
+    short = by(predict(RspamdSetup(rspamc_t=None, milter_action=action,
+                                   milter_command_timeout=5.0)),
+               Mode.RSPAMD_STOPPING, "milter")
+    assert short.worst_s == 5.0
+
+
+def test_a_slow_redis_behind_the_milter() -> None:
+    """Never later than a frozen Redis: 250 within milter_content_timeout; soft reject
+    defers (451 4.7.1) a scan held to task_timeout; Postfix's shorter wait: the default
+    action."""
+    ok = by(predict(RspamdSetup(rspamc_t=None, milter_action="accept")),
+            Mode.REDIS_SLOW, "milter")
+    assert (ok.worst_s, ok.fate) == (10.0, Fate.DELIVERED) and "250" in ok.why
+    soft = by(predict(RspamdSetup(rspamc_t=None, milter_action="accept", soft_reject=True)),
+              Mode.REDIS_SLOW, "milter")
+    assert soft.fate == Fate.DEFERRED and "451 4.7.1" in soft.why
+    cut = by(predict(RspamdSetup(rspamc_t=None, milter_action="tempfail",
+                                 milter_content_timeout=5.0)), Mode.REDIS_SLOW, "milter")
+    assert (cut.worst_s, cut.fate) == (5.0, Fate.DEFERRED)
+
+
+def test_every_rspamd_mode_is_predicted_by_each_path_but_overload() -> None:
+    """Both paths, each mode once; overload is measured by the rspamc drills only."""
+    ps = predict(RspamdSetup(rspamc_t=10.0, milter_action="accept"))
+    by_path = {via: {p.mode for p in ps if p.via == via} for via in ("rspamc", "milter")}
+    rspamd_modes = {Mode.RSPAMD_TASK_TIMEOUT, Mode.REDIS_DOWN, Mode.RSPAMD_SLOW_RULE,
+                    Mode.RSPAMD_DNS_DEAD, Mode.REDIS_SLOW, Mode.RSPAMD_STOPPING}
+    assert rspamd_modes <= by_path["milter"] and rspamd_modes <= by_path["rspamc"]
+    assert len(ps) == len({(p.mode, p.via) for p in ps})
+
+
+def test_budget_reads_milter_command_timeout(tmp_path: Path) -> None:
+    s = inputs.rspamd_setup(reader.read(TREES / "milter-accept"))
+    assert s is not None and s.milter_command_timeout == 30.0  # Postfix's default
+    etc = tmp_path / "etc"
+    (etc / "postfix").mkdir(parents=True)
+    (etc / "rspamd").mkdir()
+    (etc / "rspamd" / "options.inc").write_text("task_timeout = 20s;\n")
+    (etc / "postfix" / "main.cf").write_text("smtpd_milters = inet:localhost:11332\n"
+                                             "milter_command_timeout = 7s\n")
+    s = inputs.rspamd_setup(reader.read(tmp_path))
+    assert s is not None and s.milter_command_timeout == 7.0
+    assert by(predict(s), Mode.RSPAMD_STOPPING, "milter").worst_s == 7.0

@@ -74,8 +74,32 @@ def test_a_stopping_rspamd_behind_maildrop_delivers_late_mail_unscanned(
                                                    "maildrop_wrapper.bash"}
 
 
+def test_a_stopping_rspamd_behind_the_milter_defers_what_it_meets(tmp_path: Path) -> None:
+    """Behind Postfix's milter (tempfail): the proxy worker exits at once, so the message
+    in flight at the stop is refused at the end of its data (451 4.7.1) although a normal
+    worker finished its scan, and mail arriving until rspamd is back is refused from
+    CONNECT on; each retry is delivered scanned. Earlier mail is delivered at once. The
+    budget's milter prediction for a stop: deferred, within its bound."""
+    if needs_root("e2e-rspamd-milter-stopping"):
+        return
+    from spamdrill.budget.rspamd import RspamdSetup, predict
+    from spamdrill.vocab import Mode
+
+    r = run("e2e-rspamd-milter-stopping", tmp_path)
+    assert r.verdict == "confirmed", (r.checks, r.faults, r.error)
+    stop = min(w.start_ns for w in r.history.faults)
+    before = [m for m in r.history.messages if m.end_ns < stop]
+    met = [m for m in r.history.messages if m.deferrals]
+    assert before and all(m.deferrals == 0 for m in before), before
+    assert met and all(m.reason.startswith("the sender got 451 4.7.1 ") for m in met), met
+    assert all(m.fate == "delivered" and m.intact for m in r.history.messages)
+    [p] = [p for p in predict(RspamdSetup(rspamc_t=None, milter_action="tempfail"))
+           if p.mode == Mode.RSPAMD_STOPPING and p.via == "milter"]
+    assert p.fate.value == "deferred" and p.worst_s >= 1.0
+
+
 @pytest.mark.parametrize("name", ["e2e-rspamd-milter-accept", "e2e-rspamd-milter-tempfail",
-                                  "e2e-rspamd-stopping"])
+                                  "e2e-rspamd-stopping", "e2e-rspamd-milter-stopping"])
 def test_a_stop_that_stopped_nothing_is_an_error(name: str, tmp_path: Path,
                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     """The negative twin: the stop is journaled but rspamd keeps running, so every message

@@ -139,3 +139,134 @@ def test_anonymize_hashes_rspamds_message_ids_too() -> None:
     doc = json.loads(done.stdout)
     assert doc["anonymized"] and doc["rspamd"]["modes"] == {"rspamd-task-timeout": 4}
     assert "spamdrill.lab.test" not in json.dumps(doc["rspamd"])
+
+
+def test_a_dead_nameserver_is_told_from_a_task_timeout() -> None:
+    """rspamd-dns-dead: each ham's lookups timed out and task_timeout ended the scan with
+    the resolver's own wait pending (``subsystem: rspamd dns``); GTUBE asked no DNS."""
+    d = diagnose(lines("dns-dead.rspamd.log"))
+    assert d.counts() == {"rspamd-dns-dead": 4}
+    assert all(i.fate == Fate.DELIVERED and "partial verdict" in i.why and "DNS" in i.why
+               for i in d.items)
+    assert d.unread == []
+
+
+def test_lookups_timing_out_without_a_task_timeout_are_a_dead_nameserver_too() -> None:
+    """Under a task_timeout longer than the lookups (benchmarks/rspamd_dns_dead.py), the
+    scan is answered without their results: two names timed out is the nameserver; one
+    name alone is that zone's servers, not diagnosed."""
+    timed_out = [ln for ln in lines("dns-dead.rspamd.log")
+                 if "rspamd_task_timeout" not in ln and "rspamd_session_cleanup" not in ln]
+    d = diagnose(timed_out)
+    assert d.counts() == {"rspamd-dns-dead": 4}
+    assert all("lookups timed out" in i.why for i in d.items)
+    one = [ln for ln in timed_out if "list.dnswl.org" not in ln and "mailspike" not in ln]
+    assert diagnose(one).items == []
+
+
+def test_a_slow_rule_is_named_by_what_task_timeout_cut_short() -> None:
+    """rspamd-slow-rule: the pending event is the rule's own TCP request, named by its
+    symbol (``scheduled from: SPAMDRILL_SLOW_RULE``): a slow rule, not Redis nor DNS."""
+    d = diagnose(lines("slow-rule.rspamd.log"))
+    assert d.counts() == {"rspamd-slow-rule": 4}
+    assert all("SPAMDRILL_SLOW_RULE" in i.why and i.fate == Fate.DELIVERED
+               for i in d.items)
+    # without those lines nothing tells what held the scan: a task timeout, as before
+    bare = [ln for ln in lines("slow-rule.rspamd.log") if "rspamd_session_cleanup" not in ln]
+    assert diagnose(bare).counts() == {"rspamd-task-timeout": 4}
+
+
+def test_a_dropped_redis_is_a_task_timeout_held_by_redis() -> None:
+    d = diagnose(lines("redis-dropped.rspamd.log"))
+    assert d.counts() == {"rspamd-task-timeout": 4}
+    assert all("held by Redis" in i.why for i in d.items)
+
+
+def test_redis_past_its_timeout_without_a_task_timeout_is_redis_slow() -> None:
+    """redis-slow-past-timeout: each request waited out the 1 s timeout, each scan was
+    answered at about 4-5 s without Redis; task_timeout never fired."""
+    d = diagnose(lines("redis-slow-past-timeout.rspamd.log"))
+    assert d.counts() == {"redis-slow": 4}
+    assert all(i.fate == Fate.DELIVERED and "timed out" in i.evidence for i in d.items)
+    # below its timeout (redis-slow) a slow Redis logs nothing to tell it by
+    assert diagnose(lines("redis-slow.rspamd.log")).items == []
+
+
+def test_rspamd_stopping_names_the_stop_and_the_scan_it_finished() -> None:
+    """rspamd-stopping: SIGTERM to every process; the one scan a worker held finished
+    after its own ``terminating`` line, scanned; the stop itself is a finding (mail that
+    arrives meanwhile is not in rspamd's log at all)."""
+    d = diagnose(lines("stopping.rspamd.log"))
+    assert d.counts() == {"rspamd-stopping": 2}
+    stop = next(i for i in d.items if i.key.startswith("rspamd stopped"))
+    assert stop.key == "rspamd stopped 2026-12-07 06:30:40"
+    assert stop.fate == Fate.DELIVERED_UNSCANNED and "16 s for 5 processes" in stop.why
+    assert "1 scan(s) in flight" in stop.why
+    scan = next(i for i in d.items if i is not stop)
+    assert scan.key.startswith("<ham-8985762000004-") and scan.fate == Fate.DELIVERED
+    # the scans answered before the stop are not findings
+    assert sum(1 for s in d.scans.values() if s.stop >= 0) == 1
+
+
+def test_two_stops_are_two_findings() -> None:
+    log = lines("stopping.rspamd.log")
+    # a second run: the same lines (the same tags: the same scans), a second stop
+    d = diagnose([*log, *log])
+    assert sum(1 for i in d.items if i.key.startswith("rspamd stopped")) == 2
+
+
+def test_trouble_it_cannot_read_is_said_never_a_clean_log() -> None:
+    t = "2026-12-07 03:32:32 #1(normal) <aa11bb>; {mod}; {fn}: {text}"
+    d = diagnose([t.format(mod="lua", fn="fuzzy_check_cb", text="fuzzy check error: "
+                           "connection refused"),
+                  t.format(mod="task", fn="rspamd_task_write_log", text="a format of "
+                           "its own")])
+    assert d.items == [] and len(d.unread) == 2
+
+
+def test_logs_says_what_it_did_not_understand() -> None:
+    """``spamdrill logs --rspamd-log``: a line of trouble it did not read is counted and
+    quoted, and a log without a scan is said to be no all-clear."""
+    import json
+
+    from click.testing import CliRunner
+
+    from spamdrill.cli import cli
+
+    postfix_log = str(DATA / "milter.postfix.log")
+    done = CliRunner().invoke(cli, ["logs", postfix_log, "--rspamd-log",
+                                    str(DATA / "dns-dead.rspamd.log"), "--json", "-"])
+    assert done.exit_code == 0, done.output
+    doc = json.loads(done.stdout)
+    assert doc["rspamd"]["modes"] == {"rspamd-dns-dead": 4} and doc["rspamd"]["unread"] == 0
+    odd = DATA / "milter-accept.postfix.log"  # Postfix's only: no scan of rspamd's
+    shown = CliRunner().invoke(cli, ["logs", postfix_log, "--rspamd-log", str(odd)])
+    assert "no scan of rspamd's found" in shown.output and "not a sign" in shown.output
+
+
+def test_a_stop_behind_the_milter_takes_the_fate_postfixs_lines_show() -> None:
+    """rspamd's log cannot show the mail that arrived while it was stopped: with Postfix's
+    lines (tempfail), the stop's fate is theirs, deferred, not rspamc's unscanned."""
+    d = diagnose(lines("milter-tempfail.postfix.log", "stopping.rspamd.log"))
+    [stop] = [i for i in d.items if i.key.startswith("rspamd stopped")]
+    assert stop.fate == Fate.DEFERRED and "milter_default_action" in stop.why
+
+
+def test_a_stop_behind_the_milter_defers_even_the_scan_it_finished() -> None:
+    """e2e-rspamd-milter-stopping (tempfail): a normal worker finished the scan in flight
+    after its stop line, but the proxy had gone: cleanup read "Application error" and the
+    sender got 451 4.7.1; one finding for that message (Postfix's), the sessions refused
+    after it, and the stop, deferred as Postfix's lines show."""
+    d = diagnose(lines("milter-stopping.postfix.log", "milter-stopping.rspamd.log"))
+    by = {i.key: i for i in d.items}
+    inflight = by["5BF63241D77"]
+    assert inflight.mode == Mode.MILTER_UNAVAILABLE and inflight.fate == Fate.DEFERRED
+    assert "Application error" in inflight.why and "in time" not in inflight.why
+    assert sum(1 for i in d.items if i.key == "5BF63241D77") == 1
+    assert by["rspamd stopped 2026-12-07 06:52:08"].fate == Fate.DEFERRED
+    assert d.counts()["milter-unavailable"] == 5
+    # rspamd's log alone: the finished scan carries Postfix's qid, and the verdict never
+    # reached Postfix: not "scanned"
+    alone = diagnose(lines("milter-stopping.rspamd.log"))
+    [scan] = [i for i in alone.items if i.key == "5BF63241D77"]
+    assert scan.mode == Mode.RSPAMD_STOPPING and scan.fate == Fate.DEFERRED

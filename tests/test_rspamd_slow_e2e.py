@@ -10,13 +10,24 @@ from typing import Any
 import pytest
 from test_e2e import needs_root
 
+from spamdrill.budget.rspamd import EDGE_MARGIN_S, Prediction, RspamdSetup, predict
 from spamdrill.drills import runner
 from spamdrill.drills.control import RealLab
 from spamdrill.drills.scenario import load_all
 from spamdrill.lab.config import LabConfig
+from spamdrill.vocab import Fate, Mode
 
 pytestmark = [pytest.mark.lab, pytest.mark.root]
 SCENARIOS = load_all()
+
+
+def milter_bound(soft_reject: bool) -> Prediction:
+    """The budget's slow-rule prediction behind the milter, for the drills' lab (rspamd's
+    shipped timeouts, Postfix's defaults, accept)."""
+    [p] = [p for p in predict(RspamdSetup(rspamc_t=None, milter_action="accept",
+                                          soft_reject=soft_reject))
+           if p.mode == Mode.RSPAMD_SLOW_RULE and p.via == "milter"]
+    return p
 
 
 def run(name: str, tmp_path: Path) -> runner.ScenarioResult:
@@ -32,6 +43,9 @@ def test_a_partial_verdict_reaches_the_sender_as_250_after_task_timeout(
     assert r.verdict == "confirmed", (r.checks, r.faults, r.error)
     assert all(m.fate == "delivered" and m.deferrals == 0 and 8 <= (m.seconds or 0) < 10
                for m in r.history.messages), r.history.messages
+    bound = milter_bound(soft_reject=False)  # 250 at task_timeout, delivered
+    assert bound.fate == Fate.DELIVERED and "250" in bound.why
+    assert all((m.seconds or 0) <= bound.worst_s + EDGE_MARGIN_S for m in r.history.messages)
 
 
 def test_a_soft_reject_reaches_the_sender_as_451_and_the_retry_is_delivered(
@@ -46,6 +60,8 @@ def test_a_soft_reject_reaches_the_sender_as_451_and_the_retry_is_delivered(
     first = "the sender got 451 4.7.1 timeout processing message"
     assert all(m.reason.startswith(first) and m.fate == "delivered" and m.deferrals == 1
                for m in r.history.messages), r.history.messages
+    bound = milter_bound(soft_reject=True)  # the first attempt: 451 4.7.1, deferred
+    assert bound.fate == Fate.DEFERRED and "451 4.7.1" in bound.why
 
 
 class _Nothing:

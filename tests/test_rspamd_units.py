@@ -201,6 +201,7 @@ def test_rspamd_drills_are_judged_in_the_shared_vocabulary() -> None:
     assert modes == {"rspamd-down": Mode.RSPAMD_REFUSED, "redis-down": Mode.REDIS_DOWN,
                      "rspamd-stopping": Mode.RSPAMD_STOPPING,
                      "e2e-rspamd-stopping": Mode.RSPAMD_STOPPING,
+                     "e2e-rspamd-milter-stopping": Mode.RSPAMD_STOPPING,
                      "redis-dropped": Mode.RSPAMD_TASK_TIMEOUT,
                      "redis-slow": Mode.REDIS_SLOW, "redis-slow-past-timeout": Mode.REDIS_SLOW,
                      "redis-frozen": Mode.RSPAMD_TASK_TIMEOUT,

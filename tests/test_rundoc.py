@@ -252,3 +252,37 @@ def test_todays_writer_keeps_what_the_version_2_writer_kept(
     assert history.list_runs(shm_path / "runs.sqlite") == [runmodel.index_entry(run)]
     assert history.histories(shm_path / "runs.sqlite", "r1") == {
         sc.name: History(sc.messages, sc.faults) for sc in run.scenarios}
+
+
+def test_two_runs_stored_at_once_into_a_new_database_both_land(
+        shm_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """doctor --verify's two sides finish at once into a fresh runs database: the second
+    must not add the columns the first is adding (it did: 'duplicate column name'). The
+    other side's store is started right after this one has read the table's columns."""
+    import sqlite3
+    import threading
+
+    db = shm_path / "runs.sqlite"
+    real_connect = sqlite3.connect
+    other: list[threading.Thread] = []
+
+    class Hooked(sqlite3.Connection):
+        def execute(self, sql: str, *args: Any) -> sqlite3.Cursor:  # type: ignore[override]
+            cursor = super().execute(sql, *args)
+            if sql.startswith("PRAGMA table_info(messages)") and not other:
+                rows = cursor.fetchall()
+                t = threading.Thread(target=history.store, args=(
+                    db, IndexEntry(run="b", started=2.0), {}))
+                other.append(t)
+                t.start()
+                t.join(0.3)  # it finishes unless this store holds the database
+                return rows  # type: ignore[return-value]  # what _migrate iterates
+            return cursor
+
+    def connect(*args: Any, **kw: Any) -> sqlite3.Connection:
+        return real_connect(*args, **{**kw, "factory": Hooked})
+
+    monkeypatch.setattr(history.sqlite3, "connect", connect)
+    history.store(db, IndexEntry(run="a", started=1.0), {})
+    other[0].join(10)
+    assert [r.run for r in history.list_runs(db)] == ["b", "a"]

@@ -159,8 +159,15 @@ def _row(run: str, scenario: str, record: msgspec.Struct) -> tuple[Any, ...]:
 def store(db: Path, entry: IndexEntry, histories: dict[str, History]) -> None:
     """Append one run to the SQLite database of runs."""
     db.parent.mkdir(parents=True, exist_ok=True)
-    with sqlite3.connect(db) as conn:
-        conn.executescript(SCHEMA)
+    with sqlite3.connect(db, timeout=60) as conn:
+        # one writer from the schema on: two runs that finish at once (doctor --verify's
+        # before and after) would both see a column missing and both add it
+        # (executescript would commit the BEGIN first, so the schema goes a statement
+        # at a time)
+        conn.execute("BEGIN IMMEDIATE")
+        for statement in SCHEMA.split(";"):
+            if statement.strip():
+                conn.execute(statement)
         _migrate(conn)
         run = entry.run
         conn.execute("INSERT OR REPLACE INTO runs VALUES (?, ?, ?)",

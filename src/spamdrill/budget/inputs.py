@@ -283,6 +283,7 @@ def rspamd_setup(system: System) -> RspamdSetup | None:
         in_exception=first[1].in_exception if first else True,
         milter_action=m.default_action.value if m is not None and milter else None,
         milter_connect_timeout=m.connect_timeout.value if m else 30.0,
+        milter_command_timeout=m.command_timeout.value if m else 30.0,
         milter_content_timeout=m.content_timeout.value if m else 300.0,
         proxy_timeout=conf.proxy_timeout.value, dns_timeout=conf.dns_timeout.value,
         dns_retransmits=conf.dns_retransmits.value)

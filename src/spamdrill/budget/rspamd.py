@@ -46,7 +46,9 @@ section):
   the third round). Only a scan that ``task_timeout`` ended is a partial verdict or a
   soft reject; one the lookups ended first is an ordinary verdict without the DNS
   results.
-And two more, by the rspamc path only (the drills that measured them run rspamc):
+And two more, measured by the rspamc path; behind the milter, a stop measured by
+``e2e-rspamd-milter-stopping`` and a slow Redis predicted from Postfix's and rspamd's own
+rules (see ``_milter_more``):
 
 - **rspamd stopping** (``rspamd-stopping``): told to stop, rspamd's main process waits
   for its workers' scans in flight up to max(``SOFT_SHUTDOWN_TIME`` 10 s, 2 x
@@ -89,6 +91,7 @@ class RspamdSetup:
     in_exception: bool = True
     milter_action: str | None = None
     milter_connect_timeout: float = 30.0
+    milter_command_timeout: float = 30.0
     milter_content_timeout: float = 300.0
     proxy_timeout: float = 120.0
     dns_timeout: float = 1.0
@@ -205,7 +208,8 @@ def _held(s: RspamdSetup) -> list[Prediction]:
                                       f"{why}: the milter tempfails (451 4.7.1), the "
                                       "sender tries again"))
             else:
-                out.append(Prediction(mode, "milter", answer, Fate.DELIVERED, why))
+                out.append(Prediction(mode, "milter", answer, Fate.DELIVERED,
+                                      f"{why}: the sender gets 250, delivered"))
     return out
 
 
@@ -282,6 +286,52 @@ def _milter(s: RspamdSetup) -> list[Prediction]:
                               f"within milter_content_timeout {s.milter_content_timeout:g} s"))
     out.append(Prediction(Mode.REDIS_DOWN, "milter", 0.0, Fate.DELIVERED,
                           "Redis refuses at once: rspamd scans on without it"))
+    return out + _milter_more(s)
+
+
+def _milter_more(s: RspamdSetup) -> list[Prediction]:
+    """rspamd stopping and a slow Redis, behind Postfix's milter.
+
+    - **stopping** (measured: ``e2e-rspamd-milter-stopping``): rspamd's proxy worker, the
+      milter, exits at once, so the message whose milter session is open gets no verdict
+      even when a normal worker finishes its scan (cleanup: ``can't read SMFIC_BODYEOB
+      reply packet header: Application error``), and a new session's connection sits
+      unaccepted until rspamd exits and resets it (``SMFIC_OPTNEG ... Connection reset by
+      peer``), or Postfix's wait for the milter's first reply (``milter_command_timeout``;
+      the connect completes in the kernel) ends first; once rspamd is gone, the connect is
+      refused. Each is ``milter_default_action`` (measured with tempfail: 451 4.7.1 within
+      about a second of the stop, the retry delivered once rspamd was back). The bound is
+      the longest rspamd may take to exit (``shutdown_s``) or that wait.
+    - **a slow Redis**: answered no later than a frozen one (``answer_s``), within
+      Postfix's wait unless ``milter_content_timeout`` or the proxy's timeout is shorter.
+      Below Redis's timeout, or past it without reaching task_timeout (the two slow links
+      measured), the verdict is an ordinary one: 250, delivered; only a link slow enough to
+      hold a scan to task_timeout (a dropped one) is a partial verdict, or a soft reject
+      (451 4.7.1, as ``e2e-rspamd-milter-soft-reject`` measured), the worst case given."""
+    wait = min(s.shutdown_s, s.milter_command_timeout)
+    fate, why = _milter_unavailable(
+        s, f"rspamd's proxy exits at once: the message in flight gets no verdict, and one "
+           f"arriving while rspamd stops waits unaccepted until rspamd exits (up to "
+           f"{s.shutdown_s:g} s) or milter_command_timeout {s.milter_command_timeout:g} s "
+           "ends first, then Postfix's connects are refused")
+    out = [Prediction(Mode.RSPAMD_STOPPING, "milter", wait, fate, why)]
+    answer = s.answer_s
+    limit = min(s.milter_content_timeout, s.proxy_timeout)
+    cause = (f"each Redis request pays the link's delay, or times out at "
+             f"{s.redis_timeout:g} s above it; rspamd answers by about {answer:g} s at "
+             f"worst (task_timeout {s.task_timeout:g} s + Redis's timeouts)")
+    if answer >= limit:
+        fate, failed = _milter_unavailable(s, f"the milter's wait ends first ({limit:g} s)")
+        out.append(Prediction(Mode.REDIS_SLOW, "milter", limit, fate, f"{cause}; {failed}"))
+    elif s.soft_reject:
+        out.append(Prediction(Mode.REDIS_SLOW, "milter", answer, Fate.DEFERRED,
+                              f"{cause}; a scan held to task_timeout is a soft reject: the "
+                              "milter tempfails (451 4.7.1), the sender tries again; "
+                              "one answered sooner is delivered (250)"))
+    else:
+        out.append(Prediction(Mode.REDIS_SLOW, "milter", answer, Fate.DELIVERED,
+                              f"{cause}, within milter_content_timeout "
+                              f"{s.milter_content_timeout:g} s: delivered (250)"))
     return out
 
 

@@ -163,6 +163,7 @@ def _rspamd(system: Any) -> tuple[dict[str, Any], Table, bool] | None:
     if milter is not None:
         sources |= {"milter_default_action": milter.default_action.source,
                     "milter_content_timeout": milter.content_timeout.source,
+                    "milter_command_timeout": milter.command_timeout.source,
                     "smtpd_milters": milter.milters.source}
     predictions = model.predict(setup)
     t = Table(title=f"rspamd: worst case per failure mode (task_timeout "

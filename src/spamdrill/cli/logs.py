@@ -221,7 +221,8 @@ def _rspamd(files: tuple[str, ...], rspamd_logs: tuple[str, ...]) -> dict[str, o
     d = diagnose(lines)
     return {"lines": d.lines, "scans": len(d.scans), "modes": d.counts(),
             "items": [{"key": i.key, "mode": i.mode.value, "fate": i.fate.value,
-                       "why": i.why, "evidence": i.evidence} for i in d.items]}
+                       "why": i.why, "evidence": i.evidence} for i in d.items],
+            "unread": len(d.unread), "unread_first": d.unread[:5]}
 
 
 def _print_rspamd(doc: dict[str, Any]) -> None:
@@ -231,6 +232,13 @@ def _print_rspamd(doc: dict[str, Any]) -> None:
     for i in doc["items"]:
         t.add_row(term.safe(i["key"]), i["mode"], i["fate"], term.safe(i["why"]))
     out.print(t)
+    # never a clean bill for what was not read: say what was not understood
+    if not doc["scans"]:
+        out.print("rspamd: no scan of rspamd's found in these lines (its own file or "
+                  "syslog, with rspamd_task_write_log lines?): not a sign that all is well")
+    if doc.get("unread"):
+        out.print(f"rspamd: {doc['unread']} line(s) of rspamd's that tell of trouble "
+                  "were not diagnosed, first: " + term.safe(doc["unread_first"][0]))
 
 
 @cli.command("replay")

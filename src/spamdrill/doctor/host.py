@@ -8,7 +8,9 @@ before this returns); nothing is sent on the network.
 from __future__ import annotations
 
 import contextlib
+import grp
 import io
+import os
 import shutil
 import subprocess
 import sys
@@ -43,6 +45,23 @@ def journal_command(since: str = "yesterday") -> list[str] | None:
     return [exe, "-o", "json", "--no-pager", "--since", since, *units]
 
 
+# journald shows other users' and the system's messages to these groups (journalctl's
+# own hint names them; Debian grants adm by ACL); anyone else reads only their own
+JOURNAL_GROUPS = frozenset({"systemd-journal", "adm", "wheel"})
+
+
+def journal_readable() -> bool:
+    """Whether this user reads the system's journal, not only their own messages:
+    journalctl says nothing and exits 0 otherwise, which would read as a quiet host."""
+    if os.geteuid() == 0:
+        return True
+    names = set()
+    for gid in {os.getegid(), *os.getgroups()}:
+        with contextlib.suppress(KeyError):
+            names.add(grp.getgrgid(gid).gr_name)
+    return bool(names & JOURNAL_GROUPS)
+
+
 @contextlib.contextmanager
 def log_sources(root: Path, files: list[str], since: str,
                 journal: bool | None = None) -> Iterator[tuple[list[str], list[str]]]:
@@ -65,6 +84,14 @@ def log_sources(root: Path, files: list[str], since: str,
             + ("" if use else " (journald is read only for --etc /)")
             + ("; no journalctl" if use else ""),
             "name the log files: spamdrill doctor /path/to/mail.log")
+    if not journal_readable():
+        raise SpamdrillError(
+            f"no {root / 'var/log/mail.log'}*, and this user cannot read the system's "
+            "journal (not root, in none of the groups "
+            f"{', '.join(sorted(JOURNAL_GROUPS))}): journalctl would show only the "
+            "user's own messages",
+            "run it with sudo, as a member of adm or systemd-journal, or name the log "
+            "files")
     proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
                             stdin=subprocess.DEVNULL)
     assert proc.stdout is not None

@@ -34,6 +34,33 @@ E2E_DRILLS: dict[str, str] = {
     "over-quota": "e2e-over-quota",
     "filter-empty": "e2e-xfilter-empty",
 }
+# modes no end-to-end drill makes happen, and the shipped drill of the mode's spamc and
+# spamd side that stands for it: spamc against the lab shaped like the host's files (the
+# host's own spamc flags, before or after the change, where the drill has none of its
+# own), each message's fate through the wrapper master.cf runs read off the budget's
+# layers from the times measured (``drills.findings``: maildrop's timer, the wrapper as
+# the budget's sandbox measured it, Postfix's time limit)
+STAND_INS: dict[str, str] = {
+    "spamd-silent": "spamc-timeouts",
+    "spamd-slow-drip": "spamc-timeouts",
+    "spamd-rejected": "spamd-unreachable",
+    "db-too-many-connections": "db-max-connections",
+    "dns-db-servfail": "dns-db-servfail",
+    "dns-db-nxdomain": "dns-db-nxdomain",
+    "net-slow": "net-slow",
+}
+# spamc-timeouts' fakes, narrowed to the listeners that make the mode (drills.findings'
+# LISTENER_MODE), each its own drill in the run
+LISTENERS: dict[str, tuple[str, ...]] = {"spamd-silent": ("silent", "nonreader"),
+                                         "spamd-slow-drip": ("drip",)}
+# why no drill can stand for a mode (the budget's prediction stands): rspamd's drills need
+# a lab with rspamd and its Redis, and --verify shapes its labs from a maildroprc's spamc
+# xfilter (drills.shape)
+_RSPAMD = ("rspamd's drills run on a lab with rspamd, and --verify shapes its labs from a "
+           "maildroprc's spamc xfilter")
+NO_DRILL: dict[str, str] = {m: _RSPAMD for m in ("rspamd-refused", "rspamd-overloaded",
+                                                 "rspamd-task-timeout", "redis-down",
+                                                 "milter-unavailable")}
 # bounces that are right in a drill (DSN status prefixes): a full mailbox bounces, saying so
 MEANT_BOUNCES: dict[str, tuple[str, ...]] = {"e2e-over-quota": ("5.2.2",)}
 MEANT = "bounced as meant"
@@ -51,6 +78,15 @@ class Plan:
     mode: str
     scenario: str | None
     why: str  # why this drill, or why none
+    end_to_end: bool = True  # else a stand-in, judged through the budget's layers
+
+    @property
+    def as_run(self) -> str | None:
+        """The drill's name in the run (spamc-timeouts stands for two modes, each with
+        its own listeners, so each is a drill of its own)."""
+        if self.scenario is None or self.mode not in LISTENERS:
+            return self.scenario
+        return f"{self.scenario}-{LISTENERS[self.mode][0]}"
 
 
 def diagnosed_modes(doc: dict[str, Any]) -> list[str]:
@@ -67,16 +103,22 @@ def plan(doc: dict[str, Any], known: set[str] | frozenset[str] | None = None,
     master.cf names is not among the files given)."""
     out = []
     for mode in diagnosed_modes(doc):
-        name = E2E_DRILLS.get(mode)
+        name = E2E_DRILLS.get(mode) or STAND_INS.get(mode)
         if name is None:
-            out.append(Plan(mode, None, f"no end-to-end drill makes {mode} happen: the "
-                            "budget's prediction stands"))
+            out.append(Plan(mode, None, f"no drill makes {mode} happen: "
+                            + NO_DRILL.get(mode, "none is shipped")
+                            + "; the budget's prediction stands"))
         elif blocked:
             out.append(Plan(mode, None, blocked))
         elif known is not None and name not in known:
             out.append(Plan(mode, None, f"the drill {name} is not installed"))
-        else:
+        elif mode in E2E_DRILLS:
             out.append(Plan(mode, name, f"{name}, end to end through the lab's Postfix"))
+        else:
+            out.append(Plan(mode, name, f"{name} stands for it (no end-to-end drill makes "
+                            f"{mode} happen): spamc against the lab shaped like the files, "
+                            "each message's fate through the wrapper read off the "
+                            "budget's layers from the times measured", end_to_end=False))
     return out
 
 
@@ -92,6 +134,7 @@ class Seen:
     finding: str = ""
     crosses: bool = False
     failed: list[str] = field(default_factory=list)  # checks in error: why it could not tell
+    stand_in: bool = False  # fates: spamc's outcomes; the wrapper's is the finding's
 
     @property
     def bad(self) -> int:
@@ -120,8 +163,12 @@ class Seen:
             return f"no message through {self.case}"
         fates = ", ".join(f"{n} {f}" for f, n in sorted(self.fates.items(),
                                                          key=lambda kv: kv[0]))
-        text = f"{fates} through {self.case}" + (f" ({self.finding})" if self.finding
-                                                   else "")
+        if self.stand_in:
+            text = f"spamc: {fates}; through {self.case}, by the budget's layers: " \
+                f"{self.finding or 'no finding'}"
+        else:
+            text = f"{fates} through {self.case}" + (f" ({self.finding})" if self.finding
+                                                       else "")
         if self.verdict == "error":
             text += "; the drill could not tell: " + ("; ".join(self.failed[:2])
                                                        or "its verdict is error")
@@ -149,6 +196,43 @@ def seen(sc: Scenario | None, case: str) -> Seen:
                 row.crosses_budget if row is not None else False, failed)
 
 
+def seen_stand_in(scs: list[Scenario], case: str) -> Seen:
+    """What a stand-in drill's messages came to (each of its variants): spamc's
+    outcomes, and each case's fate through the wrapper ``case`` names as the findings
+    read it off the budget's layers (the lab's config carries the wrapper's measured
+    table and its deadline), the worst one said."""
+    if not scs:
+        return Seen(case, False)
+    fates: dict[str, int] = {}
+    for sc in scs:
+        for m in sc.messages:
+            outcome = str(m.outcome)  # spamc's "error" is maildrop's failed xfilter:
+            # what the wrapper made of it is the finding's
+            fates[outcome] = fates.get(outcome, 0) + 1
+    rows = [(sc, f) for sc in scs for f in sc.findings]
+    worst = max(rows, key=lambda r: (r[1].crosses_budget, r[1].worst_s or 0.0),
+                default=None)
+    finding = "" if worst is None else (
+        f"{worst[1].finding} ({worst[1].fate}: {worst[1].why}; {worst[0].name}"
+        + (f" {worst[1].case}" if worst[1].case != "all" else "") + ")")
+    failed = [f"{sc.name}: {c.name}: {c.detail}" for sc in scs for c in sc.checks
+              if c.status == "error"]
+    verdict = "error" if any(sc.verdict == "error" for sc in scs) else scs[0].verdict
+    if verdict == "error" and not failed:
+        failed = [f"{f.name}: {f.detail}" for sc in scs for f in sc.fault_evidence
+                  if not f.took_effect]
+    return Seen(case, True, verdict, "; ".join(sc.error for sc in scs if sc.error),
+                fates, finding, any(f.crosses_budget for _, f in rows), failed,
+                stand_in=True)
+
+
+def _of(run: Run | None, name: str) -> list[Scenario]:
+    """A drill's results in a run: itself, or each of its variants (``name/variant``)."""
+    if run is None:
+        return []
+    return [s for s in run.scenarios if s.name == name or s.name.startswith(name + "/")]
+
+
 @dataclass(frozen=True)
 class Sides:
     """The wrapper under test on each side: master.cf's before and after the change, as
@@ -166,6 +250,7 @@ class Drilled:
 
     def public(self) -> dict[str, Any]:
         return {"mode": self.plan.mode, "scenario": self.plan.scenario,
+                "drill": self.plan.as_run, "end_to_end": self.plan.end_to_end,
                 "why": self.plan.why, "before": _seen_doc(self.before),
                 "after": _seen_doc(self.after),
                 "within_after": self.after.within}
@@ -182,10 +267,14 @@ def drilled(plans: list[Plan], before: Run | None, after: Run | None,
             sides: Sides) -> list[Drilled]:
     out = []
     for p in plans:
-        if p.scenario is None:
+        if p.as_run is None:
             continue
-        a = seen(before.scenario(p.scenario) if before else None, sides.before)
-        b = seen(after.scenario(p.scenario) if after else None, sides.after)
+        if p.end_to_end:
+            a = seen(before.scenario(p.as_run) if before else None, sides.before)
+            b = seen(after.scenario(p.as_run) if after else None, sides.after)
+        else:
+            a = seen_stand_in(_of(before, p.as_run), sides.before)
+            b = seen_stand_in(_of(after, p.as_run), sides.after)
         out.append(Drilled(p, a, b))
     return out
 
@@ -224,7 +313,7 @@ def mark(changes: list[dict[str, Any]], plans: list[Plan],
                 p = plan_of.get(mode)
                 undrilled.append(f"{mode}: {p.why if p else 'no drill'}")
                 continue
-            parts.append(f"{mode} ({d.plan.scenario}): before: {d.before.said()}; "
+            parts.append(f"{mode} ({d.plan.as_run}): before: {d.before.said()}; "
                          f"after: {d.after.said()}" + (
                              " (nothing bounced or was lost before either: the lab did "
                              "not make the incident happen)" if d.before.within else ""))
@@ -243,7 +332,7 @@ def regressions(runs: list[Drilled], marks: list[Mark]) -> list[str]:
     """Drilled modes no change answers that bounce, lose mail or could not tell after
     the change: a change must not break what it does not mend."""
     claimed = {m for k in marks for m in k.modes}
-    return [f"{d.plan.mode} ({d.plan.scenario}): after: {d.after.said()}"
+    return [f"{d.plan.mode} ({d.plan.as_run}): after: {d.after.said()}"
             for d in runs if d.plan.mode not in claimed and not d.after.within]
 
 

@@ -75,7 +75,9 @@ def bad_placeholders(args: list[str] | tuple[str, ...]) -> list[str]:
             if not _PLACEHOLDER.fullmatch(m.group(0))]
 
 
-_TIMED_FLAGS = {"-t", "--timeout", "-n", "--connect-timeout"}
+# production seconds: spamc's timeouts, and spamdrill-spamc's --deadline (a deadline left
+# at 270 s while -t and maildrop's timer are compressed would never fire)
+_TIMED_FLAGS = {"-t", "--timeout", "-n", "--connect-timeout", "--deadline"}
 
 
 def as_placeholders(args: list[str] | tuple[str, ...]) -> list[str]:

@@ -566,6 +566,8 @@ class RspamdDnsDead(_DnsForRspamd):
         return self.report(True, f"the lab DNS dropped {dropped} query(ies); rspamd logged "
                            f"{len(said)} lookup(s) timed out while it did, first: "
                            f"{said[0].strip()[:120]}")
+
+
 class _RedisLink(Fault):
     """The proxy between rspamd and Redis shaped from inject to lift. Evidence: chunks of
     rspamd's Redis traffic the toxics handled while it held (the proxy's counters, read at
