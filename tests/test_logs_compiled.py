@@ -22,7 +22,7 @@ from hostile import FIELDS, LINES, field_text
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from spamdrill.logs import reader
+from spamdrill.logs import reader, spamd
 from spamdrill.logs.formats import Entry, zone
 from spamdrill.logs.join import Scan
 from spamdrill.logs.reader import Filters, Reader
@@ -196,3 +196,82 @@ def test_the_compiled_loop_reads_generated_logs_as_the_pure_one(data: bytes,
         docs, calls = _both(path)
     assert calls[0] == calls[1]
     assert docs[0] == docs[1]
+
+
+# spamd's scan lines, read by index in the compiled loop (_spamdlines.pxi) where spamd.py
+# uses expressions: valid lines, then edited with what could mislead a reader by index
+# (digits that are decimal or only look it, every kind of space, the separators)
+_SCAN_LINES = {
+    "processing": ["spamd: processing message <m1@x.test> for alice:104",
+                   "spamd: checking message <m1@x.test> aka <r@x> for bob@x.test:0",
+                   "spamd: processing message (unknown) for a:b: c:5"],
+    "verdict": ["spamd: clean message (0.0/5.0) for alice:104 in 0.2 seconds, 795 bytes.",
+                "spamd: identified spam (-1.5/8.0) for a:b:104 in 12.25 seconds, 5 bytes."],
+    "result": ["spamd: result: .  0 -  scantime=0.2,size=795,user=alice,uid=104,"
+               "required_score=5.0,rhost=localhost,mid=<m1@x.test>,autolearn=no",
+               "spamd: result: Y 1000 - GTUBE,TIME_LIMIT_EXCEEDED scantime=3,size=1,user=,"
+               "mid=<m>"],
+}
+_TRICKY = [" ", "  ", "\t", "\xa0", "\u2003", "\x1c", "\x85", ":", ",", ".", "-", "/", "(",
+           ")", "0", "9", "\u0661", "\uff15", "\xb2", "\u2460", "1" * 16, "a", "<", ">",
+           " aka ", " for ", " in ", " seconds, ", " bytes.", ",mid=", ",size=", ",user=",
+           "scantime=", "0.", ".5", ""]
+
+
+def _by_expressions(kind: str, msg: str) -> tuple[str, ...] | None:
+    """What spamd.py's expressions find in ``msg``: the reference."""
+    if kind == "processing":
+        m = spamd._PROCESSING.match(msg, 7)
+        return None if m is None else (m.group(1), m.group(2))
+    if kind == "verdict":
+        m = spamd._VERDICT.match(msg, 7)
+        return None if m is None else (m.group(3), m.group(4), m.group(5))
+    m = spamd._RESULT.match(msg, 7)
+    if m is None:
+        return None
+    flag, tests, extra = m.groups()
+    x = spamd._EXTRA.match(extra)
+    at = extra.find(",mid=")
+    if x is None or at < 0:
+        return None
+    end = extra.find(",", at + 5)
+    return (flag, tests, *x.groups(), extra[at + 5: end if end > 0 else None])
+
+
+@st.composite
+def _scan_msgs(draw: st.DrawFn) -> tuple[str, str]:
+    kind = draw(st.sampled_from(sorted(_SCAN_LINES)))
+    msg = draw(st.sampled_from(_SCAN_LINES[kind]))
+    head = msg.index(" ", msg.index(" ", 7) + 1) + 1  # the words that chose the step
+    for _ in range(draw(st.integers(0, 4))):
+        at = draw(st.integers(head, len(msg)))
+        cut = draw(st.integers(0, 3))
+        msg = msg[:at] + draw(st.sampled_from(_TRICKY)) + msg[at + cut:]
+    return kind, msg
+
+
+@settings(max_examples=200, deadline=None)
+@given(case=_scan_msgs())
+def test_the_compiled_loop_reads_spamd_scan_lines_as_the_expressions(
+        case: tuple[str, str]) -> None:
+    from spamdrill.logs._fastloop import scan_fields
+
+    kind, msg = case
+    assert scan_fields(kind, msg) == _by_expressions(kind, msg)
+
+
+def test_the_scan_line_readers_refuse_what_the_expressions_refuse() -> None:
+    """Shapes where a reader by index could go wrong: a 16-digit number, a digit that is
+    not decimal, a tab where a space must be, a fraction without digits."""
+    from spamdrill.logs._fastloop import scan_fields
+
+    for kind, msg in (
+            ("verdict", "spamd: clean message (0/5) for a:1 in 1234567890123456 seconds, "
+                        "1 bytes."),
+            ("verdict", "spamd: clean message (0/5) for a:\xb2 in 1 seconds, 1 bytes."),
+            ("verdict", "spamd: clean message (0/5) for a:1 in 1. seconds, 1 bytes."),
+            ("processing", "spamd: processing message <m> aka  for a:1"),
+            ("processing", "spamd: processing message <m> for a:1\u0661"),
+            ("result", "spamd: result: . 0 - T\tscantime=1,size=1,user=u,mid=<m>"),
+            ("result", "spamd: result: . 0 - T scantime=1,size=1,user=u,mid=<m>")):
+        assert scan_fields(kind, msg) == _by_expressions(kind, msg), msg

@@ -73,14 +73,16 @@ class Analysis:
         self.o = options or Options()
         self.inputs = inputs if inputs is not None else []
         self.joiner = Joiner(self.o.settings)
-        self.joiner.on_scan = self._scan
+        self.count = Counts(self.o)
+        self.joiner.on_scan = on_scan = self._scan
+        self.joiner.fast_scan = (on_scan, self.count, self.o.thresholds.slow_scan,
+                                 self._trouble)
         th = self.o.thresholds
         self.joiner.plain = lambda attempt: plain(attempt, th)
         self.episodes = Episodes(self.joiner.scans_between, gap=self.o.episode_gap,
                                  slow_scan=self.o.thresholds.slow_scan,
                                  delay=self.o.settings.late_window + 1, top=self.o.top)
         self.handlers: dict[str, Read | None] = {}
-        self.count = Counts(self.o)
         self.truncated: Counter[tuple[int, str]] = Counter()  # (input, reason): known lines
         self.examples: list[tuple[Line, str]] = []  # the first few skipped lines
 
@@ -138,9 +140,14 @@ class Analysis:
 
     def _scan(self, scan: Scan) -> None:
         self.count.scans += 1
+        if scan.time_limit or scan.errors or scan.duration >= self.o.thresholds.slow_scan:
+            self._trouble(scan)
+
+    def _trouble(self, scan: Scan) -> None:
+        """A scan that ran long, hit its time limit or failed: trouble if ``scan_trouble``
+        says so (the compiled loop makes the first test itself)."""
         slow_scan = self.o.thresholds.slow_scan
-        if (scan.time_limit or scan.errors or scan.duration >= slow_scan) \
-                and scan_trouble(scan, slow_scan):
+        if scan_trouble(scan, slow_scan):
             self.count.slow_scans += 1
             self.episodes.scan(scan)
             self.joiner.dirty = True  # the next line's tick may release it
