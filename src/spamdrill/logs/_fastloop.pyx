@@ -13,7 +13,9 @@ What it saves, each step the Python one's twin:
 
 - the envelope: ``str.split(None, 5)`` makes six strings per line where three are read
   (host, tag, text); here the fields are found by index, as ``split`` finds them (the same
-  ``Py_UNICODE_ISSPACE``), and only those three are made;
+  ``Py_UNICODE_ISSPACE``; for a line of one byte per character, most of them, through a
+  table of those 256 characters' answers over the string's own bytes), and only those
+  three are made;
 - a new syslog tag (a third of them here: one per pid) is learnt here (``Feed.learn``'s
   steps), not by a Python call;
 - Postfix's, spamd's and maildrop's readers (``postfix.reader``, ``spamd.reader``,
@@ -37,6 +39,14 @@ What it saves, each step the Python one's twin:
 Anything else, and any line of another shape, goes to the Python code that reads it; the
 tests compare the documents of both loops on every fixture and on generated logs.
 """
+
+from cpython.unicode cimport (
+    Py_UNICODE_ISSPACE,
+    PyUnicode_1BYTE_KIND,
+    PyUnicode_DATA,
+    PyUnicode_KIND,
+    PyUnicode_READ,
+)
 
 cdef object _UNSEEN = object()
 
@@ -331,6 +341,41 @@ cdef frozenset _SCAN_KEYS = frozenset([u"conn", u"proc", u"chec", u"iden", u"cle
                                        u"resu"])
 
 
+cdef unsigned char _SPACE[256]
+for _c in range(256):
+    _SPACE[_c] = chr(_c).isspace()  # Py_UNICODE_ISSPACE, as str.split and \\s read it
+
+
+cdef inline bint _space(unsigned int kind, const void* data, Py_ssize_t k):
+    if kind == PyUnicode_1BYTE_KIND:
+        return _SPACE[(<const unsigned char*>data)[k]]
+    return Py_UNICODE_ISSPACE(PyUnicode_READ(kind, data, k))
+
+
+cdef bint _fields(str line, Py_ssize_t n, Py_ssize_t* f):
+    """The fields of ``line.split(None, 5)``: f[0:4] the bounds of the 4th and 5th (host,
+    tag), f[4] where the 6th starts; False unless there are six. A line of one byte per
+    character (most are) is read through a table of its spaces."""
+    cdef unsigned int kind = PyUnicode_KIND(line)
+    cdef const void* data = PyUnicode_DATA(line)
+    cdef Py_ssize_t i = 0, k
+    for k in range(5):
+        while i < n and _space(kind, data, i):
+            i += 1
+        if i >= n:
+            return False
+        if k >= 3:
+            f[2 * k - 6] = i
+        while i < n and not _space(kind, data, i):
+            i += 1
+        if k >= 3:
+            f[2 * k - 5] = i
+    while i < n and _space(kind, data, i):
+        i += 1
+    f[4] = i
+    return i < n
+
+
 def fast(object feed, list lines, object parser):
     """``Feed.fast(lines, parser)``: each line's envelope, to its program's handler."""
     cdef Py_ssize_t src = feed.inp.index
@@ -340,7 +385,8 @@ def fast(object feed, list lines, object parser):
     cdef str prev = "\x00"
     cdef str line, tag
     cdef tuple info
-    cdef Py_ssize_t n, i, k, s3 = 0, e3 = 0, s4 = 0, e4 = 0
+    cdef Py_ssize_t n, i, s3 = 0, e3 = 0, s4 = 0, e4 = 0
+    cdef Py_ssize_t f[5]
     cdef bint ok
     ts = None
     last = feed.last
@@ -350,29 +396,8 @@ def fast(object feed, list lines, object parser):
         n = len(line)
         ok = False
         if n > 16 and line[15] == u" ":
-            # the fields of line.split(None, 5): 3 (host), 4 (tag) and what follows
-            i = 0
-            ok = True
-            for k in range(5):
-                while i < n and line[i].isspace():
-                    i += 1
-                if i >= n:
-                    ok = False
-                    break
-                if k == 3:
-                    s3 = i
-                elif k == 4:
-                    s4 = i
-                while i < n and not line[i].isspace():
-                    i += 1
-                if k == 3:
-                    e3 = i
-                elif k == 4:
-                    e4 = i
-            if ok:
-                while i < n and line[i].isspace():
-                    i += 1
-                ok = i < n
+            ok = _fields(line, n, f)
+            s3, e3, s4, e4, i = f[0], f[1], f[2], f[3], f[4]
         if ok:
             if not line.startswith(prev):
                 prev = line[:15]
