@@ -126,6 +126,23 @@ def plain(attempt: Attempt, th: Thresholds) -> bool:
     return False
 
 
+def quiet(attempt: Attempt, th: Thresholds) -> str | None:
+    """An attempt ``plain`` took, with wrapper lines: when they said all was well and its
+    text names no mode, ``diagnose`` finds it delivered with nothing to show, and this
+    says so without building the diagnosis: its ``scanned``. None: diagnose it."""
+    d = attempt.delivery
+    if d.dsn == "5.1.1":
+        return None
+    text = d.text
+    for test, _, _ in _OUTER:
+        if test(text):
+            return None
+    for w in attempt.wrappers:  # what _wrapper_lost looks for
+        if w.mda.startswith("status=") and w.mda != "status=0" and w.outcome != "defer":
+            return None
+    return _scanned(attempt, th)
+
+
 def in_time(scan: Scan, attempt: Attempt) -> bool:
     """The scan's verdict came back before the delivery ended: it started before that,
     and its result was logged by the next second (spamd logs after it answered)."""

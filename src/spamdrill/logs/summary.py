@@ -25,6 +25,7 @@ from spamdrill.logs.diagnose import (
     Thresholds,
     diagnose,
     plain,
+    quiet,
 )
 from spamdrill.logs.episodes import Episode, Episodes, filter_trouble, scan_trouble
 from spamdrill.logs.events import Line, line
@@ -127,11 +128,17 @@ class Analysis:
             self.examples.append((line, reason))
 
     def _attempt(self, attempt: Attempt) -> None:
-        if attempt.plain and not attempt.wrappers:  # most mail: counted, nothing to say
-            self.count.plain(attempt, SCANNED if attempt.delivery.agent in
-                             self.o.thresholds.filtered else NOT_FILTERED)
-            attempt.release()
-            return
+        if attempt.plain:  # most mail: counted, nothing to say
+            if not attempt.wrappers:
+                self.count.plain(attempt, SCANNED if attempt.delivery.agent in
+                                 self.o.thresholds.filtered else NOT_FILTERED)
+                attempt.release()
+                return
+            scanned = quiet(attempt, self.o.thresholds)  # a wrapper said all was well
+            if scanned is not None:
+                self.count.plain(attempt, scanned)
+                attempt.release()
+                return
         diag = diagnose(attempt, self.o.thresholds)
         self.count.attempt(attempt, diag)
         if diag.problem and filter_trouble(diag):
