@@ -50,6 +50,17 @@ from cpython.unicode cimport (
 
 cdef object _UNSEEN = object()
 
+cdef unsigned char _SPACE[256]
+for _c in range(256):
+    _SPACE[_c] = chr(_c).isspace()  # Py_UNICODE_ISSPACE, as str.split and \\s read it
+
+
+cdef inline bint _space(unsigned int kind, const void* data, Py_ssize_t k):
+    if kind == PyUnicode_1BYTE_KIND:
+        return _SPACE[(<const unsigned char*>data)[k]]
+    return Py_UNICODE_ISSPACE(PyUnicode_READ(kind, data, k))
+
+
 include "_spamdlines.pxi"
 
 
@@ -377,17 +388,6 @@ cdef _spamd(tuple spec, object ts, str host, str pid, str line, Py_ssize_t i,
 
 cdef frozenset _SCAN_KEYS = frozenset([u"conn", u"proc", u"chec", u"iden", u"clea",
                                        u"resu"])
-
-
-cdef unsigned char _SPACE[256]
-for _c in range(256):
-    _SPACE[_c] = chr(_c).isspace()  # Py_UNICODE_ISSPACE, as str.split and \\s read it
-
-
-cdef inline bint _space(unsigned int kind, const void* data, Py_ssize_t k):
-    if kind == PyUnicode_1BYTE_KIND:
-        return _SPACE[(<const unsigned char*>data)[k]]
-    return Py_UNICODE_ISSPACE(PyUnicode_READ(kind, data, k))
 
 
 cdef bint _fields(str line, Py_ssize_t n, Py_ssize_t* f):

@@ -6,13 +6,21 @@
 
 cdef inline Py_ssize_t _nonspace(str s, Py_ssize_t k, Py_ssize_t n):
     """The end of ``\\S*`` from ``k``."""
-    while k < n and not s[k].isspace():
+    cdef unsigned int kind = PyUnicode_KIND(s)
+    cdef const void* data = PyUnicode_DATA(s)
+    while k < n and not _space(kind, data, k):
         k += 1
     return k
 
 
 cdef inline Py_ssize_t _digits(str s, Py_ssize_t k, Py_ssize_t n):
-    """The end of ``\\d*`` from ``k``."""
+    """The end of ``\\d*`` from ``k`` (of one byte per character, only 0-9 are decimal)."""
+    cdef const unsigned char* data
+    if PyUnicode_KIND(s) == PyUnicode_1BYTE_KIND:
+        data = <const unsigned char*>PyUnicode_DATA(s)
+        while k < n and 48 <= data[k] <= 57:
+            k += 1
+        return k
     while k < n and s[k].isdecimal():
         k += 1
     return k
