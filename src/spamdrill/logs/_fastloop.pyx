@@ -4,9 +4,12 @@ results, line for line, without the interpreter's dispatch per step.
 
 Why Cython, with the system C compiler: it is on PyPI (pip reaches it as a build
 requirement), it needs only gcc and the Python headers the machines here have, and a
-``.pyx`` reads like the Python it mirrors, so the two stay alike. A Rust extension (PyO3)
-would need crates these machines cannot fetch; mypyc compiled the readers to 1.2x, as it
-cannot remove the builtins' calls. The extension is optional: without a compiler, or with
+``.pyx`` reads like the Python it mirrors, so the two stay alike; where a line's bytes are
+read (the envelope, a scan line's fields) it is plain C over the string's own buffer, typed,
+with no object per step. A Rust extension (PyO3) would need crates these machines cannot
+fetch; mypyc compiled the readers to 1.2x, as it cannot remove the builtins' calls. A user's
+``pip install`` builds it from the sdist where Cython and a compiler are at hand, and
+installs without it where not. The extension is optional: without a compiler, or with
 ``SPAMDRILL_PURE=1``, ``reader.Feed.fast`` (the reference) runs instead.
 
 What it saves, each step the Python one's twin:
@@ -32,12 +35,14 @@ What it saves, each step the Python one's twin:
   character classes; a test compares the two on edited lines), not by ``re``;
 - a finished scan is filed here (``Joiner.end_scan``, ``_file``: by Message-ID, user and
   start) and counted (``Analysis._scan``'s test; a scan that may be trouble goes to
-  ``Analysis._trouble``), and the spamd host's span moves on here (``SpamdHosts.saw``).
+  ``Analysis._trouble``), and the spamd host's span moves on here (``SpamdHosts.saw``);
 - Postfix's ``message-id=``, ``client=`` and ``removed`` lines are read here by twins of
   their steps, the queue file found as ``Joiner.message`` finds it (a new one by it).
 
 Anything else, and any line of another shape, goes to the Python code that reads it; the
-tests compare the documents of both loops on every fixture and on generated logs.
+tests compare the documents of both loops on every fixture and on generated logs. Not here
+yet: the join's own objects (messages, attempts, scans) and its clock, which stay Python
+and are most of what a line costs now (benchmarks/README.md, ``logs_instructions.py``).
 """
 
 from cpython.unicode cimport (
