@@ -92,3 +92,19 @@ def test_the_shortcut_takes_only_what_has_nothing_to_show(
     fields = {name: "x" for name in FIELDS} | {"user": "alice", "mid": "m1@x", "ip": "1.2.3.4"}
     found = _log(tmp_path / "mail.log", fields, mda, "deliver", dsn, text)
     assert found == (["scanned"] if quiet_one else [None])
+
+
+@settings(max_examples=100, deadline=None)
+@given(text=st.one_of(field_text, st.sampled_from([
+    "delivered via maildrop service", "Command time limit exceeded",
+    "maildrop: Timeout quota exceeded.", "maildir over quota.", "MAILBOX FULL",
+    "timeout quota exceeded", "Invalid user specified.", "\u017fer unknown",
+    "Unable to filter message"])))
+def test_a_delivery_text_names_the_same_modes_each_time(text: str) -> None:
+    """The modes a delivery's text names, kept per text, are those its searches find."""
+    from spamdrill.logs import diagnose as dg
+
+    direct = tuple((mode, note) for test, mode, note in dg._OUTER if test(text))
+    assert dg._outer_modes(text) == direct
+    assert dg._outer_modes(text) == direct  # from what was kept
+    assert len(dg._said) <= 1024
