@@ -20,7 +20,7 @@ _stamp = st.builds(lambda m, d, h, mi, s: f"{m} {d:>2} {h:02d}:{mi:02d}:{s}",
                                     "07 "]))
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(stamps=st.lists(_stamp, max_size=30), tz=st.sampled_from([None, "UTC",
                                                                  "Europe/Berlin"]))
 def test_a_converted_minute_gives_what_the_full_conversion_gives(
