@@ -96,13 +96,16 @@ _said: dict[str, tuple[tuple[Mode, str], ...]] = {}
 def _outer_modes(text: str) -> tuple[tuple[Mode, str], ...]:
     """The modes (and notes) ``_OUTER`` finds in a delivery's text, outermost first: the
     same few texts come back on every delivery (pipe's "delivered via ... service"), and
-    five case-blind searches of each took more than the rest of counting it."""
+    five case-blind searches of each took more than the rest of counting it. Short texts
+    only are kept (at most 1,024 of them): a forged line's long text is searched each time,
+    and memory stays bounded."""
     found = _said.get(text)
     if found is None:
         found = tuple((mode, note) for test, mode, note in _OUTER if test(text))
-        if len(_said) >= 1024:
-            _said.clear()
-        _said[text] = found
+        if len(text) <= 256:
+            if len(_said) >= 1024:
+                _said.clear()
+            _said[text] = found
     return found
 
 
