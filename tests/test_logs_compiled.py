@@ -215,7 +215,7 @@ _SCAN_LINES = {
 _TRICKY = [" ", "  ", "\t", "\xa0", "\u2003", "\x1c", "\x85", ":", ",", ".", "-", "/", "(",
            ")", "0", "9", "\u0661", "\uff15", "\xb2", "\u2460", "1" * 16, "a", "<", ">",
            " aka ", " for ", " in ", " seconds, ", " bytes.", ",mid=", ",size=", ",user=",
-           "scantime=", "0.", ".5", ""]
+           "scantime=", "0.", ".5", "", "\U0001d7ce", "\U0001f600", "\u3000"]
 
 
 def _by_expressions(kind: str, msg: str) -> tuple[str, ...] | None:
