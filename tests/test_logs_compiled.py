@@ -22,7 +22,7 @@ from hostile import FIELDS, LINES, field_text
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from spamdrill.logs import reader, spamd
+from spamdrill.logs import postfix, reader, spamd
 from spamdrill.logs.formats import Entry, zone
 from spamdrill.logs.join import Scan
 from spamdrill.logs.reader import Filters, Reader
@@ -275,3 +275,74 @@ def test_the_scan_line_readers_refuse_what_the_expressions_refuse() -> None:
             ("result", "spamd: result: . 0 - T\tscantime=1,size=1,user=u,mid=<m>"),
             ("result", "spamd: result: . 0 - T scantime=1,size=1,user=u,mid=<m>")):
         assert scan_fields(kind, msg) == _by_expressions(kind, msg), msg
+
+
+# Postfix's delivery lines, read by index in the compiled loop (_postfixlines.pxi) where
+# postfix.py uses _DELIVERY: valid lines with every optional field, then edited
+_DELIVERIES = [
+    "to=<alice@lab.test>, relay=maildrop, delay=0.26, delays=0.02/0.01/0/0.23, dsn=2.0.0, "
+    "status=sent (delivered via maildrop service)",
+    "to=<a@x>, orig_to=<b@x>, relay=mx[1.2.3.4]:25, conn_use=2, delay=301, "
+    "delays=0.1/0/0.5/300, tls=TLSv1.3,x, dsn=4.3.0, status=deferred (Command died (75))",
+    "to=<>, relay=none, delay=1, delays=1/2/3/4, dsn=5.1.1, status=bounced ()",
+]
+_DELIVERY_TRICKY = [*_TRICKY, ", ", "_", "\u00e9", "status=", "dsn=", "tls=", "orig_to=<",
+                    "conn_use=", "relay=", "delays=", " ("]
+
+
+@st.composite
+def _delivery_bodies(draw: st.DrawFn) -> str:
+    body = draw(st.sampled_from(_DELIVERIES))
+    for _ in range(draw(st.integers(0, 4))):
+        at = draw(st.integers(0, len(body)))
+        cut = draw(st.integers(0, 3))
+        body = body[:at] + draw(st.sampled_from(_DELIVERY_TRICKY)) + body[at + cut:]
+    return body
+
+
+@settings(max_examples=200, deadline=None)
+@given(body=_delivery_bodies())
+def test_the_compiled_loop_reads_delivery_lines_as_the_expression(body: str) -> None:
+    from spamdrill.logs._fastloop import delivery_fields
+
+    m = postfix._DELIVERY.match(body)
+    assert delivery_fields(body) == (None if m is None else m.groups())
+
+
+def test_the_delivery_reader_refuses_what_the_expression_refuses() -> None:
+    """Shapes a reader by index could take: an optional field that starts and fails, a
+    tab where a space must be, a 16-digit delay, a dsn with a minus, no closing bracket."""
+    from spamdrill.logs._fastloop import delivery_fields
+
+    head, tail = "to=<a>, relay=r, delay=1, delays=1/2/3/4, ", "dsn=2.0.0, status=sent (x)"
+    for body in (head + "tls=x,\t" + tail, head + "tls=, " + tail, head + "tls=x, " + tail,
+                 head + "tls=a,b, " + tail, "to=<a>, orig_to=<b, relay=r" + head[14:] + tail,
+                 "to=<a>, relay=r, conn_use=, " + head[17:] + tail,
+                 head.replace("delay=1", "delay=1234567890123456") + tail,
+                 head.replace("4, ", "4., ") + tail, head + tail.replace("2.0", "2-0"),
+                 head + tail[:-1], head + tail.replace("sent", "s\u00e9nt_1"),
+                 head + tail.replace("(x)", "()"), head + tail.replace("2.0.0", "\u0662.0")):
+        m = postfix._DELIVERY.match(body)
+        assert delivery_fields(body) == (None if m is None else m.groups()), body
+
+
+def test_a_message_retried_for_days_reads_the_same_in_both_loops(tmp_path: Path) -> None:
+    """A delivery's twin keeps a message's recent tries as ``Joiner.delivery`` does (the
+    try's number, the oldest let go past 50), and takes the agent's warning with it."""
+    lines = ["Nov 29 10:00:00 mx1 postfix/qmgr[1]: 0A1B2C3D4E: from=<s@x>, size=9, nrcpt=2 "
+             "(queue active)"]
+    for i in range(60):
+        stamp = f"Nov 29 {10 + i // 60:02d}:{i % 60:02d}:01"
+        lines.append(f"{stamp} mx1 postfix/pipe[{i % 3}]: warning: pipe_command_read: read "
+                     "time limit exceeded")
+        for to in ("a@x", "b@x"):
+            lines.append(f"{stamp} mx1 postfix/pipe[{i % 3}]: 0A1B2C3D4E: to=<{to}>, "
+                         f"relay=maildrop, delay={i}.5, delays=0/0/0/{i}.25, dsn=4.3.0, "
+                         "status=deferred (temporary failure. Command output: x)")
+    path = tmp_path / "mail.log"
+    path.write_text("\n".join(lines) + "\n")
+    docs, calls = _both(path)
+    assert docs[0] == docs[1]
+    assert calls[0] == calls[1]
+    [queued] = json.loads(docs[0])["still_queued"]
+    assert queued["attempts"] == 50

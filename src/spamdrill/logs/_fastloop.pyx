@@ -37,7 +37,10 @@ What it saves, each step the Python one's twin:
   start) and counted (``Analysis._scan``'s test; a scan that may be trouble goes to
   ``Analysis._trouble``), and the spamd host's span moves on here (``SpamdHosts.saw``);
 - Postfix's ``message-id=``, ``client=`` and ``removed`` lines are read here by twins of
-  their steps, the queue file found as ``Joiner.message`` finds it (a new one by it).
+  their steps, the queue file found as ``Joiner.message`` finds it (a new one by it); a
+  delivery agent's line is read by index (``_postfixlines.pxi``, what ``_DELIVERY``
+  matches) and handed to the join here (``Joiner.delivery``'s twin: the message's try,
+  numbered, the agent's warnings, the queue of attempts waiting for their late window).
 
 Anything else, and any line of another shape, goes to the Python code that reads it; the
 tests compare the documents of both loops on every fixture and on generated logs. Not here
@@ -45,6 +48,7 @@ yet: the join's own objects (messages, attempts, scans) and its clock, which sta
 and are most of what a line costs now (benchmarks/README.md, ``logs_instructions.py``).
 """
 
+from cpython.float cimport PyFloat_FromString as _float
 from cpython.unicode cimport (
     Py_UNICODE_ISSPACE,
     PyUnicode_1BYTE_KIND,
@@ -67,6 +71,7 @@ cdef inline bint _space(unsigned int kind, const void* data, Py_ssize_t k):
 
 
 include "_spamdlines.pxi"
+include "_postfixlines.pxi"
 
 
 cdef tuple _learn(object feed, dict tags, str tag):
@@ -122,7 +127,10 @@ cdef _postfix(tuple spec, object handle, object ts, str host, str pid, str line,
     name, join, after, bodies, other = spec[1], spec[2], spec[3], spec[4], spec[5]
     step = (<dict>bodies).get(line[j + 2:j + 6], other)
     key = (host, line[i:j])
-    took = _message_line(spec, step, join, key, ts, line, j + 2)
+    if step is spec[8]:
+        took = _delivery_line(spec, join, name, key, ts, pid, line, j + 2, src, no)
+    else:
+        took = _message_line(spec, step, join, key, ts, line, j + 2)
     if took is None:
         took = step(join, name, key, ts, pid, line[j + 2:], src, no, line)
     if took is not False and (took is not True or ts > join.now or join.dirty):
@@ -324,7 +332,7 @@ cdef object _scan_step(tuple fast, object join, object ts, str host, str pid, st
             return truncated
         scan = _scan_line(join, 0, host, pid, ts, tuple.__new__(Line, (src, no, line)), Scan)
         if scan is not None:
-            seconds, size = float(line[at[2]:at[3]]), int(line[at[4]:at[5]])
+            seconds, size = _float(line[at[2]:at[3]]), int(line[at[4]:at[5]])
             user = line[at[0]:at[1]]
             scan.seconds, scan.size, scan.spam, scan.end = seconds, size, spam, ts
             scan.user = scan.user or user
@@ -338,7 +346,7 @@ cdef object _scan_step(tuple fast, object join, object ts, str host, str pid, st
     scan = _scan_line(join, 0, host, pid, ts, tuple.__new__(Line, (src, no, line)), Scan)
     if scan is None:
         return True
-    scan.seconds, scan.size = float(line[at[3]:at[4]]), int(line[at[5]:at[6]])
+    scan.seconds, scan.size = _float(line[at[3]:at[4]]), int(line[at[5]:at[6]])
     scan.spam, scan.end = line[at[0]] == u"Y", ts
     scan.user = scan.user or line[at[7]:at[8]]
     scan.finished = True
