@@ -22,7 +22,7 @@ from hostile import FIELDS, LINES, field_text
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from spamdrill.logs import reader
+from spamdrill.logs import postfix, reader, spamd
 from spamdrill.logs.formats import Entry, zone
 from spamdrill.logs.join import Scan
 from spamdrill.logs.reader import Filters, Reader
@@ -196,3 +196,153 @@ def test_the_compiled_loop_reads_generated_logs_as_the_pure_one(data: bytes,
         docs, calls = _both(path)
     assert calls[0] == calls[1]
     assert docs[0] == docs[1]
+
+
+# spamd's scan lines, read by index in the compiled loop (_spamdlines.pxi) where spamd.py
+# uses expressions: valid lines, then edited with what could mislead a reader by index
+# (digits that are decimal or only look it, every kind of space, the separators)
+_SCAN_LINES = {
+    "processing": ["spamd: processing message <m1@x.test> for alice:104",
+                   "spamd: checking message <m1@x.test> aka <r@x> for bob@x.test:0",
+                   "spamd: processing message (unknown) for a:b: c:5"],
+    "verdict": ["spamd: clean message (0.0/5.0) for alice:104 in 0.2 seconds, 795 bytes.",
+                "spamd: identified spam (-1.5/8.0) for a:b:104 in 12.25 seconds, 5 bytes."],
+    "result": ["spamd: result: .  0 -  scantime=0.2,size=795,user=alice,uid=104,"
+               "required_score=5.0,rhost=localhost,mid=<m1@x.test>,autolearn=no",
+               "spamd: result: Y 1000 - GTUBE,TIME_LIMIT_EXCEEDED scantime=3,size=1,user=,"
+               "mid=<m>"],
+}
+_TRICKY = [" ", "  ", "\t", "\xa0", "\u2003", "\x1c", "\x85", ":", ",", ".", "-", "/", "(",
+           ")", "0", "9", "\u0661", "\uff15", "\xb2", "\u2460", "1" * 16, "a", "<", ">",
+           " aka ", " for ", " in ", " seconds, ", " bytes.", ",mid=", ",size=", ",user=",
+           "scantime=", "0.", ".5", "", "\U0001d7ce", "\U0001f600", "\u3000"]
+
+
+def _by_expressions(kind: str, msg: str) -> tuple[str, ...] | None:
+    """What spamd.py's expressions find in ``msg``: the reference."""
+    if kind == "processing":
+        m = spamd._PROCESSING.match(msg, 7)
+        return None if m is None else (m.group(1), m.group(2))
+    if kind == "verdict":
+        m = spamd._VERDICT.match(msg, 7)
+        return None if m is None else (m.group(3), m.group(4), m.group(5))
+    m = spamd._RESULT.match(msg, 7)
+    if m is None:
+        return None
+    flag, tests, extra = m.groups()
+    x = spamd._EXTRA.match(extra)
+    at = extra.find(",mid=")
+    if x is None or at < 0:
+        return None
+    end = extra.find(",", at + 5)
+    return (flag, tests, *x.groups(), extra[at + 5: end if end > 0 else None])
+
+
+@st.composite
+def _scan_msgs(draw: st.DrawFn) -> tuple[str, str]:
+    kind = draw(st.sampled_from(sorted(_SCAN_LINES)))
+    msg = draw(st.sampled_from(_SCAN_LINES[kind]))
+    head = msg.index(" ", msg.index(" ", 7) + 1) + 1  # the words that chose the step
+    for _ in range(draw(st.integers(0, 4))):
+        at = draw(st.integers(head, len(msg)))
+        cut = draw(st.integers(0, 3))
+        msg = msg[:at] + draw(st.sampled_from(_TRICKY)) + msg[at + cut:]
+    return kind, msg
+
+
+@settings(max_examples=200, deadline=None)
+@given(case=_scan_msgs())
+def test_the_compiled_loop_reads_spamd_scan_lines_as_the_expressions(
+        case: tuple[str, str]) -> None:
+    from spamdrill.logs._fastloop import scan_fields
+
+    kind, msg = case
+    assert scan_fields(kind, msg) == _by_expressions(kind, msg)
+
+
+def test_the_scan_line_readers_refuse_what_the_expressions_refuse() -> None:
+    """Shapes where a reader by index could go wrong: a 16-digit number, a digit that is
+    not decimal, a tab where a space must be, a fraction without digits."""
+    from spamdrill.logs._fastloop import scan_fields
+
+    for kind, msg in (
+            ("verdict", "spamd: clean message (0/5) for a:1 in 1234567890123456 seconds, "
+                        "1 bytes."),
+            ("verdict", "spamd: clean message (0/5) for a:\xb2 in 1 seconds, 1 bytes."),
+            ("verdict", "spamd: clean message (0/5) for a:1 in 1. seconds, 1 bytes."),
+            ("processing", "spamd: processing message <m> aka  for a:1"),
+            ("processing", "spamd: processing message <m> for a:1\u0661"),
+            ("result", "spamd: result: . 0 - T\tscantime=1,size=1,user=u,mid=<m>"),
+            ("result", "spamd: result: . 0 - T scantime=1,size=1,user=u,mid=<m>")):
+        assert scan_fields(kind, msg) == _by_expressions(kind, msg), msg
+
+
+# Postfix's delivery lines, read by index in the compiled loop (_postfixlines.pxi) where
+# postfix.py uses _DELIVERY: valid lines with every optional field, then edited
+_DELIVERIES = [
+    "to=<alice@lab.test>, relay=maildrop, delay=0.26, delays=0.02/0.01/0/0.23, dsn=2.0.0, "
+    "status=sent (delivered via maildrop service)",
+    "to=<a@x>, orig_to=<b@x>, relay=mx[1.2.3.4]:25, conn_use=2, delay=301, "
+    "delays=0.1/0/0.5/300, tls=TLSv1.3,x, dsn=4.3.0, status=deferred (Command died (75))",
+    "to=<>, relay=none, delay=1, delays=1/2/3/4, dsn=5.1.1, status=bounced ()",
+]
+_DELIVERY_TRICKY = [*_TRICKY, ", ", "_", "\u00e9", "status=", "dsn=", "tls=", "orig_to=<",
+                    "conn_use=", "relay=", "delays=", " ("]
+
+
+@st.composite
+def _delivery_bodies(draw: st.DrawFn) -> str:
+    body = draw(st.sampled_from(_DELIVERIES))
+    for _ in range(draw(st.integers(0, 4))):
+        at = draw(st.integers(0, len(body)))
+        cut = draw(st.integers(0, 3))
+        body = body[:at] + draw(st.sampled_from(_DELIVERY_TRICKY)) + body[at + cut:]
+    return body
+
+
+@settings(max_examples=200, deadline=None)
+@given(body=_delivery_bodies())
+def test_the_compiled_loop_reads_delivery_lines_as_the_expression(body: str) -> None:
+    from spamdrill.logs._fastloop import delivery_fields
+
+    m = postfix._DELIVERY.match(body)
+    assert delivery_fields(body) == (None if m is None else m.groups())
+
+
+def test_the_delivery_reader_refuses_what_the_expression_refuses() -> None:
+    """Shapes a reader by index could take: an optional field that starts and fails, a
+    tab where a space must be, a 16-digit delay, a dsn with a minus, no closing bracket."""
+    from spamdrill.logs._fastloop import delivery_fields
+
+    head, tail = "to=<a>, relay=r, delay=1, delays=1/2/3/4, ", "dsn=2.0.0, status=sent (x)"
+    for body in (head + "tls=x,\t" + tail, head + "tls=, " + tail, head + "tls=x, " + tail,
+                 head + "tls=a,b, " + tail, "to=<a>, orig_to=<b, relay=r" + head[14:] + tail,
+                 "to=<a>, relay=r, conn_use=, " + head[17:] + tail,
+                 head.replace("delay=1", "delay=1234567890123456") + tail,
+                 head.replace("4, ", "4., ") + tail, head + tail.replace("2.0", "2-0"),
+                 head + tail[:-1], head + tail.replace("sent", "s\u00e9nt_1"),
+                 head + tail.replace("(x)", "()"), head + tail.replace("2.0.0", "\u0662.0")):
+        m = postfix._DELIVERY.match(body)
+        assert delivery_fields(body) == (None if m is None else m.groups()), body
+
+
+def test_a_message_retried_for_days_reads_the_same_in_both_loops(tmp_path: Path) -> None:
+    """A delivery's twin keeps a message's recent tries as ``Joiner.delivery`` does (the
+    try's number, the oldest let go past 50), and takes the agent's warning with it."""
+    lines = ["Nov 29 10:00:00 mx1 postfix/qmgr[1]: 0A1B2C3D4E: from=<s@x>, size=9, nrcpt=2 "
+             "(queue active)"]
+    for i in range(60):
+        stamp = f"Nov 29 {10 + i // 60:02d}:{i % 60:02d}:01"
+        lines.append(f"{stamp} mx1 postfix/pipe[{i % 3}]: warning: pipe_command_read: read "
+                     "time limit exceeded")
+        for to in ("a@x", "b@x"):
+            lines.append(f"{stamp} mx1 postfix/pipe[{i % 3}]: 0A1B2C3D4E: to=<{to}>, "
+                         f"relay=maildrop, delay={i}.5, delays=0/0/0/{i}.25, dsn=4.3.0, "
+                         "status=deferred (temporary failure. Command output: x)")
+    path = tmp_path / "mail.log"
+    path.write_text("\n".join(lines) + "\n")
+    docs, calls = _both(path)
+    assert docs[0] == docs[1]
+    assert calls[0] == calls[1]
+    [queued] = json.loads(docs[0])["still_queued"]
+    assert queued["attempts"] == 50

@@ -251,13 +251,17 @@ def test_the_clock_is_asked_whenever_it_could_release(tmp_path: Path) -> None:
 
 
 def test_a_compiled_loop_older_than_its_source_is_not_used(tmp_path: Path) -> None:
-    """A checkout whose ``_fastloop.pyx`` changed after the module was built runs the pure
-    loop, not the old compiled one."""
+    """A checkout whose ``_fastloop.pyx``, or a ``.pxi`` it includes, changed after the
+    module was built runs the pure loop, not the old compiled one."""
     built = tmp_path / "_fastloop.so"
     built.write_bytes(b"")
     source = Path(reader.__file__).with_name("_fastloop.pyx")
+    include = source.with_name("_spamdlines.pxi")
+    newest = max(p.stat().st_mtime for p in (source, *source.parent.glob("_*.pxi")))
     os.utime(built, (0, source.stat().st_mtime - 1))
     assert reader._stale(str(built))
-    os.utime(built, (0, source.stat().st_mtime + 1))
+    os.utime(built, (0, newest + 1))
     assert not reader._stale(str(built))
+    os.utime(built, (0, include.stat().st_mtime - 1))
+    assert reader._stale(str(built))  # only the included file changed
     assert not reader._stale(None)

@@ -4,16 +4,21 @@ results, line for line, without the interpreter's dispatch per step.
 
 Why Cython, with the system C compiler: it is on PyPI (pip reaches it as a build
 requirement), it needs only gcc and the Python headers the machines here have, and a
-``.pyx`` reads like the Python it mirrors, so the two stay alike. A Rust extension (PyO3)
-would need crates these machines cannot fetch; mypyc compiled the readers to 1.2x, as it
-cannot remove the builtins' calls. The extension is optional: without a compiler, or with
+``.pyx`` reads like the Python it mirrors, so the two stay alike; where a line's bytes are
+read (the envelope, a scan line's fields) it is plain C over the string's own buffer, typed,
+with no object per step. A Rust extension (PyO3) would need crates these machines cannot
+fetch; mypyc compiled the readers to 1.2x, as it cannot remove the builtins' calls. A user's
+``pip install`` builds it from the sdist where Cython and a compiler are at hand, and
+installs without it where not. The extension is optional: without a compiler, or with
 ``SPAMDRILL_PURE=1``, ``reader.Feed.fast`` (the reference) runs instead.
 
 What it saves, each step the Python one's twin:
 
 - the envelope: ``str.split(None, 5)`` makes six strings per line where three are read
   (host, tag, text); here the fields are found by index, as ``split`` finds them (the same
-  ``Py_UNICODE_ISSPACE``), and only those three are made;
+  ``Py_UNICODE_ISSPACE``; for a line of one byte per character, most of them, through a
+  table of those 256 characters' answers over the string's own bytes), and only those
+  three are made;
 - a new syslog tag (a third of them here: one per pid) is learnt here (``Feed.learn``'s
   steps), not by a Python call;
 - Postfix's, spamd's and maildrop's readers (``postfix.reader``, ``spamd.reader``,
@@ -24,16 +29,49 @@ What it saves, each step the Python one's twin:
 - a spamd scan's lines (``connection from``, ``processing``, the verdict, ``result:``),
   spamd's prefork lines and the maildroprc's lines are read here by twins of their Python
   steps (``spamd._connection`` ... ``spamd._prefork``, ``Joiner.spamd_line``,
-  ``maildrop_reader``'s ``read``): the same expressions, the same calls on the join, in
-  the same order, without an interpreted frame per line. Tried and dropped: twins of
-  Postfix's message lines (``message-id=``, ``client=``, ``from=``, ``removed``), 0.4%
-  fewer instructions, not worth a second copy.
+  ``maildrop_reader``'s ``read``), with the same calls on the join, in the same order,
+  without an interpreted frame per line; the scan lines' fields are found by index
+  (``_spamdlines.pxi``: what ``spamd.py``'s expressions match, step for step, with their
+  character classes; a test compares the two on edited lines), not by ``re``;
+- a finished scan is filed here (``Joiner.end_scan``, ``_file``: by Message-ID, user and
+  start) and counted (``Analysis._scan``'s test; a scan that may be trouble goes to
+  ``Analysis._trouble``), and the spamd host's span moves on here (``SpamdHosts.saw``);
+- Postfix's ``message-id=``, ``client=`` and ``removed`` lines are read here by twins of
+  their steps, the queue file found as ``Joiner.message`` finds it (a new one by it); a
+  delivery agent's line is read by index (``_postfixlines.pxi``, what ``_DELIVERY``
+  matches) and handed to the join here (``Joiner.delivery``'s twin: the message's try,
+  numbered, the agent's warnings, the queue of attempts waiting for their late window).
 
 Anything else, and any line of another shape, goes to the Python code that reads it; the
-tests compare the documents of both loops on every fixture and on generated logs.
+tests compare the documents of both loops on every fixture and on generated logs. Not here
+yet: the join's own objects (messages, attempts, scans) and its clock, which stay Python
+and are most of what a line costs now (benchmarks/README.md, ``logs_instructions.py``).
 """
 
+from cpython.float cimport PyFloat_FromString as _float
+from cpython.unicode cimport (
+    Py_UNICODE_ISSPACE,
+    PyUnicode_1BYTE_KIND,
+    PyUnicode_DATA,
+    PyUnicode_KIND,
+    PyUnicode_READ,
+)
+
 cdef object _UNSEEN = object()
+
+cdef unsigned char _SPACE[256]
+for _c in range(256):
+    _SPACE[_c] = chr(_c).isspace()  # Py_UNICODE_ISSPACE, as str.split and \\s read it
+
+
+cdef inline bint _space(unsigned int kind, const void* data, Py_ssize_t k):
+    if kind == PyUnicode_1BYTE_KIND:
+        return _SPACE[(<const unsigned char*>data)[k]]
+    return Py_UNICODE_ISSPACE(PyUnicode_READ(kind, data, k))
+
+
+include "_spamdlines.pxi"
+include "_postfixlines.pxi"
 
 
 cdef tuple _learn(object feed, dict tags, str tag):
@@ -87,11 +125,52 @@ cdef _postfix(tuple spec, object handle, object ts, str host, str pid, str line,
             handle(ts, host, pid, line[i:], src, no, line)
         return  # NOQUEUE, or not a queue id
     name, join, after, bodies, other = spec[1], spec[2], spec[3], spec[4], spec[5]
-    body = line[j + 2:]
-    step = (<dict>bodies).get(body[:4], other)
-    took = step(join, name, (host, line[i:j]), ts, pid, body, src, no, line)
+    step = (<dict>bodies).get(line[j + 2:j + 6], other)
+    key = (host, line[i:j])
+    if step is spec[8]:
+        took = _delivery_line(spec, join, name, key, ts, pid, line, j + 2, src, no)
+    else:
+        took = _message_line(spec, step, join, key, ts, line, j + 2)
+    if took is None:
+        took = step(join, name, key, ts, pid, line[j + 2:], src, no, line)
     if took is not False and (took is not True or ts > join.now or join.dirty):
         after(took, ts, src, no, line)
+
+
+cdef object _message(object join, tuple key, object ts):
+    """``Joiner.message``: a queue file seen before, now its latest line (a new one by the
+    method)."""
+    messages = join.messages
+    msg = messages.get(key)
+    if msg is None:
+        return join.message(key, ts)
+    messages.move_to_end(key)
+    msg.last = ts
+    return msg
+
+
+cdef object _message_line(tuple spec, object step, object join, tuple key, object ts,
+                          str line, Py_ssize_t p):
+    """Twins of ``postfix._message_id``, ``_client`` and ``_removed`` on the lines they
+    read: True; None for any other line (their step reads it)."""
+    cdef tuple steps = spec[6]
+    if step is steps[0]:
+        if not line.startswith(u"message-id=", p):
+            return None
+        _message(join, key, ts).mid = line[p + 11:].strip()
+    elif step is steps[1]:
+        if not line.startswith(u"client=", p):
+            return None
+        _message(join, key, ts).client = line[p + 7:].split(u",", 1)[0]
+    elif step is steps[2]:
+        if len(line) - p != 7 or not line.startswith(u"removed", p):
+            return None
+        msg = join.messages.pop(key, None)
+        if msg is not None:
+            msg.removed = ts
+    else:
+        return None
+    return True
 
 
 cdef _maildrop(tuple spec, object handle, object ts, str host, str pid, str line,
@@ -117,19 +196,87 @@ cdef _maildrop(tuple spec, object handle, object ts, str host, str pid, str line
 cdef object _NEVER = float("-inf")
 
 
+cdef inline void _index_add(dict index, str name, object scan):
+    """``join._index``."""
+    found = index.get(name)
+    if found is None:
+        index[name] = [scan]
+    else:
+        (<list>found).append(scan)
+
+
+cdef inline void _time_add(object tindex, object ts, object item):
+    """``TimeIndex.add``'s common case (not before the last); a step back by the method."""
+    times = <list>tindex.ts
+    if times and ts < times[len(times) - 1]:
+        tindex.add(ts, item)
+    else:
+        times.append(ts)
+        (<list>tindex.items).append(item)
+
+
+cdef void _file(object join, object scan):
+    """``Joiner._file``: a scan kept for joining, by Message-ID, user and start; counted
+    (``Analysis._scan``: its cheap test here, a scan that may be trouble by the call)."""
+    cdef str mid = scan.mid, user = scan.user
+    cdef dict open_mids = join.open_mids
+    if mid and open_mids.get(mid) is scan:
+        del open_mids[mid]
+    if not (mid or scan.errors or scan.finished or user):
+        return
+    join.scans_seen += 1
+    if mid and mid != u"(unknown)":
+        _index_add(join.by_mid, mid, scan)
+    if user:
+        _index_add(join.by_user, user.lower(), scan)
+    join.kept.append(scan)
+    _time_add(join.by_start, scan.start, scan)
+    on = join.on_scan
+    if on is None:
+        return
+    fast = join.fast_scan
+    if fast is None or (<tuple>fast)[0] is not on:
+        on(scan)
+        return
+    count = (<tuple>fast)[1]
+    count.scans += 1
+    end = scan.end
+    if scan.time_limit or scan.errors or \
+            (end if end is not None else scan.last) - scan.start >= (<tuple>fast)[2]:
+        (<tuple>fast)[3](scan)
+
+
+cdef void _end_scan(object join, object scan):
+    """``Joiner.end_scan``."""
+    del join.children[(scan.host, scan.pid)]
+    _file(join, scan)
+
+
+cdef void _saw(object spamd, str host, object ts, object gap):
+    """``SpamdHosts.saw`` (for a line later than the host's last): its span and gaps."""
+    cdef dict lasts = spamd.last
+    last = lasts.get(host)
+    if last is None:
+        spamd.saw(host, ts)
+    elif ts > last:
+        if ts - last > gap:
+            _time_add((<dict>spamd.gaps)[host], last, ts)
+        lasts[host] = ts
+
+
 cdef object _scan_line(object join, int opens, str host, str pid, object ts, object ln,
                        object Scan):
     """``Joiner.spamd_line``: ``opens`` 2 for a connection (a new scan), 1 for a message
     (a new scan if the child has none open), 0 for any other line of a scan."""
     spamd = join.spamd
     if ts > (<dict>spamd.last).get(host, _NEVER):
-        spamd.saw(host, ts)
+        _saw(spamd, host, ts, join.s.gap)
     child = (host, pid)
     children = join.children
     scan = children.get(child)
     if opens == 2 or (scan is None and opens == 1):
         if scan is not None:
-            join._file(scan)
+            _file(join, scan)
             del children[child]
         scan = Scan(host, pid, ts, [ln], ts)
         children[child] = scan
@@ -147,40 +294,46 @@ cdef object _scan_step(tuple fast, object join, object ts, str host, str pid, st
     """``spamd.py``'s steps of a scan (``_connection``, ``_processing``, ``_verdict_line``,
     ``_result``), their twins: True, False or a Skip, as they return."""
     Line, Scan, truncated = fast[0], fast[1], fast[6]
-    cdef Py_ssize_t b = i + 7, at, end
-    cdef str msg, extra, tests
+    cdef Py_ssize_t b = i + 7
+    cdef str tests
+    cdef bint ok, spam
     if key == u"conn":
         if not line.startswith(u"connection from ", b):
             return False
         _scan_line(join, 2, host, pid, ts, tuple.__new__(Line, (src, no, line)), Scan)
         return True
+    cdef Py_ssize_t n = len(line)
+    cdef Py_ssize_t at[11]
     if key == u"proc" or key == u"chec":
-        if not (line.startswith(u"processing message ", b)
-                or line.startswith(u"checking message ", b)):
+        if line.startswith(u"processing message ", b):
+            ok = _processing_at(line, b + 19, n, at)
+        elif line.startswith(u"checking message ", b):
+            ok = _processing_at(line, b + 17, n, at)
+        else:
             return False
-        msg = line[i:]
-        m = fast[2].match(msg, 7)
-        if m is None:
+        if not ok:
             return truncated
         scan = _scan_line(join, 1, host, pid, ts, tuple.__new__(Line, (src, no, line)), Scan)
         if scan is not None:
-            mid, user = m.group(1), m.group(2)
+            mid, user = line[at[0]:at[1]], line[at[2]:at[3]]
             scan.mid, scan.user = mid, user
             join.open_mids[mid] = scan
         return True
     if key == u"iden" or key == u"clea":
-        if not (line.startswith(u"identified spam ", b)
-                or line.startswith(u"clean message ", b)):
+        if line.startswith(u"identified spam ", b):
+            spam = True
+            ok = _verdict_at(line, b + 16, n, at)
+        elif line.startswith(u"clean message ", b):
+            spam = False
+            ok = _verdict_at(line, b + 14, n, at)
+        else:
             return False
-        msg = line[i:]
-        m = fast[3].match(msg, 7)
-        if m is None:
+        if not ok:
             return truncated
         scan = _scan_line(join, 0, host, pid, ts, tuple.__new__(Line, (src, no, line)), Scan)
         if scan is not None:
-            spam, seconds, size = m.group(1) == u"identified spam", float(m.group(4)), \
-                int(m.group(5))
-            user = m.group(3)
+            seconds, size = _float(line[at[2]:at[3]]), int(line[at[4]:at[5]])
+            user = line[at[0]:at[1]]
             scan.seconds, scan.size, scan.spam, scan.end = seconds, size, spam, ts
             scan.user = scan.user or user
             scan.finished = True
@@ -188,24 +341,17 @@ cdef object _scan_step(tuple fast, object join, object ts, str host, str pid, st
     # "resu"
     if not line.startswith(u"result: ", b):
         return False
-    msg = line[i:]
-    m = fast[4].match(msg, 7)
-    if m is None:
-        return truncated
-    flag, tests, extra = m.groups()
-    x = fast[5].match(extra)
-    at = extra.find(u",mid=")
-    if x is None or at < 0:
+    if not _result_at(line, b + 8, n, at):
         return truncated
     scan = _scan_line(join, 0, host, pid, ts, tuple.__new__(Line, (src, no, line)), Scan)
     if scan is None:
         return True
-    end = extra.find(u",", at + 5)
-    seconds, size, user = x.groups()
-    scan.seconds, scan.size, scan.spam, scan.end = float(seconds), int(size), flag == u"Y", ts
-    scan.user = scan.user or user
+    scan.seconds, scan.size = _float(line[at[3]:at[4]]), int(line[at[5]:at[6]])
+    scan.spam, scan.end = line[at[0]] == u"Y", ts
+    scan.user = scan.user or line[at[7]:at[8]]
     scan.finished = True
-    scan.mid = scan.mid or (extra[at + 5:end] if end > 0 else extra[at + 5:])
+    scan.mid = scan.mid or line[at[9]:at[10]]
+    tests = line[at[1]:at[2]]
     if tests:
         found = tuple(tests.split(u","))
         scan.tests = found
@@ -213,7 +359,7 @@ cdef object _scan_step(tuple fast, object join, object ts, str host, str pid, st
             scan.time_limit = True
     else:
         scan.tests = ()
-    join.end_scan(scan)
+    _end_scan(join, scan)
     return True
 
 
@@ -222,10 +368,10 @@ cdef object _prefork(tuple fast, object join, object ts, str host, str pid, str 
     """``spamd._prefork``: ``--max-children`` and child-state lines."""
     if line.find(u"max-children", i) >= 0:
         ln = tuple.__new__(fast[0], (src, no, line))
-        join.spamd.max_children.add(ts, ln)
+        _time_add(join.spamd.max_children, ts, ln)
     elif line.startswith(u"child states: ", i + 9):
         ln = tuple.__new__(fast[0], (src, no, line))
-        join.spamd.states.add(ts, (line[i + 23:].strip(), ln))
+        _time_add(join.spamd.states, ts, (line[i + 23:].strip(), ln))
     else:
         return False
     _scan_line(join, 0, host, pid, ts, ln, fast[1])
@@ -257,6 +403,30 @@ cdef frozenset _SCAN_KEYS = frozenset([u"conn", u"proc", u"chec", u"iden", u"cle
                                        u"resu"])
 
 
+cdef bint _fields(str line, Py_ssize_t n, Py_ssize_t* f):
+    """The fields of ``line.split(None, 5)``: f[0:4] the bounds of the 4th and 5th (host,
+    tag), f[4] where the 6th starts; False unless there are six. A line of one byte per
+    character (most are) is read through a table of its spaces."""
+    cdef unsigned int kind = PyUnicode_KIND(line)
+    cdef const void* data = PyUnicode_DATA(line)
+    cdef Py_ssize_t i = 0, k
+    for k in range(5):
+        while i < n and _space(kind, data, i):
+            i += 1
+        if i >= n:
+            return False
+        if k >= 3:
+            f[2 * k - 6] = i
+        while i < n and not _space(kind, data, i):
+            i += 1
+        if k >= 3:
+            f[2 * k - 5] = i
+    while i < n and _space(kind, data, i):
+        i += 1
+    f[4] = i
+    return i < n
+
+
 def fast(object feed, list lines, object parser):
     """``Feed.fast(lines, parser)``: each line's envelope, to its program's handler."""
     cdef Py_ssize_t src = feed.inp.index
@@ -266,7 +436,8 @@ def fast(object feed, list lines, object parser):
     cdef str prev = "\x00"
     cdef str line, tag
     cdef tuple info
-    cdef Py_ssize_t n, i, k, s3 = 0, e3 = 0, s4 = 0, e4 = 0
+    cdef Py_ssize_t n, i, s3 = 0, e3 = 0, s4 = 0, e4 = 0
+    cdef Py_ssize_t f[5]
     cdef bint ok
     ts = None
     last = feed.last
@@ -276,29 +447,8 @@ def fast(object feed, list lines, object parser):
         n = len(line)
         ok = False
         if n > 16 and line[15] == u" ":
-            # the fields of line.split(None, 5): 3 (host), 4 (tag) and what follows
-            i = 0
-            ok = True
-            for k in range(5):
-                while i < n and line[i].isspace():
-                    i += 1
-                if i >= n:
-                    ok = False
-                    break
-                if k == 3:
-                    s3 = i
-                elif k == 4:
-                    s4 = i
-                while i < n and not line[i].isspace():
-                    i += 1
-                if k == 3:
-                    e3 = i
-                elif k == 4:
-                    e4 = i
-            if ok:
-                while i < n and line[i].isspace():
-                    i += 1
-                ok = i < n
+            ok = _fields(line, n, f)
+            s3, e3, s4, e4, i = f[0], f[1], f[2], f[3], f[4]
         if ok:
             if not line.startswith(prev):
                 prev = line[:15]

@@ -90,6 +90,25 @@ _OUTER: tuple[tuple[Callable[[str], bool], Mode, str], ...] = (
     (_has(r"error writing to filter|Unable to filter|filter failed"), Mode.FILTER_FAILED,
      "maildrop's xfilter failed"),
 )
+_said: dict[str, tuple[tuple[Mode, str], ...]] = {}
+
+
+def _outer_modes(text: str) -> tuple[tuple[Mode, str], ...]:
+    """The modes (and notes) ``_OUTER`` finds in a delivery's text, outermost first: the
+    same few texts come back on every delivery (pipe's "delivered via ... service"), and
+    five case-blind searches of each took more than the rest of counting it. Short texts
+    only are kept (at most 1,024 of them): a forged line's long text is searched each time,
+    and memory stays bounded."""
+    found = _said.get(text)
+    if found is None:
+        found = tuple((mode, note) for test, mode, note in _OUTER if test(text))
+        if len(text) <= 256:
+            if len(_said) >= 1024:
+                _said.clear()
+            _said[text] = found
+    return found
+
+
 _DIED = re.compile(r"Command died with status (\d+)")
 _TRANSIENT = (Mode.MAILDROP_TIMEOUT, Mode.OVER_QUOTA, Mode.FILTER_FAILED)
 
@@ -124,6 +143,21 @@ def plain(attempt: Attempt, th: Thresholds) -> bool:
         if in_time(scan, attempt):
             return True
     return False
+
+
+def quiet(attempt: Attempt, th: Thresholds) -> str | None:
+    """An attempt ``plain`` took, with wrapper lines: when they said all was well and its
+    text names no mode, ``diagnose`` finds it delivered with nothing to show, and this
+    says so without building the diagnosis: its ``scanned``. None: diagnose it."""
+    d = attempt.delivery
+    if d.dsn == "5.1.1":
+        return None
+    if _outer_modes(d.text):
+        return None
+    for w in attempt.wrappers:  # what _wrapper_lost looks for
+        if w.mda.startswith("status=") and w.mda != "status=0" and w.outcome != "defer":
+            return None
+    return _scanned(attempt, th)
 
 
 def in_time(scan: Scan, attempt: Attempt) -> bool:
@@ -187,10 +221,9 @@ def _scanned(attempt: Attempt, th: Thresholds) -> str:
 
 def _outer(attempt: Attempt, diag: Diagnosis) -> None:
     text = attempt.delivery.text
-    for test, mode, note in _OUTER:
-        if test(text):
-            diag.modes.append(mode)
-            diag.notes.append(note)
+    for mode, note in _outer_modes(text):
+        diag.modes.append(mode)
+        diag.notes.append(note)
     if attempt.delivery.dsn == "5.1.1" and Mode.UNKNOWN_USER not in diag.modes:
         diag.modes.append(Mode.UNKNOWN_USER)
         diag.notes.append("no such recipient (5.1.1)")

@@ -103,7 +103,9 @@ class YearClock:
     year, a clock reset, a file out of order): it is refused, not silently placed a year
     away; so is a line more than ``ahead`` seconds (half a year) after the last (a December
     line after January's: a year off). Stamps repeat within a second, so each is converted
-    once, and the minute it falls in too (zones change their offset on the minute).
+    once, and the minute it falls in too (zones change their offset on the minute): a
+    stamp of whole seconds whose minute was converted for the same year takes its
+    seconds only.
     """
 
     def __init__(self, year: int, tz: tzinfo | None, tolerance: float = 3600.0,
@@ -116,6 +118,8 @@ class YearClock:
         self.last_month = 0
         self._cache: dict[str, float] = {}
         self._minutes: dict[tuple[int, int, int, int, int], float] = {}
+        # a whole-second stamp's first 13 characters (its minute) -> month, year, minute
+        self._seen: dict[str, tuple[int, int, float]] = {}
 
     def _minute(self, year: int, month: int, day: int, hour: int, minute: int) -> float:
         key = (year, month, day, hour, minute)
@@ -128,6 +132,14 @@ class YearClock:
         return base
 
     def _convert(self, stamp: str) -> float | None:
+        whole_second = len(stamp) == 15 and stamp[13:].isdigit() and stamp[13:].isascii()
+        if whole_second:  # "Mon dd hh:mm:ss": its minute converted before, with this year?
+            seen = self._seen.get(stamp[:13])
+            if seen is not None and seen[1] == self.year + (
+                    1 if seen[0] < self.last_month and self.last_month == 12
+                    and seen[0] == 1 else 0):
+                whole = int(stamp[13:])
+                return seen[2] + whole + 0.0 if whole <= 59 else None
         parts = stamp.split()  # the day may be space-padded
         if len(parts) != 3:
             return None
@@ -145,6 +157,10 @@ class YearClock:
             base = self._minute(year, month, int(parts[1]), int(hms[0]), int(hms[1]))
         except (ValueError, OverflowError):
             return None
+        if whole_second:
+            if len(self._seen) > 4096:
+                self._seen.clear()
+            self._seen[stamp[:13]] = (month, year, base)
         return base + whole + (sec - whole)
 
     def __call__(self, stamp: str) -> float | None:

@@ -171,6 +171,10 @@ class Joiner:
         self.kept: deque[Scan] = deque()
         self.by_start = TimeIndex[Scan]()
         self.on_scan: Callable[[Scan], None] | None = None  # each scan, once filed
+        # what the compiled loop does in its place while it is on_scan: (on_scan, the
+        # counts whose ``scans`` it adds to, the slow-scan threshold, the call for a scan
+        # that ran that long, hit its time limit or failed)
+        self.fast_scan: tuple[object, object, float, Callable[[Scan], None]] | None = None
         self.pending: deque[Attempt] = deque()
         self.warnings: dict[tuple[str, str, str], list[AgentWarning]] = {}
         self.wrappers: dict[str, list[WrapperEvent]] = {}  # queue id -> spamdrill-deliver

@@ -161,5 +161,9 @@ def reader(name: str, join: Joiner, after: After) -> Read:
             after(took, ts, src, no, text)
 
     # what the compiled reader loop (_fastloop.pyx) does itself for a queue id's line
-    read.__dict__["inline"] = ("postfix", name, join, after, bodies, other)
+    from spamdrill.logs.join import Attempt
+
+    read.__dict__["inline"] = ("postfix", name, join, after, bodies, other,
+                               (_message_id, _client, _removed),
+                               (Delivery, Line, skip(TRUNCATED), Attempt), _delivery)
     return read

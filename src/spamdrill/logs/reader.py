@@ -348,13 +348,20 @@ def compiled() -> Any:
 
 
 def _stale(built: str | None) -> bool:
-    """The source beside the built module is newer than it (installed packages carry no
-    source: never stale)."""
+    """A source beside the built module (the ``.pyx`` or a ``.pxi`` it includes) is newer
+    than it (installed packages carry no source: never stale)."""
     try:
-        return os.stat(Path(__file__).with_name("_fastloop.pyx")).st_mtime > os.stat(
-            built or "").st_mtime
+        made = os.stat(built or "").st_mtime
     except OSError:
         return False
+    here = Path(__file__).parent
+    for source in (here / "_fastloop.pyx", *here.glob("_*.pxi")):
+        try:
+            if os.stat(source).st_mtime > made:
+                return True
+        except OSError:
+            continue
+    return False
 
 
 def _chain(first: list[Block], rest: Iterator[Block]) -> Iterator[Block]:

@@ -25,6 +25,7 @@ from spamdrill.logs.diagnose import (
     Thresholds,
     diagnose,
     plain,
+    quiet,
 )
 from spamdrill.logs.episodes import Episode, Episodes, filter_trouble, scan_trouble
 from spamdrill.logs.events import Line, line
@@ -73,14 +74,16 @@ class Analysis:
         self.o = options or Options()
         self.inputs = inputs if inputs is not None else []
         self.joiner = Joiner(self.o.settings)
-        self.joiner.on_scan = self._scan
+        self.count = Counts(self.o)
+        self.joiner.on_scan = on_scan = self._scan
+        self.joiner.fast_scan = (on_scan, self.count, self.o.thresholds.slow_scan,
+                                 self._trouble)
         th = self.o.thresholds
         self.joiner.plain = lambda attempt: plain(attempt, th)
         self.episodes = Episodes(self.joiner.scans_between, gap=self.o.episode_gap,
                                  slow_scan=self.o.thresholds.slow_scan,
                                  delay=self.o.settings.late_window + 1, top=self.o.top)
         self.handlers: dict[str, Read | None] = {}
-        self.count = Counts(self.o)
         self.truncated: Counter[tuple[int, str]] = Counter()  # (input, reason): known lines
         self.examples: list[tuple[Line, str]] = []  # the first few skipped lines
 
@@ -125,11 +128,17 @@ class Analysis:
             self.examples.append((line, reason))
 
     def _attempt(self, attempt: Attempt) -> None:
-        if attempt.plain and not attempt.wrappers:  # most mail: counted, nothing to say
-            self.count.plain(attempt, SCANNED if attempt.delivery.agent in
-                             self.o.thresholds.filtered else NOT_FILTERED)
-            attempt.release()
-            return
+        if attempt.plain:  # most mail: counted, nothing to say
+            if not attempt.wrappers:
+                self.count.plain(attempt, SCANNED if attempt.delivery.agent in
+                                 self.o.thresholds.filtered else NOT_FILTERED)
+                attempt.release()
+                return
+            scanned = quiet(attempt, self.o.thresholds)  # a wrapper said all was well
+            if scanned is not None:
+                self.count.plain(attempt, scanned)
+                attempt.release()
+                return
         diag = diagnose(attempt, self.o.thresholds)
         self.count.attempt(attempt, diag)
         if diag.problem and filter_trouble(diag):
@@ -138,9 +147,14 @@ class Analysis:
 
     def _scan(self, scan: Scan) -> None:
         self.count.scans += 1
+        if scan.time_limit or scan.errors or scan.duration >= self.o.thresholds.slow_scan:
+            self._trouble(scan)
+
+    def _trouble(self, scan: Scan) -> None:
+        """A scan that ran long, hit its time limit or failed: trouble if ``scan_trouble``
+        says so (the compiled loop makes the first test itself)."""
         slow_scan = self.o.thresholds.slow_scan
-        if (scan.time_limit or scan.errors or scan.duration >= slow_scan) \
-                and scan_trouble(scan, slow_scan):
+        if scan_trouble(scan, slow_scan):
             self.count.slow_scans += 1
             self.episodes.scan(scan)
             self.joiner.dirty = True  # the next line's tick may release it
