@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 from hostile import FIELDS, FORMATS, PIECES, field_text, hostile_text, log_text
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from spamdrill import cli, report, runmodel
@@ -225,6 +225,8 @@ def test_compare_shows_document_text_as_text() -> None:
 
 
 @given(text=hostile_text)
+@example(text="\\[")  # rich read it as an escaped bracket: shown as "["
+@example(text="a\\\\[b]\\[")
 @settings(max_examples=30, deadline=None)
 def test_any_text_is_shown_as_itself(text: str) -> None:
     """Whatever the text, set between markup as the renderers set it, what is printed is

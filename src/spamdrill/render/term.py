@@ -32,14 +32,22 @@ def plain(value: object) -> str:
     return _CONTROL.sub(_shown, "" if value is None else str(value))
 
 
+# backslashes before a "[" that does not open a tag (rich.markup's tag: [a-z#/@]...])
+_BEFORE_BRACKET = re.compile(r"(\\+)(?=\[(?![a-z#/@][^[]*?\]))")
+
+
 def safe(value: object) -> str:
     """``value`` for a rich markup string or table cell: ``plain``, markup escaped.
     Backslashes at its end are doubled: before a tag that follows (``[/red]``) rich shows
     half of them, and an odd count would escape the tag (``rich.markup.escape`` doubles
-    only a single one); at the very end of a cell they show doubled."""
+    only a single one); at the very end of a cell they show doubled. Backslashes before a
+    ``[`` that opens no tag get one more: rich reads ``\\[`` in text as an escaped bracket
+    and drops the backslash, which ``escape`` leaves alone (a log line's ``\\[`` was
+    shown as ``[``)."""
     text = plain(value)
     body = text.rstrip("\\")
-    return escape(body) + "\\" * (2 * (len(text) - len(body)))
+    trailing = len(text) - len(body)
+    return escape(_BEFORE_BRACKET.sub(r"\1\\", body)) + "\\" * (2 * trailing)
 
 
 def console(**kw: Any) -> Console:
