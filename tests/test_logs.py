@@ -558,3 +558,42 @@ def test_evidence_shows_the_lines_behind_every_diagnosis(merged: dict[str, Any])
         for f in r["fixes"]:
             assert f"fix ({f['mode']}): {f['fix']}" in full
     assert "fix (" not in plain
+
+
+# -- spamd stopped, then started again while deliveries still ran -------------------------
+
+OUTAGE = DATA / "outage"
+
+
+def _outage_doc(spamd_log: Path) -> list[dict[str, Any]]:
+    """The e2e-spamd-outage drill's real logs (Postfix's times are whole seconds); the
+    first tries of the wrappers that failed it: w1-w4 bounced or lost every message."""
+    doc = analyze([str(OUTAGE / "postfix.log"), str(spamd_log), str(OUTAGE / "maildrop.log")],
+                  Filters(year=2026, tz=UTC), Options(Thresholds(slow=1, slow_scan=1)))
+    return [r for r in doc["deliveries"] if r["relay"] in ("w1", "w2", "w3", "w4")
+            and r["attempt"] == 1]
+
+
+@pytest.mark.unit
+def test_a_stopped_spamd_is_named_refused() -> None:
+    failed = _outage_doc(OUTAGE / "spamd.log")
+    assert len(failed) == 12
+    assert all(r["modes"][-1] == "spamd-refused" for r in failed), failed
+
+
+@pytest.mark.unit
+def test_a_restart_during_the_deliveries_is_not_an_overload(tmp_path: Path) -> None:
+    """spamc connected while spamd was down: refused, although spamd was back (its first
+    children starting, 'child states: BS') before the deliveries ended -- not 'every child
+    was busy' from the states of a server that came up after spamc gave up."""
+    lines = (OUTAGE / "spamd.log").read_text().splitlines(keepends=True)
+    restart = next(i for i, ln in enumerate(lines) if i and "server started on" in ln)
+    end = next(i for i in range(restart, len(lines)) if "child states" in lines[i])
+    t_restart = lines[restart][11:19]
+    for i in range(restart, end + 1):  # back two seconds sooner: within the deliveries
+        lines[i] = lines[i].replace(t_restart, "12:20:58")
+    (tmp_path / "spamd.log").write_text("".join(lines))
+    failed = _outage_doc(tmp_path / "spamd.log")
+    assert len(failed) == 12
+    for r in failed:
+        assert "spamd-refused" in r["modes"] and "spamd-overloaded" not in r["modes"], r

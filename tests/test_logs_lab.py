@@ -78,7 +78,8 @@ def test_e2e_drill_logs_name_the_injected_fault(tmp_path: Path, scenario: str,
     doc = json.loads(done.stdout)
     affected = [r for r in doc["deliveries"] if r["fate"] != "delivered"]
     assert affected, "the drill's fault affected no delivery"
-    assert all(mode in r["modes"] for r in affected), [r["modes"] for r in affected]
+    assert all(mode in r["modes"] for r in affected), [(r["modes"], r["notes"], r["time"])
+                                                       for r in affected]
 
 
 @pytest.mark.root

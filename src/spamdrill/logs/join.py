@@ -296,6 +296,16 @@ class Joiner:
         scan.last = ts
         return scan
 
+    def server_changed(self, host: str, ts: float, started: bool, ln: Line) -> None:
+        """``server started`` or ``server killed``: the scans its children had open ended
+        with them (unfinished), so none of them holds a child any more."""
+        self.spamd.changed(host, ts, started, ln)
+        for child in [c for c in self.children if c[0] == host]:
+            scan = self.children.pop(child)
+            if scan.end is None:
+                scan.end = ts
+            self._file(scan)
+
     def processing(self, scan: Scan, mid: str, user: str) -> None:
         scan.mid, scan.user = mid, user
         self.open_mids[mid] = scan

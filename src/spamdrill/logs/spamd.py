@@ -171,7 +171,7 @@ def _server(join: Joiner, ts: float, host: str, pid: str, msg: str, src: int, no
     if not msg.startswith(("server started on ", "server killed by "), BODY):
         return _failure(join, ts, host, pid, msg, src, no, text)
     ln = line(src, no, text)
-    join.spamd.changed(host, ts, msg.startswith("server started on ", BODY), ln)
+    join.server_changed(host, ts, msg.startswith("server started on ", BODY), ln)
     join.spamd_line("started", host, pid, ts, ln)
     return True
 

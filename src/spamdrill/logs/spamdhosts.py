@@ -70,7 +70,9 @@ class SpamdHosts:
             return ctx
         hosts = list(self.last)
         ctx.covered = any(self.first[h] <= start and self.last[h] >= end for h in hosts)
-        downs = [self._down_at(h, end) for h in hosts]  # stopped before it ended
+        # stopped when it began (spamc connects first: a restart during the attempt came
+        # too late for it), or before it ended
+        downs = [self._down_at(h, start) or self._down_at(h, end) for h in hosts]
         if all(d is not None for d in downs):
             ctx.down = [d for d in downs if d is not None]
         silent = [self._silent(h, start, end, now) for h in hosts]
@@ -80,9 +82,19 @@ class SpamdHosts:
         ctx.max_children = self.max_children.window(start - skew, end)[:3]
         last = self.states.last_before(start + skew)
         if last is not None and last[0] > start - self.settings.horizon / 4 and \
-                last[1][0] and "I" not in last[1][0]:
+                last[1][0] and "I" not in last[1][0] and \
+                not self._changed_since(last[0], last[1][1], start + skew):
             ctx.all_busy = last[1][1]
         return ctx
+
+    def _changed_since(self, a: float, states: Line, b: float) -> bool:
+        """A server stopped or started after the ``states`` line (by time, or by line in
+        the same second), up to ``b``: those states describe children that are gone."""
+        for changes in self.updown.values():
+            for when, _, ln in changes:
+                if a < when <= b or (when == a and ln.src == states.src and ln.no > states.no):
+                    return True
+        return False
 
     def _down_at(self, host: str, ts: float) -> Line | None:
         for when, started, line in reversed(self.updown.get(host, ())):
