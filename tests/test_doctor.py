@@ -166,10 +166,9 @@ def test_set_flag_replaces_or_inserts() -> None:
 
 @pytest.mark.unit
 def test_bad_input_is_one_line(tmp_path: Path) -> None:
-    import sys
+    from conftest import spamdrill_here
 
-    r = subprocess.run([sys.executable, "-m", "spamdrill", "doctor", "--etc",
-                        str(tmp_path)], capture_output=True, text=True)
+    r = spamdrill_here("doctor", "--etc", str(tmp_path))
     assert r.returncode == 2
     assert r.stderr.startswith("spamdrill: error: no mail log found")
     assert "Traceback" not in r.stderr

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import spamdrill_here
 
 from spamdrill.errors import SpamdrillError
 from spamdrill.logs import formats
@@ -304,6 +305,10 @@ def _cli(*args: str) -> subprocess.CompletedProcess[str]:
                           capture_output=True, text=True, timeout=60)
 
 
+def _here(*args: str) -> subprocess.CompletedProcess[str]:
+    return spamdrill_here("logs", *args)
+
+
 @pytest.mark.parametrize("args,message", [
     (["/nonexistent/mail.log"], "cannot read /nonexistent/mail.log"),
     (["--since", "yesterday-ish", str(DATA / "mail.log")], "--since 'yesterday-ish'"),
@@ -312,7 +317,7 @@ def _cli(*args: str) -> subprocess.CompletedProcess[str]:
 ])
 @pytest.mark.unit
 def test_bad_input_is_one_line(args: list[str], message: str) -> None:
-    done = _cli(*args)
+    done = _here(*args)
     assert done.returncode == 2
     assert message in done.stderr and "Traceback" not in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1
@@ -322,7 +327,7 @@ def test_bad_input_is_one_line(args: list[str], message: str) -> None:
 def test_a_file_that_is_not_a_log(tmp_path: Path) -> None:
     junk = tmp_path / "junk.bin"
     junk.write_bytes(bytes(range(256)) * 50)
-    done = _cli(str(junk))
+    done = _here(str(junk))
     assert done.returncode == 2 and "not a log format" in done.stderr
     assert "Traceback" not in done.stderr
     with pytest.raises(SpamdrillError, match="not a log format"):
