@@ -7,9 +7,7 @@ each database fault does to a real query, and the lab's clean-up after crashes."
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
-import sys
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -19,6 +17,7 @@ from typing import Any
 import msgspec
 import pymysql
 import pytest
+from faultproc import injected_then_killed
 from msgspec.structs import replace
 from test_nemesis import EXAMPLES
 
@@ -118,35 +117,8 @@ def test_conformance(kind: str, extra: dict[str, Any], run_dir: Path) -> None:
     assert healthy(state)
     assert faults.heal_journaled(state.journal) == []  # nothing left to heal
     # injected by a process that is then SIGKILLed: the journal heals it
-    proc = subprocess.Popen([sys.executable, "-c", INJECT, str(run_dir), kind,
-                             msgspec.json.encode(extra).decode()], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
-    assert proc.stdout is not None
-    assert proc.stdout.readline().strip() == "injected", proc.stderr and proc.stderr.read()
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    lab_ops.heal(run_dir)
+    injected_then_killed(run_dir, kind, msgspec.to_builtins(extra))
     assert eventually(lambda: healthy(state)), f"{kind} was not healed after SIGKILL"
-
-
-INJECT = """
-import json, sys, time
-from pathlib import Path
-import msgspec
-from spamdrill.drills.control import RealLab
-from spamdrill.drills.nemesis import AnyFaultSpec
-from spamdrill.lab.layout import Layout
-from spamdrill.lab.state import LabState
-state = LabState.load(Layout(Path(sys.argv[1])))
-ctl = RealLab(state)
-spec = msgspec.convert({"kind": sys.argv[2], **json.loads(sys.argv[3])}, AnyFaultSpec)
-from spamdrill.drills.timing import Scale
-fault = spec.build(Scale(1.0))
-fault.setup(ctl)
-fault.inject(ctl)
-print("injected", flush=True)
-time.sleep(600)
-"""
 
 
 def test_the_conformance_suite_covers_every_fault() -> None:

@@ -6,8 +6,6 @@ negative twin: the same drill with a fault that does nothing is an ``error``."""
 
 from __future__ import annotations
 
-import json
-import signal
 import socket
 import subprocess
 import sys
@@ -19,6 +17,7 @@ from typing import Any
 
 import msgspec
 import pytest
+from faultproc import injected_then_killed
 
 from spamdrill import corpus
 from spamdrill.budget.rspamd import EDGE_MARGIN_S, RspamdSetup, predict
@@ -100,26 +99,6 @@ def proxied_state() -> Iterator[LabState]:
     yield from _lab(RspamdSettings(enabled=True, redis_proxy=True))
 
 
-INJECT = """
-import json, sys, time
-from pathlib import Path
-import msgspec
-from spamdrill.drills.control import RealLab
-from spamdrill.drills.nemesis import AnyFaultSpec
-from spamdrill.lab.layout import Layout
-from spamdrill.lab.state import LabState
-state = LabState.load(Layout(Path(sys.argv[1])))
-ctl = RealLab(state)
-from spamdrill.drills.timing import Scale
-spec = msgspec.convert({"kind": sys.argv[2], **json.loads(sys.argv[3])}, AnyFaultSpec)
-fault = spec.build(Scale(1.0))
-fault.setup(ctl)
-fault.inject(ctl)
-print("injected", flush=True)
-time.sleep(600)
-"""
-
-
 @pytest.mark.parametrize("kind", sorted(CONFORMANCE))
 def test_conformance(kind: str, request: pytest.FixtureRequest) -> None:
     lab = request.getfixturevalue("proxied_state" if kind in LINK_KINDS else "rspamd_state")
@@ -152,15 +131,8 @@ def test_conformance(kind: str, request: pytest.FixtureRequest) -> None:
     assert healthy(state)
     assert faults.heal_journaled(state.journal) == []
     # injected by a process that is then SIGKILLed: the journal heals it
-    proc = subprocess.Popen([sys.executable, "-c", INJECT, state.run_dir, kind,
-                             json.dumps(CONFORMANCE[kind])],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    assert proc.stdout is not None
-    assert proc.stdout.readline().strip() == "injected", proc.stderr and proc.stderr.read()
-    assert not healthy(state)  # the fault holds with its injector gone
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    lab_ops.heal(Path(state.run_dir))
+    injected_then_killed(state.run_dir, kind, CONFORMANCE[kind],
+                         holds=lambda: not healthy(state))
     assert until(lambda: healthy(state), 60), f"{kind} was not healed after SIGKILL"
 
 

@@ -8,9 +8,7 @@ drill with a fault that did nothing is an ``error``."""
 
 from __future__ import annotations
 
-import signal
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,6 +16,7 @@ from typing import Any
 
 import msgspec
 import pytest
+from faultproc import injected_then_killed
 
 from spamdrill import corpus
 from spamdrill.budget.rspamd import EDGE_MARGIN_S, RspamdSetup, predict
@@ -80,25 +79,6 @@ def slow_lab() -> Iterator[LabState]:
         shutil.rmtree(path.parent, ignore_errors=True)
 
 
-INJECT = """
-import sys, time
-from pathlib import Path
-import msgspec
-from spamdrill.drills.control import RealLab
-from spamdrill.drills.nemesis import AnyFaultSpec
-from spamdrill.drills.timing import Scale
-from spamdrill.lab.layout import Layout
-from spamdrill.lab.state import LabState
-state = LabState.load(Layout(Path(sys.argv[1])))
-ctl = RealLab(state)
-fault = msgspec.convert({"kind": sys.argv[2]}, AnyFaultSpec).build(Scale(1.0))
-fault.setup(ctl)
-fault.inject(ctl)
-print("injected", flush=True)
-time.sleep(600)
-"""
-
-
 @pytest.mark.parametrize("kind", KINDS)
 def test_conformance(kind: str, slow_lab: LabState) -> None:
     state = slow_lab
@@ -119,14 +99,7 @@ def test_conformance(kind: str, slow_lab: LabState) -> None:
     assert healthy(state)
     assert faults.heal_journaled(state.journal) == []
     # injected by a process that is then SIGKILLed: the journal heals it
-    proc = subprocess.Popen([sys.executable, "-c", INJECT, state.run_dir, kind],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    assert proc.stdout is not None
-    assert proc.stdout.readline().strip() == "injected", proc.stderr and proc.stderr.read()
-    assert not healthy(state)  # the fault holds with its injector gone
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    lab_ops.heal(Path(state.run_dir))
+    injected_then_killed(state.run_dir, kind, {}, holds=lambda: not healthy(state))
     assert until(lambda: healthy(state), 30), f"{kind} was not healed after SIGKILL"
 
 
