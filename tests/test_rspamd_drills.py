@@ -24,8 +24,9 @@ from spamdrill.budget.rspamd import EDGE_MARGIN_S, RspamdSetup, predict
 from spamdrill.drills import runner
 from spamdrill.drills.control import RealLab
 from spamdrill.drills.nemesis import AnyFaultSpec
-from spamdrill.drills.nemesis import rspamd as rspamd_faults
 from spamdrill.drills.nemesis.base import until
+from spamdrill.drills.nemesis.redis import RedisFrozen
+from spamdrill.drills.nemesis.rspamd_control import RealRspamd
 from spamdrill.drills.scenario import load_all
 from spamdrill.drills.timing import Scale
 from spamdrill.lab import faults, redis
@@ -182,9 +183,9 @@ def test_a_fault_that_did_nothing_is_an_error(name: str, verb: str, tmp_path: Pa
                                               monkeypatch: pytest.MonkeyPatch) -> None:
     """The negative twin: journaled, but nothing stopped, frozen or shaped; the drill
     proves nothing and says so."""
-    real = getattr(rspamd_faults.RealRspamd, verb)
+    real = getattr(RealRspamd, verb)
 
-    def idle(self: rspamd_faults.RealRspamd, *args: Any) -> Any:
+    def idle(self: RealRspamd, *args: Any) -> Any:
         from spamdrill.lab import faults as lab_faults
         from spamdrill.lab.toxics import Shape
 
@@ -195,8 +196,8 @@ def test_a_fault_that_did_nothing_is_an_error(name: str, verb: str, tmp_path: Pa
         return lab_faults.stopped(self.state.journal, args[0])
 
     assert real is not None
-    monkeypatch.setattr(rspamd_faults.RealRspamd, verb, idle)
-    monkeypatch.setattr(rspamd_faults.RedisFrozen, "STOPPED_WITHIN", 0.5)
+    monkeypatch.setattr(RealRspamd, verb, idle)
+    monkeypatch.setattr(RedisFrozen, "STOPPED_WITHIN", 0.5)
     r = run(name, tmp_path)
     assert r.verdict == "error", (r.checks, r.faults)
     assert not r.faults[0].took_effect and "did not occur" in r.faults[0].detail

@@ -12,7 +12,7 @@ import pytest
 from test_e2e import needs_root
 
 from spamdrill.drills import runner
-from spamdrill.drills.nemesis import rspamd as rspamd_faults
+from spamdrill.drills.nemesis.rspamd_control import RealRspamd
 from spamdrill.drills.scenario import load_all
 from spamdrill.lab.config import LabConfig
 
@@ -107,12 +107,12 @@ def test_a_stop_that_stopped_nothing_is_an_error(name: str, tmp_path: Path,
     if needs_root(name):
         return
 
-    def idle(self: rspamd_faults.RealRspamd, *args: Any) -> Any:
+    def idle(self: RealRspamd, *args: Any) -> Any:
         from spamdrill.lab import faults as lab_faults
 
         return lab_faults.stopped(self.state.journal, args[0])
 
-    monkeypatch.setattr(rspamd_faults.RealRspamd, "stop", idle)
+    monkeypatch.setattr(RealRspamd, "stop", idle)
     r = run(name, tmp_path)
     assert r.verdict == "error", (r.checks, r.faults)
     assert not r.faults[0].took_effect and "did not occur" in r.faults[0].detail

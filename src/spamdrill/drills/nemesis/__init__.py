@@ -3,8 +3,10 @@ and a ``Fault`` that injects, lifts, and shows evidence that it took effect (Jep
 for it). One module per family: ``spamd`` (down, stalling clients, replaced by a
 misbehaving stand-in), ``database`` (limits, locks, killed connections, frozen or killed
 server), ``network`` (packets, DNS answers, the TCP fault proxy), ``mailbox`` (a Maildir
-over quota, an unknown recipient). A new fault is a spec and a fault class in its
-family's module, and its spec in ``AnyFaultSpec``.
+over quota, an unknown recipient), ``rspamd`` (stopped, a slow rule, dead DNS) and
+``redis`` (its Redis stopped, frozen, cut off or slow), both through ``rspamd_control``.
+A new fault is a spec and a fault class in its family's module, and its spec in
+``AnyFaultSpec``.
 
 Faults never decide when they act: ``spamdrill.drills.nemesis.timeline`` runs them on the load's
 clock, in a thread of their own, so a slow injection (spamd's SIGTERM shutdown) never
@@ -25,11 +27,13 @@ from spamdrill.drills.nemesis.database import (
 )
 from spamdrill.drills.nemesis.mailbox import OverQuotaSpec, UnknownUserSpec
 from spamdrill.drills.nemesis.network import DnsSpec, PacketsSpec, ProxySpec
-from spamdrill.drills.nemesis.rspamd import (
+from spamdrill.drills.nemesis.redis import (
     RedisDownSpec,
     RedisDroppedSpec,
     RedisFrozenSpec,
     RedisSlowSpec,
+)
+from spamdrill.drills.nemesis.rspamd import (
     RspamdDnsDeadSpec,
     RspamdDownSpec,
     RspamdSlowRuleSpec,
