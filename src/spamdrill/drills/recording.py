@@ -45,7 +45,7 @@ class Answers:
 
 
 @dataclass
-class _RecordedUndo:
+class RecordedUndo:
     calls: list[str]
     what: str
     healed: bool = False
@@ -115,7 +115,7 @@ class RecordingLab:
 
     def _undo(self, what: str, *then: Callable[[], None]) -> Undo:
         self.calls.append(what)
-        return _RecordedUndo(self.calls, what, then=then)
+        return RecordedUndo(self.calls, what, then=then)
 
     def spamd_endpoint(self) -> Endpoint:
         return Endpoint("127.0.0.1", 783)

@@ -12,12 +12,11 @@ fault held is the evidence that a scan met it.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, Protocol
 
 from spamdrill.drills.control import Undo
-from spamdrill.drills.recording import RecordingLab
+from spamdrill.drills.recording import RecordedUndo, RecordingLab
 from spamdrill.errors import SpamdrillError
 from spamdrill.lab.proxy import Counters
 from spamdrill.lab.state import Endpoint, LabState
@@ -114,18 +113,6 @@ class RealRspamd:
         return read_counters(Paths(Path(self.state.run_dir)).redis_proxy_shape)
 
 
-@dataclass
-class _Recorded:
-    calls: list[str]
-    what: str
-    healed: bool = False
-
-    def heal(self) -> None:
-        if not self.healed:
-            self.calls.append(f"heal {self.what}")
-            self.healed = True
-
-
 class RecordingRspamd:
     """``RspamdControl`` for the unit tier, sharing a ``RecordingLab``'s calls and
     answers (``accepts``, ``redis_state``, ``redis_link_counters``; ``rspamd_log``: what
@@ -137,7 +124,7 @@ class RecordingRspamd:
 
     def _undo(self, what: str) -> Undo:
         self.calls.append(what)
-        return _Recorded(self.calls, what)
+        return RecordedUndo(self.calls, what)
 
     def rspamd_endpoint(self) -> Endpoint:
         return Endpoint("127.0.0.1", 11333)
