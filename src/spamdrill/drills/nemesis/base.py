@@ -14,9 +14,9 @@ from typing import Annotated
 
 import msgspec
 
-from spamdrill.drills.control import LabControl
+from spamdrill.drills.control import LabControl, Undo
 from spamdrill.drills.timing import Scale
-from spamdrill.evidence import FaultReport
+from spamdrill.evidence import NOT_OCCURRED, FaultReport
 from spamdrill.vocab import Mode
 
 Seconds = Annotated[float, msgspec.Meta(ge=0)]
@@ -123,3 +123,52 @@ class Fault:
     def report(self, took_effect: bool, detail: str) -> FaultReport:
         return FaultReport(self.name, took_effect, detail)
 
+
+
+class Stopped(Fault):
+    """A server stopped (SIGTERM, as an init script does; journaled) at injection and
+    started again on lift, not awaited: a drill sends mail while it comes up. Its port
+    refusing connections once it was stopped is the evidence. A server's fault names it
+    and says how to stop, start and probe it."""
+
+    server = ""  # as the fault's lines name it
+    restarting = "starting again"
+    missed = NOT_OCCURRED  # what the evidence of a stop that did not take starts with
+
+    def __init__(self) -> None:
+        self._undo: Undo | None = None
+        self._refused = False
+        self._back = False
+
+    def stop(self, ctl: LabControl) -> Undo:
+        raise NotImplementedError
+
+    def refuses(self, ctl: LabControl) -> bool:
+        """Whether the server's port refuses connections now."""
+        raise NotImplementedError
+
+    def start(self, ctl: LabControl) -> None:
+        raise NotImplementedError
+
+    def inject(self, ctl: LabControl) -> str:
+        self._undo = self.stop(ctl)
+        self._refused = self.refuses(ctl)
+        return f"{self.server} stopped (SIGTERM)"
+
+    def lift(self, ctl: LabControl) -> str:
+        if self._undo is None:
+            return "not stopped"
+        self._undo.heal()
+        self._undo = None
+        self.start(ctl)
+        self._back = True
+        return f"{self.server} {self.restarting}"
+
+    def evidence(self, ctl: LabControl) -> FaultReport:
+        if not self._refused:
+            return self.report(False, self.missed + (
+                f"{self.server}'s port still accepted connections after the stop"
+                if self._undo is not None or self._back else f"{self.server} was never stopped"))
+        return self.report(True, f"{self.server}'s port refused connections once it was "
+                           "stopped" + ("; started again when the fault was lifted"
+                                        if self._back else ""))

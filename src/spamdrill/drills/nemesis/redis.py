@@ -23,7 +23,7 @@ from typing import Annotated
 import msgspec
 
 from spamdrill.drills.control import LabControl, Undo
-from spamdrill.drills.nemesis.base import Fault, FaultSpec, until
+from spamdrill.drills.nemesis.base import Fault, FaultSpec, Stopped, until
 from spamdrill.drills.nemesis.rspamd_control import TASK_TIMEOUT, LogWindow, rspamd_control
 from spamdrill.drills.timing import Scale
 from spamdrill.evidence import NOT_OCCURRED, FaultReport
@@ -50,30 +50,30 @@ class RedisDownSpec(FaultSpec, tag="redis-down", frozen=True):
         return RedisDown()
 
 
-class RedisDown(Fault):
+class RedisDown(Stopped):
+    """Redis stopped, with rspamd's log while it was down."""
+
     name = "redis-down"
+    server = "Redis"
+    restarting = "starting again (empty: it keeps nothing)"
 
     def __init__(self) -> None:
-        self._undo: Undo | None = None
-        self._refused = False
+        super().__init__()
         self._window = LogWindow()
 
-    def inject(self, ctl: LabControl) -> str:
+    def stop(self, ctl: LabControl) -> Undo:
         rc = rspamd_control(ctl)
         self._window.open(rc)
-        self._undo = rc.stop("redis")
-        self._refused = not rc.accepts(rc.redis_endpoint())
-        return "Redis stopped (SIGTERM)"
+        return rc.stop("redis")
 
-    def lift(self, ctl: LabControl) -> str:
-        if self._undo is None:
-            return "not stopped"
+    def refuses(self, ctl: LabControl) -> bool:
+        rc = rspamd_control(ctl)
+        return not rc.accepts(rc.redis_endpoint())
+
+    def start(self, ctl: LabControl) -> None:
         rc = rspamd_control(ctl)
         self._window.close(rc)
-        self._undo.heal()
-        self._undo = None
         rc.start("redis")
-        return "Redis starting again (empty: it keeps nothing)"
 
     def evidence(self, ctl: LabControl) -> FaultReport:
         rc = rspamd_control(ctl)

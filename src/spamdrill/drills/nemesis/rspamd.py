@@ -11,7 +11,7 @@ from typing import Annotated
 import msgspec
 
 from spamdrill.drills.control import LabControl, Undo
-from spamdrill.drills.nemesis.base import Fault, FaultSpec
+from spamdrill.drills.nemesis.base import Fault, FaultSpec, Stopped
 from spamdrill.drills.nemesis.rspamd_control import TASK_TIMEOUT, LogWindow, rspamd_control
 from spamdrill.drills.timing import Scale
 from spamdrill.evidence import NOT_OCCURRED, FaultReport
@@ -36,38 +36,19 @@ class RspamdDownSpec(FaultSpec, tag="rspamd-down", frozen=True):
         return RspamdDown()
 
 
-class RspamdDown(Fault):
+class RspamdDown(Stopped):
     name = "rspamd-down"
+    server = "rspamd"
 
-    def __init__(self) -> None:
-        self._undo: Undo | None = None
-        self._refused = False
-        self._back = False
+    def stop(self, ctl: LabControl) -> Undo:
+        return rspamd_control(ctl).stop("rspamd")
 
-    def inject(self, ctl: LabControl) -> str:
+    def refuses(self, ctl: LabControl) -> bool:
         rc = rspamd_control(ctl)
-        self._undo = rc.stop("rspamd")
-        self._refused = not rc.accepts(rc.rspamd_endpoint())
-        return "rspamd stopped (SIGTERM)"
+        return not rc.accepts(rc.rspamd_endpoint())
 
-    def lift(self, ctl: LabControl) -> str:
-        if self._undo is None:
-            return "not stopped"
-        rc = rspamd_control(ctl)
-        self._undo.heal()
-        self._undo = None
-        rc.start("rspamd")
-        self._back = True
-        return "rspamd starting again"
-
-    def evidence(self, ctl: LabControl) -> FaultReport:
-        if not self._refused:
-            return self.report(False, NOT_OCCURRED + (
-                "rspamd's port still accepted connections after the stop"
-                if self._undo is not None or self._back else "rspamd was never stopped"))
-        return self.report(True, "rspamd's port refused connections once it was stopped"
-                           + ("; started again when the fault was lifted" if self._back
-                              else ""))
+    def start(self, ctl: LabControl) -> None:
+        rspamd_control(ctl).start("rspamd")
 
 
 # rspamd 3.4's shutdown (src/libserver/worker_util.c, rspamd_worker_term_handler; the
@@ -107,31 +88,23 @@ class RspamdStoppingSpec(FaultSpec, tag="rspamd-stopping", frozen=True):
         return RspamdStopping()
 
 
-class RspamdStopping(Fault):
+class RspamdStopping(RspamdDown):
+    """``rspamd-down`` with rspamd's log from the SIGTERM until rspamd is gone."""
+
     name = "rspamd-stopping"
 
     def __init__(self) -> None:
-        self._undo: Undo | None = None
-        self._refused = False
+        super().__init__()
         self._window = LogWindow()
 
-    def inject(self, ctl: LabControl) -> str:
-        rc = rspamd_control(ctl)
-        self._window.open(rc)
-        self._undo = rc.stop("rspamd")  # returns once rspamd is gone (or SIGKILLed)
-        self._refused = not rc.accepts(rc.rspamd_endpoint())
-        self._window.close(rc)
-        return "rspamd told to stop (SIGTERM) with scans in flight"
+    def stop(self, ctl: LabControl) -> Undo:
+        self._window.open(rspamd_control(ctl))
+        return super().stop(ctl)  # returns once rspamd is gone (or SIGKILLed)
 
-    def lift(self, ctl: LabControl) -> str:
-        if self._undo is None:
-            return "not stopped"
-        rc = rspamd_control(ctl)
-        self._window.close(rc)
-        self._undo.heal()
-        self._undo = None
-        rc.start("rspamd")
-        return "rspamd starting again"
+    def inject(self, ctl: LabControl) -> str:
+        super().inject(ctl)
+        self._window.close(rspamd_control(ctl))
+        return "rspamd told to stop (SIGTERM) with scans in flight"
 
     def evidence(self, ctl: LabControl) -> FaultReport:
         if not self._refused:

@@ -14,7 +14,7 @@ import msgspec
 
 from spamdrill.drills import fakes
 from spamdrill.drills.control import LabControl, Undo
-from spamdrill.drills.nemesis.base import Fault, FaultSpec
+from spamdrill.drills.nemesis.base import Fault, FaultSpec, Stopped
 from spamdrill.drills.timing import Scale
 from spamdrill.evidence import FaultReport
 from spamdrill.vocab import Mode
@@ -30,33 +30,28 @@ class SpamdDownSpec(FaultSpec, tag="spamd-down", frozen=True):
         return SpamdDown()
 
 
-class SpamdDown(Fault):
+class SpamdDown(Stopped):
     name = "spamd-down"
+    server = "spamd"
+    missed = ""
     WATCH_S = 120.0  # how long a lift watches for spamd's PONG
 
     def __init__(self) -> None:
-        self._undo: Undo | None = None
-        self._refused_while_down = False
-        self._back = False
+        super().__init__()
         self._answered_ns: int | None = None
         self._stop = threading.Event()
         self._watcher: threading.Thread | None = None
 
-    def inject(self, ctl: LabControl) -> str:
-        self._undo = ctl.stop_spamd()
-        self._refused_while_down = not ctl.accepts(ctl.spamd_endpoint())
-        return "spamd stopped (SIGTERM)"
+    def stop(self, ctl: LabControl) -> Undo:
+        return ctl.stop_spamd()
 
-    def lift(self, ctl: LabControl) -> str:
-        if self._undo is None:
-            return "not stopped"
-        self._undo.heal()
-        self._undo = None
+    def refuses(self, ctl: LabControl) -> bool:
+        return not ctl.accepts(ctl.spamd_endpoint())
+
+    def start(self, ctl: LabControl) -> None:
         ctl.start_spamd()
-        self._back = True
         self._watcher = threading.Thread(target=self._watch, args=(ctl,), daemon=True)
         self._watcher.start()
-        return "spamd starting again"
 
     def _watch(self, ctl: LabControl) -> None:
         """When spamd answers PING again: the instant a drill's messages start to meet a
@@ -75,14 +70,6 @@ class SpamdDown(Fault):
         self._stop.set()
         if self._watcher is not None:
             self._watcher.join(timeout=5)
-
-    def evidence(self, ctl: LabControl) -> FaultReport:
-        if not self._refused_while_down:
-            return self.report(False, "spamd's port still accepted connections after the "
-                               "stop" if self._undo is not None or self._back
-                               else "spamd was never stopped")
-        return self.report(True, "spamd's port refused connections once it was stopped"
-                           + ("; started again when the fault was lifted" if self._back else ""))
 
 
 class SpamdQueueFullSpec(FaultSpec, tag="spamd-queue-full", frozen=True):
