@@ -69,3 +69,18 @@ def test_a_lab_too_deep_for_its_sockets_is_refused_before_anything_starts(
     with pytest.raises(SpamdrillError, match="too long for its Unix sockets"):
         lab.up(deep, LabConfig())
     assert not deep.parent.exists()
+
+
+def test_a_private_directory_made_first_leaves_its_parents_open_to_the_labs(
+        tmp_path: Path) -> None:
+    """rspamd's private cache (0700) made before any lab, in a fresh TMPDIR: the parents
+    it makes on the way stay 0755, or spamd's unprivileged user could reach no lab made
+    under them after (every rspamd drill refused, once, in a new xdist worker)."""
+    import stat
+
+    from spamdrill.lab.layout import secure_dir
+
+    cache = secure_dir(tmp_path / "spamdrill-0" / "rspamd-hs-cache", 0o700)
+    assert stat.S_IMODE(cache.stat().st_mode) == 0o700
+    assert stat.S_IMODE(cache.parent.stat().st_mode) == 0o755
+    assert stat.S_IMODE(secure_dir(cache.parent / "drills").stat().st_mode) == 0o755

@@ -10,7 +10,6 @@ and MariaDB's unprivileged users must reach their files in it.)
 
 from __future__ import annotations
 
-import contextlib
 import os
 import stat
 from dataclasses import dataclass
@@ -126,13 +125,19 @@ def secure_dir(path: Path, mode: int = 0o755) -> Path:
     have swapped (root's or ours, or sticky like /tmp). The way there is checked before
     anything is made, so a planted symlink above it gets nothing made under its target.
     A SpamdrillError otherwise, saying what to do. Call it on the path as given, before
-    anything resolves it."""
+    anything resolves it. Only ``path`` gets ``mode``: a parent made on the way is 0755,
+    as the labs under it need (made 0700 by a private cache first, it would shut spamd's
+    unprivileged user out of every lab made after)."""
     path = Path(os.path.abspath(path))
     _check_ancestors(path)
     if not os.path.lexists(path.parent):
-        secure_dir(path.parent, mode)
-    with contextlib.suppress(FileExistsError):
+        secure_dir(path.parent)
+    try:
         os.mkdir(path, mode)
+    except FileExistsError:
+        pass
+    else:
+        os.chmod(path, mode)  # as asked, whatever the umask (077 would shut spamd out)
     return check_run_dir(path)
 
 
