@@ -201,10 +201,8 @@ def test_stdin_and_json_to_stdout() -> None:
 
 @pytest.mark.unit
 def test_terminal_summary_names_modes_and_suspects() -> None:
-    done = subprocess.run(
-        [sys.executable, "-m", "spamdrill", "logs", "--tz", "UTC", "--year", "2026",
-         "--slow", "5", "--slow-scan", "4", "--late-window", "60", "--episode-gap", "4",
-         str(DATA / "mail.log")], capture_output=True, text=True, timeout=120)
+    done = _here("--tz", "UTC", "--year", "2026", "--slow", "5", "--slow-scan", "4",
+                 "--late-window", "60", "--episode-gap", "4", str(DATA / "mail.log"))
     assert done.returncode == 0, done.stderr
     slow_qid = MANIFEST["slow-first"][0]["queue_id"]  # named first in its episode
     for text in ("wrapper-bounced-transient", "spamd-overloaded", "dns-dead",
