@@ -170,10 +170,12 @@ def test_a_fault_that_left_no_trace_says_so(kind: str, silent: Answers,
                                             monkeypatch: pytest.MonkeyPatch) -> None:
     """The verdicts issue: a fault silently not applied (an nft rule on the wrong port, a
     lock on another table) must not count as having happened."""
+    from spamdrill.drills.nemesis.base import Stopped
     from spamdrill.drills.nemesis.database import Down, MaxConnections
     from spamdrill.drills.nemesis.redis import RedisFrozen
 
     monkeypatch.setattr(Down, "REFUSED_WITHIN", 0.1)
+    monkeypatch.setattr(Stopped, "REFUSED_WITHIN", 0.1)
     monkeypatch.setattr(MaxConnections, "REFUSAL_WITHIN_S", 0.1)
     monkeypatch.setattr(RedisFrozen, "STOPPED_WITHIN", 0.1)
     extra, _, _ = EXAMPLES[kind]

@@ -327,3 +327,23 @@ def test_the_budget_bounds_a_stopping_rspamd_and_a_slow_redis() -> None:
     assert (slow.worst_s, slow.fate, slow.edge) == (10.0, Fate.DELIVERED, False)
     edge = by(predict(RspamdSetup(rspamc_t=10.0)), Mode.REDIS_SLOW)
     assert edge.edge and edge.fate == Fate.DELIVERED_UNSCANNED
+
+
+def test_a_scan_is_in_flight_from_its_loaded_message_to_its_answer() -> None:
+    """What rspamd-stopping waits for before its SIGTERM (rspamd's own lines, the lab's)."""
+    from spamdrill.drills.nemesis.rspamd import in_flight
+
+    def loaded(pid: int, mid: str) -> str:
+        return (f"2026-12-07 13:05:44 #{pid}(normal) <6f76f9>; task; rspamd_message_parse: "
+                f"loaded message; id: <{mid}>; queue-id: <undef>; size: 1030")
+
+    def answered(pid: int, mid: str) -> str:
+        return (f"2026-12-07 13:05:45 #{pid}(normal) <6f76f9>; task; rspamd_task_write_log: "
+                f"id: <{mid}>, ip: 127.0.0.1, (default: F (no action): [1.10/15.00]")
+
+    assert in_flight("") == 0
+    assert in_flight(loaded(7, "a@x")) == 1
+    assert in_flight("\n".join([loaded(7, "a@x"), answered(7, "a@x")])) == 0
+    assert in_flight("\n".join([loaded(7, "a@x"), loaded(8, "b@x"), answered(7, "a@x")])) == 1
+    assert in_flight(answered(9, "c@x")) == 0  # answered before the log's window: no debt
+    assert in_flight(loaded(7, "a@x").replace("(normal)", "(rspamd_proxy)")) == 0

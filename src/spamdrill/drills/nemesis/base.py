@@ -134,6 +134,9 @@ class Stopped(Fault):
     server = ""  # as the fault's lines name it
     restarting = "starting again"
     missed = NOT_OCCURRED  # what the evidence of a stop that did not take starts with
+    # seconds for the port to refuse once the server's main process is gone: its children
+    # hold the listening socket until they have died too (slower on a loaded machine)
+    REFUSED_WITHIN = 10.0
 
     def __init__(self) -> None:
         self._undo: Undo | None = None
@@ -152,7 +155,7 @@ class Stopped(Fault):
 
     def inject(self, ctl: LabControl) -> str:
         self._undo = self.stop(ctl)
-        self._refused = self.refuses(ctl)
+        self._refused = until(lambda: self.refuses(ctl), self.REFUSED_WITHIN)
         return f"{self.server} stopped (SIGTERM)"
 
     def lift(self, ctl: LabControl) -> str:

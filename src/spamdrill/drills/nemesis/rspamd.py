@@ -11,7 +11,7 @@ from typing import Annotated
 import msgspec
 
 from spamdrill.drills.control import LabControl, Undo
-from spamdrill.drills.nemesis.base import Fault, FaultSpec, Stopped
+from spamdrill.drills.nemesis.base import Fault, FaultSpec, Stopped, until
 from spamdrill.drills.nemesis.rspamd_control import TASK_TIMEOUT, LogWindow, rspamd_control
 from spamdrill.drills.timing import Scale
 from spamdrill.evidence import NOT_OCCURRED, FaultReport
@@ -58,6 +58,21 @@ WORKER_TERMINATING = re.compile(r"#(\d+)\(normal\)[^\n]*rspamd_worker_term_handl
 SCAN_LOGGED = re.compile(r"#(\d+)\(normal\)[^\n]*rspamd_task_write_log: id: <([^>\n]*)>")
 
 
+SCAN_STARTED = re.compile(r"#(\d+)\(normal\)[^\n]*rspamd_message_parse: loaded message")
+
+
+def in_flight(text: str) -> int:
+    """Scans a normal worker has begun (``loaded message``) and not yet answered
+    (``rspamd_task_write_log``), by rspamd's log (sans-IO)."""
+    held: dict[str, int] = {}
+    for line in text.splitlines():
+        if (m := SCAN_STARTED.search(line)) is not None:
+            held[m.group(1)] = held.get(m.group(1), 0) + 1
+        elif (s := SCAN_LOGGED.search(line)) is not None and held.get(s.group(1)):
+            held[s.group(1)] -= 1
+    return sum(held.values())
+
+
 def finished_after_term(text: str) -> list[str]:
     """Message-IDs a normal worker answered after it logged its SIGTERM: the scans it held
     when it was told to stop, and finished (sans-IO, rspamd's log)."""
@@ -74,7 +89,8 @@ def finished_after_term(text: str) -> list[str]:
 class RspamdStoppingSpec(FaultSpec, tag="rspamd-stopping", frozen=True):
     """rspamd told to stop (SIGTERM to its whole process group, as systemd's default
     KillMode=control-group does: every worker gets it at once) at ``at``, while scans are
-    in flight; started again on lift. rspamd's main process waits for its workers up to
+    in flight (from ``at``, the stop waits up to 5 s for rspamd's log to show one begun
+    and not answered); started again on lift. rspamd's main process waits for its workers up to
     max(SOFT_SHUTDOWN_TIME 10 s, 2 x task_timeout) (src/rspamd.c, rspamd_term_handler;
     rspamd.h), each worker stops accepting and finishes the connections it holds
     (worker_util.c, rspamd_worker_term_handler); the lab sends SIGKILL after its own 10 s.
@@ -92,13 +108,19 @@ class RspamdStopping(RspamdDown):
     """``rspamd-down`` with rspamd's log from the SIGTERM until rspamd is gone."""
 
     name = "rspamd-stopping"
+    # seconds the stop may wait, from its moment, for a scan to be in flight: a message a
+    # second whose scan takes one leaves gaps on a loaded machine (SMTP, the milter)
+    IN_FLIGHT_WITHIN = 5.0
 
     def __init__(self) -> None:
         super().__init__()
         self._window = LogWindow()
 
     def stop(self, ctl: LabControl) -> Undo:
-        self._window.open(rspamd_control(ctl))
+        rc = rspamd_control(ctl)
+        if rc.rspamd_log():  # a log to read: stopped with a scan in flight, if one comes
+            until(lambda: in_flight(rc.rspamd_log()) > 0, self.IN_FLIGHT_WITHIN)
+        self._window.open(rc)
         return super().stop(ctl)  # returns once rspamd is gone (or SIGKILLed)
 
     def inject(self, ctl: LabControl) -> str:
