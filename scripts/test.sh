@@ -23,5 +23,5 @@ if command -v cc >/dev/null; then
 assert compiled() is not None, "the compiled reader loop was not built (pip install -e .)"'
 fi
 if [ "$#" -eq 0 ]; then
-  SPAMDRILL_PURE=1 python3 -m pytest -q -m unit tests/test_logs_reading.py tests/test_logs.py
+  SPAMDRILL_PURE=1 python3 -m pytest -n 0 -p no:benchmark -q -m unit tests/test_logs_reading.py tests/test_logs.py
 fi
