@@ -79,12 +79,18 @@ def cli() -> None:
     bounce with 'maildrop: Timeout quota exceeded.'?" with measurements.
 
     \b
-    Start here:
+    On the mail host (no root, no lab, nothing sent):
+      spamdrill doctor            my mail bounces: what happened, why, the change
+      spamdrill logs /var/log/mail.log   what happened to each delivery, and why
+      spamdrill budget --etc /    each failure mode's worst case, from the configs
+
+    \b
+    On a lab box (root; scripts/setup.sh):
+      spamdrill doctor --verify --etc host-etc.tgz mail.log   the fix, proven
       spamdrill list              the drills and the hypothesis each tests
       spamdrill run               run them all (each in its own private lab)
       spamdrill run spamc-timeouts --json out.json
       spamdrill flood --count 500 spamc processes released at once
-      spamdrill budget --maildroprc /etc/maildroprc   worst cases, predicted
       spamdrill lab up            keep a lab running to explore by hand
       spamdrill lab check         deliver test mail through it
       spamdrill lab status        what runs, where, and spamd's child states
