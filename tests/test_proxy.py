@@ -119,17 +119,33 @@ def test_toxics_chain_per_direction(echo: tuple[str, int]) -> None:
     assert size <= 500 and how == "eof"
 
 
-def test_bandwidth_paces_against_the_clock() -> None:
+class _OversleepingClock:
+    """``time`` as a loaded machine gives it: every sleep lasts 2 ms longer than asked."""
+
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def sleep(self, s: float) -> None:
+        self.now += s + 0.002
+
+
+def test_bandwidth_paces_against_the_clock(monkeypatch: pytest.MonkeyPatch) -> None:
     """Per-piece sleeps would add their overshoot up; pacing against the clock keeps the
     carried rate within a few percent of the asked one (the net-slow drill's line sits at
-    -t x rate)."""
+    -t x rate). On a clock whose every sleep overshoots by 2 ms: 50 pieces at 100 kB/s
+    take 0.5 s and one overshoot, where sleeping after each piece would take 0.6 s."""
+    from spamdrill.lab import toxics
     from spamdrill.lab.toxics import LinkState
 
+    clock = _OversleepingClock()
+    monkeypatch.setattr(toxics, "time", clock)
     bw, link, sent = Bandwidth(rate=100_000, piece=1000), LinkState(), [0]
-    t0 = time.monotonic()
     bw.apply(b"x" * 50_000, link, lambda d: sent.__setitem__(0, sent[0] + len(d)))
-    took = time.monotonic() - t0
-    assert sent[0] == 50_000 and 0.49 <= took < 0.6, took
+    took = clock.now - 100.0
+    assert sent[0] == 50_000 and 0.5 <= took <= 0.5 + 0.002 + 1e-9, took
 
 
 def test_latency_jitter_stays_within_bounds() -> None:

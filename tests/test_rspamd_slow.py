@@ -92,7 +92,9 @@ def test_conformance(kind: str, slow_lab: LabState) -> None:
     fault.lift(ctl)
     report = fault.evidence(ctl)
     assert report.took_effect, report
-    assert done.returncode == 0 and 8 <= took < 10, (took, done.stdout[-300:])
+    # the task timeout decided (8 s), not the rule's 60 s: a generous margin for a loaded
+    # machine's rspamc start-up and answer
+    assert done.returncode == 0 and 8 <= took < 8 + 6, (took, done.stdout[-300:])
     assert until(lambda: healthy(state), 30), "the lab did not recover after the lift"
     fault.lift(ctl)  # again: nothing happens, nothing breaks
     fault.teardown(ctl)
