@@ -41,7 +41,8 @@ def test_a_partial_verdict_reaches_the_sender_as_250_after_task_timeout(
         return
     r = run("e2e-rspamd-slow-rule", tmp_path)
     assert r.verdict == "confirmed", (r.checks, r.faults, r.error)
-    assert all(m.fate == "delivered" and m.deferrals == 0 and 8 <= (m.seconds or 0) < 10
+    # at the task timeout (8 s), not the rule's 60 s: room for a loaded machine's Postfix
+    assert all(m.fate == "delivered" and m.deferrals == 0 and 8 <= (m.seconds or 0) < 8 + 6
                for m in r.history.messages), r.history.messages
     bound = milter_bound(soft_reject=False)  # 250 at task_timeout, delivered
     assert bound.fate == Fate.DELIVERED and "250" in bound.why
