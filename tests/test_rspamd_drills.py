@@ -24,7 +24,7 @@ from spamdrill.budget.rspamd import EDGE_MARGIN_S, RspamdSetup, predict
 from spamdrill.drills import runner
 from spamdrill.drills.control import RealLab
 from spamdrill.drills.nemesis import AnyFaultSpec
-from spamdrill.drills.nemesis.base import until
+from spamdrill.drills.nemesis.base import Stopped, until
 from spamdrill.drills.nemesis.redis import RedisFrozen
 from spamdrill.drills.nemesis.rspamd_control import RealRspamd
 from spamdrill.drills.scenario import load_all
@@ -198,6 +198,7 @@ def test_a_fault_that_did_nothing_is_an_error(name: str, verb: str, tmp_path: Pa
     assert real is not None
     monkeypatch.setattr(RealRspamd, verb, idle)
     monkeypatch.setattr(RedisFrozen, "STOPPED_WITHIN", 0.5)
+    monkeypatch.setattr(Stopped, "REFUSED_WITHIN", 0.5)  # it never will: do not wait 10 s
     r = run(name, tmp_path)
     assert r.verdict == "error", (r.checks, r.faults)
     assert not r.faults[0].took_effect and "did not occur" in r.faults[0].detail

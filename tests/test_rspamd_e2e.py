@@ -12,6 +12,7 @@ import pytest
 from test_e2e import needs_root
 
 from spamdrill.drills import runner
+from spamdrill.drills.nemesis.base import Stopped
 from spamdrill.drills.nemesis.rspamd_control import RealRspamd
 from spamdrill.drills.scenario import load_all
 from spamdrill.lab.config import LabConfig
@@ -113,6 +114,7 @@ def test_a_stop_that_stopped_nothing_is_an_error(name: str, tmp_path: Path,
         return lab_faults.stopped(self.state.journal, args[0])
 
     monkeypatch.setattr(RealRspamd, "stop", idle)
+    monkeypatch.setattr(Stopped, "REFUSED_WITHIN", 0.5)  # it never will: do not wait 10 s
     r = run(name, tmp_path)
     assert r.verdict == "error", (r.checks, r.faults)
     assert not r.faults[0].took_effect and "did not occur" in r.faults[0].detail
