@@ -60,6 +60,12 @@ class SpamdHosts:
     def changed(self, host: str, ts: float, started: bool, ln: Line) -> None:
         """``server started`` or ``server killed``."""
         changes = self.updown.setdefault(host, [])
+        last = self.last.get(host)
+        if started and last is not None and (not changes or changes[-1][1]):
+            # started again with no stop logged since the last start (or since the log
+            # began): the server before it died unlogged (SIGKILL, a crash) after its last
+            # line; the new start is what shows it
+            changes.append((last, False, ln))
         changes.append((ts, started, ln))
         if len(changes) > 64:  # the latest are what the joins ask about
             del changes[:32]
