@@ -124,7 +124,6 @@ class Fault:
         return FaultReport(self.name, took_effect, detail)
 
 
-
 class Stopped(Fault):
     """A server stopped (SIGTERM, as an init script does; journaled) at injection and
     started again on lift, not awaited: a drill sends mail while it comes up. Its port

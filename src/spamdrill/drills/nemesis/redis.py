@@ -76,11 +76,9 @@ class RedisDown(Stopped):
         rc.start("redis")
 
     def evidence(self, ctl: LabControl) -> FaultReport:
-        rc = rspamd_control(ctl)
         if not self._refused:
-            return self.report(False, NOT_OCCURRED + "Redis's port still accepted "
-                               "connections after the stop")
-        said = REDIS_TROUBLE.findall(self._window.text(rc))
+            return super().evidence(ctl)
+        said = REDIS_TROUBLE.findall(self._window.text(rspamd_control(ctl)))
         if not said:
             return self.report(False, NOT_OCCURRED + "Redis refused connections, but "
                                "rspamd logged no Redis error while it was down (no scan "

@@ -130,8 +130,7 @@ class RspamdStopping(RspamdDown):
 
     def evidence(self, ctl: LabControl) -> FaultReport:
         if not self._refused:
-            return self.report(False, NOT_OCCURRED + "rspamd's port still accepted "
-                               "connections after the stop")
+            return super().evidence(ctl)
         done = finished_after_term(self._window.text(rspamd_control(ctl)))
         if not done:
             return self.report(False, NOT_OCCURRED + "rspamd stopped, but no worker "
