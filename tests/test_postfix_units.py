@@ -6,6 +6,8 @@ bouncing a transient failure; a GTUBE delivered to .Spam)."""
 from __future__ import annotations
 
 import json
+import socketserver
+import threading
 from pathlib import Path
 
 import pytest
@@ -14,7 +16,7 @@ from spamdrill import corpus
 from spamdrill.fates import Found, Injected, judge, judge_one, tally
 from spamdrill.lab import postfix as pf
 from spamdrill.lab.wrappers import reachable
-from spamdrill.load.smtp import frame, queue_id
+from spamdrill.load.smtp import Job, frame, inject_waves, queue_id
 from spamdrill.proto import postfix_log, postqueue
 from spamdrill.proto.mailfile import (
     Delivered,
@@ -238,3 +240,70 @@ def test_reachable() -> None:
     assert reachable(Path("/bin/sh"))
     assert not reachable(Path("/nonexistent/python"))
     assert not reachable(DATA / "maillog")  # not executable
+
+
+class _HeldServer(socketserver.ThreadingTCPServer):
+    """An SMTP server that answers the first message's final dot only once a second
+    message has arrived (as Postfix answers behind a milter: after the scan), or after
+    ``HOLD_S``: what a closed-loop sender, waiting for the answer, never sends."""
+
+    daemon_threads = allow_reuse_address = True
+    HOLD_S = 30.0
+
+    def __init__(self) -> None:
+        super().__init__(("127.0.0.1", 0), _HeldSession)
+        self.second = threading.Event()
+        self.lock = threading.Lock()
+        self.messages = 0
+
+
+class _HeldSession(socketserver.StreamRequestHandler):
+    server: _HeldServer
+
+    def handle(self) -> None:
+        self.wfile.write(b"220 held.test ESMTP\r\n")
+        data = False
+        for raw in self.rfile:
+            line = raw.rstrip(b"\r\n")
+            if data:
+                if line == b".":
+                    data = False
+                    with self.server.lock:
+                        self.server.messages += 1
+                        n = self.server.messages
+                    if n == 1:
+                        self.server.second.wait(self.server.HOLD_S)
+                    else:
+                        self.server.second.set()
+                    self.wfile.write(b"250 2.0.0 Ok: queued as HELD%d\r\n" % n)
+                continue
+            verb = line[:4].upper()
+            if verb == b"DATA":
+                data = True
+                self.wfile.write(b"354 go ahead\r\n")
+            elif verb == b"QUIT":
+                self.wfile.write(b"221 bye\r\n")
+                return
+            else:
+                self.wfile.write(b"250 ok\r\n")
+
+
+def test_waves_are_released_on_schedule_not_after_the_answers() -> None:
+    """Open loop: the second wave goes at its offset while the server still holds its
+    answer to the first (behind a milter, until the scan ends); a sender that waited for
+    each answer would send it only after the hold."""
+    server = _HeldServer()
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        jobs = [Job(corpus.make("ham", 900 + i), "a@lab.test") for i in range(2)]
+        clock: list[float] = []
+        first, second = inject_waves(*server.server_address[:2],  # type: ignore[misc]
+                                     [(0.2, [jobs[1]]), (0.0, [jobs[0]])],
+                                     timeout=60, started=clock.append)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert len(clock) == 1
+    assert first.id == jobs[0].message.id and second.id == jobs[1].message.id
+    assert first.queue_id == "HELD1" and second.queue_id == "HELD2"
+    assert second.start_ns < first.end_ns  # sent while the first waited for its answer

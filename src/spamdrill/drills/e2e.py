@@ -204,26 +204,14 @@ class SmtpLoad:
 
     def _inject(self, jobs: list[tuple[float, smtp.Job]], started: Started,
                 ) -> list[Injected]:
-        """All at once through one barrier, or wave by wave at their offsets (the first
-        wave's release is the nemesis' clock)."""
+        """All at once through one barrier, or wave by wave at their offsets, open loop
+        (the first wave's release is the nemesis' clock)."""
         assert self.ps is not None
         waves: dict[float, list[smtp.Job]] = {}
         for offset, job in jobs:
             waves.setdefault(offset, []).append(job)
-        sent: list[Injected] = []
-        t0: list[float] = []
-
-        def first(t: float) -> None:
-            t0.append(t)
-            started(t)
-
-        for offset in sorted(waves):
-            if t0:
-                time.sleep(max(0.0, t0[0] + offset - time.monotonic()))  # the schedule
-            wave, _ = smtp.inject(self.ps.address, self.ps.port, waves[offset],
-                                  started=lambda t: None if t0 else first(t))
-            sent += wave
-        return sent
+        return smtp.inject_waves(self.ps.address, self.ps.port, list(waves.items()),
+                                 started=started)
 
     def _wait_settled(self, accepted: int, progress: Tick) -> None:
         """Until Postfix has given every message a first verdict: nothing in its incoming

@@ -360,9 +360,27 @@ def wait_queue(paths: Paths, until: Callable[[list[QueueEntry]], bool], timeout:
             return entries
         if time.monotonic() - t0 > timeout:
             raise SpamdrillError(f"Postfix's queue: no {what} after {timeout:.0f} s "
-                                 f"({len(entries)} message(s) queued)",
-                                 f"see {paths.maillog}")
+                                 f"({_queued(entries)}); its log's last lines: "
+                                 f"{_last_words(paths)}", f"see {paths.maillog}")
         time.sleep(poll)
+
+
+def _queued(entries: list[QueueEntry]) -> str:
+    """What the queue held, per message: where, and why if Postfix said."""
+    said = [f"{e.queue_id} in {e.queue_name}" + (f" ({e.reason[:80]})" if e.reason else
+                                                 ", no reason")
+            for e in entries[:5]]
+    return f"{len(entries)} message(s) queued" + (": " + "; ".join(said) if said else "")
+
+
+def _last_words(paths: Paths, lines: int = 6) -> str:
+    """The maillog's last lines, one string: a wait that failed names what Postfix did
+    last (a daemon that died, a warning), not only where its log was."""
+    try:
+        text = paths.maillog.read_text(errors="replace")
+    except OSError as exc:
+        return f"unreadable ({exc.strerror})"
+    return " | ".join(text.splitlines()[-lines:]) or "empty"
 
 
 def wait_drained(paths: Paths, timeout: float) -> float:

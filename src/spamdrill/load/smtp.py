@@ -178,3 +178,44 @@ def inject(host: str, port: int, jobs: list[Job], *, timeout: float = 60.0,
     for f in flights:
         f.close()
     return [f.result() for f in flights], released
+
+
+def inject_waves(host: str, port: int, waves: list[tuple[float, list[Job]]], *,
+                 timeout: float = 60.0, started: Callable[[float], None] = lambda t0: None,
+                 ) -> list[Injected]:
+    """Each wave released at its offset (seconds) from the first wave's release, whatever
+    the earlier waves are still waiting for: an open-loop schedule. Behind a milter the
+    server answers a message only after its scan, so waiting for one wave before sending
+    the next would slow the load to the server's pace (coordinated omission) and a "rate"
+    would not be one. ``started`` hears the first wave's release (the nemesis' clock), or,
+    if that wave never got released (its barrier broke), the moment it gave up. Results in
+    wave order, each wave's in job order."""
+    order = sorted(waves, key=lambda w: w[0])
+    results: list[list[Injected]] = [[] for _ in order]
+    t0: list[float] = []
+    clock = threading.Event()
+
+    def first(t: float) -> None:
+        t0.append(t)
+        started(t)
+        clock.set()
+
+    def send(i: int) -> None:
+        try:
+            results[i], _ = inject(host, port, order[i][1], timeout=timeout,
+                                   started=first if i == 0 else lambda t: None)
+        finally:
+            if i == 0 and not clock.is_set():
+                first(time.monotonic())
+
+    threads = [threading.Thread(target=send, args=(0,), name="wave-0", daemon=True)]
+    threads[0].start()
+    clock.wait()
+    for i in range(1, len(order)):
+        time.sleep(max(0.0, t0[0] + order[i][0] - order[0][0] - time.monotonic()))
+        threads.append(threading.Thread(target=send, args=(i,), name=f"wave-{i}",
+                                        daemon=True))
+        threads[-1].start()
+    for t in threads:
+        t.join()
+    return [s for wave in results for s in wave]
