@@ -347,7 +347,7 @@ def _silent_mode(attempt: Attempt) -> tuple[Mode, str, list[Line]]:
 def _without_scan(attempt: Attempt, th: Thresholds) -> list[tuple[Mode, str, list[Line]]]:
     ctx = attempt.spamd
     if ctx.down:
-        if "server started" in ctx.down[0].text:  # a restart with no stop logged before it
+        if ctx.unlogged:  # a restart with no stop logged before it
             return [(Mode.SPAMD_REFUSED, "spamd stopped without logging it (killed or "
                      "crashed; or hung before that: the log cannot tell) and was started "
                      "again later: spamc's connections were refused", ctx.down[:1])]

@@ -22,6 +22,9 @@ class SpamdContext:
     seen: bool = False  # any spamd line at all in the inputs
     covered: bool = False  # spamd lines before the attempt and after it
     down: list[Line] = field(default_factory=list)  # the server was stopped, not restarted
+    # the first of ``down`` was never logged: a later start with no stop before it shows
+    # the server died (its line is that start's)
+    unlogged: bool = False
     silent: tuple[float, float] | None = None  # spamd logged nothing over the attempt
     max_children: list[Line] = field(default_factory=list)
     busy: list[Scan] = field(default_factory=list)  # scans holding children as it began
@@ -40,7 +43,9 @@ class SpamdHosts:
         self.first: dict[str, float] = {}
         self.last: dict[str, float] = {}
         self.gaps: dict[str, TimeIndex[float]] = {}  # keyed by the gap's start: its end
-        self.updown: dict[str, list[tuple[float, bool, Line]]] = {}
+        # per host: (when, started, its line, logged); a stop not logged has the line of
+        # the start that showed it
+        self.updown: dict[str, list[tuple[float, bool, Line, bool]]] = {}
         self.max_children = TimeIndex[Line]()
         self.states = TimeIndex[tuple[str, Line]]()  # prefork child states
 
@@ -65,8 +70,8 @@ class SpamdHosts:
             # started again with no stop logged since the last start (or since the log
             # began): the server before it died unlogged (SIGKILL, a crash) after its last
             # line; the new start is what shows it
-            changes.append((last, False, ln))
-        changes.append((ts, started, ln))
+            changes.append((last, False, ln, False))
+        changes.append((ts, started, ln, True))
         if len(changes) > 64:  # the latest are what the joins ask about
             del changes[:32]
 
@@ -80,7 +85,8 @@ class SpamdHosts:
         # too late for it), or before it ended
         downs = [self._down_at(h, start) or self._down_at(h, end) for h in hosts]
         if all(d is not None for d in downs):
-            ctx.down = [d for d in downs if d is not None]
+            ctx.down = [d[0] for d in downs if d is not None]
+            ctx.unlogged = downs[0] is not None and not downs[0][1]
         silent = [self._silent(h, start, end, now) for h in hosts]
         if all(s is not None for s in silent):
             ctx.silent = min(s for s in silent if s is not None)
@@ -97,15 +103,16 @@ class SpamdHosts:
         """A server stopped or started after the ``states`` line (by time, or by line in
         the same second), up to ``b``: those states describe children that are gone."""
         for changes in self.updown.values():
-            for when, _, ln in changes:
+            for when, _, ln, _ in changes:
                 if a < when <= b or (when == a and ln.src == states.src and ln.no > states.no):
                     return True
         return False
 
-    def _down_at(self, host: str, ts: float) -> Line | None:
-        for when, started, line in reversed(self.updown.get(host, ())):
+    def _down_at(self, host: str, ts: float) -> tuple[Line, bool] | None:
+        """The stop in force at ``ts`` (its line, and whether spamd logged it), if any."""
+        for when, started, line, logged in reversed(self.updown.get(host, ())):
             if when <= ts:
-                return None if started else line
+                return None if started else (line, logged)
         return None
 
     def _silent(self, host: str, start: float, end: float,
