@@ -69,7 +69,11 @@ class SpamdHosts:
         if started and last is not None and (not changes or changes[-1][1]):
             # started again with no stop logged since the last start (or since the log
             # began): the server before it died unlogged (SIGKILL, a crash) after its last
-            # line; the new start is what shows it
+            # line; the new start is what shows it. Even a SIGTERM can leave no line:
+            # SpamAssassin's Logger drops a line logged while another is being written
+            # (lib/Mail/SpamAssassin/Logger.pm, log_message's $LOG_ENTERED guard), and
+            # spamd's kill_handler logs "server killed" then exits, so a TERM handled in
+            # the middle of "child states" loses both lines (spamd.raw, kill_handler)
             changes.append((last, False, ln, False))
         changes.append((ts, started, ln, True))
         if len(changes) > 64:  # the latest are what the joins ask about
