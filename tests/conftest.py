@@ -5,10 +5,12 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -93,6 +95,7 @@ def pytest_configure(config: pytest.Config) -> None:
     every temporary file live apart from the other worker's: the suite's "before and
     after" checks of what is left then judge their own worker's work alone (two
     spamdrills side by side are judged by tests written for that)."""
+    _early_session(config)
     worker = _worker(config)
     if worker is None:
         return
@@ -113,11 +116,12 @@ _TMPDIR = pytest.StashKey[str]()
 
 
 def _order(item: pytest.Item) -> int:
-    """Under xdist: tests with minutes of waiting first, then the lab tier, then the unit
-    tier, so the longest start first and the short ones fill the end (the workers steal
-    from each other's tails)."""
+    """Under xdist: the lab tier first, then the unit tier, so the longest start first and
+    the short ones fill the end (the workers steal from each other's tails); last, the
+    tests that collect what an ``early`` command did: started when collection ended, it
+    has had the whole run to finish by then, and no worker sat waiting for it."""
     if item.get_closest_marker("early"):
-        return 0
+        return 3
     return 1 if item.get_closest_marker("lab") else 2
 
 
@@ -167,63 +171,104 @@ def with_syslog(args: tuple[str | bytes, ...], path: str) -> list[str | bytes]:
 class Early:
     """A command started when collection ends, so minutes of waiting on a compiled-in
     timer (maildrop's 300 s) overlap the rest of the suite instead of adding to it; its
-    test collects what it did (``early``)."""
+    test collects what it did (``early``). It lives in a directory of its own (stdout,
+    stderr, its exit status in ``rc`` once it ended): under xdist another worker than the
+    one that started it may collect it."""
 
-    proc: subprocess.Popen[str]
     dir: Path
 
     def result(self, timeout: float) -> subprocess.CompletedProcess[str]:
-        """Wait for it; its stdout and stderr as ``spamdrill()`` gives them."""
-        try:
-            code = self.proc.wait(timeout=timeout)
-        finally:
-            if self.proc.poll() is None:
-                self.proc.kill()
-                self.proc.wait()
+        """Wait for its exit status (the command killed at ``timeout``); its stdout and
+        stderr as ``spamdrill()`` gives them."""
+        rc = self.dir / "rc"
+        deadline = time.monotonic() + timeout
+        while not rc.exists() and time.monotonic() < deadline:
+            time.sleep(0.5)  # a process another worker started: no wait() from here
+        if not rc.exists():
+            _kill(self.dir)
+            raise TimeoutError(f"the early command in {self.dir} ran past {timeout:.0f} s")
         out = (self.dir / "stdout").read_text(errors="replace")
         err = (self.dir / "stderr").read_text(errors="replace")
-        return subprocess.CompletedProcess(self.proc.args, code, out, err)
+        return subprocess.CompletedProcess(["spamdrill"], int(rc.read_text()), out, err)
 
 
-_EARLY: dict[str, Early] = {}
+# runs the command, then writes its exit status where any worker can read it (renamed
+# into place: a reader never sees half of it)
+_RUNNER = """import os, subprocess, sys
+d = sys.argv[1]
+with open(d + "/stdout", "w") as out, open(d + "/stderr", "w") as err:
+    code = subprocess.run(sys.argv[2:], stdout=out, stderr=err).returncode
+with open(d + "/rc.new", "w") as f:
+    f.write(str(code))
+os.rename(d + "/rc.new", d + "/rc")
+"""
+_EARLY_ROOT = "SPAMDRILL_TEST_EARLY"  # the session's directory of early commands
 
 
-def _start(args_of: Callable[[Path], list[str]]) -> Early:
-    path = Path(tempfile.mkdtemp(prefix="spamdrill-early-", dir="/tmp"))
-    with (path / "stdout").open("w") as out, (path / "stderr").open("w") as err:
-        proc = subprocess.Popen([sys.executable, "-m", "spamdrill", *args_of(path)],
-                                stdout=out, stderr=err, text=True)
-    return Early(proc, path)
+def _early_dir(nodeid: str) -> Path:
+    import hashlib
+
+    return Path(os.environ[_EARLY_ROOT]) / hashlib.sha256(nodeid.encode()).hexdigest()[:16]
+
+
+def _start(nodeid: str, args_of: Callable[[Path], list[str]]) -> Early | None:
+    """Start the command in its directory, unless another process of this session did
+    (making the directory is the claim)."""
+    path = _early_dir(nodeid)
+    try:
+        path.mkdir()
+    except FileExistsError:
+        return None
+    proc = subprocess.Popen([sys.executable, "-c", _RUNNER, str(path), sys.executable, "-m",
+                             "spamdrill", *args_of(path)], start_new_session=True)
+    (path / "pid").write_text(str(proc.pid))
+    return Early(path)
+
+
+def _kill(path: Path) -> None:
+    """The command's whole session, if it still runs."""
+    with contextlib.suppress(OSError, ValueError):
+        os.killpg(int((path / "pid").read_text()), signal.SIGKILL)
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
-    """Start each selected test's ``early`` command; a test run alone starts its own when
-    it runs. Under xdist each worker collects every test but runs only some: there the
-    test starts its own, and is run first (``_order``)."""
-    if session.config.option.collectonly or _worker(session.config) is not None:
+    """Start each selected test's ``early`` command once per session: under xdist every
+    worker collects every test, and the first to get here starts it."""
+    if session.config.option.collectonly:
         return
     for item in session.items:
         marker = item.get_closest_marker("early")
         if marker is not None and not item.get_closest_marker("skip"):
-            _EARLY[item.nodeid] = _start(marker.args[0])
+            _start(item.nodeid, marker.args[0])
+
+
+def _early_session(config: pytest.Config) -> None:
+    """The session's directory for early commands, made by the main process before any
+    worker starts (the workers inherit it through the environment)."""
+    if _worker(config) is None and not os.environ.get(_EARLY_ROOT):
+        os.environ[_EARLY_ROOT] = tempfile.mkdtemp(prefix="spamdrill-early-", dir="/tmp")
+        config.stash[_EARLY_OWNED] = os.environ[_EARLY_ROOT]
+
+
+_EARLY_OWNED = pytest.StashKey[str]()
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
-    """Nothing started early outlives the session (an interrupted run, a failed test)."""
-    for early in _EARLY.values():
-        if early.proc.poll() is None:
-            early.proc.terminate()
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                early.proc.wait(timeout=60)
-        shutil.rmtree(early.dir, ignore_errors=True)
+    """Nothing started early outlives the session (an interrupted run, a failed test): the
+    main process, last to finish, stops what still runs and removes the directories."""
+    root = session.config.stash.get(_EARLY_OWNED, None)
+    if root is None:
+        return
+    for path in Path(root).iterdir():
+        if not (path / "rc").exists():
+            _kill(path)
+    shutil.rmtree(root, ignore_errors=True)
 
 
 @pytest.fixture
 def early(request: pytest.FixtureRequest) -> Early:
-    """This test's early command: started at collection's end, or now."""
-    found = _EARLY.get(request.node.nodeid)
-    if found is None:
-        marker = request.node.get_closest_marker("early")
-        assert marker is not None, "the early fixture needs @pytest.mark.early(args_of)"
-        found = _EARLY[request.node.nodeid] = _start(marker.args[0])
-    return found
+    """This test's early command: started when collection ended, or now."""
+    marker = request.node.get_closest_marker("early")
+    assert marker is not None, "the early fixture needs @pytest.mark.early(args_of)"
+    _start(request.node.nodeid, marker.args[0])  # none if collection started it
+    return Early(_early_dir(request.node.nodeid))
