@@ -117,12 +117,20 @@ _TMPDIR = pytest.StashKey[str]()
 
 def _order(item: pytest.Item) -> int:
     """Under xdist: the lab tier first, then the unit tier, so the longest start first and
-    the short ones fill the end (the workers steal from each other's tails); last, the
-    tests that collect what an ``early`` command did: started when collection ended, it
-    has had the whole run to finish by then, and no worker sat waiting for it."""
-    if item.get_closest_marker("early"):
-        return 3
+    the short ones fill the end (the workers steal from each other's tails)."""
     return 1 if item.get_closest_marker("lab") else 2
+
+
+def _xdist_order(items: list[pytest.Item]) -> None:
+    """``_order``, and a test that collects what an ``early`` command did at the end of the
+    first worker's share (xdist's work stealing hands each worker a contiguous half, and a
+    worker steals from the other's tail): not run before minutes of other tests, so its
+    command, started when collection ended, has finished and no worker sits waiting."""
+    items.sort(key=_order)  # stable, and the same in every worker
+    early = [i for i in items if i.get_closest_marker("early")]
+    rest = [i for i in items if not i.get_closest_marker("early")]
+    at = max(0, len(items) // 2 - len(early))
+    items[:] = rest[:at] + early + rest[at:]
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -147,7 +155,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             if item.get_closest_marker("long"):
                 item.add_marker(skip)
     if _worker(config) is not None:
-        items.sort(key=_order)  # stable, and the same in every worker
+        _xdist_order(items)
 
 
 @contextlib.contextmanager
