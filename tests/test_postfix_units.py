@@ -307,3 +307,21 @@ def test_waves_are_released_on_schedule_not_after_the_answers() -> None:
     assert first.id == jobs[0].message.id and second.id == jobs[1].message.id
     assert first.queue_id == "HELD1" and second.queue_id == "HELD2"
     assert second.start_ns < first.end_ns  # sent while the first waited for its answer
+
+
+def test_a_wave_that_raises_is_raised_to_the_caller(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Not lost in its thread: a wave's messages missing from the results would read as
+    mail never sent."""
+    from spamdrill.load import smtp
+
+    def inject(host: str, port: int, jobs: list[Job], **kw: object) -> object:
+        if jobs[0].recipient == "boom@lab.test":
+            raise RuntimeError("boom")
+        kw["started"](0.0)  # type: ignore[operator]
+        return [], 0
+
+    monkeypatch.setattr(smtp, "inject", inject)
+    jobs = [Job(corpus.make("ham", 910), "a@lab.test"),
+            Job(corpus.make("ham", 911), "boom@lab.test")]
+    with pytest.raises(RuntimeError, match="boom"):
+        inject_waves("127.0.0.1", 9, [(0.0, [jobs[0]]), (0.05, [jobs[1]])])

@@ -192,6 +192,7 @@ def inject_waves(host: str, port: int, waves: list[tuple[float, list[Job]]], *,
     wave order, each wave's in job order."""
     order = sorted(waves, key=lambda w: w[0])
     results: list[list[Injected]] = [[] for _ in order]
+    failed: list[BaseException] = []  # raised in a wave's thread: raised here after all
     t0: list[float] = []
     clock = threading.Event()
 
@@ -204,6 +205,8 @@ def inject_waves(host: str, port: int, waves: list[tuple[float, list[Job]]], *,
         try:
             results[i], _ = inject(host, port, order[i][1], timeout=timeout,
                                    started=first if i == 0 else lambda t: None)
+        except BaseException as exc:  # handed to the caller's thread, raised there
+            failed.append(exc)
         finally:
             if i == 0 and not clock.is_set():
                 first(time.monotonic())
@@ -218,4 +221,6 @@ def inject_waves(host: str, port: int, waves: list[tuple[float, list[Job]]], *,
         threads[-1].start()
     for t in threads:
         t.join()
+    if failed:
+        raise failed[0]
     return [s for wave in results for s in wave]
