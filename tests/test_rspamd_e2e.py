@@ -77,7 +77,7 @@ def test_a_stopping_rspamd_behind_maildrop_delivers_late_mail_unscanned(
 
 def test_a_stopping_rspamd_behind_the_milter_defers_what_it_meets(tmp_path: Path) -> None:
     """Behind Postfix's milter (tempfail): the proxy worker exits at once, so the message
-    in flight at the stop is refused at the end of its data (451 4.7.1) although a normal
+    in flight at the stop is refused at the end of its data (451 4.7.1), even when a normal
     worker finished its scan, and mail arriving until rspamd is back is refused from
     CONNECT on; each retry is delivered scanned. Earlier mail is delivered at once. The
     budget's milter prediction for a stop: deferred, within its bound."""

@@ -347,3 +347,21 @@ def test_a_scan_is_in_flight_from_its_loaded_message_to_its_answer() -> None:
     assert in_flight("\n".join([loaded(7, "a@x"), loaded(8, "b@x"), answered(7, "a@x")])) == 1
     assert in_flight(answered(9, "c@x")) == 0  # answered before the log's window: no debt
     assert in_flight(loaded(7, "a@x").replace("(normal)", "(rspamd_proxy)")) == 0
+
+
+def test_a_scan_held_at_the_stop_is_one_begun_and_not_answered_before_the_term_line() -> None:
+    """The milter's stop: its proxy exits at once and a held scan may end unlogged, so the
+    evidence is a scan in flight when the first normal worker logged its SIGTERM."""
+    from spamdrill.drills.nemesis.rspamd import held_at_term
+
+    loaded = ("2026-12-07 17:10:16 #1673(normal) <6dd0df>; task; rspamd_message_parse: "
+              "loaded message; id: <a@x>; queue-id: <AE4AF234>; size: 812")
+    answered = ("2026-12-07 17:10:17 #1673(normal) <6dd0df>; task; rspamd_task_write_log: "
+                "id: <a@x>, ip: 127.0.0.1, (default: F (no action): [1.40/15.00]")
+    term = ("2026-12-07 17:10:18 #1672(normal) <39e3b0>; main; rspamd_worker_term_handler: "
+            "terminating after receiving signal Terminated")
+    assert held_at_term("\n".join([loaded, term])) == 1
+    assert held_at_term("\n".join([loaded, answered, term])) == 0
+    assert held_at_term(loaded) == 0  # no worker told to stop
+    text = "\n".join([loaded, term, loaded.replace("a@x", "b@x"), term])
+    assert held_at_term(text, text.index(term) + len(term)) == 2  # the term line after start

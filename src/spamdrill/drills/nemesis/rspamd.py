@@ -73,6 +73,13 @@ def in_flight(text: str) -> int:
     return sum(held.values())
 
 
+def held_at_term(text: str, start: int = 0) -> int:
+    """Scans begun and not answered when the first normal worker logged its SIGTERM (at or
+    after ``start``), by rspamd's whole log (sans-IO); 0 if none logged it."""
+    term = WORKER_TERMINATING.search(text, start)
+    return in_flight(text[:term.start()]) if term is not None else 0
+
+
 def finished_after_term(text: str) -> list[str]:
     """Message-IDs a normal worker answered after it logged its SIGTERM: the scans it held
     when it was told to stop, and finished (sans-IO, rspamd's log)."""
@@ -131,13 +138,21 @@ class RspamdStopping(RspamdDown):
     def evidence(self, ctl: LabControl) -> FaultReport:
         if not self._refused:
             return super().evidence(ctl)
-        done = finished_after_term(self._window.text(rspamd_control(ctl)))
-        if not done:
-            return self.report(False, NOT_OCCURRED + "rspamd stopped, but no worker "
-                               "finished a scan after its SIGTERM: none was in flight")
-        return self.report(True, f"rspamd stopped; {len(done)} scan(s) in flight at the "
-                           f"SIGTERM finished before it exited (first: <{done[0][:80]}>), "
-                           "then its port refused connections")
+        rc = rspamd_control(ctl)
+        done = finished_after_term(self._window.text(rc))
+        if done:
+            return self.report(True, f"rspamd stopped; {len(done)} scan(s) in flight at the "
+                               f"SIGTERM finished before it exited (first: "
+                               f"<{done[0][:80]}>), then its port refused connections")
+        # behind the milter the proxy exits at once and its connections to the normal
+        # workers go with it: a scan held at the SIGTERM may end unlogged
+        held = held_at_term(rc.rspamd_log(), self._window.start or 0)
+        if held:
+            return self.report(True, f"rspamd stopped with {held} scan(s) in flight at the "
+                               "SIGTERM (none answered after it), then its port refused "
+                               "connections")
+        return self.report(False, NOT_OCCURRED + "rspamd stopped, but no scan was in "
+                           "flight at its SIGTERM")
 
 
 class RspamdSlowRuleSpec(FaultSpec, tag="rspamd-slow-rule", frozen=True):
