@@ -219,18 +219,17 @@ def _early_dir(nodeid: str) -> Path:
     return Path(os.environ[_EARLY_ROOT]) / hashlib.sha256(nodeid.encode()).hexdigest()[:16]
 
 
-def _start(nodeid: str, args_of: Callable[[Path], list[str]]) -> Early | None:
+def _start(nodeid: str, args_of: Callable[[Path], list[str]]) -> None:
     """Start the command in its directory, unless another process of this session did
     (making the directory is the claim)."""
     path = _early_dir(nodeid)
     try:
         path.mkdir()
     except FileExistsError:
-        return None
+        return
     proc = subprocess.Popen([sys.executable, "-c", _RUNNER, str(path), sys.executable, "-m",
                              "spamdrill", *args_of(path)], start_new_session=True)
     (path / "pid").write_text(str(proc.pid))
-    return Early(path)
 
 
 def _kill(path: Path) -> None:
@@ -278,5 +277,5 @@ def early(request: pytest.FixtureRequest) -> Early:
     """This test's early command: started when collection ended, or now."""
     marker = request.node.get_closest_marker("early")
     assert marker is not None, "the early fixture needs @pytest.mark.early(args_of)"
-    _start(request.node.nodeid, marker.args[0])  # none if collection started it
+    _start(request.node.nodeid, marker.args[0])  # nothing if collection started it
     return Early(_early_dir(request.node.nodeid))

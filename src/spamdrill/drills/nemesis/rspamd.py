@@ -138,15 +138,15 @@ class RspamdStopping(RspamdDown):
     def evidence(self, ctl: LabControl) -> FaultReport:
         if not self._refused:
             return super().evidence(ctl)
-        rc = rspamd_control(ctl)
-        done = finished_after_term(self._window.text(rc))
+        log = rspamd_control(ctl).rspamd_log()
+        done = finished_after_term(self._window.of(log))
         if done:
             return self.report(True, f"rspamd stopped; {len(done)} scan(s) in flight at the "
                                f"SIGTERM finished before it exited (first: "
                                f"<{done[0][:80]}>), then its port refused connections")
         # behind the milter the proxy exits at once and its connections to the normal
         # workers go with it: a scan held at the SIGTERM may end unlogged
-        held = held_at_term(rc.rspamd_log(), self._window.start or 0)
+        held = held_at_term(log, self._window.start or 0)
         if held:
             return self.report(True, f"rspamd stopped with {held} scan(s) in flight at the "
                                "SIGTERM (none answered after it), then its port refused "

@@ -190,7 +190,10 @@ class LogWindow:
             self.end = len(rc.rspamd_log())
 
     def text(self, rc: RspamdControl) -> str:
+        return self.of(rc.rspamd_log())
+
+    def of(self, log: str) -> str:
+        """The window's part of ``log`` (rspamd's whole log, read once by the caller)."""
         if self.start is None:
             return ""
-        log = rc.rspamd_log()
         return log[self.start:self.end if self.end is not None else len(log)]
