@@ -11,6 +11,7 @@ import gzip
 import importlib.util
 import json
 import os
+import sys
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -95,7 +96,14 @@ def _state(path: Path) -> tuple[Any, ...]:
     messages = [(m.key, m.last, m.client, m.mid, m.sender, m.size, m.removed)
                 for m in join.messages.values()]
     kept = (join.maildrop.ts, join.maildrop.items, join.spamd.states.ts,
-            join.spamd.states.items, join.spamd.max_children.items)
+            join.spamd.states.items, join.spamd.max_children.items,
+            # what the windows still hold after their last trim (the compiled clock trims)
+            [len(index) for index in (join.by_start, join.maildrop, join.spamc,
+                                      join.timed_wrappers, join.spamd.max_children,
+                                      join.spamd.states, *join.spamd.gaps.values())],
+            len(join.kept), sorted((k, len(v)) for k, v in join.by_mid.items()),
+            sorted((k, len(v)) for k, v in join.by_user.items()), len(join.wrappers),
+            len(join.pending), join.now, join.next_trim)
     hosts = (join.spamd.first, join.spamd.last,
              {h: g.items for h, g in join.spamd.gaps.items()}, join.hosts_seen(),
              join.evicted, [_scan(s) for s in join.children.values()],
@@ -152,6 +160,15 @@ _READ_HERE = [
     "Nov 29 16:10:31 mx1 postfix/smtpd[19322]: disconnect from {host}[{ip}] ehlo=1 mail=1",
     "Nov 29 16:10:31 mx1 postfix/pipe[19323]: warning: {text}",
     "Nov 29 16:10:31 mx1 postfix/pipe[19323]: {qid}: {text}",
+    "Nov 29 16:10:31 mx1 postfix/qmgr[19320]: {qid}: from=<{sender}>, size={text}, nrcpt=1 "
+    "(queue active)",
+    "Nov 29 16:10:31 mx1 postfix/qmgr[19320]: {qid}: from=<{sender}>, size=12, nrcpt={text}",
+    *[f"Nov 29 16:10:31 mx1 postfix/qmgr[19320]: {{qid}}: from=<a>, size={size}, "
+      f"nrcpt={n} (queue active)"
+      for size, n in (("1" * 15, "1"), ("1" * 16, "1"), ("\u0661\u0662", "\uff15"), ("", "1"),
+                      ("12", ""), ("\xb2", "1"), ("3", "2 "))],
+    "Nov 29 16:10:31 mx1 postfix/qmgr[19320]: {qid}: from=<{sender}, size=1, nrcpt=1",
+    "Nov 29 16:10:31 mx1 postfix/qmgr[19320]: {qid}: from=<>, size=1, nrcpt=1, status=expired",
 ]
 
 
@@ -324,6 +341,60 @@ def test_the_delivery_reader_refuses_what_the_expression_refuses() -> None:
                  head + tail.replace("(x)", "()"), head + tail.replace("2.0.0", "\u0662.0")):
         m = postfix._DELIVERY.match(body)
         assert delivery_fields(body) == (None if m is None else m.groups()), body
+
+
+def _benchmark_log(path: Path, mb: float, incident_every: int) -> None:
+    """The logs benchmark's generated log (``benchmarks/logs_throughput.py``): ordinary
+    mail -- delivered in time, scanned, no wrapper line: what the compiled join's clock
+    (_jointick.pxi) counts and lets go itself -- and the fixture's incidents."""
+    spec = importlib.util.spec_from_file_location(
+        "logs_throughput", Path(__file__).parents[1] / "benchmarks" / "logs_throughput.py")
+    assert spec is not None and spec.loader is not None
+    bench = sys.modules.setdefault("logs_throughput", importlib.util.module_from_spec(spec))
+    spec.loader.exec_module(bench)  # its dataclass looks itself up in sys.modules
+    bench.generate(path, mb / 1000, 0, incident_every)
+
+
+@pytest.mark.parametrize("incident_every", [0, 5])
+def test_the_benchmark_log_reads_the_same_in_both_loops(tmp_path: Path,
+                                                         incident_every: int) -> None:
+    """Hours of ordinary mail (windows trimmed, attempts released, idle children filed by
+    the compiled clock), with or without incidents among it."""
+    path = tmp_path / "mail.log"
+    _benchmark_log(path, 1.0, incident_every)
+    docs, calls = _both(path)
+    assert docs[0] == docs[1]
+    assert calls[0] == calls[1]
+    assert json.loads(docs[0])["totals"]["deliveries"] > 400
+
+
+def test_queue_lines_read_the_same_in_both_loops(tmp_path: Path) -> None:
+    """qmgr's ``from=<...>, size=N, nrcpt=N``, read by index in the compiled loop
+    (``_queued``): each shape the expression takes or refuses, one message each."""
+    lines = [line.format(qid=f"0A1B2C3D{i:02X}", sender="s@x", text="x")
+             for i, line in enumerate(ln for ln in _READ_HERE if "qmgr" in ln)]
+    path = tmp_path / "mail.log"
+    path.write_text("\n".join(lines) + "\n")
+    docs, calls = _both(path)
+    assert docs[0] == docs[1]
+    assert calls[0] == calls[1]
+
+
+def test_stamps_read_the_same_in_both_loops(tmp_path: Path) -> None:
+    """The compiled loop converts a stamp of whole seconds itself (``_stamp``): across a
+    year's end, a step back it must refuse, a 60th second, fractions, a padded day."""
+    stamps = ["Dec 31 23:58:59", "Dec 31 23:59:00", "Dec 31 23:59:59", "Dec 31 23:59:60",
+              "Dec 31 22:00:00", "Jan  1 00:00:00", "Jan  1 00:00:01", "Dec 31 23:59:59",
+              "Jan  1 00:00:01.5", "Jan  1 00:00:02", "Jan 01 00:00:03", "Jan  1 00:01:0\u0661",
+              "Jan  1 00:01:01", "Jul  1 00:01:01", "Jan  1 00:01:02", "Feb 30 00:00:00",
+              "Jan  1 00:01:03"]
+    lines = [f"{stamp} mx1 postfix/qmgr[1]: 0A1B2C3D{i:02X}: from=<s@x>, size=9, nrcpt=1 "
+             "(queue active)" for i, stamp in enumerate(stamps)]
+    path = tmp_path / "mail.log"
+    path.write_text("\n".join(lines) + "\n")
+    docs, calls = _both(path)
+    assert docs[0] == docs[1]
+    assert calls[0] == calls[1]
 
 
 def test_a_message_retried_for_days_reads_the_same_in_both_loops(tmp_path: Path) -> None:

@@ -57,7 +57,42 @@ from cpython.unicode cimport (
     PyUnicode_READ,
 )
 
+from spamdrill.logs.events import Line as _Line
+
 cdef object _UNSEEN = object()
+
+cdef extern from *:
+    """
+    /* events.Line(src, no, text), as tuple.__new__(Line, ...) makes it
+       (tuple_subtype_new): the type's tp_alloc (which zero-fills and tracks it), then
+       the items, without the temporary tuple and the method call. */
+    static PyObject* spamdrill_line(PyObject* cls, Py_ssize_t src, Py_ssize_t no,
+                                    PyObject* text) {
+        PyTypeObject* t = (PyTypeObject*)cls;
+        PyObject* a = PyLong_FromSsize_t(src);
+        PyObject* b = a ? PyLong_FromSsize_t(no) : NULL;
+        PyObject* o = b ? t->tp_alloc(t, 3) : NULL;
+        if (o == NULL) {
+            Py_XDECREF(a);
+            Py_XDECREF(b);
+            return NULL;
+        }
+        Py_INCREF(text);
+        PyTuple_SET_ITEM(o, 0, a);
+        PyTuple_SET_ITEM(o, 1, b);
+        PyTuple_SET_ITEM(o, 2, text);
+        return o;
+    }
+    """
+    object spamdrill_line(object cls, Py_ssize_t src, Py_ssize_t no, object text)
+
+# the shape spamdrill_line fills: a tuple subtype of three
+assert issubclass(_Line, tuple) and _Line._fields == ("src", "no", "text")
+
+
+cdef inline object _line(Py_ssize_t src, Py_ssize_t no, str text):
+    """``events.line``."""
+    return spamdrill_line(_Line, src, no, text)
 
 cdef unsigned char _SPACE[256]
 for _c in range(256):
@@ -72,6 +107,58 @@ cdef inline bint _space(unsigned int kind, const void* data, Py_ssize_t k):
 
 include "_spamdlines.pxi"
 include "_postfixlines.pxi"
+include "_jointick.pxi"
+
+
+from spamdrill.logs.formats import MONTHS as _MONTHS
+from spamdrill.logs.formats import ClassicParser as _ClassicParser
+from spamdrill.logs.formats import YearClock as _YearClock
+
+cdef object _TWINNED = (_ClassicParser.stamp, _YearClock.__call__, _YearClock._convert)
+
+
+cdef inline bint _digit(Py_UCS4 c):
+    return u"0" <= c <= u"9"
+
+
+cdef object _stamp(object clock, dict cache, str stamp):
+    """``ClassicParser.stamp``, with ``YearClock.__call__`` and ``_convert``'s step for a
+    stamp of whole seconds whose minute was converted before; any other stamp by the
+    clock itself."""
+    ts = cache.get(stamp)
+    last = clock.last
+    if ts is not None:
+        if last is None or ts < last - clock.tolerance or ts > last + clock.ahead:
+            return clock(stamp)
+        if ts > last:
+            clock.last = ts
+        return ts
+    if len(stamp) != 15 or not (_digit(stamp[13]) and _digit(stamp[14])):
+        return clock(stamp)
+    seen = (<dict>clock._seen).get(stamp[:13])
+    if seen is None:
+        return clock(stamp)
+    month, last_month = (<tuple>seen)[0], clock.last_month
+    if (<tuple>seen)[1] != clock.year + (1 if month < last_month and last_month == 12
+                                         and month == 1 else 0):
+        return clock(stamp)
+    cdef int whole = (ord(stamp[13]) - 48) * 10 + ord(stamp[14]) - 48
+    if whole > 59:
+        return None
+    ts = <double>(<tuple>seen)[2] + <double>whole + 0.0
+    if last is not None and (ts < last - clock.tolerance or ts > last + clock.ahead):
+        return None  # back in time, or most of a year ahead: its year cannot be right
+    month = _MONTHS.get(stamp[:3], 0)
+    if last_month == 12 and month == 1:
+        clock.year += 1
+        cache.clear()
+    clock.last_month = month
+    if len(cache) > 4096:
+        cache.clear()
+    cache[stamp] = ts
+    if last is None or ts > last:
+        clock.last = ts
+    return ts
 
 
 cdef tuple _learn(object feed, dict tags, str tag):
@@ -134,7 +221,7 @@ cdef _postfix(tuple spec, object handle, object ts, str host, str pid, str line,
     if took is None:
         took = step(join, name, key, ts, pid, line[j + 2:], src, no, line)
     if took is not False and (took is not True or ts > join.now or join.dirty):
-        after(took, ts, src, no, line)
+        _after(after, took, ts, src, no, line, join)
 
 
 cdef object _message(object join, tuple key, object ts):
@@ -168,8 +255,31 @@ cdef object _message_line(tuple spec, object step, object join, tuple key, objec
         msg = join.messages.pop(key, None)
         if msg is not None:
             msg.removed = ts
+    elif step is steps[3]:
+        return _queued(join, key, ts, line, p)
     else:
         return None
+    return True
+
+
+cdef object _queued(object join, tuple key, object ts, str line, Py_ssize_t p):
+    """``postfix._from`` on what ``_QUEUED`` matches (``from=<S>, size=N, nrcpt=N``, each
+    number ``\\d``, the size at most 15 of them): True; None for any other line."""
+    cdef Py_ssize_t n = len(line), e, k, d
+    if not line.startswith(u"from=<", p):
+        return None
+    e = _upto(line, p + 6, n, u">")
+    if not line.startswith(u">, size=", e):
+        return None
+    k = e + 8
+    d = k
+    while d < n and line[d].isdecimal():
+        d += 1
+    if d == k or d - k > 15 or not line.startswith(u", nrcpt=", d) \
+            or d + 8 >= n or not line[d + 8].isdecimal():
+        return None
+    msg = _message(join, key, ts)
+    msg.sender, msg.size = line[p + 6:e], int(line[k:d])
     return True
 
 
@@ -190,7 +300,7 @@ cdef _maildrop(tuple spec, object handle, object ts, str host, str pid, str line
         times.append(ts)
         (<list>index.items).append(item)
     if ts > join.now or join.dirty:
-        after(True, ts, src, no, line)
+        _after(after, True, ts, src, no, line, join)
 
 
 cdef object _NEVER = float("-inf")
@@ -293,14 +403,14 @@ cdef object _scan_step(tuple fast, object join, object ts, str host, str pid, st
                        Py_ssize_t i, Py_ssize_t src, Py_ssize_t no, str key):
     """``spamd.py``'s steps of a scan (``_connection``, ``_processing``, ``_verdict_line``,
     ``_result``), their twins: True, False or a Skip, as they return."""
-    Line, Scan, truncated = fast[0], fast[1], fast[6]
+    Scan, truncated = fast[1], fast[6]
     cdef Py_ssize_t b = i + 7
     cdef str tests
     cdef bint ok, spam
     if key == u"conn":
         if not line.startswith(u"connection from ", b):
             return False
-        _scan_line(join, 2, host, pid, ts, tuple.__new__(Line, (src, no, line)), Scan)
+        _scan_line(join, 2, host, pid, ts, _line(src, no, line), Scan)
         return True
     cdef Py_ssize_t n = len(line)
     cdef Py_ssize_t at[11]
@@ -313,7 +423,7 @@ cdef object _scan_step(tuple fast, object join, object ts, str host, str pid, st
             return False
         if not ok:
             return truncated
-        scan = _scan_line(join, 1, host, pid, ts, tuple.__new__(Line, (src, no, line)), Scan)
+        scan = _scan_line(join, 1, host, pid, ts, _line(src, no, line), Scan)
         if scan is not None:
             mid, user = line[at[0]:at[1]], line[at[2]:at[3]]
             scan.mid, scan.user = mid, user
@@ -330,7 +440,7 @@ cdef object _scan_step(tuple fast, object join, object ts, str host, str pid, st
             return False
         if not ok:
             return truncated
-        scan = _scan_line(join, 0, host, pid, ts, tuple.__new__(Line, (src, no, line)), Scan)
+        scan = _scan_line(join, 0, host, pid, ts, _line(src, no, line), Scan)
         if scan is not None:
             seconds, size = _float(line[at[2]:at[3]]), int(line[at[4]:at[5]])
             user = line[at[0]:at[1]]
@@ -343,7 +453,7 @@ cdef object _scan_step(tuple fast, object join, object ts, str host, str pid, st
         return False
     if not _result_at(line, b + 8, n, at):
         return truncated
-    scan = _scan_line(join, 0, host, pid, ts, tuple.__new__(Line, (src, no, line)), Scan)
+    scan = _scan_line(join, 0, host, pid, ts, _line(src, no, line), Scan)
     if scan is None:
         return True
     scan.seconds, scan.size = _float(line[at[3]:at[4]]), int(line[at[5]:at[6]])
@@ -367,10 +477,10 @@ cdef object _prefork(tuple fast, object join, object ts, str host, str pid, str 
                      Py_ssize_t i, Py_ssize_t src, Py_ssize_t no):
     """``spamd._prefork``: ``--max-children`` and child-state lines."""
     if line.find(u"max-children", i) >= 0:
-        ln = tuple.__new__(fast[0], (src, no, line))
+        ln = _line(src, no, line)
         _time_add(join.spamd.max_children, ts, ln)
     elif line.startswith(u"child states: ", i + 9):
-        ln = tuple.__new__(fast[0], (src, no, line))
+        ln = _line(src, no, line)
         _time_add(join.spamd.states, ts, (line[i + 23:].strip(), ln))
     else:
         return False
@@ -396,7 +506,7 @@ cdef _spamd(tuple spec, object ts, str host, str pid, str line, Py_ssize_t i,
     else:
         took = spec[6](join, ts, host, pid, line[i:], src, no, line)
     if took is not False and (took is not True or ts > join.now or join.dirty):
-        after(took, ts, src, no, line)
+        _after(after, took, ts, src, no, line, join)
 
 
 cdef frozenset _SCAN_KEYS = frozenset([u"conn", u"proc", u"chec", u"iden", u"clea",
@@ -433,6 +543,10 @@ def fast(object feed, list lines, object parser):
     cdef Py_ssize_t no = feed.no
     cdef dict tags = feed.tags
     stamp_of = parser.stamp
+    clock = parser.clock
+    cdef dict cache = clock._cache
+    cdef bint twin = (type(parser).stamp, type(clock).__call__,
+                      type(clock)._convert) == _TWINNED and parser.cache is cache
     cdef str prev = "\x00"
     cdef str line, tag
     cdef tuple info
@@ -452,7 +566,7 @@ def fast(object feed, list lines, object parser):
         if ok:
             if not line.startswith(prev):
                 prev = line[:15]
-                ts = stamp_of(prev)
+                ts = _stamp(clock, cache, prev) if twin else stamp_of(prev)
             tag = line[s4:e4]
             info = tags.get(tag)
             if info is None:

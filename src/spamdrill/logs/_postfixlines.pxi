@@ -119,7 +119,7 @@ cdef object _delivery_line(tuple spec, object join, str name, tuple key, object 
                   (_float(line[at[8]:at[9]]), _float(line[at[10]:at[11]]),
                    _float(line[at[12]:at[13]]), d),
                   line[at[16]:at[17]], line[at[18]:at[19]], line[at[20]:at[21]],
-                  tuple.__new__(kinds[1], (src, no, line)))
+                  _line(src, no, line))
     msg = _message(join, key, ts)
     cdef list attempts = msg.attempts
     cdef Py_ssize_t number = 1

@@ -175,6 +175,9 @@ class Joiner:
         # counts whose ``scans`` it adds to, the slow-scan threshold, the call for a scan
         # that ran that long, hit its time limit or failed)
         self.fast_scan: tuple[object, object, float, Callable[[Scan], None]] | None = None
+        # what the compiled loop does in its place while it is the readers' ``after``
+        # (``Analysis._tick``; the tuple's parts in _jointick.pxi)
+        self.fast_tick: tuple[object, ...] | None = None
         self.pending: deque[Attempt] = deque()
         self.warnings: dict[tuple[str, str, str], list[AgentWarning]] = {}
         self.wrappers: dict[str, list[WrapperEvent]] = {}  # queue id -> spamdrill-deliver

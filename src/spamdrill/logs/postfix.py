@@ -164,6 +164,6 @@ def reader(name: str, join: Joiner, after: After) -> Read:
     from spamdrill.logs.join import Attempt
 
     read.__dict__["inline"] = ("postfix", name, join, after, bodies, other,
-                               (_message_id, _client, _removed),
+                               (_message_id, _client, _removed, _from),
                                (Delivery, Line, skip(TRUNCATED), Attempt), _delivery)
     return read

@@ -31,6 +31,7 @@ from spamdrill.logs.episodes import Episode, Episodes, filter_trouble, scan_trou
 from spamdrill.logs.events import Line, line
 from spamdrill.logs.formats import After, Entry, Read, Skip
 from spamdrill.logs.join import Attempt, Joiner, Message, Scan, Settings
+from spamdrill.logs.spamdhosts import NO_CONTEXT
 from spamdrill.vocab import MODE_INFO, Fate, Mode
 
 SCHEMA = "spamdrill.logs/1"
@@ -79,10 +80,14 @@ class Analysis:
         self.joiner.fast_scan = (on_scan, self.count, self.o.thresholds.slow_scan,
                                  self._trouble)
         th = self.o.thresholds
-        self.joiner.plain = lambda attempt: plain(attempt, th)
+        self.joiner.plain = is_plain = lambda attempt: plain(attempt, th)
         self.episodes = Episodes(self.joiner.scans_between, gap=self.o.episode_gap,
                                  slow_scan=self.o.thresholds.slow_scan,
                                  delay=self.o.settings.late_window + 1, top=self.o.top)
+        self.after = self._after  # one object: the compiled loop knows it by identity
+        self.joiner.fast_tick = (self.after, self, self.count, is_plain, th.slow,
+                                 th.filtered, self.o.bucket, self.episodes, NO_CONTEXT,
+                                 SCANNED, Counter, NOT_FILTERED)
         self.handlers: dict[str, Read | None] = {}
         self.truncated: Counter[tuple[int, str]] = Counter()  # (input, reason): known lines
         self.examples: list[tuple[Line, str]] = []  # the first few skipped lines
@@ -91,7 +96,7 @@ class Analysis:
         """What reads one program's lines (None: a program the analysis does not read).
         Readers of whole files look it up once per syslog tag, then call it per line."""
         if prog not in self.handlers:
-            self.handlers[prog] = reader_for(prog, self.joiner, self._after)
+            self.handlers[prog] = reader_for(prog, self.joiner, self.after)
         return self.handlers[prog]
 
     def feed(self, entry: Entry, src: int, no: int, text: str) -> None:
