@@ -426,7 +426,7 @@ class Joiner:
                 scan.claimed = True
                 scan.attempt = attempt
         users = _users(attempt.recipient)
-        maildrop = [_maildrop_event(m) for m in self.maildrop.window(a, attempt.end + skew)]
+        maildrop = _maildrop_events(self.maildrop, a, attempt.end + skew)
         attempt.maildrop = [m for m in maildrop if _mentions(m, users)]
         attempt.spamc = [e for e in self.spamc.window(a, attempt.end + skew)
                          if e.host == attempt.message.key[0]]
@@ -493,8 +493,15 @@ def _index(index: dict[str, list[Scan]], name: str, scan: Scan) -> None:
         found.append(scan)
 
 
-def _maildrop_event(item: MaildropEvent | RawLine) -> MaildropEvent:
-    """A maildroprc's line is parsed when an attempt in trouble asks for it."""
-    if type(item) is tuple:
-        return filter_event(*item)
-    return item  # type: ignore[return-value]
+def _maildrop_events(index: TimeIndex[MaildropEvent | RawLine], a: float,
+                     b: float) -> list[MaildropEvent]:
+    """The maildroprc's lines between ``a`` and ``b``, parsed when an attempt in trouble
+    first asks for them, and kept parsed: an incident's attempts ask for the same minutes
+    again and again."""
+    i, j = index.bounds(a, b)
+    items = index.items
+    for k in range(i, j):
+        item = items[k]
+        if type(item) is tuple:
+            items[k] = filter_event(*item)
+    return items[i:j]  # type: ignore[return-value]

@@ -29,9 +29,13 @@ class TimeIndex(Generic[T]):
         self.items.append(item)
 
     def window(self, a: float, b: float) -> list[T]:
-        i = bisect.bisect_left(self.ts, a, self.lo)
-        j = bisect.bisect_right(self.ts, b, i)
+        i, j = self.bounds(a, b)
         return self.items[i:j]
+
+    def bounds(self, a: float, b: float) -> tuple[int, int]:
+        """Where the window from ``a`` to ``b`` lies in ``items``."""
+        i = bisect.bisect_left(self.ts, a, self.lo)
+        return i, bisect.bisect_right(self.ts, b, i)
 
     def last_before(self, ts: float) -> tuple[float, T] | None:
         i = bisect.bisect_right(self.ts, ts, self.lo)
