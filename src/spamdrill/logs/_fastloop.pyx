@@ -42,10 +42,20 @@ What it saves, each step the Python one's twin:
   matches) and handed to the join here (``Joiner.delivery``'s twin: the message's try,
   numbered, the agent's warnings, the queue of attempts waiting for their late window).
 
+- qmgr's ``from=<...>, size=N, nrcpt=N`` is read by index (``_queued``, what ``_QUEUED``
+  matches); a stamp of whole seconds whose minute the clock converted before is converted
+  here (``_stamp``: ``ClassicParser.stamp`` and ``YearClock``'s common step); the lines
+  kept as evidence are made without a call (``spamdrill_line``);
+- the join's clock (``_jointick.pxi``): after a line the join took, the attempts whose late
+  window passed are joined to their scans by Message-ID, and one delivered in time and
+  scanned with no wrapper line is counted and let go, the windows trimmed, all here; an
+  attempt in trouble goes to ``Joiner._context`` and ``Analysis._attempt`` in Python.
+
 Anything else, and any line of another shape, goes to the Python code that reads it; the
-tests compare the documents of both loops on every fixture and on generated logs. Not here
-yet: the join's own objects (messages, attempts, scans) and its clock, which stay Python
-and are most of what a line costs now (benchmarks/README.md, ``logs_instructions.py``).
+tests compare the documents and the join's state of both loops on every fixture, on the
+benchmark's generated log and on generated hostile logs. Not here: the join's own objects
+(messages, attempts, scans stay Python dataclasses, made and read through the C API), which
+are most of what a line costs now (benchmarks/README.md, ``logs_instructions.py``).
 """
 
 from cpython.float cimport PyFloat_FromString as _float
