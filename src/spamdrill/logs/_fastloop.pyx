@@ -238,7 +238,8 @@ cdef object _message(object join, tuple key, object ts):
     """``Joiner.message``: a queue file seen before, now its latest line (a new one by the
     method)."""
     messages = join.messages
-    msg = messages.get(key)
+    # an OrderedDict is a dict: read through the dict's own lookup, not a method call
+    msg = (<dict>messages).get(key)
     if msg is None:
         return join.message(key, ts)
     messages.move_to_end(key)
@@ -393,7 +394,7 @@ cdef object _scan_line(object join, int opens, str host, str pid, object ts, obj
         _saw(spamd, host, ts, join.s.gap)
     child = (host, pid)
     children = join.children
-    scan = children.get(child)
+    scan = (<dict>children).get(child)  # an OrderedDict: the dict's own lookup
     if opens == 2 or (scan is None and opens == 1):
         if scan is not None:
             _file(join, scan)

@@ -158,6 +158,13 @@ class Joiner:
     """Give it the lines' values in time order, ``advance`` after each; get back attempts
     ready to diagnose, each with its scans and the lines around it."""
 
+    # read on every line by the compiled loop: slots, not an instance dictionary
+    __slots__ = ("by_mid", "by_start", "by_user", "children", "dirty", "evicted",
+                 "fast_scan", "fast_tick", "hosts", "kept", "maildrop", "messages",
+                 "next_trim", "now", "on_scan", "open_mids", "pending", "plain", "ready", "s",
+                 "scans_seen", "spamc", "spamd", "timed_wrappers", "warnings",
+                 "wrapper_order", "wrappers")
+
     def __init__(self, settings: Settings | None = None) -> None:
         self.s = settings or Settings()
         self.now = 0.0
