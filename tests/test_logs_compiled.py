@@ -343,6 +343,16 @@ def test_the_delivery_reader_refuses_what_the_expression_refuses() -> None:
         assert delivery_fields(body) == (None if m is None else m.groups()), body
 
 
+def _same_in_both(tmp_path: Path, lines: list[str]) -> str:
+    """``lines`` as a log through both loops: the same document and calls; the document."""
+    path = tmp_path / "mail.log"
+    path.write_text("\n".join(lines) + "\n")
+    docs, calls = _both(path)
+    assert docs[0] == docs[1]
+    assert calls[0] == calls[1]
+    return docs[0]
+
+
 def _benchmark_log(path: Path, mb: float, incident_every: int) -> None:
     """The logs benchmark's generated log (``benchmarks/logs_throughput.py``): ordinary
     mail -- delivered in time, scanned, no wrapper line: what the compiled join's clock
@@ -373,11 +383,7 @@ def test_queue_lines_read_the_same_in_both_loops(tmp_path: Path) -> None:
     (``_queued``): each shape the expression takes or refuses, one message each."""
     lines = [line.format(qid=f"0A1B2C3D{i:02X}", sender="s@x", text="x")
              for i, line in enumerate(ln for ln in _READ_HERE if "qmgr" in ln)]
-    path = tmp_path / "mail.log"
-    path.write_text("\n".join(lines) + "\n")
-    docs, calls = _both(path)
-    assert docs[0] == docs[1]
-    assert calls[0] == calls[1]
+    _same_in_both(tmp_path, lines)
 
 
 def test_stamps_read_the_same_in_both_loops(tmp_path: Path) -> None:
@@ -390,11 +396,7 @@ def test_stamps_read_the_same_in_both_loops(tmp_path: Path) -> None:
               "Jan  1 00:01:03"]
     lines = [f"{stamp} mx1 postfix/qmgr[1]: 0A1B2C3D{i:02X}: from=<s@x>, size=9, nrcpt=1 "
              "(queue active)" for i, stamp in enumerate(stamps)]
-    path = tmp_path / "mail.log"
-    path.write_text("\n".join(lines) + "\n")
-    docs, calls = _both(path)
-    assert docs[0] == docs[1]
-    assert calls[0] == calls[1]
+    _same_in_both(tmp_path, lines)
 
 
 def test_a_message_retried_for_days_reads_the_same_in_both_loops(tmp_path: Path) -> None:
@@ -410,10 +412,5 @@ def test_a_message_retried_for_days_reads_the_same_in_both_loops(tmp_path: Path)
             lines.append(f"{stamp} mx1 postfix/pipe[{i % 3}]: 0A1B2C3D4E: to=<{to}>, "
                          f"relay=maildrop, delay={i}.5, delays=0/0/0/{i}.25, dsn=4.3.0, "
                          "status=deferred (temporary failure. Command output: x)")
-    path = tmp_path / "mail.log"
-    path.write_text("\n".join(lines) + "\n")
-    docs, calls = _both(path)
-    assert docs[0] == docs[1]
-    assert calls[0] == calls[1]
-    [queued] = json.loads(docs[0])["still_queued"]
+    [queued] = json.loads(_same_in_both(tmp_path, lines))["still_queued"]
     assert queued["attempts"] == 50
