@@ -386,6 +386,22 @@ def test_queue_lines_read_the_same_in_both_loops(tmp_path: Path) -> None:
     _same_in_both(tmp_path, lines)
 
 
+def test_a_host_or_tag_like_the_line_befores_reads_the_same_in_both_loops(
+        tmp_path: Path) -> None:
+    """The compiled loop takes the line before's host and tag again when a line's are the
+    same: a host or a tag that only begins like it (or that it begins like) is another."""
+    lines = []
+    for i, (host, tag) in enumerate([("mx1", "postfix/qmgr[1]"), ("mx", "postfix/qmgr[1]"),
+                                     ("mx10", "postfix/qmgr[1]"), ("mx10", "postfix/qmgr[12]"),
+                                     ("mx10", "postfix/qmgr[1]"), ("mx1", "postfix/qmgr"),
+                                     ("mx1", "postfix/qmgr[1]x"), ("mx1", "postfix/qmg"),
+                                     ("mx1", "postfix/qmgr[1]")]):
+        lines.append(f"Nov 29 10:00:0{i} {host} {tag}: 0A1B2C3D{i:02X}: from=<s@x>, size=9, "
+                     "nrcpt=1 (queue active)")
+    doc = json.loads(_same_in_both(tmp_path, lines))
+    assert doc["inputs"][0]["entries"] == 9
+
+
 def test_stamps_read_the_same_in_both_loops(tmp_path: Path) -> None:
     """The compiled loop converts a stamp of whole seconds itself (``_stamp``): across a
     year's end, a step back it must refuse, a 60th second, fractions, a padded day."""

@@ -524,6 +524,11 @@ cdef frozenset _SCAN_KEYS = frozenset([u"conn", u"proc", u"chec", u"iden", u"cle
                                        u"resu"])
 
 
+cdef inline bint _region_is(str line, Py_ssize_t s, Py_ssize_t e, str other):
+    """``line[s:e] == other``, without making ``line[s:e]``."""
+    return e - s == len(other) and line.startswith(other, s)
+
+
 cdef bint _fields(str line, Py_ssize_t n, Py_ssize_t* f):
     """The fields of ``line.split(None, 5)``: f[0:4] the bounds of the 4th and 5th (host,
     tag), f[4] where the 6th starts; False unless there are six. A line of one byte per
@@ -559,8 +564,10 @@ def fast(object feed, list lines, object parser):
     cdef bint twin = (type(parser).stamp, type(clock).__call__,
                       type(clock)._convert) == _TWINNED and parser.cache is cache
     cdef str prev = "\x00"
-    cdef str line, tag
-    cdef tuple info
+    # the last line's host and tag, and what the tag read: a line's host and tag are most
+    # often the line before's, taken again without a new string (or its hash)
+    cdef str line, tag, host, last_host = "", last_tag = ""
+    cdef tuple info, last_info = None
     cdef Py_ssize_t n, i, s3 = 0, e3 = 0, s4 = 0, e4 = 0
     cdef Py_ssize_t f[5]
     cdef bint ok
@@ -578,25 +585,32 @@ def fast(object feed, list lines, object parser):
             if not line.startswith(prev):
                 prev = line[:15]
                 ts = _stamp(clock, cache, prev) if twin else stamp_of(prev)
-            tag = line[s4:e4]
-            info = tags.get(tag)
-            if info is None:
-                info = _learn(feed, tags, tag)
+            if last_info is not None and _region_is(line, s4, e4, last_tag):
+                info = last_info
+            else:
+                tag = line[s4:e4]
+                info = tags.get(tag)
+                if info is None:
+                    info = _learn(feed, tags, tag)
+                last_tag, last_info = tag, info
             if info is not None and ts is not None:
                 entries += 1
                 last = ts
                 handle = info[0]
                 if handle is not None:
+                    if _region_is(line, s3, e3, last_host):
+                        host = last_host
+                    else:
+                        host = last_host = line[s3:e3]
                     spec = info[2]
                     if spec is None:
-                        handle(ts, line[s3:e3], info[1], line[i:], src, no, line)
+                        handle(ts, host, info[1], line[i:], src, no, line)
                     elif (<tuple>spec)[0] == "postfix":
-                        _postfix(spec, handle, ts, line[s3:e3], info[1], line, i, src, no)
+                        _postfix(spec, handle, ts, host, info[1], line, i, src, no)
                     elif (<tuple>spec)[0] == "spamd":
-                        _spamd(spec, ts, line[s3:e3], info[1], line, i, src, no)
+                        _spamd(spec, ts, host, info[1], line, i, src, no)
                     else:
-                        _maildrop(spec, handle, ts, line[s3:e3], info[1], line, i, src,
-                                  no)
+                        _maildrop(spec, handle, ts, host, info[1], line, i, src, no)
                 continue
         feed.no, feed.last, feed.entries = no - 1, last, entries
         feed.one(line)
