@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import multiprocessing
 import os
+import signal
 import sys
 import time
 from collections.abc import Callable
@@ -246,6 +247,13 @@ def _both(sides: list[tuple[Side, list[Scenario]]], results_dir: Path,
     try:
         for p in procs:
             p.join()
+    except KeyboardInterrupt:
+        # Ctrl-C reaches every process of the terminal's group, a SIGTERM the doctor
+        # alone: handed on, so each side heals its fault and takes its lab down
+        for p in procs:
+            if p.pid is not None and p.is_alive():
+                os.kill(p.pid, signal.SIGINT)
+        raise
     finally:
         with shielded():  # Ctrl-C reaches the children too: let them take their labs down
             for p in procs:
