@@ -201,11 +201,14 @@ class Early:
 
 
 # runs the command, then writes its exit status where any worker can read it (renamed
-# into place: a reader never sees half of it)
-_RUNNER = """import os, subprocess, sys
+# into place: a reader never sees half of it); a SIGTERM goes on to the command, which
+# then tears its labs down before it exits
+_RUNNER = """import os, signal, subprocess, sys
 d = sys.argv[1]
 with open(d + "/stdout", "w") as out, open(d + "/stderr", "w") as err:
-    code = subprocess.run(sys.argv[2:], stdout=out, stderr=err).returncode
+    proc = subprocess.Popen(sys.argv[2:], stdout=out, stderr=err)
+    signal.signal(signal.SIGTERM, lambda *_: proc.terminate())
+    code = proc.wait()
 with open(d + "/rc.new", "w") as f:
     f.write(str(code))
 os.rename(d + "/rc.new", d + "/rc")
@@ -227,15 +230,30 @@ def _start(nodeid: str, args_of: Callable[[Path], list[str]]) -> None:
         path.mkdir()
     except FileExistsError:
         return
+    # its labs live in a TMPDIR of its own, which only the main process removes, after the
+    # command ended: under the starting worker's TMPDIR they were deleted under it when that
+    # worker finished first, and its lab's services were left running. As short a path as
+    # a worker's: a drill lab's Unix sockets must fit under it
+    tmp = tempfile.mkdtemp(prefix="sd-early-", dir="/tmp")
+    os.chmod(tmp, 0o755)  # spamd's unprivileged user reaches the labs under it
+    (path / "tmpdir").write_text(tmp)
     proc = subprocess.Popen([sys.executable, "-c", _RUNNER, str(path), sys.executable, "-m",
-                             "spamdrill", *args_of(path)], start_new_session=True)
+                             "spamdrill", *args_of(path)], start_new_session=True,
+                            env={**os.environ, "TMPDIR": tmp})
     (path / "pid").write_text(str(proc.pid))
 
 
-def _kill(path: Path) -> None:
-    """The command's whole session, if it still runs."""
+def _kill(path: Path, grace: float = 120.0) -> None:
+    """Stop the command if it still runs: SIGTERM, so that it tears its labs down (their
+    services run in sessions of their own, out of a group kill's reach), waiting up to
+    ``grace`` seconds for its exit status; then its whole session, SIGKILL."""
     with contextlib.suppress(OSError, ValueError):
-        os.killpg(int((path / "pid").read_text()), signal.SIGKILL)
+        pid = int((path / "pid").read_text())
+        os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + grace
+        while not (path / "rc").exists() and time.monotonic() < deadline:
+            time.sleep(0.2)  # its exit status, written by the runner: no wait() from here
+        os.killpg(pid, signal.SIGKILL)
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
@@ -269,6 +287,8 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     for path in Path(root).iterdir():
         if not (path / "rc").exists():
             _kill(path)
+        with contextlib.suppress(OSError):
+            shutil.rmtree((path / "tmpdir").read_text(), ignore_errors=True)
     shutil.rmtree(root, ignore_errors=True)
 
 
