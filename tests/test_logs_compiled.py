@@ -430,3 +430,76 @@ def test_a_message_retried_for_days_reads_the_same_in_both_loops(tmp_path: Path)
                          "status=deferred (temporary failure. Command output: x)")
     [queued] = json.loads(_same_in_both(tmp_path, lines))["still_queued"]
     assert queued["attempts"] == 50
+
+
+def _quiet_case(i: int, size: int, agent: str, dsn: str, text: str, wrapper: str) -> list[str]:
+    """One message scanned in time and delivered (``plain``), with a wrapper's line."""
+    qid, mid, t = f"0A1B2C3D{i:02X}", f"m{i}", f"Nov 29 10:00:{i:02d}"
+    return [
+        f"{t} mx1 postfix/qmgr[1]: {qid}: from=<s@x>, size={size}, nrcpt=1 (queue active)",
+        f"{t} mx1 postfix/cleanup[2]: {qid}: message-id=<{mid}@x>",
+        f"{t} spamd1 spamd[3{i}]: spamd: connection from localhost [127.0.0.1]:34448 to "
+        "port 58987, fd 5",
+        f"{t} spamd1 spamd[3{i}]: spamd: processing message <{mid}@x> for alice:104",
+        f"{t} spamd1 spamd[3{i}]: spamd: clean message (2.1/5.0) for alice:104 in 0.2 "
+        "seconds, 1016 bytes.",
+        f"{t} spamd1 spamd[3{i}]: spamd: result: .  2 - X scantime=0.2,size=1016,user=alice,"
+        f"uid=104,required_score=5.0,rhost=localhost,raddr=127.0.0.1,rport=34448,"
+        f"mid=<{mid}@x>,autolearn=ham autolearn_force=no",
+        f"{t} mx1 postfix/{agent}[4]: {qid}: to=<alice@x>, relay=maildrop, delay=0.5, "
+        f"delays=0/0/0/0.4, dsn={dsn}, status=sent ({text})",
+        f"{t} mx1 spamdrill-deliver[5]: {qid}: to=<alice@x> from=<s@x> mda {wrapper} "
+        "dsn=2.0.0 rule=success delay=0.6s"]
+
+
+def test_plain_deliveries_with_a_wrappers_line_read_the_same_in_both_loops(
+        tmp_path: Path) -> None:
+    """The compiled clock counts a plain delivery whose wrapper said all was well itself
+    (``_quiet``, ``diagnose.quiet``'s twin): too large to scan, scanned, not a filtered
+    agent; a wrapper's exit status, a 5.1.1 or a text that names a mode go to Python."""
+    ok, sent = "status=0 outcome=deliver", "delivered via maildrop service"
+    cases = [(300_000, "pipe", "2.0.0", sent, ok), (900, "pipe", "2.0.0", sent, ok),
+             (900, "pipe", "2.0.0", sent, "status=75 outcome=bounce"),
+             (900, "pipe", "2.0.0", sent, "status=75 outcome=defer"),
+             (900, "local", "2.0.0", "delivered to mailbox", ok),
+             (900, "pipe", "5.1.1", sent, ok),
+             (900, "pipe", "2.0.0", "maildrop: Timeout quota exceeded.", ok),
+             (900, "pipe", "2.0.0", sent, "signal=9 outcome=deliver")]
+    lines = [ln for i, case in enumerate(cases) for ln in _quiet_case(i, *case)]
+    # ten minutes on: the late window has passed, so the loop's clock takes them all
+    lines.append("Nov 29 10:10:00 mx1 postfix/qmgr[1]: 0A1B2C3DFF: removed")
+    doc = json.loads(_same_in_both(tmp_path, lines))
+    assert doc["totals"]["deliveries"] == len(cases)
+    assert doc["totals"]["scanned"]["skipped"] == 1
+    assert doc["totals"]["scanned"]["n/a"] == 1
+
+
+def test_the_loop_makes_its_records_as_their_classes_do() -> None:
+    """The compiled loop makes Scan, Attempt, Message and Delivery without their
+    ``__init__`` (``_records.pxi``): for each, a record like the class's own, field by
+    field, its own lists, tracked by the collector."""
+    import dataclasses
+    import gc
+
+    from spamdrill.logs._fastloop import make_record, record_makers
+    from spamdrill.logs.events import Delivery, Line
+    from spamdrill.logs.join import Attempt, Message
+
+    assert all(record_makers().values()), record_makers()
+    msg = Message(("mx1", "0A1B2C3D4E"), 5.0)
+    ev = Delivery(("mx1", "Q"), 1.0, "pipe", "4", "a@x", "", "maildrop", 0.5,
+                  (0.0, 0.0, 0.0, 0.4), "2.0.0", "sent", "x", Line(0, 1, "l"))
+    for cls, args in ((Scan, ("mx1", "31", 2.0, [Line(0, 2, "s")], 2.0)),
+                      (Attempt, (msg, ev, 0.6, 1.0, 2)),
+                      (Message, (("mx1", "Q"), 3.0, "", "", None, None, [])),
+                      (Delivery, tuple(getattr(ev, f.name) for f in dataclasses.fields(ev)))):
+        made, ref = make_record(cls, args), cls(*args)
+        assert type(made) is cls and gc.is_tracked(made)
+        for f in dataclasses.fields(cls):
+            assert getattr(made, f.name) == getattr(ref, f.name), (cls, f.name)
+        for f, value in zip(dataclasses.fields(cls), args, strict=False):
+            assert getattr(made, f.name) is value  # the objects given, lists not copied
+    a = make_record(Message, (("mx1", "Q"), 3.0, "", "", None, None, []))
+    b = make_record(Message, (("mx1", "Q"), 3.0, "", "", None, None, []))
+    a.attempts.append(1)
+    assert b.attempts == []

@@ -49,7 +49,11 @@ What it saves, each step the Python one's twin:
 - the join's clock (``_jointick.pxi``): after a line the join took, the attempts whose late
   window passed are joined to their scans by Message-ID, and one delivered in time and
   scanned with no wrapper line is counted and let go, the windows trimmed, all here; an
-  attempt in trouble goes to ``Joiner._context`` and ``Analysis._attempt`` in Python.
+  attempt in trouble goes to ``Joiner._context`` and ``Analysis._attempt`` in Python; one
+  whose wrapper's line said all was well is counted here too (``_quiet``);
+- the join's records (scans, attempts, messages, deliveries) are made as their classes
+  make them, without running their ``__init__`` (``_records.pxi``); a scan line's kind is
+  read from its characters in place, not from a new string.
 
 Anything else, and any line of another shape, goes to the Python code that reads it; the
 tests compare the documents and the join's state of both loops on every fixture, on the
@@ -115,6 +119,7 @@ cdef inline bint _space(unsigned int kind, const void* data, Py_ssize_t k):
     return Py_UNICODE_ISSPACE(PyUnicode_READ(kind, data, k))
 
 
+include "_records.pxi"
 include "_spamdlines.pxi"
 include "_postfixlines.pxi"
 include "_jointick.pxi"
@@ -234,14 +239,24 @@ cdef _postfix(tuple spec, object handle, object ts, str host, str pid, str line,
         _after(after, took, ts, src, no, line, join)
 
 
+cdef object _JOIN_MESSAGE = _Joiner.message  # a join whose message is another: its own
+
+
 cdef object _message(object join, tuple key, object ts):
-    """``Joiner.message``: a queue file seen before, now its latest line (a new one by the
-    method)."""
+    """``Joiner.message``: a queue file seen before, now its latest line, or a new one."""
     messages = join.messages
     # an OrderedDict is a dict: read through the dict's own lookup, not a method call
     msg = (<dict>messages).get(key)
     if msg is None:
-        return join.message(key, ts)
+        if type(join).message is not _JOIN_MESSAGE:
+            return join.message(key, ts)
+        msg = _new_message(_Message, key, ts)
+        messages[key] = msg
+        (<set>join.hosts).add(key[0])
+        if len(messages) > join.s.max_open:
+            messages.popitem(last=False)
+            join.evicted += 1
+        return msg
     messages.move_to_end(key)
     msg.last = ts
     return msg
@@ -399,7 +414,7 @@ cdef object _scan_line(object join, int opens, str host, str pid, object ts, obj
         if scan is not None:
             _file(join, scan)
             del children[child]
-        scan = Scan(host, pid, ts, [ln], ts)
+        scan = _new_scan(Scan, host, pid, ts, [ln])
         children[child] = scan
         return scan
     if scan is None:
@@ -410,22 +425,57 @@ cdef object _scan_line(object join, int opens, str host, str pid, object ts, obj
     return scan
 
 
+cdef enum:
+    _CONN = 1  # the four characters after "spamd: " that begin a scan's line
+    _PROC
+    _VERDICT
+    _RESULT
+
+
+cdef int _scan_key(str line, Py_ssize_t k):
+    """Which of a scan's lines ``line[k:k + 4]`` begins (``conn``; ``proc``, ``chec``;
+    ``iden``, ``clea``; ``resu``), read in place: 0 for none."""
+    if len(line) < k + 4:
+        return 0
+    cdef unsigned int kind = PyUnicode_KIND(line)
+    cdef const void* data = PyUnicode_DATA(line)
+    cdef Py_UCS4 a = PyUnicode_READ(kind, data, k), b = PyUnicode_READ(kind, data, k + 1)
+    cdef Py_UCS4 c = PyUnicode_READ(kind, data, k + 2), d = PyUnicode_READ(kind, data, k + 3)
+    if a == u"c":
+        if b == u"o" and c == u"n" and d == u"n":
+            return _CONN
+        if b == u"h" and c == u"e" and d == u"c":
+            return _PROC
+        if b == u"l" and c == u"e" and d == u"a":
+            return _VERDICT
+    elif a == u"p":
+        if b == u"r" and c == u"o" and d == u"c":
+            return _PROC
+    elif a == u"i":
+        if b == u"d" and c == u"e" and d == u"n":
+            return _VERDICT
+    elif a == u"r":
+        if b == u"e" and c == u"s" and d == u"u":
+            return _RESULT
+    return 0
+
+
 cdef object _scan_step(tuple fast, object join, object ts, str host, str pid, str line,
-                       Py_ssize_t i, Py_ssize_t src, Py_ssize_t no, str key):
+                       Py_ssize_t i, Py_ssize_t src, Py_ssize_t no, int key):
     """``spamd.py``'s steps of a scan (``_connection``, ``_processing``, ``_verdict_line``,
     ``_result``), their twins: True, False or a Skip, as they return."""
     Scan, truncated = fast[1], fast[6]
     cdef Py_ssize_t b = i + 7
     cdef str tests
     cdef bint ok, spam
-    if key == u"conn":
+    if key == _CONN:
         if not line.startswith(u"connection from ", b):
             return False
         _scan_line(join, 2, host, pid, ts, _line(src, no, line), Scan)
         return True
     cdef Py_ssize_t n = len(line)
     cdef Py_ssize_t at[11]
-    if key == u"proc" or key == u"chec":
+    if key == _PROC:
         if line.startswith(u"processing message ", b):
             ok = _processing_at(line, b + 19, n, at)
         elif line.startswith(u"checking message ", b):
@@ -440,7 +490,7 @@ cdef object _scan_step(tuple fast, object join, object ts, str host, str pid, st
             scan.mid, scan.user = mid, user
             join.open_mids[mid] = scan
         return True
-    if key == u"iden" or key == u"clea":
+    if key == _VERDICT:
         if line.startswith(u"identified spam ", b):
             spam = True
             ok = _verdict_at(line, b + 16, n, at)
@@ -459,7 +509,7 @@ cdef object _scan_step(tuple fast, object join, object ts, str host, str pid, st
             scan.user = scan.user or user
             scan.finished = True
         return True
-    # "resu"
+    # _RESULT
     if not line.startswith(u"result: ", b):
         return False
     if not _result_at(line, b + 8, n, at):
@@ -504,24 +554,20 @@ cdef _spamd(tuple spec, object ts, str host, str pid, str line, Py_ssize_t i,
     """``spamd.reader``'s ``read``: a scan's lines and spamd's prefork lines here (their
     steps' twins), any other line by its step in ``spamd.py``."""
     join, after, steps, fast = spec[1], spec[2], spec[3], spec[7]
-    cdef str key
+    cdef int key
     if line.startswith(u"spamd: ", i):
-        key = line[i + 7:i + 11]
-        if key in _SCAN_KEYS:
+        key = _scan_key(line, i + 7)
+        if key:
             took = _scan_step(fast, join, ts, host, pid, line, i, src, no, key)
         else:
-            took = (<dict>steps).get(key, spec[4])(join, ts, host, pid, line[i:], src, no,
-                                                    line)
+            took = (<dict>steps).get(line[i + 7:i + 11], spec[4])(join, ts, host, pid,
+                                                                 line[i:], src, no, line)
     elif line.startswith(u"prefork: ", i):
         took = _prefork(fast, join, ts, host, pid, line, i, src, no)
     else:
         took = spec[6](join, ts, host, pid, line[i:], src, no, line)
     if took is not False and (took is not True or ts > join.now or join.dirty):
         _after(after, took, ts, src, no, line, join)
-
-
-cdef frozenset _SCAN_KEYS = frozenset([u"conn", u"proc", u"chec", u"iden", u"clea",
-                                       u"resu"])
 
 
 cdef inline bint _region_is(str line, Py_ssize_t s, Py_ssize_t e, str other):

@@ -10,7 +10,8 @@
 # ``Analysis`` publishes what this needs in ``Joiner.fast_tick``: (its ``_after``, itself,
 # its ``Counts``, the ``plain`` test it gave the join, the thresholds' ``slow`` and
 # ``filtered``, the bucket's seconds, its ``Episodes``, ``spamdhosts.NO_CONTEXT``, and the
-# ``scanned`` words for a filtered and an unfiltered delivery).
+# ``scanned`` words for a filtered and an unfiltered delivery, ``Counter``, the thresholds'
+# ``size_limit`` and the ``scanned`` word for a message too large to scan).
 
 
 cdef inline bint _in_time(object scan, double end):
@@ -131,6 +132,33 @@ cdef void _count_plain(tuple ft, object attempt, object scanned):
         bl[11] = <double>bl[11] + 1
 
 
+from spamdrill.logs.diagnose import _outer_modes
+
+
+cdef object _quiet(tuple ft, object attempt):
+    """``diagnose.quiet`` for an attempt ``plain`` took: its ``scanned`` when its wrapper
+    lines said all was well and its text names no mode (``_scanned``'s answer for a plain
+    attempt: not filtered, too large to scan, or scanned in time); None: diagnose it."""
+    d = attempt.delivery
+    if d.dsn == u"5.1.1" or _outer_modes(d.text):
+        return None
+    cdef str mda
+    for w in attempt.wrappers:
+        mda = w.mda
+        if mda.startswith(u"status=") and mda != u"status=0" and w.outcome != u"defer":
+            return None
+    if d.agent not in ft[5]:
+        return ft[11]
+    size = attempt.message.size
+    if size is not None and size >= ft[12]:
+        return ft[13]
+    cdef double end = attempt.end
+    for scan in attempt.scans:
+        if _in_time(scan, end):
+            return ft[9]
+    return None
+
+
 cdef void _release(tuple ft, object attempt):
     """``Attempt.release``."""
     attempt.scans = attempt.warnings = attempt.wrappers = attempt.maildrop = \
@@ -240,12 +268,16 @@ cdef void _tick(tuple ft, object join, object ts):
     if ready:
         analysis = ft[1]
         for attempt in ready:
-            if attempt.plain and not attempt.wrappers:
-                _count_plain(ft, attempt,
-                             ft[9] if attempt.delivery.agent in ft[5] else ft[11])
-                _release(ft, attempt)
-            else:
-                analysis._attempt(attempt)
+            if attempt.plain:
+                if not attempt.wrappers:
+                    scanned = ft[9] if attempt.delivery.agent in ft[5] else ft[11]
+                else:
+                    scanned = _quiet(ft, attempt)
+                if scanned is not None:
+                    _count_plain(ft, attempt, scanned)
+                    _release(ft, attempt)
+                    continue
+            analysis._attempt(attempt)
         ready.clear()
     episodes = ft[7]
     heap = episodes.heap

@@ -114,19 +114,20 @@ cdef object _delivery_line(tuple spec, object join, str name, tuple key, object 
         return kinds[2]
     to = line[at[0]:at[1]]
     d = _float(line[at[14]:at[15]])
-    ev = kinds[0](key, ts, name, pid, to, line[at[2]:at[3]] if at[2] >= 0 else u"",
-                  line[at[4]:at[5]], _float(line[at[6]:at[7]]),
-                  (_float(line[at[8]:at[9]]), _float(line[at[10]:at[11]]),
-                   _float(line[at[12]:at[13]]), d),
-                  line[at[16]:at[17]], line[at[18]:at[19]], line[at[20]:at[21]],
-                  _line(src, no, line))
+    ev = _new_delivery(kinds[0], (
+        key, ts, name, pid, to, line[at[2]:at[3]] if at[2] >= 0 else u"",
+        line[at[4]:at[5]], _float(line[at[6]:at[7]]),
+        (_float(line[at[8]:at[9]]), _float(line[at[10]:at[11]]),
+         _float(line[at[12]:at[13]]), d),
+        line[at[16]:at[17]], line[at[18]:at[19]], line[at[20]:at[21]],
+        _line(src, no, line)))
     msg = _message(join, key, ts)
     cdef list attempts = msg.attempts
     cdef Py_ssize_t number = 1
     for a in attempts:
         if a.delivery.to == to:
             number += 1
-    attempt = kinds[3](msg, ev, ts - d, ts, number)
+    attempt = _new_attempt(kinds[3], msg, ev, ts - d, ts, number)
     warnings = join.warnings
     if warnings:
         attempt.warnings = warnings.pop((key[0], name, pid), ())

@@ -20,6 +20,7 @@ from spamdrill.logs.diagnose import (
     LATE,
     NOT_FILTERED,
     SCANNED,
+    SKIPPED,
     UNSCANNED,
     Diagnosis,
     Thresholds,
@@ -87,7 +88,7 @@ class Analysis:
         self.after = self._after  # one object: the compiled loop knows it by identity
         self.joiner.fast_tick = (self.after, self, self.count, is_plain, th.slow,
                                  th.filtered, self.o.bucket, self.episodes, NO_CONTEXT,
-                                 SCANNED, Counter, NOT_FILTERED)
+                                 SCANNED, Counter, NOT_FILTERED, th.size_limit, SKIPPED)
         self.handlers: dict[str, Read | None] = {}
         self.truncated: Counter[tuple[int, str]] = Counter()  # (input, reason): known lines
         self.examples: list[tuple[Line, str]] = []  # the first few skipped lines
