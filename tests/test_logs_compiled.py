@@ -102,7 +102,10 @@ def _state(path: Path) -> tuple[Any, ...]:
                                       join.timed_wrappers, join.spamd.max_children,
                                       join.spamd.states, *join.spamd.gaps.values())],
             len(join.kept), sorted((k, len(v)) for k, v in join.by_mid.items()),
-            sorted((k, len(v)) for k, v in join.by_user.items()), len(join.wrappers),
+            sorted((k, len(v)) for k, v in join.by_user.items()),
+            {qid: [(w.host, w.ts, tuple(w.line), w.qid, w.to, w.mda, w.outcome, w.dsn, w.rule)
+                   for w in ws] for qid, ws in join.wrappers.items()},
+            list(join.wrapper_order),
             len(join.pending), join.now, join.next_trim)
     hosts = (join.spamd.first, join.spamd.last,
              {h: g.items for h, g in join.spamd.gaps.items()}, join.hosts_seen(),
@@ -503,3 +506,30 @@ def test_the_loop_makes_its_records_as_their_classes_do() -> None:
     b = make_record(Message, (("mx1", "Q"), 3.0, "", "", None, None, []))
     a.attempts.append(1)
     assert b.attempts == []
+
+
+def test_wrapper_lines_read_the_same_in_both_loops(tmp_path: Path) -> None:
+    """spamdrill-deliver's line, read by index in the compiled loop (``_wrapper``): each
+    shape ``_DELIVER`` takes or refuses, and the deliveries they join."""
+    good = ("{qid}: to=<a@x> from=<s@x> mda status=0 outcome=deliver dsn=2.0.0 "
+            "rule=success delay=0.6s")
+    bodies = [good, good.replace("{qid}:", "{qid}::"), good.replace("{qid}:", "{qid}"),
+              good.replace(": to=<", ":  to=<"), good.replace("<a@x>", "<a b@x>"),
+              good.replace("<a@x>", "<>"), good.replace("<s@x>", "<s x@x>"),
+              good.replace("mda status=0", "mda  status=0"), good.replace(" delay=0.6s", ""),
+              good.replace("rule=success", "rule="), good.replace("dsn=2.0.0", "dsn="),
+              good.replace("outcome=deliver", "outcome=\u00e9t\u00e9"),
+              good.replace("status=0", "status=75\u00a0x"), good.replace("a@x>", "a@x"),
+              good[:40], good.replace(" from=<s@x>", ""), ": to=<a@x> from=<s@x> mda m "
+              "outcome=o dsn=d rule=r", good.replace("{qid}", "\u0661\u0662")]
+    lines = []
+    for i, body in enumerate(bodies):
+        qid, t = f"0A1B2C3D{i:02X}", f"Nov 29 10:00:{i:02d}"
+        lines += [f"{t} mx1 postfix/qmgr[1]: {qid}: from=<s@x>, size=9, nrcpt=1 "
+                  "(queue active)",
+                  f"{t} mx1 postfix/pipe[4]: {qid}: to=<a@x>, relay=maildrop, delay=0.5, "
+                  "delays=0/0/0/0.4, dsn=2.0.0, status=sent (delivered via maildrop service)",
+                  f"{t} mx1 spamdrill-deliver[5]: " + body.format(qid=qid)]
+    lines.append("Nov 29 10:10:00 mx1 postfix/qmgr[1]: 0A1B2C3DFF: removed")
+    doc = json.loads(_same_in_both(tmp_path, lines))
+    assert doc["totals"]["deliveries"] == len(bodies)

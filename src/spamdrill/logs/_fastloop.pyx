@@ -329,6 +329,46 @@ cdef _maildrop(tuple spec, object handle, object ts, str host, str pid, str line
         _after(after, True, ts, src, no, line, join)
 
 
+cdef object _JOIN_WRAPPER = _Joiner.wrapper  # a join whose wrapper is another: its own
+
+
+cdef _wrapper(tuple spec, object handle, object ts, str host, str pid, str line,
+              Py_ssize_t i, Py_ssize_t src, Py_ssize_t no):
+    """``maildrop.wrapper_reader``'s ``read`` of a spamdrill-deliver line: what
+    ``_DELIVER`` matches (``QID: to=<T> from=<F> mda M outcome=O dsn=D rule=R``), read
+    by index, and ``Joiner.wrapper``; any other line by the reader itself."""
+    cdef Py_ssize_t n = len(line), q = _nonspace(line, i, n), t, f, m, o, d, r
+    # the expression's \S+ can give back only the run's last character: its colon
+    if q - i < 2 or line[q - 1] != u":" or not line.startswith(u" to=<", q):
+        handle(ts, host, pid, line[i:], src, no, line)
+        return
+    t = line.find(u">", q + 5)
+    f = line.find(u">", t + 8) if t >= 0 and line.startswith(u" from=<", t + 1) else -1
+    m = _nonspace(line, f + 6, n) if f >= 0 and line.startswith(u" mda ", f + 1) else -1
+    o = _nonspace(line, m + 9, n) \
+        if m > f + 6 and line.startswith(u" outcome=", m) else -1
+    d = _nonspace(line, o + 5, n) if o > m + 9 and line.startswith(u" dsn=", o) else -1
+    r = _nonspace(line, d + 6, n) if d > o + 5 and line.startswith(u" rule=", d) else -1
+    if r <= d + 6:
+        handle(ts, host, pid, line[i:], src, no, line)
+        return
+    join = spec[1]
+    qid = line[i:q - 1]
+    ev = _new_wrapper(spec[3], (host, ts, _line(src, no, line), qid, line[q + 5:t],
+                                line[f + 6:m], line[m + 9:o], line[o + 5:d], line[d + 6:r]))
+    if type(join).wrapper is _JOIN_WRAPPER:
+        found = (<dict>join.wrappers).get(qid)
+        if found is None:
+            join.wrappers[qid] = [ev]
+        else:
+            (<list>found).append(ev)
+        join.wrapper_order.append((ts, qid))
+    else:
+        join.wrapper(ev)
+    if ts > join.now or join.dirty:
+        _after(spec[2], True, ts, src, no, line, join)
+
+
 cdef object _NEVER = float("-inf")
 
 
@@ -655,6 +695,8 @@ def fast(object feed, list lines, object parser):
                         _postfix(spec, handle, ts, host, info[1], line, i, src, no)
                     elif (<tuple>spec)[0] == "spamd":
                         _spamd(spec, ts, host, info[1], line, i, src, no)
+                    elif (<tuple>spec)[0] == "wrapper":
+                        _wrapper(spec, handle, ts, host, info[1], line, i, src, no)
                     else:
                         _maildrop(spec, handle, ts, host, info[1], line, i, src, no)
                 continue

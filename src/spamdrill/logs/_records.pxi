@@ -1,4 +1,5 @@
-# The join's records (``Scan``, ``Attempt``, ``Message``, ``Delivery``: slotted dataclasses)
+# The join's records (``Scan``, ``Attempt``, ``Message``, ``Delivery``, ``WrapperEvent``:
+# slotted dataclasses)
 # made as their ``__init__`` makes them, without running it: an interpreted frame that sets
 # every slot (13 to 17 of them) cost more than all the rest of making the record. A record
 # here is a copy of a prototype the class itself made (so every default is the one the class
@@ -57,6 +58,7 @@ cdef extern from *:
 from dataclasses import fields as _fields_of
 
 from spamdrill.logs.events import Delivery as _Delivery
+from spamdrill.logs.events import WrapperEvent as _WrapperEvent
 from spamdrill.logs.join import Attempt as _Attempt
 from spamdrill.logs.join import Message as _Message
 from spamdrill.logs.join import Scan as _Scan
@@ -85,6 +87,7 @@ cdef object _SCAN_MAKER = _maker(_Scan, (u"", u"", 0.0, [], 0.0))
 cdef object _ATTEMPT_MAKER = _maker(_Attempt, (None, None, 0.0, 0.0, 1))
 cdef object _MESSAGE_MAKER = _maker(_Message, ((u"", u""), 0.0, u"", u"", None, None, []))
 cdef object _DELIVERY_MAKER = _maker(_Delivery, (None,) * 13)
+cdef object _WRAPPER_MAKER = _maker(_WrapperEvent, (None,) * 9)
 
 
 cdef inline object _make(object maker, tuple args):
@@ -119,6 +122,13 @@ cdef object _new_delivery(object Delivery, tuple args):
     return Delivery(*args)
 
 
+cdef object _new_wrapper(object WrapperEvent, tuple args):
+    """``WrapperEvent(*args)``, all nine fields."""
+    if WrapperEvent is _WrapperEvent and _WRAPPER_MAKER is not None and len(args) == 9:
+        return _make(_WRAPPER_MAKER, args)
+    return WrapperEvent(*args)
+
+
 cdef object _new_message(object Message, tuple key, object ts):
     """``Message(key, ts)``."""
     if Message is _Message and _MESSAGE_MAKER is not None:
@@ -130,14 +140,15 @@ def record_makers():
     """Each record class, and whether the loop makes it without its ``__init__`` (for the
     tests: a change to a class that turns this off is seen, not only slower)."""
     return {_Scan: _SCAN_MAKER is not None, _Attempt: _ATTEMPT_MAKER is not None,
-            _Message: _MESSAGE_MAKER is not None, _Delivery: _DELIVERY_MAKER is not None}
+            _Message: _MESSAGE_MAKER is not None, _Delivery: _DELIVERY_MAKER is not None,
+            _WrapperEvent: _WRAPPER_MAKER is not None}
 
 
 def make_record(object cls, tuple args):
     """A record of ``cls`` with ``args`` as its first fields, as the loop makes it (for
     the tests)."""
     maker = {_Scan: _SCAN_MAKER, _Attempt: _ATTEMPT_MAKER, _Message: _MESSAGE_MAKER,
-             _Delivery: _DELIVERY_MAKER}[cls]
+             _Delivery: _DELIVERY_MAKER, _WrapperEvent: _WRAPPER_MAKER}[cls]
     if len(args) != len((<tuple>maker)[1]):
         raise ValueError("the maker's fields, all of them")
     return _make(maker, args)

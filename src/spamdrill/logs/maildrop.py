@@ -108,6 +108,8 @@ def wrapper_reader(join: Joiner, after: After, prog: str) -> Read:
         join.wrapper(ev)
         after(True, ts, src, no, text)
 
+    if prog == "spamdrill-deliver":  # what the compiled reader loop does itself
+        read.__dict__["inline"] = ("wrapper", join, after, WrapperEvent)
     return read
 
 
