@@ -140,10 +140,14 @@ def _until(what: str, ok: object, timeout: float) -> None:
 
 @pytest.mark.root
 @pytest.mark.timeout(900)
-def test_a_killed_doctor_leaves_no_lab_behind(tmp_path: Path) -> None:
+@pytest.mark.parametrize("sig", ["SIGKILL", "SIGTERM"])
+def test_a_killed_doctor_leaves_no_lab_behind(tmp_path: Path, sig: str) -> None:
     """SIGKILL to doctor --verify while both sides' drills hold their fault: each side
     hears of its parent's death (SIGINT), heals, takes its lab down and exits, rather
-    than drilling on for minutes with nobody to report to."""
+    than drilling on for minutes with nobody to report to. SIGTERM (what a service
+    manager or ``timeout`` sends, to the doctor alone, where Ctrl-C reaches the whole
+    group): the doctor hands it on to its sides, waits for them to take their labs down,
+    and exits 130 itself."""
     import signal
     import subprocess
     import sys
@@ -170,9 +174,13 @@ def test_a_killed_doctor_leaves_no_lab_behind(tmp_path: Path) -> None:
         sides = _children(doctor.pid)
         assert len(sides) == 2, sides
         ours = mine()
+        doctor.send_signal(getattr(signal, sig))
+        rc = doctor.wait(timeout=300)
     finally:
-        doctor.send_signal(signal.SIGKILL)
-        doctor.wait()
+        if doctor.poll() is None:  # a failure above, or a doctor deaf to SIGTERM
+            doctor.send_signal(signal.SIGKILL)
+            doctor.wait()
+    assert rc == (130 if sig == "SIGTERM" else -signal.SIGKILL)
     _until("each side gone", lambda: not any(_alive(p) for p in sides), 120)
     assert not [p for p in ours if p.exists()]  # each lab taken down and removed
 
