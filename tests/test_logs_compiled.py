@@ -533,3 +533,19 @@ def test_wrapper_lines_read_the_same_in_both_loops(tmp_path: Path) -> None:
     lines.append("Nov 29 10:10:00 mx1 postfix/qmgr[1]: 0A1B2C3DFF: removed")
     doc = json.loads(_same_in_both(tmp_path, lines))
     assert doc["totals"]["deliveries"] == len(bodies)
+
+
+def test_queue_ids_of_every_shape_read_the_same_in_both_loops(tmp_path: Path) -> None:
+    """The compiled loop tests a queue id's characters over the line's bytes (a table of
+    ``str.isalnum``'s answers) and compares its prefixes in place: letters beyond ASCII,
+    punctuation, other digits, the words Postfix logs instead of one, too short."""
+    qids = ["0A1B2C3D4E", "0A1B2_C3D4E", "0A1B2C3D4\u00e9", "0A1B2C3D4\u00b7", "0A1B\u00aa",
+            "\u0661\u0662\u0663\u0664\u0665", "0A1B", "NOQUEUE", "warning", "Warning",
+            "0A1B2C3D4\u00a0", "0A1B2C3D4\u2028E", "0A1B2C3D4\U0001d7d8"]
+    lines = [f"Nov 29 10:00:{i:02d} mx1 postfix/qmgr[1]: {qid}: from=<s@x>, size=9, "
+             "nrcpt=1 (queue active)" for i, qid in enumerate(qids)]
+    lines += [f"Nov 29 10:01:{i:02d} mx1 postfix/pipe[4]: {qid}: to=<a@x>, relay=maildrop, "
+              "delay=0.5, delays=0/0/0/0.4, dsn=2.0.0, status=sent (delivered via maildrop "
+              "service)" for i, qid in enumerate(qids)]
+    doc = json.loads(_same_in_both(tmp_path, lines))
+    assert 5 <= doc["totals"]["deliveries"] < len(qids)

@@ -63,7 +63,9 @@ are most of what a line costs now (benchmarks/README.md, ``logs_instructions.py`
 """
 
 from cpython.float cimport PyFloat_FromString as _float
+from libc.string cimport memcmp
 from cpython.unicode cimport (
+    Py_UNICODE_ISALNUM,
     Py_UNICODE_ISSPACE,
     PyUnicode_1BYTE_KIND,
     PyUnicode_DATA,
@@ -111,12 +113,27 @@ cdef inline object _line(Py_ssize_t src, Py_ssize_t no, str text):
 cdef unsigned char _SPACE[256]
 for _c in range(256):
     _SPACE[_c] = chr(_c).isspace()  # Py_UNICODE_ISSPACE, as str.split and \\s read it
+cdef unsigned char _ALNUM[256]
+for _c in range(256):
+    _ALNUM[_c] = chr(_c).isalnum()  # Py_UNICODE_ISALNUM, as str.isalnum reads it
 
 
 cdef inline bint _space(unsigned int kind, const void* data, Py_ssize_t k):
     if kind == PyUnicode_1BYTE_KIND:
         return _SPACE[(<const unsigned char*>data)[k]]
     return Py_UNICODE_ISSPACE(PyUnicode_READ(kind, data, k))
+
+
+cdef inline bint _starts(str s, str prefix, Py_ssize_t pos):
+    """``s.startswith(prefix, pos)``: for two strings of one byte per character (most
+    lines, every prefix here), their bytes compared in place, without the method's
+    general steps; any other pair by the method."""
+    cdef Py_ssize_t m = len(prefix)
+    if pos >= 0 and PyUnicode_KIND(s) == PyUnicode_1BYTE_KIND \
+            and PyUnicode_KIND(prefix) == PyUnicode_1BYTE_KIND:
+        return pos + m <= len(s) and memcmp(<const char*>PyUnicode_DATA(s) + pos,
+                                            PyUnicode_DATA(prefix), m) == 0
+    return s.startswith(prefix, pos)
 
 
 include "_records.pxi"
@@ -207,11 +224,16 @@ cdef inline bint _qid(str line, Py_ssize_t start, Py_ssize_t end):
     cdef Py_ssize_t k
     if end - start < 5:
         return False
+    cdef unsigned int kind = PyUnicode_KIND(line)
+    cdef const void* data = PyUnicode_DATA(line)
     for k in range(start, end):
-        if not line[k].isalnum():
+        if kind == PyUnicode_1BYTE_KIND:
+            if not _ALNUM[(<const unsigned char*>data)[k]]:
+                return False
+        elif not Py_UNICODE_ISALNUM(PyUnicode_READ(kind, data, k)):
             return False
-    if end - start == 7 and (line.startswith(u"NOQUEUE", start)
-                             or line.startswith(u"warning", start)):
+    if end - start == 7 and (_starts(line, u"NOQUEUE", start)
+                             or _starts(line, u"warning", start)):
         return False
     return True
 
@@ -223,7 +245,7 @@ cdef _postfix(tuple spec, object handle, object ts, str host, str pid, str line,
     if j < 0:
         return  # no "QID: ": nothing the reader reads (smtpd's connect, disconnect)
     if not _qid(line, i, j):
-        if j - i == 7 and line.startswith(u"warning", i):
+        if j - i == 7 and _starts(line, u"warning", i):
             handle(ts, host, pid, line[i:], src, no, line)
         return  # NOQUEUE, or not a queue id
     name, join, after, bodies, other = spec[1], spec[2], spec[3], spec[4], spec[5]
@@ -268,15 +290,15 @@ cdef object _message_line(tuple spec, object step, object join, tuple key, objec
     read: True; None for any other line (their step reads it)."""
     cdef tuple steps = spec[6]
     if step is steps[0]:
-        if not line.startswith(u"message-id=", p):
+        if not _starts(line, u"message-id=", p):
             return None
         _message(join, key, ts).mid = line[p + 11:].strip()
     elif step is steps[1]:
-        if not line.startswith(u"client=", p):
+        if not _starts(line, u"client=", p):
             return None
         _message(join, key, ts).client = line[p + 7:].split(u",", 1)[0]
     elif step is steps[2]:
-        if len(line) - p != 7 or not line.startswith(u"removed", p):
+        if len(line) - p != 7 or not _starts(line, u"removed", p):
             return None
         msg = join.messages.pop(key, None)
         if msg is not None:
@@ -292,16 +314,16 @@ cdef object _queued(object join, tuple key, object ts, str line, Py_ssize_t p):
     """``postfix._from`` on what ``_QUEUED`` matches (``from=<S>, size=N, nrcpt=N``, each
     number ``\\d``, the size at most 15 of them): True; None for any other line."""
     cdef Py_ssize_t n = len(line), e, k, d
-    if not line.startswith(u"from=<", p):
+    if not _starts(line, u"from=<", p):
         return None
     e = _upto(line, p + 6, n, u">")
-    if not line.startswith(u">, size=", e):
+    if not _starts(line, u">, size=", e):
         return None
     k = e + 8
     d = k
     while d < n and line[d].isdecimal():
         d += 1
-    if d == k or d - k > 15 or not line.startswith(u", nrcpt=", d) \
+    if d == k or d - k > 15 or not _starts(line, u", nrcpt=", d) \
             or d + 8 >= n or not line[d + 8].isdecimal():
         return None
     msg = _message(join, key, ts)
@@ -314,7 +336,7 @@ cdef _maildrop(tuple spec, object handle, object ts, str host, str pid, str line
     """``maildrop.maildrop_reader``'s ``read``: a maildroprc's line kept unparsed, in time
     order (``TimeIndex.add``'s common case: not before the last); a logfile record's
     ``File:``/``!Err:`` by the reader itself."""
-    if line.startswith(u"File: ", i) or line.startswith(u"!Err: ", i):
+    if _starts(line, u"File: ", i) or _starts(line, u"!Err: ", i):
         handle(ts, host, pid, line[i:], src, no, line)
         return
     join, after, index = spec[1], spec[2], spec[3]
@@ -339,16 +361,16 @@ cdef _wrapper(tuple spec, object handle, object ts, str host, str pid, str line,
     by index, and ``Joiner.wrapper``; any other line by the reader itself."""
     cdef Py_ssize_t n = len(line), q = _nonspace(line, i, n), t, f, m, o, d, r
     # the expression's \S+ can give back only the run's last character: its colon
-    if q - i < 2 or line[q - 1] != u":" or not line.startswith(u" to=<", q):
+    if q - i < 2 or line[q - 1] != u":" or not _starts(line, u" to=<", q):
         handle(ts, host, pid, line[i:], src, no, line)
         return
     t = line.find(u">", q + 5)
-    f = line.find(u">", t + 8) if t >= 0 and line.startswith(u" from=<", t + 1) else -1
-    m = _nonspace(line, f + 6, n) if f >= 0 and line.startswith(u" mda ", f + 1) else -1
+    f = line.find(u">", t + 8) if t >= 0 and _starts(line, u" from=<", t + 1) else -1
+    m = _nonspace(line, f + 6, n) if f >= 0 and _starts(line, u" mda ", f + 1) else -1
     o = _nonspace(line, m + 9, n) \
-        if m > f + 6 and line.startswith(u" outcome=", m) else -1
-    d = _nonspace(line, o + 5, n) if o > m + 9 and line.startswith(u" dsn=", o) else -1
-    r = _nonspace(line, d + 6, n) if d > o + 5 and line.startswith(u" rule=", d) else -1
+        if m > f + 6 and _starts(line, u" outcome=", m) else -1
+    d = _nonspace(line, o + 5, n) if o > m + 9 and _starts(line, u" dsn=", o) else -1
+    r = _nonspace(line, d + 6, n) if d > o + 5 and _starts(line, u" rule=", d) else -1
     if r <= d + 6:
         handle(ts, host, pid, line[i:], src, no, line)
         return
@@ -509,16 +531,16 @@ cdef object _scan_step(tuple fast, object join, object ts, str host, str pid, st
     cdef str tests
     cdef bint ok, spam
     if key == _CONN:
-        if not line.startswith(u"connection from ", b):
+        if not _starts(line, u"connection from ", b):
             return False
         _scan_line(join, 2, host, pid, ts, _line(src, no, line), Scan)
         return True
     cdef Py_ssize_t n = len(line)
     cdef Py_ssize_t at[11]
     if key == _PROC:
-        if line.startswith(u"processing message ", b):
+        if _starts(line, u"processing message ", b):
             ok = _processing_at(line, b + 19, n, at)
-        elif line.startswith(u"checking message ", b):
+        elif _starts(line, u"checking message ", b):
             ok = _processing_at(line, b + 17, n, at)
         else:
             return False
@@ -531,10 +553,10 @@ cdef object _scan_step(tuple fast, object join, object ts, str host, str pid, st
             join.open_mids[mid] = scan
         return True
     if key == _VERDICT:
-        if line.startswith(u"identified spam ", b):
+        if _starts(line, u"identified spam ", b):
             spam = True
             ok = _verdict_at(line, b + 16, n, at)
-        elif line.startswith(u"clean message ", b):
+        elif _starts(line, u"clean message ", b):
             spam = False
             ok = _verdict_at(line, b + 14, n, at)
         else:
@@ -550,7 +572,7 @@ cdef object _scan_step(tuple fast, object join, object ts, str host, str pid, st
             scan.finished = True
         return True
     # _RESULT
-    if not line.startswith(u"result: ", b):
+    if not _starts(line, u"result: ", b):
         return False
     if not _result_at(line, b + 8, n, at):
         return truncated
@@ -580,7 +602,7 @@ cdef object _prefork(tuple fast, object join, object ts, str host, str pid, str 
     if line.find(u"max-children", i) >= 0:
         ln = _line(src, no, line)
         _time_add(join.spamd.max_children, ts, ln)
-    elif line.startswith(u"child states: ", i + 9):
+    elif _starts(line, u"child states: ", i + 9):
         ln = _line(src, no, line)
         _time_add(join.spamd.states, ts, (line[i + 23:].strip(), ln))
     else:
@@ -595,14 +617,14 @@ cdef _spamd(tuple spec, object ts, str host, str pid, str line, Py_ssize_t i,
     steps' twins), any other line by its step in ``spamd.py``."""
     join, after, steps, fast = spec[1], spec[2], spec[3], spec[7]
     cdef int key
-    if line.startswith(u"spamd: ", i):
+    if _starts(line, u"spamd: ", i):
         key = _scan_key(line, i + 7)
         if key:
             took = _scan_step(fast, join, ts, host, pid, line, i, src, no, key)
         else:
             took = (<dict>steps).get(line[i + 7:i + 11], spec[4])(join, ts, host, pid,
                                                                  line[i:], src, no, line)
-    elif line.startswith(u"prefork: ", i):
+    elif _starts(line, u"prefork: ", i):
         took = _prefork(fast, join, ts, host, pid, line, i, src, no)
     else:
         took = spec[6](join, ts, host, pid, line[i:], src, no, line)
@@ -612,7 +634,7 @@ cdef _spamd(tuple spec, object ts, str host, str pid, str line, Py_ssize_t i,
 
 cdef inline bint _region_is(str line, Py_ssize_t s, Py_ssize_t e, str other):
     """``line[s:e] == other``, without making ``line[s:e]``."""
-    return e - s == len(other) and line.startswith(other, s)
+    return e - s == len(other) and _starts(line, other, s)
 
 
 cdef bint _fields(str line, Py_ssize_t n, Py_ssize_t* f):
@@ -668,7 +690,7 @@ def fast(object feed, list lines, object parser):
             ok = _fields(line, n, f)
             s3, e3, s4, e4, i = f[0], f[1], f[2], f[3], f[4]
         if ok:
-            if not line.startswith(prev):
+            if not _starts(line, prev, 0):
                 prev = line[:15]
                 ts = _stamp(clock, cache, prev) if twin else stamp_of(prev)
             if last_info is not None and _region_is(line, s4, e4, last_tag):

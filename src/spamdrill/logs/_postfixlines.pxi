@@ -14,7 +14,7 @@ cdef inline Py_ssize_t _upto(str s, Py_ssize_t k, Py_ssize_t n, Py_UCS4 c):
 cdef inline Py_ssize_t _num_then(str s, Py_ssize_t k, Py_ssize_t n, str then):
     """``_NUM`` at ``k`` and the literal ``then`` after it: the literal's end, or -1."""
     cdef Py_ssize_t e = _num(s, k, n)
-    if e < 0 or not s.startswith(then, e):
+    if e < 0 or not _starts(s, then, e):
         return -1
     return e + len(then)
 
@@ -25,25 +25,25 @@ cdef Py_ssize_t _options(str s, Py_ssize_t k, Py_ssize_t n, Py_ssize_t* at):
     -1."""
     cdef Py_ssize_t e
     at[2] = at[3] = -1
-    if s.startswith(u"orig_to=<", k):
+    if _starts(s, u"orig_to=<", k):
         e = _upto(s, k + 9, n, u">")
-        if not s.startswith(u">, ", e):
+        if not _starts(s, u">, ", e):
             return -1
         at[2], at[3] = k + 9, e
         k = e + 3
-    if not s.startswith(u"relay=", k):
+    if not _starts(s, u"relay=", k):
         return -1
     e = _upto(s, k + 6, n, u",")
-    if not s.startswith(u", ", e):
+    if not _starts(s, u", ", e):
         return -1
     at[4], at[5] = k + 6, e
     k = e + 2
-    if s.startswith(u"conn_use=", k):
+    if _starts(s, u"conn_use=", k):
         e = _digits(s, k + 9, n)
-        if e == k + 9 or not s.startswith(u", ", e):
+        if e == k + 9 or not _starts(s, u", ", e):
             return -1
         k = e + 2
-    if not s.startswith(u"delay=", k):
+    if not _starts(s, u"delay=", k):
         return -1
     return k + 6
 
@@ -69,10 +69,10 @@ cdef bint _delivery_at(str s, Py_ssize_t p, Py_ssize_t n, Py_ssize_t* at):
     """``_DELIVERY`` at ``p``: at[0:22], the bounds of its groups in order (to, orig_to
     (-1: none), relay, delay, a, b, c, d, dsn, status, text)."""
     cdef Py_ssize_t k, e, w
-    if not s.startswith(u"to=<", p):
+    if not _starts(s, u"to=<", p):
         return False
     e = _upto(s, p + 4, n, u">")
-    if not s.startswith(u">, ", e):
+    if not _starts(s, u">, ", e):
         return False
     at[0], at[1] = p + 4, e
     k = _options(s, e + 3, n, at)
@@ -81,24 +81,24 @@ cdef bint _delivery_at(str s, Py_ssize_t p, Py_ssize_t n, Py_ssize_t* at):
     k = _delays(s, k, n, at)
     if k < 0:
         return False
-    if s.startswith(u"tls=", k):  # \S+ then ", ": the run's last character is the comma
+    if _starts(s, u"tls=", k):  # \S+ then ", ": the run's last character is the comma
         w = _nonspace(s, k + 4, n)
         if w - 1 <= k + 4 or s[w - 1] != u"," or w >= n or s[w] != u" ":
             return False
         k = w + 1
-    if not s.startswith(u"dsn=", k):
+    if not _starts(s, u"dsn=", k):
         return False
     e = k + 4
     while e < n and (s[e] == u"." or s[e].isdecimal()):
         e += 1
-    if e == k + 4 or not s.startswith(u", status=", e):
+    if e == k + 4 or not _starts(s, u", status=", e):
         return False
     at[16], at[17] = k + 4, e
     k = e + 9
     e = k
     while e < n and (s[e].isalnum() or s[e] == u"_"):
         e += 1
-    if e == k or not s.startswith(u" (", e) or n - 1 < e + 2 or s[n - 1] != u")":
+    if e == k or not _starts(s, u" (", e) or n - 1 < e + 2 or s[n - 1] != u")":
         return False
     at[18], at[19], at[20], at[21] = k, e, e + 2, n - 1
     return True

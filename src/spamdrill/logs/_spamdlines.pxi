@@ -46,11 +46,11 @@ cdef bint _processing_at(str s, Py_ssize_t p, Py_ssize_t n, Py_ssize_t* at):
     if e == p:
         return False
     t = e
-    if s.startswith(u" aka ", e):
+    if _starts(s, u" aka ", e):
         t = _nonspace(s, e + 5, n)
         if t == e + 5:
             return False
-    if not s.startswith(u" for ", t):
+    if not _starts(s, u" for ", t):
         return False
     t += 5
     k = s.rfind(u":", t)  # the lazy user ends at the one colon the rest can follow
@@ -80,21 +80,21 @@ cdef bint _verdict_at(str s, Py_ssize_t p, Py_ssize_t n, Py_ssize_t* at):
     if q == p + 1 or q >= n or s[q] != u"/":
         return False
     r = _score(s, q + 1, n)
-    if r == q + 1 or not s.startswith(u") for ", r):
+    if r == q + 1 or not _starts(s, u") for ", r):
         return False
     t = r + 6
     k = s.rfind(u":", t)
     if k < 0:
         return False
     d = _digits(s, k + 1, n)
-    if d == k + 1 or not s.startswith(u" in ", d):
+    if d == k + 1 or not _starts(s, u" in ", d):
         return False
     e = _num(s, d + 4, n)
-    if e < 0 or not s.startswith(u" seconds, ", e):
+    if e < 0 or not _starts(s, u" seconds, ", e):
         return False
     g = e + 10
     h = _digits(s, g, n)
-    if h == g or h - g > 15 or h + 7 != n or not s.startswith(u" bytes.", h):
+    if h == g or h - g > 15 or h + 7 != n or not _starts(s, u" bytes.", h):
         return False
     at[0], at[1], at[2], at[3], at[4], at[5] = t, k, d + 4, e, g, h
     return True
@@ -115,7 +115,7 @@ cdef bint _result_at(str s, Py_ssize_t p, Py_ssize_t n, Py_ssize_t* at):
     if q < n and s[q] == u"-":
         q += 1
     d = _digits(s, q, n)
-    if d == q or not s.startswith(u" - ", d):
+    if d == q or not _starts(s, u" - ", d):
         return False
     t = d + 3
     te = _nonspace(s, t, n)
@@ -153,12 +153,12 @@ def scan_fields(str kind, str msg):
     cdef Py_ssize_t n = len(msg)
     cdef Py_ssize_t at[11]
     if kind == u"processing":
-        p = 7 + (19 if msg.startswith(u"processing message ", 7) else 17)
+        p = 7 + (19 if _starts(msg, u"processing message ", 7) else 17)
         if not _processing_at(msg, p, n, at):
             return None
         return msg[at[0]:at[1]], msg[at[2]:at[3]]
     if kind == u"verdict":
-        p = 7 + (16 if msg.startswith(u"identified spam ", 7) else 14)
+        p = 7 + (16 if _starts(msg, u"identified spam ", 7) else 14)
         if not _verdict_at(msg, p, n, at):
             return None
         return msg[at[0]:at[1]], msg[at[2]:at[3]], msg[at[4]:at[5]]
