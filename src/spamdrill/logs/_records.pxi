@@ -1,11 +1,11 @@
 # The join's records (``Scan``, ``Attempt``, ``Message``, ``Delivery``, ``WrapperEvent``:
-# slotted dataclasses)
-# made as their ``__init__`` makes them, without running it: an interpreted frame that sets
-# every slot (13 to 17 of them) cost more than all the rest of making the record. A record
-# here is a copy of a prototype the class itself made (so every default is the one the class
-# gives), with the fields the call would pass put in their slots. Only for a class of plain
-# slots (no ``__dict__``, no ``__post_init__``, no default made anew for each instance that
-# the maker does not set); any other class is called. Included by _fastloop.pyx.
+# slotted dataclasses) made as their ``__init__`` makes them, without running it: an
+# interpreted frame that sets every slot (9 to 17 of them) cost more than all the rest of
+# making the record. A record here is a copy of a prototype the class itself made (so every
+# default is the one the class gives), with the fields the call would pass put in their
+# slots. Only for a class of plain slots (no ``__dict__``, no ``__post_init__``, no default
+# made anew for each instance that the maker does not set); any other class is called.
+# Included by _fastloop.pyx.
 
 cdef extern from *:
     """
