@@ -272,7 +272,7 @@ cdef object _message(object join, tuple key, object ts):
     if msg is None:
         if type(join).message is not _JOIN_MESSAGE:
             return join.message(key, ts)
-        msg = _new_message(_Message, key, ts)
+        msg = _new_message(key, ts)
         messages[key] = msg
         (<set>join.hosts).add(key[0])
         if len(messages) > join.s.max_open:
@@ -379,11 +379,7 @@ cdef _wrapper(tuple spec, object handle, object ts, str host, str pid, str line,
     ev = _new_wrapper(spec[3], (host, ts, _line(src, no, line), qid, line[q + 5:t],
                                 line[f + 6:m], line[m + 9:o], line[o + 5:d], line[d + 6:r]))
     if type(join).wrapper is _JOIN_WRAPPER:
-        found = (<dict>join.wrappers).get(qid)
-        if found is None:
-            join.wrappers[qid] = [ev]
-        else:
-            (<list>found).append(ev)
+        _index_add(join.wrappers, qid, ev)
         join.wrapper_order.append((ts, qid))
     else:
         join.wrapper(ev)
@@ -394,13 +390,13 @@ cdef _wrapper(tuple spec, object handle, object ts, str host, str pid, str line,
 cdef object _NEVER = float("-inf")
 
 
-cdef inline void _index_add(dict index, str name, object scan):
-    """``join._index``."""
+cdef inline void _index_add(dict index, str name, object item):
+    """``join._index``: ``item`` added to the list ``index`` holds for ``name``."""
     found = index.get(name)
     if found is None:
-        index[name] = [scan]
+        index[name] = [item]
     else:
-        (<list>found).append(scan)
+        (<list>found).append(item)
 
 
 cdef inline void _time_add(object tindex, object ts, object item):

@@ -129,11 +129,11 @@ cdef object _new_wrapper(object WrapperEvent, tuple args):
     return WrapperEvent(*args)
 
 
-cdef object _new_message(object Message, tuple key, object ts):
-    """``Message(key, ts)``."""
-    if Message is _Message and _MESSAGE_MAKER is not None:
+cdef object _new_message(tuple key, object ts):
+    """``join.Message(key, ts)``."""
+    if _MESSAGE_MAKER is not None:
         return _make(_MESSAGE_MAKER, (key, ts, u"", u"", None, None, []))
-    return Message(key, ts)
+    return _Message(key, ts)
 
 
 def record_makers():
