@@ -549,3 +549,56 @@ def test_queue_ids_of_every_shape_read_the_same_in_both_loops(tmp_path: Path) ->
               "service)" for i, qid in enumerate(qids)]
     doc = json.loads(_same_in_both(tmp_path, lines))
     assert 5 <= doc["totals"]["deliveries"] < len(qids)
+
+
+@settings(max_examples=300, deadline=None)
+@given(text=st.text(alphabet=st.sampled_from(
+    ["a", "Z", " ", ":", "\n", "\r", "\x00", "\u00e9", "\u00ff", "\u0100", "\U0001d7d8"]),
+    max_size=60) | st.text(max_size=60))
+def test_the_compiled_splitter_gives_what_str_split_gives(text: str) -> None:
+    """``split_lines`` (memchr over a block of one byte per character) against
+    ``str.split("\\n")``: the same strings, each as compact as the method makes it."""
+    from spamdrill.logs._fastloop import split_lines
+
+    ours, theirs = split_lines(text), text.split("\n")
+    assert ours == theirs
+    assert [(type(a), a.isascii()) for a in ours] == [(type(b), b.isascii()) for b in theirs]
+
+
+def test_a_file_reads_the_same_split_either_way(tmp_path: Path) -> None:
+    """The reader's blocks, split by the compiled splitter and by ``str.split``, across
+    block boundaries, ``\\r\\n`` ends and letters beyond ASCII."""
+    from spamdrill.logs._fastloop import split_lines
+
+    path = tmp_path / "mail.log"
+    accents = ["\u00e9", "e", "e", "e", "e", "e", "e"]
+    lines = [f"line {i} {accents[i % 7]} " + "x" * (i % 300) for i in range(40_000)]
+    path.write_bytes("\r\n".join(lines).encode() + b"\n")
+    with open(path, "rb") as fh:
+        ours = [line for block, _ in reader.blocks(fh, split_lines) for line in block]
+    with open(path, "rb") as fh:
+        theirs = [line for block, _ in reader.blocks(fh) for line in block]
+    assert ours == theirs == lines
+
+
+def test_a_record_class_of_another_layout_turns_the_compiled_loop_off() -> None:
+    """The loop reads the join's objects at their slots' offsets, checked at import: a
+    class that gains a slot makes the import fail, and the pure loop reads instead."""
+    code = (
+        "import dataclasses, sys\n"
+        "from spamdrill.logs import join, reader\n"
+        "fields = [(f.name, f.type, f) for f in dataclasses.fields(join.Scan)]\n"
+        "join.Scan = dataclasses.make_dataclass('Scan', [*[(n, t, f) for n, t, f in fields],"
+        " ('extra', int, dataclasses.field(default=0))], slots=True, eq=False)\n"
+        "try:\n"
+        "    from spamdrill.logs import _fastloop\n"
+        "except ImportError as exc:\n"
+        "    print('refused:', exc)\n"
+        "print('loop:', reader.compiled())\n")
+    import subprocess
+
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          check=False, env={**os.environ, reader.PURE_ENV: ""})
+    assert done.returncode == 0, done.stderr
+    assert "refused: the compiled loop's Scan is not the class's layout" in done.stdout
+    assert "loop: None" in done.stdout

@@ -53,13 +53,20 @@ What it saves, each step the Python one's twin:
   whose wrapper's line said all was well is counted here too (``_quiet``);
 - the join's records (scans, attempts, messages, deliveries) are made as their classes
   make them, without running their ``__init__`` (``_records.pxi``); a scan line's kind is
-  read from its characters in place, not from a new string.
+  read from its characters in place, not from a new string;
+- the join and its records are read and written at their slots' offsets, as the C
+  structures they are (``_slots.pxi``, checked against the classes at import), not
+  through ``getattr``'s generic path; the tuples made per line that hold only strings and
+  numbers (a queue file's key, a spamd child's, a line kept as evidence) are left out of
+  the cyclic collector, as its first look would leave them;
+- a block's text is split into lines by ``memchr`` (``split_lines``, ``str.split``'s
+  result), not by a test of each character.
 
 Anything else, and any line of another shape, goes to the Python code that reads it; the
 tests compare the documents and the join's state of both loops on every fixture, on the
 benchmark's generated log and on generated hostile logs. Not here: the join's own objects
-(messages, attempts, scans stay Python dataclasses, made and read through the C API), which
-are most of what a line costs now (benchmarks/README.md, ``logs_instructions.py``).
+stay Python objects (made, kept in dictionaries and freed by the interpreter), which is
+most of what a line costs now (benchmarks/README.md, ``logs_instructions.py``).
 """
 
 from cpython.float cimport PyFloat_FromString as _float
@@ -97,6 +104,10 @@ cdef extern from *:
         PyTuple_SET_ITEM(o, 0, a);
         PyTuple_SET_ITEM(o, 1, b);
         PyTuple_SET_ITEM(o, 2, text);
+        /* two numbers and a string cannot make a cycle: not the collector's (as it
+           would find at its first look, _PyTuple_MaybeUntrack), so it neither counts
+           towards a collection nor is unlinked from the collector's list when freed */
+        PyObject_GC_UnTrack(o);
         return o;
     }
     """
@@ -104,6 +115,19 @@ cdef extern from *:
 
 # the shape spamdrill_line fills: a tuple subtype of three
 assert issubclass(_Line, tuple) and _Line._fields == ("src", "no", "text")
+
+
+cdef extern from "Python.h":
+    void PyObject_GC_UnTrack(object o)
+
+
+cdef inline tuple _atomic(tuple t):
+    """``t``, a tuple of strings and numbers only, left out of the cyclic collector (as
+    its first look at it would leave it, ``_PyTuple_MaybeUntrack``): one the loop makes
+    per line (a queue file's key, a spamd child's) then neither brings the next
+    collection nearer nor is unlinked from the collector's list when it goes."""
+    PyObject_GC_UnTrack(t)
+    return t
 
 
 cdef inline object _line(Py_ssize_t src, Py_ssize_t no, str text):
@@ -136,7 +160,55 @@ cdef inline bint _starts(str s, str prefix, Py_ssize_t pos):
     return s.startswith(prefix, pos)
 
 
+cdef extern from *:
+    """
+    #include <string.h>
+
+    /* text.split("\\n") for a string of one byte per character: each end found by memchr
+       (a word at a time), where str.split tests each character in turn. */
+    static PyObject* spamdrill_split_lines(PyObject* text) {
+        const char* p = (const char*)PyUnicode_DATA(text);
+        const char* end = p + PyUnicode_GET_LENGTH(text);
+        int ascii = PyUnicode_IS_ASCII(text);
+        PyObject* out = PyList_New(0);
+        for (;;) {
+            const char* q;
+            PyObject* s;
+            if (out == NULL)
+                return NULL;
+            q = (const char*)memchr(p, '\\n', (size_t)(end - p));
+            if (ascii) {
+                s = PyUnicode_New((q ? q : end) - p, 127);
+                if (s != NULL)
+                    memcpy(PyUnicode_DATA(s), p, (size_t)((q ? q : end) - p));
+            } else {
+                s = PyUnicode_FromKindAndData(PyUnicode_1BYTE_KIND, p, (q ? q : end) - p);
+            }
+            if (s == NULL || PyList_Append(out, s) < 0) {
+                Py_XDECREF(s);
+                Py_DECREF(out);
+                return NULL;
+            }
+            Py_DECREF(s);
+            if (q == NULL)
+                return out;
+            p = q + 1;
+        }
+    }
+    """
+    list spamdrill_split_lines(str text)
+
+
+def split_lines(str text not None):
+    """``text.split("\\n")``, the same list: for a block of one byte per character (a log's
+    usual block) each line's end is found by ``memchr``; any other block by the method."""
+    if PyUnicode_KIND(text) == PyUnicode_1BYTE_KIND:
+        return spamdrill_split_lines(text)
+    return text.split(u"\n")
+
+
 include "_records.pxi"
+include "_slots.pxi"
 include "_spamdlines.pxi"
 include "_postfixlines.pxi"
 include "_jointick.pxi"
@@ -241,6 +313,7 @@ cdef inline bint _qid(str line, Py_ssize_t start, Py_ssize_t end):
 cdef _postfix(tuple spec, object handle, object ts, str host, str pid, str line,
               Py_ssize_t i, Py_ssize_t src, Py_ssize_t no):
     """``postfix.reader``'s ``read`` for a queue id's line; else the reader itself."""
+    cdef Joiner join
     cdef Py_ssize_t j = line.find(u": ", i)
     if j < 0:
         return  # no "QID: ": nothing the reader reads (smtpd's connect, disconnect)
@@ -250,7 +323,7 @@ cdef _postfix(tuple spec, object handle, object ts, str host, str pid, str line,
         return  # NOQUEUE, or not a queue id
     name, join, after, bodies, other = spec[1], spec[2], spec[3], spec[4], spec[5]
     step = (<dict>bodies).get(line[j + 2:j + 6], other)
-    key = (host, line[i:j])
+    key = _atomic((host, line[i:j]))
     if step is spec[8]:
         took = _delivery_line(spec, join, name, key, ts, pid, line, j + 2, src, no)
     else:
@@ -264,8 +337,9 @@ cdef _postfix(tuple spec, object handle, object ts, str host, str pid, str line,
 cdef object _JOIN_MESSAGE = _Joiner.message  # a join whose message is another: its own
 
 
-cdef object _message(object join, tuple key, object ts):
+cdef Message _message(Joiner join, tuple key, object ts):
     """``Joiner.message``: a queue file seen before, now its latest line, or a new one."""
+    cdef Message msg
     messages = join.messages
     # an OrderedDict is a dict: read through the dict's own lookup, not a method call
     msg = (<dict>messages).get(key)
@@ -284,7 +358,7 @@ cdef object _message(object join, tuple key, object ts):
     return msg
 
 
-cdef object _message_line(tuple spec, object step, object join, tuple key, object ts,
+cdef object _message_line(tuple spec, object step, Joiner join, tuple key, object ts,
                           str line, Py_ssize_t p):
     """Twins of ``postfix._message_id``, ``_client`` and ``_removed`` on the lines they
     read: True; None for any other line (their step reads it)."""
@@ -310,7 +384,7 @@ cdef object _message_line(tuple spec, object step, object join, tuple key, objec
     return True
 
 
-cdef object _queued(object join, tuple key, object ts, str line, Py_ssize_t p):
+cdef object _queued(Joiner join, tuple key, object ts, str line, Py_ssize_t p):
     """``postfix._from`` on what ``_QUEUED`` matches (``from=<S>, size=N, nrcpt=N``, each
     number ``\\d``, the size at most 15 of them): True; None for any other line."""
     cdef Py_ssize_t n = len(line), e, k, d
@@ -326,7 +400,7 @@ cdef object _queued(object join, tuple key, object ts, str line, Py_ssize_t p):
     if d == k or d - k > 15 or not _starts(line, u", nrcpt=", d) \
             or d + 8 >= n or not line[d + 8].isdecimal():
         return None
-    msg = _message(join, key, ts)
+    cdef Message msg = _message(join, key, ts)
     msg.sender, msg.size = line[p + 6:e], int(line[k:d])
     return True
 
@@ -339,8 +413,9 @@ cdef _maildrop(tuple spec, object handle, object ts, str host, str pid, str line
     if _starts(line, u"File: ", i) or _starts(line, u"!Err: ", i):
         handle(ts, host, pid, line[i:], src, no, line)
         return
-    join, after, index = spec[1], spec[2], spec[3]
-    item = (host, ts, line[i:], src, no, line)
+    cdef Joiner join = spec[1]
+    after, index = spec[2], spec[3]
+    item = _atomic((host, ts, line[i:], src, no, line))
     times = <list>index.ts
     if times and ts < times[len(times) - 1]:
         index.add(ts, item)
@@ -374,7 +449,7 @@ cdef _wrapper(tuple spec, object handle, object ts, str host, str pid, str line,
     if r <= d + 6:
         handle(ts, host, pid, line[i:], src, no, line)
         return
-    join = spec[1]
+    cdef Joiner join = spec[1]
     qid = line[i:q - 1]
     ev = _new_wrapper(spec[3], (host, ts, _line(src, no, line), qid, line[q + 5:t],
                                 line[f + 6:m], line[m + 9:o], line[o + 5:d], line[d + 6:r]))
@@ -409,7 +484,7 @@ cdef inline void _time_add(object tindex, object ts, object item):
         (<list>tindex.items).append(item)
 
 
-cdef void _file(object join, object scan):
+cdef void _file(Joiner join, Scan scan):
     """``Joiner._file``: a scan kept for joining, by Message-ID, user and start; counted
     (``Analysis._scan``: its cheap test here, a scan that may be trouble by the call)."""
     cdef str mid = scan.mid, user = scan.user
@@ -440,7 +515,7 @@ cdef void _file(object join, object scan):
         (<tuple>fast)[3](scan)
 
 
-cdef void _end_scan(object join, object scan):
+cdef void _end_scan(Joiner join, Scan scan):
     """``Joiner.end_scan``."""
     del join.children[(scan.host, scan.pid)]
     _file(join, scan)
@@ -458,21 +533,21 @@ cdef void _saw(object spamd, str host, object ts, object gap):
         lasts[host] = ts
 
 
-cdef object _scan_line(object join, int opens, str host, str pid, object ts, object ln,
-                       object Scan):
+cdef Scan _scan_line(Joiner join, int opens, str host, str pid, object ts, object ln,
+                     object scan_class):
     """``Joiner.spamd_line``: ``opens`` 2 for a connection (a new scan), 1 for a message
     (a new scan if the child has none open), 0 for any other line of a scan."""
     spamd = join.spamd
     if ts > (<dict>spamd.last).get(host, _NEVER):
         _saw(spamd, host, ts, join.s.gap)
-    child = (host, pid)
+    child = _atomic((host, pid))
     children = join.children
-    scan = (<dict>children).get(child)  # an OrderedDict: the dict's own lookup
+    cdef Scan scan = (<dict>children).get(child)  # an OrderedDict: the dict's own lookup
     if opens == 2 or (scan is None and opens == 1):
         if scan is not None:
             _file(join, scan)
             del children[child]
-        scan = _new_scan(Scan, host, pid, ts, [ln])
+        scan = _new_scan(scan_class, host, pid, ts, [ln])
         children[child] = scan
         return scan
     if scan is None:
@@ -518,18 +593,19 @@ cdef int _scan_key(str line, Py_ssize_t k):
     return 0
 
 
-cdef object _scan_step(tuple fast, object join, object ts, str host, str pid, str line,
+cdef object _scan_step(tuple fast, Joiner join, object ts, str host, str pid, str line,
                        Py_ssize_t i, Py_ssize_t src, Py_ssize_t no, int key):
     """``spamd.py``'s steps of a scan (``_connection``, ``_processing``, ``_verdict_line``,
     ``_result``), their twins: True, False or a Skip, as they return."""
-    Scan, truncated = fast[1], fast[6]
+    scan_class, truncated = fast[1], fast[6]
+    cdef Scan scan
     cdef Py_ssize_t b = i + 7
     cdef str tests
     cdef bint ok, spam
     if key == _CONN:
         if not _starts(line, u"connection from ", b):
             return False
-        _scan_line(join, 2, host, pid, ts, _line(src, no, line), Scan)
+        _scan_line(join, 2, host, pid, ts, _line(src, no, line), scan_class)
         return True
     cdef Py_ssize_t n = len(line)
     cdef Py_ssize_t at[11]
@@ -542,7 +618,7 @@ cdef object _scan_step(tuple fast, object join, object ts, str host, str pid, st
             return False
         if not ok:
             return truncated
-        scan = _scan_line(join, 1, host, pid, ts, _line(src, no, line), Scan)
+        scan = _scan_line(join, 1, host, pid, ts, _line(src, no, line), scan_class)
         if scan is not None:
             mid, user = line[at[0]:at[1]], line[at[2]:at[3]]
             scan.mid, scan.user = mid, user
@@ -559,7 +635,7 @@ cdef object _scan_step(tuple fast, object join, object ts, str host, str pid, st
             return False
         if not ok:
             return truncated
-        scan = _scan_line(join, 0, host, pid, ts, _line(src, no, line), Scan)
+        scan = _scan_line(join, 0, host, pid, ts, _line(src, no, line), scan_class)
         if scan is not None:
             seconds, size = _float(line[at[2]:at[3]]), int(line[at[4]:at[5]])
             user = line[at[0]:at[1]]
@@ -572,7 +648,7 @@ cdef object _scan_step(tuple fast, object join, object ts, str host, str pid, st
         return False
     if not _result_at(line, b + 8, n, at):
         return truncated
-    scan = _scan_line(join, 0, host, pid, ts, _line(src, no, line), Scan)
+    scan = _scan_line(join, 0, host, pid, ts, _line(src, no, line), scan_class)
     if scan is None:
         return True
     scan.seconds, scan.size = _float(line[at[3]:at[4]]), int(line[at[5]:at[6]])
@@ -592,7 +668,7 @@ cdef object _scan_step(tuple fast, object join, object ts, str host, str pid, st
     return True
 
 
-cdef object _prefork(tuple fast, object join, object ts, str host, str pid, str line,
+cdef object _prefork(tuple fast, Joiner join, object ts, str host, str pid, str line,
                      Py_ssize_t i, Py_ssize_t src, Py_ssize_t no):
     """``spamd._prefork``: ``--max-children`` and child-state lines."""
     if line.find(u"max-children", i) >= 0:
@@ -611,7 +687,8 @@ cdef _spamd(tuple spec, object ts, str host, str pid, str line, Py_ssize_t i,
             Py_ssize_t src, Py_ssize_t no):
     """``spamd.reader``'s ``read``: a scan's lines and spamd's prefork lines here (their
     steps' twins), any other line by its step in ``spamd.py``."""
-    join, after, steps, fast = spec[1], spec[2], spec[3], spec[7]
+    cdef Joiner join = spec[1]
+    after, steps, fast = spec[2], spec[3], spec[7]
     cdef int key
     if _starts(line, u"spamd: ", i):
         key = _scan_key(line, i + 7)

@@ -14,7 +14,7 @@
 # ``size_limit`` and the ``scanned`` word for a message too large to scan).
 
 
-cdef inline bint _in_time(object scan, double end):
+cdef inline bint _in_time(Scan scan, double end):
     """``diagnose.in_time``."""
     if not scan.finished:
         return False
@@ -24,9 +24,10 @@ cdef inline bint _in_time(object scan, double end):
     return e is not None and e <= end + 1.0
 
 
-cdef bint _plain(object attempt, object slow, object filtered):
+cdef bint _plain(Attempt attempt, object slow, object filtered):
     """``diagnose.plain``."""
-    d = attempt.delivery
+    cdef Delivery d = attempt.delivery
+    cdef Scan scan
     if d.status != u"sent" or (<tuple>d.delays)[3] >= slow:
         return False
     if d.agent not in filtered:
@@ -38,23 +39,27 @@ cdef bint _plain(object attempt, object slow, object filtered):
     return False
 
 
-cdef object _upper(object attempt, double late, double skew):
+cdef object _upper(Attempt attempt, double late, double skew):
     """``Joiner._upper``."""
+    cdef Attempt later
+    cdef Delivery d
     upper = attempt.end + late
-    cdef list attempts = attempt.message.attempts
+    cdef list attempts = (<Message?>attempt.message).attempts
     if len(attempts) > 1:
-        to = attempt.delivery.to
+        to = (<Delivery?>attempt.delivery).to
         number = attempt.number
         for later in attempts:
-            if later.delivery.to == to and later.number > number:
+            d = later.delivery
+            if d.to == to and later.number > number:
                 return min(upper, later.start - skew)
     return upper
 
 
-cdef list _by_mid(object join, object attempt, object a, object b):
+cdef list _by_mid(Joiner join, Attempt attempt, object a, object b):
     """``Joiner._scans_by_mid``."""
+    cdef Scan s, running
     cdef list found = []
-    mid = attempt.message.mid
+    mid = (<Message?>attempt.message).mid
     if not mid:
         return found
     scans = (<dict>join.by_mid).get(mid)
@@ -68,8 +73,9 @@ cdef list _by_mid(object join, object attempt, object a, object b):
     return found
 
 
-cdef object _associate(tuple ft, object join, object attempt, double skew, double late):
+cdef object _associate(tuple ft, Joiner join, Attempt attempt, double skew, double late):
     """``Joiner._associate``: the attempt, its ``plain`` set when it is plain."""
+    cdef Scan scan
     a = attempt.start - skew
     b = _upper(attempt, late, skew)
     cdef list scans = _by_mid(join, attempt, a, b)
@@ -81,9 +87,9 @@ cdef object _associate(tuple ft, object join, object attempt, double skew, doubl
             scan.attempt = attempt
     wrappers = join.wrappers
     if wrappers:
-        found = (<dict>wrappers).get(attempt.message.key[1])
+        found = (<dict>wrappers).get((<Message?>attempt.message).key[1])
         if found:
-            to = attempt.delivery.to
+            to = (<Delivery?>attempt.delivery).to
             attempt.wrappers = [w for w in found if w.to == to]
     test = join.plain
     if test is not None:
@@ -103,7 +109,8 @@ cdef inline void _bump(object counter, object key):
     d[key] = 1 if n is None else n + 1
 
 
-cdef void _count_plain(tuple ft, object attempt, object scanned):
+cdef void _count_plain(tuple ft, Attempt attempt, object scanned):
+    cdef Scan scan
     """``Counts.plain`` and ``Counts._bucket``."""
     count = ft[2]
     count.attempts += 1
@@ -121,7 +128,7 @@ cdef void _count_plain(tuple ft, object attempt, object scanned):
     cdef list bl = buckets.get(key)
     if bl is None:
         bl = buckets[key] = [0.0] * 12
-    cdef tuple delays = attempt.delivery.delays
+    cdef tuple delays = (<Delivery?>attempt.delivery).delays
     cdef double a = delays[0], q = delays[1], c = delays[2], d = delays[3]
     cdef double b5 = bl[5], b6 = bl[6], b7 = bl[7], b8 = bl[8], duration
     bl[0] = <double>bl[0] + 1
@@ -144,11 +151,13 @@ cdef void _count_plain(tuple ft, object attempt, object scanned):
 from spamdrill.logs.diagnose import _outer_modes
 
 
-cdef object _quiet(tuple ft, object attempt):
+cdef object _quiet(tuple ft, Attempt attempt):
     """``diagnose.quiet`` for an attempt ``plain`` took: its ``scanned`` when its wrapper
     lines said all was well and its text names no mode (``_scanned``'s answer for a plain
     attempt: not filtered, too large to scan, or scanned in time); None: diagnose it."""
-    d = attempt.delivery
+    cdef Delivery d = attempt.delivery
+    cdef WrapperEvent w
+    cdef Scan scan
     if d.dsn == u"5.1.1" or _outer_modes(d.text):
         return None
     cdef str mda
@@ -158,7 +167,7 @@ cdef object _quiet(tuple ft, object attempt):
             return None
     if d.agent not in ft[5]:
         return ft[11]
-    size = attempt.message.size
+    size = (<Message?>attempt.message).size
     if size is not None and size >= ft[12]:
         return ft[13]
     cdef double end = attempt.end
@@ -168,8 +177,9 @@ cdef object _quiet(tuple ft, object attempt):
     return None
 
 
-cdef void _release(tuple ft, object attempt):
+cdef void _release(tuple ft, Attempt attempt):
     """``Attempt.release``."""
+    cdef Message msg
     attempt.scans = attempt.warnings = attempt.wrappers = attempt.maildrop = \
         attempt.spamc = ()
     attempt.spamd = ft[8]
@@ -201,7 +211,7 @@ cdef void _drop_before(object tindex, object ts):
     tindex.lo = lo
 
 
-cdef void _forget(object join, object scan):
+cdef void _forget(Joiner join, Scan scan):
     """``Joiner._forget``."""
     cdef dict index
     cdef list scans
@@ -214,20 +224,21 @@ cdef void _forget(object join, object scan):
                 del index[name]
 
 
-cdef void _trim(object join):
+cdef void _trim(Joiner join):
     """``Joiner._trim``."""
+    cdef Scan scan
     now = join.now
     settings = join.s
     oldest = now - settings.horizon
     kept = join.kept
     max_scans = settings.max_scans
-    while kept and ((<object>kept[0]).start < oldest or len(kept) > max_scans):
+    while kept and ((<Scan?>kept[0]).start < oldest or len(kept) > max_scans):
         _forget(join, kept.popleft())
     idle = now - settings.idle
     messages = join.messages
     while messages:  # least recently seen first
         key = next(iter(messages))
-        if (<object>messages[key]).last >= idle:
+        if (<Message?>messages[key]).last >= idle:
             break
         del messages[key]
         join.evicted += 1
@@ -256,8 +267,9 @@ cdef void _trim(object join):
             (<dict>wrappers).pop((<tuple>order.popleft())[1], None)
 
 
-cdef void _tick(tuple ft, object join, object ts):
+cdef void _tick(tuple ft, Joiner join, object ts):
     """``Analysis._tick``."""
+    cdef Attempt attempt
     if ts > join.now:
         join.now = ts
     join.dirty = False
@@ -266,7 +278,7 @@ cdef void _tick(tuple ft, object join, object ts):
     settings = join.s
     cdef double late = settings.late_window, skew = settings.skew
     cdef list ready = join.ready
-    while pending and (<object>pending[0]).end + late < now:
+    while pending and (<Attempt?>pending[0]).end + late < now:
         ready.append(_associate(ft, join, pending.popleft(), skew, late))
     if now >= join.next_trim:
         if type(join)._trim is _PY_TRIM:
@@ -279,7 +291,8 @@ cdef void _tick(tuple ft, object join, object ts):
         for attempt in ready:
             if attempt.plain:
                 if not attempt.wrappers:
-                    scanned = ft[9] if attempt.delivery.agent in ft[5] else ft[11]
+                    scanned = ft[9] if (<Delivery?>attempt.delivery).agent in ft[5] \
+                        else ft[11]
                 else:
                     scanned = _quiet(ft, attempt)
                 if scanned is not None:
@@ -295,7 +308,7 @@ cdef void _tick(tuple ft, object join, object ts):
 
 
 cdef inline void _after(object after, object took, object ts, Py_ssize_t src,
-                        Py_ssize_t no, str line, object join):
+                        Py_ssize_t no, str line, Joiner join):
     """A reader's ``after(took, ...)``: the clock moved here when ``after`` is the
     analysis's and the join took the line."""
     ft = join.fast_tick

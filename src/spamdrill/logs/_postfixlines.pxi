@@ -104,7 +104,7 @@ cdef bint _delivery_at(str s, Py_ssize_t p, Py_ssize_t n, Py_ssize_t* at):
     return True
 
 
-cdef object _delivery_line(tuple spec, object join, str name, tuple key, object ts,
+cdef object _delivery_line(tuple spec, Joiner join, str name, tuple key, object ts,
                            str pid, str line, Py_ssize_t p, Py_ssize_t src, Py_ssize_t no):
     """``postfix._delivery`` and ``Joiner.delivery``, their twins: True, or the Skip of a
     line cut short."""
@@ -121,13 +121,14 @@ cdef object _delivery_line(tuple spec, object join, str name, tuple key, object 
          _float(line[at[12]:at[13]]), d),
         line[at[16]:at[17]], line[at[18]:at[19]], line[at[20]:at[21]],
         _line(src, no, line)))
-    msg = _message(join, key, ts)
+    cdef Message msg = _message(join, key, ts)
     cdef list attempts = msg.attempts
     cdef Py_ssize_t number = 1
+    cdef Attempt a
     for a in attempts:
-        if a.delivery.to == to:
+        if (<Delivery?>a.delivery).to == to:
             number += 1
-    attempt = _new_attempt(kinds[3], msg, ev, ts - d, ts, number)
+    cdef Attempt attempt = _new_attempt(kinds[3], msg, ev, ts - d, ts, number)
     warnings = join.warnings
     if warnings:
         attempt.warnings = warnings.pop((key[0], name, pid), ())

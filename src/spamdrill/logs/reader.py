@@ -21,7 +21,7 @@ import os
 import sys
 import time
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import tzinfo
 from pathlib import Path
@@ -104,11 +104,13 @@ def open_binary(path: str) -> io.BufferedIOBase:
 Block = tuple[list[str], bool]  # lines, and whether any holds a NUL byte
 
 
-def blocks(fh: io.BufferedIOBase) -> Iterator[Block]:
+def blocks(fh: io.BufferedIOBase,
+           split: Callable[[str], list[str]] | None = None) -> Iterator[Block]:
     """The lines of a file, a block at a time, without their ends: UTF-8 with bad bytes
     replaced, and ``\\r\\n`` or a lone ``\\r`` ending a line as Python's text files read them
     (``io.IncrementalNewlineDecoder``). ``read1``: what a read gets before an error (a
-    truncated ``.gz``) is kept, as a text stream keeps it."""
+    truncated ``.gz``) is kept, as a text stream keeps it. ``split``: what gives a block's
+    text split at each ``\\n`` (the compiled loop's ``split_lines``), else ``str.split``."""
     decoder = io.IncrementalNewlineDecoder(codecs.getincrementaldecoder("utf-8")("replace"),
                                            translate=True)
     carry = ""
@@ -117,7 +119,7 @@ def blocks(fh: io.BufferedIOBase) -> Iterator[Block]:
         text = decoder.decode(data, final=not data)
         if text:
             text = carry + text if carry else text
-            lines = text.split("\n")
+            lines = split(text) if split is not None else text.split("\n")
             carry = lines.pop()
             if lines:
                 yield lines, "\x00" in text
@@ -189,7 +191,7 @@ class Reader:
     def _lines(self, inp: Input) -> tuple[list[str], Iterator[Block], io.BufferedIOBase]:
         """The first lines (for sniffing), and every block of lines from the first on."""
         fh = open_binary(inp.path)
-        read = blocks(fh)
+        read = blocks(fh, _splitter())
         first: list[Block] = []
         try:
             while sum(len(b[0]) for b in first) < SNIFF_LINES:
@@ -345,6 +347,14 @@ def compiled() -> Any:
     except ImportError:
         return None
     return None if _stale(_fastloop.__file__) else _fastloop.fast
+
+
+def _splitter() -> Callable[[str], list[str]] | None:
+    """The compiled loop's ``split_lines`` when the loop is there, else None."""
+    if compiled() is None:
+        return None
+    from spamdrill.logs import _fastloop
+    return cast(Callable[[str], list[str]], _fastloop.split_lines)
 
 
 def _stale(built: str | None) -> bool:
