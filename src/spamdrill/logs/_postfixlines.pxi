@@ -112,14 +112,14 @@ cdef object _delivery_line(tuple spec, Joiner join, str name, tuple key, object 
     cdef tuple kinds = spec[7]
     if not _delivery_at(line, p, len(line), at):
         return kinds[2]
-    to = line[at[0]:at[1]]
-    d = _float(line[at[14]:at[15]])
+    to = _sub(line, at[0], at[1])
+    d = _float(_sub(line, at[14], at[15]))
     ev = _new_delivery(kinds[0], (
-        key, ts, name, pid, to, line[at[2]:at[3]] if at[2] >= 0 else u"",
-        line[at[4]:at[5]], _float(line[at[6]:at[7]]),
-        (_float(line[at[8]:at[9]]), _float(line[at[10]:at[11]]),
-         _float(line[at[12]:at[13]]), d),
-        line[at[16]:at[17]], line[at[18]:at[19]], line[at[20]:at[21]],
+        key, ts, name, pid, to, _sub(line, at[2], at[3]) if at[2] >= 0 else u"",
+        _sub(line, at[4], at[5]), _float(_sub(line, at[6], at[7])),
+        (_float(_sub(line, at[8], at[9])), _float(_sub(line, at[10], at[11])),
+         _float(_sub(line, at[12], at[13])), d),
+        _sub(line, at[16], at[17]), _sub(line, at[18], at[19]), _sub(line, at[20], at[21]),
         _line(src, no, line)))
     cdef Message msg = _message(join, key, ts)
     cdef list attempts = msg.attempts
@@ -149,5 +149,5 @@ def delivery_fields(str body):
     cdef int g
     if not _delivery_at(body, 0, len(body), at):
         return None
-    return tuple([body[at[2 * g]:at[2 * g + 1]] if at[2 * g] >= 0 else None
+    return tuple([_sub(body, at[2 * g], at[2 * g + 1]) if at[2 * g] >= 0 else None
                   for g in range(11)])

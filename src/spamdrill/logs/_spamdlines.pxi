@@ -156,13 +156,13 @@ def scan_fields(str kind, str msg):
         p = 7 + (19 if _starts(msg, u"processing message ", 7) else 17)
         if not _processing_at(msg, p, n, at):
             return None
-        return msg[at[0]:at[1]], msg[at[2]:at[3]]
+        return _sub(msg, at[0], at[1]), _sub(msg, at[2], at[3])
     if kind == u"verdict":
         p = 7 + (16 if _starts(msg, u"identified spam ", 7) else 14)
         if not _verdict_at(msg, p, n, at):
             return None
-        return msg[at[0]:at[1]], msg[at[2]:at[3]], msg[at[4]:at[5]]
+        return _sub(msg, at[0], at[1]), _sub(msg, at[2], at[3]), _sub(msg, at[4], at[5])
     if not _result_at(msg, 15, n, at):
         return None
-    return (msg[at[0]], msg[at[1]:at[2]], msg[at[3]:at[4]], msg[at[5]:at[6]],
-            msg[at[7]:at[8]], msg[at[9]:at[10]])
+    return (msg[at[0]], _sub(msg, at[1], at[2]), _sub(msg, at[3], at[4]),
+            _sub(msg, at[5], at[6]), _sub(msg, at[7], at[8]), _sub(msg, at[9], at[10]))
