@@ -602,3 +602,45 @@ def test_a_record_class_of_another_layout_turns_the_compiled_loop_off() -> None:
     assert done.returncode == 0, done.stderr
     assert "refused: the compiled loop's Scan is not the class's layout" in done.stdout
     assert "loop: None" in done.stdout
+
+
+def _number(text: str, integer: bool) -> tuple[str, object]:
+    try:
+        value: object = int(text) if integer else float(text)
+    except ValueError as exc:
+        return "error", str(exc)
+    return type(value).__name__, repr(value)
+
+
+@settings(max_examples=2000, deadline=None)
+@given(text=st.text(alphabet=st.sampled_from(list("0123456789") * 4 + [
+    ".", "-", "+", "e", "_", " ", "\u0661", "\u00e9", "x"]), min_size=1, max_size=24),
+    pad=st.integers(0, 3), integer=st.booleans())
+def test_the_loop_reads_numbers_as_int_and_float_do(text: str, pad: int,
+                                                    integer: bool) -> None:
+    """The loop reads a delivery's delays, a scan's seconds and sizes by hand (digits, a
+    point, digits: the integer divided by a power of ten, one rounding): the same value
+    as ``float``/``int`` on the slice, or the same error."""
+    from spamdrill.logs._fastloop import number_at
+
+    line = "x" * pad + text + "y" * pad
+    try:
+        ours: tuple[str, object] = _number_of(number_at(line, pad, pad + len(text), integer))
+    except ValueError as exc:
+        ours = "error", str(exc)
+    assert ours == _number(text, integer)
+
+
+def _number_of(value: object) -> tuple[str, object]:
+    return type(value).__name__, repr(value)
+
+
+@pytest.mark.parametrize("text", ["0", "0.0", "0.2", "0.1", "1.5", "123456789012345",
+                                  "12345678901234.5", "0.000000000000001", "9007199254740993",
+                                  "1234567890123456", "00012.340", "3.14159265358979",
+                                  "95142426273599.37"])  # 16 digits: the fast path's
+                                  # integer and division would round twice (...99.36)
+def test_the_loop_reads_these_numbers_as_float_does(text: str) -> None:
+    from spamdrill.logs._fastloop import number_at
+
+    assert repr(number_at(text, 0, len(text), False)) == repr(float(text))

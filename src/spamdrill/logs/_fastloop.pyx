@@ -174,6 +174,58 @@ cdef inline str _tail(str s, Py_ssize_t a):
     return _sub(s, a, PY_SSIZE_T_MAX)
 
 
+cdef double _TEN[16]
+for _c in range(16):
+    _TEN[_c] = 10.0 ** _c  # exact: every power of ten to 10**22 is a double
+
+
+cdef object _float_at(str s, Py_ssize_t a, Py_ssize_t b):
+    """``float(s[a:b])``. Digits, a point and digits (15 digits at most, one byte each)
+    are read here: the digits as an integer below 2**53, divided by a power of ten, both
+    exact, so the one rounding is the division's, as ``strtod``'s own fast path has it
+    (the same double). Anything else (a sign, an exponent, more digits) by ``float``."""
+    cdef const unsigned char* d
+    cdef long long m = 0
+    cdef Py_ssize_t k, point = -1, digits = 0
+    if PyUnicode_KIND(s) == PyUnicode_1BYTE_KIND and 0 <= a < b <= len(s):
+        d = <const unsigned char*>PyUnicode_DATA(s)
+        for k in range(a, b):
+            if 48 <= d[k] <= 57:
+                digits += 1
+                if digits > 15:
+                    break
+                m = m * 10 + (d[k] - 48)
+            elif d[k] == 46 and point < 0 and k > a and k + 1 < b:
+                point = k
+            else:
+                digits = 99
+                break
+        if digits <= 15:
+            return <double>m / _TEN[b - point - 1] if point >= 0 else <double>m
+    return _float(_sub(s, a, b))
+
+
+cdef object _int_at(str s, Py_ssize_t a, Py_ssize_t b):
+    """``int(s[a:b])``: up to 18 digits of one byte each read here, anything else by
+    ``int``."""
+    cdef const unsigned char* d
+    cdef long long m = 0
+    cdef Py_ssize_t k
+    if PyUnicode_KIND(s) == PyUnicode_1BYTE_KIND and 0 <= a < b <= len(s) and b - a <= 18:
+        d = <const unsigned char*>PyUnicode_DATA(s)
+        for k in range(a, b):
+            if not 48 <= d[k] <= 57:
+                return int(_sub(s, a, b))
+            m = m * 10 + (d[k] - 48)
+        return m
+    return int(_sub(s, a, b))
+
+
+def number_at(str s not None, Py_ssize_t a, Py_ssize_t b, bint integer):
+    """``int(s[a:b])`` or ``float(s[a:b])`` as the loop reads them (for the tests)."""
+    return _int_at(s, a, b) if integer else _float_at(s, a, b)
+
+
 cdef inline bint _starts(str s, str prefix, Py_ssize_t pos):
     """``s.startswith(prefix, pos)``: for two strings of one byte per character (most
     lines, every prefix here), their bytes compared in place, without the method's
@@ -427,7 +479,7 @@ cdef object _queued(Joiner join, tuple key, object ts, str line, Py_ssize_t p):
             or d + 8 >= n or not line[d + 8].isdecimal():
         return None
     cdef Message msg = _message(join, key, ts)
-    msg.sender, msg.size = _sub(line, p + 6, e), int(_sub(line, k, d))
+    msg.sender, msg.size = _sub(line, p + 6, e), _int_at(line, k, d)
     return True
 
 
@@ -664,7 +716,7 @@ cdef object _scan_step(tuple fast, Joiner join, object ts, str host, str pid, st
             return truncated
         scan = _scan_line(join, 0, host, pid, ts, _line(src, no, line), scan_class)
         if scan is not None:
-            seconds, size = _float(_sub(line, at[2], at[3])), int(_sub(line, at[4], at[5]))
+            seconds, size = _float_at(line, at[2], at[3]), _int_at(line, at[4], at[5])
             user = _sub(line, at[0], at[1])
             scan.seconds, scan.size, scan.spam, scan.end = seconds, size, spam, ts
             scan.user = scan.user or user
@@ -678,7 +730,7 @@ cdef object _scan_step(tuple fast, Joiner join, object ts, str host, str pid, st
     scan = _scan_line(join, 0, host, pid, ts, _line(src, no, line), scan_class)
     if scan is None:
         return True
-    scan.seconds, scan.size = _float(_sub(line, at[3], at[4])), int(_sub(line, at[5], at[6]))
+    scan.seconds, scan.size = _float_at(line, at[3], at[4]), _int_at(line, at[5], at[6])
     scan.spam, scan.end = line[at[0]] == u"Y", ts
     scan.user = scan.user or _sub(line, at[7], at[8])
     scan.finished = True

@@ -113,12 +113,12 @@ cdef object _delivery_line(tuple spec, Joiner join, str name, tuple key, object 
     if not _delivery_at(line, p, len(line), at):
         return kinds[2]
     to = _sub(line, at[0], at[1])
-    d = _float(_sub(line, at[14], at[15]))
+    d = _float_at(line, at[14], at[15])
     ev = _new_delivery(kinds[0], (
         key, ts, name, pid, to, _sub(line, at[2], at[3]) if at[2] >= 0 else u"",
-        _sub(line, at[4], at[5]), _float(_sub(line, at[6], at[7])),
-        (_float(_sub(line, at[8], at[9])), _float(_sub(line, at[10], at[11])),
-         _float(_sub(line, at[12], at[13])), d),
+        _sub(line, at[4], at[5]), _float_at(line, at[6], at[7]),
+        (_float_at(line, at[8], at[9]), _float_at(line, at[10], at[11]),
+         _float_at(line, at[12], at[13]), d),
         _sub(line, at[16], at[17]), _sub(line, at[18], at[19]), _sub(line, at[20], at[21]),
         _line(src, no, line)))
     cdef Message msg = _message(join, key, ts)
