@@ -168,15 +168,19 @@ class Episodes:
         """Scans that started before the first failure and were still running at it, or
         ran long just before it (not already named by the episode before)."""
         first = ep.first_failure
+        suspects, blamed, slow, gap = ep.suspects, self.blamed, self.slow_scan, self.gap
+        # the first probes of an episode look at every scan of the last minutes: ran_long
+        # inline (its duration is end - start), no call per scan
         for scan in self.lookup(ts - self.lookback, first):
-            if id(scan) in ep.suspects or id(scan) in self.blamed:
+            key = id(scan)
+            if key in suspects or key in blamed:
                 continue
             end = scan.end if scan.end is not None else scan.last
-            running = first - scan.start if end >= first - 1.0 else 0.0
-            if running >= 1.0 or (ran_long(scan, self.slow_scan)
-                                  and end >= first - self.gap):
-                ep.suspects[id(scan)] = Suspect(scan, running, sum(
-                    1 for t in ep.early if t >= scan.start))
+            start = scan.start
+            running = first - start if end >= first - 1.0 else 0.0
+            if running >= 1.0 or ((scan.time_limit or end - start >= slow)
+                                  and end >= first - gap):
+                suspects[key] = Suspect(scan, running, sum(1 for t in ep.early if t >= start))
 
     def _close(self) -> None:
         ep, self.current = self.current, None

@@ -95,7 +95,9 @@ class MaildropEvent:
     host: str
     ts: float
     line: Line
-    words: tuple[str, ...] = ()  # the line's words: sender, recipient, user, ... as logged
+    # the line's words (sender, recipient, user, ...), lowercased once: an incident's
+    # attempts ask each line for their users again and again (``join._mentions``)
+    words: tuple[str, ...] = ()
     path: str = ""
     size: int | None = None
 

@@ -143,7 +143,7 @@ def _mentions(ev: MaildropEvent, users: tuple[str, ...]) -> bool:
     if ev.kind in ("file", "error"):
         path = ev.path.lower()
         return any(f"/{u}/" in path for u in users)
-    said = [w.lower() for w in ev.words]
+    said = ev.words  # lowercased when the line was parsed
     return any(u in said for u in users)
 
 

@@ -59,7 +59,8 @@ def filter_event(host: str, ts: float, msg: str, src: int, no: int,
         if said.startswith(prefix):
             kind, said = name, said[len(prefix):].lstrip(": ")
             break
-    return MaildropEvent(kind, host, ts, line(src, no, text), words(said))
+    return MaildropEvent(kind, host, ts, line(src, no, text),
+                         tuple(w.lower() for w in words(said)))
 
 
 def maildrop_reader(join: Joiner, after: After) -> Read:
