@@ -25,7 +25,7 @@ from hypothesis import strategies as st
 
 from spamdrill.logs import postfix, reader, spamd
 from spamdrill.logs.formats import Entry, zone
-from spamdrill.logs.join import Scan
+from spamdrill.logs.join import Joiner, Scan
 from spamdrill.logs.reader import Filters, Reader
 from spamdrill.logs.run import analyze
 from spamdrill.logs.summary import Analysis, Options
@@ -644,3 +644,88 @@ def test_the_loop_reads_these_numbers_as_float_does(text: str) -> None:
     from spamdrill.logs._fastloop import number_at
 
     assert repr(number_at(text, 0, len(text), False)) == repr(float(text))
+
+
+class _AlwaysDirty(Joiner):
+    """A join whose ``dirty`` is a property (as tests/test_logs_reading.py's is): its
+    slot is never read, and never set when the join is made as this class."""
+
+    __slots__ = ()
+
+    @property  # type: ignore[override]
+    def dirty(self) -> bool:
+        return True
+
+    @dirty.setter
+    def dirty(self, value: bool) -> None:
+        pass
+
+
+def _ticks(path: Path, pure: bool) -> tuple[int, str]:
+    with _pure(pure):
+        analysis = Analysis(Options(tz=UTC))
+        analysis.joiner.__class__ = _AlwaysDirty
+        analysis.joiner.fast_tick = None  # every tick through Analysis._tick, counted
+        calls: list[float] = []
+        tick = analysis._tick
+
+        def counted(ts: float) -> None:
+            calls.append(ts)
+            tick(ts)
+
+        analysis._tick = counted  # type: ignore[method-assign]
+        Reader([str(path)], Filters(year=2026, tz=UTC)).run(analysis)
+        return len(calls), json.dumps(analysis.document(), sort_keys=True, default=str)
+
+
+def test_a_join_that_redefines_a_slot_is_read_by_its_readers() -> None:
+    """The loop reads the join at its slots' offsets: a subclass that makes a slot a
+    property would be read past it (its clock asked less often; a join made as that class
+    has the slot unset). Its lines go to the readers' Python steps instead."""
+    pure, compiled = _ticks(DATA / "mail.log", True), _ticks(DATA / "mail.log", False)
+    assert compiled == pure and pure[0] > 300
+    code = ("import sys\n"
+            "sys.path.insert(0, sys.argv[1])\n"
+            "from test_logs_compiled import _AlwaysDirty, DATA, UTC\n"
+            "from spamdrill.logs.reader import Filters, Reader\n"
+            "from spamdrill.logs.summary import Analysis, Options\n"
+            "analysis = Analysis(Options(tz=UTC))\n"
+            "analysis.joiner = _AlwaysDirty(analysis.o.settings)\n"
+            "Reader([str(DATA / 'mail.log')], Filters(year=2026, tz=UTC)).run(analysis)\n"
+            "print('read', analysis.count.attempts)\n")
+    import subprocess
+
+    done = subprocess.run([sys.executable, "-c", code, str(Path(__file__).parent)],
+                          capture_output=True, text=True, check=False,
+                          env={**os.environ, reader.PURE_ENV: ""})
+    assert done.returncode == 0, done.stderr[-600:]
+    assert done.stdout.startswith("read ")
+
+
+def test_a_message_that_redefines_a_slot_is_refused_not_misread() -> None:
+    """A join's own ``message`` may make another class; one that redefines a slot of
+    ``Message`` cannot be read at the slots' offsets: the loop says so, where it would
+    otherwise read past the property."""
+    from spamdrill.logs.join import Message
+
+    class Sized(Message):
+        __slots__ = ()
+
+        @property  # type: ignore[override]
+        def size(self) -> int:
+            return 1
+
+        @size.setter
+        def size(self, value: int | None) -> None:
+            pass
+
+    class Own(Joiner):
+        __slots__ = ()
+
+        def message(self, key: tuple[str, str], ts: float) -> Message:
+            return self.messages.setdefault(key, Sized(key, ts))
+
+    analysis = Analysis(Options(tz=UTC))
+    analysis.joiner.__class__ = Own
+    with _pure(False), pytest.raises(TypeError, match="Sized redefines a slot of Message"):
+        Reader([str(DATA / "mail.log")], Filters(year=2026, tz=UTC)).run(analysis)

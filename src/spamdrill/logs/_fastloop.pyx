@@ -58,7 +58,7 @@ What it saves, each step the Python one's twin:
   structures they are (``_slots.pxi``, checked against the classes at import), not
   through ``getattr``'s generic path; the tuples made per line that hold only strings and
   numbers (a queue file's key, a spamd child's, a line kept as evidence) are left out of
-  the cyclic collector, as its first look would leave them;
+  the cyclic collector: they cannot be part of a cycle;
 - a block's text is split into lines by ``memchr`` (``split_lines``, ``str.split``'s
   result), not by a test of each character.
 
@@ -104,9 +104,10 @@ cdef extern from *:
         PyTuple_SET_ITEM(o, 0, a);
         PyTuple_SET_ITEM(o, 1, b);
         PyTuple_SET_ITEM(o, 2, text);
-        /* two numbers and a string cannot make a cycle: not the collector's (as it
-           would find at its first look, _PyTuple_MaybeUntrack), so it neither counts
-           towards a collection nor is unlinked from the collector's list when freed */
+        /* two numbers and a string (a Line has no __dict__) cannot make a cycle: not
+           the collector's, so it neither counts towards a collection nor is unlinked
+           from the collector's list when freed (the collector itself untracks only
+           exact tuples, _PyTuple_MaybeUntrack, never a subtype's) */
         PyObject_GC_UnTrack(o);
         return o;
     }
@@ -123,9 +124,10 @@ cdef extern from "Python.h":
 
 cdef inline tuple _atomic(tuple t):
     """``t``, a tuple of strings and numbers only, left out of the cyclic collector (as
-    its first look at it would leave it, ``_PyTuple_MaybeUntrack``): one the loop makes
-    per line (a queue file's key, a spamd child's) then neither brings the next
-    collection nearer nor is unlinked from the collector's list when it goes."""
+    its first look at it would leave it, ``_PyTuple_MaybeUntrack``: such a tuple cannot be
+    part of a cycle): one the loop makes per line (a queue file's key, a spamd child's)
+    then neither brings the next collection nearer nor is unlinked from the collector's
+    list when it goes."""
     PyObject_GC_UnTrack(t)
     return t
 
@@ -343,6 +345,24 @@ cdef object _stamp(object clock, dict cache, str stamp):
     return ts
 
 
+cdef bint _inline_ok(tuple spec):
+    """Whether the loop may read a reader's lines itself: its join a ``Joiner`` and the
+    records it makes of the classes ``_slots.pxi`` declares, read at their slots' offsets
+    (``_layout_ok``); any other join (a subclass that makes ``dirty`` a property, say)
+    is read by its reader's own Python steps."""
+    kind = spec[0]
+    if not _layout_ok(type(spec[2] if kind == "postfix" else spec[1]), Joiner):
+        return False
+    if kind == "spamd":
+        return _layout_ok(<type>(<tuple>spec[7])[1], Scan)
+    if kind == "postfix":
+        return _layout_ok(<type>(<tuple>spec[7])[0], Delivery) \
+            and _layout_ok(<type>(<tuple>spec[7])[3], Attempt)
+    if kind == "wrapper":
+        return _layout_ok(<type>spec[3], WrapperEvent)
+    return True
+
+
 cdef tuple _learn(object feed, dict tags, str tag):
     """``Feed.learn``: a new tag's (handler, pid, inline), or None (no ``: `` at its end)."""
     cdef Py_ssize_t n = len(tag), j
@@ -362,9 +382,18 @@ cdef tuple _learn(object feed, dict tags, str tag):
     if handle is _UNSEEN:
         handle = feed.sink.handler(prog)
         handlers[prog] = handle
+    # what the loop reads of this program's lines itself, asked once per program (as its
+    # reader is found): none when its join or records would be misread (_inline_ok)
+    cdef dict inlines = feed.inlines
+    inline = inlines.get(prog, _UNSEEN)
+    if inline is _UNSEEN:
+        inline = getattr(handle, "inline", None)
+        if inline is not None and not _inline_ok(<tuple>inline):
+            inline = None  # the reader itself reads this program's lines
+        inlines[prog] = inline
     if len(tags) > 50_000:
         tags.clear()
-    info = (handle, pid, getattr(handle, "inline", None))
+    info = (handle, pid, inline)
     tags[tag] = info
     return info
 
@@ -415,6 +444,15 @@ cdef _postfix(tuple spec, object handle, object ts, str host, str pid, str line,
 cdef object _JOIN_MESSAGE = _Joiner.message  # a join whose message is another: its own
 
 
+cdef Message _own_message(Joiner join, tuple key, object ts):
+    """A join's own ``message``: its record, unless of a class the loop would misread."""
+    found = join.message(key, ts)
+    if not _layout_ok(type(found), Message):
+        raise TypeError(f"{type(found).__name__} redefines a slot of Message: the "
+                        "compiled loop cannot read it (SPAMDRILL_PURE=1)")
+    return found
+
+
 cdef Message _message(Joiner join, tuple key, object ts):
     """``Joiner.message``: a queue file seen before, now its latest line, or a new one."""
     cdef Message msg
@@ -423,7 +461,7 @@ cdef Message _message(Joiner join, tuple key, object ts):
     msg = (<dict>messages).get(key)
     if msg is None:
         if type(join).message is not _JOIN_MESSAGE:
-            return join.message(key, ts)
+            return _own_message(join, key, ts)
         msg = _new_message(key, ts)
         messages[key] = msg
         (<set>join.hosts).add(key[0])

@@ -26,7 +26,7 @@ cdef inline bint _in_time(Scan scan, double end):
 
 cdef bint _plain(Attempt attempt, object slow, object filtered):
     """``diagnose.plain``."""
-    cdef Delivery d = attempt.delivery
+    cdef Delivery d = <Delivery?>attempt.delivery
     cdef Scan scan
     if d.status != u"sent" or (<tuple>d.delays)[3] >= slow:
         return False
@@ -49,7 +49,7 @@ cdef object _upper(Attempt attempt, double late, double skew):
         to = (<Delivery?>attempt.delivery).to
         number = attempt.number
         for later in attempts:
-            d = later.delivery
+            d = <Delivery?>later.delivery
             if d.to == to and later.number > number:
                 return min(upper, later.start - skew)
     return upper
@@ -110,8 +110,8 @@ cdef inline void _bump(object counter, object key):
 
 
 cdef void _count_plain(tuple ft, Attempt attempt, object scanned):
-    cdef Scan scan
     """``Counts.plain`` and ``Counts._bucket``."""
+    cdef Scan scan
     count = ft[2]
     count.attempts += 1
     _bump(count.fates, u"delivered")
@@ -155,7 +155,7 @@ cdef object _quiet(tuple ft, Attempt attempt):
     """``diagnose.quiet`` for an attempt ``plain`` took: its ``scanned`` when its wrapper
     lines said all was well and its text names no mode (``_scanned``'s answer for a plain
     attempt: not filtered, too large to scan, or scanned in time); None: diagnose it."""
-    cdef Delivery d = attempt.delivery
+    cdef Delivery d = <Delivery?>attempt.delivery
     cdef WrapperEvent w
     cdef Scan scan
     if d.dsn == u"5.1.1" or _outer_modes(d.text):
@@ -183,7 +183,7 @@ cdef void _release(tuple ft, Attempt attempt):
     attempt.scans = attempt.warnings = attempt.wrappers = attempt.maildrop = \
         attempt.spamc = ()
     attempt.spamd = ft[8]
-    msg = attempt.message
+    msg = <Message?>attempt.message
     if msg.removed is not None:
         attempts = <list>msg.attempts
         if attempt in attempts:

@@ -8,9 +8,13 @@
 #
 # The structures below are checked against the classes at import, slot by slot and size for
 # size: if a class gains, loses or renames a slot, or takes a ``__dict__``, the import fails
-# with ImportError and ``reader.compiled()`` answers None (the pure loop reads instead), so
-# a mismatch can cost speed, never a wrong read. Attributes declared nowhere here (the
-# classes' methods and properties) are looked up as before. Included by _fastloop.pyx.
+# with ImportError and ``reader.compiled()`` answers None (the pure loop reads instead). A
+# subclass keeps its base's slots where they are, but may redefine one (a property named
+# ``dirty``): the loop reads a program's lines itself only when its join and the record
+# classes its reader makes redefine none (``_layout_ok``, asked once per class), and any
+# other join's lines go to its reader's Python steps. So a mismatch can cost speed, not
+# a wrong read. Attributes declared nowhere here (the classes' methods and properties) are
+# looked up as before. Included by _fastloop.pyx.
 
 cdef extern from *:
     """
@@ -117,3 +121,25 @@ cdef void _check_layouts() except *:
 
 
 _check_layouts()
+
+
+cdef dict _LAYOUT_OK = {}
+
+
+cdef bint _layout_ok(type cls, type base):
+    """Whether ``cls``'s instances may be read at ``base``'s slots' offsets: ``cls`` is
+    ``base``, or a subclass of it in which no class before ``base`` defines one of its
+    slots' names (a property or another descriptor would be bypassed). Asked once per
+    class."""
+    ok = _LAYOUT_OK.get(cls)
+    if ok is None:
+        ok = _LAYOUT_OK[cls] = _redefines_none(cls, base)
+    return ok
+
+
+def _redefines_none(type cls, type base):
+    """``_layout_ok``'s answer, found (apart: a generator's closure would be made on
+    every call of the function that holds it)."""
+    mro = cls.__mro__
+    return base in mro and not any(name in vars(c) for c in mro[:mro.index(base)]
+                                   for name in base.__slots__)

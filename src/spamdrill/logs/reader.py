@@ -396,6 +396,7 @@ class Feed:
         # syslog tag -> handler, pid (the compiled loop keeps a third: the reader's inline)
         self.tags: dict[str, tuple[Read | None, str]] = {}
         self.handlers: dict[str, Read | None] = {}  # program -> handler
+        self.inlines: dict[str, Any] = {}  # program -> what the compiled loop reads itself
         self.loop = compiled()
 
     def block(self, lines: list[str], nul: bool) -> None:
