@@ -22,6 +22,7 @@ import pytest
 from hostile import FIELDS, LINES, field_text
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from test_logs_reading import EveryLine
 
 from spamdrill.logs import postfix, reader, spamd
 from spamdrill.logs.formats import Entry, zone
@@ -646,25 +647,10 @@ def test_the_loop_reads_these_numbers_as_float_does(text: str) -> None:
     assert repr(number_at(text, 0, len(text), False)) == repr(float(text))
 
 
-class _AlwaysDirty(Joiner):
-    """A join whose ``dirty`` is a property (as tests/test_logs_reading.py's is): its
-    slot is never read, and never set when the join is made as this class."""
-
-    __slots__ = ()
-
-    @property  # type: ignore[override]
-    def dirty(self) -> bool:
-        return True
-
-    @dirty.setter
-    def dirty(self, value: bool) -> None:
-        pass
-
-
 def _ticks(path: Path, pure: bool) -> tuple[int, str]:
     with _pure(pure):
         analysis = Analysis(Options(tz=UTC))
-        analysis.joiner.__class__ = _AlwaysDirty
+        analysis.joiner.__class__ = EveryLine
         analysis.joiner.fast_tick = None  # every tick through Analysis._tick, counted
         calls: list[float] = []
         tick = analysis._tick
@@ -680,17 +666,18 @@ def _ticks(path: Path, pure: bool) -> tuple[int, str]:
 
 def test_a_join_that_redefines_a_slot_is_read_by_its_readers() -> None:
     """The loop reads the join at its slots' offsets: a subclass that makes a slot a
-    property would be read past it (its clock asked less often; a join made as that class
-    has the slot unset). Its lines go to the readers' Python steps instead."""
+    property (``EveryLine``'s ``dirty``) would be read past it (its clock asked less
+    often; a join made as that class has the slot unset). Its lines go to the readers'
+    Python steps instead."""
     pure, compiled = _ticks(DATA / "mail.log", True), _ticks(DATA / "mail.log", False)
     assert compiled == pure and pure[0] > 300
     code = ("import sys\n"
             "sys.path.insert(0, sys.argv[1])\n"
-            "from test_logs_compiled import _AlwaysDirty, DATA, UTC\n"
+            "from test_logs_compiled import DATA, UTC, EveryLine\n"
             "from spamdrill.logs.reader import Filters, Reader\n"
             "from spamdrill.logs.summary import Analysis, Options\n"
             "analysis = Analysis(Options(tz=UTC))\n"
-            "analysis.joiner = _AlwaysDirty(analysis.o.settings)\n"
+            "analysis.joiner = EveryLine(analysis.o.settings)\n"
             "Reader([str(DATA / 'mail.log')], Filters(year=2026, tz=UTC)).run(analysis)\n"
             "print('read', analysis.count.attempts)\n")
     import subprocess
