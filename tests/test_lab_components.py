@@ -171,6 +171,7 @@ def test_databases_of_labs_side_by_side_install_without_crashing(tmp_path: Path)
     """Labs started side by side (two runs, a flood's variants) each install MariaDB's
     system tables. Sharing /tmp, concurrent bootstraps crashed (mariadbd signal 11 in
     ha_maria::drop_table: 4 of 14 runs 6 to 8 at once); each now has its own tmpdir."""
+    import shutil
     from concurrent.futures import ThreadPoolExecutor
 
     from conftest import new_run_dir
@@ -178,11 +179,16 @@ def test_databases_of_labs_side_by_side_install_without_crashing(tmp_path: Path)
     from spamdrill.lab.lab import secure_dir
     from spamdrill.lab.layout import Layout
 
-    layouts = [Layout(secure_dir(new_run_dir())) for _ in range(6)]
-    with ThreadPoolExecutor(len(layouts)) as pool:
-        failed = [str(e) for e in pool.map(_install, layouts) if e is not None]
-    assert failed == []
-    assert all(any(layout.db_data.iterdir()) for layout in layouts)
+    runs = [new_run_dir() for _ in range(6)]
+    try:
+        layouts = [Layout(secure_dir(run)) for run in runs]
+        with ThreadPoolExecutor(len(layouts)) as pool:
+            failed = [str(e) for e in pool.map(_install, layouts) if e is not None]
+        assert failed == []
+        assert all(any(layout.db_data.iterdir()) for layout in layouts)
+    finally:  # six MariaDB data directories: not left in /tmp
+        for run in runs:
+            shutil.rmtree(run.parent, ignore_errors=True)
 
 
 def _install(layout: object) -> Exception | None:
