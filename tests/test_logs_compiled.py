@@ -11,6 +11,7 @@ import gzip
 import importlib.util
 import json
 import os
+import subprocess
 import sys
 import tempfile
 from collections.abc import Iterator
@@ -582,6 +583,12 @@ def test_a_file_reads_the_same_split_either_way(tmp_path: Path) -> None:
     assert ours == theirs == lines
 
 
+def _with_the_loop(code: str, *args: str) -> subprocess.CompletedProcess[str]:
+    """``code`` run by a new interpreter, the compiled loop not turned off."""
+    return subprocess.run([sys.executable, "-c", code, *args], capture_output=True,
+                          text=True, check=False, env={**os.environ, reader.PURE_ENV: ""})
+
+
 def test_a_record_class_of_another_layout_turns_the_compiled_loop_off() -> None:
     """The loop reads the join's objects at their slots' offsets, checked at import: a
     class that gains a slot makes the import fail, and the pure loop reads instead."""
@@ -596,10 +603,7 @@ def test_a_record_class_of_another_layout_turns_the_compiled_loop_off() -> None:
         "except ImportError as exc:\n"
         "    print('refused:', exc)\n"
         "print('loop:', reader.compiled())\n")
-    import subprocess
-
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          check=False, env={**os.environ, reader.PURE_ENV: ""})
+    done = _with_the_loop(code)
     assert done.returncode == 0, done.stderr
     assert "refused: the compiled loop's Scan is not the class's layout" in done.stdout
     assert "loop: None" in done.stdout
@@ -680,11 +684,7 @@ def test_a_join_that_redefines_a_slot_is_read_by_its_readers() -> None:
             "analysis.joiner = EveryLine(analysis.o.settings)\n"
             "Reader([str(DATA / 'mail.log')], Filters(year=2026, tz=UTC)).run(analysis)\n"
             "print('read', analysis.count.attempts)\n")
-    import subprocess
-
-    done = subprocess.run([sys.executable, "-c", code, str(Path(__file__).parent)],
-                          capture_output=True, text=True, check=False,
-                          env={**os.environ, reader.PURE_ENV: ""})
+    done = _with_the_loop(code, str(Path(__file__).parent))
     assert done.returncode == 0, done.stderr[-600:]
     assert done.stdout.startswith("read ")
 

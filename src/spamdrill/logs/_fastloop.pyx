@@ -120,6 +120,8 @@ assert issubclass(_Line, tuple) and _Line._fields == ("src", "no", "text")
 
 cdef extern from "Python.h":
     void PyObject_GC_UnTrack(object o)
+    str PyUnicode_Substring(str s, Py_ssize_t start, Py_ssize_t end)
+    const Py_ssize_t PY_SSIZE_T_MAX
 
 
 cdef inline tuple _atomic(tuple t):
@@ -148,11 +150,6 @@ cdef inline bint _space(unsigned int kind, const void* data, Py_ssize_t k):
     if kind == PyUnicode_1BYTE_KIND:
         return _SPACE[(<const unsigned char*>data)[k]]
     return Py_UNICODE_ISSPACE(PyUnicode_READ(kind, data, k))
-
-
-cdef extern from "Python.h":
-    str PyUnicode_Substring(str s, Py_ssize_t start, Py_ssize_t end)
-    const Py_ssize_t PY_SSIZE_T_MAX
 
 
 cdef inline str _sub(str s, Py_ssize_t a, Py_ssize_t b):
@@ -253,16 +250,18 @@ cdef extern from *:
         PyObject* out = PyList_New(0);
         for (;;) {
             const char* q;
+            Py_ssize_t n;
             PyObject* s;
             if (out == NULL)
                 return NULL;
             q = (const char*)memchr(p, '\\n', (size_t)(end - p));
+            n = (q ? q : end) - p;
             if (ascii) {
-                s = PyUnicode_New((q ? q : end) - p, 127);
+                s = PyUnicode_New(n, 127);
                 if (s != NULL)
-                    memcpy(PyUnicode_DATA(s), p, (size_t)((q ? q : end) - p));
+                    memcpy(PyUnicode_DATA(s), p, (size_t)n);
             } else {
-                s = PyUnicode_FromKindAndData(PyUnicode_1BYTE_KIND, p, (q ? q : end) - p);
+                s = PyUnicode_FromKindAndData(PyUnicode_1BYTE_KIND, p, n);
             }
             if (s == NULL || PyList_Append(out, s) < 0) {
                 Py_XDECREF(s);
@@ -531,13 +530,7 @@ cdef _maildrop(tuple spec, object handle, object ts, str host, str pid, str line
         return
     cdef Joiner join = spec[1]
     after, index = spec[2], spec[3]
-    item = _atomic((host, ts, _tail(line, i), src, no, line))
-    times = <list>index.ts
-    if times and ts < times[len(times) - 1]:
-        index.add(ts, item)
-    else:
-        times.append(ts)
-        (<list>index.items).append(item)
+    _time_add(index, ts, _atomic((host, ts, _tail(line, i), src, no, line)))
     if ts > join.now or join.dirty:
         _after(after, True, ts, src, no, line, join)
 
@@ -812,8 +805,8 @@ cdef _spamd(tuple spec, object ts, str host, str pid, str line, Py_ssize_t i,
         if key:
             took = _scan_step(fast, join, ts, host, pid, line, i, src, no, key)
         else:
-            took = (<dict>steps).get(_sub(line, i + 7, i + 11), spec[4])(join, ts, host, pid,
-                                                                 _tail(line, i), src, no, line)
+            step = (<dict>steps).get(_sub(line, i + 7, i + 11), spec[4])
+            took = step(join, ts, host, pid, _tail(line, i), src, no, line)
     elif _starts(line, u"prefork: ", i):
         took = _prefork(fast, join, ts, host, pid, line, i, src, no)
     else:
